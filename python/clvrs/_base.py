@@ -1,0 +1,420 @@
+"""The estimator base class: scikit-learn manners, fitted attributes, summary, persistence."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import os
+import warnings
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from ._input import Columns, coerce_columns
+from .exceptions import (
+    ConvergenceError,
+    ConvergenceWarning,
+    InvalidParameterError,
+    ModelFileError,
+    NotFittedError,
+)
+
+__all__ = ["BaseModel", "load", "FORMAT", "FORMAT_VERSION"]
+
+#: Identifies a clvrs model document.
+FORMAT = "clvrs.model"
+#: Version of the model document layout; files with a larger version are refused.
+FORMAT_VERSION = 1
+
+_REGISTRY: dict[str, type[BaseModel]] = {}
+
+_ON_FAILURE = ("warn", "raise", "ignore")
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class BaseModel:
+    """Common machinery of the clvrs estimators (not used directly).
+
+    Subclasses declare ``_param_names`` and implement ``_fit_core``; everything estimated ends
+    in ``_`` and is set only by :meth:`fit` or :meth:`from_params`.
+    """
+
+    _param_names: ClassVar[tuple[str, ...]] = ()
+    #: Default column name for each data role.
+    _default_columns: ClassVar[dict[str, str | None]] = {}
+    #: Roles every fit/prediction needs.
+    _roles: ClassVar[tuple[str, ...]] = ()
+
+    # Hyperparameters shared by every model (subclasses list them in __init__).
+    penalizer: float
+    n_jobs: int | None
+    max_iter: int
+    tol: float
+    on_failure: str
+    columns: dict[str, str | None] | None
+
+    # Fitted attributes (set by fit / from_params; None where a model built from parameters has
+    # no such estimate).
+    params_: pd.Series
+    covariance_: pd.DataFrame | None
+    standard_errors_: pd.Series | None
+    log_likelihood_: float | None
+    n_observations_: float | None
+    aic_: float | None
+    bic_: float | None
+    converged_: bool | None
+    n_iter_: int
+    fit_info_: dict[str, Any]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _REGISTRY[cls.__name__] = cls
+
+    # -- scikit-learn protocol ------------------------------------------------------------------
+
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [
+            p.name for p in sig.parameters.values() if p.name != "self" and p.kind != p.VAR_KEYWORD
+        ]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Hyperparameters of this estimator, as given to ``__init__``."""
+        return {name: getattr(self, name) for name in self._get_param_names()}
+
+    def set_params(self, **params: Any) -> BaseModel:
+        """Set hyperparameters; returns self."""
+        valid = set(self._get_param_names())
+        for key, value in params.items():
+            if key not in valid:
+                raise InvalidParameterError(
+                    f"{type(self).__name__} has no hyperparameter `{key}`; valid: {sorted(valid)}"
+                )
+            setattr(self, key, value)
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when normal lookup fails: a fitted attribute before fitting.
+        if name.endswith("_") and not name.startswith("__"):
+            raise NotFittedError(
+                f"{type(self).__name__} is not fitted yet: call fit(...) or from_params(...) "
+                f"before using `{name}`"
+            )
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    # -- fitting --------------------------------------------------------------------------------
+
+    def _column_names(self) -> dict[str, str | None]:
+        names = dict(self._default_columns)
+        if self.columns is not None:
+            unknown = set(self.columns) - set(names)
+            if unknown:
+                raise InvalidParameterError(
+                    f"columns: unknown role(s) {sorted(unknown)}; roles are {sorted(names)}"
+                )
+            names.update(self.columns)
+        return names
+
+    def _columns(
+        self, data: Any, keywords: dict[str, Any], optional: tuple[str, ...] = ()
+    ) -> Columns:
+        return coerce_columns(data, self._roles, self._column_names(), keywords, optional)
+
+    def _check_hyperparameters(self) -> None:
+        if not (
+            isinstance(self.penalizer, (int, float))
+            and self.penalizer >= 0
+            and math.isfinite(self.penalizer)
+        ):
+            raise InvalidParameterError(
+                f"penalizer must be a finite number >= 0, got {self.penalizer!r}"
+            )
+        if self.on_failure not in _ON_FAILURE:
+            raise InvalidParameterError(
+                f"on_failure must be one of {_ON_FAILURE}, got {self.on_failure!r}"
+            )
+        if not (isinstance(self.max_iter, int) and self.max_iter > 0):
+            raise InvalidParameterError(
+                f"max_iter must be a positive integer, got {self.max_iter!r}"
+            )
+        if not (isinstance(self.tol, (int, float)) and self.tol > 0):
+            raise InvalidParameterError(f"tol must be a positive number, got {self.tol!r}")
+
+    def _set_fit(self, result: dict[str, Any]) -> None:
+        """Store a fit result dict from the core as fitted attributes, then apply on_failure."""
+        names = list(result["names"])
+        params = pd.Series(result["params"], index=names, name="coef", dtype=float)
+        cov = result["covariance"]
+        self.params_ = params
+        if cov is None:
+            self.covariance_ = None
+            self.standard_errors_ = None
+        else:
+            self.covariance_ = pd.DataFrame(
+                np.asarray(cov, dtype=float), index=names, columns=names
+            )
+            self.standard_errors_ = pd.Series(
+                np.sqrt(np.clip(np.diag(self.covariance_.to_numpy()), 0, None)),
+                index=names,
+                name="se",
+            )
+        self.log_likelihood_ = float(result["log_likelihood"])
+        self.n_observations_ = float(result["n_observations"])
+        k = len(names)
+        self.aic_ = 2 * k - 2 * self.log_likelihood_
+        self.bic_ = k * math.log(self.n_observations_) - 2 * self.log_likelihood_
+        self.converged_ = bool(result["converged"])
+        self.n_iter_ = int(result["n_iter"])
+        self.fit_info_ = {
+            key: _finite_or_none(result[key])
+            for key in (
+                "termination",
+                "gradient_norm",
+                "n_evaluations",
+                "n_starts",
+                "hessian_condition",
+                "n_rows",
+            )
+            if key in result
+        }
+        if not self.converged_:
+            message = (
+                f"{type(self).__name__} did not converge: {result['termination']}. "
+                "The estimates may be unreliable; try max_iter, a small penalizer, or rescaling "
+                "time (e.g. weeks instead of days)."
+            )
+            if self.on_failure == "raise":
+                raise ConvergenceError(message)
+            if self.on_failure == "warn":
+                warnings.warn(message, ConvergenceWarning, stacklevel=3)
+        elif cov is None and self.on_failure != "ignore":
+            warnings.warn(
+                f"{type(self).__name__}: the Hessian at the estimate is not positive definite "
+                "(some parameters are not identified by these data); no standard errors.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+
+    @classmethod
+    def from_params(cls, **kwargs: Any) -> Any:
+        """Build a model with known parameters (published figures, a fit made elsewhere).
+
+        Parameters are given by name; any other keyword is a hyperparameter. The model predicts
+        like a fitted one but has no covariance, standard errors or log-likelihood.
+        """
+        missing = [p for p in cls._param_names if p not in kwargs]
+        if missing:
+            raise InvalidParameterError(
+                f"{cls.__name__}.from_params needs {', '.join(cls._param_names)}; missing {missing}"
+            )
+        values = {p: kwargs.pop(p) for p in cls._param_names}
+        model = cls(**kwargs)
+        model._set_params(values)
+        return model
+
+    def _set_params(self, values: dict[str, Any]) -> None:
+        for name, value in values.items():
+            try:
+                v = float(value)
+            except (TypeError, ValueError):
+                v = float("nan")
+            if not (math.isfinite(v) and v > 0):
+                err = InvalidParameterError(
+                    f"parameter `{name}` must be a finite number > 0, got {value!r}"
+                )
+                err.parameter = name
+                raise err
+        self.params_ = pd.Series({k: float(v) for k, v in values.items()}, name="coef", dtype=float)
+        self.covariance_ = None
+        self.standard_errors_ = None
+        self.log_likelihood_ = None
+        self.n_observations_ = None
+        self.aic_ = None
+        self.bic_ = None
+        self.converged_ = None
+        self.n_iter_ = 0
+        self.fit_info_ = {"termination": "parameters given, not fitted"}
+
+    def _params_list(self) -> list[float]:
+        return [float(v) for v in self.params_.to_numpy()]
+
+    # -- reporting ------------------------------------------------------------------------------
+
+    def summary_frame(self, level: float = 0.95) -> pd.DataFrame:
+        """Estimates with standard errors and ``level`` confidence intervals.
+
+        Intervals are Wald intervals on the log scale mapped back
+        (``coef * exp(+-z se / coef)``), so they respect the positivity of the parameters.
+        """
+        if not 0 < level < 1:
+            raise InvalidParameterError(f"level must lie strictly between 0 and 1, got {level!r}")
+        from statistics import NormalDist
+
+        z = NormalDist().inv_cdf(0.5 + level / 2)
+        coef = self.params_
+        if self.standard_errors_ is None:
+            se = pd.Series(np.nan, index=coef.index)
+        else:
+            se = self.standard_errors_
+        spread = np.exp(z * se / coef)
+        return pd.DataFrame(
+            {"coef": coef, "se": se, "lower": coef / spread, "upper": coef * spread},
+            index=coef.index,
+        )
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """DataFrame of estimates: coef, se, lower, upper (95% intervals)."""
+        return self.summary_frame()
+
+    def _hyper_repr(self) -> str:
+        defaults = {
+            p.name: p.default
+            for p in inspect.signature(type(self).__init__).parameters.values()
+            if p.default is not inspect.Parameter.empty
+        }
+        shown = [
+            f"{k}={v!r}" for k, v in self.get_params().items() if defaults.get(k, object()) != v
+        ]
+        return ", ".join(shown)
+
+    def __repr__(self) -> str:
+        head = f"{type(self).__name__}({self._hyper_repr()})"
+        if "params_" not in self.__dict__:
+            return head
+        params = ", ".join(f"{k}={v:.4g}" for k, v in self.params_.items())
+        tail = f"{params}"
+        if self.log_likelihood_ is not None:
+            tail += f", log-likelihood={self.log_likelihood_:.2f}"
+            if not self.converged_:
+                tail += ", NOT CONVERGED"
+        return f"{head} <{tail}>"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        head = f"<strong>{html.escape(type(self).__name__)}</strong>"
+        if "params_" not in self.__dict__:
+            return f"{head} (not fitted)"
+        info = ""
+        if self.log_likelihood_ is not None:
+            info = (
+                f"<p>log-likelihood {self.log_likelihood_:.2f}, AIC {self.aic_:.2f}, "
+                f"BIC {self.bic_:.2f}, n = {self.n_observations_:g}, "
+                f"converged: {self.converged_} "
+                f"({html.escape(str(self.fit_info_.get('termination')))})</p>"
+            )
+        return f"{head}{info}{self.summary.to_html(float_format=lambda v: f'{v:.6g}')}"
+
+    # -- persistence ----------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The model as a JSON-ready document (hyperparameters, estimates, covariance, fit info)."""
+        if "params_" not in self.__dict__:
+            raise NotFittedError(f"{type(self).__name__} is not fitted: nothing to save")
+        from . import __version__
+
+        cov = None if self.covariance_ is None else self.covariance_.to_numpy().tolist()
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "clvrs_version": __version__,
+            "model": type(self).__name__,
+            "hyperparameters": self.get_params(),
+            "params": {k: float(v) for k, v in self.params_.items()},
+            "covariance": cov,
+            "fit": {
+                "log_likelihood": self.log_likelihood_,
+                "n_observations": self.n_observations_,
+                "converged": self.converged_,
+                "n_iter": self.n_iter_,
+                **self.fit_info_,
+            },
+        }
+
+    def to_json(self) -> str:
+        """The model document as a JSON string."""
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the model to ``path`` as a small versioned JSON document (see :func:`load`)."""
+        text = self.to_json()
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+
+    @classmethod
+    def _from_document(cls, doc: dict[str, Any]) -> BaseModel:
+        model = cls(**doc["hyperparameters"])
+        params = doc["params"]
+        model._set_params({name: params[name] for name in cls._param_names})
+        fit = doc.get("fit") or {}
+        if fit.get("log_likelihood") is None:
+            return model
+        result = dict(fit)
+        result.update(
+            names=list(cls._param_names),
+            params=[params[name] for name in cls._param_names],
+            covariance=doc.get("covariance"),
+        )
+        # Non-finite numbers were stored as null.
+        if result.get("hessian_condition") is None:
+            result["hessian_condition"] = float("inf")
+        # The warning (if any) was given when the model was fitted; loading stays quiet.
+        on_failure, model.on_failure = model.on_failure, "ignore"
+        try:
+            model._set_fit(result)
+        finally:
+            model.on_failure = on_failure
+        return model
+
+
+def _doc_error(path: Any, why: str) -> ModelFileError:
+    return ModelFileError(f"{path}: not a usable clvrs model file: {why}")
+
+
+def load_document(doc: Any, source: Any = "<document>") -> BaseModel:
+    """Rebuild a model from a parsed model document."""
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise _doc_error(source, f'expected a JSON object with "format": "{FORMAT}"')
+    version = doc.get("format_version")
+    if not isinstance(version, int):
+        raise _doc_error(source, "missing or invalid format_version")
+    if version > FORMAT_VERSION:
+        raise _doc_error(
+            source,
+            f"written by a newer clvrs ({doc.get('clvrs_version')}, format version {version}); "
+            f"this clvrs reads format version {FORMAT_VERSION} or older: upgrade clvrs",
+        )
+    cls = _REGISTRY.get(str(doc.get("model")))
+    if cls is None:
+        raise _doc_error(source, f"unknown model {doc.get('model')!r}; known: {sorted(_REGISTRY)}")
+    try:
+        return cls._from_document(doc)
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, ModelFileError):
+            raise
+        raise _doc_error(source, f"{type(exc).__name__}: {exc}") from exc
+
+
+def load(path: str | os.PathLike[str]) -> BaseModel:
+    """Load a model saved with ``model.save(path)``.
+
+    Raises
+    ------
+    ModelFileError
+        If the file is not valid JSON, not a clvrs model, truncated, or from a newer clvrs.
+    """
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _doc_error(path, f"not valid JSON ({exc})") from exc
+    return load_document(doc, path)

@@ -1,0 +1,182 @@
+"""Input coercion and output wrapping shared by every estimator.
+
+Input: a pandas or polars DataFrame with named columns, or arrays / Series given as keywords.
+Output: a pandas Series on the input's index for pandas input, a polars Series for polars input,
+a numpy array otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .exceptions import InvalidDataError
+
+__all__ = ["Columns", "coerce_columns", "wrap_output", "as_float_array"]
+
+
+class Columns:
+    """Float64 columns pulled out of the caller's input, with what is needed to shape the output.
+
+    Attributes
+    ----------
+    arrays : dict of str to numpy.ndarray
+        Contiguous float64 arrays keyed by role (``frequency``, ``recency``, ...).
+    names : dict of str to str
+        The caller's name for each role (used in error messages).
+    kind : {"pandas", "polars", "numpy"}
+        What the caller passed.
+    index : pandas.Index or None
+        The pandas index to align output to.
+    """
+
+    def __init__(
+        self,
+        arrays: dict[str, np.ndarray],
+        names: dict[str, str],
+        kind: str,
+        index: pd.Index | None,
+    ) -> None:
+        self.arrays = arrays
+        self.names = names
+        self.kind = kind
+        self.index = index
+
+    def __len__(self) -> int:
+        return len(next(iter(self.arrays.values()))) if self.arrays else 0
+
+
+def _is_polars_frame(obj: Any) -> bool:
+    return type(obj).__module__.startswith("polars") and hasattr(obj, "get_column")
+
+
+def _is_polars_series(obj: Any) -> bool:
+    return (
+        type(obj).__module__.startswith("polars")
+        and hasattr(obj, "to_numpy")
+        and not hasattr(obj, "get_column")
+    )
+
+
+def as_float_array(values: Any, name: str) -> np.ndarray:
+    """Convert a column to a contiguous 1-d float64 array (nulls become NaN, rejected later)."""
+    if _is_polars_series(values):
+        values = values.cast(float).to_numpy()  # nulls -> NaN
+    elif isinstance(values, (pd.Series, pd.Index)):
+        if not (
+            pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype)
+        ):
+            raise _not_numeric(name, values.dtype)
+        values = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise _not_numeric(name, getattr(values, "dtype", type(values).__name__)) from exc
+    if array.ndim == 0:
+        array = array.reshape(1)
+    if array.ndim != 1:
+        raise InvalidDataError(
+            f"column `{name}`: must be one-dimensional, got an array of shape {array.shape}"
+        )
+    return np.ascontiguousarray(array)
+
+
+def _not_numeric(name: str, dtype: Any) -> InvalidDataError:
+    err = InvalidDataError(f"column `{name}`: must be numeric, got dtype {dtype}")
+    err.column, err.rule = name, "must be numeric"
+    return err
+
+
+def coerce_columns(
+    data: Any,
+    roles: Sequence[str],
+    names: Mapping[str, str | None],
+    keywords: Mapping[str, Any],
+    optional: Sequence[str] = (),
+) -> Columns:
+    """Pull the columns for ``roles`` (and ``optional`` roles if present) out of the input.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame, polars.DataFrame or None
+        A frame holding the columns under ``names[role]``.
+    roles : sequence of str
+        Required roles.
+    names : mapping of str to str or None
+        Column name for each role (None: the role is not read from the frame).
+    keywords : mapping of str to array-like or None
+        Arrays passed as keywords, by role; used when ``data`` is None.
+    optional : sequence of str
+        Roles read when present (a keyword was given, or the named column exists).
+    """
+    arrays: dict[str, np.ndarray] = {}
+    used: dict[str, str] = {}
+    given = {role: v for role, v in keywords.items() if v is not None}
+    if data is not None:
+        if given:
+            raise InvalidDataError(
+                "pass either a DataFrame or arrays as keywords ("
+                + ", ".join(sorted(given))
+                + "), not both"
+            )
+        if isinstance(data, pd.DataFrame):
+            kind, index = "pandas", data.index
+            available = [str(c) for c in data.columns]
+            getter = data.__getitem__
+        elif _is_polars_frame(data):
+            kind, index = "polars", None
+            available = list(data.columns)
+            getter = data.get_column
+        else:
+            raise InvalidDataError(
+                f"data must be a pandas or polars DataFrame, got {type(data).__name__}; "
+                "pass numpy arrays as keywords instead (frequency=..., recency=..., T=...)"
+            )
+        for role in list(roles) + list(optional):
+            name = names.get(role)
+            if name is None:
+                continue
+            if name not in available:
+                if role in optional:
+                    continue
+                err = InvalidDataError(
+                    f"column `{name}` (the {role} column) is missing; the data has columns "
+                    f"{available}. Rename it, or map it with columns={{'{role}': 'your_name'}}"
+                )
+                err.column, err.rule = name, "required column"
+                raise err
+            arrays[role] = as_float_array(getter(name), name)
+            used[role] = name
+        return Columns(arrays, used, kind, index)
+
+    kind, index = "numpy", None
+    for role in roles:
+        if role not in given:
+            err = InvalidDataError(
+                f"`{role}` is required: pass a DataFrame, or arrays as keywords "
+                f"({', '.join(roles)})"
+            )
+            err.column, err.rule = role, "required column"
+            raise err
+    for role, values in given.items():
+        if isinstance(values, pd.Series) and index is None:
+            kind, index = "pandas", values.index
+        elif _is_polars_series(values) and kind == "numpy":
+            kind = "polars"
+        arrays[role] = as_float_array(values, role)
+        used[role] = role
+    return Columns(arrays, used, kind, index)
+
+
+def wrap_output(values: np.ndarray, columns: Columns, name: str) -> Any:
+    """Shape a per-customer result like the input: pandas Series, polars Series or numpy array."""
+    if columns.kind == "pandas":
+        return pd.Series(values, index=columns.index, name=name)
+    if columns.kind == "polars":
+        import polars as pl
+
+        return pl.Series(name, values)
+    return values

@@ -1,0 +1,67 @@
+"""Exceptions and warnings raised by clvrs.
+
+Every error subclasses :class:`ClvError` and the matching built-in (``ValueError`` for bad input,
+``RuntimeError`` for a failed fit), so generic handlers keep working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ClvError",
+    "ConvergenceError",
+    "ConvergenceWarning",
+    "InvalidDataError",
+    "InvalidParameterError",
+    "ModelFileError",
+    "NotFittedError",
+]
+
+
+class ClvError(Exception):
+    """Base class of every clvrs error."""
+
+
+class InvalidDataError(ClvError, ValueError):
+    """Input data broke a rule.
+
+    Attributes
+    ----------
+    column : str or None
+        The column holding the offending value.
+    row : int or None
+        The first offending row (0-based position in the input).
+    rule : str or None
+        The rule that was broken.
+    """
+
+    column: str | None = None
+    row: int | None = None
+    rule: str | None = None
+
+
+class InvalidParameterError(ClvError, ValueError):
+    """A model parameter or option is outside its domain.
+
+    Attributes
+    ----------
+    parameter : str or None
+        The parameter's name.
+    """
+
+    parameter: str | None = None
+
+
+class ConvergenceError(ClvError, RuntimeError):
+    """The optimiser did not converge and the estimator was asked to raise."""
+
+
+class ConvergenceWarning(UserWarning):
+    """The optimiser did not converge; the estimates may be unreliable."""
+
+
+class NotFittedError(ClvError, AttributeError):
+    """A fitted attribute or a prediction was requested from an unfitted model."""
+
+
+class ModelFileError(ClvError, ValueError):
+    """A saved model file is corrupt, truncated, foreign or from a newer clvrs."""

@@ -1,0 +1,5 @@
+"""The clvrs estimators, one module per model."""
+
+from .bgnbd import BetaGeoModel
+
+__all__ = ["BetaGeoModel"]

@@ -1,0 +1,262 @@
+//! Recency/frequency/age summaries: the sufficient statistics of the continuous-time models.
+
+use crate::error::{ClvError, Result};
+
+use super::{check_column, check_lengths, check_weights};
+
+/// Column names used in error messages (the caller's names, e.g. from a DataFrame).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RfmNames {
+    pub frequency: String,
+    pub recency: String,
+    pub age: String,
+    pub weights: String,
+}
+
+impl Default for RfmNames {
+    fn default() -> Self {
+        RfmNames {
+            frequency: "frequency".into(),
+            recency: "recency".into(),
+            age: "T".into(),
+            weights: "weights".into(),
+        }
+    }
+}
+
+/// Borrowed per-customer columns: repeat-purchase count x, time of the last repeat purchase
+/// t_x, age T (time since the first purchase), and optional row weights.
+#[derive(Debug, Clone, Copy)]
+pub struct RfmColumns<'a> {
+    pub frequency: &'a [f64],
+    pub recency: &'a [f64],
+    pub age: &'a [f64],
+    pub weights: Option<&'a [f64]>,
+}
+
+impl<'a> RfmColumns<'a> {
+    /// Columns without weights.
+    pub fn new(frequency: &'a [f64], recency: &'a [f64], age: &'a [f64]) -> Self {
+        RfmColumns {
+            frequency,
+            recency,
+            age,
+            weights: None,
+        }
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.frequency.len()
+    }
+
+    /// True when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.frequency.is_empty()
+    }
+
+    /// Check every rule of the continuous-time models; the error names the column, the first
+    /// offending row and the rule.
+    pub fn validate(&self, names: &RfmNames) -> Result<()> {
+        let n = self.frequency.len();
+        if n == 0 {
+            return Err(ClvError::invalid_data(
+                &names.frequency,
+                None,
+                None,
+                "at least one customer is required (the input is empty)",
+            ));
+        }
+        let mut lengths = vec![
+            (names.recency.as_str(), self.recency.len()),
+            (names.age.as_str(), self.age.len()),
+        ];
+        if let Some(w) = self.weights {
+            lengths.push((names.weights.as_str(), w.len()));
+        }
+        check_lengths(&lengths, n)?;
+        check_column(
+            &names.frequency,
+            self.frequency,
+            "must be a whole number of repeat purchases >= 0",
+            |x| x.is_finite() && x >= 0.0 && x.fract() == 0.0,
+        )?;
+        check_column(
+            &names.recency,
+            self.recency,
+            "must be a finite number >= 0",
+            |t| t.is_finite() && t >= 0.0,
+        )?;
+        check_column(&names.age, self.age, "must be a finite number >= 0", |t| {
+            t.is_finite() && t >= 0.0
+        })?;
+        if let Some(row) = (0..n).find(|&i| self.recency[i] > self.age[i]) {
+            return Err(ClvError::invalid_data(
+                &names.recency,
+                Some(row),
+                Some(self.recency[row]),
+                format!(
+                    "must not exceed {} (the customer's age, {}): the last purchase cannot come after the end of observation",
+                    names.age, self.age[row]
+                ),
+            ));
+        }
+        if let Some(row) = (0..n).find(|&i| self.frequency[i] == 0.0 && self.recency[i] != 0.0) {
+            return Err(ClvError::invalid_data(
+                &names.recency,
+                Some(row),
+                Some(self.recency[row]),
+                format!(
+                    "must be 0 when {} is 0 (no repeat purchase, so no time of last repeat purchase)",
+                    names.frequency
+                ),
+            ));
+        }
+        if let Some(w) = self.weights {
+            check_weights(&names.weights, w)?;
+        }
+        Ok(())
+    }
+
+    /// Merge identical (x, t_x, T) rows, adding their weights, and sort them into a canonical
+    /// order. Fits run on the result, so compressing the input beforehand (with counts as weights)
+    /// changes nothing, bit for bit. Rows with weight 0 are dropped.
+    pub fn compress(&self) -> Rfm {
+        let n = self.len();
+        // +0.0 turns -0.0 into 0.0 so that equal values share one bit pattern.
+        let key = |i: usize| {
+            (
+                (self.frequency[i] + 0.0).to_bits(),
+                (self.recency[i] + 0.0).to_bits(),
+                (self.age[i] + 0.0).to_bits(),
+            )
+        };
+        let mut order: Vec<(u64, u64, u64, u32)> = Vec::with_capacity(n);
+        let use_u32 = n <= u32::MAX as usize;
+        debug_assert!(use_u32);
+        for i in 0..n {
+            let (a, b, c) = key(i);
+            order.push((a, b, c, i as u32));
+        }
+        // Non-negative finite f64 bit patterns sort like the numbers themselves.
+        if n > 50_000 {
+            use rayon::slice::ParallelSliceMut;
+            order.par_sort_unstable();
+        } else {
+            order.sort_unstable();
+        }
+        let mut out = Rfm::with_capacity(n.min(1 << 20));
+        let mut last: Option<(u64, u64, u64)> = None;
+        for &(a, b, c, i) in &order {
+            let w = self.weights.map_or(1.0, |w| w[i as usize]);
+            if w == 0.0 {
+                continue;
+            }
+            if last == Some((a, b, c)) {
+                *out.weights.last_mut().expect("a row was pushed") += w;
+            } else {
+                out.frequency.push(f64::from_bits(a));
+                out.recency.push(f64::from_bits(b));
+                out.age.push(f64::from_bits(c));
+                out.weights.push(w);
+                last = Some((a, b, c));
+            }
+        }
+        out
+    }
+}
+
+/// Owned, compressed (x, t_x, T, weight) rows in canonical order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rfm {
+    pub frequency: Vec<f64>,
+    pub recency: Vec<f64>,
+    pub age: Vec<f64>,
+    pub weights: Vec<f64>,
+}
+
+impl Rfm {
+    fn with_capacity(n: usize) -> Self {
+        Rfm {
+            frequency: Vec::with_capacity(n),
+            recency: Vec::with_capacity(n),
+            age: Vec::with_capacity(n),
+            weights: Vec::with_capacity(n),
+        }
+    }
+
+    /// Number of distinct rows.
+    pub fn len(&self) -> usize {
+        self.frequency.len()
+    }
+
+    /// True when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.frequency.is_empty()
+    }
+
+    /// Sum of the weights (the number of customers when weights are counts).
+    pub fn total_weight(&self) -> f64 {
+        self.weights.iter().sum()
+    }
+
+    /// Borrow as columns.
+    pub fn columns(&self) -> RfmColumns<'_> {
+        RfmColumns {
+            frequency: &self.frequency,
+            recency: &self.recency,
+            age: &self.age,
+            weights: Some(&self.weights),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_column_row_and_rule() {
+        let x = [0.0, 1.0, 2.5];
+        let t = [0.0, 1.0, 2.0];
+        let age = [3.0, 3.0, 3.0];
+        let err = RfmColumns::new(&x, &t, &age)
+            .validate(&RfmNames::default())
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("frequency") && text.contains("row 2") && text.contains("whole"),
+            "{text}"
+        );
+
+        let x = [0.0, 1.0];
+        let t = [0.0, 4.0];
+        let age = [3.0, 3.0];
+        let text = RfmColumns::new(&x, &t, &age)
+            .validate(&RfmNames::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("recency") && text.contains("row 1") && text.contains("exceed"),
+            "{text}"
+        );
+
+        let err = RfmColumns::new(&[], &[], &[])
+            .validate(&RfmNames::default())
+            .unwrap_err();
+        assert!(err.to_string().contains("empty"));
+    }
+
+    #[test]
+    fn compression_merges_identical_rows_in_canonical_order() {
+        let x = [1.0, 0.0, 1.0, 1.0];
+        let t = [2.0, 0.0, 2.0, 1.0];
+        let age = [5.0, 5.0, 5.0, 5.0];
+        let rfm = RfmColumns::new(&x, &t, &age).compress();
+        assert_eq!(rfm.frequency, vec![0.0, 1.0, 1.0]);
+        assert_eq!(rfm.recency, vec![0.0, 1.0, 2.0]);
+        assert_eq!(rfm.weights, vec![1.0, 1.0, 2.0]);
+        // Compressing compressed data changes nothing.
+        assert_eq!(rfm.columns().compress(), rfm);
+    }
+}

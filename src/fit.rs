@@ -1,0 +1,732 @@
+//! The model-independent fitting engine.
+//!
+//! A model supplies a [`Likelihood`]: its parameters with their domains, starting points, and the
+//! weighted log-likelihood with its analytic gradient. The engine maximises it over unconstrained
+//! coordinates (log for positive parameters, logit for probabilities) with L-BFGS (see
+//! [`lbfgs`] for why it is not argmin's), then computes the covariance matrix from the Hessian at the
+//! optimum (central differences of the analytic gradient), mapped to the natural scale by the
+//! delta method.
+//!
+//! The objective is the mean negative log-likelihood per customer plus `penalizer * sum(theta^2)`
+//! (the same L2 penalty as `lifetimes`), so tolerances do not depend on the number of customers.
+
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::error::{ClvError, Result};
+use crate::parallel::Exec;
+
+/// The set a parameter lives in, which fixes its unconstrained transform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Domain {
+    /// (0, inf), optimised as log(theta).
+    Positive,
+    /// (0, 1), optimised as logit(theta).
+    UnitInterval,
+}
+
+impl Domain {
+    fn to_unconstrained(self, theta: f64) -> f64 {
+        match self {
+            Domain::Positive => theta.ln(),
+            Domain::UnitInterval => (theta / (1.0 - theta)).ln(),
+        }
+    }
+
+    fn to_natural(self, u: f64) -> f64 {
+        match self {
+            Domain::Positive => u.exp(),
+            Domain::UnitInterval => crate::special::logistic(u),
+        }
+    }
+
+    /// d theta / d u at `theta`.
+    fn jacobian(self, theta: f64) -> f64 {
+        match self {
+            Domain::Positive => theta,
+            Domain::UnitInterval => theta * (1.0 - theta),
+        }
+    }
+
+    /// Whether `theta` is inside the domain.
+    pub fn contains(self, theta: f64) -> bool {
+        match self {
+            Domain::Positive => theta.is_finite() && theta > 0.0,
+            Domain::UnitInterval => theta > 0.0 && theta < 1.0,
+        }
+    }
+}
+
+/// A model parameter: its name and domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParamSpec {
+    pub name: &'static str,
+    pub domain: Domain,
+}
+
+/// Check that `values` are valid for `specs` (count and domains).
+pub fn check_params(specs: &[ParamSpec], values: &[f64]) -> Result<()> {
+    if specs.len() != values.len() {
+        return Err(ClvError::invalid_parameter(
+            "params",
+            format!(
+                "expected {} values ({}), got {}",
+                specs.len(),
+                names(specs),
+                values.len()
+            ),
+        ));
+    }
+    for (spec, &v) in specs.iter().zip(values) {
+        if !spec.domain.contains(v) {
+            let rule = match spec.domain {
+                Domain::Positive => "must be a finite number > 0",
+                Domain::UnitInterval => "must lie strictly between 0 and 1",
+            };
+            return Err(ClvError::invalid_parameter(
+                spec.name,
+                format!("{rule}, got {v}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn names(specs: &[ParamSpec]) -> String {
+    specs.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
+}
+
+/// What a model gives the engine.
+pub trait Likelihood: Sync {
+    /// Parameter names and domains, in the order used everywhere else.
+    fn params(&self) -> &'static [ParamSpec];
+
+    /// Starting points on the natural scale, best first; later ones are tried only if the first
+    /// does not converge.
+    fn starts(&self) -> Vec<Vec<f64>>;
+
+    /// Sum of the row weights (the number of customers).
+    fn total_weight(&self) -> f64;
+
+    /// The weighted log-likelihood sum and its gradient with respect to the natural parameters.
+    fn loglik_and_gradient(&self, params: &[f64], exec: &Exec) -> (f64, Vec<f64>);
+}
+
+/// Options of one fit.
+#[derive(Clone, Default)]
+pub struct FitOptions<'a> {
+    /// L2 penalty on the natural parameters (0 for plain maximum likelihood).
+    pub penalizer: f64,
+    /// Maximum L-BFGS iterations per start (0 means the default, 1000).
+    pub max_iter: u64,
+    /// Converged when the infinity norm of the objective's gradient (unconstrained coordinates,
+    /// mean per customer) is below this (0 means the default, 1e-8).
+    pub gradient_tolerance: f64,
+    /// Where the likelihood sums run.
+    pub exec: Exec,
+    /// Polled at every evaluation; returning true stops the fit with [`ClvError::Interrupted`].
+    pub interrupt: Option<&'a (dyn Fn() -> bool + Sync)>,
+    /// Start here instead of the model's own starting points.
+    pub start: Option<Vec<f64>>,
+}
+
+/// The result of a fit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FitResult {
+    /// Parameter names, in order.
+    pub names: Vec<String>,
+    /// Estimates on the natural scale.
+    pub params: Vec<f64>,
+    /// Covariance of the estimates (row-major, natural scale), when the Hessian is invertible.
+    pub covariance: Option<Vec<Vec<f64>>>,
+    /// Weighted log-likelihood at the estimates (without the penalty).
+    pub log_likelihood: f64,
+    /// Number of customers (sum of weights).
+    pub n_observations: f64,
+    /// Whether the optimiser met the gradient tolerance.
+    pub converged: bool,
+    /// Why the optimiser stopped, in words.
+    pub termination: String,
+    /// L-BFGS iterations of the start that was kept.
+    pub n_iter: u64,
+    /// Log-likelihood evaluations over all starts.
+    pub n_evaluations: u64,
+    /// Number of starting points tried.
+    pub n_starts: usize,
+    /// Infinity norm of the objective's gradient at the estimates.
+    pub gradient_norm: f64,
+    /// Ratio of the largest to the smallest eigenvalue of the Hessian (unconstrained coordinates).
+    pub hessian_condition: f64,
+}
+
+impl FitResult {
+    /// Akaike information criterion, `2k - 2 ln L`.
+    pub fn aic(&self) -> f64 {
+        2.0 * self.params.len() as f64 - 2.0 * self.log_likelihood
+    }
+
+    /// Bayesian information criterion, `k ln n - 2 ln L`.
+    pub fn bic(&self) -> f64 {
+        self.params.len() as f64 * self.n_observations.ln() - 2.0 * self.log_likelihood
+    }
+
+    /// Standard errors (square roots of the covariance diagonal).
+    pub fn standard_errors(&self) -> Option<Vec<f64>> {
+        self.covariance
+            .as_ref()
+            .map(|c| (0..c.len()).map(|i| c[i][i].max(0.0).sqrt()).collect())
+    }
+}
+
+/// The objective in unconstrained coordinates.
+struct Objective<'l, 'o, L: Likelihood> {
+    lik: &'l L,
+    specs: &'static [ParamSpec],
+    opts: &'o FitOptions<'o>,
+    weight: f64,
+    evaluations: AtomicU64,
+    interrupted: AtomicBool,
+}
+
+/// Why an evaluation produced no value.
+enum EvalError {
+    /// The log-likelihood or its gradient is not finite here: the step went too far.
+    NotFinite,
+    /// The caller asked to stop.
+    Interrupted,
+}
+
+impl<L: Likelihood> Objective<'_, '_, L> {
+    fn natural(&self, u: &[f64]) -> Vec<f64> {
+        self.specs
+            .iter()
+            .zip(u)
+            .map(|(s, &v)| s.domain.to_natural(v))
+            .collect()
+    }
+
+    /// Mean negative penalised log-likelihood and its gradient in unconstrained coordinates.
+    fn evaluate(&self, u: &[f64]) -> std::result::Result<(f64, Vec<f64>), EvalError> {
+        if let Some(check) = self.opts.interrupt {
+            if check() {
+                self.interrupted.store(true, Ordering::Relaxed);
+                return Err(EvalError::Interrupted);
+            }
+        }
+        self.evaluations.fetch_add(1, Ordering::Relaxed);
+        let theta = self.natural(u);
+        if theta
+            .iter()
+            .zip(self.specs)
+            .any(|(&t, s)| !s.domain.contains(t))
+        {
+            return Err(EvalError::NotFinite);
+        }
+        let (ll, grad_theta) = self.lik.loglik_and_gradient(&theta, &self.opts.exec);
+        let pen = self.opts.penalizer;
+        let cost = -ll / self.weight + pen * theta.iter().map(|t| t * t).sum::<f64>();
+        let grad: Vec<f64> = self
+            .specs
+            .iter()
+            .zip(theta.iter().zip(&grad_theta))
+            .map(|(s, (&t, &g))| (-g / self.weight + 2.0 * pen * t) * s.domain.jacobian(t))
+            .collect();
+        if !cost.is_finite() || grad.iter().any(|g| !g.is_finite()) {
+            return Err(EvalError::NotFinite);
+        }
+        Ok((cost, grad))
+    }
+}
+
+struct StartOutcome {
+    u: Vec<f64>,
+    cost: f64,
+    gradient_norm: f64,
+    iterations: u64,
+    termination: String,
+    converged: bool,
+}
+
+const DEFAULT_MAX_ITER: u64 = 1000;
+const DEFAULT_GRADIENT_TOLERANCE: f64 = 1e-8;
+/// A line search that can make no further progress is accepted as convergence when the gradient
+/// is already this small: the optimum is then determined to within rounding of the objective.
+const STALLED_GRADIENT_TOLERANCE: f64 = 1e-5;
+/// Pairs (s, y) kept by L-BFGS.
+const MEMORY: usize = 10;
+/// Largest change of any unconstrained coordinate in one step (a factor e^5 on a positive
+/// parameter): keeps the first steps, taken before curvature is known, from leaping into
+/// regions where the likelihood underflows.
+const MAX_STEP: f64 = 5.0;
+/// Armijo sufficient-decrease constant.
+const ARMIJO: f64 = 1e-4;
+
+/// Fit a model by maximum (penalised) likelihood.
+pub fn fit<L: Likelihood>(lik: &L, opts: &FitOptions<'_>) -> Result<FitResult> {
+    let specs = lik.params();
+    if !(opts.penalizer >= 0.0 && opts.penalizer.is_finite()) {
+        return Err(ClvError::invalid_parameter(
+            "penalizer",
+            format!("must be a finite number >= 0, got {}", opts.penalizer),
+        ));
+    }
+    let weight = lik.total_weight();
+    if !(weight > 0.0) {
+        return Err(ClvError::invalid_data(
+            "weights",
+            None,
+            None,
+            "must have a positive total",
+        ));
+    }
+    let starts = match &opts.start {
+        Some(s) => {
+            check_params(specs, s)?;
+            vec![s.clone()]
+        }
+        None => lik.starts(),
+    };
+    let objective = Objective {
+        lik,
+        specs,
+        opts,
+        weight,
+        evaluations: AtomicU64::new(0),
+        interrupted: AtomicBool::new(false),
+    };
+    let max_iter = if opts.max_iter == 0 {
+        DEFAULT_MAX_ITER
+    } else {
+        opts.max_iter
+    };
+    let tol = if opts.gradient_tolerance > 0.0 {
+        opts.gradient_tolerance
+    } else {
+        DEFAULT_GRADIENT_TOLERANCE
+    };
+
+    let mut best: Option<StartOutcome> = None;
+    let mut n_starts = 0;
+    for start in &starts {
+        n_starts += 1;
+        let u0: Vec<f64> = specs
+            .iter()
+            .zip(start)
+            .map(|(s, &t)| s.domain.to_unconstrained(t))
+            .collect();
+        let outcome = lbfgs(&objective, u0, max_iter, tol)?;
+        let better = match &best {
+            None => true,
+            Some(b) => {
+                (outcome.converged && !b.converged)
+                    || (outcome.converged == b.converged && outcome.cost < b.cost)
+            }
+        };
+        let done = outcome.converged;
+        if better {
+            best = Some(outcome);
+        }
+        if done {
+            break;
+        }
+    }
+    let best =
+        best.ok_or_else(|| ClvError::Internal("the model offered no starting point".into()))?;
+    if !best.cost.is_finite() {
+        return Err(ClvError::Convergence {
+            reason: format!("no finite log-likelihood was found ({})", best.termination),
+        });
+    }
+
+    let theta = objective.natural(&best.u);
+    let (ll, _) = lik.loglik_and_gradient(&theta, &opts.exec);
+    let (covariance, condition) = covariance(&objective, &best.u, &theta)?;
+    Ok(FitResult {
+        names: specs.iter().map(|s| s.name.to_string()).collect(),
+        params: theta,
+        covariance,
+        log_likelihood: ll,
+        n_observations: weight,
+        converged: best.converged,
+        termination: best.termination,
+        n_iter: best.iterations,
+        n_evaluations: objective.evaluations.load(Ordering::Relaxed),
+        n_starts,
+        gradient_norm: best.gradient_norm,
+        hessian_condition: condition,
+    })
+}
+
+fn inf_norm(v: &[f64]) -> f64 {
+    v.iter().fold(0.0, |m, x| m.max(x.abs()))
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// L-BFGS (Nocedal & Wright 2006, algorithm 7.4) with a backtracking Armijo line search that
+/// treats a non-finite objective as "too far" and shrinks the step, and with curvature pairs
+/// skipped when `s'y` is not clearly positive (so the inverse-Hessian estimate stays positive
+/// definite without a Wolfe search). Written here rather than taken from argmin because argmin's
+/// line searches stop with an error at the first non-finite trial point, which the likelihoods of
+/// these models produce far from the optimum (underflow of rates near zero).
+fn lbfgs<L: Likelihood>(
+    objective: &Objective<'_, '_, L>,
+    u0: Vec<f64>,
+    max_iter: u64,
+    tol: f64,
+) -> Result<StartOutcome> {
+    let interrupted = || ClvError::Interrupted;
+    let unusable = |u: Vec<f64>, why: &str| StartOutcome {
+        u,
+        cost: f64::INFINITY,
+        gradient_norm: f64::INFINITY,
+        iterations: 0,
+        termination: why.to_string(),
+        converged: false,
+    };
+    let (mut cost, mut grad) = match objective.evaluate(&u0) {
+        Ok(v) => v,
+        Err(EvalError::Interrupted) => return Err(interrupted()),
+        Err(EvalError::NotFinite) => {
+            return Ok(unusable(
+                u0,
+                "the log-likelihood is not finite at the starting point",
+            ))
+        }
+    };
+    let mut u = u0;
+    let mut history: std::collections::VecDeque<(Vec<f64>, Vec<f64>, f64)> =
+        std::collections::VecDeque::with_capacity(MEMORY);
+    let n = u.len();
+    let mut iterations = 0;
+    loop {
+        let gnorm = inf_norm(&grad);
+        if gnorm <= tol {
+            return Ok(StartOutcome {
+                u,
+                cost,
+                gradient_norm: gnorm,
+                iterations,
+                termination: format!("gradient norm {gnorm:.2e} below the tolerance {tol:.0e}"),
+                converged: true,
+            });
+        }
+        if iterations >= max_iter {
+            return Ok(StartOutcome {
+                u,
+                cost,
+                gradient_norm: gnorm,
+                iterations,
+                termination: format!(
+                    "reached the maximum of {max_iter} iterations (gradient norm {gnorm:.2e}); raise max_iter or try another start"
+                ),
+                converged: false,
+            });
+        }
+        // Two-loop recursion: direction = -H grad.
+        let mut q = grad.clone();
+        let mut alphas = Vec::with_capacity(history.len());
+        for (s, y, rho) in history.iter().rev() {
+            let a = rho * dot(s, &q);
+            for i in 0..n {
+                q[i] -= a * y[i];
+            }
+            alphas.push(a);
+        }
+        let gamma = history
+            .back()
+            .map_or(1.0 / gnorm.max(1.0), |(s, y, _)| dot(s, y) / dot(y, y));
+        for v in q.iter_mut() {
+            *v *= gamma;
+        }
+        for ((s, y, rho), a) in history.iter().zip(alphas.iter().rev()) {
+            let b = rho * dot(y, &q);
+            for i in 0..n {
+                q[i] += s[i] * (a - b);
+            }
+        }
+        let mut direction: Vec<f64> = q.iter().map(|v| -v).collect();
+        let mut slope = dot(&grad, &direction);
+        if !(slope < 0.0) {
+            // Not a descent direction (rounding in the memory): restart from steepest descent.
+            history.clear();
+            direction = grad.iter().map(|g| -g / gnorm.max(1.0)).collect();
+            slope = dot(&grad, &direction);
+        }
+        let mut step = (MAX_STEP / inf_norm(&direction)).min(1.0);
+        // Backtracking line search.
+        let mut accepted = None;
+        for _ in 0..50 {
+            let trial: Vec<f64> = u
+                .iter()
+                .zip(&direction)
+                .map(|(x, d)| x + step * d)
+                .collect();
+            match objective.evaluate(&trial) {
+                Err(EvalError::Interrupted) => return Err(interrupted()),
+                // Strict decrease: once steps are so short that the cost no longer changes in
+                // floating point, the search has converged as far as rounding allows.
+                Ok((c, g)) if c < cost && c <= cost + ARMIJO * step * slope => {
+                    accepted = Some((trial, c, g));
+                    break;
+                }
+                _ => step *= 0.5,
+            }
+        }
+        iterations += 1;
+        if std::env::var("CLVRS_TRACE").is_ok() {
+            eprintln!(
+                "it {iterations} cost {cost:.15e} gnorm {gnorm:.3e} step {step:.3e} hist {}",
+                history.len()
+            );
+        }
+        let Some((next_u, next_cost, next_grad)) = accepted else {
+            let converged = gnorm <= STALLED_GRADIENT_TOLERANCE;
+            let termination = if converged {
+                format!("no further decrease possible within rounding (gradient norm {gnorm:.2e})")
+            } else {
+                format!(
+                    "the line search found no decrease (gradient norm {gnorm:.2e}); the likelihood may be flat or ill-conditioned here: try another start or a small penalizer"
+                )
+            };
+            return Ok(StartOutcome {
+                u,
+                cost,
+                gradient_norm: gnorm,
+                iterations,
+                termination,
+                converged,
+            });
+        };
+        let s: Vec<f64> = next_u.iter().zip(&u).map(|(a, b)| a - b).collect();
+        let y: Vec<f64> = next_grad.iter().zip(&grad).map(|(a, b)| a - b).collect();
+        let sy = dot(&s, &y);
+        if sy > 1e-12 * dot(&s, &s).sqrt() * dot(&y, &y).sqrt() && sy > 0.0 {
+            if history.len() == MEMORY {
+                history.pop_front();
+            }
+            history.push_back((s, y, 1.0 / sy));
+        }
+        u = next_u;
+        cost = next_cost;
+        grad = next_grad;
+    }
+}
+
+/// Covariance of the natural parameters: the inverse Hessian of the total negative penalised
+/// log-likelihood in unconstrained coordinates (central differences of the analytic gradient,
+/// symmetrised), mapped by the delta method `J C J` with `J = diag(d theta / d u)`.
+/// Returns `None` when the Hessian is not positive definite, and the condition number.
+fn covariance<L: Likelihood>(
+    objective: &Objective<'_, '_, L>,
+    u: &[f64],
+    theta: &[f64],
+) -> Result<(Option<Vec<Vec<f64>>>, f64)> {
+    let k = u.len();
+    let mut hessian = vec![vec![0.0; k]; k];
+    for j in 0..k {
+        let h = 1e-5 * u[j].abs().max(1.0);
+        let mut up = u.to_vec();
+        let mut down = u.to_vec();
+        up[j] += h;
+        down[j] -= h;
+        let (_, g_up) = objective.evaluate(&up).map_err(hessian_error)?;
+        let (_, g_down) = objective.evaluate(&down).map_err(hessian_error)?;
+        for i in 0..k {
+            hessian[i][j] = (g_up[i] - g_down[i]) / (2.0 * h) * objective.weight;
+        }
+    }
+    for i in 0..k {
+        for j in 0..i {
+            let mean = 0.5 * (hessian[i][j] + hessian[j][i]);
+            hessian[i][j] = mean;
+            hessian[j][i] = mean;
+        }
+    }
+    let (values, vectors) = symmetric_eigen(&hessian);
+    let max = values.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let min = values.iter().cloned().fold(f64::INFINITY, f64::min);
+    let condition = if min > 0.0 { max / min } else { f64::INFINITY };
+    if !(min > 0.0) || !condition.is_finite() || condition > 1e16 {
+        return Ok((None, condition));
+    }
+    let jac: Vec<f64> = objective
+        .specs
+        .iter()
+        .zip(theta)
+        .map(|(s, &t)| s.domain.jacobian(t))
+        .collect();
+    let mut cov = vec![vec![0.0; k]; k];
+    for i in 0..k {
+        for j in 0..=i {
+            let inv: f64 = (0..k)
+                .map(|m| vectors[i][m] * vectors[j][m] / values[m])
+                .sum();
+            let c = jac[i] * inv * jac[j];
+            cov[i][j] = c;
+            cov[j][i] = c;
+        }
+    }
+    Ok((Some(cov), condition))
+}
+
+fn hessian_error(e: EvalError) -> ClvError {
+    match e {
+        EvalError::Interrupted => ClvError::Interrupted,
+        EvalError::NotFinite => ClvError::Convergence {
+            reason:
+                "the log-likelihood is not finite next to the estimate, so no Hessian can be formed"
+                    .into(),
+        },
+    }
+}
+
+/// Eigen-decomposition of a small symmetric matrix by cyclic Jacobi rotations:
+/// returns (eigenvalues, eigenvectors as columns: `vectors[row][m]` for eigenvalue `m`).
+pub fn symmetric_eigen(matrix: &[Vec<f64>]) -> (Vec<f64>, Vec<Vec<f64>>) {
+    let n = matrix.len();
+    let mut a: Vec<Vec<f64>> = matrix.to_vec();
+    let mut v = vec![vec![0.0; n]; n];
+    for (i, row) in v.iter_mut().enumerate() {
+        row[i] = 1.0;
+    }
+    for _sweep in 0..100 {
+        let off: f64 = (0..n)
+            .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| a[i][j] * a[i][j])
+            .sum();
+        let scale: f64 = (0..n).map(|i| a[i][i] * a[i][i]).sum();
+        if off <= 1e-30 * scale.max(f64::MIN_POSITIVE) {
+            break;
+        }
+        for p in 0..n {
+            for q in (p + 1)..n {
+                if a[p][q] == 0.0 {
+                    continue;
+                }
+                let theta = (a[q][q] - a[p][p]) / (2.0 * a[p][q]);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let t = if theta == 0.0 { 1.0 } else { t };
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                for k in 0..n {
+                    let akp = a[k][p];
+                    let akq = a[k][q];
+                    a[k][p] = c * akp - s * akq;
+                    a[k][q] = s * akp + c * akq;
+                }
+                for k in 0..n {
+                    let apk = a[p][k];
+                    let aqk = a[q][k];
+                    a[p][k] = c * apk - s * aqk;
+                    a[q][k] = s * apk + c * aqk;
+                }
+                for row in v.iter_mut() {
+                    let vkp = row[p];
+                    let vkq = row[q];
+                    row[p] = c * vkp - s * vkq;
+                    row[q] = s * vkp + c * vkq;
+                }
+            }
+        }
+    }
+    ((0..n).map(|i| a[i][i]).collect(), v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Weighted normal sample with known mean and standard deviation: the MLE and its covariance
+    /// are known in closed form, which tests the optimiser, the Hessian and the delta method.
+    struct Normal {
+        values: Vec<f64>,
+    }
+
+    static NORMAL_PARAMS: [ParamSpec; 2] = [
+        ParamSpec {
+            name: "mu_plus_10",
+            domain: Domain::Positive,
+        },
+        ParamSpec {
+            name: "sigma",
+            domain: Domain::Positive,
+        },
+    ];
+
+    impl Likelihood for Normal {
+        fn params(&self) -> &'static [ParamSpec] {
+            &NORMAL_PARAMS
+        }
+        fn starts(&self) -> Vec<Vec<f64>> {
+            vec![vec![1.0, 1.0]]
+        }
+        fn total_weight(&self) -> f64 {
+            self.values.len() as f64
+        }
+        fn loglik_and_gradient(&self, p: &[f64], exec: &Exec) -> (f64, Vec<f64>) {
+            let (m, s) = (p[0] - 10.0, p[1]);
+            let acc = exec.chunked_sum(self.values.len(), 3, |range, acc| {
+                for &x in &self.values[range] {
+                    let z = (x - m) / s;
+                    acc[0] += -0.5 * z * z - s.ln();
+                    acc[1] += z / s;
+                    acc[2] += z * z / s - 1.0 / s;
+                }
+            });
+            (acc[0], vec![acc[1], acc[2]])
+        }
+    }
+
+    #[test]
+    fn recovers_closed_form_estimates_and_covariance() {
+        let values: Vec<f64> = (0..1000)
+            .map(|i| ((i * 7919) % 1000) as f64 / 100.0 - 3.0)
+            .collect();
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let var = values.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+        let model = Normal { values };
+        let res = fit(&model, &FitOptions::default()).unwrap();
+        assert!(res.converged, "{}", res.termination);
+        assert!((res.params[0] - 10.0 - mean).abs() < 1e-7);
+        assert!((res.params[1] - var.sqrt()).abs() < 1e-7);
+        let cov = res.covariance.unwrap();
+        // Var(mu) = sigma^2 / n, Var(sigma) = sigma^2 / (2n), Cov = 0.
+        assert!((cov[0][0] / (var / n) - 1.0).abs() < 1e-5);
+        assert!((cov[1][1] / (var / (2.0 * n)) - 1.0).abs() < 1e-5);
+        assert!(cov[0][1].abs() < 1e-9);
+        assert_eq!(cov[0][1], cov[1][0]);
+    }
+
+    #[test]
+    fn interrupt_stops_the_fit() {
+        let model = Normal {
+            values: vec![1.0, 2.0, 3.0],
+        };
+        let stop = || true;
+        let opts = FitOptions {
+            interrupt: Some(&stop),
+            ..FitOptions::default()
+        };
+        assert_eq!(fit(&model, &opts).unwrap_err(), ClvError::Interrupted);
+    }
+
+    #[test]
+    fn eigen_decomposition_reconstructs_the_matrix() {
+        let m = vec![
+            vec![4.0, 1.0, 0.5],
+            vec![1.0, 3.0, 0.2],
+            vec![0.5, 0.2, 1.0],
+        ];
+        let (vals, vecs) = symmetric_eigen(&m);
+        for i in 0..3 {
+            for j in 0..3 {
+                let r: f64 = (0..3).map(|k| vecs[i][k] * vals[k] * vecs[j][k]).sum();
+                assert!((r - m[i][j]).abs() < 1e-12);
+            }
+        }
+    }
+}
