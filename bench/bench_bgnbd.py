@@ -152,6 +152,53 @@ def run_cmd(cmd: list[str]) -> str:
         return ""
 
 
+class OtherCpu:
+    """CPU time used by processes other than this one and its children, from /proc/stat.
+
+    A benchmark on a shared machine is only as good as its quiet: this reports how many cores,
+    on average, something else kept busy between ``__init__`` and :meth:`cores`.
+    """
+
+    def __init__(self) -> None:
+        self.t0, self.busy0, self.own0 = time.perf_counter(), self._busy(), self._own()
+
+    @staticmethod
+    def _busy() -> float:
+        try:
+            fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        except OSError:
+            return float("nan")
+        v = [int(x) for x in fields]
+        # user nice system idle iowait irq softirq steal: count everything but idle and iowait
+        return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+
+    @staticmethod
+    def _own() -> float:
+        a = resource.getrusage(resource.RUSAGE_SELF)
+        b = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+    def cores(self) -> float:
+        wall = time.perf_counter() - self.t0
+        other = (self._busy() - self.busy0) - (self._own() - self.own0)
+        return max(other, 0.0) / wall if wall > 0 else float("nan")
+
+
+def wait_quiet(max_wait: float, threshold: float = 0.25, window: float = 3.0) -> float:
+    """Wait (up to ``max_wait`` s) for a ``window`` in which other processes use < threshold cores.
+
+    Returns the other processes' load in the last window.
+    """
+    deadline = time.perf_counter() + max_wait
+    while True:
+        probe = OtherCpu()
+        time.sleep(window)
+        load = probe.cores()
+        if load < threshold or time.perf_counter() >= deadline:
+            return load
+        log(f"  waiting for a quiet machine (other processes: {load:.2f} cores)")
+
+
 def machine_info(n_jobs: int | None, peer_python: Path) -> dict[str, Any]:
     cpu = ""
     try:
@@ -224,7 +271,12 @@ def peer_data_arg(n: int | None) -> str:
 
 
 def time_peer(
-    n: int | None, repeats: int, peer_python: Path, peer_script: Path, timeout: float
+    n: int | None,
+    repeats: int,
+    peer_python: Path,
+    peer_script: Path,
+    timeout: float,
+    quiet_wait: float = 0.0,
 ) -> dict[str, Any]:
     times: dict[str, list[float]] = {s: [] for s in STAGES}
     last: dict[str, Any] = {}
@@ -232,6 +284,8 @@ def time_peer(
     cmd = [str(peer_python), str(peer_script), "--model", "bgnbd", "--data", peer_data_arg(n)]
     cmd.append("--no-clv")
     for i in range(repeats):
+        if quiet_wait:
+            wait_quiet(quiet_wait)
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -266,7 +320,7 @@ def time_peer(
         "times": times,
         "median": {s: median(v) for s, v in times.items()},
         "params": last.get("params", {}),
-        "mean_neg_ll": last.get("neg_log_likelihood"),
+        "own_objective": last.get("neg_log_likelihood"),
         "optimizer": last.get("optimizer", []),
         "env": last.get("env", {}),
         "lib_version": last.get("lib_version"),
@@ -400,7 +454,13 @@ def report(args: argparse.Namespace, info: dict[str, Any], results: list[dict[st
     L.append("Machine and software:")
     L.append("")
     L.append(f"- CPU: {info['cpu']}; nproc = {info['nproc']}; {info['os']}")
-    L.append(f"- load average at start: {info['loadavg_start']}; at end: {info['loadavg_end']}")
+    L.append(
+        f"- load average at start: {info['loadavg_start']}; at end: {info['loadavg_end']}; "
+        f"CPU used by other processes during the timed runs: {info['other_cpu_cores']:.2f} "
+        "cores on average ("
+        + ", ".join(f"{r['label']}: {r['other_cpu_cores']:.2f}" for r in results)
+        + "; anything well above 0 means the timings are disturbed)"
+    )
     L.append(
         f"- clvrs {info['clvrs']} (commit {info['clvrs_commit']}, core built "
         f"{info['clvrs_core_built']}), threads (n_jobs) = {info['clvrs_threads']}; "
@@ -432,8 +492,12 @@ def report(args: argparse.Namespace, info: dict[str, Any], results: list[dict[st
                 f"{fmt_ratio(ratio)} |"
             )
     L.append("")
-    L.append("Fitted parameters (mean negative log-likelihood per customer; max relative difference")
-    L.append("of the four parameters; sums over customers of the two predictions):")
+    L.append(
+        "Fitted parameters, with the mean negative log-likelihood per customer of each estimate "
+        "(both evaluated by clvrs' likelihood: lifetimes optimises on rescaled time, so its own "
+        "objective is not comparable), the sums over customers of the two predictions, and the "
+        "largest relative difference between the two libraries' parameters:"
+    )
     L.append("")
     L.append("| dataset | library | r | alpha | a | b | mean -LL | sum E[X(52)] | sum P(alive) |")
     L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -445,14 +509,10 @@ def report(args: argparse.Namespace, info: dict[str, Any], results: list[dict[st
             ps = " | ".join(f"{d['params'].get(k, float('nan')):.4f}" for k in PARAMS)
             ll = d.get("mean_neg_ll")
             ll_s = f"{ll:.6f}" if ll is not None else "n/a"
-            pr = d.get("predict_sum")
-            pa = d.get("palive_sum")
-            L.append(
-                f"| {r['label']} | {lib} | {ps} | {ll_s} | "
-                f"{pr:,.1f} | {pa:,.1f} |"
-                if pr is not None and pa is not None
-                else f"| {r['label']} | {lib} | {ps} | {ll_s} | n/a | n/a |"
+            sums = " | ".join(
+                "n/a" if d.get(k) is None else f"{d[k]:,.2f}" for k in ("predict_sum", "palive_sum")
             )
+            L.append(f"| {r['label']} | {lib} | {ps} | {ll_s} | {sums} |")
         if len(rows) == 2:
             c, p = r["clvrs"]["params"], r["peer"]["params"]
             rel = max(abs(c[k] - p[k]) / abs(p[k]) for k in PARAMS)
@@ -472,7 +532,8 @@ def report(args: argparse.Namespace, info: dict[str, Any], results: list[dict[st
             if opt:
                 notes.append(
                     f"lifetimes on {r['label']}: success={opt.get('success')}, "
-                    f"{opt.get('nit')} iterations, {opt.get('nfev')} evaluations"
+                    f"{opt.get('nit')} iterations, {opt.get('nfev')} evaluations "
+                    f"(own objective {r['peer']['own_objective']:.6f})"
                 )
             for e in r["peer"]["errors"]:
                 notes.append(f"lifetimes on {r['label']} ERROR: {e}")
@@ -521,7 +582,10 @@ def report(args: argparse.Namespace, info: dict[str, Any], results: list[dict[st
         L.append("|---|---:|")
         rows = [
             ("`BetaGeoModel().fit(df)` (DataFrame)", ph["fit_df"]),
-            ("`BetaGeoModel().fit(frequency=, recency=, T=)` (float64 arrays)", ph["fit_arrays_api"]),
+            (
+                "`BetaGeoModel().fit(frequency=, recency=, T=)` (float64 arrays)",
+                ph["fit_arrays_api"],
+            ),
             ("DataFrame -> 3 contiguous float64 arrays", ph["convert"]),
             ("`_core.bgnbd_fit` on float64 arrays", ph["core_fit"]),
             ("`_core.bgnbd_fit` on float64 arrays, 1 thread", ph["core_fit_1thread"]),
@@ -603,6 +667,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peer-python", type=Path, default=DEFAULT_PEER_PYTHON)
     ap.add_argument("--peer-script", type=Path, default=SHARED / "peer_lifetimes.py")
     ap.add_argument("--peer-timeout", type=float, default=900, help="seconds per peer run")
+    ap.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="on a shared machine: before each dataset and each lifetimes run, wait up to this "
+        "long for other processes to use < 0.25 cores (default 0: do not wait)",
+    )
     ap.add_argument("--skip-memory", action="store_true", help="skip the peak-memory probe")
     ap.add_argument("--skip-phases", action="store_true", help="skip the clvrs fit breakdown")
     ap.add_argument("--json", type=Path, default=None, help="also write raw results here")
@@ -638,26 +710,48 @@ def main(argv: list[str] | None = None) -> int:
         info["memory"] = measure_memory(max(synth), args.threads)
 
     results: list[dict[str, Any]] = []
+    whole_run = OtherCpu()
     for n in sizes:
+        if args.quiet_wait:
+            wait_quiet(args.quiet_wait)
+        block = OtherCpu()
         label = size_label(n)
         df = load(n)
         log(f"{label}: {len(df):,} rows; clvrs x{args.repeats}")
         entry: dict[str, Any] = {"label": label, "n": n, "rows": len(df)}
         entry["clvrs"] = time_clvrs(df, args.repeats, args.threads)
-        log("  clvrs medians: " + ", ".join(f"{k} {v:.4f}s" for k, v in entry["clvrs"]["median"].items()))
+        log(
+            "  clvrs medians: "
+            + ", ".join(f"{k} {v:.4f}s" for k, v in entry["clvrs"]["median"].items())
+        )
         if n is not None and n == max(synth) and not args.skip_phases:
             log("  clvrs phase breakdown")
+            if args.quiet_wait:
+                wait_quiet(args.quiet_wait)
             info["phases"] = phases(df, args.repeats, args.threads)
-        del df
-        gc.collect()
         if not args.skip_peer:
             log(f"  lifetimes x{args.peer_repeats}")
             entry["peer"] = time_peer(
-                n, args.peer_repeats, args.peer_python, args.peer_script, args.peer_timeout
+                n,
+                args.peer_repeats,
+                args.peer_python,
+                args.peer_script,
+                args.peer_timeout,
+                args.quiet_wait,
             )
+            if entry["peer"]["params"]:
+                # lifetimes' own objective is on rescaled time: evaluate its estimate under the
+                # clvrs likelihood instead, so that both rows use the same function.
+                peer = clvrs.BetaGeoModel.from_params(**entry["peer"]["params"])
+                ll = peer.log_likelihood_per_customer(df)
+                entry["peer"]["mean_neg_ll"] = -float(np.mean(ll))
+        entry["other_cpu_cores"] = block.cores()
         results.append(entry)
+        del df
+        gc.collect()
 
     info["loadavg_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    info["other_cpu_cores"] = whole_run.cores()
     text = report(args, info, results)
     print(text)
     if args.json:

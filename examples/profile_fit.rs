@@ -3,36 +3,44 @@
 
 use std::time::Instant;
 
+use clvrs::data::Rfm;
 use clvrs::data::RfmColumns;
-use clvrs::fit::{fit, FitOptions, Likelihood};
+use clvrs::fit::{fit, fit_with_warm_start, FitOptions, Likelihood};
+use clvrs::models::bgnbd::{simulate, BgNbdParams};
 use clvrs::models::BgNbd;
 use clvrs::parallel::Exec;
 
 fn main() {
-    let n: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
-    let jobs: i64 = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(1);
-    // Deterministic pseudo-random rows with a CDNOW-like shape.
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut uniform = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state >> 11) as f64 / (1u64 << 53) as f64
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let jobs: i64 = std::env::args()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    // Customers drawn from BG/NBD at the CDNOW estimates, ages uniform on 26..78 weeks.
+    let truth = BgNbdParams {
+        r: 0.243,
+        alpha: 4.414,
+        a: 0.793,
+        b: 2.426,
     };
-    let (mut x, mut t_x, mut age) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..n {
-        let t = 26.0 + 52.0 * uniform();
-        let u = uniform();
-        let xi = if u < 0.55 { 0.0 } else { (1.0 / (1.0 - u)).floor().min(60.0) };
-        x.push(xi);
-        t_x.push(if xi > 0.0 { t * uniform() } else { 0.0 });
-        age.push(t);
-    }
-    let exec = Exec::with_jobs(Some(jobs)).unwrap();
+    let age: Vec<f64> = (0..n)
+        .map(|i| 26.0 + 52.0 * ((i * 7919) % n) as f64 / n as f64)
+        .collect();
+    let t_sim = Instant::now();
+    let (x, t_x) = simulate(&truth, &age, 1);
+    println!("simulate: {:.3}s", t_sim.elapsed().as_secs_f64());
     let cols = RfmColumns::new(&x, &t_x, &age);
+    let exec = Exec::with_jobs(Some(jobs)).unwrap();
     let t0 = Instant::now();
-    let data = cols.compress();
-    println!("compress: {:.3}s ({} rows)", t0.elapsed().as_secs_f64(), data.len());
+    let data = cols.compress_on(&exec);
+    println!(
+        "compress: {:.3}s ({} rows)",
+        t0.elapsed().as_secs_f64(),
+        data.len()
+    );
     let model = BgNbd::new(&data);
     println!("prepare: {:.3}s", t0.elapsed().as_secs_f64());
     let t1 = Instant::now();
@@ -41,8 +49,18 @@ fn main() {
     }
     println!("one evaluation: {:.4}s", t1.elapsed().as_secs_f64() / 10.0);
     let t2 = Instant::now();
-    let opts = FitOptions { exec: exec.clone(), ..FitOptions::default() };
-    let res = fit(&model, &opts).unwrap();
+    let opts = FitOptions {
+        exec: exec.clone(),
+        ..FitOptions::default()
+    };
+    let res = fit_with_warm_start(
+        &data,
+        data.len(),
+        Rfm::subsample,
+        |d, o| fit(&BgNbd::new(d), o),
+        &opts,
+    )
+    .unwrap();
     println!(
         "fit: {:.3}s, {} iterations, {} evaluations, {:?}",
         t2.elapsed().as_secs_f64(),
@@ -50,4 +68,20 @@ fn main() {
         res.n_evaluations,
         res.params
     );
+    let t3 = Instant::now();
+    let p = BgNbdParams::from_slice(&res.params).unwrap();
+    let mut out = vec![0.0; n];
+    exec.fill(&mut out, |i| {
+        clvrs::models::bgnbd::conditional_expected_purchases(&p, x[i], t_x[i], age[i], 52.0)
+    });
+    println!(
+        "expected purchases (t = 52): {:.3}s, sum {}",
+        t3.elapsed().as_secs_f64(),
+        out.iter().sum::<f64>()
+    );
+    let t4 = Instant::now();
+    exec.fill(&mut out, |i| {
+        clvrs::models::bgnbd::probability_alive(&p, x[i], t_x[i], age[i])
+    });
+    println!("probability alive: {:.3}s", t4.elapsed().as_secs_f64());
 }

@@ -128,6 +128,9 @@ pub struct FitOptions<'a> {
     pub interrupt: Option<&'a (dyn Fn() -> bool + Sync)>,
     /// Start here instead of the model's own starting points.
     pub start: Option<Vec<f64>>,
+    /// Initial inverse-Hessian estimate of the objective (unconstrained coordinates, mean per
+    /// customer) for L-BFGS, e.g. from a fit to a subsample; the identity scaling otherwise.
+    pub initial_inverse_hessian: Option<Vec<Vec<f64>>>,
 }
 
 /// The result of a fit.
@@ -157,6 +160,10 @@ pub struct FitResult {
     pub gradient_norm: f64,
     /// Ratio of the largest to the smallest eigenvalue of the Hessian (unconstrained coordinates).
     pub hessian_condition: f64,
+    /// Inverse Hessian of the objective (unconstrained coordinates, mean per customer), when it
+    /// exists: the curvature a warm start passes on.
+    #[serde(skip)]
+    pub inverse_hessian: Option<Vec<Vec<f64>>>,
 }
 
 impl FitResult {
@@ -340,7 +347,7 @@ pub fn fit<L: Likelihood>(lik: &L, opts: &FitOptions<'_>) -> Result<FitResult> {
 
     let theta = objective.natural(&best.u);
     let (ll, _) = lik.loglik_and_gradient(&theta, &opts.exec);
-    let (covariance, condition) = covariance(&objective, &best.u, &theta)?;
+    let (covariance, inverse_hessian, condition) = covariance(&objective, &best.u, &theta)?;
     Ok(FitResult {
         names: specs.iter().map(|s| s.name.to_string()).collect(),
         params: theta,
@@ -354,7 +361,45 @@ pub fn fit<L: Likelihood>(lik: &L, opts: &FitOptions<'_>) -> Result<FitResult> {
         n_starts,
         gradient_norm: best.gradient_norm,
         hessian_condition: condition,
+        inverse_hessian,
     })
+}
+
+/// Rows above which [`fit_with_warm_start`] first fits a subsample.
+pub const WARM_START_ROWS: usize = 200_000;
+/// Rows in that subsample (about).
+pub const WARM_START_SAMPLE: usize = 50_000;
+
+/// Fit large data in two stages: first a stratified subsample of about [`WARM_START_SAMPLE`]
+/// rows (every k-th row of the canonical order), then the full data from the subsample's
+/// estimate, which typically needs only a few full-data iterations. The answer is the full-data
+/// optimum either way; only the path to it is shorter. Smaller data (or a caller-given start) are
+/// fitted directly.
+///
+/// `fit_on(data, options)` fits the model to some rows (usually `fit(&Model::new(data), options)`).
+pub fn fit_with_warm_start<D>(
+    data: &D,
+    rows: usize,
+    subsample: impl Fn(&D, usize) -> D,
+    fit_on: impl Fn(&D, &FitOptions<'_>) -> Result<FitResult>,
+    opts: &FitOptions<'_>,
+) -> Result<FitResult> {
+    if rows <= WARM_START_ROWS || opts.start.is_some() {
+        return fit_on(data, opts);
+    }
+    let sample = subsample(data, rows / WARM_START_SAMPLE);
+    let first = fit_on(&sample, opts)?;
+    let mut full_opts = opts.clone();
+    if first.converged {
+        full_opts.start = Some(first.params);
+        full_opts.initial_inverse_hessian = first.inverse_hessian;
+    }
+    let mut res = fit_on(data, &full_opts)?;
+    if !res.converged && first.converged {
+        // Never worse than a cold start: fall back to the model's own starting points.
+        res = fit_on(data, opts)?;
+    }
+    Ok(res)
 }
 
 fn inf_norm(v: &[f64]) -> f64 {
@@ -435,11 +480,19 @@ fn lbfgs<L: Likelihood>(
             }
             alphas.push(a);
         }
-        let gamma = history
-            .back()
-            .map_or(1.0 / gnorm.max(1.0), |(s, y, _)| dot(s, y) / dot(y, y));
-        for v in q.iter_mut() {
-            *v *= gamma;
+        match (&objective.opts.initial_inverse_hessian, history.is_empty()) {
+            (Some(h0), _) => {
+                q = (0..n).map(|i| dot(&h0[i], &q)).collect();
+            }
+            (None, true) => {
+                let scale = 1.0 / gnorm.max(1.0);
+                q.iter_mut().for_each(|v| *v *= scale);
+            }
+            (None, false) => {
+                let (s, y, _) = history.back().expect("history is not empty");
+                let gamma = dot(s, y) / dot(y, y);
+                q.iter_mut().for_each(|v| *v *= gamma);
+            }
         }
         for ((s, y, rho), a) in history.iter().zip(alphas.iter().rev()) {
             let b = rho * dot(y, &q);
@@ -478,8 +531,8 @@ fn lbfgs<L: Likelihood>(
         iterations += 1;
         if std::env::var("CLVRS_TRACE").is_ok() {
             eprintln!(
-                "it {iterations} cost {cost:.15e} gnorm {gnorm:.3e} step {step:.3e} hist {}",
-                history.len()
+                "it {iterations} cost {cost:.15e} gnorm {gnorm:.3e} step {step:.3e} hist {} theta {:?}",
+                history.len(), objective.natural(&u)
             );
         }
         let Some((next_u, next_cost, next_grad)) = accepted else {
@@ -515,6 +568,11 @@ fn lbfgs<L: Likelihood>(
     }
 }
 
+/// The covariance of the natural parameters, the inverse Hessian of the mean objective in
+/// unconstrained coordinates (both `None` when the Hessian is not positive definite), and the
+/// Hessian's condition number.
+type Curvature = (Option<Vec<Vec<f64>>>, Option<Vec<Vec<f64>>>, f64);
+
 /// Covariance of the natural parameters: the inverse Hessian of the total negative penalised
 /// log-likelihood in unconstrained coordinates (central differences of the analytic gradient,
 /// symmetrised), mapped by the delta method `J C J` with `J = diag(d theta / d u)`.
@@ -523,7 +581,7 @@ fn covariance<L: Likelihood>(
     objective: &Objective<'_, '_, L>,
     u: &[f64],
     theta: &[f64],
-) -> Result<(Option<Vec<Vec<f64>>>, f64)> {
+) -> Result<Curvature> {
     let k = u.len();
     let mut hessian = vec![vec![0.0; k]; k];
     for j in 0..k {
@@ -550,7 +608,7 @@ fn covariance<L: Likelihood>(
     let min = values.iter().cloned().fold(f64::INFINITY, f64::min);
     let condition = if min > 0.0 { max / min } else { f64::INFINITY };
     if !(min > 0.0) || !condition.is_finite() || condition > 1e16 {
-        return Ok((None, condition));
+        return Ok((None, None, condition));
     }
     let jac: Vec<f64> = objective
         .specs
@@ -559,6 +617,7 @@ fn covariance<L: Likelihood>(
         .map(|(s, &t)| s.domain.jacobian(t))
         .collect();
     let mut cov = vec![vec![0.0; k]; k];
+    let mut inverse = vec![vec![0.0; k]; k];
     for i in 0..k {
         for j in 0..=i {
             let inv: f64 = (0..k)
@@ -567,9 +626,11 @@ fn covariance<L: Likelihood>(
             let c = jac[i] * inv * jac[j];
             cov[i][j] = c;
             cov[j][i] = c;
+            inverse[i][j] = inv * objective.weight;
+            inverse[j][i] = inv * objective.weight;
         }
     }
-    Ok((Some(cov), condition))
+    Ok((Some(cov), Some(inverse), condition))
 }
 
 fn hessian_error(e: EvalError) -> ClvError {

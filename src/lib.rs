@@ -12,9 +12,11 @@
 
 pub mod data;
 pub mod error;
+pub mod fastmath;
 pub mod fit;
 pub mod models;
 pub mod parallel;
+pub mod random;
 pub mod special;
 
 #[cfg(feature = "python")]

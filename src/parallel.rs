@@ -116,6 +116,14 @@ impl Exec {
         }
     }
 
+    /// Sort in parallel (on this executor's pool) when there is enough to gain.
+    pub fn sort_unstable<T: Ord + Send>(&self, items: &mut [T]) {
+        match self {
+            Exec::Pool(p) if items.len() > 50_000 => p.install(|| items.par_sort_unstable()),
+            _ => items.sort_unstable(),
+        }
+    }
+
     /// Map `f` over `items` in parallel, keeping order (used for many-model work).
     pub fn map<T: Sync, R: Send>(&self, items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
         match self {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import numbers
 import os
 import warnings
 from typing import Any, ClassVar
@@ -31,6 +32,12 @@ FORMAT_VERSION = 1
 _REGISTRY: dict[str, type[BaseModel]] = {}
 
 _ON_FAILURE = ("warn", "raise", "ignore")
+
+
+def _bad_parameter(name: str, message: str) -> InvalidParameterError:
+    err = InvalidParameterError(f"{name}: {message}")
+    err.parameter = name
+    return err
 
 
 def _finite_or_none(value: Any) -> Any:
@@ -95,15 +102,19 @@ class BaseModel:
         valid = set(self._get_param_names())
         for key, value in params.items():
             if key not in valid:
-                raise InvalidParameterError(
-                    f"{type(self).__name__} has no hyperparameter `{key}`; valid: {sorted(valid)}"
+                raise _bad_parameter(
+                    key, f"{type(self).__name__} has no such hyperparameter; valid: {sorted(valid)}"
                 )
             setattr(self, key, value)
         return self
 
     def __getattr__(self, name: str) -> Any:
         # Only reached when normal lookup fails: a fitted attribute before fitting.
-        if name.endswith("_") and not name.startswith("__"):
+        # Properties of fitted models (e.g. `summary`) land here too when they raise
+        # NotFittedError, which is an AttributeError.
+        if (name.endswith("_") and not name.startswith("__")) or isinstance(
+            getattr(type(self), name, None), property
+        ):
             raise NotFittedError(
                 f"{type(self).__name__} is not fitted yet: call fit(...) or from_params(...) "
                 f"before using `{name}`"
@@ -117,8 +128,8 @@ class BaseModel:
         if self.columns is not None:
             unknown = set(self.columns) - set(names)
             if unknown:
-                raise InvalidParameterError(
-                    f"columns: unknown role(s) {sorted(unknown)}; roles are {sorted(names)}"
+                raise _bad_parameter(
+                    "columns", f"unknown role(s) {sorted(unknown)}; roles are {sorted(names)}"
                 )
             names.update(self.columns)
         return names
@@ -129,28 +140,44 @@ class BaseModel:
         return coerce_columns(data, self._roles, self._column_names(), keywords, optional)
 
     def _check_hyperparameters(self) -> None:
-        if not (
-            isinstance(self.penalizer, (int, float))
-            and self.penalizer >= 0
-            and math.isfinite(self.penalizer)
-        ):
-            raise InvalidParameterError(
-                f"penalizer must be a finite number >= 0, got {self.penalizer!r}"
+        def number(value: Any) -> bool:
+            return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+        def integer(value: Any) -> bool:
+            return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+        if not (number(self.penalizer) and math.isfinite(self.penalizer) and self.penalizer >= 0):
+            raise _bad_parameter(
+                "penalizer", f"must be a finite number >= 0, got {self.penalizer!r}"
             )
         if self.on_failure not in _ON_FAILURE:
-            raise InvalidParameterError(
-                f"on_failure must be one of {_ON_FAILURE}, got {self.on_failure!r}"
+            raise _bad_parameter(
+                "on_failure", f"must be one of {_ON_FAILURE}, got {self.on_failure!r}"
             )
-        if not (isinstance(self.max_iter, int) and self.max_iter > 0):
-            raise InvalidParameterError(
-                f"max_iter must be a positive integer, got {self.max_iter!r}"
+        if not (integer(self.max_iter) and self.max_iter > 0):
+            raise _bad_parameter("max_iter", f"must be a positive integer, got {self.max_iter!r}")
+        if not (number(self.tol) and math.isfinite(self.tol) and self.tol > 0):
+            raise _bad_parameter("tol", f"must be a finite number > 0, got {self.tol!r}")
+        if not (self.n_jobs is None or (integer(self.n_jobs) and self.n_jobs != 0)):
+            raise _bad_parameter(
+                "n_jobs", f"must be None, -1 (all cores) or a positive integer, got {self.n_jobs!r}"
             )
-        if not (isinstance(self.tol, (int, float)) and self.tol > 0):
-            raise InvalidParameterError(f"tol must be a positive number, got {self.tol!r}")
 
     def _set_fit(self, result: dict[str, Any]) -> None:
-        """Store a fit result dict from the core as fitted attributes, then apply on_failure."""
+        """Store a fit result dict from the core as fitted attributes, applying on_failure.
+
+        With ``on_failure="raise"`` a failed fit raises before anything is stored, so the
+        estimator is left as it was.
+        """
         names = list(result["names"])
+        converged = bool(result["converged"])
+        failure = (
+            f"{type(self).__name__} did not converge: {result['termination']}. "
+            "The estimates may be unreliable; try max_iter, a small penalizer, or rescaling "
+            "time (e.g. weeks instead of days)."
+        )
+        if not converged and self.on_failure == "raise":
+            raise ConvergenceError(failure)
         params = pd.Series(result["params"], index=names, name="coef", dtype=float)
         cov = result["covariance"]
         self.params_ = params
@@ -171,7 +198,7 @@ class BaseModel:
         k = len(names)
         self.aic_ = 2 * k - 2 * self.log_likelihood_
         self.bic_ = k * math.log(self.n_observations_) - 2 * self.log_likelihood_
-        self.converged_ = bool(result["converged"])
+        self.converged_ = converged
         self.n_iter_ = int(result["n_iter"])
         self.fit_info_ = {
             key: _finite_or_none(result[key])
@@ -185,16 +212,9 @@ class BaseModel:
             )
             if key in result
         }
-        if not self.converged_:
-            message = (
-                f"{type(self).__name__} did not converge: {result['termination']}. "
-                "The estimates may be unreliable; try max_iter, a small penalizer, or rescaling "
-                "time (e.g. weeks instead of days)."
-            )
-            if self.on_failure == "raise":
-                raise ConvergenceError(message)
+        if not converged:
             if self.on_failure == "warn":
-                warnings.warn(message, ConvergenceWarning, stacklevel=3)
+                warnings.warn(failure, ConvergenceWarning, stacklevel=3)
         elif cov is None and self.on_failure != "ignore":
             warnings.warn(
                 f"{type(self).__name__}: the Hessian at the estimate is not positive definite "
@@ -212,8 +232,10 @@ class BaseModel:
         """
         missing = [p for p in cls._param_names if p not in kwargs]
         if missing:
-            raise InvalidParameterError(
-                f"{cls.__name__}.from_params needs {', '.join(cls._param_names)}; missing {missing}"
+            raise _bad_parameter(
+                missing[0],
+                f"{cls.__name__}.from_params needs {', '.join(cls._param_names)}; "
+                f"missing {missing}",
             )
         values = {p: kwargs.pop(p) for p in cls._param_names}
         model = cls(**kwargs)
@@ -227,11 +249,7 @@ class BaseModel:
             except (TypeError, ValueError):
                 v = float("nan")
             if not (math.isfinite(v) and v > 0):
-                err = InvalidParameterError(
-                    f"parameter `{name}` must be a finite number > 0, got {value!r}"
-                )
-                err.parameter = name
-                raise err
+                raise _bad_parameter(name, f"must be a finite number > 0, got {value!r}")
         self.params_ = pd.Series({k: float(v) for k, v in values.items()}, name="coef", dtype=float)
         self.covariance_ = None
         self.standard_errors_ = None
@@ -255,7 +273,7 @@ class BaseModel:
         (``coef * exp(+-z se / coef)``), so they respect the positivity of the parameters.
         """
         if not 0 < level < 1:
-            raise InvalidParameterError(f"level must lie strictly between 0 and 1, got {level!r}")
+            raise _bad_parameter("level", f"must lie strictly between 0 and 1, got {level!r}")
         from statistics import NormalDist
 
         z = NormalDist().inv_cdf(0.5 + level / 2)

@@ -64,6 +64,8 @@ def _is_polars_series(obj: Any) -> bool:
 def as_float_array(values: Any, name: str) -> np.ndarray:
     """Convert a column to a contiguous 1-d float64 array (nulls become NaN, rejected later)."""
     if _is_polars_series(values):
+        if not (values.dtype.is_numeric() or values.dtype == _polars_boolean()):
+            raise _not_numeric(name, values.dtype)
         values = values.cast(float).to_numpy()  # nulls -> NaN
     elif isinstance(values, (pd.Series, pd.Index)):
         if not (
@@ -71,10 +73,15 @@ def as_float_array(values: Any, name: str) -> np.ndarray:
         ):
             raise _not_numeric(name, values.dtype)
         values = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    raw = np.asarray(values)
+    # Only numbers and booleans are data; dates, durations and strings are refused rather than
+    # silently converted to numbers (days since 1970 is never what the caller meant).
+    if raw.dtype.kind not in "biufO":
+        raise _not_numeric(name, raw.dtype)
     try:
-        array = np.asarray(values, dtype=np.float64)
+        array = raw.astype(np.float64)
     except (TypeError, ValueError) as exc:
-        raise _not_numeric(name, getattr(values, "dtype", type(values).__name__)) from exc
+        raise _not_numeric(name, raw.dtype) from exc
     if array.ndim == 0:
         array = array.reshape(1)
     if array.ndim != 1:
@@ -82,6 +89,12 @@ def as_float_array(values: Any, name: str) -> np.ndarray:
             f"column `{name}`: must be one-dimensional, got an array of shape {array.shape}"
         )
     return np.ascontiguousarray(array)
+
+
+def _polars_boolean() -> Any:
+    import polars as pl
+
+    return pl.Boolean
 
 
 def _not_numeric(name: str, dtype: Any) -> InvalidDataError:
@@ -110,7 +123,8 @@ def coerce_columns(
     keywords : mapping of str to array-like or None
         Arrays passed as keywords, by role; used when ``data`` is None.
     optional : sequence of str
-        Roles read when present (a keyword was given, or the named column exists).
+        Roles read only when given: as a keyword, or (with ``data``) when ``names`` names a
+        column for them, which must then exist.
     """
     arrays: dict[str, np.ndarray] = {}
     used: dict[str, str] = {}
@@ -140,8 +154,7 @@ def coerce_columns(
             if name is None:
                 continue
             if name not in available:
-                if role in optional:
-                    continue
+                # Optional roles are read only when named, so a named one must exist.
                 err = InvalidDataError(
                     f"column `{name}` (the {role} column) is missing; the data has columns "
                     f"{available}. Rename it, or map it with columns={{'{role}': 'your_name'}}"

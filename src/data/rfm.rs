@@ -67,6 +67,14 @@ impl<'a> RfmColumns<'a> {
                 "at least one customer is required (the input is empty)",
             ));
         }
+        if n > u32::MAX as usize {
+            return Err(ClvError::invalid_data(
+                &names.frequency,
+                None,
+                None,
+                format!("has {n} rows; at most {} are supported in one call: pass identical rows once with counts as weights, or split the data", u32::MAX),
+            ));
+        }
         let mut lengths = vec![
             (names.recency.as_str(), self.recency.len()),
             (names.age.as_str(), self.age.len()),
@@ -122,6 +130,11 @@ impl<'a> RfmColumns<'a> {
     /// order. Fits run on the result, so compressing the input beforehand (with counts as weights)
     /// changes nothing, bit for bit. Rows with weight 0 are dropped.
     pub fn compress(&self) -> Rfm {
+        self.compress_on(&crate::parallel::Exec::Serial)
+    }
+
+    /// [`RfmColumns::compress`], sorting in parallel on `exec` for large inputs.
+    pub fn compress_on(&self, exec: &crate::parallel::Exec) -> Rfm {
         let n = self.len();
         // +0.0 turns -0.0 into 0.0 so that equal values share one bit pattern.
         let key = |i: usize| {
@@ -132,19 +145,14 @@ impl<'a> RfmColumns<'a> {
             )
         };
         let mut order: Vec<(u64, u64, u64, u32)> = Vec::with_capacity(n);
-        let use_u32 = n <= u32::MAX as usize;
-        debug_assert!(use_u32);
+        // Row indices are stored as u32 to keep the sort buffer small; `validate` refuses more
+        // rows than that.
         for i in 0..n {
             let (a, b, c) = key(i);
             order.push((a, b, c, i as u32));
         }
         // Non-negative finite f64 bit patterns sort like the numbers themselves.
-        if n > 50_000 {
-            use rayon::slice::ParallelSliceMut;
-            order.par_sort_unstable();
-        } else {
-            order.sort_unstable();
-        }
+        exec.sort_unstable(&mut order);
         let mut out = Rfm::with_capacity(n.min(1 << 20));
         let mut last: Option<(u64, u64, u64)> = None;
         for &(a, b, c, i) in &order {
@@ -198,6 +206,19 @@ impl Rfm {
     /// Sum of the weights (the number of customers when weights are counts).
     pub fn total_weight(&self) -> f64 {
         self.weights.iter().sum()
+    }
+
+    /// Every `stride`-th row (weights kept): a stratified subsample of the canonical order,
+    /// which is sorted by frequency, then recency, then age.
+    pub fn subsample(&self, stride: usize) -> Rfm {
+        let stride = stride.max(1);
+        let pick = |v: &Vec<f64>| v.iter().step_by(stride).copied().collect();
+        Rfm {
+            frequency: pick(&self.frequency),
+            recency: pick(&self.recency),
+            age: pick(&self.age),
+            weights: pick(&self.weights),
+        }
     }
 
     /// Borrow as columns.

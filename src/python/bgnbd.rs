@@ -5,9 +5,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::{fit_result_to_dict, run, slice, to_numpy};
-use crate::data::{check_lengths, check_non_negative, RfmColumns, RfmNames};
+use crate::data::{check_lengths, check_non_negative, Rfm, RfmColumns, RfmNames};
 use crate::error::ClvError;
-use crate::fit::{fit, FitOptions};
+use crate::fit::{fit, fit_with_warm_start, FitOptions};
 use crate::models::bgnbd::{self, BgNbd, BgNbdParams};
 
 type Names = (String, String, String, String);
@@ -50,7 +50,7 @@ fn bgnbd_fit<'py>(
     let names = rfm_names(names);
     let (res, n_rows) = run(py, n_jobs, |exec, interrupt| {
         columns.validate(&names)?;
-        let data = columns.compress();
+        let data = columns.compress_on(exec);
         let opts = FitOptions {
             penalizer,
             max_iter,
@@ -58,8 +58,15 @@ fn bgnbd_fit<'py>(
             exec: exec.clone(),
             interrupt: Some(interrupt),
             start,
+            initial_inverse_hessian: None,
         };
-        let res = fit(&BgNbd::new(&data), &opts)?;
+        let res = fit_with_warm_start(
+            &data,
+            data.len(),
+            Rfm::subsample,
+            |d, o| fit(&BgNbd::new(d), o),
+            &opts,
+        )?;
         Ok((res, data.len()))
     })?;
     fit_result_to_dict(py, &res, n_rows)
