@@ -69,32 +69,52 @@ impl Exec {
         }
     }
 
+    /// Reduce over `n_rows` rows in fixed chunks: `chunk(range, acc)` folds the rows of `range`
+    /// into an accumulator made by `init`, and `combine(total, partial)` merges the chunks' results
+    /// in chunk order. Deterministic for any thread count.
+    pub fn chunked_reduce<A, I, F, C>(&self, n_rows: usize, init: I, chunk: F, mut combine: C) -> A
+    where
+        A: Send,
+        I: Fn() -> A + Sync,
+        F: Fn(Range<usize>, &mut A) + Sync,
+        C: FnMut(&mut A, A),
+    {
+        let n_chunks = n_rows.div_ceil(CHUNK_ROWS);
+        let work = |c: usize| {
+            let mut acc = init();
+            let start = c * CHUNK_ROWS;
+            chunk(start..(start + CHUNK_ROWS).min(n_rows), &mut acc);
+            acc
+        };
+        let partials: Vec<A> = match self {
+            Exec::Pool(p) if n_chunks > 1 => {
+                p.install(|| (0..n_chunks).into_par_iter().map(work).collect())
+            }
+            _ => (0..n_chunks).map(work).collect(),
+        };
+        let mut total = init();
+        for partial in partials {
+            combine(&mut total, partial);
+        }
+        total
+    }
+
     /// Sum `width` accumulators over `n_rows` rows: `chunk(range, acc)` adds the contribution of
     /// the rows in `range` into `acc` (which starts at zero). Deterministic for any thread count.
     pub fn chunked_sum<F>(&self, n_rows: usize, width: usize, chunk: F) -> Vec<f64>
     where
         F: Fn(Range<usize>, &mut [f64]) + Sync,
     {
-        let n_chunks = n_rows.div_ceil(CHUNK_ROWS);
-        let work = |c: usize| {
-            let mut acc = vec![0.0; width];
-            let start = c * CHUNK_ROWS;
-            chunk(start..(start + CHUNK_ROWS).min(n_rows), &mut acc);
-            acc
-        };
-        let partials: Vec<Vec<f64>> = match self {
-            Exec::Pool(p) if n_chunks > 1 => {
-                p.install(|| (0..n_chunks).into_par_iter().map(work).collect())
-            }
-            _ => (0..n_chunks).map(work).collect(),
-        };
-        let mut total = vec![0.0; width];
-        for partial in partials {
-            for (t, v) in total.iter_mut().zip(partial) {
-                *t += v;
-            }
-        }
-        total
+        self.chunked_reduce(
+            n_rows,
+            || vec![0.0; width],
+            |range, acc: &mut Vec<f64>| chunk(range, acc),
+            |total, partial| {
+                for (t, v) in total.iter_mut().zip(partial) {
+                    *t += v;
+                }
+            },
+        )
     }
 
     /// Fill `out[i] = f(i)` for every row, in parallel chunks.

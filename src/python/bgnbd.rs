@@ -182,16 +182,21 @@ fn bgnbd_expected_purchases<'py>(
         }
         Ok(())
     })?;
-    let scalar = horizon.len() == 1;
-    per_customer(py, params, columns, names, n_jobs, |p, x, t_x, age, i| {
-        bgnbd::conditional_expected_purchases(
-            p,
-            x,
-            t_x,
-            age,
-            if scalar { horizon[0] } else { horizon[i] },
-        )
-    })
+    let names = rfm_names(names);
+    let out = run(py, n_jobs, |exec, _| {
+        let p = BgNbdParams::from_slice(&params)?;
+        columns.validate(&names)?;
+        let mut out = vec![0.0; columns.len()];
+        if horizon.len() == 1 {
+            bgnbd::conditional_expected_purchases_bulk(&p, &columns, horizon[0], exec, &mut out);
+        } else {
+            bgnbd::predict_rows(exec, &columns, &mut out, |x, t_x, age, i| {
+                bgnbd::conditional_expected_purchases(&p, x, t_x, age, horizon[i])
+            });
+        }
+        Ok(out)
+    })?;
+    Ok(to_numpy(py, out))
 }
 
 /// E[X(t)] for a new customer, for each t.
