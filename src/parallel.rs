@@ -136,11 +136,18 @@ impl Exec {
         }
     }
 
-    /// Sort in parallel (on this executor's pool) when there is enough to gain.
-    pub fn sort_unstable<T: Ord + Send>(&self, items: &mut [T]) {
+    /// Sort with `compare` in parallel (on this executor's pool) when there is enough to gain.
+    /// With a total order the result does not depend on the thread count.
+    pub fn sort_unstable_by<T, F>(&self, items: &mut [T], compare: F)
+    where
+        T: Send,
+        F: Fn(&T, &T) -> std::cmp::Ordering + Sync,
+    {
         match self {
-            Exec::Pool(p) if items.len() > 50_000 => p.install(|| items.par_sort_unstable()),
-            _ => items.sort_unstable(),
+            Exec::Pool(p) if items.len() > 50_000 => {
+                p.install(|| items.par_sort_unstable_by(&compare))
+            }
+            _ => items.sort_unstable_by(compare),
         }
     }
 

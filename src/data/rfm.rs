@@ -134,40 +134,62 @@ impl<'a> RfmColumns<'a> {
     }
 
     /// [`RfmColumns::compress`], sorting in parallel on `exec` for large inputs.
+    ///
+    /// Memory: (64-bit sort prefix, 32-bit row index) pairs are sorted, so the extra memory is
+    /// 16 bytes per input row plus the compressed rows.
     pub fn compress_on(&self, exec: &crate::parallel::Exec) -> Rfm {
         let n = self.len();
-        // +0.0 turns -0.0 into 0.0 so that equal values share one bit pattern.
-        let key = |i: usize| {
+        // +0.0 turns -0.0 into 0.0 so that equal values share one bit pattern; non-negative
+        // finite f64 bit patterns sort like the numbers themselves.
+        let key = |i: u32| {
+            let i = i as usize;
             (
                 (self.frequency[i] + 0.0).to_bits(),
                 (self.recency[i] + 0.0).to_bits(),
                 (self.age[i] + 0.0).to_bits(),
             )
         };
-        let mut order: Vec<(u64, u64, u64, u32)> = Vec::with_capacity(n);
-        // Row indices are stored as u32 to keep the sort buffer small; `validate` refuses more
-        // rows than that.
-        for i in 0..n {
-            let (a, b, c) = key(i);
-            order.push((a, b, c, i as u32));
-        }
-        // Non-negative finite f64 bit patterns sort like the numbers themselves.
-        exec.sort_unstable(&mut order);
-        let mut out = Rfm::with_capacity(n.min(1 << 20));
-        let mut last: Option<(u64, u64, u64)> = None;
-        for &(a, b, c, i) in &order {
-            let w = self.weights.map_or(1.0, |w| w[i as usize]);
-            if w == 0.0 {
-                continue;
-            }
-            if last == Some((a, b, c)) {
-                *out.weights.last_mut().expect("a row was pushed") += w;
+        // A 64-bit prefix of the key that decides almost every comparison without reading the
+        // columns again: the frequency (saturated at 2^20 - 1) in the top 20 bits, then the top
+        // 44 bits of the recency, or of the age when the frequency is 0 (the recency is then 0 by
+        // validation). Ties in the prefix fall back to the full key.
+        let prefix = |i: u32| {
+            let (x, t_x, age) = (
+                self.frequency[i as usize],
+                self.recency[i as usize],
+                self.age[i as usize],
+            );
+            let second = if x == 0.0 { age } else { t_x };
+            ((x.min(1_048_575.0) as u64) << 44) | ((second + 0.0).to_bits() >> 20)
+        };
+        let weight = |i: u32| self.weights.map_or(1.0, |w| w[i as usize]);
+        // Row indices are u32 (`validate` refuses more rows than that); zero weights are dropped.
+        let mut order: Vec<(u64, u32)> = (0..n as u32)
+            .filter(|&i| weight(i) != 0.0)
+            .map(|i| (prefix(i), i))
+            .collect();
+        // Ties broken by the full key, then the row index: a total order, so merged weights add
+        // up in the same order whatever the thread count.
+        exec.sort_unstable_by(&mut order, |&(pa, a), &(pb, b)| {
+            pa.cmp(&pb).then_with(|| (key(a), a).cmp(&(key(b), b)))
+        });
+        let distinct = order
+            .windows(2)
+            .filter(|pair| key(pair[0].1) != key(pair[1].1))
+            .count()
+            + usize::from(!order.is_empty());
+        let mut out = Rfm::with_capacity(distinct);
+        let mut last = None;
+        for &(_, i) in &order {
+            let k = key(i);
+            if last == Some(k) {
+                *out.weights.last_mut().expect("a row was pushed") += weight(i);
             } else {
-                out.frequency.push(f64::from_bits(a));
-                out.recency.push(f64::from_bits(b));
-                out.age.push(f64::from_bits(c));
-                out.weights.push(w);
-                last = Some((a, b, c));
+                out.frequency.push(f64::from_bits(k.0));
+                out.recency.push(f64::from_bits(k.1));
+                out.age.push(f64::from_bits(k.2));
+                out.weights.push(weight(i));
+                last = Some(k);
             }
         }
         out
