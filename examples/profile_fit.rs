@@ -84,8 +84,11 @@ fn main() {
         out.iter().sum::<f64>()
     );
     let t4 = Instant::now();
-    exec.fill(&mut out, |i| {
-        clvrs::models::bgnbd::probability_alive(&p, x[i], t_x[i], age[i])
-    });
+    clvrs::models::bgnbd::probability_alive_bulk(
+        &p,
+        &RfmColumns::new(&x, &t_x, &age),
+        &exec,
+        &mut out,
+    );
     println!("probability alive: {:.3}s", t4.elapsed().as_secs_f64());
 }

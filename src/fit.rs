@@ -193,6 +193,9 @@ struct Objective<'l, 'o, L: Likelihood> {
     weight: f64,
     evaluations: AtomicU64,
     interrupted: AtomicBool,
+    /// The point and unpenalised log-likelihood of the latest evaluation, so that the final
+    /// log-likelihood needs no extra pass over the data.
+    latest: std::sync::Mutex<Option<(Vec<f64>, f64)>>,
 }
 
 /// Why an evaluation produced no value.
@@ -230,6 +233,7 @@ impl<L: Likelihood> Objective<'_, '_, L> {
             return Err(EvalError::NotFinite);
         }
         let (ll, grad_theta) = self.lik.loglik_and_gradient(&theta, &self.opts.exec);
+        *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some((u.to_vec(), ll));
         let pen = self.opts.penalizer;
         let cost = -ll / self.weight + pen * theta.iter().map(|t| t * t).sum::<f64>();
         let grad: Vec<f64> = self
@@ -300,6 +304,7 @@ pub fn fit<L: Likelihood>(lik: &L, opts: &FitOptions<'_>) -> Result<FitResult> {
         weight,
         evaluations: AtomicU64::new(0),
         interrupted: AtomicBool::new(false),
+        latest: std::sync::Mutex::new(None),
     };
     let max_iter = if opts.max_iter == 0 {
         DEFAULT_MAX_ITER
@@ -346,7 +351,15 @@ pub fn fit<L: Likelihood>(lik: &L, opts: &FitOptions<'_>) -> Result<FitResult> {
     }
 
     let theta = objective.natural(&best.u);
-    let (ll, _) = lik.loglik_and_gradient(&theta, &opts.exec);
+    let cached = objective
+        .latest
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    let ll = match cached {
+        Some((u, ll)) if u == best.u => ll,
+        _ => lik.loglik_and_gradient(&theta, &opts.exec).0,
+    };
     let (covariance, inverse_hessian, condition) = covariance(&objective, &best.u, &theta)?;
     Ok(FitResult {
         names: specs.iter().map(|s| s.name.to_string()).collect(),

@@ -122,12 +122,20 @@ impl Exec {
     where
         F: Fn(usize) -> f64 + Sync,
     {
-        let body = |(c, block): (usize, &mut [f64])| {
-            let start = c * CHUNK_ROWS;
+        self.fill_blocks(out, |start, block| {
             for (offset, slot) in block.iter_mut().enumerate() {
                 *slot = f(start + offset);
             }
-        };
+        });
+    }
+
+    /// Fill `out` block by block in parallel: `f(start, block)` writes the rows
+    /// `start..start + block.len()` (for kernels that process several rows at once).
+    pub fn fill_blocks<F>(&self, out: &mut [f64], f: F)
+    where
+        F: Fn(usize, &mut [f64]) + Sync,
+    {
+        let body = |(c, block): (usize, &mut [f64])| f(c * CHUNK_ROWS, block);
         match self {
             Exec::Pool(p) if out.len() > CHUNK_ROWS => p.install(|| {
                 out.par_chunks_mut(CHUNK_ROWS).enumerate().for_each(body);

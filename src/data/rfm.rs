@@ -135,8 +135,9 @@ impl<'a> RfmColumns<'a> {
 
     /// [`RfmColumns::compress`], sorting in parallel on `exec` for large inputs.
     ///
-    /// Memory: (64-bit sort prefix, 32-bit row index) pairs are sorted, so the extra memory is
-    /// 16 bytes per input row plus the compressed rows.
+    /// Memory: (64-bit sort prefix, 32-bit row index) pairs are sorted and the rows are gathered
+    /// in that order, so the extra memory is 16 bytes per input row (freed before returning) plus
+    /// 32 bytes per input row for the gathered columns, trimmed to the distinct rows.
     pub fn compress_on(&self, exec: &crate::parallel::Exec) -> Rfm {
         let n = self.len();
         // +0.0 turns -0.0 into 0.0 so that equal values share one bit pattern; non-negative
@@ -154,11 +155,8 @@ impl<'a> RfmColumns<'a> {
         // 44 bits of the recency, or of the age when the frequency is 0 (the recency is then 0 by
         // validation). Ties in the prefix fall back to the full key.
         let prefix = |i: u32| {
-            let (x, t_x, age) = (
-                self.frequency[i as usize],
-                self.recency[i as usize],
-                self.age[i as usize],
-            );
+            let i = i as usize;
+            let (x, t_x, age) = (self.frequency[i], self.recency[i], self.age[i]);
             let second = if x == 0.0 { age } else { t_x };
             ((x.min(1_048_575.0) as u64) << 44) | ((second + 0.0).to_bits() >> 20)
         };
@@ -173,25 +171,28 @@ impl<'a> RfmColumns<'a> {
         exec.sort_unstable_by(&mut order, |&(pa, a), &(pb, b)| {
             pa.cmp(&pb).then_with(|| (key(a), a).cmp(&(key(b), b)))
         });
-        let distinct = order
-            .windows(2)
-            .filter(|pair| key(pair[0].1) != key(pair[1].1))
-            .count()
-            + usize::from(!order.is_empty());
-        let mut out = Rfm::with_capacity(distinct);
-        let mut last = None;
-        for &(_, i) in &order {
-            let k = key(i);
-            if last == Some(k) {
-                *out.weights.last_mut().expect("a row was pushed") += weight(i);
-            } else {
-                out.frequency.push(f64::from_bits(k.0));
-                out.recency.push(f64::from_bits(k.1));
-                out.age.push(f64::from_bits(k.2));
-                out.weights.push(weight(i));
-                last = Some(k);
-            }
-        }
+        // Gather the rows in sorted order (random reads, in parallel), then merge runs of
+        // identical rows in place with one sequential pass.
+        let gather = |column: &[f64]| {
+            let mut sorted = vec![0.0; order.len()];
+            exec.fill_blocks(&mut sorted, |start, block| {
+                for (slot, &(_, i)) in block.iter_mut().zip(&order[start..]) {
+                    *slot = column[i as usize] + 0.0;
+                }
+            });
+            sorted
+        };
+        let mut out = Rfm {
+            frequency: gather(self.frequency),
+            recency: gather(self.recency),
+            age: gather(self.age),
+            weights: match self.weights {
+                Some(w) => gather(w),
+                None => vec![1.0; order.len()],
+            },
+        };
+        drop(order);
+        out.merge_sorted_duplicates();
         out
     }
 }
@@ -206,12 +207,32 @@ pub struct Rfm {
 }
 
 impl Rfm {
-    fn with_capacity(n: usize) -> Self {
-        Rfm {
-            frequency: Vec::with_capacity(n),
-            recency: Vec::with_capacity(n),
-            age: Vec::with_capacity(n),
-            weights: Vec::with_capacity(n),
+    /// Merge adjacent identical rows of sorted data in place, adding their weights in order.
+    fn merge_sorted_duplicates(&mut self) {
+        let mut kept = 0;
+        for i in 0..self.len() {
+            let same = kept > 0
+                && self.frequency[i] == self.frequency[kept - 1]
+                && self.recency[i] == self.recency[kept - 1]
+                && self.age[i] == self.age[kept - 1];
+            if same {
+                self.weights[kept - 1] += self.weights[i];
+            } else {
+                self.frequency[kept] = self.frequency[i];
+                self.recency[kept] = self.recency[i];
+                self.age[kept] = self.age[i];
+                self.weights[kept] = self.weights[i];
+                kept += 1;
+            }
+        }
+        for column in [
+            &mut self.frequency,
+            &mut self.recency,
+            &mut self.age,
+            &mut self.weights,
+        ] {
+            column.truncate(kept);
+            column.shrink_to_fit();
         }
     }
 

@@ -140,14 +140,16 @@ fn bgnbd_probability_alive<'py>(
     names: Names,
     n_jobs: Option<i64>,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-    per_customer(
-        py,
-        params,
-        rfm!(frequency, recency, T),
-        names,
-        n_jobs,
-        |p, x, t_x, age, _| bgnbd::probability_alive(p, x, t_x, age),
-    )
+    let columns = rfm!(frequency, recency, T);
+    let names = rfm_names(names);
+    let out = run(py, n_jobs, |exec, _| {
+        let p = BgNbdParams::from_slice(&params)?;
+        columns.validate(&names)?;
+        let mut out = vec![0.0; columns.len()];
+        bgnbd::probability_alive_bulk(&p, &columns, exec, &mut out);
+        Ok(out)
+    })?;
+    Ok(to_numpy(py, out))
 }
 
 /// Expected purchases in (T, T + t] per customer; `t` has one value or one per customer.
