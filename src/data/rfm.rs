@@ -86,8 +86,8 @@ impl<'a> RfmColumns<'a> {
         check_column(
             &names.frequency,
             self.frequency,
-            "must be a whole number of repeat purchases >= 0",
-            |x| x.is_finite() && x >= 0.0 && x.fract() == 0.0,
+            "must be a whole number of repeat purchases >= 0 (and below 2^32)",
+            |x| x.is_finite() && x >= 0.0 && x.fract() == 0.0 && x <= u32::MAX as f64,
         )?;
         check_column(
             &names.recency,
@@ -135,64 +135,53 @@ impl<'a> RfmColumns<'a> {
 
     /// [`RfmColumns::compress`], sorting in parallel on `exec` for large inputs.
     ///
-    /// Memory: (64-bit sort prefix, 32-bit row index) pairs are sorted and the rows are gathered
-    /// in that order, so the extra memory is 16 bytes per input row (freed before returning) plus
-    /// 32 bytes per input row for the gathered columns, trimmed to the distinct rows.
+    /// Sorts 24-byte (frequency, row, recency, age) records whose order needs no lookups, so
+    /// heavily duplicated data (ages in whole days, say) sorts as fast as distinct rows; the
+    /// output columns are then written in one sequential pass. Extra memory: 24 bytes per input
+    /// row while sorting, plus the compressed rows.
     pub fn compress_on(&self, exec: &crate::parallel::Exec) -> Rfm {
         let n = self.len();
-        // +0.0 turns -0.0 into 0.0 so that equal values share one bit pattern; non-negative
-        // finite f64 bit patterns sort like the numbers themselves.
-        let key = |i: u32| {
-            let i = i as usize;
-            (
-                (self.frequency[i] + 0.0).to_bits(),
-                (self.recency[i] + 0.0).to_bits(),
-                (self.age[i] + 0.0).to_bits(),
-            )
-        };
-        // A 64-bit prefix of the key that decides almost every comparison without reading the
-        // columns again: the frequency (saturated at 2^20 - 1) in the top 20 bits, then the top
-        // 44 bits of the recency, or of the age when the frequency is 0 (the recency is then 0 by
-        // validation). Ties in the prefix fall back to the full key.
-        let prefix = |i: u32| {
-            let i = i as usize;
-            let (x, t_x, age) = (self.frequency[i], self.recency[i], self.age[i]);
-            let second = if x == 0.0 { age } else { t_x };
-            ((x.min(1_048_575.0) as u64) << 44) | ((second + 0.0).to_bits() >> 20)
-        };
         let weight = |i: u32| self.weights.map_or(1.0, |w| w[i as usize]);
-        // Row indices are u32 (`validate` refuses more rows than that); zero weights are dropped.
-        let mut order: Vec<(u64, u32)> = (0..n as u32)
+        // +0.0 turns -0.0 into 0.0 so that equal values share one bit pattern; non-negative
+        // finite f64 bit patterns sort like the numbers themselves. Frequencies are whole numbers
+        // below 2^32 and row indices fit u32 (both checked by `validate`); zero weights are dropped.
+        let mut records: Vec<(u32, u32, u64, u64)> = (0..n as u32)
             .filter(|&i| weight(i) != 0.0)
-            .map(|i| (prefix(i), i))
+            .map(|i| {
+                let r = i as usize;
+                (
+                    self.frequency[r] as u32,
+                    i,
+                    (self.recency[r] + 0.0).to_bits(),
+                    (self.age[r] + 0.0).to_bits(),
+                )
+            })
             .collect();
-        // Ties broken by the full key, then the row index: a total order, so merged weights add
-        // up in the same order whatever the thread count.
-        exec.sort_unstable_by(&mut order, |&(pa, a), &(pb, b)| {
-            pa.cmp(&pb).then_with(|| (key(a), a).cmp(&(key(b), b)))
+        // Ordered by (frequency, recency, age, row): a total order, so merged weights add up in
+        // the same order whatever the thread count.
+        exec.sort_unstable_by(&mut records, |a, b| {
+            (a.0, a.2, a.3, a.1).cmp(&(b.0, b.2, b.3, b.1))
         });
-        // Gather the rows in sorted order (random reads, in parallel), then merge runs of
-        // identical rows in place with one sequential pass.
-        let gather = |column: &[f64]| {
-            let mut sorted = vec![0.0; order.len()];
-            exec.fill_blocks(&mut sorted, |start, block| {
-                for (slot, &(_, i)) in block.iter_mut().zip(&order[start..]) {
-                    *slot = column[i as usize] + 0.0;
-                }
-            });
-            sorted
-        };
         let mut out = Rfm {
-            frequency: gather(self.frequency),
-            recency: gather(self.recency),
-            age: gather(self.age),
-            weights: match self.weights {
-                Some(w) => gather(w),
-                None => vec![1.0; order.len()],
-            },
+            // Capacity for every row: the pages beyond the distinct rows are never touched.
+            frequency: Vec::with_capacity(records.len()),
+            recency: Vec::with_capacity(records.len()),
+            age: Vec::with_capacity(records.len()),
+            weights: Vec::with_capacity(records.len()),
         };
-        drop(order);
-        out.merge_sorted_duplicates();
+        let mut last = None;
+        for &(x, i, t_x, age) in &records {
+            let w = weight(i);
+            if last == Some((x, t_x, age)) {
+                *out.weights.last_mut().expect("a row was pushed") += w;
+            } else {
+                out.frequency.push(f64::from(x));
+                out.recency.push(f64::from_bits(t_x));
+                out.age.push(f64::from_bits(age));
+                out.weights.push(w);
+                last = Some((x, t_x, age));
+            }
+        }
         out
     }
 }
@@ -207,35 +196,6 @@ pub struct Rfm {
 }
 
 impl Rfm {
-    /// Merge adjacent identical rows of sorted data in place, adding their weights in order.
-    fn merge_sorted_duplicates(&mut self) {
-        let mut kept = 0;
-        for i in 0..self.len() {
-            let same = kept > 0
-                && self.frequency[i] == self.frequency[kept - 1]
-                && self.recency[i] == self.recency[kept - 1]
-                && self.age[i] == self.age[kept - 1];
-            if same {
-                self.weights[kept - 1] += self.weights[i];
-            } else {
-                self.frequency[kept] = self.frequency[i];
-                self.recency[kept] = self.recency[i];
-                self.age[kept] = self.age[i];
-                self.weights[kept] = self.weights[i];
-                kept += 1;
-            }
-        }
-        for column in [
-            &mut self.frequency,
-            &mut self.recency,
-            &mut self.age,
-            &mut self.weights,
-        ] {
-            column.truncate(kept);
-            column.shrink_to_fit();
-        }
-    }
-
     /// Number of distinct rows.
     pub fn len(&self) -> usize {
         self.frequency.len()
