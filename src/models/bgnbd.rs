@@ -26,7 +26,7 @@ use crate::parallel::Exec;
 use crate::random::Rng;
 use crate::special::{
     digamma_diff, ln_gamma_diff, ln_negative_binomial_pmf, log1p_exp, logistic,
-    negative_binomial_upper_tail, SERIES_TOLERANCE,
+    negative_binomial_upper_tail, trigamma, SERIES_TOLERANCE,
 };
 
 /// Parameter names and domains: r, alpha (purchase rate), a, b (dropout).
@@ -399,20 +399,6 @@ struct XTerms {
     inv_bx1: f64,
 }
 
-/// Weighted sums over the rows of one run that the log-likelihood and gradient are built from.
-#[derive(Clone, Copy, Default)]
-struct RunSums {
-    weight: f64,
-    ln_at: f64,
-    inv_at: f64,
-    log1p_odds: f64,
-    s: f64,
-    s_ln_ratio: f64,
-    s_inv_diff: f64,
-}
-
-const LANES: usize = 4;
-
 impl<'a> BgNbd<'a> {
     /// Prepare compressed rows (from [`RfmColumns::compress`]) for fitting.
     pub fn new(data: &'a Rfm) -> Self {
@@ -464,11 +450,39 @@ impl<'a> BgNbd<'a> {
     }
 }
 
-/// One row's contribution to the lanes of [`run_sums`].
+/// Indices of the weighted per-run sums that the log-likelihood, gradient and Hessian are built
+/// from (`at = alpha + T`, `atx = alpha + t_x`, `L = ln(at / atx)`, `D = 1/at - 1/atx`, `s` the
+/// dropout weight `logistic(odds)` and `q = s (1 - s)`; the terms with `s` vanish when x = 0).
+mod sum {
+    pub const W: usize = 0;
+    pub const LN_AT: usize = 1;
+    pub const INV_AT: usize = 2;
+    pub const LOG1P_ODDS: usize = 3;
+    pub const S: usize = 4;
+    pub const S_L: usize = 5;
+    pub const S_D: usize = 6;
+    // The Hessian pass adds these.
+    pub const INV_AT2: usize = 7;
+    pub const S_D2: usize = 8;
+    pub const Q: usize = 9;
+    pub const Q_L: usize = 10;
+    pub const Q_D: usize = 11;
+    pub const Q_LL: usize = 12;
+    pub const Q_LD: usize = 13;
+    pub const Q_DD: usize = 14;
+    pub const ALL: usize = 15;
+}
+
+type Lanes = [[f64; LANES]; sum::ALL];
+
+const LANES: usize = 4;
+
+/// One row's contribution to the lanes of [`run_sums`]; the second-order sums only when
+/// `SECOND` (the Hessian pass).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn add_row(
-    lanes: &mut [[f64; LANES]; 7],
+fn add_row<const SECOND: bool>(
+    lanes: &mut Lanes,
     lane: usize,
     age: f64,
     t_x: f64,
@@ -482,21 +496,37 @@ fn add_row(
     let at = alpha + age;
     let ln_at = ln(at);
     let inv_at = 1.0 / at;
-    lanes[0][lane] += wt;
-    lanes[1][lane] += wt * ln_at;
-    lanes[2][lane] += wt * inv_at;
+    lanes[sum::W][lane] += wt;
+    lanes[sum::LN_AT][lane] += wt * ln_at;
+    lanes[sum::INV_AT][lane] += wt * inv_at;
+    if SECOND {
+        lanes[sum::INV_AT2][lane] += wt * inv_at * inv_at;
+    }
     if repeat {
         let atx = alpha + t_x;
-        let ln_ratio = ln_at - ln(atx);
-        let odds = ln_odds + rx * ln_ratio;
+        let inv_atx = 1.0 / atx;
+        let l = ln_at - ln(atx);
+        let d = inv_at - inv_atx;
+        let odds = ln_odds + rx * l;
         let e = exp(-odds.abs());
         let log1p = odds.max(0.0) + ln_1p_unit(e);
         let s = if odds >= 0.0 { 1.0 } else { e } / (1.0 + e);
         let ws = wt * s;
-        lanes[3][lane] += wt * log1p;
-        lanes[4][lane] += ws;
-        lanes[5][lane] += ws * ln_ratio;
-        lanes[6][lane] += ws * (inv_at - 1.0 / atx);
+        lanes[sum::LOG1P_ODDS][lane] += wt * log1p;
+        lanes[sum::S][lane] += ws;
+        lanes[sum::S_L][lane] += ws * l;
+        lanes[sum::S_D][lane] += ws * d;
+        if SECOND {
+            // q = s (1 - s) = e / (1 + e)^2, exact in both tails.
+            let wq = wt * e / ((1.0 + e) * (1.0 + e));
+            lanes[sum::S_D2][lane] += ws * (inv_atx * inv_atx - inv_at * inv_at);
+            lanes[sum::Q][lane] += wq;
+            lanes[sum::Q_L][lane] += wq * l;
+            lanes[sum::Q_D][lane] += wq * d;
+            lanes[sum::Q_LL][lane] += wq * l * l;
+            lanes[sum::Q_LD][lane] += wq * l * d;
+            lanes[sum::Q_DD][lane] += wq * d * d;
+        }
     }
 }
 
@@ -504,7 +534,7 @@ fn add_row(
 /// time in independent lanes so that the loop compiles to SIMD; the lanes are added in a fixed
 /// order, so the result depends only on the rows.
 #[inline(always)]
-fn run_sums(
+fn run_sums<const SECOND: bool>(
     age: &[f64],
     t_x: &[f64],
     w: &[f64],
@@ -512,8 +542,8 @@ fn run_sums(
     rx: f64,
     ln_odds: f64,
     repeat: bool,
-) -> RunSums {
-    let mut lanes = [[0.0f64; LANES]; 7];
+) -> [f64; sum::ALL] {
+    let mut lanes: Lanes = [[0.0; LANES]; sum::ALL];
     let n = age.len();
     let full = n / LANES * LANES;
     let (age_body, age_tail) = age.split_at(full);
@@ -525,29 +555,20 @@ fn run_sums(
         .zip(w_body.chunks_exact(LANES))
     {
         for lane in 0..LANES {
-            add_row(
+            add_row::<SECOND>(
                 &mut lanes, lane, a4[lane], t4[lane], w4[lane], alpha, rx, ln_odds, repeat,
             );
         }
     }
     for (lane, ((&a1, &t1), &w1)) in age_tail.iter().zip(tx_tail).zip(w_tail).enumerate() {
-        add_row(&mut lanes, lane, a1, t1, w1, alpha, rx, ln_odds, repeat);
+        add_row::<SECOND>(&mut lanes, lane, a1, t1, w1, alpha, rx, ln_odds, repeat);
     }
-    let total = |k: usize| lanes[k].iter().sum::<f64>();
-    RunSums {
-        weight: total(0),
-        ln_at: total(1),
-        inv_at: total(2),
-        log1p_odds: total(3),
-        s: total(4),
-        s_ln_ratio: total(5),
-        s_inv_diff: total(6),
-    }
+    lanes.map(|l| l.iter().sum::<f64>())
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn run_sums_avx2(
+fn run_sums_avx2<const SECOND: bool>(
     age: &[f64],
     t_x: &[f64],
     w: &[f64],
@@ -555,13 +576,13 @@ fn run_sums_avx2(
     rx: f64,
     ln_odds: f64,
     repeat: bool,
-) -> RunSums {
-    run_sums(age, t_x, w, alpha, rx, ln_odds, repeat)
+) -> [f64; sum::ALL] {
+    run_sums::<SECOND>(age, t_x, w, alpha, rx, ln_odds, repeat)
 }
 
 /// [`run_sums`] with 256-bit vectors where the processor has them. No fused multiply-add is
 /// used, so the results are the same bits either way.
-fn run_sums_dispatch(
+fn run_sums_dispatch<const SECOND: bool>(
     age: &[f64],
     t_x: &[f64],
     w: &[f64],
@@ -569,13 +590,53 @@ fn run_sums_dispatch(
     rx: f64,
     ln_odds: f64,
     repeat: bool,
-) -> RunSums {
+) -> [f64; sum::ALL] {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the processor supports AVX2 (checked just above).
-        return unsafe { run_sums_avx2(age, t_x, w, alpha, rx, ln_odds, repeat) };
+        return unsafe { run_sums_avx2::<SECOND>(age, t_x, w, alpha, rx, ln_odds, repeat) };
     }
-    run_sums(age, t_x, w, alpha, rx, ln_odds, repeat)
+    run_sums::<SECOND>(age, t_x, w, alpha, rx, ln_odds, repeat)
+}
+
+impl BgNbd<'_> {
+    /// Visit every run of equal frequency (clipped to the chunks of the executor) with its sums:
+    /// `visit(x index, sums, acc)` adds the run's contribution to `acc` (`width` values).
+    fn sum_runs<const SECOND: bool>(
+        &self,
+        p: &BgNbdParams,
+        terms: &[XTerms],
+        exec: &Exec,
+        width: usize,
+        visit: impl Fn(usize, &[f64; sum::ALL], &mut [f64]) + Sync,
+    ) -> Vec<f64> {
+        let d = self.data;
+        exec.chunked_sum(d.len(), width, |range, acc| {
+            // The runs that overlap this chunk, each clipped to it.
+            let first = self
+                .runs
+                .partition_point(|&(start, _)| start <= range.start)
+                - 1;
+            for (k, &(start, xi)) in self.runs.iter().enumerate().skip(first) {
+                if start >= range.end {
+                    break;
+                }
+                let end = self.runs.get(k + 1).map_or(d.len(), |&(s, _)| s);
+                let rows = start.max(range.start)..end.min(range.end);
+                let x = self.distinct_x[xi];
+                let sums = run_sums_dispatch::<SECOND>(
+                    &d.age[rows.clone()],
+                    &d.recency[rows.clone()],
+                    &d.weights[rows],
+                    p.alpha,
+                    p.r + x,
+                    terms[xi].ln_odds,
+                    x > 0.0,
+                );
+                visit(xi, &sums, acc);
+            }
+        })
+    }
 }
 
 impl Likelihood for BgNbd<'_> {
@@ -623,42 +684,62 @@ impl Likelihood for BgNbd<'_> {
             b: params[3],
         };
         let terms = self.x_terms(&p);
-        let d = self.data;
         let (r, alpha, a) = (p.r, p.alpha, p.a);
         let ln_alpha = alpha.ln();
-        let acc = exec.chunked_sum(d.len(), 5, |range, acc| {
-            // The runs that overlap this chunk, each clipped to it.
-            let first = self
-                .runs
-                .partition_point(|&(start, _)| start <= range.start)
-                - 1;
-            for (k, &(start, xi)) in self.runs.iter().enumerate().skip(first) {
-                if start >= range.end {
-                    break;
-                }
-                let end = self.runs.get(k + 1).map_or(d.len(), |&(s, _)| s);
-                let rows = start.max(range.start)..end.min(range.end);
-                let x = self.distinct_x[xi];
-                let xt = &terms[xi];
-                let rx = r + x;
-                let sums = run_sums_dispatch(
-                    &d.age[rows.clone()],
-                    &d.recency[rows.clone()],
-                    &d.weights[rows],
-                    alpha,
-                    rx,
-                    xt.ln_odds,
-                    x > 0.0,
-                );
-                let w = sums.weight;
-                acc[0] += w * (xt.ln_const + r * ln_alpha) - rx * sums.ln_at + sums.log1p_odds;
-                acc[1] += w * (xt.d_r + ln_alpha) - sums.ln_at + sums.s_ln_ratio;
-                acc[2] += w * r / alpha - rx * sums.inv_at + rx * sums.s_inv_diff;
-                acc[3] += w * xt.d_a + sums.s / a;
-                acc[4] += w * xt.d_b - sums.s * xt.inv_bx1;
-            }
+        let acc = self.sum_runs::<false>(&p, &terms, exec, 5, |xi, sums, acc| {
+            let xt = &terms[xi];
+            let rx = r + self.distinct_x[xi];
+            let w = sums[sum::W];
+            acc[0] +=
+                w * (xt.ln_const + r * ln_alpha) - rx * sums[sum::LN_AT] + sums[sum::LOG1P_ODDS];
+            acc[1] += w * (xt.d_r + ln_alpha) - sums[sum::LN_AT] + sums[sum::S_L];
+            acc[2] += w * r / alpha - rx * sums[sum::INV_AT] + rx * sums[sum::S_D];
+            acc[3] += w * xt.d_a + sums[sum::S] / a;
+            acc[4] += w * xt.d_b - sums[sum::S] * xt.inv_bx1;
         });
         (acc[0], acc[1..].to_vec())
+    }
+
+    /// The analytic Hessian of the log-likelihood in (r, alpha, a, b), from one pass over the
+    /// rows (the second-order sums of [`add_row`]) and trigamma terms per distinct frequency.
+    fn hessian(&self, params: &[f64], exec: &Exec) -> Option<Vec<Vec<f64>>> {
+        let p = BgNbdParams {
+            r: params[0],
+            alpha: params[1],
+            a: params[2],
+            b: params[3],
+        };
+        let terms = self.x_terms(&p);
+        let (r, alpha, a, b) = (p.r, p.alpha, p.a, p.b);
+        let (tg_r, tg_ab, tg_b) = (trigamma(r), trigamma(a + b), trigamma(b));
+        // Upper triangle in the order rr, ra(lpha), ra, rb, aa(lpha), ..., bb.
+        let acc = self.sum_runs::<true>(&p, &terms, exec, 10, |xi, sums, acc| {
+            let x = self.distinct_x[xi];
+            let (rx, ib) = (r + x, terms[xi].inv_bx1);
+            let w = sums[sum::W];
+            let tg_abx = trigamma(a + b + x);
+            let (q, q_l, q_d) = (sums[sum::Q], sums[sum::Q_L], sums[sum::Q_D]);
+            acc[0] += w * (trigamma(r + x) - tg_r) + sums[sum::Q_LL];
+            acc[1] += w / alpha - sums[sum::INV_AT] + sums[sum::S_D] + rx * sums[sum::Q_LD];
+            acc[2] += q_l / a;
+            acc[3] -= q_l * ib;
+            acc[4] += -w * r / (alpha * alpha)
+                + rx * sums[sum::INV_AT2]
+                + rx * sums[sum::S_D2]
+                + rx * rx * sums[sum::Q_DD];
+            acc[5] += rx * q_d / a;
+            acc[6] -= rx * q_d * ib;
+            acc[7] += w * (tg_ab - tg_abx) + (q - sums[sum::S]) / (a * a);
+            acc[8] += w * (tg_ab - tg_abx) - q * ib / a;
+            acc[9] += w * (trigamma(b + x) - tg_abx - tg_b + tg_ab) + (sums[sum::S] + q) * ib * ib;
+        });
+        let upper = [[0, 1, 2, 3], [1, 4, 5, 6], [2, 5, 7, 8], [3, 6, 8, 9]];
+        Some(
+            upper
+                .iter()
+                .map(|row| row.iter().map(|&k| acc[k]).collect())
+                .collect(),
+        )
     }
 }
 
@@ -745,6 +826,38 @@ mod tests {
                     "param {j} at {theta:?}: {} vs {numeric}",
                     grad[j]
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn analytic_hessian_matches_finite_differences_of_the_gradient() {
+        let x = [0.0, 1.0, 3.0, 7.0, 0.0, 2.0, 40.0, 1.0, 250.0];
+        let t_x = [0.0, 5.0, 20.0, 30.5, 0.0, 38.0, 38.9, 0.0, 39.5];
+        let age = [10.0, 20.0, 30.0, 38.0, 0.0, 39.0, 39.0, 12.0, 40.0];
+        let data = RfmColumns::new(&x, &t_x, &age).compress();
+        let model = BgNbd::new(&data);
+        let mut rng = Rng::new(77);
+        for _ in 0..40 {
+            let theta: [f64; 4] = std::array::from_fn(|_| 10f64.powf(3.0 * rng.uniform() - 1.5));
+            let hessian = model.hessian(&theta, &Exec::Serial).unwrap();
+            for j in 0..4 {
+                let h = 1e-6 * theta[j];
+                let mut up = theta;
+                let mut down = theta;
+                up[j] += h;
+                down[j] -= h;
+                let (_, g_up) = model.loglik_and_gradient(&up, &Exec::Serial);
+                let (_, g_down) = model.loglik_and_gradient(&down, &Exec::Serial);
+                for i in 0..4 {
+                    let numeric = (g_up[i] - g_down[i]) / (2.0 * h);
+                    let scale = numeric.abs().max(hessian[i][j].abs()).max(1.0);
+                    assert!(
+                        (hessian[i][j] - numeric).abs() < 1e-5 * scale,
+                        "H[{i}][{j}] at {theta:?}: {} vs {numeric}",
+                        hessian[i][j]
+                    );
+                }
             }
         }
     }
