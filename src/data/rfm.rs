@@ -2,7 +2,7 @@
 
 use crate::error::{ClvError, Result};
 
-use super::{check_column, check_lengths, check_weights};
+use super::{check_lengths, check_weights};
 
 /// Column names used in error messages (the caller's names, e.g. from a DataFrame).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +58,11 @@ impl<'a> RfmColumns<'a> {
     /// Check every rule of the continuous-time models; the error names the column, the first
     /// offending row and the rule.
     pub fn validate(&self, names: &RfmNames) -> Result<()> {
+        self.validate_on(names, &crate::parallel::Exec::Serial)
+    }
+
+    /// [`RfmColumns::validate`], scanning the rows in parallel on `exec`.
+    pub fn validate_on(&self, names: &RfmNames, exec: &crate::parallel::Exec) -> Result<()> {
         let n = self.frequency.len();
         if n == 0 {
             return Err(ClvError::invalid_data(
@@ -83,42 +88,64 @@ impl<'a> RfmColumns<'a> {
             lengths.push((names.weights.as_str(), w.len()));
         }
         check_lengths(&lengths, n)?;
-        check_column(
-            &names.frequency,
-            self.frequency,
-            "must be a whole number of repeat purchases >= 0 (and below 2^32)",
-            |x| x.is_finite() && x >= 0.0 && x.fract() == 0.0 && x <= u32::MAX as f64,
-        )?;
-        check_column(
-            &names.recency,
-            self.recency,
-            "must be a finite number >= 0",
-            |t| t.is_finite() && t >= 0.0,
-        )?;
-        check_column(&names.age, self.age, "must be a finite number >= 0", |t| {
-            t.is_finite() && t >= 0.0
-        })?;
-        if let Some(row) = (0..n).find(|&i| self.recency[i] > self.age[i]) {
-            return Err(ClvError::invalid_data(
+        // One pass (parallel on `exec`) finds the first row breaking each rule; the rules are
+        // then reported in this order.
+        const NONE: usize = usize::MAX;
+        let first = exec.chunked_reduce(
+            n,
+            || [NONE; 5],
+            |range, first: &mut [usize; 5]| {
+                for i in range {
+                    let (x, t_x, age) = (self.frequency[i], self.recency[i], self.age[i]);
+                    // `as u32` truncates (NaN gives 0), so this is "a whole number in range".
+                    let broken = [
+                        !(x >= 0.0 && x <= u32::MAX as f64 && f64::from(x as u32) == x),
+                        !(t_x.is_finite() && t_x >= 0.0),
+                        !(age.is_finite() && age >= 0.0),
+                        t_x > age,
+                        x == 0.0 && t_x != 0.0,
+                    ];
+                    for (slot, broken) in first.iter_mut().zip(broken) {
+                        if broken && *slot == NONE {
+                            *slot = i;
+                        }
+                    }
+                }
+            },
+            |total, part| {
+                for (t, p) in total.iter_mut().zip(part) {
+                    *t = (*t).min(p);
+                }
+            },
+        );
+        let age_rule = format!(
+            "must not exceed {} (the customer's age, {{age}}): the last purchase cannot come after the end of observation",
+            names.age
+        );
+        let checks: [(&str, &[f64], String); 5] = [
+            (&names.frequency, self.frequency, "must be a whole number of repeat purchases >= 0 (and below 2^32)".into()),
+            (&names.recency, self.recency, "must be a finite number >= 0".into()),
+            (&names.age, self.age, "must be a finite number >= 0".into()),
+            (&names.recency, self.recency, age_rule),
+            (
                 &names.recency,
-                Some(row),
-                Some(self.recency[row]),
-                format!(
-                    "must not exceed {} (the customer's age, {}): the last purchase cannot come after the end of observation",
-                    names.age, self.age[row]
-                ),
-            ));
-        }
-        if let Some(row) = (0..n).find(|&i| self.frequency[i] == 0.0 && self.recency[i] != 0.0) {
-            return Err(ClvError::invalid_data(
-                &names.recency,
-                Some(row),
-                Some(self.recency[row]),
+                self.recency,
                 format!(
                     "must be 0 when {} is 0 (no repeat purchase, so no time of last repeat purchase)",
                     names.frequency
                 ),
-            ));
+            ),
+        ];
+        for ((column, values, rule), row) in checks.into_iter().zip(first) {
+            if row != NONE {
+                let rule = rule.replace("{age}", &self.age[row].to_string());
+                return Err(ClvError::invalid_data(
+                    column,
+                    Some(row),
+                    Some(values[row]),
+                    rule,
+                ));
+            }
         }
         if let Some(w) = self.weights {
             check_weights(&names.weights, w)?;

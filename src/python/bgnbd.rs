@@ -49,7 +49,7 @@ fn bgnbd_fit<'py>(
     };
     let names = rfm_names(names);
     let (res, n_rows) = run(py, n_jobs, |exec, interrupt| {
-        columns.validate(&names)?;
+        columns.validate_on(&names, exec)?;
         let data = columns.compress_on(exec);
         let opts = FitOptions {
             penalizer,
@@ -84,7 +84,7 @@ fn per_customer<'py>(
     let names = rfm_names(names);
     let out = run(py, n_jobs, |exec, _| {
         let p = BgNbdParams::from_slice(&params)?;
-        columns.validate(&names)?;
+        columns.validate_on(&names, exec)?;
         let mut out = vec![0.0; columns.len()];
         bgnbd::predict_rows(exec, &columns, &mut out, |x, t_x, age, i| {
             f(&p, x, t_x, age, i)
@@ -144,7 +144,7 @@ fn bgnbd_probability_alive<'py>(
     let names = rfm_names(names);
     let out = run(py, n_jobs, |exec, _| {
         let p = BgNbdParams::from_slice(&params)?;
-        columns.validate(&names)?;
+        columns.validate_on(&names, exec)?;
         let mut out = vec![0.0; columns.len()];
         bgnbd::probability_alive_bulk(&p, &columns, exec, &mut out);
         Ok(out)
@@ -187,7 +187,7 @@ fn bgnbd_expected_purchases<'py>(
     let names = rfm_names(names);
     let out = run(py, n_jobs, |exec, _| {
         let p = BgNbdParams::from_slice(&params)?;
-        columns.validate(&names)?;
+        columns.validate_on(&names, exec)?;
         let mut out = vec![0.0; columns.len()];
         if horizon.len() == 1 {
             bgnbd::conditional_expected_purchases_bulk(&p, &columns, horizon[0], exec, &mut out);
