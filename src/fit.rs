@@ -12,6 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use crate::error::{ClvError, Result};
 use crate::parallel::Exec;
@@ -200,10 +201,14 @@ struct Objective<'l, 'o, L: Likelihood> {
     weight: f64,
     evaluations: AtomicU64,
     interrupted: AtomicBool,
-    /// The point and unpenalised log-likelihood of the latest evaluation, so that the final
-    /// log-likelihood needs no extra pass over the data.
-    latest: std::sync::Mutex<Option<(Vec<f64>, f64)>>,
+    /// The latest evaluation (point, unpenalised log-likelihood, gradient of the objective), so
+    /// that the final log-likelihood and the covariance need no extra pass over the data.
+    latest: Mutex<Option<Evaluation>>,
 }
+
+/// A point in unconstrained coordinates, the unpenalised log-likelihood there, and the gradient
+/// of the objective.
+type Evaluation = (Vec<f64>, f64, Vec<f64>);
 
 /// Why an evaluation produced no value.
 enum EvalError {
@@ -240,7 +245,6 @@ impl<L: Likelihood> Objective<'_, '_, L> {
             return Err(EvalError::NotFinite);
         }
         let (ll, grad_theta) = self.lik.loglik_and_gradient(&theta, &self.opts.exec);
-        *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some((u.to_vec(), ll));
         let pen = self.opts.penalizer;
         let cost = -ll / self.weight + pen * theta.iter().map(|t| t * t).sum::<f64>();
         let grad: Vec<f64> = self
@@ -252,7 +256,35 @@ impl<L: Likelihood> Objective<'_, '_, L> {
         if !cost.is_finite() || grad.iter().any(|g| !g.is_finite()) {
             return Err(EvalError::NotFinite);
         }
+        *self.latest.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((u.to_vec(), ll, grad.clone()));
         Ok((cost, grad))
+    }
+
+    /// The log-likelihood and objective gradient at `u`, from the latest evaluation when it was
+    /// at `u` (as it is at the end of a fit), else evaluated afresh.
+    fn at(&self, u: &[f64]) -> std::result::Result<(f64, Vec<f64>), EvalError> {
+        if let Some((at, ll, grad)) = self
+            .latest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            if at.as_slice() == u {
+                return Ok((*ll, grad.clone()));
+            }
+        }
+        self.evaluate(u)?;
+        self.at(u)
+    }
+
+    /// d theta / d u at `theta`.
+    fn jacobian(&self, theta: &[f64]) -> Vec<f64> {
+        self.specs
+            .iter()
+            .zip(theta)
+            .map(|(s, &t)| s.domain.jacobian(t))
+            .collect()
     }
 }
 
@@ -311,7 +343,7 @@ pub fn fit<L: Likelihood>(lik: &L, opts: &FitOptions<'_>) -> Result<FitResult> {
         weight,
         evaluations: AtomicU64::new(0),
         interrupted: AtomicBool::new(false),
-        latest: std::sync::Mutex::new(None),
+        latest: Mutex::new(None),
     };
     let max_iter = if opts.max_iter == 0 {
         DEFAULT_MAX_ITER
@@ -358,15 +390,7 @@ pub fn fit<L: Likelihood>(lik: &L, opts: &FitOptions<'_>) -> Result<FitResult> {
     }
 
     let theta = objective.natural(&best.u);
-    let cached = objective
-        .latest
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .take();
-    let ll = match cached {
-        Some((u, ll)) if u == best.u => ll,
-        _ => lik.loglik_and_gradient(&theta, &opts.exec).0,
-    };
+    let (ll, _) = objective.at(&best.u).map_err(hessian_error)?;
     let (covariance, inverse_hessian, condition) = covariance(&objective, &best.u, &theta)?;
     Ok(FitResult {
         names: specs.iter().map(|s| s.name.to_string()).collect(),
@@ -619,14 +643,9 @@ fn unconstrained_hessian<L: Likelihood>(
     h_theta: &[Vec<f64>],
 ) -> Result<Vec<Vec<f64>>> {
     let k = u.len();
-    let (_, grad_u) = objective.evaluate(u).map_err(hessian_error)?;
+    let (_, grad_u) = objective.at(u).map_err(hessian_error)?;
     let pen = objective.opts.penalizer * objective.weight;
-    let jac: Vec<f64> = objective
-        .specs
-        .iter()
-        .zip(theta)
-        .map(|(s, &t)| s.domain.jacobian(t))
-        .collect();
+    let jac = objective.jacobian(theta);
     let mut hessian = vec![vec![0.0; k]; k];
     for i in 0..k {
         for j in 0..k {
@@ -690,12 +709,7 @@ fn curvature_from_hessian<L: Likelihood>(
     if !(min > 0.0) || !condition.is_finite() || condition > 1e16 {
         return Ok((None, None, condition));
     }
-    let jac: Vec<f64> = objective
-        .specs
-        .iter()
-        .zip(theta)
-        .map(|(s, &t)| s.domain.jacobian(t))
-        .collect();
+    let jac = objective.jacobian(theta);
     let mut cov = vec![vec![0.0; k]; k];
     let mut inverse = vec![vec![0.0; k]; k];
     for i in 0..k {

@@ -799,12 +799,31 @@ mod tests {
         ((a - b) / b).abs()
     }
 
-    #[test]
-    fn gradient_matches_finite_differences_at_random_points() {
+    /// A few awkward histories: x = 0, t_x = 0 with x > 0, T = 0, t_x near T, x in the hundreds.
+    fn awkward_rows() -> Rfm {
         let x = [0.0, 1.0, 3.0, 7.0, 0.0, 2.0, 40.0, 1.0, 250.0];
         let t_x = [0.0, 5.0, 20.0, 30.5, 0.0, 38.0, 38.9, 0.0, 39.5];
         let age = [10.0, 20.0, 30.0, 38.0, 0.0, 39.0, 39.0, 12.0, 40.0];
-        let data = RfmColumns::new(&x, &t_x, &age).compress();
+        RfmColumns::new(&x, &t_x, &age).compress()
+    }
+
+    /// Central difference of `f` in coordinate `j` at `theta` (relative step 1e-6).
+    fn central_difference<T>(
+        theta: [f64; 4],
+        j: usize,
+        f: impl Fn(&[f64; 4]) -> T,
+        sub: impl Fn(T, T) -> T,
+    ) -> (T, f64) {
+        let h = 1e-6 * theta[j];
+        let (mut up, mut down) = (theta, theta);
+        up[j] += h;
+        down[j] -= h;
+        (sub(f(&up), f(&down)), 2.0 * h)
+    }
+
+    #[test]
+    fn gradient_matches_finite_differences_at_random_points() {
+        let data = awkward_rows();
         let model = BgNbd::new(&data);
         let mut rng = Rng::new(2024);
         for _ in 0..60 {
@@ -812,14 +831,9 @@ mod tests {
             let theta: [f64; 4] = std::array::from_fn(|_| 10f64.powf(4.0 * rng.uniform() - 2.0));
             let (_, grad) = model.loglik_and_gradient(&theta, &Exec::Serial);
             for j in 0..4 {
-                let h = 1e-6 * theta[j];
-                let mut up = theta;
-                let mut down = theta;
-                up[j] += h;
-                down[j] -= h;
-                let numeric = (model.loglik_and_gradient(&up, &Exec::Serial).0
-                    - model.loglik_and_gradient(&down, &Exec::Serial).0)
-                    / (2.0 * h);
+                let ll = |t: &[f64; 4]| model.loglik_and_gradient(t, &Exec::Serial).0;
+                let (diff, step) = central_difference(theta, j, ll, |a, b| a - b);
+                let numeric = diff / step;
                 let scale = numeric.abs().max(grad[j].abs()).max(1.0);
                 assert!(
                     (grad[j] - numeric).abs() < 1e-5 * scale,
@@ -832,25 +846,19 @@ mod tests {
 
     #[test]
     fn analytic_hessian_matches_finite_differences_of_the_gradient() {
-        let x = [0.0, 1.0, 3.0, 7.0, 0.0, 2.0, 40.0, 1.0, 250.0];
-        let t_x = [0.0, 5.0, 20.0, 30.5, 0.0, 38.0, 38.9, 0.0, 39.5];
-        let age = [10.0, 20.0, 30.0, 38.0, 0.0, 39.0, 39.0, 12.0, 40.0];
-        let data = RfmColumns::new(&x, &t_x, &age).compress();
+        let data = awkward_rows();
         let model = BgNbd::new(&data);
         let mut rng = Rng::new(77);
         for _ in 0..40 {
             let theta: [f64; 4] = std::array::from_fn(|_| 10f64.powf(3.0 * rng.uniform() - 1.5));
             let hessian = model.hessian(&theta, &Exec::Serial).unwrap();
             for j in 0..4 {
-                let h = 1e-6 * theta[j];
-                let mut up = theta;
-                let mut down = theta;
-                up[j] += h;
-                down[j] -= h;
-                let (_, g_up) = model.loglik_and_gradient(&up, &Exec::Serial);
-                let (_, g_down) = model.loglik_and_gradient(&down, &Exec::Serial);
+                let grad = |t: &[f64; 4]| model.loglik_and_gradient(t, &Exec::Serial).1;
+                let diff =
+                    |a: Vec<f64>, b: Vec<f64>| a.iter().zip(&b).map(|(u, d)| u - d).collect();
+                let (delta, step) = central_difference(theta, j, grad, diff);
                 for i in 0..4 {
-                    let numeric = (g_up[i] - g_down[i]) / (2.0 * h);
+                    let numeric = delta[i] / step;
                     let scale = numeric.abs().max(hessian[i][j].abs()).max(1.0);
                     assert!(
                         (hessian[i][j] - numeric).abs() < 1e-5 * scale,
