@@ -79,7 +79,7 @@ fn main() {
         &mut out,
     );
     println!(
-        "expected purchases (t = 52): {:.3}s, sum {}, {served} frequencies interpolated",
+        "expected purchases (t = 52): {:.3}s, sum {}, {served} rows interpolated",
         t3.elapsed().as_secs_f64(),
         out.iter().sum::<f64>()
     );

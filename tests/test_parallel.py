@@ -133,11 +133,11 @@ def test_resolve_n_jobs(monkeypatch):
 def test_fits_in_two_threads_overlap_in_time():
     """Two Python threads fitting at once must run their fits concurrently.
 
-    The second thread starts 50 ms after the first has entered ``fit``. If the GIL were held
+    The second thread starts 10 ms after the first has entered ``fit``. If the GIL were held
     during the fit, the second could not even record its start until the first fit returned, so
     the two [start, end] intervals would not overlap (checked to hold for a GIL-holding call).
     """
-    data = bgnbd_synth(300_000, seed=99)
+    data = bgnbd_synth(1_000_000, seed=99)
     first_started = threading.Event()
     spans: dict[str, tuple[float, float, np.ndarray]] = {}
     errors: list[BaseException] = []
@@ -147,7 +147,7 @@ def test_fits_in_two_threads_overlap_in_time():
             model = BetaGeoModel(n_jobs=1)
             if wait:
                 first_started.wait(30)
-                time.sleep(0.05)
+                time.sleep(0.01)
             else:
                 first_started.set()
             start = time.perf_counter()

@@ -79,7 +79,7 @@ def as_float_array(values: Any, name: str) -> np.ndarray:
     if raw.dtype.kind not in "biufO":
         raise _not_numeric(name, raw.dtype)
     try:
-        array = raw.astype(np.float64)
+        array = raw.astype(np.float64, copy=False)
     except (TypeError, ValueError) as exc:
         raise _not_numeric(name, raw.dtype) from exc
     if array.ndim == 0:

@@ -18,7 +18,7 @@
 //! as a negative-binomial mixture of truncated geometric sums, all of whose terms are positive
 //! (see [`active_expected_purchases`]).
 
-use crate::chebyshev::Interpolant;
+use crate::chebyshev::{self, Interpolant};
 use crate::data::{Rfm, RfmColumns};
 use crate::error::Result;
 use crate::fit::{check_params, Domain, Likelihood, ParamSpec};
@@ -266,11 +266,11 @@ const BULK_TOLERANCE: f64 = 1e-13;
 /// [`conditional_expected_purchases`] for many customers and one horizon `t`, in parallel.
 ///
 /// The active-customer part depends only on (x, T), and for a fixed x it is a smooth function of
-/// T. For every frequency shared by enough customers it is replaced by a Chebyshev interpolant
-/// over that frequency's range of T, accepted only if it reproduces the series to
+/// T. For every frequency shared by enough customers it is replaced by a piecewise Chebyshev
+/// interpolant in ln(alpha + T) over that frequency's range, accepted only if it reproduces the series to
 /// [`BULK_TOLERANCE`] relative at the points between its nodes (otherwise those rows are
 /// evaluated directly). Each row then costs one P(alive) and one short polynomial. Returns the
-/// number of frequencies served by an interpolant.
+/// number of rows served by an interpolant.
 pub fn conditional_expected_purchases_bulk(
     p: &BgNbdParams,
     columns: &RfmColumns<'_>,
@@ -317,7 +317,10 @@ pub fn conditional_expected_purchases_bulk(
             }
         },
     );
-    // One interpolant per well-populated frequency, built in parallel.
+    // One interpolant per well-populated frequency, built in parallel, in the variable
+    // v = ln(alpha + T): the function's singularities (alpha + T = 0 and alpha + T = -t) lie at
+    // v = -inf and at imaginary distance pi from the real axis, so pieces of a fixed width in v
+    // converge geometrically whatever the scale of T.
     let frequencies: Vec<usize> = (0..slots).collect();
     let interpolants: Vec<Option<Interpolant>> = exec.map(&frequencies, |&k| {
         let (count, lo, hi) = groups[k];
@@ -325,22 +328,63 @@ pub fn conditional_expected_purchases_bulk(
             return None;
         }
         let x = k as f64;
-        let active = |age: f64| active_expected_purchases(p.r + x, p.alpha + age, t, p.a, p.b + x);
-        Interpolant::fit(active, lo, hi, BULK_TOLERANCE)
+        let active = |v: f64| active_expected_purchases(p.r + x, v.exp(), t, p.a, p.b + x);
+        let ln = crate::fastmath::ln;
+        Interpolant::fit(active, ln(p.alpha + lo), ln(p.alpha + hi), BULK_TOLERANCE)
     });
-    // P(alive) with the vectorised kernel, then times the active-customer expectation.
+    // P(alive) with the vectorised kernel, then times the active-customer expectation: four
+    // rows at a time through their interpolants, the rest (and rows without one) directly.
     probability_alive_bulk(p, columns, exec, out);
+    let active =
+        |x: f64, age: f64| active_expected_purchases(p.r + x, p.alpha + age, t, p.a, p.b + x);
+    let lookup = |i: usize| {
+        let x = columns.frequency[i];
+        let v = crate::fastmath::ln(p.alpha + columns.age[i]);
+        interpolants[x as usize]
+            .as_ref()
+            .filter(|f| f.covers(v))
+            .map(|f| f.locate(v))
+    };
+    let interpolated = std::sync::atomic::AtomicUsize::new(0);
     exec.fill_blocks(out, |start, block| {
-        for (offset, slot) in block.iter_mut().enumerate() {
-            let i = start + offset;
-            let (x, age) = (columns.frequency[i], columns.age[i]);
-            *slot *= match &interpolants[x as usize] {
-                Some(f) if f.covers(age) => f.eval(age),
-                _ => active_expected_purchases(p.r + x, p.alpha + age, t, p.a, p.b + x),
+        let mut quads = block.chunks_exact_mut(4);
+        let mut row = start;
+        let mut direct = 0;
+        for quad in &mut quads {
+            let found: [_; 4] = std::array::from_fn(|l| lookup(row + l));
+            if found.iter().all(Option::is_some) {
+                let found = found.map(|f| f.expect("checked"));
+                let values = chebyshev::eval4(found.map(|(c, _)| c), found.map(|(_, u)| u));
+                for (slot, v) in quad.iter_mut().zip(values) {
+                    *slot *= v;
+                }
+            } else {
+                for (l, slot) in quad.iter_mut().enumerate() {
+                    let i = row + l;
+                    *slot *= match found[l] {
+                        Some((c, u)) => chebyshev::eval4([c; 4], [u; 4])[0],
+                        None => {
+                            direct += 1;
+                            active(columns.frequency[i], columns.age[i])
+                        }
+                    };
+                }
+            }
+            row += 4;
+        }
+        for (l, slot) in quads.into_remainder().iter_mut().enumerate() {
+            let i = row + l;
+            *slot *= match lookup(i) {
+                Some((c, u)) => chebyshev::eval4([c; 4], [u; 4])[0],
+                None => {
+                    direct += 1;
+                    active(columns.frequency[i], columns.age[i])
+                }
             };
         }
+        interpolated.fetch_add(block.len() - direct, std::sync::atomic::Ordering::Relaxed);
     });
-    interpolants.iter().filter(|f| f.is_some()).count()
+    interpolated.into_inner()
 }
 
 /// E[X(t)]: expected purchases of a new customer in (0, t] (FHL 2005, eq. 9).
