@@ -162,67 +162,156 @@ impl<'a> RfmColumns<'a> {
 
     /// [`RfmColumns::compress`], sorting in parallel on `exec` for large inputs.
     ///
-    /// Sorts 24-byte (frequency, row, recency, age) records whose order needs no lookups, so
-    /// heavily duplicated data (ages in whole days, say) sorts as fast as distinct rows; the
-    /// output columns are then written in one sequential pass. Extra memory: 24 bytes per input
-    /// row while sorting, plus the compressed rows.
+    /// Rows are bucketed by frequency (a whole number, usually small) and each bucket is sorted
+    /// by (recency, age[, weight]) as plain 16-byte records (24 with weights), which needs no
+    /// lookups, so heavily duplicated data sort as fast as distinct rows. Extra memory: the
+    /// records while sorting, plus the compressed rows (without a weight column when every
+    /// weight is 1).
     pub fn compress_on(&self, exec: &crate::parallel::Exec) -> Rfm {
         let n = self.len();
-        let weight = |i: u32| self.weights.map_or(1.0, |w| w[i as usize]);
-        // +0.0 turns -0.0 into 0.0 so that equal values share one bit pattern; non-negative
-        // finite f64 bit patterns sort like the numbers themselves. Frequencies are whole numbers
-        // below 2^32 and row indices fit u32 (both checked by `validate`); zero weights are dropped.
-        let mut records: Vec<(u32, u32, u64, u64)> = (0..n as u32)
-            .filter(|&i| weight(i) != 0.0)
-            .map(|i| {
-                let r = i as usize;
-                (
-                    self.frequency[r] as u32,
-                    i,
-                    (self.recency[r] + 0.0).to_bits(),
-                    (self.age[r] + 0.0).to_bits(),
-                )
-            })
-            .collect();
-        // Ordered by (frequency, recency, age, row): a total order, so merged weights add up in
-        // the same order whatever the thread count.
-        exec.sort_unstable_by(&mut records, |a, b| {
-            (a.0, a.2, a.3, a.1).cmp(&(b.0, b.2, b.3, b.1))
+        let weight = |i: usize| self.weights.map_or(1.0, |w| w[i]);
+        // Rows kept (zero weights are dropped) counted per frequency bucket. Frequencies are
+        // whole numbers below 2^32 (checked by `validate`); a bucket per value up to the largest
+        // when that is not much more than the number of rows, else per distinct value.
+        let max_x = self.frequency.iter().fold(0.0f64, |m, &x| m.max(x)) as usize;
+        let distinct_x: Option<Vec<u32>> = (max_x > n.max(1 << 16)).then(|| {
+            let mut xs: Vec<u32> = self.frequency.iter().map(|&x| x as u32).collect();
+            exec.sort_unstable_by(&mut xs, |a, b| a.cmp(b));
+            xs.dedup();
+            xs
         });
-        let mut out = Rfm {
-            // Capacity for every row: the pages beyond the distinct rows are never touched.
-            frequency: Vec::with_capacity(records.len()),
-            recency: Vec::with_capacity(records.len()),
-            age: Vec::with_capacity(records.len()),
-            weights: Vec::with_capacity(records.len()),
+        let bucket_of = |i: usize| match &distinct_x {
+            None => self.frequency[i] as usize,
+            Some(xs) => xs.partition_point(|&v| (v as f64) < self.frequency[i]),
         };
-        let mut last = None;
-        for &(x, i, t_x, age) in &records {
-            let w = weight(i);
-            if last == Some((x, t_x, age)) {
-                *out.weights.last_mut().expect("a row was pushed") += w;
-            } else {
-                out.frequency.push(f64::from(x));
-                out.recency.push(f64::from_bits(t_x));
-                out.age.push(f64::from_bits(age));
-                out.weights.push(w);
-                last = Some((x, t_x, age));
+        let buckets = distinct_x.as_ref().map_or(max_x + 1, Vec::len);
+        let bucket_value = |k: usize| distinct_x.as_ref().map_or(k as f64, |xs| f64::from(xs[k]));
+        let mut starts = vec![0usize; buckets + 1];
+        for i in 0..n {
+            if weight(i) != 0.0 {
+                starts[bucket_of(i) + 1] += 1;
             }
         }
+        for k in 1..starts.len() {
+            starts[k] += starts[k - 1];
+        }
+        let kept = starts[buckets];
+        // +0.0 turns -0.0 into 0.0 so that equal values share one bit pattern; non-negative
+        // finite f64 bit patterns sort like the numbers themselves.
+        let bits = |v: f64| (v + 0.0).to_bits();
+        let mut next = starts.clone();
+        let mut out = match self.weights {
+            None => {
+                let mut records = vec![(0u64, 0u64); kept];
+                for i in 0..n {
+                    let slot = &mut next[bucket_of(i)];
+                    records[*slot] = (bits(self.recency[i]), bits(self.age[i]));
+                    *slot += 1;
+                }
+                sort_buckets(exec, &mut records, &starts);
+                Rfm::from_sorted(
+                    &starts,
+                    bucket_value,
+                    records.iter().map(|&(t, age)| (t, age, 1.0)),
+                )
+            }
+            Some(w) => {
+                // The weight is part of the sort key, so tied rows add up in one order.
+                let mut records = vec![(0u64, 0u64, 0u64); kept];
+                for i in (0..n).filter(|&i| w[i] != 0.0) {
+                    let slot = &mut next[bucket_of(i)];
+                    records[*slot] = (bits(self.recency[i]), bits(self.age[i]), w[i].to_bits());
+                    *slot += 1;
+                }
+                sort_buckets(exec, &mut records, &starts);
+                Rfm::from_sorted(
+                    &starts,
+                    bucket_value,
+                    records
+                        .iter()
+                        .map(|&(t, age, w)| (t, age, f64::from_bits(w))),
+                )
+            }
+        };
+        out.drop_unit_weights();
         out
     }
 }
 
-/// Owned, compressed (x, t_x, T, weight) rows in canonical order.
+/// Sort each frequency bucket `records[starts[k]..starts[k + 1]]`.
+fn sort_buckets<T: Ord + Send + Copy>(
+    exec: &crate::parallel::Exec,
+    records: &mut [T],
+    starts: &[usize],
+) {
+    for k in 0..starts.len() - 1 {
+        exec.sort_unstable_by(&mut records[starts[k]..starts[k + 1]], |a, b| a.cmp(b));
+    }
+}
+
+/// Rows of weight 1: the weights of rows that carry none (see [`Rfm::weights_of`]).
+static ONES: [f64; crate::parallel::CHUNK_ROWS] = [1.0; crate::parallel::CHUNK_ROWS];
+
+/// Owned, compressed (x, t_x, T, weight) rows in canonical order: by frequency, then recency,
+/// then age.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Rfm {
     pub frequency: Vec<f64>,
     pub recency: Vec<f64>,
     pub age: Vec<f64>,
-    pub weights: Vec<f64>,
+    /// Row weights (customers per row); `None` when every weight is 1, which saves a column
+    /// when nothing compresses.
+    pub weights: Option<Vec<f64>>,
 }
 
 impl Rfm {
+    /// Distinct rows from records sorted within frequency buckets (`starts` as in
+    /// [`RfmColumns::compress_on`]), merging runs of identical rows.
+    fn from_sorted(
+        starts: &[usize],
+        bucket_value: impl Fn(usize) -> f64,
+        records: impl Iterator<Item = (u64, u64, f64)>,
+    ) -> Rfm {
+        let total = starts[starts.len() - 1];
+        // Capacity for every row: the pages beyond the distinct rows are never touched.
+        let mut out = Rfm {
+            frequency: Vec::with_capacity(total),
+            recency: Vec::with_capacity(total),
+            age: Vec::with_capacity(total),
+            weights: Some(Vec::with_capacity(total)),
+        };
+        let weights = out.weights.as_mut().expect("set above");
+        let mut bucket = 0;
+        let mut last = None;
+        for (position, (t_x, age, w)) in records.enumerate() {
+            while position >= starts[bucket + 1] {
+                bucket += 1;
+            }
+            let key = (bucket, t_x, age);
+            if last == Some(key) {
+                *weights.last_mut().expect("a row was pushed") += w;
+            } else {
+                out.frequency.push(bucket_value(bucket));
+                out.recency.push(f64::from_bits(t_x));
+                out.age.push(f64::from_bits(age));
+                weights.push(w);
+                last = Some(key);
+            }
+        }
+        out
+    }
+
+    /// Replace a weight column of ones by `None`.
+    fn drop_unit_weights(&mut self) {
+        if self
+            .weights
+            .as_ref()
+            .is_some_and(|w| w.iter().all(|&v| v == 1.0))
+        {
+            self.weights = None;
+        }
+    }
+
     /// Number of distinct rows.
     pub fn len(&self) -> usize {
         self.frequency.len()
@@ -235,11 +324,27 @@ impl Rfm {
 
     /// Sum of the weights (the number of customers when weights are counts).
     pub fn total_weight(&self) -> f64 {
-        self.weights.iter().sum()
+        match &self.weights {
+            Some(w) => w.iter().sum(),
+            None => self.len() as f64,
+        }
     }
 
-    /// Every `stride`-th row (weights kept): a stratified subsample of the canonical order,
-    /// which is sorted by frequency, then recency, then age.
+    /// The weights of the rows in `range`, which must hold at most
+    /// [`CHUNK_ROWS`](crate::parallel::CHUNK_ROWS) rows when the rows carry no weight column.
+    pub fn weights_of(&self, range: std::ops::Range<usize>) -> &[f64] {
+        match &self.weights {
+            Some(w) => &w[range],
+            None => &ONES[..range.len()],
+        }
+    }
+
+    /// The weight of row `i`.
+    pub fn weight(&self, i: usize) -> f64 {
+        self.weights.as_ref().map_or(1.0, |w| w[i])
+    }
+
+    /// Every `stride`-th row (weights kept): a stratified subsample of the canonical order.
     pub fn subsample(&self, stride: usize) -> Rfm {
         let stride = stride.max(1);
         let pick = |v: &Vec<f64>| v.iter().step_by(stride).copied().collect();
@@ -247,7 +352,7 @@ impl Rfm {
             frequency: pick(&self.frequency),
             recency: pick(&self.recency),
             age: pick(&self.age),
-            weights: pick(&self.weights),
+            weights: self.weights.as_ref().map(pick),
         }
     }
 
@@ -257,7 +362,7 @@ impl Rfm {
             frequency: &self.frequency,
             recency: &self.recency,
             age: &self.age,
-            weights: Some(&self.weights),
+            weights: self.weights.as_deref(),
         }
     }
 }
@@ -306,8 +411,20 @@ mod tests {
         let rfm = RfmColumns::new(&x, &t, &age).compress();
         assert_eq!(rfm.frequency, vec![0.0, 1.0, 1.0]);
         assert_eq!(rfm.recency, vec![0.0, 1.0, 2.0]);
-        assert_eq!(rfm.weights, vec![1.0, 1.0, 2.0]);
+        assert_eq!(rfm.weights, Some(vec![1.0, 1.0, 2.0]));
         // Compressing compressed data changes nothing.
         assert_eq!(rfm.columns().compress(), rfm);
+        // Without duplicates there is no weight column.
+        let distinct =
+            RfmColumns::new(&[0.0, 2.0, 1.0], &[0.0, 1.0, 1.0], &[3.0, 3.0, 3.0]).compress();
+        assert_eq!(distinct.weights, None);
+        assert_eq!(distinct.frequency, vec![0.0, 1.0, 2.0]);
+        assert_eq!(distinct.total_weight(), 3.0);
+        // Huge, sparse frequencies are bucketed by distinct value.
+        let x = [4e9, 0.0, 7.0, 4e9];
+        let t = [1.0, 0.0, 2.0, 1.0];
+        let sparse = RfmColumns::new(&x, &t, &[3.0; 4]).compress();
+        assert_eq!(sparse.frequency, vec![0.0, 7.0, 4e9]);
+        assert_eq!(sparse.weights, Some(vec![1.0, 1.0, 2.0]));
     }
 }

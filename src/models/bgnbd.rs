@@ -671,7 +671,7 @@ impl BgNbd<'_> {
                 let sums = run_sums_dispatch::<SECOND>(
                     &d.age[rows.clone()],
                     &d.recency[rows.clone()],
-                    &d.weights[rows],
+                    d.weights_of(rows),
                     p.alpha,
                     p.r + x,
                     terms[xi].ln_odds,
@@ -692,20 +692,8 @@ impl Likelihood for BgNbd<'_> {
         // The purchase rate of repeat buyers suggests alpha for r = 1; dropout starts neutral.
         let d = self.data;
         let w = d.total_weight();
-        let mean_x = d
-            .frequency
-            .iter()
-            .zip(&d.weights)
-            .map(|(x, w)| x * w)
-            .sum::<f64>()
-            / w;
-        let mean_t = d
-            .age
-            .iter()
-            .zip(&d.weights)
-            .map(|(t, w)| t * w)
-            .sum::<f64>()
-            / w;
+        let weighted_mean = |v: &[f64]| (0..d.len()).map(|i| v[i] * d.weight(i)).sum::<f64>() / w;
+        let (mean_x, mean_t) = (weighted_mean(&d.frequency), weighted_mean(&d.age));
         let rate = (mean_x / mean_t.max(f64::MIN_POSITIVE)).max(1e-6);
         let alpha = (1.0 / rate).clamp(1e-6, 1e12);
         vec![
