@@ -200,7 +200,7 @@ impl<'a> RfmColumns<'a> {
         // finite f64 bit patterns sort like the numbers themselves.
         let bits = |v: f64| (v + 0.0).to_bits();
         let mut next = starts.clone();
-        let mut out = match self.weights {
+        let out = match self.weights {
             None => {
                 let mut records = vec![(0u64, 0u64); kept];
                 for i in 0..n {
@@ -233,7 +233,6 @@ impl<'a> RfmColumns<'a> {
                 )
             }
         };
-        out.drop_unit_weights();
         out
     }
 }
@@ -266,7 +265,8 @@ pub struct Rfm {
 
 impl Rfm {
     /// Distinct rows from records sorted within frequency buckets (`starts` as in
-    /// [`RfmColumns::compress_on`]), merging runs of identical rows.
+    /// [`RfmColumns::compress_on`]), merging runs of identical rows. The weight column is
+    /// materialised only once a weight other than 1 appears.
     fn from_sorted(
         starts: &[usize],
         bucket_value: impl Fn(usize) -> f64,
@@ -278,9 +278,8 @@ impl Rfm {
             frequency: Vec::with_capacity(total),
             recency: Vec::with_capacity(total),
             age: Vec::with_capacity(total),
-            weights: Some(Vec::with_capacity(total)),
+            weights: None,
         };
-        let weights = out.weights.as_mut().expect("set above");
         let mut bucket = 0;
         let mut last = None;
         for (position, (t_x, age, w)) in records.enumerate() {
@@ -288,28 +287,26 @@ impl Rfm {
                 bucket += 1;
             }
             let key = (bucket, t_x, age);
-            if last == Some(key) {
+            let merge = last == Some(key);
+            if (merge || w != 1.0) && out.weights.is_none() {
+                let mut weights = Vec::with_capacity(total);
+                weights.resize(out.len(), 1.0);
+                out.weights = Some(weights);
+            }
+            if merge {
+                let weights = out.weights.as_mut().expect("materialised above");
                 *weights.last_mut().expect("a row was pushed") += w;
             } else {
                 out.frequency.push(bucket_value(bucket));
                 out.recency.push(f64::from_bits(t_x));
                 out.age.push(f64::from_bits(age));
-                weights.push(w);
+                if let Some(weights) = out.weights.as_mut() {
+                    weights.push(w);
+                }
                 last = Some(key);
             }
         }
         out
-    }
-
-    /// Replace a weight column of ones by `None`.
-    fn drop_unit_weights(&mut self) {
-        if self
-            .weights
-            .as_ref()
-            .is_some_and(|w| w.iter().all(|&v| v == 1.0))
-        {
-            self.weights = None;
-        }
     }
 
     /// Number of distinct rows.
