@@ -537,3 +537,14 @@ def test_random_grid_is_finite_and_consistent(params, x, t_x, T):
     assert _non_decreasing(new).all()
     probs = m.purchase_count_probability(np.arange(6), 10.0)
     assert np.isfinite(probs).all() and ((probs >= 0) & (probs <= 1)).all()
+
+
+@pytest.mark.parametrize("t", [100.0, 1000.0])
+def test_horizon_with_a_billion_opportunities_is_exact_and_monotone(t):
+    # About 1e8-1e9 expected purchase opportunities: an earlier version summed the series term by
+    # term (14 s per call, 1e-6 error, and E[X(1000)] < E[X(100)]); the quadrature branch is exact.
+    params = (1000.0, 1e-3, 1000.0, 1000.0)
+    got = model(params).expected_purchases_new_customer(t)
+    ref = ref_expected_new_customer(params, t)
+    assert_matches([got], [ref], [f"params {params}, t = {t}"])
+    assert got >= model(params).expected_purchases_new_customer(t / 10)
