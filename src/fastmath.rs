@@ -88,15 +88,16 @@ pub fn exp(x: f64) -> f64 {
     y * f64::from_bits(((k1 + 1023) as u64) << 52) * f64::from_bits(((k2 + 1023) as u64) << 52)
 }
 
-/// ln(1 + e) for `e` in [0, 1], accurate for tiny `e` too (the usual `ln(u) e / (u - 1)` trick).
+/// ln(1 + y) for `y > -1` (finite), accurate for tiny `y` too: `ln(u) y / (u - 1)` with
+/// `u = 1 + y` cancels the rounding of `u` (Goldberg 1991, theorem 4).
 #[inline(always)]
-pub fn ln_1p_unit(e: f64) -> f64 {
-    let u = 1.0 + e;
+pub fn ln_1p(y: f64) -> f64 {
+    let u = 1.0 + y;
     let d = u - 1.0;
     if d == 0.0 {
-        e
+        y
     } else {
-        ln(u) * (e / d)
+        ln(u) * (y / d)
     }
 }
 
@@ -153,10 +154,12 @@ mod tests {
     }
 
     #[test]
-    fn ln_1p_unit_is_accurate_for_tiny_arguments() {
-        for e in [0.0, 1e-300, 1e-20, 1e-10, 1e-3, 0.5, 1.0] {
-            let want = f64::ln_1p(e);
-            assert!(ulps(ln_1p_unit(e), want) <= 2.0, "{e}");
+    fn ln_1p_is_accurate_for_tiny_and_large_arguments() {
+        for y in [
+            0.0, 1e-300, 1e-20, 1e-10, 1e-3, 0.5, 1.0, -0.5, -1e-12, 3.7, 1e6, 1e300,
+        ] {
+            let want = f64::ln_1p(y);
+            assert!(ulps(ln_1p(y), want) <= 2.0, "{y}");
         }
     }
 }

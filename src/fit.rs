@@ -4,8 +4,8 @@
 //! weighted log-likelihood with its analytic gradient. The engine maximises it over unconstrained
 //! coordinates (log for positive parameters, logit for probabilities) with L-BFGS (see
 //! [`lbfgs`] for why it is not argmin's), then computes the covariance matrix from the Hessian at the
-//! optimum (central differences of the analytic gradient), mapped to the natural scale by the
-//! delta method.
+//! optimum (the model's analytic Hessian, or central differences of its analytic gradient), mapped
+//! to the natural scale by the delta method.
 //!
 //! The objective is the mean negative log-likelihood per customer plus `penalizer * sum(theta^2)`
 //! (the same L2 penalty as `lifetimes`), so tolerances do not depend on the number of customers.
@@ -618,8 +618,9 @@ fn lbfgs<L: Likelihood>(
 type Curvature = (Option<Vec<Vec<f64>>>, Option<Vec<Vec<f64>>>, f64);
 
 /// Covariance of the natural parameters: the inverse Hessian of the total negative penalised
-/// log-likelihood in unconstrained coordinates (central differences of the analytic gradient,
-/// symmetrised), mapped by the delta method `J C J` with `J = diag(d theta / d u)`.
+/// log-likelihood in unconstrained coordinates (from the model's analytic Hessian, or central
+/// differences of the analytic gradient, symmetrised), mapped by the delta method `J C J` with
+/// `J = diag(d theta / d u)`.
 /// Returns `None` when the Hessian is not positive definite, and the condition number.
 fn covariance<L: Likelihood>(
     objective: &Objective<'_, '_, L>,

@@ -548,3 +548,31 @@ def test_horizon_with_a_billion_opportunities_is_exact_and_monotone(t):
     ref = ref_expected_new_customer(params, t)
     assert_matches([got], [ref], [f"params {params}, t = {t}"])
     assert got >= model(params).expected_purchases_new_customer(t / 10)
+
+
+@pytest.mark.parametrize(
+    ("params", "t"),
+    [
+        # Diffuse dropout posterior (tiny a) just past the switch to quadrature: an earlier
+        # version cut the quadrature off at tau = 12 and lost most of the mass near p = 0.
+        ((0.243, 0.01, 1e-6, 2.426), 49.9),
+        ((0.243, 0.01, 1e-6, 2.426), 50.0),
+        ((0.243, 0.01, 1e-5, 2.426), 1000.0),
+        # Concentrated posterior (huge a, b): the grid must not step over the peak (it returned 0).
+        ((0.243, 4.414, 3e4, 9e4), 4.414 * 4990),
+        ((0.243, 4.414, 3e4, 9e4), 4.414 * 5010),
+    ],
+)
+def test_quadrature_branch_matches_mpmath(params, t):
+    got = model(params).expected_purchases_new_customer(t)
+    ref = ref_expected_new_customer(params, t)
+    assert_matches([got], [ref], [f"params {params}, t = {t}"])
+
+
+def test_concentrated_posterior_customer_with_zero_age():
+    params = (0.243, 0.005, 1e5, 3e5)
+    got = model(params).expected_purchases(
+        frequency=np.array([0.0, 0.0]), recency=np.array([0.0, 0.0]), T=np.array([0.0, 0.02]), t=52
+    )
+    refs = [ref_expected_purchases(params, 0, 0.0, T, 52.0) for T in (0.0, 0.02)]
+    assert_matches(got, refs, ["T = 0", "T = 0.02"])

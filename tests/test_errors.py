@@ -384,10 +384,33 @@ def test_invalid_hyperparameters(hyper, word):
 
 
 def test_invalid_n_jobs_in_predictions():
-    model = BetaGeoModel.from_params(r=0.243, alpha=4.414, a=0.793, b=2.426, n_jobs=0)
+    # Refused when the model is built from parameters...
+    with pytest.raises(InvalidParameterError, match="n_jobs") as info:
+        BetaGeoModel.from_params(r=0.243, alpha=4.414, a=0.793, b=2.426, n_jobs=0)
+    assert info.value.parameter == "n_jobs"
+    # ... and by the core when it is set afterwards.
+    model = BetaGeoModel.from_params(r=0.243, alpha=4.414, a=0.793, b=2.426).set_params(n_jobs=0)
     with pytest.raises(InvalidParameterError, match="n_jobs") as info:
         model.probability_alive(**_good())
     assert info.value.parameter == "n_jobs"
+
+
+def test_from_params_rejects_unknown_names_and_bad_hyperparameters():
+    with pytest.raises(InvalidParameterError, match="beta") as info:
+        BetaGeoModel.from_params(r=0.243, alpha=4.414, a=0.793, b=2.426, beta=2)
+    assert info.value.parameter == "beta"
+    with pytest.raises(InvalidParameterError, match="tol"):
+        BetaGeoModel.from_params(r=0.243, alpha=4.414, a=0.793, b=2.426, tol=float("nan"))
+
+
+def test_data_errors_on_pandas_input_name_the_index_label():
+    frame = clvrs.datasets.load_cdnow_summary().head(10).copy()
+    frame.loc[6, "recency"] = 99.0  # the customer labelled 6 is at position 5
+    with pytest.raises(InvalidDataError) as info:
+        BetaGeoModel().fit(frame)
+    err = info.value
+    assert (err.column, err.row, err.label) == ("recency", 5, 6)
+    assert "row 5" in str(err) and "index label 6" in str(err)
 
 
 def test_invalid_thread_environment_variable(monkeypatch):

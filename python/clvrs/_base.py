@@ -238,7 +238,16 @@ class BaseModel:
                 f"missing {missing}",
             )
         values = {p: kwargs.pop(p) for p in cls._param_names}
-        model = cls(**kwargs)
+        try:
+            model = cls(**kwargs)
+        except TypeError as exc:
+            unknown = sorted(set(kwargs) - set(cls._get_param_names()))
+            raise _bad_parameter(
+                unknown[0] if unknown else "from_params",
+                f"{cls.__name__}.from_params takes the parameters {', '.join(cls._param_names)} "
+                f"and the hyperparameters {', '.join(cls._get_param_names())}; got {unknown}",
+            ) from exc
+        model._check_hyperparameters()
         model._set_params(values)
         return model
 
@@ -371,6 +380,7 @@ class BaseModel:
     @classmethod
     def _from_document(cls, doc: dict[str, Any]) -> BaseModel:
         model = cls(**doc["hyperparameters"])
+        model._check_hyperparameters()
         params = doc["params"]
         model._set_params({name: params[name] for name in cls._param_names})
         fit = doc.get("fit") or {}
@@ -416,7 +426,7 @@ def load_document(doc: Any, source: Any = "<document>") -> BaseModel:
         raise _doc_error(source, f"unknown model {doc.get('model')!r}; known: {sorted(_REGISTRY)}")
     try:
         return cls._from_document(doc)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         if isinstance(exc, ModelFileError):
             raise
         raise _doc_error(source, f"{type(exc).__name__}: {exc}") from exc

@@ -7,7 +7,8 @@ a numpy array otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,28 @@ class Columns:
 
     def __len__(self) -> int:
         return len(next(iter(self.arrays.values()))) if self.arrays else 0
+
+    @contextlib.contextmanager
+    def locating_rows(self) -> Iterator[None]:
+        """Add the pandas index label of the offending row to data errors raised inside.
+
+        The core reports rows by position; with a pandas index (customer ids, say) the label is
+        what the caller can look up.
+        """
+        try:
+            yield
+        except InvalidDataError as err:
+            row = getattr(err, "row", None)
+            index = self.index
+            if row is None or index is None or not 0 <= row < len(index):
+                raise
+            label = index[row]
+            if isinstance(index, pd.RangeIndex) and label == row:
+                raise
+            located = InvalidDataError(f"{err} [index label {label!r}]")
+            located.column, located.row, located.rule = err.column, err.row, err.rule
+            located.label = label
+            raise located from None
 
 
 def _is_polars_frame(obj: Any) -> bool:

@@ -32,11 +32,14 @@ class InvalidDataError(ClvError, ValueError):
         The first offending row (0-based position in the input).
     rule : str or None
         The rule that was broken.
+    label : object or None
+        The pandas index label of that row, when the input had a pandas index.
     """
 
     column: str | None = None
     row: int | None = None
     rule: str | None = None
+    label: object | None = None
 
 
 class InvalidParameterError(ClvError, ValueError):

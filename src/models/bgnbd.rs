@@ -25,7 +25,7 @@ use crate::fit::{check_params, Domain, Likelihood, ParamSpec};
 use crate::parallel::Exec;
 use crate::random::Rng;
 use crate::special::{
-    digamma_diff, ln_beta, ln_gamma_diff, ln_negative_binomial_pmf, log1p_exp, logistic,
+    digamma_diff, ln_gamma_diff, ln_negative_binomial_pmf, log1p_exp, logistic,
     negative_binomial_upper_tail, trigamma, SERIES_TOLERANCE,
 };
 
@@ -89,7 +89,7 @@ fn ln_beta_shift(a: f64, b: f64, x: f64) -> f64 {
 /// `A3 - A2`: the log odds that the customer dropped out right after the last purchase, versus
 /// still being active at `T`.
 fn dropout_log_odds(p: &BgNbdParams, x: f64, t_x: f64, age: f64) -> f64 {
-    p.a.ln() - (p.b + x - 1.0).ln() + (p.r + x) * ((age - t_x) / (p.alpha + t_x)).ln_1p()
+    p.a.ln() - (p.b + (x - 1.0)).ln() + (p.r + x) * ((age - t_x) / (p.alpha + t_x)).ln_1p()
 }
 
 /// Probability that a customer with history (x, t_x, T) is still active at T (FHL 2005, eq. 11
@@ -123,13 +123,15 @@ pub fn probability_alive_bulk(
 
 #[inline(always)]
 fn probability_alive_block(p: &BgNbdParams, x: &[f64], t_x: &[f64], age: &[f64], out: &mut [f64]) {
-    use crate::fastmath::{exp, ln};
+    use crate::fastmath::{exp, ln, ln_1p};
     let ln_a = p.a.ln();
     for (((slot, &x), &t_x), &age) in out.iter_mut().zip(x).zip(t_x).zip(age) {
         // For x = 0 the odds are -inf (P = 1); computed on a harmless stand-in to stay branch-free.
         let repeat = x > 0.0;
-        let bx1 = if repeat { p.b + x - 1.0 } else { 1.0 };
-        let odds = ln_a - ln(bx1) + (p.r + x) * (ln(p.alpha + age) - ln(p.alpha + t_x));
+        let bx1 = if repeat { p.b + (x - 1.0) } else { 1.0 };
+        // ln((alpha + T) / (alpha + t_x)) as ln_1p of the relative gap: no cancellation when
+        // t_x is close to T and r + x is large.
+        let odds = ln_a - ln(bx1) + (p.r + x) * ln_1p((age - t_x) / (p.alpha + t_x));
         // logistic(-odds), exact in both tails.
         let e = exp(-odds.abs());
         let alive = if odds > 0.0 { e } else { 1.0 } / (1.0 + e);
@@ -195,7 +197,7 @@ pub fn active_expected_purchases(k: f64, rate: f64, t: f64, a_post: f64, b_post:
     // The series needs about `mode` terms plus a tail of about 40 / (1 - w); past a few hundred
     // thousand the integral over the dropout probability is cheaper (and as accurate).
     if mode + 40.0 * (rate + t) / rate > SERIES_MAX_TERMS {
-        return active_expected_purchases_by_quadrature(k, t / rate, a_post, b_post);
+        return active_expected_purchases_by_quadrature(k, t.ln() - rate.ln(), a_post, b_post);
     }
     // S_j and the next increment m_j = (b_post)_j / (c)_j at j = mode.
     let mut s_mode = 0.0;
@@ -258,50 +260,68 @@ const SERIES_MAX_TERMS: f64 = 2e5;
 
 /// The same quantity as [`active_expected_purchases`] as an integral over the posterior of the
 /// dropout probability, `E_p[(1 - (1 + p z)^-k) / p]` with `p ~ Beta(a_post, b_post)` and
-/// `z = t / rate` (given p, the number of purchases of an active customer in t is the expectation
-/// of min(J, G) over the gamma-mixed Poisson count: `(1 - E[(1-p)^J]) / p`).
+/// `ln_z = ln(t / rate)` (given p, the number of purchases of an active customer in t is
+/// `(1 - E[(1-p)^J]) / p` over the gamma-mixed Poisson count J).
 ///
-/// Double-exponential (tanh-sinh) quadrature with `p = logistic(pi sinh tau)`: the substitution
-/// turns the Beta density's endpoint singularities into the smooth, doubly-exponentially decaying
-/// `p^a (1-p)^b`, all in log space, and the trapezoid rule is refined until two levels agree to
-/// 1e-13. Used where the series would need millions of terms.
-pub fn active_expected_purchases_by_quadrature(k: f64, z: f64, a_post: f64, b_post: f64) -> f64 {
-    let ln_norm = ln_beta(a_post, b_post);
+/// Double-exponential quadrature in the logit of p, centred on the posterior's mode there,
+/// `ln(a / b)`, and scaled by its spread `sqrt(1/a + 1/b)`: `logit p = m + s sinh(tau)`. The
+/// integrand becomes `g(p) p^a (1-p)^b / B(a, b) s cosh(tau)`, evaluated in log space, which
+/// decays doubly exponentially in both directions whether the posterior is diffuse (tiny a) or
+/// concentrated (huge a and b). The trapezoid rule is refined until two levels agree to 1e-13.
+/// Used where the series would need more than [`SERIES_MAX_TERMS`] terms.
+pub fn active_expected_purchases_by_quadrature(k: f64, ln_z: f64, a_post: f64, b_post: f64) -> f64 {
+    let centre = a_post.ln() - b_post.ln();
+    let scale = (1.0 / a_post + 1.0 / b_post).sqrt();
+    let ln_pq = |u: f64| (-log1p_exp(-u), -log1p_exp(u));
+    // The density is normalised by its own quadrature (no ln B(a, b), whose ln-gamma terms lose
+    // digits when a and b are large), relative to its value at the centre.
+    let (ln_p0, ln_q0) = ln_pq(centre);
+    let shift = a_post * ln_p0 + b_post * ln_q0;
+    // (g(p) f(p), f(p)) times the Jacobian, at tau.
     let integrand = |tau: f64| {
-        let x = std::f64::consts::PI * tau.sinh();
-        let (ln_p, ln_q) = (-log1p_exp(-x), -log1p_exp(x));
-        let p = ln_p.exp();
-        // (1 - (1 + p z)^-k) / p, with its limit k z as p -> 0.
-        let g = if p * z < 1e-300 {
-            k * z
+        let u = centre + scale * tau.sinh();
+        let (ln_p, ln_q) = ln_pq(u);
+        // (1 - (1 + p z)^-k) / p, in logs so that neither p z nor its powers overflow; its limit
+        // as p z -> 0 is k z.
+        let ln_pz = ln_p + ln_z;
+        let g = if ln_pz < -40.0 {
+            k * ln_z.exp() * (1.0 - 0.5 * (k + 1.0) * ln_pz.exp())
         } else {
-            -(-k * (p * z).ln_1p()).exp_m1() / p
+            let ln_1p_pz = if ln_pz > 40.0 {
+                ln_pz + (-ln_pz).exp()
+            } else {
+                ln_pz.exp().ln_1p()
+            };
+            -(-k * ln_1p_pz).exp_m1() * (-ln_p).exp()
         };
-        let density = (a_post * ln_p + b_post * ln_q - ln_norm).exp();
-        g * density * std::f64::consts::PI * tau.cosh()
+        let density = (a_post * ln_p + b_post * ln_q - shift).exp() * scale * tau.cosh();
+        (g * density, density)
     };
-    // Trapezoid sums outwards from 0 until the terms are negligible (or tau = 12).
+    // Trapezoid sums outwards from 0 until the terms are negligible (tau = 40 at the most: far
+    // past where p or 1 - p underflows for any parameter in range).
     let trapezoid = |h: f64| {
-        let mut sum = integrand(0.0);
+        let (mut num, mut den) = integrand(0.0);
         for sign in [1.0, -1.0] {
             let mut j = 1.0;
             loop {
-                let term = integrand(sign * j * h);
-                sum += term;
-                if (term.abs() <= 1e-18 * sum.abs() && j * h > 1.0) || j * h > 12.0 {
+                let (gf, f) = integrand(sign * j * h);
+                num += gf;
+                den += f;
+                if (gf <= 1e-18 * num && f <= 1e-18 * den && j * h > 2.0) || j * h > 40.0 {
                     break;
                 }
                 j += 1.0;
             }
         }
-        sum * h
+        num / den
     };
-    let mut h = 0.5;
+    let mut h = 0.25;
     let mut previous = trapezoid(h);
     loop {
         h *= 0.5;
         let current = trapezoid(h);
-        if (current - previous).abs() <= 1e-13 * current.abs() || h < 1e-3 {
+        let settled = (current - previous).abs() <= 1e-14 * current.abs() && current > 0.0;
+        if settled || h < 1e-4 {
             return current;
         }
         previous = current;
@@ -354,44 +374,68 @@ pub fn conditional_expected_purchases_bulk(
     }
     // Range of T and count for each frequency (frequencies are whole numbers: see validation).
     let max_x = columns.frequency.iter().fold(0.0f64, |m, &x| m.max(x));
-    if max_x > 1e6 {
-        exec.fill(out, direct);
-        return 0;
-    }
-    // Count and range of T for each frequency.
-    let slots = max_x as usize + 1;
-    let empty = || vec![(0usize, f64::INFINITY, f64::NEG_INFINITY); slots];
-    let groups = exec.chunked_reduce(
-        n,
-        empty,
-        |range, acc: &mut Vec<(usize, f64, f64)>| {
-            for i in range {
-                let g = &mut acc[columns.frequency[i] as usize];
-                let age = columns.age[i];
-                *g = (g.0 + 1, g.1.min(age), g.2.max(age));
-            }
-        },
-        |total, part| {
-            for (g, q) in total.iter_mut().zip(part) {
-                *g = (g.0 + q.0, g.1.min(q.1), g.2.max(q.2));
-            }
-        },
-    );
+    // Count and range of T for each frequency: dense per-chunk tables when the frequencies are
+    // small (the usual case), else sparse maps, so one customer with a huge frequency cannot
+    // make every chunk allocate a table that large.
+    type Group = (usize, f64, f64);
+    let merge = |g: &mut Group, q: Group| *g = (g.0 + q.0, g.1.min(q.1), g.2.max(q.2));
+    let groups: std::collections::BTreeMap<u64, Group> = if max_x <= 1024.0 {
+        let slots = max_x as usize + 1;
+        let dense = exec.chunked_reduce(
+            n,
+            || vec![(0usize, f64::INFINITY, f64::NEG_INFINITY); slots],
+            |range, acc: &mut Vec<Group>| {
+                for i in range {
+                    let age = columns.age[i];
+                    merge(&mut acc[columns.frequency[i] as usize], (1, age, age));
+                }
+            },
+            |total, part| total.iter_mut().zip(part).for_each(|(g, q)| merge(g, q)),
+        );
+        (0u64..).zip(dense).filter(|(_, g)| g.0 > 0).collect()
+    } else {
+        exec.chunked_reduce(
+            n,
+            std::collections::BTreeMap::new,
+            |range, acc: &mut std::collections::BTreeMap<u64, Group>| {
+                for i in range {
+                    let age = columns.age[i];
+                    let g = acc
+                        .entry(columns.frequency[i] as u64)
+                        .or_insert((0, age, age));
+                    merge(g, (1, age, age));
+                }
+            },
+            |total, part| {
+                for (x, q) in part {
+                    merge(total.entry(x).or_insert((0, q.1, q.2)), q);
+                }
+            },
+        )
+    };
     // One interpolant per well-populated frequency, built in parallel, in the variable
     // v = ln(alpha + T): the function's singularities (alpha + T = 0 and alpha + T = -t) lie at
     // v = -inf and at imaginary distance pi from the real axis, so pieces of a fixed width in v
     // converge geometrically whatever the scale of T.
-    let frequencies: Vec<usize> = (0..slots).collect();
-    let interpolants: Vec<Option<Interpolant>> = exec.map(&frequencies, |&k| {
-        let (count, lo, hi) = groups[k];
-        if count < BULK_MIN_GROUP {
-            return None;
-        }
-        let x = k as f64;
+    let populated: Vec<(u64, Group)> = groups
+        .into_iter()
+        .filter(|(_, g)| g.0 >= BULK_MIN_GROUP)
+        .collect();
+    let built: Vec<Option<Interpolant>> = exec.map(&populated, |&(x, (_, lo, hi))| {
+        let x = x as f64;
         let active = |v: f64| active_expected_purchases(p.r + x, v.exp(), t, p.a, p.b + x);
         let ln = crate::fastmath::ln;
         Interpolant::fit(active, ln(p.alpha + lo), ln(p.alpha + hi), BULK_TOLERANCE)
     });
+    let interpolants: std::collections::HashMap<u64, Interpolant> = populated
+        .iter()
+        .zip(built)
+        .filter_map(|(&(x, _), f)| f.map(|f| (x, f)))
+        .collect();
+    // Rows find their interpolant through a table indexed by frequency when frequencies are
+    // small, else through the map.
+    let table: Option<Vec<Option<&Interpolant>>> =
+        (max_x <= 1024.0).then(|| (0..=max_x as u64).map(|x| interpolants.get(&x)).collect());
     // P(alive) with the vectorised kernel, then times the active-customer expectation: four
     // rows at a time through their interpolants, the rest (and rows without one) directly.
     probability_alive_bulk(p, columns, exec, out);
@@ -400,10 +444,11 @@ pub fn conditional_expected_purchases_bulk(
     let lookup = |i: usize| {
         let x = columns.frequency[i];
         let v = crate::fastmath::ln(p.alpha + columns.age[i]);
-        interpolants[x as usize]
-            .as_ref()
-            .filter(|f| f.covers(v))
-            .map(|f| f.locate(v))
+        let found = match &table {
+            Some(table) => table[x as usize],
+            None => interpolants.get(&(x as u64)),
+        };
+        found.filter(|f| f.covers(v)).map(|f| f.locate(v))
     };
     let interpolated = std::sync::atomic::AtomicUsize::new(0);
     exec.fill_blocks(out, |start, block| {
@@ -468,7 +513,7 @@ pub fn purchase_count_probability(p: &BgNbdParams, n: u64, t: f64) -> f64 {
         return first;
     }
     // B(a + 1, b + n - 1) / B(a, b) = a / (b + n - 1) * B(a, b + n) / B(a, b).
-    let second = (p.a / (p.b + nf - 1.0))
+    let second = (p.a / (p.b + (nf - 1.0)))
         * shift.exp()
         * negative_binomial_upper_tail(p.r, n, w, ln_w, ln_1mw);
     (first + second).min(1.0)
@@ -535,11 +580,11 @@ impl<'a> BgNbd<'a> {
                     d_a: -psi_ab_shift,
                     d_b: digamma_diff(b, x) - psi_ab_shift,
                     ln_odds: if x > 0.0 {
-                        ln_a - (b + x - 1.0).ln()
+                        ln_a - (b + (x - 1.0)).ln()
                     } else {
                         0.0
                     },
-                    inv_bx1: if x > 0.0 { 1.0 / (b + x - 1.0) } else { 0.0 },
+                    inv_bx1: if x > 0.0 { 1.0 / (b + (x - 1.0)) } else { 0.0 },
                 }
             })
             .collect()
@@ -596,7 +641,7 @@ fn add_row<const SECOND: bool>(
     ln_odds: f64,
     repeat: bool,
 ) {
-    use crate::fastmath::{exp, ln, ln_1p_unit};
+    use crate::fastmath::{exp, ln, ln_1p};
     let at = alpha + age;
     let ln_at = ln(at);
     let inv_at = 1.0 / at;
@@ -609,11 +654,11 @@ fn add_row<const SECOND: bool>(
     if repeat {
         let atx = alpha + t_x;
         let inv_atx = 1.0 / atx;
-        let l = ln_at - ln(atx);
+        let l = ln_1p((age - t_x) * inv_atx);
         let d = inv_at - inv_atx;
         let odds = ln_odds + rx * l;
         let e = exp(-odds.abs());
-        let log1p = odds.max(0.0) + ln_1p_unit(e);
+        let log1p = odds.max(0.0) + ln_1p(e);
         let s = if odds >= 0.0 { 1.0 } else { e } / (1.0 + e);
         let ws = wt * s;
         lanes[sum::LOG1P_ODDS][lane] += wt * log1p;
@@ -1164,7 +1209,7 @@ mod tests {
             (1.5, 1e-3, 400.0, 1.7, 3.2),
         ] {
             let series = active_expected_purchases(k, rate, t, a, b);
-            let integral = active_expected_purchases_by_quadrature(k, t / rate, a, b);
+            let integral = active_expected_purchases_by_quadrature(k, (t / rate).ln(), a, b);
             assert!(
                 rel(integral, series) < 1e-11,
                 "{k} {rate} {t} {a} {b}: {integral} vs {series}"
@@ -1174,8 +1219,8 @@ mod tests {
         let small = active_expected_purchases(1000.0, 1e-3, 100.0, 1000.0, 1000.0);
         let large = active_expected_purchases(1000.0, 1e-3, 1000.0, 1000.0, 1000.0);
         assert!(small.is_finite() && large >= small, "{small} {large}");
-        // mpmath: (a+b-1)/(a-1) for t -> infinity is the upper bound, E[1/p] = 1999/999.
-        assert!(large < 1999.0 / 999.0 && large > 2.0);
+        // mpmath (closed form at 40 digits): 2.001001001001001 (= E[1/p] = 1999/999 to 16 digits).
+        assert!(rel(large, 2.001_001_001_001_001) < 1e-12, "{large}");
     }
 
     #[test]

@@ -51,7 +51,9 @@ class BetaGeoModel(BaseModel):
         Maximum L-BFGS iterations per starting point.
     tol : float, default 1e-8
         Convergence when the largest gradient component of the mean negative log-likelihood
-        (log-parameters) falls below this.
+        (log-parameters) falls below this. A fit whose line search can make no further progress
+        in floating point also counts as converged when that component is below 1e-5;
+        ``fit_info_["termination"]`` says which rule stopped it.
     on_failure : {"warn", "raise", "ignore"}, default "warn"
         What to do when the fit does not converge: warn with
         :class:`~clvrs.exceptions.ConvergenceWarning`, raise
@@ -186,17 +188,18 @@ class BetaGeoModel(BaseModel):
             optional=("weights",),
         )
         a = cols.arrays
-        result = _core.bgnbd_fit(
-            a["frequency"],
-            a["recency"],
-            a["T"],
-            a.get("weights"),
-            self._names(cols),
-            penalizer=float(self.penalizer),
-            max_iter=int(self.max_iter),
-            tol=float(self.tol),
-            n_jobs=self.n_jobs,
-        )
+        with cols.locating_rows():
+            result = _core.bgnbd_fit(
+                a["frequency"],
+                a["recency"],
+                a["T"],
+                a.get("weights"),
+                self._names(cols),
+                penalizer=float(self.penalizer),
+                max_iter=int(self.max_iter),
+                tol=float(self.tol),
+                n_jobs=self.n_jobs,
+            )
         self._set_fit(result)
         return self
 
@@ -233,15 +236,16 @@ class BetaGeoModel(BaseModel):
         cols = self._rfm(data, frequency, recency, T)
         horizon, _ = _horizon(t, "t")
         a = cols.arrays
-        out = _core.bgnbd_expected_purchases(
-            self._params_list(),
-            a["frequency"],
-            a["recency"],
-            a["T"],
-            horizon,
-            self._names(cols),
-            self.n_jobs,
-        )
+        with cols.locating_rows():
+            out = _core.bgnbd_expected_purchases(
+                self._params_list(),
+                a["frequency"],
+                a["recency"],
+                a["T"],
+                horizon,
+                self._names(cols),
+                self.n_jobs,
+            )
         return wrap_output(out, cols, "expected_purchases")
 
     def probability_alive(
@@ -265,14 +269,15 @@ class BetaGeoModel(BaseModel):
         """
         cols = self._rfm(data, frequency, recency, T)
         a = cols.arrays
-        out = _core.bgnbd_probability_alive(
-            self._params_list(),
-            a["frequency"],
-            a["recency"],
-            a["T"],
-            self._names(cols),
-            self.n_jobs,
-        )
+        with cols.locating_rows():
+            out = _core.bgnbd_probability_alive(
+                self._params_list(),
+                a["frequency"],
+                a["recency"],
+                a["T"],
+                self._names(cols),
+                self.n_jobs,
+            )
         return wrap_output(out, cols, "probability_alive")
 
     def log_likelihood_per_customer(
@@ -286,14 +291,15 @@ class BetaGeoModel(BaseModel):
         """Each customer's log-likelihood at the current parameters (unweighted)."""
         cols = self._rfm(data, frequency, recency, T)
         a = cols.arrays
-        out = _core.bgnbd_log_likelihood(
-            self._params_list(),
-            a["frequency"],
-            a["recency"],
-            a["T"],
-            self._names(cols),
-            self.n_jobs,
-        )
+        with cols.locating_rows():
+            out = _core.bgnbd_log_likelihood(
+                self._params_list(),
+                a["frequency"],
+                a["recency"],
+                a["T"],
+                self._names(cols),
+                self.n_jobs,
+            )
         return wrap_output(out, cols, "log_likelihood")
 
     def expected_purchases_new_customer(self, t: Any) -> Any:
