@@ -576,3 +576,12 @@ def test_concentrated_posterior_customer_with_zero_age():
     )
     refs = [ref_expected_purchases(params, 0, 0.0, T, 52.0) for T in (0.0, 0.02)]
     assert_matches(got, refs, ["T = 0", "T = 0.02"])
+
+
+def test_astronomical_horizons_stay_finite_and_increasing():
+    # With a < 1, E[X(t)] grows like t^(1 - a) without bound, but is finite for every finite t
+    # (t / alpha overflowing a double must not turn it into inf).
+    values = model((0.243, 0.5, 0.793, 2.426)).expected_purchases_new_customer(
+        np.array([1e10, 1e200, 1e300, 1e308])
+    )
+    assert np.isfinite(values).all() and (np.diff(values) > 0).all()

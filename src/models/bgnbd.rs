@@ -281,21 +281,21 @@ pub fn active_expected_purchases_by_quadrature(k: f64, ln_z: f64, a_post: f64, b
     let integrand = |tau: f64| {
         let u = centre + scale * tau.sinh();
         let (ln_p, ln_q) = ln_pq(u);
-        // (1 - (1 + p z)^-k) / p, in logs so that neither p z nor its powers overflow; its limit
-        // as p z -> 0 is k z.
+        // ln g with g = (1 - (1 + p z)^-k) / p, in logs so that neither p z, its powers nor 1/p
+        // overflow; g tends to k z as p z -> 0.
         let ln_pz = ln_p + ln_z;
-        let g = if ln_pz < -40.0 {
-            k * ln_z.exp() * (1.0 - 0.5 * (k + 1.0) * ln_pz.exp())
+        let ln_g = if ln_pz < -40.0 {
+            k.ln() + ln_z + (-0.5 * (k + 1.0) * ln_pz.exp()).ln_1p()
         } else {
             let ln_1p_pz = if ln_pz > 40.0 {
                 ln_pz + (-ln_pz).exp()
             } else {
                 ln_pz.exp().ln_1p()
             };
-            -(-k * ln_1p_pz).exp_m1() * (-ln_p).exp()
+            (-(-k * ln_1p_pz).exp_m1()).ln() - ln_p
         };
-        let density = (a_post * ln_p + b_post * ln_q - shift).exp() * scale * tau.cosh();
-        (g * density, density)
+        let ln_density = a_post * ln_p + b_post * ln_q - shift + (scale * tau.cosh()).ln();
+        ((ln_g + ln_density).exp(), ln_density.exp())
     };
     // Trapezoid sums outwards from 0 until the terms are negligible (tau = 40 at the most: far
     // past where p or 1 - p underflows for any parameter in range).
