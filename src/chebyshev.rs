@@ -6,7 +6,7 @@
 //! it at Chebyshev points on equal pieces of the range and accepts the result only if it
 //! reproduces the function between the nodes to the requested relative accuracy; otherwise the
 //! caller evaluates the function directly. Every piece has the same degree, so four rows can be
-//! evaluated in lockstep ([`eval4`]), which hides the latency of Clenshaw's recurrence.
+//! evaluated in lockstep ([`eval_many`]), which hides the latency of Clenshaw's recurrence.
 
 /// Coefficients per piece (degree 15).
 pub const TERMS: usize = 16;
@@ -54,12 +54,12 @@ fn clenshaw(c: &[f64; TERMS], u: f64) -> f64 {
     u * b1 - b2 + c[0]
 }
 
-/// Four independent series at four points, interleaved so that the recurrences overlap.
+/// `N` independent series at `N` points, interleaved so that the recurrences overlap.
 #[inline(always)]
-pub fn eval4(c: [&[f64; TERMS]; 4], u: [f64; 4]) -> [f64; 4] {
-    let (mut b1, mut b2) = ([0.0; 4], [0.0; 4]);
+pub fn eval_many<const N: usize>(c: [&[f64; TERMS]; N], u: [f64; N]) -> [f64; N] {
+    let (mut b1, mut b2) = ([0.0; N], [0.0; N]);
     for k in (1..TERMS).rev() {
-        for l in 0..4 {
+        for l in 0..N {
             let b0 = 2.0 * u[l] * b1[l] - b2[l] + c[l][k];
             b2[l] = b1[l];
             b1[l] = b0;
@@ -173,7 +173,7 @@ mod tests {
             }
             let xs = [lo, hi, 0.5 * (lo + hi), lo + 0.1 * (hi - lo)];
             let located = xs.map(|x| p.locate(x));
-            let four = eval4(located.map(|(c, _)| c), located.map(|(_, u)| u));
+            let four = eval_many(located.map(|(c, _)| c), located.map(|(_, u)| u));
             for (x, v) in xs.iter().zip(four) {
                 assert_eq!(v, p.eval(*x));
             }

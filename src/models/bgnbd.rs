@@ -336,6 +336,9 @@ pub fn conditional_expected_purchases(p: &BgNbdParams, x: f64, t_x: f64, age: f6
         * active_expected_purchases(p.r + x, p.alpha + age, t, p.a, p.b + x)
 }
 
+/// Rows whose interpolants are evaluated in lockstep by [`conditional_expected_purchases_bulk`].
+const LOCKSTEP: usize = 8;
+
 /// Rows below which [`conditional_expected_purchases_bulk`] evaluates every row directly.
 const BULK_MIN_ROWS: usize = 10_000;
 /// Customers sharing a frequency below which that frequency is evaluated directly.
@@ -452,14 +455,14 @@ pub fn conditional_expected_purchases_bulk(
     };
     let interpolated = std::sync::atomic::AtomicUsize::new(0);
     exec.fill_blocks(out, |start, block| {
-        let mut quads = block.chunks_exact_mut(4);
+        let mut quads = block.chunks_exact_mut(LOCKSTEP);
         let mut row = start;
         let mut direct = 0;
         for quad in &mut quads {
-            let found: [_; 4] = std::array::from_fn(|l| lookup(row + l));
+            let found: [_; LOCKSTEP] = std::array::from_fn(|l| lookup(row + l));
             if found.iter().all(Option::is_some) {
                 let found = found.map(|f| f.expect("checked"));
-                let values = chebyshev::eval4(found.map(|(c, _)| c), found.map(|(_, u)| u));
+                let values = chebyshev::eval_many(found.map(|(c, _)| c), found.map(|(_, u)| u));
                 for (slot, v) in quad.iter_mut().zip(values) {
                     *slot *= v;
                 }
@@ -467,7 +470,7 @@ pub fn conditional_expected_purchases_bulk(
                 for (l, slot) in quad.iter_mut().enumerate() {
                     let i = row + l;
                     *slot *= match found[l] {
-                        Some((c, u)) => chebyshev::eval4([c; 4], [u; 4])[0],
+                        Some((c, u)) => chebyshev::eval_many([c], [u])[0],
                         None => {
                             direct += 1;
                             active(columns.frequency[i], columns.age[i])
@@ -475,12 +478,12 @@ pub fn conditional_expected_purchases_bulk(
                     };
                 }
             }
-            row += 4;
+            row += LOCKSTEP;
         }
         for (l, slot) in quads.into_remainder().iter_mut().enumerate() {
             let i = row + l;
             *slot *= match lookup(i) {
-                Some((c, u)) => chebyshev::eval4([c; 4], [u; 4])[0],
+                Some((c, u)) => chebyshev::eval_many([c], [u])[0],
                 None => {
                     direct += 1;
                     active(columns.frequency[i], columns.age[i])
