@@ -573,12 +573,6 @@ fn lbfgs<L: Likelihood>(
             }
         }
         iterations += 1;
-        if std::env::var("CLVRS_TRACE").is_ok() {
-            eprintln!(
-                "it {iterations} cost {cost:.15e} gnorm {gnorm:.3e} step {step:.3e} hist {} theta {:?}",
-                history.len(), objective.natural(&u)
-            );
-        }
         let Some((next_u, next_cost, next_grad)) = accepted else {
             let converged = gnorm <= STALLED_GRADIENT_TOLERANCE;
             let termination = if converged {
