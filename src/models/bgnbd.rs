@@ -947,6 +947,22 @@ mod tests {
         RfmColumns::new(&x, &t_x, &age).compress()
     }
 
+    /// `n` customers drawn at the CDNOW estimates with ages spread over 26 .. 78 weeks.
+    fn simulated(n: usize, seed: u64) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let ages: Vec<f64> = (0..n)
+            .map(|i| 26.0 + 52.0 * ((i * 7919) % n) as f64 / n as f64)
+            .collect();
+        let (x, t_x) = simulate(&CDNOW_ROUNDED, &ages, seed);
+        (x, t_x, ages)
+    }
+
+    const CDNOW_ROUNDED: BgNbdParams = BgNbdParams {
+        r: 0.243,
+        alpha: 4.414,
+        a: 0.793,
+        b: 2.426,
+    };
+
     /// Central difference of `f` in coordinate `j` at `theta` (relative step 1e-6).
     fn central_difference<T>(
         theta: [f64; 4],
@@ -1115,17 +1131,9 @@ mod tests {
 
     #[test]
     fn bulk_expected_purchases_match_direct_evaluation() {
-        let truth = BgNbdParams {
-            r: 0.243,
-            alpha: 4.414,
-            a: 0.793,
-            b: 2.426,
-        };
+        let truth = CDNOW_ROUNDED;
         let n = 40_000;
-        let ages: Vec<f64> = (0..n)
-            .map(|i| 26.0 + 52.0 * ((i * 7919) % n) as f64 / n as f64)
-            .collect();
-        let (x, t_x) = simulate(&truth, &ages, 9);
+        let (x, t_x, ages) = simulated(n, 9);
         let columns = RfmColumns::new(&x, &t_x, &ages);
         for (p, t) in [
             (truth, 52.0),
@@ -1163,20 +1171,10 @@ mod tests {
 
     #[test]
     fn bulk_probability_alive_matches_the_scalar_formula() {
-        let truth = BgNbdParams {
-            r: 0.243,
-            alpha: 4.414,
-            a: 0.793,
-            b: 2.426,
-        };
-        let n = 20_003;
-        let ages: Vec<f64> = (0..n)
-            .map(|i| 26.0 + 52.0 * ((i * 7919) % n) as f64 / n as f64)
-            .collect();
-        let (mut x, mut t_x) = simulate(&truth, &ages, 3);
+        let truth = CDNOW_ROUNDED;
+        let (mut x, mut t_x, mut ages) = simulated(20_003, 3);
         x.push(400.0);
         t_x.push(10.0);
-        let mut ages = ages;
         ages.push(78.0);
         let columns = RfmColumns::new(&x, &t_x, &ages);
         for p in [

@@ -142,6 +142,24 @@ class BetaGeoModel(BaseModel):
     def _rfm(self, data: Any, frequency: Any, recency: Any, T: Any) -> Columns:
         return self._columns(data, {"frequency": frequency, "recency": recency, "T": T})
 
+    def _per_customer(
+        self, core: Any, name: str, data: Any, arrays: dict[str, Any], *extra: Any
+    ) -> Any:
+        """Run a per-customer core function on the input and shape the result like it."""
+        cols = self._rfm(data, arrays["frequency"], arrays["recency"], arrays["T"])
+        a = cols.arrays
+        with cols.locating_rows():
+            out = core(
+                self._params_list(),
+                a["frequency"],
+                a["recency"],
+                a["T"],
+                *extra,
+                self._names(cols),
+                self.n_jobs,
+            )
+        return wrap_output(out, cols, name)
+
     def _names(self, cols: Columns) -> tuple[str, str, str, str]:
         n = cols.names
         return (n["frequency"], n["recency"], n["T"], n.get("weights", "weights"))
@@ -233,20 +251,11 @@ class BetaGeoModel(BaseModel):
         pandas.Series, polars.Series or numpy.ndarray
             One value per customer, shaped like the input.
         """
-        cols = self._rfm(data, frequency, recency, T)
         horizon, _ = _horizon(t, "t")
-        a = cols.arrays
-        with cols.locating_rows():
-            out = _core.bgnbd_expected_purchases(
-                self._params_list(),
-                a["frequency"],
-                a["recency"],
-                a["T"],
-                horizon,
-                self._names(cols),
-                self.n_jobs,
-            )
-        return wrap_output(out, cols, "expected_purchases")
+        arrays = {"frequency": frequency, "recency": recency, "T": T}
+        return self._per_customer(
+            _core.bgnbd_expected_purchases, "expected_purchases", data, arrays, horizon
+        )
 
     def probability_alive(
         self,
@@ -267,18 +276,8 @@ class BetaGeoModel(BaseModel):
         pandas.Series, polars.Series or numpy.ndarray
             Values in [0, 1], shaped like the input.
         """
-        cols = self._rfm(data, frequency, recency, T)
-        a = cols.arrays
-        with cols.locating_rows():
-            out = _core.bgnbd_probability_alive(
-                self._params_list(),
-                a["frequency"],
-                a["recency"],
-                a["T"],
-                self._names(cols),
-                self.n_jobs,
-            )
-        return wrap_output(out, cols, "probability_alive")
+        arrays = {"frequency": frequency, "recency": recency, "T": T}
+        return self._per_customer(_core.bgnbd_probability_alive, "probability_alive", data, arrays)
 
     def log_likelihood_per_customer(
         self,
@@ -289,18 +288,8 @@ class BetaGeoModel(BaseModel):
         T: Any = None,
     ) -> Any:
         """Each customer's log-likelihood at the current parameters (unweighted)."""
-        cols = self._rfm(data, frequency, recency, T)
-        a = cols.arrays
-        with cols.locating_rows():
-            out = _core.bgnbd_log_likelihood(
-                self._params_list(),
-                a["frequency"],
-                a["recency"],
-                a["T"],
-                self._names(cols),
-                self.n_jobs,
-            )
-        return wrap_output(out, cols, "log_likelihood")
+        arrays = {"frequency": frequency, "recency": recency, "T": T}
+        return self._per_customer(_core.bgnbd_log_likelihood, "log_likelihood", data, arrays)
 
     def expected_purchases_new_customer(self, t: Any) -> Any:
         r"""E[X(t)]: expected purchases of a newly acquired customer in :math:`(0, t]`.
