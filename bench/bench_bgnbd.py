@@ -404,14 +404,15 @@ def memprobe(n: int, n_jobs: int | None) -> None:
 
 
 def memprobe_core(n: int, n_jobs: int | None) -> None:
-    """Peak RSS increment of ``_core.bgnbd_fit`` alone, on ready float64 arrays."""
+    """Peak RSS increment of ``_core.rfm_fit`` alone, on ready float64 arrays."""
     df = pd.read_parquet(ensure_synth(n), columns=list(COLS))
     arrays = [np.ascontiguousarray(df[c].to_numpy(dtype=np.float64)) for c in COLS]
     del df
     gc.collect()
     before = _maxrss_bytes()
     defaults = clvrs.BetaGeoModel().get_params()
-    _core.bgnbd_fit(
+    _core.rfm_fit(
+        "bgnbd",
         *arrays,
         None,
         (*COLS, "weights"),
@@ -460,7 +461,8 @@ def phases(df: pd.DataFrame, repeats: int, n_jobs: int | None) -> dict[str, Any]
         convert_clvrs = None  # type: ignore[assignment]
 
     def core_fit(arrays: list[np.ndarray], jobs: int | None) -> dict[str, Any]:
-        return _core.bgnbd_fit(
+        return _core.rfm_fit(
+            "bgnbd",
             *arrays,
             None,
             names,
@@ -469,6 +471,11 @@ def phases(df: pd.DataFrame, repeats: int, n_jobs: int | None) -> dict[str, Any]
             tol=float(defaults["tol"]),
             n_jobs=jobs,
         )
+
+    def core_predict(
+        quantity: str, arrays: list[np.ndarray], t: np.ndarray | None, jobs: int | None
+    ) -> np.ndarray:
+        return _core.rfm_predict("bgnbd", quantity, params, *arrays, names, t=t, n_jobs=jobs)
 
     arrays = convert()
     cdnow = clvrs.datasets.load_cdnow_summary()[list(COLS)]
@@ -488,16 +495,12 @@ def phases(df: pd.DataFrame, repeats: int, n_jobs: int | None) -> dict[str, Any]
         "fit_tiled": lambda: clvrs.BetaGeoModel(n_jobs=n_jobs).fit(tiled),
         "core_fit": lambda: core_fit(arrays, n_jobs),
         "core_fit_1thread": lambda: core_fit(arrays, 1),
-        "core_loglik_pass": lambda: _core.bgnbd_log_likelihood(params, *arrays, names, n_jobs),
+        "core_loglik_pass": lambda: core_predict("log_likelihood", arrays, None, n_jobs),
         "predict_df": lambda: model.expected_purchases(df, t=PREDICT_T),
-        "core_predict": lambda: _core.bgnbd_expected_purchases(
-            params, *arrays, horizon, names, n_jobs
-        ),
-        "core_predict_1thread": lambda: _core.bgnbd_expected_purchases(
-            params, *arrays, horizon, names, 1
-        ),
+        "core_predict": lambda: core_predict("expected_purchases", arrays, horizon, n_jobs),
+        "core_predict_1thread": lambda: core_predict("expected_purchases", arrays, horizon, 1),
         "palive_df": lambda: model.probability_alive(df),
-        "core_palive": lambda: _core.bgnbd_probability_alive(params, *arrays, names, n_jobs),
+        "core_palive": lambda: core_predict("probability_alive", arrays, None, n_jobs),
     }
     if convert_clvrs is not None:
         calls["convert_clvrs"] = convert_clvrs
@@ -652,7 +655,7 @@ def report(args: argparse.Namespace, info: dict[str, Any], results: list[dict[st
             f"{mem['increment'] / mib:.1f} | {mem['ratio']:.2f}x |"
         )
         L.append(
-            "| `_core.bgnbd_fit` alone on ready float64 arrays (another fresh process) | | "
+            "| `_core.rfm_fit` alone on ready float64 arrays (another fresh process) | | "
             f"{mem['increment_core_fit'] / mib:.1f} | {mem['ratio_core_fit']:.2f}x |"
         )
         L.append("")
@@ -692,19 +695,19 @@ def report(args: argparse.Namespace, info: dict[str, Any], results: list[dict[st
                 "about the per-row cost of validation and compression)",
                 ph["fit_tiled"],
             ),
-            ("`_core.bgnbd_fit` on float64 arrays", ph["core_fit"]),
-            ("`_core.bgnbd_fit` on float64 arrays, 1 thread", ph["core_fit_1thread"]),
+            ("`_core.rfm_fit` on float64 arrays", ph["core_fit"]),
+            ("`_core.rfm_fit` on float64 arrays, 1 thread", ph["core_fit_1thread"]),
             (
                 "core fit / evaluations reported (an upper bound per evaluation: includes "
                 "validation, compression, warm start and covariance)",
                 ph["core_fit"] / max(ph["n_evaluations"], 1),
             ),
-            ("`_core.bgnbd_log_likelihood` (one pass, values only)", ph["core_loglik_pass"]),
+            ("`_core.rfm_predict` log-likelihood (one pass, values only)", ph["core_loglik_pass"]),
             ("`model.expected_purchases(df, t=52)`", ph["predict_df"]),
-            ("`_core.bgnbd_expected_purchases` on arrays", ph["core_predict"]),
-            ("`_core.bgnbd_expected_purchases` on arrays, 1 thread", ph["core_predict_1thread"]),
+            ("`_core.rfm_predict` expected purchases on arrays", ph["core_predict"]),
+            ("`_core.rfm_predict` expected purchases, 1 thread", ph["core_predict_1thread"]),
             ("`model.probability_alive(df)`", ph["palive_df"]),
-            ("`_core.bgnbd_probability_alive` on arrays", ph["core_palive"]),
+            ("`_core.rfm_predict` P(alive) on arrays", ph["core_palive"]),
         ]
         L.extend(f"| {name} | {fmt_s(v)} |" for name, v in rows)
         L.append("")

@@ -20,12 +20,7 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
     // Customers drawn from BG/NBD at the CDNOW estimates, ages uniform on 26..78 weeks.
-    let truth = BgNbdParams {
-        r: 0.243,
-        alpha: 4.414,
-        a: 0.793,
-        b: 2.426,
-    };
+    let truth = BgNbdParams::new(0.243, 4.414, 0.793, 2.426);
     let age: Vec<f64> = (0..n)
         .map(|i| 26.0 + 52.0 * ((i * 7919) % n) as f64 / n as f64)
         .collect();

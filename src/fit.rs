@@ -118,6 +118,13 @@ pub trait Likelihood: Sync {
     fn hessian(&self, _params: &[f64], _exec: &Exec) -> Option<Vec<Vec<f64>>> {
         None
     }
+
+    /// Whether every starting point is tried and the best optimum kept (for surfaces known to
+    /// be flat or to have several local optima), rather than stopping at the first that
+    /// converges.
+    fn try_all_starts(&self) -> bool {
+        false
+    }
 }
 
 /// Options of one fit.
@@ -373,7 +380,7 @@ pub fn fit<L: Likelihood>(lik: &L, opts: &FitOptions<'_>) -> Result<FitResult> {
                     || (outcome.converged == b.converged && outcome.cost < b.cost)
             }
         };
-        let done = outcome.converged;
+        let done = outcome.converged && !lik.try_all_starts();
         if better {
             best = Some(outcome);
         }
@@ -389,6 +396,10 @@ pub fn fit<L: Likelihood>(lik: &L, opts: &FitOptions<'_>) -> Result<FitResult> {
         });
     }
 
+    let mut termination = best.termination;
+    if n_starts > 1 && lik.try_all_starts() {
+        termination = format!("{termination} (best of {n_starts} starting points)");
+    }
     let theta = objective.natural(&best.u);
     let (ll, _) = objective.at(&best.u).map_err(hessian_error)?;
     let (covariance, inverse_hessian, condition) = covariance(&objective, &best.u, &theta)?;
@@ -399,7 +410,7 @@ pub fn fit<L: Likelihood>(lik: &L, opts: &FitOptions<'_>) -> Result<FitResult> {
         log_likelihood: ll,
         n_observations: weight,
         converged: best.converged,
-        termination: best.termination,
+        termination,
         n_iter: best.iterations,
         n_evaluations: objective.evaluations.load(Ordering::Relaxed),
         n_starts,

@@ -12,11 +12,13 @@
 
 pub mod chebyshev;
 pub mod data;
+pub mod dual;
 pub mod error;
 pub mod fastmath;
 pub mod fit;
 pub mod models;
 pub mod parallel;
+pub mod quadrature;
 pub mod random;
 pub mod special;
 

@@ -18,17 +18,25 @@ from .exceptions import (
     ModelFileError,
     NotFittedError,
 )
-from .models import BetaGeoModel
+from .models import (
+    BetaGeoModel,
+    GammaGompertzNBDModel,
+    ModifiedBetaGeoModel,
+    ParetoNBDModel,
+)
 
 __all__ = [
     "BetaGeoModel",
     "ClvError",
     "ConvergenceError",
     "ConvergenceWarning",
+    "GammaGompertzNBDModel",
     "InvalidDataError",
     "InvalidParameterError",
     "ModelFileError",
+    "ModifiedBetaGeoModel",
     "NotFittedError",
+    "ParetoNBDModel",
     "__version__",
     "datasets",
     "exceptions",

@@ -9,13 +9,10 @@ __version__: str
 __all__ = [
     "__version__",
     "_panic_for_test",
-    "bgnbd_expected_purchases",
-    "bgnbd_expected_purchases_new_customer",
-    "bgnbd_fit",
-    "bgnbd_log_likelihood",
-    "bgnbd_probability_alive",
-    "bgnbd_purchase_count_probability",
     "resolve_n_jobs",
+    "rfm_fit",
+    "rfm_new_customer",
+    "rfm_predict",
 ]
 
 _Array = npt.NDArray[np.float64]
@@ -23,7 +20,8 @@ _Names = tuple[str, str, str, str]
 
 def _panic_for_test(message: str) -> None: ...
 def resolve_n_jobs(n_jobs: int | None = None) -> int: ...
-def bgnbd_fit(
+def rfm_fit(
+    model: str,
     frequency: _Array,
     recency: _Array,
     T: _Array,
@@ -35,34 +33,23 @@ def bgnbd_fit(
     n_jobs: int | None = None,
     start: list[float] | None = None,
 ) -> dict[str, Any]: ...
-def bgnbd_log_likelihood(
+def rfm_predict(
+    model: str,
+    quantity: str,
     params: list[float],
     frequency: _Array,
     recency: _Array,
     T: _Array,
     names: _Names,
+    t: _Array | None = None,
+    n: _Array | None = None,
     n_jobs: int | None = None,
 ) -> _Array: ...
-def bgnbd_probability_alive(
+def rfm_new_customer(
+    model: str,
+    quantity: str,
     params: list[float],
-    frequency: _Array,
-    recency: _Array,
-    T: _Array,
-    names: _Names,
-    n_jobs: int | None = None,
-) -> _Array: ...
-def bgnbd_expected_purchases(
-    params: list[float],
-    frequency: _Array,
-    recency: _Array,
-    T: _Array,
     t: _Array,
-    names: _Names,
+    n: _Array | None = None,
     n_jobs: int | None = None,
-) -> _Array: ...
-def bgnbd_expected_purchases_new_customer(
-    params: list[float], t: _Array, n_jobs: int | None = None
-) -> _Array: ...
-def bgnbd_purchase_count_probability(
-    params: list[float], n: _Array, t: _Array, n_jobs: int | None = None
 ) -> _Array: ...

@@ -18,10 +18,13 @@
 //! as a negative-binomial mixture of truncated geometric sums, all of whose terms are positive
 //! (see [`active_expected_purchases`]).
 
+use super::RfmModel;
 use crate::chebyshev::{self, Interpolant};
 use crate::data::{Rfm, RfmColumns};
 use crate::error::Result;
-use crate::fit::{check_params, Domain, Likelihood, ParamSpec};
+use crate::fit::{
+    check_params, fit, fit_with_warm_start, Domain, FitOptions, FitResult, Likelihood, ParamSpec,
+};
 use crate::parallel::Exec;
 use crate::random::Rng;
 use crate::special::{
@@ -56,26 +59,47 @@ pub struct BgNbdParams {
     pub alpha: f64,
     pub a: f64,
     pub b: f64,
+    /// MBG/NBD (Batislam, Denizel & Filiztekin 2007): the dropout coin is also tossed right
+    /// after the first purchase, so a customer can be gone before any repeat purchase.
+    pub modified: bool,
 }
 
 impl BgNbdParams {
     /// From a slice in the order of [`PARAMS`], checking the domains.
     pub fn from_slice(values: &[f64]) -> Result<Self> {
         check_params(&PARAMS, values)?;
-        Ok(BgNbdParams {
-            r: values[0],
-            alpha: values[1],
-            a: values[2],
-            b: values[3],
-        })
+        Ok(BgNbdParams::new(values[0], values[1], values[2], values[3]))
+    }
+
+    /// BG/NBD parameters (no dropout at the first purchase).
+    pub const fn new(r: f64, alpha: f64, a: f64, b: f64) -> Self {
+        BgNbdParams {
+            r,
+            alpha,
+            a,
+            b,
+            modified: false,
+        }
+    }
+
+    /// The number of dropout coins an active customer with `x` repeat purchases has survived:
+    /// `x` for BG/NBD, `x + 1` for MBG/NBD. Every formula of both models depends on the dropout
+    /// process only through it.
+    #[inline]
+    pub fn flips(&self, x: f64) -> f64 {
+        if self.modified {
+            x + 1.0
+        } else {
+            x
+        }
     }
 }
 
 /// Log-likelihood of one customer.
 pub fn log_likelihood(p: &BgNbdParams, x: f64, t_x: f64, age: f64) -> f64 {
     let a1 = ln_gamma_diff(p.r, x) + p.r * p.alpha.ln();
-    let a2 = ln_beta_shift(p.a, p.b, x) - (p.r + x) * (p.alpha + age).ln();
-    if x == 0.0 {
+    let a2 = ln_beta_shift(p.a, p.b, p.flips(x)) - (p.r + x) * (p.alpha + age).ln();
+    if p.flips(x) == 0.0 {
         return a1 + a2;
     }
     a1 + a2 + log1p_exp(dropout_log_odds(p, x, t_x, age))
@@ -89,13 +113,13 @@ fn ln_beta_shift(a: f64, b: f64, x: f64) -> f64 {
 /// `A3 - A2`: the log odds that the customer dropped out right after the last purchase, versus
 /// still being active at `T`.
 fn dropout_log_odds(p: &BgNbdParams, x: f64, t_x: f64, age: f64) -> f64 {
-    p.a.ln() - (p.b + (x - 1.0)).ln() + (p.r + x) * ((age - t_x) / (p.alpha + t_x)).ln_1p()
+    p.a.ln() - (p.b + (p.flips(x) - 1.0)).ln() + (p.r + x) * ((age - t_x) / (p.alpha + t_x)).ln_1p()
 }
 
 /// Probability that a customer with history (x, t_x, T) is still active at T (FHL 2005, eq. 11
 /// rearranged): `1 / (1 + [x > 0] a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x))`.
 pub fn probability_alive(p: &BgNbdParams, x: f64, t_x: f64, age: f64) -> f64 {
-    if x == 0.0 {
+    if p.flips(x) == 0.0 {
         return 1.0;
     }
     logistic(-dropout_log_odds(p, x, t_x, age))
@@ -127,8 +151,9 @@ fn probability_alive_block(p: &BgNbdParams, x: &[f64], t_x: &[f64], age: &[f64],
     let ln_a = p.a.ln();
     for (((slot, &x), &t_x), &age) in out.iter_mut().zip(x).zip(t_x).zip(age) {
         // For x = 0 the odds are -inf (P = 1); computed on a harmless stand-in to stay branch-free.
-        let repeat = x > 0.0;
-        let bx1 = if repeat { p.b + (x - 1.0) } else { 1.0 };
+        let k = p.flips(x);
+        let repeat = k > 0.0;
+        let bx1 = if repeat { p.b + (k - 1.0) } else { 1.0 };
         // ln((alpha + T) / (alpha + t_x)) as ln_1p of the relative gap: no cancellation when
         // t_x is close to T and r + x is large.
         let odds = ln_a - ln(bx1) + (p.r + x) * ln_1p((age - t_x) / (p.alpha + t_x));
@@ -330,10 +355,10 @@ pub fn active_expected_purchases_by_quadrature(k: f64, ln_z: f64, a_post: f64, b
 
 /// Expected number of purchases in (T, T + t] for a customer with history (x, t_x, T)
 /// (FHL 2005, eq. 10): P(active) times the expectation for an active customer, whose posterior is
-/// `lambda ~ Gamma(r + x, alpha + T)`, `p ~ Beta(a, b + x)`.
+/// `lambda ~ Gamma(r + x, alpha + T)`, `p ~ Beta(a, b + x)` (`b + x + 1` for MBG/NBD).
 pub fn conditional_expected_purchases(p: &BgNbdParams, x: f64, t_x: f64, age: f64, t: f64) -> f64 {
     probability_alive(p, x, t_x, age)
-        * active_expected_purchases(p.r + x, p.alpha + age, t, p.a, p.b + x)
+        * active_expected_purchases(p.r + x, p.alpha + age, t, p.a, p.b + p.flips(x))
 }
 
 /// Rows whose interpolants are evaluated in lockstep by [`conditional_expected_purchases_bulk`].
@@ -426,7 +451,7 @@ pub fn conditional_expected_purchases_bulk(
         .collect();
     let built: Vec<Option<Interpolant>> = exec.map(&populated, |&(x, (_, lo, hi))| {
         let x = x as f64;
-        let active = |v: f64| active_expected_purchases(p.r + x, v.exp(), t, p.a, p.b + x);
+        let active = |v: f64| active_expected_purchases(p.r + x, v.exp(), t, p.a, p.b + p.flips(x));
         let ln = crate::fastmath::ln;
         Interpolant::fit(active, ln(p.alpha + lo), ln(p.alpha + hi), BULK_TOLERANCE)
     });
@@ -442,8 +467,9 @@ pub fn conditional_expected_purchases_bulk(
     // P(alive) with the vectorised kernel, then times the active-customer expectation: four
     // rows at a time through their interpolants, the rest (and rows without one) directly.
     probability_alive_bulk(p, columns, exec, out);
-    let active =
-        |x: f64, age: f64| active_expected_purchases(p.r + x, p.alpha + age, t, p.a, p.b + x);
+    let active = |x: f64, age: f64| {
+        active_expected_purchases(p.r + x, p.alpha + age, t, p.a, p.b + p.flips(x))
+    };
     let lookup = |i: usize| {
         let x = columns.frequency[i];
         let v = crate::fastmath::ln(p.alpha + columns.age[i]);
@@ -496,8 +522,14 @@ pub fn conditional_expected_purchases_bulk(
 }
 
 /// E[X(t)]: expected purchases of a new customer in (0, t] (FHL 2005, eq. 9).
+/// For MBG/NBD the customer first survives the coin at the first purchase (probability
+/// `b / (a + b)`), after which `p ~ Beta(a, b + 1)`.
 pub fn expected_purchases_new_customer(p: &BgNbdParams, t: f64) -> f64 {
-    active_expected_purchases(p.r, p.alpha, t, p.a, p.b)
+    if p.modified {
+        p.b / (p.a + p.b) * active_expected_purchases(p.r, p.alpha, t, p.a, p.b + 1.0)
+    } else {
+        active_expected_purchases(p.r, p.alpha, t, p.a, p.b)
+    }
 }
 
 /// P(X(t) = n): probability that a new customer makes `n` purchases in (0, t] (FHL 2005, eq. 8).
@@ -510,21 +542,29 @@ pub fn purchase_count_probability(p: &BgNbdParams, n: u64, t: f64) -> f64 {
     let w = t / (p.alpha + t);
     let ln_w = w.ln();
     let ln_1mw = (p.alpha / (p.alpha + t)).ln();
-    let shift = ln_beta_shift(p.a, p.b, nf);
+    // k dropout coins survived by a customer still active after n purchases.
+    let k = p.flips(nf);
+    let shift = ln_beta_shift(p.a, p.b, k);
     let first = (shift + ln_negative_binomial_pmf(p.r, nf, ln_w, ln_1mw)).exp();
-    if n == 0 {
+    if k == 0.0 {
         return first;
     }
-    // B(a + 1, b + n - 1) / B(a, b) = a / (b + n - 1) * B(a, b + n) / B(a, b).
-    let second = (p.a / (p.b + (nf - 1.0)))
-        * shift.exp()
-        * negative_binomial_upper_tail(p.r, n, w, ln_w, ln_1mw);
+    // Dropped out at the k-th coin, after the n-th purchase (which happened by t):
+    // B(a + 1, b + k - 1) / B(a, b) = a / (b + k - 1) * B(a, b + k) / B(a, b).
+    let at_least_n = if n == 0 {
+        1.0
+    } else {
+        negative_binomial_upper_tail(p.r, n, w, ln_w, ln_1mw)
+    };
+    let second = (p.a / (p.b + (k - 1.0))) * shift.exp() * at_least_n;
     (first + second).min(1.0)
 }
 
-/// The BG/NBD likelihood over compressed customer rows, for the fitting engine.
+/// The BG/NBD (or MBG/NBD) likelihood over compressed customer rows, for the fitting engine.
 pub struct BgNbd<'a> {
     data: &'a Rfm,
+    /// MBG/NBD instead of BG/NBD (see [`BgNbdParams::modified`]).
+    modified: bool,
     /// Distinct frequencies, ascending.
     distinct_x: Vec<f64>,
     /// Maximal runs of consecutive rows with equal frequency: (first row, index into
@@ -534,26 +574,36 @@ pub struct BgNbd<'a> {
     runs: Vec<(usize, usize)>,
 }
 
-/// Per-evaluation terms that depend on the frequency only.
+/// Per-evaluation terms that depend on the frequency only (`k` is the number of dropout coins
+/// survived, [`BgNbdParams::flips`]).
 #[derive(Clone, Copy, Default)]
 struct XTerms {
-    /// ln Gamma(r+x) - ln Gamma(r) + ln B(a, b+x) - ln B(a, b)
+    /// ln Gamma(r+x) - ln Gamma(r) + ln B(a, b+k) - ln B(a, b)
     ln_const: f64,
     /// psi(r+x) - psi(r)
     d_r: f64,
-    /// psi(a+b) - psi(a+b+x)
+    /// psi(a+b) - psi(a+b+k)
     d_a: f64,
-    /// psi(b+x) - psi(a+b+x) - psi(b) + psi(a+b)
+    /// psi(b+k) - psi(a+b+k) - psi(b) + psi(a+b)
     d_b: f64,
-    /// ln a - ln(b+x-1), the constant part of the dropout log odds (x > 0)
+    /// ln a - ln(b+k-1), the constant part of the dropout log odds (k > 0)
     ln_odds: f64,
-    /// 1 / (b+x-1) (x > 0)
+    /// 1 / (b+k-1) (k > 0)
     inv_bx1: f64,
 }
 
 impl<'a> BgNbd<'a> {
-    /// Prepare compressed rows (from [`RfmColumns::compress`]) for fitting.
+    /// Prepare compressed rows (from [`RfmColumns::compress`]) for fitting BG/NBD.
     pub fn new(data: &'a Rfm) -> Self {
+        Self::with_variant(data, false)
+    }
+
+    /// Prepare compressed rows for fitting MBG/NBD.
+    pub fn modified(data: &'a Rfm) -> Self {
+        Self::with_variant(data, true)
+    }
+
+    fn with_variant(data: &'a Rfm, modified: bool) -> Self {
         let mut distinct_x: Vec<f64> = data.frequency.clone();
         distinct_x.sort_unstable_by(f64::total_cmp);
         distinct_x.dedup();
@@ -565,8 +615,16 @@ impl<'a> BgNbd<'a> {
         }
         BgNbd {
             data,
+            modified,
             distinct_x,
             runs,
+        }
+    }
+
+    fn params_at(&self, values: &[f64]) -> BgNbdParams {
+        BgNbdParams {
+            modified: self.modified,
+            ..BgNbdParams::new(values[0], values[1], values[2], values[3])
         }
     }
 
@@ -576,18 +634,19 @@ impl<'a> BgNbd<'a> {
         self.distinct_x
             .iter()
             .map(|&x| {
-                let psi_ab_shift = digamma_diff(a + b, x);
+                let k = p.flips(x);
+                let psi_ab_shift = digamma_diff(a + b, k);
                 XTerms {
-                    ln_const: ln_gamma_diff(r, x) + ln_beta_shift(a, b, x),
+                    ln_const: ln_gamma_diff(r, x) + ln_beta_shift(a, b, k),
                     d_r: digamma_diff(r, x),
                     d_a: -psi_ab_shift,
-                    d_b: digamma_diff(b, x) - psi_ab_shift,
-                    ln_odds: if x > 0.0 {
-                        ln_a - (b + (x - 1.0)).ln()
+                    d_b: digamma_diff(b, k) - psi_ab_shift,
+                    ln_odds: if k > 0.0 {
+                        ln_a - (b + (k - 1.0)).ln()
                     } else {
                         0.0
                     },
-                    inv_bx1: if x > 0.0 { 1.0 / (b + (x - 1.0)) } else { 0.0 },
+                    inv_bx1: if k > 0.0 { 1.0 / (b + (k - 1.0)) } else { 0.0 },
                 }
             })
             .collect()
@@ -783,7 +842,7 @@ impl BgNbd<'_> {
                     p.alpha,
                     p.r + x,
                     terms[xi].ln_odds,
-                    x > 0.0,
+                    p.flips(x) > 0.0,
                 );
                 visit(xi, &sums, acc);
             }
@@ -817,12 +876,7 @@ impl Likelihood for BgNbd<'_> {
     }
 
     fn loglik_and_gradient(&self, params: &[f64], exec: &Exec) -> (f64, Vec<f64>) {
-        let p = BgNbdParams {
-            r: params[0],
-            alpha: params[1],
-            a: params[2],
-            b: params[3],
-        };
+        let p = self.params_at(params);
         let terms = self.x_terms(&p);
         let (r, alpha, a) = (p.r, p.alpha, p.a);
         let ln_alpha = alpha.ln();
@@ -843,12 +897,7 @@ impl Likelihood for BgNbd<'_> {
     /// The analytic Hessian of the log-likelihood in (r, alpha, a, b), from one pass over the
     /// rows (the second-order sums of [`add_row`]) and trigamma terms per distinct frequency.
     fn hessian(&self, params: &[f64], exec: &Exec) -> Option<Vec<Vec<f64>>> {
-        let p = BgNbdParams {
-            r: params[0],
-            alpha: params[1],
-            a: params[2],
-            b: params[3],
-        };
+        let p = self.params_at(params);
         let terms = self.x_terms(&p);
         let (r, alpha, a, b) = (p.r, p.alpha, p.a, p.b);
         let (tg_r, tg_ab, tg_b) = (trigamma(r), trigamma(a + b), trigamma(b));
@@ -857,7 +906,8 @@ impl Likelihood for BgNbd<'_> {
             let x = self.distinct_x[xi];
             let (rx, ib) = (r + x, terms[xi].inv_bx1);
             let w = sums[sum::W];
-            let tg_abx = trigamma(a + b + x);
+            let k = p.flips(x);
+            let tg_abx = trigamma(a + b + k);
             let (q, q_l, q_d) = (sums[sum::Q], sums[sum::Q_L], sums[sum::Q_D]);
             acc[0] += w * (trigamma(r + x) - tg_r) + sums[sum::Q_LL];
             acc[1] += w / alpha - sums[sum::INV_AT] + sums[sum::S_D] + rx * sums[sum::Q_LD];
@@ -871,7 +921,7 @@ impl Likelihood for BgNbd<'_> {
             acc[6] -= rx * q_d * ib;
             acc[7] += w * (tg_ab - tg_abx) + (q - sums[sum::S]) / (a * a);
             acc[8] += w * (tg_ab - tg_abx) - q * ib / a;
-            acc[9] += w * (trigamma(b + x) - tg_abx - tg_b + tg_ab) + (sums[sum::S] + q) * ib * ib;
+            acc[9] += w * (trigamma(b + k) - tg_abx - tg_b + tg_ab) + (sums[sum::S] + q) * ib * ib;
         });
         let upper = [[0, 1, 2, 3], [1, 4, 5, 6], [2, 5, 7, 8], [3, 6, 8, 9]];
         Some(
@@ -883,7 +933,7 @@ impl Likelihood for BgNbd<'_> {
     }
 }
 
-/// Draw customer histories from the BG/NBD process: for each age `T` in `ages`, the number of
+/// Draw customer histories from the BG/NBD (or MBG/NBD) process: for each age `T` in `ages`, the number of
 /// repeat purchases `x` and the time of the last one `t_x` (0 when `x = 0`). Customer `i` uses
 /// random stream `i` of `seed`, so the draws do not depend on how the work is split.
 pub fn simulate(p: &BgNbdParams, ages: &[f64], seed: u64) -> (Vec<f64>, Vec<f64>) {
@@ -894,15 +944,19 @@ pub fn simulate(p: &BgNbdParams, ages: &[f64], seed: u64) -> (Vec<f64>, Vec<f64>
         let lambda = rng.gamma(p.r) / p.alpha;
         let drop = rng.beta(p.a, p.b);
         let (mut count, mut last, mut now) = (0.0, 0.0, 0.0);
-        loop {
-            now += rng.exponential(lambda);
-            if !(now <= age) {
-                break;
-            }
-            count += 1.0;
-            last = now;
-            if rng.uniform() < drop {
-                break;
+        // MBG/NBD: the first coin is tossed at the first purchase.
+        let gone_at_start = p.modified && rng.uniform() < drop;
+        if !gone_at_start {
+            loop {
+                now += rng.exponential(lambda);
+                if !(now <= age) {
+                    break;
+                }
+                count += 1.0;
+                last = now;
+                if rng.uniform() < drop {
+                    break;
+                }
             }
         }
         x.push(count);
@@ -911,29 +965,71 @@ pub fn simulate(p: &BgNbdParams, ages: &[f64], seed: u64) -> (Vec<f64>, Vec<f64>
     (x, t_x)
 }
 
-/// Fill `out` with a per-customer function of (x, t_x, T) in parallel.
-pub fn predict_rows(
-    exec: &Exec,
-    columns: &RfmColumns<'_>,
-    out: &mut [f64],
-    f: impl Fn(f64, f64, f64, usize) -> f64 + Sync,
-) {
-    exec.fill(out, |i| {
-        f(columns.frequency[i], columns.recency[i], columns.age[i], i)
-    });
+pub use super::predict_rows;
+
+impl RfmModel for BgNbdParams {
+    const NAME: &'static str = "bgnbd";
+
+    fn specs() -> &'static [ParamSpec] {
+        &PARAMS
+    }
+
+    fn from_slice(values: &[f64]) -> Result<Self> {
+        BgNbdParams::from_slice(values)
+    }
+
+    fn fit(data: &Rfm, opts: &FitOptions<'_>) -> Result<FitResult> {
+        fit_with_warm_start(
+            data,
+            data.len(),
+            Rfm::subsample,
+            |d, o| fit(&BgNbd::new(d), o),
+            opts,
+        )
+    }
+
+    fn log_likelihood(&self, x: f64, t_x: f64, age: f64) -> f64 {
+        log_likelihood(self, x, t_x, age)
+    }
+
+    fn probability_alive(&self, x: f64, t_x: f64, age: f64) -> f64 {
+        probability_alive(self, x, t_x, age)
+    }
+
+    fn conditional_expected_purchases(&self, x: f64, t_x: f64, age: f64, t: f64) -> f64 {
+        conditional_expected_purchases(self, x, t_x, age, t)
+    }
+
+    fn expected_purchases_new_customer(&self, t: f64) -> f64 {
+        expected_purchases_new_customer(self, t)
+    }
+
+    fn purchase_count_probability(&self, n: u64, t: f64) -> Option<f64> {
+        Some(purchase_count_probability(self, n, t))
+    }
+
+    fn probability_alive_bulk(&self, columns: &RfmColumns<'_>, exec: &Exec, out: &mut [f64]) {
+        probability_alive_bulk(self, columns, exec, out);
+    }
+
+    fn conditional_expected_purchases_bulk(
+        &self,
+        columns: &RfmColumns<'_>,
+        t: f64,
+        exec: &Exec,
+        out: &mut [f64],
+    ) {
+        conditional_expected_purchases_bulk(self, columns, t, exec, out);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::fit::{fit, FitOptions};
+    use crate::models::testing::cdnow;
 
-    const PUBLISHED: BgNbdParams = BgNbdParams {
-        r: 0.242594,
-        alpha: 4.413587,
-        a: 0.792925,
-        b: 2.425891,
-    };
+    const PUBLISHED: BgNbdParams = BgNbdParams::new(0.242594, 4.413587, 0.792925, 2.425891);
 
     fn rel(a: f64, b: f64) -> f64 {
         ((a - b) / b).abs()
@@ -956,12 +1052,7 @@ mod tests {
         (x, t_x, ages)
     }
 
-    const CDNOW_ROUNDED: BgNbdParams = BgNbdParams {
-        r: 0.243,
-        alpha: 4.414,
-        a: 0.793,
-        b: 2.426,
-    };
+    const CDNOW_ROUNDED: BgNbdParams = BgNbdParams::new(0.243, 4.414, 0.793, 2.426);
 
     /// Central difference of `f` in coordinate `j` at `theta` (relative step 1e-6).
     fn central_difference<T>(
@@ -1032,12 +1123,7 @@ mod tests {
         let p = PUBLISHED;
         assert_eq!(probability_alive(&p, 0.0, 0.0, 30.0), 1.0);
         // Large x stays finite (Hardie's note 027 stability case).
-        let q = BgNbdParams {
-            r: 0.25,
-            alpha: 4.0,
-            a: 0.8,
-            b: 2.5,
-        };
+        let q = BgNbdParams::new(0.25, 4.0, 0.8, 2.5);
         assert!(log_likelihood(&q, 200.0, 38.0, 40.0).is_finite());
         // Purchase-count probabilities sum to one and E[X(t)] is their mean.
         let t = 39.0;
@@ -1066,31 +1152,9 @@ mod tests {
         let got = conditional_expected_purchases(&p, 2.0, 30.43, 38.86, 39.0);
         assert!((got - 1.226).abs() < 5e-4, "{got}");
         // Published at the rounded estimates (0.243, 4.414, 0.793, 2.426).
-        let rounded = BgNbdParams {
-            r: 0.243,
-            alpha: 4.414,
-            a: 0.793,
-            b: 2.426,
-        };
+        let rounded = BgNbdParams::new(0.243, 4.414, 0.793, 2.426);
         let got = purchase_count_probability(&rounded, 0, 39.0);
         assert!((got - 0.5737864).abs() < 5e-8, "{got}");
-    }
-
-    fn cdnow() -> Rfm {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/python/clvrs/datasets/data/cdnow_customers_summary.csv"
-        );
-        let text = std::fs::read_to_string(path).expect("bundled CDNOW summary");
-        let (mut x, mut t_x, mut age) = (Vec::new(), Vec::new(), Vec::new());
-        for line in text.lines().skip(1) {
-            let f: Vec<f64> = line.split(',').map(|v| v.parse().unwrap()).collect();
-            x.push(f[1]);
-            t_x.push(f[2]);
-            age.push(f[3]);
-        }
-        assert_eq!(x.len(), 2357);
-        RfmColumns::new(&x, &t_x, &age).compress()
     }
 
     #[test]
@@ -1137,15 +1201,7 @@ mod tests {
         let columns = RfmColumns::new(&x, &t_x, &ages);
         for (p, t) in [
             (truth, 52.0),
-            (
-                BgNbdParams {
-                    r: 2.0,
-                    alpha: 0.01,
-                    a: 0.3,
-                    b: 0.4,
-                },
-                400.0,
-            ),
+            (BgNbdParams::new(2.0, 0.01, 0.3, 0.4), 400.0),
         ] {
             let mut bulk = vec![0.0; n];
             conditional_expected_purchases_bulk(
@@ -1177,15 +1233,7 @@ mod tests {
         t_x.push(10.0);
         ages.push(78.0);
         let columns = RfmColumns::new(&x, &t_x, &ages);
-        for p in [
-            truth,
-            BgNbdParams {
-                r: 5.0,
-                alpha: 1e-3,
-                a: 50.0,
-                b: 0.01,
-            },
-        ] {
+        for p in [truth, BgNbdParams::new(5.0, 1e-3, 50.0, 0.01)] {
             let mut bulk = vec![0.0; x.len()];
             probability_alive_bulk(&p, &columns, &Exec::with_jobs(Some(2)).unwrap(), &mut bulk);
             for i in 0..x.len() {
@@ -1226,12 +1274,7 @@ mod tests {
 
     #[test]
     fn a_near_one_is_continuous() {
-        let base = BgNbdParams {
-            r: 0.5,
-            alpha: 3.0,
-            a: 1.0,
-            b: 2.0,
-        };
+        let base = BgNbdParams::new(0.5, 3.0, 1.0, 2.0);
         let at_one = conditional_expected_purchases(&base, 3.0, 20.0, 30.0, 52.0);
         for da in [-1e-9, 1e-9, -1e-6, 1e-6] {
             let p = BgNbdParams {
@@ -1245,12 +1288,7 @@ mod tests {
 
     #[test]
     fn fit_recovers_simulated_parameters_and_ignores_compression() {
-        let truth = BgNbdParams {
-            r: 0.5,
-            alpha: 6.0,
-            a: 0.8,
-            b: 2.5,
-        };
+        let truth = BgNbdParams::new(0.5, 6.0, 0.8, 2.5);
         let ages: Vec<f64> = (0..20_000)
             .map(|i| 26.0 + 52.0 * ((i * 7919) % 20_000) as f64 / 20_000.0)
             .collect();

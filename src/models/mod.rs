@@ -1,5 +1,118 @@
 //! One file per model: likelihood with analytic gradient, starting points, and predictions.
+//!
+//! The models of repeat purchasing in continuous time (BG/NBD, MBG/NBD, Pareto/NBD,
+//! GGompertz/NBD) share one interface, [`RfmModel`]: they are fitted on the same customer
+//! summaries (frequency, recency, age) and answer the same questions, so the bindings and the
+//! Python layer handle all of them through it.
 
 pub mod bgnbd;
+pub mod ggnbd;
+pub mod lifetime;
+pub mod mbgnbd;
+pub mod pnbd;
+#[cfg(test)]
+mod testing;
 
-pub use bgnbd::BgNbd;
+pub use bgnbd::{BgNbd, BgNbdParams};
+pub use ggnbd::GgNbdParams;
+pub use mbgnbd::MbgNbdParams;
+pub use pnbd::ParetoNbdParams;
+
+use crate::data::{Rfm, RfmColumns};
+use crate::error::Result;
+use crate::fit::{FitOptions, FitResult, ParamSpec};
+use crate::parallel::Exec;
+
+/// A fitted (or given) model of repeat purchasing on (x, t_x, T) customer summaries: `x` repeat
+/// purchases, the last at `t_x`, observed for `T` since the first purchase.
+///
+/// Predictions a model cannot make return `None`.
+pub trait RfmModel: Sized + Sync {
+    /// Short name used by the bindings and in messages ("bgnbd", "pnbd", ...).
+    const NAME: &'static str;
+
+    /// Parameter names and domains, in order.
+    fn specs() -> &'static [ParamSpec];
+
+    /// From values in the order of [`RfmModel::specs`], checking their domains.
+    fn from_slice(values: &[f64]) -> Result<Self>;
+
+    /// Maximum-likelihood fit on compressed rows.
+    fn fit(data: &Rfm, opts: &FitOptions<'_>) -> Result<FitResult>;
+
+    /// Log-likelihood of one customer.
+    fn log_likelihood(&self, x: f64, t_x: f64, age: f64) -> f64;
+
+    /// P(alive at T) given the history.
+    fn probability_alive(&self, x: f64, t_x: f64, age: f64) -> f64;
+
+    /// Expected number of purchases in (T, T + t] given the history.
+    fn conditional_expected_purchases(&self, x: f64, t_x: f64, age: f64, t: f64) -> f64;
+
+    /// E[X(t)]: expected purchases of a new customer in (0, t].
+    fn expected_purchases_new_customer(&self, t: f64) -> f64;
+
+    /// P(X(t) = n) for a new customer.
+    fn purchase_count_probability(&self, n: u64, t: f64) -> Option<f64>;
+
+    /// P(alive at T + t) given the history.
+    fn probability_alive_after(&self, _x: f64, _t_x: f64, _age: f64, _t: f64) -> Option<f64> {
+        None
+    }
+
+    /// P(exactly n purchases in (T, T + t]) given the history.
+    fn conditional_purchase_count_probability(
+        &self,
+        _n: u64,
+        _x: f64,
+        _t_x: f64,
+        _age: f64,
+        _t: f64,
+    ) -> Option<f64> {
+        None
+    }
+
+    /// Discounted expected residual transactions with continuous discounting at `rate` per unit
+    /// of time: `E[integral over u > T of exp(-rate (u - T)) dX(u) | history]`.
+    fn expected_residual_transactions(
+        &self,
+        _x: f64,
+        _t_x: f64,
+        _age: f64,
+        _rate: f64,
+    ) -> Option<f64> {
+        None
+    }
+
+    /// [`RfmModel::probability_alive`] for every row, in parallel.
+    fn probability_alive_bulk(&self, columns: &RfmColumns<'_>, exec: &Exec, out: &mut [f64]) {
+        predict_rows(exec, columns, out, |x, t_x, age, _| {
+            self.probability_alive(x, t_x, age)
+        });
+    }
+
+    /// [`RfmModel::conditional_expected_purchases`] for every row and one horizon, in parallel.
+    fn conditional_expected_purchases_bulk(
+        &self,
+        columns: &RfmColumns<'_>,
+        t: f64,
+        exec: &Exec,
+        out: &mut [f64],
+    ) {
+        predict_rows(exec, columns, out, |x, t_x, age, _| {
+            self.conditional_expected_purchases(x, t_x, age, t)
+        });
+    }
+}
+
+/// Fill `out` with a per-customer function of (x, t_x, T, row) in parallel.
+pub fn predict_rows(
+    exec: &Exec,
+    columns: &RfmColumns<'_>,
+    out: &mut [f64],
+    f: impl Fn(f64, f64, f64, usize) -> f64 + Sync,
+) {
+    exec.fill(out, |i| {
+        f(columns.frequency[i], columns.recency[i], columns.age[i], i)
+    });
+}

@@ -2,7 +2,7 @@
 //! GIL around the core, turns Ctrl-C into KeyboardInterrupt, catches panics, and maps
 //! [`ClvError`] to the exception classes of `clvrs.exceptions`.
 
-mod bgnbd;
+mod rfm;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Mutex;
@@ -143,6 +143,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
     m.add_function(wrap_pyfunction!(resolve_n_jobs, m)?)?;
-    bgnbd::register(m)?;
+    rfm::register(m)?;
     Ok(())
 }

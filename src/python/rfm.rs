@@ -1,0 +1,334 @@
+//! Bindings for the models on (frequency, recency, T) summaries, one set of functions for all of
+//! them: the model is named by its [`RfmModel::NAME`] and dispatched to the core here.
+
+use numpy::{PyArray1, PyReadonlyArray1};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use super::{fit_result_to_dict, run, slice, to_numpy};
+use crate::data::{check_lengths, check_non_negative, RfmColumns, RfmNames};
+use crate::error::ClvError;
+use crate::fit::FitOptions;
+use crate::models::{BgNbdParams, GgNbdParams, MbgNbdParams, ParetoNbdParams, RfmModel};
+use crate::parallel::Exec;
+
+type Names = (String, String, String, String);
+
+fn rfm_names(names: Names) -> RfmNames {
+    RfmNames {
+        frequency: names.0,
+        recency: names.1,
+        age: names.2,
+        weights: names.3,
+    }
+}
+
+/// Run `$body` with `$M` the parameter type of the model named `$model`.
+macro_rules! with_model {
+    ($model:expr, $M:ident => $body:expr) => {
+        match $model {
+            "bgnbd" => {
+                type $M = BgNbdParams;
+                $body
+            }
+            "mbgnbd" => {
+                type $M = MbgNbdParams;
+                $body
+            }
+            "pnbd" => {
+                type $M = ParetoNbdParams;
+                $body
+            }
+            "ggnbd" => {
+                type $M = GgNbdParams;
+                $body
+            }
+            other => Err(PyValueError::new_err(format!("unknown model `{other}`"))),
+        }
+    };
+}
+
+/// Fit a model; returns the fit as a dict.
+#[pyfunction]
+#[pyo3(signature = (model, frequency, recency, T, weights, names, penalizer=0.0, max_iter=0, tol=0.0, n_jobs=None, start=None))]
+#[allow(non_snake_case, clippy::too_many_arguments)]
+fn rfm_fit<'py>(
+    py: Python<'py>,
+    model: &str,
+    frequency: PyReadonlyArray1<'py, f64>,
+    recency: PyReadonlyArray1<'py, f64>,
+    T: PyReadonlyArray1<'py, f64>,
+    weights: Option<PyReadonlyArray1<'py, f64>>,
+    names: Names,
+    penalizer: f64,
+    max_iter: u64,
+    tol: f64,
+    n_jobs: Option<i64>,
+    start: Option<Vec<f64>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let columns = RfmColumns {
+        frequency: slice(&frequency, "frequency")?,
+        recency: slice(&recency, "recency")?,
+        age: slice(&T, "T")?,
+        weights: match &weights {
+            Some(w) => Some(slice(w, "weights")?),
+            None => None,
+        },
+    };
+    let names = rfm_names(names);
+    let (res, n_rows) = with_model!(model, M => run(py, n_jobs, |exec, interrupt| {
+        columns.validate_on(&names, exec)?;
+        let data = columns.compress_on(exec);
+        let opts = FitOptions {
+            penalizer,
+            max_iter,
+            gradient_tolerance: tol,
+            exec: exec.clone(),
+            interrupt: Some(interrupt),
+            start,
+            initial_inverse_hessian: None,
+        };
+        Ok((M::fit(&data, &opts)?, data.len()))
+    }))?;
+    fit_result_to_dict(py, &res, n_rows)
+}
+
+/// One value, or one per customer, of a per-customer argument.
+struct PerRow<'a> {
+    name: &'static str,
+    values: &'a [f64],
+}
+
+impl PerRow<'_> {
+    fn check(&self, rows: usize, integer: bool) -> crate::Result<()> {
+        check_non_negative(self.name, self.values, integer)?;
+        if self.values.len() != 1 && self.values.len() != rows {
+            return Err(ClvError::invalid_data(
+                self.name,
+                None,
+                None,
+                format!(
+                    "must be one value or one per customer ({rows}), got {}",
+                    self.values.len()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn at(&self, i: usize) -> f64 {
+        if self.values.len() == 1 {
+            self.values[0]
+        } else {
+            self.values[i]
+        }
+    }
+}
+
+fn unsupported(model: &str, quantity: &str) -> ClvError {
+    ClvError::invalid_parameter(
+        "quantity",
+        format!("`{quantity}` is not available for `{model}`"),
+    )
+}
+
+/// Per-customer predictions of `quantity` for the model named `model`:
+/// `log_likelihood`, `probability_alive` (at T, or at T + t when `t` is given),
+/// `expected_purchases` (in (T, T + t]), `purchase_count_probability` (n purchases in
+/// (T, T + t]) and `expected_residual_transactions` (`t` is the continuous discount rate).
+/// `t` and `n` hold one value or one per customer.
+#[pyfunction]
+#[pyo3(signature = (model, quantity, params, frequency, recency, T, names, t=None, n=None, n_jobs=None))]
+#[allow(non_snake_case, clippy::too_many_arguments)]
+fn rfm_predict<'py>(
+    py: Python<'py>,
+    model: &str,
+    quantity: &str,
+    params: Vec<f64>,
+    frequency: PyReadonlyArray1<'py, f64>,
+    recency: PyReadonlyArray1<'py, f64>,
+    T: PyReadonlyArray1<'py, f64>,
+    names: Names,
+    t: Option<PyReadonlyArray1<'py, f64>>,
+    n: Option<PyReadonlyArray1<'py, f64>>,
+    n_jobs: Option<i64>,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let columns = RfmColumns::new(
+        slice(&frequency, "frequency")?,
+        slice(&recency, "recency")?,
+        slice(&T, "T")?,
+    );
+    let t_name = if quantity == "expected_residual_transactions" {
+        "discount_rate"
+    } else {
+        "t"
+    };
+    let horizon = match &t {
+        Some(t) => Some(PerRow {
+            name: t_name,
+            values: slice(t, t_name)?,
+        }),
+        None => None,
+    };
+    let counts = match &n {
+        Some(n) => Some(PerRow {
+            name: "n",
+            values: slice(n, "n")?,
+        }),
+        None => None,
+    };
+    let names = rfm_names(names);
+    let out = with_model!(model, M => run(py, n_jobs, |exec, _| {
+        let p = M::from_slice(&params)?;
+        columns.validate_on(&names, exec)?;
+        if let Some(h) = &horizon {
+            h.check(columns.len(), false)?;
+        }
+        if let Some(c) = &counts {
+            c.check(columns.len(), true)?;
+        }
+        let mut out = vec![0.0; columns.len()];
+        predict(&p, quantity, &columns, horizon.as_ref(), counts.as_ref(), exec, &mut out)?;
+        Ok(out)
+    }))?;
+    Ok(to_numpy(py, out))
+}
+
+/// The body of [`rfm_predict`] for one model type.
+#[allow(clippy::too_many_arguments)]
+fn predict<'a, M: RfmModel>(
+    p: &M,
+    quantity: &str,
+    columns: &RfmColumns<'_>,
+    horizon: Option<&'a PerRow<'a>>,
+    counts: Option<&'a PerRow<'a>>,
+    exec: &Exec,
+    out: &mut [f64],
+) -> crate::Result<()> {
+    let require = |arg: Option<&'a PerRow<'a>>, name: &str| {
+        arg.ok_or_else(|| ClvError::invalid_parameter(name, format!("`{quantity}` needs `{name}`")))
+    };
+    // Per-row values, failing if the model cannot serve them (the same for every row).
+    let rows = |out: &mut [f64], f: &(dyn Fn(f64, f64, f64, usize) -> Option<f64> + Sync)| {
+        let supported = std::sync::atomic::AtomicBool::new(true);
+        crate::models::predict_rows(exec, columns, out, |x, t_x, age, i| {
+            f(x, t_x, age, i).unwrap_or_else(|| {
+                supported.store(false, std::sync::atomic::Ordering::Relaxed);
+                f64::NAN
+            })
+        });
+        if supported.into_inner() {
+            Ok(())
+        } else {
+            Err(unsupported(M::NAME, quantity))
+        }
+    };
+    match quantity {
+        "log_likelihood" => rows(out, &|x, t_x, age, _| Some(p.log_likelihood(x, t_x, age))),
+        "probability_alive" => match horizon {
+            None => {
+                p.probability_alive_bulk(columns, exec, out);
+                Ok(())
+            }
+            Some(h) => rows(out, &|x, t_x, age, i| {
+                p.probability_alive_after(x, t_x, age, h.at(i))
+            }),
+        },
+        "expected_purchases" => {
+            let h = require(horizon, "t")?;
+            if h.values.len() == 1 {
+                p.conditional_expected_purchases_bulk(columns, h.values[0], exec, out);
+                Ok(())
+            } else {
+                rows(out, &|x, t_x, age, i| {
+                    Some(p.conditional_expected_purchases(x, t_x, age, h.at(i)))
+                })
+            }
+        }
+        "purchase_count_probability" => {
+            let h = require(horizon, "t")?;
+            let c = require(counts, "n")?;
+            rows(out, &|x, t_x, age, i| {
+                p.conditional_purchase_count_probability(c.at(i) as u64, x, t_x, age, h.at(i))
+            })
+        }
+        "expected_residual_transactions" => {
+            let h = require(horizon, "discount_rate")?;
+            if let Some(i) = (0..h.values.len()).find(|&i| !(h.values[i] > 0.0)) {
+                return Err(ClvError::invalid_data(
+                    "discount_rate",
+                    Some(i),
+                    Some(h.values[i]),
+                    "must be positive",
+                ));
+            }
+            rows(out, &|x, t_x, age, i| {
+                p.expected_residual_transactions(x, t_x, age, h.at(i))
+            })
+        }
+        other => Err(ClvError::invalid_parameter(
+            "quantity",
+            format!("unknown quantity `{other}`"),
+        )),
+    }
+}
+
+/// New-customer predictions: `expected_purchases` (E[X(t)] for each t) or
+/// `purchase_count_probability` (P(X(t) = n), element-wise over equal-length n and t).
+#[pyfunction]
+#[pyo3(signature = (model, quantity, params, t, n=None, n_jobs=None))]
+fn rfm_new_customer<'py>(
+    py: Python<'py>,
+    model: &str,
+    quantity: &str,
+    params: Vec<f64>,
+    t: PyReadonlyArray1<'py, f64>,
+    n: Option<PyReadonlyArray1<'py, f64>>,
+    n_jobs: Option<i64>,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let horizon = slice(&t, "t")?;
+    let counts = match &n {
+        Some(n) => Some(slice(n, "n")?),
+        None => None,
+    };
+    let out = with_model!(model, M => run(py, n_jobs, |exec, _| {
+        let p = M::from_slice(&params)?;
+        check_non_negative("t", horizon, false)?;
+        let mut out = vec![0.0; horizon.len()];
+        match (quantity, counts) {
+            ("expected_purchases", _) => {
+                exec.fill(&mut out, |i| {
+                    RfmModel::expected_purchases_new_customer(&p, horizon[i])
+                });
+            }
+            ("purchase_count_probability", Some(counts)) => {
+                check_non_negative("n", counts, true)?;
+                check_lengths(&[("t", horizon.len())], counts.len())?;
+                if RfmModel::purchase_count_probability(&p, 0, 0.0).is_none() {
+                    return Err(unsupported(M::NAME, quantity));
+                }
+                exec.fill(&mut out, |i| {
+                    RfmModel::purchase_count_probability(&p, counts[i] as u64, horizon[i])
+                        .unwrap_or(f64::NAN)
+                });
+            }
+            _ => {
+                return Err(ClvError::invalid_parameter(
+                    "quantity",
+                    format!("unknown quantity `{quantity}` (or missing `n`)"),
+                ))
+            }
+        }
+        Ok(out)
+    }))?;
+    Ok(to_numpy(py, out))
+}
+
+pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(rfm_fit, m)?)?;
+    m.add_function(wrap_pyfunction!(rfm_predict, m)?)?;
+    m.add_function(wrap_pyfunction!(rfm_new_customer, m)?)?;
+    Ok(())
+}
