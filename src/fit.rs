@@ -146,6 +146,9 @@ pub struct FitOptions<'a> {
     /// Initial inverse-Hessian estimate of the objective (unconstrained coordinates, mean per
     /// customer) for L-BFGS, e.g. from a fit to a subsample; the identity scaling otherwise.
     pub initial_inverse_hessian: Option<Vec<Vec<f64>>>,
+    /// Stop at the first start that converges even for models that try every start (set for
+    /// the subsample of [`fit_with_warm_start`], whose optimum only seeds the full fit).
+    pub first_start_only: bool,
 }
 
 /// The result of a fit.
@@ -380,7 +383,7 @@ pub fn fit<L: Likelihood>(lik: &L, opts: &FitOptions<'_>) -> Result<FitResult> {
                     || (outcome.converged == b.converged && outcome.cost < b.cost)
             }
         };
-        let done = outcome.converged && !lik.try_all_starts();
+        let done = outcome.converged && (opts.first_start_only || !lik.try_all_starts());
         if better {
             best = Some(outcome);
         }
@@ -397,7 +400,7 @@ pub fn fit<L: Likelihood>(lik: &L, opts: &FitOptions<'_>) -> Result<FitResult> {
     }
 
     let mut termination = best.termination;
-    if n_starts > 1 && lik.try_all_starts() {
+    if n_starts > 1 && lik.try_all_starts() && !opts.first_start_only {
         termination = format!("{termination} (best of {n_starts} starting points)");
     }
     let theta = objective.natural(&best.u);
@@ -443,7 +446,13 @@ pub fn fit_with_warm_start<D>(
         return fit_on(data, opts);
     }
     let sample = subsample(data, rows / WARM_START_SAMPLE);
-    let first = fit_on(&sample, opts)?;
+    let first = fit_on(
+        &sample,
+        &FitOptions {
+            first_start_only: true,
+            ..opts.clone()
+        },
+    )?;
     let mut full_opts = opts.clone();
     if first.converged {
         full_opts.start = Some(first.params);
@@ -564,6 +573,8 @@ fn lbfgs<L: Likelihood>(
             slope = dot(&grad, &direction);
         }
         let mut step = (MAX_STEP / inf_norm(&direction)).min(1.0);
+        // Changes of the cost below this are rounding noise (a mean over many rows).
+        let noise = 64.0 * f64::EPSILON * cost.abs().max(1.0);
         // Backtracking line search.
         let mut accepted = None;
         for _ in 0..50 {
@@ -581,6 +592,11 @@ fn lbfgs<L: Likelihood>(
                     break;
                 }
                 _ => step *= 0.5,
+            }
+            // Near a stationary point the predicted decrease sinks below the noise: shorter
+            // steps cannot show a decrease either.
+            if gnorm <= STALLED_GRADIENT_TOLERANCE && -step * slope < noise {
+                break;
             }
         }
         iterations += 1;

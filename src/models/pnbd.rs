@@ -39,7 +39,7 @@ use crate::fit::{
 };
 use crate::parallel::Exec;
 use crate::quadrature::integrate;
-use crate::special::logistic;
+use crate::special::{logistic, trigamma};
 
 /// Parameter names and domains: r, alpha (purchase rate), s, beta (dropout rate).
 pub static PARAMS: [ParamSpec; 4] = [
@@ -202,6 +202,278 @@ fn ln_integral_by_quadrature<const N: usize>(
     -(rx * a0.ln()) - s1 * b0.ln() + q.value.ln()
 }
 
+/// Per-evaluation constants of [`row_fast`].
+struct FastParams {
+    r: f64,
+    alpha: f64,
+    s: f64,
+    beta: f64,
+    ln_alpha: f64,
+    ln_beta: f64,
+    ln_s: f64,
+}
+
+impl FastParams {
+    fn new(params: &[f64]) -> Self {
+        FastParams {
+            r: params[0],
+            alpha: params[1],
+            s: params[2],
+            beta: params[3],
+            ln_alpha: params[1].ln(),
+            ln_beta: params[3].ln(),
+            ln_s: params[2].ln(),
+        }
+    }
+}
+
+/// A row's log-likelihood with its gradient and (upper-triangle) Hessian in (r, alpha, s, beta).
+type RowDerivatives = (f64, [f64; 4], [[f64; 4]; 4]);
+
+/// Log-likelihood of one customer with its gradient, and its Hessian when `SECOND`, in
+/// (r, alpha, s, beta), without dual numbers, for rows whose integral is served by the series
+/// alone (None otherwise; the caller then uses [`row_log_likelihood`]). `gamma_terms` is
+/// `(ln Gamma(r+x) - ln Gamma(r), psi(r+x) - psi(r), psi'(r+x) - psi'(r))`.
+///
+/// The series is `S = sum_k W_k F_k` with `W_k = (e)_k z^k / k!` and
+/// `F_k = (1 - R_k) / (m+k)`, `R_k = exp((m+k) lambda)`, `lambda = ln rho`. Its partial
+/// derivatives in `(m, e, z, lambda)` are sums of the same terms with the closed-form partials of
+/// `W` (`W_e = W H1`, `W_ee = W (H1^2 - H2)` with `H1, H2` the sums of `1/(e+j)`, `1/(e+j)^2`
+/// over `j < k`; `W_z = k W / z`, `W_zz = k (k-1) W / z^2`, carried without dividing by z) and of
+/// `F` (`F_m = -R lambda/n - (1-R)/n^2`, `F_lambda = -R`, ...), accumulated in one pass and
+/// mapped to the natural parameters by the chain rule through `z = (big - small)/(big + t_x)` and
+/// `lambda = -ln(1 + (T - t_x)/(big + t_x))`. `1 - R_k` is carried as a running sum of positive
+/// terms, so it keeps full precision when `t_x` is close to `T`.
+#[inline]
+fn row_fast<const SECOND: bool>(
+    p: &FastParams,
+    gamma_terms: (f64, f64, f64),
+    x: f64,
+    t_x: f64,
+    age: f64,
+) -> Option<RowDerivatives> {
+    let (r, alpha, s, beta) = (p.r, p.alpha, p.s, p.beta);
+    let rx = r + x;
+    let (at, bt) = (alpha + age, beta + age);
+    let ln_alive = -rx * at.ln() - s * bt.ln();
+    let d_alive = [-at.ln(), -rx / at, -bt.ln(), -s / bt];
+    let constant = gamma_terms.0 + r * p.ln_alpha + s * p.ln_beta;
+    let d_constant = [gamma_terms.1 + p.ln_alpha, r / alpha, p.ln_beta, s / beta];
+    // Second derivatives of the constant and alive terms (upper triangle).
+    let mut hessian = [[0.0; 4]; 4];
+    if SECOND {
+        hessian[0][0] = gamma_terms.2;
+        hessian[0][1] = 1.0 / alpha;
+        hessian[1][1] = -r / (alpha * alpha);
+        hessian[2][3] = 1.0 / beta;
+        hessian[3][3] = -s / (beta * beta);
+    }
+    let mut h_alive = [[0.0; 4]; 4];
+    if SECOND {
+        h_alive[0][1] = -1.0 / at;
+        h_alive[1][1] = rx / (at * at);
+        h_alive[2][3] = -1.0 / bt;
+        h_alive[3][3] = s / (bt * bt);
+    }
+    if !(age > t_x) {
+        let g = std::array::from_fn(|j| d_constant[j] + d_alive[j]);
+        for i in 0..4 {
+            for j in i..4 {
+                hessian[i][j] += h_alive[i][j];
+            }
+        }
+        return Some((constant + ln_alive, g, hessian));
+    }
+    let alpha_big = alpha >= beta;
+    let (big, small, e) = if alpha_big {
+        (alpha, beta, s + 1.0)
+    } else {
+        (beta, alpha, rx)
+    };
+    let base = big + t_x;
+    let gap = big - small;
+    let z = gap / base;
+    let z_max = SERIES_MAX_Z.min(SERIES_MAX_PEAK / (SERIES_MAX_PEAK + e));
+    if z > z_max {
+        return None;
+    }
+    let m = rx + s;
+    let delta = age - t_x;
+    let rel_gap = delta / base;
+    let lambda = -rel_gap.ln_1p();
+    let rho = lambda.exp();
+    let one_minus_rho = -lambda.exp_m1();
+    // Running quantities at k: W_k, W_{k-1} (e+k-1) = k W_k / z, W_{k-2} (e+k-2)(e+k-1) =
+    // k (k-1) W_k / z^2, R_k, 1 - R_k, H1, H2.
+    let (mut w, mut wz, mut wzz) = (1.0, 0.0, 0.0);
+    let mut big_r = (m * lambda).exp();
+    let mut one_minus_r = -(m * lambda).exp_m1();
+    let (mut h1, mut h2) = (0.0, 0.0);
+    // Sums: S, first partials (m, e, z, lambda), second partials.
+    let mut sum = 0.0;
+    let mut d1 = [0.0; 4];
+    let mut d2 = [[0.0; 4]; 4];
+    let mut k = 0.0f64;
+    loop {
+        let n = m + k;
+        let inv = 1.0 / n;
+        let f = one_minus_r * inv;
+        let f_m = -big_r * lambda * inv - one_minus_r * inv * inv;
+        let f_l = -big_r;
+        let c = w * f;
+        sum += c;
+        d1[0] += w * f_m;
+        d1[1] += w * h1 * f;
+        d1[2] += wz * f;
+        d1[3] += w * f_l;
+        if SECOND {
+            let f_mm = -big_r * lambda * lambda * inv
+                + 2.0 * big_r * lambda * inv * inv
+                + 2.0 * one_minus_r * inv * inv * inv;
+            let f_ml = -big_r * lambda;
+            let f_ll = -n * big_r;
+            let w_e = w * h1;
+            d2[0][0] += w * f_mm;
+            d2[0][1] += w_e * f_m;
+            d2[0][2] += wz * f_m;
+            d2[0][3] += w * f_ml;
+            d2[1][1] += w * (h1 * h1 - h2) * f;
+            d2[1][2] += wz * h1 * f;
+            d2[1][3] += w_e * f_l;
+            d2[2][2] += wzz * f;
+            d2[2][3] += wz * f_l;
+            d2[3][3] += w * f_ll;
+        }
+        // Later term ratios are at most q (see ln_integral_by_series); derivative sums carry
+        // extra factors of about k (k^2 for the second).
+        let q = z * ((e + k + 1.0) / (k + 2.0)).max(1.0);
+        if k >= 1.0 && q < 1.0 {
+            let mut tail = q / (1.0 - q) * (k + 2.0);
+            if SECOND {
+                tail *= (k + 2.0) * (1.0 + n * lambda.abs());
+            }
+            if c * tail <= SERIES_TOLERANCE * sum && w * big_r * tail <= SERIES_TOLERANCE * -d1[3] {
+                break;
+            }
+        }
+        if k >= SERIES_MAX_TERMS as f64 {
+            return None;
+        }
+        // Step to k + 1.
+        wzz = wz * (e + k);
+        wz = w * (e + k);
+        w *= (e + k) * z / (k + 1.0);
+        h1 += 1.0 / (e + k);
+        h2 += 1.0 / ((e + k) * (e + k));
+        one_minus_r += big_r * one_minus_rho;
+        big_r *= rho;
+        k += 1.0;
+    }
+    // ln S in v = (m, e, z, lambda): gradient g and Hessian.
+    let g: [f64; 4] = std::array::from_fn(|i| d1[i] / sum);
+    // v as functions of phi = (m, e, big, small).
+    let big_t = base + delta; // big + T
+    let z_big = (small + t_x) / (base * base);
+    let z_small = -1.0 / base;
+    let l_big = delta / (base * big_t);
+    let ln_base = base.ln();
+    let ln_integral = -m * ln_base + sum.ln();
+    let phi_grad = [
+        -ln_base + g[0],
+        g[1],
+        -m / base + g[2] * z_big + g[3] * l_big,
+        g[2] * z_small,
+    ];
+    let mut phi_hess = [[0.0; 4]; 4];
+    if SECOND {
+        let h = |i: usize, j: usize| {
+            let (a, b) = if i <= j { (i, j) } else { (j, i) };
+            d2[a][b] / sum - g[a] * g[b]
+        };
+        let z_bb = -2.0 * (small + t_x) / (base * base * base);
+        let z_bs = 1.0 / (base * base);
+        let l_bb = -1.0 / (base * base) + 1.0 / (big_t * big_t);
+        phi_hess[0][0] = h(0, 0);
+        phi_hess[0][1] = h(0, 1);
+        phi_hess[0][2] = -1.0 / base + h(0, 2) * z_big + h(0, 3) * l_big;
+        phi_hess[0][3] = h(0, 2) * z_small;
+        phi_hess[1][1] = h(1, 1);
+        phi_hess[1][2] = h(1, 2) * z_big + h(1, 3) * l_big;
+        phi_hess[1][3] = h(1, 2) * z_small;
+        phi_hess[2][2] = m / (base * base)
+            + h(2, 2) * z_big * z_big
+            + 2.0 * h(2, 3) * z_big * l_big
+            + h(3, 3) * l_big * l_big
+            + g[2] * z_bb
+            + g[3] * l_bb;
+        phi_hess[2][3] = h(2, 2) * z_big * z_small + h(2, 3) * z_small * l_big + g[2] * z_bs;
+        phi_hess[3][3] = h(2, 2) * z_small * z_small;
+    }
+    // phi in terms of theta = (r, alpha, s, beta): m = r + s + x; e = s + 1 (alpha >= beta) or
+    // r + x; (big, small) = (alpha, beta) or (beta, alpha).
+    let (e_of, big_of, small_of) = if alpha_big { (2, 1, 3) } else { (0, 3, 1) };
+    // d phi_a / d theta_i (0 or 1).
+    let mut jac = [[0.0; 4]; 4];
+    jac[0][0] = 1.0;
+    jac[0][2] = 1.0;
+    jac[1][e_of] = 1.0;
+    jac[2][big_of] = 1.0;
+    jac[3][small_of] = 1.0;
+    let d_integral: [f64; 4] =
+        std::array::from_fn(|i| (0..4).map(|a| jac[a][i] * phi_grad[a]).sum());
+    let mut h_integral = [[0.0; 4]; 4];
+    if SECOND {
+        let full = |a: usize, b: usize| {
+            if a <= b {
+                phi_hess[a][b]
+            } else {
+                phi_hess[b][a]
+            }
+        };
+        for i in 0..4 {
+            for j in i..4 {
+                let mut v = 0.0;
+                for a in 0..4 {
+                    for b in 0..4 {
+                        v += jac[a][i] * jac[b][j] * full(a, b);
+                    }
+                }
+                h_integral[i][j] = v;
+            }
+        }
+    }
+    // ln L = constant + log_add_exp(ln_alive, ln s + ln I).
+    let gone = p.ln_s + ln_integral;
+    let (hi, lo) = if ln_alive >= gone {
+        (ln_alive, gone)
+    } else {
+        (gone, ln_alive)
+    };
+    let bracket = hi + (lo - hi).exp().ln_1p();
+    let w_alive = (ln_alive - bracket).exp();
+    let w_gone = (gone - bracket).exp();
+    let mut d_gone = d_integral;
+    d_gone[2] += 1.0 / s;
+    let mut gradient = [0.0; 4];
+    for j in 0..4 {
+        gradient[j] = d_constant[j] + w_alive * d_alive[j] + w_gone * d_gone[j];
+    }
+    if SECOND {
+        for i in 0..4 {
+            for j in i..4 {
+                let mut h_gone = h_integral[i][j];
+                if i == 2 && j == 2 {
+                    h_gone -= 1.0 / (s * s);
+                }
+                let diff = (d_alive[i] - d_gone[i]) * (d_alive[j] - d_gone[j]);
+                hessian[i][j] +=
+                    w_alive * h_alive[i][j] + w_gone * h_gone + w_alive * w_gone * diff;
+            }
+        }
+    }
+    Some((constant + bracket, gradient, hessian))
+}
+
 /// Log-likelihood of one customer, with its gradient when `N = 4`.
 fn row_log_likelihood<const N: usize>(p: [Dual<N>; 4], x: f64, t_x: f64, age: f64) -> Dual<N> {
     let [r, alpha, s, beta] = p;
@@ -335,6 +607,32 @@ impl ParetoNbdParams {
     }
 }
 
+/// Draw customer histories from the Pareto/NBD process: for each age `T` in `ages`, the number
+/// of repeat purchases `x` and the time of the last one `t_x` (0 when `x = 0`). Customer `i`
+/// uses random stream `i` of `seed`, so the draws do not depend on how the work is split.
+pub fn simulate(p: &ParetoNbdParams, ages: &[f64], seed: u64) -> (Vec<f64>, Vec<f64>) {
+    let mut x = Vec::with_capacity(ages.len());
+    let mut t_x = Vec::with_capacity(ages.len());
+    for (i, &age) in ages.iter().enumerate() {
+        let mut rng = crate::random::Rng::for_stream(seed, i as u64);
+        let lambda = rng.gamma(p.r) / p.alpha;
+        let mu = rng.gamma(p.s) / p.beta;
+        let end = rng.exponential(mu).min(age);
+        let (mut count, mut last, mut now) = (0.0, 0.0, 0.0);
+        loop {
+            now += rng.exponential(lambda);
+            if !(now <= end) {
+                break;
+            }
+            count += 1.0;
+            last = now;
+        }
+        x.push(count);
+        t_x.push(last);
+    }
+    (x, t_x)
+}
+
 /// The Pareto/NBD likelihood over compressed customer rows, for the fitting engine.
 pub struct ParetoNbd<'a> {
     data: &'a Rfm,
@@ -373,25 +671,111 @@ impl Likelihood for ParetoNbd<'_> {
     }
 
     fn loglik_and_gradient(&self, params: &[f64], exec: &Exec) -> (f64, Vec<f64>) {
-        let p: [Dual<4>; 4] = std::array::from_fn(|i| Dual::variable(params[i], i));
+        let duals: [Dual<4>; 4] = std::array::from_fn(|i| Dual::variable(params[i], i));
+        let fast = FastParams::new(params);
         let d = self.data;
         let acc = exec.chunked_sum(d.len(), 5, |range, acc| {
+            // Rows are sorted by frequency: the gamma-function terms change rarely.
+            let mut cached = (f64::NAN, (0.0, 0.0, 0.0));
             for i in range {
-                let ll = row_log_likelihood(p, d.frequency[i], d.recency[i], d.age[i]);
+                let (x, t_x, age) = (d.frequency[i], d.recency[i], d.age[i]);
+                if x != cached.0 {
+                    let g = Dual::<1>::variable(fast.r, 0).ln_gamma_ratio(x);
+                    cached = (x, (g.v, g.d[0], 0.0));
+                }
+                let (value, gradient) = match row_fast::<false>(&fast, cached.1, x, t_x, age) {
+                    Some((value, gradient, _)) => (value, gradient),
+                    None => {
+                        let ll = row_log_likelihood(duals, x, t_x, age);
+                        (ll.v, ll.d)
+                    }
+                };
                 let w = d.weight(i);
-                acc[0] += w * ll.v;
+                acc[0] += w * value;
                 for j in 0..4 {
-                    acc[1 + j] += w * ll.d[j];
+                    acc[1 + j] += w * gradient[j];
                 }
             }
         });
         (acc[0], acc[1..].to_vec())
     }
 
+    /// The analytic Hessian from [`row_fast`] (rows that need quadrature: central differences
+    /// of their exact dual gradient).
+    fn hessian(&self, params: &[f64], exec: &Exec) -> Option<Vec<Vec<f64>>> {
+        let fast = FastParams::new(params);
+        let d = self.data;
+        let upper = [
+            (0, 0),
+            (0, 1),
+            (0, 2),
+            (0, 3),
+            (1, 1),
+            (1, 2),
+            (1, 3),
+            (2, 2),
+            (2, 3),
+            (3, 3),
+        ];
+        let acc = exec.chunked_sum(d.len(), upper.len(), |range, acc| {
+            let mut cached = (f64::NAN, (0.0, 0.0, 0.0));
+            for i in range {
+                let (x, t_x, age) = (d.frequency[i], d.recency[i], d.age[i]);
+                if x != cached.0 {
+                    cached = (x, gamma_terms(fast.r, x));
+                }
+                let hessian = match row_fast::<true>(&fast, cached.1, x, t_x, age) {
+                    Some((_, _, hessian)) => hessian,
+                    None => differenced_row_hessian(params, x, t_x, age),
+                };
+                let w = d.weight(i);
+                for (slot, &(a, b)) in acc.iter_mut().zip(&upper) {
+                    *slot += w * hessian[a][b];
+                }
+            }
+        });
+        let mut full = vec![vec![0.0; 4]; 4];
+        for (value, &(a, b)) in acc.iter().zip(&upper) {
+            full[a][b] = *value;
+            full[b][a] = *value;
+        }
+        Some(full)
+    }
+
     /// The surface is flat in beta on typical data (CDNOW), so every start is tried.
     fn try_all_starts(&self) -> bool {
         true
     }
+}
+
+/// `(ln Gamma(r+x) - ln Gamma(r), psi(r+x) - psi(r), psi'(r+x) - psi'(r))`.
+fn gamma_terms(r: f64, x: f64) -> (f64, f64, f64) {
+    let g = Dual::<1>::variable(r, 0).ln_gamma_ratio(x);
+    (g.v, g.d[0], trigamma(r + x) - trigamma(r))
+}
+
+/// A row's Hessian by central differences of its exact (dual) gradient, upper triangle.
+fn differenced_row_hessian(params: &[f64], x: f64, t_x: f64, age: f64) -> [[f64; 4]; 4] {
+    let gradient = |p: &[f64]| {
+        let duals: [Dual<4>; 4] = std::array::from_fn(|i| Dual::variable(p[i], i));
+        row_log_likelihood(duals, x, t_x, age).d
+    };
+    let mut hessian = [[0.0; 4]; 4];
+    for j in 0..4 {
+        let h = 1e-5 * params[j];
+        let mut up = params.to_vec();
+        let mut down = params.to_vec();
+        up[j] += h;
+        down[j] -= h;
+        let (g_up, g_down) = (gradient(&up), gradient(&down));
+        for i in 0..=j {
+            hessian[i][j] += 0.5 * (g_up[i] - g_down[i]) / (2.0 * h);
+        }
+        for i in j..4 {
+            hessian[j][i] += 0.5 * (g_up[i] - g_down[i]) / (2.0 * h);
+        }
+    }
+    hessian
 }
 
 impl RfmModel for ParetoNbdParams {
@@ -545,6 +929,100 @@ mod tests {
                     log_likelihood(&ParetoNbdParams::new(q[0], q[1], q[2], q[3]), x, t_x, age)
                 };
                 assert_gradient_matches(value, &ll.d, &at, 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn fast_path_equals_the_dual_path() {
+        let mut rng = crate::random::Rng::new(3);
+        let mut checked = 0;
+        for _ in 0..3000 {
+            let u = |rng: &mut crate::random::Rng, lo: f64, hi: f64| {
+                (lo.ln() + (hi.ln() - lo.ln()) * rng.uniform()).exp()
+            };
+            let at = [
+                u(&mut rng, 0.05, 20.0),
+                u(&mut rng, 0.1, 100.0),
+                u(&mut rng, 0.05, 20.0),
+                u(&mut rng, 0.1, 100.0),
+            ];
+            let x = (u(&mut rng, 1.0, 400.0) - 1.0).floor();
+            let age = u(&mut rng, 0.1, 500.0);
+            let t_x = if x == 0.0 {
+                0.0
+            } else {
+                age * [0.0, 0.3, 0.999999, 1.0][(rng.uniform() * 4.0) as usize]
+            };
+            let fast = FastParams {
+                r: at[0],
+                alpha: at[1],
+                s: at[2],
+                beta: at[3],
+                ln_alpha: at[1].ln(),
+                ln_beta: at[3].ln(),
+                ln_s: at[2].ln(),
+            };
+            let g = Dual::<1>::variable(at[0], 0).ln_gamma_ratio(x);
+            let duals: [Dual<4>; 4] = std::array::from_fn(|i| Dual::variable(at[i], i));
+            let reference = row_log_likelihood(duals, x, t_x, age);
+            let gamma = (g.v, g.d[0], 0.0);
+            if let Some((value, gradient, _)) = row_fast::<false>(&fast, gamma, x, t_x, age) {
+                checked += 1;
+                let close = |a: f64, b: f64| (a - b).abs() <= 1e-11 * a.abs().max(b.abs()).max(1.0);
+                assert!(
+                    close(value, reference.v),
+                    "{at:?} {x} {t_x} {age}: {value} vs {reference:?}"
+                );
+                for j in 0..4 {
+                    assert!(
+                        close(gradient[j], reference.d[j]),
+                        "{at:?} {x} {t_x} {age} component {j}: {gradient:?} vs {reference:?}"
+                    );
+                }
+            }
+        }
+        assert!(checked > 1000, "{checked}");
+    }
+
+    #[test]
+    fn analytic_hessian_matches_differences_of_the_gradient() {
+        let mut rng = crate::random::Rng::new(4);
+        for _ in 0..400 {
+            let u = |rng: &mut crate::random::Rng, lo: f64, hi: f64| {
+                (lo.ln() + (hi.ln() - lo.ln()) * rng.uniform()).exp()
+            };
+            let at = [
+                u(&mut rng, 0.05, 20.0),
+                u(&mut rng, 0.1, 100.0),
+                u(&mut rng, 0.05, 20.0),
+                u(&mut rng, 0.1, 100.0),
+            ];
+            let x = (u(&mut rng, 1.0, 300.0) - 1.0).floor();
+            let age = u(&mut rng, 0.1, 500.0);
+            let t_x = if x == 0.0 {
+                0.0
+            } else {
+                age * [0.0, 0.3, 0.99, 1.0][(rng.uniform() * 4.0) as usize]
+            };
+            let gamma = gamma_terms(at[0], x);
+            let Some((_, _, hessian)) = row_fast::<true>(&FastParams::new(&at), gamma, x, t_x, age)
+            else {
+                continue;
+            };
+            let numeric = differenced_row_hessian(&at, x, t_x, age);
+            for i in 0..4 {
+                for j in i..4 {
+                    // Relative to the curvature of the two coordinates involved.
+                    let diagonal = (hessian[i][i] * hessian[j][j]).abs().sqrt();
+                    let scale = hessian[i][j].abs().max(diagonal).max(1e-6);
+                    assert!(
+                        (hessian[i][j] - numeric[i][j]).abs() <= 2e-5 * scale + 1e-9,
+                        "{at:?} {x} {t_x} {age} ({i},{j}): {} vs {}",
+                        hessian[i][j],
+                        numeric[i][j]
+                    );
+                }
             }
         }
     }

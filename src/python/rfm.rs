@@ -88,6 +88,7 @@ fn rfm_fit<'py>(
             interrupt: Some(interrupt),
             start,
             initial_inverse_hessian: None,
+            first_start_only: false,
         };
         Ok((M::fit(&data, &opts)?, data.len()))
     }))?;
