@@ -178,6 +178,9 @@ pub struct FitResult {
     pub gradient_norm: f64,
     /// Ratio of the largest to the smallest eigenvalue of the Hessian (unconstrained coordinates).
     pub hessian_condition: f64,
+    /// For each parameter, whether the data identify it only weakly: it loads on a direction
+    /// of (nearly) zero or negative curvature of the log-likelihood (log/logit coordinates).
+    pub weakly_identified: Vec<bool>,
     /// Inverse Hessian of the objective (unconstrained coordinates, mean per customer), when it
     /// exists: the curvature a warm start passes on.
     #[serde(skip)]
@@ -405,7 +408,8 @@ pub fn fit<L: Likelihood>(lik: &L, opts: &FitOptions<'_>) -> Result<FitResult> {
     }
     let theta = objective.natural(&best.u);
     let (ll, _) = objective.at(&best.u).map_err(hessian_error)?;
-    let (covariance, inverse_hessian, condition) = covariance(&objective, &best.u, &theta)?;
+    let (covariance, inverse_hessian, condition, weakly_identified) =
+        covariance(&objective, &best.u, &theta)?;
     Ok(FitResult {
         names: specs.iter().map(|s| s.name.to_string()).collect(),
         params: theta,
@@ -419,6 +423,7 @@ pub fn fit<L: Likelihood>(lik: &L, opts: &FitOptions<'_>) -> Result<FitResult> {
         n_starts,
         gradient_norm: best.gradient_norm,
         hessian_condition: condition,
+        weakly_identified,
         inverse_hessian,
     })
 }
@@ -636,7 +641,18 @@ fn lbfgs<L: Likelihood>(
 /// The covariance of the natural parameters, the inverse Hessian of the mean objective in
 /// unconstrained coordinates (both `None` when the Hessian is not positive definite), and the
 /// Hessian's condition number.
-type Curvature = (Option<Vec<Vec<f64>>>, Option<Vec<Vec<f64>>>, f64);
+/// Covariance, inverse mean Hessian, condition number and the weakly identified parameters.
+type Curvature = (
+    Option<Vec<Vec<f64>>>,
+    Option<Vec<Vec<f64>>>,
+    f64,
+    Vec<bool>,
+);
+
+/// Eigenvalues below this fraction of the largest mark directions the data barely identify.
+const WEAK_CURVATURE: f64 = 1e-8;
+/// Parameters loading more than this on such a direction are reported as weakly identified.
+const WEAK_LOADING: f64 = 0.1;
 
 /// Covariance of the natural parameters: the inverse Hessian of the total negative penalised
 /// log-likelihood in unconstrained coordinates (from the model's analytic Hessian, or central
@@ -728,8 +744,16 @@ fn curvature_from_hessian<L: Likelihood>(
     let max = values.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let min = values.iter().cloned().fold(f64::INFINITY, f64::min);
     let condition = if min > 0.0 { max / min } else { f64::INFINITY };
+    let mut weak = vec![false; k];
+    for (m, &value) in values.iter().enumerate() {
+        if !(value > WEAK_CURVATURE * max.abs()) {
+            for i in 0..k {
+                weak[i] |= vectors[i][m].abs() > WEAK_LOADING;
+            }
+        }
+    }
     if !(min > 0.0) || !condition.is_finite() || condition > 1e16 {
-        return Ok((None, None, condition));
+        return Ok((None, None, condition, weak));
     }
     let jac = objective.jacobian(theta);
     let mut cov = vec![vec![0.0; k]; k];
@@ -746,7 +770,7 @@ fn curvature_from_hessian<L: Likelihood>(
             inverse[j][i] = inv * objective.weight;
         }
     }
-    Ok((Some(cov), Some(inverse), condition))
+    Ok((Some(cov), Some(inverse), condition, weak))
 }
 
 fn hessian_error(e: EvalError) -> ClvError {

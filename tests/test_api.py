@@ -126,7 +126,8 @@ def test_standard_errors_are_sqrt_of_covariance_diagonal(cdnow_model):
 def test_summary_table(cdnow_model):
     summary = cdnow_model.summary
     assert isinstance(summary, pd.DataFrame)
-    assert list(summary.columns) == ["coef", "se", "lower", "upper"]
+    assert list(summary.columns) == ["coef", "se", "lower", "upper", "weakly_identified"]
+    assert not summary["weakly_identified"].any()
     assert list(summary.index) == PARAM_NAMES
     np.testing.assert_array_equal(summary["coef"].to_numpy(), cdnow_model.params_.to_numpy())
     np.testing.assert_array_equal(summary["se"].to_numpy(), cdnow_model.standard_errors_.to_numpy())

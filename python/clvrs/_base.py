@@ -212,13 +212,23 @@ class BaseModel:
             )
             if key in result
         }
+        flags = result.get("weakly_identified") or [False] * k
+        if self.standard_errors_ is not None:
+            # Also weak: a log-scale standard error above 1 (the 95% interval spans a factor
+            # of about 50).
+            relative = (self.standard_errors_ / params).to_numpy()
+            flags = [bool(f) or bool(r > 1.0) for f, r in zip(flags, relative)]
+        self.fit_info_["weakly_identified"] = [n for n, f in zip(names, flags) if f]
         if not converged:
             if self.on_failure == "warn":
                 warnings.warn(failure, ConvergenceWarning, stacklevel=3)
         elif cov is None and self.on_failure != "ignore":
+            weak = ", ".join(self.fit_info_["weakly_identified"]) or "some parameters"
             warnings.warn(
-                f"{type(self).__name__}: the Hessian at the estimate is not positive definite "
-                "(some parameters are not identified by these data); no standard errors.",
+                f"{type(self).__name__}: the Hessian at the estimate is not positive definite: "
+                f"{weak} are not identified by these data (the likelihood is flat along them), "
+                "so there are no standard errors; the log-likelihood and the predictions are "
+                "still valid. A simpler model may describe these data as well.",
                 ConvergenceWarning,
                 stacklevel=3,
             )
@@ -292,14 +302,23 @@ class BaseModel:
         else:
             se = self.standard_errors_
         spread = np.exp(z * se / coef)
-        return pd.DataFrame(
+        frame = pd.DataFrame(
             {"coef": coef, "se": se, "lower": coef / spread, "upper": coef * spread},
             index=coef.index,
         )
+        weak = self.fit_info_.get("weakly_identified")
+        if weak is not None:
+            frame["weakly_identified"] = [name in weak for name in coef.index]
+        return frame
 
     @property
     def summary(self) -> pd.DataFrame:
-        """DataFrame of estimates: coef, se, lower, upper (95% intervals)."""
+        """DataFrame of estimates: coef, se, lower, upper (95% intervals).
+
+        For fitted models, ``weakly_identified`` flags parameters the data barely determine:
+        those loading on a direction of (nearly) zero curvature of the log-likelihood, or with
+        a log-scale standard error above 1.
+        """
         return self.summary_frame()
 
     def _hyper_repr(self) -> str:

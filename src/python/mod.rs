@@ -116,6 +116,7 @@ fn fit_result_to_dict<'py>(
     d.set_item("n_starts", res.n_starts)?;
     d.set_item("gradient_norm", res.gradient_norm)?;
     d.set_item("hessian_condition", res.hessian_condition)?;
+    d.set_item("weakly_identified", &res.weakly_identified)?;
     Ok(d)
 }
 
