@@ -639,15 +639,9 @@ fn lbfgs<L: Likelihood>(
 }
 
 /// The covariance of the natural parameters, the inverse Hessian of the mean objective in
-/// unconstrained coordinates (both `None` when the Hessian is not positive definite), and the
-/// Hessian's condition number.
-/// Covariance, inverse mean Hessian, condition number and the weakly identified parameters.
-type Curvature = (
-    Option<Vec<Vec<f64>>>,
-    Option<Vec<Vec<f64>>>,
-    f64,
-    Vec<bool>,
-);
+/// unconstrained coordinates (both `None` when the Hessian is not positive definite), the
+/// Hessian's condition number, and which parameters are weakly identified.
+type Curvature = (Option<Vec<Vec<f64>>>, Option<Vec<Vec<f64>>>, f64, Vec<bool>);
 
 /// Eigenvalues below this fraction of the largest mark directions the data barely identify.
 const WEAK_CURVATURE: f64 = 1e-8;
