@@ -301,8 +301,9 @@ fn row_fast<const SECOND: bool>(
     let delta = age - t_x;
     let rel_gap = delta / base;
     let lambda = -rel_gap.ln_1p();
-    let rho = lambda.exp();
-    let one_minus_rho = -lambda.exp_m1();
+    // rho = base / (big + T) and 1 - rho, exactly, without exp.
+    let rho = 1.0 / (1.0 + rel_gap);
+    let one_minus_rho = rel_gap * rho;
     // Running quantities at k: W_k, W_{k-1} (e+k-1) = k W_k / z, W_{k-2} (e+k-2)(e+k-1) =
     // k (k-1) W_k / z^2, R_k, 1 - R_k, H1, H2.
     let (mut w, mut wz, mut wzz) = (1.0, 0.0, 0.0);
@@ -363,8 +364,11 @@ fn row_fast<const SECOND: bool>(
         wzz = wz * (e + k);
         wz = w * (e + k);
         w *= (e + k) * z / (k + 1.0);
-        h1 += 1.0 / (e + k);
-        h2 += 1.0 / ((e + k) * (e + k));
+        let inv_e = 1.0 / (e + k);
+        h1 += inv_e;
+        if SECOND {
+            h2 += inv_e * inv_e;
+        }
         one_minus_r += big_r * one_minus_rho;
         big_r *= rho;
         k += 1.0;
@@ -449,9 +453,15 @@ fn row_fast<const SECOND: bool>(
     } else {
         (gone, ln_alive)
     };
-    let bracket = hi + (lo - hi).exp().ln_1p();
-    let w_alive = (ln_alive - bracket).exp();
-    let w_gone = (gone - bracket).exp();
+    // Shares of the two branches: 1 / (1 + e) and e / (1 + e) with e = exp(lo - hi).
+    let ratio = (lo - hi).exp();
+    let bracket = hi + ratio.ln_1p();
+    let (w_hi, w_lo) = (1.0 / (1.0 + ratio), ratio / (1.0 + ratio));
+    let (w_alive, w_gone) = if ln_alive >= gone {
+        (w_hi, w_lo)
+    } else {
+        (w_lo, w_hi)
+    };
     let mut d_gone = d_integral;
     d_gone[2] += 1.0 / s;
     let mut gradient = [0.0; 4];
