@@ -16,13 +16,23 @@ from .exceptions import (
     InvalidDataError,
     InvalidParameterError,
     ModelFileError,
+    ModelWarning,
     NotFittedError,
 )
 from .models import (
     BetaGeoModel,
+    GammaGammaModel,
     GammaGompertzNBDModel,
     ModifiedBetaGeoModel,
     ParetoNBDModel,
+)
+from .value import (
+    Segmentation,
+    acquisition_budget,
+    clv_segments,
+    customer_lifetime_value,
+    historical_clv,
+    rfm_segments,
 )
 
 __all__ = [
@@ -30,15 +40,23 @@ __all__ = [
     "ClvError",
     "ConvergenceError",
     "ConvergenceWarning",
+    "GammaGammaModel",
     "GammaGompertzNBDModel",
     "InvalidDataError",
     "InvalidParameterError",
     "ModelFileError",
+    "ModelWarning",
     "ModifiedBetaGeoModel",
     "NotFittedError",
     "ParetoNBDModel",
+    "Segmentation",
     "__version__",
+    "acquisition_budget",
+    "clv_segments",
+    "customer_lifetime_value",
     "datasets",
     "exceptions",
+    "historical_clv",
     "load",
+    "rfm_segments",
 ]

@@ -33,6 +33,20 @@ _REGISTRY: dict[str, type[BaseModel]] = {}
 
 _ON_FAILURE = ("warn", "raise", "ignore")
 
+#: Keys of a core fit result stored as fitted attributes rather than in ``fit_info_``.
+_FIT_RESULT_FIELDS = frozenset(
+    {
+        "names",
+        "params",
+        "covariance",
+        "log_likelihood",
+        "n_observations",
+        "converged",
+        "n_iter",
+        "weakly_identified",
+    }
+)
+
 
 def _bad_parameter(name: str, message: str) -> InvalidParameterError:
     err = InvalidParameterError(f"{name}: {message}")
@@ -200,19 +214,19 @@ class BaseModel:
         self.bic_ = k * math.log(self.n_observations_) - 2 * self.log_likelihood_
         self.converged_ = converged
         self.n_iter_ = int(result["n_iter"])
+        # Everything else the core reports (termination, gradient norm, evaluations, starts,
+        # Hessian condition, distinct rows, model-specific counts) is fit information.
         self.fit_info_ = {
-            key: _finite_or_none(result[key])
-            for key in (
-                "termination",
-                "gradient_norm",
-                "n_evaluations",
-                "n_starts",
-                "hessian_condition",
-                "n_rows",
-            )
-            if key in result
+            key: _finite_or_none(value)
+            for key, value in result.items()
+            if key not in _FIT_RESULT_FIELDS
         }
-        flags = result.get("weakly_identified") or [False] * k
+        # Weak parameters: flags from the core, or names from a saved document.
+        weak = list(result.get("weakly_identified") or [])
+        if all(isinstance(w, str) for w in weak):
+            flags = [name in weak for name in names]
+        else:
+            flags = [bool(w) for w in weak]
         if self.standard_errors_ is not None:
             # Also weak: a log-scale standard error above 1 (the 95% interval spans a factor
             # of about 50).
@@ -223,10 +237,11 @@ class BaseModel:
             if self.on_failure == "warn":
                 warnings.warn(failure, ConvergenceWarning, stacklevel=3)
         elif cov is None and self.on_failure != "ignore":
-            weak = ", ".join(self.fit_info_["weakly_identified"]) or "some parameters"
+            weak_names = ", ".join(self.fit_info_["weakly_identified"]) or "some parameters"
             warnings.warn(
                 f"{type(self).__name__}: the Hessian at the estimate is not positive definite: "
-                f"{weak} are not identified by these data (the likelihood is flat along them), "
+                f"{weak_names} are not identified by these data (the likelihood is flat along "
+                "them), "
                 "so there are no standard errors; the log-likelihood and the predictions are "
                 "still valid. A simpler model may describe these data as well.",
                 ConvergenceWarning,

@@ -9,10 +9,14 @@ __version__: str
 __all__ = [
     "__version__",
     "_panic_for_test",
+    "gamma_gamma_fit",
+    "gamma_gamma_population_mean",
+    "gamma_gamma_predict",
     "resolve_n_jobs",
     "rfm_fit",
     "rfm_new_customer",
     "rfm_predict",
+    "rfm_weighted_expected_purchases",
 ]
 
 _Array = npt.NDArray[np.float64]
@@ -51,5 +55,35 @@ def rfm_new_customer(
     params: list[float],
     t: _Array,
     n: _Array | None = None,
+    n_jobs: int | None = None,
+) -> _Array: ...
+def gamma_gamma_fit(
+    frequency: _Array,
+    monetary_value: _Array,
+    weights: _Array | None,
+    names: tuple[str, str, str],
+    penalizer: float = 0.0,
+    max_iter: int = 0,
+    tol: float = 0.0,
+    n_jobs: int | None = None,
+) -> dict[str, Any]: ...
+def gamma_gamma_predict(
+    quantity: str,
+    params: list[float],
+    frequency: _Array,
+    monetary_value: _Array,
+    names: tuple[str, str, str],
+    n_jobs: int | None = None,
+) -> _Array: ...
+def gamma_gamma_population_mean(params: list[float]) -> float: ...
+def rfm_weighted_expected_purchases(
+    model: str,
+    params: list[float],
+    frequency: _Array,
+    recency: _Array,
+    T: _Array,
+    names: _Names,
+    horizons: list[float],
+    weights: list[float],
     n_jobs: int | None = None,
 ) -> _Array: ...

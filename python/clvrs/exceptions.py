@@ -13,6 +13,7 @@ __all__ = [
     "InvalidDataError",
     "InvalidParameterError",
     "ModelFileError",
+    "ModelWarning",
     "NotFittedError",
 ]
 
@@ -60,6 +61,11 @@ class ConvergenceError(ClvError, RuntimeError):
 
 class ConvergenceWarning(UserWarning):
     """The optimiser did not converge; the estimates may be unreliable."""
+
+
+class ModelWarning(UserWarning):
+    """The fitted model has a property that limits its use (e.g. a spend distribution whose
+    mean is infinite, so expected spend and value are undefined)."""
 
 
 class NotFittedError(ClvError, AttributeError):

@@ -1,8 +1,10 @@
 //! Input validation and compression of sufficient statistics.
 
 mod rfm;
+mod spend;
 
 pub use rfm::{Rfm, RfmColumns, RfmNames};
+pub use spend::{Spend, SpendColumns, SpendNames};
 
 use crate::error::{ClvError, Result};
 

@@ -386,14 +386,30 @@ pub fn conditional_expected_purchases_bulk(
     exec: &Exec,
     out: &mut [f64],
 ) -> usize {
+    weighted_expected_purchases_bulk(p, columns, &[(1.0, t)], exec, out)
+}
+
+/// `sum_j w_j E[X(T, T + t_j)]` for every row and the `(w_j, t_j)` in `horizons`, in parallel
+/// (discounted sums over several horizons, e.g. customer value, cost one interpolant per
+/// frequency like a single horizon: the weighted sum of the active-customer expectations is
+/// itself smooth in T). Returns the number of rows served by an interpolant.
+pub fn weighted_expected_purchases_bulk(
+    p: &BgNbdParams,
+    columns: &RfmColumns<'_>,
+    horizons: &[(f64, f64)],
+    exec: &Exec,
+    out: &mut [f64],
+) -> usize {
+    // The active-customer part for frequency x at rate alpha + T = rate.
+    let active_sum = |x: f64, rate: f64| -> f64 {
+        horizons
+            .iter()
+            .map(|&(w, t)| w * active_expected_purchases(p.r + x, rate, t, p.a, p.b + p.flips(x)))
+            .sum()
+    };
     let direct = |i: usize| {
-        conditional_expected_purchases(
-            p,
-            columns.frequency[i],
-            columns.recency[i],
-            columns.age[i],
-            t,
-        )
+        let (x, age) = (columns.frequency[i], columns.age[i]);
+        probability_alive(p, x, columns.recency[i], age) * active_sum(x, p.alpha + age)
     };
     let n = columns.len();
     if n < BULK_MIN_ROWS {
@@ -451,7 +467,7 @@ pub fn conditional_expected_purchases_bulk(
         .collect();
     let built: Vec<Option<Interpolant>> = exec.map(&populated, |&(x, (_, lo, hi))| {
         let x = x as f64;
-        let active = |v: f64| active_expected_purchases(p.r + x, v.exp(), t, p.a, p.b + p.flips(x));
+        let active = |v: f64| active_sum(x, v.exp());
         let ln = crate::fastmath::ln;
         Interpolant::fit(active, ln(p.alpha + lo), ln(p.alpha + hi), BULK_TOLERANCE)
     });
@@ -467,9 +483,7 @@ pub fn conditional_expected_purchases_bulk(
     // P(alive) with the vectorised kernel, then times the active-customer expectation: four
     // rows at a time through their interpolants, the rest (and rows without one) directly.
     probability_alive_bulk(p, columns, exec, out);
-    let active = |x: f64, age: f64| {
-        active_expected_purchases(p.r + x, p.alpha + age, t, p.a, p.b + p.flips(x))
-    };
+    let active = |x: f64, age: f64| active_sum(x, p.alpha + age);
     let lookup = |i: usize| {
         let x = columns.frequency[i];
         let v = crate::fastmath::ln(p.alpha + columns.age[i]);
@@ -1020,6 +1034,16 @@ impl RfmModel for BgNbdParams {
         out: &mut [f64],
     ) {
         conditional_expected_purchases_bulk(self, columns, t, exec, out);
+    }
+
+    fn weighted_expected_purchases_bulk(
+        &self,
+        columns: &RfmColumns<'_>,
+        horizons: &[(f64, f64)],
+        exec: &Exec,
+        out: &mut [f64],
+    ) {
+        weighted_expected_purchases_bulk(self, columns, horizons, exec, out);
     }
 }
 

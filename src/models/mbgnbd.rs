@@ -91,6 +91,16 @@ impl RfmModel for MbgNbdParams {
     ) {
         bgnbd::conditional_expected_purchases_bulk(&self.0, columns, t, exec, out);
     }
+
+    fn weighted_expected_purchases_bulk(
+        &self,
+        columns: &RfmColumns<'_>,
+        horizons: &[(f64, f64)],
+        exec: &Exec,
+        out: &mut [f64],
+    ) {
+        bgnbd::weighted_expected_purchases_bulk(&self.0, columns, horizons, exec, out);
+    }
 }
 
 #[cfg(test)]

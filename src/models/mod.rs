@@ -6,6 +6,7 @@
 //! Python layer handle all of them through it.
 
 pub mod bgnbd;
+pub mod gamma_gamma;
 pub mod ggnbd;
 pub mod lifetime;
 pub mod mbgnbd;
@@ -101,6 +102,23 @@ pub trait RfmModel: Sized + Sync {
     ) {
         predict_rows(exec, columns, out, |x, t_x, age, _| {
             self.conditional_expected_purchases(x, t_x, age, t)
+        });
+    }
+
+    /// `sum_j w_j E[X(T, T + t_j)]` for every row and the `(w_j, t_j)` in `horizons`, in
+    /// parallel: discounted purchase streams (customer value) as weighted sums of expectations.
+    fn weighted_expected_purchases_bulk(
+        &self,
+        columns: &RfmColumns<'_>,
+        horizons: &[(f64, f64)],
+        exec: &Exec,
+        out: &mut [f64],
+    ) {
+        predict_rows(exec, columns, out, |x, t_x, age, _| {
+            horizons
+                .iter()
+                .map(|&(w, t)| w * self.conditional_expected_purchases(x, t_x, age, t))
+                .sum()
         });
     }
 }

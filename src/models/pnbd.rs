@@ -838,6 +838,25 @@ impl RfmModel for ParetoNbdParams {
         ))
     }
 
+    /// P(alive) once per row, times the weighted closed-form active expectations.
+    fn weighted_expected_purchases_bulk(
+        &self,
+        columns: &crate::data::RfmColumns<'_>,
+        horizons: &[(f64, f64)],
+        exec: &Exec,
+        out: &mut [f64],
+    ) {
+        super::predict_rows(exec, columns, out, |x, t_x, age, _| {
+            let b = self.beta + age;
+            let active: f64 = horizons
+                .iter()
+                .filter(|&&(_, t)| t > 0.0)
+                .map(|&(w, t)| w * b * survival_integral(self.s, b, t))
+                .sum();
+            probability_alive(self, x, t_x, age) * (self.r + x) / (self.alpha + age) * active
+        });
+    }
+
     fn conditional_purchase_count_probability(
         &self,
         n: u64,

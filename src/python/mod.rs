@@ -3,6 +3,7 @@
 //! [`ClvError`] to the exception classes of `clvrs.exceptions`.
 
 mod rfm;
+mod spend;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Mutex;
@@ -145,5 +146,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
     m.add_function(wrap_pyfunction!(resolve_n_jobs, m)?)?;
     rfm::register(m)?;
+    spend::register(m)?;
     Ok(())
 }

@@ -327,7 +327,43 @@ fn rfm_new_customer<'py>(
     Ok(to_numpy(py, out))
 }
 
+/// `sum_j weights[j] E[X(T, T + horizons[j])]` per customer (discounted purchase streams).
+#[pyfunction]
+#[pyo3(signature = (model, params, frequency, recency, T, names, horizons, weights, n_jobs=None))]
+#[allow(non_snake_case, clippy::too_many_arguments)]
+fn rfm_weighted_expected_purchases<'py>(
+    py: Python<'py>,
+    model: &str,
+    params: Vec<f64>,
+    frequency: PyReadonlyArray1<'py, f64>,
+    recency: PyReadonlyArray1<'py, f64>,
+    T: PyReadonlyArray1<'py, f64>,
+    names: Names,
+    horizons: Vec<f64>,
+    weights: Vec<f64>,
+    n_jobs: Option<i64>,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let columns = RfmColumns::new(
+        slice(&frequency, "frequency")?,
+        slice(&recency, "recency")?,
+        slice(&T, "T")?,
+    );
+    let names = rfm_names(names);
+    let out = with_model!(model, M => run(py, n_jobs, |exec, _| {
+        let p = M::from_slice(&params)?;
+        columns.validate_on(&names, exec)?;
+        check_non_negative("horizons", &horizons, false)?;
+        check_lengths(&[("weights", weights.len())], horizons.len())?;
+        let pairs: Vec<(f64, f64)> = weights.iter().copied().zip(horizons.iter().copied()).collect();
+        let mut out = vec![0.0; columns.len()];
+        p.weighted_expected_purchases_bulk(&columns, &pairs, exec, &mut out);
+        Ok(out)
+    }))?;
+    Ok(to_numpy(py, out))
+}
+
 pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(rfm_weighted_expected_purchases, m)?)?;
     m.add_function(wrap_pyfunction!(rfm_fit, m)?)?;
     m.add_function(wrap_pyfunction!(rfm_predict, m)?)?;
     m.add_function(wrap_pyfunction!(rfm_new_customer, m)?)?;

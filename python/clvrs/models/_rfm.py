@@ -84,6 +84,50 @@ class RfmModel(BaseModel):
             )
         return wrap_output(out, cols, name)
 
+    def weighted_expected_purchases(
+        self,
+        data: Any = None,
+        horizons: Any = (),
+        weights: Any = (),
+        *,
+        frequency: Any = None,
+        recency: Any = None,
+        T: Any = None,
+    ) -> Any:
+        r"""Weighted sums of expected purchases over several horizons, per customer.
+
+        :math:`\sum_j w_j E[X(T, T + t_j)]`: the building block of discounted values (a
+        discounted purchase stream is such a sum). Computed in one pass; for BG/NBD and MBG/NBD
+        one interpolant per frequency serves the whole sum.
+
+        Parameters
+        ----------
+        data : DataFrame, optional
+            Customer summaries (see :meth:`fit`).
+        horizons, weights : sequence of float
+            The horizons :math:`t_j` (in the data's time unit) and their weights :math:`w_j`.
+
+        Returns
+        -------
+        pandas.Series, polars.Series or numpy.ndarray
+            One value per customer, shaped like the input.
+        """
+        cols = self._columns(data, {"frequency": frequency, "recency": recency, "T": T})
+        a = cols.arrays
+        with cols.locating_rows():
+            out = _core.rfm_weighted_expected_purchases(
+                self._model,
+                self._params_list(),
+                a["frequency"],
+                a["recency"],
+                a["T"],
+                self._names(cols),
+                [float(h) for h in horizons],
+                [float(w) for w in weights],
+                n_jobs=self.n_jobs,
+            )
+        return wrap_output(out, cols, "expected_purchases")
+
     def fit(
         self,
         data: Any = None,

@@ -1,0 +1,218 @@
+"""Gamma-Gamma: the spend-per-transaction model of Fader, Hardie & Lee (2005)."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, ClassVar
+
+from .. import _core
+from .._base import BaseModel
+from .._input import Columns, wrap_output
+from ..exceptions import ModelWarning
+
+__all__ = ["GammaGammaModel"]
+
+
+class GammaGammaModel(BaseModel):
+    r"""Gamma-Gamma model of spend per transaction (Fader, Hardie & Lee 2005; Colombo & Jiang
+    1999).
+
+    A customer's transaction values are :math:`\mathrm{Gamma}(p, \nu)` with
+    :math:`\nu \sim \mathrm{Gamma}(q, \gamma)` across customers, independent of how often they
+    buy. It is fitted on the customers with repeat transactions from their number ``frequency``
+    (:math:`x`) and mean value ``monetary_value`` (:math:`\bar m`), by the likelihood of
+    :math:`\bar m`:
+
+    .. math::
+
+        L = \frac{\Gamma(px + q)}{\Gamma(px)\Gamma(q)}
+            \frac{\gamma^q\, \bar m^{px - 1} x^{px}}{(\gamma + x \bar m)^{px + q}}.
+
+    Customers without repeat transactions carry no spend information: they are left out of the
+    fit and counted in ``fit_info_["n_excluded"]`` (not an error). The expected spend per
+    transaction of a customer is :math:`p(\gamma + x\bar m)/(px + q - 1)`, a weighted average
+    of the population mean :math:`p\gamma/(q - 1)` and the customer's own mean. When
+    :math:`q \le 1` the population mean is infinite: the fit warns
+    (:class:`~clvrs.exceptions.ModelWarning`) and mean-based predictions raise
+    :class:`~clvrs.exceptions.InvalidParameterError` instead of returning a negative or
+    infinite spend.
+
+    Parameters
+    ----------
+    penalizer, n_jobs, max_iter, tol, on_failure
+        As for :class:`BetaGeoModel`.
+    columns : dict, optional
+        Column names for the roles ``frequency``, ``monetary_value`` and ``weights``.
+
+    Attributes
+    ----------
+    params_ : pandas.Series
+        Estimates of ``p``, ``q``, ``gamma``.
+    covariance_, standard_errors_, log_likelihood_, aic_, bic_, n_observations_, converged_,
+    n_iter_, fit_info_
+        As for :class:`BetaGeoModel`; ``n_observations_`` counts the repeat buyers and
+        ``fit_info_["n_excluded"]`` the customers left out.
+
+    References
+    ----------
+    Fader, P. S., Hardie, B. G. S. & Lee, K. L. (2005). RFM and CLV: Using Iso-Value Curves for
+    Customer Base Analysis. *Journal of Marketing Research* 42(4), 415-430.
+    Colombo, R. & Jiang, W. (1999). A stochastic RFM model. *Journal of Interactive Marketing*
+    13(3), 2-12.
+
+    Examples
+    --------
+    >>> import clvrs
+    >>> data = clvrs.datasets.load_cdnow_summary()
+    >>> spend = clvrs.GammaGammaModel().fit(data)
+    >>> spend.fit_info_["n_excluded"], int(spend.n_observations_)
+    (1411, 946)
+    """
+
+    _param_names: ClassVar[tuple[str, ...]] = ("p", "q", "gamma")
+    _default_columns: ClassVar[dict[str, str | None]] = {
+        "frequency": "frequency",
+        "monetary_value": "monetary_value",
+        "weights": None,
+    }
+    _roles: ClassVar[tuple[str, ...]] = ("frequency", "monetary_value")
+
+    def __init__(
+        self,
+        penalizer: float = 0.0,
+        *,
+        n_jobs: int | None = None,
+        max_iter: int = 1000,
+        tol: float = 1e-8,
+        on_failure: str = "warn",
+        columns: dict[str, str | None] | None = None,
+    ) -> None:
+        self.penalizer = penalizer
+        self.n_jobs = n_jobs
+        self.max_iter = max_iter
+        self.tol = tol
+        self.on_failure = on_failure
+        self.columns = columns
+
+    @classmethod
+    def from_params(cls, **kwargs: Any) -> GammaGammaModel:  # noqa: D102
+        """Build a model with known ``p``, ``q``, ``gamma`` (no fitting)."""
+        return super().from_params(**kwargs)  # type: ignore[no-any-return]
+
+    def _names(self, cols: Columns) -> tuple[str, str, str]:
+        n = cols.names
+        return (n["frequency"], n["monetary_value"], n.get("weights", "weights"))
+
+    def fit(
+        self,
+        data: Any = None,
+        *,
+        frequency: Any = None,
+        monetary_value: Any = None,
+        weights: Any = None,
+    ) -> GammaGammaModel:
+        """Estimate ``p``, ``q``, ``gamma`` from the repeat buyers' mean spend.
+
+        Parameters
+        ----------
+        data : pandas.DataFrame or polars.DataFrame, optional
+            One row per customer with ``frequency`` (repeat transactions) and
+            ``monetary_value`` (their mean value; ignored where frequency is 0).
+        frequency, monetary_value, weights : array-like, optional
+            The same columns as arrays, when ``data`` is not given.
+
+        Returns
+        -------
+        GammaGammaModel
+            self, fitted.
+
+        Raises
+        ------
+        InvalidDataError
+            For negative or non-integer frequencies, non-positive or non-finite mean values of
+            repeat buyers, mismatched lengths, or no repeat buyer at all.
+        """
+        self._check_hyperparameters()
+        cols = self._columns(
+            data,
+            {"frequency": frequency, "monetary_value": monetary_value, "weights": weights},
+            optional=("weights",),
+        )
+        a = cols.arrays
+        with cols.locating_rows():
+            result = _core.gamma_gamma_fit(
+                a["frequency"],
+                a["monetary_value"],
+                a.get("weights"),
+                self._names(cols),
+                penalizer=float(self.penalizer),
+                max_iter=int(self.max_iter),
+                tol=float(self.tol),
+                n_jobs=self.n_jobs,
+            )
+        self._set_fit(result)
+        excluded = float(result["n_excluded"])
+        self.fit_info_["n_excluded"] = int(excluded) if excluded.is_integer() else excluded
+        if self.params_["q"] <= 1.0:
+            warnings.warn(
+                f"GammaGammaModel: q = {self.params_['q']:.4g} <= 1, so the spend distribution "
+                "has no finite mean: expected spend and customer value are undefined and will "
+                "raise. A few very large transactions usually cause this; check monetary values "
+                "for outliers (or cap them) and refit.",
+                ModelWarning,
+                stacklevel=2,
+            )
+        return self
+
+    def _predict(self, quantity: str, name: str, data: Any, arrays: dict[str, Any]) -> Any:
+        cols = self._columns(data, arrays)
+        a = cols.arrays
+        with cols.locating_rows():
+            out = _core.gamma_gamma_predict(
+                quantity,
+                self._params_list(),
+                a["frequency"],
+                a["monetary_value"],
+                self._names(cols),
+                n_jobs=self.n_jobs,
+            )
+        return wrap_output(out, cols, name)
+
+    def expected_average_spend(
+        self, data: Any = None, *, frequency: Any = None, monetary_value: Any = None
+    ) -> Any:
+        r"""Expected spend per transaction of each customer.
+
+        :math:`p(\gamma + x\bar m)/(px + q - 1)`: the posterior mean given the customer's
+        ``frequency`` :math:`x` and mean value :math:`\bar m`; the population mean for customers
+        with no repeat transaction.
+
+        Returns
+        -------
+        pandas.Series, polars.Series or numpy.ndarray
+            One value per customer, shaped like the input.
+
+        Raises
+        ------
+        InvalidParameterError
+            When the mean is infinite (``q <= 1``, or ``p x + q <= 1`` for some customer).
+        """
+        arrays = {"frequency": frequency, "monetary_value": monetary_value}
+        return self._predict("expected_spend", "expected_average_spend", data, arrays)
+
+    def population_mean_spend(self) -> float:
+        r"""Mean spend per transaction across customers, :math:`p\gamma/(q - 1)`.
+
+        Raises
+        ------
+        InvalidParameterError
+            When ``q <= 1`` (the mean is infinite).
+        """
+        return float(_core.gamma_gamma_population_mean(self._params_list()))
+
+    def log_likelihood_per_customer(
+        self, data: Any = None, *, frequency: Any = None, monetary_value: Any = None
+    ) -> Any:
+        """Each customer's log-likelihood of their mean spend (NaN where frequency is 0)."""
+        arrays = {"frequency": frequency, "monetary_value": monetary_value}
+        return self._predict("log_likelihood", "log_likelihood", data, arrays)
