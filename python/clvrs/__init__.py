@@ -20,6 +20,7 @@ from .exceptions import (
     NotFittedError,
 )
 from .models import (
+    BetaGeoBetaBinomModel,
     BetaGeoModel,
     GammaGammaModel,
     GammaGompertzNBDModel,
@@ -36,6 +37,7 @@ from .value import (
 )
 
 __all__ = [
+    "BetaGeoBetaBinomModel",
     "BetaGeoModel",
     "ClvError",
     "ConvergenceError",

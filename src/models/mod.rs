@@ -5,6 +5,7 @@
 //! summaries (frequency, recency, age) and answer the same questions, so the bindings and the
 //! Python layer handle all of them through it.
 
+pub mod bgbb;
 pub mod bgnbd;
 pub mod gamma_gamma;
 pub mod ggnbd;
@@ -14,6 +15,7 @@ pub mod pnbd;
 #[cfg(test)]
 mod testing;
 
+pub use bgbb::BgBbParams;
 pub use bgnbd::{BgNbd, BgNbdParams};
 pub use ggnbd::GgNbdParams;
 pub use mbgnbd::MbgNbdParams;
@@ -40,6 +42,12 @@ pub trait RfmModel: Sized + Sync {
 
     /// Maximum-likelihood fit on compressed rows.
     fn fit(data: &Rfm, opts: &FitOptions<'_>) -> Result<FitResult>;
+
+    /// Rules of this model beyond those of [`RfmColumns::validate`] (e.g. whole opportunities
+    /// for the discrete-time model).
+    fn validate_more(_columns: &RfmColumns<'_>, _names: &crate::data::RfmNames) -> Result<()> {
+        Ok(())
+    }
 
     /// Log-likelihood of one customer.
     fn log_likelihood(&self, x: f64, t_x: f64, age: f64) -> f64;

@@ -10,7 +10,9 @@ use super::{fit_result_to_dict, run, slice, to_numpy};
 use crate::data::{check_lengths, check_non_negative, RfmColumns, RfmNames};
 use crate::error::ClvError;
 use crate::fit::FitOptions;
-use crate::models::{BgNbdParams, GgNbdParams, MbgNbdParams, ParetoNbdParams, RfmModel};
+use crate::models::{
+    BgBbParams, BgNbdParams, GgNbdParams, MbgNbdParams, ParetoNbdParams, RfmModel,
+};
 use crate::parallel::Exec;
 
 type Names = (String, String, String, String);
@@ -30,6 +32,10 @@ macro_rules! with_model {
         match $model {
             "bgnbd" => {
                 type $M = BgNbdParams;
+                $body
+            }
+            "bgbb" => {
+                type $M = BgBbParams;
                 $body
             }
             "mbgnbd" => {
@@ -79,6 +85,7 @@ fn rfm_fit<'py>(
     let names = rfm_names(names);
     let (res, n_rows) = with_model!(model, M => run(py, n_jobs, |exec, interrupt| {
         columns.validate_on(&names, exec)?;
+        M::validate_more(&columns, &names)?;
         let data = columns.compress_on(exec);
         let opts = FitOptions {
             penalizer,
@@ -184,6 +191,7 @@ fn rfm_predict<'py>(
     let out = with_model!(model, M => run(py, n_jobs, |exec, _| {
         let p = M::from_slice(&params)?;
         columns.validate_on(&names, exec)?;
+        M::validate_more(&columns, &names)?;
         if let Some(h) = &horizon {
             h.check(columns.len(), false)?;
         }
@@ -352,6 +360,7 @@ fn rfm_weighted_expected_purchases<'py>(
     let out = with_model!(model, M => run(py, n_jobs, |exec, _| {
         let p = M::from_slice(&params)?;
         columns.validate_on(&names, exec)?;
+        M::validate_more(&columns, &names)?;
         check_non_negative("horizons", &horizons, false)?;
         check_lengths(&[("weights", weights.len())], horizons.len())?;
         let pairs: Vec<(f64, f64)> = weights.iter().copied().zip(horizons.iter().copied()).collect();

@@ -1,5 +1,6 @@
 """The clvrs estimators, one module per model."""
 
+from .bgbb import BetaGeoBetaBinomModel
 from .bgnbd import BetaGeoModel
 from .gamma_gamma import GammaGammaModel
 from .ggnbd import GammaGompertzNBDModel
@@ -7,6 +8,7 @@ from .mbgnbd import ModifiedBetaGeoModel
 from .pnbd import ParetoNBDModel
 
 __all__ = [
+    "BetaGeoBetaBinomModel",
     "BetaGeoModel",
     "GammaGammaModel",
     "GammaGompertzNBDModel",

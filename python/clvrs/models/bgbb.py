@@ -1,0 +1,202 @@
+"""BG/BB: the discrete-time model of Fader, Hardie & Shang (2010)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .. import _core
+from .._base import _bad_parameter
+from .._input import as_float_array
+from ._rfm import RfmModel
+
+__all__ = ["BetaGeoBetaBinomModel"]
+
+
+def _whole(values: Any, name: str) -> tuple[np.ndarray, bool]:
+    scalar = np.ndim(values) == 0
+    array = as_float_array(values, name)
+    if not np.all(np.isfinite(array) & (array >= 0) & (np.mod(array, 1) == 0)):
+        raise _bad_parameter(name, f"must be whole numbers of opportunities >= 0, got {values!r}")
+    return array, scalar
+
+
+class BetaGeoBetaBinomModel(RfmModel):
+    r"""BG/BB model of repeat transactions at discrete opportunities (Fader, Hardie & Shang 2010).
+
+    At each of ``periods`` (:math:`n`) transaction opportunities (annual donation drives, issues
+    of a magazine, events) a customer who is still alive transacts with probability
+    :math:`p \sim \mathrm{Beta}(\alpha, \beta)`; at the start of each later opportunity an alive
+    customer dies with probability :math:`\theta \sim \mathrm{Beta}(\gamma, \delta)`. Data per
+    customer: ``frequency`` :math:`x` (repeat transactions), ``recency`` :math:`t_x` (the
+    opportunity of the last one, 0 if none) and ``periods`` :math:`n`; identical histories are
+    usually given once with ``weights`` (the donations data is 22 rows for 11,104 donors). The
+    likelihood (FHS 2010, eq. 5) is
+
+    .. math::
+
+        L = \frac{B(\alpha + x, \beta + n - x)}{B(\alpha, \beta)}
+            \frac{B(\gamma, \delta + n)}{B(\gamma, \delta)}
+          + \sum_{i=0}^{n - t_x - 1} \frac{B(\alpha + x, \beta + t_x - x + i)}{B(\alpha, \beta)}
+            \frac{B(\gamma + 1, \delta + t_x + i)}{B(\gamma, \delta)},
+
+    summed by a recurrence relative to its first term (exact for histories of hundreds of
+    opportunities, where ``lifetimes`` floors its terms), with an exact gradient. Predictions
+    are finite sums of positive terms instead of the paper's closed forms, which divide by
+    :math:`\gamma - 1`.
+
+    Parameters
+    ----------
+    penalizer, n_jobs, max_iter, tol, on_failure
+        As for :class:`BetaGeoModel`.
+    columns : dict, optional
+        Column names for the roles ``frequency``, ``recency``, ``T`` (the number of
+        opportunities; default column ``periods``) and ``weights``.
+
+    Attributes
+    ----------
+    params_ : pandas.Series
+        Estimates of ``alpha``, ``beta``, ``gamma``, ``delta``.
+    covariance_, standard_errors_, log_likelihood_, aic_, bic_, n_observations_, converged_,
+    n_iter_, fit_info_
+        As for :class:`BetaGeoModel`.
+
+    References
+    ----------
+    Fader, P. S., Hardie, B. G. S. & Shang, J. (2010). Customer-Base Analysis in a Discrete-Time
+    Noncontractual Setting. *Marketing Science* 29(6), 1086-1108.
+
+    Examples
+    --------
+    >>> import clvrs
+    >>> donations = clvrs.datasets.load_donations()
+    >>> model = clvrs.BetaGeoBetaBinomModel(columns={"weights": "weights"}).fit(donations)
+    >>> model.params_.round(3).tolist()
+    [1.204, 0.75, 0.657, 2.783]
+    >>> model.expected_purchases_new_customer([1, 2, 3, 4, 5]).round(4).tolist()
+    [0.4985, 0.9233, 1.2969, 1.6323, 1.9381]
+    """
+
+    _model: ClassVar[str] = "bgbb"
+    _param_names: ClassVar[tuple[str, ...]] = ("alpha", "beta", "gamma", "delta")
+    _default_columns: ClassVar[dict[str, str | None]] = {
+        "frequency": "frequency",
+        "recency": "recency",
+        "T": "periods",
+        "weights": None,
+    }
+
+    @classmethod
+    def from_params(cls, **kwargs: Any) -> BetaGeoBetaBinomModel:  # noqa: D102
+        """Build a model with known ``alpha``, ``beta``, ``gamma``, ``delta`` (no fitting)."""
+        return super().from_params(**kwargs)  # type: ignore[no-any-return]
+
+    def fit(  # type: ignore[override]
+        self,
+        data: Any = None,
+        *,
+        frequency: Any = None,
+        recency: Any = None,
+        periods: Any = None,
+        weights: Any = None,
+    ) -> BetaGeoBetaBinomModel:
+        """Estimate the parameters from (frequency, recency, periods) histories.
+
+        Raises
+        ------
+        InvalidDataError
+            For non-integer or negative values, recency > periods, frequency > recency, or
+            recency > 0 with frequency 0.
+        """
+        super().fit(data, frequency=frequency, recency=recency, T=periods, weights=weights)
+        return self
+
+    def expected_purchases(  # type: ignore[override]
+        self,
+        data: Any = None,
+        m: Any = 1,
+        *,
+        frequency: Any = None,
+        recency: Any = None,
+        periods: Any = None,
+    ) -> Any:
+        """Expected transactions in the next ``m`` opportunities given each history.
+
+        P(alive) times the posterior mean of ``p`` times the expected number of the ``m``
+        opportunities survived (FHS 2010, eq. 13).
+        """
+        horizon, _ = _whole(m, "m")
+        arrays = {"frequency": frequency, "recency": recency, "T": periods}
+        return self._per_customer(
+            "expected_purchases", "expected_purchases", data, arrays, t=horizon
+        )
+
+    def probability_alive(  # type: ignore[override]
+        self,
+        data: Any = None,
+        m: Any = 0,
+        *,
+        frequency: Any = None,
+        recency: Any = None,
+        periods: Any = None,
+    ) -> Any:
+        """Probability that each customer is alive ``m`` opportunities after the last observed
+        one (``m = 0``: now, at the end of observation)."""
+        horizon, scalar = _whole(m, "m")
+        arrays = {"frequency": frequency, "recency": recency, "T": periods}
+        if scalar and horizon[0] == 0:
+            return self._per_customer("probability_alive", "probability_alive", data, arrays)
+        return self._per_customer("probability_alive", "probability_alive", data, arrays, t=horizon)
+
+    def log_likelihood_per_customer(  # type: ignore[override]
+        self,
+        data: Any = None,
+        *,
+        frequency: Any = None,
+        recency: Any = None,
+        periods: Any = None,
+    ) -> Any:
+        """Each customer's log-likelihood at the current parameters (unweighted)."""
+        arrays = {"frequency": frequency, "recency": recency, "T": periods}
+        return self._per_customer("log_likelihood", "log_likelihood", data, arrays)
+
+    def expected_residual_transactions(
+        self,
+        data: Any = None,
+        discount_rate: Any = None,
+        *,
+        frequency: Any = None,
+        recency: Any = None,
+        periods: Any = None,
+    ) -> Any:
+        r"""Discounted expected residual transactions (DERT, FHS 2010 eq. 14, as a sum).
+
+        :math:`\sum_{j \ge 1} E[Y_{n+j} \mid \text{history}] / (1 + d)^j` with ``discount_rate``
+        :math:`d` per opportunity.
+        """
+        if discount_rate is None:
+            raise _bad_parameter("discount_rate", "is required (rate per opportunity)")
+        rate = as_float_array(discount_rate, "discount_rate")
+        arrays = {"frequency": frequency, "recency": recency, "T": periods}
+        return self._per_customer(
+            "expected_residual_transactions",
+            "expected_residual_transactions",
+            data,
+            arrays,
+            t=rate,
+        )
+
+    def expected_purchases_new_customer(self, n: Any) -> Any:
+        """E[X(n)]: expected transactions of a new customer in its first ``n`` opportunities."""
+        horizon, scalar = _whole(n, "n")
+        out = _core.rfm_new_customer(
+            self._model, "expected_purchases", self._params_list(), horizon, n_jobs=self.n_jobs
+        )
+        return float(out[0]) if scalar else out
+
+    def purchase_count_probability(self, x: Any, n: Any) -> Any:  # type: ignore[override]
+        """P(X(n) = x): probability that a new customer makes ``x`` transactions in ``n``
+        opportunities (FHS 2010, eq. 7)."""
+        _whole(n, "n")
+        return super().purchase_count_probability(x, n)

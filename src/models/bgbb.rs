@@ -1,0 +1,461 @@
+//! BG/BB: the beta-geometric / beta-Bernoulli model of Fader, Hardie & Shang (2010),
+//! "Customer-Base Analysis in a Discrete-Time Noncontractual Setting", Marketing Science 29(6),
+//! 1086-1108.
+//!
+//! At each of `n` discrete transaction opportunities a customer who is still alive transacts
+//! with probability `p ~ Beta(alpha, beta)`, and at the start of each opportunity after the
+//! first an alive customer dies with probability `theta ~ Beta(gamma, delta)`. For `x` repeat
+//! transactions, the last at opportunity `t_x`, over `n` opportunities (FHS 2010, eq. 5):
+//!
+//! ```text
+//! L = B(alpha+x, beta+n-x)/B(alpha,beta) * B(gamma, delta+n)/B(gamma,delta)
+//!   + sum_{i=0}^{n-t_x-1} B(alpha+x, beta+t_x-x+i)/B(alpha,beta)
+//!                         * B(gamma+1, delta+t_x+i)/B(gamma,delta)
+//! ```
+//!
+//! The sum's terms fall by the ratio `(beta+t_x-x+i)/(alpha+beta+t_x+i) *
+//! (delta+t_x+i)/(gamma+delta+t_x+i+1) < 1`, so it is summed relative to its first term with
+//! that recurrence, in log form and over [`Dual`] numbers (exact gradient). Every prediction is
+//! written as a finite or geometric-dominated sum of positive terms (the paper's closed forms
+//! divide by `gamma - 1` and need hypergeometric functions), so long histories and horizons (n
+//! and m in the hundreds) stay exact; `lifetimes` floors its likelihood terms there.
+
+use super::RfmModel;
+use crate::data::{Rfm, RfmColumns};
+use crate::dual::Dual;
+use crate::error::{ClvError, Result};
+use crate::fit::{check_params, fit, Domain, FitOptions, FitResult, Likelihood, ParamSpec};
+use crate::parallel::Exec;
+use crate::special::ln_gamma_diff;
+
+/// Parameter names and domains: alpha, beta (transaction probability), gamma, delta (dropout).
+pub static PARAMS: [ParamSpec; 4] = [
+    ParamSpec {
+        name: "alpha",
+        domain: Domain::Positive,
+    },
+    ParamSpec {
+        name: "beta",
+        domain: Domain::Positive,
+    },
+    ParamSpec {
+        name: "gamma",
+        domain: Domain::Positive,
+    },
+    ParamSpec {
+        name: "delta",
+        domain: Domain::Positive,
+    },
+];
+
+/// BG/BB parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BgBbParams {
+    pub alpha: f64,
+    pub beta: f64,
+    pub gamma: f64,
+    pub delta: f64,
+}
+
+/// Relative size of neglected tails of the infinite sums (DERT).
+const TAIL_TOLERANCE: f64 = 1e-17;
+
+/// `ln B(a + x, b + y) - ln B(a, b)` over duals, without cancellation for large arguments.
+fn ln_beta_ratio<const N: usize>(a: Dual<N>, b: Dual<N>, x: f64, y: f64) -> Dual<N> {
+    a.ln_gamma_ratio(x) + b.ln_gamma_ratio(y) - (a + b).ln_gamma_ratio(x + y)
+}
+
+/// `ln L` of one row, with its gradient when `N = 4`.
+fn row_log_likelihood<const N: usize>(
+    [alpha, beta, gamma, delta]: [Dual<N>; 4],
+    x: f64,
+    t_x: f64,
+    n: f64,
+) -> Dual<N> {
+    let purchase = |y: f64| ln_beta_ratio(alpha, beta, x, y);
+    // Alive through all n opportunities.
+    let alive = purchase(n - x) + ln_beta_ratio(gamma, delta, 0.0, n);
+    let gaps = n - t_x;
+    if !(gaps >= 1.0) {
+        return alive;
+    }
+    // Died at the start of opportunity t_x + i + 1, i = 0 .. n - t_x - 1: the first term in logs,
+    // the others relative to it by the recurrence.
+    let first = purchase(t_x - x) + ln_beta_ratio(gamma, delta, 1.0, t_x);
+    let mut term = Dual::constant(1.0);
+    let mut sum = Dual::constant(1.0);
+    let mut i = 0.0;
+    while i + 1.0 < gaps {
+        let ratio = (beta + (t_x - x + i)) / (alpha + beta + (t_x + i))
+            * ((delta + (t_x + i)) / (gamma + delta + (t_x + i + 1.0)));
+        term = term * ratio;
+        sum += term;
+        i += 1.0;
+    }
+    alive.log_add_exp(first + sum.ln())
+}
+
+impl BgBbParams {
+    pub const fn new(alpha: f64, beta: f64, gamma: f64, delta: f64) -> Self {
+        BgBbParams {
+            alpha,
+            beta,
+            gamma,
+            delta,
+        }
+    }
+
+    fn duals<const N: usize>(&self) -> [Dual<N>; 4] {
+        [self.alpha, self.beta, self.gamma, self.delta].map(Dual::constant)
+    }
+
+    /// P(alive at the end of the n observed opportunities): the first term's share of `L`.
+    pub fn probability_alive(&self, x: f64, t_x: f64, n: f64) -> f64 {
+        let p = self.duals::<0>();
+        let alive = ln_beta_ratio(p[0], p[1], x, n - x).v + ln_beta_ratio(p[2], p[3], 0.0, n).v;
+        let total = row_log_likelihood(p, x, t_x, n).v;
+        (alive - total).exp().min(1.0)
+    }
+
+    /// `E[(1 - theta)^j]` under `theta ~ Beta(gamma, delta + n)` for `j = 1 ..`, by the
+    /// recurrence `(delta + n + j - 1) / (gamma + delta + n + j - 1)`, summed with the weights
+    /// `w(j)` until the terms (times the geometric tail bound `1/(1-q)` when `w` shrinks by `q`)
+    /// are negligible, or `m` terms when `m` is finite.
+    fn survival_sum(&self, n: f64, m: f64, discount: f64) -> f64 {
+        let (g, d) = (self.gamma, self.delta + n);
+        let mut survival = 1.0;
+        let mut weight = 1.0;
+        let mut sum = 0.0;
+        let mut j = 1.0;
+        loop {
+            if j > m {
+                break;
+            }
+            survival *= (d + (j - 1.0)) / (g + d + (j - 1.0));
+            weight *= discount;
+            let term = survival * weight;
+            sum += term;
+            // Later terms shrink by at most `discount` each (survival is decreasing).
+            if discount < 1.0 && term <= TAIL_TOLERANCE * sum * (1.0 - discount) {
+                break;
+            }
+            if term == 0.0 {
+                break;
+            }
+            j += 1.0;
+        }
+        sum
+    }
+
+    /// Expected transactions in the next `m` opportunities (FHS 2010, eq. 13, as a finite sum):
+    /// P(alive) times `E[p]` under the posterior `Beta(alpha + x, beta + n - x)` times the
+    /// expected number of the `m` opportunities survived, `sum_j E[(1 - theta)^j]`.
+    pub fn conditional_expected_purchases(&self, x: f64, t_x: f64, n: f64, m: f64) -> f64 {
+        let m = m.floor();
+        if !(m >= 1.0) {
+            return 0.0;
+        }
+        let p_mean = (self.alpha + x) / (self.alpha + self.beta + n);
+        self.probability_alive(x, t_x, n) * p_mean * self.survival_sum(n, m, 1.0)
+    }
+
+    /// E[X(n)] for a new customer: `alpha/(alpha+beta) * sum_{t=1}^n E[(1-theta)^t]`.
+    pub fn expected_purchases_new_customer(&self, n: f64) -> f64 {
+        let n = n.floor();
+        if !(n >= 1.0) {
+            return 0.0;
+        }
+        self.alpha / (self.alpha + self.beta) * self.survival_sum(0.0, n, 1.0)
+    }
+
+    /// P(X(n) = x) for a new customer (FHS 2010, eq. 7), in log space term by term.
+    pub fn purchase_count_probability(&self, x: u64, n: f64) -> f64 {
+        let n = n.floor();
+        let xf = x as f64;
+        if xf > n {
+            return 0.0;
+        }
+        let p = self.duals::<0>();
+        let ln_choose = |a: f64, b: f64| {
+            crate::special::ln_gamma(a + 1.0)
+                - crate::special::ln_gamma(b + 1.0)
+                - crate::special::ln_gamma(a - b + 1.0)
+        };
+        let mut total = (ln_choose(n, xf)
+            + ln_beta_ratio(p[0], p[1], xf, n - xf).v
+            + ln_beta_ratio(p[2], p[3], 0.0, n).v)
+            .exp();
+        let mut i = xf;
+        while i < n {
+            total += (ln_choose(i, xf)
+                + ln_beta_ratio(p[0], p[1], xf, i - xf).v
+                + ln_beta_ratio(p[2], p[3], 1.0, i).v)
+                .exp();
+            i += 1.0;
+        }
+        total.min(1.0)
+    }
+
+    /// P(alive at the end of opportunity n + m): P(alive at n) times `E[(1 - theta)^m]`.
+    pub fn probability_alive_after(&self, x: f64, t_x: f64, n: f64, m: f64) -> f64 {
+        let m = m.floor().max(0.0);
+        let later = (ln_gamma_diff(self.delta + n, m)
+            - ln_gamma_diff(self.gamma + self.delta + n, m))
+        .exp();
+        self.probability_alive(x, t_x, n) * later
+    }
+
+    /// Discounted expected residual transactions with discount rate `d` per opportunity (FHS
+    /// 2010, eq. 14, as a sum): P(alive) times `E[p]` times `sum_j E[(1-theta)^j] / (1+d)^j`.
+    pub fn expected_residual_transactions(&self, x: f64, t_x: f64, n: f64, d: f64) -> f64 {
+        let p_mean = (self.alpha + x) / (self.alpha + self.beta + n);
+        self.probability_alive(x, t_x, n)
+            * p_mean
+            * self.survival_sum(n, f64::INFINITY, 1.0 / (1.0 + d))
+    }
+}
+
+/// The BG/BB likelihood over compressed rows (x, t_x, n, weight), for the fitting engine.
+pub struct BgBb<'a> {
+    data: &'a Rfm,
+}
+
+impl<'a> BgBb<'a> {
+    pub fn new(data: &'a Rfm) -> Self {
+        BgBb { data }
+    }
+}
+
+impl Likelihood for BgBb<'_> {
+    fn params(&self) -> &'static [ParamSpec] {
+        &PARAMS
+    }
+
+    fn starts(&self) -> Vec<Vec<f64>> {
+        vec![
+            vec![1.0, 1.0, 1.0, 1.0],
+            vec![0.5, 0.5, 0.5, 2.0],
+            vec![2.0, 1.0, 1.0, 5.0],
+        ]
+    }
+
+    fn total_weight(&self) -> f64 {
+        self.data.total_weight()
+    }
+
+    fn loglik_and_gradient(&self, params: &[f64], exec: &Exec) -> (f64, Vec<f64>) {
+        let p: [Dual<4>; 4] = std::array::from_fn(|i| Dual::variable(params[i], i));
+        let d = self.data;
+        let acc = exec.chunked_sum(d.len(), 5, |range, acc| {
+            for i in range {
+                let ll = row_log_likelihood(p, d.frequency[i], d.recency[i], d.age[i]);
+                let w = d.weight(i);
+                acc[0] += w * ll.v;
+                for j in 0..4 {
+                    acc[1 + j] += w * ll.d[j];
+                }
+            }
+        });
+        (acc[0], acc[1..].to_vec())
+    }
+}
+
+/// The discrete-time rules beyond the continuous ones: whole opportunities, and no more
+/// transactions than the opportunity of the last one.
+pub fn validate_discrete(columns: &RfmColumns<'_>, names: &crate::data::RfmNames) -> Result<()> {
+    let whole = |v: f64| v.fract() == 0.0;
+    for i in 0..columns.len() {
+        let (x, t_x, n) = (columns.frequency[i], columns.recency[i], columns.age[i]);
+        if !whole(t_x) {
+            return Err(ClvError::invalid_data(
+                &names.recency,
+                Some(i),
+                Some(t_x),
+                "must be a whole number (the opportunity of the last transaction)",
+            ));
+        }
+        if !whole(n) {
+            return Err(ClvError::invalid_data(
+                &names.age,
+                Some(i),
+                Some(n),
+                "must be a whole number of transaction opportunities",
+            ));
+        }
+        if x > t_x {
+            return Err(ClvError::invalid_data(
+                &names.frequency,
+                Some(i),
+                Some(x),
+                format!(
+                    "must not exceed {} ({t_x}): each transaction takes one opportunity",
+                    names.recency
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl RfmModel for BgBbParams {
+    const NAME: &'static str = "bgbb";
+
+    fn specs() -> &'static [ParamSpec] {
+        &PARAMS
+    }
+
+    fn from_slice(values: &[f64]) -> Result<Self> {
+        check_params(&PARAMS, values)?;
+        Ok(BgBbParams::new(values[0], values[1], values[2], values[3]))
+    }
+
+    fn fit(data: &Rfm, opts: &FitOptions<'_>) -> Result<FitResult> {
+        fit(&BgBb::new(data), opts)
+    }
+
+    fn validate_more(columns: &RfmColumns<'_>, names: &crate::data::RfmNames) -> Result<()> {
+        validate_discrete(columns, names)
+    }
+
+    fn log_likelihood(&self, x: f64, t_x: f64, n: f64) -> f64 {
+        row_log_likelihood(self.duals::<0>(), x, t_x, n).v
+    }
+
+    fn probability_alive(&self, x: f64, t_x: f64, n: f64) -> f64 {
+        BgBbParams::probability_alive(self, x, t_x, n)
+    }
+
+    fn conditional_expected_purchases(&self, x: f64, t_x: f64, n: f64, m: f64) -> f64 {
+        BgBbParams::conditional_expected_purchases(self, x, t_x, n, m)
+    }
+
+    fn expected_purchases_new_customer(&self, n: f64) -> f64 {
+        BgBbParams::expected_purchases_new_customer(self, n)
+    }
+
+    fn purchase_count_probability(&self, x: u64, n: f64) -> Option<f64> {
+        Some(BgBbParams::purchase_count_probability(self, x, n))
+    }
+
+    fn probability_alive_after(&self, x: f64, t_x: f64, n: f64, m: f64) -> Option<f64> {
+        Some(BgBbParams::probability_alive_after(self, x, t_x, n, m))
+    }
+
+    fn expected_residual_transactions(&self, x: f64, t_x: f64, n: f64, d: f64) -> Option<f64> {
+        Some(BgBbParams::expected_residual_transactions(
+            self, x, t_x, n, d,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::testing::{assert_gradient_matches, rel};
+
+    fn donations() -> Rfm {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/python/clvrs/datasets/data/donations.csv"
+        );
+        let text = std::fs::read_to_string(path).expect("bundled donations data");
+        let (mut x, mut t_x, mut n, mut w) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for line in text.lines().skip(1) {
+            let f: Vec<f64> = line.split(',').map(|v| v.parse().unwrap()).collect();
+            x.push(f[0]);
+            t_x.push(f[1]);
+            n.push(f[2]);
+            w.push(f[3]);
+        }
+        let columns = RfmColumns {
+            frequency: &x,
+            recency: &t_x,
+            age: &n,
+            weights: Some(&w),
+        };
+        columns.compress()
+    }
+
+    /// The likelihood term by term from eq. 5, in plain floating point.
+    fn direct(p: &BgBbParams, x: f64, t_x: f64, n: f64) -> f64 {
+        use crate::special::ln_beta;
+        let (a, b, g, d) = (p.alpha, p.beta, p.gamma, p.delta);
+        let mut l =
+            (ln_beta(a + x, b + n - x) - ln_beta(a, b) + ln_beta(g, d + n) - ln_beta(g, d)).exp();
+        for i in 0..(n - t_x) as usize {
+            let i = i as f64;
+            l += (ln_beta(a + x, b + t_x - x + i) - ln_beta(a, b) + ln_beta(g + 1.0, d + t_x + i)
+                - ln_beta(g, d))
+            .exp();
+        }
+        l.ln()
+    }
+
+    #[test]
+    fn reproduces_the_donations_fit_and_figures() {
+        let data = donations();
+        assert_eq!(data.total_weight(), 11104.0);
+        let res = fit(&BgBb::new(&data), &FitOptions::default()).unwrap();
+        assert!(res.converged, "{}", res.termination);
+        for (got, want) in res.params.iter().zip([1.204, 0.750, 0.657, 2.783]) {
+            assert!(rel(*got, want) < 1e-3, "{:?}", res.params);
+        }
+        assert!(
+            (res.log_likelihood + 33225.58).abs() < 0.01,
+            "{}",
+            res.log_likelihood
+        );
+        let p = BgBbParams::from_slice(&res.params).unwrap();
+        for (n, want) in [
+            (1.0, 0.4985),
+            (2.0, 0.9233),
+            (3.0, 1.2969),
+            (4.0, 1.6323),
+            (5.0, 1.9381),
+        ] {
+            let got = p.expected_purchases_new_customer(n);
+            assert!((got - want).abs() < 1e-4, "E[X({n})] = {got}");
+        }
+    }
+
+    #[test]
+    fn likelihood_gradient_and_predictions_are_consistent() {
+        let p = BgBbParams::new(1.2, 0.75, 0.66, 2.8);
+        for &(x, t_x, n) in &[
+            (0.0, 0.0, 6.0),
+            (3.0, 5.0, 6.0),
+            (6.0, 6.0, 6.0),
+            (2.0, 3.0, 40.0),
+        ] {
+            let got = p.log_likelihood(x, t_x, n);
+            assert!(rel(got, direct(&p, x, t_x, n)) < 1e-12);
+        }
+        let data = donations();
+        let lik = BgBb::new(&data);
+        let at = [1.1, 0.8, 0.7, 2.5];
+        let (_, g) = lik.loglik_and_gradient(&at, &Exec::Serial);
+        assert_gradient_matches(
+            |q| lik.loglik_and_gradient(q, &Exec::Serial).0,
+            &g,
+            &at,
+            1e-6,
+        );
+        // Count probabilities sum to one with mean E[X(n)].
+        let n = 25.0;
+        let (mut total, mut mean) = (0.0, 0.0);
+        for x in 0..=25u64 {
+            let q = p.purchase_count_probability(x, n);
+            total += q;
+            mean += x as f64 * q;
+        }
+        assert!((total - 1.0).abs() < 1e-12, "{total}");
+        assert!(rel(mean, p.expected_purchases_new_customer(n)) < 1e-12);
+        // Long histories stay finite and in range (n, m in the hundreds).
+        let alive = p.probability_alive(150.0, 290.0, 300.0);
+        assert!(alive > 0.0 && alive <= 1.0, "{alive}");
+        let e = p.conditional_expected_purchases(150.0, 290.0, 300.0, 200.0);
+        assert!(e.is_finite() && e > 0.0 && e < 200.0, "{e}");
+        let dert = p.expected_residual_transactions(150.0, 290.0, 300.0, 0.1);
+        assert!(dert.is_finite() && dert > 0.0);
+    }
+}
