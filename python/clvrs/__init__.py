@@ -20,12 +20,14 @@ from .exceptions import (
     NotFittedError,
 )
 from .models import (
+    BetaDiscreteWeibullModel,
     BetaGeoBetaBinomModel,
     BetaGeoModel,
     GammaGammaModel,
     GammaGompertzNBDModel,
     ModifiedBetaGeoModel,
     ParetoNBDModel,
+    ShiftedBetaGeoModel,
 )
 from .value import (
     Segmentation,
@@ -37,6 +39,7 @@ from .value import (
 )
 
 __all__ = [
+    "BetaDiscreteWeibullModel",
     "BetaGeoBetaBinomModel",
     "BetaGeoModel",
     "ClvError",
@@ -52,6 +55,7 @@ __all__ = [
     "NotFittedError",
     "ParetoNBDModel",
     "Segmentation",
+    "ShiftedBetaGeoModel",
     "__version__",
     "acquisition_budget",
     "clv_segments",

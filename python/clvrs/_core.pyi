@@ -9,6 +9,8 @@ __version__: str
 __all__ = [
     "__version__",
     "_panic_for_test",
+    "churn_fit",
+    "churn_predict",
     "gamma_gamma_fit",
     "gamma_gamma_population_mean",
     "gamma_gamma_predict",
@@ -86,4 +88,17 @@ def rfm_weighted_expected_purchases(
     horizons: list[float],
     weights: list[float],
     n_jobs: int | None = None,
+) -> _Array: ...
+def churn_fit(
+    model: str,
+    survivors: _Array | None = None,
+    periods: _Array | None = None,
+    churned: _Array | None = None,
+    weights: _Array | None = None,
+    penalizer: float = 0.0,
+    max_iter: int = 0,
+    tol: float = 0.0,
+) -> dict[str, Any]: ...
+def churn_predict(
+    model: str, quantity: str, params: list[float], t: _Array, k: _Array | None = None
 ) -> _Array: ...

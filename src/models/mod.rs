@@ -5,6 +5,7 @@
 //! summaries (frequency, recency, age) and answer the same questions, so the bindings and the
 //! Python layer handle all of them through it.
 
+pub mod bdw;
 pub mod bgbb;
 pub mod bgnbd;
 pub mod gamma_gamma;
@@ -12,6 +13,7 @@ pub mod ggnbd;
 pub mod lifetime;
 pub mod mbgnbd;
 pub mod pnbd;
+pub mod sbg;
 #[cfg(test)]
 mod testing;
 

@@ -1,0 +1,160 @@
+"""The shared machinery of the contractual (subscription) models: sBG and BdW."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .. import _core
+from .._base import BaseModel, _bad_parameter
+from .._input import as_float_array
+
+__all__ = ["ContractualModel"]
+
+
+class ContractualModel(BaseModel):
+    """Base of the subscription models fitted on churn data (not used directly)."""
+
+    _model: ClassVar[str] = ""
+    _default_columns: ClassVar[dict[str, str | None]] = {
+        "periods": "periods",
+        "churned": "churned",
+        "weights": None,
+    }
+    _roles: ClassVar[tuple[str, ...]] = ("periods", "churned")
+
+    def __init__(
+        self,
+        penalizer: float = 0.0,
+        *,
+        max_iter: int = 1000,
+        tol: float = 1e-8,
+        on_failure: str = "warn",
+        columns: dict[str, str | None] | None = None,
+    ) -> None:
+        self.penalizer = penalizer
+        self.n_jobs = None
+        self.max_iter = max_iter
+        self.tol = tol
+        self.on_failure = on_failure
+        self.columns = columns
+
+    def fit(
+        self,
+        data: Any = None,
+        *,
+        survivors: Any = None,
+        periods: Any = None,
+        churned: Any = None,
+        weights: Any = None,
+    ) -> Any:
+        """Estimate the parameters from a cohort's survivor counts or per-customer records.
+
+        Parameters
+        ----------
+        data : DataFrame, optional
+            One row per customer (or per distinct record, with ``weights``): ``periods`` (the
+            period a churned customer left in, or the periods completed by an active one) and
+            ``churned`` (bool).
+        survivors : array-like, optional
+            Instead of customer records: the number of a cohort's customers still active at the
+            end of periods 0, 1, 2, ... (the first is the cohort size), e.g.
+            ``[1000, 631, 468, 382, 326, 289, 262, 241]``.
+        periods, churned, weights : array-like, optional
+            Customer records as arrays, when ``data`` is not given.
+
+        Returns
+        -------
+        self
+            The fitted estimator.
+        """
+        self._check_hyperparameters()
+        if survivors is not None:
+            if data is not None or periods is not None or churned is not None:
+                raise _bad_parameter(
+                    "survivors", "give either survivor counts or customer records, not both"
+                )
+            result = _core.churn_fit(
+                self._model,
+                survivors=as_float_array(survivors, "survivors"),
+                penalizer=float(self.penalizer),
+                max_iter=int(self.max_iter),
+                tol=float(self.tol),
+            )
+        else:
+            cols = self._columns(
+                data,
+                {"periods": periods, "churned": churned, "weights": weights},
+                optional=("weights",),
+            )
+            a = cols.arrays
+            with cols.locating_rows():
+                result = _core.churn_fit(
+                    self._model,
+                    periods=a["periods"],
+                    churned=a["churned"],
+                    weights=a.get("weights"),
+                    penalizer=float(self.penalizer),
+                    max_iter=int(self.max_iter),
+                    tol=float(self.tol),
+                )
+        self._set_fit(result)
+        return self
+
+    def _predict(self, quantity: str, t: Any, k: Any = None, k_name: str = "periods") -> Any:
+        scalar = np.ndim(t) == 0 and np.ndim(k) == 0
+        first = as_float_array(t, "t")
+        if k is None:
+            out = _core.churn_predict(self._model, quantity, self._params_list(), first)
+        else:
+            first, second = np.broadcast_arrays(first, as_float_array(k, k_name))
+            out = _core.churn_predict(
+                self._model,
+                quantity,
+                self._params_list(),
+                np.ascontiguousarray(first),
+                np.ascontiguousarray(second),
+            )
+        return float(out[0]) if scalar else out
+
+    def survival(self, t: Any) -> Any:
+        """S(t): the share of a new cohort still active after ``t`` periods."""
+        return self._predict("survival", t)
+
+    def churn_probability(self, t: Any) -> Any:
+        """P(T = t): the share of a new cohort lost in period ``t`` (>= 1)."""
+        return self._predict("churn_probability", t)
+
+    def retention_rate(self, t: Any) -> Any:
+        """The cohort's retention rate in period ``t`` (>= 1), ``S(t) / S(t - 1)``; it rises
+        with ``t`` as the customers most likely to churn leave first."""
+        return self._predict("retention_rate", t)
+
+    def probability_active(self, tenure: Any, periods: Any = 1) -> Any:
+        """P(still active ``periods`` periods from now | active after ``tenure`` periods)."""
+        return self._predict("probability_active", tenure, periods)
+
+    def expected_renewals(self, tenure: Any, periods: Any) -> Any:
+        """Expected renewals in the next ``periods`` periods of a customer active after
+        ``tenure`` periods."""
+        return self._predict("expected_renewals", tenure, periods)
+
+    def expected_residual_lifetime(self, tenure: Any, discount_rate: Any = 0.0) -> Any:
+        r"""Discounted expected residual lifetime (DERL, Fader & Hardie 2010) of a customer
+        active after ``tenure`` periods, in payments, the one now included:
+        :math:`\sum_{j \ge 0} (S(n + j) / S(n)) / (1 + d)^j`. Undiscounted (``d = 0``) it is
+        the expected number of remaining payments (an error if that is infinite)."""
+        return self._predict("residual_lifetime", tenure, discount_rate, "discount_rate")
+
+    def subscription_value(
+        self, tenure: Any, margin_per_period: Any, discount_rate: Any = 0.0
+    ) -> Any:
+        """Value of a subscriber active after ``tenure`` periods: DERL times the margin per
+        period (Fader & Hardie 2010); with ``tenure = 0`` the value of a new subscriber."""
+        margin = as_float_array(margin_per_period, "margin_per_period")
+        if not np.all(np.isfinite(margin) & (margin >= 0)):
+            raise _bad_parameter("margin_per_period", "must be finite and >= 0")
+        derl = self.expected_residual_lifetime(tenure, discount_rate)
+        value = derl * (margin if np.ndim(margin_per_period) else float(margin[0]))
+        return float(value) if np.ndim(value) == 0 else value
