@@ -154,11 +154,12 @@ def test_sbg_from_customer_records_equals_the_cohort_fit():
 def test_subscription_predictions(tmp_path):
     model = clvrs.ShiftedBetaGeoModel().fit(survivors=REGULAR)
     a, b = model.params_
-    # DERL by its definition (payment now included), and value = DERL x margin.
+    # DERL by its definition (next payment undiscounted, the one just made excluded), and
+    # value = DERL x margin.
     d, n = 0.1, 4
     direct = sum(
-        math.exp(special.betaln(a, b + n + j) - special.betaln(a, b + n)) / (1 + d) ** j
-        for j in range(5000)
+        math.exp(special.betaln(a, b + n + 1 + k) - special.betaln(a, b + n)) / (1 + d) ** k
+        for k in range(5000)
     )
     assert model.expected_residual_lifetime(n, d) == pytest.approx(direct, rel=1e-10)
     assert model.subscription_value(n, 50.0, d) == pytest.approx(50.0 * direct, rel=1e-10)

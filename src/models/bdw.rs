@@ -125,10 +125,12 @@ impl BdwParams {
         sum
     }
 
-    /// Discounted expected residual lifetime of a customer active after `tenure` periods, in
-    /// payments: `sum_{j>=0} (S(tenure + j) / S(tenure)) / (1 + d)^j`, the payment now included
-    /// (Fader & Hardie 2010, DERL). Summed until the remaining terms are below 1e-16 of the
-    /// total; an error when it diverges (`d = 0` with a heavy survival tail).
+    /// Discounted expected residual lifetime (Fader & Hardie 2010, eq. 6) of a customer who
+    /// has made `tenure` renewals (active after `tenure` periods), in payments:
+    /// `sum_{k>=0} (S(tenure + 1 + k) / S(tenure)) / (1 + d)^k` -- the payment just made is
+    /// excluded, the next one counts with its renewal probability, undiscounted. Summed until
+    /// the remaining terms are below 1e-16 of the total; an error when it diverges (`d = 0`
+    /// with a heavy survival tail).
     pub fn discounted_expected_residual_lifetime(&self, tenure: f64, d: f64) -> Result<f64> {
         if !(d >= 0.0) {
             return Err(ClvError::invalid_parameter(
@@ -141,16 +143,16 @@ impl BdwParams {
         let base = ln_survival(a, b, c, tenure).v;
         let mut sum = 0.0;
         let mut weight = 1.0;
-        let mut j = 0.0;
+        let mut k = 0.0;
         loop {
-            let term = (ln_survival(a, b, c, tenure + j).v - base).exp() * weight;
+            let term = (ln_survival(a, b, c, tenure + 1.0 + k).v - base).exp() * weight;
             sum += term;
-            // Survival falls with j, so later terms shrink at least by `factor` each.
+            // Survival falls with k, so later terms shrink at least by `factor` each.
             let tail = if factor < 1.0 {
                 term * factor / (1.0 - factor)
             } else {
                 // No discounting: bound the tail by the next retention rate, when below 1.
-                let next = self.retention_rate(tenure + j + 1.0);
+                let next = self.retention_rate(tenure + 2.0 + k);
                 if next < 1.0 {
                     term * next / (1.0 - next)
                 } else {
@@ -160,8 +162,8 @@ impl BdwParams {
             if tail <= TAIL_TOLERANCE * sum || term == 0.0 {
                 return Ok(sum);
             }
-            j += 1.0;
-            if j > MAX_TERMS {
+            k += 1.0;
+            if k > MAX_TERMS {
                 return Err(ClvError::invalid_parameter(
                     "discount_rate",
                     "the expected residual lifetime does not converge (survival decays too \
@@ -407,7 +409,7 @@ mod tests {
         // DERL by its definition at d = 10%.
         let derl = p.discounted_expected_residual_lifetime(3.0, 0.1).unwrap();
         let direct: f64 = (0..2000)
-            .map(|j| p.probability_active(3.0, j as f64) / 1.1f64.powi(j))
+            .map(|k| p.probability_active(3.0, 1.0 + k as f64) / 1.1f64.powi(k))
             .sum();
         assert!(rel(derl, direct) < 1e-10, "{derl} vs {direct}");
         assert!(

@@ -141,17 +141,20 @@ class ContractualModel(BaseModel):
         return self._predict("expected_renewals", tenure, periods)
 
     def expected_residual_lifetime(self, tenure: Any, discount_rate: Any = 0.0) -> Any:
-        r"""Discounted expected residual lifetime (DERL, Fader & Hardie 2010) of a customer
-        active after ``tenure`` periods, in payments, the one now included:
-        :math:`\sum_{j \ge 0} (S(n + j) / S(n)) / (1 + d)^j`. Undiscounted (``d = 0``) it is
-        the expected number of remaining payments (an error if that is infinite)."""
+        r"""Discounted expected residual lifetime (DERL; Fader & Hardie 2010, eq. 6), in
+        payments, of a customer who has made ``tenure`` renewals (is active after ``tenure``
+        periods): :math:`\sum_{k \ge 0} (S(n + 1 + k) / S(n)) / (1 + d)^k`. The payment just
+        made is excluded; the next counts with its renewal probability, undiscounted.
+        Undiscounted (``d = 0``) it is the expected number of future payments (an error if
+        that is infinite)."""
         return self._predict("residual_lifetime", tenure, discount_rate, "discount_rate")
 
     def subscription_value(
         self, tenure: Any, margin_per_period: Any, discount_rate: Any = 0.0
     ) -> Any:
-        """Value of a subscriber active after ``tenure`` periods: DERL times the margin per
-        period (Fader & Hardie 2010); with ``tenure = 0`` the value of a new subscriber."""
+        """Residual value of a subscriber who has made ``tenure`` renewals: DERL times the
+        margin per period (Fader & Hardie 2010). A new subscriber, before the first payment, is
+        worth the margin times ``1 + DERL(0) / (1 + d)``."""
         margin = as_float_array(margin_per_period, "margin_per_period")
         if not np.all(np.isfinite(margin) & (margin >= 0)):
             raise _bad_parameter("margin_per_period", "must be finite and >= 0")
