@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import reference_value_models as ref
 
 import clvrs
-import reference_value_models as ref
 
 RTOL = 1e-10
 
