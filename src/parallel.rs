@@ -118,9 +118,10 @@ impl Exec {
     }
 
     /// Fill `out[i] = f(i)` for every row, in parallel chunks.
-    pub fn fill<F>(&self, out: &mut [f64], f: F)
+    pub fn fill<T, F>(&self, out: &mut [T], f: F)
     where
-        F: Fn(usize) -> f64 + Sync,
+        T: Send,
+        F: Fn(usize) -> T + Sync,
     {
         self.fill_blocks(out, |start, block| {
             for (offset, slot) in block.iter_mut().enumerate() {
@@ -131,11 +132,12 @@ impl Exec {
 
     /// Fill `out` block by block in parallel: `f(start, block)` writes the rows
     /// `start..start + block.len()` (for kernels that process several rows at once).
-    pub fn fill_blocks<F>(&self, out: &mut [f64], f: F)
+    pub fn fill_blocks<T, F>(&self, out: &mut [T], f: F)
     where
-        F: Fn(usize, &mut [f64]) + Sync,
+        T: Send,
+        F: Fn(usize, &mut [T]) + Sync,
     {
-        let body = |(c, block): (usize, &mut [f64])| f(c * CHUNK_ROWS, block);
+        let body = |(c, block): (usize, &mut [T])| f(c * CHUNK_ROWS, block);
         match self {
             Exec::Pool(p) if out.len() > CHUNK_ROWS => p.install(|| {
                 out.par_chunks_mut(CHUNK_ROWS).enumerate().for_each(body);

@@ -9,6 +9,7 @@ from __future__ import annotations
 from . import datasets, exceptions
 from ._base import load
 from ._core import __version__
+from .data import calibration_and_holdout, summarize_transactions, tracking
 from .exceptions import (
     ClvError,
     ConvergenceError,
@@ -58,6 +59,7 @@ __all__ = [
     "ShiftedBetaGeoModel",
     "__version__",
     "acquisition_budget",
+    "calibration_and_holdout",
     "clv_segments",
     "customer_lifetime_value",
     "datasets",
@@ -65,4 +67,6 @@ __all__ = [
     "historical_clv",
     "load",
     "rfm_segments",
+    "summarize_transactions",
+    "tracking",
 ]

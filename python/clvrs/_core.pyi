@@ -14,11 +14,13 @@ __all__ = [
     "gamma_gamma_fit",
     "gamma_gamma_population_mean",
     "gamma_gamma_predict",
+    "period_index",
     "resolve_n_jobs",
     "rfm_fit",
     "rfm_new_customer",
     "rfm_predict",
     "rfm_weighted_expected_purchases",
+    "summarize_transactions",
 ]
 
 _Array = npt.NDArray[np.float64]
@@ -102,3 +104,22 @@ def churn_fit(
 def churn_predict(
     model: str, quantity: str, params: list[float], t: _Array, k: _Array | None = None
 ) -> _Array: ...
+def summarize_transactions(
+    customer: npt.NDArray[np.int64],
+    time_ns: npt.NDArray[np.int64],
+    amount: _Array | None,
+    n_customers: int,
+    names: tuple[str, str, str],
+    freq: str = "D",
+    freq_multiplier: float = 1.0,
+    end_ns: int | None = None,
+    include_first: bool = False,
+    exclude_after_end: bool = False,
+    allow_negative: bool = False,
+    after_ns: int | None = None,
+    track: bool = False,
+    time_unit_ns: int = 1,
+    customer_offset: int = 0,
+    n_jobs: int | None = None,
+) -> dict[str, Any]: ...
+def period_index(time_ns: list[int], freq: str) -> npt.NDArray[np.int64]: ...

@@ -2,6 +2,7 @@
 
 mod rfm;
 mod spend;
+pub mod transactions;
 
 pub use rfm::{Rfm, RfmColumns, RfmNames};
 pub use spend::{Spend, SpendColumns, SpendNames};

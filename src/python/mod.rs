@@ -5,6 +5,7 @@
 mod contractual;
 mod rfm;
 mod spend;
+mod transactions;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Mutex;
@@ -149,5 +150,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     rfm::register(m)?;
     contractual::register(m)?;
     spend::register(m)?;
+    transactions::register(m)?;
     Ok(())
 }

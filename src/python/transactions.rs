@@ -1,0 +1,115 @@
+//! Bindings for transaction-log summaries.
+
+use numpy::{PyReadonlyArray1, PyUntypedArrayMethods};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use super::{run, slice, to_numpy};
+use crate::data::transactions::{
+    summarize, Period, SummaryOptions, TransactionColumns, TransactionNames,
+};
+
+/// Summarise a transaction log given dense customer codes and times in nanoseconds; returns a
+/// dict of arrays (`customer` codes, `frequency`, `recency`, `T`, `monetary_value` when amounts
+/// are given, `first_period`), counts and, with `track`, repeat transactions per period.
+#[pyfunction]
+#[pyo3(signature = (customer, time_ns, amount, n_customers, names, freq="D", freq_multiplier=1.0, end_ns=None, include_first=false, exclude_after_end=false, allow_negative=false, after_ns=None, track=false, time_unit_ns=1, customer_offset=0, n_jobs=None))]
+#[allow(clippy::too_many_arguments)]
+fn summarize_transactions<'py>(
+    py: Python<'py>,
+    customer: PyReadonlyArray1<'py, i64>,
+    time_ns: PyReadonlyArray1<'py, i64>,
+    amount: Option<PyReadonlyArray1<'py, f64>>,
+    n_customers: usize,
+    names: (String, String, String),
+    freq: &str,
+    freq_multiplier: f64,
+    end_ns: Option<i64>,
+    include_first: bool,
+    exclude_after_end: bool,
+    allow_negative: bool,
+    after_ns: Option<i64>,
+    track: bool,
+    time_unit_ns: i64,
+    customer_offset: i64,
+    n_jobs: Option<i64>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let contiguous = |ok: bool, name: &str| {
+        if ok {
+            Ok(())
+        } else {
+            Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "`{name}` must be a contiguous array"
+            )))
+        }
+    };
+    contiguous(customer.is_c_contiguous(), "customer")?;
+    contiguous(time_ns.is_c_contiguous(), "time_ns")?;
+    let customer = customer.as_slice()?;
+    let time_ns = time_ns.as_slice()?;
+    let amount = match &amount {
+        Some(a) => Some(slice(a, "amount")?),
+        None => None,
+    };
+    let names = TransactionNames {
+        customer: names.0,
+        time: names.1,
+        amount: names.2,
+    };
+    let summary = run(py, n_jobs, |exec, _| {
+        let opts = SummaryOptions {
+            period: Period::parse(freq)?,
+            multiplier: freq_multiplier,
+            end_ns,
+            include_first,
+            exclude_after_end,
+            allow_negative,
+            after_ns,
+            track,
+            time_unit_ns,
+        };
+        let columns = TransactionColumns {
+            customer,
+            time_ns,
+            amount,
+            customer_offset,
+        };
+        summarize(&columns, n_customers, &names, &opts, exec)
+    })?;
+    let d = PyDict::new(py);
+    d.set_item("customer", numpy::PyArray1::from_vec(py, summary.customer))?;
+    d.set_item("frequency", to_numpy(py, summary.frequency))?;
+    d.set_item("recency", to_numpy(py, summary.recency))?;
+    d.set_item("T", to_numpy(py, summary.age))?;
+    if let Some(m) = summary.monetary {
+        d.set_item("monetary_value", to_numpy(py, m))?;
+    }
+    d.set_item(
+        "first_period",
+        numpy::PyArray1::from_vec(py, summary.first_period),
+    )?;
+    d.set_item("excluded_after_end", summary.excluded_after_end)?;
+    d.set_item("end_period", summary.end_period)?;
+    d.set_item("repeat_counts", summary.repeat_counts)?;
+    Ok(d)
+}
+
+/// The period index of each time (see `Period::index`), for aligning dates with periods.
+#[pyfunction]
+fn period_index<'py>(
+    py: Python<'py>,
+    time_ns: Vec<i64>,
+    freq: &str,
+) -> PyResult<Bound<'py, numpy::PyArray1<i64>>> {
+    let period = run(py, Some(1), |_, _| Period::parse(freq))?;
+    Ok(numpy::PyArray1::from_vec(
+        py,
+        time_ns.iter().map(|&t| period.index(t)).collect(),
+    ))
+}
+
+pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(summarize_transactions, m)?)?;
+    m.add_function(wrap_pyfunction!(period_index, m)?)?;
+    Ok(())
+}
