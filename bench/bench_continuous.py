@@ -1,0 +1,933 @@
+#!/usr/bin/env python3
+"""Benchmark clvrs' Pareto/NBD and MBG/NBD against lifetimes, in one run, on the same data.
+
+Models: ``pnbd`` (clvrs ``ParetoNBDModel`` vs lifetimes ``ParetoNBDFitter``) and ``mbgnbd``
+(clvrs ``ModifiedBetaGeoModel`` vs lifetimes ``ModifiedBetaGeoFitter``). Datasets: CDNOW (the
+same 2,357 customers for both models) and synthetic customers drawn from each model's own
+process. For every (model, dataset) this times, with time.perf_counter, the median of the runs of
+
+  fit      clvrs ``Model(n_jobs=...).fit(df)``              lifetimes ``Fitter.fit``
+  predict  clvrs ``model.expected_purchases(df, t=52)``     lifetimes conditional expected
+                                                            purchases up to t=52
+  palive   clvrs ``model.probability_alive(df)``            lifetimes conditional P(alive)
+
+clvrs runs in this process (system python); lifetimes runs through the shared peer runner
+(/work/shared/bench/peer_lifetimes.py, one fresh process per run, with the peer venv's python),
+whose own per-stage timings (data loading excluded) are used. The runner is started through a
+small wrapper (PEER_WRAPPER below) that hands ParetoNBDFitter's two prediction methods numpy arrays
+instead of pandas Series: lifetimes 0.11.3 fails on Series whenever the fitted alpha > beta.
+
+lifetimes' ParetoNBDFitter is slow (Nelder-Mead over a hyp2f1-based likelihood: minutes at 1M
+customers), so on synthetic sets of 100k customers or more it runs ``--pnbd-peer-repeats`` times
+(default 1), and every lifetimes run is stopped after ``--peer-timeout`` seconds. A fit stopped
+that way is reported as a lower bound (its elapsed time when stopped; ratio ">= Nx"), and
+lifetimes' predictions are then timed in a separate run with the published CDNOW parameters
+(``peer_lifetimes.py --fixed-params``), labelled as such.
+
+Both estimates are evaluated under both libraries' log-likelihood functions (clvrs'
+``log_likelihood_per_customer`` at lifetimes' parameters; lifetimes' per-customer likelihood, on the
+original time scale, at both sets of parameters, in a separate peer process): lifetimes optimises
+on rescaled time, so its own objective (also reported) is not comparable.
+
+Synthetic data (seed 1, T ~ Uniform[26, 78] weeks, CDNOW-like parameters) are generated here,
+vectorised, and written to bench/data/ (gitignored) when missing:
+
+  Pareto/NBD  lambda ~ Gamma(r, rate alpha), mu ~ Gamma(s, rate beta), lifetime ~ Exp(mu);
+              x ~ Poisson(lambda * min(T, lifetime)), t_x = min(T, lifetime) * Beta(x, 1)
+              (r, alpha, s, beta = 0.553, 10.578, 0.606, 11.669)
+  MBG/NBD     lambda ~ Gamma(r, rate alpha), p ~ Beta(a, b); a coin with probability p of
+              dropping out is tossed at time 0 and after every repeat purchase; with N ~
+              Poisson(lambda * T) and K ~ Geometric(p) the toss that ends it, x = min(N, K - 1)
+              and t_x = T * Beta(x, N - x + 1)   (r, alpha, a, b = 0.525, 6.183, 0.891, 1.614)
+
+Examples
+  python bench/bench_continuous.py                       # cdnow,1m; both models; 5 repeats
+  python bench/bench_continuous.py --sizes cdnow,100k --repeats 3 --models mbgnbd
+  python bench/bench_continuous.py --skip-clvrs --sizes 10k   # lifetimes side only
+  python bench/bench_continuous.py --quiet-wait 300 --json bench/data/continuous_results.json \\
+      --update-doc BENCHMARKS.md                         # also rewrite the generated section
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import gc
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import clvrs
+from clvrs import _core
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_bgnbd as bg  # noqa: E402  (shared helpers: machine description, timing, waiting)
+
+DATA_DIR = bg.DATA_DIR
+SHARED = bg.SHARED
+DEFAULT_PEER_PYTHON = bg.DEFAULT_PEER_PYTHON
+PREDICT_T = bg.PREDICT_T
+STAGES = bg.STAGES
+STAGE_LABEL = bg.STAGE_LABEL
+SEED = 1
+T_MIN, T_MAX = 26.0, 78.0
+MODELS: dict[str, dict[str, Any]] = {
+    "pnbd": {
+        "label": "Pareto/NBD",
+        "clvrs": "ParetoNBDModel",
+        "lifetimes": "ParetoNBDFitter",
+        "params": ("r", "alpha", "s", "beta"),
+        "true": {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669},
+        "target": 200.0,  # minimum fit speed-up lifetimes/clvrs on the largest synthetic set
+    },
+    "mbgnbd": {
+        "label": "MBG/NBD",
+        "clvrs": "ModifiedBetaGeoModel",
+        "lifetimes": "ModifiedBetaGeoFitter",
+        "params": ("r", "alpha", "a", "b"),
+        "true": {"r": 0.525, "alpha": 6.183, "a": 0.891, "b": 1.614},
+        "target": 50.0,
+    },
+}
+SLOW_PEER_MIN_N = 100_000  # Pareto/NBD: synthetic sets this large get --pnbd-peer-repeats runs
+QUIET_WAIT = 0.0  # set from --quiet-wait
+DOC_BEGIN = (
+    "<!-- bench_continuous:begin (generated by bench/bench_continuous.py; do not edit by hand) -->"
+)
+DOC_END = "<!-- bench_continuous:end -->"
+DOC_HEADING = "## Pareto/NBD and MBG/NBD: clvrs vs lifetimes"
+log = bg.log
+median = bg.median
+fmt_s = bg.fmt_s
+fmt_ratio = bg.fmt_ratio
+
+
+# ---------------------------------------------------------------------------------------------
+# synthetic data
+# ---------------------------------------------------------------------------------------------
+def gen_pnbd(
+    n: int, seed: int, r: float, alpha: float, s: float, beta: float
+) -> dict[str, np.ndarray]:
+    """Customers from the Pareto/NBD process (Schmittlein, Morrison & Colombo 1987), exactly.
+
+    While alive a customer buys at Poisson rate lambda ~ Gamma(r, rate alpha); the lifetime is
+    Exponential(mu), mu ~ Gamma(s, rate beta). Observed for T after the first purchase, the repeat
+    purchases are those of a Poisson process on (0, min(T, lifetime)): x ~ Poisson(lambda * w),
+    and the last of x uniform times on (0, w) is w * Beta(x, 1).
+    """
+    rng = np.random.default_rng(seed)
+    T = rng.uniform(T_MIN, T_MAX, size=n)
+    lam = rng.gamma(shape=r, scale=1.0 / alpha, size=n)
+    mu = rng.gamma(shape=s, scale=1.0 / beta, size=n)
+    with np.errstate(divide="ignore"):  # mu can underflow to 0: an infinite lifetime
+        lifetime = rng.exponential(1.0, size=n) / mu
+    w = np.minimum(T, lifetime)
+    x = rng.poisson(lam * w).astype(np.int64)
+    rec = np.zeros(n)
+    pos = x > 0
+    rec[pos] = w[pos] * rng.beta(x[pos].astype(float), 1.0)
+    np.minimum(rec, T, out=rec)
+    return {"customer_id": np.arange(n, dtype=np.int64), "frequency": x, "recency": rec, "T": T}
+
+
+def gen_mbgnbd(
+    n: int, seed: int, r: float, alpha: float, a: float, b: float
+) -> dict[str, np.ndarray]:
+    """Customers from the MBG/NBD process (Batislam, Denizel & Filiztekin 2007), exactly.
+
+    As BG/NBD, but the drop-out coin (probability p ~ Beta(a, b)) is also tossed at time 0, right
+    after the first purchase. With K ~ Geometric(p) on {1, 2, ...} the toss that ends the customer
+    (toss 1 at time 0, toss j + 1 after repeat purchase j) and N = N(T) ~ Poisson(lambda * T) the
+    purchases of the underlying process, x = min(N, K - 1); given N, the x-th event time is
+    T * Beta(x, N - x + 1).
+    """
+    rng = np.random.default_rng(seed)
+    T = rng.uniform(T_MIN, T_MAX, size=n)
+    lam = rng.gamma(shape=r, scale=1.0 / alpha, size=n)
+    p = rng.beta(a, b, size=n)
+    K = rng.geometric(np.clip(p, 1e-12, 1.0), size=n).astype(np.int64)
+    N = rng.poisson(lam * T).astype(np.int64)
+    x = np.minimum(N, K - 1)
+    rec = np.zeros(n)
+    pos = x > 0
+    rec[pos] = T[pos] * rng.beta(x[pos].astype(float), (N[pos] - x[pos] + 1).astype(float))
+    np.minimum(rec, T, out=rec)
+    return {"customer_id": np.arange(n, dtype=np.int64), "frequency": x, "recency": rec, "T": T}
+
+
+GENERATORS = {"pnbd": gen_pnbd, "mbgnbd": gen_mbgnbd}
+
+
+def synth_path(model: str, n: int) -> Path:
+    return DATA_DIR / f"synth_{model}_{n}_seed{SEED}.parquet"
+
+
+def ensure_synth(model: str, n: int, path: Path | None = None) -> Path:
+    path = path or synth_path(model, n)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        cols = GENERATORS[model](n, SEED, **MODELS[model]["true"])
+        tmp = path.with_name(path.name + ".tmp")
+        pd.DataFrame(cols).to_parquet(tmp, index=False)
+        tmp.replace(path)
+        log(
+            f"generated {path} ({n:,} {MODELS[model]['label']} customers, seed {SEED}) in "
+            f"{time.perf_counter() - t0:.1f} s; mean frequency {cols['frequency'].mean():.3f}"
+        )
+    return path
+
+
+def load(model: str, n: int | None) -> pd.DataFrame:
+    if n is None:
+        return clvrs.datasets.load_cdnow_summary()
+    return pd.read_parquet(ensure_synth(model, n))
+
+
+def peer_data_arg(model: str, n: int | None) -> str:
+    return "cdnow" if n is None else str(ensure_synth(model, n))
+
+
+# ---------------------------------------------------------------------------------------------
+# clvrs timings
+# ---------------------------------------------------------------------------------------------
+def clvrs_class(model: str) -> Any:
+    return getattr(clvrs, MODELS[model]["clvrs"], None)
+
+
+def time_clvrs(model: str, df: pd.DataFrame, repeats: int, n_jobs: int | None) -> dict[str, Any]:
+    cls = clvrs_class(model)
+    times: dict[str, list[float]] = {s: [] for s in STAGES}
+    fitted = pred = alive = None
+    for _ in range(repeats):
+        if QUIET_WAIT:
+            bg.wait_quiet(QUIET_WAIT, window=1.0)
+        gc.collect()
+        with bg.Tracked():
+            t0 = time.perf_counter()
+            fitted = cls(n_jobs=n_jobs).fit(df)
+            t1 = time.perf_counter()
+            pred = fitted.expected_purchases(df, t=PREDICT_T)
+            t2 = time.perf_counter()
+            alive = fitted.probability_alive(df)
+            t3 = time.perf_counter()
+        times["fit"].append(t1 - t0)
+        times["predict"].append(t2 - t1)
+        times["palive"].append(t3 - t2)
+    assert fitted is not None and pred is not None and alive is not None
+    return {
+        "runs": repeats,
+        "times": times,
+        "median": {s: median(v) for s, v in times.items()},
+        "params": {k: float(v) for k, v in fitted.params_.items()},
+        "log_likelihood": float(fitted.log_likelihood_),
+        "converged": getattr(fitted, "converged_", None),
+        "n_iter": getattr(fitted, "n_iter_", None),
+        "fit_info": dict(getattr(fitted, "fit_info_", None) or {}),
+        "predict_sum": float(np.sum(pred)),
+        "palive_sum": float(np.sum(alive)),
+    }
+
+
+def clvrs_loglik(model: str, params: dict[str, float], df: pd.DataFrame) -> float | None:
+    """Total log-likelihood of ``params`` under clvrs' likelihood (None if not available)."""
+    cls = clvrs_class(model)
+    try:
+        m = cls.from_params(**{k: params[k] for k in MODELS[model]["params"]})
+        return float(np.sum(m.log_likelihood_per_customer(df)))
+    except Exception as exc:  # noqa: BLE001 - report, do not abort a long run
+        log(f"  clvrs log_likelihood_per_customer at lifetimes' estimate failed: {exc!r}")
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# lifetimes (peer) timings
+# ---------------------------------------------------------------------------------------------
+def _drain(stream: Any, sink: queue.Queue[str | None] | list[str]) -> None:
+    for line in stream:
+        if isinstance(sink, list):
+            sink.append(line)
+            del sink[:-50]  # keep the tail only
+        else:
+            sink.put(line)
+    if not isinstance(sink, list):
+        sink.put(None)
+
+
+def run_peer_once(cmd: list[str], timeout: float) -> dict[str, Any]:
+    """Run the peer runner once, streaming its JSON lines, and kill it after ``timeout`` s.
+
+    Returns {"result": final result event or None, "errors": [...], "timed_out": bool,
+    "partial": {stage: seconds elapsed in that stage when killed}, "done": {stage: seconds}}.
+    """
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue[str | None] = queue.Queue()
+    err_tail: list[str] = []
+    threads = [
+        threading.Thread(target=_drain, args=(proc.stdout, lines), daemon=True),
+        threading.Thread(target=_drain, args=(proc.stderr, err_tail), daemon=True),
+    ]
+    for t in threads:
+        t.start()
+    out: dict[str, Any] = {"result": None, "errors": [], "timed_out": False, "partial": {}}
+    started: dict[str, float] = {}
+    done: dict[str, float] = {}
+    deadline = time.perf_counter() + timeout
+    while True:
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            proc.kill()
+            now = time.time()
+            out["timed_out"] = True
+            out["partial"] = {s: now - t0 for s, t0 in started.items() if s not in done}
+            out["errors"].append(
+                f"stopped after {timeout:.0f} s (--peer-timeout), in stage "
+                f"{', '.join(out['partial']) or 'data loading'}"
+            )
+            break
+        try:
+            line = lines.get(timeout=min(remaining, 5.0))
+        except queue.Empty:
+            continue
+        if line is None:
+            break
+        try:
+            ev = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        kind = ev.get("event")
+        if kind == "start":
+            started[ev["stage"]] = float(ev["t"])
+        elif kind == "stage":
+            done[ev["stage"]] = float(ev["wall_s"])
+            log(f"    lifetimes {ev['stage']}: {ev['wall_s']:.3f} s")
+        elif kind == "result":
+            out["result"] = ev
+        elif kind == "fatal":
+            out["errors"].append(ev.get("traceback", "").strip().splitlines()[-1])
+    proc.wait()
+    for t in threads:
+        t.join(timeout=5)
+    if out["result"] is None and not out["timed_out"]:
+        out["errors"].append(f"no result (exit {proc.returncode}) {''.join(err_tail)[-300:]}")
+    out["done"] = done
+    return out
+
+
+def time_peer(model: str, n: int | None, runs: int, args: argparse.Namespace) -> dict[str, Any]:
+    times: dict[str, list[float]] = {s: [] for s in STAGES}
+    last: dict[str, Any] = {}
+    errors: list[str] = []
+    lower: dict[str, float] = {}  # stage -> lower bound (s), from a run stopped by the timeout
+    fixed: dict[str, Any] | None = None
+    cmd = [str(args.peer_python), "-c", PEER_WRAPPER, str(args.peer_script), "--model", model]
+    cmd += ["--data", peer_data_arg(model, n), "--no-clv"]
+    for i in range(runs):
+        if args.quiet_wait:
+            bg.wait_quiet(args.quiet_wait)
+        with bg.Tracked():
+            run = run_peer_once(cmd, args.peer_timeout)
+        errors += [f"run {i + 1}: {e}" for e in run["errors"]]
+        result = run["result"]
+        if run["timed_out"]:
+            for s, elapsed in run["partial"].items():
+                lower[s] = max(lower.get(s, 0.0), elapsed)
+            break  # the next run would time out too
+        if result is None:
+            continue
+        if result.get("errors"):
+            errors.append(f"run {i + 1}: {result['errors']}")
+        for s in STAGES:
+            if s in result.get("timings", {}) and s not in result.get("errors", {}):
+                times[s].append(float(result["timings"][s]))
+        last = result
+        log(
+            f"  lifetimes run {i + 1}/{runs}: "
+            + ", ".join(f"{s} {times[s][-1]:.3f}s" for s in STAGES if times[s])
+        )
+    if not times["fit"] and lower.get("fit") and not args.no_fixed_params_fallback:
+        # The fit did not finish: time lifetimes' predictions with the runner's reference
+        # parameters (the published CDNOW fits, which also generated the synthetic sets).
+        log("  lifetimes fit stopped; timing its predictions with fixed (published) parameters")
+        with bg.Tracked():
+            run = run_peer_once([*cmd, "--fixed-params"], args.peer_timeout)
+        res = run["result"] or {}
+        fixed = {
+            "timings": {s: res.get("timings", {}).get(s) for s in ("predict", "palive")},
+            "params": res.get("params", {}),
+            "errors": run["errors"] + ([str(res["errors"])] if res.get("errors") else []),
+        }
+        for s in ("predict", "palive"):
+            if fixed["timings"][s] is not None and s not in res.get("errors", {}):
+                times[s].append(float(fixed["timings"][s]))
+    health = last.get("health", {})
+    opt = last.get("optimizer", [])
+    fit_med = median(times["fit"])
+    nfev = sum(int(o.get("nfev") or 0) for o in opt) if opt else None
+    return {
+        "cmd": " ".join(cmd),
+        "runs": len(times["fit"]) + (1 if lower.get("fit") else 0),
+        "times": times,
+        "median": {s: median(v) for s, v in times.items()},
+        "lower_bound": lower,
+        "fixed_params_run": fixed,
+        "params": last.get("params", {}),
+        "own_objective": last.get("neg_log_likelihood"),
+        "optimizer": opt,
+        "nfev": nfev,
+        "s_per_evaluation": fit_med / nfev if nfev and np.isfinite(fit_med) else None,
+        "env": last.get("env", {}),
+        "lib_version": last.get("lib_version"),
+        "predict_sum": health.get("predict", {}).get("sum"),
+        "palive_sum": health.get("palive", {}).get("sum"),
+        "errors": errors,
+    }
+
+
+# Run by the peer venv's python: the shared runner, unchanged except that ParetoNBDFitter's two
+# prediction methods get numpy arrays. lifetimes 0.11.3 raises "Cannot apply ufunc hyp2f1 to mixed
+# DataFrame and Series inputs" on pandas Series whenever the fitted alpha > beta (it does on 10k
+# synthetic customers). np.asarray of a Series is a view; dropping pandas' per-operation overhead
+# can only make lifetimes' predictions faster, never slower. Its fit already converts to arrays.
+PEER_WRAPPER = r"""
+import importlib.util, sys
+import numpy as np
+from lifetimes import ParetoNBDFitter
+
+path = sys.argv[1]
+spec = importlib.util.spec_from_file_location("peer_lifetimes", path)
+runner = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(runner)
+
+
+class ParetoNBDFitterArrays(ParetoNBDFitter):
+    def conditional_expected_number_of_purchases_up_to_time(self, t, frequency, recency, T):
+        f, r, T = np.asarray(frequency), np.asarray(recency), np.asarray(T)
+        return super().conditional_expected_number_of_purchases_up_to_time(t, f, r, T)
+
+    def conditional_probability_alive(self, frequency, recency, T):
+        f, r, T = np.asarray(frequency), np.asarray(recency), np.asarray(T)
+        return super().conditional_probability_alive(f, r, T)
+
+
+runner.FITTERS["pnbd"] = ParetoNBDFitterArrays
+runner.main(sys.argv[2:])
+"""
+
+
+# Evaluated by the peer venv's python: lifetimes' own per-customer log-likelihood, on the original
+# time scale, at the given parameter sets; also the time of one evaluation of its fit objective.
+PEER_LOGLIK = r"""
+import json, sys, time
+import numpy as np
+import pandas as pd
+from lifetimes import ModifiedBetaGeoFitter, ParetoNBDFitter
+
+model, data, sets = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+if data == "cdnow":
+    from lifetimes.datasets import load_cdnow_summary_data_with_monetary_value as loader
+    df = loader()
+else:
+    df = pd.read_parquet(data, columns=["frequency", "recency", "T"])
+x = df["frequency"].to_numpy().astype(int)
+tx = df["recency"].to_numpy(dtype=float)
+T = df["T"].to_numpy(dtype=float)
+w = np.ones(len(x), dtype=np.int64)
+
+def total_ll(p):
+    if model == "pnbd":
+        v = [p[k] for k in ("r", "alpha", "s", "beta")]
+        return float(np.sum(ParetoNBDFitter._conditional_log_likelihood(v, x, tx, T)))
+    v = np.log([p[k] for k in ("r", "alpha", "a", "b")])
+    return -float(ModifiedBetaGeoFitter._negative_log_likelihood(v, x, tx, T, w, 0.0)) * len(x)
+
+out = {"ll": {k: total_ll(p) for k, p in sets.items() if p}}
+# One evaluation of the objective lifetimes' fit minimises (time scaled by 1 / max T), at an
+# estimate: its cost depends on the point (hyp2f1 is cheap when alpha = beta, as at the start).
+at = next((k for k in ("lifetimes", "generating", "clvrs") if sets.get(k)), None)
+if at is not None:
+    p = sets[at]
+    sc = 1.0 / T.max()
+    args = (x, tx * sc, T * sc, w, 0.0)
+    if model == "pnbd":
+        f = ParetoNBDFitter._negative_log_likelihood
+        x0 = np.array([p["r"], p["alpha"] * sc, p["s"], p["beta"] * sc])
+    else:
+        f = ModifiedBetaGeoFitter._negative_log_likelihood
+        x0 = np.log([p["r"], p["alpha"] * sc, p["a"], p["b"]])
+    ts = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        f(x0, *args)
+        ts.append(time.perf_counter() - t0)
+    out["objective_eval_s"] = sorted(ts)[1]
+    out["objective_eval_at"] = at
+print(json.dumps(out))
+"""
+
+
+def peer_loglik(
+    model: str, n: int | None, sets: dict[str, dict[str, float]], args: argparse.Namespace
+) -> dict[str, Any]:
+    cmd = [str(args.peer_python), "-c", PEER_LOGLIK, model, peer_data_arg(model, n)]
+    cmd.append(json.dumps(sets))
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=max(args.peer_timeout, 60), check=True
+        )
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    except (subprocess.SubprocessError, OSError, ValueError, IndexError) as exc:
+        err = getattr(exc, "stderr", "") or ""
+        log(f"  lifetimes log-likelihood evaluation failed: {exc!r} {err[-300:]}")
+        return {"ll": {}, "error": repr(exc)}
+
+
+# ---------------------------------------------------------------------------------------------
+# report
+# ---------------------------------------------------------------------------------------------
+def _ll(x: float | None) -> str:
+    return "n/a" if x is None or not np.isfinite(x) else f"{x:,.2f}"
+
+
+def peer_cell(r: dict[str, Any], s: str) -> tuple[str, str]:
+    """(lifetimes time cell, ratio cell) for stage ``s`` of result entry ``r``."""
+    c = r["clvrs"]["median"][s] if r.get("clvrs") else None
+    peer = r.get("peer")
+    if not peer:
+        return "n/a", "n/a"
+    p = peer["median"][s]
+    if np.isfinite(p):
+        ratio = p / c if c is not None and c > 0 else None
+        cell = fmt_s(p)
+        if peer.get("fixed_params_run") and s != "fit":
+            cell += " (fixed params)"
+        return cell, fmt_ratio(ratio)
+    lb = peer["lower_bound"].get(s)
+    if lb:
+        ratio = f">= {fmt_ratio(lb / c)}" if c is not None and c > 0 else "n/a"
+        return f"> {fmt_s(lb)} (stopped)", ratio
+    return "n/a", "n/a"
+
+
+def report(args: argparse.Namespace, info: dict[str, Any], results: list[dict[str, Any]]) -> str:
+    L: list[str] = []
+    peers = [r["peer"] for r in results if r.get("peer")]
+    peer_env = next((p["env"] for p in peers if p.get("env")), {})
+    peer_ver = next((p["lib_version"] for p in peers if p.get("lib_version")), None)
+    L.append(f"Run: {info['date']}; command: `{info['command']}`")
+    L.append("")
+    L.append("Machine and software:")
+    L.append("")
+    L.append(f"- CPU: {info['cpu']}; nproc = {info['nproc']}; {info['os']}")
+    L.append(
+        f"- load average at start: {info['loadavg_start']}; at end: {info['loadavg_end']}; "
+        f"CPU used by other processes during the timed runs: {info['other_cpu_cores']:.2f} "
+        "cores on average ("
+        + ", ".join(f"{r['model_label']} {r['label']}: {r['other_cpu_cores']:.2f}" for r in results)
+        + "; anything well above 0 means the timings are disturbed)"
+    )
+    if info.get("core_rebuilt"):
+        L.append(
+            f"- note: the clvrs extension file was replaced at {info['core_rebuilt']}, during the "
+            "run; every figure here is for the build loaded at the start"
+        )
+    L.append(
+        f"- clvrs {info['clvrs']} (commit {info['clvrs_commit']}, core built "
+        f"{info['clvrs_core_built']}), threads (n_jobs) = {info['clvrs_threads']}; "
+        f"Python {info['python']}, numpy {info['numpy']}, pandas {info['pandas']}"
+        + (" — clvrs not timed (--skip-clvrs)" if args.skip_clvrs else "")
+    )
+    if peer_env:
+        L.append(
+            f"- lifetimes {peer_ver}: Python {peer_env.get('python')}, numpy "
+            f"{peer_env.get('numpy')}, pandas {peer_env.get('pandas')}, scipy "
+            f"{peer_env.get('scipy')}, autograd {peer_env.get('autograd')} "
+            f"(single-threaded; `{info['peer_python']}`)"
+        )
+    L.append(
+        f"- runs: clvrs {'skipped' if args.skip_clvrs else args.repeats}; lifetimes "
+        + (
+            "skipped"
+            if args.skip_peer
+            else f"{args.peer_repeats}, except ParetoNBDFitter on synthetic sets of "
+            f"{SLOW_PEER_MIN_N:,} customers or more: {args.pnbd_peer_repeats} (it takes minutes)"
+        )
+        + ". Medians of the runs shown in the table; lifetimes runs one fresh process per run and "
+        f"its stage timings exclude data loading; each lifetimes run is stopped after "
+        f"{args.peer_timeout:.0f} s (a stopped fit is shown as a lower bound, '> x (stopped)', "
+        "and its ratio as '>= Nx')"
+    )
+    L.append("")
+    L.append(
+        "| model | dataset | stage | clvrs median s | lifetimes median s | lifetimes runs "
+        "| ratio (lifetimes/clvrs) |"
+    )
+    L.append("|---|---|---|---:|---:|---:|---:|")
+    for r in results:
+        for s in STAGES:
+            c = r["clvrs"]["median"][s] if r.get("clvrs") else None
+            pcell, rcell = peer_cell(r, s)
+            runs = r["peer"]["runs"] if r.get("peer") else 0
+            if r.get("peer") and r["peer"].get("fixed_params_run") and s != "fit":
+                runs = 1
+            L.append(
+                f"| {r['model_label']} | {r['label']} | {STAGE_LABEL[s]} | {fmt_s(c)} | {pcell} | "
+                f"{runs or ''} | {rcell} |"
+            )
+    L.append("")
+    L.append(
+        "Fitted parameters and total log-likelihoods. Each estimate is evaluated under both "
+        "libraries' likelihood functions on the original time scale (clvrs: "
+        "`log_likelihood_per_customer`, summed; lifetimes: its per-customer likelihood, summed); "
+        "lifetimes' own objective is on rescaled time and not comparable. Also: the sums over "
+        "customers of the two predictions, and the largest relative difference between the two "
+        "libraries' parameters. 'generating' rows give the parameters the synthetic data were "
+        "drawn from."
+    )
+    L.append("")
+    for key in [k for k in MODELS if any(r["model"] == k for r in results)]:
+        names = MODELS[key]["params"]
+        L.append(
+            f"| {MODELS[key]['label']} | library | "
+            + " | ".join(names)
+            + " | LL (clvrs fn) | LL (lifetimes fn) | sum E[X(52)] | sum P(alive) |"
+        )
+        L.append("|---|---|" + "---:|" * (len(names) + 4))
+        for r in (r for r in results if r["model"] == key):
+            rows: list[tuple[str, dict[str, Any]]] = []
+            if r["n"] is not None:
+                rows.append(("generating", {"params": MODELS[key]["true"]}))
+            if r.get("clvrs"):
+                rows.append(("clvrs", r["clvrs"]))
+            if r.get("peer") and r["peer"]["params"]:
+                rows.append(("lifetimes", r["peer"]))
+            lls = r.get("ll", {})
+            for lib, d in rows:
+                ps = " | ".join(f"{d['params'].get(k, float('nan')):.4f}" for k in names)
+                ll_c, ll_l = lls.get("clvrs_fn", {}).get(lib), lls.get("lifetimes_fn", {}).get(lib)
+                sums = " | ".join(
+                    "" if d.get(k) is None else f"{d[k]:,.2f}"
+                    for k in ("predict_sum", "palive_sum")
+                )
+                L.append(f"| {r['label']} | {lib} | {ps} | {_ll(ll_c)} | {_ll(ll_l)} | {sums} |")
+            if r.get("clvrs") and r.get("peer") and r["peer"]["params"]:
+                c, p = r["clvrs"]["params"], r["peer"]["params"]
+                rel = max(abs(c[k] - p[k]) / abs(p[k]) for k in names)
+                r["param_max_rel_diff"] = rel
+                blank = " |" * (len(names) + 3)
+                L.append(f"| {r['label']} | max rel. diff | {rel:.1e} |{blank}")
+        L.append("")
+    notes = []
+    for r in results:
+        where = f"{r['model_label']}, {r['label']}"
+        c = r.get("clvrs")
+        if c:
+            fi = c["fit_info"]
+            notes.append(
+                f"clvrs on {where}: converged={c['converged']}, {c['n_iter']} iterations, "
+                f"{fi.get('n_evaluations')} likelihood evaluations, {fi.get('n_rows')} distinct "
+                f"rows; log_likelihood_ {c['log_likelihood']:,.4f}"
+            )
+        lls = r.get("ll", {})
+        for fn in ("clvrs_fn", "lifetimes_fn"):
+            d = lls.get(fn, {})
+            if d.get("clvrs") is not None and d.get("lifetimes") is not None:
+                notes.append(
+                    f"{where}: LL(clvrs estimate) - LL(lifetimes estimate) under "
+                    f"{fn.split('_')[0]}' likelihood = {d['clvrs'] - d['lifetimes']:+.3g} "
+                    "(positive: clvrs found the higher likelihood)"
+                )
+        p = r.get("peer")
+        if p:
+            opt = p["optimizer"][-1] if p["optimizer"] else {}
+            if opt:
+                per = p["s_per_evaluation"]
+                notes.append(
+                    f"lifetimes on {where}: {opt.get('method')}, success={opt.get('success')}, "
+                    f"{opt.get('nit')} iterations, {opt.get('nfev')} evaluations"
+                    + (f" ({fmt_s(per)} s per evaluation, fit time / evaluations)" if per else "")
+                    + f"; own objective (on rescaled time) {p['own_objective']:.6f}"
+                )
+            ev = lls.get("objective_eval_s")
+            if ev is not None:
+                notes.append(
+                    f"lifetimes on {where}: one evaluation of its fit objective at the "
+                    f"{lls.get('objective_eval_at')} parameters takes {fmt_s(ev)} s (median of 3, "
+                    "separate process, untimed by the table)"
+                )
+            if p.get("lower_bound", {}).get("fit"):
+                notes.append(
+                    f"lifetimes on {where}: the fit was stopped after "
+                    f"{p['lower_bound']['fit']:.0f} s in the fit stage (--peer-timeout "
+                    f"{args.peer_timeout:.0f}); the time and ratio shown are lower bounds"
+                    + (
+                        "; its predictions ('fixed params') were timed in a separate run "
+                        "with the published CDNOW parameters, which generated the synthetic sets "
+                        "(`peer_lifetimes.py --fixed-params`, fit skipped)"
+                        if p.get("fixed_params_run")
+                        else ""
+                    )
+                )
+            for e in p["errors"]:
+                notes.append(f"lifetimes on {where} ERROR: {e}")
+    L.extend(f"- {x}" for x in notes)
+    L.append("")
+
+    targets = []
+    for key, spec in MODELS.items():
+        big = [r for r in results if r["model"] == key and r["n"] is not None]
+        big = [r for r in big if r.get("clvrs") and r.get("peer")]
+        if not big:
+            continue
+        r = max(big, key=lambda x: x["n"])
+        c = r["clvrs"]["median"]["fit"]
+        p = r["peer"]["median"]["fit"]
+        lb = r["peer"]["lower_bound"].get("fit")
+        t = spec["target"]
+        if np.isfinite(p) and c > 0:
+            ratio = p / c
+            verdict = "MET" if ratio >= t else "NOT MET"
+            near = abs(ratio / t - 1) < 0.1
+            note = " (within 10% of the target: inside the run-to-run noise)" if near else ""
+            shown = fmt_ratio(ratio)
+        elif lb and c > 0:
+            ratio = lb / c
+            verdict = "MET (lower bound)" if ratio >= t else "UNDECIDED (lower bound below target)"
+            note = f" (lifetimes stopped after {lb:.0f} s)"
+            shown = ">= " + fmt_ratio(ratio)
+        else:
+            continue
+        runs = r["peer"]["runs"]
+        targets.append(
+            f"- {spec['label']} fit at least {t:.0f}x faster than lifetimes' {spec['lifetimes']} "
+            f"on {r['label']} (lifetimes runs: {runs}): {shown} -> **{verdict}**{note}"
+        )
+    if targets:
+        L.append("Targets (from the issue), on the largest synthetic set of each model:")
+        L.append("")
+        L.extend(targets)
+        L.append("")
+    return "\n".join(L)
+
+
+def update_doc(path: Path, text: str) -> None:
+    """Rewrite the block between this benchmark's markers (append it, with a heading, if absent)."""
+    block = f"{DOC_BEGIN}\n{text.rstrip()}\n{DOC_END}"
+    old = path.read_text() if path.exists() else ""
+    if DOC_BEGIN in old and DOC_END in old:
+        head, rest = old.split(DOC_BEGIN, 1)
+        _, tail = rest.split(DOC_END, 1)
+        new = head + block + tail
+    else:
+        new = (old.rstrip() + "\n\n" if old else "") + f"{DOC_HEADING}\n\n{block}\n"
+    path.write_text(new)
+    log(f"updated {path}")
+
+
+# ---------------------------------------------------------------------------------------------
+# main
+# ---------------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    global QUIET_WAIT, DATA_DIR
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--sizes",
+        default="cdnow,1m",
+        help="comma-separated datasets: cdnow and/or synthetic sizes (100k, 1m, 250000); "
+        "default %(default)s",
+    )
+    ap.add_argument(
+        "--models",
+        default="pnbd,mbgnbd",
+        help="comma-separated models: pnbd (Pareto/NBD), mbgnbd (MBG/NBD); default %(default)s",
+    )
+    ap.add_argument("--repeats", type=int, default=5, help="clvrs runs per stage (default 5)")
+    ap.add_argument(
+        "--peer-repeats",
+        type=int,
+        default=None,
+        help="lifetimes runs per dataset (default: --repeats)",
+    )
+    ap.add_argument(
+        "--pnbd-peer-repeats",
+        type=int,
+        default=1,
+        help=f"lifetimes ParetoNBDFitter runs on synthetic sets of {SLOW_PEER_MIN_N:,} customers "
+        "or more (default 1: about 3-4 minutes per run at 1M)",
+    )
+    ap.add_argument("--skip-peer", action="store_true", help="time clvrs only")
+    ap.add_argument(
+        "--skip-clvrs",
+        action="store_true",
+        help="time lifetimes only (e.g. before the clvrs models are built)",
+    )
+    ap.add_argument(
+        "--threads", type=int, default=None, help="n_jobs for clvrs (default: all cores)"
+    )
+    ap.add_argument("--peer-python", type=Path, default=DEFAULT_PEER_PYTHON)
+    ap.add_argument("--peer-script", type=Path, default=SHARED / "peer_lifetimes.py")
+    ap.add_argument(
+        "--peer-timeout",
+        type=float,
+        default=1800,
+        help="seconds per lifetimes run before it is stopped (default %(default)s)",
+    )
+    ap.add_argument(
+        "--no-fixed-params-fallback",
+        action="store_true",
+        help="when a lifetimes fit is stopped, do not time its predictions with the generating "
+        "parameters",
+    )
+    ap.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="on a shared machine: before each dataset and each lifetimes run, wait up to this "
+        "long for other processes to use < 0.25 cores (default 0: do not wait)",
+    )
+    ap.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DATA_DIR,
+        help="where synthetic data are read from / written to (default bench/data, gitignored)",
+    )
+    ap.add_argument("--json", type=Path, default=None, help="also write raw results here")
+    ap.add_argument(
+        "--update-doc",
+        type=Path,
+        default=None,
+        help="rewrite the generated section of this Markdown file (e.g. BENCHMARKS.md)",
+    )
+    args = ap.parse_args(argv)
+
+    QUIET_WAIT = args.quiet_wait
+    DATA_DIR = args.data_dir
+    if args.peer_repeats is None:
+        args.peer_repeats = args.repeats
+    sizes = [bg.parse_size(s) for s in args.sizes.split(",") if s.strip()]
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    bad = [m for m in models if m not in MODELS]
+    if bad:
+        ap.error(f"unknown model(s) {bad}: use {', '.join(MODELS)}")
+    if args.skip_peer and args.skip_clvrs:
+        ap.error("--skip-peer and --skip-clvrs together leave nothing to time")
+    if not args.skip_clvrs:
+        missing = [MODELS[m]["clvrs"] for m in models if clvrs_class(m) is None]
+        if missing:
+            ap.error(
+                f"this clvrs build has no {', '.join(missing)} (clvrs from {clvrs.__file__}); "
+                "build it, or use --skip-clvrs to time lifetimes only"
+            )
+    if not args.skip_peer and not args.peer_python.exists():
+        ap.error(
+            f"peer python {args.peer_python} not found: run "
+            f"`bash {SHARED}/setup_peer.sh {DEFAULT_PEER_PYTHON.parent.parent}` or --skip-peer"
+        )
+
+    info = bg.machine_info(args.threads, args.peer_python)
+    info["command"] = "python " + " ".join(
+        [os.path.relpath(Path(__file__).resolve(), Path.cwd())] + sys.argv[1:]
+    )
+    # Generate missing synthetic files first, so that no timed section waits for them.
+    for n in sizes:
+        if n is not None:
+            for m in models:
+                ensure_synth(m, n)
+
+    results: list[dict[str, Any]] = []
+    whole = {"other_s": 0.0, "wall_s": 0.0}
+
+    def dump() -> None:
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            doc = {"info": info, "results": results}
+            args.json.write_text(json.dumps(doc, indent=1, default=str))
+
+    for n in sizes:
+        cdnow = load("pnbd", None) if n is None else None
+        for m in models:
+            spec = MODELS[m]
+            if args.quiet_wait:
+                bg.wait_quiet(args.quiet_wait)
+            bg.disturbance_reset()
+            label = bg.size_label(n)
+            df = cdnow if cdnow is not None else load(m, n)
+            entry: dict[str, Any] = {
+                "model": m,
+                "model_label": spec["label"],
+                "label": label,
+                "n": n,
+                "rows": len(df),
+            }
+            if not args.skip_clvrs:
+                log(f"{spec['label']}, {label}: {len(df):,} rows; clvrs x{args.repeats}")
+                entry["clvrs"] = time_clvrs(m, df, args.repeats, args.threads)
+                log(
+                    "  clvrs medians: "
+                    + ", ".join(f"{k} {v:.4f}s" for k, v in entry["clvrs"]["median"].items())
+                )
+            if not args.skip_peer:
+                slow = m == "pnbd" and n is not None and n >= SLOW_PEER_MIN_N
+                runs = args.pnbd_peer_repeats if slow else args.peer_repeats
+                log(f"{spec['label']}, {label}: lifetimes {spec['lifetimes']} x{runs}")
+                entry["peer"] = time_peer(m, n, runs, args)
+            # Log-likelihoods of both estimates under both libraries' functions (untimed).
+            sets = {
+                lib: entry[lib]["params"]
+                for lib in ("clvrs", "peer")
+                if entry.get(lib) and entry[lib]["params"]
+            }
+            sets = {("lifetimes" if k == "peer" else k): v for k, v in sets.items()}
+            if n is not None:
+                sets["generating"] = dict(spec["true"])
+            ll: dict[str, Any] = {"clvrs_fn": {}, "lifetimes_fn": {}}
+            if not args.skip_clvrs:
+                for k, params in sets.items():
+                    ll["clvrs_fn"][k] = clvrs_loglik(m, params, df)
+                if ll["clvrs_fn"].get("clvrs") is None:
+                    ll["clvrs_fn"]["clvrs"] = entry["clvrs"]["log_likelihood"]
+            if not args.skip_peer and sets:
+                log("  log-likelihoods under lifetimes' function")
+                peer_ll = peer_loglik(m, n, sets, args)
+                ll["lifetimes_fn"] = peer_ll.get("ll", {})
+                ll["objective_eval_s"] = peer_ll.get("objective_eval_s")
+                ll["objective_eval_at"] = peer_ll.get("objective_eval_at")
+            entry["ll"] = ll
+            whole["other_s"] += bg.DISTURBANCE["other_s"]
+            whole["wall_s"] += bg.DISTURBANCE["wall_s"]
+            entry["other_cpu_cores"] = bg.disturbance_reset()
+            results.append(entry)
+            dump()
+            del df
+            gc.collect()
+
+    built_end = _dt.datetime.fromtimestamp(Path(_core.__file__).stat().st_mtime).strftime(
+        "%Y-%m-%d %H:%M"
+    )
+    if built_end != info["clvrs_core_built"]:
+        info["core_rebuilt"] = built_end
+        log(f"note: the clvrs core was rebuilt during the run ({built_end}); not measured")
+    info["loadavg_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    info["other_cpu_cores"] = whole["other_s"] / whole["wall_s"] if whole["wall_s"] else 0.0
+    text = report(args, info, results)
+    print(text)
+    dump()
+    if args.update_doc:
+        update_doc(args.update_doc, text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
