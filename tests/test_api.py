@@ -538,7 +538,8 @@ def test_command_line_demo(cdnow, cdnow_model):
     rows = [line for line in lines[header_at + 1 :] if re.match(r"^\d+\s", line)]
     assert len(rows) == 10, out
     ids = [int(row.split()[0]) for row in rows]
-    alive = [float(row.split()[-1]) for row in rows]
+    column = lines[header_at].split().index("probability_alive") + 1  # + the index column
+    alive = [float(row.split()[column]) for row in rows]
     assert all(0 <= p <= 1 for p in alive)
     # The customers listed are the top 10 by 52-week expected purchases.
     expected = cdnow_model.expected_purchases(cdnow, t=52.0)
