@@ -185,7 +185,7 @@ def score(argv: list[str]) -> int:
         if spend is not None:
             print(
                 "Gamma-Gamma on "
-                f"{int(spend.n_observations_):,} repeat buyers: "
+                f"{int(spend.n_observations_ or 0):,} repeat buyers: "
                 + ", ".join(f"{k} {v:.4g}" for k, v in spend.params_.items())
             )
         print(f"scores written to {args.out}")
