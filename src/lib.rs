@@ -20,6 +20,7 @@ pub mod models;
 pub mod parallel;
 pub mod quadrature;
 pub mod random;
+pub mod segments;
 pub mod special;
 
 #[cfg(feature = "python")]

@@ -30,6 +30,8 @@ from .models import (
     ParetoNBDModel,
     ShiftedBetaGeoModel,
 )
+from .segments import SegmentedModel, fit_segments
+from .uncertainty import BootstrapResult, bootstrap, delta_interval, prediction_interval
 from .value import (
     Segmentation,
     acquisition_budget,
@@ -41,6 +43,7 @@ from .value import (
 
 __all__ = [
     "BetaDiscreteWeibullModel",
+    "BootstrapResult",
     "BetaGeoBetaBinomModel",
     "BetaGeoModel",
     "ClvError",
@@ -55,17 +58,22 @@ __all__ = [
     "ModifiedBetaGeoModel",
     "NotFittedError",
     "ParetoNBDModel",
+    "SegmentedModel",
     "Segmentation",
     "ShiftedBetaGeoModel",
     "__version__",
     "acquisition_budget",
+    "bootstrap",
     "calibration_and_holdout",
     "clv_segments",
     "customer_lifetime_value",
+    "delta_interval",
     "datasets",
     "exceptions",
+    "fit_segments",
     "historical_clv",
     "load",
+    "prediction_interval",
     "rfm_segments",
     "summarize_transactions",
     "tracking",

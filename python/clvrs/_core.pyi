@@ -17,8 +17,10 @@ __all__ = [
     "period_index",
     "resolve_n_jobs",
     "rfm_fit",
+    "rfm_fit_segments",
     "rfm_new_customer",
     "rfm_predict",
+    "rfm_simulate",
     "rfm_weighted_expected_purchases",
     "summarize_transactions",
 ]
@@ -123,3 +125,21 @@ def summarize_transactions(
     n_jobs: int | None = None,
 ) -> dict[str, Any]: ...
 def period_index(time_ns: list[int], freq: str) -> npt.NDArray[np.int64]: ...
+def rfm_fit_segments(
+    model: str,
+    frequency: _Array,
+    recency: _Array,
+    T: _Array,
+    weights: _Array | None,
+    segment: npt.NDArray[np.int64],
+    n_segments: int,
+    names: _Names,
+    min_customers: float = 1.0,
+    penalizer: float = 0.0,
+    max_iter: int = 0,
+    tol: float = 0.0,
+    n_jobs: int | None = None,
+) -> list[dict[str, Any]]: ...
+def rfm_simulate(
+    model: str, params: list[float], T: _Array, seed: int
+) -> tuple[_Array, _Array]: ...

@@ -273,6 +273,32 @@ impl RfmModel for GgNbdParams {
         )
     }
 
+    /// Lifetime by inversion: `S(tau | eta) = exp(-eta (e^(b tau) - 1))`, so
+    /// `tau = ln(1 + E / eta) / b` with `E ~ Exp(1)`.
+    fn simulate(&self, ages: &[f64], seed: u64) -> Option<(Vec<f64>, Vec<f64>)> {
+        let mut x = Vec::with_capacity(ages.len());
+        let mut t_x = Vec::with_capacity(ages.len());
+        for (i, &age) in ages.iter().enumerate() {
+            let mut rng = crate::random::Rng::for_stream(seed, i as u64);
+            let lambda = rng.gamma(self.r) / self.alpha;
+            let eta = rng.gamma(self.s) / self.beta;
+            let life = (rng.exponential(1.0) / eta).ln_1p() / self.b;
+            let end = life.min(age);
+            let (mut count, mut last, mut now) = (0.0, 0.0, 0.0);
+            loop {
+                now += rng.exponential(lambda);
+                if !(now <= end) {
+                    break;
+                }
+                count += 1.0;
+                last = now;
+            }
+            x.push(count);
+            t_x.push(last);
+        }
+        Some((x, t_x))
+    }
+
     fn log_likelihood(&self, x: f64, t_x: f64, age: f64) -> f64 {
         log_likelihood(self, x, t_x, age)
     }

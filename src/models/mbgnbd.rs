@@ -58,6 +58,10 @@ impl RfmModel for MbgNbdParams {
         )
     }
 
+    fn simulate(&self, ages: &[f64], seed: u64) -> Option<(Vec<f64>, Vec<f64>)> {
+        Some(bgnbd::simulate(&self.0, ages, seed))
+    }
+
     fn log_likelihood(&self, x: f64, t_x: f64, age: f64) -> f64 {
         bgnbd::log_likelihood(&self.0, x, t_x, age)
     }

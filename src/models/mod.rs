@@ -95,6 +95,13 @@ pub trait RfmModel: Sized + Sync {
         None
     }
 
+    /// Draw histories `(x, t_x)` from the model for customers of ages `ages`; customer `i`
+    /// uses random stream `i` of `seed` (reproducible for any thread count). `None` when the
+    /// model has no simulator.
+    fn simulate(&self, _ages: &[f64], _seed: u64) -> Option<(Vec<f64>, Vec<f64>)> {
+        None
+    }
+
     /// [`RfmModel::probability_alive`] for every row, in parallel.
     fn probability_alive_bulk(&self, columns: &RfmColumns<'_>, exec: &Exec, out: &mut [f64]) {
         predict_rows(exec, columns, out, |x, t_x, age, _| {

@@ -812,6 +812,10 @@ impl RfmModel for ParetoNbdParams {
         )
     }
 
+    fn simulate(&self, ages: &[f64], seed: u64) -> Option<(Vec<f64>, Vec<f64>)> {
+        Some(simulate(self, ages, seed))
+    }
+
     fn log_likelihood(&self, x: f64, t_x: f64, age: f64) -> f64 {
         log_likelihood(self, x, t_x, age)
     }

@@ -371,7 +371,101 @@ fn rfm_weighted_expected_purchases<'py>(
     Ok(to_numpy(py, out))
 }
 
+/// Fit one model per segment (`segment` holds codes `0..n_segments`); returns a list with, per
+/// segment, a fit dict or an error message, and the segment's size.
+#[pyfunction]
+#[pyo3(signature = (model, frequency, recency, T, weights, segment, n_segments, names, min_customers=1.0, penalizer=0.0, max_iter=0, tol=0.0, n_jobs=None))]
+#[allow(non_snake_case, clippy::too_many_arguments)]
+fn rfm_fit_segments<'py>(
+    py: Python<'py>,
+    model: &str,
+    frequency: PyReadonlyArray1<'py, f64>,
+    recency: PyReadonlyArray1<'py, f64>,
+    T: PyReadonlyArray1<'py, f64>,
+    weights: Option<PyReadonlyArray1<'py, f64>>,
+    segment: PyReadonlyArray1<'py, i64>,
+    n_segments: usize,
+    names: Names,
+    min_customers: f64,
+    penalizer: f64,
+    max_iter: u64,
+    tol: f64,
+    n_jobs: Option<i64>,
+) -> PyResult<Bound<'py, pyo3::types::PyList>> {
+    let columns = RfmColumns {
+        frequency: slice(&frequency, "frequency")?,
+        recency: slice(&recency, "recency")?,
+        age: slice(&T, "T")?,
+        weights: match &weights {
+            Some(w) => Some(slice(w, "weights")?),
+            None => None,
+        },
+    };
+    let codes = segment.as_slice()?;
+    let names = rfm_names(names);
+    let fits = with_model!(model, M => run(py, n_jobs, |exec, interrupt| {
+        let opts = FitOptions {
+            penalizer,
+            max_iter,
+            gradient_tolerance: tol,
+            exec: exec.clone(),
+            interrupt: Some(interrupt),
+            start: None,
+            initial_inverse_hessian: None,
+            first_start_only: false,
+        };
+        let fits = crate::segments::fit_segments::<M>(
+            &columns, &names, codes, n_segments, min_customers, &opts, exec,
+        )?;
+        if fits.iter().any(|f| matches!(f.result, Err(ClvError::Interrupted))) {
+            return Err(ClvError::Interrupted);
+        }
+        Ok(fits)
+    }))?;
+    let out = pyo3::types::PyList::empty(py);
+    for f in fits {
+        let d = match &f.result {
+            Ok(res) => fit_result_to_dict(py, res, f.rows)?,
+            Err(e) => {
+                let d = PyDict::new(py);
+                d.set_item("error", e.to_string())?;
+                d
+            }
+        };
+        d.set_item("segment", f.segment)?;
+        d.set_item("customers", f.customers)?;
+        out.append(d)?;
+    }
+    Ok(out)
+}
+
+/// Simulated `(frequency, recency)` columns.
+type Histories<'py> = (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>);
+
+/// Simulated histories `(frequency, recency)` for customers of ages `T`.
+#[pyfunction]
+#[pyo3(signature = (model, params, T, seed))]
+#[allow(non_snake_case)]
+fn rfm_simulate<'py>(
+    py: Python<'py>,
+    model: &str,
+    params: Vec<f64>,
+    T: PyReadonlyArray1<'py, f64>,
+    seed: u64,
+) -> PyResult<Histories<'py>> {
+    let ages = slice(&T, "T")?;
+    let (x, t_x) = with_model!(model, M => run(py, Some(1), |_, _| {
+        let p = M::from_slice(&params)?;
+        check_non_negative("T", ages, false)?;
+        p.simulate(ages, seed)
+            .ok_or_else(|| unsupported(M::NAME, "simulate"))
+    }))?;
+    Ok((to_numpy(py, x), to_numpy(py, t_x)))
+}
+
 pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(rfm_simulate, m)?)?;
+    m.add_function(wrap_pyfunction!(rfm_fit_segments, m)?)?;
     m.add_function(wrap_pyfunction!(rfm_weighted_expected_purchases, m)?)?;
     m.add_function(wrap_pyfunction!(rfm_fit, m)?)?;
     m.add_function(wrap_pyfunction!(rfm_predict, m)?)?;

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 
 from .. import _core
 from .._base import BaseModel
@@ -127,6 +128,21 @@ class RfmModel(BaseModel):
                 n_jobs=self.n_jobs,
             )
         return wrap_output(out, cols, "expected_purchases")
+
+    def simulate(self, T: Any, seed: int = 0) -> pd.DataFrame:
+        """Customer summaries drawn from the model: one customer per age in ``T``.
+
+        Customer ``i`` uses random stream ``i`` of ``seed`` (reproducible, independent of the
+        thread count). Purchases follow the model's process exactly (no discretisation).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``frequency``, ``recency``, ``T``.
+        """
+        ages = as_float_array(T, "T")
+        x, t_x = _core.rfm_simulate(self._model, self._params_list(), ages, int(seed))
+        return pd.DataFrame({"frequency": x, "recency": t_x, "T": ages})
 
     def fit(
         self,

@@ -1,0 +1,267 @@
+"""Many models at once: one model per segment or acquisition cohort, fitted in parallel."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import _core
+from ._base import _REGISTRY, FORMAT, FORMAT_VERSION, _bad_parameter, load_document
+from .exceptions import ConvergenceWarning, InvalidDataError
+from .models._rfm import RfmModel
+
+__all__ = ["SegmentedModel", "fit_segments"]
+
+
+def _segment_values(data: Any, by: Any, n_rows: int) -> tuple[np.ndarray, str | None]:
+    """The segment of each row (from a column name or an array) and the column's name."""
+    if isinstance(by, str):
+        if data is None:
+            raise _bad_parameter("by", "a column name needs `data`")
+        try:
+            column = data[by]
+        except Exception:
+            err = InvalidDataError(f"column `{by}`: not found (the segment column)")
+            err.column, err.rule = by, "must be present"
+            raise err from None
+        values = column.to_numpy() if hasattr(column, "to_numpy") else np.asarray(column)
+        return np.asarray(values), by
+    values = np.asarray(by.to_numpy() if hasattr(by, "to_numpy") else by)
+    if len(values) != n_rows:
+        raise _bad_parameter("by", f"has {len(values)} values for {n_rows} customers")
+    return values, getattr(by, "name", None)
+
+
+def fit_segments(
+    model: RfmModel,
+    data: Any,
+    by: Any,
+    *,
+    min_customers: float = 50,
+) -> SegmentedModel:
+    """Fit one copy of ``model`` to each segment of the customers, in parallel.
+
+    Segments run in parallel on the crate's thread pool (``model.n_jobs`` threads), each fit
+    serially, so many small segments use every core. A segment smaller than ``min_customers``
+    is not fitted and one whose fit fails is reported; neither stops the others.
+
+    Parameters
+    ----------
+    model : BetaGeoModel, ModifiedBetaGeoModel, ParetoNBDModel, GammaGompertzNBDModel or
+        BetaGeoBetaBinomModel
+        An unfitted estimator whose hyperparameters (penalizer, tolerances, columns, n_jobs)
+        every segment's fit uses.
+    data : DataFrame
+        Customer summaries (the model's columns).
+    by : str or array-like
+        The segment column's name, or the segment of each row.
+    min_customers : float, default 50
+        Segments with fewer customers (sum of weights) are reported, not fitted.
+
+    Returns
+    -------
+    SegmentedModel
+        The fitted collection.
+    """
+    if not isinstance(model, RfmModel):
+        raise _bad_parameter("model", "must be one of the purchase models (e.g. BetaGeoModel)")
+    model._check_hyperparameters()
+    optional = ("weights",)
+    cols = model._columns(data, {"weights": None}, optional=optional)
+    a = cols.arrays
+    values, by_name = _segment_values(data, by, len(a["frequency"]))
+    codes, keys = pd.factorize(values, sort=True, use_na_sentinel=True)
+    with cols.locating_rows():
+        results = _core.rfm_fit_segments(
+            model._model,
+            a["frequency"],
+            a["recency"],
+            a["T"],
+            a.get("weights"),
+            np.ascontiguousarray(codes, dtype=np.int64),
+            len(keys),
+            model._names(cols),
+            min_customers=float(min_customers),
+            penalizer=float(model.penalizer),
+            max_iter=int(model.max_iter),
+            tol=float(model.tol),
+            n_jobs=model.n_jobs,
+        )
+    models: dict[Any, RfmModel] = {}
+    failures: dict[Any, str] = {}
+    sizes = {}
+    for result in results:
+        key = keys[result["segment"]]
+        key = key.item() if hasattr(key, "item") else key
+        sizes[key] = result["customers"]
+        if "error" in result:
+            failures[key] = result["error"]
+            continue
+        fitted = type(model)(**model.get_params())
+        fitted.on_failure = "ignore"
+        fitted._set_fit(result)
+        fitted.on_failure = model.on_failure
+        models[key] = fitted
+    not_converged = [k for k, m in models.items() if not m.converged_]
+    if not_converged and model.on_failure != "ignore":
+        warnings.warn(
+            f"{len(not_converged)} of {len(models)} segment fits did not converge "
+            f"(segments {not_converged[:5]}{'...' if len(not_converged) > 5 else ''}); see "
+            "SegmentedModel.fit_table",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
+    return SegmentedModel(model, models, failures, pd.Series(sizes, name="customers"), by_name)
+
+
+class SegmentedModel:
+    """One fitted model per segment, with a combined summary and routed predictions.
+
+    Attributes
+    ----------
+    models_ : dict
+        Segment -> fitted model.
+    failures_ : dict
+        Segment -> why it was not fitted (too small, or the fit failed).
+    sizes_ : pandas.Series
+        Customers per segment (all segments).
+    """
+
+    def __init__(
+        self,
+        template: RfmModel,
+        models: dict[Any, RfmModel],
+        failures: dict[Any, str],
+        sizes: pd.Series,
+        by: str | None,
+    ) -> None:
+        self.template = template
+        self.models_ = models
+        self.failures_ = failures
+        self.sizes_ = sizes
+        self.by = by
+
+    def __repr__(self) -> str:
+        return (
+            f"SegmentedModel({type(self.template).__name__}, {len(self.models_)} segments fitted, "
+            f"{len(self.failures_)} not)"
+        )
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """Estimates per segment: rows (segment, parameter), columns coef, se, lower, upper."""
+        frames = {key: m.summary for key, m in self.models_.items()}
+        if not frames:
+            return pd.DataFrame(columns=["coef", "se", "lower", "upper"])
+        out = pd.concat(frames, names=["segment", "parameter"])
+        return out
+
+    @property
+    def fit_table(self) -> pd.DataFrame:
+        """Per segment: customers, status (fitted / the reason it was not), convergence,
+        log-likelihood, AIC, BIC."""
+        rows = []
+        for key, size in self.sizes_.items():
+            m = self.models_.get(key)
+            rows.append(
+                {
+                    "segment": key,
+                    "customers": size,
+                    "status": "fitted" if m is not None else self.failures_.get(key, "missing"),
+                    "converged": None if m is None else m.converged_,
+                    "log_likelihood": None if m is None else m.log_likelihood_,
+                    "aic": None if m is None else m.aic_,
+                    "bic": None if m is None else m.bic_,
+                }
+            )
+        return pd.DataFrame(rows).set_index("segment")
+
+    def predict(self, method: str, data: Any, by: Any = None, **kwargs: Any) -> pd.Series:
+        """Any per-customer prediction of the segment models (``method`` names it, e.g.
+        ``"expected_purchases"``), each row by its own segment's model. Rows of segments without
+        a model are NaN.
+
+        Returns
+        -------
+        pandas.Series
+            On the data's index (a RangeIndex for non-pandas input).
+        """
+        if not hasattr(self.template, method):
+            raise _bad_parameter("method", f"{type(self.template).__name__} has no {method!r}")
+        frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
+        values, _ = _segment_values(frame, by if by is not None else self.by, len(frame))
+        out = np.full(len(frame), np.nan)
+        keys = pd.Series(values)
+        for key, positions in keys.groupby(keys, sort=False).indices.items():
+            model = self.models_.get(key.item() if hasattr(key, "item") else key)
+            if model is None:
+                continue
+            part = frame.iloc[positions]
+            out[positions] = np.asarray(getattr(model, method)(part, **kwargs), dtype=float)
+        return pd.Series(out, index=frame.index, name=method)
+
+    def expected_purchases(self, data: Any, t: Any = 1.0, *, by: Any = None) -> pd.Series:
+        """Expected purchases in the next ``t`` per customer, by segment."""
+        return self.predict("expected_purchases", data, by, t=t)
+
+    def probability_alive(self, data: Any, *, by: Any = None) -> pd.Series:
+        """P(alive) per customer, by segment."""
+        return self.predict("probability_alive", data, by)
+
+    # -- persistence ------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The collection as one JSON-ready document."""
+        from . import __version__
+
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "clvrs_version": __version__,
+            "model": "SegmentedModel",
+            "template": type(self.template).__name__,
+            "hyperparameters": self.template.get_params(),
+            "by": self.by,
+            "segments": [
+                {
+                    "segment": key,
+                    "customers": float(self.sizes_[key]),
+                    "model": self.models_[key].to_dict() if key in self.models_ else None,
+                    "failure": self.failures_.get(key),
+                }
+                for key in self.sizes_.index
+            ],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, allow_nan=False)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the collection to ``path`` as one JSON document (``clvrs.load`` reads it)."""
+        text = self.to_json()
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+
+    @classmethod
+    def _from_document(cls, doc: dict[str, Any]) -> SegmentedModel:
+        template_cls = _REGISTRY[doc["template"]]
+        template: RfmModel = template_cls(**doc["hyperparameters"])  # type: ignore[assignment]
+        models: dict[Any, RfmModel] = {}
+        failures: dict[Any, str] = {}
+        sizes: dict[Any, float] = {}
+        for entry in doc["segments"]:
+            key = entry["segment"]
+            sizes[key] = entry["customers"]
+            if entry.get("model") is not None:
+                models[key] = load_document(entry["model"])  # type: ignore[assignment]
+            if entry.get("failure") is not None:
+                failures[key] = entry["failure"]
+        return cls(template, models, failures, pd.Series(sizes, name="customers"), doc.get("by"))
+
+
+_REGISTRY["SegmentedModel"] = SegmentedModel  # type: ignore[assignment]

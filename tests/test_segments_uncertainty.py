@@ -1,0 +1,164 @@
+"""Many models at once, prediction intervals (delta method, bootstrap) and simulation:
+segment fits equal separate fits, intervals cover the truth at their nominal rate on data
+simulated with known parameters, and everything is reproducible for any thread count."""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import clvrs
+from clvrs.exceptions import NotFittedError
+
+TRUTH = {"r": 0.5, "alpha": 6.0, "a": 0.8, "b": 2.5}
+
+
+@pytest.fixture(scope="module")
+def segmented_data(cdnow):
+    data = cdnow.copy()
+    data["channel"] = np.where(
+        data.index % 3 == 0, "web", np.where(data.index % 3 == 1, "shop", "app")
+    )
+    data.loc[data.index[:7], "channel"] = "partner"  # too small to fit
+    return data
+
+
+def test_segment_fits_equal_separate_fits(segmented_data):
+    fits = clvrs.fit_segments(clvrs.BetaGeoModel(), segmented_data, "channel", min_customers=50)
+    assert set(fits.models_) == {"web", "shop", "app"}
+    assert "fewer than the 50" in fits.failures_["partner"]
+    assert fits.sizes_["partner"] == 7
+    for key, model in fits.models_.items():
+        alone = clvrs.BetaGeoModel(n_jobs=1).fit(segmented_data[segmented_data["channel"] == key])
+        pd.testing.assert_series_equal(model.params_, alone.params_, check_exact=True)
+        assert model.log_likelihood_ == alone.log_likelihood_
+    table = fits.fit_table
+    assert (
+        table.loc["partner", "status"].startswith("column `segment`")
+        or "fewer" in table.loc["partner", "status"]
+    )
+    assert table.loc["web", "converged"]
+    summary = fits.summary
+    assert summary.index.names == ["segment", "parameter"]
+    assert summary.loc[("web", "r"), "coef"] == fits.models_["web"].params_["r"]
+    # Predictions are routed by each row's segment; segments without a model give NaN.
+    expected = fits.expected_purchases(segmented_data, t=52)
+    web = segmented_data["channel"] == "web"
+    np.testing.assert_array_equal(
+        expected[web], fits.models_["web"].expected_purchases(segmented_data[web], t=52)
+    )
+    assert expected[segmented_data["channel"] == "partner"].isna().all()
+
+
+def test_segments_are_thread_count_independent_and_persist(segmented_data, tmp_path):
+    one = clvrs.fit_segments(clvrs.BetaGeoModel(n_jobs=1), segmented_data, "channel")
+    two = clvrs.fit_segments(clvrs.BetaGeoModel(n_jobs=2), segmented_data, "channel")
+    pd.testing.assert_frame_equal(one.summary, two.summary, check_exact=True)
+    path = tmp_path / "segments.json"
+    one.save(path)
+    loaded = clvrs.load(path)
+    assert isinstance(loaded, clvrs.SegmentedModel)
+    pd.testing.assert_frame_equal(loaded.summary, one.summary, check_exact=True)
+    assert loaded.failures_ == one.failures_
+    pd.testing.assert_series_equal(
+        loaded.probability_alive(segmented_data), one.probability_alive(segmented_data)
+    )
+    unpickled = pickle.loads(pickle.dumps(one))
+    pd.testing.assert_frame_equal(unpickled.summary, one.summary)
+    # Segments given as an array, and a cohort-style integer key.
+    by_array = clvrs.fit_segments(
+        clvrs.ParetoNBDModel(), segmented_data, segmented_data["channel"].to_numpy()
+    )
+    assert set(by_array.models_) == {"web", "shop", "app"}
+
+
+def test_simulation_follows_the_model():
+    model = clvrs.BetaGeoModel.from_params(**TRUTH)
+    ages = np.full(100_000, 39.0)
+    sim = model.simulate(ages, seed=4)
+    assert sim["frequency"].mean() == pytest.approx(
+        model.expected_purchases_new_customer(39.0), rel=0.02
+    )
+    pd.testing.assert_frame_equal(model.simulate(ages[:50], seed=4), sim.head(50))
+    pareto = clvrs.ParetoNBDModel.from_params(r=0.55, alpha=10.6, s=0.6, beta=11.7)
+    sim = pareto.simulate(ages, seed=5)
+    assert sim["frequency"].mean() == pytest.approx(
+        pareto.expected_purchases_new_customer(39.0), rel=0.02
+    )
+    assert (sim["recency"] <= sim["T"]).all()
+
+
+def test_wald_and_delta_intervals_cover_at_the_nominal_rate():
+    """200 datasets of 3,000 customers drawn with known parameters: 95% Wald intervals of each
+    parameter and 90% delta-method intervals of E[X(52)] cover the truth at their rates."""
+    truth = clvrs.BetaGeoModel.from_params(**TRUTH)
+    true_e52 = truth.expected_purchases_new_customer(52.0)
+    rng = np.random.default_rng(0)
+    n_sets = 200
+    covered = np.zeros(4)
+    covered_e52 = 0
+    for k in range(n_sets):
+        ages = rng.uniform(26, 78, size=3000)
+        data = truth.simulate(ages, seed=1000 + k)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            model = clvrs.BetaGeoModel(n_jobs=1).fit(data)
+        s = model.summary
+        covered += ((s["lower"] <= pd.Series(TRUTH)) & (pd.Series(TRUTH) <= s["upper"])).to_numpy()
+        band = clvrs.delta_interval(
+            lambda m: np.array([m.expected_purchases_new_customer(52.0)]), [model], level=0.9
+        )
+        covered_e52 += int(band["lower"].iloc[0] <= true_e52 <= band["upper"].iloc[0])
+    rate = covered / n_sets
+    # Binomial(200, 0.95): 3 standard deviations is 0.046.
+    assert np.all((rate > 0.95 - 0.046) & (rate < 1.0)), rate
+    assert abs(covered_e52 / n_sets - 0.90) < 0.064, covered_e52
+
+
+def test_delta_interval_of_a_parameter_is_its_standard_error(cdnow):
+    model = clvrs.BetaGeoModel().fit(cdnow)
+    band = clvrs.delta_interval(lambda m: np.array([m.params_["alpha"]]), [model])
+    assert band["se"].iloc[0] == pytest.approx(model.standard_errors_["alpha"], rel=1e-6)
+    alive = clvrs.prediction_interval(model, "probability_alive", cdnow)
+    assert ((alive["lower"] <= alive["estimate"]) & (alive["estimate"] <= alive["upper"])).all()
+    assert ((alive["lower"] >= 0) & (alive["upper"] <= 1)).all()
+    spend = clvrs.GammaGammaModel().fit(cdnow)
+    clv = clvrs.delta_interval(
+        lambda m, g: clvrs.customer_lifetime_value(m, g, cdnow.head(20)), [model, spend]
+    )
+    assert (clv["se"] > 0).all() and (clv["lower"] < clv["estimate"]).all()
+    with pytest.raises(NotFittedError):
+        clvrs.prediction_interval(
+            clvrs.BetaGeoModel.from_params(**TRUTH), "expected_purchases", cdnow, t=1.0
+        )
+
+
+def test_bootstrap_is_reproducible_for_any_thread_count(cdnow):
+    model = clvrs.BetaGeoModel().fit(cdnow)
+    head = cdnow.head(5)
+
+    def predict(m):
+        return m.expected_purchases(head, t=52)
+
+    one = clvrs.bootstrap(model, cdnow, 24, seed=3, n_jobs=1, predict=predict, progress=False)
+    two = clvrs.bootstrap(model, cdnow, 24, seed=3, n_jobs=2, predict=predict, progress=False)
+    pd.testing.assert_frame_equal(one.params, two.params, check_exact=True)
+    pd.testing.assert_frame_equal(one.predictions, two.predictions, check_exact=True)
+    assert one.failed == 0
+    assert (one.param_intervals["lower"] < model.params_).all()
+    assert (one.param_intervals["upper"] > model.params_).all()
+    other = clvrs.bootstrap(model, cdnow, 24, seed=4, progress=False)
+    assert not other.params.equals(one.params)
+    parametric = clvrs.bootstrap(model, cdnow, 24, seed=3, kind="parametric", progress=False)
+    assert parametric.params.shape == (24, 4)
+    bgbb = clvrs.BetaGeoBetaBinomModel(columns={"weights": "weights"}).fit(
+        clvrs.datasets.load_donations()
+    )
+    nonparametric = clvrs.bootstrap(bgbb, clvrs.datasets.load_donations(), 8, progress=False)
+    assert nonparametric.failed == 0
+    with pytest.raises(clvrs.InvalidParameterError, match="simulate"):
+        clvrs.bootstrap(bgbb, clvrs.datasets.load_donations(), 4, kind="parametric")
