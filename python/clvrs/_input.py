@@ -19,6 +19,12 @@ from .exceptions import InvalidDataError
 __all__ = ["Columns", "coerce_columns", "wrap_output", "as_float_array"]
 
 
+def _native(array: Any, dtype: Any = None) -> np.ndarray:
+    """An array the core can borrow: C-contiguous and aligned (arrays rebuilt from byte
+    buffers, e.g. after unpickling on a Dask worker, can be unaligned)."""
+    return np.require(array, dtype=dtype, requirements=["C", "A"])
+
+
 class Columns:
     """Float64 columns pulled out of the caller's input, with what is needed to shape the output.
 
@@ -111,7 +117,7 @@ def as_float_array(values: Any, name: str) -> np.ndarray:
         raise InvalidDataError(
             f"column `{name}`: must be one-dimensional, got an array of shape {array.shape}"
         )
-    return np.ascontiguousarray(array)
+    return _native(array)
 
 
 def _polars_boolean() -> Any:

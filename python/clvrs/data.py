@@ -13,6 +13,7 @@ import pandas as pd
 
 from . import _core
 from ._base import _bad_parameter
+from ._input import _native
 from .exceptions import InvalidDataError
 
 __all__ = ["calibration_and_holdout", "summarize_transactions", "tracking"]
@@ -89,7 +90,7 @@ def _times(values: pd.Series, name: str, datetime_format: str | None) -> tuple[n
     unit = np.datetime_data(array.dtype)[0]
     if unit not in _UNIT_NS:
         array, unit = array.astype("datetime64[ns]"), "ns"
-    return np.ascontiguousarray(array.view(np.int64)), _UNIT_NS[unit]
+    return _native(array.view(np.int64)), _UNIT_NS[unit]
 
 
 def _read_log(
@@ -123,7 +124,7 @@ def _read_log(
         and not isinstance(ids.dtype, pd.CategoricalDtype)
         and not ids.isna().any()
     ):
-        values = np.ascontiguousarray(ids.to_numpy(dtype=np.int64))
+        values = _native(ids.to_numpy(dtype=np.int64))
         lo, hi = (int(values.min()), int(values.max())) if len(values) else (0, -1)
         if hi - lo <= 4 * len(values) + 1_000_000:
             # Integer ids in a dense range are their own codes (id - smallest id): no hashing.
@@ -148,7 +149,7 @@ def _read_log(
     codes = np.where(codes >= 0, rank[np.maximum(codes, 0)], -1)
     uniques = uniques.take(order) if hasattr(uniques, "take") else np.asarray(uniques)[order]
     return _Log(
-        codes=np.ascontiguousarray(codes, dtype=np.int64),
+        codes=_native(codes, dtype=np.int64),
         ids=uniques,
         times=times,
         unit_ns=unit_ns,
@@ -163,7 +164,7 @@ def _amounts(frame: pd.DataFrame, monetary_value_col: str | None) -> np.ndarray 
     if monetary_value_col is not None:
         raw = _column(frame, monetary_value_col)
         try:
-            amounts = np.ascontiguousarray(pd.to_numeric(raw).to_numpy(dtype=np.float64))
+            amounts = _native(pd.to_numeric(raw).to_numpy(dtype=np.float64))
         except (ValueError, TypeError):
             bad = pd.to_numeric(raw, errors="coerce").isna() & raw.notna()
             row = int(np.flatnonzero(bad.to_numpy())[0])

@@ -12,6 +12,7 @@ import pandas as pd
 
 from . import _core
 from ._base import _REGISTRY, FORMAT, FORMAT_VERSION, _bad_parameter, load_document
+from ._input import _native
 from .exceptions import ConvergenceWarning, InvalidDataError
 from .models._rfm import RfmModel
 
@@ -83,7 +84,7 @@ def fit_segments(
             a["recency"],
             a["T"],
             a.get("weights"),
-            np.ascontiguousarray(codes, dtype=np.int64),
+            _native(codes, dtype=np.int64),
             len(keys),
             model._names(cols),
             min_customers=float(min_customers),

@@ -16,6 +16,7 @@ import pandas as pd
 
 from . import _core
 from ._base import BaseModel, _bad_parameter
+from ._input import _native
 from .exceptions import NotFittedError
 
 __all__ = ["BootstrapResult", "bootstrap", "delta_interval", "prediction_interval"]
@@ -214,7 +215,7 @@ def bootstrap(
             x, t_x = _core.rfm_simulate(
                 model._model,  # type: ignore[attr-defined]
                 model._params_list(),
-                np.ascontiguousarray(ages),
+                _native(ages),
                 int(rng.integers(2**63)),
             )
             sample = frame.assign(**{str(names["frequency"]): x, str(names["recency"]): t_x})

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import _core
 from .._base import BaseModel, _bad_parameter
-from .._input import as_float_array
+from .._input import _native, as_float_array
 
 __all__ = ["ContractualModel"]
 
@@ -113,8 +113,8 @@ class ContractualModel(BaseModel):
                 self._model,
                 quantity,
                 self._params_list(),
-                np.ascontiguousarray(first),
-                np.ascontiguousarray(second),
+                _native(first),
+                _native(second),
             )
         return float(out[0]) if scalar else out
 

@@ -9,7 +9,7 @@ import pandas as pd
 
 from .. import _core
 from .._base import BaseModel
-from .._input import Columns, as_float_array, wrap_output
+from .._input import Columns, _native, as_float_array, wrap_output
 
 __all__ = ["RfmModel"]
 
@@ -303,8 +303,8 @@ class RfmModel(BaseModel):
             self._model,
             "purchase_count_probability",
             self._params_list(),
-            np.ascontiguousarray(horizon),
-            n=np.ascontiguousarray(counts),
+            _native(horizon),
+            n=_native(counts),
             n_jobs=self.n_jobs,
         )
         return float(out[0]) if scalar else out

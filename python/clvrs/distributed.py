@@ -1,0 +1,251 @@
+"""Scaling out: summaries, fits and scores of data spread over a Dask cluster or a Spark
+session. Nothing here is imported unless called; dask and pyspark are optional.
+
+The pattern is the same for both engines:
+
+- summaries: rows are redistributed so that every customer's transactions are in one partition
+  (customers may span the input partitions), then each partition is summarised by
+  :func:`clvrs.summarize_transactions` on its worker;
+- fitting: each partition reduces its summaries to distinct (frequency, recency, T) rows with
+  counts, those few rows are gathered to the client and the model is fitted on them with
+  weights -- the same estimate as fitting all customers in one place, bit for bit (the core
+  compresses identical rows anyway);
+- scoring: the fitted model (small, picklable) is shipped to the workers and applied to each
+  partition.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from ._base import BaseModel
+from .data import summarize_transactions as _summarize
+
+__all__ = [
+    "fit_dask",
+    "fit_spark",
+    "score_dask",
+    "score_spark",
+    "summarize_transactions_dask",
+    "summarize_transactions_spark",
+]
+
+_SUMMARY = ["frequency", "recency", "T"]
+
+
+def _summary_meta(customer_id_col: str, id_dtype: Any, with_amount: bool) -> pd.DataFrame:
+    columns = _SUMMARY + (["monetary_value"] if with_amount else [])
+    index = pd.Index([], name=customer_id_col, dtype=id_dtype)
+    return pd.DataFrame({c: pd.Series([], dtype=float) for c in columns}, index=index)
+
+
+def summarize_transactions_dask(
+    transactions: Any,
+    customer_id_col: str,
+    datetime_col: str,
+    monetary_value_col: str | None = None,
+    observation_period_end: Any = None,
+    freq: str = "D",
+    freq_multiplier: float = 1,
+    include_first_transaction: bool = False,
+    **kwargs: Any,
+) -> Any:
+    """:func:`clvrs.summarize_transactions` for a dask DataFrame of transactions.
+
+    Rows are shuffled on the customer id (so customers spanning partitions are summarised
+    whole); without ``observation_period_end`` the latest transaction overall is used (one
+    extra pass). Other keywords go to :func:`clvrs.summarize_transactions`.
+
+    Returns
+    -------
+    dask.dataframe.DataFrame
+        One row per customer, indexed by customer id (not globally sorted).
+    """
+    end = observation_period_end
+    if end is None:
+        end = transactions[datetime_col].max().compute()
+    shuffled = transactions.shuffle(on=customer_id_col)
+    meta = _summary_meta(
+        customer_id_col, transactions[customer_id_col].dtype, monetary_value_col is not None
+    )
+
+    def part(frame: pd.DataFrame) -> pd.DataFrame:
+        if len(frame) == 0:
+            return meta
+        return _summarize(
+            frame,
+            customer_id_col,
+            datetime_col,
+            monetary_value_col=monetary_value_col,
+            observation_period_end=end,
+            freq=freq,
+            freq_multiplier=freq_multiplier,
+            include_first_transaction=include_first_transaction,
+            n_jobs=1,
+            **kwargs,
+        )
+
+    return shuffled.map_partitions(part, meta=meta)
+
+
+def _distinct_rows(frame: pd.DataFrame, columns: list[str], weights: str | None) -> pd.DataFrame:
+    """Distinct rows of ``columns`` with their total weight."""
+    if len(frame) == 0:
+        return pd.DataFrame({**{c: [] for c in columns}, "weights": []})
+    if weights is None:
+        counts = frame.groupby(columns, sort=False).size()
+    else:
+        counts = frame.groupby(columns, sort=False)[weights].sum()
+    return counts.rename("weights").reset_index()
+
+
+def _model_columns(model: BaseModel) -> tuple[list[str], str | None]:
+    names = model._column_names()
+    roles = list(model._roles)
+    return [str(names[r]) for r in roles], names.get("weights")
+
+
+def _fit_on_counts(model: BaseModel, counts: pd.DataFrame, columns: list[str]) -> BaseModel:
+    merged = counts.groupby(columns, sort=False)["weights"].sum().reset_index()
+    hyper = model.get_params()
+    fitted = type(model)(
+        **{**hyper, "columns": {**(hyper.get("columns") or {}), "weights": "weights"}}
+    )
+    fitted.fit(merged)
+    fitted.columns = model.columns  # predictions read the caller's columns
+    return fitted
+
+
+def fit_dask(model: BaseModel, summaries: Any) -> BaseModel:
+    """Fit ``model`` (unfitted; its hyperparameters are used) to a dask DataFrame of customer
+    summaries by gathering distinct rows with counts to the client.
+
+    Returns
+    -------
+    A fitted copy of ``model``; the estimate equals a fit of all rows in one place.
+    """
+    columns, weights = _model_columns(model)
+    meta = pd.DataFrame({**{c: pd.Series([], dtype=float) for c in columns}, "weights": []})
+    counts = summaries.map_partitions(_distinct_rows, columns, weights, meta=meta).compute()
+    return _fit_on_counts(model, counts, columns)
+
+
+def _score_frame(frame: pd.DataFrame, model: BaseModel, horizon: float, spend: Any) -> pd.DataFrame:
+    out = pd.DataFrame(index=frame.index)
+    if len(frame) == 0:
+        out["expected_purchases"] = pd.Series([], dtype=float)
+        out["probability_alive"] = pd.Series([], dtype=float)
+        if spend is not None:
+            out["expected_spend"] = pd.Series([], dtype=float)
+        return out
+    out["expected_purchases"] = model.expected_purchases(frame, t=horizon)  # type: ignore[attr-defined]
+    out["probability_alive"] = model.probability_alive(frame)  # type: ignore[attr-defined]
+    if spend is not None:
+        out["expected_spend"] = spend.expected_average_spend(frame)
+    return out
+
+
+def score_dask(
+    model: BaseModel, summaries: Any, horizon: float = 1.0, spend_model: Any = None
+) -> Any:
+    """Expected purchases in ``horizon``, P(alive) (and expected spend with a spend model) for
+    every customer of a dask DataFrame, computed on the workers (``map_partitions``)."""
+    meta = _score_frame(summaries._meta, model, horizon, spend_model)
+    return summaries.map_partitions(_score_frame, model, horizon, spend_model, meta=meta)
+
+
+def summarize_transactions_spark(
+    transactions: Any,
+    customer_id_col: str,
+    datetime_col: str,
+    monetary_value_col: str | None = None,
+    observation_period_end: Any = None,
+    freq: str = "D",
+    freq_multiplier: float = 1,
+    include_first_transaction: bool = False,
+    buckets: int = 64,
+) -> Any:
+    """:func:`clvrs.summarize_transactions` for a Spark DataFrame of transactions.
+
+    Customers are hashed into ``buckets`` groups (every customer's rows in one group) and each
+    group is summarised with ``groupBy(...).applyInPandas``. The result is a Spark DataFrame
+    with the customer id column and the summary columns.
+    """
+    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import types as T  # noqa: N812
+
+    end = observation_period_end
+    if end is None:
+        end = transactions.agg(F.max(datetime_col)).collect()[0][0]
+    id_type = transactions.schema[customer_id_col].dataType
+    fields = [T.StructField(customer_id_col, id_type)] + [
+        T.StructField(c, T.DoubleType()) for c in _SUMMARY
+    ]
+    if monetary_value_col is not None:
+        fields.append(T.StructField("monetary_value", T.DoubleType()))
+
+    def group(frame: pd.DataFrame) -> pd.DataFrame:
+        frame = frame.drop(columns="_clvrs_bucket")
+        summary = _summarize(
+            frame,
+            customer_id_col,
+            datetime_col,
+            monetary_value_col=monetary_value_col,
+            observation_period_end=end,
+            freq=freq,
+            freq_multiplier=freq_multiplier,
+            include_first_transaction=include_first_transaction,
+            n_jobs=1,
+        )
+        return summary.reset_index()
+
+    bucketed = transactions.withColumn(
+        "_clvrs_bucket", F.pmod(F.hash(F.col(customer_id_col)), F.lit(int(buckets)))
+    )
+    return bucketed.groupBy("_clvrs_bucket").applyInPandas(group, schema=T.StructType(fields))
+
+
+def fit_spark(model: BaseModel, summaries: Any) -> BaseModel:
+    """Fit ``model`` to a Spark DataFrame of customer summaries by gathering distinct rows with
+    counts (``groupBy(...).count()``) to the driver."""
+    from pyspark.sql import functions as F  # noqa: N812
+
+    columns, weights = _model_columns(model)
+    if weights is None:
+        grouped = summaries.groupBy(*columns).count().withColumnRenamed("count", "weights")
+    else:
+        grouped = summaries.groupBy(*columns).agg(F.sum(weights).alias("weights"))
+    counts = grouped.toPandas()
+    counts["weights"] = counts["weights"].astype(float)
+    return _fit_on_counts(model, counts, columns)
+
+
+def score_spark(
+    model: BaseModel,
+    summaries: Any,
+    customer_id_col: str,
+    horizon: float = 1.0,
+    spend_model: Any = None,
+) -> Any:
+    """Scores for every customer of a Spark DataFrame of summaries (``mapInPandas``); the
+    models travel to the executors by pickle."""
+    from pyspark.sql import types as T  # noqa: N812
+
+    id_type = summaries.schema[customer_id_col].dataType
+    fields = [
+        T.StructField(customer_id_col, id_type),
+        T.StructField("expected_purchases", T.DoubleType()),
+        T.StructField("probability_alive", T.DoubleType()),
+    ]
+    if spend_model is not None:
+        fields.append(T.StructField("expected_spend", T.DoubleType()))
+
+    def batches(frames: Any) -> Any:
+        for frame in frames:
+            scored = _score_frame(frame, model, horizon, spend_model)
+            scored.insert(0, customer_id_col, frame[customer_id_col].to_numpy())
+            yield scored.reset_index(drop=True)
+
+    return summaries.mapInPandas(batches, schema=T.StructType(fields))
