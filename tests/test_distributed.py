@@ -129,3 +129,27 @@ def test_spark_local_mode(log, local):
     finally:
         spark.stop()
     assert pyspark is not None
+
+
+def test_score_file_streams_in_chunks(tmp_path, local):
+    pytest.importorskip("pyarrow")
+    source, destination = tmp_path / "summaries.parquet", tmp_path / "scores.parquet"
+    local.reset_index().to_parquet(source)
+    model = clvrs.BetaGeoModel().fit(local)
+    spend = clvrs.GammaGammaModel().fit(local)
+    n = distributed.score_file(
+        model,
+        str(source),
+        str(destination),
+        horizon=52,
+        spend_model=spend,
+        clv={"time": 12, "discount_rate": 0.01},
+        chunk_rows=500,
+        keep=["customer_id"],
+    )
+    assert n == len(local)
+    scores = pd.read_parquet(destination).set_index("customer_id")
+    np.testing.assert_allclose(scores["expected_purchases"], model.expected_purchases(local, t=52))
+    np.testing.assert_allclose(
+        scores["clv"], clvrs.customer_lifetime_value(model, spend, local, time=12), rtol=1e-12
+    )

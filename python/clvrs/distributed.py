@@ -24,6 +24,7 @@ from ._base import BaseModel
 from .data import summarize_transactions as _summarize
 
 __all__ = [
+    "score_file",
     "fit_dask",
     "fit_spark",
     "score_dask",
@@ -249,3 +250,55 @@ def score_spark(
             yield scored.reset_index(drop=True)
 
     return summaries.mapInPandas(batches, schema=T.StructType(fields))
+
+
+def score_file(
+    model: BaseModel,
+    source: str,
+    destination: str,
+    *,
+    horizon: float = 1.0,
+    spend_model: Any = None,
+    clv: dict[str, Any] | None = None,
+    chunk_rows: int = 1_000_000,
+    keep: list[str] | None = None,
+) -> int:
+    """Score a Parquet file of customer summaries chunk by chunk into another Parquet file.
+
+    Memory stays bounded by ``chunk_rows`` whatever the file's size: each chunk is read, scored
+    (expected purchases in ``horizon``, P(alive), and with ``spend_model`` expected spend and
+    CLV, computed by :func:`clvrs.customer_lifetime_value` with the keywords in ``clv``) and
+    appended to ``destination``. Columns in ``keep`` (e.g. the customer id) are copied over.
+
+    Returns
+    -------
+    int
+        The number of customers scored.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .value import customer_lifetime_value
+
+    reader = pq.ParquetFile(source)
+    writer = None
+    total = 0
+    try:
+        for batch in reader.iter_batches(batch_size=int(chunk_rows)):
+            frame = batch.to_pandas()
+            scores = _score_frame(frame, model, horizon, spend_model)
+            if spend_model is not None:
+                scores["clv"] = customer_lifetime_value(
+                    model, spend_model, frame, **(clv or {})
+                ).to_numpy()
+            for column in keep or []:
+                scores.insert(0, column, frame[column].to_numpy())
+            table = pa.Table.from_pandas(scores, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(destination, table.schema)
+            writer.write_table(table)
+            total += len(frame)
+    finally:
+        if writer is not None:
+            writer.close()
+    return total
