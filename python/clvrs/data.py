@@ -49,7 +49,8 @@ def _column(frame: Any, name: str) -> Any:
     except (KeyError, Exception) as exc:  # polars raises ColumnNotFoundError
         if isinstance(exc, KeyError) or type(exc).__name__ == "ColumnNotFoundError":
             err = InvalidDataError(
-                f"column `{name}`: not found in the transactions (columns: {list(frame.columns)})"
+                f"column `{name}`: not found in the transactions (columns: "
+                f"{list(getattr(frame, 'columns', frame))})"
             )
             err.column, err.rule = name, "must be present"
             raise err from None
@@ -109,9 +110,9 @@ def _read_log(
         names = [customer_id_col, datetime_col] + (
             [monetary_value_col] if monetary_value_col else []
         )
-        for name in names:
-            _column(frame, name)
-        frame = frame.select(names).to_pandas()
+        # Column by column, without a copy where polars allows (numbers, datetimes): the
+        # columns are only read.
+        frame = {name: _polars_to_pandas(_column(frame, name)) for name in names}
     elif not isinstance(frame, pd.DataFrame):
         raise _bad_parameter(
             "transactions", "must be a pandas or polars DataFrame or a pyarrow Table"
@@ -122,7 +123,7 @@ def _read_log(
     if (
         pd.api.types.is_integer_dtype(ids.dtype)
         and not isinstance(ids.dtype, pd.CategoricalDtype)
-        and not ids.isna().any()
+        and not (isinstance(ids.dtype, pd.api.extensions.ExtensionDtype) and ids.isna().any())
     ):
         values = _native(ids.to_numpy(dtype=np.int64))
         lo, hi = (int(values.min()), int(values.max())) if len(values) else (0, -1)
@@ -140,8 +141,11 @@ def _read_log(
     # Factorise by hashing, then renumber the codes in sorted id order (cheaper than sorting
     # all rows: only the distinct ids are sorted).
     codes, uniques = pd.factorize(ids, sort=False, use_na_sentinel=True)
+    keys = np.asarray(uniques)
+    if keys.dtype == object and pd.api.types.infer_dtype(keys, skipna=False) == "string":
+        keys = keys.astype(str)  # fixed-width: sorted in C, not by Python comparisons
     try:
-        order = np.argsort(np.asarray(uniques), kind="stable")
+        order = np.argsort(keys, kind="stable")
     except TypeError:  # ids of mixed types: keep first-appearance order
         order = np.arange(len(uniques))
     rank = np.empty(len(order), dtype=np.int64)
@@ -159,8 +163,23 @@ def _read_log(
     )
 
 
-def _amounts(frame: pd.DataFrame, monetary_value_col: str | None) -> np.ndarray | None:
+def _polars_to_pandas(series: Any) -> pd.Series:
+    """A polars column as a pandas Series, sharing memory for numbers and datetimes."""
+    dtype = series.dtype
+    if series.null_count() == 0 and (dtype.is_numeric() or dtype.is_temporal()):
+        try:
+            return pd.Series(series.to_numpy(), name=series.name, copy=False)
+        except (TypeError, ValueError):
+            pass
+    return series.to_pandas()
+
+
+def _amounts(frame: Any, monetary_value_col: str | None) -> np.ndarray | None:
     amounts = None
+    if monetary_value_col is not None and pd.api.types.is_float_dtype(
+        frame[monetary_value_col].dtype
+    ):
+        return _native(frame[monetary_value_col].to_numpy(dtype=np.float64))
     if monetary_value_col is not None:
         raw = _column(frame, monetary_value_col)
         try:
