@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Benchmark many models at once: 1,000 segments of 1,000 customers fitted with
-``clvrs.fit_segments`` against one fit of all 1,000,000 customers (BG/NBD and Pareto/NBD).
+``clvrs.fit_segments`` against one fit of all 1,000,000 customers (BG/NBD and Pareto/NBD);
+and streaming scores of 10,000,000 customers with ``clvrs.distributed.score_file`` (expected
+purchases, P(alive), expected spend and CLV; throughput per core and peak memory).
 
 Customers are drawn from each model's process with ``model.simulate`` (seed 1, ages uniform on
 26..78 weeks) and split into segments at random. Medians of ``--repeats`` runs.
@@ -12,7 +14,9 @@ Examples
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
 import sys
 import time
 import warnings
@@ -40,6 +44,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quiet-wait", type=float, default=0.0)
     ap.add_argument("--update-doc", type=Path, default=None)
+    ap.add_argument("--score-customers", type=int, default=10_000_000)
     args = ap.parse_args()
     n = args.segments * args.per_segment
     rng = np.random.default_rng(1)
@@ -82,6 +87,7 @@ def main() -> int:
             f"| {name} | {whole_s:.3f} | {seg_s:.3f} | {seg_s / whole_s:.2f}x | "
             f"{converged} / {args.segments} |"
         )
+    lines += ["", *score_section(args)]
     text = "\n".join(lines)
     print(text)
     if args.update_doc:
@@ -97,6 +103,66 @@ def main() -> int:
             )
         args.update_doc.write_text(new)
     return 0
+
+
+SCORE_SCRIPT = """
+import json, resource, sys, time
+import clvrs
+from clvrs import distributed
+bg = clvrs.BetaGeoModel.from_params(r=0.243, alpha=4.414, a=0.793, b=2.426, n_jobs=int(sys.argv[3]))
+gg = clvrs.GammaGammaModel.from_params(p=6.25, q=3.74, gamma=15.44)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t = time.perf_counter()
+n = distributed.score_file(bg, sys.argv[1], sys.argv[2], horizon=52, spend_model=gg,
+                           clv={"time": 12}, chunk_rows=1_000_000)
+elapsed = time.perf_counter() - t
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"n": n, "seconds": elapsed, "peak_mib": peak / 1024,
+                  "increment_mib": (peak - before) / 1024}))
+"""
+
+
+def score_section(args: argparse.Namespace) -> list[str]:
+    """Streaming scores of a Parquet file of summaries, in fresh processes (1 and 2 threads)."""
+    n = args.score_customers
+    path = bg.DATA_DIR / f"summaries_{n}.parquet"
+    if not path.exists():
+        rng = np.random.default_rng(2)
+        model = clvrs.BetaGeoModel.from_params(r=0.243, alpha=4.414, a=0.793, b=2.426)
+        data = model.simulate(rng.uniform(26, 78, size=n), seed=2)
+        repeat = data["frequency"] > 0
+        data["monetary_value"] = np.where(repeat, rng.gamma(6.0, 6.0, size=n), 0.0)
+        data.insert(0, "customer_id", np.arange(n))
+        bg.DATA_DIR.mkdir(parents=True, exist_ok=True)
+        data.to_parquet(path)
+    out = [
+        "| streaming scores | customers | threads | seconds | customers / s / core | peak RSS "
+        "(MiB) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for threads in (1, 2):
+        if args.quiet_wait:
+            bg.wait_quiet(args.quiet_wait)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                SCORE_SCRIPT,
+                str(path),
+                "/tmp/clvrs_scores.parquet",
+                str(threads),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        out.append(
+            f"| `score_file` (1M-row chunks) | {r['n']:,} | {threads} | {r['seconds']:.2f} | "
+            f"{r['n'] / r['seconds'] / threads:,.0f} | {r['peak_mib']:.0f} |"
+        )
+        bg.log(out[-1])
+    return out
 
 
 if __name__ == "__main__":

@@ -34,8 +34,9 @@ def test_segment_fits_equal_separate_fits(segmented_data):
     assert fits.sizes_["partner"] == 7
     for key, model in fits.models_.items():
         alone = clvrs.BetaGeoModel(n_jobs=1).fit(segmented_data[segmented_data["channel"] == key])
-        pd.testing.assert_series_equal(model.params_, alone.params_, check_exact=True)
-        assert model.log_likelihood_ == alone.log_likelihood_
+        # The same optimum, reached from the pooled estimate instead of the default starts.
+        pd.testing.assert_series_equal(model.params_, alone.params_, rtol=1e-5)
+        assert model.log_likelihood_ == pytest.approx(alone.log_likelihood_, rel=1e-12)
     table = fits.fit_table
     assert (
         table.loc["partner", "status"].startswith("column `segment`")
