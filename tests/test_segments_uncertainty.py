@@ -163,3 +163,26 @@ def test_bootstrap_is_reproducible_for_any_thread_count(cdnow):
     assert nonparametric.failed == 0
     with pytest.raises(clvrs.InvalidParameterError, match="simulate"):
         clvrs.bootstrap(bgbb, clvrs.datasets.load_donations(), 4, kind="parametric")
+
+
+def test_simulated_transaction_logs_summarise_back_to_their_histories():
+    model = clvrs.ParetoNBDModel.from_params(r=0.55, alpha=10.6, s=0.6, beta=11.7)
+    spend = clvrs.GammaGammaModel.from_params(p=6.0, q=4.0, gamma=15.0)
+    ages = np.random.default_rng(1).uniform(26, 78, size=3000)
+    log = clvrs.simulate_transactions(
+        model, ages, end="2020-01-01", time_unit="D", spend_model=spend, seed=9
+    )
+    histories = model.simulate(ages, seed=9)
+    summary = clvrs.summarize_transactions(
+        log, "customer_id", "date", monetary_value_col="amount", freq="H", freq_multiplier=24
+    )
+    assert len(summary) == len(ages)
+    # Times floored to hours: purchases in the same hour merge (rarely), recency and T are
+    # within an hour or two.
+    merged = histories["frequency"].to_numpy() - summary["frequency"].to_numpy()
+    assert (merged >= 0).all() and (merged > 0).mean() < 0.02
+    np.testing.assert_allclose(summary["T"], histories["T"], atol=1 / 24 + 1e-9)
+    np.testing.assert_allclose(summary["recency"], histories["recency"], atol=2 / 24 + 1e-9)
+    assert (log["amount"] > 0).all()
+    refit = clvrs.ParetoNBDModel().fit(summary)
+    assert np.isfinite(refit.log_likelihood_)

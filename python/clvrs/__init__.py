@@ -31,6 +31,7 @@ from .models import (
     ShiftedBetaGeoModel,
 )
 from .segments import SegmentedModel, fit_segments
+from .simulate import simulate_transactions
 from .uncertainty import BootstrapResult, bootstrap, delta_interval, prediction_interval
 from .value import (
     Segmentation,
@@ -75,6 +76,7 @@ __all__ = [
     "load",
     "prediction_interval",
     "rfm_segments",
+    "simulate_transactions",
     "summarize_transactions",
     "tracking",
 ]

@@ -1,0 +1,73 @@
+"""Transaction logs drawn from a fitted or given model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ._base import _bad_parameter
+from .value import _units_per_month
+
+__all__ = ["simulate_transactions"]
+
+#: Nanoseconds per unit of the model's time for the units of ``time_unit``.
+_DAYS = {"H": 1 / 24, "D": 1.0, "W": 7.0, "M": 30.436875}
+
+
+def simulate_transactions(
+    model: Any,
+    T: Any,
+    *,
+    end: Any = "2020-01-01",
+    time_unit: str = "W",
+    spend_model: Any = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """A transaction log drawn from a purchase model (and a spend model).
+
+    Customer ``i`` has age ``T[i]`` (in ``time_unit``) at ``end``; its history
+    ``(x, t_x)`` is drawn by ``model.simulate`` (the model's exact process), its first purchase
+    is at ``end - T``, its last repeat purchase at ``t_x`` after that, and the other ``x - 1``
+    repeat purchases at times uniform on ``(0, t_x)`` -- their distribution given ``x`` and
+    ``t_x`` for every model here (purchases are a Poisson process while the customer is alive,
+    and dropout does not depend on purchase times). With a Gamma-Gamma ``spend_model``, each
+    customer draws ``nu ~ Gamma(q, gamma)`` and each transaction ``Gamma(p, nu)``.
+
+    Summarising the log (``freq`` matching ``time_unit``) gives back the histories, up to the
+    flooring of times to periods.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``customer_id`` (0 ..), ``date`` and, with a spend model, ``amount``; sorted by
+        date.
+    """
+    if time_unit not in _DAYS:
+        raise _bad_parameter("time_unit", f"must be one of {sorted(_DAYS)}, got {time_unit!r}")
+    _units_per_month(time_unit)
+    ages = np.asarray(T, dtype=float)
+    histories = model.simulate(ages, seed=seed)
+    x = histories["frequency"].to_numpy().astype(np.int64)
+    t_x = histories["recency"].to_numpy()
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+    rows = x + 1
+    customer = np.repeat(np.arange(len(ages)), rows)
+    starts = np.concatenate(([0], np.cumsum(rows)[:-1]))
+    position = np.arange(rows.sum()) - np.repeat(starts, rows)
+    last = np.repeat(t_x, rows)
+    offsets = rng.uniform(0.0, 1.0, size=len(customer)) * last
+    offsets[position == 0] = 0.0  # the first purchase
+    is_last = position == np.repeat(x, rows)
+    offsets[is_last & (np.repeat(x, rows) > 0)] = last[is_last & (np.repeat(x, rows) > 0)]
+    day_ns = 86_400_000_000_000 * _DAYS[time_unit]
+    end_ns = pd.Timestamp(end).value
+    first_ns = end_ns - np.repeat(ages, rows) * day_ns
+    dates = pd.to_datetime((first_ns + offsets * day_ns).astype(np.int64))
+    log = pd.DataFrame({"customer_id": customer, "date": dates})
+    if spend_model is not None:
+        p, q, gamma = (float(spend_model.params_[k]) for k in ("p", "q", "gamma"))
+        nu = rng.gamma(q, 1.0 / gamma, size=len(ages))
+        log["amount"] = rng.gamma(p, 1.0 / np.repeat(nu, rows))
+    return log.sort_values(["date", "customer_id"], kind="stable").reset_index(drop=True)
