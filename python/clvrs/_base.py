@@ -94,6 +94,24 @@ class BaseModel:
     n_iter_: int
     fit_info_: dict[str, Any]
 
+    # The hyperparameters of most estimators (those that differ define their own __init__).
+    def __init__(
+        self,
+        penalizer: float = 0.0,
+        *,
+        n_jobs: int | None = None,
+        max_iter: int = 1000,
+        tol: float = 1e-8,
+        on_failure: str = "warn",
+        columns: dict[str, str | None] | None = None,
+    ) -> None:
+        self.penalizer = penalizer
+        self.n_jobs = n_jobs
+        self.max_iter = max_iter
+        self.tol = tol
+        self.on_failure = on_failure
+        self.columns = columns
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         _REGISTRY[cls.__name__] = cls

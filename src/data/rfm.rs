@@ -354,6 +354,18 @@ impl Rfm {
     }
 
     /// Borrow as columns.
+    /// Scales for starting points: `(1 / rate, mean age)`, the inverse of the customers'
+    /// mean purchase rate (mean frequency over mean age) and their mean age, both clamped to
+    /// `[1e-6, 1e12]`.
+    pub fn start_scales(&self) -> (f64, f64) {
+        let w = self.total_weight();
+        let weighted_mean =
+            |v: &[f64]| (0..self.len()).map(|i| v[i] * self.weight(i)).sum::<f64>() / w;
+        let (mean_x, mean_t) = (weighted_mean(&self.frequency), weighted_mean(&self.age));
+        let rate = (mean_x / mean_t.max(f64::MIN_POSITIVE)).max(1e-6);
+        ((1.0 / rate).clamp(1e-6, 1e12), mean_t.clamp(1e-6, 1e12))
+    }
+
     pub fn columns(&self) -> RfmColumns<'_> {
         RfmColumns {
             frequency: &self.frequency,

@@ -244,19 +244,7 @@ impl Likelihood for BgBb<'_> {
     }
 
     fn loglik_and_gradient(&self, params: &[f64], exec: &Exec) -> (f64, Vec<f64>) {
-        let p: [Dual<4>; 4] = std::array::from_fn(|i| Dual::variable(params[i], i));
-        let d = self.data;
-        let acc = exec.chunked_sum(d.len(), 5, |range, acc| {
-            for i in range {
-                let ll = row_log_likelihood(p, d.frequency[i], d.recency[i], d.age[i]);
-                let w = d.weight(i);
-                acc[0] += w * ll.v;
-                for j in 0..4 {
-                    acc[1 + j] += w * ll.d[j];
-                }
-            }
-        });
-        (acc[0], acc[1..].to_vec())
+        super::sum_dual_rows::<4>(self.data, params, exec, row_log_likelihood)
     }
 }
 

@@ -871,12 +871,7 @@ impl Likelihood for BgNbd<'_> {
 
     fn starts(&self) -> Vec<Vec<f64>> {
         // The purchase rate of repeat buyers suggests alpha for r = 1; dropout starts neutral.
-        let d = self.data;
-        let w = d.total_weight();
-        let weighted_mean = |v: &[f64]| (0..d.len()).map(|i| v[i] * d.weight(i)).sum::<f64>() / w;
-        let (mean_x, mean_t) = (weighted_mean(&d.frequency), weighted_mean(&d.age));
-        let rate = (mean_x / mean_t.max(f64::MIN_POSITIVE)).max(1e-6);
-        let alpha = (1.0 / rate).clamp(1e-6, 1e12);
+        let (alpha, _) = self.data.start_scales();
         vec![
             vec![1.0, alpha, 1.0, 1.0],
             vec![0.5, alpha * 0.5, 0.5, 2.0],

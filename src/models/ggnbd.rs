@@ -207,15 +207,10 @@ impl Likelihood for GgNbd<'_> {
     }
 
     fn starts(&self) -> Vec<Vec<f64>> {
-        let d = self.data;
-        let w = d.total_weight();
-        let weighted_mean = |v: &[f64]| (0..d.len()).map(|i| v[i] * d.weight(i)).sum::<f64>() / w;
-        let (mean_x, mean_t) = (weighted_mean(&d.frequency), weighted_mean(&d.age));
-        let rate = (mean_x / mean_t.max(f64::MIN_POSITIVE)).max(1e-6);
-        let alpha = (1.0 / rate).clamp(1e-6, 1e12);
+        let (alpha, mean_t) = self.data.start_scales();
         // b small against 1 / T is the near-exponential (Pareto/NBD-like) region, with
         // beta / b about the mean age; b near 1 / T lets the hazard grow within the data.
-        let t = mean_t.clamp(1e-6, 1e12);
+        let t = mean_t;
         vec![
             vec![1.0, alpha, 0.1 / t, 1.0, 0.1],
             vec![0.5, 0.5 * alpha, 1.0 / t, 0.5, 1.0],
@@ -228,19 +223,7 @@ impl Likelihood for GgNbd<'_> {
     }
 
     fn loglik_and_gradient(&self, params: &[f64], exec: &Exec) -> (f64, Vec<f64>) {
-        let p: [Dual<5>; 5] = std::array::from_fn(|i| Dual::variable(params[i], i));
-        let d = self.data;
-        let acc = exec.chunked_sum(d.len(), 6, |range, acc| {
-            for i in range {
-                let ll = row_log_likelihood(p, d.frequency[i], d.recency[i], d.age[i]);
-                let w = d.weight(i);
-                acc[0] += w * ll.v;
-                for j in 0..5 {
-                    acc[1 + j] += w * ll.d[j];
-                }
-            }
-        });
-        (acc[0], acc[1..].to_vec())
+        super::sum_dual_rows::<5>(self.data, params, exec, row_log_likelihood)
     }
 
     /// b and beta are weakly identified on typical data (CDNOW), so every start is tried.

@@ -140,6 +140,30 @@ pub trait RfmModel: Sized + Sync {
     }
 }
 
+/// The weighted sum over compressed rows of a per-row log-likelihood written over dual numbers
+/// (`row(params, x, t_x, T)`), with its gradient: the likelihood pass of the models whose
+/// gradient comes from [`Dual`](crate::dual::Dual) arithmetic.
+pub fn sum_dual_rows<const N: usize>(
+    data: &Rfm,
+    params: &[f64],
+    exec: &Exec,
+    row: impl Fn([crate::dual::Dual<N>; N], f64, f64, f64) -> crate::dual::Dual<N> + Sync,
+) -> (f64, Vec<f64>) {
+    let p: [crate::dual::Dual<N>; N] =
+        std::array::from_fn(|i| crate::dual::Dual::variable(params[i], i));
+    let acc = exec.chunked_sum(data.len(), N + 1, |range, acc| {
+        for i in range {
+            let ll = row(p, data.frequency[i], data.recency[i], data.age[i]);
+            let w = data.weight(i);
+            acc[0] += w * ll.v;
+            for j in 0..N {
+                acc[1 + j] += w * ll.d[j];
+            }
+        }
+    });
+    (acc[0], acc[1..].to_vec())
+}
+
 /// Fill `out` with a per-customer function of (x, t_x, T, row) in parallel.
 pub fn predict_rows(
     exec: &Exec,

@@ -661,13 +661,8 @@ impl Likelihood for ParetoNbd<'_> {
 
     fn starts(&self) -> Vec<Vec<f64>> {
         // Purchase rate from the repeat buyers' mean rate; dropout scale from the mean age.
-        let d = self.data;
-        let w = d.total_weight();
-        let weighted_mean = |v: &[f64]| (0..d.len()).map(|i| v[i] * d.weight(i)).sum::<f64>() / w;
-        let (mean_x, mean_t) = (weighted_mean(&d.frequency), weighted_mean(&d.age));
-        let rate = (mean_x / mean_t.max(f64::MIN_POSITIVE)).max(1e-6);
-        let alpha = (1.0 / rate).clamp(1e-6, 1e12);
-        let beta = mean_t.clamp(1e-6, 1e12);
+        let (alpha, mean_t) = self.data.start_scales();
+        let beta = mean_t;
         vec![
             vec![1.0, alpha, 1.0, beta],
             vec![0.5, 0.5 * alpha, 0.5, 0.5 * beta],

@@ -37,23 +37,6 @@ class RfmModel(BaseModel):
     }
     _roles: ClassVar[tuple[str, ...]] = ("frequency", "recency", "T")
 
-    def __init__(
-        self,
-        penalizer: float = 0.0,
-        *,
-        n_jobs: int | None = None,
-        max_iter: int = 1000,
-        tol: float = 1e-8,
-        on_failure: str = "warn",
-        columns: dict[str, str | None] | None = None,
-    ) -> None:
-        self.penalizer = penalizer
-        self.n_jobs = n_jobs
-        self.max_iter = max_iter
-        self.tol = tol
-        self.on_failure = on_failure
-        self.columns = columns
-
     def _names(self, cols: Columns) -> tuple[str, str, str, str]:
         n = cols.names
         return (n["frequency"], n["recency"], n["T"], n.get("weights", "weights"))

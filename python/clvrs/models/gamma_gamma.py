@@ -77,23 +77,6 @@ class GammaGammaModel(BaseModel):
     }
     _roles: ClassVar[tuple[str, ...]] = ("frequency", "monetary_value")
 
-    def __init__(
-        self,
-        penalizer: float = 0.0,
-        *,
-        n_jobs: int | None = None,
-        max_iter: int = 1000,
-        tol: float = 1e-8,
-        on_failure: str = "warn",
-        columns: dict[str, str | None] | None = None,
-    ) -> None:
-        self.penalizer = penalizer
-        self.n_jobs = n_jobs
-        self.max_iter = max_iter
-        self.tol = tol
-        self.on_failure = on_failure
-        self.columns = columns
-
     @classmethod
     def from_params(cls, **kwargs: Any) -> GammaGammaModel:  # noqa: D102
         """Build a model with known ``p``, ``q``, ``gamma`` (no fitting)."""
