@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -93,7 +94,7 @@ def fit_segments(
             tol=float(model.tol),
             n_jobs=model.n_jobs,
         )
-    models: dict[Any, RfmModel] = {}
+    fits: dict[Any, dict[str, Any]] = {}
     failures: dict[Any, str] = {}
     sizes = {}
     for result in results:
@@ -102,13 +103,10 @@ def fit_segments(
         sizes[key] = result["customers"]
         if "error" in result:
             failures[key] = result["error"]
-            continue
-        fitted = type(model)(**model.get_params())
-        fitted.on_failure = "ignore"
-        fitted._set_fit(result)
-        fitted.on_failure = model.on_failure
-        models[key] = fitted
-    not_converged = [k for k, m in models.items() if not m.converged_]
+        else:
+            fits[key] = result
+    models = _SegmentModels(model, fits)
+    not_converged = [k for k, r in fits.items() if not r["converged"]]
     if not_converged and model.on_failure != "ignore":
         warnings.warn(
             f"{len(not_converged)} of {len(models)} segment fits did not converge "
@@ -118,6 +116,32 @@ def fit_segments(
             stacklevel=2,
         )
     return SegmentedModel(model, models, failures, pd.Series(sizes, name="customers"), by_name)
+
+
+class _SegmentModels(Mapping[Any, RfmModel]):
+    """Segment -> fitted model, each built from the core's result when first used (building
+    a thousand estimators with pandas attributes costs more than fitting them)."""
+
+    def __init__(self, template: RfmModel, fits: dict[Any, dict[str, Any]]) -> None:
+        self._template = template
+        self._fits = fits
+        self._built: dict[Any, RfmModel] = {}
+
+    def __getitem__(self, key: Any) -> RfmModel:
+        if key not in self._built:
+            result = self._fits[key]
+            fitted = type(self._template)(**self._template.get_params())
+            fitted.on_failure = "ignore"
+            fitted._set_fit(result)
+            fitted.on_failure = self._template.on_failure
+            self._built[key] = fitted
+        return self._built[key]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._fits)
+
+    def __len__(self) -> int:
+        return len(self._fits)
 
 
 class SegmentedModel:
@@ -136,7 +160,7 @@ class SegmentedModel:
     def __init__(
         self,
         template: RfmModel,
-        models: dict[Any, RfmModel],
+        models: Mapping[Any, RfmModel],
         failures: dict[Any, str],
         sizes: pd.Series,
         by: str | None,
