@@ -10,6 +10,12 @@ from . import datasets, exceptions
 from ._base import load
 from ._core import __version__
 from .data import calibration_and_holdout, summarize_transactions, tracking
+from .evaluation import (
+    HoldoutEvaluation,
+    compare_models,
+    holdout_evaluation,
+    likelihood_ratio_test,
+)
 from .exceptions import (
     ClvError,
     ConvergenceError,
@@ -51,6 +57,7 @@ __all__ = [
     "ConvergenceError",
     "ConvergenceWarning",
     "GammaGammaModel",
+    "HoldoutEvaluation",
     "GammaGompertzNBDModel",
     "InvalidDataError",
     "InvalidParameterError",
@@ -67,12 +74,15 @@ __all__ = [
     "bootstrap",
     "calibration_and_holdout",
     "clv_segments",
+    "compare_models",
     "customer_lifetime_value",
     "delta_interval",
     "datasets",
     "exceptions",
     "fit_segments",
     "historical_clv",
+    "holdout_evaluation",
+    "likelihood_ratio_test",
     "load",
     "prediction_interval",
     "rfm_segments",

@@ -1,0 +1,195 @@
+"""Model checking and choice: holdout errors, comparison tables and likelihood-ratio tests."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ._base import BaseModel, _bad_parameter
+
+__all__ = ["HoldoutEvaluation", "compare_models", "holdout_evaluation", "likelihood_ratio_test"]
+
+
+@dataclass
+class HoldoutEvaluation:
+    """Per-customer and aggregate holdout errors of a model's predictions."""
+
+    #: Per customer: ``actual`` and ``predicted`` holdout purchases, ``error`` (predicted -
+    #: actual).
+    customers: pd.DataFrame
+    #: ``mae``, ``rmse``, ``correlation``, ``bias`` (mean error), ``actual_total``,
+    #: ``predicted_total`` and ``tracking_error`` (relative error of the total).
+    metrics: pd.Series
+
+
+def holdout_evaluation(
+    model: Any,
+    split: pd.DataFrame,
+    *,
+    frequency: str = "frequency_cal",
+    recency: str = "recency_cal",
+    T: str = "T_cal",
+    holdout: str = "frequency_holdout",
+    duration: str = "duration_holdout",
+) -> HoldoutEvaluation:
+    """Compare a model's expected holdout purchases with the actual ones.
+
+    ``split`` is a calibration/holdout table (:func:`clvrs.calibration_and_holdout`); the model
+    should have been fitted on its calibration columns. Each customer's prediction is the
+    expected number of purchases over their holdout duration.
+
+    Returns
+    -------
+    HoldoutEvaluation
+    """
+    frame = pd.DataFrame(split)
+    predicted = model.expected_purchases(
+        frequency=frame[frequency].to_numpy(float),
+        recency=frame[recency].to_numpy(float),
+        T=frame[T].to_numpy(float),
+        t=frame[duration].to_numpy(float),
+    )
+    actual = frame[holdout].to_numpy(float)
+    predicted = np.asarray(predicted, dtype=float)
+    error = predicted - actual
+    customers = pd.DataFrame(
+        {"actual": actual, "predicted": predicted, "error": error}, index=frame.index
+    )
+    total_actual, total_predicted = float(actual.sum()), float(predicted.sum())
+    correlation = (
+        float(np.corrcoef(actual, predicted)[0, 1])
+        if len(actual) > 1 and actual.std() > 0 and predicted.std() > 0
+        else float("nan")
+    )
+    metrics = pd.Series(
+        {
+            "mae": float(np.abs(error).mean()),
+            "rmse": float(np.sqrt((error**2).mean())),
+            "correlation": correlation,
+            "bias": float(error.mean()),
+            "actual_total": total_actual,
+            "predicted_total": total_predicted,
+            "tracking_error": (total_predicted - total_actual) / total_actual
+            if total_actual
+            else float("nan"),
+        },
+        name=type(model).__name__,
+    )
+    return HoldoutEvaluation(customers, metrics)
+
+
+def _chi2_sf(x: float, df: int) -> float:
+    """P(chi2_df > x) for whole df, exactly (recursion from df = 1 or 2)."""
+    if x <= 0:
+        return 1.0
+    half = x / 2
+    if df % 2:
+        q, s = math.erfc(math.sqrt(half)), 0.5
+    else:
+        q, s = math.exp(-half), 1.0
+    while s < df / 2:
+        q += math.exp(s * math.log(half) - half - math.lgamma(s + 1))
+        s += 1
+    return min(1.0, q)
+
+
+#: (restricted, general): number of restrictions, and whether the restriction lies on the
+#: boundary of the general model's parameter space (then the p-value halves: the statistic is a
+#: 50:50 mixture of 0 and chi-squared).
+_NESTED = {
+    ("ShiftedBetaGeoModel", "BetaDiscreteWeibullModel"): (1, False),
+    ("ParetoNBDModel", "GammaGompertzNBDModel"): (1, True),
+}
+
+
+def likelihood_ratio_test(restricted: BaseModel, general: BaseModel) -> pd.Series:
+    """Likelihood-ratio test of a model against a more general one it is nested in.
+
+    Known nestings: sBG in BdW (``c = 1``) and Pareto/NBD in GGompertz/NBD (``b -> 0`` with
+    ``beta / b`` fixed, a boundary: the p-value is that of the 50:50 mixture of 0 and
+    chi-squared). Both models must be fitted to the same data.
+
+    Returns
+    -------
+    pandas.Series
+        ``statistic`` (2 x the log-likelihood gain), ``df`` and ``p_value``.
+    """
+    key = (type(restricted).__name__, type(general).__name__)
+    if key not in _NESTED:
+        raise _bad_parameter(
+            "general",
+            f"{key[0]} is not nested in {key[1]}; known: {[f'{a} in {b}' for a, b in _NESTED]}",
+        )
+    if restricted.log_likelihood_ is None or general.log_likelihood_ is None:
+        raise _bad_parameter("restricted", "both models must be fitted")
+    if restricted.n_observations_ != general.n_observations_:
+        raise _bad_parameter("general", "the models were fitted to different data")
+    df, boundary = _NESTED[key]
+    statistic = max(0.0, 2.0 * (general.log_likelihood_ - restricted.log_likelihood_))
+    p_value = _chi2_sf(statistic, df) * (0.5 if boundary else 1.0)
+    return pd.Series({"statistic": statistic, "df": df, "p_value": p_value})
+
+
+def compare_models(
+    models: Sequence[BaseModel] | Mapping[str, BaseModel],
+    split: pd.DataFrame | None = None,
+    **holdout_columns: str,
+) -> pd.DataFrame:
+    """One table across fitted models: parameters, log-likelihood, AIC, BIC and, with a
+    calibration/holdout ``split``, holdout errors; likelihood-ratio tests of nested pairs.
+
+    Parameters
+    ----------
+    models : list or dict of fitted models
+        Models fitted to the same calibration data (a dict names the rows).
+    split : DataFrame, optional
+        A calibration/holdout table for :func:`holdout_evaluation` (``holdout_columns`` rename
+        its columns).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per model: ``n_params``, ``log_likelihood``, ``aic``, ``bic``, ``converged``,
+        the parameters (``param:<name>``), holdout ``mae``, ``rmse``, ``correlation``, ``bias``
+        and ``tracking_error``, and for a model that nests an earlier one in the list,
+        ``lr_statistic`` and ``lr_p_value`` against it.
+    """
+    named = (
+        dict(models)
+        if isinstance(models, Mapping)
+        else {
+            f"{type(m).__name__}"
+            if sum(type(o) is type(m) for o in models) == 1
+            else f"{type(m).__name__}[{i}]": m
+            for i, m in enumerate(models)
+        }
+    )
+    rows = {}
+    for name, model in named.items():
+        row: dict[str, Any] = {
+            "n_params": len(model.params_),
+            "log_likelihood": model.log_likelihood_,
+            "aic": model.aic_,
+            "bic": model.bic_,
+            "converged": model.converged_,
+        }
+        row.update({f"param:{k}": float(v) for k, v in model.params_.items()})
+        if split is not None and hasattr(model, "expected_purchases"):
+            metrics = holdout_evaluation(model, split, **holdout_columns).metrics
+            for key in ("mae", "rmse", "correlation", "bias", "tracking_error"):
+                row[key] = metrics[key]
+        for other_name, other in named.items():
+            if (type(other).__name__, type(model).__name__) in _NESTED:
+                test = likelihood_ratio_test(other, model)
+                row["lr_vs"] = other_name
+                row["lr_statistic"] = test["statistic"]
+                row["lr_p_value"] = test["p_value"]
+        rows[name] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "model"
+    return table
