@@ -94,3 +94,28 @@ def test_bgbb_and_utils():
         log, "customer_id", "date", "1997-09-30", freq="D", freq_multiplier=7
     )
     assert {"frequency_cal", "frequency_holdout", "duration_holdout"} <= set(split.columns)
+
+
+def test_lifetimes_plotting_datasets_and_tracking():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from clvrs.lifetimes import datasets, plotting, utils
+
+    summary = datasets.load_cdnow_summary()
+    assert list(summary.columns) == ["frequency", "recency", "T"]
+    assert "n_periods" in datasets.load_donations().columns
+    bgf = BetaGeoFitter().fit(summary["frequency"], summary["recency"], summary["T"])
+    ax = plotting.plot_period_transactions(bgf)
+    assert [b.get_height() for b in ax.patches[:7]] == [1411, 439, 214, 100, 62, 38, 29]
+    plotting.plot_probability_alive_matrix(bgf)
+    plotting.plot_frequency_recency_matrix(bgf)
+    log = clvrs.datasets.load_cdnow_transactions()
+    table = utils.expected_cumulative_transactions(
+        bgf, log, "date", "customer_id", 100, freq="D", freq_multiplier=7
+    )
+    assert list(table.columns) == ["actual", "predicted"] and len(table) == 100
+    assert table["actual"].is_monotonic_increasing
+    ax = plotting.plot_cumulative_transactions(bgf, log, "date", "customer_id", 200, 100,
+                                               freq="D", freq_multiplier=7)  # fmt: skip
+    np.testing.assert_allclose(ax.lines[0].get_ydata()[:100], table["actual"])

@@ -27,7 +27,7 @@ from ..models import (
     ParetoNBDModel,
 )
 from ..value import customer_lifetime_value
-from . import utils
+from . import datasets, plotting, utils
 
 __all__ = [
     "BetaGeoBetaBinomFitter",
@@ -35,6 +35,8 @@ __all__ = [
     "GammaGammaFitter",
     "ModifiedBetaGeoFitter",
     "ParetoNBDFitter",
+    "datasets",
+    "plotting",
     "utils",
 ]
 
@@ -119,7 +121,16 @@ class _RfmFitter(_Fitter):
     def fit(self, frequency: Any, recency: Any, T: Any, weights: Any = None,
             initial_params: Any = None, verbose: bool = False, tol: float = 1e-7,
             index: Any = None, **kwargs: Any) -> Any:  # fmt: skip
-        """Fit to (frequency, recency, T) arrays (lifetimes' signature)."""
+        """Fit to (frequency, recency, T) arrays (lifetimes' signature); the data is kept in
+        ``data`` as lifetimes does (its plots read it)."""
+        self.data = pd.DataFrame(
+            {
+                "frequency": np.asarray(frequency, dtype=float),
+                "recency": np.asarray(recency, dtype=float),
+                "T": np.asarray(T, dtype=float),
+            },
+            index=index,
+        )
         return self._fit(frequency=frequency, recency=recency, T=T, weights=weights)
 
     def conditional_expected_number_of_purchases_up_to_time(

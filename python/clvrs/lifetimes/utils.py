@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..data import calibration_and_holdout, summarize_transactions
+import pandas as pd
 
-__all__ = ["calibration_and_holdout_data", "summary_data_from_transaction_data"]
+from ..data import calibration_and_holdout, summarize_transactions, tracking
+
+__all__ = [
+    "calibration_and_holdout_data",
+    "expected_cumulative_transactions",
+    "summary_data_from_transaction_data",
+]
 
 
 def summary_data_from_transaction_data(
@@ -50,3 +56,32 @@ def calibration_and_holdout_data(
         monetary_value_col=monetary_value_col,
         include_first_transaction=include_first_transaction,
     )  # fmt: skip
+
+
+def expected_cumulative_transactions(
+    model: Any,
+    transactions: Any,
+    datetime_col: str,
+    customer_id_col: str,
+    t: int,
+    datetime_format: str | None = None,
+    freq: str = "D",
+    set_index_date: bool = False,
+    freq_multiplier: float = 1,
+) -> pd.DataFrame:
+    """Actual and model-predicted cumulative repeat transactions for the first ``t`` periods
+    (lifetimes' columns ``actual`` and ``predicted``; indexed by period number, or by date with
+    ``set_index_date``)."""
+    fitted = getattr(model, "_model", model)
+    track = tracking(
+        fitted, transactions, customer_id_col, datetime_col, freq=freq,
+        freq_multiplier=freq_multiplier, datetime_format=datetime_format,
+    ).head(int(t))  # fmt: skip
+    table = pd.DataFrame(
+        {
+            "actual": track["actual_cumulative"].to_numpy(),
+            "predicted": track["expected_cumulative"].to_numpy(),
+        },
+        index=track.index if set_index_date else pd.RangeIndex(len(track)),
+    )
+    return table
