@@ -114,6 +114,8 @@ pub fn fit_segments<M: RfmModel>(
                      (min_customers)"
                 ),
             ))
+        } else if let Err(e) = crate::models::check_fittable(&data, names) {
+            Err(e)
         } else {
             match warm.as_ref().map(|w| M::fit(&data, w)) {
                 Some(Ok(res)) if res.converged => Ok(res),

@@ -140,6 +140,23 @@ pub trait RfmModel: Sized + Sync {
     }
 }
 
+/// Refuse data that cannot identify a purchase model: when no customer has a repeat purchase
+/// the likelihood has no maximum (it grows without bound as the purchase rate goes to 0, and
+/// says nothing about dropout), so a fit would return arbitrary boundary values.
+pub fn check_fittable(data: &Rfm, names: &crate::data::RfmNames) -> Result<()> {
+    if data.frequency.iter().all(|&x| x == 0.0) {
+        return Err(crate::error::ClvError::invalid_data(
+            &names.frequency,
+            None,
+            None,
+            "is 0 for every customer: without repeat purchases the purchase rate and the \
+             dropout process cannot be estimated (the likelihood has no maximum); fit on data \
+             that includes repeat buyers",
+        ));
+    }
+    Ok(())
+}
+
 /// The weighted sum over compressed rows of a per-row log-likelihood written over dual numbers
 /// (`row(params, x, t_x, T)`), with its gradient: the likelihood pass of the models whose
 /// gradient comes from [`Dual`](crate::dual::Dual) arithmetic.
