@@ -223,31 +223,26 @@ def _summarize(
 ) -> dict[str, Any]:
     if not isinstance(freq, str):
         raise _bad_parameter("freq", f"must be one of H, D, W, M, got {freq!r}")
-    try:
-        return dict(
-            _core.summarize_transactions(
-                log.codes,
-                log.times,
-                log.amounts,
-                len(log.ids),
-                names,
-                freq=freq,
-                freq_multiplier=float(freq_multiplier),
-                end_ns=end_ns,
-                include_first=include_first,
-                exclude_after_end=exclude_after_end,
-                allow_negative=allow_negative,
-                after_ns=after_ns,
-                track=track,
-                time_unit_ns=log.unit_ns,
-                customer_offset=log.offset,
-                n_jobs=n_jobs,
-            )
+    return dict(
+        _core.summarize_transactions(
+            log.codes,
+            log.times,
+            log.amounts,
+            len(log.ids),
+            names,
+            freq=freq,
+            freq_multiplier=float(freq_multiplier),
+            end_ns=end_ns,
+            include_first=include_first,
+            exclude_after_end=exclude_after_end,
+            allow_negative=allow_negative,
+            after_ns=after_ns,
+            track=track,
+            time_unit_ns=log.unit_ns,
+            customer_offset=log.offset,
+            n_jobs=n_jobs,
         )
-    except InvalidDataError as err:
-        if err.row is not None:
-            err.label = err.row  # the row position in the transaction log
-        raise
+    )
 
 
 def _frame(
