@@ -24,6 +24,8 @@ pub enum Domain {
     Positive,
     /// (0, 1), optimised as logit(theta).
     UnitInterval,
+    /// Any finite number (a covariate coefficient), optimised as itself.
+    Real,
 }
 
 impl Domain {
@@ -31,6 +33,7 @@ impl Domain {
         match self {
             Domain::Positive => theta.ln(),
             Domain::UnitInterval => (theta / (1.0 - theta)).ln(),
+            Domain::Real => theta,
         }
     }
 
@@ -38,6 +41,16 @@ impl Domain {
         match self {
             Domain::Positive => u.exp(),
             Domain::UnitInterval => crate::special::logistic(u),
+            Domain::Real => u,
+        }
+    }
+
+    /// d2 theta / d u2 divided by d theta / d u, at `theta`.
+    fn curvature(self, theta: f64) -> f64 {
+        match self {
+            Domain::Positive => 1.0,
+            Domain::UnitInterval => 1.0 - 2.0 * theta,
+            Domain::Real => 0.0,
         }
     }
 
@@ -46,6 +59,7 @@ impl Domain {
         match self {
             Domain::Positive => theta,
             Domain::UnitInterval => theta * (1.0 - theta),
+            Domain::Real => 1.0,
         }
     }
 
@@ -54,6 +68,7 @@ impl Domain {
         match self {
             Domain::Positive => theta.is_finite() && theta > 0.0,
             Domain::UnitInterval => theta > 0.0 && theta < 1.0,
+            Domain::Real => theta.is_finite(),
         }
     }
 }
@@ -83,6 +98,7 @@ pub fn check_params(specs: &[ParamSpec], values: &[f64]) -> Result<()> {
             let rule = match spec.domain {
                 Domain::Positive => "must be a finite number > 0",
                 Domain::UnitInterval => "must lie strictly between 0 and 1",
+                Domain::Real => "must be a finite number",
             };
             return Err(ClvError::invalid_parameter(
                 spec.name,
@@ -100,7 +116,7 @@ fn names(specs: &[ParamSpec]) -> String {
 /// What a model gives the engine.
 pub trait Likelihood: Sync {
     /// Parameter names and domains, in the order used everywhere else.
-    fn params(&self) -> &'static [ParamSpec];
+    fn params(&self) -> &[ParamSpec];
 
     /// Starting points on the natural scale, best first; later ones are tried only if the first
     /// does not converge.
@@ -130,8 +146,11 @@ pub trait Likelihood: Sync {
 /// Options of one fit.
 #[derive(Clone, Default)]
 pub struct FitOptions<'a> {
-    /// L2 penalty on the natural parameters (0 for plain maximum likelihood).
+    /// L2 penalty on the natural parameters (0 for plain maximum likelihood), except covariate
+    /// coefficients ([`Domain::Real`]).
     pub penalizer: f64,
+    /// L2 penalty on the covariate coefficients ([`Domain::Real`] parameters).
+    pub coefficient_penalizer: f64,
     /// Maximum L-BFGS iterations per start (0 means the default, 1000).
     pub max_iter: u64,
     /// Converged when the infinity norm of the objective's gradient (unconstrained coordinates,
@@ -209,7 +228,7 @@ impl FitResult {
 /// The objective in unconstrained coordinates.
 struct Objective<'l, 'o, L: Likelihood> {
     lik: &'l L,
-    specs: &'static [ParamSpec],
+    specs: &'l [ParamSpec],
     opts: &'o FitOptions<'o>,
     weight: f64,
     evaluations: AtomicU64,
@@ -232,6 +251,14 @@ enum EvalError {
 }
 
 impl<L: Likelihood> Objective<'_, '_, L> {
+    /// The L2 penalty weight of a parameter (per customer).
+    fn penalty(&self, spec: &ParamSpec) -> f64 {
+        match spec.domain {
+            Domain::Real => self.opts.coefficient_penalizer,
+            _ => self.opts.penalizer,
+        }
+    }
+
     fn natural(&self, u: &[f64]) -> Vec<f64> {
         self.specs
             .iter()
@@ -258,13 +285,20 @@ impl<L: Likelihood> Objective<'_, '_, L> {
             return Err(EvalError::NotFinite);
         }
         let (ll, grad_theta) = self.lik.loglik_and_gradient(&theta, &self.opts.exec);
-        let pen = self.opts.penalizer;
-        let cost = -ll / self.weight + pen * theta.iter().map(|t| t * t).sum::<f64>();
+        let cost = -ll / self.weight
+            + self
+                .specs
+                .iter()
+                .zip(&theta)
+                .map(|(s, t)| self.penalty(s) * t * t)
+                .sum::<f64>();
         let grad: Vec<f64> = self
             .specs
             .iter()
             .zip(theta.iter().zip(&grad_theta))
-            .map(|(s, (&t, &g))| (-g / self.weight + 2.0 * pen * t) * s.domain.jacobian(t))
+            .map(|(s, (&t, &g))| {
+                (-g / self.weight + 2.0 * self.penalty(s) * t) * s.domain.jacobian(t)
+            })
             .collect();
         if !cost.is_finite() || grad.iter().any(|g| !g.is_finite()) {
             return Err(EvalError::NotFinite);
@@ -327,11 +361,16 @@ const ARMIJO: f64 = 1e-4;
 /// Fit a model by maximum (penalised) likelihood.
 pub fn fit<L: Likelihood>(lik: &L, opts: &FitOptions<'_>) -> Result<FitResult> {
     let specs = lik.params();
-    if !(opts.penalizer >= 0.0 && opts.penalizer.is_finite()) {
-        return Err(ClvError::invalid_parameter(
-            "penalizer",
-            format!("must be a finite number >= 0, got {}", opts.penalizer),
-        ));
+    for (name, value) in [
+        ("penalizer", opts.penalizer),
+        ("covariate_penalizer", opts.coefficient_penalizer),
+    ] {
+        if !(value >= 0.0 && value.is_finite()) {
+            return Err(ClvError::invalid_parameter(
+                name,
+                format!("must be a finite number >= 0, got {value}"),
+            ));
+        }
     }
     let weight = lik.total_weight();
     if !(weight > 0.0) {
@@ -676,20 +715,21 @@ fn unconstrained_hessian<L: Likelihood>(
 ) -> Result<Vec<Vec<f64>>> {
     let k = u.len();
     let (_, grad_u) = objective.at(u).map_err(hessian_error)?;
-    let pen = objective.opts.penalizer * objective.weight;
     let jac = objective.jacobian(theta);
     let mut hessian = vec![vec![0.0; k]; k];
     for i in 0..k {
         for j in 0..k {
-            let penalty = if i == j { 2.0 * pen } else { 0.0 };
+            let penalty = if i == j {
+                2.0 * objective.penalty(&objective.specs[i]) * objective.weight
+            } else {
+                0.0
+            };
             hessian[i][j] = jac[i] * (-h_theta[i][j] + penalty) * jac[j];
         }
-        // dF/du_i = dF/dtheta_i * J_i, and d2theta/du2 = J (log) or J (1 - 2 theta) (logit).
-        let second = match objective.specs[i].domain {
-            Domain::Positive => 1.0,
-            Domain::UnitInterval => 1.0 - 2.0 * theta[i],
-        };
-        hessian[i][i] += grad_u[i] * objective.weight * second;
+        // dF/du_i = dF/dtheta_i * J_i, and d2theta/du2 = J (log), J (1 - 2 theta) (logit) or
+        // 0 (identity).
+        hessian[i][i] +=
+            grad_u[i] * objective.weight * objective.specs[i].domain.curvature(theta[i]);
     }
     if hessian.iter().flatten().any(|v| !v.is_finite()) {
         return Err(hessian_error(EvalError::NotFinite));
@@ -852,7 +892,7 @@ mod tests {
     ];
 
     impl Likelihood for Normal {
-        fn params(&self) -> &'static [ParamSpec] {
+        fn params(&self) -> &[ParamSpec] {
             &NORMAL_PARAMS
         }
         fn starts(&self) -> Vec<Vec<f64>> {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 import math
@@ -248,8 +249,12 @@ class BaseModel:
         if self.standard_errors_ is not None:
             # Also weak: a log-scale standard error above 1 (the 95% interval spans a factor
             # of about 50).
+            # (Model parameters only: covariate coefficients are not on a log scale.)
             relative = (self.standard_errors_ / params).to_numpy()
-            flags = [bool(f) or bool(r > 1.0) for f, r in zip(flags, relative)]
+            flags = [
+                bool(f) or (name in self._param_names and bool(r > 1.0))
+                for name, f, r in zip(names, flags, relative)
+            ]
         self.fit_info_["weakly_identified"] = [n for n, f in zip(names, flags) if f]
         if not converged:
             if self.on_failure == "warn":
@@ -430,6 +435,22 @@ class BaseModel:
             fh.write(text)
 
     @classmethod
+    def _document_names(cls, doc: dict[str, Any]) -> list[str]:
+        """The names of the estimates stored in a model document, in order."""
+        return list(cls._param_names)
+
+    def _with_params(self, params: pd.Series) -> BaseModel:
+        """A copy of this model predicting with ``params`` (same names; no refit)."""
+        clone = copy.copy(self)
+        clone.params_ = params.astype(float)
+        return clone
+
+    def _log_scale(self) -> np.ndarray:
+        """Which estimates are positive model parameters (log scale), rather than covariate
+        coefficients (any sign)."""
+        return np.array([name in self._param_names for name in self.params_.index])
+
+    @classmethod
     def _from_document(cls, doc: dict[str, Any]) -> BaseModel:
         model = cls(**doc["hyperparameters"])
         model._check_hyperparameters()
@@ -438,10 +459,11 @@ class BaseModel:
         fit = doc.get("fit") or {}
         if fit.get("log_likelihood") is None:
             return model
+        names = cls._document_names(doc)
         result = dict(fit)
         result.update(
-            names=list(cls._param_names),
-            params=[params[name] for name in cls._param_names],
+            names=names,
+            params=[params[name] for name in names],
             covariance=doc.get("covariance"),
         )
         # Non-finite numbers were stored as null.

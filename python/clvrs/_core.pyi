@@ -17,6 +17,7 @@ __all__ = [
     "period_index",
     "resolve_n_jobs",
     "rfm_fit",
+    "rfm_fit_covariates",
     "rfm_fit_segments",
     "rfm_new_customer",
     "rfm_predict",
@@ -27,6 +28,10 @@ __all__ = [
 
 _Array = npt.NDArray[np.float64]
 _Names = tuple[str, str, str, str]
+_Matrix = npt.NDArray[np.float64]
+#: Purchase and dropout matrices, their columns' coefficient indices, the columns' names and
+#: the coefficients' names.
+_Covariates = tuple[_Matrix, _Matrix, list[int], list[int], list[str], list[str], list[str]]
 
 def _panic_for_test(message: str) -> None: ...
 def resolve_n_jobs(n_jobs: int | None = None) -> int: ...
@@ -43,6 +48,20 @@ def rfm_fit(
     n_jobs: int | None = None,
     start: list[float] | None = None,
 ) -> dict[str, Any]: ...
+def rfm_fit_covariates(
+    model: str,
+    frequency: _Array,
+    recency: _Array,
+    T: _Array,
+    weights: _Array | None,
+    names: _Names,
+    covariates: _Covariates,
+    penalizer: float = 0.0,
+    covariate_penalizer: float = 0.0,
+    max_iter: int = 0,
+    tol: float = 0.0,
+    n_jobs: int | None = None,
+) -> dict[str, Any]: ...
 def rfm_predict(
     model: str,
     quantity: str,
@@ -54,6 +73,7 @@ def rfm_predict(
     t: _Array | None = None,
     n: _Array | None = None,
     n_jobs: int | None = None,
+    covariates: _Covariates | None = None,
 ) -> _Array: ...
 def rfm_new_customer(
     model: str,
@@ -92,6 +112,7 @@ def rfm_weighted_expected_purchases(
     horizons: list[float],
     weights: list[float],
     n_jobs: int | None = None,
+    covariates: _Covariates | None = None,
 ) -> _Array: ...
 def churn_fit(
     model: str,

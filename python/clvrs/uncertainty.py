@@ -32,14 +32,15 @@ def _z(level: float) -> float:
 
 
 def _log_covariance(model: BaseModel) -> np.ndarray:
-    """Covariance of the log-parameters (delta method from the natural scale)."""
+    """Covariance of the log-parameters (delta method from the natural scale); covariate
+    coefficients stay on their own scale."""
     cov = getattr(model, "covariance_", None)
     if cov is None:
         raise NotFittedError(
             f"{type(model).__name__} has no parameter covariance (not fitted, built with "
             "from_params, or a singular Hessian): no delta-method interval; try bootstrap()"
         )
-    theta = model.params_.to_numpy()
+    theta = np.where(model._log_scale(), model.params_.to_numpy(), 1.0)
     return np.asarray(cov, dtype=float) / np.outer(theta, theta)
 
 
@@ -57,7 +58,8 @@ def delta_interval(
     """Delta-method standard errors and intervals of any prediction of fitted models.
 
     ``predict(*models)`` returns one value per customer. Its gradient in each model's
-    log-parameters is taken by central differences (2 evaluations per parameter); with the
+    log-parameters (and covariate coefficients, as they are) is taken by central differences
+    (2 evaluations per parameter); with the
     models' covariances (independent fits: block-diagonal) it gives
     :math:`\\mathrm{se} = \\sqrt{g^\\top \\Sigma g}`. Intervals are Wald intervals on the
     ``scale`` where the prediction is unbounded: ``"log"`` for positive quantities, ``"logit"``
@@ -75,15 +77,17 @@ def delta_interval(
     variance = np.zeros_like(estimate)
     for m, model in enumerate(models):
         cov = _log_covariance(model)
-        names = list(model.params_.index)
-        hyper = model.get_params()
+        log_scale = model._log_scale()
         grads = []
-        for name in names:
+        for j in range(len(model.params_)):
             shifted = []
             for sign in (1.0, -1.0):
-                params = {str(k): float(v) for k, v in model.params_.items()}
-                params[name] = params[name] * math.exp(sign * _STEP)
-                clone = type(model).from_params(**params, **hyper)
+                params = model.params_.copy()
+                if log_scale[j]:
+                    params.iloc[j] = params.iloc[j] * math.exp(sign * _STEP)
+                else:
+                    params.iloc[j] = params.iloc[j] + sign * _STEP
+                clone = model._with_params(params)
                 args = list(models)
                 args[m] = clone
                 shifted.append(_values(predict(*args)))
@@ -199,6 +203,14 @@ def bootstrap(
     weight_col = names.get("weights")
     base_weights = frame[weight_col].to_numpy(dtype=float) if weight_col else np.ones(len(frame))
     total = int(round(base_weights.sum()))
+    # Refits use the same covariates (and their penalty) as the model.
+    refit: dict[str, Any] = getattr(model, "_fit_keywords", dict)()
+    if refit and kind == "parametric":
+        raise _bad_parameter(
+            "kind",
+            "parametric bootstrap is not available for models fitted with covariates "
+            "(histories are simulated without them); use kind='nonparametric'",
+        )
     root = np.random.SeedSequence(seed)
     streams = root.spawn(n_boot)
 
@@ -220,7 +232,7 @@ def bootstrap(
             )
             sample = frame.assign(**{str(names["frequency"]): x, str(names["recency"]): t_x})
         try:
-            fitted.fit(sample)
+            fitted.fit(sample, **refit)
         except Exception:  # a failed replicate is counted, not fatal
             return None, None
         if not fitted.converged_:

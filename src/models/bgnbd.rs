@@ -675,6 +675,80 @@ impl<'a> BgNbd<'a> {
     }
 }
 
+/// One customer's log-likelihood with its gradient and, when `SECOND`, its Hessian in
+/// (r, alpha, a, b): the per-row form of the sums of [`BgNbd`], for data whose customers each
+/// have their own parameters (covariates).
+pub fn row_derivatives<const SECOND: bool>(
+    p: &BgNbdParams,
+    x: f64,
+    t_x: f64,
+    age: f64,
+) -> super::RowDerivatives {
+    let (r, alpha, a, b) = (p.r, p.alpha, p.a, p.b);
+    let k = p.flips(x);
+    let rx = r + x;
+    let at = alpha + age;
+    let (ln_alpha, ln_at, inv_at) = (alpha.ln(), at.ln(), 1.0 / at);
+    let psi_ab_shift = digamma_diff(a + b, k);
+    let mut value = ln_gamma_diff(r, x) + ln_beta_shift(a, b, k) + r * ln_alpha - rx * ln_at;
+    let mut gradient = [
+        digamma_diff(r, x) + ln_alpha - ln_at,
+        r / alpha - rx * inv_at,
+        -psi_ab_shift,
+        digamma_diff(b, k) - psi_ab_shift,
+    ];
+    // The dropout weight s = logistic(odds) and q = s (1 - s), with L and D as in `add_row`.
+    let (mut s, mut q, mut l, mut d, mut inv_atx, mut ib) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    if k > 0.0 {
+        let atx = alpha + t_x;
+        inv_atx = 1.0 / atx;
+        ib = 1.0 / (b + (k - 1.0));
+        l = ((age - t_x) * inv_atx).ln_1p();
+        d = inv_at - inv_atx;
+        let odds = a.ln() - (b + (k - 1.0)).ln() + rx * l;
+        value += log1p_exp(odds);
+        s = logistic(odds);
+        q = s * logistic(-odds);
+        gradient[0] += s * l;
+        gradient[1] += rx * s * d;
+        gradient[2] += s / a;
+        gradient[3] -= s * ib;
+    }
+    let mut hessian = [[0.0; 4]; 4];
+    if SECOND {
+        let tg_ab = trigamma(a + b);
+        let tg_abx = trigamma(a + b + k);
+        let upper = [
+            (0, 0, trigamma(r + x) - trigamma(r) + q * l * l),
+            (0, 1, 1.0 / alpha - inv_at + s * d + rx * q * l * d),
+            (0, 2, q * l / a),
+            (0, 3, -q * l * ib),
+            (
+                1,
+                1,
+                -r / (alpha * alpha)
+                    + rx * inv_at * inv_at
+                    + rx * s * (inv_atx * inv_atx - inv_at * inv_at)
+                    + rx * rx * q * d * d,
+            ),
+            (1, 2, rx * q * d / a),
+            (1, 3, -rx * q * d * ib),
+            (2, 2, tg_ab - tg_abx + (q - s) / (a * a)),
+            (2, 3, tg_ab - tg_abx - q * ib / a),
+            (
+                3,
+                3,
+                trigamma(b + k) - tg_abx - trigamma(b) + tg_ab + (s + q) * ib * ib,
+            ),
+        ];
+        for (i, j, v) in upper {
+            hessian[i][j] = v;
+            hessian[j][i] = v;
+        }
+    }
+    (value, gradient, hessian)
+}
+
 /// Indices of the weighted per-run sums that the log-likelihood, gradient and Hessian are built
 /// from (`at = alpha + T`, `atx = alpha + t_x`, `L = ln(at / atx)`, `D = 1/at - 1/atx`, `s` the
 /// dropout weight `logistic(odds)` and `q = s (1 - s)`; the terms with `s` vanish when x = 0).
@@ -865,7 +939,7 @@ impl BgNbd<'_> {
 }
 
 impl Likelihood for BgNbd<'_> {
-    fn params(&self) -> &'static [ParamSpec] {
+    fn params(&self) -> &[ParamSpec] {
         &PARAMS
     }
 

@@ -8,6 +8,7 @@
 pub mod bdw;
 pub mod bgbb;
 pub mod bgnbd;
+pub mod covariates;
 pub mod gamma_gamma;
 pub mod ggnbd;
 pub mod lifetime;
@@ -27,6 +28,9 @@ use crate::data::{Rfm, RfmColumns};
 use crate::error::Result;
 use crate::fit::{FitOptions, FitResult, ParamSpec};
 use crate::parallel::Exec;
+
+/// One customer's log-likelihood, its gradient and its Hessian in a model's four parameters.
+pub type RowDerivatives = (f64, [f64; 4], [[f64; 4]; 4]);
 
 /// A fitted (or given) model of repeat purchasing on (x, t_x, T) customer summaries: `x` repeat
 /// purchases, the last at `t_x`, observed for `T` since the first purchase.

@@ -655,7 +655,7 @@ impl<'a> ParetoNbd<'a> {
 }
 
 impl Likelihood for ParetoNbd<'_> {
-    fn params(&self) -> &'static [ParamSpec] {
+    fn params(&self) -> &[ParamSpec] {
         &PARAMS
     }
 
@@ -751,6 +751,45 @@ impl Likelihood for ParetoNbd<'_> {
     fn try_all_starts(&self) -> bool {
         true
     }
+}
+
+/// One customer's log-likelihood with its gradient and, when `SECOND`, its (full) Hessian in
+/// (r, alpha, s, beta): the dual-free series where it serves the row, else the exact dual
+/// gradient and central differences of it. For data whose customers each have their own
+/// parameters (covariates).
+pub fn row_derivatives<const SECOND: bool>(
+    params: &[f64; 4],
+    x: f64,
+    t_x: f64,
+    age: f64,
+) -> super::RowDerivatives {
+    let fast = FastParams::new(params);
+    let terms = if SECOND {
+        gamma_terms(fast.r, x)
+    } else {
+        let g = Dual::<1>::variable(fast.r, 0).ln_gamma_ratio(x);
+        (g.v, g.d[0], 0.0)
+    };
+    let (value, gradient, mut hessian) = match row_fast::<SECOND>(&fast, terms, x, t_x, age) {
+        Some(row) => row,
+        None => {
+            let duals: [Dual<4>; 4] = std::array::from_fn(|i| Dual::variable(params[i], i));
+            let ll = row_log_likelihood(duals, x, t_x, age);
+            let hessian = if SECOND {
+                differenced_row_hessian(params, x, t_x, age)
+            } else {
+                [[0.0; 4]; 4]
+            };
+            (ll.v, ll.d, hessian)
+        }
+    };
+    // Both sources fill the upper triangle.
+    for i in 0..4 {
+        for j in 0..i {
+            hessian[i][j] = hessian[j][i];
+        }
+    }
+    (value, gradient, hessian)
 }
 
 /// `(ln Gamma(r+x) - ln Gamma(r), psi(r+x) - psi(r), psi'(r+x) - psi'(r))`.

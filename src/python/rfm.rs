@@ -1,7 +1,7 @@
 //! Bindings for the models on (frequency, recency, T) summaries, one set of functions for all of
 //! them: the model is named by its [`RfmModel::NAME`] and dispatched to the core here.
 
-use numpy::{PyArray1, PyReadonlyArray1};
+use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -10,6 +10,7 @@ use super::{fit_result_to_dict, run, slice, to_numpy};
 use crate::data::{check_lengths, check_non_negative, RfmColumns, RfmNames};
 use crate::error::ClvError;
 use crate::fit::FitOptions;
+use crate::models::covariates::{self, CovariateRows, Links};
 use crate::models::{
     BgBbParams, BgNbdParams, GgNbdParams, MbgNbdParams, ParetoNbdParams, RfmModel,
 };
@@ -55,6 +56,147 @@ macro_rules! with_model {
     };
 }
 
+/// Run `$body` with `$M` the parameter type of the covariate model named `$model`.
+macro_rules! with_covariate_model {
+    ($model:expr, $M:ident => $body:expr) => {
+        match $model {
+            "bgnbd" => {
+                type $M = BgNbdParams;
+                $body
+            }
+            "mbgnbd" => {
+                type $M = MbgNbdParams;
+                $body
+            }
+            "pnbd" => {
+                type $M = ParetoNbdParams;
+                $body
+            }
+            other => Err(PyValueError::new_err(format!(
+                "`{other}` does not take covariates (BG/NBD, MBG/NBD and Pareto/NBD do)"
+            ))),
+        }
+    };
+}
+
+/// Covariates as the Python layer hands them over: the purchase and dropout matrices (one row
+/// per customer), the coefficient index of each of their columns, the columns' names, and the
+/// coefficients' names.
+type CovariateArgs<'py> = (
+    PyReadonlyArray2<'py, f64>,
+    PyReadonlyArray2<'py, f64>,
+    Vec<usize>,
+    Vec<usize>,
+    Vec<String>,
+    Vec<String>,
+    Vec<String>,
+);
+
+/// Borrowed covariate matrices with their links and column names.
+struct Design<'a> {
+    purchase: &'a [f64],
+    dropout: &'a [f64],
+    links: Links,
+    names: [Vec<String>; 2],
+}
+
+impl<'a> Design<'a> {
+    fn new(args: &'a CovariateArgs<'_>) -> PyResult<Self> {
+        let matrix = |m: &'a PyReadonlyArray2<'_, f64>, name: &str| {
+            m.as_slice().map_err(|_| {
+                PyValueError::new_err(format!("{name} covariates must be a C-contiguous matrix"))
+            })
+        };
+        Ok(Design {
+            purchase: matrix(&args.0, "purchase")?,
+            dropout: matrix(&args.1, "dropout")?,
+            links: Links {
+                purchase: args.2.clone(),
+                dropout: args.3.clone(),
+                names: args.6.clone(),
+            },
+            names: [args.4.clone(), args.5.clone()],
+        })
+    }
+
+    /// The customer rows with these covariates, validated.
+    fn rows<'c>(&'c self, columns: &RfmColumns<'c>) -> crate::Result<CovariateRows<'c>> {
+        let rows = CovariateRows::new(columns, self.purchase, self.dropout);
+        rows.validate(&self.links, [&self.names[0], &self.names[1]])?;
+        Ok(rows)
+    }
+}
+
+/// Fit a model with covariates; returns the fit as a dict.
+#[pyfunction]
+#[pyo3(signature = (model, frequency, recency, T, weights, names, covariates, penalizer=0.0, covariate_penalizer=0.0, max_iter=0, tol=0.0, n_jobs=None))]
+#[allow(non_snake_case, clippy::too_many_arguments)]
+fn rfm_fit_covariates<'py>(
+    py: Python<'py>,
+    model: &str,
+    frequency: PyReadonlyArray1<'py, f64>,
+    recency: PyReadonlyArray1<'py, f64>,
+    T: PyReadonlyArray1<'py, f64>,
+    weights: Option<PyReadonlyArray1<'py, f64>>,
+    names: Names,
+    covariates: CovariateArgs<'py>,
+    penalizer: f64,
+    covariate_penalizer: f64,
+    max_iter: u64,
+    tol: f64,
+    n_jobs: Option<i64>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let columns = RfmColumns {
+        frequency: slice(&frequency, "frequency")?,
+        recency: slice(&recency, "recency")?,
+        age: slice(&T, "T")?,
+        weights: match &weights {
+            Some(w) => Some(slice(w, "weights")?),
+            None => None,
+        },
+    };
+    let design = Design::new(&covariates)?;
+    let names = rfm_names(names);
+    let res = with_covariate_model!(model, M => run(py, n_jobs, |exec, interrupt| {
+        columns.validate_on(&names, exec)?;
+        let rows = design.rows(&columns)?;
+        let opts = FitOptions {
+            penalizer,
+            coefficient_penalizer: covariate_penalizer,
+            max_iter,
+            gradient_tolerance: tol,
+            exec: exec.clone(),
+            interrupt: Some(interrupt),
+            ..FitOptions::default()
+        };
+        covariates::fit_with_covariates::<M>(&rows, &design.links, &names, &opts)
+    }))?;
+    fit_result_to_dict(py, &res, columns.len())
+}
+
+/// One model for every customer, or one per customer (covariates).
+enum Models<'m, M> {
+    Shared(&'m M),
+    PerCustomer(&'m [M]),
+}
+
+impl<M> Models<'_, M> {
+    #[inline]
+    fn at(&self, i: usize) -> &M {
+        match self {
+            Models::Shared(m) => m,
+            Models::PerCustomer(models) => &models[i],
+        }
+    }
+
+    fn shared(&self) -> Option<&M> {
+        match self {
+            Models::Shared(m) => Some(m),
+            Models::PerCustomer(_) => None,
+        }
+    }
+}
+
 /// Fit a model; returns the fit as a dict.
 #[pyfunction]
 #[pyo3(signature = (model, frequency, recency, T, weights, names, penalizer=0.0, max_iter=0, tol=0.0, n_jobs=None, start=None))]
@@ -95,8 +237,7 @@ fn rfm_fit<'py>(
             exec: exec.clone(),
             interrupt: Some(interrupt),
             start,
-            initial_inverse_hessian: None,
-            first_start_only: false,
+            ..FitOptions::default()
         };
         Ok((M::fit(&data, &opts)?, data.len()))
     }))?;
@@ -149,7 +290,7 @@ fn unsupported(model: &str, quantity: &str) -> ClvError {
 /// (T, T + t]) and `expected_residual_transactions` (`t` is the continuous discount rate).
 /// `t` and `n` hold one value or one per customer.
 #[pyfunction]
-#[pyo3(signature = (model, quantity, params, frequency, recency, T, names, t=None, n=None, n_jobs=None))]
+#[pyo3(signature = (model, quantity, params, frequency, recency, T, names, t=None, n=None, n_jobs=None, covariates=None))]
 #[allow(non_snake_case, clippy::too_many_arguments)]
 fn rfm_predict<'py>(
     py: Python<'py>,
@@ -163,12 +304,17 @@ fn rfm_predict<'py>(
     t: Option<PyReadonlyArray1<'py, f64>>,
     n: Option<PyReadonlyArray1<'py, f64>>,
     n_jobs: Option<i64>,
+    covariates: Option<CovariateArgs<'py>>,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
     let columns = RfmColumns::new(
         slice(&frequency, "frequency")?,
         slice(&recency, "recency")?,
         slice(&T, "T")?,
     );
+    let design = match &covariates {
+        Some(args) => Some(Design::new(args)?),
+        None => None,
+    };
     let t_name = if quantity == "expected_residual_transactions" {
         "discount_rate"
     } else {
@@ -189,27 +335,40 @@ fn rfm_predict<'py>(
         None => None,
     };
     let names = rfm_names(names);
-    let out = with_model!(model, M => run(py, n_jobs, |exec, _| {
-        let p = M::from_slice(&params)?;
+    let check = |exec: &Exec| -> crate::Result<()> {
         columns.validate_on(&names, exec)?;
-        M::validate_more(&columns, &names)?;
         if let Some(h) = &horizon {
             h.check(columns.len(), false)?;
         }
         if let Some(c) = &counts {
             c.check(columns.len(), true)?;
         }
-        let mut out = vec![0.0; columns.len()];
-        predict(&p, quantity, &columns, horizon.as_ref(), counts.as_ref(), exec, &mut out)?;
-        Ok(out)
-    }))?;
+        Ok(())
+    };
+    let mut out = vec![0.0; columns.len()];
+    match &design {
+        None => with_model!(model, M => run(py, n_jobs, |exec, _| {
+            let p = M::from_slice(&params)?;
+            check(exec)?;
+            M::validate_more(&columns, &names)?;
+            let models = Models::Shared(&p);
+            predict(&models, quantity, &columns, horizon.as_ref(), counts.as_ref(), exec, &mut out)
+        }))?,
+        Some(design) => with_covariate_model!(model, M => run(py, n_jobs, |exec, _| {
+            check(exec)?;
+            let rows = design.rows(&columns)?;
+            let each = covariates::customer_models::<M>(&rows, &design.links, &params, exec)?;
+            let models = Models::PerCustomer(&each);
+            predict(&models, quantity, &columns, horizon.as_ref(), counts.as_ref(), exec, &mut out)
+        }))?,
+    }
     Ok(to_numpy(py, out))
 }
 
 /// The body of [`rfm_predict`] for one model type.
 #[allow(clippy::too_many_arguments)]
 fn predict<'a, M: RfmModel>(
-    p: &M,
+    p: &Models<'_, M>,
     quantity: &str,
     columns: &RfmColumns<'_>,
     horizon: Option<&'a PerRow<'a>>,
@@ -236,32 +395,39 @@ fn predict<'a, M: RfmModel>(
         }
     };
     match quantity {
-        "log_likelihood" => rows(out, &|x, t_x, age, _| Some(p.log_likelihood(x, t_x, age))),
-        "probability_alive" => match horizon {
-            None => {
-                p.probability_alive_bulk(columns, exec, out);
+        "log_likelihood" => rows(out, &|x, t_x, age, i| {
+            Some(p.at(i).log_likelihood(x, t_x, age))
+        }),
+        "probability_alive" => match (horizon, p.shared()) {
+            (None, Some(shared)) => {
+                shared.probability_alive_bulk(columns, exec, out);
                 Ok(())
             }
-            Some(h) => rows(out, &|x, t_x, age, i| {
-                p.probability_alive_after(x, t_x, age, h.at(i))
+            (None, None) => rows(out, &|x, t_x, age, i| {
+                Some(p.at(i).probability_alive(x, t_x, age))
+            }),
+            (Some(h), _) => rows(out, &|x, t_x, age, i| {
+                p.at(i).probability_alive_after(x, t_x, age, h.at(i))
             }),
         },
         "expected_purchases" => {
             let h = require(horizon, "t")?;
-            if h.values.len() == 1 {
-                p.conditional_expected_purchases_bulk(columns, h.values[0], exec, out);
-                Ok(())
-            } else {
-                rows(out, &|x, t_x, age, i| {
-                    Some(p.conditional_expected_purchases(x, t_x, age, h.at(i)))
-                })
+            match p.shared() {
+                Some(shared) if h.values.len() == 1 => {
+                    shared.conditional_expected_purchases_bulk(columns, h.values[0], exec, out);
+                    Ok(())
+                }
+                _ => rows(out, &|x, t_x, age, i| {
+                    Some(p.at(i).conditional_expected_purchases(x, t_x, age, h.at(i)))
+                }),
             }
         }
         "purchase_count_probability" => {
             let h = require(horizon, "t")?;
             let c = require(counts, "n")?;
             rows(out, &|x, t_x, age, i| {
-                p.conditional_purchase_count_probability(c.at(i) as u64, x, t_x, age, h.at(i))
+                p.at(i)
+                    .conditional_purchase_count_probability(c.at(i) as u64, x, t_x, age, h.at(i))
             })
         }
         "expected_residual_transactions" => {
@@ -275,7 +441,7 @@ fn predict<'a, M: RfmModel>(
                 ));
             }
             rows(out, &|x, t_x, age, i| {
-                p.expected_residual_transactions(x, t_x, age, h.at(i))
+                p.at(i).expected_residual_transactions(x, t_x, age, h.at(i))
             })
         }
         other => Err(ClvError::invalid_parameter(
@@ -338,7 +504,7 @@ fn rfm_new_customer<'py>(
 
 /// `sum_j weights[j] E[X(T, T + horizons[j])]` per customer (discounted purchase streams).
 #[pyfunction]
-#[pyo3(signature = (model, params, frequency, recency, T, names, horizons, weights, n_jobs=None))]
+#[pyo3(signature = (model, params, frequency, recency, T, names, horizons, weights, n_jobs=None, covariates=None))]
 #[allow(non_snake_case, clippy::too_many_arguments)]
 fn rfm_weighted_expected_purchases<'py>(
     py: Python<'py>,
@@ -351,24 +517,50 @@ fn rfm_weighted_expected_purchases<'py>(
     horizons: Vec<f64>,
     weights: Vec<f64>,
     n_jobs: Option<i64>,
+    covariates: Option<CovariateArgs<'py>>,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
     let columns = RfmColumns::new(
         slice(&frequency, "frequency")?,
         slice(&recency, "recency")?,
         slice(&T, "T")?,
     );
+    let design = match &covariates {
+        Some(args) => Some(Design::new(args)?),
+        None => None,
+    };
     let names = rfm_names(names);
-    let out = with_model!(model, M => run(py, n_jobs, |exec, _| {
-        let p = M::from_slice(&params)?;
+    let check = |exec: &Exec| -> crate::Result<Vec<(f64, f64)>> {
         columns.validate_on(&names, exec)?;
-        M::validate_more(&columns, &names)?;
         check_non_negative("horizons", &horizons, false)?;
         check_lengths(&[("weights", weights.len())], horizons.len())?;
-        let pairs: Vec<(f64, f64)> = weights.iter().copied().zip(horizons.iter().copied()).collect();
-        let mut out = vec![0.0; columns.len()];
-        p.weighted_expected_purchases_bulk(&columns, &pairs, exec, &mut out);
-        Ok(out)
-    }))?;
+        Ok(weights
+            .iter()
+            .copied()
+            .zip(horizons.iter().copied())
+            .collect())
+    };
+    let mut out = vec![0.0; columns.len()];
+    match &design {
+        None => with_model!(model, M => run(py, n_jobs, |exec, _| {
+            let p = M::from_slice(&params)?;
+            let pairs = check(exec)?;
+            M::validate_more(&columns, &names)?;
+            p.weighted_expected_purchases_bulk(&columns, &pairs, exec, &mut out);
+            Ok(())
+        }))?,
+        Some(design) => with_covariate_model!(model, M => run(py, n_jobs, |exec, _| {
+            let pairs = check(exec)?;
+            let rows = design.rows(&columns)?;
+            let each = covariates::customer_models::<M>(&rows, &design.links, &params, exec)?;
+            crate::models::predict_rows(exec, &columns, &mut out, |x, t_x, age, i| {
+                pairs
+                    .iter()
+                    .map(|&(w, t)| w * each[i].conditional_expected_purchases(x, t_x, age, t))
+                    .sum()
+            });
+            Ok(())
+        }))?,
+    }
     Ok(to_numpy(py, out))
 }
 
@@ -411,9 +603,7 @@ fn rfm_fit_segments<'py>(
             gradient_tolerance: tol,
             exec: exec.clone(),
             interrupt: Some(interrupt),
-            start: None,
-            initial_inverse_hessian: None,
-            first_start_only: false,
+            ..FitOptions::default()
         };
         let fits = crate::segments::fit_segments::<M>(
             &columns, &names, codes, n_segments, min_customers, &opts, exec,
@@ -469,6 +659,7 @@ pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(rfm_fit_segments, m)?)?;
     m.add_function(wrap_pyfunction!(rfm_weighted_expected_purchases, m)?)?;
     m.add_function(wrap_pyfunction!(rfm_fit, m)?)?;
+    m.add_function(wrap_pyfunction!(rfm_fit_covariates, m)?)?;
     m.add_function(wrap_pyfunction!(rfm_predict, m)?)?;
     m.add_function(wrap_pyfunction!(rfm_new_customer, m)?)?;
     Ok(())

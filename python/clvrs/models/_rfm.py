@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from .. import _core
-from .._base import BaseModel
+from .._base import BaseModel, _bad_parameter
 from .._input import Columns, _native, as_float_array, wrap_output
+from ._covariates import CovariateSpec
 
 __all__ = ["RfmModel"]
 
@@ -36,6 +38,41 @@ class RfmModel(BaseModel):
         "weights": None,
     }
     _roles: ClassVar[tuple[str, ...]] = ("frequency", "recency", "T")
+    #: Whether the model takes covariates (BG/NBD, MBG/NBD, Pareto/NBD).
+    _takes_covariates: ClassVar[bool] = False
+
+    #: The covariates of a model fitted with them (None otherwise).
+    covariates_: CovariateSpec | None
+
+    def _spec(self) -> CovariateSpec | None:
+        spec = self.__dict__.get("covariates_")
+        return spec if isinstance(spec, CovariateSpec) else None
+
+    def _design(self, data: Any) -> tuple[Any, ...] | None:
+        """The covariate matrices of ``data`` for a model fitted with covariates, else None."""
+        spec = self._spec()
+        return None if spec is None else spec.design(data)
+
+    def _without_covariates(self, what: str) -> None:
+        if self._spec() is not None:
+            raise _bad_parameter(
+                what,
+                "is not available for a model fitted with covariates (it describes a customer "
+                "without covariate values); use the per-customer predictions, which read each "
+                "customer's covariates from the data",
+            )
+
+    def _fit_keywords(self) -> dict[str, Any]:
+        """The fit keywords that reproduce this model's covariates (for refits: bootstrap)."""
+        spec = self._spec()
+        if spec is None:
+            return {}
+        return {
+            "purchase_covariates": [c for c in spec.purchase if c not in spec.tied],
+            "dropout_covariates": [c for c in spec.dropout if c not in spec.tied],
+            "tied_covariates": list(spec.tied),
+            "covariate_penalizer": float(self.fit_info_.get("covariate_penalizer", 0.0)),
+        }
 
     def _names(self, cols: Columns) -> tuple[str, str, str, str]:
         n = cols.names
@@ -65,6 +102,7 @@ class RfmModel(BaseModel):
                 t=t,
                 n=n,
                 n_jobs=self.n_jobs,
+                covariates=self._design(data),
             )
         return wrap_output(out, cols, name)
 
@@ -109,6 +147,7 @@ class RfmModel(BaseModel):
                 [float(h) for h in horizons],
                 [float(w) for w in weights],
                 n_jobs=self.n_jobs,
+                covariates=self._design(data),
             )
         return wrap_output(out, cols, "expected_purchases")
 
@@ -123,6 +162,7 @@ class RfmModel(BaseModel):
         pandas.DataFrame
             Columns ``frequency``, ``recency``, ``T``.
         """
+        self._without_covariates("simulate")
         ages = as_float_array(T, "T")
         x, t_x = _core.rfm_simulate(self._model, self._params_list(), ages, int(seed))
         return pd.DataFrame({"frequency": x, "recency": t_x, "T": ages})
@@ -135,6 +175,10 @@ class RfmModel(BaseModel):
         recency: Any = None,
         T: Any = None,
         weights: Any = None,
+        purchase_covariates: Any = None,
+        dropout_covariates: Any = None,
+        tied_covariates: Any = None,
+        covariate_penalizer: float = 0.0,
     ) -> Any:
         """Estimate the parameters from customer summaries.
 
@@ -147,6 +191,19 @@ class RfmModel(BaseModel):
         frequency, recency, T, weights : array-like, optional
             The same columns as arrays, when ``data`` is not given. ``weights`` counts how many
             customers share each row.
+        purchase_covariates, dropout_covariates : str or list of str, optional
+            Columns of ``data`` (time-invariant customer characteristics) that shift the
+            purchase and the dropout process (BG/NBD, MBG/NBD and Pareto/NBD): see
+            "Covariates" in the model's documentation. Numeric and boolean columns enter as
+            they are; other columns are one-hot encoded against a reference level (the first
+            category of a pandas categorical, else the smallest value), named in
+            ``summary["reference"]``.
+        tied_covariates : str or list of str, optional
+            Covariates with one coefficient shared by both processes (an equality constraint;
+            they are added to both lists).
+        covariate_penalizer : float, default 0.0
+            L2 penalty ``covariate_penalizer * sum(coefficients**2)`` on the covariate
+            coefficients, on the scale of ``penalizer`` (mean log-likelihood per customer).
 
         Returns
         -------
@@ -169,6 +226,49 @@ class RfmModel(BaseModel):
             optional=("weights",),
         )
         a = cols.arrays
+        if purchase_covariates or dropout_covariates or tied_covariates:
+            if not self._takes_covariates:
+                raise _bad_parameter(
+                    "purchase_covariates" if purchase_covariates else "dropout_covariates",
+                    f"{type(self).__name__} does not take covariates (BetaGeoModel, "
+                    "ModifiedBetaGeoModel and ParetoNBDModel do)",
+                )
+            penalty = covariate_penalizer
+            if not (
+                isinstance(penalty, (int, float))
+                and not isinstance(penalty, bool)
+                and np.isfinite(penalty)
+                and penalty >= 0
+            ):
+                raise _bad_parameter(
+                    "covariate_penalizer", f"must be a finite number >= 0, got {penalty!r}"
+                )
+            spec = CovariateSpec.learn(
+                data,
+                purchase_covariates,
+                dropout_covariates,
+                tied_covariates,
+                reserved=list(cols.names.values()),
+            )
+            with cols.locating_rows():
+                result = _core.rfm_fit_covariates(
+                    self._model,
+                    a["frequency"],
+                    a["recency"],
+                    a["T"],
+                    a.get("weights"),
+                    self._names(cols),
+                    spec.design(data),
+                    penalizer=float(self.penalizer),
+                    covariate_penalizer=float(penalty),
+                    max_iter=int(self.max_iter),
+                    tol=float(self.tol),
+                    n_jobs=self.n_jobs,
+                )
+            self._set_fit(result)
+            self.covariates_ = spec
+            self.fit_info_["covariate_penalizer"] = float(penalty)
+            return self
         with cols.locating_rows():
             result = _core.rfm_fit(
                 self._model,
@@ -183,6 +283,7 @@ class RfmModel(BaseModel):
                 n_jobs=self.n_jobs,
             )
         self._set_fit(result)
+        self.covariates_ = None
         return self
 
     def expected_purchases(
@@ -259,6 +360,7 @@ class RfmModel(BaseModel):
         float or numpy.ndarray
             A float for a scalar ``t``, else an array of the same length.
         """
+        self._without_covariates("expected_purchases_new_customer")
         horizon, scalar = _values(t, "t")
         out = _core.rfm_new_customer(
             self._model, "expected_purchases", self._params_list(), horizon, n_jobs=self.n_jobs
@@ -280,6 +382,7 @@ class RfmModel(BaseModel):
         float or numpy.ndarray
             A float when both are scalars, else an array of the broadcast shape (1-d).
         """
+        self._without_covariates("purchase_count_probability")
         scalar = np.ndim(n) == 0 and np.ndim(t) == 0
         counts, horizon = np.broadcast_arrays(as_float_array(n, "n"), as_float_array(t, "t"))
         out = _core.rfm_new_customer(
@@ -291,6 +394,59 @@ class RfmModel(BaseModel):
             n_jobs=self.n_jobs,
         )
         return float(out[0]) if scalar else out
+
+    def summary_frame(self, level: float = 0.95) -> pd.DataFrame:
+        """Estimates with standard errors and ``level`` confidence intervals.
+
+        Model parameters get Wald intervals on the log scale mapped back (they are positive).
+        Covariate coefficients (models fitted with covariates) get plain Wald intervals, with
+        ``z`` and the two-sided ``p`` value of the hypothesis that the coefficient is 0, and
+        ``reference`` naming the reference level of a categorical covariate.
+        """
+        frame = super().summary_frame(level)
+        spec = self._spec()
+        if spec is None:
+            return frame
+        from statistics import NormalDist
+
+        z = NormalDist().inv_cdf(0.5 + level / 2)
+        coefficients = [name for name in frame.index if name not in self._param_names]
+        coef = frame.loc[coefficients, "coef"]
+        se = frame.loc[coefficients, "se"]
+        frame.loc[coefficients, "lower"] = coef - z * se
+        frame.loc[coefficients, "upper"] = coef + z * se
+        statistic = coef / se
+        frame["z"] = np.nan
+        frame["p"] = np.nan
+        frame.loc[coefficients, "z"] = statistic
+        frame.loc[coefficients, "p"] = [
+            math.erfc(abs(v) / math.sqrt(2)) if np.isfinite(v) else np.nan for v in statistic
+        ]
+        references = spec.reference_levels()
+        frame["reference"] = [references.get(name) for name in frame.index]
+        return frame
+
+    def to_dict(self) -> dict[str, Any]:  # noqa: D102 - documented on the base
+        doc = super().to_dict()
+        spec = self._spec()
+        if spec is not None:
+            doc["covariates"] = spec.to_dict()
+        return doc
+
+    @classmethod
+    def _document_names(cls, doc: dict[str, Any]) -> list[str]:
+        covariates = doc.get("covariates")
+        names = list(cls._param_names)
+        if covariates:
+            names += CovariateSpec.from_dict(covariates).coefficient_names()
+        return names
+
+    @classmethod
+    def _from_document(cls, doc: dict[str, Any]) -> BaseModel:
+        model = super()._from_document(doc)
+        covariates = doc.get("covariates")
+        model.covariates_ = CovariateSpec.from_dict(covariates) if covariates else None  # type: ignore[attr-defined]
+        return model
 
 
 class LifetimePredictions(RfmModel):

@@ -35,6 +35,19 @@ class BetaGeoModel(RfmModel):
     eq. 11 in log space; P(X(t) = n) is eq. 8 with the ``1 - sum`` term as a negative-binomial
     upper tail.
 
+    Covariates
+    ----------
+    ``fit(data, purchase_covariates=[...], dropout_covariates=[...])`` lets time-invariant
+    customer characteristics :math:`z_i` shift each customer's parameters (Fader & Hardie 2007;
+    CLVTools' parameterisation): :math:`\alpha_i = \alpha_0 e^{-z_i^\top \gamma_1}` (a
+    positive purchase coefficient raises the purchase rate) and
+    :math:`a_i = a_0 e^{z_i^\top \gamma_2}`, :math:`b_i = b_0 e^{z_i^\top \gamma_2}` (a dropout
+    coefficient scales both shapes of the dropout-probability distribution: its mean
+    :math:`a/(a+b)` stays, its spread narrows for positive values). ``r`` is shared.
+    Coefficients are named ``purchase:<column>``, ``dropout:<column>`` and ``tied:<column>``
+    (one coefficient in both processes, ``tied_covariates``); predictions read each
+    customer's covariates from the data.
+
     Parameters
     ----------
     penalizer : float, default 0.0
@@ -96,6 +109,7 @@ class BetaGeoModel(RfmModel):
     """
 
     _model: ClassVar[str] = "bgnbd"
+    _takes_covariates: ClassVar[bool] = True
     _param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "a", "b")
 
     @classmethod

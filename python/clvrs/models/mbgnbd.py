@@ -28,6 +28,12 @@ class ModifiedBetaGeoModel(RfmModel):
     active customer has survived (:math:`x` there, :math:`x + 1` here), so fitting (analytic
     gradient and Hessian) and every prediction share BG/NBD's exact, pole-free code.
 
+    Covariates
+    ----------
+    As for :class:`~clvrs.BetaGeoModel`: ``purchase_covariates`` act on
+    :math:`\alpha_i = \alpha_0 e^{-z_i^\top \gamma_1}`, ``dropout_covariates`` on
+    :math:`a_i = a_0 e^{z_i^\top \gamma_2}` and :math:`b_i = b_0 e^{z_i^\top \gamma_2}`.
+
     Parameters
     ----------
     penalizer, n_jobs, max_iter, tol, on_failure, columns
@@ -57,6 +63,7 @@ class ModifiedBetaGeoModel(RfmModel):
     """
 
     _model: ClassVar[str] = "mbgnbd"
+    _takes_covariates: ClassVar[bool] = True
     _param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "a", "b")
 
     @classmethod

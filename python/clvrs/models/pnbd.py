@@ -39,6 +39,18 @@ class ParetoNBDModel(LifetimePredictions):
     :meth:`conditional_purchase_count_probability` (notes 027/028, by quadrature), and
     :meth:`expected_residual_transactions` (DERT, note 015, continuous discounting).
 
+    Covariates
+    ----------
+    ``fit(data, purchase_covariates=[...], dropout_covariates=[...])`` lets time-invariant
+    customer characteristics :math:`z_i` shift each customer's rate scales (Fader & Hardie 2007;
+    CLVTools' parameterisation): :math:`\alpha_i = \alpha_0 e^{-z_i^\top \gamma_1}` and
+    :math:`\beta_i = \beta_0 e^{-z_i^\top \gamma_2}`, so a positive purchase coefficient
+    raises the purchase rate and a positive dropout coefficient raises the dropout rate, by the
+    factor :math:`e^{\gamma}` per unit of the covariate. ``r`` and ``s`` are shared.
+    Coefficients are named ``purchase:<column>``, ``dropout:<column>`` and ``tied:<column>``
+    (one coefficient in both processes, ``tied_covariates``); predictions read each
+    customer's covariates from the data.
+
     Parameters
     ----------
     penalizer, n_jobs, max_iter, tol, on_failure, columns
@@ -70,6 +82,7 @@ class ParetoNBDModel(LifetimePredictions):
     """
 
     _model: ClassVar[str] = "pnbd"
+    _takes_covariates: ClassVar[bool] = True
     _param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "s", "beta")
 
     @classmethod

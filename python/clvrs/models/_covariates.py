@@ -1,0 +1,311 @@
+"""Covariates of the purchase and dropout processes: which columns, how they are encoded, and
+the matrices handed to the core.
+
+Numeric and boolean columns enter as they are. Other columns (strings, pandas categoricals,
+polars strings/categoricals) are one-hot encoded against a reference level: the first category
+of a pandas categorical, else the smallest value; every other level gets a column named
+``column[level]``. The encoding learned at fit time is stored with the model, so predictions
+(and a reloaded model) encode new data the same way and refuse levels never seen in fitting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._input import _is_polars_frame, _native
+from ..exceptions import InvalidDataError, InvalidParameterError
+
+__all__ = ["CovariateSpec"]
+
+#: The processes, in the order of the coefficient name prefixes.
+PROCESSES = ("purchase", "dropout")
+
+
+def _bad(name: str, message: str) -> InvalidParameterError:
+    err = InvalidParameterError(f"{name}: {message}")
+    err.parameter = name
+    return err
+
+
+def _data_error(column: str, row: int | None, rule: str, message: str) -> InvalidDataError:
+    err = InvalidDataError(
+        f"column `{column}`" + (f", row {row}" if row is not None else "") + f": {message}"
+    )
+    err.column, err.row, err.rule = column, row, rule
+    return err
+
+
+def _names(value: Any, argument: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    try:
+        names = [str(v) for v in value]
+    except TypeError:
+        raise _bad(argument, f"must be a column name or a list of them, got {value!r}") from None
+    if len(set(names)) != len(names):
+        raise _bad(argument, f"lists a column twice: {names}")
+    return names
+
+
+def _column(data: Any, name: str) -> pd.Series:
+    """Column ``name`` of a pandas or polars frame as a pandas Series (positional index)."""
+    if isinstance(data, pd.DataFrame):
+        if name not in data.columns:
+            raise _missing(name, [str(c) for c in data.columns])
+        return data[name].reset_index(drop=True)
+    if _is_polars_frame(data):
+        if name not in data.columns:
+            raise _missing(name, list(data.columns))
+        column = data.get_column(name)
+        if column.dtype.is_numeric() or str(column.dtype) == "Boolean":
+            return pd.Series(column.cast(float).to_numpy(), name=name)
+        return pd.Series(column.to_list(), name=name, dtype=object)
+    raise InvalidDataError(
+        "a model with covariates predicts from a pandas or polars DataFrame that holds the "
+        f"covariate columns; got {type(data).__name__}"
+    )
+
+
+def _missing(name: str, available: list[str]) -> InvalidDataError:
+    err = InvalidDataError(
+        f"covariate column `{name}` is missing; the data has columns {available}"
+    )
+    err.column, err.rule = name, "required column"
+    return err
+
+
+def _is_categorical(series: pd.Series) -> bool:
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return False
+    return not pd.api.types.is_numeric_dtype(dtype)
+
+
+class CovariateSpec:
+    """The covariates of a fitted model: columns per process, ties and categorical levels.
+
+    Parameters
+    ----------
+    purchase, dropout : list of str
+        Columns acting on the purchase and dropout processes (tied columns are in both).
+    tied : list of str
+        Columns whose coefficient is shared by the two processes.
+    levels : dict of str to list
+        For each categorical column, its levels; the first is the reference level.
+    """
+
+    def __init__(
+        self,
+        purchase: list[str],
+        dropout: list[str],
+        tied: list[str],
+        levels: dict[str, list[Any]],
+    ) -> None:
+        self.purchase = purchase
+        self.dropout = dropout
+        self.tied = tied
+        self.levels = levels
+
+    # -- construction ---------------------------------------------------------------------------
+
+    @classmethod
+    def learn(
+        cls,
+        data: Any,
+        purchase_covariates: Any,
+        dropout_covariates: Any,
+        tied_covariates: Any,
+        reserved: Sequence[str],
+    ) -> CovariateSpec:
+        """Check the requested columns and learn the categorical levels from the fit data."""
+        purchase = _names(purchase_covariates, "purchase_covariates")
+        dropout = _names(dropout_covariates, "dropout_covariates")
+        tied = _names(tied_covariates, "tied_covariates")
+        # A tied covariate acts on both processes with one coefficient.
+        purchase += [c for c in tied if c not in purchase]
+        dropout += [c for c in tied if c not in dropout]
+        for name in purchase + dropout:
+            if name in reserved:
+                raise _bad(
+                    "covariates",
+                    f"`{name}` is one of the model's data columns ({', '.join(reserved)}), "
+                    "not a covariate",
+                )
+        if data is None:
+            raise InvalidDataError(
+                "fitting with covariates needs a pandas or polars DataFrame holding the "
+                "summary and covariate columns (data=...), not arrays"
+            )
+        levels: dict[str, list[Any]] = {}
+        for name in dict.fromkeys(purchase + dropout):
+            series = _column(data, name)
+            _check_missing(series, name)
+            if _is_categorical(series):
+                if isinstance(series.dtype, pd.CategoricalDtype):
+                    present = set(series.unique())
+                    found = [v for v in series.cat.categories if v in present]
+                else:
+                    found = sorted(series.unique(), key=lambda v: (str(type(v)), v))
+                found = [v.item() if isinstance(v, np.generic) else v for v in found]
+                if len(found) < 2:
+                    raise _data_error(
+                        name,
+                        None,
+                        "needs variation",
+                        f"has the single level {found!r}: its effect cannot be estimated",
+                    )
+                levels[name] = found
+            else:
+                values = series.to_numpy(dtype=np.float64)
+                bad = np.flatnonzero(~np.isfinite(values))
+                if bad.size:
+                    raise _data_error(
+                        name,
+                        int(bad[0]),
+                        "finite",
+                        f"is {values[bad[0]]}; covariates must be finite",
+                    )
+                if values.size and np.all(values == values[0]):
+                    raise _data_error(
+                        name,
+                        None,
+                        "needs variation",
+                        f"is constant ({values[0]:g}): its effect cannot be estimated",
+                    )
+        return cls(purchase, dropout, tied, levels)
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> CovariateSpec:
+        """Rebuild from :meth:`to_dict` output (a saved model)."""
+        return cls(
+            list(doc["purchase"]),
+            list(doc["dropout"]),
+            list(doc["tied"]),
+            {str(k): list(v) for k, v in doc["levels"].items()},
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready description."""
+        return {
+            "purchase": list(self.purchase),
+            "dropout": list(self.dropout),
+            "tied": list(self.tied),
+            "levels": {k: list(v) for k, v in self.levels.items()},
+        }
+
+    # -- names ----------------------------------------------------------------------------------
+
+    def encoded(self, name: str) -> list[str]:
+        """The encoded columns of covariate ``name``."""
+        if name in self.levels:
+            return [f"{name}[{level}]" for level in self.levels[name][1:]]
+        return [name]
+
+    def _process_columns(self, process: str) -> list[str]:
+        return list(self.purchase if process == "purchase" else self.dropout)
+
+    def coefficient_names(self) -> list[str]:
+        """Coefficient names in fit order: ``purchase:...``, ``dropout:...``, ``tied:...``."""
+        names = []
+        for process in PROCESSES:
+            for column in self._process_columns(process):
+                if column not in self.tied:
+                    names += [f"{process}:{e}" for e in self.encoded(column)]
+        for column in self.tied:
+            names += [f"tied:{e}" for e in self.encoded(column)]
+        return names
+
+    def reference_levels(self) -> dict[str, str]:
+        """For each coefficient of a categorical covariate, ``column=reference level``."""
+        out = {}
+        for coefficient in self.coefficient_names():
+            encoded = coefficient.split(":", 1)[1]
+            column = encoded.split("[", 1)[0]
+            if column in self.levels and encoded != column:
+                out[coefficient] = f"{column}={self.levels[column][0]}"
+        return out
+
+    # -- matrices -------------------------------------------------------------------------------
+
+    def _encode(self, data: Any, name: str) -> np.ndarray:
+        """The encoded columns of covariate ``name`` (rows x columns)."""
+        series = _column(data, name)
+        _check_missing(series, name)
+        if name not in self.levels:
+            if _is_categorical(series):
+                raise _data_error(
+                    name,
+                    None,
+                    "must be numeric",
+                    f"was numeric when the model was fitted, got dtype {series.dtype}",
+                )
+            return series.to_numpy(dtype=np.float64).reshape(-1, 1)
+        levels = self.levels[name]
+        values = series.astype(object).to_numpy()
+        known = {level: i for i, level in enumerate(levels)}
+        codes = np.fromiter(
+            (known.get(v.item() if isinstance(v, np.generic) else v, -1) for v in values),
+            dtype=np.int64,
+            count=len(values),
+        )
+        unseen = np.flatnonzero(codes < 0)
+        if unseen.size:
+            row = int(unseen[0])
+            raise _data_error(
+                name,
+                row,
+                "known level",
+                f"has the level {values[row]!r}, not seen when the model was fitted "
+                f"(levels: {levels})",
+            )
+        out = np.zeros((len(values), len(levels) - 1))
+        rows = np.flatnonzero(codes > 0)
+        out[rows, codes[rows] - 1] = 1.0
+        return out
+
+    def design(self, data: Any) -> tuple[Any, ...]:
+        """The covariate arguments of the core functions for the rows of ``data``."""
+        coefficients = self.coefficient_names()
+        index = {name: i for i, name in enumerate(coefficients)}
+        matrices = []
+        links = []
+        column_names = []
+        for process in PROCESSES:
+            blocks = []
+            process_links = []
+            process_names = []
+            for column in self._process_columns(process):
+                block = self._encode(data, column)
+                blocks.append(block)
+                prefix = "tied" if column in self.tied else process
+                for encoded in self.encoded(column):
+                    process_links.append(index[f"{prefix}:{encoded}"])
+                    process_names.append(encoded)
+            n_rows = len(data)
+            matrix = np.hstack(blocks) if blocks else np.zeros((n_rows, 0))
+            matrices.append(_native(matrix, np.float64))
+            links.append(process_links)
+            column_names.append(process_names)
+        return (
+            matrices[0],
+            matrices[1],
+            links[0],
+            links[1],
+            column_names[0],
+            column_names[1],
+            coefficients,
+        )
+
+
+def _check_missing(series: pd.Series, name: str) -> None:
+    missing = np.flatnonzero(series.isna().to_numpy())
+    if missing.size:
+        raise _data_error(
+            name, int(missing[0]), "no missing values", "is missing; covariates must be given"
+        )

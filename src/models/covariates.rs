@@ -1,0 +1,788 @@
+//! Time-invariant covariates in the purchase and dropout processes (Fader & Hardie 2007,
+//! "Incorporating time-invariant covariates into the Pareto/NBD and BG/NBD models", with the
+//! parameterisation of CLVTools):
+//!
+//! ```text
+//! Pareto/NBD          alpha_i = alpha0 exp(-z_purchase,i . g_purchase)
+//!                     beta_i  = beta0  exp(-z_dropout,i . g_dropout)
+//! BG/NBD, MBG/NBD     alpha_i = alpha0 exp(-z_purchase,i . g_purchase)
+//!                     a_i     = a0     exp( z_dropout,i . g_dropout)
+//!                     b_i     = b0     exp( z_dropout,i . g_dropout)
+//! ```
+//!
+//! so a positive purchase coefficient raises the purchase rate, and a positive Pareto/NBD
+//! dropout coefficient raises the dropout rate. The shape parameters (r, s) are shared. Each
+//! customer's likelihood is the base model's at that customer's parameters; its gradient and
+//! Hessian in the shared parameters and the coefficients follow by the chain rule from the
+//! base model's per-row derivatives ([`CovariateModel::row_derivatives`]), through the log of
+//! each per-customer parameter, which is linear in (log of the shared parameter, coefficients).
+//!
+//! A covariate may act on both processes with one coefficient (an equality constraint): the
+//! columns of both processes name their coefficient ([`Links`]), and columns that share one are
+//! tied.
+
+use std::borrow::Cow;
+
+use super::RfmModel;
+use crate::data::{Rfm, RfmColumns, RfmNames};
+use crate::error::{ClvError, Result};
+use crate::fit::{fit, Domain, FitOptions, FitResult, Likelihood, ParamSpec};
+use crate::parallel::Exec;
+
+/// The process a covariate acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Process {
+    Purchase = 0,
+    Dropout = 1,
+}
+
+/// A model whose per-customer parameters covariates can shift.
+pub trait CovariateModel: RfmModel + Send {
+    /// `(parameter index, process, sign)`: parameter `k` of customer `i` is
+    /// `theta_k exp(sign * z_process,i . g_process)`.
+    const LINKS: &'static [(usize, Process, f64)];
+
+    /// One customer's log-likelihood with its gradient and, when `SECOND`, its Hessian in the
+    /// natural parameters (in [`RfmModel::specs`] order).
+    fn row_derivatives<const SECOND: bool>(
+        params: &[f64; 4],
+        x: f64,
+        t_x: f64,
+        age: f64,
+    ) -> super::RowDerivatives;
+}
+
+/// Which coefficient each covariate column of each process uses (columns that share a
+/// coefficient are tied across the processes), and the coefficients' names.
+#[derive(Debug, Clone, Default)]
+pub struct Links {
+    /// Coefficient index of each purchase-process column.
+    pub purchase: Vec<usize>,
+    /// Coefficient index of each dropout-process column.
+    pub dropout: Vec<usize>,
+    /// Name of each coefficient, in order.
+    pub names: Vec<String>,
+}
+
+impl Links {
+    fn columns(&self, process: Process) -> &[usize] {
+        match process {
+            Process::Purchase => &self.purchase,
+            Process::Dropout => &self.dropout,
+        }
+    }
+
+    /// Number of coefficients.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Whether there are no coefficients.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    fn check(&self) -> Result<()> {
+        let n = self.names.len();
+        let mut used = vec![false; n];
+        for &c in self.purchase.iter().chain(&self.dropout) {
+            if c >= n {
+                return Err(ClvError::invalid_parameter(
+                    "covariates",
+                    format!("coefficient index {c} out of range (there are {n} coefficients)"),
+                ));
+            }
+            used[c] = true;
+        }
+        if let Some(c) = used.iter().position(|u| !u) {
+            return Err(ClvError::invalid_parameter(
+                "covariates",
+                format!(
+                    "coefficient `{}` is used by no covariate column",
+                    self.names[c]
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Customer summaries with covariates: the summary columns and, per process, a row-major
+/// matrix of covariate values (one row per customer).
+#[derive(Debug, Clone)]
+pub struct CovariateRows<'a> {
+    pub frequency: Cow<'a, [f64]>,
+    pub recency: Cow<'a, [f64]>,
+    pub age: Cow<'a, [f64]>,
+    pub weights: Option<Cow<'a, [f64]>>,
+    /// `len() x links.purchase.len()` values, row-major.
+    pub purchase: Cow<'a, [f64]>,
+    /// `len() x links.dropout.len()` values, row-major.
+    pub dropout: Cow<'a, [f64]>,
+}
+
+impl<'a> CovariateRows<'a> {
+    /// Borrow summary columns and covariate matrices.
+    pub fn new(columns: &RfmColumns<'a>, purchase: &'a [f64], dropout: &'a [f64]) -> Self {
+        CovariateRows {
+            frequency: Cow::Borrowed(columns.frequency),
+            recency: Cow::Borrowed(columns.recency),
+            age: Cow::Borrowed(columns.age),
+            weights: columns.weights.map(Cow::Borrowed),
+            purchase: Cow::Borrowed(purchase),
+            dropout: Cow::Borrowed(dropout),
+        }
+    }
+
+    /// Number of customers.
+    pub fn len(&self) -> usize {
+        self.frequency.len()
+    }
+
+    /// Whether there are no customers.
+    pub fn is_empty(&self) -> bool {
+        self.frequency.is_empty()
+    }
+
+    /// The summary columns.
+    pub fn columns(&self) -> RfmColumns<'_> {
+        RfmColumns {
+            frequency: &self.frequency,
+            recency: &self.recency,
+            age: &self.age,
+            weights: self.weights.as_deref(),
+        }
+    }
+
+    fn weight(&self, i: usize) -> f64 {
+        self.weights.as_ref().map_or(1.0, |w| w[i])
+    }
+
+    /// Check the matrices' shapes and that every covariate value is finite (naming the
+    /// covariate column and the first offending row); `names` name the columns of each process.
+    pub fn validate(&self, links: &Links, names: [&[String]; 2]) -> Result<()> {
+        links.check()?;
+        for (process, values) in [
+            (Process::Purchase, &self.purchase),
+            (Process::Dropout, &self.dropout),
+        ] {
+            let p = links.columns(process).len();
+            let column_names = names[process as usize];
+            if column_names.len() != p {
+                return Err(ClvError::invalid_parameter(
+                    "covariates",
+                    format!("{p} columns but {} names", column_names.len()),
+                ));
+            }
+            if values.len() != self.len() * p {
+                return Err(ClvError::invalid_data(
+                    "covariates",
+                    None,
+                    None,
+                    format!(
+                        "expected {} x {p} covariate values, got {}",
+                        self.len(),
+                        values.len()
+                    ),
+                ));
+            }
+            if p > 0 {
+                if let Some(at) = values.iter().position(|v| !v.is_finite()) {
+                    return Err(ClvError::invalid_data(
+                        &column_names[at % p],
+                        Some(at / p),
+                        Some(values[at]),
+                        "covariate values must be finite numbers (no NaN or missing values)",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The linear predictors `z_process,i . g_process` of row `i`.
+    #[inline]
+    fn shifts(&self, links: &Links, coefficients: &[f64], i: usize) -> [f64; 2] {
+        let dot = |values: &[f64], columns: &[usize]| -> f64 {
+            let p = columns.len();
+            let row = &values[i * p..(i + 1) * p];
+            row.iter()
+                .zip(columns)
+                .map(|(z, &c)| z * coefficients[c])
+                .sum()
+        };
+        [
+            dot(&self.purchase, &links.purchase),
+            dot(&self.dropout, &links.dropout),
+        ]
+    }
+
+    /// Every `stride`-th row (the warm-start subsample).
+    fn subsample(&self, links: &Links, stride: usize) -> CovariateRows<'static> {
+        let pick = |v: &[f64]| -> Cow<'static, [f64]> {
+            Cow::Owned(v.iter().step_by(stride).copied().collect())
+        };
+        let pick_rows = |v: &[f64], p: usize| -> Cow<'static, [f64]> {
+            if p == 0 {
+                return Cow::Owned(Vec::new());
+            }
+            Cow::Owned(
+                v.chunks_exact(p)
+                    .step_by(stride)
+                    .flatten()
+                    .copied()
+                    .collect(),
+            )
+        };
+        CovariateRows {
+            frequency: pick(&self.frequency),
+            recency: pick(&self.recency),
+            age: pick(&self.age),
+            weights: self.weights.as_deref().map(pick),
+            purchase: pick_rows(&self.purchase, links.purchase.len()),
+            dropout: pick_rows(&self.dropout, links.dropout.len()),
+        }
+    }
+}
+
+/// The parameters of customer `i`: the shared ones (`params[..4]`) shifted by the
+/// covariates with the coefficients `params[4..]`.
+#[inline]
+fn customer_params<M: CovariateModel>(
+    rows: &CovariateRows<'_>,
+    links: &Links,
+    params: &[f64],
+    i: usize,
+) -> [f64; 4] {
+    let shifts = rows.shifts(links, &params[4..], i);
+    let mut theta = [params[0], params[1], params[2], params[3]];
+    for &(k, process, sign) in M::LINKS {
+        theta[k] *= (sign * shifts[process as usize]).exp();
+    }
+    theta
+}
+
+/// Each customer's model, for predictions. Fails naming the row if a customer's parameters
+/// leave their domain (the covariates push a parameter to 0 or infinity).
+pub fn customer_models<M: CovariateModel>(
+    rows: &CovariateRows<'_>,
+    links: &Links,
+    params: &[f64],
+    exec: &Exec,
+) -> Result<Vec<M>> {
+    check_param_count::<M>(links, params)?;
+    let indices: Vec<usize> = (0..rows.len()).collect();
+    let models: Vec<Result<M>> = exec.map(&indices, |&i| {
+        M::from_slice(&customer_params::<M>(rows, links, params, i)).map_err(|e| {
+            ClvError::invalid_data(
+                "covariates",
+                Some(i),
+                None,
+                format!("give this customer parameters outside their domain ({e})"),
+            )
+        })
+    });
+    models.into_iter().collect()
+}
+
+fn check_param_count<M: CovariateModel>(links: &Links, params: &[f64]) -> Result<()> {
+    let expected = M::specs().len() + links.len();
+    if params.len() != expected {
+        return Err(ClvError::invalid_parameter(
+            "params",
+            format!(
+                "expected {expected} values ({} model parameters and {} coefficients), got {}",
+                M::specs().len(),
+                links.len(),
+                params.len()
+            ),
+        ));
+    }
+    crate::fit::check_params(M::specs(), &params[..M::specs().len()])?;
+    if let Some(c) = params[M::specs().len()..]
+        .iter()
+        .position(|v| !v.is_finite())
+    {
+        return Err(ClvError::invalid_parameter(
+            &links.names[c],
+            "coefficients must be finite numbers",
+        ));
+    }
+    Ok(())
+}
+
+/// The likelihood of a covariate model over customer rows, for the fitting engine.
+pub struct CovariateLikelihood<'r, 'a, M: CovariateModel> {
+    rows: &'r CovariateRows<'a>,
+    links: &'r Links,
+    specs: Vec<ParamSpec>,
+    _model: std::marker::PhantomData<M>,
+}
+
+impl<'r, 'a, M: CovariateModel> CovariateLikelihood<'r, 'a, M> {
+    pub fn new(rows: &'r CovariateRows<'a>, links: &'r Links) -> Self {
+        let mut specs = M::specs().to_vec();
+        specs.extend(links.names.iter().map(|_| ParamSpec {
+            name: "coefficient",
+            domain: Domain::Real,
+        }));
+        CovariateLikelihood {
+            rows,
+            links,
+            specs,
+            _model: std::marker::PhantomData,
+        }
+    }
+
+    /// For each per-customer parameter `k`, the derivative of its log with respect to every
+    /// parameter of the fit (`1` for its shared parameter on the log scale, `sign z` for each
+    /// coefficient of its process), written into `out[k]` (length `4 + coefficients`).
+    #[inline]
+    fn log_param_derivatives(&self, i: usize, out: &mut [Vec<f64>; 4]) {
+        for row in out.iter_mut() {
+            row.iter_mut().for_each(|v| *v = 0.0);
+        }
+        for (k, row) in out.iter_mut().enumerate() {
+            row[k] = 1.0;
+        }
+        for &(k, process, sign) in M::LINKS {
+            let (values, columns) = match process {
+                Process::Purchase => (&self.rows.purchase, &self.links.purchase),
+                Process::Dropout => (&self.rows.dropout, &self.links.dropout),
+            };
+            let p = columns.len();
+            for (z, &c) in values[i * p..(i + 1) * p].iter().zip(columns) {
+                out[k][4 + c] += sign * z;
+            }
+        }
+    }
+}
+
+impl<M: CovariateModel> Likelihood for CovariateLikelihood<'_, '_, M> {
+    fn params(&self) -> &[ParamSpec] {
+        &self.specs
+    }
+
+    fn starts(&self) -> Vec<Vec<f64>> {
+        // Only used without a caller-given start; `fit_with_covariates` always gives one.
+        let mut start = vec![1.0; 4];
+        start.extend(std::iter::repeat(0.0).take(self.links.len()));
+        vec![start]
+    }
+
+    fn total_weight(&self) -> f64 {
+        (0..self.rows.len()).map(|i| self.rows.weight(i)).sum()
+    }
+
+    fn loglik_and_gradient(&self, params: &[f64], exec: &Exec) -> (f64, Vec<f64>) {
+        let k = params.len();
+        let rows = self.rows;
+        let acc = exec.chunked_sum(rows.len(), 1 + k, |range, acc| {
+            let mut dlog: [Vec<f64>; 4] = std::array::from_fn(|_| vec![0.0; k]);
+            for i in range {
+                let theta = customer_params::<M>(rows, self.links, params, i);
+                let (ll, g, _) = M::row_derivatives::<false>(
+                    &theta,
+                    rows.frequency[i],
+                    rows.recency[i],
+                    rows.age[i],
+                );
+                let w = rows.weight(i);
+                acc[0] += w * ll;
+                self.log_param_derivatives(i, &mut dlog);
+                for (m, slot) in acc[1..].iter_mut().enumerate() {
+                    // d ll / d v_m = sum_k g_k theta_k d ln theta_k / d v_m, with v_m the log
+                    // of a shared parameter or a coefficient.
+                    let mut total = 0.0;
+                    for kk in 0..4 {
+                        total += g[kk] * theta[kk] * dlog[kk][m];
+                    }
+                    *slot += w * total;
+                }
+            }
+        });
+        let mut gradient = acc[1..].to_vec();
+        // Shared parameters: from their log to their natural scale.
+        for m in 0..4 {
+            gradient[m] /= params[m];
+        }
+        (acc[0], gradient)
+    }
+
+    /// `sum_i A_i' H_i A_i` in (log shared parameters, coefficients), with `H_i` the row's
+    /// Hessian in the logs of its own parameters and `A_i` their (constant) derivatives, mapped
+    /// to the natural scale of the shared parameters.
+    fn hessian(&self, params: &[f64], exec: &Exec) -> Option<Vec<Vec<f64>>> {
+        let k = params.len();
+        let rows = self.rows;
+        let acc = exec.chunked_sum(rows.len(), k + k * k, |range, acc| {
+            let mut dlog: [Vec<f64>; 4] = std::array::from_fn(|_| vec![0.0; k]);
+            let mut ha = vec![[0.0; 4]; k];
+            for i in range {
+                let theta = customer_params::<M>(rows, self.links, params, i);
+                let (_, g, h) = M::row_derivatives::<true>(
+                    &theta,
+                    rows.frequency[i],
+                    rows.recency[i],
+                    rows.age[i],
+                );
+                let w = rows.weight(i);
+                // Gradient and Hessian in the logs of this customer's parameters.
+                let g_log: [f64; 4] = std::array::from_fn(|a| g[a] * theta[a]);
+                let h_log: [[f64; 4]; 4] = std::array::from_fn(|a| {
+                    std::array::from_fn(|b| {
+                        theta[a] * theta[b] * h[a][b] + if a == b { g_log[a] } else { 0.0 }
+                    })
+                });
+                self.log_param_derivatives(i, &mut dlog);
+                for m in 0..k {
+                    let mut gm = 0.0;
+                    for a in 0..4 {
+                        gm += g_log[a] * dlog[a][m];
+                        ha[m][a] = (0..4).map(|b| h_log[a][b] * dlog[b][m]).sum();
+                    }
+                    acc[m] += w * gm;
+                }
+                for m in 0..k {
+                    for n in m..k {
+                        let v: f64 = (0..4).map(|a| dlog[a][m] * ha[n][a]).sum();
+                        acc[k + m * k + n] += w * v;
+                    }
+                }
+            }
+        });
+        let (g_v, h_v) = acc.split_at(k);
+        let scale = |m: usize| if m < 4 { params[m] } else { 1.0 };
+        let mut hessian = vec![vec![0.0; k]; k];
+        for m in 0..k {
+            for n in m..k {
+                let mut v = h_v[m * k + n];
+                if m == n && m < 4 {
+                    // d2/dtheta2 = (d2/dv2 - d/dv) / theta^2 for v = ln theta.
+                    v -= g_v[m];
+                }
+                v /= scale(m) * scale(n);
+                hessian[m][n] = v;
+                hessian[n][m] = v;
+            }
+        }
+        Some(hessian)
+    }
+}
+
+/// Fit a covariate model: the base model first (its estimate, with all coefficients 0, is the
+/// start), then on large data a subsample from there, then all rows. The result names the
+/// coefficients after [`Links::names`].
+pub fn fit_with_covariates<M: CovariateModel>(
+    rows: &CovariateRows<'_>,
+    links: &Links,
+    names: &RfmNames,
+    opts: &FitOptions<'_>,
+) -> Result<FitResult> {
+    let columns = rows.columns();
+    let base_data: Rfm = columns.compress_on(&opts.exec);
+    super::check_fittable(&base_data, names)?;
+    let start = match &opts.start {
+        Some(start) => start.clone(),
+        None => {
+            let base = M::fit(&base_data, opts)?;
+            let mut start = base.params;
+            start.extend(std::iter::repeat(0.0).take(links.len()));
+            start
+        }
+    };
+    let mut full_opts = FitOptions {
+        start: Some(start),
+        ..opts.clone()
+    };
+    if rows.len() > crate::fit::WARM_START_ROWS && !links.is_empty() {
+        let sample = rows.subsample(links, rows.len() / crate::fit::WARM_START_SAMPLE);
+        let first = fit(
+            &CovariateLikelihood::<M>::new(&sample, links),
+            &FitOptions {
+                first_start_only: true,
+                ..full_opts.clone()
+            },
+        )?;
+        if first.converged {
+            full_opts.start = Some(first.params);
+            full_opts.initial_inverse_hessian = first.inverse_hessian;
+        }
+    }
+    let mut result = fit(&CovariateLikelihood::<M>::new(rows, links), &full_opts)?;
+    if !result.converged && full_opts.initial_inverse_hessian.is_some() {
+        // Never worse than starting from the base model.
+        full_opts.start = opts.start.clone().or_else(|| {
+            let mut s = result.params[..4].to_vec();
+            s.extend(std::iter::repeat(0.0).take(links.len()));
+            Some(s)
+        });
+        full_opts.initial_inverse_hessian = None;
+        result = fit(&CovariateLikelihood::<M>::new(rows, links), &full_opts)?;
+    }
+    result.names.truncate(M::specs().len());
+    result.names.extend(links.names.iter().cloned());
+    Ok(result)
+}
+
+impl CovariateModel for super::BgNbdParams {
+    const LINKS: &'static [(usize, Process, f64)] = &[
+        (1, Process::Purchase, -1.0),
+        (2, Process::Dropout, 1.0),
+        (3, Process::Dropout, 1.0),
+    ];
+
+    fn row_derivatives<const SECOND: bool>(
+        params: &[f64; 4],
+        x: f64,
+        t_x: f64,
+        age: f64,
+    ) -> super::RowDerivatives {
+        let p = super::BgNbdParams::new(params[0], params[1], params[2], params[3]);
+        super::bgnbd::row_derivatives::<SECOND>(&p, x, t_x, age)
+    }
+}
+
+impl CovariateModel for super::MbgNbdParams {
+    const LINKS: &'static [(usize, Process, f64)] = super::BgNbdParams::LINKS;
+
+    fn row_derivatives<const SECOND: bool>(
+        params: &[f64; 4],
+        x: f64,
+        t_x: f64,
+        age: f64,
+    ) -> super::RowDerivatives {
+        let p = super::MbgNbdParams::new(params[0], params[1], params[2], params[3]);
+        super::bgnbd::row_derivatives::<SECOND>(&p.0, x, t_x, age)
+    }
+}
+
+impl CovariateModel for super::ParetoNbdParams {
+    const LINKS: &'static [(usize, Process, f64)] =
+        &[(1, Process::Purchase, -1.0), (3, Process::Dropout, -1.0)];
+
+    fn row_derivatives<const SECOND: bool>(
+        params: &[f64; 4],
+        x: f64,
+        t_x: f64,
+        age: f64,
+    ) -> super::RowDerivatives {
+        super::pnbd::row_derivatives::<SECOND>(params, x, t_x, age)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::testing::rel;
+    use crate::models::{BgNbdParams, MbgNbdParams, ParetoNbdParams};
+    use crate::random::Rng;
+
+    /// Simulated summaries (x, t_x, T), covariate matrices (purchase, dropout) and links.
+    type Simulated = (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, Links);
+
+    /// `n` customers with two purchase covariates (a 0/1 flag and a standard normal) and one
+    /// dropout covariate (the flag), histories drawn from `M` at `truth` (shared parameters,
+    /// then the purchase coefficients, then the dropout coefficient).
+    fn simulated<M: CovariateModel>(n: usize, truth: &[f64], seed: u64) -> Simulated {
+        let links = Links {
+            purchase: vec![0, 1],
+            dropout: vec![2],
+            names: vec!["flag".into(), "size".into(), "flag_dropout".into()],
+        };
+        let mut rng = Rng::for_stream(seed, u64::MAX);
+        let mut purchase = Vec::with_capacity(2 * n);
+        let mut dropout = Vec::with_capacity(n);
+        let mut ages = Vec::with_capacity(n);
+        for _ in 0..n {
+            let flag = if rng.uniform() < 0.4 { 1.0 } else { 0.0 };
+            let size = rng.normal();
+            purchase.extend([flag, size]);
+            dropout.push(flag);
+            ages.push(20.0 + 30.0 * rng.uniform());
+        }
+        let (mut x, mut t_x) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        {
+            let rows = CovariateRows {
+                frequency: Cow::Owned(vec![0.0; n]),
+                recency: Cow::Owned(vec![0.0; n]),
+                age: Cow::Borrowed(&ages),
+                weights: None,
+                purchase: Cow::Borrowed(&purchase),
+                dropout: Cow::Borrowed(&dropout),
+            };
+            for i in 0..n {
+                let p = M::from_slice(&customer_params::<M>(&rows, &links, truth, i)).unwrap();
+                let (xi, ti) = p.simulate(&[ages[i]], seed.wrapping_add(i as u64)).unwrap();
+                x.push(xi[0]);
+                t_x.push(ti[0]);
+            }
+        }
+        (x, t_x, ages, purchase, dropout, links)
+    }
+
+    fn check_derivatives<M: CovariateModel>(truth: &[f64]) {
+        let (x, t_x, age, purchase, dropout, links) = simulated::<M>(400, truth, 7);
+        let columns = RfmColumns::new(&x, &t_x, &age);
+        let rows = CovariateRows::new(&columns, &purchase, &dropout);
+        let lik = CovariateLikelihood::<M>::new(&rows, &links);
+        let exec = Exec::Serial;
+        let at = |p: &[f64]| lik.loglik_and_gradient(p, &exec);
+        let mut point = truth.to_vec();
+        point[0] *= 1.1;
+        point[4] += 0.05;
+        let (_, gradient) = at(&point);
+        // Steps of 1e-4 keep the rounding of the summed special functions (about 1e-12
+        // absolute) well below the tolerance; the truncation error is O(h^2).
+        for k in 0..point.len() {
+            let h = 1e-4 * point[k].abs().max(0.1);
+            let (mut up, mut down) = (point.clone(), point.clone());
+            up[k] += h;
+            down[k] -= h;
+            let numeric = (at(&up).0 - at(&down).0) / (2.0 * h);
+            let scale = numeric.abs().max(gradient[k].abs()).max(1.0);
+            assert!(
+                (gradient[k] - numeric).abs() <= 1e-6 * scale,
+                "{}: component {k}: analytic {} vs numeric {numeric}",
+                M::NAME,
+                gradient[k]
+            );
+        }
+        // The Hessian against central differences of the analytic gradient.
+        let hessian = lik.hessian(&point, &exec).unwrap();
+        for j in 0..point.len() {
+            let h = 1e-5 * point[j].abs().max(1e-2);
+            let (mut up, mut down) = (point.clone(), point.clone());
+            up[j] += h;
+            down[j] -= h;
+            let (g_up, g_down) = (at(&up).1, at(&down).1);
+            for i in 0..point.len() {
+                let numeric = (g_up[i] - g_down[i]) / (2.0 * h);
+                let scale = numeric.abs().max(hessian[i][j].abs()).max(1.0);
+                assert!(
+                    (hessian[i][j] - numeric).abs() <= 1e-5 * scale,
+                    "{}: H[{i}][{j}] analytic {} vs numeric {numeric}",
+                    M::NAME,
+                    hessian[i][j]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn gradients_and_hessians_match_finite_differences() {
+        check_derivatives::<BgNbdParams>(&[0.8, 4.0, 0.7, 2.5, 0.5, -0.3, 0.4]);
+        check_derivatives::<MbgNbdParams>(&[0.8, 4.0, 0.7, 2.5, 0.5, -0.3, 0.4]);
+        check_derivatives::<ParetoNbdParams>(&[0.8, 4.0, 0.6, 10.0, 0.5, -0.3, 0.4]);
+    }
+
+    /// With every coefficient at 0 the likelihood is the base model's: same value and the same
+    /// gradient in the shared parameters, and 0 coefficients mean the base model's predictions.
+    fn check_zero_coefficients<M: CovariateModel>(base: &[f64]) {
+        let data = crate::models::testing::cdnow();
+        let columns = data.columns();
+        let n = data.len();
+        let size: Vec<f64> = (0..n).map(|i| (i % 7) as f64 - 3.0).collect();
+        let links = Links {
+            purchase: vec![0],
+            dropout: vec![1],
+            names: vec!["size".into(), "size_dropout".into()],
+        };
+        let rows = CovariateRows::new(&columns, &size, &size);
+        let lik = CovariateLikelihood::<M>::new(&rows, &links);
+        let mut params = base.to_vec();
+        params.extend([0.0, 0.0]);
+        let exec = Exec::Serial;
+        let (ll, gradient) = lik.loglik_and_gradient(&params, &exec);
+        let expected: f64 = (0..n)
+            .map(|i| {
+                let m = M::from_slice(base).unwrap();
+                data.weight(i) * m.log_likelihood(data.frequency[i], data.recency[i], data.age[i])
+            })
+            .sum();
+        assert!(rel(ll, expected) < 1e-12, "{}: {ll} vs {expected}", M::NAME);
+        let fitted = M::fit(&data, &FitOptions::default()).unwrap();
+        let mut at_optimum = fitted.params.clone();
+        at_optimum.extend([0.0, 0.0]);
+        let (ll_opt, g_opt) = lik.loglik_and_gradient(&at_optimum, &exec);
+        assert!(rel(ll_opt, fitted.log_likelihood) < 1e-12);
+        for (k, g) in g_opt[..4].iter().enumerate() {
+            // The base optimum is stationary in the shared parameters.
+            assert!(
+                (g * at_optimum[k]).abs() < 1e-3,
+                "{}: {k}: {g} {gradient:?}",
+                M::NAME
+            );
+        }
+        let models = customer_models::<M>(&rows, &links, &at_optimum, &exec).unwrap();
+        let base_model = M::from_slice(&fitted.params).unwrap();
+        for i in [0, 5, 100, 1000] {
+            let (x, t_x, age) = (data.frequency[i], data.recency[i], data.age[i]);
+            assert_eq!(
+                models[i].probability_alive(x, t_x, age),
+                base_model.probability_alive(x, t_x, age)
+            );
+        }
+    }
+
+    #[test]
+    fn zero_coefficients_give_the_base_model() {
+        check_zero_coefficients::<BgNbdParams>(&[0.243, 4.414, 0.793, 2.426]);
+        check_zero_coefficients::<MbgNbdParams>(&[0.525, 6.183, 0.891, 1.614]);
+        check_zero_coefficients::<ParetoNbdParams>(&[0.553, 10.58, 0.606, 11.67]);
+    }
+
+    fn check_recovery<M: CovariateModel>(truth: &[f64]) {
+        let (x, t_x, age, purchase, dropout, links) = simulated::<M>(5_000, truth, 11);
+        let columns = RfmColumns::new(&x, &t_x, &age);
+        let rows = CovariateRows::new(&columns, &purchase, &dropout);
+        let names = [links.names[..2].to_vec(), links.names[2..].to_vec()];
+        rows.validate(&links, [&names[0], &names[1]]).unwrap();
+        let res =
+            fit_with_covariates::<M>(&rows, &links, &RfmNames::default(), &FitOptions::default())
+                .unwrap();
+        assert!(res.converged, "{}: {}", M::NAME, res.termination);
+        assert_eq!(res.names[4..], links.names[..]);
+        let se = res.standard_errors().unwrap();
+        for k in 0..truth.len() {
+            let z = (res.params[k] - truth[k]) / se[k];
+            assert!(
+                z.abs() < 4.5,
+                "{}: {} = {} (se {}) vs truth {}",
+                M::NAME,
+                res.names[k],
+                res.params[k],
+                se[k],
+                truth[k]
+            );
+        }
+    }
+
+    #[test]
+    fn fits_recover_simulated_coefficients() {
+        check_recovery::<BgNbdParams>(&[0.8, 4.0, 0.7, 2.5, 0.5, -0.3, 0.4]);
+        check_recovery::<ParetoNbdParams>(&[0.8, 4.0, 0.6, 10.0, 0.5, -0.3, 0.4]);
+    }
+
+    #[test]
+    fn tied_coefficients_and_bad_values_are_handled() {
+        let links = Links {
+            purchase: vec![0],
+            dropout: vec![0],
+            names: vec!["flag".into()],
+        };
+        let (x, t_x, age) = (vec![1.0, 0.0], vec![2.0, 0.0], vec![5.0, 5.0]);
+        let columns = RfmColumns::new(&x, &t_x, &age);
+        let z = [1.0, f64::NAN];
+        let rows = CovariateRows::new(&columns, &z, &z);
+        let names = vec!["flag".to_string()];
+        let err = rows.validate(&links, [&names, &names]).unwrap_err();
+        assert!(err.to_string().contains("flag"), "{err}");
+        let unused = Links {
+            purchase: vec![0],
+            dropout: vec![],
+            names: vec!["a".into(), "b".into()],
+        };
+        assert!(unused.check().is_err());
+    }
+}
