@@ -320,7 +320,7 @@ impl<'a> Bdw<'a> {
 }
 
 impl Likelihood for Bdw<'_> {
-    fn params(&self) -> &'static [ParamSpec] {
+    fn params(&self) -> &[ParamSpec] {
         if self.free_c {
             &PARAMS
         } else {

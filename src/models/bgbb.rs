@@ -227,7 +227,7 @@ impl<'a> BgBb<'a> {
 }
 
 impl Likelihood for BgBb<'_> {
-    fn params(&self) -> &'static [ParamSpec] {
+    fn params(&self) -> &[ParamSpec] {
         &PARAMS
     }
 

@@ -154,7 +154,7 @@ impl<'a> GammaGamma<'a> {
 }
 
 impl Likelihood for GammaGamma<'_> {
-    fn params(&self) -> &'static [ParamSpec] {
+    fn params(&self) -> &[ParamSpec] {
         &PARAMS
     }
 

@@ -202,7 +202,7 @@ impl<'a> GgNbd<'a> {
 }
 
 impl Likelihood for GgNbd<'_> {
-    fn params(&self) -> &'static [ParamSpec] {
+    fn params(&self) -> &[ParamSpec] {
         &PARAMS
     }
 
