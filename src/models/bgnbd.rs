@@ -684,18 +684,21 @@ pub fn row_derivatives<const SECOND: bool>(
     t_x: f64,
     age: f64,
 ) -> super::RowDerivatives {
+    use crate::fastmath::{ln, ln_1p};
     let (r, alpha, a, b) = (p.r, p.alpha, p.a, p.b);
     let k = p.flips(x);
     let rx = r + x;
     let at = alpha + age;
-    let (ln_alpha, ln_at, inv_at) = (alpha.ln(), at.ln(), 1.0 / at);
-    let psi_ab_shift = digamma_diff(a + b, k);
-    let mut value = ln_gamma_diff(r, x) + ln_beta_shift(a, b, k) + r * ln_alpha - rx * ln_at;
+    let (ln_alpha, ln_at, inv_at) = (ln(alpha), ln(at), 1.0 / at);
+    let (ln_r, psi_r) = rising(r, x);
+    let (ln_b, psi_b) = rising(b, k);
+    let (ln_ab, psi_ab_shift) = rising(a + b, k);
+    let mut value = ln_r + ln_b - ln_ab + r * ln_alpha - rx * ln_at;
     let mut gradient = [
-        digamma_diff(r, x) + ln_alpha - ln_at,
+        psi_r + ln_alpha - ln_at,
         r / alpha - rx * inv_at,
         -psi_ab_shift,
-        digamma_diff(b, k) - psi_ab_shift,
+        psi_b - psi_ab_shift,
     ];
     // The dropout weight s = logistic(odds) and q = s (1 - s), with L and D as in `add_row`.
     let (mut s, mut q, mut l, mut d, mut inv_atx, mut ib) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
@@ -703,9 +706,9 @@ pub fn row_derivatives<const SECOND: bool>(
         let atx = alpha + t_x;
         inv_atx = 1.0 / atx;
         ib = 1.0 / (b + (k - 1.0));
-        l = ((age - t_x) * inv_atx).ln_1p();
+        l = ln_1p((age - t_x) * inv_atx);
         d = inv_at - inv_atx;
-        let odds = a.ln() - (b + (k - 1.0)).ln() + rx * l;
+        let odds = ln(a) - ln(b + (k - 1.0)) + rx * l;
         value += log1p_exp(odds);
         s = logistic(odds);
         q = s * logistic(-odds);
@@ -747,6 +750,28 @@ pub fn row_derivatives<const SECOND: bool>(
         }
     }
     (value, gradient, hessian)
+}
+
+/// `(ln Gamma(z+k) - ln Gamma(z), psi(z+k) - psi(z))` for `z > 0`, `k >= 0`: as a product and
+/// a sum over the `k` factors `z + j` when `k` is a small whole number (the common case, and
+/// much cheaper than the asymptotic series), else from [`ln_gamma_diff`] and [`digamma_diff`].
+#[inline]
+fn rising(z: f64, k: f64) -> (f64, f64) {
+    const MAX_FACTORS: f64 = 16.0;
+    if k <= MAX_FACTORS && k.fract() == 0.0 && z < 1e15 {
+        // P = prod (z + j) and its derivative P' (so psi(z+k) - psi(z) = sum 1/(z+j) = P'/P,
+        // one division instead of k).
+        let (mut product, mut derivative) = (1.0, 0.0);
+        let mut j = 0.0;
+        while j < k {
+            derivative = derivative * (z + j) + product;
+            product *= z + j;
+            j += 1.0;
+        }
+        (crate::fastmath::ln(product), derivative / product)
+    } else {
+        (ln_gamma_diff(z, k), digamma_diff(z, k))
+    }
 }
 
 /// Indices of the weighted per-run sums that the log-likelihood, gradient and Hessian are built

@@ -50,6 +50,33 @@ pub trait CovariateModel: RfmModel + Send {
         t_x: f64,
         age: f64,
     ) -> super::RowDerivatives;
+
+    /// The summed log-likelihood of compressed rows that share `params`, with its gradient
+    /// and, when `SECOND`, its Hessian: the base model's own likelihood pass (customers with
+    /// identical covariates share their parameters).
+    fn group_derivatives<const SECOND: bool>(
+        params: &[f64; 4],
+        data: &Rfm,
+        exec: &Exec,
+    ) -> super::RowDerivatives;
+}
+
+/// `(value, gradient, Hessian)` of a base likelihood as a [`super::RowDerivatives`].
+fn base_derivatives<L: Likelihood, const SECOND: bool>(
+    lik: &L,
+    params: &[f64; 4],
+    exec: &Exec,
+) -> super::RowDerivatives {
+    let (value, gradient) = lik.loglik_and_gradient(params, exec);
+    let mut hessian = [[f64::NAN; 4]; 4];
+    if SECOND {
+        if let Some(h) = lik.hessian(params, exec) {
+            for (row, values) in hessian.iter_mut().zip(&h) {
+                row.copy_from_slice(values);
+            }
+        }
+    }
+    (value, std::array::from_fn(|k| gradient[k]), hessian)
 }
 
 /// Which coefficient each covariate column of each process uses (columns that share a
@@ -200,6 +227,16 @@ impl<'a> CovariateRows<'a> {
         Ok(())
     }
 
+    /// Row `i` of the purchase and dropout matrices.
+    #[inline]
+    fn covariates(&self, links: &Links, i: usize) -> [&[f64]; 2] {
+        let (p, q) = (links.purchase.len(), links.dropout.len());
+        [
+            &self.purchase[i * p..(i + 1) * p],
+            &self.dropout[i * q..(i + 1) * q],
+        ]
+    }
+
     /// The linear predictors `z_process,i . g_process` of row `i`.
     #[inline]
     fn shifts(&self, links: &Links, coefficients: &[f64], i: usize) -> [f64; 2] {
@@ -255,9 +292,15 @@ fn customer_params<M: CovariateModel>(
     i: usize,
 ) -> [f64; 4] {
     let shifts = rows.shifts(links, &params[4..], i);
+    params_at::<M>(params, shifts)
+}
+
+/// The shared parameters `params[..4]` shifted by the linear predictors of the two processes.
+#[inline]
+fn params_at<M: CovariateModel>(params: &[f64], shifts: [f64; 2]) -> [f64; 4] {
     let mut theta = [params[0], params[1], params[2], params[3]];
     for &(k, process, sign) in M::LINKS {
-        theta[k] *= (sign * shifts[process as usize]).exp();
+        theta[k] *= crate::fastmath::exp(sign * shifts[process as usize]);
     }
     theta
 }
@@ -321,41 +364,123 @@ pub struct CovariateLikelihood<'r, 'a, M: CovariateModel> {
 
 impl<'r, 'a, M: CovariateModel> CovariateLikelihood<'r, 'a, M> {
     pub fn new(rows: &'r CovariateRows<'a>, links: &'r Links) -> Self {
-        let mut specs = M::specs().to_vec();
-        specs.extend(links.names.iter().map(|_| ParamSpec {
-            name: "coefficient",
-            domain: Domain::Real,
-        }));
         CovariateLikelihood {
             rows,
             links,
-            specs,
+            specs: coefficient_specs::<M>(links),
             _model: std::marker::PhantomData,
         }
     }
+}
 
-    /// For each per-customer parameter `k`, the derivative of its log with respect to every
-    /// parameter of the fit (`1` for its shared parameter on the log scale, `sign z` for each
-    /// coefficient of its process), written into `out[k]` (length `4 + coefficients`).
-    #[inline]
-    fn log_param_derivatives(&self, i: usize, out: &mut [Vec<f64>; 4]) {
-        for row in out.iter_mut() {
-            row.iter_mut().for_each(|v| *v = 0.0);
-        }
-        for (k, row) in out.iter_mut().enumerate() {
-            row[k] = 1.0;
-        }
-        for &(k, process, sign) in M::LINKS {
-            let (values, columns) = match process {
-                Process::Purchase => (&self.rows.purchase, &self.links.purchase),
-                Process::Dropout => (&self.rows.dropout, &self.links.dropout),
-            };
-            let p = columns.len();
-            for (z, &c) in values[i * p..(i + 1) * p].iter().zip(columns) {
-                out[k][4 + c] += sign * z;
-            }
+/// Add one customer's (or one group's) weighted log-likelihood `ll` and gradient `g` (natural
+/// parameters `theta`) to `acc` = [value, d/d log shared, d/d coefficients]:
+/// `d ll / d v = sum_k g_k theta_k d ln theta_k / d v`, where `d ln theta_k / d v` is 1 for the
+/// log of its own shared parameter and `sign z` for each coefficient of its process.
+#[inline]
+fn add_gradient<M: CovariateModel>(
+    acc: &mut [f64],
+    links: &Links,
+    z: [&[f64]; 2],
+    w: f64,
+    theta: &[f64; 4],
+    ll: f64,
+    g: &[f64; 4],
+) {
+    acc[0] += w * ll;
+    let g_log: [f64; 4] = std::array::from_fn(|k| w * g[k] * theta[k]);
+    for k in 0..4 {
+        acc[1 + k] += g_log[k];
+    }
+    for &(k, process, sign) in M::LINKS {
+        let scaled = sign * g_log[k];
+        for (value, &c) in z[process as usize].iter().zip(links.columns(process)) {
+            acc[5 + c] += scaled * value;
         }
     }
+}
+
+/// For each per-customer parameter `k`, the derivative of its log with respect to every
+/// parameter of the fit (`1` for its shared parameter on the log scale, `sign z` for each
+/// coefficient of its process), written into `out[k]` (length `4 + coefficients`).
+#[inline]
+fn log_param_derivatives<M: CovariateModel>(
+    links: &Links,
+    z: [&[f64]; 2],
+    out: &mut [Vec<f64>; 4],
+) {
+    for row in out.iter_mut() {
+        row.iter_mut().for_each(|v| *v = 0.0);
+    }
+    for (k, row) in out.iter_mut().enumerate() {
+        row[k] = 1.0;
+    }
+    for &(k, process, sign) in M::LINKS {
+        for (value, &c) in z[process as usize].iter().zip(links.columns(process)) {
+            out[k][4 + c] += sign * value;
+        }
+    }
+}
+
+/// Add one customer's (or group's) weighted gradient and Hessian in the logs of its own
+/// parameters, mapped by `A` (the derivatives of those logs, [`log_param_derivatives`]), to
+/// `acc` = [gradient (k), upper triangle of the Hessian (k x k, row-major)] in
+/// (log shared parameters, coefficients). `scratch` holds `A` and `H A`.
+#[inline]
+#[allow(clippy::too_many_arguments)]
+fn add_hessian<M: CovariateModel>(
+    acc: &mut [f64],
+    links: &Links,
+    z: [&[f64]; 2],
+    w: f64,
+    theta: &[f64; 4],
+    g: &[f64; 4],
+    h: &[[f64; 4]; 4],
+    scratch: &mut ([Vec<f64>; 4], Vec<[f64; 4]>),
+) {
+    let k = scratch.1.len();
+    let (dlog, ha) = scratch;
+    let g_log: [f64; 4] = std::array::from_fn(|a| g[a] * theta[a]);
+    let h_log: [[f64; 4]; 4] = std::array::from_fn(|a| {
+        std::array::from_fn(|b| theta[a] * theta[b] * h[a][b] + if a == b { g_log[a] } else { 0.0 })
+    });
+    log_param_derivatives::<M>(links, z, dlog);
+    for m in 0..k {
+        let mut gm = 0.0;
+        for a in 0..4 {
+            gm += g_log[a] * dlog[a][m];
+            ha[m][a] = (0..4).map(|b| h_log[a][b] * dlog[b][m]).sum();
+        }
+        acc[m] += w * gm;
+    }
+    for m in 0..k {
+        for n in m..k {
+            let v: f64 = (0..4).map(|a| dlog[a][m] * ha[n][a]).sum();
+            acc[k + m * k + n] += w * v;
+        }
+    }
+}
+
+/// The Hessian in the natural scale of the shared parameters (and the coefficients) from the
+/// gradient and Hessian sums of [`add_hessian`] in (log shared parameters, coefficients).
+fn natural_hessian(params: &[f64], acc: &[f64]) -> Vec<Vec<f64>> {
+    let k = params.len();
+    let (g_v, h_v) = acc.split_at(k);
+    let scale = |m: usize| if m < 4 { params[m] } else { 1.0 };
+    let mut hessian = vec![vec![0.0; k]; k];
+    for m in 0..k {
+        for n in m..k {
+            let mut v = h_v[m * k + n];
+            if m == n && m < 4 {
+                // d2/dtheta2 = (d2/dv2 - d/dv) / theta^2 for v = ln theta.
+                v -= g_v[m];
+            }
+            v /= scale(m) * scale(n);
+            hessian[m][n] = v;
+            hessian[n][m] = v;
+        }
+    }
+    hessian
 }
 
 impl<M: CovariateModel> Likelihood for CovariateLikelihood<'_, '_, M> {
@@ -364,10 +489,7 @@ impl<M: CovariateModel> Likelihood for CovariateLikelihood<'_, '_, M> {
     }
 
     fn starts(&self) -> Vec<Vec<f64>> {
-        // Only used without a caller-given start; `fit_with_covariates` always gives one.
-        let mut start = vec![1.0; 4];
-        start.extend(std::iter::repeat(0.0).take(self.links.len()));
-        vec![start]
+        default_start(self.links)
     }
 
     fn total_weight(&self) -> f64 {
@@ -377,10 +499,10 @@ impl<M: CovariateModel> Likelihood for CovariateLikelihood<'_, '_, M> {
     fn loglik_and_gradient(&self, params: &[f64], exec: &Exec) -> (f64, Vec<f64>) {
         let k = params.len();
         let rows = self.rows;
+        let links = self.links;
         let acc = exec.chunked_sum(rows.len(), 1 + k, |range, acc| {
-            let mut dlog: [Vec<f64>; 4] = std::array::from_fn(|_| vec![0.0; k]);
             for i in range {
-                let theta = customer_params::<M>(rows, self.links, params, i);
+                let theta = customer_params::<M>(rows, links, params, i);
                 let (ll, g, _) = M::row_derivatives::<false>(
                     &theta,
                     rows.frequency[i],
@@ -388,17 +510,7 @@ impl<M: CovariateModel> Likelihood for CovariateLikelihood<'_, '_, M> {
                     rows.age[i],
                 );
                 let w = rows.weight(i);
-                acc[0] += w * ll;
-                self.log_param_derivatives(i, &mut dlog);
-                for (m, slot) in acc[1..].iter_mut().enumerate() {
-                    // d ll / d v_m = sum_k g_k theta_k d ln theta_k / d v_m, with v_m the log
-                    // of a shared parameter or a coefficient.
-                    let mut total = 0.0;
-                    for kk in 0..4 {
-                        total += g[kk] * theta[kk] * dlog[kk][m];
-                    }
-                    *slot += w * total;
-                }
+                add_gradient::<M>(acc, links, rows.covariates(links, i), w, &theta, ll, &g);
             }
         });
         let mut gradient = acc[1..].to_vec();
@@ -415,60 +527,209 @@ impl<M: CovariateModel> Likelihood for CovariateLikelihood<'_, '_, M> {
     fn hessian(&self, params: &[f64], exec: &Exec) -> Option<Vec<Vec<f64>>> {
         let k = params.len();
         let rows = self.rows;
+        let links = self.links;
         let acc = exec.chunked_sum(rows.len(), k + k * k, |range, acc| {
-            let mut dlog: [Vec<f64>; 4] = std::array::from_fn(|_| vec![0.0; k]);
-            let mut ha = vec![[0.0; 4]; k];
+            let mut scratch = (std::array::from_fn(|_| vec![0.0; k]), vec![[0.0; 4]; k]);
             for i in range {
-                let theta = customer_params::<M>(rows, self.links, params, i);
+                let theta = customer_params::<M>(rows, links, params, i);
                 let (_, g, h) = M::row_derivatives::<true>(
                     &theta,
                     rows.frequency[i],
                     rows.recency[i],
                     rows.age[i],
                 );
-                let w = rows.weight(i);
-                // Gradient and Hessian in the logs of this customer's parameters.
-                let g_log: [f64; 4] = std::array::from_fn(|a| g[a] * theta[a]);
-                let h_log: [[f64; 4]; 4] = std::array::from_fn(|a| {
-                    std::array::from_fn(|b| {
-                        theta[a] * theta[b] * h[a][b] + if a == b { g_log[a] } else { 0.0 }
-                    })
-                });
-                self.log_param_derivatives(i, &mut dlog);
-                for m in 0..k {
-                    let mut gm = 0.0;
-                    for a in 0..4 {
-                        gm += g_log[a] * dlog[a][m];
-                        ha[m][a] = (0..4).map(|b| h_log[a][b] * dlog[b][m]).sum();
-                    }
-                    acc[m] += w * gm;
-                }
-                for m in 0..k {
-                    for n in m..k {
-                        let v: f64 = (0..4).map(|a| dlog[a][m] * ha[n][a]).sum();
-                        acc[k + m * k + n] += w * v;
-                    }
-                }
+                let z = rows.covariates(links, i);
+                add_hessian::<M>(acc, links, z, rows.weight(i), &theta, &g, &h, &mut scratch);
             }
         });
-        let (g_v, h_v) = acc.split_at(k);
-        let scale = |m: usize| if m < 4 { params[m] } else { 1.0 };
-        let mut hessian = vec![vec![0.0; k]; k];
-        for m in 0..k {
-            for n in m..k {
-                let mut v = h_v[m * k + n];
-                if m == n && m < 4 {
-                    // d2/dtheta2 = (d2/dv2 - d/dv) / theta^2 for v = ln theta.
-                    v -= g_v[m];
-                }
-                v /= scale(m) * scale(n);
-                hessian[m][n] = v;
-                hessian[n][m] = v;
-            }
-        }
-        Some(hessian)
+        Some(natural_hessian(params, &acc))
     }
 }
+
+/// Customers grouped by identical covariate values, each group's summaries compressed: where
+/// covariates take few distinct values (channels, regions, flags) every group shares its
+/// parameters, so the base model's own likelihood pass serves it.
+pub struct Groups {
+    /// One row of covariate values per group, as in [`CovariateRows`].
+    purchase: Vec<f64>,
+    dropout: Vec<f64>,
+    data: Vec<Rfm>,
+}
+
+impl Groups {
+    /// The groups of `rows`, or `None` when there are more than `max_groups`.
+    pub fn new(
+        rows: &CovariateRows<'_>,
+        links: &Links,
+        max_groups: usize,
+        exec: &Exec,
+    ) -> Option<Self> {
+        let mut index: std::collections::HashMap<Vec<u64>, usize> = Default::default();
+        let mut group_of = Vec::with_capacity(rows.len());
+        let (mut purchase, mut dropout) = (Vec::new(), Vec::new());
+        let mut key = Vec::new();
+        for i in 0..rows.len() {
+            let [zp, zd] = rows.covariates(links, i);
+            key.clear();
+            // +0.0 folds -0.0 into 0.0.
+            key.extend(zp.iter().chain(zd).map(|v| (v + 0.0).to_bits()));
+            let g = match index.get(key.as_slice()) {
+                Some(&g) => g,
+                None => {
+                    let g = index.len();
+                    if g == max_groups {
+                        return None;
+                    }
+                    index.insert(key.clone(), g);
+                    purchase.extend_from_slice(zp);
+                    dropout.extend_from_slice(zd);
+                    g
+                }
+            };
+            group_of.push(g);
+        }
+        let n_groups = index.len();
+        let mut columns: Vec<[Vec<f64>; 4]> = (0..n_groups).map(|_| Default::default()).collect();
+        for (i, &g) in group_of.iter().enumerate() {
+            let c = &mut columns[g];
+            c[0].push(rows.frequency[i]);
+            c[1].push(rows.recency[i]);
+            c[2].push(rows.age[i]);
+            c[3].push(rows.weight(i));
+        }
+        let data = columns
+            .iter()
+            .map(|[x, t_x, age, w]| {
+                RfmColumns {
+                    frequency: x,
+                    recency: t_x,
+                    age,
+                    weights: Some(w),
+                }
+                .compress_on(exec)
+            })
+            .collect();
+        Some(Groups {
+            purchase,
+            dropout,
+            data,
+        })
+    }
+
+    fn covariates(&self, links: &Links, g: usize) -> [&[f64]; 2] {
+        let (p, q) = (links.purchase.len(), links.dropout.len());
+        [
+            &self.purchase[g * p..(g + 1) * p],
+            &self.dropout[g * q..(g + 1) * q],
+        ]
+    }
+
+    fn shifts(&self, links: &Links, coefficients: &[f64], g: usize) -> [f64; 2] {
+        let z = self.covariates(links, g);
+        let dot = |values: &[f64], columns: &[usize]| -> f64 {
+            values
+                .iter()
+                .zip(columns)
+                .map(|(v, &c)| v * coefficients[c])
+                .sum()
+        };
+        [dot(z[0], &links.purchase), dot(z[1], &links.dropout)]
+    }
+}
+
+/// The likelihood of a covariate model over [`Groups`]: per group, the base model's
+/// likelihood pass at the group's parameters, combined by the same chain rule as per customer.
+pub struct GroupedLikelihood<'r, M: CovariateModel> {
+    groups: &'r Groups,
+    links: &'r Links,
+    specs: Vec<ParamSpec>,
+    _model: std::marker::PhantomData<M>,
+}
+
+impl<'r, M: CovariateModel> GroupedLikelihood<'r, M> {
+    pub fn new(groups: &'r Groups, links: &'r Links) -> Self {
+        GroupedLikelihood {
+            groups,
+            links,
+            specs: coefficient_specs::<M>(links),
+            _model: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<M: CovariateModel> Likelihood for GroupedLikelihood<'_, M> {
+    fn params(&self) -> &[ParamSpec] {
+        &self.specs
+    }
+
+    fn starts(&self) -> Vec<Vec<f64>> {
+        default_start(self.links)
+    }
+
+    fn total_weight(&self) -> f64 {
+        self.groups.data.iter().map(Rfm::total_weight).sum()
+    }
+
+    fn loglik_and_gradient(&self, params: &[f64], exec: &Exec) -> (f64, Vec<f64>) {
+        let mut acc = vec![0.0; 1 + params.len()];
+        for (g, data) in self.groups.data.iter().enumerate() {
+            let theta = params_at::<M>(params, self.groups.shifts(self.links, &params[4..], g));
+            let (ll, grad, _) = M::group_derivatives::<false>(&theta, data, exec);
+            let z = self.groups.covariates(self.links, g);
+            add_gradient::<M>(&mut acc, self.links, z, 1.0, &theta, ll, &grad);
+        }
+        let mut gradient = acc[1..].to_vec();
+        for m in 0..4 {
+            gradient[m] /= params[m];
+        }
+        (acc[0], gradient)
+    }
+
+    fn hessian(&self, params: &[f64], exec: &Exec) -> Option<Vec<Vec<f64>>> {
+        let k = params.len();
+        let mut acc = vec![0.0; k + k * k];
+        let mut scratch = (std::array::from_fn(|_| vec![0.0; k]), vec![[0.0; 4]; k]);
+        for (g, data) in self.groups.data.iter().enumerate() {
+            let theta = params_at::<M>(params, self.groups.shifts(self.links, &params[4..], g));
+            let (_, grad, h) = M::group_derivatives::<true>(&theta, data, exec);
+            if h.iter().flatten().any(|v| v.is_nan()) {
+                // The base model has no closed-form Hessian: difference the gradient.
+                return None;
+            }
+            let z = self.groups.covariates(self.links, g);
+            add_hessian::<M>(
+                &mut acc,
+                self.links,
+                z,
+                1.0,
+                &theta,
+                &grad,
+                &h,
+                &mut scratch,
+            );
+        }
+        Some(natural_hessian(params, &acc))
+    }
+}
+
+fn coefficient_specs<M: CovariateModel>(links: &Links) -> Vec<ParamSpec> {
+    let mut specs = M::specs().to_vec();
+    specs.extend(links.names.iter().map(|_| ParamSpec {
+        name: "coefficient",
+        domain: Domain::Real,
+    }));
+    specs
+}
+
+fn default_start(links: &Links) -> Vec<Vec<f64>> {
+    // Only used without a caller-given start; `fit_with_covariates` always gives one.
+    let mut start = vec![1.0; 4];
+    start.extend(std::iter::repeat(0.0).take(links.len()));
+    vec![start]
+}
+
+/// Use [`Groups`] when customers average at least this many per distinct covariate vector.
+const MIN_CUSTOMERS_PER_GROUP: usize = 20;
 
 /// Fit a covariate model: the base model first (its estimate, with all coefficients 0, is the
 /// start), then on large data a subsample from there, then all rows. The result names the
@@ -491,38 +752,53 @@ pub fn fit_with_covariates<M: CovariateModel>(
             start
         }
     };
-    let mut full_opts = FitOptions {
+    let base_opts = FitOptions {
         start: Some(start),
         ..opts.clone()
     };
+    let mut result = None;
     if rows.len() > crate::fit::WARM_START_ROWS && !links.is_empty() {
+        // A subsample first; its optimum and curvature start the fit of all rows.
         let sample = rows.subsample(links, rows.len() / crate::fit::WARM_START_SAMPLE);
-        let first = fit(
-            &CovariateLikelihood::<M>::new(&sample, links),
+        let first = fit_rows::<M>(
+            &sample,
+            links,
             &FitOptions {
                 first_start_only: true,
-                ..full_opts.clone()
+                ..base_opts.clone()
             },
         )?;
         if first.converged {
-            full_opts.start = Some(first.params);
-            full_opts.initial_inverse_hessian = first.inverse_hessian;
+            let warm = FitOptions {
+                start: Some(first.params),
+                initial_inverse_hessian: first.inverse_hessian,
+                ..base_opts.clone()
+            };
+            result = Some(fit_rows::<M>(rows, links, &warm)?).filter(|r| r.converged);
         }
     }
-    let mut result = fit(&CovariateLikelihood::<M>::new(rows, links), &full_opts)?;
-    if !result.converged && full_opts.initial_inverse_hessian.is_some() {
-        // Never worse than starting from the base model.
-        full_opts.start = opts.start.clone().or_else(|| {
-            let mut s = result.params[..4].to_vec();
-            s.extend(std::iter::repeat(0.0).take(links.len()));
-            Some(s)
-        });
-        full_opts.initial_inverse_hessian = None;
-        result = fit(&CovariateLikelihood::<M>::new(rows, links), &full_opts)?;
-    }
+    // Never worse than starting from the base model.
+    let mut result = match result {
+        Some(r) => r,
+        None => fit_rows::<M>(rows, links, &base_opts)?,
+    };
     result.names.truncate(M::specs().len());
     result.names.extend(links.names.iter().cloned());
     Ok(result)
+}
+
+/// One fit on all of `rows`: by groups of customers with identical covariates when they
+/// repeat enough ([`Groups`]), else customer by customer.
+fn fit_rows<M: CovariateModel>(
+    rows: &CovariateRows<'_>,
+    links: &Links,
+    opts: &FitOptions<'_>,
+) -> Result<FitResult> {
+    let max_groups = rows.len() / MIN_CUSTOMERS_PER_GROUP;
+    match Groups::new(rows, links, max_groups, &opts.exec) {
+        Some(groups) => fit(&GroupedLikelihood::<M>::new(&groups, links), opts),
+        None => fit(&CovariateLikelihood::<M>::new(rows, links), opts),
+    }
 }
 
 impl CovariateModel for super::BgNbdParams {
@@ -541,6 +817,14 @@ impl CovariateModel for super::BgNbdParams {
         let p = super::BgNbdParams::new(params[0], params[1], params[2], params[3]);
         super::bgnbd::row_derivatives::<SECOND>(&p, x, t_x, age)
     }
+
+    fn group_derivatives<const SECOND: bool>(
+        params: &[f64; 4],
+        data: &Rfm,
+        exec: &Exec,
+    ) -> super::RowDerivatives {
+        base_derivatives::<_, SECOND>(&super::BgNbd::new(data), params, exec)
+    }
 }
 
 impl CovariateModel for super::MbgNbdParams {
@@ -555,6 +839,14 @@ impl CovariateModel for super::MbgNbdParams {
         let p = super::MbgNbdParams::new(params[0], params[1], params[2], params[3]);
         super::bgnbd::row_derivatives::<SECOND>(&p.0, x, t_x, age)
     }
+
+    fn group_derivatives<const SECOND: bool>(
+        params: &[f64; 4],
+        data: &Rfm,
+        exec: &Exec,
+    ) -> super::RowDerivatives {
+        base_derivatives::<_, SECOND>(&super::BgNbd::modified(data), params, exec)
+    }
 }
 
 impl CovariateModel for super::ParetoNbdParams {
@@ -568,6 +860,14 @@ impl CovariateModel for super::ParetoNbdParams {
         age: f64,
     ) -> super::RowDerivatives {
         super::pnbd::row_derivatives::<SECOND>(params, x, t_x, age)
+    }
+
+    fn group_derivatives<const SECOND: bool>(
+        params: &[f64; 4],
+        data: &Rfm,
+        exec: &Exec,
+    ) -> super::RowDerivatives {
+        base_derivatives::<_, SECOND>(&super::pnbd::ParetoNbd::new(data), params, exec)
     }
 }
 
@@ -762,6 +1062,65 @@ mod tests {
     fn fits_recover_simulated_coefficients() {
         check_recovery::<BgNbdParams>(&[0.8, 4.0, 0.7, 2.5, 0.5, -0.3, 0.4]);
         check_recovery::<ParetoNbdParams>(&[0.8, 4.0, 0.6, 10.0, 0.5, -0.3, 0.4]);
+    }
+
+    /// Customers with few distinct covariate values go through the base models' likelihood
+    /// passes per group: the same value, gradient and Hessian as customer by customer.
+    fn check_groups_match_rows<M: CovariateModel>(point: &[f64]) {
+        let data = crate::models::testing::cdnow();
+        let columns = data.columns();
+        let n = data.len();
+        let purchase: Vec<f64> = (0..n)
+            .flat_map(|i| [(i % 2) as f64, (i % 3 == 0) as u8 as f64])
+            .collect();
+        let dropout: Vec<f64> = (0..n).map(|i| (i % 3 == 0) as u8 as f64).collect();
+        let links = Links {
+            purchase: vec![0, 1],
+            dropout: vec![1],
+            names: vec!["odd".into(), "third".into()],
+        };
+        let rows = CovariateRows::new(&columns, &purchase, &dropout);
+        let exec = Exec::Serial;
+        let groups = Groups::new(&rows, &links, 100, &exec).unwrap();
+        assert_eq!(groups.data.len(), 4);
+        assert!(Groups::new(&rows, &links, 3, &exec).is_none());
+        let by_row = CovariateLikelihood::<M>::new(&rows, &links);
+        let by_group = GroupedLikelihood::<M>::new(&groups, &links);
+        assert_eq!(by_row.total_weight(), by_group.total_weight());
+        let (ll_r, g_r) = by_row.loglik_and_gradient(point, &exec);
+        let (ll_g, g_g) = by_group.loglik_and_gradient(point, &exec);
+        assert!(rel(ll_g, ll_r) < 1e-12, "{}: {ll_g} vs {ll_r}", M::NAME);
+        let (h_r, h_g) = (
+            by_row.hessian(point, &exec).unwrap(),
+            by_group.hessian(point, &exec).unwrap(),
+        );
+        for i in 0..point.len() {
+            assert!(
+                (g_g[i] - g_r[i]).abs() < 1e-8 * g_r[i].abs().max(1.0),
+                "{}: {g_g:?} vs {g_r:?}",
+                M::NAME
+            );
+            for j in 0..point.len() {
+                let scale = h_r[i][j]
+                    .abs()
+                    .max(h_r[i][i].abs().sqrt() * h_r[j][j].abs().sqrt())
+                    .max(1.0);
+                assert!(
+                    (h_g[i][j] - h_r[i][j]).abs() < 1e-6 * scale,
+                    "{}: H[{i}][{j}] {} vs {}",
+                    M::NAME,
+                    h_g[i][j],
+                    h_r[i][j]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn grouped_and_per_customer_likelihoods_agree() {
+        check_groups_match_rows::<BgNbdParams>(&[0.3, 4.0, 0.8, 2.4, 0.2, -0.3]);
+        check_groups_match_rows::<MbgNbdParams>(&[0.5, 6.0, 0.9, 1.6, 0.2, -0.3]);
+        check_groups_match_rows::<ParetoNbdParams>(&[0.55, 10.0, 0.6, 11.0, 0.2, -0.3]);
     }
 
     #[test]
