@@ -446,9 +446,22 @@ pub fn fit<L: Likelihood>(lik: &L, opts: &FitOptions<'_>) -> Result<FitResult> {
         termination = format!("{termination} (best of {n_starts} starting points)");
     }
     let theta = objective.natural(&best.u);
+    if let Some(note) = runaway_note(specs, &theta) {
+        termination = format!("{termination}; {note}");
+    }
     let (ll, _) = objective.at(&best.u).map_err(hessian_error)?;
     let (covariance, inverse_hessian, condition, weakly_identified) =
-        covariance(&objective, &best.u, &theta)?;
+        match covariance(&objective, &best.u, &theta) {
+            Ok(curvature) => curvature,
+            // The estimate is usable without standard errors: a fit at the edge of the
+            // parameter space (a parameter running off to 0 or infinity) can have non-finite
+            // likelihood values next to it.
+            Err(ClvError::Convergence { reason }) => {
+                termination = format!("{termination}; no standard errors: {reason}");
+                (None, None, f64::INFINITY, vec![true; theta.len()])
+            }
+            Err(e) => return Err(e),
+        };
     Ok(FitResult {
         names: specs.iter().map(|s| s.name.to_string()).collect(),
         params: theta,
@@ -464,6 +477,32 @@ pub fn fit<L: Likelihood>(lik: &L, opts: &FitOptions<'_>) -> Result<FitResult> {
         hessian_condition: condition,
         weakly_identified,
         inverse_hessian,
+    })
+}
+
+/// Positive parameters beyond these bounds are running off to 0 or infinity.
+const RUNAWAY_BOUNDS: (f64, f64) = (1e-8, 1e8);
+
+/// Why a fit may not settle, when positive parameters head for 0 or infinity: the data do not
+/// identify them (for example customers without heterogeneity in a rate), and what to do.
+fn runaway_note(specs: &[ParamSpec], theta: &[f64]) -> Option<String> {
+    let runaway: Vec<String> = specs
+        .iter()
+        .zip(theta)
+        .filter(|(s, &t)| {
+            s.domain == Domain::Positive && !(t > RUNAWAY_BOUNDS.0 && t < RUNAWAY_BOUNDS.1)
+        })
+        .map(|(s, t)| format!("{} = {t:.3e}", s.name))
+        .collect();
+    (!runaway.is_empty()).then(|| {
+        format!(
+            "{} heading for 0 or infinity: the data do not pin {} down (customers that look \
+             alike leave no heterogeneity to estimate, or a simpler nested model fits as well), \
+             and the log-likelihood there may be imprecise; a small penalizer (e.g. 0.001) \
+             keeps the estimates finite, or use a simpler model",
+            runaway.join(", "),
+            if runaway.len() == 1 { "it" } else { "them" }
+        )
     })
 }
 

@@ -294,6 +294,18 @@ impl ChurnData {
             data.churned.push(gone == 1.0);
             data.weights.push(w);
         }
+        let counted = |i: &usize| data.weights[*i] > 0.0;
+        let n = data.periods.len();
+        if (0..n).any(|i| counted(&i)) && (0..n).filter(counted).all(|i| data.periods[i] == 0.0) {
+            return Err(ClvError::invalid_data(
+                "periods",
+                None,
+                None,
+                "is 0 for every customer: no renewal or churn has been observed yet, so the \
+                 data say nothing about churn (fit on customers observed for at least one \
+                 period)",
+            ));
+        }
         Ok(data)
     }
 }

@@ -97,8 +97,10 @@ impl BgNbdParams {
 
 /// Log-likelihood of one customer.
 pub fn log_likelihood(p: &BgNbdParams, x: f64, t_x: f64, age: f64) -> f64 {
-    let a1 = ln_gamma_diff(p.r, x) + p.r * p.alpha.ln();
-    let a2 = ln_beta_shift(p.a, p.b, p.flips(x)) - (p.r + x) * (p.alpha + age).ln();
+    // r ln(alpha) - (r + x) ln(alpha + T), without the cancellation of its two large terms
+    // when r is huge (a fit running off to the Poisson limit).
+    let a1 = ln_gamma_diff(p.r, x) - x * p.alpha.ln();
+    let a2 = ln_beta_shift(p.a, p.b, p.flips(x)) - (p.r + x) * (age / p.alpha).ln_1p();
     if p.flips(x) == 0.0 {
         return a1 + a2;
     }
@@ -689,13 +691,15 @@ pub fn row_derivatives<const SECOND: bool>(
     let k = p.flips(x);
     let rx = r + x;
     let at = alpha + age;
-    let (ln_alpha, ln_at, inv_at) = (ln(alpha), ln(at), 1.0 / at);
+    // ln((alpha + T) / alpha): r ln(alpha) - (r + x) ln(alpha + T) = -x ln(alpha) - (r + x) L1
+    // keeps full precision when r is huge.
+    let (ln_alpha, l1, inv_at) = (ln(alpha), ln_1p(age / alpha), 1.0 / at);
     let (ln_r, psi_r) = rising(r, x);
     let (ln_b, psi_b) = rising(b, k);
     let (ln_ab, psi_ab_shift) = rising(a + b, k);
-    let mut value = ln_r + ln_b - ln_ab + r * ln_alpha - rx * ln_at;
+    let mut value = ln_r + ln_b - ln_ab - x * ln_alpha - rx * l1;
     let mut gradient = [
-        psi_r + ln_alpha - ln_at,
+        psi_r - l1,
         r / alpha - rx * inv_at,
         -psi_ab_shift,
         psi_b - psi_ab_shift,
@@ -775,11 +779,11 @@ fn rising(z: f64, k: f64) -> (f64, f64) {
 }
 
 /// Indices of the weighted per-run sums that the log-likelihood, gradient and Hessian are built
-/// from (`at = alpha + T`, `atx = alpha + t_x`, `L = ln(at / atx)`, `D = 1/at - 1/atx`, `s` the
+/// from (`at = alpha + T`, `atx = alpha + t_x`, `LN1P_AGE` the sum of `ln(at / alpha)`, `L = ln(at / atx)`, `D = 1/at - 1/atx`, `s` the
 /// dropout weight `logistic(odds)` and `q = s (1 - s)`; the terms with `s` vanish when x = 0).
 mod sum {
     pub const W: usize = 0;
-    pub const LN_AT: usize = 1;
+    pub const LN1P_AGE: usize = 1;
     pub const INV_AT: usize = 2;
     pub const LOG1P_ODDS: usize = 3;
     pub const S: usize = 4;
@@ -816,12 +820,11 @@ fn add_row<const SECOND: bool>(
     ln_odds: f64,
     repeat: bool,
 ) {
-    use crate::fastmath::{exp, ln, ln_1p};
+    use crate::fastmath::{exp, ln_1p};
     let at = alpha + age;
-    let ln_at = ln(at);
     let inv_at = 1.0 / at;
     lanes[sum::W][lane] += wt;
-    lanes[sum::LN_AT][lane] += wt * ln_at;
+    lanes[sum::LN1P_AGE][lane] += wt * ln_1p(age / alpha);
     lanes[sum::INV_AT][lane] += wt * inv_at;
     if SECOND {
         lanes[sum::INV_AT2][lane] += wt * inv_at * inv_at;
@@ -992,9 +995,12 @@ impl Likelihood for BgNbd<'_> {
             let xt = &terms[xi];
             let rx = r + self.distinct_x[xi];
             let w = sums[sum::W];
+            // r ln(alpha) - (r + x) ln(alpha + T) summed as -x ln(alpha) - (r + x) ln(1 + T/alpha):
+            // no cancellation when r is huge.
+            let x = self.distinct_x[xi];
             acc[0] +=
-                w * (xt.ln_const + r * ln_alpha) - rx * sums[sum::LN_AT] + sums[sum::LOG1P_ODDS];
-            acc[1] += w * (xt.d_r + ln_alpha) - sums[sum::LN_AT] + sums[sum::S_L];
+                w * (xt.ln_const - x * ln_alpha) - rx * sums[sum::LN1P_AGE] + sums[sum::LOG1P_ODDS];
+            acc[1] += w * xt.d_r - sums[sum::LN1P_AGE] + sums[sum::S_L];
             acc[2] += w * r / alpha - rx * sums[sum::INV_AT] + rx * sums[sum::S_D];
             acc[3] += w * xt.d_a + sums[sum::S] / a;
             acc[4] += w * xt.d_b - sums[sum::S] * xt.inv_bx1;

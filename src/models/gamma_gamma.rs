@@ -20,7 +20,7 @@ use crate::data::Spend;
 use crate::error::{ClvError, Result};
 use crate::fit::{check_params, Domain, Likelihood, ParamSpec};
 use crate::parallel::Exec;
-use crate::special::{digamma, ln_gamma, trigamma};
+use crate::special::{digamma_diff, ln_gamma, ln_gamma_diff, trigamma};
 
 /// Parameter names and domains: p (shape of transaction values), q, gamma (heterogeneity of
 /// their scale).
@@ -61,12 +61,7 @@ impl GammaGammaParams {
     /// Log-likelihood of one customer's mean spend `mbar` over `x > 0` transactions.
     pub fn log_likelihood(&self, x: f64, mbar: f64) -> f64 {
         let (p, q, g) = (self.p, self.q, self.gamma);
-        let px = p * x;
-        ln_gamma(px + q) - ln_gamma(px) - ln_gamma(q)
-            + q * g.ln()
-            + (px - 1.0) * mbar.ln()
-            + px * x.ln()
-            - (px + q) * (g + x * mbar).ln()
+        row_log_likelihood(p * x, q, g, x * mbar, mbar)
     }
 
     /// The population mean spend per transaction, `p gamma / (q - 1)`; an error when `q <= 1`
@@ -105,6 +100,20 @@ fn undefined_mean(q: f64) -> ClvError {
     )
 }
 
+/// One row's log-likelihood (`xm = x m`):
+///
+/// ```text
+/// ln Gamma(px+q) - ln Gamma(px) - ln Gamma(q) + q ln g + (px-1) ln m + px ln x - (px+q) ln(g+xm)
+///   = [ln Gamma(q+px) - ln Gamma(q)] - ln Gamma(px) - ln m - px ln(1 + g/xm) - q ln(1 + xm/g)
+/// ```
+///
+/// in the second form, so that the large terms of huge p, q and gamma (spend without
+/// heterogeneity) cancel less.
+#[inline]
+fn row_log_likelihood(px: f64, q: f64, g: f64, xm: f64, m: f64) -> f64 {
+    ln_gamma_diff(q, px) - ln_gamma(px) - m.ln() - px * (g / xm).ln_1p() - q * (xm / g).ln_1p()
+}
+
 /// The Gamma-Gamma likelihood over compressed spend rows, for the fitting engine.
 pub struct GammaGamma<'a> {
     data: &'a Spend,
@@ -119,24 +128,19 @@ impl<'a> GammaGamma<'a> {
     fn sums(&self, params: &[f64], exec: &Exec, second: bool) -> Vec<f64> {
         let (p, q, g) = (params[0], params[1], params[2]);
         let d = self.data;
-        let (ln_g, psi_q, tg_q, lg_q) = (g.ln(), digamma(q), trigamma(q), ln_gamma(q));
+        let tg_q = trigamma(q);
         let width = if second { 10 } else { 4 };
         exec.chunked_sum(d.len(), width, |range, acc| {
             for i in range {
                 let (x, m, w) = (d.frequency[i], d.monetary[i], d.weights[i]);
                 let px = p * x;
-                let gxm = g + x * m;
-                let ln_gxm = gxm.ln();
+                let xm = x * m;
+                let gxm = g + xm;
                 if !second {
-                    let ll = ln_gamma(px + q) - ln_gamma(px) - lg_q
-                        + q * ln_g
-                        + (px - 1.0) * m.ln()
-                        + px * x.ln()
-                        - (px + q) * ln_gxm;
-                    let psi_pxq = digamma(px + q);
-                    acc[0] += w * ll;
-                    acc[1] += w * x * (psi_pxq - digamma(px) + m.ln() + x.ln() - ln_gxm);
-                    acc[2] += w * (psi_pxq - psi_q + ln_g - ln_gxm);
+                    acc[0] += w * row_log_likelihood(px, q, g, xm, m);
+                    // ln(x m) - ln(g + x m) and ln g - ln(g + x m), without cancellation.
+                    acc[1] += w * x * (digamma_diff(px, q) - (g / xm).ln_1p());
+                    acc[2] += w * (digamma_diff(q, px) - (xm / g).ln_1p());
                     acc[3] += w * (q / g - (px + q) / gxm);
                 } else {
                     let tg_pxq = trigamma(px + q);
