@@ -270,3 +270,20 @@ def test_value_and_intervals_work_with_covariates(cdnow):
     assert list(boot.params.columns) == list(model.params_.index)
     with pytest.raises(InvalidParameterError, match="nonparametric"):
         clvrs.bootstrap(model, cdnow, n_boot=4, kind="parametric", progress=False)
+
+
+def test_likelihood_ratio_and_holdout_with_covariates(cdnow):
+    base = clvrs.BetaGeoModel().fit(cdnow)
+    richer = clvrs.BetaGeoModel().fit(cdnow, purchase_covariates=["size", "channel"])
+    test = clvrs.likelihood_ratio_test(base, richer)
+    assert test["df"] == 3
+    assert test["statistic"] == pytest.approx(2 * (richer.log_likelihood_ - base.log_likelihood_))
+    with pytest.raises(InvalidParameterError):
+        clvrs.likelihood_ratio_test(richer, base)
+    split = cdnow.rename(columns={"frequency": "frequency_cal", "recency": "recency_cal"})
+    split = split.rename(columns={"T": "T_cal"}).assign(
+        frequency_holdout=cdnow["frequency"] / 2, duration_holdout=20.0
+    )
+    check = clvrs.holdout_evaluation(richer, split)
+    expected = richer.expected_purchases(cdnow, t=20.0)
+    np.testing.assert_allclose(check.customers["predicted"], expected.to_numpy(), rtol=1e-12)

@@ -48,12 +48,21 @@ def holdout_evaluation(
     HoldoutEvaluation
     """
     frame = pd.DataFrame(split)
-    predicted = model.expected_purchases(
-        frequency=frame[frequency].to_numpy(float),
-        recency=frame[recency].to_numpy(float),
-        T=frame[T].to_numpy(float),
-        t=frame[duration].to_numpy(float),
-    )
+    horizon = frame[duration].to_numpy(float)
+    if getattr(model, "_spec", lambda: None)() is not None:
+        # A model with covariates reads them from the frame, under the model's column names.
+        names = model._column_names()
+        renamed = frame.rename(
+            columns={frequency: names["frequency"], recency: names["recency"], T: names["T"]}
+        )
+        predicted = model.expected_purchases(renamed, t=horizon)
+    else:
+        predicted = model.expected_purchases(
+            frequency=frame[frequency].to_numpy(float),
+            recency=frame[recency].to_numpy(float),
+            T=frame[T].to_numpy(float),
+            t=horizon,
+        )
     actual = frame[holdout].to_numpy(float)
     predicted = np.asarray(predicted, dtype=float)
     error = predicted - actual
@@ -110,9 +119,10 @@ _NESTED = {
 def likelihood_ratio_test(restricted: BaseModel, general: BaseModel) -> pd.Series:
     """Likelihood-ratio test of a model against a more general one it is nested in.
 
-    Known nestings: sBG in BdW (``c = 1``) and Pareto/NBD in GGompertz/NBD (``b -> 0`` with
+    Known nestings: sBG in BdW (``c = 1``), Pareto/NBD in GGompertz/NBD (``b -> 0`` with
     ``beta / b`` fixed, a boundary: the p-value is that of the 50:50 mixture of 0 and
-    chi-squared). Both models must be fitted to the same data.
+    chi-squared), and a model in the same model with more covariates (the extra coefficients
+    at 0; ``df`` is their number). Both models must be fitted to the same data.
 
     Returns
     -------
@@ -120,7 +130,13 @@ def likelihood_ratio_test(restricted: BaseModel, general: BaseModel) -> pd.Serie
         ``statistic`` (2 x the log-likelihood gain), ``df`` and ``p_value``.
     """
     key = (type(restricted).__name__, type(general).__name__)
-    if key not in _NESTED:
+    extra = set(general.params_.index) - set(restricted.params_.index)
+    nested_by_covariates = (
+        type(restricted) is type(general)
+        and set(restricted.params_.index) <= set(general.params_.index)
+        and bool(extra)
+    )
+    if key not in _NESTED and not nested_by_covariates:
         raise _bad_parameter(
             "general",
             f"{key[0]} is not nested in {key[1]}; known: {[f'{a} in {b}' for a, b in _NESTED]}",
@@ -129,7 +145,7 @@ def likelihood_ratio_test(restricted: BaseModel, general: BaseModel) -> pd.Serie
         raise _bad_parameter("restricted", "both models must be fitted")
     if restricted.n_observations_ != general.n_observations_:
         raise _bad_parameter("general", "the models were fitted to different data")
-    df, boundary = _NESTED[key]
+    df, boundary = (len(extra), False) if nested_by_covariates else _NESTED[key]
     statistic = max(0.0, 2.0 * (general.log_likelihood_ - restricted.log_likelihood_))
     p_value = _chi2_sf(statistic, df) * (0.5 if boundary else 1.0)
     return pd.Series({"statistic": statistic, "df": df, "p_value": p_value})
