@@ -253,6 +253,8 @@ def test_bad_covariates_are_refused_with_column_and_row(cdnow):
         clvrs.GammaGompertzNBDModel().fit(cdnow, purchase_covariates="size")
     with pytest.raises(InvalidParameterError, match="covariates"):
         model.expected_purchases_new_customer(10)
+    with pytest.raises(InvalidParameterError, match="only used by models fitted with"):
+        clvrs.BetaGeoModel().fit(cdnow).expected_purchases_new_customer(10, cdnow)
     with pytest.raises(InvalidParameterError, match="covariates"):
         model.simulate([10.0])
 
@@ -287,3 +289,33 @@ def test_likelihood_ratio_and_holdout_with_covariates(cdnow):
     check = clvrs.holdout_evaluation(richer, split)
     expected = richer.expected_purchases(cdnow, t=20.0)
     np.testing.assert_allclose(check.customers["predicted"], expected.to_numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("kind", sorted(MODELS))
+def test_new_customers_use_their_covariates(kind, cdnow):
+    cls, _ = MODELS[kind]
+    model = cls().fit(cdnow, purchase_covariates=["size"], dropout_covariates=["channel"])
+    p = model.params_
+    base = {name: p[name] for name in cls._param_names}
+    new = cdnow.iloc[:6]
+    expected = model.expected_purchases_new_customer(26, new)
+    probability = model.purchase_count_probability(1, 26, new)
+    assert list(expected.index) == list(new.index)
+    for row in range(6):
+        channel = new["channel"].iloc[row]
+        dropout = p[f"dropout:channel[{channel}]"] if channel != "email" else 0.0
+        own = cls.from_params(
+            **shifted(kind, base, p["purchase:size"] * new["size"].iloc[row], dropout)
+        )
+        assert expected.iloc[row] == pytest.approx(
+            own.expected_purchases_new_customer(26), rel=1e-12
+        )
+        assert probability.iloc[row] == pytest.approx(
+            own.purchase_count_probability(1, 26), rel=1e-12
+        )
+    per_row = model.expected_purchases_new_customer(np.arange(1.0, 7.0), new)
+    assert per_row.iloc[5] == pytest.approx(
+        model.expected_purchases_new_customer(6.0, new.iloc[[5]]).iloc[0]
+    )
+    with pytest.raises(InvalidParameterError, match="one per row"):
+        model.expected_purchases_new_customer([1.0, 2.0], new)

@@ -191,7 +191,9 @@ class BaseModel:
             raise _bad_parameter("max_iter", f"must be a positive integer, got {self.max_iter!r}")
         if not (number(self.tol) and math.isfinite(self.tol) and self.tol > 0):
             raise _bad_parameter("tol", f"must be a finite number > 0, got {self.tol!r}")
-        if not (self.n_jobs is None or (integer(self.n_jobs) and self.n_jobs != 0)):
+        if not (
+            self.n_jobs is None or (integer(self.n_jobs) and (self.n_jobs > 0 or self.n_jobs == -1))
+        ):
             raise _bad_parameter(
                 "n_jobs", f"must be None, -1 (all cores) or a positive integer, got {self.n_jobs!r}"
             )
@@ -482,25 +484,84 @@ def _doc_error(path: Any, why: str) -> ModelFileError:
     return ModelFileError(f"{path}: not a usable clvrs model file: {why}")
 
 
+def _loadable(cls: Any) -> bool:
+    """Whether a registered class is a concrete estimator a document may name.
+
+    Every subclass of :class:`BaseModel` is registered, including the shared bases
+    (``RfmModel``, ``LifetimePredictions``, ``ContractualModel``), which have no parameters
+    or no core model of their own and cannot predict.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, BaseModel)):
+        return hasattr(cls, "_from_document")  # SegmentedModel
+    return bool(cls._param_names) and getattr(cls, "_model", None) != ""
+
+
+def _check_fit_record(cls: type[BaseModel], doc: dict[str, Any], source: Any) -> None:
+    """Refuse fit information that would load as something other than what was saved."""
+    fit = doc.get("fit") or {}
+    if not isinstance(fit, dict):
+        raise _doc_error(source, '"fit" must be an object')
+    converged = fit.get("converged")
+    if not (
+        isinstance(converged, bool) or (converged is None and fit.get("log_likelihood") is None)
+    ):
+        raise _doc_error(source, f'"converged" must be true or false, got {converged!r}')
+    cov = doc.get("covariance")
+    if cov is None:
+        return
+    names = cls._document_names(doc)
+    k = len(names)
+    if not (
+        isinstance(cov, list)
+        and len(cov) == k
+        and all(isinstance(row, list) and len(row) == k for row in cov)
+        and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            for row in cov
+            for v in row
+        )
+    ):
+        raise _doc_error(
+            source,
+            f'"covariance" must be null or a {k} x {k} list of finite numbers (one row and '
+            f"column per estimate: {', '.join(names)})",
+        )
+    matrix = np.asarray(cov, dtype=float)
+    scale = float(np.max(np.abs(matrix), initial=0.0))
+    if not np.allclose(matrix, matrix.T, rtol=0.0, atol=1e-9 * scale):
+        raise _doc_error(source, '"covariance" must be symmetric')
+
+
 def load_document(doc: Any, source: Any = "<document>") -> BaseModel:
-    """Rebuild a model from a parsed model document."""
+    """Rebuild a model from a parsed model document.
+
+    Raises
+    ------
+    ModelFileError
+        If the document is not a clvrs model document, names no concrete model, is from a
+        newer clvrs, or holds values that do not make a usable model.
+    """
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise _doc_error(source, f'expected a JSON object with "format": "{FORMAT}"')
     version = doc.get("format_version")
-    if not isinstance(version, int):
-        raise _doc_error(source, "missing or invalid format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise _doc_error(source, f"format_version must be a positive whole number, got {version!r}")
     if version > FORMAT_VERSION:
         raise _doc_error(
             source,
             f"written by a newer clvrs ({doc.get('clvrs_version')}, format version {version}); "
             f"this clvrs reads format version {FORMAT_VERSION} or older: upgrade clvrs",
         )
-    cls = _REGISTRY.get(str(doc.get("model")))
-    if cls is None:
-        raise _doc_error(source, f"unknown model {doc.get('model')!r}; known: {sorted(_REGISTRY)}")
+    name = doc.get("model")
+    cls = _REGISTRY.get(name) if isinstance(name, str) else None
+    if cls is None or not _loadable(cls):
+        known = sorted(key for key, value in _REGISTRY.items() if _loadable(value))
+        raise _doc_error(source, f"unknown model {name!r}; known: {known}")
     try:
+        if isinstance(cls, type) and issubclass(cls, BaseModel):
+            _check_fit_record(cls, doc, source)
         return cls._from_document(doc)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError, IndexError) as exc:
         if isinstance(exc, ModelFileError):
             raise
         raise _doc_error(source, f"{type(exc).__name__}: {exc}") from exc
@@ -512,11 +573,14 @@ def load(path: str | os.PathLike[str]) -> BaseModel:
     Raises
     ------
     ModelFileError
-        If the file is not valid JSON, not a clvrs model, truncated, or from a newer clvrs.
+        If the file is not valid JSON, not a clvrs model, truncated, or from a newer clvrs, or
+        if its content does not make a usable model.
     """
     try:
         with open(path, encoding="utf-8") as fh:
             doc = json.load(fh)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise _doc_error(path, f"not valid JSON ({exc})") from exc
+    except RecursionError as exc:
+        raise _doc_error(path, "not valid JSON (nested too deeply)") from exc
     return load_document(doc, path)

@@ -82,6 +82,7 @@ def rfm_new_customer(
     t: _Array,
     n: _Array | None = None,
     n_jobs: int | None = None,
+    covariates: _Covariates | None = None,
 ) -> _Array: ...
 def gamma_gamma_fit(
     frequency: _Array,

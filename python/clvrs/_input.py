@@ -8,7 +8,8 @@ a numpy array otherwise.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+import math
+from collections.abc import Collection, Iterator, Mapping, Sequence, Sized
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,7 @@ import pandas as pd
 
 from .exceptions import InvalidDataError
 
-__all__ = ["Columns", "coerce_columns", "wrap_output", "as_float_array"]
+__all__ = ["Columns", "coerce_columns", "wrap_output", "as_float_array", "data_error"]
 
 
 def _native(array: Any, dtype: Any = None) -> np.ndarray:
@@ -56,18 +57,48 @@ class Columns:
         return len(next(iter(self.arrays.values()))) if self.arrays else 0
 
     @contextlib.contextmanager
-    def locating_rows(self) -> Iterator[None]:
-        """Add the pandas index label of the offending row to data errors raised inside.
+    def locating_rows(
+        self,
+        arguments: Mapping[str, Sized | None] | None = None,
+        lists: Collection[str] = (),
+    ) -> Iterator[None]:
+        """Say which customer a data error raised inside is about, when it is about one.
 
-        The core reports rows by position; with a pandas index (customer ids, say) the label is
-        what the caller can look up.
+        The core reports rows by position; with a pandas index (customer ids, say) the index
+        label of the offending row is added, since that is what the caller can look up. That
+        is done only for per-customer values: the columns, and any other column the error may
+        name (covariates), unless ``arguments`` or ``lists`` say otherwise (a column of the
+        input wins over an argument of the same name).
+
+        Parameters
+        ----------
+        arguments : mapping of str to sized, optional
+            The other per-customer arguments passed along (horizons, counts, rates), by the
+            name the errors give them, each with one value for every customer or one value per
+            customer. An error about one given with a single value (for several customers)
+            blames no customer: its row, 0, is dropped from the error and its message. One
+            given with one value per customer is located like a column. Entries that are None
+            are ignored.
+        lists : collection of str
+            Arguments that are lists of their own (the horizons of
+            :meth:`~clvrs.BetaGeoModel.weighted_expected_purchases`, say): the row of an error
+            about one is a position in that list, so it is kept and gets no index label.
         """
         try:
             yield
         except InvalidDataError as err:
             row = getattr(err, "row", None)
+            column = getattr(err, "column", None)
+            is_column = column in self.names.values()
+            if row is None or (column in lists and not is_column):
+                raise
+            values = None if is_column else (arguments or {}).get(str(column))
+            if values is not None and len(values) != len(self):
+                if len(values) == 1:
+                    raise _without_row(err) from None
+                raise  # neither one value nor one per customer: a position in the argument
             index = self.index
-            if row is None or index is None or not 0 <= row < len(index):
+            if index is None or not 0 <= row < len(index):
                 raise
             label = index[row]
             if isinstance(index, pd.RangeIndex) and label == row:
@@ -76,6 +107,41 @@ class Columns:
             located.column, located.row, located.rule = err.column, err.row, err.rule
             located.label = label
             raise located from None
+
+
+def _without_row(err: InvalidDataError) -> InvalidDataError:
+    """``err`` without its row: for a single value that applies to every customer."""
+    message = str(err)
+    prefix = f"column `{err.column}`, row {err.row}"
+    if message.startswith(prefix):
+        message = f"column `{err.column}`" + message[len(prefix) :]
+    bare = InvalidDataError(message)
+    bare.column, bare.rule = err.column, err.rule
+    return bare
+
+
+def data_error(column: str, row: int | None, value: float | None, rule: str) -> InvalidDataError:
+    """An :class:`InvalidDataError` worded like the core's:
+    ``column `name`, row 3 (value -1): must be ...``."""
+    message = f"column `{column}`"
+    if row is not None:
+        message += f", row {row}"
+    if value is not None:
+        message += f" (value {_number(value)})"
+    err = InvalidDataError(f"{message}: {rule}")
+    err.column, err.row, err.rule = column, row, rule
+    return err
+
+
+def _number(value: float) -> str:
+    """A float as the core prints it (``-1``, ``0.5``, ``NaN``, ``inf``)."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if value == int(value) and abs(value) < 1e16:
+        return str(int(value))
+    return repr(float(value))
 
 
 def _is_polars_frame(obj: Any) -> bool:
@@ -114,9 +180,11 @@ def as_float_array(values: Any, name: str) -> np.ndarray:
     if array.ndim == 0:
         array = array.reshape(1)
     if array.ndim != 1:
-        raise InvalidDataError(
+        err = InvalidDataError(
             f"column `{name}`: must be one-dimensional, got an array of shape {array.shape}"
         )
+        err.column, err.rule = name, "must be one-dimensional"
+        raise err
     return _native(array)
 
 
@@ -138,6 +206,7 @@ def coerce_columns(
     names: Mapping[str, str | None],
     keywords: Mapping[str, Any],
     optional: Sequence[str] = (),
+    keyword_names: Mapping[str, str] | None = None,
 ) -> Columns:
     """Pull the columns for ``roles`` (and ``optional`` roles if present) out of the input.
 
@@ -154,15 +223,20 @@ def coerce_columns(
     optional : sequence of str
         Roles read only when given: as a keyword, or (with ``data``) when ``names`` names a
         column for them, which must then exist.
+    keyword_names : mapping of str to str, optional
+        The caller's keyword for a role whose keyword is not the role's name (BG/BB takes the
+        ``T`` role as ``periods=``), so that errors call the array what the caller called it.
     """
     arrays: dict[str, np.ndarray] = {}
     used: dict[str, str] = {}
     given = {role: v for role, v in keywords.items() if v is not None}
+    keyword = {role: role for role in keywords}
+    keyword.update(keyword_names or {})
     if data is not None:
         if given:
             raise InvalidDataError(
                 "pass either a DataFrame or arrays as keywords ("
-                + ", ".join(sorted(given))
+                + ", ".join(sorted(keyword.get(role, role) for role in given))
                 + "), not both"
             )
         if isinstance(data, pd.DataFrame):
@@ -197,19 +271,21 @@ def coerce_columns(
     kind, index = "numpy", None
     for role in roles:
         if role not in given:
+            name = keyword.get(role, role)
             err = InvalidDataError(
-                f"`{role}` is required: pass a DataFrame, or arrays as keywords "
-                f"({', '.join(roles)})"
+                f"`{name}` is required: pass a DataFrame, or arrays as keywords "
+                f"({', '.join(keyword.get(r, r) for r in roles)})"
             )
-            err.column, err.rule = role, "required column"
+            err.column, err.rule = name, "required column"
             raise err
     for role, values in given.items():
         if isinstance(values, pd.Series) and index is None:
             kind, index = "pandas", values.index
         elif _is_polars_series(values) and kind == "numpy":
             kind = "polars"
-        arrays[role] = as_float_array(values, role)
-        used[role] = role
+        name = keyword.get(role, role)
+        arrays[role] = as_float_array(values, name)
+        used[role] = name
     return Columns(arrays, used, kind, index)
 
 

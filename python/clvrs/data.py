@@ -176,12 +176,10 @@ def _polars_to_pandas(series: Any) -> pd.Series:
 
 def _amounts(frame: Any, monetary_value_col: str | None) -> np.ndarray | None:
     amounts = None
-    if monetary_value_col is not None and pd.api.types.is_float_dtype(
-        frame[monetary_value_col].dtype
-    ):
-        return _native(frame[monetary_value_col].to_numpy(dtype=np.float64))
     if monetary_value_col is not None:
         raw = _column(frame, monetary_value_col)
+        if pd.api.types.is_float_dtype(raw.dtype):
+            return _native(raw.to_numpy(dtype=np.float64))
         try:
             amounts = _native(pd.to_numeric(raw).to_numpy(dtype=np.float64))
         except (ValueError, TypeError):

@@ -56,6 +56,10 @@ fn ln_survival<const N: usize>(alpha: Dual<N>, beta: Dual<N>, c: Dual<N>, t: f64
         return Dual::constant(0.0);
     }
     let tc = (c * t.ln()).exp();
+    if tc.v.is_infinite() {
+        // t^c overflows: S(t) ~ (t^c)^-alpha underflows to 0.
+        return Dual::constant(f64::NEG_INFINITY);
+    }
     (beta + tc).ln_gamma() - beta.ln_gamma() - (alpha + beta + tc).ln_gamma()
         + (alpha + beta).ln_gamma()
 }
@@ -146,6 +150,16 @@ impl BdwParams {
         let mut k = 0.0;
         loop {
             let term = (ln_survival(a, b, c, tenure + 1.0 + k).v - base).exp() * weight;
+            if !term.is_finite() {
+                return Err(ClvError::invalid_parameter(
+                    "params",
+                    format!(
+                        "the survival curve is not computable at these parameters (alpha {}, \
+                         beta {}, c {}) and tenure {tenure}",
+                        self.alpha, self.beta, self.c
+                    ),
+                ));
+            }
             sum += term;
             // Survival falls with k, so later terms shrink at least by `factor` each.
             let tail = if factor < 1.0 {

@@ -57,6 +57,10 @@ pub struct BgBbParams {
     pub delta: f64,
 }
 
+/// Most opportunities a history or a horizon may span: the likelihood and the predictions visit
+/// opportunities one by one.
+pub const MAX_OPPORTUNITIES: f64 = 1e7;
+
 /// Relative size of neglected tails of the infinite sums (DERT).
 const TAIL_TOLERANCE: f64 = 1e-17;
 
@@ -270,6 +274,15 @@ pub fn validate_discrete(columns: &RfmColumns<'_>, names: &crate::data::RfmNames
                 "must be a whole number of transaction opportunities",
             ));
         }
+        if n > MAX_OPPORTUNITIES {
+            return Err(ClvError::invalid_data(
+                &names.age,
+                Some(i),
+                Some(n),
+                "must be at most 10,000,000 opportunities (the discrete-time model visits each \
+                 one): use coarser opportunities, e.g. weeks instead of hours",
+            ));
+        }
         if x > t_x {
             return Err(ClvError::invalid_data(
                 &names.frequency,
@@ -287,6 +300,7 @@ pub fn validate_discrete(columns: &RfmColumns<'_>, names: &crate::data::RfmNames
 
 impl RfmModel for BgBbParams {
     const NAME: &'static str = "bgbb";
+    const MAX_HORIZON: f64 = MAX_OPPORTUNITIES;
 
     fn specs() -> &'static [ParamSpec] {
         &PARAMS

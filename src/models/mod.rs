@@ -40,6 +40,10 @@ pub trait RfmModel: Sized + Sync {
     /// Short name used by the bindings and in messages ("bgnbd", "pnbd", ...).
     const NAME: &'static str;
 
+    /// Longest prediction horizon the model serves (the discrete-time model visits each
+    /// opportunity); callers refuse longer ones.
+    const MAX_HORIZON: f64 = f64::INFINITY;
+
     /// Parameter names and domains, in order.
     fn specs() -> &'static [ParamSpec];
 

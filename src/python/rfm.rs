@@ -94,6 +94,8 @@ type CovariateArgs<'py> = (
 
 /// Borrowed covariate matrices with their links and column names.
 struct Design<'a> {
+    /// Customers (rows of both matrices).
+    customers: usize,
     purchase: &'a [f64],
     dropout: &'a [f64],
     links: Links,
@@ -107,7 +109,16 @@ impl<'a> Design<'a> {
                 PyValueError::new_err(format!("{name} covariates must be a C-contiguous matrix"))
             })
         };
+        let customers = args.0.as_array().nrows();
+        if args.1.as_array().nrows() != customers {
+            return Err(PyValueError::new_err(format!(
+                "the purchase and dropout covariate matrices have {} and {} rows",
+                customers,
+                args.1.as_array().nrows()
+            )));
+        }
         Ok(Design {
+            customers,
             purchase: matrix(&args.0, "purchase")?,
             dropout: matrix(&args.1, "dropout")?,
             links: Links {
@@ -253,6 +264,7 @@ struct PerRow<'a> {
 impl PerRow<'_> {
     fn check(&self, rows: usize, integer: bool) -> crate::Result<()> {
         check_non_negative(self.name, self.values, integer)?;
+        check_horizon_limit(self.name, self.values, f64::INFINITY)?;
         if self.values.len() != 1 && self.values.len() != rows {
             return Err(ClvError::invalid_data(
                 self.name,
@@ -274,6 +286,19 @@ impl PerRow<'_> {
         } else {
             self.values[i]
         }
+    }
+}
+
+/// Refuse horizons beyond `limit` (a model's [`RfmModel::MAX_HORIZON`]).
+fn check_horizon_limit(name: &str, values: &[f64], limit: f64) -> crate::Result<()> {
+    match values.iter().position(|&v| v > limit) {
+        Some(i) => Err(ClvError::invalid_data(
+            name,
+            Some(i),
+            Some(values[i]),
+            format!("must be at most {limit} for this model (it visits each period one by one)"),
+        )),
+        None => Ok(()),
     }
 }
 
@@ -351,6 +376,11 @@ fn rfm_predict<'py>(
             let p = M::from_slice(&params)?;
             check(exec)?;
             M::validate_more(&columns, &names)?;
+            if let Some(h) = &horizon {
+                if quantity != "expected_residual_transactions" {
+                    check_horizon_limit(h.name, h.values, M::MAX_HORIZON)?;
+                }
+            }
             let models = Models::Shared(&p);
             predict(&models, quantity, &columns, horizon.as_ref(), counts.as_ref(), exec, &mut out)
         }))?,
@@ -452,9 +482,11 @@ fn predict<'a, M: RfmModel>(
 }
 
 /// New-customer predictions: `expected_purchases` (E[X(t)] for each t) or
-/// `purchase_count_probability` (P(X(t) = n), element-wise over equal-length n and t).
+/// `purchase_count_probability` (P(X(t) = n), element-wise over equal-length n and t). With
+/// `covariates`, element `i` is for a new customer with the covariates of row `i`.
 #[pyfunction]
-#[pyo3(signature = (model, quantity, params, t, n=None, n_jobs=None))]
+#[pyo3(signature = (model, quantity, params, t, n=None, n_jobs=None, covariates=None))]
+#[allow(clippy::too_many_arguments)]
 fn rfm_new_customer<'py>(
     py: Python<'py>,
     model: &str,
@@ -463,43 +495,75 @@ fn rfm_new_customer<'py>(
     t: PyReadonlyArray1<'py, f64>,
     n: Option<PyReadonlyArray1<'py, f64>>,
     n_jobs: Option<i64>,
+    covariates: Option<CovariateArgs<'py>>,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
     let horizon = slice(&t, "t")?;
     let counts = match &n {
         Some(n) => Some(slice(n, "n")?),
         None => None,
     };
-    let out = with_model!(model, M => run(py, n_jobs, |exec, _| {
-        let p = M::from_slice(&params)?;
-        check_non_negative("t", horizon, false)?;
-        let mut out = vec![0.0; horizon.len()];
-        match (quantity, counts) {
-            ("expected_purchases", _) => {
-                exec.fill(&mut out, |i| {
-                    RfmModel::expected_purchases_new_customer(&p, horizon[i])
-                });
-            }
-            ("purchase_count_probability", Some(counts)) => {
-                check_non_negative("n", counts, true)?;
-                check_lengths(&[("t", horizon.len())], counts.len())?;
-                if RfmModel::purchase_count_probability(&p, 0, 0.0).is_none() {
-                    return Err(unsupported(M::NAME, quantity));
-                }
-                exec.fill(&mut out, |i| {
-                    RfmModel::purchase_count_probability(&p, counts[i] as u64, horizon[i])
-                        .unwrap_or(f64::NAN)
-                });
-            }
-            _ => {
-                return Err(ClvError::invalid_parameter(
-                    "quantity",
-                    format!("unknown quantity `{quantity}` (or missing `n`)"),
-                ))
-            }
-        }
-        Ok(out)
-    }))?;
+    let design = match &covariates {
+        Some(args) => Some(Design::new(args)?),
+        None => None,
+    };
+    let out = match &design {
+        None => with_model!(model, M => run(py, n_jobs, |exec, _| {
+            let p = M::from_slice(&params)?;
+            new_customer(&Models::Shared(&p), quantity, horizon, counts, exec)
+        }))?,
+        Some(design) => with_covariate_model!(model, M => run(py, n_jobs, |exec, _| {
+            check_lengths(&[("t", horizon.len())], design.customers)?;
+            // New customers have no history: only their covariates matter.
+            let none = vec![0.0; design.customers];
+            let columns = RfmColumns::new(&none, &none, &none);
+            let rows = design.rows(&columns)?;
+            let each = covariates::customer_models::<M>(&rows, &design.links, &params, exec)?;
+            new_customer(&Models::PerCustomer(&each), quantity, horizon, counts, exec)
+        }))?,
+    };
     Ok(to_numpy(py, out))
+}
+
+/// The body of [`rfm_new_customer`] for one model type.
+fn new_customer<M: RfmModel>(
+    p: &Models<'_, M>,
+    quantity: &str,
+    horizon: &[f64],
+    counts: Option<&[f64]>,
+    exec: &Exec,
+) -> crate::Result<Vec<f64>> {
+    check_non_negative("t", horizon, false)?;
+    check_horizon_limit("t", horizon, M::MAX_HORIZON)?;
+    let mut out = vec![0.0; horizon.len()];
+    match (quantity, counts) {
+        ("expected_purchases", _) => {
+            exec.fill(&mut out, |i| {
+                p.at(i).expected_purchases_new_customer(horizon[i])
+            });
+        }
+        ("purchase_count_probability", Some(counts)) => {
+            check_non_negative("n", counts, true)?;
+            check_lengths(&[("t", horizon.len())], counts.len())?;
+            if horizon.is_empty() {
+                return Ok(out);
+            }
+            if p.at(0).purchase_count_probability(0, 0.0).is_none() {
+                return Err(unsupported(M::NAME, quantity));
+            }
+            exec.fill(&mut out, |i| {
+                p.at(i)
+                    .purchase_count_probability(counts[i] as u64, horizon[i])
+                    .unwrap_or(f64::NAN)
+            });
+        }
+        _ => {
+            return Err(ClvError::invalid_parameter(
+                "quantity",
+                format!("unknown quantity `{quantity}` (or missing `n`)"),
+            ))
+        }
+    }
+    Ok(out)
 }
 
 /// `sum_j weights[j] E[X(T, T + horizons[j])]` per customer (discounted purchase streams).

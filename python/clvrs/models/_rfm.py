@@ -10,7 +10,7 @@ import pandas as pd
 
 from .. import _core
 from .._base import BaseModel, _bad_parameter
-from .._input import Columns, _native, as_float_array, wrap_output
+from .._input import Columns, _native, as_float_array, data_error, wrap_output
 from ._covariates import CovariateSpec
 
 __all__ = ["RfmModel"]
@@ -20,6 +20,14 @@ def _values(values: Any, name: str) -> tuple[np.ndarray, bool]:
     """A horizon, count or rate as a 1-d float64 array, and whether the caller gave a scalar."""
     scalar = np.ndim(values) == 0
     return as_float_array(values, name), scalar
+
+
+def _check_rates(rates: np.ndarray) -> None:
+    """Refuse a discount rate that is not a finite number > 0, naming the first one."""
+    bad = np.flatnonzero(~(np.isfinite(rates) & (rates > 0)))
+    if bad.size:
+        row = int(bad[0])
+        raise data_error("discount_rate", row, float(rates[row]), "must be a finite number > 0")
 
 
 class RfmModel(BaseModel):
@@ -87,10 +95,17 @@ class RfmModel(BaseModel):
         t: np.ndarray | None = None,
         n: np.ndarray | None = None,
     ) -> Any:
-        """Run a per-customer core prediction on the input and shape the result like it."""
+        """Run a per-customer core prediction on the input and shape the result like it.
+
+        ``t`` (the discount rate for ``expected_residual_transactions``) and ``n`` hold one value
+        or one per customer; an error about a single value blames no customer.
+        """
         cols = self._columns(data, arrays)
         a = cols.arrays
-        with cols.locating_rows():
+        rate = quantity == "expected_residual_transactions"
+        with cols.locating_rows({"discount_rate" if rate else "t": t, "n": n}):
+            if rate and t is not None:
+                _check_rates(t)
             out = _core.rfm_predict(
                 self._model,
                 quantity,
@@ -136,7 +151,7 @@ class RfmModel(BaseModel):
         """
         cols = self._columns(data, {"frequency": frequency, "recency": recency, "T": T})
         a = cols.arrays
-        with cols.locating_rows():
+        with cols.locating_rows(lists=("horizons", "weights")):
             out = _core.rfm_weighted_expected_purchases(
                 self._model,
                 self._params_list(),
@@ -347,27 +362,78 @@ class RfmModel(BaseModel):
         arrays = {"frequency": frequency, "recency": recency, "T": T}
         return self._per_customer("log_likelihood", "log_likelihood", data, arrays)
 
-    def expected_purchases_new_customer(self, t: Any) -> Any:
+    def _new_customers(
+        self, quantity: str, data: Any, horizon: np.ndarray, counts: np.ndarray | None
+    ) -> Any:
+        """New-customer predictions, one per row of ``data`` (covariate models) or element."""
+        spec = self._spec()
+        if spec is None:
+            if data is not None:
+                raise _bad_parameter(
+                    "data",
+                    "is only used by models fitted with covariates (it holds each new "
+                    "customer's covariates)",
+                )
+            return _core.rfm_new_customer(
+                self._model,
+                quantity,
+                self._params_list(),
+                _native(horizon),
+                n=None if counts is None else _native(counts),
+                n_jobs=self.n_jobs,
+            )
+        if data is None:
+            raise _bad_parameter(
+                "data",
+                "is required for a model fitted with covariates: a DataFrame with the new "
+                "customers' covariates (one prediction per row)",
+            )
+        rows = len(data)
+        if horizon.size not in (1, rows) or (counts is not None and counts.size not in (1, rows)):
+            raise _bad_parameter(
+                "t", f"must be one value or one per row of data ({rows}), got {horizon.size}"
+            )
+        out = _core.rfm_new_customer(
+            self._model,
+            quantity,
+            self._params_list(),
+            _native(np.broadcast_to(horizon, rows), np.float64),
+            n=None if counts is None else _native(np.broadcast_to(counts, rows), np.float64),
+            n_jobs=self.n_jobs,
+            covariates=spec.design(data),
+        )
+        if isinstance(data, pd.DataFrame):
+            return pd.Series(out, index=data.index, name=quantity)
+        from .._input import _is_polars_frame
+
+        if _is_polars_frame(data):
+            import polars as pl
+
+            return pl.Series(quantity, out)
+        return out
+
+    def expected_purchases_new_customer(self, t: Any, data: Any = None) -> Any:
         """E[X(t)]: expected purchases of a newly acquired customer in :math:`(0, t]`.
 
         Parameters
         ----------
         t : float or array-like
-            Horizon(s).
+            Horizon(s). With covariates: one value, or one per row of ``data``.
+        data : DataFrame, optional
+            For a model fitted with covariates (required there): the new customers'
+            covariate columns, one prediction per row.
 
         Returns
         -------
-        float or numpy.ndarray
-            A float for a scalar ``t``, else an array of the same length.
+        float, numpy.ndarray or Series
+            A float for a scalar ``t``, else an array of the same length; with covariates, a
+            Series (pandas or polars, like ``data``) with one value per row of ``data``.
         """
-        self._without_covariates("expected_purchases_new_customer")
         horizon, scalar = _values(t, "t")
-        out = _core.rfm_new_customer(
-            self._model, "expected_purchases", self._params_list(), horizon, n_jobs=self.n_jobs
-        )
-        return float(out[0]) if scalar else out
+        out = self._new_customers("expected_purchases", data, horizon, None)
+        return float(out[0]) if scalar and data is None else out
 
-    def purchase_count_probability(self, n: Any, t: Any) -> Any:
+    def purchase_count_probability(self, n: Any, t: Any, data: Any = None) -> Any:
         """P(X(t) = n): probability that a new customer makes exactly ``n`` purchases in (0, t].
 
         Parameters
@@ -376,24 +442,20 @@ class RfmModel(BaseModel):
             Purchase counts.
         t : float or array-like
             Horizon(s); broadcast against ``n``.
+        data : DataFrame, optional
+            For a model fitted with covariates (required there): the new customers'
+            covariate columns; ``n`` and ``t`` are then one value or one per row.
 
         Returns
         -------
-        float or numpy.ndarray
-            A float when both are scalars, else an array of the broadcast shape (1-d).
+        float, numpy.ndarray or Series
+            A float when both are scalars, else an array of the broadcast shape (1-d); with
+            covariates, one value per row of ``data``.
         """
-        self._without_covariates("purchase_count_probability")
         scalar = np.ndim(n) == 0 and np.ndim(t) == 0
         counts, horizon = np.broadcast_arrays(as_float_array(n, "n"), as_float_array(t, "t"))
-        out = _core.rfm_new_customer(
-            self._model,
-            "purchase_count_probability",
-            self._params_list(),
-            _native(horizon),
-            n=_native(counts),
-            n_jobs=self.n_jobs,
-        )
-        return float(out[0]) if scalar else out
+        out = self._new_customers("purchase_count_probability", data, horizon, counts)
+        return float(out[0]) if scalar and data is None else out
 
     def summary_frame(self, level: float = 0.95) -> pd.DataFrame:
         """Estimates with standard errors and ``level`` confidence intervals.

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import _core
 from .._base import _bad_parameter
-from .._input import as_float_array
+from .._input import Columns, _native, as_float_array, coerce_columns, data_error
 from ._rfm import RfmModel
 
 __all__ = ["BetaGeoBetaBinomModel"]
@@ -86,6 +86,19 @@ class BetaGeoBetaBinomModel(RfmModel):
         "T": "periods",
         "weights": None,
     }
+
+    def _columns(
+        self, data: Any, keywords: dict[str, Any], optional: tuple[str, ...] = ()
+    ) -> Columns:
+        # The T role is passed as `periods=`: errors call such an array `periods`.
+        return coerce_columns(
+            data,
+            self._roles,
+            self._column_names(),
+            keywords,
+            optional,
+            keyword_names={"T": "periods"},
+        )
 
     @classmethod
     def from_params(cls, **kwargs: Any) -> BetaGeoBetaBinomModel:  # noqa: D102
@@ -173,7 +186,7 @@ class BetaGeoBetaBinomModel(RfmModel):
         r"""Discounted expected residual transactions (DERT, FHS 2010 eq. 14, as a sum).
 
         :math:`\sum_{j \ge 1} E[Y_{n+j} \mid \text{history}] / (1 + d)^j` with ``discount_rate``
-        :math:`d` per opportunity.
+        :math:`d` per opportunity: a finite number > 0, one value or one per customer.
         """
         if discount_rate is None:
             raise _bad_parameter("discount_rate", "is required (rate per opportunity)")
@@ -187,8 +200,11 @@ class BetaGeoBetaBinomModel(RfmModel):
             t=rate,
         )
 
-    def expected_purchases_new_customer(self, n: Any) -> Any:
-        """E[X(n)]: expected transactions of a new customer in its first ``n`` opportunities."""
+    def expected_purchases_new_customer(self, n: Any) -> Any:  # type: ignore[override]
+        """E[X(n)]: expected transactions of a new customer in its first ``n`` opportunities.
+
+        (BG/BB takes no covariates, so there is no ``data`` argument.)
+        """
         horizon, scalar = _whole(n, "n")
         out = _core.rfm_new_customer(
             self._model, "expected_purchases", self._params_list(), horizon, n_jobs=self.n_jobs
@@ -197,6 +213,52 @@ class BetaGeoBetaBinomModel(RfmModel):
 
     def purchase_count_probability(self, x: Any, n: Any) -> Any:  # type: ignore[override]
         """P(X(n) = x): probability that a new customer makes ``x`` transactions in ``n``
-        opportunities (FHS 2010, eq. 7)."""
-        _whole(n, "n")
-        return super().purchase_count_probability(x, n)
+        opportunities (FHS 2010, eq. 7).
+
+        Parameters
+        ----------
+        x : int or array-like of int
+            Transaction counts, whole numbers >= 0.
+        n : int or array-like of int
+            Numbers of opportunities, whole numbers >= 0; broadcast against ``x``.
+
+        Returns
+        -------
+        float or numpy.ndarray
+            A float when both are scalars, else an array of the broadcast shape (1-d).
+
+        Raises
+        ------
+        InvalidParameterError
+            If ``n`` is not made of whole numbers >= 0.
+        InvalidDataError
+            Naming ``x`` (and, for an array, the first offending position) if a count is not a
+            whole number >= 0.
+        """
+        opportunities, n_scalar = _whole(n, "n")
+        counts = as_float_array(x, "x")
+        scalar = np.ndim(x) == 0
+        bad = np.flatnonzero(~(np.isfinite(counts) & (counts >= 0) & (np.mod(counts, 1) == 0)))
+        if bad.size:
+            row = int(bad[0])
+            raise data_error(
+                "x", None if scalar else row, float(counts[row]), "must be a whole number >= 0"
+            )
+        if len(counts) != len(opportunities) and 1 not in (len(counts), len(opportunities)):
+            raise data_error(
+                "x",
+                None,
+                None,
+                f"must be one value or one per value of n ({len(opportunities)}), "
+                f"got {len(counts)}",
+            )
+        counts, opportunities = np.broadcast_arrays(counts, opportunities)
+        out = _core.rfm_new_customer(
+            self._model,
+            "purchase_count_probability",
+            self._params_list(),
+            _native(opportunities),
+            n=_native(counts),
+            n_jobs=self.n_jobs,
+        )
+        return float(out[0]) if scalar and n_scalar else out
