@@ -453,7 +453,7 @@ def test_every_documented_rule_has_a_trigger_and_vice_versa():
 def test_known_gaps_are_expected_failures():
     # A row marked as a known gap describes behaviour the code lacks; every other row must hold.
     gaps = {rule.id for rule in RULES.values() if rule.known_gap}
-    assert gaps == {"churn.mapped-names"}
+    assert gaps == set()
 
 
 def _params() -> list:

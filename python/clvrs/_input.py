@@ -108,6 +108,24 @@ class Columns:
             located.label = label
             raise located from None
 
+    @contextlib.contextmanager
+    def naming_columns(self) -> Iterator[None]:
+        """Call a column by the caller's name in data errors the core raised under its role
+        (for core functions that are not given the names)."""
+        try:
+            yield
+        except InvalidDataError as err:
+            column = getattr(err, "column", None)
+            name = self.names.get(str(column)) if column is not None else None
+            if name is None or name == column:
+                raise
+            renamed = InvalidDataError(
+                str(err).replace(f"column `{column}`", f"column `{name}`", 1)
+            )
+            renamed.column, renamed.row, renamed.rule = name, err.row, err.rule
+            renamed.label = err.label
+            raise renamed from None
+
 
 def _without_row(err: InvalidDataError) -> InvalidDataError:
     """``err`` without its row: for a single value that applies to every customer."""

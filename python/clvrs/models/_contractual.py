@@ -89,7 +89,7 @@ class ContractualModel(BaseModel):
                 optional=("weights",),
             )
             a = cols.arrays
-            with cols.locating_rows():
+            with cols.locating_rows(), cols.naming_columns():
                 result = _core.churn_fit(
                     self._model,
                     periods=a["periods"],
