@@ -74,6 +74,18 @@ impl<const N: usize> Dual<N> {
         self.chain(ln_gamma_diff(self.v, x), digamma_diff(self.v, x))
     }
 
+    /// `ln Gamma(self + x) - ln Gamma(self)` for a shift `x >= 0` that is itself a dual number,
+    /// without cancellation when `self` is large.
+    #[inline]
+    pub fn ln_gamma_shift(self, x: Self) -> Self {
+        let psi_end = digamma(self.v + x.v);
+        let d_self = digamma_diff(self.v, x.v);
+        Dual {
+            v: ln_gamma_diff(self.v, x.v),
+            d: std::array::from_fn(|i| d_self * self.d[i] + psi_end * x.d[i]),
+        }
+    }
+
     #[inline]
     pub fn recip(self) -> Self {
         let inv = 1.0 / self.v;

@@ -281,8 +281,6 @@ KNOWN_GAPS = {
     (clvrs.GammaGompertzNBDModel, "identical"): "log-likelihood +6400 (precision lost)",
     (clvrs.GammaGammaModel, "single"): "log-likelihood 63, exactly 13.56 at the estimate",
     (clvrs.GammaGammaModel, "identical"): "log-likelihood 160000, exactly 97.71 at the estimate",
-    (clvrs.BetaDiscreteWeibullModel, "single"): "log-likelihood +0.016 > 0 for a probability",
-    (clvrs.BetaDiscreteWeibullModel, "identical"): "log-likelihood +800 > 0 (beta runs to 1e15)",
 }
 
 

@@ -60,8 +60,15 @@ fn ln_survival<const N: usize>(alpha: Dual<N>, beta: Dual<N>, c: Dual<N>, t: f64
         // t^c overflows: S(t) ~ (t^c)^-alpha underflows to 0.
         return Dual::constant(f64::NEG_INFINITY);
     }
-    (beta + tc).ln_gamma() - beta.ln_gamma() - (alpha + beta + tc).ln_gamma()
-        + (alpha + beta).ln_gamma()
+    // ln Gamma(beta + z) - ln Gamma(beta) - ln Gamma(alpha + beta + z) + ln Gamma(alpha + beta)
+    // with z = t^c, as two ln-gamma differences over the smaller of the shifts z and alpha: the
+    // terms are then of the size of that shift times a log, so little cancels even when beta or
+    // t^c is huge.
+    if tc.v <= alpha.v {
+        beta.ln_gamma_shift(tc) - (alpha + beta).ln_gamma_shift(tc)
+    } else {
+        beta.ln_gamma_shift(alpha) - (beta + tc).ln_gamma_shift(alpha)
+    }
 }
 
 /// `ln P(T = t)` for `t >= 1`.
