@@ -279,8 +279,6 @@ EXPECTED_ERRORS: dict[tuple[type, str], tuple[type, str]] = {
 #: Known problems (see docs/validation_rules.md, "Degenerate data").
 KNOWN_GAPS = {
     (clvrs.GammaGompertzNBDModel, "identical"): "log-likelihood +6400 (precision lost)",
-    (clvrs.GammaGammaModel, "single"): "log-likelihood 63, exactly 13.56 at the estimate",
-    (clvrs.GammaGammaModel, "identical"): "log-likelihood 160000, exactly 97.71 at the estimate",
 }
 
 

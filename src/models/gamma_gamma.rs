@@ -20,7 +20,7 @@ use crate::data::Spend;
 use crate::error::{ClvError, Result};
 use crate::fit::{check_params, Domain, Likelihood, ParamSpec};
 use crate::parallel::Exec;
-use crate::special::{digamma_diff, ln_gamma, ln_gamma_diff, trigamma};
+use crate::special::{digamma_diff, ln_beta_kernel, trigamma};
 
 /// Parameter names and domains: p (shape of transaction values), q, gamma (heterogeneity of
 /// their scale).
@@ -104,14 +104,15 @@ fn undefined_mean(q: f64) -> ClvError {
 ///
 /// ```text
 /// ln Gamma(px+q) - ln Gamma(px) - ln Gamma(q) + q ln g + (px-1) ln m + px ln x - (px+q) ln(g+xm)
-///   = [ln Gamma(q+px) - ln Gamma(q)] - ln Gamma(px) - ln m - px ln(1 + g/xm) - q ln(1 + xm/g)
+///   = ln(u^px (1-u)^q / B(px, q)) - ln m,   u = xm / (g + xm)
 /// ```
 ///
-/// in the second form, so that the large terms of huge p, q and gamma (spend without
-/// heterogeneity) cancel less.
+/// in the second form ([`ln_beta_kernel`]), which stays exact when p, q and gamma are huge
+/// (spend without heterogeneity), where the terms of the first would cancel.
 #[inline]
 fn row_log_likelihood(px: f64, q: f64, g: f64, xm: f64, m: f64) -> f64 {
-    ln_gamma_diff(q, px) - ln_gamma(px) - m.ln() - px * (g / xm).ln_1p() - q * (xm / g).ln_1p()
+    let total = g + xm;
+    ln_beta_kernel(px, q, xm / total, g / total) - m.ln()
 }
 
 /// The Gamma-Gamma likelihood over compressed spend rows, for the fitting engine.
