@@ -278,7 +278,10 @@ EXPECTED_ERRORS: dict[tuple[type, str], tuple[type, str]] = {
 
 #: Known problems (see docs/validation_rules.md, "Degenerate data").
 KNOWN_GAPS = {
-    (clvrs.GammaGompertzNBDModel, "identical"): "log-likelihood +6400 (precision lost)",
+    (
+        clvrs.GammaGompertzNBDModel,
+        "identical",
+    ): "predictions NaN at the runaway estimate (r ~ 1e131)",
 }
 
 

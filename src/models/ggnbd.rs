@@ -79,8 +79,27 @@ fn ln_shifted_exp<const N: usize>(beta: Dual<N>, b_tau: Dual<N>) -> Dual<N> {
     }
 }
 
-/// `ln[(alpha+T)^-(r+x) S(T)]` and `ln integral_{t_x}^T (alpha+tau)^-(r+x) f(tau) dtau` (`-inf`
-/// when `t_x = T`).
+/// `ln[(beta + e^(b tau) - 1) / beta]` (that is `-ln S(tau) / s`), precise when `e^(b tau)` is
+/// small next to beta, where the plain difference of logs would lose it.
+fn ln_shift_over_beta<const N: usize>(beta: Dual<N>, b_tau: Dual<N>) -> Dual<N> {
+    if b_tau.v > 700.0 {
+        b_tau - beta.ln() + ((beta - 1.0) * (-b_tau).exp()).ln_1p()
+    } else {
+        (b_tau.exp_m1() / beta).ln_1p()
+    }
+}
+
+/// `ln[(beta + e^(b (t0 + d)) - 1) / (beta + e^(b t0) - 1)]` for `d >= 0`, without the
+/// cancellation of the two logs.
+fn ln_shift_ratio<const N: usize>(beta: Dual<N>, b: Dual<N>, t0: f64, d: f64) -> Dual<N> {
+    // e^(b t0) / (beta + e^(b t0) - 1), with no overflow.
+    let weight = ((beta - 1.0) * (-(b * t0)).exp() + 1.0).recip();
+    ((b * d).exp_m1() * weight).ln_1p()
+}
+
+/// `ln[alpha^r (alpha+T)^-(r+x) S(T)]` and `ln alpha^r integral_{t_x}^T (alpha+tau)^-(r+x) f(tau)
+/// dtau` (`-inf` when `t_x = T`), with `alpha^r` folded in as `(1 + T/alpha)^-r` so that
+/// nothing large cancels when r is huge.
 fn ln_terms<const N: usize>(
     [r, alpha, b, s, beta]: [Dual<N>; 5],
     x: f64,
@@ -88,8 +107,10 @@ fn ln_terms<const N: usize>(
     age: f64,
 ) -> (Dual<N>, Dual<N>) {
     let rx = r + x;
-    let ln_beta = beta.ln();
-    let ln_alive = -(rx * (alpha + age).ln()) + s * (ln_beta - ln_shifted_exp(beta, b * age));
+    // r ln(alpha) - (r + x) ln(alpha + T) = -r ln(1 + T/alpha) - x ln(alpha + T).
+    let ln_alive = -(r * (Dual::constant(age) / alpha).ln_1p())
+        - (alpha + age).ln() * x
+        - s * ln_shift_over_beta(beta, b * age);
     if !(age > t_x) {
         return (ln_alive, Dual::constant(f64::NEG_INFINITY));
     }
@@ -99,8 +120,8 @@ fn ln_terms<const N: usize>(
     let s1 = s + 1.0;
     let integrand = |tau: f64| {
         let d = tau - t_x;
-        let rel = -(rx * (Dual::constant(d) / a0).ln_1p()) + b * d
-            - s1 * (ln_shifted_exp(beta, b * tau) - l0);
+        let rel =
+            -(rx * (Dual::constant(d) / a0).ln_1p()) + b * d - s1 * ln_shift_ratio(beta, b, t_x, d);
         rel.exp()
     };
     let q = integrate(
@@ -110,14 +131,17 @@ fn ln_terms<const N: usize>(
         QUADRATURE_TOLERANCE,
         QUADRATURE_MAX_INTERVALS,
     );
-    let ln_at_tx = -(rx * a0.ln()) + s.ln() + b.ln() + b * t_x + s * ln_beta - s1 * l0;
+    let ln_at_tx =
+        -(r * (Dual::constant(t_x) / alpha).ln_1p()) - a0.ln() * x + s.ln() + b.ln() + b * t_x
+            - l0
+            - s * ln_shift_over_beta(beta, b * t_x);
     (ln_alive, ln_at_tx + q.value.ln())
 }
 
 fn row_log_likelihood<const N: usize>(p: [Dual<N>; 5], x: f64, t_x: f64, age: f64) -> Dual<N> {
-    let [r, alpha, ..] = p;
+    let [r, ..] = p;
     let (ln_alive, ln_integral) = ln_terms(p, x, t_x, age);
-    r.ln_gamma_ratio(x) + r * alpha.ln() + ln_alive.log_add_exp(ln_integral)
+    r.ln_gamma_ratio(x) + ln_alive.log_add_exp(ln_integral)
 }
 
 impl GgNbdParams {
