@@ -114,7 +114,7 @@ pub fn fit_segments<M: RfmModel>(
                      (min_customers)"
                 ),
             ))
-        } else if let Err(e) = crate::models::check_fittable(&data, names) {
+        } else if let Err(e) = crate::models::check_fittable(&data.frequency, names) {
             Err(e)
         } else {
             match warm.as_ref().map(|w| M::fit(&data, w)) {

@@ -740,47 +740,59 @@ pub fn fit_with_covariates<M: CovariateModel>(
     names: &RfmNames,
     opts: &FitOptions<'_>,
 ) -> Result<FitResult> {
-    let columns = rows.columns();
-    let base_data: Rfm = columns.compress_on(&opts.exec);
-    super::check_fittable(&base_data, names)?;
-    let start = match &opts.start {
-        Some(start) => start.clone(),
-        None => {
-            let base = M::fit(&base_data, opts)?;
-            let mut start = base.params;
-            start.extend(std::iter::repeat(0.0).take(links.len()));
-            start
+    super::check_fittable(&rows.frequency, names)?;
+    // The base model's estimate on some rows, with every coefficient at 0 (or the caller's
+    // start).
+    let start_on = |data: &CovariateRows<'_>, first_start_only: bool| -> Result<Vec<f64>> {
+        if let Some(start) = &opts.start {
+            return Ok(start.clone());
         }
-    };
-    let base_opts = FitOptions {
-        start: Some(start),
-        ..opts.clone()
+        let base_opts = FitOptions {
+            first_start_only,
+            ..opts.clone()
+        };
+        let base = M::fit(&data.columns().compress_on(&opts.exec), &base_opts)?;
+        let mut start = base.params;
+        start.extend(std::iter::repeat(0.0).take(links.len()));
+        Ok(start)
     };
     let mut result = None;
     if rows.len() > crate::fit::WARM_START_ROWS && !links.is_empty() {
-        // A subsample first; its optimum and curvature start the fit of all rows.
+        // A subsample first, started from the base model fitted to it; its optimum and
+        // curvature start the fit of all rows (the base model is never fitted to all rows).
         let sample = rows.subsample(links, rows.len() / crate::fit::WARM_START_SAMPLE);
-        let first = fit_rows::<M>(
-            &sample,
-            links,
-            &FitOptions {
-                first_start_only: true,
-                ..base_opts.clone()
-            },
-        )?;
-        if first.converged {
-            let warm = FitOptions {
-                start: Some(first.params),
-                initial_inverse_hessian: first.inverse_hessian,
-                ..base_opts.clone()
-            };
-            result = Some(fit_rows::<M>(rows, links, &warm)?).filter(|r| r.converged);
+        // (One start suffices there: the fits that follow refine it.)
+        if let Ok(start) = start_on(&sample, true) {
+            let first = fit_rows::<M>(
+                &sample,
+                links,
+                &FitOptions {
+                    start: Some(start),
+                    first_start_only: true,
+                    ..opts.clone()
+                },
+            )?;
+            if first.converged {
+                let warm = FitOptions {
+                    start: Some(first.params),
+                    initial_inverse_hessian: first.inverse_hessian,
+                    ..opts.clone()
+                };
+                result = Some(fit_rows::<M>(rows, links, &warm)?).filter(|r| r.converged);
+            }
         }
     }
-    // Never worse than starting from the base model.
+    // Never worse than starting from the base model fitted to all rows.
     let mut result = match result {
         Some(r) => r,
-        None => fit_rows::<M>(rows, links, &base_opts)?,
+        None => {
+            let start = start_on(rows, false)?;
+            let from_base = FitOptions {
+                start: Some(start),
+                ..opts.clone()
+            };
+            fit_rows::<M>(rows, links, &from_base)?
+        }
     };
     result.names.truncate(M::specs().len());
     result.names.extend(links.names.iter().cloned());

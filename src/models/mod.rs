@@ -151,8 +151,8 @@ pub trait RfmModel: Sized + Sync {
 /// Refuse data that cannot identify a purchase model: when no customer has a repeat purchase
 /// the likelihood has no maximum (it grows without bound as the purchase rate goes to 0, and
 /// says nothing about dropout), so a fit would return arbitrary boundary values.
-pub fn check_fittable(data: &Rfm, names: &crate::data::RfmNames) -> Result<()> {
-    if data.frequency.iter().all(|&x| x == 0.0) {
+pub fn check_fittable(frequency: &[f64], names: &crate::data::RfmNames) -> Result<()> {
+    if frequency.iter().all(|&x| x == 0.0) {
         return Err(crate::error::ClvError::invalid_data(
             &names.frequency,
             None,

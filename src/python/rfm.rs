@@ -240,7 +240,7 @@ fn rfm_fit<'py>(
         columns.validate_on(&names, exec)?;
         M::validate_more(&columns, &names)?;
         let data = columns.compress_on(exec);
-        crate::models::check_fittable(&data, &names)?;
+        crate::models::check_fittable(&data.frequency, &names)?;
         let opts = FitOptions {
             penalizer,
             max_iter,
