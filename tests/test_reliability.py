@@ -277,12 +277,7 @@ EXPECTED_ERRORS: dict[tuple[type, str], tuple[type, str]] = {
 }
 
 #: Known problems (see docs/validation_rules.md, "Degenerate data").
-KNOWN_GAPS = {
-    (
-        clvrs.GammaGompertzNBDModel,
-        "identical",
-    ): "predictions NaN at the runaway estimate (r ~ 1e131)",
-}
+KNOWN_GAPS: dict[tuple[type, str], str] = {}
 
 
 def _degenerate_cases() -> list:

@@ -166,7 +166,6 @@ impl GgNbdParams {
             s: self.s,
             beta: self.beta,
             age,
-            ln_at_age: ln_shifted_exp::<0>(self.beta.into(), (self.b * age).into()).v,
         }
     }
 }
@@ -177,19 +176,14 @@ struct GgLifetime {
     s: f64,
     beta: f64,
     age: f64,
-    /// `ln(beta + e^(b age) - 1)`
-    ln_at_age: f64,
-}
-
-impl GgLifetime {
-    fn ln_shifted(&self, u: f64) -> f64 {
-        ln_shifted_exp::<0>(self.beta.into(), (self.b * (self.age + u)).into()).v
-    }
 }
 
 impl Lifetime for GgLifetime {
     fn survival(&self, u: f64) -> f64 {
-        (-self.s * (self.ln_shifted(u) - self.ln_at_age)).exp()
+        // ((beta + e^(b age) - 1) / (beta + e^(b (age + u)) - 1))^s, with the ratio's log
+        // taken without cancellation (s can be huge).
+        let ratio = ln_shift_ratio::<0>(self.beta.into(), self.b.into(), self.age, u).v;
+        (-self.s * ratio).exp()
     }
 
     fn density(&self, u: f64) -> f64 {
