@@ -1,6 +1,6 @@
 //! Many models at once: one fit per segment (or acquisition cohort) of the customer base.
 //!
-//! First the pooled data (every segment together) is fitted on the whole pool; then segments
+//! First the pooled data (every segment together) is fitted (on a subsample of a large pool); then segments
 //! run in parallel, each fit serially (one level of parallelism at a time), each starting from
 //! the pooled estimate and its curvature, which takes a few iterations where a cold start with
 //! several starting points takes dozens. A segment whose fit from there does not converge is
@@ -70,14 +70,39 @@ pub fn fit_segments<M: RfmModel>(
         exec: Exec::Serial,
         ..opts.clone()
     };
-    // The pooled estimate seeds every segment (when it converges).
-    let pooled = M::fit(
-        &columns.compress_on(exec),
-        &FitOptions {
-            exec: exec.clone(),
-            ..opts.clone()
-        },
-    );
+    // The pooled estimate seeds every segment (when it converges). It is only a starting
+    // point, so on large data it comes from every k-th row (about WARM_START_SAMPLE rows, all
+    // segments mixed) rather than a fit of every row, which would cost as much as all the
+    // segment fits together.
+    let pooled_opts = FitOptions {
+        exec: exec.clone(),
+        ..opts.clone()
+    };
+    let pooled = if columns.len() > crate::fit::WARM_START_ROWS {
+        let stride = columns.len() / crate::fit::WARM_START_SAMPLE;
+        let pick = |v: &[f64]| v.iter().step_by(stride).copied().collect::<Vec<f64>>();
+        let (x, t_x, age) = (
+            pick(columns.frequency),
+            pick(columns.recency),
+            pick(columns.age),
+        );
+        let w = columns.weights.map(pick);
+        let sample = RfmColumns {
+            frequency: &x,
+            recency: &t_x,
+            age: &age,
+            weights: w.as_deref(),
+        };
+        M::fit(
+            &sample.compress_on(exec),
+            &FitOptions {
+                first_start_only: true,
+                ..pooled_opts
+            },
+        )
+    } else {
+        M::fit(&columns.compress_on(exec), &pooled_opts)
+    };
     let warm = match &pooled {
         Ok(p) if p.converged => Some(FitOptions {
             start: Some(p.params.clone()),

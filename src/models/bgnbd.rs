@@ -824,7 +824,8 @@ fn add_row<const SECOND: bool>(
     let at = alpha + age;
     let inv_at = 1.0 / at;
     lanes[sum::W][lane] += wt;
-    lanes[sum::LN1P_AGE][lane] += wt * ln_1p(age / alpha);
+    // (1 / alpha is loop-invariant and hoisted: a multiplication per row, not a division.)
+    lanes[sum::LN1P_AGE][lane] += wt * ln_1p(age * (1.0 / alpha));
     lanes[sum::INV_AT][lane] += wt * inv_at;
     if SECOND {
         lanes[sum::INV_AT2][lane] += wt * inv_at * inv_at;
