@@ -172,6 +172,43 @@ pub fn integrate<V: Integrand>(
     }
 }
 
+/// [`integrate`] over `[a, b]` for integrands whose mass may sit within `scale` of `a` (a
+/// density decaying from the start of the interval at rate `1 / scale`): panels of widths
+/// `scale, 2 scale, 4 scale, ...` from `a`, each integrated adaptively, so that a narrow peak
+/// at `a` is never missed on a long interval (a single adaptive pass could sample past it).
+pub fn integrate_from_start<V: Integrand>(
+    f: impl Fn(f64) -> V,
+    a: f64,
+    b: f64,
+    scale: f64,
+    tolerance: f64,
+    max_intervals: usize,
+) -> Quadrature<V> {
+    if !(scale > 0.0) || !(scale < b - a) {
+        return integrate(f, a, b, tolerance, max_intervals);
+    }
+    let mut total = Quadrature {
+        value: V::zero(),
+        error: 0.0,
+        converged: true,
+    };
+    let (mut start, mut width) = (a, scale);
+    while start < b {
+        let end = if start + width >= b || b - (start + width) < width {
+            b
+        } else {
+            start + width
+        };
+        let panel = integrate(&f, start, end, tolerance, max_intervals);
+        total.value = total.value + panel.value;
+        total.error += panel.error;
+        total.converged &= panel.converged;
+        start = end;
+        width *= 2.0;
+    }
+    total
+}
+
 /// Integrate `f` over `[a, inf)` by mapping `u = a + v / (1 - v)`, `v` in `[0, 1)`.
 pub fn integrate_to_infinity<V: Integrand>(
     f: impl Fn(f64) -> V,

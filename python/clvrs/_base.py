@@ -272,6 +272,16 @@ class BaseModel:
                 ConvergenceWarning,
                 stacklevel=3,
             )
+        elif self.fit_info_["weakly_identified"] and self.on_failure != "ignore":
+            weak_names = ", ".join(self.fit_info_["weakly_identified"])
+            warnings.warn(
+                f"{type(self).__name__}: {weak_names} are not identified by these data (the "
+                "likelihood is nearly flat along them: their standard errors exceed the "
+                "estimates); the log-likelihood and the predictions are still valid. A simpler "
+                "model may describe these data as well.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
 
     @classmethod
     def from_params(cls, **kwargs: Any) -> Any:

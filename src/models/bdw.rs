@@ -196,6 +196,31 @@ impl BdwParams {
     }
 }
 
+impl ChurnData {
+    /// The same data as distinct (period, churned) rows with summed weights, sorted: every
+    /// representation of the same customers (survivor counts, records in any order) sums the
+    /// likelihood in the same order, so fits agree to the last bit.
+    fn canonical(self) -> Self {
+        let mut rows: Vec<(f64, bool, f64)> = (0..self.periods.len())
+            .map(|i| (self.periods[i], self.churned[i], self.weights[i]))
+            .filter(|r| r.2 != 0.0)
+            .collect();
+        rows.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let mut out = ChurnData::default();
+        for (t, gone, w) in rows {
+            let n = out.periods.len();
+            if n > 0 && out.periods[n - 1] == t && out.churned[n - 1] == gone {
+                out.weights[n - 1] += w;
+            } else {
+                out.periods.push(t);
+                out.churned.push(gone);
+                out.weights.push(w);
+            }
+        }
+        out
+    }
+}
+
 /// Rows of churn data: period `t`, whether the customer churned in it (else was still active
 /// after it), and a weight.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -256,7 +281,7 @@ impl ChurnData {
                 "the cohort size must be a finite count > 0",
             ));
         }
-        Ok(data)
+        Ok(data.canonical())
     }
 
     /// From per-customer records: periods observed (churn period for churned customers,
@@ -315,6 +340,7 @@ impl ChurnData {
             data.churned.push(gone == 1.0);
             data.weights.push(w);
         }
+        let data = data.canonical();
         let counted = |i: &usize| data.weights[*i] > 0.0;
         let n = data.periods.len();
         if (0..n).any(|i| counted(&i)) && (0..n).filter(counted).all(|i| data.periods[i] == 0.0) {

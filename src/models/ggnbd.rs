@@ -27,7 +27,7 @@ use crate::fit::{
     check_params, fit, fit_with_warm_start, Domain, FitOptions, FitResult, Likelihood, ParamSpec,
 };
 use crate::parallel::Exec;
-use crate::quadrature::integrate;
+use crate::quadrature::integrate_from_start;
 use crate::special::logistic;
 
 /// Parameter names and domains: r, alpha (purchase rate), b (Gompertz scale), s, beta (lifetime
@@ -89,12 +89,21 @@ fn ln_shift_over_beta<const N: usize>(beta: Dual<N>, b_tau: Dual<N>) -> Dual<N> 
     }
 }
 
+/// `e^(b t) / (beta + e^(b t) - 1)`, the share of the hazard at `t` (the hazard is
+/// `s b` times it): `beta + expm1(b t)` below the overflow of `e^(b t)`, so that tiny `b` and
+/// `beta` (the Pareto/NBD limit) keep their precision.
+fn hazard_weight<const N: usize>(beta: Dual<N>, b_t: Dual<N>) -> Dual<N> {
+    if b_t.v > 700.0 {
+        ((beta - 1.0) * (-b_t).exp() + 1.0).recip()
+    } else {
+        b_t.exp() / (beta + b_t.exp_m1())
+    }
+}
+
 /// `ln[(beta + e^(b (t0 + d)) - 1) / (beta + e^(b t0) - 1)]` for `d >= 0`, without the
 /// cancellation of the two logs.
 fn ln_shift_ratio<const N: usize>(beta: Dual<N>, b: Dual<N>, t0: f64, d: f64) -> Dual<N> {
-    // e^(b t0) / (beta + e^(b t0) - 1), with no overflow.
-    let weight = ((beta - 1.0) * (-(b * t0)).exp() + 1.0).recip();
-    ((b * d).exp_m1() * weight).ln_1p()
+    ((b * d).exp_m1() * hazard_weight(beta, b * t0)).ln_1p()
 }
 
 /// `ln[alpha^r (alpha+T)^-(r+x) S(T)]` and `ln alpha^r integral_{t_x}^T (alpha+tau)^-(r+x) f(tau)
@@ -124,10 +133,17 @@ fn ln_terms<const N: usize>(
             -(rx * (Dual::constant(d) / a0).ln_1p()) + b * d - s1 * ln_shift_ratio(beta, b, t_x, d);
         rel.exp()
     };
-    let q = integrate(
+    // The integrand is 1 at t_x and decays at rate (r+x)/(alpha+t_x) + b ((s+1) w - 1), with
+    // w = e^(b t_x) / (beta + e^(b t_x) - 1), and the Gompertz hazard changes on the time scale
+    // 1/b: panels start at the shorter of the two scales, so that a lifetime density
+    // concentrated soon after t_x is not missed on a long (t_x, T).
+    let weight = hazard_weight::<0>(beta.v.into(), (b.v * t_x).into()).v;
+    let decay = rx.v / a0.v + b.v * ((s.v + 1.0) * weight - 1.0);
+    let q = integrate_from_start(
         integrand,
         t_x,
         age,
+        1.0 / decay.max(b.v),
         QUADRATURE_TOLERANCE,
         QUADRATURE_MAX_INTERVALS,
     );
@@ -186,10 +202,15 @@ impl Lifetime for GgLifetime {
         (-self.s * ratio).exp()
     }
 
+    /// The shorter of `1 / hazard(0)` and `1 / b` (the hazard grows on that scale).
+    fn scale(&self) -> f64 {
+        (self.survival(0.0) / self.density(0.0)).min(1.0 / self.b)
+    }
+
     fn density(&self, u: f64) -> f64 {
         // Hazard s b e^(b t) / (beta + e^(b t) - 1) at t = age + u.
         let bt = self.b * (self.age + u);
-        let hazard = self.s * self.b / (1.0 + (self.beta - 1.0) * (-bt).exp());
+        let hazard = self.s * self.b * hazard_weight::<0>(self.beta.into(), bt.into()).v;
         hazard * self.survival(u)
     }
 }

@@ -13,7 +13,7 @@
 //! Gamma(r + x, alpha + T)` and the lifetime remaining after `T` given survival to `T`, times
 //! P(alive). The integrals use adaptive Gauss-Kronrod quadrature to [`TOLERANCE`].
 
-use crate::quadrature::{integrate, integrate_to_infinity};
+use crate::quadrature::{integrate_from_start, integrate_to_infinity};
 use crate::special::ln_negative_binomial_pmf;
 
 /// Relative accuracy asked of the quadratures.
@@ -27,6 +27,12 @@ pub trait Lifetime {
     fn survival(&self, u: f64) -> f64;
     /// `-dS/du`.
     fn density(&self, u: f64) -> f64;
+
+    /// The time scale of the lifetime's start, `1 / hazard(0)`: where a quickly ending
+    /// lifetime puts its mass (quadratures start with panels of this width).
+    fn scale(&self) -> f64 {
+        self.survival(0.0) / self.density(0.0)
+    }
 }
 
 /// P(N(u) = n) for a Poisson count with a `Gamma(r, alpha)` rate over `u`.
@@ -46,10 +52,11 @@ pub fn count_probability(r: f64, alpha: f64, n: u64, t: f64, lifetime: &impl Lif
         return if n == 0 { 1.0 } else { 0.0 };
     }
     let alive_throughout = negative_binomial(r, alpha, nf, t) * lifetime.survival(t);
-    let ended = integrate(
+    let ended = integrate_from_start(
         |u| lifetime.density(u) * negative_binomial(r, alpha, nf, u),
         0.0,
         t,
+        lifetime.scale(),
         TOLERANCE,
         MAX_INTERVALS,
     );
@@ -61,7 +68,14 @@ pub fn expected_purchases(r: f64, alpha: f64, t: f64, lifetime: &impl Lifetime) 
     if !(t > 0.0) {
         return 0.0;
     }
-    let q = integrate(|u| lifetime.survival(u), 0.0, t, TOLERANCE, MAX_INTERVALS);
+    let q = integrate_from_start(
+        |u| lifetime.survival(u),
+        0.0,
+        t,
+        lifetime.scale(),
+        TOLERANCE,
+        MAX_INTERVALS,
+    );
     r / alpha * q.value
 }
 
