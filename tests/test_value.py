@@ -208,3 +208,19 @@ def test_segments_budget_and_rfm(cdnow, bgnbd, spend):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         clvrs.historical_clv(cdnow.assign(T=0.0), lifespan=1.0)
+
+
+def test_continuous_clv_with_the_discrete_time_model():
+    """BG/BB counts opportunities: continuous discounting at delta per unit is the rate
+    expm1(delta) per opportunity of its DERT."""
+    data = clvrs.datasets.load_donations()
+    model = clvrs.BetaGeoBetaBinomModel().fit(data)
+    spend = clvrs.GammaGammaModel.from_params(p=6.0, q=4.0, gamma=15.0)
+    rows = data.assign(monetary_value=30.0).head(20)
+    # Yearly opportunities (1/12 per month) at 1% a month: (1.01^12 - 1) per opportunity.
+    clv = clvrs.customer_lifetime_value(
+        model, spend, rows, time=None, discount_rate=0.01, method="continuous", time_unit=1 / 12
+    )
+    dert = model.expected_residual_transactions(rows, discount_rate=1.01**12 - 1)
+    expected = dert * spend.expected_average_spend(rows)
+    np.testing.assert_allclose(clv.to_numpy(), expected.to_numpy(), rtol=1e-12)

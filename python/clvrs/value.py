@@ -108,7 +108,8 @@ def customer_lifetime_value(
       GGompertz/NBD use their DERT (``expected_residual_transactions``); BG/NBD and MBG/NBD
       integrate :math:`\delta \int e^{-\delta t} E(t)\, dt` numerically (composite
       Gauss-Legendre in :math:`\delta t`, 96 horizons, about 1e-12 relative), as one weighted
-      sum of expectations per customer. ``time`` must be None.
+      sum of expectations per customer; BG/BB (discrete opportunities) its DERT at the rate
+      :math:`e^{\delta} - 1` per opportunity. ``time`` must be None.
 
     Parameters
     ----------
@@ -177,7 +178,17 @@ def customer_lifetime_value(
                 "discount_rate", "must be > 0 for method='continuous' (else the value is infinite)"
             )
         delta = math.log1p(discount_rate) / f
-        if hasattr(transaction_model, "expected_residual_transactions"):
+        if getattr(transaction_model, "_model", None) == "bgbb":
+            # Discrete opportunities: continuous discounting at delta per time unit is the rate
+            # expm1(delta) per opportunity (BG/BB's DERT discounts opportunity j by (1 + d)^-j).
+            purchases = transaction_model.expected_residual_transactions(
+                data,
+                discount_rate=math.expm1(delta),
+                frequency=frequency,
+                recency=recency,
+                periods=T,
+            )
+        elif hasattr(transaction_model, "expected_residual_transactions"):
             purchases = transaction_model.expected_residual_transactions(
                 data, discount_rate=delta, **rfm
             )
