@@ -461,6 +461,16 @@ fn add_hessian<M: CovariateModel>(
     }
 }
 
+/// The log-likelihood and its gradient in the natural scale of the shared parameters (and the
+/// coefficients) from the sums of [`add_gradient`] in (log shared parameters, coefficients).
+fn natural_gradient(params: &[f64], acc: &[f64]) -> (f64, Vec<f64>) {
+    let mut gradient = acc[1..].to_vec();
+    for m in 0..4 {
+        gradient[m] /= params[m];
+    }
+    (acc[0], gradient)
+}
+
 /// The Hessian in the natural scale of the shared parameters (and the coefficients) from the
 /// gradient and Hessian sums of [`add_hessian`] in (log shared parameters, coefficients).
 fn natural_hessian(params: &[f64], acc: &[f64]) -> Vec<Vec<f64>> {
@@ -513,12 +523,7 @@ impl<M: CovariateModel> Likelihood for CovariateLikelihood<'_, '_, M> {
                 add_gradient::<M>(acc, links, rows.covariates(links, i), w, &theta, ll, &g);
             }
         });
-        let mut gradient = acc[1..].to_vec();
-        // Shared parameters: from their log to their natural scale.
-        for m in 0..4 {
-            gradient[m] /= params[m];
-        }
-        (acc[0], gradient)
+        natural_gradient(params, &acc)
     }
 
     /// `sum_i A_i' H_i A_i` in (log shared parameters, coefficients), with `H_i` the row's
@@ -678,11 +683,7 @@ impl<M: CovariateModel> Likelihood for GroupedLikelihood<'_, M> {
             let z = self.groups.covariates(self.links, g);
             add_gradient::<M>(&mut acc, self.links, z, 1.0, &theta, ll, &grad);
         }
-        let mut gradient = acc[1..].to_vec();
-        for m in 0..4 {
-            gradient[m] /= params[m];
-        }
-        (acc[0], gradient)
+        natural_gradient(params, &acc)
     }
 
     fn hessian(&self, params: &[f64], exec: &Exec) -> Option<Vec<Vec<f64>>> {
