@@ -713,9 +713,12 @@ pub fn row_derivatives<const SECOND: bool>(
         l = ln_1p((age - t_x) * inv_atx);
         d = inv_at - inv_atx;
         let odds = ln(a) - ln(b + (k - 1.0)) + rx * l;
-        value += log1p_exp(odds);
-        s = logistic(odds);
-        q = s * logistic(-odds);
+        // ln(1 + e^odds), s = logistic(odds) and q = s (1 - s) from one exp, exact in both
+        // tails (as in `add_row`).
+        let e = crate::fastmath::exp(-odds.abs());
+        value += odds.max(0.0) + ln_1p(e);
+        s = if odds >= 0.0 { 1.0 } else { e } / (1.0 + e);
+        q = e / ((1.0 + e) * (1.0 + e));
         gradient[0] += s * l;
         gradient[1] += rx * s * d;
         gradient[2] += s / a;
