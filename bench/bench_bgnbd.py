@@ -48,6 +48,9 @@ import pandas as pd
 import clvrs
 from clvrs import _core
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import replace_block  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 DATA_DIR = HERE / "data"
@@ -739,15 +742,7 @@ def report(args: argparse.Namespace, info: dict[str, Any], results: list[dict[st
 
 
 def update_doc(path: Path, text: str) -> None:
-    block = f"{DOC_BEGIN}\n{text.rstrip()}\n{DOC_END}"
-    old = path.read_text() if path.exists() else ""
-    if DOC_BEGIN in old and DOC_END in old:
-        head, rest = old.split(DOC_BEGIN, 1)
-        _, tail = rest.split(DOC_END, 1)
-        new = head + block + tail
-    else:
-        new = (old.rstrip() + "\n\n" if old else "") + block + "\n"
-    path.write_text(new)
+    replace_block(path, text, DOC_BEGIN, DOC_END, None)
     log(f"updated {path}")
 
 

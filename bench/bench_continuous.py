@@ -71,6 +71,7 @@ from clvrs import _core
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_bgnbd as bg  # noqa: E402  (shared helpers: machine description, timing, waiting)
+from _report import replace_block  # noqa: E402
 
 DATA_DIR = bg.DATA_DIR
 SHARED = bg.SHARED
@@ -720,16 +721,7 @@ def report(args: argparse.Namespace, info: dict[str, Any], results: list[dict[st
 
 
 def update_doc(path: Path, text: str) -> None:
-    """Rewrite the block between this benchmark's markers (append it, with a heading, if absent)."""
-    block = f"{DOC_BEGIN}\n{text.rstrip()}\n{DOC_END}"
-    old = path.read_text() if path.exists() else ""
-    if DOC_BEGIN in old and DOC_END in old:
-        head, rest = old.split(DOC_BEGIN, 1)
-        _, tail = rest.split(DOC_END, 1)
-        new = head + block + tail
-    else:
-        new = (old.rstrip() + "\n\n" if old else "") + f"{DOC_HEADING}\n\n{block}\n"
-    path.write_text(new)
+    replace_block(path, text, DOC_BEGIN, DOC_END, DOC_HEADING)
     log(f"updated {path}")
 
 

@@ -51,6 +51,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import replace_block  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 DATA_DIR = HERE / "data"
@@ -425,16 +428,7 @@ def report(info: dict[str, Any], results: list[dict[str, Any]]) -> str:
 
 
 def update_doc(path: Path, text: str) -> None:
-    """Rewrite only the block between the markers (re-reading the file just before writing)."""
-    block = f"{DOC_BEGIN}\n{text.rstrip()}\n{DOC_END}"
-    old = path.read_text() if path.exists() else ""
-    if DOC_BEGIN in old and DOC_END in old:
-        head, rest = old.split(DOC_BEGIN, 1)
-        _, tail = rest.split(DOC_END, 1)
-        new = head + block + tail
-    else:
-        new = (old.rstrip() + "\n\n" if old else "") + block + "\n"
-    path.write_text(new)
+    replace_block(path, text, DOC_BEGIN, DOC_END, None)
     log(f"updated {path}")
 
 

@@ -26,6 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_bgnbd as bg  # noqa: E402
+from _report import replace_block  # noqa: E402
 
 import clvrs  # noqa: E402
 
@@ -91,17 +92,9 @@ def main() -> int:
     text = "\n".join(lines)
     print(text)
     if args.update_doc:
-        old = args.update_doc.read_text()
-        block = f"{DOC_BEGIN}\n{text}\n{DOC_END}"
-        if DOC_BEGIN in old:
-            head, rest = old.split(DOC_BEGIN, 1)
-            _, tail = rest.split(DOC_END, 1)
-            new = head + block + tail
-        else:
-            new = (
-                old.rstrip() + "\n\n## Many models at once: segments vs one fit\n\n" + block + "\n"
-            )
-        args.update_doc.write_text(new)
+        replace_block(
+            args.update_doc, text, DOC_BEGIN, DOC_END, "## Many models at once: segments vs one fit"
+        )
     return 0
 
 

@@ -73,6 +73,7 @@ from clvrs import _core
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_bgnbd as bg  # noqa: E402  (machine description, timing, waiting for quiet)
 import bench_value as bv  # noqa: E402  (quiet-wait bookkeeping, relative differences)
+from _report import replace_block  # noqa: E402
 
 DATA_DIR = bg.DATA_DIR
 SHARED = bg.SHARED
@@ -1089,20 +1090,7 @@ def report(args: argparse.Namespace, info: dict[str, Any], results: list[dict[st
 
 
 def update_doc(path: Path, text: str) -> None:
-    """Rewrite the block between this benchmark's markers (append it, with a heading, if absent).
-
-    Nothing outside the markers changes, in particular no other benchmark's generated section.
-    """
-    block = f"{DOC_BEGIN}\n{text.rstrip()}\n{DOC_END}"
-    old = path.read_text() if path.exists() else ""
-    if DOC_BEGIN in old and DOC_END in old:
-        head, rest = old.split(DOC_BEGIN, 1)
-        _, tail = rest.split(DOC_END, 1)
-        new = head + block + tail
-    else:
-        heading = "" if DOC_HEADING in old else f"{DOC_HEADING}\n\n"
-        new = (old.rstrip() + "\n\n" if old else "") + f"{heading}{block}\n"
-    path.write_text(new)
+    replace_block(path, text, DOC_BEGIN, DOC_END, DOC_HEADING)
     log(f"updated {path}")
 
 
