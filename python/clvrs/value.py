@@ -178,21 +178,8 @@ def customer_lifetime_value(
                 "discount_rate", "must be > 0 for method='continuous' (else the value is infinite)"
             )
         delta = math.log1p(discount_rate) / f
-        if getattr(transaction_model, "_model", None) == "bgbb":
-            # Discrete opportunities: continuous discounting at delta per time unit is the rate
-            # expm1(delta) per opportunity (BG/BB's DERT discounts opportunity j by (1 + d)^-j).
-            purchases = transaction_model.expected_residual_transactions(
-                data,
-                discount_rate=math.expm1(delta),
-                frequency=frequency,
-                recency=recency,
-                periods=T,
-            )
-        elif hasattr(transaction_model, "expected_residual_transactions"):
-            purchases = transaction_model.expected_residual_transactions(
-                data, discount_rate=delta, **rfm
-            )
-        else:
+        purchases = transaction_model._continuous_dert(data, delta, rfm)
+        if purchases is None:
             horizons, weights = _dert_rule(delta)
             purchases = transaction_model.weighted_expected_purchases(
                 data, horizons, weights, **rfm

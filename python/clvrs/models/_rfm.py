@@ -510,10 +510,19 @@ class RfmModel(BaseModel):
         model.covariates_ = CovariateSpec.from_dict(covariates) if covariates else None  # type: ignore[attr-defined]
         return model
 
+    def _continuous_dert(self, data: Any, delta: float, rfm: dict[str, Any]) -> Any:
+        """Expected purchases from T on, discounted continuously at ``delta`` per time unit,
+        when the model has them in closed form (its DERT); None otherwise, and customer value
+        integrates weighted expectations instead."""
+        return None
+
 
 class LifetimePredictions(RfmModel):
     """Predictions of the models with a lifetime independent of the purchase rate
     (Pareto/NBD, GGompertz/NBD): P(alive) ahead, conditional purchase counts and DERT."""
+
+    def _continuous_dert(self, data: Any, delta: float, rfm: dict[str, Any]) -> Any:
+        return self.expected_residual_transactions(data, discount_rate=delta, **rfm)
 
     def probability_alive(  # type: ignore[override]
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import numpy as np
@@ -198,6 +199,17 @@ class BetaGeoBetaBinomModel(RfmModel):
             data,
             arrays,
             t=rate,
+        )
+
+    def _continuous_dert(self, data: Any, delta: float, rfm: dict[str, Any]) -> Any:
+        # Discrete opportunities: continuous discounting at delta per time unit is the rate
+        # expm1(delta) per opportunity (the DERT discounts opportunity j by (1 + d)^-j).
+        return self.expected_residual_transactions(
+            data,
+            discount_rate=math.expm1(delta),
+            frequency=rfm["frequency"],
+            recency=rfm["recency"],
+            periods=rfm["T"],
         )
 
     def expected_purchases_new_customer(self, n: Any) -> Any:  # type: ignore[override]
