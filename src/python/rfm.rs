@@ -27,55 +27,38 @@ fn rfm_names(names: Names) -> RfmNames {
     }
 }
 
+/// Run `$body` with `$M` the parameter type named `$model` among the listed ones, or return
+/// `$unknown(name)` for any other name.
+macro_rules! dispatch {
+    ($model:expr, $M:ident => $body:expr; $($name:literal => $T:ty),+; $unknown:expr) => {
+        match $model {
+            $($name => {
+                type $M = $T;
+                $body
+            })+
+            other => Err(PyValueError::new_err($unknown(other))),
+        }
+    };
+}
+
 /// Run `$body` with `$M` the parameter type of the model named `$model`.
 macro_rules! with_model {
     ($model:expr, $M:ident => $body:expr) => {
-        match $model {
-            "bgnbd" => {
-                type $M = BgNbdParams;
-                $body
-            }
-            "bgbb" => {
-                type $M = BgBbParams;
-                $body
-            }
-            "mbgnbd" => {
-                type $M = MbgNbdParams;
-                $body
-            }
-            "pnbd" => {
-                type $M = ParetoNbdParams;
-                $body
-            }
-            "ggnbd" => {
-                type $M = GgNbdParams;
-                $body
-            }
-            other => Err(PyValueError::new_err(format!("unknown model `{other}`"))),
-        }
+        dispatch!($model, $M => $body;
+            "bgnbd" => BgNbdParams, "bgbb" => BgBbParams, "mbgnbd" => MbgNbdParams,
+            "pnbd" => ParetoNbdParams, "ggnbd" => GgNbdParams;
+            |other: &str| format!("unknown model `{other}`"))
     };
 }
 
 /// Run `$body` with `$M` the parameter type of the covariate model named `$model`.
 macro_rules! with_covariate_model {
     ($model:expr, $M:ident => $body:expr) => {
-        match $model {
-            "bgnbd" => {
-                type $M = BgNbdParams;
-                $body
-            }
-            "mbgnbd" => {
-                type $M = MbgNbdParams;
-                $body
-            }
-            "pnbd" => {
-                type $M = ParetoNbdParams;
-                $body
-            }
-            other => Err(PyValueError::new_err(format!(
+        dispatch!($model, $M => $body;
+            "bgnbd" => BgNbdParams, "mbgnbd" => MbgNbdParams, "pnbd" => ParetoNbdParams;
+            |other: &str| format!(
                 "`{other}` does not take covariates (BG/NBD, MBG/NBD and Pareto/NBD do)"
-            ))),
-        }
+            ))
     };
 }
 
