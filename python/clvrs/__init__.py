@@ -10,6 +10,7 @@ from . import datasets, exceptions
 from ._base import load
 from ._core import __version__
 from .data import calibration_and_holdout, summarize_transactions, tracking
+from .dynamic import DynamicCovariateData
 from .evaluation import (
     HoldoutEvaluation,
     compare_models,
@@ -33,6 +34,7 @@ from .models import (
     GammaGammaModel,
     GammaGompertzNBDModel,
     ModifiedBetaGeoModel,
+    ParetoNBDDynamicModel,
     ParetoNBDModel,
     ShiftedBetaGeoModel,
 )
@@ -61,10 +63,12 @@ __all__ = [
     "GammaGompertzNBDModel",
     "InvalidDataError",
     "InvalidParameterError",
+    "DynamicCovariateData",
     "ModelFileError",
     "ModelWarning",
     "ModifiedBetaGeoModel",
     "NotFittedError",
+    "ParetoNBDDynamicModel",
     "ParetoNBDModel",
     "SegmentedModel",
     "Segmentation",

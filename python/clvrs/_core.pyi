@@ -15,6 +15,8 @@ __all__ = [
     "gamma_gamma_population_mean",
     "gamma_gamma_predict",
     "period_index",
+    "pnbd_dynamic_fit",
+    "pnbd_dynamic_predict",
     "resolve_n_jobs",
     "rfm_fit",
     "rfm_fit_covariates",
@@ -28,6 +30,9 @@ __all__ = [
 
 _Array = npt.NDArray[np.float64]
 _Names = tuple[str, str, str, str]
+_Indices = npt.NDArray[np.int64]
+#: frequency, recency, T, piece offsets, piece starts, purchase offsets, purchase pieces.
+_DynamicCustomers = tuple[_Array, _Array, _Array, _Indices, _Array, _Indices, _Indices]
 _Matrix = npt.NDArray[np.float64]
 #: Purchase and dropout matrices, their columns' coefficient indices, the columns' names and
 #: the coefficients' names.
@@ -62,6 +67,25 @@ def rfm_fit_covariates(
     tol: float = 0.0,
     n_jobs: int | None = None,
 ) -> dict[str, Any]: ...
+def pnbd_dynamic_fit(
+    customers: _DynamicCustomers,
+    names: _Names,
+    covariates: _Covariates,
+    penalizer: float = 0.0,
+    covariate_penalizer: float = 0.0,
+    max_iter: int = 0,
+    tol: float = 0.0,
+    n_jobs: int | None = None,
+) -> dict[str, Any]: ...
+def pnbd_dynamic_predict(
+    quantity: str,
+    params: list[float],
+    customers: _DynamicCustomers,
+    names: _Names,
+    covariates: _Covariates,
+    t: _Array,
+    n_jobs: int | None = None,
+) -> _Array: ...
 def rfm_predict(
     model: str,
     quantity: str,

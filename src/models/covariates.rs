@@ -92,7 +92,7 @@ pub struct Links {
 }
 
 impl Links {
-    fn columns(&self, process: Process) -> &[usize] {
+    pub(crate) fn columns(&self, process: Process) -> &[usize] {
         match process {
             Process::Purchase => &self.purchase,
             Process::Dropout => &self.dropout,
@@ -109,7 +109,7 @@ impl Links {
         self.names.is_empty()
     }
 
-    fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         let n = self.names.len();
         let mut used = vec![false; n];
         for &c in self.purchase.iter().chain(&self.dropout) {

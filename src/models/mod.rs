@@ -14,6 +14,7 @@ pub mod ggnbd;
 pub mod lifetime;
 pub mod mbgnbd;
 pub mod pnbd;
+pub mod pnbd_dynamic;
 pub mod sbg;
 #[cfg(test)]
 mod testing;

@@ -3,6 +3,7 @@
 //! [`ClvError`] to the exception classes of `clvrs.exceptions`.
 
 mod contractual;
+mod dynamic;
 mod rfm;
 mod spend;
 mod transactions;
@@ -148,6 +149,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
     m.add_function(wrap_pyfunction!(resolve_n_jobs, m)?)?;
     rfm::register(m)?;
+    dynamic::register(m)?;
     contractual::register(m)?;
     spend::register(m)?;
     transactions::register(m)?;

@@ -16,9 +16,9 @@ use crate::models::{
 };
 use crate::parallel::Exec;
 
-type Names = (String, String, String, String);
+pub(super) type Names = (String, String, String, String);
 
-fn rfm_names(names: Names) -> RfmNames {
+pub(super) fn rfm_names(names: Names) -> RfmNames {
     RfmNames {
         frequency: names.0,
         recency: names.1,
@@ -65,7 +65,7 @@ macro_rules! with_covariate_model {
 /// Covariates as the Python layer hands them over: the purchase and dropout matrices (one row
 /// per customer), the coefficient index of each of their columns, the columns' names, and the
 /// coefficients' names.
-type CovariateArgs<'py> = (
+pub(super) type CovariateArgs<'py> = (
     PyReadonlyArray2<'py, f64>,
     PyReadonlyArray2<'py, f64>,
     Vec<usize>,
@@ -76,17 +76,17 @@ type CovariateArgs<'py> = (
 );
 
 /// Borrowed covariate matrices with their links and column names.
-struct Design<'a> {
+pub(super) struct Design<'a> {
     /// Customers (rows of both matrices).
     customers: usize,
-    purchase: &'a [f64],
-    dropout: &'a [f64],
-    links: Links,
-    names: [Vec<String>; 2],
+    pub(super) purchase: &'a [f64],
+    pub(super) dropout: &'a [f64],
+    pub(super) links: Links,
+    pub(super) names: [Vec<String>; 2],
 }
 
 impl<'a> Design<'a> {
-    fn new(args: &'a CovariateArgs<'_>) -> PyResult<Self> {
+    pub(super) fn new(args: &'a CovariateArgs<'_>) -> PyResult<Self> {
         let matrix = |m: &'a PyReadonlyArray2<'_, f64>, name: &str| {
             m.as_slice().map_err(|_| {
                 PyValueError::new_err(format!("{name} covariates must be a C-contiguous matrix"))

@@ -7,6 +7,7 @@ from .gamma_gamma import GammaGammaModel
 from .ggnbd import GammaGompertzNBDModel
 from .mbgnbd import ModifiedBetaGeoModel
 from .pnbd import ParetoNBDModel
+from .pnbd_dynamic import ParetoNBDDynamicModel
 from .sbg import ShiftedBetaGeoModel
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "GammaGammaModel",
     "GammaGompertzNBDModel",
     "ModifiedBetaGeoModel",
+    "ParetoNBDDynamicModel",
     "ParetoNBDModel",
     "ShiftedBetaGeoModel",
 ]

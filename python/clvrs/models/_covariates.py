@@ -10,8 +10,9 @@ of a pandas categorical, else the smallest value; every other level gets a colum
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,10 @@ import pandas as pd
 from .._input import _is_polars_frame, _native
 from ..exceptions import InvalidDataError, InvalidParameterError
 
-__all__ = ["CovariateSpec"]
+if TYPE_CHECKING:
+    from .._base import BaseModel
+
+__all__ = ["CovariateSpec", "CovariateSummary"]
 
 #: The processes, in the order of the coefficient name prefixes.
 PROCESSES = ("purchase", "dropout")
@@ -309,3 +313,71 @@ def _check_missing(series: pd.Series, name: str) -> None:
         raise _data_error(
             name, int(missing[0]), "no missing values", "is missing; covariates must be given"
         )
+
+
+class CovariateSummary:
+    """Summary and persistence of an estimator that may be fitted with covariates (a mixin
+    placed before :class:`~clvrs._base.BaseModel`): coefficients in the summary with ``z``,
+    ``p`` and reference levels, and the covariate encoding in saved documents."""
+
+    _param_names: ClassVar[tuple[str, ...]]
+
+    #: The covariates of a model fitted with them (None otherwise).
+    covariates_: CovariateSpec | None
+
+    def _spec(self) -> CovariateSpec | None:
+        spec = self.__dict__.get("covariates_")
+        return spec if isinstance(spec, CovariateSpec) else None
+
+    def summary_frame(self, level: float = 0.95) -> pd.DataFrame:
+        """Estimates with standard errors and ``level`` confidence intervals.
+
+        Model parameters get Wald intervals on the log scale mapped back (they are positive).
+        Covariate coefficients (models fitted with covariates) get plain Wald intervals, with
+        ``z`` and the two-sided ``p`` value of the hypothesis that the coefficient is 0, and
+        ``reference`` naming the reference level of a categorical covariate.
+        """
+        frame = super().summary_frame(level)  # type: ignore[misc]
+        spec = self._spec()
+        if spec is None:
+            return frame
+        from statistics import NormalDist
+
+        z = NormalDist().inv_cdf(0.5 + level / 2)
+        coefficients = [name for name in frame.index if name not in self._param_names]
+        coef = frame.loc[coefficients, "coef"]
+        se = frame.loc[coefficients, "se"]
+        frame.loc[coefficients, "lower"] = coef - z * se
+        frame.loc[coefficients, "upper"] = coef + z * se
+        statistic = coef / se
+        frame["z"] = np.nan
+        frame["p"] = np.nan
+        frame.loc[coefficients, "z"] = statistic
+        frame.loc[coefficients, "p"] = [
+            math.erfc(abs(v) / math.sqrt(2)) if np.isfinite(v) else np.nan for v in statistic
+        ]
+        references = spec.reference_levels()
+        frame["reference"] = [references.get(name) for name in frame.index]
+        return frame
+
+    def to_dict(self) -> dict[str, Any]:  # noqa: D102 - documented on the base
+        doc: dict[str, Any] = super().to_dict()  # type: ignore[misc]
+        spec = self._spec()
+        if spec is not None:
+            doc["covariates"] = spec.to_dict()
+        return doc
+
+    @classmethod
+    def _document_names(cls, doc: dict[str, Any]) -> list[str]:
+        covariates = doc.get("covariates")
+        names = list(cls._param_names)
+        if covariates:
+            names += CovariateSpec.from_dict(covariates).coefficient_names()
+        return names
+
+    @classmethod
+    def _from_document(cls, doc: dict[str, Any]) -> BaseModel:
+        model = super()._from_document(doc)  # type: ignore[misc]
+        covariates = doc.get("covariates")
+        model.covariates_ = CovariateSpec.from_dict(covariates) if covariates else None  # type: ignore[attr-defined]
+        return model

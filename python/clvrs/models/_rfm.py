@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar
 
 import numpy as np
@@ -11,7 +10,7 @@ import pandas as pd
 from .. import _core
 from .._base import BaseModel, _bad_parameter
 from .._input import Columns, _native, as_float_array, data_error, wrap_output
-from ._covariates import CovariateSpec
+from ._covariates import CovariateSpec, CovariateSummary
 
 __all__ = ["RfmModel"]
 
@@ -30,7 +29,7 @@ def _check_rates(rates: np.ndarray) -> None:
         raise data_error("discount_rate", row, float(rates[row]), "must be a finite number > 0")
 
 
-class RfmModel(BaseModel):
+class RfmModel(CovariateSummary, BaseModel):
     """Base of the repeat-purchase models fitted on customer summaries (not used directly).
 
     Subclasses name their core model in ``_model`` and document the model; fitting and the
@@ -48,13 +47,6 @@ class RfmModel(BaseModel):
     _roles: ClassVar[tuple[str, ...]] = ("frequency", "recency", "T")
     #: Whether the model takes covariates (BG/NBD, MBG/NBD, Pareto/NBD).
     _takes_covariates: ClassVar[bool] = False
-
-    #: The covariates of a model fitted with them (None otherwise).
-    covariates_: CovariateSpec | None
-
-    def _spec(self) -> CovariateSpec | None:
-        spec = self.__dict__.get("covariates_")
-        return spec if isinstance(spec, CovariateSpec) else None
 
     def _design(self, data: Any) -> tuple[Any, ...] | None:
         """The covariate matrices of ``data`` for a model fitted with covariates, else None."""
@@ -456,59 +448,6 @@ class RfmModel(BaseModel):
         counts, horizon = np.broadcast_arrays(as_float_array(n, "n"), as_float_array(t, "t"))
         out = self._new_customers("purchase_count_probability", data, horizon, counts)
         return float(out[0]) if scalar and data is None else out
-
-    def summary_frame(self, level: float = 0.95) -> pd.DataFrame:
-        """Estimates with standard errors and ``level`` confidence intervals.
-
-        Model parameters get Wald intervals on the log scale mapped back (they are positive).
-        Covariate coefficients (models fitted with covariates) get plain Wald intervals, with
-        ``z`` and the two-sided ``p`` value of the hypothesis that the coefficient is 0, and
-        ``reference`` naming the reference level of a categorical covariate.
-        """
-        frame = super().summary_frame(level)
-        spec = self._spec()
-        if spec is None:
-            return frame
-        from statistics import NormalDist
-
-        z = NormalDist().inv_cdf(0.5 + level / 2)
-        coefficients = [name for name in frame.index if name not in self._param_names]
-        coef = frame.loc[coefficients, "coef"]
-        se = frame.loc[coefficients, "se"]
-        frame.loc[coefficients, "lower"] = coef - z * se
-        frame.loc[coefficients, "upper"] = coef + z * se
-        statistic = coef / se
-        frame["z"] = np.nan
-        frame["p"] = np.nan
-        frame.loc[coefficients, "z"] = statistic
-        frame.loc[coefficients, "p"] = [
-            math.erfc(abs(v) / math.sqrt(2)) if np.isfinite(v) else np.nan for v in statistic
-        ]
-        references = spec.reference_levels()
-        frame["reference"] = [references.get(name) for name in frame.index]
-        return frame
-
-    def to_dict(self) -> dict[str, Any]:  # noqa: D102 - documented on the base
-        doc = super().to_dict()
-        spec = self._spec()
-        if spec is not None:
-            doc["covariates"] = spec.to_dict()
-        return doc
-
-    @classmethod
-    def _document_names(cls, doc: dict[str, Any]) -> list[str]:
-        covariates = doc.get("covariates")
-        names = list(cls._param_names)
-        if covariates:
-            names += CovariateSpec.from_dict(covariates).coefficient_names()
-        return names
-
-    @classmethod
-    def _from_document(cls, doc: dict[str, Any]) -> BaseModel:
-        model = super()._from_document(doc)
-        covariates = doc.get("covariates")
-        model.covariates_ = CovariateSpec.from_dict(covariates) if covariates else None  # type: ignore[attr-defined]
-        return model
 
     def _continuous_dert(self, data: Any, delta: float, rfm: dict[str, Any]) -> Any:
         """Expected purchases from T on, discounted continuously at ``delta`` per time unit,

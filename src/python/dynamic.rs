@@ -1,0 +1,156 @@
+//! Bindings for the Pareto/NBD with time-varying covariates: the Python layer hands over the
+//! summaries, each customer's covariate pieces and the piece in effect at each repeat purchase.
+
+use numpy::{PyArray1, PyReadonlyArray1};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use super::rfm::{rfm_names, CovariateArgs, Design, Names};
+use super::{fit_result_to_dict, run, slice, to_numpy};
+use crate::fit::FitOptions;
+use crate::models::pnbd_dynamic::{self, DynamicRows, Quantity};
+
+/// The customers as the Python layer hands them over: frequency, recency, T, piece offsets,
+/// piece starts, purchase offsets and the piece of each repeat purchase.
+type Customers<'py> = (
+    PyReadonlyArray1<'py, f64>,
+    PyReadonlyArray1<'py, f64>,
+    PyReadonlyArray1<'py, f64>,
+    PyReadonlyArray1<'py, i64>,
+    PyReadonlyArray1<'py, f64>,
+    PyReadonlyArray1<'py, i64>,
+    PyReadonlyArray1<'py, i64>,
+);
+
+/// Borrowed summaries and piece starts with the index arrays as `usize`.
+struct Borrowed<'a> {
+    frequency: &'a [f64],
+    recency: &'a [f64],
+    age: &'a [f64],
+    piece_starts: &'a [f64],
+    piece_offsets: Vec<usize>,
+    purchase_offsets: Vec<usize>,
+    purchase_pieces: Vec<usize>,
+}
+
+fn indices(array: &PyReadonlyArray1<'_, i64>, name: &str) -> PyResult<Vec<usize>> {
+    array
+        .as_array()
+        .iter()
+        .map(|&v| usize::try_from(v))
+        .collect::<Result<_, _>>()
+        .map_err(|_| PyValueError::new_err(format!("`{name}` must hold non-negative indices")))
+}
+
+impl<'a> Borrowed<'a> {
+    fn new(c: &'a Customers<'_>) -> PyResult<Self> {
+        Ok(Borrowed {
+            frequency: slice(&c.0, "frequency")?,
+            recency: slice(&c.1, "recency")?,
+            age: slice(&c.2, "T")?,
+            piece_offsets: indices(&c.3, "piece_offsets")?,
+            piece_starts: slice(&c.4, "piece_starts")?,
+            purchase_offsets: indices(&c.5, "purchase_offsets")?,
+            purchase_pieces: indices(&c.6, "purchase_pieces")?,
+        })
+    }
+
+    fn rows<'b>(&'b self, design: &'b Design<'b>) -> DynamicRows<'b> {
+        DynamicRows {
+            frequency: self.frequency,
+            recency: self.recency,
+            age: self.age,
+            piece_offsets: &self.piece_offsets,
+            piece_starts: self.piece_starts,
+            purchase: design.purchase,
+            dropout: design.dropout,
+            purchase_offsets: &self.purchase_offsets,
+            purchase_pieces: &self.purchase_pieces,
+        }
+    }
+}
+
+/// Fit the Pareto/NBD with time-varying covariates; returns the fit as a dict.
+#[pyfunction]
+#[pyo3(signature = (customers, names, covariates, penalizer=0.0, covariate_penalizer=0.0, max_iter=0, tol=0.0, n_jobs=None))]
+#[allow(clippy::too_many_arguments)]
+fn pnbd_dynamic_fit<'py>(
+    py: Python<'py>,
+    customers: Customers<'py>,
+    names: Names,
+    covariates: CovariateArgs<'py>,
+    penalizer: f64,
+    covariate_penalizer: f64,
+    max_iter: u64,
+    tol: f64,
+    n_jobs: Option<i64>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let borrowed = Borrowed::new(&customers)?;
+    let design = Design::new(&covariates)?;
+    let names = rfm_names(names);
+    let rows = borrowed.rows(&design);
+    let res = run(py, n_jobs, |exec, interrupt| {
+        rows.validate(&design.links, [&design.names[0], &design.names[1]], &names)?;
+        let opts = FitOptions {
+            penalizer,
+            coefficient_penalizer: covariate_penalizer,
+            max_iter,
+            gradient_tolerance: tol,
+            exec: exec.clone(),
+            interrupt: Some(interrupt),
+            ..FitOptions::default()
+        };
+        pnbd_dynamic::fit_dynamic(&rows, &design.links, &names, &opts)
+    })?;
+    fit_result_to_dict(py, &res, rows.len())
+}
+
+/// A per-customer prediction (`log_likelihood`, `probability_alive`, `expected_purchases`)
+/// with horizons `t` (one per customer).
+#[pyfunction]
+#[pyo3(signature = (quantity, params, customers, names, covariates, t, n_jobs=None))]
+#[allow(clippy::too_many_arguments)]
+fn pnbd_dynamic_predict<'py>(
+    py: Python<'py>,
+    quantity: &str,
+    params: Vec<f64>,
+    customers: Customers<'py>,
+    names: Names,
+    covariates: CovariateArgs<'py>,
+    t: PyReadonlyArray1<'py, f64>,
+    n_jobs: Option<i64>,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let quantity = match quantity {
+        "log_likelihood" => Quantity::LogLikelihood,
+        "probability_alive" => Quantity::ProbabilityAlive,
+        "expected_purchases" => Quantity::ExpectedPurchases,
+        other => return Err(PyValueError::new_err(format!("unknown quantity `{other}`"))),
+    };
+    let borrowed = Borrowed::new(&customers)?;
+    let design = Design::new(&covariates)?;
+    let names = rfm_names(names);
+    let rows = borrowed.rows(&design);
+    let horizons = slice(&t, "t")?;
+    let out = run(py, n_jobs, |exec, _| {
+        rows.validate(&design.links, [&design.names[0], &design.names[1]], &names)?;
+        let mut out = vec![0.0; rows.len()];
+        pnbd_dynamic::predict(
+            &rows,
+            &design.links,
+            &params,
+            quantity,
+            horizons,
+            exec,
+            &mut out,
+        )?;
+        Ok(out)
+    })?;
+    Ok(to_numpy(py, out))
+}
+
+pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(pnbd_dynamic_fit, m)?)?;
+    m.add_function(wrap_pyfunction!(pnbd_dynamic_predict, m)?)?;
+    Ok(())
+}
