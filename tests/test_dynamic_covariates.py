@@ -536,3 +536,16 @@ def test_penalizer_shrinks_coefficients_and_from_params_is_refused(
         clvrs.ParetoNBDDynamicModel().fit(data, purchase_covariates="promo", covariate_penalizer=-1)
     with pytest.raises(InvalidParameterError, match="from_params"):
         clvrs.ParetoNBDDynamicModel.from_params(r=1, alpha=1, s=1, beta=1)
+
+
+def test_likelihood_ratio_test_against_the_plain_pareto_nbd(
+    simulated: tuple[clvrs.DynamicCovariateData, pd.Series, clvrs.ParetoNBDDynamicModel],
+) -> None:
+    data, _, model = simulated
+    plain = clvrs.ParetoNBDModel().fit(data.summary)
+    test = clvrs.likelihood_ratio_test(plain, model)
+    assert test["df"] == 2
+    assert test["statistic"] == pytest.approx(2 * (model.log_likelihood_ - plain.log_likelihood_))
+    assert test["p_value"] < 1e-10  # the simulated effects are strong
+    with pytest.raises(InvalidParameterError, match="not nested"):
+        clvrs.likelihood_ratio_test(model, plain)

@@ -312,12 +312,23 @@ class DynamicCovariateData:
             self._purchase_pieces,
         )
 
-    def _panel_row(self, err: InvalidDataError) -> InvalidDataError:
-        """An error about a row of :attr:`pieces` restated for the caller's panel row."""
+    def _observed(self) -> np.ndarray:
+        """Positions of the pieces in effect during observation (starting before ``T``, or at
+        0): the ones a fit learns from. Later pieces serve predictions only."""
+        owner = np.repeat(np.arange(len(self)), np.diff(self._piece_offsets))
+        age = self.summary["T"].to_numpy()[owner]
+        return np.flatnonzero((self._piece_starts < age) | (self._piece_starts == 0))
+
+    def _panel_row(
+        self, err: InvalidDataError, pieces: np.ndarray | None = None
+    ) -> InvalidDataError:
+        """An error about a row of :attr:`pieces` (or of the subset ``pieces`` of them)
+        restated for the caller's panel row."""
+        rows = self._panel_rows if pieces is None else self._panel_rows[pieces]
         row = getattr(err, "row", None)
-        if row is None or not 0 <= row < len(self._panel_rows):
+        if row is None or not 0 <= row < len(rows):
             return err
-        panel_row = int(self._panel_rows[row])
+        panel_row = int(rows[row])
         restated = InvalidDataError(
             str(err).replace(f", row {row}:", f", row {panel_row} of the covariates:", 1)
         )

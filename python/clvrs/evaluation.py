@@ -116,13 +116,19 @@ _NESTED = {
 }
 
 
+#: Models with time-varying covariates and the model they reduce to with every coefficient 0.
+_COVARIATE_BASE = {"ParetoNBDDynamicModel": "ParetoNBDModel"}
+
+
 def likelihood_ratio_test(restricted: BaseModel, general: BaseModel) -> pd.Series:
     """Likelihood-ratio test of a model against a more general one it is nested in.
 
     Known nestings: sBG in BdW (``c = 1``), Pareto/NBD in GGompertz/NBD (``b -> 0`` with
     ``beta / b`` fixed, a boundary: the p-value is that of the 50:50 mixture of 0 and
-    chi-squared), and a model in the same model with more covariates (the extra coefficients
-    at 0; ``df`` is their number). Both models must be fitted to the same data.
+    chi-squared), a model in the same model with more covariates (the extra coefficients
+    at 0; ``df`` is their number), and Pareto/NBD without covariates in
+    :class:`ParetoNBDDynamicModel` (fitted to ``data.summary`` of the same
+    :class:`DynamicCovariateData`). Both models must be fitted to the same data.
 
     Returns
     -------
@@ -131,10 +137,14 @@ def likelihood_ratio_test(restricted: BaseModel, general: BaseModel) -> pd.Serie
     """
     key = (type(restricted).__name__, type(general).__name__)
     extra = set(general.params_.index) - set(restricted.params_.index)
+    # The same model with more covariates; or the model without covariates inside its
+    # time-varying covariate model (all coefficients at 0).
+    same_model = type(restricted) is type(general) or (
+        _COVARIATE_BASE.get(key[1]) == key[0]
+        and list(restricted.params_.index) == list(restricted._param_names)
+    )
     nested_by_covariates = (
-        type(restricted) is type(general)
-        and set(restricted.params_.index) <= set(general.params_.index)
-        and bool(extra)
+        same_model and set(restricted.params_.index) <= set(general.params_.index) and bool(extra)
     )
     if key not in _NESTED and not nested_by_covariates:
         raise _bad_parameter(

@@ -159,16 +159,19 @@ class ParetoNBDDynamicModel(CovariateSummary, BaseModel):
             raise _bad_parameter(
                 "covariate_penalizer", f"must be a finite number >= 0, got {penalty!r}"
             )
+        # Levels and variation are learned from the observed pieces: a level that first occurs
+        # after the end of observation has no estimable effect (predictions then refuse it).
+        observed = data._observed()
         try:
             spec = CovariateSpec.learn(
-                data._values,
+                data._values.iloc[observed].reset_index(drop=True),
                 purchase_covariates,
                 dropout_covariates,
                 tied_covariates,
                 reserved=[data.customer_id_col],
             )
         except InvalidDataError as err:
-            raise data._panel_row(err) from None
+            raise data._panel_row(err, observed) from None
         previous = self.__dict__.get("covariates_")
         self.covariates_ = spec
         try:
