@@ -165,6 +165,11 @@ pub struct FitOptions<'a> {
     /// Initial inverse-Hessian estimate of the objective (unconstrained coordinates, mean per
     /// customer) for L-BFGS, e.g. from a fit to a subsample; the identity scaling otherwise.
     pub initial_inverse_hessian: Option<Vec<Vec<f64>>>,
+    /// Scale L-BFGS by the model's analytic Hessian at each start (when the model has one, no
+    /// `initial_inverse_hessian` is given and that Hessian is positive definite there): one
+    /// Hessian pass that saves many iterations on badly scaled problems (covariate
+    /// coefficients next to shape parameters).
+    pub curvature_at_start: bool,
     /// Stop at the first start that converges even for models that try every start (set for
     /// the subsample of [`fit_with_warm_start`], whose optimum only seeds the full fit).
     pub first_start_only: bool,
@@ -417,7 +422,16 @@ pub fn fit<L: Likelihood>(lik: &L, opts: &FitOptions<'_>) -> Result<FitResult> {
             .zip(start)
             .map(|(s, &t)| s.domain.to_unconstrained(t))
             .collect();
-        let outcome = lbfgs(&objective, u0, max_iter, tol)?;
+        let start_curvature = if opts.curvature_at_start && opts.initial_inverse_hessian.is_none() {
+            start_inverse_hessian(&objective, &u0)?
+        } else {
+            None
+        };
+        let h0 = opts
+            .initial_inverse_hessian
+            .as_deref()
+            .or(start_curvature.as_deref());
+        let outcome = lbfgs(&objective, u0, h0, max_iter, tol)?;
         let better = match &best {
             None => true,
             Some(b) => {
@@ -566,6 +580,7 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 fn lbfgs<L: Likelihood>(
     objective: &Objective<'_, '_, L>,
     u0: Vec<f64>,
+    h0: Option<&[Vec<f64>]>,
     max_iter: u64,
     tol: f64,
 ) -> Result<StartOutcome> {
@@ -627,7 +642,7 @@ fn lbfgs<L: Likelihood>(
             }
             alphas.push(a);
         }
-        match (&objective.opts.initial_inverse_hessian, history.is_empty()) {
+        match (h0, history.is_empty()) {
             (Some(h0), _) => {
                 q = (0..n).map(|i| dot(&h0[i], &q)).collect();
             }
@@ -774,6 +789,25 @@ fn unconstrained_hessian<L: Likelihood>(
         return Err(hessian_error(EvalError::NotFinite));
     }
     Ok(hessian)
+}
+
+/// The inverse Hessian of the objective (unconstrained coordinates, mean per customer) at `u`
+/// from the model's analytic Hessian, when it has one and it is positive definite there.
+fn start_inverse_hessian<L: Likelihood>(
+    objective: &Objective<'_, '_, L>,
+    u: &[f64],
+) -> Result<Option<Vec<Vec<f64>>>> {
+    let theta = objective.natural(u);
+    let Some(h_theta) = objective.lik.hessian(&theta, &objective.opts.exec) else {
+        return Ok(None);
+    };
+    let hessian = match unconstrained_hessian(objective, u, &theta, &h_theta) {
+        Ok(h) => h,
+        Err(ClvError::Interrupted) => return Err(ClvError::Interrupted),
+        Err(_) => return Ok(None),
+    };
+    let (_, inverse, _, _) = curvature_from_hessian(objective, &theta, hessian)?;
+    Ok(inverse)
 }
 
 /// Central differences of the analytic gradient in unconstrained coordinates, symmetrised.

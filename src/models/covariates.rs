@@ -400,64 +400,115 @@ fn add_gradient<M: CovariateModel>(
     }
 }
 
-/// For each per-customer parameter `k`, the derivative of its log with respect to every
-/// parameter of the fit (`1` for its shared parameter on the log scale, `sign z` for each
-/// coefficient of its process), written into `out[k]` (length `4 + coefficients`).
-#[inline]
-fn log_param_derivatives<M: CovariateModel>(
-    links: &Links,
-    z: [&[f64]; 2],
-    out: &mut [Vec<f64>; 4],
-) {
-    for row in out.iter_mut() {
-        row.iter_mut().for_each(|v| *v = 0.0);
-    }
-    for (k, row) in out.iter_mut().enumerate() {
-        row[k] = 1.0;
-    }
-    for &(k, process, sign) in M::LINKS {
-        for (value, &c) in z[process as usize].iter().zip(links.columns(process)) {
-            out[k][4 + c] += sign * value;
-        }
-    }
+/// Column coordinates: the logs of the four shared parameters, then one coordinate per
+/// purchase column and per dropout column (tied columns are separate here and summed into their
+/// coefficient by [`ColumnHessian::to_coefficients`]).
+///
+/// Each per-customer parameter's log is its shared log plus `sign z . g` of its process, so a
+/// customer's Hessian in the column coordinates is `w s_i s_j Hr[r_i][r_j]`, with `Hr` the 6 x 6
+/// Hessian in (log shared parameters, purchase predictor, dropout predictor), `r_i` the reduced
+/// coordinate of column `i` and `s_i` its scale (1, or the covariate value): O(C^2) per customer
+/// with no matrix products.
+struct ColumnHessian {
+    /// Reduced coordinate of each column coordinate (0..4 shared, 4 purchase, 5 dropout).
+    reduced: Vec<usize>,
+    /// Coefficient (0..4 shared, then 4 + coefficient index) of each column coordinate.
+    coefficient: Vec<usize>,
+    /// Scales of the current customer.
+    scale: Vec<f64>,
 }
 
-/// Add one customer's (or group's) weighted gradient and Hessian in the logs of its own
-/// parameters, mapped by `A` (the derivatives of those logs, [`log_param_derivatives`]), to
-/// `acc` = [gradient (k), upper triangle of the Hessian (k x k, row-major)] in
-/// (log shared parameters, coefficients). `scratch` holds `A` and `H A`.
-#[inline]
-#[allow(clippy::too_many_arguments)]
-fn add_hessian<M: CovariateModel>(
-    acc: &mut [f64],
-    links: &Links,
-    z: [&[f64]; 2],
-    w: f64,
-    theta: &[f64; 4],
-    g: &[f64; 4],
-    h: &[[f64; 4]; 4],
-    scratch: &mut ([Vec<f64>; 4], Vec<[f64; 4]>),
-) {
-    let k = scratch.1.len();
-    let (dlog, ha) = scratch;
-    let g_log: [f64; 4] = std::array::from_fn(|a| g[a] * theta[a]);
-    let h_log: [[f64; 4]; 4] = std::array::from_fn(|a| {
-        std::array::from_fn(|b| theta[a] * theta[b] * h[a][b] + if a == b { g_log[a] } else { 0.0 })
-    });
-    log_param_derivatives::<M>(links, z, dlog);
-    for m in 0..k {
-        let mut gm = 0.0;
-        for a in 0..4 {
-            gm += g_log[a] * dlog[a][m];
-            ha[m][a] = (0..4).map(|b| h_log[a][b] * dlog[b][m]).sum();
+impl ColumnHessian {
+    fn new(links: &Links) -> Self {
+        let (p, q) = (links.purchase.len(), links.dropout.len());
+        let mut reduced: Vec<usize> = (0..4).collect();
+        reduced.extend(std::iter::repeat(4).take(p));
+        reduced.extend(std::iter::repeat(5).take(q));
+        let mut coefficient: Vec<usize> = (0..4).collect();
+        coefficient.extend(links.purchase.iter().chain(&links.dropout).map(|c| 4 + c));
+        ColumnHessian {
+            scale: vec![1.0; reduced.len()],
+            reduced,
+            coefficient,
         }
-        acc[m] += w * gm;
     }
-    for m in 0..k {
-        for n in m..k {
-            let v: f64 = (0..4).map(|a| dlog[a][m] * ha[n][a]).sum();
-            acc[k + m * k + n] += w * v;
+
+    /// Width of the accumulator: gradient (C) and Hessian (C x C, upper triangle used).
+    fn width(&self) -> usize {
+        let c = self.reduced.len();
+        c + c * c
+    }
+
+    /// Add one customer's (or group's) weighted gradient and Hessian (natural parameters
+    /// `theta`, gradient `g`, Hessian `h`) in the column coordinates to `acc`.
+    #[allow(clippy::too_many_arguments)]
+    fn add<M: CovariateModel>(
+        &mut self,
+        acc: &mut [f64],
+        z: [&[f64]; 2],
+        w: f64,
+        theta: &[f64; 4],
+        g: &[f64; 4],
+        h: &[[f64; 4]; 4],
+    ) {
+        // In the logs of the customer's own parameters.
+        let g_log: [f64; 4] = std::array::from_fn(|a| g[a] * theta[a]);
+        let h_log: [[f64; 4]; 4] = std::array::from_fn(|a| {
+            std::array::from_fn(|b| {
+                theta[a] * theta[b] * h[a][b] + if a == b { g_log[a] } else { 0.0 }
+            })
+        });
+        // d ln theta_k / d reduced coordinate: 1 for its own shared log, `sign` for its
+        // process's predictor.
+        let mut m = [[0.0; 6]; 4];
+        for (k, row) in m.iter_mut().enumerate() {
+            row[k] = 1.0;
         }
+        for &(k, process, sign) in M::LINKS {
+            m[k][4 + process as usize] = sign;
+        }
+        let g_r: [f64; 6] = std::array::from_fn(|u| (0..4).map(|a| m[a][u] * g_log[a]).sum());
+        let h_r: [[f64; 6]; 6] = std::array::from_fn(|u| {
+            std::array::from_fn(|v| {
+                (0..4)
+                    .map(|a| m[a][u] * (0..4).map(|b| h_log[a][b] * m[b][v]).sum::<f64>())
+                    .sum()
+            })
+        });
+        let c = self.reduced.len();
+        let (zp, zd) = (z[0], z[1]);
+        self.scale[4..4 + zp.len()].copy_from_slice(zp);
+        self.scale[4 + zp.len()..].copy_from_slice(zd);
+        let (gradient, hessian) = acc.split_at_mut(c);
+        for i in 0..c {
+            let si = w * self.scale[i];
+            let ri = self.reduced[i];
+            gradient[i] += si * g_r[ri];
+            let row = &mut hessian[i * c..(i + 1) * c];
+            let h_row = &h_r[ri];
+            for j in i..c {
+                row[j] += si * self.scale[j] * h_row[self.reduced[j]];
+            }
+        }
+    }
+
+    /// The accumulated column sums as [gradient (k), Hessian (k x k, full)] in (log shared
+    /// parameters, coefficients): tied columns summed into their coefficient.
+    fn to_coefficients(&self, acc: &[f64], k: usize) -> Vec<f64> {
+        let c = self.reduced.len();
+        let mut out = vec![0.0; k + k * k];
+        for i in 0..c {
+            let ci = self.coefficient[i];
+            out[ci] += acc[i];
+            for j in i..c {
+                let (cj, v) = (self.coefficient[j], acc[c + i * c + j]);
+                out[k + ci * k + cj] += v;
+                if i != j {
+                    out[k + cj * k + ci] += v;
+                }
+            }
+        }
+        out
     }
 }
 
@@ -472,7 +523,7 @@ fn natural_gradient(params: &[f64], acc: &[f64]) -> (f64, Vec<f64>) {
 }
 
 /// The Hessian in the natural scale of the shared parameters (and the coefficients) from the
-/// gradient and Hessian sums of [`add_hessian`] in (log shared parameters, coefficients).
+/// gradient and Hessian sums of [`ColumnHessian`] in (log shared parameters, coefficients).
 fn natural_hessian(params: &[f64], acc: &[f64]) -> Vec<Vec<f64>> {
     let k = params.len();
     let (g_v, h_v) = acc.split_at(k);
@@ -533,8 +584,9 @@ impl<M: CovariateModel> Likelihood for CovariateLikelihood<'_, '_, M> {
         let k = params.len();
         let rows = self.rows;
         let links = self.links;
-        let acc = exec.chunked_sum(rows.len(), k + k * k, |range, acc| {
-            let mut scratch = (std::array::from_fn(|_| vec![0.0; k]), vec![[0.0; 4]; k]);
+        let columns = ColumnHessian::new(links);
+        let acc = exec.chunked_sum(rows.len(), columns.width(), |range, acc| {
+            let mut columns = ColumnHessian::new(links);
             for i in range {
                 let theta = customer_params::<M>(rows, links, params, i);
                 let (_, g, h) = M::row_derivatives::<true>(
@@ -544,10 +596,10 @@ impl<M: CovariateModel> Likelihood for CovariateLikelihood<'_, '_, M> {
                     rows.age[i],
                 );
                 let z = rows.covariates(links, i);
-                add_hessian::<M>(acc, links, z, rows.weight(i), &theta, &g, &h, &mut scratch);
+                columns.add::<M>(acc, z, rows.weight(i), &theta, &g, &h);
             }
         });
-        Some(natural_hessian(params, &acc))
+        Some(natural_hessian(params, &columns.to_coefficients(&acc, k)))
     }
 }
 
@@ -688,8 +740,8 @@ impl<M: CovariateModel> Likelihood for GroupedLikelihood<'_, M> {
 
     fn hessian(&self, params: &[f64], exec: &Exec) -> Option<Vec<Vec<f64>>> {
         let k = params.len();
-        let mut acc = vec![0.0; k + k * k];
-        let mut scratch = (std::array::from_fn(|_| vec![0.0; k]), vec![[0.0; 4]; k]);
+        let mut columns = ColumnHessian::new(self.links);
+        let mut acc = vec![0.0; columns.width()];
         for (g, data) in self.groups.data.iter().enumerate() {
             let theta = params_at::<M>(params, self.groups.shifts(self.links, &params[4..], g));
             let (_, grad, h) = M::group_derivatives::<true>(&theta, data, exec);
@@ -698,18 +750,9 @@ impl<M: CovariateModel> Likelihood for GroupedLikelihood<'_, M> {
                 return None;
             }
             let z = self.groups.covariates(self.links, g);
-            add_hessian::<M>(
-                &mut acc,
-                self.links,
-                z,
-                1.0,
-                &theta,
-                &grad,
-                &h,
-                &mut scratch,
-            );
+            columns.add::<M>(&mut acc, z, 1.0, &theta, &grad, &h);
         }
-        Some(natural_hessian(params, &acc))
+        Some(natural_hessian(params, &columns.to_coefficients(&acc, k)))
     }
 }
 
@@ -770,6 +813,7 @@ pub fn fit_with_covariates<M: CovariateModel>(
                 &FitOptions {
                     start: Some(start),
                     first_start_only: true,
+                    curvature_at_start: true,
                     ..opts.clone()
                 },
             )?;
@@ -790,6 +834,7 @@ pub fn fit_with_covariates<M: CovariateModel>(
             let start = start_on(rows, false)?;
             let from_base = FitOptions {
                 start: Some(start),
+                curvature_at_start: true,
                 ..opts.clone()
             };
             fit_rows::<M>(rows, links, &from_base)?
@@ -936,14 +981,34 @@ mod tests {
 
     fn check_derivatives<M: CovariateModel>(truth: &[f64]) {
         let (x, t_x, age, purchase, dropout, links) = simulated::<M>(400, truth, 7);
-        let columns = RfmColumns::new(&x, &t_x, &age);
-        let rows = CovariateRows::new(&columns, &purchase, &dropout);
-        let lik = CovariateLikelihood::<M>::new(&rows, &links);
-        let exec = Exec::Serial;
-        let at = |p: &[f64]| lik.loglik_and_gradient(p, &exec);
         let mut point = truth.to_vec();
         point[0] *= 1.1;
         point[4] += 0.05;
+        check_derivatives_at::<M>(&x, &t_x, &age, &purchase, &dropout, &links, &point);
+        // The flag tied across the processes: one coefficient for two columns.
+        let tied = Links {
+            purchase: vec![0, 1],
+            dropout: vec![0],
+            names: vec!["flag".into(), "size".into()],
+        };
+        check_derivatives_at::<M>(&x, &t_x, &age, &purchase, &dropout, &tied, &point[..6]);
+    }
+
+    fn check_derivatives_at<M: CovariateModel>(
+        x: &[f64],
+        t_x: &[f64],
+        age: &[f64],
+        purchase: &[f64],
+        dropout: &[f64],
+        links: &Links,
+        point: &[f64],
+    ) {
+        let point = point.to_vec();
+        let columns = RfmColumns::new(x, t_x, age);
+        let rows = CovariateRows::new(&columns, purchase, dropout);
+        let lik = CovariateLikelihood::<M>::new(&rows, links);
+        let exec = Exec::Serial;
+        let at = |p: &[f64]| lik.loglik_and_gradient(p, &exec);
         let (_, gradient) = at(&point);
         // Steps of 1e-4 keep the rounding of the summed special functions (about 1e-12
         // absolute) well below the tolerance; the truncation error is O(h^2).
