@@ -388,6 +388,11 @@ def test_constant_covariates_give_the_time_invariant_model() -> None:
         static.log_likelihood_per_customer(table).to_numpy(),
         rtol=1e-9,
     )
+    np.testing.assert_allclose(
+        at_static.expected_residual_transactions(data, 0.01).to_numpy(),
+        static.expected_residual_transactions(table, discount_rate=0.01).to_numpy(),
+        rtol=1e-8,
+    )
 
 
 def test_zero_coefficients_give_the_pareto_nbd(
@@ -413,6 +418,12 @@ def test_zero_coefficients_give_the_pareto_nbd(
         model.probability_alive(data, t=20).to_numpy(),
         base.probability_alive(summary, t=20).to_numpy(),
         rtol=1e-9,
+    )
+    rate = math.log(1.1) / 52  # 10% a year, in weeks
+    np.testing.assert_allclose(
+        model.expected_residual_transactions(data, rate).to_numpy(),
+        base.expected_residual_transactions(summary, discount_rate=rate).to_numpy(),
+        rtol=1e-8,
     )
 
 
@@ -549,3 +560,22 @@ def test_likelihood_ratio_test_against_the_plain_pareto_nbd(
     assert test["p_value"] < 1e-10  # the simulated effects are strong
     with pytest.raises(InvalidParameterError, match="not nested"):
         clvrs.likelihood_ratio_test(model, plain)
+
+
+def test_dert_is_the_discounted_sum_of_expected_purchases(
+    simulated: tuple[clvrs.DynamicCovariateData, pd.Series, clvrs.ParetoNBDDynamicModel],
+) -> None:
+    """DERT (adaptive quadrature) against the Stieltjes sum of the closed-form expected
+    purchases over a fine grid of horizons, for customers whose covariates change ahead."""
+    _, _, model = simulated
+    log, panel, _, end = simulate(150, TRUTH, COEFFICIENTS, seed=21)
+    data = prepared(log, panel, end)
+    rate = 0.05
+    grid = np.arange(0.0, 700.0, 0.25)  # e^(-0.05 * 700) ~ 6e-16
+    cumulative = np.array([model.expected_purchases(data, t=u).to_numpy() for u in grid])
+    middle = 0.5 * (grid[1:] + grid[:-1])
+    stieltjes = (np.exp(-rate * middle)[:, None] * np.diff(cumulative, axis=0)).sum(axis=0)
+    dert = model.expected_residual_transactions(data, rate).to_numpy()
+    np.testing.assert_allclose(dert, stieltjes, rtol=2e-5)
+    with pytest.raises(InvalidDataError, match="discount_rate"):
+        model.expected_residual_transactions(data, 0.0)

@@ -106,8 +106,8 @@ fn pnbd_dynamic_fit<'py>(
     fit_result_to_dict(py, &res, rows.len())
 }
 
-/// A per-customer prediction (`log_likelihood`, `probability_alive`, `expected_purchases`)
-/// with horizons `t` (one per customer).
+/// A per-customer prediction (`log_likelihood`, `probability_alive`, `expected_purchases`,
+/// `expected_residual_transactions`) with horizons or discount rates `t` (one per customer).
 #[pyfunction]
 #[pyo3(signature = (quantity, params, customers, names, covariates, t, n_jobs=None))]
 #[allow(clippy::too_many_arguments)]
@@ -125,6 +125,7 @@ fn pnbd_dynamic_predict<'py>(
         "log_likelihood" => Quantity::LogLikelihood,
         "probability_alive" => Quantity::ProbabilityAlive,
         "expected_purchases" => Quantity::ExpectedPurchases,
+        "expected_residual_transactions" => Quantity::ResidualTransactions,
         other => return Err(PyValueError::new_err(format!("unknown quantity `{other}`"))),
     };
     let borrowed = Borrowed::new(&customers)?;

@@ -51,7 +51,8 @@ class ParetoNBDDynamicModel(CovariateSummary, BaseModel):
 
     Predictions read the covariates from the data, including pieces after the end of
     observation (the panel's last row holds indefinitely): :meth:`expected_purchases` in
-    :math:`(T, T + t]`, :meth:`probability_alive` now or ``t`` ahead, and
+    :math:`(T, T + t]`, :meth:`probability_alive` now or ``t`` ahead,
+    :meth:`expected_residual_transactions` (DERT, continuous discounting) and
     :meth:`log_likelihood_per_customer`.
 
     Parameters
@@ -199,7 +200,13 @@ class ParetoNBDDynamicModel(CovariateSummary, BaseModel):
 
     def _predict(self, quantity: str, data: DynamicCovariateData, t: Any) -> pd.Series:
         data = self._check_data(data)
-        horizons = np.broadcast_to(as_float_array(t, "t"), (len(data),)).copy()
+        name = "discount_rate" if quantity == "expected_residual_transactions" else "t"
+        values = as_float_array(t, name)
+        if values.size not in (1, len(data)):
+            raise _bad_parameter(
+                name, f"must be one value or one per customer ({len(data)}), got {values.size}"
+            )
+        horizons = np.broadcast_to(values, (len(data),)).copy()
         values = _core.pnbd_dynamic_predict(
             quantity,
             self._params_list(),
@@ -242,6 +249,31 @@ class ParetoNBDDynamicModel(CovariateSummary, BaseModel):
             Indexed by customer id.
         """
         return self._predict("probability_alive", data, t)
+
+    def expected_residual_transactions(
+        self, data: DynamicCovariateData, discount_rate: Any
+    ) -> pd.Series:
+        """Discounted expected residual transactions (DERT): the purchases expected from ``T``
+        on, each discounted by ``exp(-discount_rate * time ahead)``, under each customer's
+        covariates ahead (the last panel row holding indefinitely).
+
+        Multiplied by the expected spend per purchase (e.g. :class:`GammaGammaModel`'s
+        conditional expected spend) this is the customer's residual lifetime value.
+
+        Parameters
+        ----------
+        data : DynamicCovariateData
+            The customers.
+        discount_rate : float or array-like
+            Continuous discount rate per time unit (> 0), one value or one per customer:
+            ``ln(1.1) / 52`` per week for 10% a year.
+
+        Returns
+        -------
+        pandas.Series
+            Indexed by customer id.
+        """
+        return self._predict("expected_residual_transactions", data, discount_rate)
 
     def log_likelihood_per_customer(self, data: DynamicCovariateData) -> pd.Series:
         """Each customer's log-likelihood at the estimates.
