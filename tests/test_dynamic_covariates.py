@@ -195,9 +195,9 @@ def test_preparation_errors_name_the_problem() -> None:
     late = panel.iloc[[0, 2]].assign(date=["2024-01-01", "2024-01-08"])
     with pytest.raises(InvalidDataError, match="customer 2 has no covariate row on or before"):
         clvrs.DynamicCovariateData(log, late, freq="W")
-    with pytest.raises(InvalidDataError, match="column `when` is missing"):
+    with pytest.raises(InvalidDataError, match="`when`: not found in the covariates"):
         clvrs.DynamicCovariateData(log, panel, freq="D", covariate_datetime_col="when")
-    with pytest.raises(InvalidDataError, match="row 1: is after observation_period_end"):
+    with pytest.raises(InvalidDataError, match="row 1: falls after observation_period_end"):
         clvrs.DynamicCovariateData(log, panel, freq="D", observation_period_end="2024-01-06")
     with pytest.warns(UserWarning, match="1 transactions after"):
         data = clvrs.DynamicCovariateData(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -110,6 +111,32 @@ def _arrays(base: dict[str, list]) -> dict[str, np.ndarray]:
     return {k: np.asarray(v, dtype=float) for k, v in base.items()}
 
 
+def _panel(**columns: list) -> pd.DataFrame:
+    """A covariate panel for the customers of :func:`_log`: weekly rows from before each first
+    purchase (customer 1 has a second row a week later)."""
+    panel = pd.DataFrame(
+        {
+            "id": [1, 1, 2, 3],
+            "date": pd.to_datetime(["2019-12-30", "2020-01-06", "2019-12-30", "2019-12-30"]),
+            "x": [0.0, 1.0, 1.0, 2.0],
+            "level": ["a", "b", "a", "b"],
+        }
+    )
+    for name, values in columns.items():
+        panel[name] = values
+    return panel
+
+
+def _dynamic(log: Any = None, panel: Any = None, **options: Any) -> clvrs.DynamicCovariateData:
+    return clvrs.DynamicCovariateData(
+        _log() if log is None else log,
+        _panel() if panel is None else panel,
+        customer_id_col="id",
+        datetime_col="date",
+        **options,
+    )
+
+
 def _log(**columns: list) -> pd.DataFrame:
     log = pd.DataFrame(
         {
@@ -123,6 +150,15 @@ def _log(**columns: list) -> pd.DataFrame:
     for name, values in columns.items():
         log[name] = values
     return log
+
+
+def _dynamic_model() -> clvrs.ParetoNBDDynamicModel:
+    """A model fitted with a categorical covariate (levels a and b) on the tiny log."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return clvrs.ParetoNBDDynamicModel(on_failure="ignore").fit(
+            _dynamic(), purchase_covariates="level"
+        )
 
 
 BG = clvrs.BetaGeoModel.from_params(r=0.243, alpha=4.414, a=0.793, b=2.426)
@@ -157,6 +193,7 @@ class Case:
 
 
 def _cases() -> dict[str, Case]:
+    DYNAMIC = _dynamic_model()  # noqa: N806 - a model, named like the other fixtures
     fit_bg = clvrs.BetaGeoModel().fit
     fit_bb = clvrs.BetaGeoBetaBinomModel().fit
     fit_gg = clvrs.GammaGammaModel().fit
@@ -437,6 +474,72 @@ def _cases() -> dict[str, Case]:
         "clv.time-unit": Case(lambda: clv(BG, GG, CDNOW, time_unit="Y"), "time_unit"),
         "clv.method": Case(lambda: clv(BG, GG, CDNOW, method="monthly"), "method"),
         "clv.spend": Case(lambda: clv(BG, -5.0, CDNOW), "spend_model"),
+        # time-varying covariates
+        "dyn.customer-id": Case(lambda: _dynamic(log=_log(id=[1, 1, 2, None, 3])), "id", 3),
+        "dyn.datetime-missing": Case(
+            lambda: _dynamic(
+                log=_log(
+                    date=pd.to_datetime(["2020-01-01", None, "2020-01-02", "2020-01-03", None])
+                )
+            ),
+            "date",
+            1,
+        ),
+        "dyn.non-empty": Case(lambda: _dynamic(log=_log().iloc[:0]), "id"),
+        "dyn.after-end": Case(lambda: _dynamic(observation_period_end="2020-01-04"), "date", 1),
+        "dyn.panel-container": Case(lambda: _dynamic(panel=[1, 2, 3]), "covariates"),
+        "dyn.panel-column-present": Case(
+            lambda: _dynamic(panel=_panel().drop(columns="date")), "date"
+        ),
+        "dyn.panel-customer-id": Case(
+            lambda: _dynamic(panel=_panel(id=[1.0, None, 2.0, 3.0])), "id", 1
+        ),
+        "dyn.panel-datetime-missing": Case(
+            lambda: _dynamic(
+                panel=_panel(date=pd.to_datetime(["2019-12-30", "2020-01-06", None, "2019-12-30"]))
+            ),
+            "date",
+            2,
+        ),
+        "dyn.one-row-per-period": Case(
+            lambda: _dynamic(
+                panel=_panel(
+                    date=pd.to_datetime(["2019-12-30", "2019-12-31", "2019-12-30", "2019-12-30"])
+                ),
+                freq="W",
+            ),
+            "date",
+            1,
+        ),
+        "dyn.first-purchase-covered": Case(
+            lambda: _dynamic(
+                panel=_panel(
+                    date=pd.to_datetime(["2019-12-30", "2020-01-06", "2020-01-06", "2019-12-30"])
+                )
+            ),
+            "date",
+        ),
+        "dyn.data": Case(lambda: clvrs.ParetoNBDDynamicModel().fit(_log()), "data"),
+        "dyn.covariate-missing": Case(
+            lambda: clvrs.ParetoNBDDynamicModel().fit(
+                _dynamic(panel=_panel(x=[1.0, np.nan, 0.0, 2.0])), purchase_covariates="x"
+            ),
+            "x",
+            1,
+        ),
+        "dyn.covariate-level": Case(
+            lambda: DYNAMIC.probability_alive(_dynamic(panel=_panel(level=["a", "b", "z", "a"]))),
+            "level",
+            2,
+        ),
+        "dyn.horizon": Case(
+            lambda: DYNAMIC.expected_purchases(_dynamic(), t=[1.0, -1.0, 1.0]), "t", 1
+        ),
+        "dyn.discount-rate": Case(
+            lambda: DYNAMIC.expected_residual_transactions(_dynamic(), [0.1, 0.1, 0.0]),
+            "discount_rate",
+            2,
+        ),
     }
 
 

@@ -157,14 +157,14 @@ class DynamicCovariateData:
         # Codes index `log.ids` (-1 for a missing id).
         codes, ns = log.codes - log.offset, log.times * log.unit_ns
         for bad, column, what in (
-            (codes < 0, customer_id_col, "customer ids must not be missing"),
-            (log.times == _NAT, datetime_col, "dates must not be missing"),
+            (codes < 0, customer_id_col, "must not be missing (null)"),
+            (log.times == _NAT, datetime_col, "must not be missing (null or unparsable)"),
         ):
             if bad.any():
                 row = int(np.flatnonzero(bad)[0])
-                raise _error(column, row, "no missing values", what)
+                raise _error(column, row, what, what)
         if not len(codes):
-            raise _error(datetime_col, None, "non-empty", "the transaction log has no rows")
+            raise _error(customer_id_col, None, "non-empty", "at least one transaction is required")
         end_ns = _end_ns(observation_period_end, datetime_format, "observation_period_end")
         if end_ns is None:
             end_ns = int(ns.max())
@@ -176,7 +176,7 @@ class DynamicCovariateData:
                     datetime_col,
                     row,
                     "on or before observation_period_end",
-                    "is after observation_period_end (pass after_end='exclude' to leave such "
+                    "falls after observation_period_end (pass after_end='exclude' to leave such "
                     "transactions out)",
                 )
             warnings.warn(
@@ -214,23 +214,30 @@ class DynamicCovariateData:
         panel = _frame(covariates, "covariates")
         for column in (customer_id_col, covariate_datetime_col):
             if column not in panel.columns:
-                err = InvalidDataError(
-                    f"covariates: column `{column}` is missing; the panel has columns "
-                    f"{[str(c) for c in panel.columns]}"
+                raise _error(
+                    column,
+                    None,
+                    "required column",
+                    f"not found in the covariates (columns: {[str(c) for c in panel.columns]})",
                 )
-                err.column, err.rule = column, "required column"
-                raise err
         panel_ids = panel[customer_id_col]
         missing = np.flatnonzero(panel_ids.isna().to_numpy())
         if missing.size:
-            raise _error(customer_id_col, int(missing[0]), "no missing values", "is missing")
+            raise _error(
+                customer_id_col, int(missing[0]), "no missing values", "must not be missing (null)"
+            )
         position = pd.Index(ids).get_indexer(panel_ids)
         times, unit_ns = _times(
             panel[covariate_datetime_col], covariate_datetime_col, datetime_format
         )
         if (times == _NAT).any():
             row = int(np.flatnonzero(times == _NAT)[0])
-            raise _error(covariate_datetime_col, row, "no missing values", "is missing")
+            raise _error(
+                covariate_datetime_col,
+                row,
+                "no missing values",
+                "must not be missing (null or unparsable)",
+            )
         panel_periods = _period_index(times * unit_ns, freq)
         rows = np.flatnonzero(position >= 0)
         rows = rows[np.lexsort((panel_periods[rows], position[rows]))]
