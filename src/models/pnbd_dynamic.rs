@@ -232,6 +232,12 @@ struct Scratch {
     d_b: Vec<f64>,
     d_a_t: Vec<f64>,
     d_b_t: Vec<f64>,
+    /// The same at the start of the piece holding t_x.
+    d_a_tx: Vec<f64>,
+    d_b_tx: Vec<f64>,
+    /// Per piece of the customer before T: the purchase and dropout multipliers and A, B at
+    /// the piece's start.
+    pieces: Vec<[f64; 4]>,
     /// Gradient in (r, alpha, s, beta, purchase columns, dropout columns), relative scale.
     gradient: Vec<f64>,
 }
@@ -243,6 +249,9 @@ impl Scratch {
             d_b: vec![0.0; q],
             d_a_t: vec![0.0; p],
             d_b_t: vec![0.0; q],
+            d_a_tx: vec![0.0; p],
+            d_b_tx: vec![0.0; q],
+            pieces: Vec::new(),
             gradient: vec![0.0; 4 + p + q],
         }
     }
@@ -274,13 +283,17 @@ fn row<const GRADIENT: bool>(
         }
     };
 
-    // First pass: A and B (and their coefficient derivatives) at t_x and at T.
+    // First pass: each piece's multipliers, A and B (and their coefficient derivatives) at
+    // the piece starts, at t_x and at T.
     if GRADIENT {
         scratch.d_a.iter_mut().for_each(|v| *v = 0.0);
         scratch.d_b.iter_mut().for_each(|v| *v = 0.0);
     }
+    scratch.pieces.clear();
     let (mut a, mut b) = (0.0, 0.0);
     let (mut a_tx, mut b_tx) = (0.0, 0.0);
+    // The piece holding t_x (where the integral starts), as an offset into `range`.
+    let mut tx_piece = 0;
     for k in range.clone() {
         let start = rows.piece_starts[k];
         if start >= age {
@@ -289,9 +302,17 @@ fn row<const GRADIENT: bool>(
         let len = end_of(k).min(age) - start;
         let e = dot(purchase_row(k), &point.purchase).exp();
         let f = dot(dropout_row(k), &point.dropout).exp();
+        scratch.pieces.push([e, f, a, b]);
         if t_x >= start && t_x <= start + len {
             a_tx = a + e * (t_x - start);
             b_tx = b + f * (t_x - start);
+            if t_x < start + len || tx_piece == 0 {
+                tx_piece = k - range.start;
+                if GRADIENT {
+                    scratch.d_a_tx.copy_from_slice(&scratch.d_a);
+                    scratch.d_b_tx.copy_from_slice(&scratch.d_b);
+                }
+            }
         }
         a += e * len;
         b += f * len;
@@ -338,22 +359,18 @@ fn row<const GRADIENT: bool>(
         }
     }
 
-    // Second pass: the integral over [t_x, T], piece by piece.
+    // Second pass: the integral over [t_x, T], piece by piece from the piece holding t_x.
     if t_x < age {
-        let (mut a, mut b) = (0.0, 0.0);
         if GRADIENT {
-            scratch.d_a.iter_mut().for_each(|v| *v = 0.0);
-            scratch.d_b.iter_mut().for_each(|v| *v = 0.0);
+            scratch.d_a.copy_from_slice(&scratch.d_a_tx);
+            scratch.d_b.copy_from_slice(&scratch.d_b_tx);
         }
-        for k in range.clone() {
+        for offset in tx_piece..scratch.pieces.len() {
+            let k = range.start + offset;
+            let [e, f, a, b] = scratch.pieces[offset];
             let start = rows.piece_starts[k];
-            if start >= age {
-                break;
-            }
             let end = end_of(k).min(age);
-            let e = dot(purchase_row(k), &point.purchase).exp();
-            let f = dot(dropout_row(k), &point.dropout).exp();
-            if end > t_x {
+            {
                 let from = start.max(t_x);
                 // Sums over the piece's nodes: weight, weight / (alpha + A), weight * offset /
                 // (alpha + A), and the same for B; weight * ln(alpha + A), ln(beta + B).
@@ -425,8 +442,6 @@ fn row<const GRADIENT: bool>(
                 }
             }
             let len = end - start;
-            a += e * len;
-            b += f * len;
             if GRADIENT {
                 for (d, v) in scratch.d_a.iter_mut().zip(purchase_row(k)) {
                     *d += e * len * v;
