@@ -579,3 +579,18 @@ def test_dert_is_the_discounted_sum_of_expected_purchases(
     np.testing.assert_allclose(dert, stieltjes, rtol=2e-5)
     with pytest.raises(InvalidDataError, match="discount_rate"):
         model.expected_residual_transactions(data, 0.0)
+
+
+def test_delta_method_intervals_and_no_bootstrap(
+    simulated: tuple[clvrs.DynamicCovariateData, pd.Series, clvrs.ParetoNBDDynamicModel],
+) -> None:
+    data, _, model = simulated
+    interval = clvrs.delta_interval(lambda m: m.expected_purchases(data, t=26), [model])
+    assert list(interval.index) == list(data.summary.index)
+    assert (interval["lower"] < interval["estimate"]).all()
+    assert (interval["estimate"] < interval["upper"]).all()
+    assert (interval["se"] > 0).all()
+    alive = clvrs.delta_interval(lambda m: m.probability_alive(data), [model], scale="logit")
+    assert ((alive["lower"] >= 0) & (alive["upper"] <= 1)).all()
+    with pytest.raises(InvalidParameterError, match="delta_interval"):
+        clvrs.bootstrap(model, data, n_boot=5)

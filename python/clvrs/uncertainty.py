@@ -193,6 +193,14 @@ def bootstrap(
     """
     if "params_" not in vars(model):
         raise NotFittedError("bootstrap needs a fitted model")
+    from .models.pnbd_dynamic import ParetoNBDDynamicModel
+
+    if isinstance(model, ParetoNBDDynamicModel):
+        raise _bad_parameter(
+            "model",
+            "bootstrap resamples customer summaries, which do not hold time-varying "
+            "covariates; for ParetoNBDDynamicModel's predictions use delta_interval",
+        )
     if kind not in ("nonparametric", "parametric"):
         raise _bad_parameter("kind", f"must be 'nonparametric' or 'parametric', got {kind!r}")
     if not (isinstance(n_boot, int) and n_boot >= 2):
