@@ -20,10 +20,12 @@
 //! With constant covariates this is the time-invariant covariate model of [`super::covariates`]
 //! exactly (`alpha_i = alpha exp(-g1 . x)`, `beta_i = beta exp(-g2 . z)`), and with all
 //! coefficients at 0 it is the Pareto/NBD. The integral runs piece by piece with 8-point
-//! Gauss-Legendre rules on panels spaced geometrically in `t + u0` (`u0` the smaller rate
-//! scale of the piece), so each panel changes the log of the integrand by at most
-//! [`MAX_PANEL_LOG_CHANGE`]: accurate to rounding for any `x`. Panels that cannot matter
-//! (below `e^-40` of the running sum) are skipped. The gradient is the integral of the
+//! Gauss-Legendre rules on panels as wide as each of the two factors allows: over a panel,
+//! `(r + x) ln(alpha + A)` and `(s + 1) ln(beta + B)` each change by at most half of
+//! [`MAX_PANEL_LOG_CHANGE`] and the distance to each factor's pole at most doubles, so panels
+//! grow geometrically where a factor falls fast and stay few where a factor is nearly flat
+//! (large `s` and `beta`): accurate to rounding for any `x`, `r` and `s`. The rest of a piece
+//! is skipped once it cannot matter (below `e^-40` of the running sum). The gradient is the integral of the
 //! integrand's analytic gradient by the same rule.
 
 use super::covariates::{Links, Process};
@@ -337,8 +339,12 @@ fn row<const GRADIENT: bool>(
 
     // The two terms, relative to `reference` (the larger of the first term and the
     // integrand's power part at t_x).
-    let ln_first = -rx * (alpha + a_t).ln() - s * (beta + b_t).ln();
-    let ln_start = s.ln() - rx * (alpha + a_tx).ln() - (s + 1.0) * (beta + b_tx).ln();
+    // In `alpha^r beta^s / ((alpha + A)^(r+x) (beta + B)^s)` the factors `alpha^-x` and
+    // `(1 + A / alpha)`, `(1 + B / beta)` are kept apart: no cancellation of `r ln(alpha)`
+    // against `r ln(alpha + A)` when r or s is large.
+    let ln_first = -rx * (a_t / alpha).ln_1p() - s * (b_t / beta).ln_1p();
+    let ln_s_over_beta = s.ln() - beta.ln();
+    let ln_start = ln_s_over_beta - rx * (a_tx / alpha).ln_1p() - (s + 1.0) * (b_tx / beta).ln_1p();
     let reference = ln_first.max(ln_start);
     let first = (ln_first - reference).exp();
     let mut total = first;
@@ -347,9 +353,9 @@ fn row<const GRADIENT: bool>(
     let g = &mut scratch.gradient;
     if GRADIENT {
         g.iter_mut().for_each(|v| *v = 0.0);
-        g[0] = -first * (alpha + a_t).ln();
+        g[0] = -first * (a_t / alpha).ln_1p();
         g[1] = -first * rx / (alpha + a_t);
-        g[2] = -first * (beta + b_t).ln();
+        g[2] = -first * (b_t / beta).ln_1p();
         g[3] = -first * s / (beta + b_t);
         for j in 0..p {
             g[4 + j] = -first * rx / (alpha + a_t) * scratch.d_a_t[j];
@@ -375,41 +381,50 @@ fn row<const GRADIENT: bool>(
                 // Sums over the piece's nodes: weight, weight / (alpha + A), weight * offset /
                 // (alpha + A), and the same for B; weight * ln(alpha + A), ln(beta + B).
                 let mut sums = [0.0f64; 7];
-                let c1 = alpha + a + e * (from - start);
-                let c2 = beta + b + f * (from - start);
-                let u0 = (c1 / e).min(c2 / f);
+                // A and B where the integral enters the piece.
+                let (a1, b1) = (a + e * (from - start), b + f * (from - start));
+                let (c1, c2) = (alpha + a1, beta + b1);
                 let length = end - from;
-                let change = (rx + s + 1.0) * (length / u0).ln_1p();
-                let panels = (change / MAX_PANEL_LOG_CHANGE).ceil().max(1.0);
-                let ratio = (length / u0).ln_1p() / panels;
+                // Each factor's log may change by half the panel budget: the widths grow
+                // with the factors' scales (geometric panels where a factor falls fast).
+                let (scale_a, scale_b) = (c1 / e, c2 / f);
+                // (At most doubling the distance to each factor's pole, so the 8-point rule
+                // stays exact to rounding however small the exponent.)
+                let (grow_a, grow_b) = (
+                    (0.5 * MAX_PANEL_LOG_CHANGE / rx).exp_m1().min(1.0),
+                    (0.5 * MAX_PANEL_LOG_CHANGE / (s + 1.0)).exp_m1().min(1.0),
+                );
                 let ln_f = f.ln();
                 let mut lo = 0.0;
-                for m in 0..panels as usize {
-                    let hi = if m + 1 == panels as usize {
-                        length
+                while lo < length {
+                    let step = ((scale_a + lo) * grow_a).min((scale_b + lo) * grow_b);
+                    let hi = if step.is_finite() && step > 0.0 && lo + step < length {
+                        lo + step
                     } else {
-                        u0 * (ratio * (m + 1) as f64).exp_m1()
+                        length
                     };
                     let width = hi - lo;
                     // The integrand decreases within the piece: its value at the panel's
-                    // start bounds the panel.
-                    let ln_lo = s.ln() + ln_f
-                        - rx * (c1 + e * lo).ln()
-                        - (s + 1.0) * (c2 + f * lo).ln()
+                    // start times the rest of the piece bounds everything left of it.
+                    let ln_lo = ln_s_over_beta + ln_f
+                        - rx * ((a1 + e * lo) / alpha).ln_1p()
+                        - (s + 1.0) * ((b1 + f * lo) / beta).ln_1p()
                         - reference;
-                    if ln_lo + width.ln() < total.ln() - NEGLIGIBLE {
+                    if ln_lo + (length - lo).ln() < total.ln() - NEGLIGIBLE {
                         break;
                     }
                     let (mid, half) = (lo + 0.5 * width, 0.5 * width);
                     for (node, weight) in GL_NODES.iter().zip(GL_WEIGHTS) {
                         for u in [mid - half * node, mid + half * node] {
-                            let big_a = c1 + e * u;
-                            let big_b = c2 + f * u;
-                            let (ln_a, ln_b) = (big_a.ln(), big_b.ln());
-                            let term = (s.ln() + ln_f - rx * ln_a - (s + 1.0) * ln_b - reference)
-                                .exp()
-                                * weight
-                                * half;
+                            let (big_a, big_b) = (c1 + e * u, c2 + f * u);
+                            // ln((alpha + A) / alpha) and ln((beta + B) / beta).
+                            let ln_a = ((a1 + e * u) / alpha).ln_1p();
+                            let ln_b = ((b1 + f * u) / beta).ln_1p();
+                            let term =
+                                (ln_s_over_beta + ln_f - rx * ln_a - (s + 1.0) * ln_b - reference)
+                                    .exp()
+                                    * weight
+                                    * half;
                             total += term;
                             if GRADIENT {
                                 let offset = from - start + u;
@@ -458,17 +473,12 @@ fn row<const GRADIENT: bool>(
         .iter()
         .map(|&k| dot(purchase_row(k), &point.purchase))
         .sum();
-    let log_likelihood = ln_gamma(rx) - ln_gamma(r)
-        + r * alpha.ln()
-        + s * beta.ln()
-        + at_purchases
-        + reference
-        + total.ln();
+    let log_likelihood =
+        ln_gamma(rx) - ln_gamma(r) - x * alpha.ln() + at_purchases + reference + total.ln();
     if GRADIENT {
         g.iter_mut().for_each(|v| *v /= total);
-        g[0] += digamma(rx) - digamma(r) + alpha.ln();
+        g[0] += digamma(rx) - digamma(r);
         g[1] += r / alpha;
-        g[2] += beta.ln();
         g[3] += s / beta;
         for &k in bought {
             for (gj, v) in g[4..4 + p].iter_mut().zip(purchase_row(k)) {
@@ -816,6 +826,26 @@ pub fn predict(
     }
     let point = Point::new(params, links);
     let (p, q) = (point.purchase.len(), point.dropout.len());
+    let (purchase, dropout) = (&point.purchase, &point.dropout);
+    for (values, coefficients, width) in [(rows.purchase, purchase, p), (rows.dropout, dropout, q)]
+    {
+        if width == 0 {
+            continue;
+        }
+        if let Some(k) = values
+            .chunks_exact(width)
+            .position(|z| !dot(z, coefficients).exp().is_finite())
+        {
+            let customer = rows.piece_offsets.partition_point(|&o| o <= k) - 1;
+            return Err(ClvError::invalid_data(
+                "covariates",
+                Some(customer),
+                None,
+                "a covariate piece of this customer makes exp(coefficients . covariates) \
+                 overflow: rescale or centre the covariates",
+            ));
+        }
+    }
     exec.fill(out, |i| {
         let mut scratch = Scratch::new(p, q);
         let result = row::<false>(rows, &point, i, &mut scratch);
@@ -1114,6 +1144,55 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn steep_purchase_multipliers_keep_the_whole_integral() {
+        // exp(g1 x) = e^40 makes (alpha + A)^-r fall over 1e-17 of a unit of time; the rest of
+        // the piece still carries half the likelihood (mpmath, 40 digits: -0.83195227017864,
+        // P(alive) 0.49299974990031).
+        let o = OwnedRows {
+            frequency: vec![0.0],
+            recency: vec![0.0],
+            age: vec![10.0],
+            piece_offsets: vec![0, 1],
+            piece_starts: vec![0.0],
+            purchase: vec![40.0],
+            dropout: vec![],
+            purchase_offsets: vec![0, 0],
+            purchase_pieces: vec![],
+        };
+        let l = Links {
+            purchase: vec![0],
+            dropout: vec![],
+            names: vec!["x".into()],
+        };
+        let exec = Exec::with_jobs(Some(1)).unwrap();
+        let params = [0.02, 1.0, 1.0, 10.0, 1.0];
+        let mut out = [0.0];
+        for (quantity, expected) in [
+            (Quantity::LogLikelihood, -0.831_952_270_178_642_2),
+            (Quantity::ProbabilityAlive, 0.492_999_749_900_307),
+        ] {
+            predict(&o.rows(), &l, &params, quantity, &[0.0], &exec, &mut out).unwrap();
+            assert!(
+                (out[0] - expected).abs() < 1e-10,
+                "{quantity:?}: {}",
+                out[0]
+            );
+        }
+        // A linear predictor beyond exp's range is refused, naming the customer.
+        let err = predict(
+            &o.rows(),
+            &l,
+            &[0.02, 1.0, 1.0, 10.0, 20.0],
+            Quantity::LogLikelihood,
+            &[0.0],
+            &exec,
+            &mut out,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("overflow"), "{err}");
     }
 
     #[test]
