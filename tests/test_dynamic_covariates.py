@@ -594,3 +594,67 @@ def test_delta_method_intervals_and_no_bootstrap(
     assert ((alive["lower"] >= 0) & (alive["upper"] <= 1)).all()
     with pytest.raises(InvalidParameterError, match="delta_interval"):
         clvrs.bootstrap(model, data, n_boot=5)
+
+
+def test_review_edge_cases(
+    simulated: tuple[clvrs.DynamicCovariateData, pd.Series, clvrs.ParetoNBDDynamicModel],
+) -> None:
+    """Purchases late on the last day count as observed; future panel rows neither teach nor
+    block the fit; errors about a covariate value name the panel row; dates outside the
+    nanosecond range, panels with ids that match no customer, and numpy multipliers."""
+    _, _, fitted = simulated
+    log = pd.DataFrame(
+        {
+            "customer_id": [1, 1, 1, 2, 2],
+            "date": pd.to_datetime(
+                [
+                    "2024-01-01",
+                    "2024-01-10",
+                    "2024-01-31 15:00",
+                    "2024-01-02",
+                    "2024-01-20",
+                ],
+                format="ISO8601",
+            ),
+        }
+    )
+    panel = pd.DataFrame(
+        {
+            "customer_id": [1, 1, 2, 2, 9],
+            "date": pd.to_datetime(["2024-01-01", "2024-02-05", "2024-01-01", "2024-02-05", None]),
+            "promo": [0.0, np.nan, 1.0, 2.0, 0.0],
+            "price": [0.0, 0.5, 1.0, 1.0, 0.0],
+            "channel": ["web", "new", "shop", "shop", "web"],
+        }
+    )
+    data = clvrs.DynamicCovariateData(
+        log, panel, freq="D", freq_multiplier=np.int64(7), observation_period_end="2024-01-31"
+    )
+    expected = clvrs.summarize_transactions(
+        log, "customer_id", "date", observation_period_end="2024-01-31", freq_multiplier=7
+    )
+    pd.testing.assert_frame_equal(data.summary, expected[["frequency", "recency", "T"]])
+    # Row 1 (NaN promo, level "new") starts after T: the fit neither learns nor needs it.
+    model = clvrs.ParetoNBDDynamicModel(on_failure="ignore").fit(
+        data, purchase_covariates=["promo", "channel"]
+    )
+    assert list(model.params_.index[4:]) == ["purchase:promo", "purchase:channel[web]"]
+    with pytest.raises(InvalidDataError, match=r"`promo`, row 1 of the covariates") as info:
+        model.expected_purchases(data, t=4)
+    assert info.value.row == 1
+    # A value the core refuses (infinite) is also located in the panel.
+    broken = panel.assign(promo=0.0, price=[0.0, 0.5, np.inf, 1.0, 0.0])
+    with pytest.raises(InvalidDataError, match=r"`price`, row 2 of the covariates") as info:
+        fitted.probability_alive(clvrs.DynamicCovariateData(log, broken, freq="D"))
+    assert info.value.row == 2
+    far = panel.assign(date=panel["date"].astype("datetime64[us]"))
+    far.loc[0, "date"] = np.datetime64("9999-12-31", "us")
+    with pytest.raises(InvalidDataError, match="row 0: is outside the years 1677-2262"):
+        clvrs.DynamicCovariateData(log, far, freq="D")
+    with pytest.raises(InvalidDataError, match="no row of the covariates belongs"):
+        clvrs.DynamicCovariateData(log, panel.assign(customer_id=["a", "b", "c", "d", "e"]))
+    # Without covariates: the Pareto/NBD, with no coefficient columns in the summary.
+    plain = clvrs.ParetoNBDDynamicModel(on_failure="ignore").fit(data)
+    assert plain.covariates_ is None and "p" not in plain.summary.columns
+    with pytest.raises(InvalidParameterError, match="expected_residual_transactions"):
+        clvrs.customer_lifetime_value(model, 10.0, data)

@@ -9,6 +9,8 @@ transactions, so a row applies from the start of its period.
 
 from __future__ import annotations
 
+import numbers
+import re
 import warnings
 from typing import Any
 
@@ -46,6 +48,24 @@ def _error(column: str, row: int | None, rule: str, message: str) -> InvalidData
     )
     err.column, err.row, err.rule = column, row, rule
     return err
+
+
+def _nanoseconds(
+    times: np.ndarray, unit_ns: int, column: str, rows: np.ndarray | None = None
+) -> np.ndarray:
+    """Times in their own unit as int64 nanoseconds, refusing those outside that range
+    (years 1677-2262) instead of wrapping around; ``rows`` are their rows in the input."""
+    limit = np.iinfo(np.int64).max // unit_ns
+    outside = np.flatnonzero(np.abs(times) > limit)
+    if outside.size:
+        at = int(outside[0])
+        raise _error(
+            column,
+            at if rows is None else int(rows[at]),
+            "within the nanosecond range",
+            "is outside the years 1677-2262 that nanosecond timestamps cover",
+        )
+    return times * unit_ns
 
 
 def _show(value: Any) -> str:
@@ -119,6 +139,19 @@ class DynamicCovariateData:
     ([1.0, 0.0], [0.0, 1.0, 0.0])
     """
 
+    summary: pd.DataFrame
+    pieces: pd.DataFrame
+    covariate_columns: list[str]
+    customer_id_col: str
+    freq: str
+    freq_multiplier: float
+    _values: pd.DataFrame
+    _panel_rows: np.ndarray
+    _piece_offsets: np.ndarray
+    _piece_starts: np.ndarray
+    _purchase_offsets: np.ndarray
+    _purchase_pieces: np.ndarray
+
     def __init__(
         self,
         transactions: Any,
@@ -137,7 +170,7 @@ class DynamicCovariateData:
             raise _bad_parameter("freq", f"must be one of H, D, W, M, got {freq!r}")
         freq = freq.upper()
         if not (
-            isinstance(freq_multiplier, (int, float))
+            isinstance(freq_multiplier, numbers.Real)
             and not isinstance(freq_multiplier, bool)
             and np.isfinite(freq_multiplier)
             and freq_multiplier > 0
@@ -155,7 +188,7 @@ class DynamicCovariateData:
         # -- transactions: customers, their summaries and the periods of repeat purchases ----
         log = _read_log(transactions, customer_id_col, datetime_col, None, datetime_format)
         # Codes index `log.ids` (-1 for a missing id).
-        codes, ns = log.codes - log.offset, log.times * log.unit_ns
+        codes = log.codes - log.offset
         for bad, column, what in (
             (codes < 0, customer_id_col, "must not be missing (null)"),
             (log.times == _NAT, datetime_col, "must not be missing (null or unparsable)"),
@@ -163,12 +196,17 @@ class DynamicCovariateData:
             if bad.any():
                 row = int(np.flatnonzero(bad)[0])
                 raise _error(column, row, what, what)
+        ns = _nanoseconds(log.times, log.unit_ns, datetime_col)
         if not len(codes):
             raise _error(customer_id_col, None, "non-empty", "at least one transaction is required")
         end_ns = _end_ns(observation_period_end, datetime_format, "observation_period_end")
         if end_ns is None:
             end_ns = int(ns.max())
-        after = ns > end_ns
+        # Periods, as the transaction summaries compare them: a purchase later on the last day
+        # (or in the last week or month) is inside observation.
+        periods = _period_index(ns, freq)
+        end_period = int(_period_index(np.array([end_ns], dtype=np.int64), freq)[0])
+        after = periods > end_period
         if after.any():
             if after_end == "error":
                 row = int(np.flatnonzero(after)[0])
@@ -184,9 +222,7 @@ class DynamicCovariateData:
                 UserWarning,
                 stacklevel=2,
             )
-            codes, ns = codes[~after], ns[~after]
-        periods = _period_index(ns, freq)
-        end_period = int(_period_index(np.array([end_ns], dtype=np.int64), freq)[0])
+            codes, ns, periods = codes[~after], ns[~after], periods[~after]
         present, customer = np.unique(codes, return_inverse=True)
         n = len(present)
         order = np.lexsort((periods, customer))
@@ -227,19 +263,32 @@ class DynamicCovariateData:
                 customer_id_col, int(missing[0]), "no missing values", "must not be missing (null)"
             )
         position = pd.Index(ids).get_indexer(panel_ids)
+        if len(panel) and not (position >= 0).any():
+            raise _error(
+                customer_id_col,
+                None,
+                "matching ids",
+                "no row of the covariates belongs to a customer of the transactions (ids "
+                f"{panel_ids.dtype} in the covariates, {pd.Index(ids).dtype} in the "
+                "transactions)",
+            )
+        # Rows of other customers are ignored, whatever they hold.
+        rows = np.flatnonzero(position >= 0)
         times, unit_ns = _times(
-            panel[covariate_datetime_col], covariate_datetime_col, datetime_format
+            panel[covariate_datetime_col].iloc[rows], covariate_datetime_col, datetime_format
         )
         if (times == _NAT).any():
-            row = int(np.flatnonzero(times == _NAT)[0])
+            row = int(rows[np.flatnonzero(times == _NAT)[0]])
             raise _error(
                 covariate_datetime_col,
                 row,
                 "no missing values",
                 "must not be missing (null or unparsable)",
             )
-        panel_periods = _period_index(times * unit_ns, freq)
-        rows = np.flatnonzero(position >= 0)
+        panel_periods = np.zeros(len(panel), dtype=np.int64)
+        panel_periods[rows] = _period_index(
+            _nanoseconds(times, unit_ns, covariate_datetime_col, rows), freq
+        )
         rows = rows[np.lexsort((panel_periods[rows], position[rows]))]
         owner, period = position[rows], panel_periods[rows]
         same = np.flatnonzero((owner[1:] == owner[:-1]) & (period[1:] == period[:-1]))
@@ -305,26 +354,36 @@ class DynamicCovariateData:
         )
 
     def _customers(
-        self,
+        self, pieces: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The customer arrays of the core functions."""
+        """The customer arrays of the core functions, with every piece or only ``pieces``
+        (positions, in order, including every piece a repeat purchase falls in)."""
         s = self.summary
+        offsets, starts, bought = self._piece_offsets, self._piece_starts, self._purchase_pieces
+        if pieces is not None:
+            owner = np.repeat(np.arange(len(self)), np.diff(offsets))[pieces]
+            offsets = np.r_[0, np.cumsum(np.bincount(owner, minlength=len(self)))]
+            renumber = np.full(len(starts), -1, dtype=np.int64)
+            renumber[pieces] = np.arange(len(pieces))
+            starts, bought = starts[pieces], renumber[bought]
         return (
             _native(s["frequency"].to_numpy(), np.float64),
             _native(s["recency"].to_numpy(), np.float64),
             _native(s["T"].to_numpy(), np.float64),
-            self._piece_offsets,
-            self._piece_starts,
+            _native(offsets, np.int64),
+            _native(starts, np.float64),
             self._purchase_offsets,
-            self._purchase_pieces,
+            _native(bought, np.int64),
         )
 
     def _observed(self) -> np.ndarray:
-        """Positions of the pieces in effect during observation (starting before ``T``, or at
-        0): the ones a fit learns from. Later pieces serve predictions only."""
+        """Positions of the pieces in effect during observation (starting before ``T``, at 0,
+        or holding a repeat purchase): all a fit reads. Later pieces serve predictions only."""
         owner = np.repeat(np.arange(len(self)), np.diff(self._piece_offsets))
         age = self.summary["T"].to_numpy()[owner]
-        return np.flatnonzero((self._piece_starts < age) | (self._piece_starts == 0))
+        used = (self._piece_starts < age) | (self._piece_starts == 0)
+        used[self._purchase_pieces] = True
+        return np.flatnonzero(used)
 
     def _panel_row(
         self, err: InvalidDataError, pieces: np.ndarray | None = None
@@ -336,8 +395,10 @@ class DynamicCovariateData:
         if row is None or not 0 <= row < len(rows):
             return err
         panel_row = int(rows[row])
-        restated = InvalidDataError(
-            str(err).replace(f", row {row}:", f", row {panel_row} of the covariates:", 1)
+        # "row 10:" from this layer, "row 10 (value inf):" from the core.
+        message = re.sub(
+            rf", row {row}\b", f", row {panel_row} of the covariates", str(err), count=1
         )
+        restated = InvalidDataError(message)
         restated.column, restated.row, restated.rule = err.column, panel_row, err.rule
         return restated

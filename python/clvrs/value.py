@@ -150,6 +150,14 @@ def customer_lifetime_value(
     >>> round(float(clv.sum()))
     71510
     """
+    if not hasattr(transaction_model, "weighted_expected_purchases"):
+        raise _bad_parameter(
+            "transaction_model",
+            f"{type(transaction_model).__name__} does not give the monthly expectations this "
+            "function sums; for ParetoNBDDynamicModel multiply its "
+            "expected_residual_transactions(data, discount_rate) by the expected spend per "
+            "purchase",
+        )
     f = _units_per_month(time_unit)
     if not (isinstance(margin, numbers.Real) and math.isfinite(margin) and margin >= 0):
         raise _bad_parameter("margin", f"must be a finite number >= 0, got {margin!r}")

@@ -113,12 +113,29 @@ class ParetoNBDDynamicModel(CovariateSummary, BaseModel):
             )
         return data
 
-    def _design(self, data: DynamicCovariateData) -> tuple[Any, ...]:
+    def _design(
+        self, data: DynamicCovariateData, pieces: np.ndarray | None = None
+    ) -> tuple[Any, ...]:
+        """The covariate matrices of every piece of ``data``, or of ``pieces`` only."""
         spec = self._spec() or CovariateSpec([], [], [], {})
+        values = data._values if pieces is None else data._values.iloc[pieces]
         try:
-            return spec.design(data._values)
+            return spec.design(values.reset_index(drop=True))
         except InvalidDataError as err:
-            raise data._panel_row(err) from None
+            raise data._panel_row(err, pieces) from None
+
+    def _core(
+        self, data: DynamicCovariateData, pieces: np.ndarray | None, call: Any, *args: Any
+    ) -> Any:
+        """Run a core function on ``data`` (every piece, or ``pieces``), restating errors about
+        a covariate value for the caller's panel row."""
+        design = self._design(data, pieces)
+        try:
+            return call(data._customers(pieces), _NAMES, design, *args)
+        except InvalidDataError as err:
+            if err.column in design[4] or err.column in design[5]:
+                raise data._panel_row(err, pieces) from None
+            raise
 
     def fit(
         self,
@@ -174,18 +191,22 @@ class ParetoNBDDynamicModel(CovariateSummary, BaseModel):
         except InvalidDataError as err:
             raise data._panel_row(err, observed) from None
         previous = self.__dict__.get("covariates_")
-        self.covariates_ = spec
+        # (A fit without covariates is the Pareto/NBD, with no coefficient table.)
+        self.covariates_ = spec if spec.purchase or spec.dropout else None
         try:
-            design = self._design(data)
-            result = _core.pnbd_dynamic_fit(
-                data._customers(),
-                _NAMES,
-                design,
-                penalizer=float(self.penalizer),
-                covariate_penalizer=float(penalty),
-                max_iter=int(self.max_iter),
-                tol=float(self.tol),
-                n_jobs=self.n_jobs,
+            result = self._core(
+                data,
+                observed,
+                lambda customers, names, design: _core.pnbd_dynamic_fit(
+                    customers,
+                    names,
+                    design,
+                    penalizer=float(self.penalizer),
+                    covariate_penalizer=float(penalty),
+                    max_iter=int(self.max_iter),
+                    tol=float(self.tol),
+                    n_jobs=self.n_jobs,
+                ),
             )
             self._set_fit(result)
         except BaseException:
@@ -207,16 +228,20 @@ class ParetoNBDDynamicModel(CovariateSummary, BaseModel):
                 name, f"must be one value or one per customer ({len(data)}), got {values.size}"
             )
         horizons = np.broadcast_to(values, (len(data),)).copy()
-        values = _core.pnbd_dynamic_predict(
-            quantity,
-            self._params_list(),
-            data._customers(),
-            _NAMES,
-            self._design(data),
-            horizons,
-            n_jobs=self.n_jobs,
+        out = self._core(
+            data,
+            None,
+            lambda customers, names, design: _core.pnbd_dynamic_predict(
+                quantity,
+                self._params_list(),
+                customers,
+                names,
+                design,
+                horizons,
+                n_jobs=self.n_jobs,
+            ),
         )
-        return pd.Series(values, index=data.summary.index, name=quantity)
+        return pd.Series(out, index=data.summary.index, name=quantity)
 
     def expected_purchases(self, data: DynamicCovariateData, t: Any) -> pd.Series:
         """Expected purchases in ``(T, T + t]`` given each customer's history and covariates.
