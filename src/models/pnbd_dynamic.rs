@@ -635,47 +635,59 @@ pub fn fit_dynamic(
     opts: &FitOptions<'_>,
 ) -> Result<FitResult> {
     super::check_fittable(rows.frequency, names)?;
-    let start = match &opts.start {
-        Some(start) => start.clone(),
-        None => {
-            let columns = RfmColumns {
-                frequency: rows.frequency,
-                recency: rows.recency,
-                age: rows.age,
-                weights: None,
-            };
-            let base = ParetoNbdParams::fit(&columns.compress_on(&opts.exec), opts)?;
-            let mut start = base.params;
-            start.extend(std::iter::repeat(0.0).take(links.len()));
-            start
-        }
+    // The Pareto/NBD fitted to some customers' summaries, with every coefficient at 0 (one
+    // start: it only seeds the fits that follow).
+    let base_start = |rows: &DynamicRows<'_>| -> Result<Vec<f64>> {
+        let columns = RfmColumns {
+            frequency: rows.frequency,
+            recency: rows.recency,
+            age: rows.age,
+            weights: None,
+        };
+        let base = ParetoNbdParams::fit(
+            &columns.compress_on(&opts.exec),
+            &FitOptions {
+                first_start_only: true,
+                ..opts.clone()
+            },
+        )?;
+        let mut start = base.params;
+        start.extend(std::iter::repeat(0.0).take(links.len()));
+        Ok(start)
     };
-    let mut full = FitOptions {
-        start: Some(start),
-        ..opts.clone()
-    };
-    if rows.len() > 2 * WARM_START_CUSTOMERS && opts.start.is_none() {
+    let mut full = opts.clone();
+    if let Some(start) = &opts.start {
+        full.start = Some(start.clone());
+    } else if rows.len() > 2 * WARM_START_CUSTOMERS {
+        // Every k-th customer first, from the base model fitted to them; that optimum and its
+        // curvature start the fit of all (the base model is never fitted to all).
         let sample = rows.subsample(
             links.purchase.len(),
             links.dropout.len(),
             rows.len() / WARM_START_CUSTOMERS,
         );
-        let first = fit(
-            &DynamicLikelihood::new(&sample.rows(), links),
-            &FitOptions {
-                first_start_only: true,
-                ..full.clone()
-            },
-        );
+        let sample_rows = sample.rows();
+        let first = base_start(&sample_rows).and_then(|start| {
+            fit(
+                &DynamicLikelihood::new(&sample_rows, links),
+                &FitOptions {
+                    start: Some(start),
+                    first_start_only: true,
+                    ..opts.clone()
+                },
+            )
+        });
         match first {
             Ok(first) if first.converged => {
                 full.start = Some(first.params);
                 full.initial_inverse_hessian = first.inverse_hessian;
             }
             Err(ClvError::Interrupted) => return Err(ClvError::Interrupted),
-            // Otherwise all customers from the base model's estimate.
-            _ => {}
+            // Otherwise all customers from the base model fitted to all.
+            _ => full.start = Some(base_start(rows)?),
         }
+    } else {
+        full.start = Some(base_start(rows)?);
     }
     let mut result = fit(&DynamicLikelihood::new(rows, links), &full)?;
     result.names.truncate(4);
