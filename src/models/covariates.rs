@@ -134,6 +134,23 @@ impl Links {
     }
 }
 
+/// Refuse a non-finite value in a row-major covariate matrix with columns `column_names`,
+/// naming its column and row.
+pub(crate) fn check_finite(values: &[f64], column_names: &[String]) -> Result<()> {
+    let p = column_names.len();
+    if p > 0 {
+        if let Some(at) = values.iter().position(|v| !v.is_finite()) {
+            return Err(ClvError::invalid_data(
+                &column_names[at % p],
+                Some(at / p),
+                Some(values[at]),
+                "covariate values must be finite numbers (no NaN or missing values)",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Customer summaries with covariates: the summary columns and, per process, a row-major
 /// matrix of covariate values (one row per customer).
 #[derive(Debug, Clone)]
@@ -213,16 +230,7 @@ impl<'a> CovariateRows<'a> {
                     ),
                 ));
             }
-            if p > 0 {
-                if let Some(at) = values.iter().position(|v| !v.is_finite()) {
-                    return Err(ClvError::invalid_data(
-                        &column_names[at % p],
-                        Some(at / p),
-                        Some(values[at]),
-                        "covariate values must be finite numbers (no NaN or missing values)",
-                    ));
-                }
-            }
+            check_finite(values, column_names)?;
         }
         Ok(())
     }

@@ -177,16 +177,7 @@ impl DynamicRows<'_> {
                     values.len()
                 )));
             }
-            if p > 0 {
-                if let Some(at) = values.iter().position(|v| !v.is_finite()) {
-                    return Err(ClvError::invalid_data(
-                        &column_names[at % p],
-                        Some(at / p),
-                        Some(values[at]),
-                        "covariate values must be finite numbers (no NaN or missing values)",
-                    ));
-                }
-            }
+            super::covariates::check_finite(values, column_names)?;
         }
         Ok(())
     }

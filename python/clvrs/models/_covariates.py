@@ -23,7 +23,7 @@ from ..exceptions import InvalidDataError, InvalidParameterError
 if TYPE_CHECKING:
     from .._base import BaseModel
 
-__all__ = ["CovariateSpec", "CovariateSummary"]
+__all__ = ["CovariateSpec", "CovariateSummary", "check_covariate_penalizer"]
 
 #: The processes, in the order of the coefficient name prefixes.
 PROCESSES = ("purchase", "dropout")
@@ -41,6 +41,21 @@ def _data_error(column: str, row: int | None, rule: str, message: str) -> Invali
     )
     err.column, err.row, err.rule = column, row, rule
     return err
+
+
+def check_covariate_penalizer(penalty: Any) -> None:
+    """Refuse a ``covariate_penalizer`` that is not a finite number >= 0."""
+    if not (
+        isinstance(penalty, (int, float))
+        and not isinstance(penalty, bool)
+        and np.isfinite(penalty)
+        and penalty >= 0
+    ):
+        from .._base import _bad_parameter
+
+        raise _bad_parameter(
+            "covariate_penalizer", f"must be a finite number >= 0, got {penalty!r}"
+        )
 
 
 def _names(value: Any, argument: str) -> list[str]:

@@ -10,7 +10,7 @@ import pandas as pd
 from .. import _core
 from .._base import BaseModel, _bad_parameter
 from .._input import Columns, _native, as_float_array, data_error, wrap_output
-from ._covariates import CovariateSpec, CovariateSummary
+from ._covariates import CovariateSpec, CovariateSummary, check_covariate_penalizer
 
 __all__ = ["RfmModel"]
 
@@ -241,15 +241,7 @@ class RfmModel(CovariateSummary, BaseModel):
                     "ModifiedBetaGeoModel and ParetoNBDModel do)",
                 )
             penalty = covariate_penalizer
-            if not (
-                isinstance(penalty, (int, float))
-                and not isinstance(penalty, bool)
-                and np.isfinite(penalty)
-                and penalty >= 0
-            ):
-                raise _bad_parameter(
-                    "covariate_penalizer", f"must be a finite number >= 0, got {penalty!r}"
-                )
+            check_covariate_penalizer(penalty)
             spec = CovariateSpec.learn(
                 data,
                 purchase_covariates,

@@ -12,7 +12,7 @@ from .._base import BaseModel, _bad_parameter
 from .._input import as_float_array
 from ..dynamic import DynamicCovariateData
 from ..exceptions import InvalidDataError
-from ._covariates import CovariateSpec, CovariateSummary
+from ._covariates import CovariateSpec, CovariateSummary, check_covariate_penalizer
 
 __all__ = ["ParetoNBDDynamicModel"]
 
@@ -168,15 +168,7 @@ class ParetoNBDDynamicModel(CovariateSummary, BaseModel):
         self._check_hyperparameters()
         data = self._check_data(data)
         penalty = covariate_penalizer
-        if not (
-            isinstance(penalty, (int, float))
-            and not isinstance(penalty, bool)
-            and np.isfinite(penalty)
-            and penalty >= 0
-        ):
-            raise _bad_parameter(
-                "covariate_penalizer", f"must be a finite number >= 0, got {penalty!r}"
-            )
+        check_covariate_penalizer(penalty)
         # Levels and variation are learned from the observed pieces: a level that first occurs
         # after the end of observation has no estimable effect (predictions then refuse it).
         observed = data._observed()
