@@ -4,10 +4,10 @@ use numpy::{PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use super::{fit_result_to_dict, run, slice, to_numpy};
+use super::{fit_options, fit_result_to_dict, run, slice, to_numpy};
 use crate::data::check_lengths;
 use crate::error::ClvError;
-use crate::fit::{fit, FitOptions};
+use crate::fit::fit;
 use crate::models::bdw::{Bdw, BdwParams, ChurnData};
 
 fn params_of(model: &str, params: &[f64]) -> crate::Result<BdwParams> {
@@ -72,14 +72,7 @@ fn churn_fit<'py>(
                 ))
             }
         };
-        let opts = FitOptions {
-            penalizer,
-            max_iter,
-            gradient_tolerance: tol,
-            exec: exec.clone(),
-            interrupt: Some(interrupt),
-            ..FitOptions::default()
-        };
+        let opts = fit_options(exec, interrupt, penalizer, max_iter, tol);
         let lik = if model == "sbg" {
             Bdw::shifted_beta_geometric(&data)
         } else {

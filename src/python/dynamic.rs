@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::rfm::{rfm_names, CovariateArgs, Design, Names};
-use super::{fit_result_to_dict, run, slice, to_numpy};
+use super::{fit_options, fit_result_to_dict, run, slice, to_numpy};
 use crate::fit::FitOptions;
 use crate::models::pnbd_dynamic::{self, DynamicRows, Quantity};
 
@@ -93,13 +93,8 @@ fn pnbd_dynamic_fit<'py>(
     let res = run(py, n_jobs, |exec, interrupt| {
         rows.validate(&design.links, [&design.names[0], &design.names[1]], &names)?;
         let opts = FitOptions {
-            penalizer,
             coefficient_penalizer: covariate_penalizer,
-            max_iter,
-            gradient_tolerance: tol,
-            exec: exec.clone(),
-            interrupt: Some(interrupt),
-            ..FitOptions::default()
+            ..fit_options(exec, interrupt, penalizer, max_iter, tol)
         };
         pnbd_dynamic::fit_dynamic(&rows, &design.links, &names, &opts)
     })?;

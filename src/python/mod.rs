@@ -124,6 +124,25 @@ fn fit_result_to_dict<'py>(
     Ok(d)
 }
 
+/// The options every fit binding passes: its penalty, iteration limit and tolerance, on the
+/// executor and interrupt check of [`run`].
+fn fit_options<'a>(
+    exec: &Exec,
+    interrupt: &'a (dyn Fn() -> bool + Sync),
+    penalizer: f64,
+    max_iter: u64,
+    tol: f64,
+) -> crate::fit::FitOptions<'a> {
+    crate::fit::FitOptions {
+        penalizer,
+        max_iter,
+        gradient_tolerance: tol,
+        exec: exec.clone(),
+        interrupt: Some(interrupt),
+        ..crate::fit::FitOptions::default()
+    }
+}
+
 fn to_numpy(py: Python<'_>, values: Vec<f64>) -> Bound<'_, PyArray1<f64>> {
     PyArray1::from_vec(py, values)
 }

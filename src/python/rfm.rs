@@ -6,7 +6,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use super::{fit_result_to_dict, run, slice, to_numpy};
+use super::{fit_options, fit_result_to_dict, run, slice, to_numpy};
 use crate::data::{check_lengths, check_non_negative, RfmColumns, RfmNames};
 use crate::error::ClvError;
 use crate::fit::FitOptions;
@@ -155,13 +155,8 @@ fn rfm_fit_covariates<'py>(
         columns.validate_on(&names, exec)?;
         let rows = design.rows(&columns)?;
         let opts = FitOptions {
-            penalizer,
             coefficient_penalizer: covariate_penalizer,
-            max_iter,
-            gradient_tolerance: tol,
-            exec: exec.clone(),
-            interrupt: Some(interrupt),
-            ..FitOptions::default()
+            ..fit_options(exec, interrupt, penalizer, max_iter, tol)
         };
         covariates::fit_with_covariates::<M>(&rows, &design.links, &names, &opts)
     }))?;
@@ -225,13 +220,8 @@ fn rfm_fit<'py>(
         let data = columns.compress_on(exec);
         crate::models::check_fittable(&data.frequency, &names)?;
         let opts = FitOptions {
-            penalizer,
-            max_iter,
-            gradient_tolerance: tol,
-            exec: exec.clone(),
-            interrupt: Some(interrupt),
             start,
-            ..FitOptions::default()
+            ..fit_options(exec, interrupt, penalizer, max_iter, tol)
         };
         Ok((M::fit(&data, &opts)?, data.len()))
     }))?;
@@ -644,14 +634,7 @@ fn rfm_fit_segments<'py>(
     let codes = segment.as_slice()?;
     let names = rfm_names(names);
     let fits = with_model!(model, M => run(py, n_jobs, |exec, interrupt| {
-        let opts = FitOptions {
-            penalizer,
-            max_iter,
-            gradient_tolerance: tol,
-            exec: exec.clone(),
-            interrupt: Some(interrupt),
-            ..FitOptions::default()
-        };
+        let opts = fit_options(exec, interrupt, penalizer, max_iter, tol);
         let fits = crate::segments::fit_segments::<M>(
             &columns, &names, codes, n_segments, min_customers, &opts, exec,
         )?;

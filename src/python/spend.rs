@@ -4,10 +4,10 @@ use numpy::{PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use super::{fit_result_to_dict, run, slice, to_numpy};
+use super::{fit_options, fit_result_to_dict, run, slice, to_numpy};
 use crate::data::{SpendColumns, SpendNames};
 use crate::error::ClvError;
-use crate::fit::{fit, FitOptions};
+use crate::fit::fit;
 use crate::models::gamma_gamma::{GammaGamma, GammaGammaParams};
 
 type Names = (String, String, String);
@@ -56,14 +56,7 @@ fn gamma_gamma_fit<'py>(
                 "no customer has a repeat transaction (frequency > 0): spend cannot be modelled",
             ));
         }
-        let opts = FitOptions {
-            penalizer,
-            max_iter,
-            gradient_tolerance: tol,
-            exec: exec.clone(),
-            interrupt: Some(interrupt),
-            ..FitOptions::default()
-        };
+        let opts = fit_options(exec, interrupt, penalizer, max_iter, tol);
         Ok((
             fit(&GammaGamma::new(&data), &opts)?,
             data.len(),
