@@ -651,6 +651,8 @@ def test_review_edge_cases(
     far.loc[0, "date"] = np.datetime64("9999-12-31", "us")
     with pytest.raises(InvalidDataError, match="row 0: is outside the years 1677-2262"):
         clvrs.DynamicCovariateData(log, far, freq="D")
+    with pytest.raises(InvalidDataError, match="rename this covariate"):
+        clvrs.DynamicCovariateData(log, panel.assign(start=1.0), freq="D")
     with pytest.raises(InvalidDataError, match="no row of the covariates belongs"):
         clvrs.DynamicCovariateData(log, panel.assign(customer_id=["a", "b", "c", "d", "e"]))
     # Without covariates: the Pareto/NBD, with no coefficient columns in the summary.

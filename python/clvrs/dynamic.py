@@ -335,6 +335,13 @@ class DynamicCovariateData:
         values = panel.iloc[rows].reset_index(drop=True)
         values = values.drop(columns=[customer_id_col, covariate_datetime_col])
         self.covariate_columns = [str(c) for c in values.columns]
+        if "start" in self.covariate_columns:
+            raise _error(
+                "start",
+                None,
+                "not a reserved name",
+                "is the name of the pieces' start times; rename this covariate",
+            )
         self.pieces = pd.concat(
             [
                 pd.DataFrame({customer_id_col: ids[owner], "start": self._piece_starts}),
