@@ -99,6 +99,15 @@ impl DynamicRows<'_> {
         self.piece_offsets[i]..self.piece_offsets[i + 1]
     }
 
+    /// Where piece `k` of customer `i` ends: where the next starts, or never for the last.
+    fn piece_end(&self, i: usize, k: usize) -> f64 {
+        if k + 1 < self.piece_offsets[i + 1] {
+            self.piece_starts[k + 1]
+        } else {
+            f64::INFINITY
+        }
+    }
+
     /// Check the summaries (with the RFM rules), the piece structure, and that every
     /// covariate value is finite (naming the column and the piece).
     pub fn validate(&self, links: &Links, names: [&[String]; 2], rfm: &RfmNames) -> Result<()> {
@@ -206,6 +215,16 @@ impl Point {
             dropout: links.dropout.iter().map(|&c| coefficients[c]).collect(),
         }
     }
+
+    /// The purchase and dropout rate multipliers `exp(g1 . x_k)`, `exp(g2 . z_k)` of piece `k`.
+    #[inline]
+    fn multipliers(&self, rows: &DynamicRows<'_>, k: usize) -> (f64, f64) {
+        let (p, q) = (self.purchase.len(), self.dropout.len());
+        (
+            dot(&rows.purchase[k * p..(k + 1) * p], &self.purchase).exp(),
+            dot(&rows.dropout[k * q..(k + 1) * q], &self.dropout).exp(),
+        )
+    }
 }
 
 /// One customer's log-likelihood and, when `GRADIENT`, its gradient in (r, alpha, s, beta,
@@ -268,13 +287,7 @@ fn row<const GRADIENT: bool>(
     let range = rows.pieces(i);
     let purchase_row = |k: usize| &rows.purchase[k * p..(k + 1) * p];
     let dropout_row = |k: usize| &rows.dropout[k * q..(k + 1) * q];
-    let end_of = |k: usize| {
-        if k + 1 < range.end {
-            rows.piece_starts[k + 1]
-        } else {
-            f64::INFINITY
-        }
-    };
+    let end_of = |k: usize| rows.piece_end(i, k);
 
     // First pass: each piece's multipliers, A and B (and their coefficient derivatives) at
     // the piece starts, at t_x and at T.
@@ -293,8 +306,7 @@ fn row<const GRADIENT: bool>(
             break;
         }
         let len = end_of(k).min(age) - start;
-        let e = dot(purchase_row(k), &point.purchase).exp();
-        let f = dot(dropout_row(k), &point.dropout).exp();
+        let (e, f) = point.multipliers(rows, k);
         scratch.pieces.push([e, f, a, b]);
         if t_x >= start && t_x <= start + len {
             a_tx = a + e * (t_x - start);
@@ -710,37 +722,66 @@ fn power_integral(a: f64, y: f64) -> f64 {
     }
 }
 
+/// A stretch of a customer's time after T within one covariate piece.
+struct Ahead {
+    /// Time from T to the stretch's start.
+    offset: f64,
+    /// Its length (infinite for the customer's last piece when `until` is infinite).
+    length: f64,
+    /// The piece's rate multipliers.
+    e: f64,
+    f: f64,
+    /// `beta + B` at the stretch's start.
+    c: f64,
+}
+
+/// Visit the stretches of customer `i`'s pieces between T and `T + until`, in order.
+fn walk_ahead(
+    rows: &DynamicRows<'_>,
+    point: &Point,
+    i: usize,
+    b_t: f64,
+    until: f64,
+    mut visit: impl FnMut(&Ahead),
+) {
+    let age = rows.age[i];
+    let horizon = age + until;
+    let mut c = point.beta + b_t;
+    for k in rows.pieces(i) {
+        let (from, to) = (
+            rows.piece_starts[k].max(age),
+            rows.piece_end(i, k).min(horizon),
+        );
+        if to <= from {
+            continue;
+        }
+        let (e, f) = point.multipliers(rows, k);
+        let length = to - from;
+        visit(&Ahead {
+            offset: from - age,
+            length,
+            e,
+            f,
+            c,
+        });
+        c += f * length;
+    }
+}
+
 /// From T to T + t: the integral of `exp(g1 . x(u)) ((beta + B(T)) / (beta + B(u)))^s`
 /// (expected purchases per unit purchase rate of a customer alive at T) and
 /// `((beta + B(T)) / (beta + B(T + t)))^s` (staying alive), piece by piece in closed form.
 fn ahead(rows: &DynamicRows<'_>, point: &Point, i: usize, b_t: f64, t: f64) -> (f64, f64) {
-    let (p, q) = (point.purchase.len(), point.dropout.len());
-    let range = rows.pieces(i);
-    let (age, s, beta) = (rows.age[i], point.s, point.beta);
-    let horizon = age + t;
-    let scale = beta + b_t;
-    let mut ln_survival = 0.0f64; // ln((beta + B(T)) / (beta + B(u))) * s at the piece start
+    let s = point.s;
+    let mut ln_survival = 0.0f64; // s ln((beta + B(T)) / (beta + B(u))) at the stretch's start
     let mut purchases = 0.0;
-    let mut c = scale;
-    for k in range.clone() {
-        let start = rows.piece_starts[k];
-        let end = if k + 1 < range.end {
-            rows.piece_starts[k + 1]
-        } else {
-            f64::INFINITY
-        };
-        let (from, to) = (start.max(age), end.min(horizon));
-        if to <= from {
-            continue;
-        }
-        let e = dot(&rows.purchase[k * p..(k + 1) * p], &point.purchase).exp();
-        let f = dot(&rows.dropout[k * q..(k + 1) * q], &point.dropout).exp();
-        let y = (f * (to - from) / c).ln_1p();
-        // int_0^len e (scale / (c + f u))^s du = e (scale / c)^s (c / f) (1 - (1 + f len / c)^(1 - s)) / (s - 1)
-        purchases += e * ln_survival.exp() * (c / f) * power_integral(s - 1.0, y);
+    walk_ahead(rows, point, i, b_t, t, |piece| {
+        let y = (piece.f * piece.length / piece.c).ln_1p();
+        // int_0^len e (scale / (c + f u))^s du
+        //   = e (scale / c)^s (c / f) (1 - (1 + f len / c)^(1 - s)) / (s - 1)
+        purchases += piece.e * ln_survival.exp() * (piece.c / piece.f) * power_integral(s - 1.0, y);
         ln_survival -= s * y;
-        c += f * (to - from);
-    }
+    });
     (purchases, ln_survival.exp())
 }
 
@@ -751,30 +792,22 @@ fn discounted(rows: &DynamicRows<'_>, point: &Point, i: usize, b_t: f64, delta: 
     use crate::quadrature::{integrate, integrate_to_infinity};
     const TOLERANCE: f64 = 1e-12;
     const MAX_INTERVALS: usize = 500;
-    let (p, q) = (point.purchase.len(), point.dropout.len());
-    let range = rows.pieces(i);
-    let (age, s) = (rows.age[i], point.s);
-    let mut ln_weight = 0.0f64; // ln of discount times survival at the piece's start
-    let mut c = point.beta + b_t;
+    let s = point.s;
+    let mut ln_survival = 0.0f64; // as in `ahead`
     let mut total = 0.0;
-    for k in range.clone() {
-        let end = if k + 1 < range.end {
-            rows.piece_starts[k + 1]
-        } else {
-            f64::INFINITY
-        };
-        let from = rows.piece_starts[k].max(age);
-        if end <= from {
-            continue;
-        }
-        let e = dot(&rows.purchase[k * p..(k + 1) * p], &point.purchase).exp();
-        let f = dot(&rows.dropout[k * q..(k + 1) * q], &point.dropout).exp();
+    walk_ahead(rows, point, i, b_t, f64::INFINITY, |piece| {
+        let Ahead {
+            offset,
+            length,
+            e,
+            f,
+            c,
+        } = *piece;
+        let ln_weight = ln_survival - delta * offset;
         let integrand = |u: f64| e * (ln_weight - delta * u - s * (f * u / c).ln_1p()).exp();
-        if end.is_finite() {
-            let length = end - from;
+        if length.is_finite() {
             total += integrate(integrand, 0.0, length, TOLERANCE, MAX_INTERVALS).value;
-            ln_weight -= delta * length + s * (f * length / c).ln_1p();
-            c += f * length;
+            ln_survival -= s * (f * length / c).ln_1p();
         } else {
             // On the scale where the integrand falls (discounting or dropout, the faster).
             let scale = (1.0 / delta).min(c / f);
@@ -782,7 +815,7 @@ fn discounted(rows: &DynamicRows<'_>, point: &Point, i: usize, b_t: f64, delta: 
                 * integrate_to_infinity(|w| integrand(w * scale), 0.0, TOLERANCE, MAX_INTERVALS)
                     .value;
         }
-    }
+    });
     total
 }
 
@@ -849,24 +882,26 @@ pub fn predict(
             ));
         }
     }
-    exec.fill(out, |i| {
+    exec.fill_blocks(out, |first, block| {
         let mut scratch = Scratch::new(p, q);
-        let result = row::<false>(rows, &point, i, &mut scratch);
-        match quantity {
-            Quantity::LogLikelihood => result.log_likelihood,
-            Quantity::ProbabilityAlive => {
-                let (_, survival) = ahead(rows, &point, i, result.b_t, t[i]);
-                result.probability_alive * survival
-            }
-            Quantity::ExpectedPurchases => {
-                let (purchases, _) = ahead(rows, &point, i, result.b_t, t[i]);
-                let rate = (point.r + rows.frequency[i]) / (point.alpha + result.a_t);
-                result.probability_alive * rate * purchases
-            }
-            Quantity::ResidualTransactions => {
-                let rate = (point.r + rows.frequency[i]) / (point.alpha + result.a_t);
-                result.probability_alive * rate * discounted(rows, &point, i, result.b_t, t[i])
-            }
+        for (i, slot) in (first..).zip(block.iter_mut()) {
+            let result = row::<false>(rows, &point, i, &mut scratch);
+            *slot = match quantity {
+                Quantity::LogLikelihood => result.log_likelihood,
+                Quantity::ProbabilityAlive => {
+                    let (_, survival) = ahead(rows, &point, i, result.b_t, t[i]);
+                    result.probability_alive * survival
+                }
+                Quantity::ExpectedPurchases => {
+                    let (purchases, _) = ahead(rows, &point, i, result.b_t, t[i]);
+                    let rate = (point.r + rows.frequency[i]) / (point.alpha + result.a_t);
+                    result.probability_alive * rate * purchases
+                }
+                Quantity::ResidualTransactions => {
+                    let rate = (point.r + rows.frequency[i]) / (point.alpha + result.a_t);
+                    result.probability_alive * rate * discounted(rows, &point, i, result.b_t, t[i])
+                }
+            };
         }
     });
     Ok(())
