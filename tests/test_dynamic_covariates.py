@@ -132,14 +132,21 @@ def test_summaries_match_summarize_transactions(freq: str) -> None:
 
 
 @pytest.mark.parametrize("freq", ["H", "D", "W", "M"])
-def test_periods_are_the_cores(freq: str) -> None:
-    """The panel's periods (numpy, vectorised) are the transaction summaries' (the core's)."""
+def test_periods_of_arrays(freq: str) -> None:
+    """The core's period index of an array of times (shared by the summaries and the panel),
+    against numpy's own flooring: hours, days, weeks from Monday, calendar months."""
     from clvrs import _core
-    from clvrs.dynamic import _period_index
 
     rng = np.random.default_rng(0)
     ns = rng.integers(-(10**18), 2 * 10**18, 2000, dtype=np.int64)
-    np.testing.assert_array_equal(_period_index(ns, freq), _core.period_index(ns.tolist(), freq))
+    days = ns // (86_400 * 10**9)
+    expected = {
+        "H": ns // (3_600 * 10**9),
+        "D": days,
+        "W": (days + 3) // 7,  # 1970-01-01 was a Thursday
+        "M": ns.astype("datetime64[ns]").astype("datetime64[M]").view(np.int64),
+    }[freq]
+    np.testing.assert_array_equal(_core.period_index(ns, freq), expected)
 
 
 def test_pieces_start_at_the_first_purchase_and_purchases_find_their_piece() -> None:

@@ -526,7 +526,7 @@ def tracking(
     if calibration_period_end is not None:
         cal_ns = _end_ns(calibration_period_end, datetime_format, "calibration_period_end")
         assert cal_ns is not None
-        cal_period = int(_core.period_index([cal_ns], freq)[0])
+        cal_period = int(_core.period_index(np.array([cal_ns], dtype=np.int64), freq)[0])
         frame["calibration"] = periods <= cal_period
     else:
         frame["calibration"] = True

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import _core
 from ._base import _bad_parameter
 from ._input import _native
 from .data import _AFTER_END, _end_ns, _is_arrow, _is_polars, _read_log, _times
@@ -24,22 +25,7 @@ from .exceptions import InvalidDataError
 
 __all__ = ["DynamicCovariateData"]
 
-_HOUR_NS = 3_600_000_000_000
-_DAY_NS = 24 * _HOUR_NS
 _NAT = np.iinfo(np.int64).min
-
-
-def _period_index(ns: np.ndarray, freq: str) -> np.ndarray:
-    """The period holding each time (as the core's transaction summaries floor them): hours,
-    days, weeks from Monday, or calendar months since the epoch."""
-    if freq == "H":
-        return ns // _HOUR_NS
-    days = ns // _DAY_NS
-    if freq == "D":
-        return days
-    if freq == "W":
-        return (days + 3) // 7  # 1970-01-01 was a Thursday
-    return _native(ns.astype("datetime64[ns]").astype("datetime64[M]").view(np.int64))
 
 
 def _error(column: str, row: int | None, rule: str, message: str) -> InvalidDataError:
@@ -204,8 +190,8 @@ class DynamicCovariateData:
             end_ns = int(ns.max())
         # Periods, as the transaction summaries compare them: a purchase later on the last day
         # (or in the last week or month) is inside observation.
-        periods = _period_index(ns, freq)
-        end_period = int(_period_index(np.array([end_ns], dtype=np.int64), freq)[0])
+        periods = _core.period_index(ns, freq)
+        end_period = int(_core.period_index(np.array([end_ns], dtype=np.int64), freq)[0])
         after = periods > end_period
         if after.any():
             if after_end == "error":
@@ -286,7 +272,7 @@ class DynamicCovariateData:
                 "must not be missing (null or unparsable)",
             )
         panel_periods = np.zeros(len(panel), dtype=np.int64)
-        panel_periods[rows] = _period_index(
+        panel_periods[rows] = _core.period_index(
             _nanoseconds(times, unit_ns, covariate_datetime_col, rows), freq
         )
         rows = rows[np.lexsort((panel_periods[rows], position[rows]))]

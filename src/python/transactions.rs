@@ -98,14 +98,15 @@ fn summarize_transactions<'py>(
 #[pyfunction]
 fn period_index<'py>(
     py: Python<'py>,
-    time_ns: Vec<i64>,
+    time_ns: numpy::PyReadonlyArray1<'py, i64>,
     freq: &str,
 ) -> PyResult<Bound<'py, numpy::PyArray1<i64>>> {
-    let period = run(py, Some(1), |_, _| Period::parse(freq))?;
-    Ok(numpy::PyArray1::from_vec(
-        py,
-        time_ns.iter().map(|&t| period.index(t)).collect(),
-    ))
+    let times = time_ns.as_array();
+    let periods = run(py, Some(1), |_, _| {
+        let period = Period::parse(freq)?;
+        Ok(times.iter().map(|&t| period.index(t)).collect())
+    })?;
+    Ok(numpy::PyArray1::from_vec(py, periods))
 }
 
 pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
