@@ -126,7 +126,6 @@ class DynamicCovariateData:
     """
 
     summary: pd.DataFrame
-    pieces: pd.DataFrame
     covariate_columns: list[str]
     customer_id_col: str
     freq: str
@@ -328,21 +327,25 @@ class DynamicCovariateData:
                 "not a reserved name",
                 "is the name of the pieces' start times; rename this covariate",
             )
-        self.pieces = pd.concat(
-            [
-                pd.DataFrame({customer_id_col: ids[owner], "start": self._piece_starts}),
-                values,
-            ],
-            axis=1,
-        )
         self._values = values
 
     def __len__(self) -> int:
         return len(self.summary)
 
+    @property
+    def pieces(self) -> pd.DataFrame:
+        """The covariate pieces the model uses: customer id, ``start`` (time since the
+        customer's first purchase, 0 for the piece in effect then) and the covariate columns
+        (built on demand from the arrays the model reads)."""
+        owner = np.repeat(np.arange(len(self)), np.diff(self._piece_offsets))
+        ids = self.summary.index.to_numpy()[owner]
+        head = pd.DataFrame({self.customer_id_col: ids, "start": self._piece_starts})
+        return pd.concat([head, self._values], axis=1)
+
     def __repr__(self) -> str:
         return (
-            f"DynamicCovariateData({len(self)} customers, {len(self.pieces)} covariate pieces, "
+            f"DynamicCovariateData({len(self)} customers, {len(self._piece_starts)} covariate "
+            "pieces, "
             f"covariates {self.covariate_columns}, freq={self.freq!r})"
         )
 

@@ -124,7 +124,7 @@ class ParetoNBDDynamicModel(CovariateSummary, BaseModel):
         except InvalidDataError as err:
             raise data._panel_row(err, pieces) from None
 
-    def _core(
+    def _run_core(
         self, data: DynamicCovariateData, pieces: np.ndarray | None, call: Any, *args: Any
     ) -> Any:
         """Run a core function on ``data`` (every piece, or ``pieces``), restating errors about
@@ -186,7 +186,7 @@ class ParetoNBDDynamicModel(CovariateSummary, BaseModel):
         # (A fit without covariates is the Pareto/NBD, with no coefficient table.)
         self.covariates_ = spec if spec.purchase or spec.dropout else None
         try:
-            result = self._core(
+            result = self._run_core(
                 data,
                 observed,
                 lambda customers, names, design: _core.pnbd_dynamic_fit(
@@ -220,7 +220,7 @@ class ParetoNBDDynamicModel(CovariateSummary, BaseModel):
                 name, f"must be one value or one per customer ({len(data)}), got {values.size}"
             )
         horizons = np.broadcast_to(values, (len(data),)).copy()
-        out = self._core(
+        out = self._run_core(
             data,
             None,
             lambda customers, names, design: _core.pnbd_dynamic_predict(
