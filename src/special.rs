@@ -171,6 +171,80 @@ pub fn trigamma(x: f64) -> f64 {
     shift + series
 }
 
+/// `(ln Gamma(z+k) - ln Gamma(z), psi(z+k) - psi(z), psi'(z+k) - psi'(z))`: the terms of a
+/// rising factorial `Gamma(z+k) / Gamma(z)` and its first two log-derivatives.
+pub type RisingTerms = (f64, f64, f64);
+
+/// [`RisingTerms`] for `z > 0`, `k >= 0`, the trigamma difference only when `SECOND` (else 0):
+/// as a product over the `k` factors `z + j` when `k` is a small whole number (the common case,
+/// and much cheaper than the asymptotic series), else from [`ln_gamma_diff`], [`digamma_diff`]
+/// and [`trigamma`].
+#[inline]
+pub fn rising_terms<const SECOND: bool>(z: f64, k: f64) -> RisingTerms {
+    const MAX_FACTORS: f64 = 16.0;
+    if k <= MAX_FACTORS && k.fract() == 0.0 && z < 1e15 {
+        // P = prod (z + j) and its derivative P', so psi(z+k) - psi(z) = sum 1/(z+j) = P'/P
+        // (one division instead of k).
+        let (mut product, mut derivative, mut second) = (1.0, 0.0, 0.0);
+        let mut j = 0.0;
+        while j < k {
+            let factor = z + j;
+            derivative = derivative * factor + product;
+            product *= factor;
+            if SECOND {
+                second -= 1.0 / (factor * factor);
+            }
+            j += 1.0;
+        }
+        (crate::fastmath::ln(product), derivative / product, second)
+    } else {
+        let second = if SECOND {
+            trigamma(z + k) - trigamma(z)
+        } else {
+            0.0
+        };
+        (ln_gamma_diff(z, k), digamma_diff(z, k), second)
+    }
+}
+
+/// [`RisingTerms`] of one `z` for every whole `k` below a length, by running sums
+/// (`ln Gamma(z+k+1) = ln Gamma(z+k) + ln(z+k)`, and so on): built once, read by many rows that
+/// share `z` (customers share the shape `r` of the purchase rate and differ in their frequency).
+#[derive(Debug, Clone)]
+pub struct RisingTable {
+    z: f64,
+    terms: Vec<RisingTerms>,
+}
+
+impl RisingTable {
+    /// The terms of `z` for `k = 0, 1, ..., len - 1`.
+    pub fn new(z: f64, len: usize) -> Self {
+        let mut terms = Vec::with_capacity(len);
+        let (mut ln, mut psi, mut second) = (0.0, 0.0, 0.0);
+        for j in 0..len {
+            terms.push((ln, psi, second));
+            let factor = z + j as f64;
+            ln += factor.ln();
+            psi += 1.0 / factor;
+            second -= 1.0 / (factor * factor);
+        }
+        RisingTable { z, terms }
+    }
+
+    /// The terms at `k`: from the table for a whole `k` below its length, else computed by
+    /// [`rising_terms`] (the trigamma difference only when `SECOND`).
+    #[inline]
+    pub fn get<const SECOND: bool>(&self, k: f64) -> RisingTerms {
+        // (A saturating cast: NaN and negative values go to 0 and fail the equality.)
+        let i = k as usize;
+        if i as f64 == k && i < self.terms.len() {
+            self.terms[i]
+        } else {
+            rising_terms::<SECOND>(self.z, k)
+        }
+    }
+}
+
 /// `ln Gamma(z + x) - ln Gamma(z)` for `z > 0`, `x >= 0`, accurate in absolute terms to a few ulps
 /// of the result even when `z` is huge (where the difference of two `ln_gamma` values would lose
 /// everything to cancellation): Stirling's series is differenced analytically.
@@ -364,6 +438,109 @@ fn negative_binomial_sum_up(k: f64, bottom: u64, w: f64, ln_w: f64, ln_1mw: f64)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// mpmath (40 digits): `(z, k, ln Gamma(z+k) - ln Gamma(z), psi(z+k) - psi(z),
+    /// psi'(z+k) - psi'(z))`.
+    const RISING: [(f64, f64, f64, f64, f64); 4] = [
+        (
+            0.243,
+            37.0,
+            95.27661248673526,
+            7.955072454848674,
+            -18.114565398238224,
+        ),
+        (
+            3.7,
+            5.0,
+            8.539689358463255,
+            0.9375986854217203,
+            -0.18823699973141148,
+        ),
+        (
+            1e-6,
+            12.0,
+            3.6868003077861777,
+            1000003.0198757868,
+            -1000000000001.5581,
+        ),
+        (
+            2e7,
+            150.0,
+            2521.6869834763475,
+            7.499972062639221e-06,
+            -3.7499720627088315e-13,
+        ),
+    ];
+
+    #[test]
+    fn rising_terms_and_table_match_high_precision_values() {
+        let close = |got: RisingTerms, want: (f64, f64, f64), tol: f64| {
+            for (g, w) in [(got.0, want.0), (got.1, want.1), (got.2, want.2)] {
+                assert!((g - w).abs() <= tol * w.abs(), "{got:?} vs {want:?}");
+            }
+        };
+        for (z, k, ln, psi, second) in RISING {
+            let table = RisingTable::new(z, 200);
+            close(table.get::<true>(k), (ln, psi, second), 1e-12);
+            close(rising_terms::<true>(z, k), (ln, psi, second), 1e-9);
+            // Beyond the table, and without the trigamma difference.
+            let short = RisingTable::new(z, 2);
+            close(short.get::<true>(k), (ln, psi, second), 1e-9);
+            let (l, p, s) = short.get::<false>(k);
+            assert_eq!(s, 0.0);
+            close((l, p, second), (ln, psi, second), 1e-9);
+        }
+    }
+
+    #[test]
+    fn rising_table_agrees_with_the_gamma_functions_everywhere_it_is_read() {
+        for z in [1e-8, 0.05, 0.7, 1.0, 13.5, 1e6, 1e16] {
+            let table = RisingTable::new(z, 300);
+            for k in [
+                0.0,
+                1.0,
+                2.0,
+                7.0,
+                16.0,
+                17.0,
+                120.0,
+                299.0,
+                300.0,
+                2.5,
+                f64::NAN,
+            ] {
+                let (ln, psi, second) = table.get::<true>(k);
+                if k.is_nan() {
+                    assert!(ln.is_nan() || psi.is_nan());
+                    continue;
+                }
+                let want = (
+                    ln_gamma_diff(z, k),
+                    digamma_diff(z, k),
+                    trigamma(z + k) - trigamma(z),
+                );
+                assert!(
+                    (ln - want.0).abs() <= 1e-11 * want.0.abs().max(1.0),
+                    "{z} {k}"
+                );
+                assert!(
+                    (psi - want.1).abs() <= 1e-11 * want.1.abs().max(1e-300),
+                    "{z} {k}"
+                );
+                // The trigamma difference of two close large values cancels; the sum does not.
+                assert!(
+                    (second - want.2).abs() <= 1e-6 * want.2.abs() + 1e-15,
+                    "{z} {k}"
+                );
+                let small = rising_terms::<true>(z, k);
+                assert!(
+                    (small.0 - want.0).abs() <= 1e-11 * want.0.abs().max(1.0),
+                    "{z} {k}"
+                );
+                assert!((small.1 - want.1).abs() <= 1e-11 * want.1.abs().max(1e-300));
+            }
+        }
+    }
 
     #[test]
     fn beta_kernel_matches_high_precision_values() {

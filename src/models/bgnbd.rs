@@ -29,7 +29,7 @@ use crate::parallel::Exec;
 use crate::random::Rng;
 use crate::special::{
     digamma_diff, ln_gamma_diff, ln_negative_binomial_pmf, log1p_exp, logistic,
-    negative_binomial_upper_tail, trigamma, SERIES_TOLERANCE,
+    negative_binomial_upper_tail, rising_terms, trigamma, RisingTerms, SERIES_TOLERANCE,
 };
 
 /// Parameter names and domains: r, alpha (purchase rate), a, b (dropout).
@@ -679,9 +679,13 @@ impl<'a> BgNbd<'a> {
 
 /// One customer's log-likelihood with its gradient and, when `SECOND`, its Hessian in
 /// (r, alpha, a, b): the per-row form of the sums of [`BgNbd`], for data whose customers each
-/// have their own parameters (covariates).
+/// have their own alpha, a and b (covariates). `ln_p` holds the logs of the parameters (a
+/// covariate pass has them without taking logarithms) and `shape` the terms of `r` at `x`
+/// (the same for every customer with `x` purchases).
 pub fn row_derivatives<const SECOND: bool>(
     p: &BgNbdParams,
+    ln_p: &[f64; 4],
+    shape: RisingTerms,
     x: f64,
     t_x: f64,
     age: f64,
@@ -690,94 +694,104 @@ pub fn row_derivatives<const SECOND: bool>(
     let (r, alpha, a, b) = (p.r, p.alpha, p.a, p.b);
     let k = p.flips(x);
     let rx = r + x;
-    let at = alpha + age;
+    let inv_alpha = 1.0 / alpha;
+    let inv_at = 1.0 / (alpha + age);
     // ln((alpha + T) / alpha): r ln(alpha) - (r + x) ln(alpha + T) = -x ln(alpha) - (r + x) L1
     // keeps full precision when r is huge.
-    let (ln_alpha, l1, inv_at) = (ln(alpha), ln_1p(age / alpha), 1.0 / at);
-    let (ln_r, psi_r) = rising(r, x);
-    let (ln_b, psi_b) = rising(b, k);
-    let (ln_ab, psi_ab_shift) = rising(a + b, k);
-    let mut value = ln_r + ln_b - ln_ab - x * ln_alpha - rx * l1;
-    let mut gradient = [
-        psi_r - l1,
-        r / alpha - rx * inv_at,
-        -psi_ab_shift,
-        psi_b - psi_ab_shift,
-    ];
-    // The dropout weight s = logistic(odds) and q = s (1 - s), with L and D as in `add_row`.
-    let (mut s, mut q, mut l, mut d, mut inv_atx, mut ib) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    let l1 = ln_1p(age * inv_alpha);
+    let (ln_r, psi_r, trigamma_r) = shape;
+    let mut value = ln_r - x * ln_p[1] - rx * l1;
+    let mut gradient = [psi_r - l1, r * inv_alpha - rx * inv_at, 0.0, 0.0];
+    let mut hessian = [[0.0; 4]; 4];
+    if SECOND {
+        hessian[0][0] = trigamma_r;
+        hessian[0][1] = inv_alpha - inv_at;
+        hessian[1][1] = -r * inv_alpha * inv_alpha + rx * inv_at * inv_at;
+    }
+    // With no dropout coin (x = 0 in BG/NBD) a and b do not enter.
     if k > 0.0 {
-        let atx = alpha + t_x;
-        inv_atx = 1.0 / atx;
-        ib = 1.0 / (b + (k - 1.0));
-        l = ln_1p((age - t_x) * inv_atx);
-        d = inv_at - inv_atx;
-        let odds = ln(a) - ln(b + (k - 1.0)) + rx * l;
+        // ln[B(a, b+k) / B(a, b)] and its derivatives.
+        let (ln_beta, [psi_b, psi_ab], [trigamma_b, trigamma_ab]) = beta_shift::<SECOND>(a, b, k);
+        value += ln_beta;
+        gradient[2] = -psi_ab;
+        gradient[3] = psi_b - psi_ab;
+        // The dropout weight s = logistic(odds) and q = s (1 - s), with L and D as in `add_row`.
+        let inv_atx = 1.0 / (alpha + t_x);
+        let ib = 1.0 / (b + (k - 1.0));
+        let l = ln_1p((age - t_x) * inv_atx);
+        let d = inv_at - inv_atx;
+        let ln_bk = if k == 1.0 { ln_p[3] } else { ln(b + (k - 1.0)) };
+        let odds = ln_p[2] - ln_bk + rx * l;
         // ln(1 + e^odds), s = logistic(odds) and q = s (1 - s) from one exp, exact in both
         // tails (as in `add_row`).
         let e = crate::fastmath::exp(-odds.abs());
         value += odds.max(0.0) + ln_1p(e);
-        s = if odds >= 0.0 { 1.0 } else { e } / (1.0 + e);
-        q = e / ((1.0 + e) * (1.0 + e));
+        let s = if odds >= 0.0 { 1.0 } else { e } / (1.0 + e);
+        let q = e / ((1.0 + e) * (1.0 + e));
         gradient[0] += s * l;
         gradient[1] += rx * s * d;
         gradient[2] += s / a;
         gradient[3] -= s * ib;
+        if SECOND {
+            hessian[0][0] += q * l * l;
+            hessian[0][1] += s * d + rx * q * l * d;
+            hessian[0][2] = q * l / a;
+            hessian[0][3] = -q * l * ib;
+            hessian[1][1] += rx * s * (inv_atx * inv_atx - inv_at * inv_at) + rx * rx * q * d * d;
+            hessian[1][2] = rx * q * d / a;
+            hessian[1][3] = -rx * q * d * ib;
+            hessian[2][2] = -trigamma_ab + (q - s) / (a * a);
+            hessian[2][3] = -trigamma_ab - q * ib / a;
+            hessian[3][3] = trigamma_b - trigamma_ab + (s + q) * ib * ib;
+        }
     }
-    let mut hessian = [[0.0; 4]; 4];
     if SECOND {
-        let tg_ab = trigamma(a + b);
-        let tg_abx = trigamma(a + b + k);
-        let upper = [
-            (0, 0, trigamma(r + x) - trigamma(r) + q * l * l),
-            (0, 1, 1.0 / alpha - inv_at + s * d + rx * q * l * d),
-            (0, 2, q * l / a),
-            (0, 3, -q * l * ib),
-            (
-                1,
-                1,
-                -r / (alpha * alpha)
-                    + rx * inv_at * inv_at
-                    + rx * s * (inv_atx * inv_atx - inv_at * inv_at)
-                    + rx * rx * q * d * d,
-            ),
-            (1, 2, rx * q * d / a),
-            (1, 3, -rx * q * d * ib),
-            (2, 2, tg_ab - tg_abx + (q - s) / (a * a)),
-            (2, 3, tg_ab - tg_abx - q * ib / a),
-            (
-                3,
-                3,
-                trigamma(b + k) - tg_abx - trigamma(b) + tg_ab + (s + q) * ib * ib,
-            ),
-        ];
-        for (i, j, v) in upper {
-            hessian[i][j] = v;
-            hessian[j][i] = v;
+        for i in 0..4 {
+            for j in 0..i {
+                hessian[i][j] = hessian[j][i];
+            }
         }
     }
     (value, gradient, hessian)
 }
 
-/// `(ln Gamma(z+k) - ln Gamma(z), psi(z+k) - psi(z))` for `z > 0`, `k >= 0`: as a product and
-/// a sum over the `k` factors `z + j` when `k` is a small whole number (the common case, and
-/// much cheaper than the asymptotic series), else from [`ln_gamma_diff`] and [`digamma_diff`].
+/// `ln[B(a, b+k) / B(a, b)] = [ln Gamma(b+k) - ln Gamma(b)] - [ln Gamma(a+b+k) - ln Gamma(a+b)]`
+/// with the digamma differences `[psi(b+k) - psi(b), psi(a+b+k) - psi(a+b)]` and, when
+/// `SECOND`, the trigamma differences (else 0). For a small whole `k` both rising products
+/// are formed in one loop and share one logarithm.
 #[inline]
-fn rising(z: f64, k: f64) -> (f64, f64) {
+fn beta_shift<const SECOND: bool>(a: f64, b: f64, k: f64) -> (f64, [f64; 2], [f64; 2]) {
     const MAX_FACTORS: f64 = 16.0;
-    if k <= MAX_FACTORS && k.fract() == 0.0 && z < 1e15 {
-        // P = prod (z + j) and its derivative P' (so psi(z+k) - psi(z) = sum 1/(z+j) = P'/P,
-        // one division instead of k).
-        let (mut product, mut derivative) = (1.0, 0.0);
+    let ab = a + b;
+    if k <= MAX_FACTORS && k.fract() == 0.0 && ab < 1e15 {
+        // Products P and their derivatives P' (psi(z+k) - psi(z) = P'/P) as in `rising_terms`.
+        let (mut p_b, mut d_b, mut p_ab, mut d_ab) = (1.0, 0.0, 1.0, 0.0);
+        let (mut second_b, mut second_ab) = (0.0, 0.0);
         let mut j = 0.0;
         while j < k {
-            derivative = derivative * (z + j) + product;
-            product *= z + j;
+            let (f_b, f_ab) = (b + j, ab + j);
+            d_b = d_b * f_b + p_b;
+            p_b *= f_b;
+            d_ab = d_ab * f_ab + p_ab;
+            p_ab *= f_ab;
+            if SECOND {
+                second_b -= 1.0 / (f_b * f_b);
+                second_ab -= 1.0 / (f_ab * f_ab);
+            }
             j += 1.0;
         }
-        (crate::fastmath::ln(product), derivative / product)
+        // The ratio is below 1; below the normal range (a >> b) the two logs are taken apart.
+        let ratio = p_b / p_ab;
+        let ln_ratio = if ratio >= f64::MIN_POSITIVE {
+            crate::fastmath::ln(ratio)
+        } else {
+            crate::fastmath::ln(p_b) - crate::fastmath::ln(p_ab)
+        };
+        (ln_ratio, [d_b / p_b, d_ab / p_ab], [second_b, second_ab])
     } else {
-        (ln_gamma_diff(z, k), digamma_diff(z, k))
+        let (ln_b, psi_b, second_b) = rising_terms::<SECOND>(b, k);
+        let (ln_ab, psi_ab, second_ab) = rising_terms::<SECOND>(ab, k);
+        (ln_b - ln_ab, [psi_b, psi_ab], [second_b, second_ab])
     }
 }
 
@@ -1162,6 +1176,63 @@ mod tests {
     use crate::models::testing::cdnow;
 
     const PUBLISHED: BgNbdParams = BgNbdParams::new(0.242594, 4.413587, 0.792925, 2.425891);
+
+    #[test]
+    fn beta_shift_matches_its_definition() {
+        // For a whole k the terms are finite sums over the factors (b + j) and (a + b + j);
+        // otherwise the gamma functions. Including a >> b, where the ratio of the two rising
+        // products underflows, and b so small that psi(b) itself is imprecise.
+        let reference = |a: f64, b: f64, k: f64| -> (f64, [f64; 2], [f64; 2]) {
+            if k.fract() != 0.0 {
+                return (
+                    ln_gamma_diff(b, k) - ln_gamma_diff(a + b, k),
+                    [digamma_diff(b, k), digamma_diff(a + b, k)],
+                    [
+                        trigamma(b + k) - trigamma(b),
+                        trigamma(a + b + k) - trigamma(a + b),
+                    ],
+                );
+            }
+            let factors = |z: f64| (0..k as usize).map(move |j| z + j as f64);
+            let ln: f64 =
+                factors(b).map(f64::ln).sum::<f64>() - factors(a + b).map(f64::ln).sum::<f64>();
+            let psi = |z: f64| factors(z).map(|f| 1.0 / f).sum::<f64>();
+            let second = |z: f64| -factors(z).map(|f| 1.0 / (f * f)).sum::<f64>();
+            (ln, [psi(b), psi(a + b)], [second(b), second(a + b)])
+        };
+        let close = |got: f64, want: f64, tol: f64| (got - want).abs() <= tol * want.abs().max(1.0);
+        for (a, b) in [
+            (0.79, 2.43),
+            (1e-9, 5.0),
+            (40.0, 1e-3),
+            (1e14, 1e-150),
+            (3.0, 2e15),
+        ] {
+            for k in [1.0_f64, 2.0, 5.0, 16.0, 17.0, 60.0, 3.5] {
+                if b < 1e-100 && k.fract() != 0.0 {
+                    continue;
+                }
+                let got = beta_shift::<true>(a, b, k);
+                let want = reference(a, b, k);
+                assert!(
+                    close(got.0, want.0, 1e-12),
+                    "{a} {b} {k}: {got:?} vs {want:?}"
+                );
+                for i in 0..2 {
+                    assert!(
+                        close(got.1[i], want.1[i], 1e-12),
+                        "{a} {b} {k}: {got:?} vs {want:?}"
+                    );
+                    assert!(
+                        close(got.2[i], want.2[i], 1e-9),
+                        "{a} {b} {k}: {got:?} vs {want:?}"
+                    );
+                }
+                let first = beta_shift::<false>(a, b, k);
+                assert_eq!((first.0, first.1, first.2), (got.0, got.1, [0.0, 0.0]));
+            }
+        }
+    }
 
     fn rel(a: f64, b: f64) -> f64 {
         ((a - b) / b).abs()

@@ -28,6 +28,7 @@ use crate::data::{Rfm, RfmColumns, RfmNames};
 use crate::error::{ClvError, Result};
 use crate::fit::{fit, Domain, FitOptions, FitResult, Likelihood, ParamSpec};
 use crate::parallel::Exec;
+use crate::special::{RisingTable, RisingTerms};
 
 /// The process a covariate acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,13 +40,18 @@ pub enum Process {
 /// A model whose per-customer parameters covariates can shift.
 pub trait CovariateModel: RfmModel + Send {
     /// `(parameter index, process, sign)`: parameter `k` of customer `i` is
-    /// `theta_k exp(sign * z_process,i . g_process)`.
+    /// `theta_k exp(sign * z_process,i . g_process)`. Never parameter 0 (`r`, the shape of the
+    /// purchase rate), and one sign per process.
     const LINKS: &'static [(usize, Process, f64)];
 
     /// One customer's log-likelihood with its gradient and, when `SECOND`, its Hessian in the
-    /// natural parameters (in [`RfmModel::specs`] order).
+    /// natural parameters (in [`RfmModel::specs`] order). `ln_params` are the parameters' logs
+    /// and `shape` the terms of `r` at the customer's frequency `x` (no covariate shifts `r`, so
+    /// a pass reads them from a [`RisingTable`]).
     fn row_derivatives<const SECOND: bool>(
         params: &[f64; 4],
+        ln_params: &[f64; 4],
+        shape: RisingTerms,
         x: f64,
         t_x: f64,
         age: f64,
@@ -245,23 +251,6 @@ impl<'a> CovariateRows<'a> {
         ]
     }
 
-    /// The linear predictors `z_process,i . g_process` of row `i`.
-    #[inline]
-    fn shifts(&self, links: &Links, coefficients: &[f64], i: usize) -> [f64; 2] {
-        let dot = |values: &[f64], columns: &[usize]| -> f64 {
-            let p = columns.len();
-            let row = &values[i * p..(i + 1) * p];
-            row.iter()
-                .zip(columns)
-                .map(|(z, &c)| z * coefficients[c])
-                .sum()
-        };
-        [
-            dot(&self.purchase, &links.purchase),
-            dot(&self.dropout, &links.dropout),
-        ]
-    }
-
     /// Every `stride`-th row (the warm-start subsample).
     fn subsample(&self, links: &Links, stride: usize) -> CovariateRows<'static> {
         let pick = |v: &[f64]| -> Cow<'static, [f64]> {
@@ -290,27 +279,73 @@ impl<'a> CovariateRows<'a> {
     }
 }
 
+/// The sign with which each process's linear predictor enters the logs of the parameters it
+/// shifts (every link of one process has the same sign: checked by a test).
+#[inline]
+fn process_signs<M: CovariateModel>() -> [f64; 2] {
+    let mut signs = [1.0; 2];
+    for &(_, process, sign) in M::LINKS {
+        signs[process as usize] = sign;
+    }
+    signs
+}
+
+/// One point of the parameter space, prepared for a pass over the customers: the shared
+/// parameters with their logs, and the coefficient of each covariate column of each process
+/// (tied columns repeat theirs), so that a linear predictor is a plain dot product.
+struct Point {
+    theta: [f64; 4],
+    ln_theta: [f64; 4],
+    coefficients: [Vec<f64>; 2],
+}
+
+impl Point {
+    fn new(links: &Links, params: &[f64]) -> Self {
+        let theta = [params[0], params[1], params[2], params[3]];
+        let gather = |columns: &[usize]| columns.iter().map(|&c| params[4 + c]).collect();
+        Point {
+            theta,
+            ln_theta: theta.map(f64::ln),
+            coefficients: [gather(&links.purchase), gather(&links.dropout)],
+        }
+    }
+
+    /// The parameters of a customer with covariate rows `z` (purchase, dropout) and their
+    /// logs: each shifted log is the shared one plus `sign z . g` of its process, so the logs
+    /// come without a logarithm and one exponential per process serves all its parameters.
+    #[inline]
+    fn customer<M: CovariateModel>(&self, z: [&[f64]; 2]) -> ([f64; 4], [f64; 4]) {
+        let signs = process_signs::<M>();
+        let shift: [f64; 2] = std::array::from_fn(|process| {
+            let dot: f64 = z[process]
+                .iter()
+                .zip(&self.coefficients[process])
+                .map(|(v, g)| v * g)
+                .sum();
+            signs[process] * dot
+        });
+        let factor = shift.map(crate::fastmath::exp);
+        let (mut theta, mut ln_theta) = (self.theta, self.ln_theta);
+        for &(k, process, _) in M::LINKS {
+            theta[k] *= factor[process as usize];
+            ln_theta[k] += shift[process as usize];
+        }
+        (theta, ln_theta)
+    }
+}
+
 /// The parameters of customer `i`: the shared ones (`params[..4]`) shifted by the
 /// covariates with the coefficients `params[4..]`.
-#[inline]
+#[cfg(test)]
 fn customer_params<M: CovariateModel>(
     rows: &CovariateRows<'_>,
     links: &Links,
     params: &[f64],
     i: usize,
 ) -> [f64; 4] {
-    let shifts = rows.shifts(links, &params[4..], i);
-    params_at::<M>(params, shifts)
-}
-
-/// The shared parameters `params[..4]` shifted by the linear predictors of the two processes.
-#[inline]
-fn params_at<M: CovariateModel>(params: &[f64], shifts: [f64; 2]) -> [f64; 4] {
-    let mut theta = [params[0], params[1], params[2], params[3]];
-    for &(k, process, sign) in M::LINKS {
-        theta[k] *= crate::fastmath::exp(sign * shifts[process as usize]);
-    }
-    theta
+    Point::new(links, params)
+        .customer::<M>(rows.covariates(links, i))
+        .0
 }
 
 /// Each customer's model, for predictions. Fails naming the row if a customer's parameters
@@ -322,9 +357,10 @@ pub fn customer_models<M: CovariateModel>(
     exec: &Exec,
 ) -> Result<Vec<M>> {
     check_param_count::<M>(links, params)?;
+    let point = Point::new(links, params);
     let indices: Vec<usize> = (0..rows.len()).collect();
     let models: Vec<Result<M>> = exec.map(&indices, |&i| {
-        M::from_slice(&customer_params::<M>(rows, links, params, i)).map_err(|e| {
+        M::from_slice(&point.customer::<M>(rows.covariates(links, i)).0).map_err(|e| {
             ClvError::invalid_data(
                 "covariates",
                 Some(i),
@@ -367,6 +403,8 @@ pub struct CovariateLikelihood<'r, 'a, M: CovariateModel> {
     rows: &'r CovariateRows<'a>,
     links: &'r Links,
     specs: Vec<ParamSpec>,
+    /// Length of the per-frequency table of the terms of `r` ([`RisingTable`]).
+    shape_len: usize,
     _model: std::marker::PhantomData<M>,
 }
 
@@ -376,57 +414,49 @@ impl<'r, 'a, M: CovariateModel> CovariateLikelihood<'r, 'a, M> {
             rows,
             links,
             specs: coefficient_specs::<M>(links),
+            shape_len: shape_table_len(&rows.frequency),
             _model: std::marker::PhantomData,
         }
     }
 }
 
-/// Add one customer's (or one group's) weighted log-likelihood `ll` and gradient `g` (natural
-/// parameters `theta`) to `acc` = [value, d/d log shared, d/d coefficients]:
-/// `d ll / d v = sum_k g_k theta_k d ln theta_k / d v`, where `d ln theta_k / d v` is 1 for the
-/// log of its own shared parameter and `sign z` for each coefficient of its process.
-#[inline]
-fn add_gradient<M: CovariateModel>(
-    acc: &mut [f64],
-    links: &Links,
-    z: [&[f64]; 2],
-    w: f64,
-    theta: &[f64; 4],
-    ll: f64,
-    g: &[f64; 4],
-) {
-    acc[0] += w * ll;
-    let g_log: [f64; 4] = std::array::from_fn(|k| w * g[k] * theta[k]);
-    for k in 0..4 {
-        acc[1 + k] += g_log[k];
-    }
-    for &(k, process, sign) in M::LINKS {
-        let scaled = sign * g_log[k];
-        for (value, &c) in z[process as usize].iter().zip(links.columns(process)) {
-            acc[5 + c] += scaled * value;
-        }
-    }
+/// Tables of the terms of `r` cover whole frequencies up to the data's largest, at most this
+/// many (larger frequencies compute theirs).
+const MAX_SHAPE_TABLE: usize = 1 << 16;
+
+/// The length of a [`RisingTable`] that covers every whole frequency of `frequency` (capped).
+fn shape_table_len(frequency: &[f64]) -> usize {
+    let largest = frequency
+        .iter()
+        .filter(|x| x.is_finite())
+        .fold(0.0_f64, |m, &x| m.max(x));
+    (largest.min(MAX_SHAPE_TABLE as f64) as usize) + 1
 }
 
 /// Column coordinates: the logs of the four shared parameters, then one coordinate per
 /// purchase column and per dropout column (tied columns are separate here and summed into their
-/// coefficient by [`ColumnHessian::to_coefficients`]).
+/// coefficient by [`Columns::gradient`] and [`Columns::hessian`]).
 ///
 /// Each per-customer parameter's log is its shared log plus `sign z . g` of its process, so a
-/// customer's Hessian in the column coordinates is `w s_i s_j Hr[r_i][r_j]`, with `Hr` the 6 x 6
-/// Hessian in (log shared parameters, purchase predictor, dropout predictor), `r_i` the reduced
-/// coordinate of column `i` and `s_i` its scale (1, or the covariate value): O(C^2) per customer
-/// with no matrix products.
-struct ColumnHessian {
+/// customer's gradient in the column coordinates is `w s_i g_r[r_i]` and its Hessian
+/// `w s_i s_j Hr[r_i][r_j]`, with `g_r` and `Hr` the gradient and 6 x 6 Hessian in the reduced
+/// coordinates (log shared parameters, purchase predictor, dropout predictor), `r_i` the reduced
+/// coordinate of column `i` and `s_i` its scale (1, or the covariate value): O(C^2) per
+/// customer with no matrix products.
+struct Columns {
     /// Reduced coordinate of each column coordinate (0..4 shared, 4 purchase, 5 dropout).
     reduced: Vec<usize>,
     /// Coefficient (0..4 shared, then 4 + coefficient index) of each column coordinate.
     coefficient: Vec<usize>,
-    /// Scales of the current customer.
-    scale: Vec<f64>,
+    /// Scratch: each reduced Hessian row expanded over the column coordinates of the current
+    /// customer (`Hr[u][r_j] s_j`), `6 x C`.
+    expanded: Vec<f64>,
 }
 
-impl ColumnHessian {
+/// The gradient (6) and Hessian (6 x 6) in the reduced coordinates.
+type Reduced = ([f64; 6], [[f64; 6]; 6]);
+
+impl Columns {
     fn new(links: &Links) -> Self {
         let (p, q) = (links.purchase.len(), links.dropout.len());
         let mut reduced: Vec<usize> = (0..4).collect();
@@ -434,23 +464,95 @@ impl ColumnHessian {
         reduced.extend(std::iter::repeat(5).take(q));
         let mut coefficient: Vec<usize> = (0..4).collect();
         coefficient.extend(links.purchase.iter().chain(&links.dropout).map(|c| 4 + c));
-        ColumnHessian {
-            scale: vec![1.0; reduced.len()],
+        Columns {
+            expanded: vec![0.0; 6 * reduced.len()],
             reduced,
             coefficient,
         }
     }
 
-    /// Width of the accumulator: gradient (C) and Hessian (C x C, upper triangle used).
-    fn width(&self) -> usize {
-        let c = self.reduced.len();
+    /// Number of column coordinates.
+    fn len(&self) -> usize {
+        self.reduced.len()
+    }
+
+    /// Width of the Hessian accumulator: gradient (C) and Hessian (C x C, upper triangle used).
+    fn hessian_width(&self) -> usize {
+        let c = self.len();
         c + c * c
+    }
+
+    /// Add one customer's (or group's) weighted log-likelihood `ll` and gradient `g` (natural
+    /// parameters `theta`) to `acc` = [value, gradient in the column coordinates].
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn add_gradient<M: CovariateModel>(
+        acc: &mut [f64],
+        z: [&[f64]; 2],
+        w: f64,
+        theta: &[f64; 4],
+        ll: f64,
+        g: &[f64; 4],
+    ) {
+        acc[0] += w * ll;
+        let g_log: [f64; 4] = std::array::from_fn(|k| w * g[k] * theta[k]);
+        let mut g_process = [0.0; 2];
+        for &(k, process, sign) in M::LINKS {
+            g_process[process as usize] += sign * g_log[k];
+        }
+        let (shared, columns) = acc[1..].split_at_mut(4);
+        for (a, v) in shared.iter_mut().zip(g_log) {
+            *a += v;
+        }
+        let (purchase, dropout) = columns.split_at_mut(z[0].len());
+        for (a, v) in purchase.iter_mut().zip(z[0]) {
+            *a += g_process[0] * v;
+        }
+        for (a, v) in dropout.iter_mut().zip(z[1]) {
+            *a += g_process[1] * v;
+        }
+    }
+
+    /// The gradient and Hessian of one customer in the reduced coordinates, from those in its
+    /// natural parameters: `d ln theta_k / d u` is 1 for the log of its own shared parameter and
+    /// `sign` for its process's predictor.
+    #[inline]
+    fn reduced<M: CovariateModel>(theta: &[f64; 4], g: &[f64; 4], h: &[[f64; 4]; 4]) -> Reduced {
+        let g_log: [f64; 4] = std::array::from_fn(|a| g[a] * theta[a]);
+        let h_log: [[f64; 4]; 4] = std::array::from_fn(|a| {
+            std::array::from_fn(|b| {
+                theta[a] * theta[b] * h[a][b] + if a == b { g_log[a] } else { 0.0 }
+            })
+        });
+        let mut g_r = [0.0; 6];
+        g_r[..4].copy_from_slice(&g_log);
+        // Columns first (h_log times the map), then rows.
+        let mut right = [[0.0; 6]; 4];
+        for (row, h_row) in right.iter_mut().zip(&h_log) {
+            row[..4].copy_from_slice(h_row);
+        }
+        for &(k, process, sign) in M::LINKS {
+            let u = 4 + process as usize;
+            g_r[u] += sign * g_log[k];
+            for (row, h_row) in right.iter_mut().zip(&h_log) {
+                row[u] += sign * h_row[k];
+            }
+        }
+        let mut h_r = [[0.0; 6]; 6];
+        h_r[..4].copy_from_slice(&right);
+        for &(k, process, sign) in M::LINKS {
+            let u = 4 + process as usize;
+            for (value, r) in h_r[u].iter_mut().zip(&right[k]) {
+                *value += sign * r;
+            }
+        }
+        (g_r, h_r)
     }
 
     /// Add one customer's (or group's) weighted gradient and Hessian (natural parameters
     /// `theta`, gradient `g`, Hessian `h`) in the column coordinates to `acc`.
     #[allow(clippy::too_many_arguments)]
-    fn add<M: CovariateModel>(
+    fn add_hessian<M: CovariateModel>(
         &mut self,
         acc: &mut [f64],
         z: [&[f64]; 2],
@@ -459,79 +561,71 @@ impl ColumnHessian {
         g: &[f64; 4],
         h: &[[f64; 4]; 4],
     ) {
-        // In the logs of the customer's own parameters.
-        let g_log: [f64; 4] = std::array::from_fn(|a| g[a] * theta[a]);
-        let h_log: [[f64; 4]; 4] = std::array::from_fn(|a| {
-            std::array::from_fn(|b| {
-                theta[a] * theta[b] * h[a][b] + if a == b { g_log[a] } else { 0.0 }
-            })
-        });
-        // d ln theta_k / d reduced coordinate: 1 for its own shared log, `sign` for its
-        // process's predictor.
-        let mut m = [[0.0; 6]; 4];
-        for (k, row) in m.iter_mut().enumerate() {
-            row[k] = 1.0;
-        }
-        for &(k, process, sign) in M::LINKS {
-            m[k][4 + process as usize] = sign;
-        }
-        let g_r: [f64; 6] = std::array::from_fn(|u| (0..4).map(|a| m[a][u] * g_log[a]).sum());
-        let h_r: [[f64; 6]; 6] = std::array::from_fn(|u| {
-            std::array::from_fn(|v| {
-                (0..4)
-                    .map(|a| m[a][u] * (0..4).map(|b| h_log[a][b] * m[b][v]).sum::<f64>())
-                    .sum()
-            })
-        });
-        let c = self.reduced.len();
+        let (g_r, h_r) = Self::reduced::<M>(theta, g, h);
+        let c = self.len();
         let (zp, zd) = (z[0], z[1]);
-        self.scale[4..4 + zp.len()].copy_from_slice(zp);
-        self.scale[4 + zp.len()..].copy_from_slice(zd);
+        for (row, h_row) in self.expanded.chunks_exact_mut(c).zip(&h_r) {
+            row[..4].copy_from_slice(&h_row[..4]);
+            let (purchase, dropout) = row[4..].split_at_mut(zp.len());
+            for (value, v) in purchase.iter_mut().zip(zp) {
+                *value = h_row[4] * v;
+            }
+            for (value, v) in dropout.iter_mut().zip(zd) {
+                *value = h_row[5] * v;
+            }
+        }
         let (gradient, hessian) = acc.split_at_mut(c);
         for i in 0..c {
-            let si = w * self.scale[i];
-            let ri = self.reduced[i];
-            gradient[i] += si * g_r[ri];
-            let row = &mut hessian[i * c..(i + 1) * c];
-            let h_row = &h_r[ri];
-            for j in i..c {
-                row[j] += si * self.scale[j] * h_row[self.reduced[j]];
+            let scale = match i {
+                0..=3 => w,
+                _ if i < 4 + zp.len() => w * zp[i - 4],
+                _ => w * zd[i - 4 - zp.len()],
+            };
+            let u = self.reduced[i];
+            gradient[i] += scale * g_r[u];
+            let row = &mut hessian[i * c + i..(i + 1) * c];
+            let expanded = &self.expanded[u * c + i..(u + 1) * c];
+            for (value, e) in row.iter_mut().zip(expanded) {
+                *value += scale * e;
             }
         }
     }
 
-    /// The accumulated column sums as [gradient (k), Hessian (k x k, full)] in (log shared
-    /// parameters, coefficients): tied columns summed into their coefficient.
-    fn to_coefficients(&self, acc: &[f64], k: usize) -> Vec<f64> {
-        let c = self.reduced.len();
-        let mut out = vec![0.0; k + k * k];
+    /// The log-likelihood and its gradient in the natural scale of the shared parameters and
+    /// the coefficients, from the sums of [`Columns::add_gradient`].
+    fn gradient(&self, params: &[f64], acc: &[f64]) -> (f64, Vec<f64>) {
+        let mut gradient = vec![0.0; params.len()];
+        for (&c, v) in self.coefficient.iter().zip(&acc[1..]) {
+            gradient[c] += v;
+        }
+        for m in 0..4 {
+            gradient[m] /= params[m];
+        }
+        (acc[0], gradient)
+    }
+
+    /// The Hessian in the natural scale of the shared parameters and the coefficients, from the
+    /// sums of [`Columns::add_hessian`]: tied columns summed into their coefficient.
+    fn hessian(&self, params: &[f64], acc: &[f64]) -> Vec<Vec<f64>> {
+        let (c, k) = (self.len(), params.len());
+        let mut sums = vec![0.0; k + k * k];
         for i in 0..c {
             let ci = self.coefficient[i];
-            out[ci] += acc[i];
+            sums[ci] += acc[i];
             for j in i..c {
                 let (cj, v) = (self.coefficient[j], acc[c + i * c + j]);
-                out[k + ci * k + cj] += v;
+                sums[k + ci * k + cj] += v;
                 if i != j {
-                    out[k + cj * k + ci] += v;
+                    sums[k + cj * k + ci] += v;
                 }
             }
         }
-        out
+        natural_hessian(params, &sums)
     }
-}
-
-/// The log-likelihood and its gradient in the natural scale of the shared parameters (and the
-/// coefficients) from the sums of [`add_gradient`] in (log shared parameters, coefficients).
-fn natural_gradient(params: &[f64], acc: &[f64]) -> (f64, Vec<f64>) {
-    let mut gradient = acc[1..].to_vec();
-    for m in 0..4 {
-        gradient[m] /= params[m];
-    }
-    (acc[0], gradient)
 }
 
 /// The Hessian in the natural scale of the shared parameters (and the coefficients) from the
-/// gradient and Hessian sums of [`ColumnHessian`] in (log shared parameters, coefficients).
+/// gradient and Hessian sums in (log shared parameters, coefficients).
 fn natural_hessian(params: &[f64], acc: &[f64]) -> Vec<Vec<f64>> {
     let k = params.len();
     let (g_v, h_v) = acc.split_at(k);
@@ -566,48 +660,55 @@ impl<M: CovariateModel> Likelihood for CovariateLikelihood<'_, '_, M> {
     }
 
     fn loglik_and_gradient(&self, params: &[f64], exec: &Exec) -> (f64, Vec<f64>) {
-        let k = params.len();
-        let rows = self.rows;
-        let links = self.links;
-        let acc = exec.chunked_sum(rows.len(), 1 + k, |range, acc| {
+        let (rows, links) = (self.rows, self.links);
+        let columns = Columns::new(links);
+        let point = Point::new(links, params);
+        let shape = RisingTable::new(params[0], self.shape_len);
+        let acc = exec.chunked_sum(rows.len(), 1 + columns.len(), |range, acc| {
             for i in range {
-                let theta = customer_params::<M>(rows, links, params, i);
+                let z = rows.covariates(links, i);
+                let (theta, ln_theta) = point.customer::<M>(z);
+                let x = rows.frequency[i];
                 let (ll, g, _) = M::row_derivatives::<false>(
                     &theta,
-                    rows.frequency[i],
+                    &ln_theta,
+                    shape.get::<false>(x),
+                    x,
                     rows.recency[i],
                     rows.age[i],
                 );
-                let w = rows.weight(i);
-                add_gradient::<M>(acc, links, rows.covariates(links, i), w, &theta, ll, &g);
+                Columns::add_gradient::<M>(acc, z, rows.weight(i), &theta, ll, &g);
             }
         });
-        natural_gradient(params, &acc)
+        columns.gradient(params, &acc)
     }
 
     /// `sum_i A_i' H_i A_i` in (log shared parameters, coefficients), with `H_i` the row's
     /// Hessian in the logs of its own parameters and `A_i` their (constant) derivatives, mapped
     /// to the natural scale of the shared parameters.
     fn hessian(&self, params: &[f64], exec: &Exec) -> Option<Vec<Vec<f64>>> {
-        let k = params.len();
-        let rows = self.rows;
-        let links = self.links;
-        let columns = ColumnHessian::new(links);
-        let acc = exec.chunked_sum(rows.len(), columns.width(), |range, acc| {
-            let mut columns = ColumnHessian::new(links);
+        let (rows, links) = (self.rows, self.links);
+        let columns = Columns::new(links);
+        let point = Point::new(links, params);
+        let shape = RisingTable::new(params[0], self.shape_len);
+        let acc = exec.chunked_sum(rows.len(), columns.hessian_width(), |range, acc| {
+            let mut columns = Columns::new(links);
             for i in range {
-                let theta = customer_params::<M>(rows, links, params, i);
+                let z = rows.covariates(links, i);
+                let (theta, ln_theta) = point.customer::<M>(z);
+                let x = rows.frequency[i];
                 let (_, g, h) = M::row_derivatives::<true>(
                     &theta,
-                    rows.frequency[i],
+                    &ln_theta,
+                    shape.get::<true>(x),
+                    x,
                     rows.recency[i],
                     rows.age[i],
                 );
-                let z = rows.covariates(links, i);
-                columns.add::<M>(acc, z, rows.weight(i), &theta, &g, &h);
+                columns.add_hessian::<M>(acc, z, rows.weight(i), &theta, &g, &h);
             }
         });
-        Some(natural_hessian(params, &columns.to_coefficients(&acc, k)))
+        Some(columns.hessian(params, &acc))
     }
 }
 
@@ -688,18 +789,6 @@ impl Groups {
             &self.dropout[g * q..(g + 1) * q],
         ]
     }
-
-    fn shifts(&self, links: &Links, coefficients: &[f64], g: usize) -> [f64; 2] {
-        let z = self.covariates(links, g);
-        let dot = |values: &[f64], columns: &[usize]| -> f64 {
-            values
-                .iter()
-                .zip(columns)
-                .map(|(v, &c)| v * coefficients[c])
-                .sum()
-        };
-        [dot(z[0], &links.purchase), dot(z[1], &links.dropout)]
-    }
 }
 
 /// The likelihood of a covariate model over [`Groups`]: per group, the base model's
@@ -736,31 +825,33 @@ impl<M: CovariateModel> Likelihood for GroupedLikelihood<'_, M> {
     }
 
     fn loglik_and_gradient(&self, params: &[f64], exec: &Exec) -> (f64, Vec<f64>) {
-        let mut acc = vec![0.0; 1 + params.len()];
+        let columns = Columns::new(self.links);
+        let point = Point::new(self.links, params);
+        let mut acc = vec![0.0; 1 + columns.len()];
         for (g, data) in self.groups.data.iter().enumerate() {
-            let theta = params_at::<M>(params, self.groups.shifts(self.links, &params[4..], g));
-            let (ll, grad, _) = M::group_derivatives::<false>(&theta, data, exec);
             let z = self.groups.covariates(self.links, g);
-            add_gradient::<M>(&mut acc, self.links, z, 1.0, &theta, ll, &grad);
+            let (theta, _) = point.customer::<M>(z);
+            let (ll, grad, _) = M::group_derivatives::<false>(&theta, data, exec);
+            Columns::add_gradient::<M>(&mut acc, z, 1.0, &theta, ll, &grad);
         }
-        natural_gradient(params, &acc)
+        columns.gradient(params, &acc)
     }
 
     fn hessian(&self, params: &[f64], exec: &Exec) -> Option<Vec<Vec<f64>>> {
-        let k = params.len();
-        let mut columns = ColumnHessian::new(self.links);
-        let mut acc = vec![0.0; columns.width()];
+        let mut columns = Columns::new(self.links);
+        let point = Point::new(self.links, params);
+        let mut acc = vec![0.0; columns.hessian_width()];
         for (g, data) in self.groups.data.iter().enumerate() {
-            let theta = params_at::<M>(params, self.groups.shifts(self.links, &params[4..], g));
+            let z = self.groups.covariates(self.links, g);
+            let (theta, _) = point.customer::<M>(z);
             let (_, grad, h) = M::group_derivatives::<true>(&theta, data, exec);
             if h.iter().flatten().any(|v| v.is_nan()) {
                 // The base model has no closed-form Hessian: difference the gradient.
                 return None;
             }
-            let z = self.groups.covariates(self.links, g);
-            columns.add::<M>(&mut acc, z, 1.0, &theta, &grad, &h);
+            columns.add_hessian::<M>(&mut acc, z, 1.0, &theta, &grad, &h);
         }
-        Some(natural_hessian(params, &columns.to_coefficients(&acc, k)))
+        Some(columns.hessian(params, &acc))
     }
 }
 
@@ -876,12 +967,14 @@ impl CovariateModel for super::BgNbdParams {
 
     fn row_derivatives<const SECOND: bool>(
         params: &[f64; 4],
+        ln_params: &[f64; 4],
+        shape: RisingTerms,
         x: f64,
         t_x: f64,
         age: f64,
     ) -> super::RowDerivatives {
         let p = super::BgNbdParams::new(params[0], params[1], params[2], params[3]);
-        super::bgnbd::row_derivatives::<SECOND>(&p, x, t_x, age)
+        super::bgnbd::row_derivatives::<SECOND>(&p, ln_params, shape, x, t_x, age)
     }
 
     fn group_derivatives<const SECOND: bool>(
@@ -898,12 +991,14 @@ impl CovariateModel for super::MbgNbdParams {
 
     fn row_derivatives<const SECOND: bool>(
         params: &[f64; 4],
+        ln_params: &[f64; 4],
+        shape: RisingTerms,
         x: f64,
         t_x: f64,
         age: f64,
     ) -> super::RowDerivatives {
         let p = super::MbgNbdParams::new(params[0], params[1], params[2], params[3]);
-        super::bgnbd::row_derivatives::<SECOND>(&p.0, x, t_x, age)
+        super::bgnbd::row_derivatives::<SECOND>(&p.0, ln_params, shape, x, t_x, age)
     }
 
     fn group_derivatives<const SECOND: bool>(
@@ -921,11 +1016,13 @@ impl CovariateModel for super::ParetoNbdParams {
 
     fn row_derivatives<const SECOND: bool>(
         params: &[f64; 4],
+        _ln_params: &[f64; 4],
+        shape: RisingTerms,
         x: f64,
         t_x: f64,
         age: f64,
     ) -> super::RowDerivatives {
-        super::pnbd::row_derivatives::<SECOND>(params, x, t_x, age)
+        super::pnbd::row_derivatives::<SECOND>(params, shape, x, t_x, age)
     }
 
     fn group_derivatives<const SECOND: bool>(
@@ -943,6 +1040,24 @@ mod tests {
     use crate::models::testing::rel;
     use crate::models::{BgNbdParams, MbgNbdParams, ParetoNbdParams};
     use crate::random::Rng;
+
+    /// What [`Point::customer`] relies on: no link shifts `r` (whose terms a pass tabulates by
+    /// frequency) and each process shifts its parameters with one sign.
+    fn check_links<M: CovariateModel>() {
+        let signs = process_signs::<M>();
+        for &(k, process, sign) in M::LINKS {
+            assert!(k != 0 && k < 4, "{}: link to parameter {k}", M::NAME);
+            assert_eq!(sign, signs[process as usize], "{}", M::NAME);
+            assert_eq!(sign.abs(), 1.0);
+        }
+    }
+
+    #[test]
+    fn links_leave_r_alone_with_one_sign_per_process() {
+        check_links::<BgNbdParams>();
+        check_links::<MbgNbdParams>();
+        check_links::<ParetoNbdParams>();
+    }
 
     /// Simulated summaries (x, t_x, T), covariate matrices (purchase, dropout) and links.
     type Simulated = (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, Links);

@@ -39,7 +39,7 @@ use crate::fit::{
 };
 use crate::parallel::Exec;
 use crate::quadrature::integrate;
-use crate::special::{logistic, trigamma};
+use crate::special::{logistic, trigamma, RisingTerms};
 
 /// Parameter names and domains: r, alpha (purchase rate), s, beta (dropout rate).
 pub static PARAMS: [ParamSpec; 4] = [
@@ -756,21 +756,16 @@ impl Likelihood for ParetoNbd<'_> {
 /// One customer's log-likelihood with its gradient and, when `SECOND`, its (full) Hessian in
 /// (r, alpha, s, beta): the dual-free series where it serves the row, else the exact dual
 /// gradient and central differences of it. For data whose customers each have their own
-/// parameters (covariates).
+/// parameters (covariates); `shape` holds the terms of `r` at `x`.
 pub fn row_derivatives<const SECOND: bool>(
     params: &[f64; 4],
+    shape: RisingTerms,
     x: f64,
     t_x: f64,
     age: f64,
 ) -> super::RowDerivatives {
     let fast = FastParams::new(params);
-    let terms = if SECOND {
-        gamma_terms(fast.r, x)
-    } else {
-        let g = Dual::<1>::variable(fast.r, 0).ln_gamma_ratio(x);
-        (g.v, g.d[0], 0.0)
-    };
-    let (value, gradient, mut hessian) = match row_fast::<SECOND>(&fast, terms, x, t_x, age) {
+    let (value, gradient, mut hessian) = match row_fast::<SECOND>(&fast, shape, x, t_x, age) {
         Some(row) => row,
         None => {
             let duals: [Dual<4>; 4] = std::array::from_fn(|i| Dual::variable(params[i], i));
