@@ -94,10 +94,13 @@ pub fn exp(x: f64) -> f64 {
 pub fn ln_1p(y: f64) -> f64 {
     let u = 1.0 + y;
     let d = u - 1.0;
+    // Both sides are computed (the discarded one is 0 * inf when d = 0), so that a loop over
+    // lanes compiles to a select, not a branch.
+    let corrected = ln(u) * (y / d);
     if d == 0.0 {
         y
     } else {
-        ln(u) * (y / d)
+        corrected
     }
 }
 

@@ -135,6 +135,13 @@ pub trait Likelihood: Sync {
         None
     }
 
+    /// The log-likelihood, its gradient and its Hessian (natural parameters) from one pass over
+    /// the data, when the model has such a fused pass (used by Newton steps,
+    /// [`FitOptions::newton`]); `None` otherwise.
+    fn loglik_gradient_hessian(&self, _params: &[f64], _exec: &Exec) -> Option<FusedPass> {
+        None
+    }
+
     /// Whether every starting point is tried and the best optimum kept (for surfaces known to
     /// be flat or to have several local optima), rather than stopping at the first that
     /// converges.
@@ -142,6 +149,9 @@ pub trait Likelihood: Sync {
         false
     }
 }
+
+/// The log-likelihood, its gradient and its Hessian in the natural parameters.
+pub type FusedPass = (f64, Vec<f64>, Vec<Vec<f64>>);
 
 /// Options of one fit.
 #[derive(Clone, Default)]
@@ -170,6 +180,12 @@ pub struct FitOptions<'a> {
     /// Hessian pass that saves many iterations on badly scaled problems (covariate
     /// coefficients next to shape parameters).
     pub curvature_at_start: bool,
+    /// Take Newton steps with the model's fused value/gradient/Hessian pass
+    /// ([`Likelihood::loglik_gradient_hessian`]) when it has one: for starts close to the
+    /// optimum (a warm start), where each step squares the error, so a fit takes a few passes and
+    /// the last one's Hessian gives the covariance. L-BFGS takes over from where Newton stops
+    /// (a Hessian that is not positive definite, or a step that does not decrease the objective).
+    pub newton: bool,
     /// Stop at the first start that converges even for models that try every start (set for
     /// the subsample of [`fit_with_warm_start`], whose optimum only seeds the full fit).
     pub first_start_only: bool,
@@ -247,6 +263,10 @@ struct Objective<'l, 'o, L: Likelihood> {
 /// of the objective.
 type Evaluation = (Vec<f64>, f64, Vec<f64>);
 
+/// The objective, its gradient and the Hessian of the total objective (unconstrained
+/// coordinates).
+type Fused = (f64, Vec<f64>, Vec<Vec<f64>>);
+
 /// Why an evaluation produced no value.
 enum EvalError {
     /// The log-likelihood or its gradient is not finite here: the step went too far.
@@ -290,17 +310,60 @@ impl<L: Likelihood> Objective<'_, '_, L> {
             return Err(EvalError::NotFinite);
         }
         let (ll, grad_theta) = self.lik.loglik_and_gradient(&theta, &self.opts.exec);
+        self.record(u, &theta, ll, &grad_theta)
+    }
+
+    /// The objective, its gradient and the Hessian of the total objective (unconstrained
+    /// coordinates) from the model's fused pass; `Ok(None)` when the model has none.
+    fn evaluate_with_hessian(&self, u: &[f64]) -> std::result::Result<Option<Fused>, EvalError> {
+        if let Some(check) = self.opts.interrupt {
+            if check() {
+                self.interrupted.store(true, Ordering::Relaxed);
+                return Err(EvalError::Interrupted);
+            }
+        }
+        let theta = self.natural(u);
+        if theta
+            .iter()
+            .zip(self.specs)
+            .any(|(&t, s)| !s.domain.contains(t))
+        {
+            return Err(EvalError::NotFinite);
+        }
+        let Some((ll, grad_theta, h_theta)) =
+            self.lik.loglik_gradient_hessian(&theta, &self.opts.exec)
+        else {
+            return Ok(None);
+        };
+        self.evaluations.fetch_add(1, Ordering::Relaxed);
+        let (cost, grad) = self.record(u, &theta, ll, &grad_theta)?;
+        let hessian = unconstrained_hessian(self, u, &theta, &h_theta).map_err(|e| match e {
+            ClvError::Interrupted => EvalError::Interrupted,
+            _ => EvalError::NotFinite,
+        })?;
+        Ok(Some((cost, grad, hessian)))
+    }
+
+    /// The objective and its gradient in unconstrained coordinates from the log-likelihood and
+    /// its gradient at `theta`, kept as the latest evaluation.
+    fn record(
+        &self,
+        u: &[f64],
+        theta: &[f64],
+        ll: f64,
+        grad_theta: &[f64],
+    ) -> std::result::Result<(f64, Vec<f64>), EvalError> {
         let cost = -ll / self.weight
             + self
                 .specs
                 .iter()
-                .zip(&theta)
+                .zip(theta)
                 .map(|(s, t)| self.penalty(s) * t * t)
                 .sum::<f64>();
         let grad: Vec<f64> = self
             .specs
             .iter()
-            .zip(theta.iter().zip(&grad_theta))
+            .zip(theta.iter().zip(grad_theta))
             .map(|(s, (&t, &g))| {
                 (-g / self.weight + 2.0 * self.penalty(s) * t) * s.domain.jacobian(t)
             })
@@ -347,6 +410,9 @@ struct StartOutcome {
     iterations: u64,
     termination: String,
     converged: bool,
+    /// The Hessian of the total objective at `u` (unconstrained coordinates), when the last
+    /// evaluation formed it (Newton steps).
+    hessian: Option<Vec<Vec<f64>>>,
 }
 
 const DEFAULT_MAX_ITER: u64 = 1000;
@@ -422,16 +488,41 @@ pub fn fit<L: Likelihood>(lik: &L, opts: &FitOptions<'_>) -> Result<FitResult> {
             .zip(start)
             .map(|(s, &t)| s.domain.to_unconstrained(t))
             .collect();
-        let start_curvature = if opts.curvature_at_start && opts.initial_inverse_hessian.is_none() {
-            start_inverse_hessian(&objective, &u0)?
+        let newton_outcome = if opts.newton {
+            newton(&objective, &u0, max_iter, tol)?
         } else {
             None
         };
-        let h0 = opts
-            .initial_inverse_hessian
-            .as_deref()
-            .or(start_curvature.as_deref());
-        let outcome = lbfgs(&objective, u0, h0, max_iter, tol)?;
+        let outcome = match newton_outcome {
+            Some(outcome) if outcome.converged => outcome,
+            stopped => {
+                // L-BFGS from the start, or from where Newton stopped with its curvature.
+                let (u0, newton_iterations, newton_curvature) = match stopped {
+                    Some(o) => {
+                        let inverse = match o.hessian {
+                            Some(h) => inverse_of(&objective, &o.u, h)?,
+                            None => None,
+                        };
+                        (o.u, o.iterations, inverse)
+                    }
+                    None => (u0, 0, None),
+                };
+                let start_curvature = if newton_curvature.is_some() {
+                    newton_curvature
+                } else if opts.curvature_at_start && opts.initial_inverse_hessian.is_none() {
+                    start_inverse_hessian(&objective, &u0)?
+                } else {
+                    None
+                };
+                let h0 = opts
+                    .initial_inverse_hessian
+                    .as_deref()
+                    .or(start_curvature.as_deref());
+                let mut outcome = lbfgs(&objective, u0, h0, max_iter, tol)?;
+                outcome.iterations += newton_iterations;
+                outcome
+            }
+        };
         let better = match &best {
             None => true,
             Some(b) => {
@@ -465,7 +556,7 @@ pub fn fit<L: Likelihood>(lik: &L, opts: &FitOptions<'_>) -> Result<FitResult> {
     }
     let (ll, _) = objective.at(&best.u).map_err(hessian_error)?;
     let (covariance, inverse_hessian, condition, weakly_identified) =
-        match covariance(&objective, &best.u, &theta) {
+        match covariance(&objective, &best.u, &theta, best.hessian) {
             Ok(curvature) => curvature,
             // The estimate is usable without standard errors: a fit at the edge of the
             // parameter space (a parameter running off to 0 or infinity) can have non-finite
@@ -592,6 +683,7 @@ fn lbfgs<L: Likelihood>(
         iterations: 0,
         termination: why.to_string(),
         converged: false,
+        hessian: None,
     };
     let (mut cost, mut grad) = match objective.evaluate(&u0) {
         Ok(v) => v,
@@ -618,6 +710,7 @@ fn lbfgs<L: Likelihood>(
                 iterations,
                 termination: format!("gradient norm {gnorm:.2e} below the tolerance {tol:.0e}"),
                 converged: true,
+                hessian: None,
             });
         }
         if iterations >= max_iter {
@@ -630,6 +723,7 @@ fn lbfgs<L: Likelihood>(
                     "reached the maximum of {max_iter} iterations (gradient norm {gnorm:.2e}); raise max_iter or try another start"
                 ),
                 converged: false,
+                hessian: None,
             });
         }
         // Two-loop recursion: direction = -H grad.
@@ -714,6 +808,7 @@ fn lbfgs<L: Likelihood>(
                 iterations,
                 termination,
                 converged,
+                hessian: None,
             });
         };
         let s: Vec<f64> = next_u.iter().zip(&u).map(|(a, b)| a - b).collect();
@@ -746,14 +841,19 @@ const WEAK_LOADING: f64 = 0.1;
 /// differences of the analytic gradient, symmetrised), mapped by the delta method `J C J` with
 /// `J = diag(d theta / d u)`.
 /// Returns `None` when the Hessian is not positive definite, and the condition number.
+/// `known` is that Hessian when the last step of the fit already formed it at `u`.
 fn covariance<L: Likelihood>(
     objective: &Objective<'_, '_, L>,
     u: &[f64],
     theta: &[f64],
+    known: Option<Vec<Vec<f64>>>,
 ) -> Result<Curvature> {
-    let hessian = match objective.lik.hessian(theta, &objective.opts.exec) {
-        Some(h_theta) => unconstrained_hessian(objective, u, theta, &h_theta)?,
-        None => differenced_hessian(objective, u)?,
+    let hessian = match known {
+        Some(h) => h,
+        None => match objective.lik.hessian(theta, &objective.opts.exec) {
+            Some(h_theta) => unconstrained_hessian(objective, u, theta, &h_theta)?,
+            None => differenced_hessian(objective, u)?,
+        },
     };
     curvature_from_hessian(objective, theta, hessian)
 }
@@ -808,6 +908,146 @@ fn start_inverse_hessian<L: Likelihood>(
     };
     let (_, inverse, _, _) = curvature_from_hessian(objective, &theta, hessian)?;
     Ok(inverse)
+}
+
+/// The inverse mean Hessian (unconstrained coordinates) at `u` from the total Hessian there,
+/// when it is positive definite.
+fn inverse_of<L: Likelihood>(
+    objective: &Objective<'_, '_, L>,
+    u: &[f64],
+    hessian: Vec<Vec<f64>>,
+) -> Result<Option<Vec<Vec<f64>>>> {
+    let theta = objective.natural(u);
+    let (_, inverse, _, _) = curvature_from_hessian(objective, &theta, hessian)?;
+    Ok(inverse)
+}
+
+/// Newton's method from `u0` with the model's fused value/gradient/Hessian pass
+/// ([`FitOptions::newton`]), each iteration one pass, with a backtracking line search on the
+/// full Newton step. `None` when the model has no fused pass. Stops unconverged (with the last
+/// Hessian, for L-BFGS to go on from there) at a Hessian that is not positive definite or a
+/// line search that finds no decrease.
+fn newton<L: Likelihood>(
+    objective: &Objective<'_, '_, L>,
+    u0: &[f64],
+    max_iter: u64,
+    tol: f64,
+) -> Result<Option<StartOutcome>> {
+    let interrupted = |e: EvalError| match e {
+        EvalError::Interrupted => Some(ClvError::Interrupted),
+        EvalError::NotFinite => None,
+    };
+    let (mut cost, mut grad, mut hessian) = match objective.evaluate_with_hessian(u0) {
+        Ok(Some(v)) => v,
+        Ok(None) => return Ok(None),
+        Err(e) => match interrupted(e) {
+            Some(e) => return Err(e),
+            // Not finite at the start: L-BFGS reports it.
+            None => return Ok(None),
+        },
+    };
+    let mut u = u0.to_vec();
+    let mut iterations = 0;
+    let stop = |u: Vec<f64>, cost: f64, gnorm: f64, iterations: u64, hessian, why: String| {
+        Ok(Some(StartOutcome {
+            u,
+            cost,
+            gradient_norm: gnorm,
+            iterations,
+            termination: why,
+            converged: false,
+            hessian,
+        }))
+    };
+    loop {
+        let gnorm = inf_norm(&grad);
+        if gnorm <= tol {
+            return Ok(Some(StartOutcome {
+                u,
+                cost,
+                gradient_norm: gnorm,
+                iterations,
+                termination: format!(
+                    "gradient norm {gnorm:.2e} below the tolerance {tol:.0e} (Newton steps)"
+                ),
+                converged: true,
+                hessian: Some(hessian),
+            }));
+        }
+        if iterations >= max_iter {
+            return stop(u, cost, gnorm, iterations, Some(hessian), "max_iter".into());
+        }
+        // Direction -H^-1 g from the eigen-decomposition (H of the total objective, g of the
+        // mean, hence the weight).
+        let (values, vectors) = symmetric_eigen(&hessian);
+        if values.iter().any(|&v| !(v > 0.0 && v.is_finite())) {
+            return stop(
+                u,
+                cost,
+                gnorm,
+                iterations,
+                None,
+                "not positive definite".into(),
+            );
+        }
+        let k = u.len();
+        let direction: Vec<f64> = (0..k)
+            .map(|i| {
+                -(0..k)
+                    .map(|m| {
+                        let projection: f64 = (0..k).map(|j| vectors[j][m] * grad[j]).sum();
+                        vectors[i][m] * projection / values[m]
+                    })
+                    .sum::<f64>()
+                    * objective.weight
+            })
+            .collect();
+        let slope = dot(&grad, &direction);
+        let mut step = (MAX_STEP / inf_norm(&direction)).min(1.0);
+        let noise = 64.0 * f64::EPSILON * cost.abs().max(1.0);
+        let mut accepted = None;
+        for _ in 0..30 {
+            let trial: Vec<f64> = u
+                .iter()
+                .zip(&direction)
+                .map(|(x, d)| x + step * d)
+                .collect();
+            match objective.evaluate_with_hessian(&trial) {
+                Ok(Some((c, g, h))) => {
+                    // Sufficient decrease, or (when the predicted decrease is below rounding
+                    // noise) a smaller gradient.
+                    let decrease = c < cost && c <= cost + ARMIJO * step * slope;
+                    let within_noise = -step * slope < noise && c <= cost + noise;
+                    if decrease || (within_noise && inf_norm(&g) < gnorm) {
+                        accepted = Some((trial, c, g, h));
+                        break;
+                    }
+                }
+                Ok(None) => return Ok(None),
+                Err(e) => {
+                    if let Some(e) = interrupted(e) {
+                        return Err(e);
+                    }
+                }
+            }
+            step *= 0.5;
+        }
+        iterations += 1;
+        let Some((next_u, next_cost, next_grad, next_hessian)) = accepted else {
+            return stop(
+                u,
+                cost,
+                gnorm,
+                iterations,
+                Some(hessian),
+                "no decrease".into(),
+            );
+        };
+        u = next_u;
+        cost = next_cost;
+        grad = next_grad;
+        hessian = next_hessian;
+    }
 }
 
 /// Central differences of the analytic gradient in unconstrained coordinates, symmetrised.
@@ -1007,6 +1247,74 @@ mod tests {
         assert!((cov[1][1] / (var / (2.0 * n)) - 1.0).abs() < 1e-5);
         assert!(cov[0][1].abs() < 1e-9);
         assert_eq!(cov[0][1], cov[1][0]);
+    }
+
+    /// [`Normal`] with its analytic Hessian as a fused pass, for Newton steps.
+    struct NormalFused(Normal);
+
+    impl Likelihood for NormalFused {
+        fn params(&self) -> &[ParamSpec] {
+            &NORMAL_PARAMS
+        }
+        fn starts(&self) -> Vec<Vec<f64>> {
+            self.0.starts()
+        }
+        fn total_weight(&self) -> f64 {
+            self.0.total_weight()
+        }
+        fn loglik_and_gradient(&self, p: &[f64], exec: &Exec) -> (f64, Vec<f64>) {
+            self.0.loglik_and_gradient(p, exec)
+        }
+        fn loglik_gradient_hessian(&self, p: &[f64], exec: &Exec) -> Option<FusedPass> {
+            let (ll, gradient) = self.0.loglik_and_gradient(p, exec);
+            let (m, s) = (p[0] - 10.0, p[1]);
+            let (mut h_ms, mut h_ss) = (0.0, 0.0);
+            for &x in &self.0.values {
+                let z = (x - m) / s;
+                h_ms += -2.0 * z / (s * s);
+                h_ss += (1.0 - 3.0 * z * z) / (s * s);
+            }
+            let n = self.0.values.len() as f64;
+            let hessian = vec![vec![-n / (s * s), h_ms], vec![h_ms, h_ss]];
+            Some((ll, gradient, hessian))
+        }
+    }
+
+    #[test]
+    fn newton_steps_reach_the_lbfgs_optimum_and_covariance() {
+        let values: Vec<f64> = (0..1000)
+            .map(|i| ((i * 7919) % 1000) as f64 / 100.0 - 3.0)
+            .collect();
+        let plain = fit(&Normal { values: values.clone() }, &FitOptions::default()).unwrap();
+        let model = NormalFused(Normal { values });
+        // Near the optimum (a warm start): a few Newton steps, with the last Hessian as the
+        // covariance's.
+        let near = FitOptions {
+            newton: true,
+            start: Some(vec![plain.params[0] * 1.02, plain.params[1] * 0.9]),
+            ..FitOptions::default()
+        };
+        let res = fit(&model, &near).unwrap();
+        assert!(res.converged && res.termination.contains("Newton"), "{}", res.termination);
+        assert!(res.n_iter <= 6 && res.n_evaluations <= 8, "{res:?}");
+        // Far away the Hessian is indefinite (at the start mu + 10 = 1): L-BFGS takes over.
+        let far = FitOptions {
+            newton: true,
+            ..FitOptions::default()
+        };
+        let from_far = fit(&model, &far).unwrap();
+        assert!(from_far.converged, "{}", from_far.termination);
+        for r in [&res, &from_far] {
+            for (a, b) in r.params.iter().zip(&plain.params) {
+                assert!((a - b).abs() < 1e-7, "{:?} vs {:?}", r.params, plain.params);
+            }
+            let (cov, want) = (r.covariance.as_ref().unwrap(), plain.covariance.as_ref().unwrap());
+            for i in 0..2 {
+                for j in 0..2 {
+                    assert!((cov[i][j] - want[i][j]).abs() <= 1e-6 * want[i][i].abs());
+                }
+            }
+        }
     }
 
     #[test]

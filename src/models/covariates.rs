@@ -26,7 +26,7 @@ use std::borrow::Cow;
 use super::RfmModel;
 use crate::data::{Rfm, RfmColumns, RfmNames};
 use crate::error::{ClvError, Result};
-use crate::fit::{fit, Domain, FitOptions, FitResult, Likelihood, ParamSpec};
+use crate::fit::{fit, Domain, FitOptions, FitResult, FusedPass, Likelihood, ParamSpec};
 use crate::parallel::Exec;
 use crate::special::{RisingTable, RisingTerms};
 
@@ -44,6 +44,13 @@ pub trait CovariateModel: RfmModel + Send {
     /// purchase rate), and one sign per process.
     const LINKS: &'static [(usize, Process, f64)];
 
+    /// Whether the likelihood of a customer with `x` repeat purchases involves the dropout
+    /// parameters (BG/NBD: not without a repeat purchase, so a pass skips their shift).
+    #[inline]
+    fn dropout_enters(_x: f64) -> bool {
+        true
+    }
+
     /// One customer's log-likelihood with its gradient and, when `SECOND`, its Hessian in the
     /// natural parameters (in [`RfmModel::specs`] order). `ln_params` are the parameters' logs
     /// and `shape` the terms of `r` at the customer's frequency `x` (no covariate shifts `r`, so
@@ -56,6 +63,37 @@ pub trait CovariateModel: RfmModel + Send {
         t_x: f64,
         age: f64,
     ) -> super::RowDerivatives;
+
+    /// [`CovariateModel::row_derivatives`] without the Hessian for 4 customers at once, as
+    /// structures of arrays (`params[m][l]`: parameter `m` of lane `l`; the gradient likewise),
+    /// for models with a form that compiles to SIMD; by default one call per customer.
+    #[inline(always)]
+    fn row_gradients_x4(
+        params: &[[f64; 4]; 4],
+        ln_params: &[[f64; 4]; 4],
+        shape: &[RisingTerms; 4],
+        x: [f64; 4],
+        t_x: [f64; 4],
+        age: [f64; 4],
+    ) -> ([f64; 4], [[f64; 4]; 4]) {
+        let (mut value, mut gradient) = ([0.0; 4], [[0.0; 4]; 4]);
+        for l in 0..4 {
+            let lane = |v: &[[f64; 4]; 4]| [v[0][l], v[1][l], v[2][l], v[3][l]];
+            let (v, g, _) = Self::row_derivatives::<false>(
+                &lane(params),
+                &lane(ln_params),
+                shape[l],
+                x[l],
+                t_x[l],
+                age[l],
+            );
+            value[l] = v;
+            for m in 0..4 {
+                gradient[m][l] = g[m];
+            }
+        }
+        (value, gradient)
+    }
 
     /// The summed log-likelihood of compressed rows that share `params`, with its gradient
     /// and, when `SECOND`, its Hessian: the base model's own likelihood pass (customers with
@@ -315,16 +353,71 @@ impl Point {
     /// come without a logarithm and one exponential per process serves all its parameters.
     #[inline]
     fn customer<M: CovariateModel>(&self, z: [&[f64]; 2]) -> ([f64; 4], [f64; 4]) {
+        self.customer_at::<M>(z, true)
+    }
+
+    /// [`Point::customer`] of 4 customers (lanes) at once as structures of arrays
+    /// (`[theta, ln_theta]`, each `[parameter][lane]`), the exponentials over arrays so that
+    /// they compile to SIMD.
+    #[inline(always)]
+    fn customers_x4<M: CovariateModel>(&self, z: &[[&[f64]; 2]; 4]) -> [[[f64; 4]; 4]; 2] {
         let signs = process_signs::<M>();
-        let shift: [f64; 2] = std::array::from_fn(|process| {
+        let mut shift = [[0.0; 4]; 2];
+        for (process, lanes) in shift.iter_mut().enumerate() {
+            for (l, value) in lanes.iter_mut().enumerate() {
+                let dot: f64 = z[l][process]
+                    .iter()
+                    .zip(&self.coefficients[process])
+                    .map(|(v, g)| v * g)
+                    .sum();
+                *value = signs[process] * dot;
+            }
+        }
+        let mut factor = [[0.0; 4]; 2];
+        for (factors, shifts) in factor.iter_mut().zip(&shift) {
+            for (f, s) in factors.iter_mut().zip(shifts) {
+                *f = crate::fastmath::exp(*s);
+            }
+        }
+        // Structures of arrays: theta[m][l] is parameter m of lane l.
+        let mut theta = self.theta.map(|v| [v; 4]);
+        let mut ln_theta = self.ln_theta.map(|v| [v; 4]);
+        for &(k, process, _) in M::LINKS {
+            let process = process as usize;
+            for l in 0..4 {
+                theta[k][l] *= factor[process][l];
+                ln_theta[k][l] += shift[process][l];
+            }
+        }
+        [theta, ln_theta]
+    }
+
+    /// As [`Point::customer`], with the dropout parameters left unshifted unless `dropout`
+    /// (for a customer whose likelihood does not involve them: [`CovariateModel::dropout_enters`]).
+    #[inline]
+    fn customer_at<M: CovariateModel>(
+        &self,
+        z: [&[f64]; 2],
+        dropout: bool,
+    ) -> ([f64; 4], [f64; 4]) {
+        let signs = process_signs::<M>();
+        let dot = |process: usize| -> f64 {
             let dot: f64 = z[process]
                 .iter()
                 .zip(&self.coefficients[process])
                 .map(|(v, g)| v * g)
                 .sum();
             signs[process] * dot
-        });
-        let factor = shift.map(crate::fastmath::exp);
+        };
+        let shift = [dot(0), if dropout { dot(1) } else { 0.0 }];
+        let factor = [
+            crate::fastmath::exp(shift[0]),
+            if dropout {
+                crate::fastmath::exp(shift[1])
+            } else {
+                1.0
+            },
+        ];
         let (mut theta, mut ln_theta) = (self.theta, self.ln_theta);
         for &(k, process, _) in M::LINKS {
             theta[k] *= factor[process as usize];
@@ -448,10 +541,18 @@ struct Columns {
     reduced: Vec<usize>,
     /// Coefficient (0..4 shared, then 4 + coefficient index) of each column coordinate.
     coefficient: Vec<usize>,
-    /// Scratch: each reduced Hessian row expanded over the column coordinates of the current
-    /// customer (`Hr[u][r_j] s_j`), `6 x C`.
+    /// Scratch of the customers batched for the Hessian ([`BATCH`]): each one's column scales
+    /// (`w s_i`, `BATCH x C`) and reduced Hessian rows expanded over the column coordinates
+    /// (`Hr[u][r_j] s_j`, `BATCH x 6 x C`).
+    scales: Vec<f64>,
     expanded: Vec<f64>,
+    /// Customers in the batch.
+    batched: usize,
 }
+
+/// Customers whose Hessian terms [`Columns::flush`] adds together: a rank-4 update, so each
+/// accumulator entry is loaded and stored once per batch rather than once per customer.
+const BATCH: usize = 4;
 
 /// The gradient (6) and Hessian (6 x 6) in the reduced coordinates.
 type Reduced = ([f64; 6], [[f64; 6]; 6]);
@@ -465,7 +566,9 @@ impl Columns {
         let mut coefficient: Vec<usize> = (0..4).collect();
         coefficient.extend(links.purchase.iter().chain(&links.dropout).map(|c| 4 + c));
         Columns {
-            expanded: vec![0.0; 6 * reduced.len()],
+            scales: vec![0.0; BATCH * reduced.len()],
+            expanded: vec![0.0; BATCH * 6 * reduced.len()],
+            batched: 0,
             reduced,
             coefficient,
         }
@@ -476,10 +579,11 @@ impl Columns {
         self.reduced.len()
     }
 
-    /// Width of the Hessian accumulator: gradient (C) and Hessian (C x C, upper triangle used).
+    /// Width of the Hessian accumulator: gradient (C), Hessian (C x C, upper triangle used) and
+    /// the log-likelihood.
     fn hessian_width(&self) -> usize {
         let c = self.len();
-        c + c * c
+        c + c * c + 1
     }
 
     /// Add one customer's (or group's) weighted log-likelihood `ll` and gradient `g` (natural
@@ -549,8 +653,8 @@ impl Columns {
         (g_r, h_r)
     }
 
-    /// Add one customer's (or group's) weighted gradient and Hessian (natural parameters
-    /// `theta`, gradient `g`, Hessian `h`) in the column coordinates to `acc`.
+    /// Add one customer's (or group's) weighted log-likelihood, gradient and Hessian (natural
+    /// parameters `theta`) in the column coordinates to `acc`.
     #[allow(clippy::too_many_arguments)]
     fn add_hessian<M: CovariateModel>(
         &mut self,
@@ -558,13 +662,27 @@ impl Columns {
         z: [&[f64]; 2],
         w: f64,
         theta: &[f64; 4],
-        g: &[f64; 4],
-        h: &[[f64; 4]; 4],
+        (ll, g, h): &super::RowDerivatives,
     ) {
         let (g_r, h_r) = Self::reduced::<M>(theta, g, h);
         let c = self.len();
+        acc[c + c * c] += w * ll;
         let (zp, zd) = (z[0], z[1]);
-        for (row, h_row) in self.expanded.chunks_exact_mut(c).zip(&h_r) {
+        let slot = self.batched;
+        let scales = &mut self.scales[slot * c..(slot + 1) * c];
+        scales[..4].fill(w);
+        let (purchase, dropout) = scales[4..].split_at_mut(zp.len());
+        for (scale, v) in purchase.iter_mut().zip(zp) {
+            *scale = w * v;
+        }
+        for (scale, v) in dropout.iter_mut().zip(zd) {
+            *scale = w * v;
+        }
+        for ((value, scale), &u) in acc[..c].iter_mut().zip(&*scales).zip(&self.reduced) {
+            *value += scale * g_r[u];
+        }
+        let expanded = &mut self.expanded[slot * 6 * c..(slot + 1) * 6 * c];
+        for (row, h_row) in expanded.chunks_exact_mut(c).zip(&h_r) {
             row[..4].copy_from_slice(&h_row[..4]);
             let (purchase, dropout) = row[4..].split_at_mut(zp.len());
             for (value, v) in purchase.iter_mut().zip(zp) {
@@ -574,21 +692,45 @@ impl Columns {
                 *value = h_row[5] * v;
             }
         }
-        let (gradient, hessian) = acc.split_at_mut(c);
+        self.batched += 1;
+        if self.batched == BATCH {
+            self.flush(acc);
+        }
+    }
+
+    /// Add the Hessian terms of the batched customers to `acc` (call once more after the last
+    /// customer): `H[i][j] += sum_b scale_b[i] expanded_b[r_i][j]` over the upper triangle.
+    fn flush(&mut self, acc: &mut [f64]) {
+        let c = self.len();
+        let hessian = &mut acc[c..c + c * c];
+        let expanded = |b: usize, u: usize, i: usize| {
+            let start = (b * 6 + u) * c;
+            &self.expanded[start + i..start + c]
+        };
         for i in 0..c {
-            let scale = match i {
-                0..=3 => w,
-                _ if i < 4 + zp.len() => w * zp[i - 4],
-                _ => w * zd[i - 4 - zp.len()],
-            };
             let u = self.reduced[i];
-            gradient[i] += scale * g_r[u];
             let row = &mut hessian[i * c + i..(i + 1) * c];
-            let expanded = &self.expanded[u * c + i..(u + 1) * c];
-            for (value, e) in row.iter_mut().zip(expanded) {
-                *value += scale * e;
+            if self.batched == BATCH {
+                let s: [f64; BATCH] = std::array::from_fn(|b| self.scales[b * c + i]);
+                let rows = row
+                    .iter_mut()
+                    .zip(expanded(0, u, i))
+                    .zip(expanded(1, u, i))
+                    .zip(expanded(2, u, i))
+                    .zip(expanded(3, u, i));
+                for ((((value, e0), e1), e2), e3) in rows {
+                    *value += (s[0] * e0 + s[1] * e1) + (s[2] * e2 + s[3] * e3);
+                }
+            } else {
+                for b in 0..self.batched {
+                    let s = self.scales[b * c + i];
+                    for (value, e) in row.iter_mut().zip(expanded(b, u, i)) {
+                        *value += s * e;
+                    }
+                }
             }
         }
+        self.batched = 0;
     }
 
     /// The log-likelihood and its gradient in the natural scale of the shared parameters and
@@ -602,6 +744,17 @@ impl Columns {
             gradient[m] /= params[m];
         }
         (acc[0], gradient)
+    }
+
+    /// The log-likelihood, gradient and Hessian in the natural scale of the shared parameters
+    /// and the coefficients from the sums of [`Columns::add_hessian`].
+    fn fused(&self, params: &[f64], acc: &[f64]) -> FusedPass {
+        let c = self.len();
+        let mut first = Vec::with_capacity(1 + c);
+        first.push(acc[c + c * c]);
+        first.extend_from_slice(&acc[..c]);
+        let (value, gradient) = self.gradient(params, &first);
+        (value, gradient, self.hessian(params, acc))
     }
 
     /// The Hessian in the natural scale of the shared parameters and the coefficients, from the
@@ -646,6 +799,76 @@ fn natural_hessian(params: &[f64], acc: &[f64]) -> Vec<Vec<f64>> {
     hessian
 }
 
+/// What a gradient pass over customer rows reads.
+struct GradientPass<'p, 'a> {
+    rows: &'p CovariateRows<'a>,
+    links: &'p Links,
+    point: &'p Point,
+    shape: &'p RisingTable,
+}
+
+impl GradientPass<'_, '_> {
+    /// Add the log-likelihood and column gradient of the customers in `range` to `acc`, 4 at a
+    /// time ([`CovariateModel::row_gradients_x4`]), in customer order.
+    #[inline(always)]
+    fn run<M: CovariateModel>(&self, range: std::ops::Range<usize>, acc: &mut [f64]) {
+        let (rows, links) = (self.rows, self.links);
+        let mut i = range.start;
+        while i + 4 <= range.end {
+            let z = [0, 1, 2, 3].map(|l| rows.covariates(links, i + l));
+            let mut x = [0.0; 4];
+            x.copy_from_slice(&rows.frequency[i..i + 4]);
+            let mut t_x = [0.0; 4];
+            t_x.copy_from_slice(&rows.recency[i..i + 4]);
+            let mut age = [0.0; 4];
+            age.copy_from_slice(&rows.age[i..i + 4]);
+            let [theta, ln_theta] = self.point.customers_x4::<M>(&z);
+            let mut shape = [(0.0, 0.0, 0.0); 4];
+            for (terms, &x) in shape.iter_mut().zip(&x) {
+                *terms = self.shape.get::<false>(x);
+            }
+            let (value, gradient) = M::row_gradients_x4(&theta, &ln_theta, &shape, x, t_x, age);
+            for l in 0..4 {
+                let lane = |v: &[[f64; 4]; 4]| [v[0][l], v[1][l], v[2][l], v[3][l]];
+                let (theta, g) = (lane(&theta), lane(&gradient));
+                Columns::add_gradient::<M>(acc, z[l], rows.weight(i + l), &theta, value[l], &g);
+            }
+            i += 4;
+        }
+        for i in i..range.end {
+            let z = rows.covariates(links, i);
+            let x = rows.frequency[i];
+            let (theta, ln_theta) = self.point.customer_at::<M>(z, M::dropout_enters(x));
+            let (ll, g, _) = M::row_derivatives::<false>(
+                &theta,
+                &ln_theta,
+                self.shape.get::<false>(x),
+                x,
+                rows.recency[i],
+                rows.age[i],
+            );
+            Columns::add_gradient::<M>(acc, z, rows.weight(i), &theta, ll, &g);
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn run_avx2<M: CovariateModel>(&self, range: std::ops::Range<usize>, acc: &mut [f64]) {
+        self.run::<M>(range, acc);
+    }
+
+    /// [`GradientPass::run`] with 256-bit vectors where the processor has them (no fused
+    /// multiply-add, so the same bits either way).
+    fn run_dispatch<M: CovariateModel>(&self, range: std::ops::Range<usize>, acc: &mut [f64]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the processor supports AVX2 (checked just above).
+            return unsafe { self.run_avx2::<M>(range, acc) };
+        }
+        self.run::<M>(range, acc);
+    }
+}
+
 impl<M: CovariateModel> Likelihood for CovariateLikelihood<'_, '_, M> {
     fn params(&self) -> &[ParamSpec] {
         &self.specs
@@ -664,29 +887,28 @@ impl<M: CovariateModel> Likelihood for CovariateLikelihood<'_, '_, M> {
         let columns = Columns::new(links);
         let point = Point::new(links, params);
         let shape = RisingTable::new(params[0], self.shape_len);
+        let pass = GradientPass {
+            rows,
+            links,
+            point: &point,
+            shape: &shape,
+        };
         let acc = exec.chunked_sum(rows.len(), 1 + columns.len(), |range, acc| {
-            for i in range {
-                let z = rows.covariates(links, i);
-                let (theta, ln_theta) = point.customer::<M>(z);
-                let x = rows.frequency[i];
-                let (ll, g, _) = M::row_derivatives::<false>(
-                    &theta,
-                    &ln_theta,
-                    shape.get::<false>(x),
-                    x,
-                    rows.recency[i],
-                    rows.age[i],
-                );
-                Columns::add_gradient::<M>(acc, z, rows.weight(i), &theta, ll, &g);
-            }
+            pass.run_dispatch::<M>(range, acc);
         });
         columns.gradient(params, &acc)
     }
 
+    fn hessian(&self, params: &[f64], exec: &Exec) -> Option<Vec<Vec<f64>>> {
+        self.loglik_gradient_hessian(params, exec)
+            .map(|(_, _, h)| h)
+    }
+
     /// `sum_i A_i' H_i A_i` in (log shared parameters, coefficients), with `H_i` the row's
     /// Hessian in the logs of its own parameters and `A_i` their (constant) derivatives, mapped
-    /// to the natural scale of the shared parameters.
-    fn hessian(&self, params: &[f64], exec: &Exec) -> Option<Vec<Vec<f64>>> {
+    /// to the natural scale of the shared parameters; the log-likelihood and gradient come
+    /// with it.
+    fn loglik_gradient_hessian(&self, params: &[f64], exec: &Exec) -> Option<FusedPass> {
         let (rows, links) = (self.rows, self.links);
         let columns = Columns::new(links);
         let point = Point::new(links, params);
@@ -695,9 +917,9 @@ impl<M: CovariateModel> Likelihood for CovariateLikelihood<'_, '_, M> {
             let mut columns = Columns::new(links);
             for i in range {
                 let z = rows.covariates(links, i);
-                let (theta, ln_theta) = point.customer::<M>(z);
                 let x = rows.frequency[i];
-                let (_, g, h) = M::row_derivatives::<true>(
+                let (theta, ln_theta) = point.customer_at::<M>(z, M::dropout_enters(x));
+                let row = M::row_derivatives::<true>(
                     &theta,
                     &ln_theta,
                     shape.get::<true>(x),
@@ -705,10 +927,53 @@ impl<M: CovariateModel> Likelihood for CovariateLikelihood<'_, '_, M> {
                     rows.recency[i],
                     rows.age[i],
                 );
-                columns.add_hessian::<M>(acc, z, rows.weight(i), &theta, &g, &h);
+                columns.add_hessian::<M>(acc, z, rows.weight(i), &theta, &row);
             }
+            columns.flush(acc);
         });
-        Some(columns.hessian(params, &acc))
+        Some(columns.fused(params, &acc))
+    }
+}
+
+/// Hashes the bit patterns of a row's covariate values (keys of [`Groups`]): a multiply-rotate
+/// mix per word (as rustc's FxHasher) with a final avalanche, since the values of small whole
+/// numbers and flags differ only in their high bits. The keys are the caller's own data, so no
+/// protection against adversarial collisions is needed.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+type KeyHash = std::hash::BuildHasherDefault<KeyHasher>;
+
+impl KeyHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl std::hash::Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.add(word);
+    }
+
+    fn write_usize(&mut self, word: usize) {
+        self.add(word as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        // The splitmix64 finaliser: every bit of the state reaches the low bits.
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
     }
 }
 
@@ -730,7 +995,7 @@ impl Groups {
         max_groups: usize,
         exec: &Exec,
     ) -> Option<Self> {
-        let mut index: std::collections::HashMap<Vec<u64>, usize> = Default::default();
+        let mut index: std::collections::HashMap<Vec<u64>, usize, KeyHash> = Default::default();
         let mut group_of = Vec::with_capacity(rows.len());
         let (mut purchase, mut dropout) = (Vec::new(), Vec::new());
         let mut key = Vec::new();
@@ -754,27 +1019,41 @@ impl Groups {
             };
             group_of.push(g);
         }
+        // Each group's rows in their original order (a counting sort), gathered and compressed:
+        // groups in parallel when there are enough of them to share out, else one by one with
+        // the parallel compression.
         let n_groups = index.len();
-        let mut columns: Vec<[Vec<f64>; 4]> = (0..n_groups).map(|_| Default::default()).collect();
-        for (i, &g) in group_of.iter().enumerate() {
-            let c = &mut columns[g];
-            c[0].push(rows.frequency[i]);
-            c[1].push(rows.recency[i]);
-            c[2].push(rows.age[i]);
-            c[3].push(rows.weight(i));
+        let mut starts = vec![0usize; n_groups + 1];
+        for &g in &group_of {
+            starts[g + 1] += 1;
         }
-        let data = columns
-            .iter()
-            .map(|[x, t_x, age, w]| {
-                RfmColumns {
-                    frequency: x,
-                    recency: t_x,
-                    age,
-                    weights: Some(w),
-                }
-                .compress_on(exec)
-            })
-            .collect();
+        for g in 0..n_groups {
+            starts[g + 1] += starts[g];
+        }
+        let mut next = starts.clone();
+        let mut order = vec![0usize; group_of.len()];
+        for (i, &g) in group_of.iter().enumerate() {
+            order[next[g]] = i;
+            next[g] += 1;
+        }
+        let compress = |g: &usize, on: &Exec| {
+            let members = &order[starts[*g]..starts[*g + 1]];
+            let gather = |v: &[f64]| -> Vec<f64> { members.iter().map(|&i| v[i]).collect() };
+            let weights = rows.weights.as_deref().map(gather);
+            RfmColumns {
+                frequency: &gather(&rows.frequency),
+                recency: &gather(&rows.recency),
+                age: &gather(&rows.age),
+                weights: weights.as_deref(),
+            }
+            .compress_on(on)
+        };
+        let groups: Vec<usize> = (0..n_groups).collect();
+        let data = if n_groups >= 2 * exec.threads() {
+            exec.map(&groups, |g| compress(g, &Exec::Serial))
+        } else {
+            groups.iter().map(|g| compress(g, exec)).collect()
+        };
         Some(Groups {
             purchase,
             dropout,
@@ -838,20 +1117,26 @@ impl<M: CovariateModel> Likelihood for GroupedLikelihood<'_, M> {
     }
 
     fn hessian(&self, params: &[f64], exec: &Exec) -> Option<Vec<Vec<f64>>> {
+        self.loglik_gradient_hessian(params, exec)
+            .map(|(_, _, h)| h)
+    }
+
+    fn loglik_gradient_hessian(&self, params: &[f64], exec: &Exec) -> Option<FusedPass> {
         let mut columns = Columns::new(self.links);
         let point = Point::new(self.links, params);
         let mut acc = vec![0.0; columns.hessian_width()];
         for (g, data) in self.groups.data.iter().enumerate() {
             let z = self.groups.covariates(self.links, g);
             let (theta, _) = point.customer::<M>(z);
-            let (_, grad, h) = M::group_derivatives::<true>(&theta, data, exec);
-            if h.iter().flatten().any(|v| v.is_nan()) {
+            let group = M::group_derivatives::<true>(&theta, data, exec);
+            if group.2.iter().flatten().any(|v| v.is_nan()) {
                 // The base model has no closed-form Hessian: difference the gradient.
                 return None;
             }
-            columns.add_hessian::<M>(&mut acc, z, 1.0, &theta, &grad, &h);
+            columns.add_hessian::<M>(&mut acc, z, 1.0, &theta, &group);
         }
-        Some(columns.hessian(params, &acc))
+        columns.flush(&mut acc);
+        Some(columns.fused(params, &acc))
     }
 }
 
@@ -870,6 +1155,10 @@ fn default_start(links: &Links) -> Vec<Vec<f64>> {
     start.extend(std::iter::repeat(0.0).take(links.len()));
     vec![start]
 }
+
+/// The base model's estimate that starts the subsample fit comes from every this-many-th row of
+/// the subsample: it only seeds the covariate fit, which moves away from it anyway.
+const BASE_START_STRIDE: usize = 5;
 
 /// Use [`Groups`] when customers average at least this many per distinct covariate vector.
 const MIN_CUSTOMERS_PER_GROUP: usize = 20;
@@ -905,16 +1194,18 @@ pub fn fit_with_covariates<M: CovariateModel>(
         // curvature start the fit of all rows (the base model is never fitted to all rows).
         let sample = rows.subsample(links, rows.len() / crate::fit::WARM_START_SAMPLE);
         // (One start suffices there: the fits that follow refine it.)
-        if let Ok(start) = start_on(&sample, true) {
-            let first = fit_rows::<M>(
+        if let Ok(start) = start_on(&sample.subsample(links, BASE_START_STRIDE), true) {
+            let (first, grouped) = fit_rows::<M>(
                 &sample,
                 links,
                 &FitOptions {
                     start: Some(start),
                     first_start_only: true,
+                    newton: true,
                     curvature_at_start: true,
                     ..opts.clone()
                 },
+                true,
             )?;
             if first.converged {
                 let warm = FitOptions {
@@ -922,7 +1213,10 @@ pub fn fit_with_covariates<M: CovariateModel>(
                     initial_inverse_hessian: first.inverse_hessian,
                     ..opts.clone()
                 };
-                result = Some(fit_rows::<M>(rows, links, &warm)?).filter(|r| r.converged);
+                // Covariate vectors that do not repeat in the subsample (continuous values)
+                // will not repeat enough in all rows either: skip the attempt to group them.
+                result =
+                    Some(fit_rows::<M>(rows, links, &warm, grouped)?.0).filter(|r| r.converged);
             }
         }
     }
@@ -933,10 +1227,11 @@ pub fn fit_with_covariates<M: CovariateModel>(
             let start = start_on(rows, false)?;
             let from_base = FitOptions {
                 start: Some(start),
+                newton: true,
                 curvature_at_start: true,
                 ..opts.clone()
             };
-            fit_rows::<M>(rows, links, &from_base)?
+            fit_rows::<M>(rows, links, &from_base, true)?.0
         }
     };
     result.names.truncate(M::specs().len());
@@ -945,16 +1240,29 @@ pub fn fit_with_covariates<M: CovariateModel>(
 }
 
 /// One fit on all of `rows`: by groups of customers with identical covariates when they
-/// repeat enough ([`Groups`]), else customer by customer.
+/// repeat enough ([`Groups`]) and `try_groups`, else customer by customer. Also says whether it
+/// went by groups.
 fn fit_rows<M: CovariateModel>(
     rows: &CovariateRows<'_>,
     links: &Links,
     opts: &FitOptions<'_>,
-) -> Result<FitResult> {
+    try_groups: bool,
+) -> Result<(FitResult, bool)> {
     let max_groups = rows.len() / MIN_CUSTOMERS_PER_GROUP;
-    match Groups::new(rows, links, max_groups, &opts.exec) {
-        Some(groups) => fit(&GroupedLikelihood::<M>::new(&groups, links), opts),
-        None => fit(&CovariateLikelihood::<M>::new(rows, links), opts),
+    let groups = if try_groups {
+        Groups::new(rows, links, max_groups, &opts.exec)
+    } else {
+        None
+    };
+    match groups {
+        Some(groups) => Ok((
+            fit(&GroupedLikelihood::<M>::new(&groups, links), opts)?,
+            true,
+        )),
+        None => Ok((
+            fit(&CovariateLikelihood::<M>::new(rows, links), opts)?,
+            false,
+        )),
     }
 }
 
@@ -964,6 +1272,23 @@ impl CovariateModel for super::BgNbdParams {
         (2, Process::Dropout, 1.0),
         (3, Process::Dropout, 1.0),
     ];
+
+    fn dropout_enters(x: f64) -> bool {
+        // No dropout coin without a repeat purchase (`row_derivatives` skips a and b then).
+        x > 0.0
+    }
+
+    #[inline(always)]
+    fn row_gradients_x4(
+        params: &[[f64; 4]; 4],
+        ln_params: &[[f64; 4]; 4],
+        shape: &[RisingTerms; 4],
+        x: [f64; 4],
+        t_x: [f64; 4],
+        age: [f64; 4],
+    ) -> ([f64; 4], [[f64; 4]; 4]) {
+        super::bgnbd::row_gradients_x4(false, params, ln_params, shape, x, t_x, age)
+    }
 
     fn row_derivatives<const SECOND: bool>(
         params: &[f64; 4],
@@ -988,6 +1313,18 @@ impl CovariateModel for super::BgNbdParams {
 
 impl CovariateModel for super::MbgNbdParams {
     const LINKS: &'static [(usize, Process, f64)] = super::BgNbdParams::LINKS;
+
+    #[inline(always)]
+    fn row_gradients_x4(
+        params: &[[f64; 4]; 4],
+        ln_params: &[[f64; 4]; 4],
+        shape: &[RisingTerms; 4],
+        x: [f64; 4],
+        t_x: [f64; 4],
+        age: [f64; 4],
+    ) -> ([f64; 4], [[f64; 4]; 4]) {
+        super::bgnbd::row_gradients_x4(true, params, ln_params, shape, x, t_x, age)
+    }
 
     fn row_derivatives<const SECOND: bool>(
         params: &[f64; 4],
@@ -1168,6 +1505,57 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The gradient pass runs customers 4 at a time through `row_gradients_x4`: the same bits
+    /// as summing `row_derivatives` customer by customer, including frequencies past the
+    /// products' limit (x > 16), customers without a repeat purchase in the same lanes, and a
+    /// tail of fewer than 4 customers.
+    fn check_lanes_match_rows<M: CovariateModel>(truth: &[f64]) {
+        let (mut x, t_x, age, purchase, dropout, links) = simulated::<M>(403, truth, 11);
+        for i in (0..x.len()).step_by(37) {
+            x[i] = 20.0 + i as f64 % 5.0;
+        }
+        let columns = RfmColumns::new(&x, &t_x, &age);
+        let rows = CovariateRows::new(&columns, &purchase, &dropout);
+        let lik = CovariateLikelihood::<M>::new(&rows, &links);
+        let mut point = truth.to_vec();
+        point[4] += 0.1;
+        let (value, gradient) = lik.loglik_and_gradient(&point, &Exec::Serial);
+        let columns = Columns::new(&links);
+        let model_point = Point::new(&links, &point);
+        let shape = RisingTable::new(point[0], shape_table_len(&x));
+        let mut acc = vec![0.0; 1 + columns.len()];
+        for i in 0..rows.len() {
+            let z = rows.covariates(&links, i);
+            let (theta, ln_theta) = model_point.customer::<M>(z);
+            let (ll, g, _) = M::row_derivatives::<false>(
+                &theta,
+                &ln_theta,
+                shape.get::<false>(x[i]),
+                x[i],
+                t_x[i],
+                age[i],
+            );
+            Columns::add_gradient::<M>(&mut acc, z, 1.0, &theta, ll, &g);
+        }
+        let (want_value, want_gradient) = columns.gradient(&point, &acc);
+        assert_eq!(value.to_bits(), want_value.to_bits(), "{}", M::NAME);
+        for (g, w) in gradient.iter().zip(&want_gradient) {
+            assert_eq!(
+                g.to_bits(),
+                w.to_bits(),
+                "{}: {gradient:?} vs {want_gradient:?}",
+                M::NAME
+            );
+        }
+    }
+
+    #[test]
+    fn lanes_give_the_bits_of_rows() {
+        check_lanes_match_rows::<BgNbdParams>(&[0.8, 4.0, 0.7, 2.5, 0.5, -0.3, 0.4]);
+        check_lanes_match_rows::<MbgNbdParams>(&[0.8, 4.0, 0.7, 2.5, 0.5, -0.3, 0.4]);
+        check_lanes_match_rows::<ParetoNbdParams>(&[0.8, 4.0, 0.6, 10.0, 0.5, -0.3, 0.4]);
     }
 
     #[test]

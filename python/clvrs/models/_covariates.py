@@ -295,20 +295,22 @@ class CovariateSpec:
         matrices = []
         links = []
         column_names = []
+        # Processes with the same covariate columns share one matrix (no second copy).
+        built: dict[tuple[str, ...], np.ndarray] = {}
         for process in PROCESSES:
-            blocks = []
+            process_columns = tuple(self._process_columns(process))
             process_links = []
             process_names = []
-            for column in self._process_columns(process):
-                block = self._encode(data, column)
-                blocks.append(block)
+            for column in process_columns:
                 prefix = "tied" if column in self.tied else process
                 for encoded in self.encoded(column):
                     process_links.append(index[f"{prefix}:{encoded}"])
                     process_names.append(encoded)
-            n_rows = len(data)
-            matrix = np.hstack(blocks) if blocks else np.zeros((n_rows, 0))
-            matrices.append(_native(matrix, np.float64))
+            if process_columns not in built:
+                blocks = [self._encode(data, column) for column in process_columns]
+                matrix = np.hstack(blocks) if blocks else np.zeros((len(data), 0))
+                built[process_columns] = _native(matrix, np.float64)
+            matrices.append(built[process_columns])
             links.append(process_links)
             column_names.append(process_names)
         return (
