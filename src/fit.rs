@@ -1285,7 +1285,13 @@ mod tests {
         let values: Vec<f64> = (0..1000)
             .map(|i| ((i * 7919) % 1000) as f64 / 100.0 - 3.0)
             .collect();
-        let plain = fit(&Normal { values: values.clone() }, &FitOptions::default()).unwrap();
+        let plain = fit(
+            &Normal {
+                values: values.clone(),
+            },
+            &FitOptions::default(),
+        )
+        .unwrap();
         let model = NormalFused(Normal { values });
         // Near the optimum (a warm start): a few Newton steps, with the last Hessian as the
         // covariance's.
@@ -1295,7 +1301,11 @@ mod tests {
             ..FitOptions::default()
         };
         let res = fit(&model, &near).unwrap();
-        assert!(res.converged && res.termination.contains("Newton"), "{}", res.termination);
+        assert!(
+            res.converged && res.termination.contains("Newton"),
+            "{}",
+            res.termination
+        );
         assert!(res.n_iter <= 6 && res.n_evaluations <= 8, "{res:?}");
         // Far away the Hessian is indefinite (at the start mu + 10 = 1): L-BFGS takes over.
         let far = FitOptions {
@@ -1308,7 +1318,10 @@ mod tests {
             for (a, b) in r.params.iter().zip(&plain.params) {
                 assert!((a - b).abs() < 1e-7, "{:?} vs {:?}", r.params, plain.params);
             }
-            let (cov, want) = (r.covariance.as_ref().unwrap(), plain.covariance.as_ref().unwrap());
+            let (cov, want) = (
+                r.covariance.as_ref().unwrap(),
+                plain.covariance.as_ref().unwrap(),
+            );
             for i in 0..2 {
                 for j in 0..2 {
                     assert!((cov[i][j] - want[i][j]).abs() <= 1e-6 * want[i][i].abs());

@@ -768,15 +768,19 @@ macro_rules! lanes {
     }};
 }
 
-/// [`row_derivatives`] without the Hessian for 4 customers at once, as structures of arrays:
-/// `theta[m][l]` is parameter `m` (r, alpha, a, b) of lane `l` (r is shared), `ln_theta` their
-/// logs, `shape[l]` the terms of `r` at `x[l]`, `modified` the variant. Returns each lane's
-/// log-likelihood and the gradient as `gradient[m][l]`. Each lane does the same arithmetic as
-/// one call (so the same bits), in straight-line loops over the lanes that compile to SIMD (as
-/// [`run_sums`]); lanes without a dropout coin compute the dropout terms too and discard them.
+/// The log-likelihood of 4 lanes, the gradient as `gradient[m][lane]` and the Hessian as
+/// `hessian[m][n][lane]`.
+pub type LaneDerivatives = ([f64; 4], [[f64; 4]; 4], [[[f64; 4]; 4]; 4]);
+
+/// [`row_derivatives`] for 4 customers at once, as structures of arrays: `theta[m][l]` is
+/// parameter `m` (r, alpha, a, b) of lane `l` (r is shared), `ln_theta` their logs, `shape[l]`
+/// the terms of `r` at `x[l]`, `modified` the variant; the Hessian only when `SECOND` (else 0).
+/// Each lane does the same arithmetic as one call (so the same bits), in straight-line loops
+/// over the lanes that compile to SIMD (as [`run_sums`]); lanes without a dropout coin compute
+/// the dropout terms too and discard them.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub fn row_gradients_x4(
+pub fn row_derivatives_x4<const SECOND: bool>(
     modified: bool,
     theta: &[[f64; 4]; 4],
     ln_theta: &[[f64; 4]; 4],
@@ -784,7 +788,7 @@ pub fn row_gradients_x4(
     x: [f64; 4],
     t_x: [f64; 4],
     age: [f64; 4],
-) -> ([f64; 4], [[f64; 4]; 4]) {
+) -> LaneDerivatives {
     use crate::fastmath::{exp, ln, ln_1p};
     let r = theta[0][0];
     let [_, alpha, a, b] = *theta;
@@ -796,17 +800,24 @@ pub fn row_gradients_x4(
     let inv_at = lanes!(|l| 1.0 / (alpha[l] + age[l]));
     let l1 = lanes!(|l| ln_1p(age[l] * inv_alpha[l]));
     // The rising products of b and a + b over the lanes' coins, lanes past their own k
-    // multiplying by 1 (all lanes small whole numbers, as in `beta_shift`).
+    // keeping their values (all lanes small whole numbers, as in `beta_shift`).
     let small = (0..4).all(|l| k[l] <= 16.0 && k[l].fract() == 0.0 && a[l] + b[l] < 1e15);
-    let (ln_beta, psi_b, psi_ab) = if small {
+    let (ln_beta, psi_b, psi_ab, second_b, second_ab) = if small {
         let ab = lanes!(|l| a[l] + b[l]);
         let k_max = k.iter().fold(0.0_f64, |m, &v| m.max(v));
-        let (mut p_b, mut d_b, mut p_ab, mut d_ab) = ([1.0; 4], [0.0; 4], [1.0; 4], [0.0; 4]);
+        let (mut p_b, mut d_b, mut dd_b) = ([1.0; 4], [0.0; 4], [0.0; 4]);
+        let (mut p_ab, mut d_ab, mut dd_ab) = ([1.0; 4], [0.0; 4], [0.0; 4]);
         let mut j = 0.0;
         while j < k_max {
             for l in 0..4 {
                 let on = j < k[l];
                 let (f_b, f_ab) = (b[l] + j, ab[l] + j);
+                if SECOND {
+                    let next_dd_b = dd_b[l] * f_b + 2.0 * d_b[l];
+                    let next_dd_ab = dd_ab[l] * f_ab + 2.0 * d_ab[l];
+                    dd_b[l] = if on { next_dd_b } else { dd_b[l] };
+                    dd_ab[l] = if on { next_dd_ab } else { dd_ab[l] };
+                }
                 let (next_d_b, next_d_ab) = (d_b[l] * f_b + p_b[l], d_ab[l] * f_ab + p_ab[l]);
                 d_b[l] = if on { next_d_b } else { d_b[l] };
                 d_ab[l] = if on { next_d_ab } else { d_ab[l] };
@@ -822,20 +833,29 @@ pub fn row_gradients_x4(
                 ln_beta[l] = ln(p_b[l]) - ln(p_ab[l]);
             }
         }
-        (
-            ln_beta,
-            lanes!(|l| d_b[l] / p_b[l]),
-            lanes!(|l| d_ab[l] / p_ab[l]),
-        )
+        let psi_b = lanes!(|l| d_b[l] / p_b[l]);
+        let psi_ab = lanes!(|l| d_ab[l] / p_ab[l]);
+        let (second_b, second_ab) = if SECOND {
+            (
+                lanes!(|l| dd_b[l] / p_b[l] - psi_b[l] * psi_b[l]),
+                lanes!(|l| dd_ab[l] / p_ab[l] - psi_ab[l] * psi_ab[l]),
+            )
+        } else {
+            ([0.0; 4], [0.0; 4])
+        };
+        (ln_beta, psi_b, psi_ab, second_b, second_ab)
     } else {
-        let (mut ln_beta, mut psi_b, mut psi_ab) = ([0.0; 4], [0.0; 4], [0.0; 4]);
+        let mut terms = [[0.0; 4]; 5];
         for l in 0..4 {
             if k[l] > 0.0 {
-                let (v, [p_b, p_ab], _) = beta_shift::<false>(a[l], b[l], k[l]);
-                (ln_beta[l], psi_b[l], psi_ab[l]) = (v, p_b, p_ab);
+                let (v, [p_b, p_ab], [s_b, s_ab]) = beta_shift::<SECOND>(a[l], b[l], k[l]);
+                for (term, value) in terms.iter_mut().zip([v, p_b, p_ab, s_b, s_ab]) {
+                    term[l] = value;
+                }
             }
         }
-        (ln_beta, psi_b, psi_ab)
+        let [ln_beta, psi_b, psi_ab, second_b, second_ab] = terms;
+        (ln_beta, psi_b, psi_ab, second_b, second_ab)
     };
     let inv_atx = lanes!(|l| 1.0 / (alpha[l] + t_x[l]));
     let b_k1 = lanes!(|l| b[l] + (k[l] - 1.0));
@@ -850,7 +870,7 @@ pub fn row_gradients_x4(
     let log1p = lanes!(|l| odds[l].max(0.0) + ln_1p(e[l]));
     let s = lanes!(|l| if odds[l] >= 0.0 { 1.0 } else { e[l] } / (1.0 + e[l]));
     let inv_a = lanes!(|l| 1.0 / a[l]);
-    // The sums in the order of `row_derivatives`.
+    // The sums in the order of `row_derivatives`; `on(l, v)` keeps v for lanes with a coin.
     let active = lanes!(|l| if k[l] > 0.0 { 1.0 } else { 0.0 });
     let base = lanes!(|l| shape[l].0 - x[l] * ln_alpha[l] - rx[l] * l1[l]);
     let value = lanes!(|l| if active[l] > 0.0 {
@@ -884,7 +904,79 @@ pub fn row_gradients_x4(
     } else {
         0.0
     });
-    (value, [g_r, g_alpha, g_a, g_b])
+    let mut hessian = [[[0.0; 4]; 4]; 4];
+    if SECOND {
+        let q = lanes!(|l| e[l] / ((1.0 + e[l]) * (1.0 + e[l])));
+        let on = |l: usize, v: f64| if active[l] > 0.0 { v } else { 0.0 };
+        let upper = [
+            (
+                0,
+                0,
+                lanes!(|l| {
+                    let h = shape[l].2;
+                    if active[l] > 0.0 {
+                        h + q[l] * big_l[l] * big_l[l]
+                    } else {
+                        h
+                    }
+                }),
+            ),
+            (
+                0,
+                1,
+                lanes!(|l| {
+                    let h = inv_alpha[l] - inv_at[l];
+                    if active[l] > 0.0 {
+                        h + (s[l] * d[l] + rx[l] * q[l] * big_l[l] * d[l])
+                    } else {
+                        h
+                    }
+                }),
+            ),
+            (0, 2, lanes!(|l| on(l, q[l] * big_l[l] * inv_a[l]))),
+            (0, 3, lanes!(|l| on(l, -q[l] * big_l[l] * ib[l]))),
+            (
+                1,
+                1,
+                lanes!(|l| {
+                    let h = -r * inv_alpha[l] * inv_alpha[l] + rx[l] * inv_at[l] * inv_at[l];
+                    if active[l] > 0.0 {
+                        h + (rx[l] * s[l] * (inv_atx[l] * inv_atx[l] - inv_at[l] * inv_at[l])
+                            + rx[l] * rx[l] * q[l] * d[l] * d[l])
+                    } else {
+                        h
+                    }
+                }),
+            ),
+            (1, 2, lanes!(|l| on(l, rx[l] * q[l] * d[l] * inv_a[l]))),
+            (1, 3, lanes!(|l| on(l, -rx[l] * q[l] * d[l] * ib[l]))),
+            (
+                2,
+                2,
+                lanes!(|l| on(l, -second_ab[l] + (q[l] - s[l]) * inv_a[l] * inv_a[l])),
+            ),
+            (
+                2,
+                3,
+                lanes!(|l| on(l, -second_ab[l] - q[l] * ib[l] * inv_a[l])),
+            ),
+            (
+                3,
+                3,
+                lanes!(|l| {
+                    on(
+                        l,
+                        second_b[l] - second_ab[l] + (s[l] + q[l]) * ib[l] * ib[l],
+                    )
+                }),
+            ),
+        ];
+        for (i, j, v) in upper {
+            hessian[i][j] = v;
+            hessian[j][i] = v;
+        }
+    }
+    (value, [g_r, g_alpha, g_a, g_b], hessian)
 }
 
 /// `ln[B(a, b+k) / B(a, b)] = [ln Gamma(b+k) - ln Gamma(b)] - [ln Gamma(a+b+k) - ln Gamma(a+b)]`

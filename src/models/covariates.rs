@@ -23,6 +23,7 @@
 
 use std::borrow::Cow;
 
+use super::bgnbd::LaneDerivatives;
 use super::RfmModel;
 use crate::data::{Rfm, RfmColumns, RfmNames};
 use crate::error::{ClvError, Result};
@@ -64,35 +65,37 @@ pub trait CovariateModel: RfmModel + Send {
         age: f64,
     ) -> super::RowDerivatives;
 
-    /// [`CovariateModel::row_derivatives`] without the Hessian for 4 customers at once, as
-    /// structures of arrays (`params[m][l]`: parameter `m` of lane `l`; the gradient likewise),
-    /// for models with a form that compiles to SIMD; by default one call per customer.
+    /// [`CovariateModel::row_derivatives`] for 4 customers at once, as structures of arrays
+    /// (`params[m][l]`: parameter `m` of lane `l`; the derivatives likewise), for models with a
+    /// form that compiles to SIMD; by default one call per customer.
     #[inline(always)]
-    fn row_gradients_x4(
+    fn row_derivatives_x4<const SECOND: bool>(
         params: &[[f64; 4]; 4],
         ln_params: &[[f64; 4]; 4],
         shape: &[RisingTerms; 4],
         x: [f64; 4],
         t_x: [f64; 4],
         age: [f64; 4],
-    ) -> ([f64; 4], [[f64; 4]; 4]) {
-        let (mut value, mut gradient) = ([0.0; 4], [[0.0; 4]; 4]);
+    ) -> LaneDerivatives {
+        let mut out: LaneDerivatives = ([0.0; 4], [[0.0; 4]; 4], [[[0.0; 4]; 4]; 4]);
         for l in 0..4 {
-            let lane = |v: &[[f64; 4]; 4]| [v[0][l], v[1][l], v[2][l], v[3][l]];
-            let (v, g, _) = Self::row_derivatives::<false>(
-                &lane(params),
-                &lane(ln_params),
+            let (v, g, h) = Self::row_derivatives::<SECOND>(
+                &lane(params, l),
+                &lane(ln_params, l),
                 shape[l],
                 x[l],
                 t_x[l],
                 age[l],
             );
-            value[l] = v;
+            out.0[l] = v;
             for m in 0..4 {
-                gradient[m][l] = g[m];
+                out.1[m][l] = g[m];
+                for n in 0..4 {
+                    out.2[m][n][l] = h[m][n];
+                }
             }
         }
-        (value, gradient)
+        out
     }
 
     /// The summed log-likelihood of compressed rows that share `params`, with its gradient
@@ -315,6 +318,12 @@ impl<'a> CovariateRows<'a> {
             dropout: pick_rows(&self.dropout, links.dropout.len()),
         }
     }
+}
+
+/// Lane `l` of a structure of arrays (`values[m][l]` for parameter `m`).
+#[inline(always)]
+fn lane(values: &[[f64; 4]; 4], l: usize) -> [f64; 4] {
+    [values[0][l], values[1][l], values[2][l], values[3][l]]
 }
 
 /// The sign with which each process's linear predictor enters the logs of the parameters it
@@ -799,20 +808,34 @@ fn natural_hessian(params: &[f64], acc: &[f64]) -> Vec<Vec<f64>> {
     hessian
 }
 
-/// What a gradient pass over customer rows reads.
-struct GradientPass<'p, 'a> {
+/// What a pass over customer rows reads.
+struct Pass<'p, 'a> {
     rows: &'p CovariateRows<'a>,
     links: &'p Links,
     point: &'p Point,
     shape: &'p RisingTable,
 }
 
-impl GradientPass<'_, '_> {
-    /// Add the log-likelihood and column gradient of the customers in `range` to `acc`, 4 at a
-    /// time ([`CovariateModel::row_gradients_x4`]), in customer order.
+impl Pass<'_, '_> {
+    /// Add the log-likelihood and column gradient (`!SECOND`, to `acc` as in
+    /// [`Columns::add_gradient`]) or the fused log-likelihood, gradient and Hessian (`SECOND`,
+    /// as in [`Columns::add_hessian`], through `columns`) of the customers in `range`, 4 at a
+    /// time ([`CovariateModel::row_derivatives_x4`]), in customer order.
     #[inline(always)]
-    fn run<M: CovariateModel>(&self, range: std::ops::Range<usize>, acc: &mut [f64]) {
+    fn run<M: CovariateModel, const SECOND: bool>(
+        &self,
+        range: std::ops::Range<usize>,
+        acc: &mut [f64],
+        columns: &mut Columns,
+    ) {
         let (rows, links) = (self.rows, self.links);
+        let mut add = |acc: &mut [f64], z, w, theta: &[f64; 4], row: super::RowDerivatives| {
+            if SECOND {
+                columns.add_hessian::<M>(acc, z, w, theta, &row);
+            } else {
+                Columns::add_gradient::<M>(acc, z, w, theta, row.0, &row.1);
+            }
+        };
         let mut i = range.start;
         while i + 4 <= range.end {
             let z = [0, 1, 2, 3].map(|l| rows.covariates(links, i + l));
@@ -825,13 +848,18 @@ impl GradientPass<'_, '_> {
             let [theta, ln_theta] = self.point.customers_x4::<M>(&z);
             let mut shape = [(0.0, 0.0, 0.0); 4];
             for (terms, &x) in shape.iter_mut().zip(&x) {
-                *terms = self.shape.get::<false>(x);
+                *terms = self.shape.get::<SECOND>(x);
             }
-            let (value, gradient) = M::row_gradients_x4(&theta, &ln_theta, &shape, x, t_x, age);
+            let (value, gradient, hessian) =
+                M::row_derivatives_x4::<SECOND>(&theta, &ln_theta, &shape, x, t_x, age);
             for l in 0..4 {
-                let lane = |v: &[[f64; 4]; 4]| [v[0][l], v[1][l], v[2][l], v[3][l]];
-                let (theta, g) = (lane(&theta), lane(&gradient));
-                Columns::add_gradient::<M>(acc, z[l], rows.weight(i + l), &theta, value[l], &g);
+                let h = if SECOND {
+                    [0, 1, 2, 3].map(|m| lane(&hessian[m], l))
+                } else {
+                    [[0.0; 4]; 4]
+                };
+                let row = (value[l], lane(&gradient, l), h);
+                add(acc, z[l], rows.weight(i + l), &lane(&theta, l), row);
             }
             i += 4;
         }
@@ -839,33 +867,46 @@ impl GradientPass<'_, '_> {
             let z = rows.covariates(links, i);
             let x = rows.frequency[i];
             let (theta, ln_theta) = self.point.customer_at::<M>(z, M::dropout_enters(x));
-            let (ll, g, _) = M::row_derivatives::<false>(
+            let row = M::row_derivatives::<SECOND>(
                 &theta,
                 &ln_theta,
-                self.shape.get::<false>(x),
+                self.shape.get::<SECOND>(x),
                 x,
                 rows.recency[i],
                 rows.age[i],
             );
-            Columns::add_gradient::<M>(acc, z, rows.weight(i), &theta, ll, &g);
+            add(acc, z, rows.weight(i), &theta, row);
+        }
+        if SECOND {
+            columns.flush(acc);
         }
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    fn run_avx2<M: CovariateModel>(&self, range: std::ops::Range<usize>, acc: &mut [f64]) {
-        self.run::<M>(range, acc);
+    fn run_avx2<M: CovariateModel, const SECOND: bool>(
+        &self,
+        range: std::ops::Range<usize>,
+        acc: &mut [f64],
+        columns: &mut Columns,
+    ) {
+        self.run::<M, SECOND>(range, acc, columns);
     }
 
-    /// [`GradientPass::run`] with 256-bit vectors where the processor has them (no fused
-    /// multiply-add, so the same bits either way).
-    fn run_dispatch<M: CovariateModel>(&self, range: std::ops::Range<usize>, acc: &mut [f64]) {
+    /// [`Pass::run`] with 256-bit vectors where the processor has them (no fused multiply-add,
+    /// so the same bits either way).
+    fn run_dispatch<M: CovariateModel, const SECOND: bool>(
+        &self,
+        range: std::ops::Range<usize>,
+        acc: &mut [f64],
+        columns: &mut Columns,
+    ) {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the processor supports AVX2 (checked just above).
-            return unsafe { self.run_avx2::<M>(range, acc) };
+            return unsafe { self.run_avx2::<M, SECOND>(range, acc, columns) };
         }
-        self.run::<M>(range, acc);
+        self.run::<M, SECOND>(range, acc, columns);
     }
 }
 
@@ -887,14 +928,14 @@ impl<M: CovariateModel> Likelihood for CovariateLikelihood<'_, '_, M> {
         let columns = Columns::new(links);
         let point = Point::new(links, params);
         let shape = RisingTable::new(params[0], self.shape_len);
-        let pass = GradientPass {
+        let pass = Pass {
             rows,
             links,
             point: &point,
             shape: &shape,
         };
         let acc = exec.chunked_sum(rows.len(), 1 + columns.len(), |range, acc| {
-            pass.run_dispatch::<M>(range, acc);
+            pass.run_dispatch::<M, false>(range, acc, &mut Columns::new(links));
         });
         columns.gradient(params, &acc)
     }
@@ -913,23 +954,14 @@ impl<M: CovariateModel> Likelihood for CovariateLikelihood<'_, '_, M> {
         let columns = Columns::new(links);
         let point = Point::new(links, params);
         let shape = RisingTable::new(params[0], self.shape_len);
+        let pass = Pass {
+            rows,
+            links,
+            point: &point,
+            shape: &shape,
+        };
         let acc = exec.chunked_sum(rows.len(), columns.hessian_width(), |range, acc| {
-            let mut columns = Columns::new(links);
-            for i in range {
-                let z = rows.covariates(links, i);
-                let x = rows.frequency[i];
-                let (theta, ln_theta) = point.customer_at::<M>(z, M::dropout_enters(x));
-                let row = M::row_derivatives::<true>(
-                    &theta,
-                    &ln_theta,
-                    shape.get::<true>(x),
-                    x,
-                    rows.recency[i],
-                    rows.age[i],
-                );
-                columns.add_hessian::<M>(acc, z, rows.weight(i), &theta, &row);
-            }
-            columns.flush(acc);
+            pass.run_dispatch::<M, true>(range, acc, &mut Columns::new(links));
         });
         Some(columns.fused(params, &acc))
     }
@@ -1279,15 +1311,15 @@ impl CovariateModel for super::BgNbdParams {
     }
 
     #[inline(always)]
-    fn row_gradients_x4(
+    fn row_derivatives_x4<const SECOND: bool>(
         params: &[[f64; 4]; 4],
         ln_params: &[[f64; 4]; 4],
         shape: &[RisingTerms; 4],
         x: [f64; 4],
         t_x: [f64; 4],
         age: [f64; 4],
-    ) -> ([f64; 4], [[f64; 4]; 4]) {
-        super::bgnbd::row_gradients_x4(false, params, ln_params, shape, x, t_x, age)
+    ) -> LaneDerivatives {
+        super::bgnbd::row_derivatives_x4::<SECOND>(false, params, ln_params, shape, x, t_x, age)
     }
 
     fn row_derivatives<const SECOND: bool>(
@@ -1315,15 +1347,15 @@ impl CovariateModel for super::MbgNbdParams {
     const LINKS: &'static [(usize, Process, f64)] = super::BgNbdParams::LINKS;
 
     #[inline(always)]
-    fn row_gradients_x4(
+    fn row_derivatives_x4<const SECOND: bool>(
         params: &[[f64; 4]; 4],
         ln_params: &[[f64; 4]; 4],
         shape: &[RisingTerms; 4],
         x: [f64; 4],
         t_x: [f64; 4],
         age: [f64; 4],
-    ) -> ([f64; 4], [[f64; 4]; 4]) {
-        super::bgnbd::row_gradients_x4(true, params, ln_params, shape, x, t_x, age)
+    ) -> LaneDerivatives {
+        super::bgnbd::row_derivatives_x4::<SECOND>(true, params, ln_params, shape, x, t_x, age)
     }
 
     fn row_derivatives<const SECOND: bool>(
@@ -1549,6 +1581,27 @@ mod tests {
                 M::NAME
             );
         }
+        let fused = lik.loglik_gradient_hessian(&point, &Exec::Serial).unwrap();
+        let mut columns = Columns::new(&links);
+        let mut acc = vec![0.0; columns.hessian_width()];
+        for i in 0..rows.len() {
+            let z = rows.covariates(&links, i);
+            let (theta, ln_theta) = model_point.customer::<M>(z);
+            let row = M::row_derivatives::<true>(
+                &theta,
+                &ln_theta,
+                shape.get::<true>(x[i]),
+                x[i],
+                t_x[i],
+                age[i],
+            );
+            columns.add_hessian::<M>(&mut acc, z, 1.0, &theta, &row);
+        }
+        columns.flush(&mut acc);
+        let want = columns.fused(&point, &acc);
+        assert_eq!(fused.0.to_bits(), want.0.to_bits(), "{}", M::NAME);
+        assert_eq!(fused.1, want.1, "{}", M::NAME);
+        assert_eq!(fused.2, want.2, "{}", M::NAME);
     }
 
     #[test]
