@@ -1130,29 +1130,69 @@ impl Groups {
         max_groups: usize,
         exec: &Exec,
     ) -> Option<Self> {
-        let mut index: std::collections::HashMap<Vec<u64>, usize, KeyHash> = Default::default();
-        let mut group_of = Vec::with_capacity(rows.len());
-        let (mut purchase, mut dropout) = (Vec::new(), Vec::new());
-        let mut key = Vec::new();
-        for i in 0..rows.len() {
+        // Rows keyed by the bit patterns of their covariate values, block by block in
+        // parallel: each block's distinct vectors in the order they first appear, with a local
+        // id per row. Merging the blocks in order gives every vector the id of its first
+        // appearance in all rows, as one pass in order would.
+        let blocks: Vec<std::ops::Range<usize>> = (0..rows.len())
+            .step_by(KEY_BLOCK_ROWS)
+            .map(|start| start..(start + KEY_BLOCK_ROWS).min(rows.len()))
+            .collect();
+        let key_of = |i: usize, key: &mut Vec<u64>| {
             let [zp, zd] = rows.covariates(links, i);
             key.clear();
             // +0.0 folds -0.0 into 0.0.
             key.extend(zp.iter().chain(zd).map(|v| (v + 0.0).to_bits()));
-            let g = match index.get(key.as_slice()) {
-                Some(&g) => g,
-                None => {
-                    let g = index.len();
-                    if g == max_groups {
-                        return None;
+        };
+        let keyed: Vec<Option<(Vec<usize>, Vec<u32>)>> = exec.map(&blocks, |range| {
+            let mut index: std::collections::HashMap<Vec<u64>, u32, KeyHash> = Default::default();
+            let mut first_rows = Vec::new();
+            let mut local = Vec::with_capacity(range.len());
+            let mut key = Vec::new();
+            for i in range.clone() {
+                key_of(i, &mut key);
+                let g = match index.get(key.as_slice()) {
+                    Some(&g) => g,
+                    None => {
+                        if first_rows.len() == max_groups {
+                            return None;
+                        }
+                        let g = first_rows.len() as u32;
+                        index.insert(key.clone(), g);
+                        first_rows.push(i);
+                        g
                     }
-                    index.insert(key.clone(), g);
-                    purchase.extend_from_slice(zp);
-                    dropout.extend_from_slice(zd);
-                    g
-                }
-            };
-            group_of.push(g);
+                };
+                local.push(g);
+            }
+            Some((first_rows, local))
+        });
+        let mut index: std::collections::HashMap<Vec<u64>, usize, KeyHash> = Default::default();
+        let mut group_of = Vec::with_capacity(rows.len());
+        let (mut purchase, mut dropout) = (Vec::new(), Vec::new());
+        let mut key = Vec::new();
+        for block in keyed {
+            let (first_rows, local) = block?;
+            let mut global = Vec::with_capacity(first_rows.len());
+            for &i in &first_rows {
+                key_of(i, &mut key);
+                let g = match index.get(key.as_slice()) {
+                    Some(&g) => g,
+                    None => {
+                        let g = index.len();
+                        if g == max_groups {
+                            return None;
+                        }
+                        index.insert(key.clone(), g);
+                        let [zp, zd] = rows.covariates(links, i);
+                        purchase.extend_from_slice(zp);
+                        dropout.extend_from_slice(zd);
+                        g
+                    }
+                };
+                global.push(g);
+            }
+            group_of.extend(local.iter().map(|&g| global[g as usize]));
         }
         // Each group's rows in their original order (a counting sort), gathered and compressed:
         // groups in parallel when there are enough of them to share out, else one by one with
@@ -1294,6 +1334,9 @@ fn default_start(links: &Links) -> Vec<Vec<f64>> {
 /// The base model's estimate that starts the subsample fit comes from every this-many-th row of
 /// the subsample: it only seeds the covariate fit, which moves away from it anyway.
 const BASE_START_STRIDE: usize = 5;
+
+/// Rows per block when [`Groups`] keys rows in parallel.
+const KEY_BLOCK_ROWS: usize = 1 << 16;
 
 /// Use [`Groups`] when customers average at least this many per distinct covariate vector.
 const MIN_CUSTOMERS_PER_GROUP: usize = 20;
@@ -1712,6 +1755,49 @@ mod tests {
         for (a, b) in fused.2.iter().zip(&want.2) {
             assert!(close(a, b), "{}: {a:?} vs {b:?}", M::NAME);
         }
+    }
+
+    #[test]
+    fn groups_number_vectors_by_first_appearance_across_key_blocks() {
+        // Vector j first appears at row 30_000 j, so later key blocks bring new groups; -0.0
+        // and 0.0 are one value.
+        let n = 5 * KEY_BLOCK_ROWS / 2;
+        let vector = |i: usize| -> f64 {
+            let newest = i / 30_000;
+            let j = (i * 7919) % (newest + 1);
+            if j == 0 && i % 2 == 1 {
+                -0.0
+            } else {
+                j as f64
+            }
+        };
+        let purchase: Vec<f64> = (0..n).map(vector).collect();
+        let dropout: Vec<f64> = purchase.iter().map(|v| v * 2.0).collect();
+        let (x, t_x, age) = (vec![1.0; n], vec![2.0; n], vec![5.0; n]);
+        let columns = RfmColumns::new(&x, &t_x, &age);
+        let rows = CovariateRows::new(&columns, &purchase, &dropout);
+        let links = Links {
+            purchase: vec![0],
+            dropout: vec![1],
+            names: vec!["p".into(), "d".into()],
+        };
+        let exec = Exec::with_jobs(Some(2)).unwrap();
+        let groups = Groups::new(&rows, &links, 1000, &exec).unwrap();
+        let mut first: Vec<f64> = Vec::new();
+        for &v in &purchase {
+            if !first.contains(&v) {
+                first.push(v);
+            }
+        }
+        assert_eq!(groups.purchase, first);
+        for (g, &v) in first.iter().enumerate() {
+            let count = purchase.iter().filter(|&&p| p == v).count() as f64;
+            assert_eq!(groups.data[g].total_weight(), count, "group {g}");
+            assert_eq!(groups.dropout[g], v * 2.0);
+        }
+        // Too many groups, only visible once the blocks are merged.
+        assert!(Groups::new(&rows, &links, first.len() - 1, &exec).is_none());
+        assert!(Groups::new(&rows, &links, first.len(), &Exec::Serial).is_some());
     }
 
     #[test]
