@@ -516,6 +516,50 @@ def test_save_load_and_pickle_round_trip(
     pd.testing.assert_frame_equal(again.summary, model.summary)
 
 
+def test_panel_dates_are_read_on_the_transactions_wall_clock() -> None:
+    """A log in one timezone and a panel in another: the panel's dates are converted to the
+    log's timezone before both are cut into periods, whether the frames are pandas or polars.
+    Mixing aware and naive dates is refused."""
+    log = pd.DataFrame(
+        {
+            "customer_id": [1, 1, 2],
+            "date": pd.to_datetime(["2024-01-02 09:00", "2024-01-09 12:00", "2024-01-03 10:00"]),
+        }
+    )
+    # Changes at 23:30 US/Eastern on the 4th are on the 5th in UTC.
+    panel_utc = pd.DataFrame(
+        {
+            "customer_id": [1, 1, 2, 2],
+            "date": pd.to_datetime(
+                ["2024-01-01 00:00", "2024-01-05 04:30", "2024-01-01 00:00", "2024-01-05 04:30"]
+            ),
+            "promo": [0.0, 1.0, 0.0, 1.0],
+        }
+    )
+    log["date"] = log["date"].dt.tz_localize("UTC")
+    panel_utc["date"] = panel_utc["date"].dt.tz_localize("UTC")
+    panel_eastern = panel_utc.assign(date=panel_utc["date"].dt.tz_convert("US/Eastern"))
+    options = {"freq": "D", "observation_period_end": "2024-01-20"}
+    want = clvrs.DynamicCovariateData(log, panel_utc, **options).pieces
+    assert want["start"].tolist() == [0.0, 3.0, 0.0, 2.0]
+    got = clvrs.DynamicCovariateData(log, panel_eastern, **options).pieces
+    pd.testing.assert_frame_equal(got, want)
+    polars = pytest.importorskip("polars")
+    from_polars = clvrs.DynamicCovariateData(
+        polars.from_pandas(log), polars.from_pandas(panel_eastern), **options
+    )
+    pd.testing.assert_frame_equal(from_polars.pieces, want)
+    # Read on its own wall clock, the panel would change a day earlier.
+    naive_eastern = panel_eastern.assign(date=panel_eastern["date"].dt.tz_localize(None))
+    naive_log = log.assign(date=log["date"].dt.tz_localize(None))
+    shifted = clvrs.DynamicCovariateData(naive_log, naive_eastern, **options).pieces
+    assert shifted["start"].tolist() == [0.0, 2.0, 0.0, 1.0]
+    with pytest.raises(InvalidDataError, match="has timezone UTC but the transactions"):
+        clvrs.DynamicCovariateData(naive_log, panel_utc, **options)
+    with pytest.raises(InvalidDataError, match="has no timezone but the transactions"):
+        clvrs.DynamicCovariateData(log, naive_eastern, **options)
+
+
 def test_categorical_and_polars_panels() -> None:
     polars = pytest.importorskip("polars")
     log, panel, _, end = simulate(1500, TRUTH, (0.0, 0.0), seed=9)

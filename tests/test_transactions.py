@@ -242,3 +242,23 @@ def test_tracking(log):
     end_cal = track[track["calibration"]].iloc[-1]
     assert end_cal["expected_cumulative"] == pytest.approx(end_cal["actual_cumulative"], rel=0.02)
     np.testing.assert_allclose(track["expected"].cumsum(), track["expected_cumulative"])
+
+
+def test_polars_aware_dates_are_summarised_on_their_wall_clock() -> None:
+    """Timezone-aware dates count on their own wall clock, from pandas and polars alike."""
+    polars = pytest.importorskip("polars")
+    log = pd.DataFrame(
+        {
+            "customer_id": [1, 1, 2],
+            "date": pd.to_datetime(
+                ["2024-01-02 23:30", "2024-01-09 12:00", "2024-01-03 10:00"]
+            ).tz_localize("US/Eastern"),
+        }
+    )
+    options = {"observation_period_end": "2024-01-10"}
+    want = clvrs.summarize_transactions(log, "customer_id", "date", **options)
+    got = clvrs.summarize_transactions(polars.from_pandas(log), "customer_id", "date", **options)
+    # Customer 1's first purchase is late on the 2nd on its own clock (the 3rd in UTC).
+    assert want["T"].tolist() == [8.0, 7.0]
+    np.testing.assert_array_equal(got["T"].to_numpy(), want["T"].to_numpy())
+    np.testing.assert_array_equal(got["recency"].to_numpy(), want["recency"].to_numpy())

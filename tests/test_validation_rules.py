@@ -488,6 +488,9 @@ def _cases() -> dict[str, Case]:
         "dyn.non-empty": Case(lambda: _dynamic(log=_log().iloc[:0]), "id"),
         "dyn.after-end": Case(lambda: _dynamic(observation_period_end="2020-01-04"), "date", 1),
         "dyn.panel-container": Case(lambda: _dynamic(panel=[1, 2, 3]), "covariates"),
+        "dyn.panel-timezone": Case(
+            lambda: _dynamic(panel=_panel(date=_panel()["date"].dt.tz_localize("UTC"))), "date"
+        ),
         "dyn.panel-column-present": Case(
             lambda: _dynamic(panel=_panel().drop(columns="date")), "date"
         ),

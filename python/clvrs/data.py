@@ -33,6 +33,7 @@ class _Log:
     amounts: np.ndarray | None
     kind: str  # "pandas" or "polars": the type of the result
     offset: int  # subtracted from `codes` to give the code (dense integer ids)
+    tz: Any = None  # the timezone of the dates (None when naive); `times` are its wall clock
 
 
 def _is_polars(obj: Any) -> bool:
@@ -60,8 +61,12 @@ def _column(frame: Any, name: str) -> Any:
 _UNIT_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 
 
-def _times(values: pd.Series, name: str, datetime_format: str | None) -> tuple[np.ndarray, int]:
-    """Times as int64 counts of their own unit (no conversion copy), and ns per unit."""
+def _times(
+    values: pd.Series, name: str, datetime_format: str | None, zone: Any = None
+) -> tuple[np.ndarray, int, Any]:
+    """Times as int64 counts of their own unit (no conversion copy), ns per unit, and the
+    column's timezone (None when naive). Aware times become their wall clock, after conversion
+    to ``zone`` when one is given."""
     series = values
     if not pd.api.types.is_datetime64_any_dtype(series):
         try:
@@ -85,13 +90,16 @@ def _times(values: pd.Series, name: str, datetime_format: str | None) -> tuple[n
                     err.column, err.row, err.rule = name, row, "must be a parsable date or time"
                     raise err from None
             raise _bad_parameter("datetime_format", str(exc)) from exc
-    if getattr(series.dtype, "tz", None) is not None:
+    tz = getattr(series.dtype, "tz", None)
+    if tz is not None:
+        if zone is not None:
+            series = series.dt.tz_convert(zone)
         series = series.dt.tz_localize(None)  # periods follow the wall clock
     array = series.to_numpy()
     unit = np.datetime_data(array.dtype)[0]
     if unit not in _UNIT_NS:
         array, unit = array.astype("datetime64[ns]"), "ns"
-    return _native(array.view(np.int64)), _UNIT_NS[unit]
+    return _native(array.view(np.int64)), _UNIT_NS[unit], tz
 
 
 def _read_log(
@@ -118,7 +126,7 @@ def _read_log(
             "transactions", "must be a pandas or polars DataFrame or a pyarrow Table"
         )
     ids = _column(frame, customer_id_col)
-    times, unit_ns = _times(_column(frame, datetime_col), datetime_col, datetime_format)
+    times, unit_ns, tz = _times(_column(frame, datetime_col), datetime_col, datetime_format)
     amounts = _amounts(frame, monetary_value_col)
     if (
         pd.api.types.is_integer_dtype(ids.dtype)
@@ -137,6 +145,7 @@ def _read_log(
                 amounts=amounts,
                 kind=kind,
                 offset=lo,
+                tz=tz,
             )
     # Factorise by hashing, then renumber the codes in sorted id order (cheaper than sorting
     # all rows: only the distinct ids are sorted).
@@ -160,13 +169,17 @@ def _read_log(
         amounts=amounts,
         kind=kind,
         offset=0,
+        tz=tz,
     )
 
 
 def _polars_to_pandas(series: Any) -> pd.Series:
     """A polars column as a pandas Series, sharing memory for numbers and datetimes."""
     dtype = series.dtype
-    if series.null_count() == 0 and (dtype.is_numeric() or dtype.is_temporal()):
+    # (numpy has no timezones: an aware column would come out as naive UTC, not the wall
+    # clock that pandas input gives, so it goes through pandas.)
+    aware = getattr(dtype, "time_zone", None) is not None
+    if series.null_count() == 0 and (dtype.is_numeric() or dtype.is_temporal()) and not aware:
         try:
             return pd.Series(series.to_numpy(), name=series.name, copy=False)
         except (TypeError, ValueError):

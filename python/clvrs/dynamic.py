@@ -84,7 +84,9 @@ class DynamicCovariateData:
     customer_id_col, datetime_col : str
         Column names of the transaction log (the panel uses the same id column).
     covariate_datetime_col : str, optional
-        The panel's date column (``datetime_col`` if omitted).
+        The panel's date column (``datetime_col`` if omitted). Dates count on their wall clock;
+        timezone-aware panel dates are first converted to the timezone of the transactions'
+        dates, which must then be aware too (and naive with naive).
     observation_period_end : date-like, optional
         End of observation; the latest transaction if omitted.
     freq : {"D", "W", "M", "H"}, default "D"
@@ -259,9 +261,23 @@ class DynamicCovariateData:
             )
         # Rows of other customers are ignored, whatever they hold.
         rows = np.flatnonzero(position >= 0)
-        times, unit_ns = _times(
-            panel[covariate_datetime_col].iloc[rows], covariate_datetime_col, datetime_format
+        # Aware panel dates are read on the transactions' wall clock, so that both are cut
+        # into the same periods.
+        times, unit_ns, panel_tz = _times(
+            panel[covariate_datetime_col].iloc[rows],
+            covariate_datetime_col,
+            datetime_format,
+            zone=log.tz,
         )
+        if (panel_tz is None) != (log.tz is None):
+            raise _error(
+                covariate_datetime_col,
+                None,
+                "timezone like the transactions'",
+                f"has {'no timezone' if panel_tz is None else f'timezone {panel_tz}'} but the "
+                f"transactions' dates have {'none' if log.tz is None else f'timezone {log.tz}'}: "
+                "give both timezone-aware dates, or both naive ones",
+            )
         if (times == _NAT).any():
             row = int(rows[np.flatnonzero(times == _NAT)[0]])
             raise _error(
