@@ -700,6 +700,9 @@ fn lbfgs<L: Likelihood>(
         std::collections::VecDeque::with_capacity(MEMORY);
     let n = u.len();
     let mut iterations = 0;
+    // The Hessian at `u` when the evaluation there formed it, and the previous gradient norm.
+    let mut hessian: Option<Vec<Vec<f64>>> = None;
+    let mut previous_gnorm = f64::INFINITY;
     loop {
         let gnorm = inf_norm(&grad);
         if gnorm <= tol {
@@ -710,9 +713,15 @@ fn lbfgs<L: Likelihood>(
                 iterations,
                 termination: format!("gradient norm {gnorm:.2e} below the tolerance {tol:.0e}"),
                 converged: true,
-                hessian: None,
+                hessian,
             });
         }
+        // When the gradient shrinks steadily enough that the next point should meet the
+        // tolerance, evaluate it with the model's fused pass (if it has one): its Hessian is
+        // then the covariance's, which saves a pass at the end.
+        let final_step = previous_gnorm.is_finite()
+            && gnorm * (gnorm / previous_gnorm) <= FINAL_STEP_FRACTION * tol;
+        previous_gnorm = gnorm;
         if iterations >= max_iter {
             return Ok(StartOutcome {
                 u,
@@ -775,12 +784,21 @@ fn lbfgs<L: Likelihood>(
                 .zip(&direction)
                 .map(|(x, d)| x + step * d)
                 .collect();
-            match objective.evaluate(&trial) {
+            let evaluation = if final_step {
+                match objective.evaluate_with_hessian(&trial) {
+                    Ok(Some((c, g, h))) => Ok((c, g, Some(h))),
+                    Ok(None) => objective.evaluate(&trial).map(|(c, g)| (c, g, None)),
+                    Err(e) => Err(e),
+                }
+            } else {
+                objective.evaluate(&trial).map(|(c, g)| (c, g, None))
+            };
+            match evaluation {
                 Err(EvalError::Interrupted) => return Err(interrupted()),
                 // Strict decrease: once steps are so short that the cost no longer changes in
                 // floating point, the search has converged as far as rounding allows.
-                Ok((c, g)) if c < cost && c <= cost + ARMIJO * step * slope => {
-                    accepted = Some((trial, c, g));
+                Ok((c, g, h)) if c < cost && c <= cost + ARMIJO * step * slope => {
+                    accepted = Some((trial, c, g, h));
                     break;
                 }
                 _ => step *= 0.5,
@@ -792,7 +810,7 @@ fn lbfgs<L: Likelihood>(
             }
         }
         iterations += 1;
-        let Some((next_u, next_cost, next_grad)) = accepted else {
+        let Some((next_u, next_cost, next_grad, next_hessian)) = accepted else {
             let converged = gnorm <= STALLED_GRADIENT_TOLERANCE;
             let termination = if converged {
                 format!("no further decrease possible within rounding (gradient norm {gnorm:.2e})")
@@ -823,8 +841,14 @@ fn lbfgs<L: Likelihood>(
         u = next_u;
         cost = next_cost;
         grad = next_grad;
+        hessian = next_hessian;
     }
 }
+
+/// [`lbfgs`] evaluates a trial point with the fused value/gradient/Hessian pass when the
+/// gradient norm, shrinking at its latest rate, would fall below this fraction of the tolerance
+/// there.
+const FINAL_STEP_FRACTION: f64 = 0.5;
 
 /// The covariance of the natural parameters, the inverse Hessian of the mean objective in
 /// unconstrained coordinates (both `None` when the Hessian is not positive definite), the
