@@ -1273,8 +1273,9 @@ mod tests {
         assert_eq!(cov[0][1], cov[1][0]);
     }
 
-    /// [`Normal`] with its analytic Hessian as a fused pass, for Newton steps.
-    struct NormalFused(Normal);
+    /// [`Normal`] with its analytic Hessian as a fused pass (counting its calls), for Newton
+    /// steps and the last step of L-BFGS.
+    struct NormalFused(Normal, AtomicU64);
 
     impl Likelihood for NormalFused {
         fn params(&self) -> &[ParamSpec] {
@@ -1290,6 +1291,7 @@ mod tests {
             self.0.loglik_and_gradient(p, exec)
         }
         fn loglik_gradient_hessian(&self, p: &[f64], exec: &Exec) -> Option<FusedPass> {
+            self.1.fetch_add(1, Ordering::Relaxed);
             let (ll, gradient) = self.0.loglik_and_gradient(p, exec);
             let (m, s) = (p[0] - 10.0, p[1]);
             let (mut h_ms, mut h_ss) = (0.0, 0.0);
@@ -1316,7 +1318,7 @@ mod tests {
             &FitOptions::default(),
         )
         .unwrap();
-        let model = NormalFused(Normal { values });
+        let model = NormalFused(Normal { values }, AtomicU64::new(0));
         // Near the optimum (a warm start): a few Newton steps, with the last Hessian as the
         // covariance's.
         let near = FitOptions {
@@ -1338,7 +1340,14 @@ mod tests {
         };
         let from_far = fit(&model, &far).unwrap();
         assert!(from_far.converged, "{}", from_far.termination);
-        for r in [&res, &from_far] {
+        // Plain L-BFGS takes its last step with the fused pass, whose Hessian is then the
+        // covariance's (the model has no separate Hessian: without it the covariance would
+        // come from differenced gradients).
+        model.1.store(0, Ordering::Relaxed);
+        let lbfgs_only = fit(&model, &FitOptions::default()).unwrap();
+        assert!(lbfgs_only.converged, "{}", lbfgs_only.termination);
+        assert!(model.1.load(Ordering::Relaxed) >= 1);
+        for r in [&res, &from_far, &lbfgs_only] {
             for (a, b) in r.params.iter().zip(&plain.params) {
                 assert!((a - b).abs() < 1e-7, "{:?} vs {:?}", r.params, plain.params);
             }
