@@ -267,6 +267,13 @@ type Evaluation = (Vec<f64>, f64, Vec<f64>);
 /// coordinates).
 type Fused = (f64, Vec<f64>, Vec<Vec<f64>>);
 
+/// The objective and its gradient (unconstrained coordinates).
+type CostGradient = (f64, Vec<f64>);
+
+/// The inverse mean Hessian at a start, and the objective with its gradient there when the
+/// pass that formed the Hessian gave them.
+type StartCurvature = (Option<Vec<Vec<f64>>>, Option<CostGradient>);
+
 /// Why an evaluation produced no value.
 enum EvalError {
     /// The log-likelihood or its gradient is not finite here: the step went too far.
@@ -507,18 +514,18 @@ pub fn fit<L: Likelihood>(lik: &L, opts: &FitOptions<'_>) -> Result<FitResult> {
                     }
                     None => (u0, 0, None),
                 };
-                let start_curvature = if newton_curvature.is_some() {
-                    newton_curvature
+                let (start_curvature, evaluated) = if newton_curvature.is_some() {
+                    (newton_curvature, None)
                 } else if opts.curvature_at_start && opts.initial_inverse_hessian.is_none() {
                     start_inverse_hessian(&objective, &u0)?
                 } else {
-                    None
+                    (None, None)
                 };
                 let h0 = opts
                     .initial_inverse_hessian
                     .as_deref()
                     .or(start_curvature.as_deref());
-                let mut outcome = lbfgs(&objective, u0, h0, max_iter, tol)?;
+                let mut outcome = lbfgs(&objective, u0, h0, evaluated, max_iter, tol)?;
                 outcome.iterations += newton_iterations;
                 outcome
             }
@@ -668,10 +675,12 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 /// definite without a Wolfe search). Written here rather than taken from argmin because argmin's
 /// line searches stop with an error at the first non-finite trial point, which the likelihoods of
 /// these models produce far from the optimum (underflow of rates near zero).
+/// `start` is the objective and its gradient at `u0` when already evaluated.
 fn lbfgs<L: Likelihood>(
     objective: &Objective<'_, '_, L>,
     u0: Vec<f64>,
     h0: Option<&[Vec<f64>]>,
+    start: Option<CostGradient>,
     max_iter: u64,
     tol: f64,
 ) -> Result<StartOutcome> {
@@ -685,7 +694,11 @@ fn lbfgs<L: Likelihood>(
         converged: false,
         hessian: None,
     };
-    let (mut cost, mut grad) = match objective.evaluate(&u0) {
+    let evaluation = match start {
+        Some(v) => Ok(v),
+        None => objective.evaluate(&u0),
+    };
+    let (mut cost, mut grad) = match evaluation {
         Ok(v) => v,
         Err(EvalError::Interrupted) => return Err(interrupted()),
         Err(EvalError::NotFinite) => {
@@ -916,22 +929,33 @@ fn unconstrained_hessian<L: Likelihood>(
 }
 
 /// The inverse Hessian of the objective (unconstrained coordinates, mean per customer) at `u`
-/// from the model's analytic Hessian, when it has one and it is positive definite there.
+/// from the model's analytic Hessian, when it has one and it is positive definite there, and
+/// the objective with its gradient when the same pass gave them.
 fn start_inverse_hessian<L: Likelihood>(
     objective: &Objective<'_, '_, L>,
     u: &[f64],
-) -> Result<Option<Vec<Vec<f64>>>> {
+) -> Result<StartCurvature> {
+    // With a fused pass, one pass gives the Hessian and the objective with its gradient (which
+    // L-BFGS then need not evaluate again).
+    match objective.evaluate_with_hessian(u) {
+        Ok(Some((cost, grad, hessian))) => {
+            return Ok((inverse_of(objective, u, hessian)?, Some((cost, grad))))
+        }
+        Ok(None) => {}
+        Err(EvalError::Interrupted) => return Err(ClvError::Interrupted),
+        Err(EvalError::NotFinite) => return Ok((None, None)),
+    }
     let theta = objective.natural(u);
     let Some(h_theta) = objective.lik.hessian(&theta, &objective.opts.exec) else {
-        return Ok(None);
+        return Ok((None, None));
     };
     let hessian = match unconstrained_hessian(objective, u, &theta, &h_theta) {
         Ok(h) => h,
         Err(ClvError::Interrupted) => return Err(ClvError::Interrupted),
-        Err(_) => return Ok(None),
+        Err(_) => return Ok((None, None)),
     };
     let (_, inverse, _, _) = curvature_from_hessian(objective, &theta, hessian)?;
-    Ok(inverse)
+    Ok((inverse, None))
 }
 
 /// The inverse mean Hessian (unconstrained coordinates) at `u` from the total Hessian there,

@@ -1386,6 +1386,9 @@ pub fn fit_with_covariates<M: CovariateModel>(
                 true,
             )?;
             if first.converged {
+                // (Starting from the curvature of all rows at the subsample's optimum instead,
+                // one fused pass, saves no iteration: the optimum is too far for Newton's
+                // quadratic convergence to set in at once.)
                 let warm = FitOptions {
                     start: Some(first.params),
                     initial_inverse_hessian: first.inverse_hessian,
