@@ -1070,6 +1070,29 @@ impl<M: CovariateModel> Likelihood for CovariateLikelihood<'_, '_, M> {
     }
 }
 
+/// The bit patterns of a row's covariate values (purchase, then dropout), -0.0 folded into 0.0.
+#[inline]
+fn row_bits(row: [&[f64]; 2]) -> impl Iterator<Item = u64> + '_ {
+    row[0].iter().chain(row[1]).map(|v| (v + 0.0).to_bits())
+}
+
+/// [`KeyHasher`]'s hash of a row's covariate values.
+#[inline]
+fn row_hash(row: [&[f64]; 2]) -> u64 {
+    use std::hash::Hasher;
+    let mut hasher = KeyHasher::default();
+    for word in row_bits(row) {
+        hasher.add(word);
+    }
+    hasher.finish()
+}
+
+/// Whether two rows hold the same covariate values (0.0 and -0.0 alike).
+#[inline]
+fn same_values(a: [&[f64]; 2], b: [&[f64]; 2]) -> bool {
+    row_bits(a).eq(row_bits(b))
+}
+
 /// Hashes the bit patterns of a row's covariate values (keys of [`Groups`]): a multiply-rotate
 /// mix per word (as rustc's FxHasher) with a final avalanche, since the values of small whole
 /// numbers and flags differ only in their high bits. The keys are the caller's own data, so no
@@ -1139,26 +1162,30 @@ impl Groups {
             .map(|start| start..(start + KEY_BLOCK_ROWS).min(rows.len()))
             .collect();
         let key_of = |i: usize, key: &mut Vec<u64>| {
-            let [zp, zd] = rows.covariates(links, i);
             key.clear();
-            // +0.0 folds -0.0 into 0.0.
-            key.extend(zp.iter().chain(zd).map(|v| (v + 0.0).to_bits()));
+            key.extend(row_bits(rows.covariates(links, i)));
         };
         let keyed: Vec<Option<(Vec<usize>, Vec<u32>)>> = exec.map(&blocks, |range| {
-            let mut index: std::collections::HashMap<Vec<u64>, u32, KeyHash> = Default::default();
-            let mut first_rows = Vec::new();
+            // Each row's vector hashed without building a key; rows whose hashes match are
+            // compared value by value with the first row of each candidate group.
+            let mut index: std::collections::HashMap<u64, Vec<u32>, KeyHash> = Default::default();
+            let mut first_rows: Vec<usize> = Vec::new();
             let mut local = Vec::with_capacity(range.len());
-            let mut key = Vec::new();
             for i in range.clone() {
-                key_of(i, &mut key);
-                let g = match index.get(key.as_slice()) {
-                    Some(&g) => g,
+                let row = rows.covariates(links, i);
+                let candidates = index.entry(row_hash(row)).or_default();
+                let found = candidates
+                    .iter()
+                    .copied()
+                    .find(|&g| same_values(rows.covariates(links, first_rows[g as usize]), row));
+                let g = match found {
+                    Some(g) => g,
                     None => {
                         if first_rows.len() == max_groups {
                             return None;
                         }
                         let g = first_rows.len() as u32;
-                        index.insert(key.clone(), g);
+                        candidates.push(g);
                         first_rows.push(i);
                         g
                     }
