@@ -45,6 +45,12 @@ pub trait CovariateModel: RfmModel + Send {
     /// purchase rate), and one sign per process.
     const LINKS: &'static [(usize, Process, f64)];
 
+    /// Whether `row_derivatives::<true>` (and `row_derivatives_x4::<true>`) give the same bits
+    /// of the log-likelihood and gradient as `::<false>`. Fused passes must return exactly a
+    /// gradient pass's value and gradient (L-BFGS compares the two): when they would not, they
+    /// take those from a `::<false>` call too.
+    const SECOND_KEEPS_FIRST: bool = false;
+
     /// Whether the likelihood of a customer with `x` repeat purchases involves the dropout
     /// parameters (BG/NBD: not without a repeat purchase, so a pass skips their shift).
     #[inline]
@@ -596,11 +602,12 @@ impl Columns {
         self.reduced.len()
     }
 
-    /// Width of the Hessian accumulator: gradient (C), Hessian (C x C, upper triangle used) and
-    /// the log-likelihood.
+    /// Width of the Hessian accumulator: the log-likelihood and the gradient (C) exactly as in
+    /// a gradient pass ([`Columns::add_gradient`]), then the Hessian (C x C, upper triangle
+    /// used).
     fn hessian_width(&self) -> usize {
         let c = self.len();
-        c + c * c + 1
+        1 + c + c * c
     }
 
     /// Add one customer's (or group's) weighted log-likelihood `ll` and gradient `g` (natural
@@ -671,7 +678,8 @@ impl Columns {
     }
 
     /// Add one customer's (or group's) weighted log-likelihood, gradient and Hessian (natural
-    /// parameters `theta`) in the column coordinates to `acc`.
+    /// parameters `theta`) in the column coordinates to `acc`: the log-likelihood and gradient
+    /// by [`Columns::add_gradient`], so that they have the bits of a gradient pass.
     #[allow(clippy::too_many_arguments)]
     fn add_hessian<M: CovariateModel>(
         &mut self,
@@ -681,9 +689,9 @@ impl Columns {
         theta: &[f64; 4],
         (ll, g, h): &super::RowDerivatives,
     ) {
-        let (g_r, h_r) = Self::reduced::<M>(theta, g, h);
+        Self::add_gradient::<M>(acc, z, w, theta, *ll, g);
+        let (_, h_r) = Self::reduced::<M>(theta, g, h);
         let c = self.len();
-        acc[c + c * c] += w * ll;
         let (zp, zd) = (z[0], z[1]);
         let slot = self.batched;
         let scales = &mut self.scales[slot * c..(slot + 1) * c];
@@ -694,9 +702,6 @@ impl Columns {
         }
         for (scale, v) in dropout.iter_mut().zip(zd) {
             *scale = w * v;
-        }
-        for ((value, scale), &u) in acc[..c].iter_mut().zip(&*scales).zip(&self.reduced) {
-            *value += scale * g_r[u];
         }
         let expanded = &mut self.expanded[slot * 6 * c..(slot + 1) * 6 * c];
         for (row, h_row) in expanded.chunks_exact_mut(c).zip(&h_r) {
@@ -716,20 +721,29 @@ impl Columns {
     }
 
     /// [`Columns::add_hessian`] for 4 customers at once (lane `l`: covariate rows `z[l]`, weight
-    /// `w[l]`; parameters and derivatives as structures of arrays), every step over the lanes so
-    /// that it compiles to SIMD; each lane sums into its own [`Columns::lane_sums`], which
+    /// `w[l]`; parameters and derivatives as structures of arrays). The log-likelihood and
+    /// gradient of `first` (those of a gradient pass) are added lane by lane by
+    /// [`Columns::add_gradient`]; the Hessian terms of `second`, every step over the lanes so
+    /// that it compiles to SIMD, into each lane's own [`Columns::lane_sums`], which
     /// [`Columns::flush`] adds to the accumulator.
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn add_hessian_x4<M: CovariateModel>(
         &mut self,
+        acc: &mut [f64],
         z: &[[&[f64]; 2]; 4],
         w: [f64; 4],
         theta: &[[f64; 4]; 4],
-        (value, g, h): &LaneDerivatives,
+        first: &LaneDerivatives,
+        (_, g, h): &LaneDerivatives,
     ) {
+        for l in 0..4 {
+            let (value, gradient) = (first.0[l], lane(&first.1, l));
+            Self::add_gradient::<M>(acc, z[l], w[l], &lane(theta, l), value, &gradient);
+        }
         let c = self.len();
         if self.lane_sums.is_empty() {
-            self.lane_sums = vec![[0.0; 4]; c + c * c + 1];
+            self.lane_sums = vec![[0.0; 4]; c * c];
         }
         let mul = |a: &[f64; 4], b: &[f64; 4]| -> [f64; 4] {
             let mut out = [0.0; 4];
@@ -792,17 +806,12 @@ impl Columns {
             };
         }
         let (scale, sums) = (&self.lane_scales, &mut self.lane_sums);
-        for l in 0..4 {
-            sums[c + c * c][l] += w[l] * value[l];
-        }
         for i in 0..c {
             let u = self.reduced[i];
             let weighted = mul(&w, &scale[i]);
-            let gradient = mul(&weighted, &g_r[u]);
-            add_to(&mut sums[i], &gradient);
             for j in i..c {
                 let term = mul(&weighted, &mul(&scale[j], &h_r[u][self.reduced[j]]));
-                add_to(&mut sums[c + i * c + j], &term);
+                add_to(&mut sums[i * c + j], &term);
             }
         }
     }
@@ -811,12 +820,12 @@ impl Columns {
     /// customer): `H[i][j] += sum_b scale_b[i] expanded_b[r_i][j]` over the upper triangle; and
     /// the lanes of [`Columns::add_hessian_x4`], in lane order.
     fn flush(&mut self, acc: &mut [f64]) {
-        for (total, lanes) in acc.iter_mut().zip(&mut self.lane_sums) {
+        let c = self.len();
+        let hessian = &mut acc[1 + c..1 + c + c * c];
+        for (total, lanes) in hessian.iter_mut().zip(&mut self.lane_sums) {
             *total += (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
             *lanes = [0.0; 4];
         }
-        let c = self.len();
-        let hessian = &mut acc[c..c + c * c];
         let expanded = |b: usize, u: usize, i: usize| {
             let start = (b * 6 + u) * c;
             &self.expanded[start + i..start + c]
@@ -863,11 +872,7 @@ impl Columns {
     /// The log-likelihood, gradient and Hessian in the natural scale of the shared parameters
     /// and the coefficients from the sums of [`Columns::add_hessian`].
     fn fused(&self, params: &[f64], acc: &[f64]) -> FusedPass {
-        let c = self.len();
-        let mut first = Vec::with_capacity(1 + c);
-        first.push(acc[c + c * c]);
-        first.extend_from_slice(&acc[..c]);
-        let (value, gradient) = self.gradient(params, &first);
+        let (value, gradient) = self.gradient(params, &acc[..1 + self.len()]);
         (value, gradient, self.hessian(params, acc))
     }
 
@@ -875,12 +880,13 @@ impl Columns {
     /// sums of [`Columns::add_hessian`]: tied columns summed into their coefficient.
     fn hessian(&self, params: &[f64], acc: &[f64]) -> Vec<Vec<f64>> {
         let (c, k) = (self.len(), params.len());
+        let (gradient, hessian) = acc[1..].split_at(c);
         let mut sums = vec![0.0; k + k * k];
         for i in 0..c {
             let ci = self.coefficient[i];
-            sums[ci] += acc[i];
+            sums[ci] += gradient[i];
             for j in i..c {
-                let (cj, v) = (self.coefficient[j], acc[c + i * c + j]);
+                let (cj, v) = (self.coefficient[j], hessian[i * c + j]);
                 sums[k + ci * k + cj] += v;
                 if i != j {
                     sums[k + cj * k + ci] += v;
@@ -951,7 +957,14 @@ impl Pass<'_, '_> {
             let rows_x4 = M::row_derivatives_x4::<SECOND>(&theta, &ln_theta, &shape, x, t_x, age);
             if SECOND {
                 let w = [0, 1, 2, 3].map(|l| rows.weight(i + l));
-                columns.add_hessian_x4::<M>(&z, w, &theta, &rows_x4);
+                // The log-likelihood and gradient of a gradient pass, to the bit.
+                let first = if M::SECOND_KEEPS_FIRST {
+                    rows_x4
+                } else {
+                    let shape = x.map(|x| self.shape.get::<false>(x));
+                    M::row_derivatives_x4::<false>(&theta, &ln_theta, &shape, x, t_x, age)
+                };
+                columns.add_hessian_x4::<M>(acc, &z, w, &theta, &first, &rows_x4);
             } else {
                 let (value, gradient, _) = rows_x4;
                 for l in 0..4 {
@@ -975,6 +988,19 @@ impl Pass<'_, '_> {
                 rows.age[i],
             );
             if SECOND {
+                let mut row = row;
+                if !M::SECOND_KEEPS_FIRST {
+                    let shape = self.shape.get::<false>(x);
+                    let first = M::row_derivatives::<false>(
+                        &theta,
+                        &ln_theta,
+                        shape,
+                        x,
+                        rows.recency[i],
+                        rows.age[i],
+                    );
+                    (row.0, row.1) = (first.0, first.1);
+                }
                 columns.add_hessian::<M>(acc, z, rows.weight(i), &theta, &row);
             } else {
                 Columns::add_gradient::<M>(acc, z, rows.weight(i), &theta, row.0, &row.1);
@@ -1481,6 +1507,9 @@ impl CovariateModel for super::BgNbdParams {
         (3, Process::Dropout, 1.0),
     ];
 
+    // (The second derivatives are added to the same value and gradient arithmetic.)
+    const SECOND_KEEPS_FIRST: bool = true;
+
     fn dropout_enters(x: f64) -> bool {
         // No dropout coin without a repeat purchase (`row_derivatives` skips a and b then).
         x > 0.0
@@ -1521,6 +1550,7 @@ impl CovariateModel for super::BgNbdParams {
 
 impl CovariateModel for super::MbgNbdParams {
     const LINKS: &'static [(usize, Process, f64)] = super::BgNbdParams::LINKS;
+    const SECOND_KEEPS_FIRST: bool = true;
 
     #[inline(always)]
     fn row_derivatives_x4<const SECOND: bool>(
@@ -1763,7 +1793,7 @@ mod tests {
         for i in 0..rows.len() {
             let z = rows.covariates(&links, i);
             let (theta, ln_theta) = model_point.customer::<M>(z);
-            let row = M::row_derivatives::<true>(
+            let mut row = M::row_derivatives::<true>(
                 &theta,
                 &ln_theta,
                 shape.get::<true>(x[i]),
@@ -1771,10 +1801,25 @@ mod tests {
                 t_x[i],
                 age[i],
             );
+            let first = M::row_derivatives::<false>(
+                &theta,
+                &ln_theta,
+                shape.get::<false>(x[i]),
+                x[i],
+                t_x[i],
+                age[i],
+            );
+            if M::SECOND_KEEPS_FIRST {
+                assert_eq!((row.0, row.1), (first.0, first.1), "{}", M::NAME);
+            }
+            (row.0, row.1) = (first.0, first.1);
             columns.add_hessian::<M>(&mut acc, z, 1.0, &theta, &row);
         }
         columns.flush(&mut acc);
-        // (The Hessian pass sums each lane apart, then the lanes: not the same bits.)
+        // A fused pass returns the gradient pass's log-likelihood and gradient to the bit (L-BFGS
+        // compares them); its Hessian sums each lane apart, then the lanes: not the same bits.
+        assert_eq!(fused.0.to_bits(), value.to_bits(), "{}", M::NAME);
+        assert_eq!(fused.1, gradient, "{}", M::NAME);
         let want = columns.fused(&point, &acc);
         assert!(rel(fused.0, want.0) < 1e-13, "{}", M::NAME);
         let close = |a: &[f64], b: &[f64]| {
