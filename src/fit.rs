@@ -299,15 +299,15 @@ impl<L: Likelihood> Objective<'_, '_, L> {
             .collect()
     }
 
-    /// Mean negative penalised log-likelihood and its gradient in unconstrained coordinates.
-    fn evaluate(&self, u: &[f64]) -> std::result::Result<(f64, Vec<f64>), EvalError> {
+    /// The natural parameters at `u`, unless the caller asked to stop or a parameter left its
+    /// domain (an overflow of the transform: the step went too far).
+    fn natural_checked(&self, u: &[f64]) -> std::result::Result<Vec<f64>, EvalError> {
         if let Some(check) = self.opts.interrupt {
             if check() {
                 self.interrupted.store(true, Ordering::Relaxed);
                 return Err(EvalError::Interrupted);
             }
         }
-        self.evaluations.fetch_add(1, Ordering::Relaxed);
         let theta = self.natural(u);
         if theta
             .iter()
@@ -316,6 +316,13 @@ impl<L: Likelihood> Objective<'_, '_, L> {
         {
             return Err(EvalError::NotFinite);
         }
+        Ok(theta)
+    }
+
+    /// Mean negative penalised log-likelihood and its gradient in unconstrained coordinates.
+    fn evaluate(&self, u: &[f64]) -> std::result::Result<(f64, Vec<f64>), EvalError> {
+        let theta = self.natural_checked(u)?;
+        self.evaluations.fetch_add(1, Ordering::Relaxed);
         let (ll, grad_theta) = self.lik.loglik_and_gradient(&theta, &self.opts.exec);
         self.record(u, &theta, ll, &grad_theta)
     }
@@ -323,20 +330,7 @@ impl<L: Likelihood> Objective<'_, '_, L> {
     /// The objective, its gradient and the Hessian of the total objective (unconstrained
     /// coordinates) from the model's fused pass; `Ok(None)` when the model has none.
     fn evaluate_with_hessian(&self, u: &[f64]) -> std::result::Result<Option<Fused>, EvalError> {
-        if let Some(check) = self.opts.interrupt {
-            if check() {
-                self.interrupted.store(true, Ordering::Relaxed);
-                return Err(EvalError::Interrupted);
-            }
-        }
-        let theta = self.natural(u);
-        if theta
-            .iter()
-            .zip(self.specs)
-            .any(|(&t, s)| !s.domain.contains(t))
-        {
-            return Err(EvalError::NotFinite);
-        }
+        let theta = self.natural_checked(u)?;
         let Some((ll, grad_theta, h_theta)) =
             self.lik.loglik_gradient_hessian(&theta, &self.opts.exec)
         else {
@@ -661,6 +655,11 @@ pub fn fit_with_warm_start<D>(
     Ok(res)
 }
 
+/// The point `u + step * direction`.
+fn along(u: &[f64], direction: &[f64], step: f64) -> Vec<f64> {
+    u.iter().zip(direction).map(|(x, d)| x + step * d).collect()
+}
+
 fn inf_norm(v: &[f64]) -> f64 {
     v.iter().fold(0.0, |m, x| m.max(x.abs()))
 }
@@ -792,11 +791,7 @@ fn lbfgs<L: Likelihood>(
         // Backtracking line search.
         let mut accepted = None;
         for _ in 0..50 {
-            let trial: Vec<f64> = u
-                .iter()
-                .zip(&direction)
-                .map(|(x, d)| x + step * d)
-                .collect();
+            let trial = along(&u, &direction, step);
             let evaluation = if final_step {
                 match objective.evaluate_with_hessian(&trial) {
                     Ok(Some((c, g, h))) => Ok((c, g, Some(h))),
@@ -1055,11 +1050,7 @@ fn newton<L: Likelihood>(
         let noise = 64.0 * f64::EPSILON * cost.abs().max(1.0);
         let mut accepted = None;
         for _ in 0..30 {
-            let trial: Vec<f64> = u
-                .iter()
-                .zip(&direction)
-                .map(|(x, d)| x + step * d)
-                .collect();
+            let trial = along(&u, &direction, step);
             match objective.evaluate_with_hessian(&trial) {
                 Ok(Some((c, g, h))) => {
                     // Sufficient decrease, or (when the predicted decrease is below rounding
