@@ -23,7 +23,8 @@ use crate::chebyshev::{self, Interpolant};
 use crate::data::{Rfm, RfmColumns};
 use crate::error::Result;
 use crate::fit::{
-    check_params, fit, fit_with_warm_start, Domain, FitOptions, FitResult, Likelihood, ParamSpec,
+    check_params, fit, fit_with_warm_start, Domain, FitOptions, FitResult, FusedPass, Likelihood,
+    ParamSpec,
 };
 use crate::parallel::Exec;
 use crate::random::Rng;
@@ -1240,21 +1241,8 @@ impl Likelihood for BgNbd<'_> {
     fn loglik_and_gradient(&self, params: &[f64], exec: &Exec) -> (f64, Vec<f64>) {
         let p = self.params_at(params);
         let terms = self.x_terms(&p);
-        let (r, alpha, a) = (p.r, p.alpha, p.a);
-        let ln_alpha = alpha.ln();
         let acc = self.sum_runs::<false>(&p, &terms, exec, 5, |xi, sums, acc| {
-            let xt = &terms[xi];
-            let rx = r + self.distinct_x[xi];
-            let w = sums[sum::W];
-            // r ln(alpha) - (r + x) ln(alpha + T) summed as -x ln(alpha) - (r + x) ln(1 + T/alpha):
-            // no cancellation when r is huge.
-            let x = self.distinct_x[xi];
-            acc[0] +=
-                w * (xt.ln_const - x * ln_alpha) - rx * sums[sum::LN1P_AGE] + sums[sum::LOG1P_ODDS];
-            acc[1] += w * xt.d_r - sums[sum::LN1P_AGE] + sums[sum::S_L];
-            acc[2] += w * r / alpha - rx * sums[sum::INV_AT] + rx * sums[sum::S_D];
-            acc[3] += w * xt.d_a + sums[sum::S] / a;
-            acc[4] += w * xt.d_b - sums[sum::S] * xt.inv_bx1;
+            self.add_first_order(&p, &terms, xi, sums, acc);
         });
         (acc[0], acc[1..].to_vec())
     }
@@ -1262,39 +1250,107 @@ impl Likelihood for BgNbd<'_> {
     /// The analytic Hessian of the log-likelihood in (r, alpha, a, b), from one pass over the
     /// rows (the second-order sums of [`add_row`]) and trigamma terms per distinct frequency.
     fn hessian(&self, params: &[f64], exec: &Exec) -> Option<Vec<Vec<f64>>> {
+        self.loglik_gradient_hessian(params, exec)
+            .map(|(_, _, hessian)| hessian)
+    }
+
+    /// The log-likelihood, gradient and Hessian from one pass: the first-order sums of
+    /// [`add_row`] do not depend on the second-order ones, so the value and gradient have the
+    /// bits of [`Likelihood::loglik_and_gradient`].
+    fn loglik_gradient_hessian(&self, params: &[f64], exec: &Exec) -> Option<FusedPass> {
         let p = self.params_at(params);
         let terms = self.x_terms(&p);
-        let (r, alpha, a, b) = (p.r, p.alpha, p.a, p.b);
-        let (tg_r, tg_ab, tg_b) = (trigamma(r), trigamma(a + b), trigamma(b));
-        // Upper triangle in the order rr, ra(lpha), ra, rb, aa(lpha), ..., bb.
-        let acc = self.sum_runs::<true>(&p, &terms, exec, 10, |xi, sums, acc| {
-            let x = self.distinct_x[xi];
-            let (rx, ib) = (r + x, terms[xi].inv_bx1);
-            let w = sums[sum::W];
-            let k = p.flips(x);
-            let tg_abx = trigamma(a + b + k);
-            let (q, q_l, q_d) = (sums[sum::Q], sums[sum::Q_L], sums[sum::Q_D]);
-            acc[0] += w * (trigamma(r + x) - tg_r) + sums[sum::Q_LL];
-            acc[1] += w / alpha - sums[sum::INV_AT] + sums[sum::S_D] + rx * sums[sum::Q_LD];
-            acc[2] += q_l / a;
-            acc[3] -= q_l * ib;
-            acc[4] += -w * r / (alpha * alpha)
-                + rx * sums[sum::INV_AT2]
-                + rx * sums[sum::S_D2]
-                + rx * rx * sums[sum::Q_DD];
-            acc[5] += rx * q_d / a;
-            acc[6] -= rx * q_d * ib;
-            acc[7] += w * (tg_ab - tg_abx) + (q - sums[sum::S]) / (a * a);
-            acc[8] += w * (tg_ab - tg_abx) - q * ib / a;
-            acc[9] += w * (trigamma(b + k) - tg_abx - tg_b + tg_ab) + (sums[sum::S] + q) * ib * ib;
+        let second = SecondOrder::new(&p);
+        let acc = self.sum_runs::<true>(&p, &terms, exec, 15, |xi, sums, acc| {
+            let (first, upper) = acc.split_at_mut(5);
+            self.add_first_order(&p, &terms, xi, sums, first);
+            self.add_second_order(&p, &second, &terms, xi, sums, upper);
         });
+        // Upper triangle in the order rr, ra(lpha), ra, rb, aa(lpha), ..., bb.
         let upper = [[0, 1, 2, 3], [1, 4, 5, 6], [2, 5, 7, 8], [3, 6, 8, 9]];
-        Some(
-            upper
-                .iter()
-                .map(|row| row.iter().map(|&k| acc[k]).collect())
-                .collect(),
-        )
+        let hessian = upper
+            .iter()
+            .map(|row| row.iter().map(|&k| acc[5 + k]).collect())
+            .collect();
+        Some((acc[0], acc[1..5].to_vec(), hessian))
+    }
+}
+
+/// The trigamma values of one point that every run's second-order terms use.
+struct SecondOrder {
+    tg_r: f64,
+    tg_ab: f64,
+    tg_b: f64,
+}
+
+impl SecondOrder {
+    fn new(p: &BgNbdParams) -> Self {
+        SecondOrder {
+            tg_r: trigamma(p.r),
+            tg_ab: trigamma(p.a + p.b),
+            tg_b: trigamma(p.b),
+        }
+    }
+}
+
+impl BgNbd<'_> {
+    /// Add a run's log-likelihood and gradient (r, alpha, a, b) to `acc` (5 values).
+    #[inline]
+    fn add_first_order(
+        &self,
+        p: &BgNbdParams,
+        terms: &[XTerms],
+        xi: usize,
+        sums: &[f64; sum::ALL],
+        acc: &mut [f64],
+    ) {
+        let (r, alpha, a) = (p.r, p.alpha, p.a);
+        let xt = &terms[xi];
+        let x = self.distinct_x[xi];
+        let rx = r + x;
+        let w = sums[sum::W];
+        // r ln(alpha) - (r + x) ln(alpha + T) summed as -x ln(alpha) - (r + x) ln(1 + T/alpha):
+        // no cancellation when r is huge.
+        acc[0] +=
+            w * (xt.ln_const - x * alpha.ln()) - rx * sums[sum::LN1P_AGE] + sums[sum::LOG1P_ODDS];
+        acc[1] += w * xt.d_r - sums[sum::LN1P_AGE] + sums[sum::S_L];
+        acc[2] += w * r / alpha - rx * sums[sum::INV_AT] + rx * sums[sum::S_D];
+        acc[3] += w * xt.d_a + sums[sum::S] / a;
+        acc[4] += w * xt.d_b - sums[sum::S] * xt.inv_bx1;
+    }
+
+    /// Add a run's Hessian (upper triangle, 10 values) to `acc`.
+    #[inline]
+    fn add_second_order(
+        &self,
+        p: &BgNbdParams,
+        second: &SecondOrder,
+        terms: &[XTerms],
+        xi: usize,
+        sums: &[f64; sum::ALL],
+        acc: &mut [f64],
+    ) {
+        let (r, alpha, a, b) = (p.r, p.alpha, p.a, p.b);
+        let SecondOrder { tg_r, tg_ab, tg_b } = *second;
+        let x = self.distinct_x[xi];
+        let (rx, ib) = (r + x, terms[xi].inv_bx1);
+        let w = sums[sum::W];
+        let k = p.flips(x);
+        let tg_abx = trigamma(a + b + k);
+        let (q, q_l, q_d) = (sums[sum::Q], sums[sum::Q_L], sums[sum::Q_D]);
+        acc[0] += w * (trigamma(r + x) - tg_r) + sums[sum::Q_LL];
+        acc[1] += w / alpha - sums[sum::INV_AT] + sums[sum::S_D] + rx * sums[sum::Q_LD];
+        acc[2] += q_l / a;
+        acc[3] -= q_l * ib;
+        acc[4] += -w * r / (alpha * alpha)
+            + rx * sums[sum::INV_AT2]
+            + rx * sums[sum::S_D2]
+            + rx * rx * sums[sum::Q_DD];
+        acc[5] += rx * q_d / a;
+        acc[6] -= rx * q_d * ib;
+        acc[7] += w * (tg_ab - tg_abx) + (q - sums[sum::S]) / (a * a);
+        acc[8] += w * (tg_ab - tg_abx) - q * ib / a;
+        acc[9] += w * (trigamma(b + k) - tg_abx - tg_b + tg_ab) + (sums[sum::S] + q) * ib * ib;
     }
 }
 
@@ -1409,6 +1465,36 @@ mod tests {
     use crate::models::testing::cdnow;
 
     const PUBLISHED: BgNbdParams = BgNbdParams::new(0.242594, 4.413587, 0.792925, 2.425891);
+
+    #[test]
+    fn fused_pass_has_the_bits_of_the_gradient_pass() {
+        let data = cdnow();
+        for model in [BgNbd::new(&data), BgNbd::modified(&data)] {
+            let params = [0.3, 5.0, 0.9, 2.7];
+            let exec = Exec::Serial;
+            let (value, gradient) = model.loglik_and_gradient(&params, &exec);
+            let (fused_value, fused_gradient, hessian) =
+                model.loglik_gradient_hessian(&params, &exec).unwrap();
+            assert_eq!(fused_value.to_bits(), value.to_bits());
+            assert_eq!(fused_gradient, gradient);
+            // Symmetric, and the Hessian of the finite differences of the gradient.
+            for i in 0..4 {
+                let h = 1e-6 * params[i];
+                let (mut up, mut down) = (params, params);
+                up[i] += h;
+                down[i] -= h;
+                let (g_up, g_down) = (
+                    model.loglik_and_gradient(&up, &exec).1,
+                    model.loglik_and_gradient(&down, &exec).1,
+                );
+                for j in 0..4 {
+                    assert_eq!(hessian[i][j], hessian[j][i]);
+                    let numeric = (g_up[j] - g_down[j]) / (2.0 * h);
+                    assert!(rel(hessian[i][j], numeric) < 1e-5, "{i} {j}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn beta_shift_matches_its_definition() {
