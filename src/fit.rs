@@ -264,8 +264,8 @@ struct Objective<'l, 'o, L: Likelihood> {
 type Evaluation = (Vec<f64>, f64, Vec<f64>);
 
 /// The objective, its gradient and the Hessian of the total objective (unconstrained
-/// coordinates).
-type Fused = (f64, Vec<f64>, Vec<Vec<f64>>);
+/// coordinates), when finite.
+type Fused = (f64, Vec<f64>, Option<Vec<Vec<f64>>>);
 
 /// The objective and its gradient (unconstrained coordinates).
 type CostGradient = (f64, Vec<f64>);
@@ -328,7 +328,8 @@ impl<L: Likelihood> Objective<'_, '_, L> {
     }
 
     /// The objective, its gradient and the Hessian of the total objective (unconstrained
-    /// coordinates) from the model's fused pass; `Ok(None)` when the model has none.
+    /// coordinates) from the model's fused pass; `Ok(None)` when the model has none. The
+    /// Hessian is `None` when it is not finite (the objective and gradient still count).
     fn evaluate_with_hessian(&self, u: &[f64]) -> std::result::Result<Option<Fused>, EvalError> {
         let theta = self.natural_checked(u)?;
         let Some((ll, grad_theta, h_theta)) =
@@ -338,10 +339,11 @@ impl<L: Likelihood> Objective<'_, '_, L> {
         };
         self.evaluations.fetch_add(1, Ordering::Relaxed);
         let (cost, grad) = self.record(u, &theta, ll, &grad_theta)?;
-        let hessian = unconstrained_hessian(self, u, &theta, &h_theta).map_err(|e| match e {
-            ClvError::Interrupted => EvalError::Interrupted,
-            _ => EvalError::NotFinite,
-        })?;
+        let hessian = match unconstrained_hessian(self, u, &theta, &h_theta) {
+            Ok(h) => Some(h),
+            Err(ClvError::Interrupted) => return Err(EvalError::Interrupted),
+            Err(_) => None,
+        };
         Ok(Some((cost, grad, hessian)))
     }
 
@@ -794,7 +796,7 @@ fn lbfgs<L: Likelihood>(
             let trial = along(&u, &direction, step);
             let evaluation = if final_step {
                 match objective.evaluate_with_hessian(&trial) {
-                    Ok(Some((c, g, h))) => Ok((c, g, Some(h))),
+                    Ok(Some(fused)) => Ok(fused),
                     Ok(None) => objective.evaluate(&trial).map(|(c, g)| (c, g, None)),
                     Err(e) => Err(e),
                 }
@@ -934,7 +936,11 @@ fn start_inverse_hessian<L: Likelihood>(
     // L-BFGS then need not evaluate again).
     match objective.evaluate_with_hessian(u) {
         Ok(Some((cost, grad, hessian))) => {
-            return Ok((inverse_of(objective, u, hessian)?, Some((cost, grad))))
+            let inverse = match hessian {
+                Some(h) => inverse_of(objective, u, h)?,
+                None => None,
+            };
+            return Ok((inverse, Some((cost, grad))));
         }
         Ok(None) => {}
         Err(EvalError::Interrupted) => return Err(ClvError::Interrupted),
@@ -1014,15 +1020,18 @@ fn newton<L: Likelihood>(
                     "gradient norm {gnorm:.2e} below the tolerance {tol:.0e} (Newton steps)"
                 ),
                 converged: true,
-                hessian: Some(hessian),
+                hessian,
             }));
         }
         if iterations >= max_iter {
-            return stop(u, cost, gnorm, iterations, Some(hessian), "max_iter".into());
+            return stop(u, cost, gnorm, iterations, hessian, "max_iter".into());
         }
         // Direction -H^-1 g from the eigen-decomposition (H of the total objective, g of the
         // mean, hence the weight).
-        let (values, vectors) = symmetric_eigen(&hessian);
+        let Some(h) = &hessian else {
+            return stop(u, cost, gnorm, iterations, None, "no finite Hessian".into());
+        };
+        let (values, vectors) = symmetric_eigen(h);
         if values.iter().any(|&v| !(v > 0.0 && v.is_finite())) {
             return stop(
                 u,
@@ -1073,14 +1082,7 @@ fn newton<L: Likelihood>(
         }
         iterations += 1;
         let Some((next_u, next_cost, next_grad, next_hessian)) = accepted else {
-            return stop(
-                u,
-                cost,
-                gnorm,
-                iterations,
-                Some(hessian),
-                "no decrease".into(),
-            );
+            return stop(u, cost, gnorm, iterations, hessian, "no decrease".into());
         };
         u = next_u;
         cost = next_cost;

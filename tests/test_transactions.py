@@ -262,3 +262,23 @@ def test_polars_aware_dates_are_summarised_on_their_wall_clock() -> None:
     assert want["T"].tolist() == [8.0, 7.0]
     np.testing.assert_array_equal(got["T"].to_numpy(), want["T"].to_numpy())
     np.testing.assert_array_equal(got["recency"].to_numpy(), want["recency"].to_numpy())
+
+
+def test_an_aware_period_end_is_read_on_the_transactions_clock() -> None:
+    """An aware observation_period_end is converted to the transactions' timezone first: 01:00
+    UTC on the 10th is still the 9th in US/Eastern."""
+    log = pd.DataFrame(
+        {
+            "customer_id": [1, 1],
+            "date": pd.to_datetime(["2024-01-02 12:00", "2024-01-05 12:00"]).tz_localize(
+                "US/Eastern"
+            ),
+        }
+    )
+    end = pd.Timestamp("2024-01-10 01:00", tz="UTC")
+    summary = clvrs.summarize_transactions(log, "customer_id", "date", observation_period_end=end)
+    assert summary["T"].tolist() == [7.0]
+    naive = log.assign(date=log["date"].dt.tz_localize(None))
+    # A naive log reads the end on its own wall clock, as before.
+    summary = clvrs.summarize_transactions(naive, "customer_id", "date", observation_period_end=end)
+    assert summary["T"].tolist() == [8.0]

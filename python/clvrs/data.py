@@ -206,7 +206,9 @@ def _amounts(frame: Any, monetary_value_col: str | None) -> np.ndarray | None:
     return amounts
 
 
-def _end_ns(value: Any, datetime_format: str | None, name: str) -> int | None:
+def _end_ns(value: Any, datetime_format: str | None, name: str, zone: Any = None) -> int | None:
+    """A period end as ns on the wall clock; an aware one is first converted to ``zone`` (the
+    transactions' timezone, when theirs are aware)."""
     if value is None:
         return None
     try:
@@ -214,6 +216,8 @@ def _end_ns(value: Any, datetime_format: str | None, name: str) -> int | None:
     except (ValueError, TypeError) as exc:
         raise _bad_parameter(name, f"must be a date, got {value!r}") from exc
     if stamp.tzinfo is not None:
+        if zone is not None:
+            stamp = stamp.tz_convert(zone)
         stamp = stamp.tz_localize(None)
     return int(stamp.value)
 
@@ -358,7 +362,7 @@ def summarize_transactions(
         names,
         freq=freq,
         freq_multiplier=freq_multiplier,
-        end_ns=_end_ns(observation_period_end, datetime_format, "observation_period_end"),
+        end_ns=_end_ns(observation_period_end, datetime_format, "observation_period_end", log.tz),
         include_first=include_first_transaction,
         exclude_after_end=after_end == "exclude",
         allow_negative=allow_negative,
@@ -412,8 +416,8 @@ def calibration_and_holdout(
         transactions, customer_id_col, datetime_col, monetary_value_col, datetime_format
     )
     names = (customer_id_col, datetime_col, monetary_value_col or "amount")
-    cal_end = _end_ns(calibration_period_end, datetime_format, "calibration_period_end")
-    obs_end = _end_ns(observation_period_end, datetime_format, "observation_period_end")
+    cal_end = _end_ns(calibration_period_end, datetime_format, "calibration_period_end", log.tz)
+    obs_end = _end_ns(observation_period_end, datetime_format, "observation_period_end", log.tz)
     common = dict(
         freq=freq,
         freq_multiplier=freq_multiplier,
@@ -507,7 +511,7 @@ def tracking(
         names,
         freq=freq,
         freq_multiplier=freq_multiplier,
-        end_ns=_end_ns(observation_period_end, datetime_format, "observation_period_end"),
+        end_ns=_end_ns(observation_period_end, datetime_format, "observation_period_end", log.tz),
         include_first=False,
         exclude_after_end=True,
         allow_negative=True,
@@ -537,7 +541,7 @@ def tracking(
     )
     frame.index.name = "period"
     if calibration_period_end is not None:
-        cal_ns = _end_ns(calibration_period_end, datetime_format, "calibration_period_end")
+        cal_ns = _end_ns(calibration_period_end, datetime_format, "calibration_period_end", log.tz)
         assert cal_ns is not None
         cal_period = int(_core.period_index(np.array([cal_ns], dtype=np.int64), freq)[0])
         frame["calibration"] = periods <= cal_period

@@ -186,7 +186,7 @@ class DynamicCovariateData:
         ns = _nanoseconds(log.times, log.unit_ns, datetime_col)
         if not len(codes):
             raise _error(customer_id_col, None, "non-empty", "at least one transaction is required")
-        end_ns = _end_ns(observation_period_end, datetime_format, "observation_period_end")
+        end_ns = _end_ns(observation_period_end, datetime_format, "observation_period_end", log.tz)
         if end_ns is None:
             end_ns = int(ns.max())
         # Periods, as the transaction summaries compare them: a purchase later on the last day

@@ -51,13 +51,6 @@ pub trait CovariateModel: RfmModel + Send {
     /// take those from a `::<false>` call too.
     const SECOND_KEEPS_FIRST: bool = false;
 
-    /// Whether the likelihood of a customer with `x` repeat purchases involves the dropout
-    /// parameters (BG/NBD: not without a repeat purchase, so a pass skips their shift).
-    #[inline]
-    fn dropout_enters(_x: f64) -> bool {
-        true
-    }
-
     /// One customer's log-likelihood with its gradient and, when `SECOND`, its Hessian in the
     /// natural parameters (in [`RfmModel::specs`] order). `ln_params` are the parameters' logs
     /// and `shape` the terms of `r` at the customer's frequency `x` (no covariate shifts `r`, so
@@ -368,7 +361,22 @@ impl Point {
     /// come without a logarithm and one exponential per process serves all its parameters.
     #[inline]
     fn customer<M: CovariateModel>(&self, z: [&[f64]; 2]) -> ([f64; 4], [f64; 4]) {
-        self.customer_at::<M>(z, true)
+        let signs = process_signs::<M>();
+        let shift: [f64; 2] = std::array::from_fn(|process| {
+            let dot: f64 = z[process]
+                .iter()
+                .zip(&self.coefficients[process])
+                .map(|(v, g)| v * g)
+                .sum();
+            signs[process] * dot
+        });
+        let factor = shift.map(crate::fastmath::exp);
+        let (mut theta, mut ln_theta) = (self.theta, self.ln_theta);
+        for &(k, process, _) in M::LINKS {
+            theta[k] *= factor[process as usize];
+            ln_theta[k] += shift[process as usize];
+        }
+        (theta, ln_theta)
     }
 
     /// [`Point::customer`] of 4 customers (lanes) at once as structures of arrays
@@ -405,40 +413,6 @@ impl Point {
             }
         }
         [theta, ln_theta]
-    }
-
-    /// As [`Point::customer`], with the dropout parameters left unshifted unless `dropout`
-    /// (for a customer whose likelihood does not involve them: [`CovariateModel::dropout_enters`]).
-    #[inline]
-    fn customer_at<M: CovariateModel>(
-        &self,
-        z: [&[f64]; 2],
-        dropout: bool,
-    ) -> ([f64; 4], [f64; 4]) {
-        let signs = process_signs::<M>();
-        let dot = |process: usize| -> f64 {
-            let dot: f64 = z[process]
-                .iter()
-                .zip(&self.coefficients[process])
-                .map(|(v, g)| v * g)
-                .sum();
-            signs[process] * dot
-        };
-        let shift = [dot(0), if dropout { dot(1) } else { 0.0 }];
-        let factor = [
-            crate::fastmath::exp(shift[0]),
-            if dropout {
-                crate::fastmath::exp(shift[1])
-            } else {
-                1.0
-            },
-        ];
-        let (mut theta, mut ln_theta) = (self.theta, self.ln_theta);
-        for &(k, process, _) in M::LINKS {
-            theta[k] *= factor[process as usize];
-            ln_theta[k] += shift[process as usize];
-        }
-        (theta, ln_theta)
     }
 }
 
@@ -978,7 +952,7 @@ impl Pass<'_, '_> {
         for i in i..range.end {
             let z = rows.covariates(links, i);
             let x = rows.frequency[i];
-            let (theta, ln_theta) = self.point.customer_at::<M>(z, M::dropout_enters(x));
+            let (theta, ln_theta) = self.point.customer::<M>(z);
             let row = M::row_derivatives::<SECOND>(
                 &theta,
                 &ln_theta,
@@ -1425,7 +1399,12 @@ pub fn fit_with_covariates<M: CovariateModel>(
         // curvature start the fit of all rows (the base model is never fitted to all rows).
         let sample = rows.subsample(links, rows.len() / crate::fit::WARM_START_SAMPLE);
         // (One start suffices there: the fits that follow refine it.)
-        if let Ok(start) = start_on(&sample.subsample(links, BASE_START_STRIDE), true) {
+        let base_start = match start_on(&sample.subsample(links, BASE_START_STRIDE), true) {
+            Err(ClvError::Interrupted) => return Err(ClvError::Interrupted),
+            // (A base fit that fails on the subsample leaves the fit to all rows.)
+            start => start.ok(),
+        };
+        if let Some(start) = base_start {
             let (first, grouped) = fit_rows::<M>(
                 &sample,
                 links,
@@ -1447,8 +1426,9 @@ pub fn fit_with_covariates<M: CovariateModel>(
                     initial_inverse_hessian: first.inverse_hessian,
                     ..opts.clone()
                 };
-                // Covariate vectors that do not repeat in the subsample (continuous values)
-                // will not repeat enough in all rows either: skip the attempt to group them.
+                // Covariate vectors that do not repeat in the subsample (continuous values) are
+                // not grouped in all rows either: a choice of speed (a vector may still repeat
+                // there, with thousands of distinct vectors), the estimates are the same.
                 result =
                     Some(fit_rows::<M>(rows, links, &warm, grouped)?.0).filter(|r| r.converged);
             }
@@ -1509,11 +1489,6 @@ impl CovariateModel for super::BgNbdParams {
 
     // (The second derivatives are added to the same value and gradient arithmetic.)
     const SECOND_KEEPS_FIRST: bool = true;
-
-    fn dropout_enters(x: f64) -> bool {
-        // No dropout coin without a repeat purchase (`row_derivatives` skips a and b then).
-        x > 0.0
-    }
 
     #[inline(always)]
     fn row_derivatives_x4<const SECOND: bool>(
