@@ -530,13 +530,6 @@ struct Columns {
     reduced: Vec<usize>,
     /// Coefficient (0..4 shared, then 4 + coefficient index) of each column coordinate.
     coefficient: Vec<usize>,
-    /// Scratch of the customers batched for the Hessian ([`BATCH`]): each one's column scales
-    /// (`w s_i`, `BATCH x C`) and reduced Hessian rows expanded over the column coordinates
-    /// (`Hr[u][r_j] s_j`, `BATCH x 6 x C`).
-    scales: Vec<f64>,
-    expanded: Vec<f64>,
-    /// Customers in the batch.
-    batched: usize,
     /// Sums of the customers added 4 at a time ([`Columns::add_hessian_x4`]), one lane each:
     /// `[entry][lane]` for the entries of the Hessian accumulator.
     lane_sums: Vec<[f64; 4]>,
@@ -544,10 +537,6 @@ struct Columns {
     /// in each lane.
     lane_scales: Vec<[f64; 4]>,
 }
-
-/// Customers whose Hessian terms [`Columns::flush`] adds together: a rank-4 update, so each
-/// accumulator entry is loaded and stored once per batch rather than once per customer.
-const BATCH: usize = 4;
 
 /// The gradient (6) and Hessian (6 x 6) in the reduced coordinates.
 type Reduced = ([f64; 6], [[f64; 6]; 6]);
@@ -561,9 +550,6 @@ impl Columns {
         let mut coefficient: Vec<usize> = (0..4).collect();
         coefficient.extend(links.purchase.iter().chain(&links.dropout).map(|c| 4 + c));
         Columns {
-            scales: vec![0.0; BATCH * reduced.len()],
-            expanded: vec![0.0; BATCH * 6 * reduced.len()],
-            batched: 0,
             lane_sums: Vec::new(),
             lane_scales: vec![[1.0; 4]; reduced.len()],
             reduced,
@@ -656,7 +642,7 @@ impl Columns {
     /// by [`Columns::add_gradient`], so that they have the bits of a gradient pass.
     #[allow(clippy::too_many_arguments)]
     fn add_hessian<M: CovariateModel>(
-        &mut self,
+        &self,
         acc: &mut [f64],
         z: [&[f64]; 2],
         w: f64,
@@ -666,31 +652,20 @@ impl Columns {
         Self::add_gradient::<M>(acc, z, w, theta, *ll, g);
         let (_, h_r) = Self::reduced::<M>(theta, g, h);
         let c = self.len();
-        let (zp, zd) = (z[0], z[1]);
-        let slot = self.batched;
-        let scales = &mut self.scales[slot * c..(slot + 1) * c];
-        scales[..4].fill(w);
-        let (purchase, dropout) = scales[4..].split_at_mut(zp.len());
-        for (scale, v) in purchase.iter_mut().zip(zp) {
-            *scale = w * v;
-        }
-        for (scale, v) in dropout.iter_mut().zip(zd) {
-            *scale = w * v;
-        }
-        let expanded = &mut self.expanded[slot * 6 * c..(slot + 1) * 6 * c];
-        for (row, h_row) in expanded.chunks_exact_mut(c).zip(&h_r) {
-            row[..4].copy_from_slice(&h_row[..4]);
-            let (purchase, dropout) = row[4..].split_at_mut(zp.len());
-            for (value, v) in purchase.iter_mut().zip(zp) {
-                *value = h_row[4] * v;
+        let p = z[0].len();
+        // (Customers mostly go 4 at a time through `add_hessian_x4`; this serves the few left
+        // over at the end of a chunk, and groups.)
+        let scale = |i: usize| match i {
+            0..=3 => 1.0,
+            _ if i < 4 + p => z[0][i - 4],
+            _ => z[1][i - 4 - p],
+        };
+        let hessian = &mut acc[1 + c..1 + c + c * c];
+        for i in 0..c {
+            let (weighted, h_row) = (w * scale(i), &h_r[self.reduced[i]]);
+            for j in i..c {
+                hessian[i * c + j] += weighted * (scale(j) * h_row[self.reduced[j]]);
             }
-            for (value, v) in dropout.iter_mut().zip(zd) {
-                *value = h_row[5] * v;
-            }
-        }
-        self.batched += 1;
-        if self.batched == BATCH {
-            self.flush(acc);
         }
     }
 
@@ -790,9 +765,8 @@ impl Columns {
         }
     }
 
-    /// Add the Hessian terms of the batched customers to `acc` (call once more after the last
-    /// customer): `H[i][j] += sum_b scale_b[i] expanded_b[r_i][j]` over the upper triangle; and
-    /// the lanes of [`Columns::add_hessian_x4`], in lane order.
+    /// Add the lanes of [`Columns::add_hessian_x4`] to `acc`, in lane order (after the last
+    /// customer of a chunk).
     fn flush(&mut self, acc: &mut [f64]) {
         let c = self.len();
         let hessian = &mut acc[1 + c..1 + c + c * c];
@@ -800,34 +774,6 @@ impl Columns {
             *total += (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
             *lanes = [0.0; 4];
         }
-        let expanded = |b: usize, u: usize, i: usize| {
-            let start = (b * 6 + u) * c;
-            &self.expanded[start + i..start + c]
-        };
-        for i in 0..c {
-            let u = self.reduced[i];
-            let row = &mut hessian[i * c + i..(i + 1) * c];
-            if self.batched == BATCH {
-                let s: [f64; BATCH] = std::array::from_fn(|b| self.scales[b * c + i]);
-                let rows = row
-                    .iter_mut()
-                    .zip(expanded(0, u, i))
-                    .zip(expanded(1, u, i))
-                    .zip(expanded(2, u, i))
-                    .zip(expanded(3, u, i));
-                for ((((value, e0), e1), e2), e3) in rows {
-                    *value += (s[0] * e0 + s[1] * e1) + (s[2] * e2 + s[3] * e3);
-                }
-            } else {
-                for b in 0..self.batched {
-                    let s = self.scales[b * c + i];
-                    for (value, e) in row.iter_mut().zip(expanded(b, u, i)) {
-                        *value += s * e;
-                    }
-                }
-            }
-        }
-        self.batched = 0;
     }
 
     /// The log-likelihood and its gradient in the natural scale of the shared parameters and
@@ -1324,7 +1270,7 @@ impl<M: CovariateModel> Likelihood for GroupedLikelihood<'_, M> {
     }
 
     fn loglik_gradient_hessian(&self, params: &[f64], exec: &Exec) -> Option<FusedPass> {
-        let mut columns = Columns::new(self.links);
+        let columns = Columns::new(self.links);
         let point = Point::new(self.links, params);
         let mut acc = vec![0.0; columns.hessian_width()];
         for (g, data) in self.groups.data.iter().enumerate() {
@@ -1337,7 +1283,6 @@ impl<M: CovariateModel> Likelihood for GroupedLikelihood<'_, M> {
             }
             columns.add_hessian::<M>(&mut acc, z, 1.0, &theta, &group);
         }
-        columns.flush(&mut acc);
         Some(columns.fused(params, &acc))
     }
 }
