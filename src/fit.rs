@@ -431,6 +431,44 @@ const MEMORY: usize = 10;
 const MAX_STEP: f64 = 5.0;
 /// Armijo sufficient-decrease constant.
 const ARMIJO: f64 = 1e-4;
+/// Trust radius of the first Newton step (Euclidean, unconstrained coordinates): a factor e on
+/// the positive parameters. A warm start's steps are shorter; the radius grows while the
+/// quadratic model predicts well.
+const NEWTON_START_RADIUS: f64 = 1.0;
+/// A Newton step is taken when the objective falls by at least this share of the predicted
+/// decrease.
+const NEWTON_MIN_RATIO: f64 = 1e-4;
+
+/// The trust-region step `p = -(H + sigma I)^-1 g` in the eigenbasis of a positive definite `H`
+/// (eigenvalues `curvature`, gradient components `grad`): the Newton step (`sigma = 0`) when it
+/// is within `radius`, else the `sigma > 0` that puts it on the radius (by bisection: the
+/// length falls monotonically in sigma).
+fn trust_region_step(grad: &[f64], curvature: &[f64], radius: f64) -> Vec<f64> {
+    let step = |sigma: f64| -> Vec<f64> {
+        grad.iter()
+            .zip(curvature)
+            .map(|(g, c)| -g / (c + sigma))
+            .collect()
+    };
+    let newton = step(0.0);
+    if norm(&newton) <= radius {
+        return newton;
+    }
+    // |p(sigma)| <= |g| / sigma, so sigma = |g| / radius is on or inside the radius.
+    let (mut low, mut high) = (0.0, norm(grad) / radius);
+    for _ in 0..200 {
+        let mid = 0.5 * (low + high);
+        if norm(&step(mid)) > radius {
+            low = mid;
+        } else {
+            high = mid;
+        }
+        if high - low <= 1e-10 * high {
+            break;
+        }
+    }
+    step(high)
+}
 
 /// Fit a model by maximum (penalised) likelihood.
 pub fn fit<L: Likelihood>(lik: &L, opts: &FitOptions<'_>) -> Result<FitResult> {
@@ -658,6 +696,11 @@ pub fn fit_with_warm_start<D>(
 }
 
 /// The point `u + step * direction`.
+/// Euclidean norm.
+fn norm(v: &[f64]) -> f64 {
+    v.iter().map(|x| x * x).sum::<f64>().sqrt()
+}
+
 fn along(u: &[f64], direction: &[f64], step: f64) -> Vec<f64> {
     u.iter().zip(direction).map(|(x, d)| x + step * d).collect()
 }
@@ -972,10 +1015,13 @@ fn inverse_of<L: Likelihood>(
 }
 
 /// Newton's method from `u0` with the model's fused value/gradient/Hessian pass
-/// ([`FitOptions::newton`]), each iteration one pass, with a backtracking line search on the
-/// full Newton step. `None` when the model has no fused pass. Stops unconverged (with the last
-/// Hessian, for L-BFGS to go on from there) at a Hessian that is not positive definite or a
-/// line search that finds no decrease.
+/// ([`FitOptions::newton`]), each iteration one pass, in a trust region: the Newton step when it
+/// is within the radius, else the Levenberg-Marquardt step on the radius. That shortens the
+/// poorly determined directions first, where a line search along the Newton direction tries
+/// points far out along them (whose passes cost more on some models: Pareto/NBD's rows then
+/// need quadrature). `None` when the model has no fused pass. Stops unconverged (with the last
+/// Hessian, for L-BFGS to go on from there) at a Hessian that is not positive definite or when
+/// no step decreases the objective.
 fn newton<L: Likelihood>(
     objective: &Objective<'_, '_, L>,
     u0: &[f64],
@@ -997,6 +1043,7 @@ fn newton<L: Likelihood>(
     };
     let mut u = u0.to_vec();
     let mut iterations = 0;
+    let mut radius = NEWTON_START_RADIUS;
     let stop = |u: Vec<f64>, cost: f64, gnorm: f64, iterations: u64, hessian, why: String| {
         Ok(Some(StartOutcome {
             u,
@@ -1042,43 +1089,53 @@ fn newton<L: Likelihood>(
                 "not positive definite".into(),
             );
         }
+        // The step in the eigenbasis of the mean Hessian: components of the gradient and the
+        // eigenvalues (the Hessian is of the total objective, hence the weight).
         let k = u.len();
-        let direction: Vec<f64> = (0..k)
-            .map(|i| {
-                -(0..k)
-                    .map(|m| {
-                        let projection: f64 = (0..k).map(|j| vectors[j][m] * grad[j]).sum();
-                        vectors[i][m] * projection / values[m]
-                    })
-                    .sum::<f64>()
-                    * objective.weight
-            })
+        let grad_eigen: Vec<f64> = (0..k)
+            .map(|m| (0..k).map(|j| vectors[j][m] * grad[j]).sum())
             .collect();
-        let slope = dot(&grad, &direction);
-        let mut step = (MAX_STEP / inf_norm(&direction)).min(1.0);
+        let curvature: Vec<f64> = values.iter().map(|v| v / objective.weight).collect();
         let noise = 64.0 * f64::EPSILON * cost.abs().max(1.0);
         let mut accepted = None;
         for _ in 0..30 {
-            let trial = along(&u, &direction, step);
-            match objective.evaluate_with_hessian(&trial) {
-                Ok(Some((c, g, h))) => {
-                    // Sufficient decrease, or (when the predicted decrease is below rounding
-                    // noise) a smaller gradient.
-                    let decrease = c < cost && c <= cost + ARMIJO * step * slope;
-                    let within_noise = -step * slope < noise && c <= cost + noise;
-                    if decrease || (within_noise && inf_norm(&g) < gnorm) {
-                        accepted = Some((trial, c, g, h));
-                        break;
-                    }
-                }
+            let step_eigen = trust_region_step(&grad_eigen, &curvature, radius);
+            let length = norm(&step_eigen);
+            let trial: Vec<f64> = (0..k)
+                .map(|i| u[i] + (0..k).map(|m| vectors[i][m] * step_eigen[m]).sum::<f64>())
+                .collect();
+            // The decrease the quadratic model predicts.
+            let predicted: f64 = -(0..k)
+                .map(|m| step_eigen[m] * (grad_eigen[m] + 0.5 * curvature[m] * step_eigen[m]))
+                .sum::<f64>();
+            let outcome = match objective.evaluate_with_hessian(&trial) {
+                Ok(Some(v)) => Some(v),
                 Ok(None) => return Ok(None),
-                Err(e) => {
-                    if let Some(e) = interrupted(e) {
-                        return Err(e);
-                    }
+                Err(e) => match interrupted(e) {
+                    Some(e) => return Err(e),
+                    None => None,
+                },
+            };
+            let ratio = match &outcome {
+                Some((c, _, _)) => (cost - c) / predicted,
+                None => f64::NEG_INFINITY,
+            };
+            // The radius follows how well the quadratic model predicted the decrease.
+            if ratio < 0.25 {
+                radius = 0.25 * length;
+            } else if ratio > 0.75 && length >= 0.99 * radius {
+                radius = (2.0 * radius).min(MAX_STEP);
+            }
+            if let Some((c, g, h)) = outcome {
+                // A real decrease, or (when the predicted decrease is below rounding noise) a
+                // smaller gradient.
+                let decrease = c < cost && ratio > NEWTON_MIN_RATIO;
+                let within_noise = predicted < noise && c <= cost + noise;
+                if decrease || (within_noise && inf_norm(&g) < gnorm) {
+                    accepted = Some((trial, c, g, h));
+                    break;
                 }
             }
-            step *= 0.5;
         }
         iterations += 1;
         let Some((next_u, next_cost, next_grad, next_hessian)) = accepted else {

@@ -2,8 +2,9 @@
 //!
 //! First the pooled data (every segment together) is fitted (on a subsample of a large pool); then segments
 //! run in parallel, each fit serially (one level of parallelism at a time), each starting from
-//! the pooled estimate and its curvature, which takes a few iterations where a cold start with
-//! several starting points takes dozens. A segment whose fit from there does not converge is
+//! the pooled estimate and its curvature (Newton steps where the model has a fused
+//! value/gradient/Hessian pass, else L-BFGS), which takes a few iterations where a cold start
+//! with several starting points takes dozens. A segment whose fit from there does not converge is
 //! refitted from the model's own starting points. A segment that is too small or whose fit
 //! fails is reported with the reason; the others are unaffected.
 
@@ -107,6 +108,9 @@ pub fn fit_segments<M: RfmModel>(
         Ok(p) if p.converged => Some(FitOptions {
             start: Some(p.params.clone()),
             initial_inverse_hessian: p.inverse_hessian.clone(),
+            // Close to each segment's optimum, where Newton steps on models with a fused
+            // value/gradient/Hessian pass take half the passes of L-BFGS.
+            newton: true,
             ..cold.clone()
         }),
         Err(ClvError::Interrupted) => return Err(ClvError::Interrupted),

@@ -39,6 +39,23 @@ def _segment_values(data: Any, by: Any, n_rows: int) -> tuple[np.ndarray, str | 
     return values, getattr(by, "name", None)
 
 
+def _factorize_sorted(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of ``values`` into their sorted distinct values (``-1`` for missing values), and
+    those values: ``pandas.factorize(values, sort=True)``, with a direct path for integer
+    segment numbers in a compact range (a table instead of a hash, several times faster)."""
+    if values.dtype.kind in "iu" and len(values):
+        low, high = int(values.min()), int(values.max())
+        span = high - low + 1
+        if span <= 2 * len(values) + 1024:
+            offsets = (values - low).astype(np.intp, copy=False)
+            present = np.zeros(span, dtype=bool)
+            present[offsets] = True
+            keys = (np.flatnonzero(present) + low).astype(values.dtype)
+            codes = (np.cumsum(present, dtype=np.int64) - 1)[offsets]
+            return codes, keys
+    return pd.factorize(values, sort=True, use_na_sentinel=True)
+
+
 def fit_segments(
     model: RfmModel,
     data: Any,
@@ -77,7 +94,7 @@ def fit_segments(
     cols = model._columns(data, {"weights": None}, optional=optional)
     a = cols.arrays
     values, by_name = _segment_values(data, by, len(a["frequency"]))
-    codes, keys = pd.factorize(values, sort=True, use_na_sentinel=True)
+    codes, keys = _factorize_sorted(values)
     with cols.locating_rows():
         results = _core.rfm_fit_segments(
             model._model,

@@ -45,12 +45,6 @@ pub trait CovariateModel: RfmModel + Send {
     /// purchase rate), and one sign per process.
     const LINKS: &'static [(usize, Process, f64)];
 
-    /// Whether `row_derivatives::<true>` (and `row_derivatives_x4::<true>`) give the same bits
-    /// of the log-likelihood and gradient as `::<false>`. Fused passes must return exactly a
-    /// gradient pass's value and gradient (L-BFGS compares the two): when they would not, they
-    /// take those from a `::<false>` call too.
-    const SECOND_KEEPS_FIRST: bool = false;
-
     /// One customer's log-likelihood with its gradient and, when `SECOND`, its Hessian in the
     /// natural parameters (in [`RfmModel::specs`] order). `ln_params` are the parameters' logs
     /// and `shape` the terms of `r` at the customer's frequency `x` (no covariate shifts `r`, so
@@ -113,13 +107,27 @@ fn base_derivatives<L: Likelihood, const SECOND: bool>(
     params: &[f64; 4],
     exec: &Exec,
 ) -> super::RowDerivatives {
-    let (value, gradient) = lik.loglik_and_gradient(params, exec);
+    let fused = if SECOND {
+        lik.loglik_gradient_hessian(params, exec)
+    } else {
+        None
+    };
+    let (value, gradient, second) = match fused {
+        Some((value, gradient, hessian)) => (value, gradient, Some(hessian)),
+        None => {
+            let (value, gradient) = lik.loglik_and_gradient(params, exec);
+            let hessian = if SECOND {
+                lik.hessian(params, exec)
+            } else {
+                None
+            };
+            (value, gradient, hessian)
+        }
+    };
     let mut hessian = [[f64::NAN; 4]; 4];
-    if SECOND {
-        if let Some(h) = lik.hessian(params, exec) {
-            for (row, values) in hessian.iter_mut().zip(&h) {
-                row.copy_from_slice(values);
-            }
+    if let Some(h) = second {
+        for (row, values) in hessian.iter_mut().zip(&h) {
+            row.copy_from_slice(values);
         }
     }
     (value, std::array::from_fn(|k| gradient[k]), hessian)
@@ -683,11 +691,10 @@ impl Columns {
         z: &[[&[f64]; 2]; 4],
         w: [f64; 4],
         theta: &[[f64; 4]; 4],
-        first: &LaneDerivatives,
-        (_, g, h): &LaneDerivatives,
+        (value, g, h): &LaneDerivatives,
     ) {
         for l in 0..4 {
-            let (value, gradient) = (first.0[l], lane(&first.1, l));
+            let (value, gradient) = (value[l], lane(g, l));
             Self::add_gradient::<M>(acc, z[l], w[l], &lane(theta, l), value, &gradient);
         }
         let c = self.len();
@@ -877,14 +884,7 @@ impl Pass<'_, '_> {
             let rows_x4 = M::row_derivatives_x4::<SECOND>(&theta, &ln_theta, &shape, x, t_x, age);
             if SECOND {
                 let w = [0, 1, 2, 3].map(|l| rows.weight(i + l));
-                // The log-likelihood and gradient of a gradient pass, to the bit.
-                let first = if M::SECOND_KEEPS_FIRST {
-                    rows_x4
-                } else {
-                    let shape = x.map(|x| self.shape.get::<false>(x));
-                    M::row_derivatives_x4::<false>(&theta, &ln_theta, &shape, x, t_x, age)
-                };
-                columns.add_hessian_x4::<M>(acc, &z, w, &theta, &first, &rows_x4);
+                columns.add_hessian_x4::<M>(acc, &z, w, &theta, &rows_x4);
             } else {
                 let (value, gradient, _) = rows_x4;
                 for l in 0..4 {
@@ -908,19 +908,6 @@ impl Pass<'_, '_> {
                 rows.age[i],
             );
             if SECOND {
-                let mut row = row;
-                if !M::SECOND_KEEPS_FIRST {
-                    let shape = self.shape.get::<false>(x);
-                    let first = M::row_derivatives::<false>(
-                        &theta,
-                        &ln_theta,
-                        shape,
-                        x,
-                        rows.recency[i],
-                        rows.age[i],
-                    );
-                    (row.0, row.1) = (first.0, first.1);
-                }
                 columns.add_hessian::<M>(acc, z, rows.weight(i), &theta, &row);
             } else {
                 Columns::add_gradient::<M>(acc, z, rows.weight(i), &theta, row.0, &row.1);
@@ -1432,9 +1419,6 @@ impl CovariateModel for super::BgNbdParams {
         (3, Process::Dropout, 1.0),
     ];
 
-    // (The second derivatives are added to the same value and gradient arithmetic.)
-    const SECOND_KEEPS_FIRST: bool = true;
-
     #[inline(always)]
     fn row_derivatives_x4<const SECOND: bool>(
         params: &[[f64; 4]; 4],
@@ -1470,7 +1454,6 @@ impl CovariateModel for super::BgNbdParams {
 
 impl CovariateModel for super::MbgNbdParams {
     const LINKS: &'static [(usize, Process, f64)] = super::BgNbdParams::LINKS;
-    const SECOND_KEEPS_FIRST: bool = true;
 
     #[inline(always)]
     fn row_derivatives_x4<const SECOND: bool>(
@@ -1713,7 +1696,7 @@ mod tests {
         for i in 0..rows.len() {
             let z = rows.covariates(&links, i);
             let (theta, ln_theta) = model_point.customer::<M>(z);
-            let mut row = M::row_derivatives::<true>(
+            let row = M::row_derivatives::<true>(
                 &theta,
                 &ln_theta,
                 shape.get::<true>(x[i]),
@@ -1729,10 +1712,8 @@ mod tests {
                 t_x[i],
                 age[i],
             );
-            if M::SECOND_KEEPS_FIRST {
-                assert_eq!((row.0, row.1), (first.0, first.1), "{}", M::NAME);
-            }
-            (row.0, row.1) = (first.0, first.1);
+            // Second derivatives come with exactly the first-order value and gradient.
+            assert_eq!((row.0, row.1), (first.0, first.1), "{}", M::NAME);
             columns.add_hessian::<M>(&mut acc, z, 1.0, &theta, &row);
         }
         columns.flush(&mut acc);

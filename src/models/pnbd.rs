@@ -35,7 +35,8 @@ use crate::data::Rfm;
 use crate::dual::Dual;
 use crate::error::Result;
 use crate::fit::{
-    check_params, fit, fit_with_warm_start, Domain, FitOptions, FitResult, Likelihood, ParamSpec,
+    check_params, fit, fit_with_warm_start, Domain, FitOptions, FitResult, FusedPass, Likelihood,
+    ParamSpec,
 };
 use crate::parallel::Exec;
 use crate::quadrature::integrate;
@@ -82,12 +83,20 @@ impl ParetoNbdParams {
 
 /// The series is used where `z` is at most this (its terms shrink at least as fast as `z^k`)...
 const SERIES_MAX_Z: f64 = 0.75;
+/// The dual-free series of [`row_fast`] serves rows up to this `z`: its terms are a few
+/// multiplications each (the dual series needs an `exp_m1` per term), so it stays cheaper than
+/// quadrature with dual numbers much further out (about 700 terms at `z = 0.95`; all terms are
+/// positive, so the sum loses no accuracy).
+const FAST_SERIES_MAX_Z: f64 = 0.95;
 /// ... and where its terms peak early: they grow while `k < z (e - 1) / (1 - z)`, so `z` is
 /// also kept below `SERIES_MAX_PEAK / (SERIES_MAX_PEAK + e)`. This bounds the number of terms
 /// and keeps the largest term below `e^SERIES_MAX_PEAK` (no overflow for huge `e = r + x`).
 const SERIES_MAX_PEAK: f64 = 100.0;
 /// Relative size of the neglected tail of the series.
 const SERIES_TOLERANCE: f64 = 1e-17;
+/// ... and of its second derivatives' series (the Hessian serves Newton steps and the
+/// covariance, which need far fewer digits than the line search's comparisons of values).
+const HESSIAN_SERIES_TOLERANCE: f64 = 1e-12;
 /// Safety cap on series terms (never reached for `z <= SERIES_MAX_Z`).
 const SERIES_MAX_TERMS: usize = 100_000;
 /// Relative accuracy of the quadrature stretch.
@@ -293,7 +302,7 @@ fn row_fast<const SECOND: bool>(
     let base = big + t_x;
     let gap = big - small;
     let z = gap / base;
-    let z_max = SERIES_MAX_Z.min(SERIES_MAX_PEAK / (SERIES_MAX_PEAK + e));
+    let z_max = FAST_SERIES_MAX_Z.min(SERIES_MAX_PEAK / (SERIES_MAX_PEAK + e));
     if z > z_max {
         return None;
     }
@@ -314,6 +323,10 @@ fn row_fast<const SECOND: bool>(
     let mut sum = 0.0;
     let mut d1 = [0.0; 4];
     let mut d2 = [[0.0; 4]; 4];
+    // The sum and first partials where the first-order rule stops (the second-order sums need
+    // more terms): the value and gradient are taken from them, so they have the bits of a
+    // `::<false>` call (a fused pass must return exactly a gradient pass's value and gradient).
+    let mut first_order: Option<(f64, [f64; 4])> = None;
     let mut k = 0.0f64;
     loop {
         let n = m + k;
@@ -346,14 +359,29 @@ fn row_fast<const SECOND: bool>(
             d2[3][3] += w * f_ll;
         }
         // Later term ratios are at most q (see ln_integral_by_series); derivative sums carry
-        // extra factors of about k (k^2 for the second).
+        // extra factors of about k (k^2 for the second). The partials in z carry 1/z (1/z^2
+        // for the second): their terms at k = 1 (k = 2) do not vanish as z -> 0 while `c`
+        // does, so the first-order rule looks from k = 2 on and the second-order from k = 3.
         let q = z * ((e + k + 1.0) / (k + 2.0)).max(1.0);
-        if k >= 1.0 && q < 1.0 {
-            let mut tail = q / (1.0 - q) * (k + 2.0);
-            if SECOND {
-                tail *= (k + 2.0) * (1.0 + n * lambda.abs());
+        if k >= 2.0 && q < 1.0 {
+            let tail = q / (1.0 - q) * (k + 2.0);
+            let done = |tail: f64, tolerance: f64| {
+                c * tail <= tolerance * sum && w * big_r * tail <= tolerance * -d1[3]
+            };
+            if first_order.is_none() && done(tail, SERIES_TOLERANCE) {
+                if !SECOND {
+                    break;
+                }
+                first_order = Some((sum, d1));
             }
-            if c * tail <= SERIES_TOLERANCE * sum && w * big_r * tail <= SERIES_TOLERANCE * -d1[3] {
+            // Once the value and gradient are done, the second-order sums to their own
+            // tolerance.
+            let tail_second = tail * (k + 2.0) * (1.0 + n * lambda.abs());
+            if SECOND
+                && k >= 3.0
+                && first_order.is_some()
+                && done(tail_second, HESSIAN_SERIES_TOLERANCE)
+            {
                 break;
             }
         }
@@ -373,6 +401,7 @@ fn row_fast<const SECOND: bool>(
         big_r *= rho;
         k += 1.0;
     }
+    let (sum, d1) = first_order.unwrap_or((sum, d1));
     // ln S in v = (m, e, z, lambda): gradient g and Hessian.
     let g: [f64; 4] = std::array::from_fn(|i| d1[i] / sum);
     // v as functions of phi = (m, e, big, small).
@@ -676,7 +705,6 @@ impl Likelihood for ParetoNbd<'_> {
     }
 
     fn loglik_and_gradient(&self, params: &[f64], exec: &Exec) -> (f64, Vec<f64>) {
-        let duals: [Dual<4>; 4] = std::array::from_fn(|i| Dual::variable(params[i], i));
         let fast = FastParams::new(params);
         let d = self.data;
         let acc = exec.chunked_sum(d.len(), 5, |range, acc| {
@@ -685,16 +713,9 @@ impl Likelihood for ParetoNbd<'_> {
             for i in range {
                 let (x, t_x, age) = (d.frequency[i], d.recency[i], d.age[i]);
                 if x != cached.0 {
-                    let g = Dual::<1>::variable(fast.r, 0).ln_gamma_ratio(x);
-                    cached = (x, (g.v, g.d[0], 0.0));
+                    cached = (x, gamma_terms::<false>(fast.r, x));
                 }
-                let (value, gradient) = match row_fast::<false>(&fast, cached.1, x, t_x, age) {
-                    Some((value, gradient, _)) => (value, gradient),
-                    None => {
-                        let ll = row_log_likelihood(duals, x, t_x, age);
-                        (ll.v, ll.d)
-                    }
-                };
+                let (value, gradient) = row_first_order(&fast, params, cached.1, x, t_x, age);
                 let w = d.weight(i);
                 acc[0] += w * value;
                 for j in 0..4 {
@@ -705,46 +726,43 @@ impl Likelihood for ParetoNbd<'_> {
         (acc[0], acc[1..].to_vec())
     }
 
-    /// The analytic Hessian from [`row_fast`] (rows that need quadrature: central differences
-    /// of their exact dual gradient).
+    /// The analytic Hessian from the fused pass.
     fn hessian(&self, params: &[f64], exec: &Exec) -> Option<Vec<Vec<f64>>> {
+        self.loglik_gradient_hessian(params, exec)
+            .map(|(_, _, hessian)| hessian)
+    }
+
+    /// The log-likelihood, gradient and Hessian from one pass of [`row_second_order`], whose
+    /// value and gradient have the bits of [`Likelihood::loglik_and_gradient`]'s (the same
+    /// rows, chunks and order of additions).
+    fn loglik_gradient_hessian(&self, params: &[f64], exec: &Exec) -> Option<FusedPass> {
         let fast = FastParams::new(params);
         let d = self.data;
-        let upper = [
-            (0, 0),
-            (0, 1),
-            (0, 2),
-            (0, 3),
-            (1, 1),
-            (1, 2),
-            (1, 3),
-            (2, 2),
-            (2, 3),
-            (3, 3),
-        ];
-        let acc = exec.chunked_sum(d.len(), upper.len(), |range, acc| {
+        let acc = exec.chunked_sum(d.len(), 5 + UPPER.len(), |range, acc| {
             let mut cached = (f64::NAN, (0.0, 0.0, 0.0));
             for i in range {
                 let (x, t_x, age) = (d.frequency[i], d.recency[i], d.age[i]);
                 if x != cached.0 {
-                    cached = (x, gamma_terms(fast.r, x));
+                    cached = (x, gamma_terms::<true>(fast.r, x));
                 }
-                let hessian = match row_fast::<true>(&fast, cached.1, x, t_x, age) {
-                    Some((_, _, hessian)) => hessian,
-                    None => differenced_row_hessian(params, x, t_x, age),
-                };
+                let (value, gradient, hessian) =
+                    row_second_order(&fast, params, cached.1, x, t_x, age);
                 let w = d.weight(i);
-                for (slot, &(a, b)) in acc.iter_mut().zip(&upper) {
+                acc[0] += w * value;
+                for j in 0..4 {
+                    acc[1 + j] += w * gradient[j];
+                }
+                for (slot, &(a, b)) in acc[5..].iter_mut().zip(&UPPER) {
                     *slot += w * hessian[a][b];
                 }
             }
         });
-        let mut full = vec![vec![0.0; 4]; 4];
-        for (value, &(a, b)) in acc.iter().zip(&upper) {
-            full[a][b] = *value;
-            full[b][a] = *value;
+        let mut hessian = vec![vec![0.0; 4]; 4];
+        for (value, &(a, b)) in acc[5..].iter().zip(&UPPER) {
+            hessian[a][b] = *value;
+            hessian[b][a] = *value;
         }
-        Some(full)
+        Some((acc[0], acc[1..5].to_vec(), hessian))
     }
 
     /// The surface is flat in beta on typical data (CDNOW), so every start is tried.
@@ -765,18 +783,11 @@ pub fn row_derivatives<const SECOND: bool>(
     age: f64,
 ) -> super::RowDerivatives {
     let fast = FastParams::new(params);
-    let (value, gradient, mut hessian) = match row_fast::<SECOND>(&fast, shape, x, t_x, age) {
-        Some(row) => row,
-        None => {
-            let duals: [Dual<4>; 4] = std::array::from_fn(|i| Dual::variable(params[i], i));
-            let ll = row_log_likelihood(duals, x, t_x, age);
-            let hessian = if SECOND {
-                differenced_row_hessian(params, x, t_x, age)
-            } else {
-                [[0.0; 4]; 4]
-            };
-            (ll.v, ll.d, hessian)
-        }
+    let (value, gradient, mut hessian) = if SECOND {
+        row_second_order(&fast, params, shape, x, t_x, age)
+    } else {
+        let (value, gradient) = row_first_order(&fast, params, shape, x, t_x, age);
+        (value, gradient, [[0.0; 4]; 4])
     };
     // Both sources fill the upper triangle.
     for i in 0..4 {
@@ -787,10 +798,77 @@ pub fn row_derivatives<const SECOND: bool>(
     (value, gradient, hessian)
 }
 
-/// `(ln Gamma(r+x) - ln Gamma(r), psi(r+x) - psi(r), psi'(r+x) - psi'(r))`.
-fn gamma_terms(r: f64, x: f64) -> (f64, f64, f64) {
+/// The upper triangle of a 4 x 4 Hessian, row by row.
+const UPPER: [(usize, usize); 10] = [
+    (0, 0),
+    (0, 1),
+    (0, 2),
+    (0, 3),
+    (1, 1),
+    (1, 2),
+    (1, 3),
+    (2, 2),
+    (2, 3),
+    (3, 3),
+];
+
+/// One customer's log-likelihood and gradient: the dual-free series where it serves the row,
+/// else the exact dual gradient. `gamma_terms` as in [`row_fast`].
+#[inline]
+fn row_first_order(
+    fast: &FastParams,
+    params: &[f64],
+    gamma_terms: (f64, f64, f64),
+    x: f64,
+    t_x: f64,
+    age: f64,
+) -> (f64, [f64; 4]) {
+    match row_fast::<false>(fast, gamma_terms, x, t_x, age) {
+        Some((value, gradient, _)) => (value, gradient),
+        None => {
+            let duals: [Dual<4>; 4] = std::array::from_fn(|i| Dual::variable(params[i], i));
+            let ll = row_log_likelihood(duals, x, t_x, age);
+            (ll.v, ll.d)
+        }
+    }
+}
+
+/// One customer's log-likelihood, gradient and Hessian (upper triangle): the series where it
+/// serves the row, else central differences of the exact dual gradient for the Hessian. The
+/// value and gradient are always [`row_first_order`]'s, to the bit.
+#[inline]
+fn row_second_order(
+    fast: &FastParams,
+    params: &[f64],
+    gamma_terms: (f64, f64, f64),
+    x: f64,
+    t_x: f64,
+    age: f64,
+) -> RowDerivatives {
+    match row_fast::<true>(fast, gamma_terms, x, t_x, age) {
+        Some(row) => row,
+        // The series may serve the first order and not the second (its cap on terms).
+        None => {
+            let (value, gradient) = row_first_order(fast, params, gamma_terms, x, t_x, age);
+            (
+                value,
+                gradient,
+                differenced_row_hessian(params, x, t_x, age),
+            )
+        }
+    }
+}
+
+/// `(ln Gamma(r+x) - ln Gamma(r), psi(r+x) - psi(r), psi'(r+x) - psi'(r))`, the last only when
+/// `SECOND` (0 otherwise).
+fn gamma_terms<const SECOND: bool>(r: f64, x: f64) -> (f64, f64, f64) {
     let g = Dual::<1>::variable(r, 0).ln_gamma_ratio(x);
-    (g.v, g.d[0], trigamma(r + x) - trigamma(r))
+    let trigamma_difference = if SECOND {
+        trigamma(r + x) - trigamma(r)
+    } else {
+        0.0
+    };
+    (g.v, g.d[0], trigamma_difference)
 }
 
 /// A row's Hessian by central differences of its exact (dual) gradient, upper triangle.
@@ -998,7 +1076,7 @@ mod tests {
     #[test]
     fn fast_path_equals_the_dual_path() {
         let mut rng = crate::random::Rng::new(3);
-        let mut checked = 0;
+        let (mut checked, mut beyond_dual_series) = (0, 0);
         for _ in 0..3000 {
             let u = |rng: &mut crate::random::Rng, lo: f64, hi: f64| {
                 (lo.ln() + (hi.ln() - lo.ln()) * rng.uniform()).exp()
@@ -1031,6 +1109,11 @@ mod tests {
             let gamma = (g.v, g.d[0], 0.0);
             if let Some((value, gradient, _)) = row_fast::<false>(&fast, gamma, x, t_x, age) {
                 checked += 1;
+                // Rows beyond the dual series' reach (it hands them to quadrature there).
+                let (big, small) = (at[1].max(at[3]), at[1].min(at[3]));
+                if t_x < age && (big - small) / (big + t_x) > SERIES_MAX_Z {
+                    beyond_dual_series += 1;
+                }
                 let close = |a: f64, b: f64| (a - b).abs() <= 1e-11 * a.abs().max(b.abs()).max(1.0);
                 assert!(
                     close(value, reference.v),
@@ -1045,6 +1128,7 @@ mod tests {
             }
         }
         assert!(checked > 1000, "{checked}");
+        assert!(beyond_dual_series > 100, "{beyond_dual_series}");
     }
 
     #[test]
@@ -1067,7 +1151,7 @@ mod tests {
             } else {
                 age * [0.0, 0.3, 0.99, 1.0][(rng.uniform() * 4.0) as usize]
             };
-            let gamma = gamma_terms(at[0], x);
+            let gamma = gamma_terms::<true>(at[0], x);
             let Some((_, _, hessian)) = row_fast::<true>(&FastParams::new(&at), gamma, x, t_x, age)
             else {
                 continue;
@@ -1084,6 +1168,57 @@ mod tests {
                         hessian[i][j],
                         numeric[i][j]
                     );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fused_pass_has_the_bits_of_the_gradient_pass() {
+        // CDNOW with the awkward rows, whose series or quadrature stretches differ by point
+        // (the grid includes points where rows fall back to quadrature).
+        let cdnow = cdnow();
+        let (mut x, mut t_x, mut age) = (
+            cdnow.frequency.clone(),
+            cdnow.recency.clone(),
+            cdnow.age.clone(),
+        );
+        for &(xi, ti, ai) in &ROWS {
+            x.push(xi);
+            t_x.push(ti);
+            age.push(ai);
+        }
+        let data = crate::data::RfmColumns::new(&x, &t_x, &age).compress();
+        let lik = ParetoNbd::new(&data);
+        for exec in [Exec::Serial, Exec::with_jobs(Some(2)).unwrap()] {
+            for p in parameter_grid() {
+                let at = [p.r, p.alpha, p.s, p.beta];
+                let (value, gradient) = lik.loglik_and_gradient(&at, &exec);
+                let (fused_value, fused_gradient, hessian) =
+                    lik.loglik_gradient_hessian(&at, &exec).unwrap();
+                assert_eq!(fused_value.to_bits(), value.to_bits(), "{at:?}");
+                assert_eq!(fused_gradient, gradient, "{at:?}");
+                // The Hessian pass is the fused pass's Hessian; symmetric, and central
+                // differences of the gradient (to 1e-4: rows the series does not serve have
+                // differenced Hessians themselves, at the grid's extremes).
+                assert_eq!(lik.hessian(&at, &exec).unwrap(), hessian);
+                for i in 0..4 {
+                    let h = 1e-6 * at[i];
+                    let (mut up, mut down) = (at, at);
+                    up[i] += h;
+                    down[i] -= h;
+                    let g_up = lik.loglik_and_gradient(&up, &exec).1;
+                    let g_down = lik.loglik_and_gradient(&down, &exec).1;
+                    for j in 0..4 {
+                        assert_eq!(hessian[i][j], hessian[j][i]);
+                        let numeric = (g_up[j] - g_down[j]) / (2.0 * h);
+                        let scale = (hessian[i][i] * hessian[j][j]).abs().sqrt();
+                        assert!(
+                            (hessian[i][j] - numeric).abs() <= 1e-4 * scale,
+                            "{at:?} ({i},{j}): {} vs {numeric}",
+                            hessian[i][j]
+                        );
+                    }
                 }
             }
         }
