@@ -184,7 +184,7 @@ pub struct FitOptions<'a> {
     /// ([`Likelihood::loglik_gradient_hessian`]) when it has one: for starts close to the
     /// optimum (a warm start), where each step squares the error, so a fit takes a few passes and
     /// the last one's Hessian gives the covariance. L-BFGS takes over from where Newton stops
-    /// (a Hessian that is not positive definite, or a step that does not decrease the objective).
+    /// (a Hessian that is not finite, or no step that decreases the objective).
     pub newton: bool,
     /// Stop at the first start that converges even for models that try every start (set for
     /// the subsample of [`fit_with_warm_start`], whose optimum only seeds the full fit).
@@ -439,10 +439,12 @@ const NEWTON_START_RADIUS: f64 = 1.0;
 /// decrease.
 const NEWTON_MIN_RATIO: f64 = 1e-4;
 
-/// The trust-region step `p = -(H + sigma I)^-1 g` in the eigenbasis of a positive definite `H`
-/// (eigenvalues `curvature`, gradient components `grad`): the Newton step (`sigma = 0`) when it
-/// is within `radius`, else the `sigma > 0` that puts it on the radius (by bisection: the
-/// length falls monotonically in sigma).
+/// The trust-region step `p = -(H + sigma I)^-1 g` in the eigenbasis of a symmetric `H`
+/// (eigenvalues `curvature`, gradient components `grad`): the Newton step (`sigma = 0`) when
+/// `H` is positive definite and the step is within `radius`, else the `sigma` above
+/// `max(0, -min curvature)` that puts it on the radius (by bisection: the length falls
+/// monotonically in sigma there). With an indefinite `H` (far from the optimum) this is the
+/// step of the trust-region method, along the directions of negative curvature too.
 fn trust_region_step(grad: &[f64], curvature: &[f64], radius: f64) -> Vec<f64> {
     let step = |sigma: f64| -> Vec<f64> {
         grad.iter()
@@ -450,12 +452,17 @@ fn trust_region_step(grad: &[f64], curvature: &[f64], radius: f64) -> Vec<f64> {
             .map(|(g, c)| -g / (c + sigma))
             .collect()
     };
-    let newton = step(0.0);
-    if norm(&newton) <= radius {
-        return newton;
+    let least = curvature.iter().copied().fold(f64::INFINITY, f64::min);
+    if least > 0.0 {
+        let newton = step(0.0);
+        if norm(&newton) <= radius {
+            return newton;
+        }
     }
-    // |p(sigma)| <= |g| / sigma, so sigma = |g| / radius is on or inside the radius.
-    let (mut low, mut high) = (0.0, norm(grad) / radius);
+    // For sigma above `floor`, |p(sigma)| <= |g| / (sigma - floor): the upper end of the
+    // bracket is on or inside the radius.
+    let floor = (-least).max(0.0);
+    let (mut low, mut high) = (floor, floor + norm(grad) / radius);
     for _ in 0..200 {
         let mid = 0.5 * (low + high);
         if norm(&step(mid)) > radius {
@@ -1019,9 +1026,10 @@ fn inverse_of<L: Likelihood>(
 /// is within the radius, else the Levenberg-Marquardt step on the radius. That shortens the
 /// poorly determined directions first, where a line search along the Newton direction tries
 /// points far out along them (whose passes cost more on some models: Pareto/NBD's rows then
-/// need quadrature). `None` when the model has no fused pass. Stops unconverged (with the last
-/// Hessian, for L-BFGS to go on from there) at a Hessian that is not positive definite or when
-/// no step decreases the objective.
+/// need quadrature). Where the Hessian is not positive definite (a start on a flat ridge) the
+/// step is the trust region's along the negative curvature too. `None` when the model has no
+/// fused pass. Stops unconverged (with the last Hessian, for L-BFGS to go on from there) at a
+/// Hessian that is not finite or when no step decreases the objective.
 fn newton<L: Likelihood>(
     objective: &Objective<'_, '_, L>,
     u0: &[f64],
@@ -1073,21 +1081,12 @@ fn newton<L: Likelihood>(
         if iterations >= max_iter {
             return stop(u, cost, gnorm, iterations, hessian, "max_iter".into());
         }
-        // Direction -H^-1 g from the eigen-decomposition (H of the total objective, g of the
-        // mean, hence the weight).
         let Some(h) = &hessian else {
             return stop(u, cost, gnorm, iterations, None, "no finite Hessian".into());
         };
         let (values, vectors) = symmetric_eigen(h);
-        if values.iter().any(|&v| !(v > 0.0 && v.is_finite())) {
-            return stop(
-                u,
-                cost,
-                gnorm,
-                iterations,
-                None,
-                "not positive definite".into(),
-            );
+        if values.iter().any(|v| !v.is_finite()) {
+            return stop(u, cost, gnorm, iterations, None, "no finite Hessian".into());
         }
         // The step in the eigenbasis of the mean Hessian: components of the gradient and the
         // eigenvalues (the Hessian is of the total objective, hence the weight).
@@ -1378,6 +1377,32 @@ mod tests {
             let hessian = vec![vec![-n / (s * s), h_ms], vec![h_ms, h_ss]];
             Some((ll, gradient, hessian))
         }
+    }
+
+    #[test]
+    fn trust_region_steps() {
+        let model = |g: &[f64], c: &[f64], p: &[f64]| -> f64 {
+            (0..g.len())
+                .map(|m| p[m] * (g[m] + 0.5 * c[m] * p[m]))
+                .sum()
+        };
+        // Positive definite, the Newton step within the radius: the Newton step.
+        let (g, c) = ([1.0, -2.0], [4.0, 8.0]);
+        assert_eq!(trust_region_step(&g, &c, 1.0), vec![-0.25, 0.25]);
+        // Beyond the radius (a flat direction): on the radius, shortened mostly along the flat
+        // direction, and a descent step of the quadratic model.
+        let (g, c) = ([1.0, 1.0], [4.0, 1e-6]);
+        let p = trust_region_step(&g, &c, 0.5);
+        assert!((norm(&p) - 0.5).abs() < 1e-8, "{p:?}");
+        assert!(p[0] < 0.0 && p[1] < 0.0 && p[1] < p[0], "{p:?}");
+        assert!(model(&g, &c, &p) < 0.0);
+        // Indefinite: on the radius, and it decreases the model more than the steepest-descent
+        // step of the same length.
+        let (g, c) = ([1.0, 0.1], [2.0, -3.0]);
+        let p = trust_region_step(&g, &c, 1.0);
+        assert!((norm(&p) - 1.0).abs() < 1e-8, "{p:?}");
+        let steepest: Vec<f64> = g.iter().map(|v| -v / norm(&g)).collect();
+        assert!(model(&g, &c, &p) < model(&g, &c, &steepest), "{p:?}");
     }
 
     #[test]

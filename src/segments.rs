@@ -14,6 +14,11 @@ use crate::fit::{FitOptions, FitResult};
 use crate::models::RfmModel;
 use crate::parallel::Exec;
 
+/// Rows (about) of the subsample whose fit seeds the segments when the pool is larger than
+/// [`crate::fit::WARM_START_ROWS`]: its standard errors are a fraction of any fittable
+/// segment's, and Newton steps from there converge in a few passes.
+const POOLED_SAMPLE: usize = 20_000;
+
 /// The outcome of one segment's fit.
 #[derive(Debug, Clone)]
 pub struct SegmentFit {
@@ -72,7 +77,7 @@ pub fn fit_segments<M: RfmModel>(
         ..opts.clone()
     };
     // The pooled estimate seeds every segment (when it converges). It is only a starting
-    // point, so on large data it comes from every k-th row (about WARM_START_SAMPLE rows, all
+    // point, so on large data it comes from every k-th row (about POOLED_SAMPLE rows, all
     // segments mixed) rather than a fit of every row, which would cost as much as all the
     // segment fits together.
     let pooled_opts = FitOptions {
@@ -80,7 +85,7 @@ pub fn fit_segments<M: RfmModel>(
         ..opts.clone()
     };
     let pooled = if columns.len() > crate::fit::WARM_START_ROWS {
-        let stride = columns.len() / crate::fit::WARM_START_SAMPLE;
+        let stride = columns.len() / POOLED_SAMPLE;
         let pick = |v: &[f64]| v.iter().step_by(stride).copied().collect::<Vec<f64>>();
         let (x, t_x, age) = (
             pick(columns.frequency),
@@ -158,4 +163,145 @@ pub fn fit_segments<M: RfmModel>(
             result,
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::testing::rel;
+    use crate::models::{BgNbdParams, ParetoNbdParams};
+
+    /// Customers of `n_segments` segments with different parameters, interleaved row by row.
+    fn segmented<M: RfmModel>(
+        params: &[M],
+        per_segment: usize,
+        simulate: impl Fn(&M, &[f64], u64) -> (Vec<f64>, Vec<f64>),
+    ) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<i64>) {
+        let n = params.len() * per_segment;
+        let (mut x, mut t_x, mut age, mut codes) =
+            (vec![0.0; n], vec![0.0; n], vec![0.0; n], vec![0; n]);
+        for (s, p) in params.iter().enumerate() {
+            let ages: Vec<f64> = (0..per_segment)
+                .map(|i| 26.0 + 52.0 * ((i * 7919) % per_segment) as f64 / per_segment as f64)
+                .collect();
+            let (xs, ts) = simulate(p, &ages, 11 + s as u64);
+            for i in 0..per_segment {
+                let row = i * params.len() + s;
+                (x[row], t_x[row], age[row], codes[row]) = (xs[i], ts[i], ages[i], s as i64);
+            }
+        }
+        (x, t_x, age, codes)
+    }
+
+    /// Each segment's fit (from the pooled estimate: by Newton steps alone when `newton`)
+    /// reaches the optimum of a fit of that segment alone (the model's own starts, L-BFGS),
+    /// and its covariance.
+    fn check_equals_separate_fits<M: RfmModel>(
+        params: &[M],
+        per_segment: usize,
+        newton: bool,
+        simulate: impl Fn(&M, &[f64], u64) -> (Vec<f64>, Vec<f64>),
+    ) {
+        let (x, t_x, age, mut codes) = segmented(params, per_segment, simulate);
+        // One more segment, too small to fit.
+        let small = params.len();
+        codes[..5].fill(small as i64);
+        let columns = RfmColumns::new(&x, &t_x, &age);
+        let exec = Exec::with_jobs(Some(2)).unwrap();
+        let fits = fit_segments::<M>(
+            &columns,
+            &RfmNames::default(),
+            &codes,
+            small + 1,
+            50.0,
+            &FitOptions::default(),
+            &exec,
+        )
+        .unwrap();
+        assert_eq!(fits.len(), small + 1);
+        for fit in &fits[..small] {
+            let res = fit.result.as_ref().unwrap();
+            assert!(res.converged, "{}: {}", M::NAME, res.termination);
+            // Newton steps from the pooled estimate when that is close to the segment's
+            // optimum; otherwise L-BFGS goes on from where they stop.
+            if newton {
+                assert!(res.termination.contains("Newton"), "{}", res.termination);
+            }
+            assert_eq!(res.n_starts, 1);
+            let rows: Vec<usize> = (0..codes.len())
+                .filter(|&i| codes[i] == fit.segment as i64)
+                .collect();
+            let take = |v: &[f64]| rows.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+            let (xs, ts, ages) = (take(&x), take(&t_x), take(&age));
+            let alone = M::fit(
+                &RfmColumns::new(&xs, &ts, &ages).compress(),
+                &FitOptions::default(),
+            )
+            .unwrap();
+            assert_eq!(fit.customers, rows.len() as f64);
+            assert!(
+                rel(res.log_likelihood, alone.log_likelihood) < 1e-12,
+                "{}",
+                M::NAME
+            );
+            for (a, b) in res.params.iter().zip(&alone.params) {
+                assert!(
+                    rel(*a, *b) < 1e-5,
+                    "{}: {:?} vs {:?}",
+                    M::NAME,
+                    res.params,
+                    alone.params
+                );
+            }
+            let (cov, cov_alone) = (
+                res.covariance.as_ref().unwrap(),
+                alone.covariance.as_ref().unwrap(),
+            );
+            for (a, b) in cov.iter().flatten().zip(cov_alone.iter().flatten()) {
+                assert!(
+                    (a - b).abs() < 1e-3 * b.abs().max(1e-12) + 1e-9,
+                    "{}: {cov:?} vs {cov_alone:?}",
+                    M::NAME
+                );
+            }
+        }
+        let too_small = fits[small].result.as_ref().unwrap_err().to_string();
+        assert!(
+            too_small.contains("has 5 customers, fewer than the 50"),
+            "{too_small}"
+        );
+    }
+
+    #[test]
+    fn bgnbd_segments_equal_separate_fits_from_a_subsampled_pool() {
+        // More rows than WARM_START_ROWS: the pooled estimate comes from a subsample. Segments
+        // alike (as random splits are), then very different (the pooled start is far from
+        // theirs).
+        let alike = [
+            BgNbdParams::new(0.24, 4.4, 0.79, 2.4),
+            BgNbdParams::new(0.28, 4.0, 0.7, 2.6),
+            BgNbdParams::new(0.22, 5.0, 0.9, 2.2),
+        ];
+        let per_segment = crate::fit::WARM_START_ROWS / alike.len() + 1000;
+        let simulate =
+            |p: &BgNbdParams, ages: &[f64], seed| crate::models::bgnbd::simulate(p, ages, seed);
+        check_equals_separate_fits(&alike, per_segment, true, simulate);
+        let different = [
+            BgNbdParams::new(0.24, 4.4, 0.79, 2.4),
+            BgNbdParams::new(0.5, 8.0, 0.4, 3.0),
+            BgNbdParams::new(1.2, 3.0, 1.5, 6.0),
+        ];
+        check_equals_separate_fits(&different, 3000, false, simulate);
+    }
+
+    #[test]
+    fn pareto_segments_equal_separate_fits() {
+        let params = [
+            ParetoNbdParams::new(0.55, 10.6, 0.61, 11.7),
+            ParetoNbdParams::new(0.6, 9.0, 0.5, 14.0),
+        ];
+        check_equals_separate_fits(&params, 3000, true, |p, ages, seed| {
+            crate::models::pnbd::simulate(p, ages, seed)
+        });
+    }
 }

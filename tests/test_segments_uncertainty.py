@@ -77,6 +77,39 @@ def test_segments_are_thread_count_independent_and_persist(segmented_data, tmp_p
     assert set(by_array.models_) == {"web", "shop", "app"}
 
 
+@pytest.mark.parametrize(
+    "keys",
+    [
+        np.array([-3, 0, 7], dtype=np.int64),  # compact: numbered through a table
+        np.array([5, 200, 77], dtype=np.uint8),
+        np.array([-(2**62), 10**15, 2**62], dtype=np.int64),  # sparse: through a hash
+    ],
+)
+def test_integer_segment_keys_number_like_pandas(segmented_data, keys):
+    """Integer segments (cohort numbers) keep their values and sorted order whichever way
+    they are numbered, and fit the same models as the same segments named by strings."""
+    from clvrs.segments import _factorize_sorted
+
+    labels = {"web": keys[0], "shop": keys[1], "app": keys[2], "partner": keys[0]}
+    by = segmented_data["channel"].map(labels).to_numpy().astype(keys.dtype)
+    codes, uniques = _factorize_sorted(by)
+    want_codes, want_uniques = pd.factorize(by, sort=True)
+    np.testing.assert_array_equal(codes, want_codes)
+    np.testing.assert_array_equal(uniques, want_uniques)
+    assert uniques.dtype == keys.dtype
+    by_int = clvrs.fit_segments(clvrs.BetaGeoModel(), segmented_data, by)
+    by_name = clvrs.fit_segments(
+        clvrs.BetaGeoModel(),
+        segmented_data.assign(channel=segmented_data["channel"].replace("partner", "web")),
+        "channel",
+    )
+    assert sorted(by_int.models_) == sorted(int(k) for k in keys)
+    for name, key in [("web", keys[0]), ("shop", keys[1]), ("app", keys[2])]:
+        pd.testing.assert_series_equal(
+            by_int.models_[int(key)].params_, by_name.models_[name].params_, check_exact=True
+        )
+
+
 def test_simulation_follows_the_model():
     model = clvrs.BetaGeoModel.from_params(**TRUTH)
     ages = np.full(100_000, 39.0)

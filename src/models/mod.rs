@@ -17,7 +17,7 @@ pub mod pnbd;
 pub mod pnbd_dynamic;
 pub mod sbg;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 pub use bgbb::BgBbParams;
 pub use bgnbd::{BgNbd, BgNbdParams};
