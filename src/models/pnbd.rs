@@ -362,11 +362,17 @@ fn row_fast<const SECOND: bool>(
         // extra factors of about k (k^2 for the second). The partials in z carry 1/z (1/z^2
         // for the second): their terms at k = 1 (k = 2) do not vanish as z -> 0 while `c`
         // does, so the first-order rule looks from k = 2 on and the second-order from k = 3.
-        let q = z * ((e + k + 1.0) / (k + 2.0)).max(1.0);
-        if k >= 2.0 && q < 1.0 {
-            let tail = q / (1.0 - q) * (k + 2.0);
+        // With q = z M / b (M = max(e + k + 1, b), b = k + 2), the tail bound q / (1 - q) b is
+        // z M b / (b - z M): compared without dividing (a division here would stall every
+        // term's test).
+        let b = k + 2.0;
+        let zm = z * (e + k + 1.0).max(b);
+        let slack = b - zm;
+        if k >= 2.0 && slack > 0.0 {
+            let tail = zm * b;
             let done = |tail: f64, tolerance: f64| {
-                c * tail <= tolerance * sum && w * big_r * tail <= tolerance * -d1[3]
+                c * tail <= tolerance * sum * slack
+                    && w * big_r * tail <= tolerance * -d1[3] * slack
             };
             if first_order.is_none() && done(tail, SERIES_TOLERANCE) {
                 if !SECOND {
@@ -376,11 +382,13 @@ fn row_fast<const SECOND: bool>(
             }
             // Once the value and gradient are done, the second-order sums to their own
             // tolerance.
-            let tail_second = tail * (k + 2.0) * (1.0 + n * lambda.abs());
             if SECOND
                 && k >= 3.0
                 && first_order.is_some()
-                && done(tail_second, HESSIAN_SERIES_TOLERANCE)
+                && done(
+                    tail * b * (1.0 + n * lambda.abs()),
+                    HESSIAN_SERIES_TOLERANCE,
+                )
             {
                 break;
             }
