@@ -75,7 +75,8 @@ def main() -> int:
         )
     lines = [
         f"Run: {info['date']}; command: `python bench/bench_segments.py --quiet-wait "
-        f"{args.quiet_wait:g} --update-doc BENCHMARKS.md`; {info['cpu']}, nproc = {info['nproc']}; "
+        f"{args.quiet_wait:g} --repeats {args.repeats} --update-doc BENCHMARKS.md`; "
+        f"{info['cpu']}, nproc = {info['nproc']}; "
         f"clvrs {info['clvrs']} (commit {info['clvrs_commit']}), "
         f"threads = {info['clvrs_threads']}; median of {args.repeats}.",
         "",
