@@ -444,7 +444,9 @@ const NEWTON_MIN_RATIO: f64 = 1e-4;
 /// `H` is positive definite and the step is within `radius`, else the `sigma` above
 /// `max(0, -min curvature)` that puts it on the radius (by bisection: the length falls
 /// monotonically in sigma there). With an indefinite `H` (far from the optimum) this is the
-/// step of the trust-region method, along the directions of negative curvature too.
+/// step of the trust-region method, along the directions of negative curvature too; when the
+/// gradient has (almost) no component along the most negative one (the "hard case", e.g. at a
+/// saddle point), the step is completed to the radius along it.
 fn trust_region_step(grad: &[f64], curvature: &[f64], radius: f64) -> Vec<f64> {
     let step = |sigma: f64| -> Vec<f64> {
         grad.iter()
@@ -452,7 +454,15 @@ fn trust_region_step(grad: &[f64], curvature: &[f64], radius: f64) -> Vec<f64> {
             .map(|(g, c)| -g / (c + sigma))
             .collect()
     };
-    let least = curvature.iter().copied().fold(f64::INFINITY, f64::min);
+    let (most_negative, least) =
+        curvature
+            .iter()
+            .copied()
+            .enumerate()
+            .fold(
+                (0, f64::INFINITY),
+                |a, (m, c)| if c < a.1 { (m, c) } else { a },
+            );
     if least > 0.0 {
         let newton = step(0.0);
         if norm(&newton) <= radius {
@@ -460,11 +470,15 @@ fn trust_region_step(grad: &[f64], curvature: &[f64], radius: f64) -> Vec<f64> {
         }
     }
     // For sigma above `floor`, |p(sigma)| <= |g| / (sigma - floor): the upper end of the
-    // bracket is on or inside the radius.
+    // bracket is on or inside the radius (or, where it rounds to `floor`, just above it).
     let floor = (-least).max(0.0);
-    let (mut low, mut high) = (floor, floor + norm(grad) / radius);
+    let above_floor = floor + floor.abs() * 4.0 * f64::EPSILON + f64::MIN_POSITIVE;
+    let (mut low, mut high) = (floor, (floor + norm(grad) / radius).max(above_floor));
     for _ in 0..200 {
         let mid = 0.5 * (low + high);
+        if !(mid > low && mid < high) {
+            break;
+        }
         if norm(&step(mid)) > radius {
             low = mid;
         } else {
@@ -474,7 +488,20 @@ fn trust_region_step(grad: &[f64], curvature: &[f64], radius: f64) -> Vec<f64> {
             break;
         }
     }
-    step(high)
+    let mut p = step(high);
+    let length = norm(&p);
+    if least < 0.0 && length < radius {
+        // Out to the radius along the most negative curvature, downhill (or either way, at no
+        // slope): |p + tau e_m| = radius.
+        let m = most_negative;
+        let reach = (p[m] * p[m] + radius * radius - length * length).sqrt();
+        p[m] = if grad[m] > 0.0 || (grad[m] == 0.0 && p[m] < 0.0) {
+            -reach
+        } else {
+            reach
+        };
+    }
+    p
 }
 
 /// Fit a model by maximum (penalised) likelihood.
@@ -555,17 +582,23 @@ pub fn fit<L: Likelihood>(lik: &L, opts: &FitOptions<'_>) -> Result<FitResult> {
                     }
                     None => (u0, 0, None),
                 };
-                let (start_curvature, evaluated) = if newton_curvature.is_some() {
+                let newton_curvature_used = newton_curvature.is_some();
+                let (start_curvature, evaluated) = if newton_curvature_used {
                     (newton_curvature, None)
                 } else if opts.curvature_at_start && opts.initial_inverse_hessian.is_none() {
                     start_inverse_hessian(&objective, &u0)?
                 } else {
                     (None, None)
                 };
-                let h0 = opts
-                    .initial_inverse_hessian
-                    .as_deref()
-                    .or(start_curvature.as_deref());
+                // Newton's curvature where it stopped is the point's own; a given one is from
+                // elsewhere (a subsample, a pooled fit).
+                let h0 = if newton_curvature_used {
+                    start_curvature.as_deref()
+                } else {
+                    opts.initial_inverse_hessian
+                        .as_deref()
+                        .or(start_curvature.as_deref())
+                };
                 let mut outcome = lbfgs(&objective, u0, h0, evaluated, max_iter, tol)?;
                 outcome.iterations += newton_iterations;
                 outcome
@@ -636,15 +669,24 @@ pub fn fit<L: Likelihood>(lik: &L, opts: &FitOptions<'_>) -> Result<FitResult> {
 /// Positive parameters beyond these bounds are running off to 0 or infinity.
 const RUNAWAY_BOUNDS: (f64, f64) = (1e-8, 1e8);
 
+/// Whether a positive parameter's estimate is beyond [`RUNAWAY_BOUNDS`].
+fn runs_away(spec: &ParamSpec, value: f64) -> bool {
+    spec.domain == Domain::Positive && !(value > RUNAWAY_BOUNDS.0 && value < RUNAWAY_BOUNDS.1)
+}
+
+/// Whether any estimate runs off to 0 or infinity (a plateau of the likelihood, where a fit
+/// can stop without being at the optimum of a better-identified neighbourhood).
+pub fn any_runs_away(specs: &[ParamSpec], theta: &[f64]) -> bool {
+    specs.iter().zip(theta).any(|(s, &t)| runs_away(s, t))
+}
+
 /// Why a fit may not settle, when positive parameters head for 0 or infinity: the data do not
 /// identify them (for example customers without heterogeneity in a rate), and what to do.
 fn runaway_note(specs: &[ParamSpec], theta: &[f64]) -> Option<String> {
     let runaway: Vec<String> = specs
         .iter()
         .zip(theta)
-        .filter(|(s, &t)| {
-            s.domain == Domain::Positive && !(t > RUNAWAY_BOUNDS.0 && t < RUNAWAY_BOUNDS.1)
-        })
+        .filter(|(s, &t)| runs_away(s, t))
         .map(|(s, t)| format!("{} = {t:.3e}", s.name))
         .collect();
     (!runaway.is_empty()).then(|| {
@@ -1065,7 +1107,13 @@ fn newton<L: Likelihood>(
     };
     loop {
         let gnorm = inf_norm(&grad);
-        if gnorm <= tol {
+        // A small gradient where the Hessian has negative curvature is a saddle point, not an
+        // optimum: step away from it along that curvature.
+        let saddle = gnorm <= tol
+            && hessian
+                .as_ref()
+                .is_some_and(|h| symmetric_eigen(h).0.iter().any(|&v| v < 0.0));
+        if gnorm <= tol && !saddle {
             return Ok(Some(StartOutcome {
                 u,
                 cost,
@@ -1121,7 +1169,12 @@ fn newton<L: Likelihood>(
             };
             // The radius follows how well the quadratic model predicted the decrease.
             if ratio < 0.25 {
-                radius = 0.25 * length;
+                radius = 0.25
+                    * if length.is_finite() {
+                        length.min(radius)
+                    } else {
+                        radius
+                    };
             } else if ratio > 0.75 && length >= 0.99 * radius {
                 radius = (2.0 * radius).min(MAX_STEP);
             }
@@ -1403,6 +1456,16 @@ mod tests {
         assert!((norm(&p) - 1.0).abs() < 1e-8, "{p:?}");
         let steepest: Vec<f64> = g.iter().map(|v| -v / norm(&g)).collect();
         assert!(model(&g, &c, &p) < model(&g, &c, &steepest), "{p:?}");
+        // The hard case, a saddle point: no slope along the negative curvature, yet the step
+        // goes there, to the radius.
+        let (g, c) = ([0.0, 1e-9], [-2.0, 3.0]);
+        let p = trust_region_step(&g, &c, 0.5);
+        assert!((norm(&p) - 0.5).abs() < 1e-8 && p[0].abs() > 0.49, "{p:?}");
+        assert!(model(&g, &c, &p) < -0.2);
+        // A bracket that rounds to its floor (a tiny gradient against a huge negative
+        // curvature) still gives a finite step.
+        let p = trust_region_step(&[0.0, 2e-8], &[-1e9, 1.0], 1.0);
+        assert!(p.iter().all(|v| v.is_finite()), "{p:?}");
     }
 
     #[test]

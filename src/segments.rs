@@ -10,7 +10,7 @@
 
 use crate::data::{RfmColumns, RfmNames};
 use crate::error::{ClvError, Result};
-use crate::fit::{FitOptions, FitResult};
+use crate::fit::{any_runs_away, FitOptions, FitResult};
 use crate::models::RfmModel;
 use crate::parallel::Exec;
 
@@ -109,8 +109,9 @@ pub fn fit_segments<M: RfmModel>(
     } else {
         M::fit(&columns.compress_on(exec), &pooled_opts)
     };
+    // A pooled estimate on a plateau (parameters running off) would hold segments there too.
     let warm = match &pooled {
-        Ok(p) if p.converged => Some(FitOptions {
+        Ok(p) if p.converged && !any_runs_away(M::specs(), &p.params) => Some(FitOptions {
             start: Some(p.params.clone()),
             initial_inverse_hessian: p.inverse_hessian.clone(),
             // Close to each segment's optimum, where Newton steps on models with a fused
@@ -152,8 +153,22 @@ pub fn fit_segments<M: RfmModel>(
             Err(e)
         } else {
             match warm.as_ref().map(|w| M::fit(&data, w)) {
-                Some(Ok(res)) if res.converged => Ok(res),
-                _ => M::fit(&data, &cold),
+                Some(Ok(res)) if res.converged && !any_runs_away(M::specs(), &res.params) => {
+                    Ok(res)
+                }
+                Some(Err(ClvError::Interrupted)) => Err(ClvError::Interrupted),
+                // Not converged, failed, or converged where parameters run off (which the
+                // model's own starts may improve on): refitted from those starts, and the
+                // better of the two kept.
+                warm_fit => match (warm_fit, M::fit(&data, &cold)) {
+                    (Some(Ok(w)), Ok(c))
+                        if w.converged && !(c.converged && c.log_likelihood > w.log_likelihood) =>
+                    {
+                        Ok(w)
+                    }
+                    (Some(Ok(w)), Err(_)) if w.converged => Ok(w),
+                    (_, cold_fit) => cold_fit,
+                },
             }
         };
         SegmentFit {

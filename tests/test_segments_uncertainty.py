@@ -83,6 +83,9 @@ def test_segments_are_thread_count_independent_and_persist(segmented_data, tmp_p
         np.array([-3, 0, 7], dtype=np.int64),  # compact: numbered through a table
         np.array([5, 200, 77], dtype=np.uint8),
         np.array([-(2**62), 10**15, 2**62], dtype=np.int64),  # sparse: through a hash
+        np.array([-100, 28, 100], dtype=np.int8),  # a span the type itself cannot hold
+        np.array([-30000, 0, 30000], dtype=np.int16),
+        np.array([0, 2**63, 2**64 - 1], dtype=np.uint64),  # beyond int64
     ],
 )
 def test_integer_segment_keys_number_like_pandas(segmented_data, keys):
@@ -108,6 +111,36 @@ def test_integer_segment_keys_number_like_pandas(segmented_data, keys):
         pd.testing.assert_series_equal(
             by_int.models_[int(key)].params_, by_name.models_[name].params_, check_exact=True
         )
+
+
+def test_a_pooled_estimate_on_a_plateau_does_not_hold_segments_there():
+    """BG/NBD on segments drawn from very different Pareto/NBD processes: the pooled fit runs
+    off (a and b towards infinity), and segment fits started there had converged on that
+    plateau, up to 63 log-likelihood units below separate fits."""
+    rng = np.random.default_rng(0)
+    processes = [
+        dict(r=0.55, alpha=10.6, s=0.61, beta=11.7),
+        dict(r=0.55, alpha=10.6, s=0.01, beta=1e4),
+        dict(r=5, alpha=50, s=3, beta=3000),
+        dict(r=0.05, alpha=1.0, s=2.0, beta=2.0),
+    ]
+    parts = []
+    for i, params in enumerate(processes):
+        part = clvrs.ParetoNBDModel.from_params(**params).simulate(
+            26 + 52 * rng.random(3000), seed=10 + i
+        )
+        parts.append(part.assign(segment=i))
+    data = pd.concat(parts, ignore_index=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pooled = clvrs.BetaGeoModel().fit(data)
+        assert pooled.params_["b"] > 1e8  # the premise: the pooled estimate runs off
+        fits = clvrs.fit_segments(clvrs.BetaGeoModel(), data, "segment")
+        for key, model in fits.models_.items():
+            alone = clvrs.BetaGeoModel().fit(data[data["segment"] == key])
+            assert model.log_likelihood_ >= alone.log_likelihood_ - 1e-6 * abs(
+                alone.log_likelihood_
+            ), key
 
 
 def test_simulation_follows_the_model():

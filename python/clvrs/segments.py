@@ -45,12 +45,13 @@ def _factorize_sorted(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     segment numbers in a compact range (a table instead of a hash, several times faster)."""
     if values.dtype.kind in "iu" and len(values):
         low, high = int(values.min()), int(values.max())
-        span = high - low + 1
-        if span <= 2 * len(values) + 1024:
-            offsets = (values - low).astype(np.intp, copy=False)
-            present = np.zeros(span, dtype=bool)
+        int64 = np.iinfo(np.int64)
+        # Offsets in int64 (the input's own type would wrap, e.g. int8 keys -100 and 100).
+        if int64.min <= low and high <= int64.max and high - low < 2 * len(values) + 1024:
+            offsets = values.astype(np.int64) - low
+            present = np.zeros(high - low + 1, dtype=bool)
             present[offsets] = True
-            keys = (np.flatnonzero(present) + low).astype(values.dtype)
+            keys = (np.flatnonzero(present).astype(np.int64) + low).astype(values.dtype)
             codes = (np.cumsum(present, dtype=np.int64) - 1)[offsets]
             return codes, keys
     return pd.factorize(values, sort=True, use_na_sentinel=True)

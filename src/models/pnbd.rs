@@ -361,7 +361,8 @@ fn row_fast<const SECOND: bool>(
         // Later term ratios are at most q (see ln_integral_by_series); derivative sums carry
         // extra factors of about k (k^2 for the second). The partials in z carry 1/z (1/z^2
         // for the second): their terms at k = 1 (k = 2) do not vanish as z -> 0 while `c`
-        // does, so the first-order rule looks from k = 2 on and the second-order from k = 3.
+        // does, so the first-order rule looks from k = 2 on and the second-order from k = 3,
+        // and both compare the z terms with their own sums.
         // With q = z M / b (M = max(e + k + 1, b), b = k + 2), the tail bound q / (1 - q) b is
         // z M b / (b - z M): compared without dividing (a division here would stall every
         // term's test).
@@ -370,9 +371,12 @@ fn row_fast<const SECOND: bool>(
         let slack = b - zm;
         if k >= 2.0 && slack > 0.0 {
             let tail = zm * b;
+            // The terms of the partials in z carry 1/z (k W / z): they do not shrink with `c`
+            // as z -> 0, so they are held to their own sums.
             let done = |tail: f64, tolerance: f64| {
                 c * tail <= tolerance * sum * slack
                     && w * big_r * tail <= tolerance * -d1[3] * slack
+                    && wz * f * tail <= tolerance * d1[2] * slack
             };
             if first_order.is_none() && done(tail, SERIES_TOLERANCE) {
                 if !SECOND {
@@ -382,14 +386,14 @@ fn row_fast<const SECOND: bool>(
             }
             // Once the value and gradient are done, the second-order sums to their own
             // tolerance.
-            if SECOND
-                && k >= 3.0
-                && first_order.is_some()
-                && done(
-                    tail * b * (1.0 + n * lambda.abs()),
-                    HESSIAN_SERIES_TOLERANCE,
-                )
-            {
+            let tail_second = tail * b * (1.0 + n * lambda.abs());
+            let second_done = || {
+                let tolerance = HESSIAN_SERIES_TOLERANCE * slack;
+                done(tail_second, HESSIAN_SERIES_TOLERANCE)
+                    && wzz * f * tail_second <= tolerance * d2[2][2]
+                    && wz * big_r * tail_second <= tolerance * -d2[2][3]
+            };
+            if SECOND && k >= 3.0 && first_order.is_some() && second_done() {
                 break;
             }
         }
