@@ -1107,12 +1107,15 @@ fn newton<L: Likelihood>(
     };
     loop {
         let gnorm = inf_norm(&grad);
-        // A small gradient where the Hessian has negative curvature is a saddle point, not an
-        // optimum: step away from it along that curvature.
+        // A small gradient where the Hessian has clearly negative curvature is a saddle point,
+        // not an optimum: step away from it along that curvature. (Curvature within rounding
+        // of zero, as along a direction the data barely identify, is an optimum's.)
         let saddle = gnorm <= tol
-            && hessian
-                .as_ref()
-                .is_some_and(|h| symmetric_eigen(h).0.iter().any(|&v| v < 0.0));
+            && hessian.as_ref().is_some_and(|h| {
+                let values = symmetric_eigen(h).0;
+                let largest = values.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+                values.iter().any(|&v| v < -WEAK_CURVATURE * largest)
+            });
         if gnorm <= tol && !saddle {
             return Ok(Some(StartOutcome {
                 u,
@@ -1432,6 +1435,62 @@ mod tests {
         }
     }
 
+    /// `-ll = a^2 / 2 - b^2 / 2 + b^4 / 4`: a saddle point at the origin (zero gradient,
+    /// negative curvature in b), minima at `b = +-1`.
+    struct Saddle;
+
+    static SADDLE_PARAMS: [ParamSpec; 2] = [
+        ParamSpec {
+            name: "a",
+            domain: Domain::Real,
+        },
+        ParamSpec {
+            name: "b",
+            domain: Domain::Real,
+        },
+    ];
+
+    impl Likelihood for Saddle {
+        fn params(&self) -> &[ParamSpec] {
+            &SADDLE_PARAMS
+        }
+        fn starts(&self) -> Vec<Vec<f64>> {
+            vec![vec![0.0, 0.0]]
+        }
+        fn total_weight(&self) -> f64 {
+            1.0
+        }
+        fn loglik_and_gradient(&self, p: &[f64], _exec: &Exec) -> (f64, Vec<f64>) {
+            let (a, b) = (p[0], p[1]);
+            let ll = -(0.5 * a * a - 0.5 * b * b + 0.25 * b.powi(4));
+            (ll, vec![-a, b - b.powi(3)])
+        }
+        fn loglik_gradient_hessian(&self, p: &[f64], exec: &Exec) -> Option<FusedPass> {
+            let (ll, gradient) = self.loglik_and_gradient(p, exec);
+            let hessian = vec![vec![-1.0, 0.0], vec![0.0, 1.0 - 3.0 * p[1] * p[1]]];
+            Some((ll, gradient, hessian))
+        }
+    }
+
+    #[test]
+    fn newton_steps_leave_a_saddle_point() {
+        let res = fit(
+            &Saddle,
+            &FitOptions {
+                newton: true,
+                ..FitOptions::default()
+            },
+        )
+        .unwrap();
+        assert!(
+            res.converged && res.termination.contains("Newton"),
+            "{}",
+            res.termination
+        );
+        assert!(res.params[0].abs() < 1e-8 && (res.params[1].abs() - 1.0).abs() < 1e-8);
+        assert!((res.log_likelihood - 0.25).abs() < 1e-12, "{res:?}");
+    }
+
     #[test]
     fn trust_region_steps() {
         let model = |g: &[f64], c: &[f64], p: &[f64]| -> f64 {
@@ -1495,7 +1554,8 @@ mod tests {
             res.termination
         );
         assert!(res.n_iter <= 6 && res.n_evaluations <= 8, "{res:?}");
-        // Far away the Hessian is indefinite (at the start mu + 10 = 1): L-BFGS takes over.
+        // Far away the Hessian is indefinite (at the start mu + 10 = 1): trust-region steps
+        // get there too.
         let far = FitOptions {
             newton: true,
             ..FitOptions::default()
