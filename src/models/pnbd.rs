@@ -695,6 +695,38 @@ impl<'a> ParetoNbd<'a> {
     }
 }
 
+impl ParetoNbd<'_> {
+    /// Weighted sums over the rows of [`row`]: the log-likelihood, the gradient and, when
+    /// `SECOND`, the Hessian's upper triangle (in [`UPPER`] order).
+    fn sum_rows<const SECOND: bool>(&self, params: &[f64], exec: &Exec) -> Vec<f64> {
+        let fast = FastParams::new(params);
+        let d = self.data;
+        let width = if SECOND { 5 + UPPER.len() } else { 5 };
+        exec.chunked_sum(d.len(), width, |range, acc| {
+            // Rows are sorted by frequency: the gamma-function terms change rarely.
+            let mut cached = (f64::NAN, (0.0, 0.0, 0.0));
+            for i in range {
+                let (x, t_x, age) = (d.frequency[i], d.recency[i], d.age[i]);
+                if x != cached.0 {
+                    cached = (x, gamma_terms::<SECOND>(fast.r, x));
+                }
+                let (value, gradient, hessian) =
+                    row::<SECOND>(&fast, params, cached.1, x, t_x, age);
+                let w = d.weight(i);
+                acc[0] += w * value;
+                for j in 0..4 {
+                    acc[1 + j] += w * gradient[j];
+                }
+                if SECOND {
+                    for (slot, &(a, b)) in acc[5..].iter_mut().zip(&UPPER) {
+                        *slot += w * hessian[a][b];
+                    }
+                }
+            }
+        })
+    }
+}
+
 impl Likelihood for ParetoNbd<'_> {
     fn params(&self) -> &[ParamSpec] {
         &PARAMS
@@ -717,24 +749,7 @@ impl Likelihood for ParetoNbd<'_> {
     }
 
     fn loglik_and_gradient(&self, params: &[f64], exec: &Exec) -> (f64, Vec<f64>) {
-        let fast = FastParams::new(params);
-        let d = self.data;
-        let acc = exec.chunked_sum(d.len(), 5, |range, acc| {
-            // Rows are sorted by frequency: the gamma-function terms change rarely.
-            let mut cached = (f64::NAN, (0.0, 0.0, 0.0));
-            for i in range {
-                let (x, t_x, age) = (d.frequency[i], d.recency[i], d.age[i]);
-                if x != cached.0 {
-                    cached = (x, gamma_terms::<false>(fast.r, x));
-                }
-                let (value, gradient) = row_first_order(&fast, params, cached.1, x, t_x, age);
-                let w = d.weight(i);
-                acc[0] += w * value;
-                for j in 0..4 {
-                    acc[1 + j] += w * gradient[j];
-                }
-            }
-        });
+        let acc = self.sum_rows::<false>(params, exec);
         (acc[0], acc[1..].to_vec())
     }
 
@@ -744,31 +759,11 @@ impl Likelihood for ParetoNbd<'_> {
             .map(|(_, _, hessian)| hessian)
     }
 
-    /// The log-likelihood, gradient and Hessian from one pass of [`row_second_order`], whose
-    /// value and gradient have the bits of [`Likelihood::loglik_and_gradient`]'s (the same
-    /// rows, chunks and order of additions).
+    /// The log-likelihood, gradient and Hessian from one pass, whose value and gradient have
+    /// the bits of [`Likelihood::loglik_and_gradient`]'s (the same rows, chunks and order of
+    /// additions: [`ParetoNbd::sum_rows`]).
     fn loglik_gradient_hessian(&self, params: &[f64], exec: &Exec) -> Option<FusedPass> {
-        let fast = FastParams::new(params);
-        let d = self.data;
-        let acc = exec.chunked_sum(d.len(), 5 + UPPER.len(), |range, acc| {
-            let mut cached = (f64::NAN, (0.0, 0.0, 0.0));
-            for i in range {
-                let (x, t_x, age) = (d.frequency[i], d.recency[i], d.age[i]);
-                if x != cached.0 {
-                    cached = (x, gamma_terms::<true>(fast.r, x));
-                }
-                let (value, gradient, hessian) =
-                    row_second_order(&fast, params, cached.1, x, t_x, age);
-                let w = d.weight(i);
-                acc[0] += w * value;
-                for j in 0..4 {
-                    acc[1 + j] += w * gradient[j];
-                }
-                for (slot, &(a, b)) in acc[5..].iter_mut().zip(&UPPER) {
-                    *slot += w * hessian[a][b];
-                }
-            }
-        });
+        let acc = self.sum_rows::<true>(params, exec);
         let mut hessian = vec![vec![0.0; 4]; 4];
         for (value, &(a, b)) in acc[5..].iter().zip(&UPPER) {
             hessian[a][b] = *value;
@@ -795,12 +790,7 @@ pub fn row_derivatives<const SECOND: bool>(
     age: f64,
 ) -> super::RowDerivatives {
     let fast = FastParams::new(params);
-    let (value, gradient, mut hessian) = if SECOND {
-        row_second_order(&fast, params, shape, x, t_x, age)
-    } else {
-        let (value, gradient) = row_first_order(&fast, params, shape, x, t_x, age);
-        (value, gradient, [[0.0; 4]; 4])
-    };
+    let (value, gradient, mut hessian) = row::<SECOND>(&fast, params, shape, x, t_x, age);
     // Both sources fill the upper triangle.
     for i in 0..4 {
         for j in 0..i {
@@ -868,6 +858,25 @@ fn row_second_order(
                 differenced_row_hessian(params, x, t_x, age),
             )
         }
+    }
+}
+
+/// One customer's log-likelihood, gradient and, when `SECOND`, Hessian (upper triangle; zeros
+/// otherwise): [`row_second_order`] or [`row_first_order`].
+#[inline]
+fn row<const SECOND: bool>(
+    fast: &FastParams,
+    params: &[f64],
+    gamma_terms: (f64, f64, f64),
+    x: f64,
+    t_x: f64,
+    age: f64,
+) -> RowDerivatives {
+    if SECOND {
+        row_second_order(fast, params, gamma_terms, x, t_x, age)
+    } else {
+        let (value, gradient) = row_first_order(fast, params, gamma_terms, x, t_x, age);
+        (value, gradient, [[0.0; 4]; 4])
     }
 }
 
