@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from ._input import Columns, coerce_columns
+from ._input import Columns, coerce_columns, resolve_weights_column
 from .exceptions import (
     ConvergenceError,
     ConvergenceWarning,
@@ -156,7 +156,9 @@ class BaseModel:
 
     # -- fitting --------------------------------------------------------------------------------
 
-    def _column_names(self) -> dict[str, str | None]:
+    def _column_names(self, data: Any = None) -> dict[str, str | None]:
+        """Column name per role: the defaults, ``columns=``, and (given ``data``) the data's
+        ``weights`` column when ``columns=`` does not map that role."""
         names = dict(self._default_columns)
         if self.columns is not None:
             unknown = set(self.columns) - set(names)
@@ -165,12 +167,19 @@ class BaseModel:
                     "columns", f"unknown role(s) {sorted(unknown)}; roles are {sorted(names)}"
                 )
             names.update(self.columns)
-        return names
+        return resolve_weights_column(names, self.columns, data)
 
     def _columns(
         self, data: Any, keywords: dict[str, Any], optional: tuple[str, ...] = ()
     ) -> Columns:
-        return coerce_columns(data, self._roles, self._column_names(), keywords, optional)
+        return coerce_columns(
+            data,
+            self._roles,
+            self._column_names(data),
+            keywords,
+            optional,
+            with_data=("weights",) if "weights" in optional else (),
+        )
 
     def _check_hyperparameters(self) -> None:
         def number(value: Any) -> bool:

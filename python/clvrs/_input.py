@@ -8,7 +8,10 @@ a numpy array otherwise.
 from __future__ import annotations
 
 import contextlib
+import decimal
 import math
+import numbers
+import warnings
 from collections.abc import Collection, Iterator, Mapping, Sequence, Sized
 from typing import Any
 
@@ -17,7 +20,21 @@ import pandas as pd
 
 from .exceptions import InvalidDataError
 
-__all__ = ["Columns", "coerce_columns", "wrap_output", "as_float_array", "data_error"]
+__all__ = [
+    "Columns",
+    "align_argument",
+    "align_to",
+    "as_float_array",
+    "coerce_columns",
+    "data_error",
+    "is_number",
+    "resolve_weights_column",
+    "wrap_output",
+]
+
+#: The column read as row weights when the data has it and ``columns=`` does not map the
+#: ``weights`` role (mapping it to None turns weights off).
+WEIGHTS_COLUMN = "weights"
 
 
 def _native(array: Any, dtype: Any = None) -> np.ndarray:
@@ -39,6 +56,9 @@ class Columns:
         What the caller passed.
     index : pandas.Index or None
         The pandas index to align output to.
+    scalar : bool
+        Whether the caller passed single numbers (no frame, every array a scalar): the output
+        is then a number, not a one-element array.
     """
 
     def __init__(
@@ -47,11 +67,13 @@ class Columns:
         names: dict[str, str],
         kind: str,
         index: pd.Index | None,
+        scalar: bool = False,
     ) -> None:
         self.arrays = arrays
         self.names = names
         self.kind = kind
         self.index = index
+        self.scalar = scalar
 
     def __len__(self) -> int:
         return len(next(iter(self.arrays.values()))) if self.arrays else 0
@@ -174,27 +196,44 @@ def _is_polars_series(obj: Any) -> bool:
     )
 
 
+def is_number(value: Any, *, integer: bool = False) -> bool:
+    """Whether ``value`` is a single real number (a Python or numpy int or float, not a bool):
+    what every numeric argument and hyperparameter accepts. ``integer`` asks for a whole-number
+    type (``4`` or ``np.int64(4)``, not ``4.0``)."""
+    if isinstance(value, (bool, np.bool_, np.timedelta64)):
+        return False
+    kind = numbers.Integral if integer else numbers.Real
+    return isinstance(value, kind)
+
+
 def as_float_array(values: Any, name: str) -> np.ndarray:
-    """Convert a column to a contiguous 1-d float64 array (nulls become NaN, rejected later)."""
+    """Convert a column to a contiguous 1-d float64 array (nulls become NaN, rejected later).
+
+    Numbers and booleans are data; complex numbers, dates, durations and text are refused
+    (naming the column) rather than converted: a complex column would lose its imaginary part,
+    a date would become days since 1970, neither of which the caller meant.
+    """
     if _is_polars_series(values):
         if not (values.dtype.is_numeric() or values.dtype == _polars_boolean()):
             raise _not_numeric(name, values.dtype)
         values = values.cast(float).to_numpy()  # nulls -> NaN
     elif isinstance(values, (pd.Series, pd.Index)):
-        if not (
-            pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype)
-        ):
-            raise _not_numeric(name, values.dtype)
+        dtype = values.dtype
+        if pd.api.types.is_complex_dtype(dtype):
+            raise _not_numeric(name, dtype)
+        if pd.api.types.is_object_dtype(dtype):
+            raise _refuse_object(values.to_numpy(), name)
+        if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
+            raise _not_numeric(name, dtype)
         values = values.to_numpy(dtype=np.float64, na_value=np.nan)
     raw = np.asarray(values)
-    # Only numbers and booleans are data; dates, durations and strings are refused rather than
-    # silently converted to numbers (days since 1970 is never what the caller meant).
-    if raw.dtype.kind not in "biufO":
+    if raw.dtype == object:
+        raise _refuse_object(raw, name)
+    # Only numbers and booleans are data; dates, durations, complex numbers and strings are
+    # refused rather than silently converted to numbers.
+    if raw.dtype.kind not in "biuf":
         raise _not_numeric(name, raw.dtype)
-    try:
-        array = raw.astype(np.float64, copy=False)
-    except (TypeError, ValueError) as exc:
-        raise _not_numeric(name, raw.dtype) from exc
+    array = raw.astype(np.float64, copy=False)
     if array.ndim == 0:
         array = array.reshape(1)
     if array.ndim != 1:
@@ -204,6 +243,33 @@ def as_float_array(values: Any, name: str) -> np.ndarray:
         err.column, err.rule = name, "must be one-dimensional"
         raise err
     return _native(array)
+
+
+def _refuse_object(raw: np.ndarray, name: str) -> InvalidDataError:
+    """The error for a column of dtype object: it is refused, whatever it holds (text, mixed
+    values, numbers stored as objects), naming the first value that is not a number."""
+    flat = raw.reshape(-1)
+    for i, value in enumerate(flat):
+        if (
+            value is None
+            or isinstance(value, (bool, np.bool_, np.timedelta64))
+            or not (isinstance(value, (numbers.Real, decimal.Decimal)))
+        ):
+            row = None if raw.ndim == 0 else i
+            where = f", row {row}" if row is not None else ""
+            err = InvalidDataError(
+                f"column `{name}`{where} (value {value!r}): must be numeric, got dtype object "
+                "(text or mixed values); convert the column to numbers first, e.g. with "
+                "pd.to_numeric, and check the values that do not convert"
+            )
+            err.column, err.row, err.rule = name, row, "must be numeric"
+            return err
+    err = InvalidDataError(
+        f"column `{name}`: must be numeric, got dtype object (numbers stored as objects); "
+        "convert it with .astype(float) or pd.to_numeric"
+    )
+    err.column, err.rule = name, "must be numeric"
+    return err
 
 
 def _polars_boolean() -> Any:
@@ -218,6 +284,130 @@ def _not_numeric(name: str, dtype: Any) -> InvalidDataError:
     return err
 
 
+def resolve_weights_column(
+    names: Mapping[str, str | None], mapped: Mapping[str, str | None] | None, data: Any
+) -> dict[str, str | None]:
+    """``names`` with the ``weights`` role set to the data's ``weights`` column when the data
+    has one and ``columns=`` (``mapped``) does not map the role (mapping it to None turns
+    weights off)."""
+    resolved = dict(names)
+    if "weights" not in resolved or "weights" in (mapped or {}) or resolved["weights"]:
+        return resolved
+    if WEIGHTS_COLUMN in _frame_columns(data):
+        resolved["weights"] = WEIGHTS_COLUMN
+    return resolved
+
+
+def _frame_columns(data: Any) -> list[str]:
+    """Column names of a pandas, polars, Dask or Spark frame (none for anything else)."""
+    columns = getattr(data, "columns", None)
+    if columns is None or isinstance(data, (np.ndarray, pd.Series)):
+        return []
+    return [str(c) for c in columns]
+
+
+def _describe(values: Any) -> str:
+    if isinstance(values, pd.DataFrame):
+        return "a DataFrame"
+    if isinstance(values, pd.Series):
+        return "a pandas Series"
+    return f"a {type(values).__name__}"
+
+
+def align_to(
+    values: Any,
+    index: pd.Index | None,
+    length: int | None,
+    name: str,
+    reference: str,
+) -> Any:
+    """Line up per-customer ``values`` with a reference input, row for row.
+
+    The one rule for every function that takes two per-customer inputs:
+
+    - arrays, lists and polars Series (and any input when the reference has no pandas index)
+      are matched by position: their length must be the reference's;
+    - a pandas Series whose index labels are the reference's pandas index is used as it is;
+    - one whose labels are the same set in another order is aligned by label;
+    - any other pandas Series (different labels, or duplicate labels in another order) is
+      refused: matching by label would leave NaN rows and matching by position would pair
+      customers silently by order.
+
+    Parameters
+    ----------
+    values : array-like, pandas.Series or scalar
+        The second input. Scalars (one value for every customer) are returned unchanged.
+    index : pandas.Index or None
+        The reference's index labels (None: the reference is not a pandas object).
+    length : int or None
+        The reference's number of rows (None: unknown, no length check).
+    name, reference : str
+        The caller's names of the two inputs, for errors.
+
+    Returns
+    -------
+    object
+        ``values`` itself, or a pandas Series reindexed to ``index``.
+
+    Raises
+    ------
+    InvalidDataError
+        Naming both inputs, when the lengths or the labels do not match.
+    """
+    if np.ndim(values) == 0:
+        return values
+    if isinstance(values, pd.Series) and index is not None:
+        if values.index.equals(index):
+            return values
+        same_set = (
+            len(values.index) == len(index)
+            and values.index.is_unique
+            and index.is_unique
+            and bool(index.isin(values.index).all())
+        )
+        if same_set:
+            return values.reindex(index)
+        missing = [label for label in index if label not in values.index][:3]
+        detail = (
+            f"labels of `{reference}` missing from `{name}`: {missing}"
+            if missing
+            else "duplicate labels in another order"
+        )
+        err = InvalidDataError(
+            f"`{name}` and `{reference}` have different index labels ({detail}), so their "
+            "customers cannot be matched. Pass "
+            f"`{name}.to_numpy()` to match rows by position, or reindex `{name}` to "
+            f"`{reference}`'s index"
+        )
+        err.column, err.rule = name, "must have the index labels of " + reference
+        raise err
+    size = len(values) if hasattr(values, "__len__") else int(np.size(values))
+    if length is not None and size != length:
+        err = InvalidDataError(
+            f"`{name}` has {size} values but `{reference}` has {length} rows: give one value "
+            f"per row of `{reference}` (matched by position), or a single value"
+        )
+        err.column, err.rule = name, "must have one value per row of " + reference
+        raise err
+    return values
+
+
+def align_argument(values: Any, name: str, data: Any, arrays: Mapping[str, Any] | None) -> Any:
+    """A per-customer argument (a horizon, count or rate per customer) lined up with the
+    customers by :func:`align_to` when both it and the customers' input are pandas objects
+    (the customers: ``data``, else the first pandas Series among the keyword ``arrays``).
+    Anything else is returned unchanged and matched by position (its length is checked where
+    it is used: one value, or one per customer)."""
+    if not isinstance(values, pd.Series):
+        return values
+    if isinstance(data, pd.DataFrame):
+        return align_to(values, data.index, len(data), name, "data")
+    for key, array in (arrays or {}).items():
+        if isinstance(array, pd.Series):
+            return align_to(values, array.index, len(array), name, key)
+    return values
+
+
 def coerce_columns(
     data: Any,
     roles: Sequence[str],
@@ -225,6 +415,7 @@ def coerce_columns(
     keywords: Mapping[str, Any],
     optional: Sequence[str] = (),
     keyword_names: Mapping[str, str] | None = None,
+    with_data: Collection[str] = (),
 ) -> Columns:
     """Pull the columns for ``roles`` (and ``optional`` roles if present) out of the input.
 
@@ -244,6 +435,16 @@ def coerce_columns(
     keyword_names : mapping of str to str, optional
         The caller's keyword for a role whose keyword is not the role's name (BG/BB takes the
         ``T`` role as ``periods=``), so that errors call the array what the caller called it.
+    with_data : collection of str
+        Optional roles whose keyword may come with ``data`` (``weights=``): the keyword wins
+        over the frame's column, with a warning naming both, and is matched to the frame's
+        rows by :func:`align_to`.
+
+    Notes
+    -----
+    Keyword arrays are matched with each other by :func:`align_to` (pandas Series by label
+    when their labels agree, else refused); weights must be whole numbers (counts of
+    customers). Single numbers given for every keyword give ``Columns.scalar``.
     """
     arrays: dict[str, np.ndarray] = {}
     used: dict[str, str] = {}
@@ -251,6 +452,8 @@ def coerce_columns(
     keyword = {role: role for role in keywords}
     keyword.update(keyword_names or {})
     if data is not None:
+        extra = {role: v for role, v in given.items() if role in with_data}
+        given = {role: v for role, v in given.items() if role not in with_data}
         if given:
             raise InvalidDataError(
                 "pass either a DataFrame or arrays as keywords ("
@@ -270,9 +473,22 @@ def coerce_columns(
                 f"data must be a pandas or polars DataFrame, got {type(data).__name__}; "
                 "pass numpy arrays as keywords instead (frequency=..., recency=..., T=...)"
             )
+        readers: dict[str, str] = {}
         for role in list(roles) + list(optional):
             name = names.get(role)
             if name is None:
+                if role in roles:
+                    raise _unmapped(role)
+                continue
+            if role in extra:
+                if name in available:
+                    warnings.warn(
+                        f"both the `{keyword.get(role, role)}=` argument and the data's "
+                        f"`{name}` column were given: using the argument (drop one to silence "
+                        "this warning)",
+                        UserWarning,
+                        stacklevel=4,
+                    )
                 continue
             if name not in available:
                 # Optional roles are read only when named, so a named one must exist.
@@ -282,9 +498,31 @@ def coerce_columns(
                 )
                 err.column, err.rule = name, "required column"
                 raise err
+            if available.count(name) > 1:
+                err = InvalidDataError(
+                    f"column `{name}` (the {role} column) appears {available.count(name)} "
+                    "times in the data; give every column a distinct name"
+                )
+                err.column, err.rule = name, "must be a distinct column name"
+                raise err
+            if name in readers:
+                err = InvalidDataError(
+                    f"column `{name}` is mapped to two roles, {readers[name]} and {role}; "
+                    "each role needs its own column (check columns=)"
+                )
+                err.column, err.rule = name, "must be mapped to one role"
+                raise err
+            readers[name] = role
             arrays[role] = as_float_array(getter(name), name)
             used[role] = name
-        return Columns(arrays, used, kind, index)
+        for role, values in extra.items():
+            name = keyword.get(role, role)
+            rows = len(data)
+            arrays[role] = as_float_array(align_to(values, index, rows, name, "data"), name)
+            used[role] = name
+        columns = Columns(arrays, used, kind, index)
+        _check_weights(columns)
+        return columns
 
     kind, index = "numpy", None
     for role in roles:
@@ -296,19 +534,59 @@ def coerce_columns(
             )
             err.column, err.rule = name, "required column"
             raise err
+    scalar = bool(given) and all(np.ndim(v) == 0 for v in given.values())
+    first = ""
     for role, values in given.items():
-        if isinstance(values, pd.Series) and index is None:
-            kind, index = "pandas", values.index
+        name = keyword.get(role, role)
+        if isinstance(values, pd.Series):
+            if index is None:
+                kind, index, first = "pandas", values.index, name
+            else:
+                values = align_to(values, index, None, name, first)
         elif _is_polars_series(values) and kind == "numpy":
             kind = "polars"
-        name = keyword.get(role, role)
         arrays[role] = as_float_array(values, name)
         used[role] = name
-    return Columns(arrays, used, kind, index)
+    columns = Columns(arrays, used, kind, index, scalar=scalar)
+    _check_weights(columns)
+    return columns
+
+
+def _unmapped(role: str) -> InvalidDataError:
+    err = InvalidDataError(
+        f"the {role} column is required but columns= maps it to None; map it to a column "
+        f"of the data (columns={{'{role}': 'your_name'}})"
+    )
+    err.column, err.rule = role, "required column"
+    return err
+
+
+def _check_weights(columns: Columns) -> None:
+    """Weights count the customers sharing a row: refuse a finite, non-negative weight that
+    is not a whole number (NaN, infinite and negative weights are left to the core's rules)."""
+    weights = columns.arrays.get("weights")
+    if weights is None:
+        return
+    finite = np.isfinite(weights)
+    bad = np.flatnonzero(finite & (weights >= 0) & (np.mod(np.where(finite, weights, 0), 1) != 0))
+    if bad.size:
+        row = int(bad[0])
+        name = columns.names["weights"]
+        with columns.locating_rows():
+            raise data_error(
+                name,
+                row,
+                float(weights[row]),
+                "must be a whole number: weights count the customers who share a row "
+                "(round them, or expand the rows; sampling weights are not supported)",
+            )
 
 
 def wrap_output(values: np.ndarray, columns: Columns, name: str) -> Any:
-    """Shape a per-customer result like the input: pandas Series, polars Series or numpy array."""
+    """Shape a per-customer result like the input: pandas Series, polars Series or numpy
+    array; a numpy float64 scalar (a ``float``) when the caller passed single numbers."""
+    if columns.scalar and np.size(values) == 1:
+        return np.float64(np.asarray(values).reshape(-1)[0])
     if columns.kind == "pandas":
         return pd.Series(values, index=columns.index, name=name)
     if columns.kind == "polars":

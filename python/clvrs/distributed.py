@@ -102,8 +102,8 @@ def _distinct_rows(frame: pd.DataFrame, columns: list[str], weights: str | None)
     return counts.rename("weights").reset_index()
 
 
-def _model_columns(model: BaseModel) -> tuple[list[str], str | None]:
-    names = model._column_names()
+def _model_columns(model: BaseModel, summaries: Any) -> tuple[list[str], str | None]:
+    names = model._column_names(summaries)  # a `weights` column counts by default
     roles = list(model._roles)
     return [str(names[r]) for r in roles], names.get("weights")
 
@@ -127,7 +127,7 @@ def fit_dask(model: BaseModel, summaries: Any) -> BaseModel:
     -------
     A fitted copy of ``model``; the estimate equals a fit of all rows in one place.
     """
-    columns, weights = _model_columns(model)
+    columns, weights = _model_columns(model, summaries)
     meta = pd.DataFrame({**{c: pd.Series([], dtype=float) for c in columns}, "weights": []})
     counts = summaries.map_partitions(_distinct_rows, columns, weights, meta=meta).compute()
     return _fit_on_counts(model, counts, columns)
@@ -213,7 +213,7 @@ def fit_spark(model: BaseModel, summaries: Any) -> BaseModel:
     counts (``groupBy(...).count()``) to the driver."""
     from pyspark.sql import functions as F  # noqa: N812
 
-    columns, weights = _model_columns(model)
+    columns, weights = _model_columns(model, summaries)
     if weights is None:
         grouped = summaries.groupBy(*columns).count().withColumnRenamed("count", "weights")
     else:

@@ -13,7 +13,7 @@ import pandas as pd
 
 from . import _core
 from ._base import _REGISTRY, FORMAT, FORMAT_VERSION, _bad_parameter, load_document
-from ._input import _native
+from ._input import _native, align_to
 from .exceptions import ConvergenceWarning, InvalidDataError
 from .models._rfm import RfmModel
 
@@ -33,6 +33,9 @@ def _segment_values(data: Any, by: Any, n_rows: int) -> tuple[np.ndarray, str | 
             raise err from None
         values = column.to_numpy() if hasattr(column, "to_numpy") else np.asarray(column)
         return np.asarray(values), by
+    if isinstance(by, pd.Series) and isinstance(data, pd.DataFrame):
+        # Matched to the rows by the rule of `align_to` (labels, when they agree).
+        by = align_to(by, data.index, n_rows, "by", "data")
     values = np.asarray(by.to_numpy() if hasattr(by, "to_numpy") else by)
     if len(values) != n_rows:
         raise _bad_parameter("by", f"has {len(values)} values for {n_rows} customers")

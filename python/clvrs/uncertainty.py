@@ -207,7 +207,7 @@ def bootstrap(
         raise _bad_parameter("n_boot", f"must be a whole number >= 2, got {n_boot!r}")
     frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
     hyper = {**model.get_params(), "n_jobs": 1, "on_failure": "ignore"}
-    names = model._column_names()  # type: ignore[attr-defined]
+    names = model._column_names(frame)  # type: ignore[attr-defined]
     weight_col = names.get("weights")
     base_weights = frame[weight_col].to_numpy(dtype=float) if weight_col else np.ones(len(frame))
     total = int(round(base_weights.sum()))

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ._base import _bad_parameter
+from ._input import align_to
 
 __all__ = [
     "TIME_UNITS_PER_MONTH",
@@ -195,6 +196,19 @@ def customer_lifetime_value(
     else:
         raise _bad_parameter("method", f"must be 'discrete' or 'continuous', got {method!r}")
     spend = _spend(spend_model, data, frequency, monetary_value)
+    if np.ndim(spend) == 1 and not hasattr(spend_model, "expected_average_spend"):
+        # One spend per customer: matched to the customers by the rule of `align_to`
+        # (positions for arrays, labels only when both carry the same ones).
+        if isinstance(data, pd.DataFrame):
+            index, reference = data.index, "data"
+        else:
+            index = purchases.index if isinstance(purchases, pd.Series) else None
+            reference = "frequency"
+        if len(spend) != 1:
+            spend = align_to(spend, index, np.size(purchases), "spend_model", reference)
+        spend = np.asarray(spend, dtype=float)
+        if np.ndim(purchases) == 0:
+            spend = spend[0]
     value = purchases * spend * margin
     if isinstance(value, pd.Series):
         value.name = "clv"
@@ -395,7 +409,11 @@ def acquisition_budget(
         groups = pd.Series("all", index=values.index, name="group")
     else:
         groups = by if isinstance(by, pd.Series) else pd.Series(np.asarray(by), index=values.index)
-        groups = groups.reindex(values.index) if isinstance(by, pd.Series) else groups
+        if isinstance(by, pd.Series) and isinstance(clv, pd.Series):
+            # Matched to the customers by the rule of `align_to`: by label when the labels
+            # are the same (in any order), refused when they differ.
+            aligned = align_to(by, clv.index, len(values), "by", "clv")
+            groups = pd.Series(aligned.to_numpy(), index=values.index)
     grouped = values.groupby(groups.to_numpy(), observed=True)
     table = pd.DataFrame({"customers": grouped.size(), "mean_clv": grouped.mean()})
     table.index.name = "group" if by is None else (getattr(by, "name", None) or "group")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from .._input import _is_polars_frame
+from .._input import _is_polars_frame, is_number
 from ..exceptions import InvalidDataError, InvalidParameterError
 
 if TYPE_CHECKING:
@@ -46,8 +46,7 @@ def _data_error(column: str, row: int | None, rule: str, message: str) -> Invali
 def check_covariate_penalizer(penalty: Any) -> None:
     """Refuse a ``covariate_penalizer`` that is not a finite number >= 0."""
     if not (
-        isinstance(penalty, (int, float))
-        and not isinstance(penalty, bool)
+        is_number(penalty)  # Python or numpy numbers, not bools
         and np.isfinite(penalty)
         and penalty >= 0
     ):

@@ -9,16 +9,26 @@ import pandas as pd
 
 from .. import _core
 from .._base import BaseModel, _bad_parameter
-from .._input import Columns, _native, as_float_array, data_error, wrap_output
+from .._input import (
+    Columns,
+    _native,
+    align_argument,
+    as_float_array,
+    data_error,
+    wrap_output,
+)
 from ._covariates import CovariateSpec, CovariateSummary, check_covariate_penalizer
 
 __all__ = ["RfmModel"]
 
 
-def _values(values: Any, name: str) -> tuple[np.ndarray, bool]:
-    """A horizon, count or rate as a 1-d float64 array, and whether the caller gave a scalar."""
+def _values(
+    values: Any, name: str, data: Any = None, arrays: dict[str, Any] | None = None
+) -> tuple[np.ndarray, bool]:
+    """A horizon, count or rate as a 1-d float64 array, and whether the caller gave a scalar;
+    a pandas Series is lined up with the customers (``data`` or the keyword ``arrays``)."""
     scalar = np.ndim(values) == 0
-    return as_float_array(values, name), scalar
+    return as_float_array(align_argument(values, name, data, arrays), name), scalar
 
 
 def _check_rates(rates: np.ndarray) -> None:
@@ -310,8 +320,8 @@ class RfmModel(CovariateSummary, BaseModel):
         pandas.Series, polars.Series or numpy.ndarray
             One value per customer, shaped like the input.
         """
-        horizon, _ = _values(t, "t")
         arrays = {"frequency": frequency, "recency": recency, "T": T}
+        horizon, _ = _values(t, "t", data, arrays)
         return self._per_customer(
             "expected_purchases", "expected_purchases", data, arrays, t=horizon
         )
@@ -413,7 +423,7 @@ class RfmModel(CovariateSummary, BaseModel):
             A float for a scalar ``t``, else an array of the same length; with covariates, a
             Series (pandas or polars, like ``data``) with one value per row of ``data``.
         """
-        horizon, scalar = _values(t, "t")
+        horizon, scalar = _values(t, "t", data)
         out = self._new_customers("expected_purchases", data, horizon, None)
         return float(out[0]) if scalar and data is None else out
 
@@ -437,7 +447,7 @@ class RfmModel(CovariateSummary, BaseModel):
             covariates, one value per row of ``data``.
         """
         scalar = np.ndim(n) == 0 and np.ndim(t) == 0
-        counts, horizon = np.broadcast_arrays(as_float_array(n, "n"), as_float_array(t, "t"))
+        counts, horizon = np.broadcast_arrays(_values(n, "n", data)[0], _values(t, "t", data)[0])
         out = self._new_customers("purchase_count_probability", data, horizon, counts)
         return float(out[0]) if scalar and data is None else out
 
@@ -482,7 +492,7 @@ class LifetimePredictions(RfmModel):
             Values in [0, 1], shaped like the input.
         """
         arrays = {"frequency": frequency, "recency": recency, "T": T}
-        horizon, scalar = _values(t, "t")
+        horizon, scalar = _values(t, "t", data, arrays)
         if scalar and float(horizon[0]) == 0.0:
             return self._per_customer("probability_alive", "probability_alive", data, arrays)
         return self._per_customer("probability_alive", "probability_alive", data, arrays, t=horizon)
@@ -519,9 +529,9 @@ class LifetimePredictions(RfmModel):
         pandas.Series, polars.Series or numpy.ndarray
             Probabilities, shaped like the input.
         """
-        counts, _ = _values(n, "n")
-        horizon, _ = _values(t, "t")
         arrays = {"frequency": frequency, "recency": recency, "T": T}
+        counts, _ = _values(n, "n", data, arrays)
+        horizon, _ = _values(t, "t", data, arrays)
         return self._per_customer(
             "purchase_count_probability",
             "purchase_count_probability",
@@ -565,8 +575,8 @@ class LifetimePredictions(RfmModel):
             from .._base import _bad_parameter
 
             raise _bad_parameter("discount_rate", "is required (continuous rate per time unit)")
-        rate, _ = _values(discount_rate, "discount_rate")
         arrays = {"frequency": frequency, "recency": recency, "T": T}
+        rate, _ = _values(discount_rate, "discount_rate", data, arrays)
         return self._per_customer(
             "expected_residual_transactions",
             "expected_residual_transactions",

@@ -9,15 +9,24 @@ import numpy as np
 
 from .. import _core
 from .._base import _bad_parameter
-from .._input import Columns, _native, as_float_array, coerce_columns, data_error
+from .._input import (
+    Columns,
+    _native,
+    align_argument,
+    as_float_array,
+    coerce_columns,
+    data_error,
+)
 from ._rfm import RfmModel
 
 __all__ = ["BetaGeoBetaBinomModel"]
 
 
-def _whole(values: Any, name: str) -> tuple[np.ndarray, bool]:
+def _whole(
+    values: Any, name: str, data: Any = None, arrays: dict[str, Any] | None = None
+) -> tuple[np.ndarray, bool]:
     scalar = np.ndim(values) == 0
-    array = as_float_array(values, name)
+    array = as_float_array(align_argument(values, name, data, arrays), name)
     if not np.all(np.isfinite(array) & (array >= 0) & (np.mod(array, 1) == 0)):
         raise _bad_parameter(name, f"must be whole numbers of opportunities >= 0, got {values!r}")
     return array, scalar
@@ -95,10 +104,11 @@ class BetaGeoBetaBinomModel(RfmModel):
         return coerce_columns(
             data,
             self._roles,
-            self._column_names(),
+            self._column_names(data),
             keywords,
             optional,
             keyword_names={"T": "periods"},
+            with_data=("weights",) if "weights" in optional else (),
         )
 
     @classmethod
@@ -140,8 +150,8 @@ class BetaGeoBetaBinomModel(RfmModel):
         P(alive) times the posterior mean of ``p`` times the expected number of the ``m``
         opportunities survived (FHS 2010, eq. 13).
         """
-        horizon, _ = _whole(m, "m")
         arrays = {"frequency": frequency, "recency": recency, "T": periods}
+        horizon, _ = _whole(m, "m", data, arrays)
         return self._per_customer(
             "expected_purchases", "expected_purchases", data, arrays, t=horizon
         )
@@ -157,8 +167,8 @@ class BetaGeoBetaBinomModel(RfmModel):
     ) -> Any:
         """Probability that each customer is alive ``m`` opportunities after the last observed
         one (``m = 0``: now, at the end of observation)."""
-        horizon, scalar = _whole(m, "m")
         arrays = {"frequency": frequency, "recency": recency, "T": periods}
+        horizon, scalar = _whole(m, "m", data, arrays)
         if scalar and horizon[0] == 0:
             return self._per_customer("probability_alive", "probability_alive", data, arrays)
         return self._per_customer("probability_alive", "probability_alive", data, arrays, t=horizon)
@@ -191,8 +201,10 @@ class BetaGeoBetaBinomModel(RfmModel):
         """
         if discount_rate is None:
             raise _bad_parameter("discount_rate", "is required (rate per opportunity)")
-        rate = as_float_array(discount_rate, "discount_rate")
         arrays = {"frequency": frequency, "recency": recency, "T": periods}
+        rate = as_float_array(
+            align_argument(discount_rate, "discount_rate", data, arrays), "discount_rate"
+        )
         return self._per_customer(
             "expected_residual_transactions",
             "expected_residual_transactions",
