@@ -58,6 +58,28 @@ def _bad_parameter(name: str, message: str) -> InvalidParameterError:
 def _finite_or_none(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
+def _check_seed(seed: Any, name: str = "seed") -> int:
+    """A random seed: a whole number in [0, 2**64) (numpy integers too, not a bool)."""
+    if (
+        isinstance(seed, bool)
+        or not isinstance(seed, numbers.Integral)
+        or not 0 <= int(seed) < 2**64
+    ):
+        raise _bad_parameter(name, f"must be a whole number >= 0 (below 2**64), got {seed!r}")
+    return int(seed)
+
+
+def _check_level(level: Any, name: str = "level") -> float:
+    """A confidence level: a number strictly between 0 and 1 (not a string or a bool)."""
+    if (
+        isinstance(level, bool)
+        or not isinstance(level, numbers.Real)
+        or not 0 < float(level) < 1
+    ):
+        raise _bad_parameter(name, f"must lie strictly between 0 and 1, got {level!r}")
+    return float(level)
+
+
     return value
 
 
@@ -350,8 +372,7 @@ class BaseModel:
         Intervals are Wald intervals on the log scale mapped back
         (``coef * exp(+-z se / coef)``), so they respect the positivity of the parameters.
         """
-        if not 0 < level < 1:
-            raise _bad_parameter("level", f"must lie strictly between 0 and 1, got {level!r}")
+        level = _check_level(level)
         from statistics import NormalDist
 
         z = NormalDist().inv_cdf(0.5 + level / 2)

@@ -170,7 +170,9 @@ def summarize_transactions(
     customer_offset: int = 0,
     n_jobs: int | None = None,
 ) -> dict[str, Any]: ...
-def period_index(time_ns: npt.NDArray[np.int64], freq: str) -> npt.NDArray[np.int64]: ...
+def period_index(
+    time_ns: npt.NDArray[np.int64], freq: str, time_unit_ns: int = 1
+) -> npt.NDArray[np.int64]: ...
 def rfm_fit_segments(
     model: str,
     frequency: _Array,

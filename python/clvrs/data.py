@@ -4,22 +4,27 @@ factorises customer ids and converts timestamps."""
 
 from __future__ import annotations
 
+import datetime
+import numbers
 import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas.tseries.api import guess_datetime_format
 
 from . import _core
 from ._base import _bad_parameter
 from ._input import _native
-from .exceptions import InvalidDataError
+from .exceptions import ClvError, InvalidDataError, InvalidParameterError
 
 __all__ = ["calibration_and_holdout", "summarize_transactions", "tracking"]
 
 _NAT = np.iinfo(np.int64).min
 _AFTER_END = ("error", "exclude")
+#: Most periods a tracking table covers (the expectation is a convolution over them).
+_MAX_TRACKED = 5_000_000
 
 
 @dataclass
@@ -59,6 +64,257 @@ def _column(frame: Any, name: str) -> Any:
 
 
 _UNIT_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+#: Values of a text date column tried when inferring its format: its first ones and others
+#: spread over the column.
+_SAMPLE = 500
+_UNIX_FIX = 'for Unix timestamps convert the column first, e.g. pd.to_datetime(col, unit="s")'
+
+
+def _date_error(
+    name: str, row: int | None, value: Any, message: str, rule: str
+) -> InvalidDataError:
+    where = f"column `{name}`" + ("" if row is None else f", row {row} (value {value!r})")
+    err = InvalidDataError(f"{where}: {message}")
+    err.column, err.row, err.rule = name, row, rule
+    return err
+
+
+def _first_missing(parsed: pd.Series, values: pd.Series) -> int | None:
+    """The first row that parsed to NaT without being missing in the input, or None."""
+    bad = parsed.isna().to_numpy() & values.notna().to_numpy()
+    rows = np.flatnonzero(bad)
+    return int(rows[0]) if rows.size else None
+
+
+def _to_datetime(values: Any, name: str, **kwargs: Any) -> pd.Series:
+    """``pd.to_datetime`` without its warnings, mixed timezones an error on the column."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return pd.to_datetime(values, **kwargs)
+    except (ValueError, TypeError, OverflowError) as exc:
+        text = str(exc)
+        if "timezone" in text or "tz-aware" in text or "tz-naive" in text:
+            raise _date_error(
+                name,
+                None,
+                None,
+                "holds dates with different timezones or UTC offsets (or aware and naive "
+                "dates): convert them to one timezone first, e.g. "
+                "pd.to_datetime(col, utc=True).dt.tz_convert(zone)",
+                "one timezone",
+            ) from None
+        raise
+
+
+def _sample_rows(values: pd.Series) -> np.ndarray:
+    """Rows of a sample: the first non-missing values and others spread over the column."""
+    n = len(values)
+    head = np.flatnonzero(values.iloc[: 4 * _SAMPLE].notna().to_numpy())[:_SAMPLE]
+    spread = np.linspace(0, n - 1, num=min(n, _SAMPLE), dtype=np.int64)
+    spread = spread[values.iloc[spread].notna().to_numpy()]
+    return np.unique(np.concatenate([head, spread]))
+
+
+def _numeric_times(values: pd.Series, name: str, datetime_format: str | None) -> pd.Series:
+    """A numeric date column: refused (numbers are not dates), unless ``datetime_format`` says
+    how its whole numbers read (e.g. ``%Y%m%d`` for CDNOW's 19970101)."""
+    # Each distinct number is read once (a log has few distinct dates), then spread to rows.
+    codes, distinct = pd.factorize(values, use_na_sentinel=True)
+    present = codes >= 0
+    row = int(np.argmax(present))
+    real = not (
+        pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_complex_dtype(values.dtype)
+    )
+    numbers = np.asarray(distinct, dtype=np.float64) if real and len(distinct) else None
+    whole = numbers is not None and bool(
+        np.all(np.isfinite(numbers) & (numbers == np.round(numbers)))
+    )
+    if datetime_format is None or not whole:
+        first = values.iloc[row]
+        first = first.item() if isinstance(first, np.generic) else first
+        if whole and numbers is not None and 10_000_101 <= numbers[codes[row]] <= 99_991_231:
+            fix = f'for YYYYMMDD numbers pass datetime_format="%Y%m%d"; {_UNIX_FIX}'
+        elif whole:
+            fix = f'{_UNIX_FIX}; for YYYYMMDD numbers pass datetime_format="%Y%m%d"'
+        else:
+            fix = f"is it the right column (an amount?); {_UNIX_FIX}"
+        given = (
+            f" (datetime_format {datetime_format!r} reads whole numbers only)"
+            if datetime_format
+            else ""
+        )
+        raise _date_error(
+            name,
+            row,
+            first,
+            f"holds numbers ({values.dtype}), not dates: clvrs does not guess what numbers "
+            f"mean{given}; {fix}",
+            "must be a date or time, not a number",
+        )
+    assert numbers is not None
+    distinct = numbers.astype(np.int64)
+    if datetime_format == "%Y%m%d":
+        # CDNOW's format, read arithmetically.
+        year, month, day = distinct // 10_000, distinct // 100 % 100, distinct % 100
+        ok = (distinct >= 10_000_101) & (distinct <= 99_991_231) & (month >= 1) & (month <= 12)
+        months = np.where(ok, (year - 1970) * 12 + month - 1, 0).astype("timedelta64[M]")
+        start = (np.datetime64("1970-01", "M") + months).astype("datetime64[D]")
+        length = ((start.astype("datetime64[M]") + 1).astype("datetime64[D]") - start).astype(
+            np.int64
+        )
+        ok &= (day >= 1) & (day <= length)
+        if not ok.all():
+            row = int(np.flatnonzero(present & ~ok[codes])[0])
+            raise _bad_format_row(name, row, values.iloc[row], datetime_format, given=True)
+        read = (start + (day - 1).astype("timedelta64[D]")).astype("datetime64[s]")
+    else:
+        text = pd.Series(distinct.astype(str), dtype=object)
+        try:
+            read = _text_times(text, name, datetime_format).to_numpy()
+        except InvalidDataError as exc:  # name the row of the input, not of the distinct value
+            position = exc.row if exc.row is not None else 0
+            row = int(np.flatnonzero(codes == position)[0])
+            raise _bad_format_row(
+                name, row, values.iloc[row], datetime_format, given=True
+            ) from None
+    dates = read[codes]
+    dates[~present] = np.datetime64("NaT")
+    return pd.Series(dates, index=values.index, name=values.name)
+
+
+def _bad_format_row(
+    name: str, row: int, value: Any, datetime_format: str, *, given: bool
+) -> ClvError:
+    """A value that does not follow the format: the column's fault, unless the user's own
+    ``datetime_format`` fails on the column's first value (then the format is wrong)."""
+    value = value.item() if isinstance(value, np.generic) else value
+    if given:
+        return _date_error(
+            name,
+            row,
+            value,
+            f"must be a date or time in datetime_format {datetime_format!r}",
+            "must be a date or time",
+        )
+    return _date_error(
+        name,
+        row,
+        value,
+        f"must be a date or time like the column's other values (format {datetime_format!r}, "
+        "inferred from a sample of them); pass datetime_format if the dates are in another "
+        "format",
+        "must be a date or time",
+    )
+
+
+def _text_times(values: pd.Series, name: str, datetime_format: str | None) -> pd.Series:
+    """Dates written as text: parsed with ``datetime_format``, or with the one format that reads
+    a sample of the column (inferred as pandas does, day-first and month-first readings
+    compared: an ambiguous column is refused), checked on every row in one vectorised pass."""
+    rows = _sample_rows(values)
+    sample = values.iloc[rows]
+    if datetime_format is not None:
+        if not isinstance(datetime_format, str):
+            raise _bad_parameter(
+                "datetime_format", f"must be a strftime format string, got {datetime_format!r}"
+            )
+        if rows.size:
+            try:
+                first = _to_datetime(sample.iloc[:1], name, format=datetime_format)
+            except ValueError:
+                value = sample.iloc[0]
+                raise _bad_parameter(
+                    "datetime_format",
+                    f"{datetime_format!r} does not read column `{name}` (row {int(rows[0])}: "
+                    f"{value!r}); pass the format its dates are written in",
+                ) from None
+            del first
+        fmt = datetime_format
+    else:
+        fmt = _infer_format(values, sample, rows, name)
+    parsed = _to_datetime(values, name, format=fmt, errors="coerce")
+    row = _first_missing(parsed, values)
+    if row is not None:
+        raise _bad_format_row(name, row, values.iloc[row], fmt, given=datetime_format is not None)
+    return parsed
+
+
+def _infer_format(values: pd.Series, sample: pd.Series, rows: np.ndarray, name: str) -> str:
+    if not rows.size:
+        return "ISO8601"  # nothing to parse: every row is missing (refused later, by row)
+    first = sample.iloc[0]
+    if not isinstance(first, str):
+        raise _date_error(
+            name, int(rows[0]), first, "must be a date or time", "must be a date or time"
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        month_first = guess_datetime_format(first)
+        day_first = guess_datetime_format(first, dayfirst=True)
+    candidates = [f for f in (month_first,) if f]
+    alternative = None
+    # The day-first reading competes only for formats that put the day before the month
+    # without a leading year (pandas' guess of "1997-01-02" with dayfirst is "%Y-%d-%m").
+    if (
+        day_first
+        and day_first != month_first
+        and not day_first.startswith("%Y")
+        and "%d" in day_first
+        and "%m" in day_first
+        and day_first.index("%d") < day_first.index("%m")
+    ):
+        alternative = day_first
+        candidates.append(day_first)
+    candidates.append("ISO8601")
+    reads = {}
+    for fmt in candidates:
+        try:
+            parsed = _to_datetime(sample, name, format=fmt, errors="coerce")
+        except InvalidDataError:
+            raise
+        except ValueError:
+            continue
+        reads[fmt] = _first_missing(parsed, sample)
+    whole = [fmt for fmt, bad in reads.items() if bad is None]
+    if not whole:
+        # The format that reads the most of the sample, to name its first failure.
+        best = (month_first or day_first) if (month_first or day_first) in reads else None
+        if best is None:
+            at = 0
+            message = (
+                "must be a date or time (no date format could be inferred from it); pass "
+                'datetime_format, e.g. "%Y-%m-%d"'
+            )
+        else:
+            at = reads[best] or 0
+            message = (
+                f"must be a date or time like the column's first value {first!r} (format "
+                f"{best!r}); pass datetime_format if the dates are in another format"
+            )
+        row = int(rows[at])
+        raise _date_error(name, row, values.iloc[row], message, "must be a date or time")
+    if alternative is not None and month_first in whole and alternative in whole:
+        # Both readings fit the sample: the whole column decides, or the user must.
+        fits = [
+            fmt
+            for fmt in (month_first, alternative)
+            if _first_missing(_to_datetime(values, name, format=fmt, errors="coerce"), values)
+            is None
+        ]
+        if len(fits) == 2:
+            raise _date_error(
+                name,
+                None,
+                None,
+                f"dates such as {first!r} read both month-first and day-first (no day after "
+                f"the 12th in the column): pass datetime_format={month_first!r} or "
+                f"datetime_format={alternative!r}",
+                "an unambiguous date format",
+            )
+        if fits:
+            return fits[0]
+    return whole[0]
 
 
 def _times(
@@ -66,40 +322,77 @@ def _times(
 ) -> tuple[np.ndarray, int, Any]:
     """Times as int64 counts of their own unit (no conversion copy), ns per unit, and the
     column's timezone (None when naive). Aware times become their wall clock, after conversion
-    to ``zone`` when one is given."""
+    to ``zone`` when one is given.
+
+    Datetime columns are taken as they are (every resolution pandas has; no year limit beyond
+    it); text is parsed (see :func:`_text_times`); numbers are refused unless
+    ``datetime_format`` says how whole numbers read; anything else is converted by pandas and
+    refused at its first row that is not a date."""
     series = values
-    if not pd.api.types.is_datetime64_any_dtype(series):
-        try:
-            series = pd.to_datetime(series, format=datetime_format)
-        except (ValueError, TypeError) as exc:
-            # Find the first row that does not parse, to name it.
-            for row, value in enumerate(values):
-                try:
-                    if not pd.isna(value):
-                        pd.to_datetime(value, format=datetime_format)
-                except (ValueError, TypeError):
-                    hint = (
-                        f"format {datetime_format}"
-                        if datetime_format
-                        else "or pass datetime_format"
-                    )
-                    err = InvalidDataError(
-                        f"column `{name}`, row {row} (value {value!r}): must be a date or time "
-                        f"({hint})"
-                    )
-                    err.column, err.row, err.rule = name, row, "must be a parsable date or time"
-                    raise err from None
-            raise _bad_parameter("datetime_format", str(exc)) from exc
+    dtype = series.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        series = series.astype(dtype.categories.dtype)
+        dtype = series.dtype
+    if not pd.api.types.is_datetime64_any_dtype(dtype):
+        if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+            series = _numeric_times(series, name, datetime_format)
+        elif pd.api.types.is_string_dtype(dtype) and _holds_text(series):
+            series = _text_times(series, name, datetime_format)
+        else:
+            series = _object_times(series, name, datetime_format)
     tz = getattr(series.dtype, "tz", None)
     if tz is not None:
         if zone is not None:
             series = series.dt.tz_convert(zone)
         series = series.dt.tz_localize(None)  # periods follow the wall clock
     array = series.to_numpy()
+    if array.dtype.kind != "M":  # e.g. a pyarrow-backed timestamp column
+        array = np.asarray(series.astype(f"datetime64[{getattr(series.dtype, 'unit', 'ns')}]"))
     unit = np.datetime_data(array.dtype)[0]
     if unit not in _UNIT_NS:
-        array, unit = array.astype("datetime64[ns]"), "ns"
+        array, unit = array.astype("datetime64[s]"), "s"  # days, weeks: whole seconds
     return _native(array.view(np.int64)), _UNIT_NS[unit], tz
+
+
+def _holds_text(values: pd.Series) -> bool:
+    """Whether a column of strings or objects holds text (by a sample)."""
+    if not pd.api.types.is_object_dtype(values.dtype):
+        return True  # a string dtype
+    sample = values.iloc[_sample_rows(values)]
+    return bool(len(sample)) and all(isinstance(v, str) for v in sample)
+
+
+def _object_times(values: pd.Series, name: str, datetime_format: str | None) -> pd.Series:
+    """A column of date objects (datetime, date, Timestamp), or of anything else."""
+    rows = _sample_rows(values)
+    sample = values.iloc[rows]
+    numbers = [
+        (int(row), v)
+        for row, v in zip(rows, sample)
+        if isinstance(v, (int, float, np.number, bool, np.bool_))
+    ]
+    if numbers:
+        row, value = numbers[0]
+        raise _date_error(
+            name,
+            row,
+            value.item() if isinstance(value, np.generic) else value,
+            "holds numbers, not dates: clvrs does not guess what numbers mean; "
+            f'for YYYYMMDD numbers pass datetime_format="%Y%m%d" on an integer column; '
+            f"{_UNIX_FIX}",
+            "must be a date or time, not a number",
+        )
+    try:
+        parsed = _to_datetime(values, name, errors="coerce")
+    except (ValueError, TypeError):
+        parsed = None
+    row = _first_missing(parsed, values) if parsed is not None else 0
+    if parsed is None or row is not None:
+        row = row or 0
+        raise _date_error(
+            name, row, values.iloc[row], "must be a date or time", "must be a date or time"
+        )
+    return parsed
 
 
 def _read_log(
@@ -109,6 +402,19 @@ def _read_log(
     monetary_value_col: str | None,
     datetime_format: str | None,
 ) -> _Log:
+    for argument, column in (
+        ("customer_id_col", customer_id_col),
+        ("datetime_col", datetime_col),
+        ("monetary_value_col", monetary_value_col),
+    ):
+        if column is None and argument == "monetary_value_col":
+            continue
+        if not isinstance(column, (str, int, np.integer)) or isinstance(column, (bool, np.bool_)):
+            raise _bad_parameter(argument, f"must be a column name, got {column!r}")
+    if datetime_format is not None and not isinstance(datetime_format, str):
+        raise _bad_parameter(
+            "datetime_format", f"must be a strftime format string, got {datetime_format!r}"
+        )
     kind = "pandas"
     frame = transactions
     if _is_arrow(frame):
@@ -206,20 +512,106 @@ def _amounts(frame: Any, monetary_value_col: str | None) -> np.ndarray | None:
     return amounts
 
 
-def _end_ns(value: Any, datetime_format: str | None, name: str, zone: Any = None) -> int | None:
-    """A period end as ns on the wall clock; an aware one is first converted to ``zone`` (the
-    transactions' timezone, when theirs are aware)."""
+def _end(value: Any, datetime_format: str | None, name: str, zone: Any = None) -> Any:
+    """A period end as a naive ``pandas.Timestamp`` on the wall clock (None when not given); an
+    aware one is first converted to ``zone`` (the transactions' timezone, when theirs are
+    aware). Numbers are refused as in the date column; NaT and NaN are not dates."""
     if value is None:
         return None
-    try:
-        stamp = pd.Timestamp(pd.to_datetime(value, format=datetime_format))
-    except (ValueError, TypeError) as exc:
-        raise _bad_parameter(name, f"must be a date, got {value!r}") from exc
+
+    def refuse(why: str = "") -> InvalidParameterError:
+        return _bad_parameter(
+            name,
+            f"must be a date (a string like '1997-09-30', a datetime or a Timestamp), got "
+            f"{value!r}{why}",
+        )
+
+    if isinstance(value, (bool, np.bool_)):
+        raise refuse()
+    if isinstance(value, (numbers.Number, np.number)) and not isinstance(value, np.datetime64):
+        whole = isinstance(value, numbers.Real) and np.isfinite(value) and value == int(value)
+        if not (datetime_format and whole):
+            raise refuse(
+                " (a number: clvrs does not guess what numbers mean; for YYYYMMDD numbers pass "
+                'datetime_format="%Y%m%d")'
+                if whole
+                else ""
+            )
+        value = str(int(value))
+    if not isinstance(value, (str, datetime.date, np.datetime64)):
+        raise refuse()
+    attempts: list[dict[str, Any]] = [{}]
+    if isinstance(value, str) and datetime_format is not None:
+        attempts.insert(0, {"format": datetime_format})
+    stamp = None
+    for kwargs in attempts:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                stamp = pd.Timestamp(pd.to_datetime(value, **kwargs))
+            break
+        except (ValueError, TypeError, OverflowError):
+            continue
+    if stamp is None or pd.isna(stamp):
+        raise refuse()
     if stamp.tzinfo is not None:
         if zone is not None:
             stamp = stamp.tz_convert(zone)
         stamp = stamp.tz_localize(None)
-    return int(stamp.value)
+    return stamp
+
+
+def _in_unit(stamp: Any, unit_ns: int) -> int | None:
+    """A timestamp as a count of ``unit_ns`` nanoseconds (floored), None beyond int64."""
+    if stamp is None:
+        return None
+    moment = stamp.to_datetime64()
+    ns = int(moment.view(np.int64)) * _UNIT_NS[np.datetime_data(moment.dtype)[0]]
+    count = ns // unit_ns
+    return count if -(2**63) < count < 2**63 else None
+
+
+def _ends(log: _Log, *stamps: Any) -> list[int | None]:
+    """Period ends in the units of the log's times. An end beyond the range of those units
+    (e.g. the year 3000 against nanosecond times) coarsens the times to seconds, which leaves
+    every period (hours and longer) as it was."""
+    values = [_in_unit(stamp, log.unit_ns) for stamp in stamps]
+    if any(stamp is not None and v is None for stamp, v in zip(stamps, values)):
+        factor = _UNIT_NS["s"] // log.unit_ns
+        log.times = np.where(log.times == _NAT, _NAT, np.floor_divide(log.times, factor))
+        log.unit_ns = _UNIT_NS["s"]
+        values = [_in_unit(stamp, log.unit_ns) for stamp in stamps]
+    return values
+
+
+def _end_ns(value: Any, datetime_format: str | None, name: str, zone: Any = None) -> int | None:
+    """A period end as ns on the wall clock (see :func:`_end`), refused outside the years
+    1677-2262 that nanoseconds cover."""
+    stamp = _end(value, datetime_format, name, zone)
+    ns = _in_unit(stamp, 1)
+    if stamp is not None and ns is None:
+        raise _bad_parameter(
+            name, f"is outside the years 1677-2262 that nanosecond timestamps cover, got {stamp}"
+        )
+    return ns
+
+
+def _check_options(freq: Any, freq_multiplier: Any, **flags: Any) -> float:
+    """Check the period options and boolean flags before any work; the multiplier as a float."""
+    if not isinstance(freq, str) or freq.upper() not in ("H", "D", "W", "M"):
+        raise _bad_parameter("freq", f"must be one of H, D, W, M, got {freq!r}")
+    number = isinstance(freq_multiplier, (numbers.Real, np.number)) and not isinstance(
+        freq_multiplier, (bool, np.bool_)
+    )
+    multiplier = float(freq_multiplier) if number else np.nan
+    if not (np.isfinite(multiplier) and multiplier > 0):
+        raise _bad_parameter(
+            "freq_multiplier", f"must be a finite number > 0, got {freq_multiplier!r}"
+        )
+    for name, flag in flags.items():
+        if not isinstance(flag, (bool, np.bool_)):
+            raise _bad_parameter(name, f"must be True or False, got {flag!r}")
+    return multiplier
 
 
 def _summarize(
@@ -258,6 +650,23 @@ def _summarize(
             n_jobs=n_jobs,
         )
     )
+
+
+def _nothing_before(end: Any, name: str, log: _Log) -> InvalidParameterError:
+    """The error for a period end before every transaction (nothing left to summarise)."""
+    present = log.times[log.times != _NAT]
+    first = (
+        pd.Timestamp(np.datetime64(int(present.min()), _unit_name(log.unit_ns)))
+        if present.size
+        else None
+    )
+    return _bad_parameter(
+        name, f"{end} is before every transaction (the first is on {first}): nothing to summarise"
+    )
+
+
+def _unit_name(unit_ns: int) -> str:
+    return next(name for name, ns in _UNIT_NS.items() if ns == unit_ns)
 
 
 def _frame(
@@ -351,18 +760,26 @@ def summarize_transactions(
     ...     after_end="exclude",
     ... )  # doctest: +SKIP
     """
-    if after_end not in _AFTER_END:
+    if not isinstance(after_end, str) or after_end not in _AFTER_END:
         raise _bad_parameter("after_end", f"must be one of {_AFTER_END}, got {after_end!r}")
+    _check_options(
+        freq,
+        freq_multiplier,
+        include_first_transaction=include_first_transaction,
+        allow_negative=allow_negative,
+    )
     log = _read_log(
         transactions, customer_id_col, datetime_col, monetary_value_col, datetime_format
     )
     names = (customer_id_col, datetime_col, monetary_value_col or "amount")
+    end = _end(observation_period_end, datetime_format, "observation_period_end", log.tz)
+    (end_at,) = _ends(log, end)
     result = _summarize(
         log,
         names,
         freq=freq,
         freq_multiplier=freq_multiplier,
-        end_ns=_end_ns(observation_period_end, datetime_format, "observation_period_end", log.tz),
+        end_ns=end_at,
         include_first=include_first_transaction,
         exclude_after_end=after_end == "exclude",
         allow_negative=allow_negative,
@@ -375,6 +792,8 @@ def summarize_transactions(
             UserWarning,
             stacklevel=2,
         )
+    if not len(result["customer"]):
+        raise _nothing_before(end, "observation_period_end", log)
     columns: dict[str, np.ndarray] = {
         k: result[k] for k in ("frequency", "recency", "T", "monetary_value") if k in result
     }
@@ -412,12 +831,21 @@ def calibration_and_holdout(
     pandas.DataFrame or polars.DataFrame
         One row per calibration customer.
     """
+    _check_options(
+        freq,
+        freq_multiplier,
+        include_first_transaction=include_first_transaction,
+        allow_negative=allow_negative,
+    )
+    if calibration_period_end is None:
+        raise _bad_parameter("calibration_period_end", "must be a date, got None")
     log = _read_log(
         transactions, customer_id_col, datetime_col, monetary_value_col, datetime_format
     )
     names = (customer_id_col, datetime_col, monetary_value_col or "amount")
-    cal_end = _end_ns(calibration_period_end, datetime_format, "calibration_period_end", log.tz)
-    obs_end = _end_ns(observation_period_end, datetime_format, "observation_period_end", log.tz)
+    cal_stamp = _end(calibration_period_end, datetime_format, "calibration_period_end", log.tz)
+    obs_stamp = _end(observation_period_end, datetime_format, "observation_period_end", log.tz)
+    cal_end, obs_end = _ends(log, cal_stamp, obs_stamp)
     common = dict(
         freq=freq,
         freq_multiplier=freq_multiplier,
@@ -441,6 +869,8 @@ def calibration_and_holdout(
         after_ns=cal_end,
         **common,  # type: ignore[arg-type]
     )
+    if not len(cal["customer"]):
+        raise _nothing_before(cal_stamp, "calibration_period_end", log)
     if hold["end_period"] < cal["end_period"]:
         raise _bad_parameter(
             "observation_period_end", "must not come before calibration_period_end"
@@ -504,14 +934,18 @@ def tracking(
         ``expected_cumulative`` and ``calibration`` (bool: the period is in the calibration
         span).
     """
+    _check_options(freq, freq_multiplier)
     log = _read_log(transactions, customer_id_col, datetime_col, None, datetime_format)
     names = (customer_id_col, datetime_col, "amount")
+    obs_stamp = _end(observation_period_end, datetime_format, "observation_period_end", log.tz)
+    cal_stamp = _end(calibration_period_end, datetime_format, "calibration_period_end", log.tz)
+    obs_end, cal_end = _ends(log, obs_stamp, cal_stamp)
     summary = _summarize(
         log,
         names,
         freq=freq,
         freq_multiplier=freq_multiplier,
-        end_ns=_end_ns(observation_period_end, datetime_format, "observation_period_end", log.tz),
+        end_ns=obs_end,
         include_first=False,
         exclude_after_end=True,
         allow_negative=True,
@@ -519,7 +953,15 @@ def tracking(
         n_jobs=n_jobs,
     )
     first = summary["first_period"]
+    if not len(first):
+        raise _nothing_before(obs_stamp, "observation_period_end", log)
     start, end = int(first.min()), int(summary["end_period"])
+    if end - start >= _MAX_TRACKED:
+        raise _bad_parameter(
+            "freq",
+            f"{freq!r} gives {end - start + 1} periods from the first purchase to the end; "
+            f"tracking covers at most {_MAX_TRACKED}: pass a longer period",
+        )
     periods = np.arange(start, end + 1)
     actual = np.zeros(len(periods))
     for period, count in summary["repeat_counts"]:
@@ -540,10 +982,10 @@ def tracking(
         index=_period_starts(periods, freq),
     )
     frame.index.name = "period"
-    if calibration_period_end is not None:
-        cal_ns = _end_ns(calibration_period_end, datetime_format, "calibration_period_end", log.tz)
-        assert cal_ns is not None
-        cal_period = int(_core.period_index(np.array([cal_ns], dtype=np.int64), freq)[0])
+    if cal_end is not None:
+        cal_period = int(
+            _core.period_index(np.array([cal_end], dtype=np.int64), freq, log.unit_ns)[0]
+        )
         frame["calibration"] = periods <= cal_period
     else:
         frame["calibration"] = True
@@ -551,17 +993,19 @@ def tracking(
 
 
 def _period_starts(periods: np.ndarray, freq: str) -> pd.DatetimeIndex:
+    """The start of each period: nanosecond dates, or seconds for years beyond 1677-2262."""
     code = freq.upper()
     if code == "M":
-        months = (np.datetime64("1970-01", "M") + periods.astype("timedelta64[M]")).astype(
-            "datetime64[ns]"
-        )
-        return pd.DatetimeIndex(months)
-    if code == "W":
-        monday = np.datetime64("1969-12-29", "D")
-        return pd.DatetimeIndex(
-            (monday + (7 * periods).astype("timedelta64[D]")).astype("datetime64[ns]")
-        )
-    epoch = np.datetime64("1970-01-01T00", "h") if code == "H" else np.datetime64("1970-01-01", "D")
-    step = "timedelta64[h]" if code == "H" else "timedelta64[D]"
-    return pd.DatetimeIndex((epoch + periods.astype(step)).astype("datetime64[ns]"))
+        starts = np.datetime64("1970-01", "M") + periods.astype("timedelta64[M]")
+    elif code == "W":
+        starts = np.datetime64("1969-12-29", "D") + (7 * periods).astype("timedelta64[D]")
+    elif code == "H":
+        starts = np.datetime64("1970-01-01T00", "h") + periods.astype("timedelta64[h]")
+    else:
+        starts = np.datetime64("1970-01-01", "D") + periods.astype("timedelta64[D]")
+    seconds = starts.astype("datetime64[s]")
+    inside = not len(seconds) or (
+        seconds.min() >= np.datetime64("1677-09-22", "s")
+        and seconds.max() <= np.datetime64("2262-04-11", "s")
+    )
+    return pd.DatetimeIndex(seconds.astype("datetime64[ns]") if inside else seconds)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ._base import BaseModel, _bad_parameter
+from .exceptions import InvalidDataError, NotFittedError
 
 __all__ = ["HoldoutEvaluation", "compare_models", "holdout_evaluation", "likelihood_ratio_test"]
 
@@ -47,8 +49,33 @@ def holdout_evaluation(
     -------
     HoldoutEvaluation
     """
-    frame = pd.DataFrame(split)
-    horizon = frame[duration].to_numpy(float)
+    if not callable(getattr(model, "expected_purchases", None)) or not isinstance(model, BaseModel):
+        raise _bad_parameter(
+            "model",
+            f"must be a fitted purchase model (e.g. BetaGeoModel), got {type(model).__name__}",
+        )
+    if type(model).__name__ == "ParetoNBDDynamicModel":
+        raise _bad_parameter(
+            "model",
+            "ParetoNBDDynamicModel predicts from DynamicCovariateData, not a calibration/holdout "
+            "table: compare its expected_purchases over the holdout with the actual counts",
+        )
+    if "params_" not in vars(model):
+        raise NotFittedError(f"{type(model).__name__} is not fitted: fit it on the calibration")
+    from .value import _table_columns
+
+    frame, a = _table_columns(
+        split,
+        {
+            "frequency": frequency,
+            "recency": recency,
+            "T": T,
+            "holdout": holdout,
+            "duration": duration,
+        },
+        non_negative=("holdout", "duration"),
+    )
+    horizon = a["duration"]
     if getattr(model, "_spec", lambda: None)() is not None:
         # A model with covariates reads them from the frame, under the model's column names.
         names = model._column_names()
@@ -57,13 +84,17 @@ def holdout_evaluation(
         )
         predicted = model.expected_purchases(renamed, t=horizon)
     else:
-        predicted = model.expected_purchases(
-            frequency=frame[frequency].to_numpy(float),
-            recency=frame[recency].to_numpy(float),
-            T=frame[T].to_numpy(float),
-            t=horizon,
-        )
-    actual = frame[holdout].to_numpy(float)
+        with _naming(frequency=frequency, recency=recency, T=T, periods=T, t=duration):
+            if type(model).__name__ == "BetaGeoBetaBinomModel":
+                # Discrete opportunities: the holdout duration is a number of them.
+                predicted = model.expected_purchases(
+                    frequency=a["frequency"], recency=a["recency"], periods=a["T"], m=horizon
+                )
+            else:
+                predicted = model.expected_purchases(
+                    frequency=a["frequency"], recency=a["recency"], T=a["T"], t=horizon
+                )
+    actual = a["holdout"]
     predicted = np.asarray(predicted, dtype=float)
     error = predicted - actual
     customers = pd.DataFrame(
@@ -90,6 +121,21 @@ def holdout_evaluation(
         name=type(model).__name__,
     )
     return HoldoutEvaluation(customers, metrics)
+
+
+@contextlib.contextmanager
+def _naming(**names: str) -> Iterator[None]:
+    """Call a column by the caller's name in data errors raised under its role, and add the
+    index label of the offending row."""
+    try:
+        yield
+    except InvalidDataError as err:
+        name = names.get(str(err.column))
+        if name is None or name == err.column:
+            raise
+        renamed = InvalidDataError(str(err).replace(f"`{err.column}`", f"`{name}`", 1))
+        renamed.column, renamed.row, renamed.rule = name, err.row, err.rule
+        raise renamed from None
 
 
 def _chi2_sf(x: float, df: int) -> float:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import os
 import warnings
 from collections.abc import Iterator, Mapping
@@ -34,10 +36,16 @@ def _segment_values(data: Any, by: Any, n_rows: int) -> tuple[np.ndarray, str | 
         values = column.to_numpy() if hasattr(column, "to_numpy") else np.asarray(column)
         return np.asarray(values), by
     if isinstance(by, pd.Series) and isinstance(data, pd.DataFrame):
+    if by is None or isinstance(by, (bytes, dict)):
+        raise _bad_parameter("by", f"must be a column name or the segment of each row, got {by!r}")
         # Matched to the rows by the rule of `align_to` (labels, when they agree).
         by = align_to(by, data.index, n_rows, "by", "data")
     values = np.asarray(by.to_numpy() if hasattr(by, "to_numpy") else by)
     if len(values) != n_rows:
+    if values.ndim != 1:
+        raise _bad_parameter(
+            "by", f"must be a column name or one segment per row, got {type(by).__name__}"
+        )
         raise _bad_parameter("by", f"has {len(values)} values for {n_rows} customers")
     return values, getattr(by, "name", None)
 
@@ -106,12 +114,31 @@ def fit_segments(
         raise _bad_parameter("model", "must be one of the purchase models (e.g. BetaGeoModel)")
     model._check_hyperparameters()
     optional = ("weights",)
+    if not (
+        isinstance(min_customers, numbers.Real)
+        and not isinstance(min_customers, bool)
+        and math.isfinite(min_customers)
+        and min_customers >= 0
+    ):
+        raise _bad_parameter(
+            "min_customers", f"must be a finite number >= 0, got {min_customers!r}"
+        )
     cols = model._columns(data, {"weights": None}, optional=optional)
     a = cols.arrays
     values, by_name = _segment_values(data, by, len(a["frequency"]))
     codes, keys = _factorize_sorted(values)
     with cols.locating_rows():
         results = _core.rfm_fit_segments(
+    missing = np.flatnonzero(codes < 0)
+    if missing.size:
+        # Named after the caller's column (or the `by` argument), not the core's `segment`.
+        err = InvalidDataError(
+            f"column `{by_name or 'by'}`, row {int(missing[0])}: must not be missing (null); "
+            "give every customer a segment"
+        )
+        err.column, err.row, err.rule = by_name or "by", int(missing[0]), "must not be missing"
+        with cols.locating_rows({err.column: values}):
+            raise err
             model._model,
             a["frequency"],
             a["recency"],

@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._base import _bad_parameter
+from ._base import BaseModel, _bad_parameter, _check_seed
+from ._input import as_float_array
 from .value import _units_per_month
 
 __all__ = ["simulate_transactions"]
@@ -44,10 +45,26 @@ def simulate_transactions(
         Columns ``customer_id`` (0 ..), ``date`` and, with a spend model, ``amount``; sorted by
         date.
     """
-    if time_unit not in _DAYS:
+    if not (isinstance(time_unit, str) and time_unit in _DAYS):
         raise _bad_parameter("time_unit", f"must be one of {sorted(_DAYS)}, got {time_unit!r}")
     _units_per_month(time_unit)
-    ages = np.asarray(T, dtype=float)
+    seed = _check_seed(seed)
+    if not callable(getattr(model, "simulate", None)):
+        raise _bad_parameter(
+            "model",
+            f"must be a purchase model with a simulator (e.g. BetaGeoModel), got "
+            f"{type(model).__name__}",
+        )
+    if spend_model is not None and not (
+        isinstance(spend_model, BaseModel)
+        and "params_" in vars(spend_model)
+        and {"p", "q", "gamma"} <= set(spend_model.params_.index)
+    ):
+        raise _bad_parameter(
+            "spend_model",
+            f"must be a fitted GammaGammaModel or None, got {type(spend_model).__name__}",
+        )
+    ages = as_float_array(T, "T")
     histories = model.simulate(ages, seed=seed)
     x = histories["frequency"].to_numpy().astype(np.int64)
     t_x = histories["recency"].to_numpy()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import math
+import numbers
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,9 +16,9 @@ import numpy as np
 import pandas as pd
 
 from . import _core
-from ._base import BaseModel, _bad_parameter
-from ._input import _native
-from .exceptions import NotFittedError
+from ._base import BaseModel, _bad_parameter, _check_level, _check_seed
+from ._input import _is_polars_frame, _native
+from .exceptions import ConvergenceError, InvalidDataError, NotFittedError
 
 __all__ = ["BootstrapResult", "bootstrap", "delta_interval", "prediction_interval"]
 
@@ -26,9 +27,7 @@ _STEP = 1e-5
 
 
 def _z(level: float) -> float:
-    if not 0 < level < 1:
-        raise _bad_parameter("level", f"must lie strictly between 0 and 1, got {level!r}")
-    return NormalDist().inv_cdf(0.5 + level / 2)
+    return NormalDist().inv_cdf(0.5 + _check_level(level) / 2)
 
 
 def _log_covariance(model: BaseModel) -> np.ndarray:
@@ -72,6 +71,16 @@ def delta_interval(
         when it is a Series).
     """
     z = _z(level)
+    if scale not in ("log", "logit", "identity"):
+        raise _bad_parameter("scale", f"must be 'log', 'logit' or 'identity', got {scale!r}")
+    if not callable(predict):
+        raise _bad_parameter("predict", f"must be a function of the models, got {predict!r}")
+    if isinstance(models, BaseModel) or not isinstance(models, Sequence):
+        raise _bad_parameter("models", f"must be a list of fitted models, got {models!r}")
+    for model in models:
+        if not isinstance(model, BaseModel):
+            raise _bad_parameter("models", f"must hold clvrs models, got {model!r}")
+        _log_covariance(model)  # a model without a covariance fails before any prediction
     base = predict(*models)
     estimate = _values(base)
     variance = np.zeros_like(estimate)
@@ -136,14 +145,39 @@ def prediction_interval(
     >>> list(band.columns)
     ['estimate', 'se', 'lower', 'upper']
     """
-    if not hasattr(model, method):
-        raise _bad_parameter("method", f"{type(model).__name__} has no {method!r}")
+    if not isinstance(model, BaseModel):
+        raise _bad_parameter("model", f"must be a fitted clvrs model, got {type(model).__name__}")
+    if not (isinstance(method, str) and not method.startswith("_") and hasattr(model, method)):
+        raise _bad_parameter("method", f"{type(model).__name__} has no prediction {method!r}")
+    if not callable(getattr(model, method)):
+        raise _bad_parameter("method", f"{type(model).__name__}.{method} is not a prediction")
+    _check_level(level)
     scale = "logit" if "probability" in method else "log"
 
     def predict(m: BaseModel) -> Any:
         return getattr(m, method)(data, **kwargs)
 
     return delta_interval(predict, [model], level=level, scale=scale)
+
+
+#: Core model names with a simulator (for ``kind="parametric"``), and their estimators.
+_SIMULATED = {
+    "bgnbd": "BetaGeoModel",
+    "mbgnbd": "ModifiedBetaGeoModel",
+    "pnbd": "ParetoNBDModel",
+    "ggnbd": "GammaGompertzNBDModel",
+}
+
+
+def _bootstrap_frame(data: Any) -> pd.DataFrame:
+    """The customer table to resample, as a pandas DataFrame."""
+    if isinstance(data, pd.DataFrame):
+        return data
+    if _is_polars_frame(data):
+        return data.to_pandas()  # type: ignore[no-any-return]
+    raise InvalidDataError(
+        f"data must be a pandas or polars DataFrame of the customers, got {type(data).__name__}"
+    )
 
 
 @dataclass
@@ -191,8 +225,11 @@ def bootstrap(
     -------
     BootstrapResult
     """
+    if not isinstance(model, BaseModel):
+        raise _bad_parameter("model", f"must be a fitted clvrs model, got {type(model).__name__}")
     if "params_" not in vars(model):
         raise NotFittedError("bootstrap needs a fitted model")
+    from .models._rfm import RfmModel
     from .models.pnbd_dynamic import ParetoNBDDynamicModel
 
     if isinstance(model, ParetoNBDDynamicModel):
@@ -203,14 +240,22 @@ def bootstrap(
         )
     if kind not in ("nonparametric", "parametric"):
         raise _bad_parameter("kind", f"must be 'nonparametric' or 'parametric', got {kind!r}")
-    if not (isinstance(n_boot, int) and n_boot >= 2):
+    if not (isinstance(n_boot, numbers.Integral) and not isinstance(n_boot, bool) and n_boot >= 2):
         raise _bad_parameter("n_boot", f"must be a whole number >= 2, got {n_boot!r}")
-    frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
-    hyper = {**model.get_params(), "n_jobs": 1, "on_failure": "ignore"}
-    names = model._column_names(frame)  # type: ignore[attr-defined]
-    weight_col = names.get("weights")
-    base_weights = frame[weight_col].to_numpy(dtype=float) if weight_col else np.ones(len(frame))
-    total = int(round(base_weights.sum()))
+    n_boot = int(n_boot)
+    seed = _check_seed(seed)
+    level = _check_level(level)
+    if predict is not None and not callable(predict):
+        raise _bad_parameter("predict", f"must be a function of a fitted model, got {predict!r}")
+    if kind == "parametric" and not (
+        isinstance(model, RfmModel) and model._model in _SIMULATED  # type: ignore[attr-defined]
+    ):
+        raise _bad_parameter(
+            "kind",
+            f"parametric bootstrap needs a purchase model that can simulate histories "
+            f"({', '.join(sorted(_SIMULATED.values()))}), not {type(model).__name__}; use "
+            "kind='nonparametric'",
+        )
     # Refits use the same covariates (and their penalty) as the model.
     refit: dict[str, Any] = getattr(model, "_fit_keywords", dict)()
     if refit and kind == "parametric":
@@ -219,6 +264,20 @@ def bootstrap(
             "parametric bootstrap is not available for models fitted with covariates "
             "(histories are simulated without them); use kind='nonparametric'",
         )
+    threads = int(_core.resolve_n_jobs(n_jobs))
+    frame = _bootstrap_frame(data)
+    params = model.get_params()
+    hyper = {**params, "on_failure": "ignore"}
+    if "n_jobs" in params:
+        hyper["n_jobs"] = 1
+    names = model._column_names(frame)
+    # The data are checked once, up front, by the fit every replicate makes: a bad row would
+    # otherwise fail only the replicates that drew it, and the intervals would silently come
+    # from the others.
+    type(model)(**{**hyper, "n_jobs": threads} if "n_jobs" in params else hyper).fit(frame, **refit)
+    weight_col = names.get("weights")
+    base_weights = frame[weight_col].to_numpy(dtype=float) if weight_col else np.ones(len(frame))
+    total = int(round(base_weights.sum()))
     root = np.random.SeedSequence(seed)
     streams = root.spawn(n_boot)
 
@@ -250,7 +309,6 @@ def bootstrap(
         values = None if predict is None else _values(predict(fitted))
         return estimates, values
 
-    threads = int(_core.resolve_n_jobs(n_jobs))
     show = progress if progress is not None else os.isatty(2)
     bar = None
     if show:
@@ -272,7 +330,9 @@ def bootstrap(
     kept = [r for r in results if r[0] is not None]
     failed = n_boot - len(kept)
     if not kept:
-        raise RuntimeError("every bootstrap replicate failed to fit")
+        raise ConvergenceError(
+            f"every bootstrap replicate failed to fit or converge ({n_boot} of {n_boot})"
+        )
     alpha = (1 - level) / 2
     params = pd.DataFrame([r[0] for r in kept], columns=list(model.params_.index))
     param_intervals = params.quantile([alpha, 1 - alpha]).T

@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._base import _bad_parameter
-from ._input import align_to
+from ._base import BaseModel, _bad_parameter
+from ._input import align_to, data_error
+from .exceptions import InvalidDataError
 
 __all__ = [
     "TIME_UNITS_PER_MONTH",
@@ -73,7 +74,19 @@ def _spend(spend_model: Any, data: Any, frequency: Any, monetary_value: Any) -> 
         if not (math.isfinite(spend_model) and float(spend_model) >= 0):
             raise _bad_parameter("spend_model", f"must be >= 0, got {spend_model!r}")
         return float(spend_model)
-    values = np.asarray(spend_model, dtype=float)
+    wrong = _bad_parameter(
+        "spend_model",
+        "must be a fitted spend model (GammaGammaModel), a spend per transaction or one per "
+        f"customer, got {type(spend_model).__name__}",
+    )
+    if spend_model is None or isinstance(spend_model, (BaseModel, str, bytes, bool, dict)):
+        raise wrong
+    try:
+        values = np.asarray(spend_model, dtype=float)
+    except (TypeError, ValueError):
+        raise wrong from None
+    if values.ndim > 1:
+        raise wrong
     if not np.all(np.isfinite(values)) or np.any(values < 0):
         raise _bad_parameter("spend_model", "per-customer spends must be finite and >= 0")
     return spend_model
@@ -106,6 +119,75 @@ def customer_lifetime_value(
     - ``method="continuous"``: the infinite-horizon discounted expected residual transactions
       :math:`\int_0^\infty e^{-\delta t}\, dE[X(T, T + t)]` with :math:`\delta = \ln(1 + d) / f`
       per time unit (the same monthly rate, compounded continuously). Pareto/NBD and
+def _table_columns(
+    data: Any, columns: dict[str, Any], non_negative: tuple[str, ...] = ()
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """The named columns of a customer table as float arrays, checked: present, numeric,
+    finite (and >= 0 for the roles in ``non_negative``).
+
+    ``columns`` maps each role (the keyword naming the column) to the caller's column name.
+    """
+    if isinstance(data, pd.DataFrame):
+        frame = data
+    elif type(data).__module__.startswith("polars") and hasattr(data, "to_pandas"):
+        frame = data.to_pandas()
+    elif isinstance(data, dict):
+        try:
+            frame = pd.DataFrame(data)
+        except (TypeError, ValueError) as exc:
+            raise InvalidDataError(f"data: not a table of customers ({exc})") from None
+    else:
+        raise InvalidDataError(
+            f"data must be a pandas or polars DataFrame of customers, got {type(data).__name__}"
+        )
+    available = [str(c) for c in frame.columns]
+    out = {}
+    for role, name in columns.items():
+        try:
+            present = isinstance(name, str) and name in frame.columns
+        except TypeError:
+            present = False
+        if not present:
+            err = InvalidDataError(
+                f"column `{name}` (the {role} column) is missing; the data has columns "
+                f"{available}. Rename it, or name it with {role}='your_name'"
+            )
+            err.column, err.rule = str(name), "required column"
+            raise err
+        series = frame[name]
+        if not (
+            pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype)
+        ) or pd.api.types.is_complex_dtype(series.dtype):
+            err = InvalidDataError(f"column `{name}`: must be numeric, got dtype {series.dtype}")
+            err.column, err.rule = name, "must be numeric"
+            raise err
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        lowest = 0.0 if role in non_negative else -np.inf
+        bad = np.flatnonzero(~(np.isfinite(values) & (values >= lowest)))
+        if bad.size:
+            rule = "must be a finite number" + (" >= 0" if role in non_negative else "")
+            err = data_error(name, int(bad[0]), float(values[bad[0]]), rule)
+            label = frame.index[bad[0]]
+            if not (isinstance(frame.index, pd.RangeIndex) and label == bad[0]):
+                err.label = label
+                err = _labelled(err)
+            raise err
+        out[role] = values
+    return frame, out
+
+
+def _labelled(err: InvalidDataError) -> InvalidDataError:
+    """``err`` with its row's index label added to the message."""
+    located = InvalidDataError(f"{err} [index label {err.label!r}]")
+    located.column, located.row, located.rule, located.label = (
+        err.column,
+        err.row,
+        err.rule,
+        err.label,
+    )
+    return located
+
+
       GGompertz/NBD use their DERT (``expected_residual_transactions``); BG/NBD and MBG/NBD
       integrate :math:`\delta \int e^{-\delta t} E(t)\, dt` numerically (composite
       Gauss-Legendre in :math:`\delta t`, 96 horizons, about 1e-12 relative), as one weighted
@@ -229,6 +311,12 @@ def historical_clv(
     """Historical (customer-based) value, for users without a fitted model.
 
     Average order value times purchase frequency times margin times expected lifespan: the
+    if np.ndim(spend) == 1 and len(spend) not in (1, np.size(purchases)):
+        raise _bad_parameter(
+            "spend_model",
+            f"has {len(spend)} spends for {np.size(purchases)} customers: give one spend per "
+            "transaction, or one per customer",
+        )
     customer's mean repeat-purchase value, times their repeat purchases per time unit
     (``frequency / T``, 0 for ``T = 0``), times ``margin``, times ``lifespan`` (in the data's
     time unit). It extrapolates past behaviour and ignores churn; prefer
@@ -254,11 +342,14 @@ def historical_clv(
         raise _bad_parameter("lifespan", f"must be a finite number >= 0, got {lifespan!r}")
     if not (isinstance(margin, numbers.Real) and math.isfinite(margin) and margin >= 0):
         raise _bad_parameter("margin", f"must be a finite number >= 0, got {margin!r}")
-    frame = pd.DataFrame(data)
-    x = frame[frequency].astype(float)
-    age = frame[T].astype(float)
-    rate = np.where(age > 0, x / age.where(age > 0, 1.0), 0.0)
-    value = frame[monetary_value].astype(float) * rate * margin * float(lifespan)
+    frame, a = _table_columns(
+        data,
+        {"frequency": frequency, "T": T, "monetary_value": monetary_value},
+        non_negative=("frequency", "T"),
+    )
+    x, age = a["frequency"], a["T"]
+    rate = np.where(age > 0, x / np.where(age > 0, age, 1.0), 0.0)
+    value = a["monetary_value"] * rate * margin * float(lifespan)
     return pd.Series(value, index=frame.index, name="historical_clv")
 
 
@@ -295,18 +386,69 @@ def clv_segments(
         ``labels`` per customer and the per-tier ``table`` (highest value first), whose
         ``share_of_value`` column shows how concentrated value is.
     """
-    series = values if isinstance(values, pd.Series) else pd.Series(np.asarray(values, float))
+def _value_series(values: Any, name: str) -> pd.Series:
+    """Values per customer as a float Series: finite numbers, at least one."""
+    if isinstance(values, pd.Series):
+        series = values
+    elif type(values).__module__.startswith("polars") and hasattr(values, "to_pandas"):
+        series = values.to_pandas()
+    else:
+        if values is None or isinstance(values, (str, bytes, dict)):
+            raise _bad_parameter(name, f"must be numbers, one per customer, got {values!r}")
+        try:
+            array = np.asarray(values, dtype=float)
+        except (TypeError, ValueError):
+            raise _bad_parameter(name, "must be numbers, one per customer") from None
+        if array.ndim != 1:
+            raise _bad_parameter(
+                name, f"must be one number per customer, got an array of shape {array.shape}"
+            )
+        series = pd.Series(array)
+    if not (
+        pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype)
+    ) or pd.api.types.is_complex_dtype(series.dtype):
+        raise _bad_parameter(name, f"must be numbers, got dtype {series.dtype}")
     series = series.astype(float)
-    if series.isna().any() or not np.all(np.isfinite(series.to_numpy())):
-        raise _bad_parameter("values", "must be finite numbers (no NaN)")
-    if isinstance(segments, numbers.Integral):
-        if segments < 1:
-            raise _bad_parameter("segments", f"must be >= 1, got {segments!r}")
+    if len(series) == 0:
+        raise _bad_parameter(name, "is empty: give one value per customer")
+    bad = np.flatnonzero(~np.isfinite(series.to_numpy()))
+    if bad.size:
+        raise _bad_parameter(
+            name,
+            f"must be finite numbers (no NaN): row {int(bad[0])} "
+            f"(index label {series.index[bad[0]]!r}) is {series.iloc[bad[0]]}",
+        )
+    return series
+
+
+    series = _value_series(values, "values")
+    if isinstance(segments, numbers.Integral) and not isinstance(segments, bool):
+        if not 1 <= segments <= max(len(series), 1):
+            raise _bad_parameter(
+                "segments",
+                f"must be a whole number of tiers from 1 to the number of customers "
+                f"({len(series)}), got {segments!r}",
+            )
         edges = np.linspace(0.0, 1.0, int(segments) + 1)
     else:
-        edges = np.asarray(segments, dtype=float)
-        if edges[0] != 0 or edges[-1] != 1 or np.any(np.diff(edges) <= 0):
-            raise _bad_parameter("segments", "quantile edges must rise strictly from 0 to 1")
+        rule = (
+            "must be a whole number of tiers, or quantile edges rising strictly from 0 to 1 "
+            f"(e.g. [0, 0.5, 0.8, 1]), got {segments!r}"
+        )
+        if isinstance(segments, (str, bytes, bool, dict)) or not np.iterable(segments):
+            raise _bad_parameter("segments", rule)
+        try:
+            edges = np.asarray(list(segments), dtype=float)
+        except (TypeError, ValueError):
+            raise _bad_parameter("segments", rule) from None
+        if (
+            edges.ndim != 1
+            or len(edges) < 2
+            or edges[0] != 0
+            or edges[-1] != 1
+            or not np.all(np.diff(edges) > 0)  # NaN fails too
+        ):
+            raise _bad_parameter("segments", rule)
     n = len(edges) - 1
     if labels is None:
         prefix = "D" if n == 10 else "Q"
@@ -344,8 +486,17 @@ def rfm_segments(
     monetary_value: str = "monetary_value",
 ) -> pd.DataFrame:
     """Classic RFM scores: quantile scores of recency, frequency and monetary value.
+    if isinstance(labels, (str, bytes, dict)) or not np.iterable(labels):
+        raise _bad_parameter("labels", f"must be a list of {n} names, got {labels!r}")
+    labels = list(labels)
 
     Recency is scored on the time since the last purchase (``T - recency``): the most recent
+    try:
+        distinct = len(set(labels)) == n
+    except TypeError:
+        distinct = False
+    if not distinct:
+        raise _bad_parameter("labels", f"must be {n} distinct names, got {labels!r}")
     customers score highest. Ties are broken by position, so every score is used.
 
     Returns
@@ -354,10 +505,17 @@ def rfm_segments(
         Columns ``r``, ``f``, ``m`` (1 .. ``quantiles``), ``rfm`` (e.g. "443") and ``score``
         (r + f + m), on the data's index.
     """
-    if not (isinstance(quantiles, numbers.Integral) and quantiles >= 2):
+    if not (
+        isinstance(quantiles, numbers.Integral)
+        and not isinstance(quantiles, bool)
+        and quantiles >= 2
+    ):
         raise _bad_parameter("quantiles", f"must be a whole number >= 2, got {quantiles!r}")
-    frame = pd.DataFrame(data)
-    since_last = frame[T].astype(float) - frame[recency].astype(float)
+    frame, a = _table_columns(
+        data,
+        {"frequency": frequency, "recency": recency, "T": T, "monetary_value": monetary_value},
+    )
+    since_last = pd.Series(a["T"] - a["recency"], index=frame.index)
 
     def score(column: pd.Series) -> pd.Series:
         ranks = column.rank(method="first", pct=True)
@@ -365,8 +523,8 @@ def rfm_segments(
 
     out = pd.DataFrame(index=frame.index)
     out["r"] = score(-since_last)
-    out["f"] = score(frame[frequency].astype(float))
-    out["m"] = score(frame[monetary_value].astype(float))
+    out["f"] = score(pd.Series(a["frequency"], index=frame.index))
+    out["m"] = score(pd.Series(a["monetary_value"], index=frame.index))
     out["rfm"] = out["r"].astype(str) + out["f"].astype(str) + out["m"].astype(str)
     out["score"] = out["r"] + out["f"] + out["m"]
     return out
@@ -401,14 +559,20 @@ def acquisition_budget(
         target ratio) and, when costs are given, ``acquisition_cost``, ``clv_to_cac`` and
         ``headroom`` (affordable minus actual cost per customer).
     """
-    if not (isinstance(target_ratio, numbers.Real) and target_ratio > 0):
-        raise _bad_parameter("target_ratio", f"must be > 0, got {target_ratio!r}")
-    values = clv if isinstance(clv, pd.Series) else pd.Series(np.asarray(clv, dtype=float))
-    values = values.astype(float)
+    if not (
+        isinstance(target_ratio, numbers.Real)
+        and not isinstance(target_ratio, bool)
+        and math.isfinite(target_ratio)
+        and target_ratio > 0
+    ):
+        raise _bad_parameter("target_ratio", f"must be a finite number > 0, got {target_ratio!r}")
+    values = _value_series(clv, "clv")
     if by is None:
         groups = pd.Series("all", index=values.index, name="group")
     else:
-        groups = by if isinstance(by, pd.Series) else pd.Series(np.asarray(by), index=values.index)
+        if isinstance(by, (str, bytes, dict)) or not np.iterable(by):
+            raise _bad_parameter("by", f"must give each customer's group, got {by!r}")
+        groups = by if isinstance(by, pd.Series) else pd.Series(list(by))
         if isinstance(by, pd.Series) and isinstance(clv, pd.Series):
             # Matched to the customers by the rule of `align_to`: by label when the labels
             # are the same (in any order), refused when they differ.
@@ -420,15 +584,46 @@ def acquisition_budget(
     table["max_affordable_cac"] = table["mean_clv"] / target_ratio
     if acquisition_cost is not None:
         if isinstance(acquisition_cost, dict | pd.Series):
-            cost = pd.Series(acquisition_cost, dtype=float).reindex(table.index)
-            if cost.isna().any():
-                missing = list(cost.index[cost.isna()])
-                raise _bad_parameter("acquisition_cost", f"no cost given for groups {missing}")
-        else:
+            try:
+                given = pd.Series(acquisition_cost, dtype=float)
+            except (TypeError, ValueError):
+                raise _bad_parameter(
+                    "acquisition_cost", "must map each group to a number"
+                ) from None
+            cost = given.reindex(table.index)
+            absent = [g for g in table.index if g not in given.index]
+            if absent:
+                raise _bad_parameter("acquisition_cost", f"no cost given for groups {absent}")
+        elif isinstance(acquisition_cost, numbers.Real) and not isinstance(acquisition_cost, bool):
             cost = pd.Series(float(acquisition_cost), index=table.index)
-        if (cost <= 0).any():
-            raise _bad_parameter("acquisition_cost", "costs must be > 0")
+        else:
+            raise _bad_parameter(
+                "acquisition_cost",
+                "must be a number, or a dict or Series of numbers by group, got "
+                f"{acquisition_cost!r}",
+            )
+        bad = [g for g, c in cost.items() if not (math.isfinite(c) and c > 0)]
+        if bad:
+            raise _bad_parameter(
+                "acquisition_cost",
+                f"costs must be finite numbers > 0; group {bad[0]!r} has {cost[bad[0]]}",
+            )
         table["acquisition_cost"] = cost
         table["clv_to_cac"] = table["mean_clv"] / cost
         table["headroom"] = table["max_affordable_cac"] - cost
     return table
+        elif len(groups) != len(values):
+            raise _bad_parameter(
+                "by", f"has {len(groups)} groups for {len(values)} customers (clv)"
+            )
+        else:
+            groups = pd.Series(groups.to_numpy(), index=values.index)
+        missing = np.flatnonzero(groups.isna().to_numpy())
+        if missing.size:
+            # A customer without a group would silently drop out of every group's figures.
+            raise _bad_parameter(
+                "by",
+                f"customer at row {int(missing[0])} (index label "
+                f"{values.index[missing[0]]!r}) has no group (missing, or absent from `by`'s "
+                "index); give every customer a group",
+            )

@@ -10,7 +10,7 @@
 //! mean of the per-period sums excluding the first period (0 when there is none).
 //!
 //! Customers arrive as dense codes `0..n_customers` (the caller factorises ids), times as
-//! nanoseconds since the Unix epoch. Rows are bucketed by customer with a counting sort (two
+//! counts of a unit (nanoseconds to seconds) since the Unix epoch. Rows are bucketed by customer with a counting sort (two
 //! linear passes), then every customer's periods are sorted and merged in parallel.
 
 use crate::error::{ClvError, Result};
@@ -60,6 +60,33 @@ impl Period {
             }
         }
     }
+
+    /// The index of the period holding `time` counted in units of `unit_ns` nanoseconds: exact
+    /// for every `time` (a count of seconds or microseconds reaches years far outside the
+    /// 1677-2262 that nanoseconds cover; those go through 128-bit arithmetic, never wrapping).
+    #[inline]
+    pub fn index_in(self, time: i64, unit_ns: i64) -> i64 {
+        match time.checked_mul(unit_ns) {
+            Some(ns) => self.index(ns),
+            None => self.index_wide(i128::from(time) * i128::from(unit_ns)),
+        }
+    }
+
+    /// [`Period::index`] of a nanosecond count beyond `i64` (for units up to a second, the
+    /// hours and days of any `i64` count still fit `i64`).
+    #[cold]
+    fn index_wide(self, ns: i128) -> i64 {
+        let days = ns.div_euclid(i128::from(DAY_NS)) as i64;
+        match self {
+            Period::Hour => ns.div_euclid(i128::from(HOUR_NS)) as i64,
+            Period::Day => days,
+            Period::Week => (days + 3).div_euclid(7),
+            Period::Month => {
+                let (year, month) = civil_from_days(days);
+                (year - 1970) * 12 + (month - 1)
+            }
+        }
+    }
 }
 
 /// (year, month) of a day count since 1970-01-01, proleptic Gregorian calendar (H. Hinnant's
@@ -81,7 +108,8 @@ fn civil_from_days(days: i64) -> (i64, i64) {
 pub struct TransactionColumns<'a> {
     /// Customer codes in `0..n_customers`; negative codes are missing ids.
     pub customer: &'a [i64],
-    /// Times in nanoseconds since the epoch; `i64::MIN` is a missing time.
+    /// Times since the epoch in units of `SummaryOptions::time_unit_ns`; `i64::MIN` is a
+    /// missing time.
     pub time_ns: &'a [i64],
     pub amount: Option<&'a [f64]>,
     /// Subtracted from `customer` to give the code (so integer ids in a dense range need no
@@ -111,7 +139,8 @@ pub struct SummaryOptions {
     pub period: Period,
     /// recency and T are divided by this.
     pub multiplier: f64,
-    /// End of observation (nanoseconds), floored to its period; the latest time if None.
+    /// End of observation, in the units of the times (`time_unit_ns`), floored to its period;
+    /// the latest time if None.
     pub end_ns: Option<i64>,
     /// Count the first period in frequency and in the monetary mean.
     pub include_first: bool,
@@ -120,7 +149,7 @@ pub struct SummaryOptions {
     /// Accept negative amounts (returns); NaN and infinite amounts are always errors.
     pub allow_negative: bool,
     /// Leave out (by design, uncounted) rows in this period or earlier: the holdout of a
-    /// calibration/holdout split.
+    /// calibration/holdout split. In the units of the times, like `end_ns`.
     pub after_ns: Option<i64>,
     /// Also count repeat transactions (distinct periods after each customer's first) per period.
     pub track: bool,
@@ -195,7 +224,7 @@ pub fn summarize(
         if t == i64::MIN {
             i64::MIN
         } else {
-            period.index(t.saturating_mul(unit))
+            period.index_in(t, unit)
         }
     });
     const NONE: usize = usize::MAX;
@@ -246,8 +275,8 @@ pub fn summarize(
             return Err(bad(column, row, value.map(|_| amount_at(row)), rule));
         }
     }
-    let end_period = opts.end_ns.map_or(latest, |ns| period.index(ns));
-    let after = opts.after_ns.map(|ns| period.index(ns));
+    let end_period = opts.end_ns.map_or(latest, |t| period.index_in(t, unit));
+    let after = opts.after_ns.map(|t| period.index_in(t, unit));
     if !opts.exclude_after_end {
         if let Some(i) = (0..n).find(|&i| periods[i] > end_period) {
             return Err(bad(
@@ -519,6 +548,10 @@ mod tests {
     };
 
     fn day(y: i64, m: i64, d: i64) -> i64 {
+        days(y, m, d) * DAY_NS
+    }
+
+    fn days(y: i64, m: i64, d: i64) -> i64 {
         // days_from_civil
         let y = if m <= 2 { y - 1 } else { y };
         let era = y.div_euclid(400);
@@ -526,7 +559,7 @@ mod tests {
         let mp = (m + 9) % 12;
         let doy = (153 * mp + 2) / 5 + d - 1;
         let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        (era * 146_097 + doe - 719_468) * DAY_NS
+        era * 146_097 + doe - 719_468
     }
 
     #[test]
@@ -547,6 +580,38 @@ mod tests {
         assert_eq!(Period::Month.index(day(1969, 12, 31)), -1);
         assert_eq!(Period::Day.index(-1), -1);
         assert_eq!(Period::Hour.index(day(1970, 1, 2) + 5 * HOUR_NS + 1), 29);
+    }
+
+    #[test]
+    fn periods_of_coarse_units_are_exact_beyond_the_nanosecond_range() {
+        const SEC: i64 = 1_000_000_000;
+        for period in [Period::Hour, Period::Day, Period::Week, Period::Month] {
+            // Within the nanosecond range the unit does not matter.
+            let t = day(1997, 3, 5) + 7 * HOUR_NS;
+            assert_eq!(period.index_in(t / SEC, SEC), period.index(t));
+            assert_eq!(period.index_in(t / 1_000, 1_000), period.index(t));
+        }
+        // 1500-01-01 and 3000-01-01 in seconds: 547,864 days apart (proleptic Gregorian).
+        let (a, b) = (days(1500, 1, 1) * 86_400, days(3000, 1, 1) * 86_400);
+        assert!(a.checked_mul(SEC).is_none() && b.checked_mul(SEC).is_none());
+        assert_eq!(
+            Period::Day.index_in(b, SEC) - Period::Day.index_in(a, SEC),
+            547_864
+        );
+        assert_eq!(
+            Period::Month.index_in(b, SEC) - Period::Month.index_in(a, SEC),
+            1500 * 12
+        );
+        assert_eq!(
+            Period::Hour.index_in(b, SEC) - Period::Hour.index_in(a, SEC),
+            547_864 * 24
+        );
+        // 1500-01-01 was a Monday (proleptic Gregorian): it starts its week.
+        assert_eq!(Period::Week.index_in(a + 86_399, SEC), Period::Week.index_in(a, SEC));
+        assert_eq!(
+            Period::Week.index_in(a, SEC),
+            Period::Week.index_in(a - 1, SEC) + 1
+        );
     }
 
     #[test]

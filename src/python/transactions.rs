@@ -9,7 +9,8 @@ use crate::data::transactions::{
     summarize, Period, SummaryOptions, TransactionColumns, TransactionNames,
 };
 
-/// Summarise a transaction log given dense customer codes and times in nanoseconds; returns a
+/// Summarise a transaction log given dense customer codes and times in units of `time_unit_ns`
+/// nanoseconds (`end_ns` and `after_ns` in the same units); returns a
 /// dict of arrays (`customer` codes, `frequency`, `recency`, `T`, `monetary_value` when amounts
 /// are given, `first_period`), counts and, with `track`, repeat transactions per period.
 #[pyfunction]
@@ -94,17 +95,29 @@ fn summarize_transactions<'py>(
     Ok(d)
 }
 
-/// The period index of each time (see `Period::index`), for aligning dates with periods.
+/// The period index of each time (see `Period::index_in`; times in units of `time_unit_ns`
+/// nanoseconds), for aligning dates with periods.
 #[pyfunction]
+#[pyo3(signature = (time_ns, freq, time_unit_ns=1))]
 fn period_index<'py>(
     py: Python<'py>,
     time_ns: numpy::PyReadonlyArray1<'py, i64>,
     freq: &str,
+    time_unit_ns: i64,
 ) -> PyResult<Bound<'py, numpy::PyArray1<i64>>> {
     let times = time_ns.as_array();
     let periods = run(py, Some(1), |_, _| {
         let period = Period::parse(freq)?;
-        Ok(times.iter().map(|&t| period.index(t)).collect())
+        if time_unit_ns < 1 {
+            return Err(crate::error::ClvError::invalid_parameter(
+                "time_unit_ns",
+                format!("must be >= 1, got {time_unit_ns}"),
+            ));
+        }
+        Ok(times
+            .iter()
+            .map(|&t| period.index_in(t, time_unit_ns))
+            .collect())
     })?;
     Ok(numpy::PyArray1::from_vec(py, periods))
 }

@@ -10,15 +10,16 @@ of a pandas categorical, else the smallest value; every other level gets a colum
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from .._input import _is_polars_frame, is_number
-from ..exceptions import InvalidDataError, InvalidParameterError
+from ..exceptions import ClvError, InvalidDataError, InvalidParameterError
 
 if TYPE_CHECKING:
     from .._base import BaseModel
@@ -287,6 +288,14 @@ class CovariateSpec:
         out[rows, codes[rows] - 1] = 1.0
         return out
 
+    def culprit(self, data: Any, row: int, params: pd.Series) -> str | None:
+        """The covariate column with the largest term in ``row`` (None if it cannot be told)."""
+        try:
+            sizes = _term_sizes(self, data, row, params)
+        except (ClvError, IndexError):
+            return None
+        return max(sizes, key=lambda k: sizes[k]) if sizes else None
+
     def design(self, data: Any) -> tuple[Any, ...]:
         """The covariate arguments of the core functions for the rows of ``data``."""
         coefficients = self.coefficient_names()
@@ -332,6 +341,25 @@ class CovariateSpec:
         )
 
 
+def _term_sizes(spec: CovariateSpec, data: Any, row: int, params: pd.Series) -> dict[str, float]:
+    """Per covariate column: the largest |coefficient x value| of its terms in ``row``."""
+    sizes: dict[str, float] = {}
+    with np.errstate(all="ignore"):
+        for column in dict.fromkeys(spec.purchase + spec.dropout):
+            values = spec._encode(data, column)[row]
+            prefixes = ["tied"] if column in spec.tied else []
+            prefixes += [p for p in PROCESSES if column in spec._process_columns(p)]
+            size = 0.0
+            for prefix in prefixes:
+                for value, encoded in zip(values, spec.encoded(column)):
+                    coef = params.get(f"{prefix}:{encoded}")
+                    if coef is not None:
+                        term = abs(float(coef) * float(value))
+                        size = max(size, term if not math.isnan(term) else math.inf)
+            sizes[column] = size
+    return sizes
+
+
 def _check_missing(series: pd.Series, name: str) -> None:
     missing = np.flatnonzero(series.isna().to_numpy())
     if missing.size:
@@ -353,6 +381,32 @@ class CovariateSummary:
     def _spec(self) -> CovariateSpec | None:
         spec = self.__dict__.get("covariates_")
         return spec if isinstance(spec, CovariateSpec) else None
+
+    @contextlib.contextmanager
+    def _naming_covariates(self, data: Any) -> Iterator[None]:
+        """Blame the covariate column, not ``covariates``, for a customer whose covariates put
+        the model's parameters outside their domain (a value of 1e300, say): the column whose
+        term (coefficient times value) is largest in magnitude in that customer's row."""
+        try:
+            yield
+        except InvalidDataError as err:
+            spec = self._spec()
+            row = getattr(err, "row", None)
+            if spec is None or getattr(err, "column", None) != "covariates" or row is None:
+                raise
+            params = self.__dict__.get("params_")
+            name = None if params is None else spec.culprit(data, row, params)
+            if name is None:
+                raise
+            message = str(err).replace("column `covariates`", f"column `{name}`", 1)
+            message = message.replace(
+                ": give this customer",
+                ": the covariates (this column's term the largest) give this customer",
+                1,
+            )
+            renamed = InvalidDataError(message)
+            renamed.column, renamed.row, renamed.rule = name, row, err.rule
+            raise renamed from None
 
     def summary_frame(self, level: float = 0.95) -> pd.DataFrame:
         """Estimates with standard errors and ``level`` confidence intervals.

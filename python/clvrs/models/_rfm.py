@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _core
-from .._base import BaseModel, _bad_parameter
+from .._base import BaseModel, _bad_parameter, _check_seed
 from .._input import (
     Columns,
     _native,
@@ -17,6 +17,7 @@ from .._input import (
     data_error,
     wrap_output,
 )
+from ..exceptions import InvalidParameterError
 from ._covariates import CovariateSpec, CovariateSummary, check_covariate_penalizer
 
 __all__ = ["RfmModel"]
@@ -105,7 +106,10 @@ class RfmModel(CovariateSummary, BaseModel):
         cols = self._columns(data, arrays)
         a = cols.arrays
         rate = quantity == "expected_residual_transactions"
-        with cols.locating_rows({"discount_rate" if rate else "t": t, "n": n}):
+        with (
+            cols.locating_rows({"discount_rate" if rate else "t": t, "n": n}),
+            self._naming_covariates(data),
+        ):
             if rate and t is not None:
                 _check_rates(t)
             out = _core.rfm_predict(
@@ -153,7 +157,7 @@ class RfmModel(CovariateSummary, BaseModel):
         """
         cols = self._columns(data, {"frequency": frequency, "recency": recency, "T": T})
         a = cols.arrays
-        with cols.locating_rows(lists=("horizons", "weights")):
+        with cols.locating_rows(lists=("horizons", "weights")), self._naming_covariates(data):
             out = _core.rfm_weighted_expected_purchases(
                 self._model,
                 self._params_list(),
@@ -181,7 +185,15 @@ class RfmModel(CovariateSummary, BaseModel):
         """
         self._without_covariates("simulate")
         ages = as_float_array(T, "T")
-        x, t_x = _core.rfm_simulate(self._model, self._params_list(), ages, int(seed))
+        try:
+            x, t_x = _core.rfm_simulate(self._model, self._params_list(), ages, seed)
+        except InvalidParameterError as err:
+            if getattr(err, "parameter", None) != "quantity":
+                raise
+            raise _bad_parameter(
+                "model", f"{type(self).__name__} has no simulator (simulate is not available)"
+            ) from None
+        seed = _check_seed(seed)
         return pd.DataFrame({"frequency": x, "recency": t_x, "T": ages})
 
     def fit(
@@ -387,15 +399,16 @@ class RfmModel(CovariateSummary, BaseModel):
             raise _bad_parameter(
                 "t", f"must be one value or one per row of data ({rows}), got {horizon.size}"
             )
-        out = _core.rfm_new_customer(
-            self._model,
-            quantity,
-            self._params_list(),
-            _native(np.broadcast_to(horizon, rows), np.float64),
-            n=None if counts is None else _native(np.broadcast_to(counts, rows), np.float64),
-            n_jobs=self.n_jobs,
-            covariates=spec.design(data),
-        )
+        with self._naming_covariates(data):
+            out = _core.rfm_new_customer(
+                self._model,
+                quantity,
+                self._params_list(),
+                _native(np.broadcast_to(horizon, rows), np.float64),
+                n=None if counts is None else _native(np.broadcast_to(counts, rows), np.float64),
+                n_jobs=self.n_jobs,
+                covariates=spec.design(data),
+            )
         if isinstance(data, pd.DataFrame):
             return pd.Series(out, index=data.index, name=quantity)
         from .._input import _is_polars_frame

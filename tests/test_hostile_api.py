@@ -1,0 +1,394 @@
+"""Hostile input to the higher-level API (issue 25, classes 1, 3 and 4): every input gives the
+exact answer or a typed :class:`clvrs.ClvError` naming the caller's own argument or column.
+
+The first part pins the examples of the issue; the second sweeps every public function and
+method with wrong types and values (``test_sweep_*``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import clvrs
+from clvrs.exceptions import (
+    ConvergenceError,
+    InvalidDataError,
+    InvalidParameterError,
+    NotFittedError,
+)
+
+
+@pytest.fixture(scope="module")
+def small() -> pd.DataFrame:
+    return clvrs.datasets.load_cdnow_summary().iloc[:300].copy()
+
+
+@pytest.fixture(scope="module")
+def bg(small: pd.DataFrame) -> clvrs.BetaGeoModel:
+    return clvrs.BetaGeoModel().fit(small)
+
+
+@pytest.fixture(scope="module")
+def spend(small: pd.DataFrame) -> clvrs.GammaGammaModel:
+    return clvrs.GammaGammaModel().fit(small[small["frequency"] > 0])
+
+
+def _parameter(call: Callable[[], Any], name: str) -> InvalidParameterError:
+    with pytest.raises(InvalidParameterError) as info:
+        call()
+    assert info.value.parameter == name, str(info.value)
+    assert name in str(info.value)
+    return info.value
+
+
+def _column(call: Callable[[], Any], name: str, row: int | None = None) -> InvalidDataError:
+    with pytest.raises(InvalidDataError) as info:
+        call()
+    err = info.value
+    assert err.column == name, str(err)
+    assert f"`{name}`" in str(err)
+    assert err.row == row, str(err)
+    return err
+
+
+# -- prediction_interval and bootstrap --------------------------------------------------------
+
+
+@pytest.mark.parametrize("level", ["0.9", None, True, float("nan"), 1.5, [0.9]])
+def test_prediction_interval_level_of_the_wrong_type(bg, small, level):
+    _parameter(
+        lambda: clvrs.prediction_interval(bg, "expected_purchases", small, t=5, level=level),
+        "level",
+    )
+
+
+def test_prediction_interval_method_and_model(bg, small):
+    _parameter(lambda: clvrs.prediction_interval(bg, "_params_list", small), "method")
+    _parameter(lambda: clvrs.prediction_interval(bg, 3, small), "method")
+    _parameter(lambda: clvrs.prediction_interval(bg, "params_", small), "method")
+    _parameter(lambda: clvrs.prediction_interval("bg", "expected_purchases", small), "model")
+
+
+def test_delta_interval_checks_its_options_before_predicting(bg, small):
+    calls = []
+
+    def predict(model: Any) -> Any:
+        calls.append(1)
+        return model.expected_purchases(small, t=1)
+
+    _parameter(lambda: clvrs.delta_interval(predict, [bg], scale="sqrt"), "scale")
+    _parameter(lambda: clvrs.delta_interval(predict, bg), "models")
+    _parameter(lambda: clvrs.delta_interval("predict", [bg]), "predict")
+    with pytest.raises(NotFittedError):
+        clvrs.delta_interval(predict, [clvrs.BetaGeoModel.from_params(r=1, alpha=1, a=1, b=1)])
+    assert calls == []
+
+
+@pytest.mark.parametrize("seed", [-1, 2**64, 1.5, "1", None, True])
+def test_bootstrap_seed(bg, small, seed):
+    _parameter(lambda: clvrs.bootstrap(bg, small, 2, seed=seed, n_jobs=1), "seed")
+
+
+def test_bootstrap_numpy_integers_are_whole_numbers(bg, small):
+    result = clvrs.bootstrap(bg, small, np.int64(2), seed=np.uint8(3), n_jobs=1)
+    assert len(result.params) + result.failed == 2
+
+
+@pytest.mark.parametrize("data", [None, [1, 2, 3], "frame", 3.0])
+def test_bootstrap_data_must_be_a_frame(bg, data):
+    with pytest.raises(InvalidDataError, match="must be a pandas or polars DataFrame"):
+        clvrs.bootstrap(bg, data, 2, n_jobs=1)
+
+
+def test_bootstrap_missing_column(bg, small):
+    _column(lambda: clvrs.bootstrap(bg, small.drop(columns="T"), 2, n_jobs=1), "T")
+
+
+def test_bootstrap_refuses_a_bad_row_up_front(bg, small):
+    # Before: the replicates that drew the row failed and the intervals came from the others.
+    bad = small.copy()
+    bad.loc[bad.index[5], "T"] = -1.0
+    err = _column(lambda: clvrs.bootstrap(bg, bad, 50, n_jobs=1), "T", 5)
+    assert err.label == bad.index[5]
+
+
+def test_bootstrap_refuses_a_bad_weight_up_front(small):
+    weighted = small.assign(w=1.0)
+    model = clvrs.BetaGeoModel(columns={"weights": "w"}).fit(weighted)
+    weighted.loc[weighted.index[7], "w"] = np.nan
+    _column(lambda: clvrs.bootstrap(model, weighted, 5, n_jobs=1), "w", 7)
+
+
+def test_bootstrap_options_are_checked_before_any_refit(bg, small, monkeypatch):
+    def refit(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("refitted before checking the options")
+
+    monkeypatch.setattr(clvrs.BetaGeoModel, "fit", refit)
+    _parameter(lambda: clvrs.bootstrap(bg, small, 4, level=1.5, n_jobs=1), "level")
+    _parameter(lambda: clvrs.bootstrap(bg, small, 4, level="0.9", n_jobs=1), "level")
+    _parameter(lambda: clvrs.bootstrap(bg, small, True, n_jobs=1), "n_boot")
+    _parameter(lambda: clvrs.bootstrap(bg, small, 4.0, n_jobs=1), "n_boot")
+    _parameter(lambda: clvrs.bootstrap(bg, small, 4, predict="x", n_jobs=1), "predict")
+    _parameter(lambda: clvrs.bootstrap(bg, small, 4, kind=None, n_jobs=1), "kind")
+    _parameter(lambda: clvrs.bootstrap(small, small, 4, n_jobs=1), "model")
+
+
+def test_bootstrap_parametric_needs_a_simulator(small, spend):
+    buyers = small[small["frequency"] > 0]
+    _parameter(lambda: clvrs.bootstrap(spend, buyers, 2, kind="parametric", n_jobs=1), "kind")
+    bgbb = clvrs.BetaGeoBetaBinomModel.from_params(alpha=1, beta=2, gamma=1, delta=2)
+    bgbb.params_  # noqa: B018 - fitted-like
+    _parameter(lambda: clvrs.bootstrap(bgbb, small, 2, kind="parametric", n_jobs=1), "kind")
+    # Gamma-Gamma's nonparametric bootstrap works.
+    result = clvrs.bootstrap(spend, buyers, 3, n_jobs=1)
+    assert list(result.params.columns) == ["p", "q", "gamma"]
+
+
+def test_bootstrap_of_a_subscription_model_on_records():
+    records = pd.DataFrame(
+        {"periods": [1, 2, 3, 4, 5, 2, 3, 7, 8, 1] * 5, "churned": [True, False] * 25}
+    )
+    model = clvrs.ShiftedBetaGeoModel().fit(records)
+    result = clvrs.bootstrap(model, records, 4, n_jobs=1)
+    assert list(result.params.columns) == ["alpha", "beta"]
+    assert len(result.params) + result.failed == 4
+    _parameter(lambda: clvrs.bootstrap(model, records, 2, kind="parametric"), "kind")
+
+
+def test_bootstrap_every_replicate_failing_is_a_convergence_error(bg, small):
+    def predict(model: Any) -> Any:
+        raise ZeroDivisionError
+
+    # Replicates that all fail are a failed fit (RuntimeError), typed.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tiny = clvrs.BetaGeoModel(max_iter=1)
+        tiny.fit(small)
+    with pytest.raises(ConvergenceError) as info:
+        clvrs.bootstrap(tiny, small, 2, n_jobs=1)
+    assert isinstance(info.value, RuntimeError)
+
+
+# -- customer value -----------------------------------------------------------------------------
+
+
+def test_customer_lifetime_value_spend_model_of_the_wrong_kind(bg, small):
+    for wrong in (bg, "spend", None, {"a": 1.0}, True, [["a"]], np.ones((2, 2))):
+        _parameter(
+            lambda wrong=wrong: clvrs.customer_lifetime_value(bg, wrong, small), "spend_model"
+        )
+
+
+def test_customer_lifetime_value_spend_list_of_the_wrong_length(bg, small):
+    err = _parameter(lambda: clvrs.customer_lifetime_value(bg, [1.0, 2.0], small), "spend_model")
+    assert "2 spends for 300 customers" in str(err)
+    one = clvrs.customer_lifetime_value(bg, [2.0], small)
+    np.testing.assert_allclose(one, clvrs.customer_lifetime_value(bg, 2.0, small), rtol=1e-15)
+
+
+@pytest.mark.parametrize("segments", [2.5, 4.0, [0, np.nan, 1], [0, 0.5], "4", None, True, 0])
+def test_clv_segments_count_and_edges(segments):
+    _parameter(lambda: clvrs.clv_segments(np.arange(10.0), segments), "segments")
+
+
+def test_clv_segments_values_and_labels():
+    _parameter(lambda: clvrs.clv_segments(["a", "b"]), "values")
+    _parameter(lambda: clvrs.clv_segments([]), "values")
+    _parameter(lambda: clvrs.clv_segments(np.ones((2, 2))), "values")
+    _parameter(lambda: clvrs.clv_segments([1.0, np.inf]), "values")
+    _parameter(lambda: clvrs.clv_segments(np.arange(8.0), 2, labels="ab"), "labels")
+    _parameter(lambda: clvrs.clv_segments(np.arange(8.0), 2, labels=["a", "a"]), "labels")
+    _parameter(lambda: clvrs.clv_segments(np.arange(8.0), 2, labels=3), "labels")
+    # Numpy whole numbers are counts.
+    tiers = clvrs.clv_segments(np.arange(8.0), np.int64(2), labels=("low", "high"))
+    assert list(tiers.table.index) == ["high", "low"]
+
+
+@pytest.mark.parametrize("function", ["historical_clv", "rfm_segments"])
+def test_value_tables_name_a_missing_column(small, function):
+    call = getattr(clvrs, function)
+    args = (10.0,) if function == "historical_clv" else ()
+    err = _column(lambda: call(small.drop(columns="T"), *args), "T")
+    assert "is missing" in str(err)
+    _column(lambda: call(small, *args, T="age"), "age")
+    _column(lambda: call(small.assign(T="x"), *args), "T")
+    with pytest.raises(InvalidDataError, match="must be a pandas or polars DataFrame"):
+        call(None, *args)
+
+
+@pytest.mark.parametrize("function", ["historical_clv", "rfm_segments"])
+def test_value_tables_refuse_missing_values(small, function):
+    # Before: NaN in, NaN (historical value) or a garbage integer score (RFM) out.
+    call = getattr(clvrs, function)
+    args = (10.0,) if function == "historical_clv" else ()
+    bad = small.copy()
+    bad.loc[bad.index[4], "monetary_value"] = np.nan
+    err = _column(lambda: call(bad, *args), "monetary_value", 4)
+    assert err.label == bad.index[4]
+
+
+def test_acquisition_budget_refuses_non_finite_costs():
+    clv = np.arange(1.0, 5.0)
+    for cost in (np.nan, np.inf, -1.0, 0.0, "5", True, [1.0]):
+        _parameter(lambda cost=cost: clvrs.acquisition_budget(clv, cost), "acquisition_cost")
+    _parameter(
+        lambda: clvrs.acquisition_budget(clv, {"a": np.nan, "b": 1.0}, by=list("aabb")),
+        "acquisition_cost",
+    )
+    _parameter(
+        lambda: clvrs.acquisition_budget(clv, {"a": np.inf, "b": 1.0}, by=list("aabb")),
+        "acquisition_cost",
+    )
+    table = clvrs.acquisition_budget(clv, {"a": 2.0, "b": 1.0}, by=list("aabb"))
+    assert table.loc["a", "clv_to_cac"] == pytest.approx(0.75)
+
+
+def test_acquisition_budget_refuses_customers_without_a_group():
+    # Before: customers whose group was None (or not in `by`'s index) were dropped silently.
+    clv = pd.Series([1.0, 2.0, 3.0, 4.0], index=list("wxyz"))
+    err = _parameter(lambda: clvrs.acquisition_budget(clv, by=["a", None, "b", "a"]), "by")
+    assert "row 1" in str(err) and "'x'" in str(err)
+    partial = pd.Series(["a", "b", "a"], index=list("wxy"))
+    _parameter(lambda: clvrs.acquisition_budget(clv, by=partial), "by")
+    _parameter(lambda: clvrs.acquisition_budget(clv, by=["a", "b"]), "by")
+    _parameter(lambda: clvrs.acquisition_budget([1.0, np.nan]), "clv")
+    _parameter(lambda: clvrs.acquisition_budget(clv, target_ratio=np.inf), "target_ratio")
+    aligned = pd.Series(["a", "b", "a", "b"], index=list("zyxw"))
+    table = clvrs.acquisition_budget(clv, by=aligned)
+    assert table.loc["b", "mean_clv"] == pytest.approx(2.0)  # w (1) and y (3), by label
+
+
+# -- evaluation, tracking, simulation ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def split() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "frequency_cal": [1.0, 2.0, 0.0],
+            "recency_cal": [3.0, 4.0, 0.0],
+            "T_cal": [5.0, 6.0, 7.0],
+            "frequency_holdout": [1.0, 1.0, 0.0],
+            "duration_holdout": [4.0, 4.0, 4.0],
+        }
+    )
+
+
+def test_holdout_evaluation_missing_column(bg, split):
+    _column(
+        lambda: clvrs.holdout_evaluation(bg, split.drop(columns="duration_holdout")),
+        "duration_holdout",
+    )
+    _column(lambda: clvrs.holdout_evaluation(bg, split, T="T"), "T")
+    _column(
+        lambda: clvrs.holdout_evaluation(bg, split.assign(frequency_holdout=np.nan)),
+        "frequency_holdout",
+        0,
+    )
+    _parameter(lambda: clvrs.holdout_evaluation(None, split), "model")
+    with pytest.raises(NotFittedError):
+        clvrs.holdout_evaluation(clvrs.BetaGeoModel(), split)
+
+
+def test_holdout_evaluation_blames_the_callers_column(bg, split):
+    err = _column(
+        lambda: clvrs.holdout_evaluation(bg, split.assign(recency_cal=[3.0, 9.0, 0.0])),
+        "recency_cal",
+        1,
+    )
+    assert "must not exceed" in str(err)
+
+
+def test_holdout_evaluation_of_bgbb(split):
+    bgbb = clvrs.BetaGeoBetaBinomModel.from_params(alpha=1, beta=2, gamma=1, delta=2)
+    result = clvrs.holdout_evaluation(bgbb, split.assign(recency_cal=[3.0, 4.0, 0.0]))
+    expected = bgbb.expected_purchases(
+        frequency=np.array([1.0, 2.0, 0.0]),
+        recency=np.array([3.0, 4.0, 0.0]),
+        periods=np.array([5.0, 6.0, 7.0]),
+        m=4,
+    )
+    np.testing.assert_allclose(result.customers["predicted"], expected, rtol=1e-15)
+
+
+def test_tracking_needs_a_purchase_model(spend):
+    log = pd.DataFrame(
+        {"id": [1, 1, 2], "date": pd.to_datetime(["2020-01-01", "2020-02-01", "2020-01-05"])}
+    )
+    _parameter(lambda: clvrs.tracking(spend, log, "id", "date"), "model")
+    _parameter(lambda: clvrs.tracking("BetaGeoModel", log, "id", "date"), "model")
+    with pytest.raises(NotFittedError):
+        clvrs.tracking(clvrs.BetaGeoModel(), log, "id", "date")
+
+
+@pytest.mark.parametrize("seed", [-1, 2**64, 0.5, "0", None, False])
+def test_simulate_seed(bg, seed):
+    _parameter(lambda: bg.simulate(np.array([10.0, 20.0]), seed=seed), "seed")
+    _parameter(lambda: clvrs.simulate_transactions(bg, [10.0, 20.0], seed=seed), "seed")
+
+
+def test_simulate_seed_limits_and_numpy_integers(bg):
+    top = bg.simulate(np.array([10.0, 20.0]), seed=2**64 - 1)
+    assert len(top) == 2
+    np.testing.assert_array_equal(
+        bg.simulate(np.array([10.0, 20.0]), seed=np.int64(7)).to_numpy(),
+        bg.simulate(np.array([10.0, 20.0]), seed=7).to_numpy(),
+    )
+
+
+def test_simulate_without_a_simulator_and_wrong_models(bg):
+    bgbb = clvrs.BetaGeoBetaBinomModel.from_params(alpha=1, beta=2, gamma=1, delta=2)
+    _parameter(lambda: bgbb.simulate(np.array([5.0])), "model")
+    _parameter(lambda: clvrs.simulate_transactions("bg", [1.0]), "model")
+    _parameter(lambda: clvrs.simulate_transactions(bg, [1.0], spend_model=bg), "spend_model")
+    _parameter(lambda: clvrs.simulate_transactions(bg, [1.0], time_unit=["W"]), "time_unit")
+    _column(lambda: clvrs.simulate_transactions(bg, ["a"]), "T")
+
+
+# -- errors that blame the right thing ----------------------------------------------------------
+
+
+def test_fit_segments_names_the_callers_column_for_a_missing_key(small):
+    data = small.assign(grp=np.where(np.arange(len(small)) % 2, "a", "b"))
+    data.loc[data.index[3], "grp"] = None
+    err = _column(lambda: clvrs.fit_segments(clvrs.BetaGeoModel(), data, "grp"), "grp", 3)
+    assert err.label == data.index[3]
+    keys = data["grp"].to_numpy()
+    _column(lambda: clvrs.fit_segments(clvrs.BetaGeoModel(), data, keys), "by", 3)
+
+
+def test_fit_segments_arguments(small):
+    _parameter(lambda: clvrs.fit_segments(clvrs.BetaGeoModel(), small, 5), "by")
+    _parameter(lambda: clvrs.fit_segments(clvrs.BetaGeoModel(), small, [1, 2]), "by")
+    _parameter(
+        lambda: clvrs.fit_segments(clvrs.BetaGeoModel(), small, "frequency", min_customers="5"),
+        "min_customers",
+    )
+
+
+def test_a_huge_covariate_at_prediction_names_its_column():
+    data = clvrs.datasets.load_cdnow_summary().iloc[:400].copy()
+    data["size"] = np.linspace(0.0, 1.0, len(data))
+    data["other"] = np.cos(np.arange(len(data)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = clvrs.BetaGeoModel().fit(
+            data, purchase_covariates=["size", "other"], dropout_covariates=["other"]
+        )
+    if model.params_["purchase:size"] == 0:  # pragma: no cover - the data fix the sign
+        pytest.skip("zero coefficient")
+    hostile = data.iloc[:4].copy()
+    hostile.loc[hostile.index[2], "size"] = 1e300
+    for call in (
+        lambda: model.expected_purchases(hostile, t=5),
+        lambda: model.probability_alive(hostile),
+        lambda: model.expected_purchases_new_customer(1.0, hostile),
+        lambda: clvrs.customer_lifetime_value(model, 1.0, hostile),
+    ):
+        err = _column(call, "size", 2)
+        assert "covariates" in str(err)  # says the covariates give the bad parameters
