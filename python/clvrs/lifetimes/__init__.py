@@ -26,7 +26,8 @@ for every model; no NaN or overflow where lifetimes returns them (Pareto/NBD wit
 or ``s`` near 1, BG/NBD with ``a + b < 1``, BG/BB over long histories); every fit is clvrs'
 deterministic gradient method (lifetimes: BFGS on log-parameters, Nelder-Mead from random starts
 for Pareto/NBD), so ``initial_params``, ``tol``, ``iterative_fitting`` and optimiser options are
-accepted and ignored, and ``penalizer_coef`` is clvrs' L2 penalty (same direction, other scale);
+accepted and ignored, and ``penalizer_coef`` is clvrs' ``penalizer`` (lifetimes applies it to
+parameters of time-rescaled data, so the same value shrinks differently);
 ``_negative_log_likelihood_`` is the mean negative log-likelihood per customer (unscaled data);
 ``save_model`` writes a JSON document (lifetimes: a dill pickle; lifetimes' files cannot be
 read); the holdout mean spend of ``calibration_and_holdout_data`` is lifetimes' (mean of raw
@@ -37,9 +38,31 @@ lifetimes' own test suite
 -------------------------
 ``python bench/run_lifetimes_suite.py <lifetimes checkout at v0.11.3>`` runs lifetimes'
 ``tests/`` (test_estimation, test_utils, test_generate_data, test_plotting) against this module.
-Every test passes except these exemptions (``EXEMPT_TESTS``; each runs as an expected failure):
+Every test passes except these 7 of 112, each listed in ``EXEMPT_TESTS`` with its reason (the
+script runs them as expected failures):
 
-EXEMPTIONS
+- ``test_estimation.py::TestParetoNBDFitter::test_overflow_error``: calls lifetimes' private
+  Pareto/NBD helper _log_A_0, which clvrs does not carry.
+- ``test_estimation.py::TestParetoNBDFitter::
+  test_sum_of_scalar_inputs_to_negative_log_likelihood_is_equal_to_array``,
+  ``test_estimation.py::TestBetaGeoFitter::
+  test_sum_of_scalar_inputs_to_negative_log_likelihood_is_equal_to_array`` and
+  ``test_estimation.py::TestModifiedBetaGammaFitter::
+  test_sum_of_scalar_inputs_to_negative_log_likelihood_is_equal_to_array``: calls lifetimes'
+  private optimiser objective _negative_log_likelihood (log-parameters, lifetimes' own
+  normalisation), which clvrs does not carry; clvrs exposes log_likelihood_per_customer
+  instead.
+- ``test_estimation.py::TestModifiedBetaGammaFitter::
+  test_purchase_predictions_do_not_differ_much_if_looking_at_hourly_or_daily_frequencies``,
+  ``test_plotting.py::TestPlotting::test_plot_calibration_purchases_vs_holdout_purchases`` and
+  ``test_plotting.py::TestPlotting::
+  test_plot_calibration_purchases_vs_holdout_purchases_time_since_last_purchase``: needs
+  lifetimes.datasets.load_transaction_data(), lifetimes' synthetic example log, which clvrs
+  does not bundle (not the same data as anything clvrs ships).
+
+The script also gives the test process back three pandas APIs that the 2019 tests call and
+pandas 2/3 removed (``pandas.util.testing``, ``DataFrame.append``, ``float()`` of a
+one-element Series); that is test-harness glue, not part of this module.
 """
 
 from __future__ import annotations
@@ -106,12 +129,3 @@ EXEMPT_TESTS: dict[str, str] = {
         _NEEDS_EXAMPLE_LOG
     ),
 }
-
-
-def _document_exemptions() -> None:
-    lines = [f"- ``{name}``: {reason}." for name, reason in EXEMPT_TESTS.items()]
-    if __doc__ is not None:
-        globals()["__doc__"] = __doc__.replace("EXEMPTIONS", "\n".join(lines))
-
-
-_document_exemptions()

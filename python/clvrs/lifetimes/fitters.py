@@ -144,7 +144,7 @@ class BaseFitter:
         if name == "predict" and "params_" in self.__dict__:
             # lifetimes sets ``predict`` in ``fit``; a fitter given params_ directly has it too.
             return self.conditional_expected_number_of_purchases_up_to_time
-        if name in _FITTED or name in ("summary",):
+        if name in _FITTED or name in ("summary", "_model"):
             raise _not_fitted(self, name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 

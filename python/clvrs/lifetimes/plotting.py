@@ -198,7 +198,8 @@ def plot_expected_repeat_purchases(model: Any,
             **kwargs)  # fmt: skip
     ax.set_title(title)
     ax.set_xlabel(xlabel)
-    ax.legend(loc="lower right")
+    if label is not None:
+        ax.legend(loc="lower right")
     return ax
 
 
