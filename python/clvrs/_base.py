@@ -55,9 +55,6 @@ def _bad_parameter(name: str, message: str) -> InvalidParameterError:
     return err
 
 
-def _finite_or_none(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
 def _check_seed(seed: Any, name: str = "seed") -> int:
     """A random seed: a whole number in [0, 2**64) (numpy integers too, not a bool)."""
     if (
@@ -80,6 +77,9 @@ def _check_level(level: Any, name: str = "level") -> float:
     return float(level)
 
 
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     return value
 
 

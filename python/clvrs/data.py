@@ -17,7 +17,7 @@ from pandas.tseries.api import guess_datetime_format
 from . import _core
 from ._base import _bad_parameter
 from ._input import _native
-from .exceptions import ClvError, InvalidDataError, InvalidParameterError
+from .exceptions import ClvError, InvalidDataError, InvalidParameterError, NotFittedError
 
 __all__ = ["calibration_and_holdout", "summarize_transactions", "tracking"]
 
@@ -934,6 +934,16 @@ def tracking(
         ``expected_cumulative`` and ``calibration`` (bool: the period is in the calibration
         span).
     """
+    if not callable(getattr(model, "expected_purchases_new_customer", None)) or not hasattr(
+        model, "_params_list"
+    ):
+        raise _bad_parameter(
+            "model",
+            "must be a fitted purchase model with expected_purchases_new_customer (e.g. "
+            f"BetaGeoModel), got {type(model).__name__}",
+        )
+    if "params_" not in vars(model):
+        raise NotFittedError(f"{type(model).__name__} is not fitted: tracking needs its estimates")
     _check_options(freq, freq_multiplier)
     log = _read_log(transactions, customer_id_col, datetime_col, None, datetime_format)
     names = (customer_id_col, datetime_col, "amount")

@@ -35,17 +35,17 @@ def _segment_values(data: Any, by: Any, n_rows: int) -> tuple[np.ndarray, str | 
             raise err from None
         values = column.to_numpy() if hasattr(column, "to_numpy") else np.asarray(column)
         return np.asarray(values), by
-    if isinstance(by, pd.Series) and isinstance(data, pd.DataFrame):
     if by is None or isinstance(by, (bytes, dict)):
         raise _bad_parameter("by", f"must be a column name or the segment of each row, got {by!r}")
+    if isinstance(by, pd.Series) and isinstance(data, pd.DataFrame):
         # Matched to the rows by the rule of `align_to` (labels, when they agree).
         by = align_to(by, data.index, n_rows, "by", "data")
     values = np.asarray(by.to_numpy() if hasattr(by, "to_numpy") else by)
-    if len(values) != n_rows:
     if values.ndim != 1:
         raise _bad_parameter(
             "by", f"must be a column name or one segment per row, got {type(by).__name__}"
         )
+    if len(values) != n_rows:
         raise _bad_parameter("by", f"has {len(values)} values for {n_rows} customers")
     return values, getattr(by, "name", None)
 
@@ -127,8 +127,6 @@ def fit_segments(
     a = cols.arrays
     values, by_name = _segment_values(data, by, len(a["frequency"]))
     codes, keys = _factorize_sorted(values)
-    with cols.locating_rows():
-        results = _core.rfm_fit_segments(
     missing = np.flatnonzero(codes < 0)
     if missing.size:
         # Named after the caller's column (or the `by` argument), not the core's `segment`.
@@ -139,6 +137,8 @@ def fit_segments(
         err.column, err.row, err.rule = by_name or "by", int(missing[0]), "must not be missing"
         with cols.locating_rows({err.column: values}):
             raise err
+    with cols.locating_rows():
+        results = _core.rfm_fit_segments(
             model._model,
             a["frequency"],
             a["recency"],

@@ -92,33 +92,6 @@ def _spend(spend_model: Any, data: Any, frequency: Any, monetary_value: Any) -> 
     return spend_model
 
 
-def customer_lifetime_value(
-    transaction_model: Any,
-    spend_model: Any,
-    data: Any = None,
-    *,
-    time: int | None = 12,
-    discount_rate: float = 0.01,
-    time_unit: Any = "W",
-    margin: float = 1.0,
-    method: str = "discrete",
-    frequency: Any = None,
-    recency: Any = None,
-    T: Any = None,
-    monetary_value: Any = None,
-) -> Any:
-    r"""Discounted value of each customer's future purchases.
-
-    ``margin`` times the expected spend per transaction times a discounted stream of expected
-    purchases from the transaction model:
-
-    - ``method="discrete"`` (the convention of ``lifetimes``, and its numbers):
-      :math:`\sum_{i=1}^{\text{time}} (E[X(T, T + i f)] - E[X(T, T + (i-1) f)]) / (1 + d)^i`,
-      monthly steps of :math:`f` time units (``time_unit``) over ``time`` months, discounted at
-      the monthly rate :math:`d` = ``discount_rate``.
-    - ``method="continuous"``: the infinite-horizon discounted expected residual transactions
-      :math:`\int_0^\infty e^{-\delta t}\, dE[X(T, T + t)]` with :math:`\delta = \ln(1 + d) / f`
-      per time unit (the same monthly rate, compounded continuously). Pareto/NBD and
 def _table_columns(
     data: Any, columns: dict[str, Any], non_negative: tuple[str, ...] = ()
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
@@ -188,6 +161,33 @@ def _labelled(err: InvalidDataError) -> InvalidDataError:
     return located
 
 
+def customer_lifetime_value(
+    transaction_model: Any,
+    spend_model: Any,
+    data: Any = None,
+    *,
+    time: int | None = 12,
+    discount_rate: float = 0.01,
+    time_unit: Any = "W",
+    margin: float = 1.0,
+    method: str = "discrete",
+    frequency: Any = None,
+    recency: Any = None,
+    T: Any = None,
+    monetary_value: Any = None,
+) -> Any:
+    r"""Discounted value of each customer's future purchases.
+
+    ``margin`` times the expected spend per transaction times a discounted stream of expected
+    purchases from the transaction model:
+
+    - ``method="discrete"`` (the convention of ``lifetimes``, and its numbers):
+      :math:`\sum_{i=1}^{\text{time}} (E[X(T, T + i f)] - E[X(T, T + (i-1) f)]) / (1 + d)^i`,
+      monthly steps of :math:`f` time units (``time_unit``) over ``time`` months, discounted at
+      the monthly rate :math:`d` = ``discount_rate``.
+    - ``method="continuous"``: the infinite-horizon discounted expected residual transactions
+      :math:`\int_0^\infty e^{-\delta t}\, dE[X(T, T + t)]` with :math:`\delta = \ln(1 + d) / f`
+      per time unit (the same monthly rate, compounded continuously). Pareto/NBD and
       GGompertz/NBD use their DERT (``expected_residual_transactions``); BG/NBD and MBG/NBD
       integrate :math:`\delta \int e^{-\delta t} E(t)\, dt` numerically (composite
       Gauss-Legendre in :math:`\delta t`, 96 horizons, about 1e-12 relative), as one weighted
@@ -278,6 +278,12 @@ def _labelled(err: InvalidDataError) -> InvalidDataError:
     else:
         raise _bad_parameter("method", f"must be 'discrete' or 'continuous', got {method!r}")
     spend = _spend(spend_model, data, frequency, monetary_value)
+    if np.ndim(spend) == 1 and len(spend) not in (1, np.size(purchases)):
+        raise _bad_parameter(
+            "spend_model",
+            f"has {len(spend)} spends for {np.size(purchases)} customers: give one spend per "
+            "transaction, or one per customer",
+        )
     if np.ndim(spend) == 1 and not hasattr(spend_model, "expected_average_spend"):
         # One spend per customer: matched to the customers by the rule of `align_to`
         # (positions for arrays, labels only when both carry the same ones).
@@ -311,12 +317,6 @@ def historical_clv(
     """Historical (customer-based) value, for users without a fitted model.
 
     Average order value times purchase frequency times margin times expected lifespan: the
-    if np.ndim(spend) == 1 and len(spend) not in (1, np.size(purchases)):
-        raise _bad_parameter(
-            "spend_model",
-            f"has {len(spend)} spends for {np.size(purchases)} customers: give one spend per "
-            "transaction, or one per customer",
-        )
     customer's mean repeat-purchase value, times their repeat purchases per time unit
     (``frequency / T``, 0 for ``T = 0``), times ``margin``, times ``lifespan`` (in the data's
     time unit). It extrapolates past behaviour and ignores churn; prefer
@@ -353,39 +353,6 @@ def historical_clv(
     return pd.Series(value, index=frame.index, name="historical_clv")
 
 
-@dataclass
-class Segmentation:
-    """Customers grouped by value: each customer's segment and a table per segment."""
-
-    #: Segment of each customer (ordered categorical, lowest value first).
-    labels: pd.Series
-    #: Per segment: customers, share of customers, total value, share of value, mean, min, max.
-    table: pd.DataFrame
-
-
-def clv_segments(
-    values: Any,
-    segments: int | list[float] = 4,
-    labels: list[str] | None = None,
-) -> Segmentation:
-    """Tiers (or deciles) of customers by value, with each tier's share of customers and value.
-
-    Parameters
-    ----------
-    values : pandas.Series or array-like
-        Value per customer (e.g. from :func:`customer_lifetime_value`).
-    segments : int or list of float, default 4
-        Number of equal-sized tiers (10 for deciles), or quantile edges in [0, 1] (e.g.
-        ``[0, 0.5, 0.8, 0.95, 1]``).
-    labels : list of str, optional
-        Names of the tiers, lowest value first (default "Q1".."Qn", or "D1".."D10").
-
-    Returns
-    -------
-    Segmentation
-        ``labels`` per customer and the per-tier ``table`` (highest value first), whose
-        ``share_of_value`` column shows how concentrated value is.
-    """
 def _value_series(values: Any, name: str) -> pd.Series:
     """Values per customer as a float Series: finite numbers, at least one."""
     if isinstance(values, pd.Series):
@@ -421,6 +388,39 @@ def _value_series(values: Any, name: str) -> pd.Series:
     return series
 
 
+@dataclass
+class Segmentation:
+    """Customers grouped by value: each customer's segment and a table per segment."""
+
+    #: Segment of each customer (ordered categorical, lowest value first).
+    labels: pd.Series
+    #: Per segment: customers, share of customers, total value, share of value, mean, min, max.
+    table: pd.DataFrame
+
+
+def clv_segments(
+    values: Any,
+    segments: int | list[float] = 4,
+    labels: list[str] | None = None,
+) -> Segmentation:
+    """Tiers (or deciles) of customers by value, with each tier's share of customers and value.
+
+    Parameters
+    ----------
+    values : pandas.Series or array-like
+        Value per customer (e.g. from :func:`customer_lifetime_value`).
+    segments : int or list of float, default 4
+        Number of equal-sized tiers (10 for deciles), or quantile edges in [0, 1] (e.g.
+        ``[0, 0.5, 0.8, 0.95, 1]``).
+    labels : list of str, optional
+        Names of the tiers, lowest value first (default "Q1".."Qn", or "D1".."D10").
+
+    Returns
+    -------
+    Segmentation
+        ``labels`` per customer and the per-tier ``table`` (highest value first), whose
+        ``share_of_value`` column shows how concentrated value is.
+    """
     series = _value_series(values, "values")
     if isinstance(segments, numbers.Integral) and not isinstance(segments, bool):
         if not 1 <= segments <= max(len(series), 1):
@@ -453,8 +453,17 @@ def _value_series(values: Any, name: str) -> pd.Series:
     if labels is None:
         prefix = "D" if n == 10 else "Q"
         labels = [f"{prefix}{i + 1}" for i in range(n)]
+    if isinstance(labels, (str, bytes, dict)) or not np.iterable(labels):
+        raise _bad_parameter("labels", f"must be a list of {n} names, got {labels!r}")
+    labels = list(labels)
     if len(labels) != n:
         raise _bad_parameter("labels", f"needs {n} names, got {len(labels)}")
+    try:
+        distinct = len(set(labels)) == n
+    except TypeError:
+        distinct = False
+    if not distinct:
+        raise _bad_parameter("labels", f"must be {n} distinct names, got {labels!r}")
     # Rank first so that ties (many customers with the same value) still split evenly.
     ranks = series.rank(method="first", pct=True)
     assigned = pd.cut(ranks, bins=list(edges), labels=list(labels), include_lowest=True)
@@ -486,17 +495,8 @@ def rfm_segments(
     monetary_value: str = "monetary_value",
 ) -> pd.DataFrame:
     """Classic RFM scores: quantile scores of recency, frequency and monetary value.
-    if isinstance(labels, (str, bytes, dict)) or not np.iterable(labels):
-        raise _bad_parameter("labels", f"must be a list of {n} names, got {labels!r}")
-    labels = list(labels)
 
     Recency is scored on the time since the last purchase (``T - recency``): the most recent
-    try:
-        distinct = len(set(labels)) == n
-    except TypeError:
-        distinct = False
-    if not distinct:
-        raise _bad_parameter("labels", f"must be {n} distinct names, got {labels!r}")
     customers score highest. Ties are broken by position, so every score is used.
 
     Returns
@@ -578,6 +578,21 @@ def acquisition_budget(
             # are the same (in any order), refused when they differ.
             aligned = align_to(by, clv.index, len(values), "by", "clv")
             groups = pd.Series(aligned.to_numpy(), index=values.index)
+        elif len(groups) != len(values):
+            raise _bad_parameter(
+                "by", f"has {len(groups)} groups for {len(values)} customers (clv)"
+            )
+        else:
+            groups = pd.Series(groups.to_numpy(), index=values.index)
+        missing = np.flatnonzero(groups.isna().to_numpy())
+        if missing.size:
+            # A customer without a group would silently drop out of every group's figures.
+            raise _bad_parameter(
+                "by",
+                f"customer at row {int(missing[0])} (index label "
+                f"{values.index[missing[0]]!r}) has no group (missing, or absent from `by`'s "
+                "index); give every customer a group",
+            )
     grouped = values.groupby(groups.to_numpy(), observed=True)
     table = pd.DataFrame({"customers": grouped.size(), "mean_clv": grouped.mean()})
     table.index.name = "group" if by is None else (getattr(by, "name", None) or "group")
@@ -612,18 +627,3 @@ def acquisition_budget(
         table["clv_to_cac"] = table["mean_clv"] / cost
         table["headroom"] = table["max_affordable_cac"] - cost
     return table
-        elif len(groups) != len(values):
-            raise _bad_parameter(
-                "by", f"has {len(groups)} groups for {len(values)} customers (clv)"
-            )
-        else:
-            groups = pd.Series(groups.to_numpy(), index=values.index)
-        missing = np.flatnonzero(groups.isna().to_numpy())
-        if missing.size:
-            # A customer without a group would silently drop out of every group's figures.
-            raise _bad_parameter(
-                "by",
-                f"customer at row {int(missing[0])} (index label "
-                f"{values.index[missing[0]]!r}) has no group (missing, or absent from `by`'s "
-                "index); give every customer a group",
-            )

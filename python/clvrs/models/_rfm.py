@@ -184,6 +184,7 @@ class RfmModel(CovariateSummary, BaseModel):
             Columns ``frequency``, ``recency``, ``T``.
         """
         self._without_covariates("simulate")
+        seed = _check_seed(seed)
         ages = as_float_array(T, "T")
         try:
             x, t_x = _core.rfm_simulate(self._model, self._params_list(), ages, seed)
@@ -193,7 +194,6 @@ class RfmModel(CovariateSummary, BaseModel):
             raise _bad_parameter(
                 "model", f"{type(self).__name__} has no simulator (simulate is not available)"
             ) from None
-        seed = _check_seed(seed)
         return pd.DataFrame({"frequency": x, "recency": t_x, "T": ages})
 
     def fit(
