@@ -235,6 +235,26 @@ def _cases() -> dict[str, Case]:
             "c4",
         ),
         "rfm.weights-total": Case(lambda: fit_bg(**rfm, weights=np.zeros(6)), "weights"),
+        "intake.weights-whole": Case(
+            lambda: fit_bg(_frame(RFM, weights={3: 2.5})), "weights", 3, "c3"
+        ),
+        "intake.complex": Case(lambda: fit_bg(_frame(RFM).assign(T=lambda f: f["T"] + 0j)), "T"),
+        "intake.object": Case(
+            lambda: fit_bg(_frame(RFM).assign(recency=["0", 1.5, 10, 0, 20, 7])), "recency", 0
+        ),
+        "intake.duplicate-column": Case(
+            lambda: fit_bg(pd.concat([_frame(RFM), _frame(RFM)[["T"]]], axis=1)), "T"
+        ),
+        "intake.one-role": Case(
+            lambda: clvrs.BetaGeoModel(columns={"recency": "T"}).fit(_frame(RFM)), "T"
+        ),
+        "intake.unmapped": Case(
+            lambda: clvrs.BetaGeoModel(columns={"recency": None}).fit(_frame(RFM)), "recency"
+        ),
+        "intake.align-labels": Case(
+            lambda: BG.expected_purchases(_frame(RFM), t=pd.Series(np.ones(6))), "t"
+        ),
+        "intake.align-length": Case(lambda: fit_bg(_frame(RFM), weights=[1, 2]), "weights"),
         "rfm.repeat-buyers": Case(
             lambda: fit_bg(frequency=np.zeros(4), recency=np.zeros(4), T=np.arange(4.0)),
             "frequency",

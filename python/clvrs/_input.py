@@ -554,7 +554,7 @@ def coerce_columns(
 
 def _unmapped(role: str) -> InvalidDataError:
     err = InvalidDataError(
-        f"the {role} column is required but columns= maps it to None; map it to a column "
+        f"column `{role}` is required but columns= maps it to None; map it to a column "
         f"of the data (columns={{'{role}': 'your_name'}})"
     )
     err.column, err.rule = role, "required column"

@@ -61,8 +61,16 @@ class ContractualModel(BaseModel):
             Instead of customer records: the number of a cohort's customers still active at the
             end of periods 0, 1, 2, ... (the first is the cohort size), e.g.
             ``[1000, 631, 468, 382, 326, 289, 262, 241]``.
-        periods, churned, weights : array-like, optional
+        periods, churned : array-like, optional
             Customer records as arrays, when ``data`` is not given.
+        weights : array-like, optional
+            How many customers share each row: whole numbers >= 0 (frequency weights; sampling
+            weights are refused). By default a column named ``weights`` in ``data`` is used
+            (map another with ``columns={"weights": "count"}``, or turn it off with
+            ``columns={"weights": None}``); given as an argument it wins over that column, with
+            a warning naming both, and a pandas Series is matched to ``data``'s rows by label
+            (the same labels in any order) or, for arrays, by position. ``n_observations_`` is
+            the total weight.
 
         Returns
         -------

@@ -217,9 +217,16 @@ class RfmModel(CovariateSummary, BaseModel):
             One row per customer (or per distinct history, with ``weights``) with columns
             ``frequency`` (repeat purchases), ``recency`` (time of the last repeat purchase since
             the first) and ``T`` (time since the first purchase), in one time unit.
-        frequency, recency, T, weights : array-like, optional
-            The same columns as arrays, when ``data`` is not given. ``weights`` counts how many
-            customers share each row.
+        frequency, recency, T : array-like, optional
+            The same columns as arrays, when ``data`` is not given.
+        weights : array-like, optional
+            How many customers share each row: whole numbers >= 0 (frequency weights; sampling
+            weights are refused). By default a column named ``weights`` in ``data`` is used
+            (map another with ``columns={"weights": "count"}``, or turn it off with
+            ``columns={"weights": None}``); given as an argument it wins over that column, with
+            a warning naming both, and a pandas Series is matched to ``data``'s rows by label
+            (the same labels in any order) or, for arrays, by position. ``n_observations_`` is
+            the total weight.
         purchase_covariates, dropout_covariates : str or list of str, optional
             Columns of ``data`` (time-invariant customer characteristics) that shift the
             purchase and the dropout process (BG/NBD, MBG/NBD and Pareto/NBD): see
@@ -243,8 +250,8 @@ class RfmModel(CovariateSummary, BaseModel):
         ------
         InvalidDataError
             Naming the column, first offending row and rule, for NaN, negative or non-integer
-            frequencies, recency > T, recency > 0 with frequency 0, mismatched lengths, or empty
-            input.
+            frequencies, recency > T, recency > 0 with frequency 0, mismatched lengths, empty
+            input, or weights that are not whole numbers >= 0.
         ConvergenceError
             If the fit does not converge and ``on_failure="raise"``.
         """

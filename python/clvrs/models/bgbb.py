@@ -81,7 +81,7 @@ class BetaGeoBetaBinomModel(RfmModel):
     --------
     >>> import clvrs
     >>> donations = clvrs.datasets.load_donations()
-    >>> model = clvrs.BetaGeoBetaBinomModel(columns={"weights": "weights"}).fit(donations)
+    >>> model = clvrs.BetaGeoBetaBinomModel().fit(donations)  # its `weights` column counts donors
     >>> model.params_.round(3).tolist()
     [1.204, 0.75, 0.657, 2.783]
     >>> model.expected_purchases_new_customer([1, 2, 3, 4, 5]).round(4).tolist()
@@ -127,11 +127,33 @@ class BetaGeoBetaBinomModel(RfmModel):
     ) -> BetaGeoBetaBinomModel:
         """Estimate the parameters from (frequency, recency, periods) histories.
 
+        Parameters
+        ----------
+        data : pandas.DataFrame or polars.DataFrame, optional
+            One row per history with columns ``frequency``, ``recency`` and ``periods`` (and
+            ``weights``, the number of customers with that history, used by default: the
+            bundled donations data fits as loaded).
+        frequency, recency, periods : array-like, optional
+            The same columns as arrays, when ``data`` is not given.
+        weights : array-like, optional
+            How many customers share each row: whole numbers >= 0 (frequency weights; sampling
+            weights are refused). By default a column named ``weights`` in ``data`` is used
+            (map another with ``columns={"weights": "count"}``, or turn it off with
+            ``columns={"weights": None}``); given as an argument it wins over that column, with
+            a warning naming both, and a pandas Series is matched to ``data``'s rows by label
+            (the same labels in any order) or, for arrays, by position. ``n_observations_`` is
+            the total weight.
+
+        Returns
+        -------
+        BetaGeoBetaBinomModel
+            self, fitted.
+
         Raises
         ------
         InvalidDataError
             For non-integer or negative values, recency > periods, frequency > recency, or
-            recency > 0 with frequency 0.
+            recency > 0 with frequency 0, and for weights that are not whole numbers >= 0.
         """
         super().fit(data, frequency=frequency, recency=recency, T=periods, weights=weights)
         return self

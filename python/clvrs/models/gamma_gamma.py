@@ -101,8 +101,16 @@ class GammaGammaModel(BaseModel):
         data : pandas.DataFrame or polars.DataFrame, optional
             One row per customer with ``frequency`` (repeat transactions) and
             ``monetary_value`` (their mean value; ignored where frequency is 0).
-        frequency, monetary_value, weights : array-like, optional
+        frequency, monetary_value : array-like, optional
             The same columns as arrays, when ``data`` is not given.
+        weights : array-like, optional
+            How many customers share each row: whole numbers >= 0 (frequency weights; sampling
+            weights are refused). By default a column named ``weights`` in ``data`` is used
+            (map another with ``columns={"weights": "count"}``, or turn it off with
+            ``columns={"weights": None}``); given as an argument it wins over that column, with
+            a warning naming both, and a pandas Series is matched to ``data``'s rows by label
+            (the same labels in any order) or, for arrays, by position. ``n_observations_`` is
+            the total weight.
 
         Returns
         -------
@@ -113,7 +121,8 @@ class GammaGammaModel(BaseModel):
         ------
         InvalidDataError
             For negative or non-integer frequencies, non-positive or non-finite mean values of
-            repeat buyers, mismatched lengths, or no repeat buyer at all.
+            repeat buyers, mismatched lengths, no repeat buyer at all, or weights that are not
+            whole numbers >= 0.
         """
         self._check_hyperparameters()
         cols = self._columns(
