@@ -560,3 +560,38 @@ def test_lifetimes_suite_runner_on_a_stand_in_checkout(tmp_path):
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "1 passed, 1 exempt, 0 exempt but passing, 0 failed, 0 errors" in run.stdout
+
+
+def test_two_series_are_matched_by_label_or_refused(fitted_bgf, cdnow):
+    from clvrs.lifetimes import utils
+
+    f = pd.Series([1.0, 2.0], index=[5, 6])
+    same_labels_other_order = pd.Series([20.0, 10.0], index=[6, 5])
+    out = fitted_bgf.predict(1, f, same_labels_other_order, 30.0)
+    np.testing.assert_array_equal(out, fitted_bgf.predict(1, [1.0, 2.0], [10.0, 20.0], 30.0))
+    # labels that do not match: lifetimes' pandas arithmetic would give NaN rows silently
+    with pytest.raises(clvrs.exceptions.InvalidDataError, match="`recency`"):
+        fitted_bgf.predict(1, f, pd.Series([10.0, 20.0]), 30.0)
+    head = cdnow.head(3).set_axis([10, 11, 12])
+    with pytest.raises(clvrs.exceptions.InvalidDataError, match="`monetary_value`"):
+        utils._customer_lifetime_value(
+            fitted_bgf, head["frequency"], head["recency"], head["T"], pd.Series([1.0, 2, 3])
+        )
+
+
+def test_missing_columns_and_bad_generator_arguments_are_typed(fitted_bgf):
+    from clvrs.lifetimes import generate_data, plotting, utils
+
+    log = pd.DataFrame({"id": [1, 1], "date": ["2015-01-01", "2015-01-03"]})
+    for call in (
+        lambda: utils.expected_cumulative_transactions(fitted_bgf, log, "when", "id", 5),
+        lambda: utils.calculate_alive_path(fitted_bgf, log, "when", 5),
+        lambda: plotting.plot_history_alive(fitted_bgf, 5, log, "when"),
+        lambda: utils._find_first_transactions(log, "id", "when"),
+    ):
+        with pytest.raises(clvrs.exceptions.InvalidDataError, match="`when`"):
+            call()
+    with pytest.raises(clvrs.exceptions.InvalidParameterError, match="`T`"):
+        generate_data.beta_geometric_nbd_model(-1.0, 0.2, 4.0, 0.8, 2.4)
+    with pytest.raises(clvrs.exceptions.InvalidParameterError, match="`r`"):
+        generate_data.beta_geometric_nbd_model(10.0, "a", 4.0, 0.8, 2.4)

@@ -71,13 +71,19 @@ def _inputs(**given: Any) -> tuple[dict[str, np.ndarray], Any]:
     """Broadcast the arguments against each other (as numpy does); returns flat arrays and a
     function that shapes a flat result like the inputs (a scalar for scalars, a Series with the
     index of the first Series argument, else an array of the broadcast shape)."""
+    from .._input import align_to
+
     flat: dict[str, np.ndarray] = {}
     shapes: dict[str, tuple[int, ...]] = {}
     index = None
+    first = ""
     for name, value in given.items():
+        if isinstance(value, pd.Series):
+            if index is None:
+                index, first = value.index, name
+            else:  # same labels: by label (as pandas arithmetic); other labels: refused
+                value = align_to(value, index, len(index), name, first)
         flat[name], shapes[name] = _column(value, name)
-        if index is None and isinstance(value, pd.Series):
-            index = value.index
     try:
         shape = np.broadcast_shapes(*shapes.values())
     except ValueError:

@@ -37,9 +37,12 @@ def _sizes(values: Any, name: str, size: int) -> np.ndarray:
     """One value per customer from a scalar or an array of at least ``size`` values."""
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
         raise InvalidParameterError(f"`size` must be a whole number >= 1, got {size!r}")
-    array = np.asarray(values, dtype=float)
+    try:
+        array = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(f"`{name}` must be numbers, got {values!r}") from None
     if array.ndim == 0:
-        return np.full(int(size), float(array))
+        array = np.full(int(size), float(array))
     if array.ndim != 1 or array.size < size:
         raise InvalidParameterError(
             f"`{name}` must be one number or at least `size` = {size} numbers, got shape "
@@ -53,7 +56,11 @@ def _sizes(values: Any, name: str, size: int) -> np.ndarray:
 
 def _positive(**params: float) -> None:
     for name, value in params.items():
-        if not (np.isfinite(value) and value > 0):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = float("nan")
+        if not (np.isfinite(number) and number > 0):
             raise InvalidParameterError(f"`{name}` must be a finite number > 0, got {value!r}")
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import InvalidParameterError
-from .utils import calculate_alive_path, expected_cumulative_transactions
+from .utils import _require, _to_dates, calculate_alive_path, expected_cumulative_transactions
 
 __all__ = [
     "plot_calibration_purchases_vs_holdout_purchases",
@@ -209,7 +209,8 @@ def plot_history_alive(model: Any, t: int, transactions: pd.DataFrame, datetime_
     """One customer's P(alive) over ``t`` periods since their first purchase, with their
     purchases as dashed red lines (``transactions`` holds that customer's rows)."""
     ax = _axes(ax)
-    dates = pd.to_datetime(transactions[datetime_col])
+    _require(transactions, datetime_col)
+    dates = _to_dates(transactions[datetime_col], None, datetime_col)
     if start_date is None:
         start_date = dates.min()
     path = calculate_alive_path(model, transactions, datetime_col, t, freq)

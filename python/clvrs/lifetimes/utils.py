@@ -127,9 +127,7 @@ def _find_first_transactions(
     period), the period as a ``pandas.Period``, and ``first``: whether it is the customer's
     first period. Periods after ``observation_period_end`` are left out."""
     columns = [customer_id_col, datetime_col] + ([monetary_value_col] if monetary_value_col else [])
-    missing = [c for c in columns if c not in getattr(transactions, "columns", ())]
-    if missing:
-        raise InvalidParameterError(f"`{missing[0]}` is not a column of `transactions`")
+    _require(transactions, *columns)
     frame = transactions[columns].copy()
     dates = _to_dates(frame[datetime_col], datetime_format, datetime_col)
     end = dates.max() if observation_period_end is None else observation_period_end
@@ -149,12 +147,28 @@ def _find_first_transactions(
     return per_period[columns + ["first"]]
 
 
+def _require(transactions: Any, *columns: str) -> None:
+    present = getattr(transactions, "columns", None)
+    if present is None:
+        raise InvalidParameterError(
+            f"`transactions` must be a DataFrame, got {type(transactions).__name__}"
+        )
+    for column in columns:
+        if column not in present:
+            err = InvalidDataError(
+                f"column `{column}`: not found in the transactions (columns: {list(present)})"
+            )
+            err.column, err.rule = column, "must be a column of the transactions"
+            raise err
+
+
 def calculate_alive_path(
     model: Any, transactions: pd.DataFrame, datetime_col: str, t: int, freq: str = "D"
 ) -> pd.Series:
     """P(alive) of one customer at the end of each period 0..t of ``freq`` since their first
     purchase, from their transactions (``transactions`` holds one customer's rows)."""
-    dates = pd.to_datetime(transactions[datetime_col])
+    _require(transactions, datetime_col)
+    dates = _to_dates(transactions[datetime_col], None, datetime_col)
     if dates.empty:
         raise InvalidDataError(f"column `{datetime_col}`: no transactions for the customer")
     periods = dates.dt.to_period(freq)
@@ -237,8 +251,12 @@ def _customer_lifetime_value(
     if not (np.isfinite(rate) and rate > -1):
         raise InvalidParameterError(f"`discount_rate` must be a finite number > -1, got {rate!r}")
     factor = _PER_MONTH[freq]
+    from .._input import align_to
+
     index = frequency.index if isinstance(frequency, pd.Series) else None
     f = np.asarray(frequency, dtype=float)
+    # lifetimes lines spends up with customers by label; other labels would give NaN rows
+    monetary_value = align_to(monetary_value, index, f.size, "monetary_value", "frequency")
     spend = np.asarray(monetary_value, dtype=float)
     if spend.ndim and spend.shape != f.shape:
         raise InvalidDataError(
@@ -298,6 +316,7 @@ def expected_cumulative_transactions(
         raise InvalidParameterError(
             f"`freq_multiplier` must be a whole number >= 1, got {freq_multiplier!r}"
         )
+    _require(transactions, datetime_col, customer_id_col)
     dates = _to_dates(transactions[datetime_col], datetime_format, datetime_col)
     start = dates.min().to_period(freq)
     periods = _find_first_transactions(
