@@ -595,3 +595,26 @@ def test_missing_columns_and_bad_generator_arguments_are_typed(fitted_bgf):
         generate_data.beta_geometric_nbd_model(-1.0, 0.2, 4.0, 0.8, 2.4)
     with pytest.raises(clvrs.exceptions.InvalidParameterError, match="`r`"):
         generate_data.beta_geometric_nbd_model(10.0, "a", 4.0, 0.8, 2.4)
+
+
+def test_lifetimes_import_paths_and_clvrs_models_in_utils(fitted_bgf, cdnow):
+    from clvrs.lifetimes import utils
+    from clvrs.lifetimes.fitters.beta_geo_fitter import BetaGeoFitter as ByPath
+    from clvrs.lifetimes.fitters.pareto_nbd_fitter import ParetoNBDFitter as ByPath2
+
+    assert ByPath is BetaGeoFitter and ByPath2 is ParetoNBDFitter
+    assert issubclass(utils.ConvergenceError, clvrs.exceptions.ClvError)
+    head = cdnow.head(5)
+    args = (head["frequency"], head["recency"], head["T"], head["monetary_value"])
+    np.testing.assert_allclose(  # a clvrs model works where a lifetimes fitter is expected
+        utils._customer_lifetime_value(fitted_bgf._model, *args, freq="W"),
+        utils._customer_lifetime_value(fitted_bgf, *args, freq="W"),
+        rtol=1e-12,
+    )
+    log = clvrs.datasets.load_cdnow_transactions()
+    np.testing.assert_allclose(
+        utils.expected_cumulative_transactions(fitted_bgf._model, log, "date", "customer_id", 70,
+                                               freq_multiplier=7)["predicted"],
+        utils.expected_cumulative_transactions(fitted_bgf, log, "date", "customer_id", 70,
+                                               freq_multiplier=7)["predicted"],
+    )  # fmt: skip

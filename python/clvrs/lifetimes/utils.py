@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 
 from ..data import calibration_and_holdout, summarize_transactions
-from ..exceptions import InvalidDataError, InvalidParameterError
+from ..exceptions import ConvergenceError, InvalidDataError, InvalidParameterError
 
 __all__ = [
+    "ConvergenceError",
     "calculate_alive_path",
     "calibration_and_holdout_data",
     "expected_cumulative_transactions",
@@ -267,11 +268,17 @@ def _customer_lifetime_value(
     discount = (1.0 + rate) ** -months
     # sum_k d_k (E(k m) - E((k - 1) m)) = sum_k E(k m) (d_k - d_{k+1}), with d_{time+1} = 0.
     weights = discount - np.append(discount[1:], 0.0)
-    model = getattr(transaction_prediction_model, "_model", None)
+    from ..models._rfm import RfmModel
+    from .fitters import _RfmFitter
+
+    fitter = transaction_prediction_model
     arrays = {"frequency": f, "recency": np.asarray(recency, float), "T": np.asarray(T, float)}
-    if model is not None and hasattr(model, "weighted_expected_purchases"):
-        lenient = getattr(transaction_prediction_model, "_lenient", None)
-        fixed, odd = lenient(arrays) if lenient else (arrays, np.zeros(f.size, bool))
+    model = fitter._model if isinstance(fitter, _RfmFitter) else fitter
+    if isinstance(model, RfmModel):  # a shim fitter or a clvrs model: one pass in the core
+        if isinstance(fitter, _RfmFitter):
+            fixed, odd = fitter._lenient(arrays)
+        else:
+            fixed, odd = arrays, np.zeros(f.size, dtype=bool)
         total = np.asarray(
             model.weighted_expected_purchases(
                 horizons=(months * factor).tolist(), weights=weights.tolist(), **fixed
@@ -279,10 +286,10 @@ def _customer_lifetime_value(
             dtype=float,
         ).copy()
         if odd.any():
-            alive, base, _ = transaction_prediction_model._alive(arrays)
+            alive, base, _ = fitter._alive(arrays)
             total[odd] *= alive[odd] / base[odd]
-    else:
-        predict = transaction_prediction_model.predict
+    else:  # any object with lifetimes' predict(t, frequency, recency, T)
+        predict = fitter.predict
         total = np.zeros(f.size)
         for k, w in zip(months, weights):
             total += w * np.asarray(predict(k * factor, *arrays.values()), dtype=float)
@@ -329,11 +336,14 @@ def expected_cumulative_transactions(
     repeat_counts = np.bincount(offset[~first], minlength=int(t) + 1)
     steps = np.arange(step, int(t) + 1, step)
     actual = [int(repeat_counts[:i].sum()) for i in steps]
+    new_customer = getattr(model, "expected_number_of_purchases_up_to_time", None)
+    if new_customer is None:  # a clvrs model
+        new_customer = model.expected_purchases_new_customer
     predicted = []
     for i in steps:
         ages = i - cohort.index.to_numpy()
         keep = ages > 0
-        expected = model.expected_number_of_purchases_up_to_time(ages[keep] / step)
+        expected = new_customer(ages[keep] / step)
         predicted.append(float(np.sum(np.asarray(expected) * cohort.to_numpy()[keep])))
     if set_index_date:
         index: Any = pd.period_range(start, periods=int(t) + 1, freq=freq)[step - 1 : -1 : step]

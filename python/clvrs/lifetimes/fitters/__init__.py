@@ -1,4 +1,5 @@
-"""lifetimes' fitter classes over clvrs' models (see :mod:`clvrs.lifetimes`)."""
+"""lifetimes' fitter classes over clvrs' models (see :mod:`clvrs.lifetimes`); the submodules
+(``beta_geo_fitter``, ...) are lifetimes' import paths for them."""
 
 from __future__ import annotations
 
@@ -10,17 +11,17 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from .. import _base
-from ..exceptions import InvalidDataError, InvalidParameterError, ModelFileError, ModelWarning
-from ..exceptions import NotFittedError as _ClvNotFittedError
-from ..models import (
+from ... import _base
+from ...exceptions import InvalidDataError, InvalidParameterError, ModelFileError, ModelWarning
+from ...exceptions import NotFittedError as _ClvNotFittedError
+from ...models import (
     BetaGeoBetaBinomModel,
     BetaGeoModel,
     GammaGammaModel,
     ModifiedBetaGeoModel,
     ParetoNBDModel,
 )
-from . import generate_data as _generate
+from .. import generate_data as _generate
 
 __all__ = [
     "BaseFitter",
@@ -56,7 +57,7 @@ def _not_fitted(fitter: Any, what: str) -> NotFittedError:
 
 def _column(values: Any, name: str) -> tuple[np.ndarray, tuple[int, ...]]:
     """One argument as a flat float64 array and its shape; refuses None, text, dates."""
-    from .._input import as_float_array
+    from ..._input import as_float_array
 
     if values is None:
         raise InvalidParameterError(f"`{name}` is required (got None)")
@@ -71,7 +72,7 @@ def _inputs(**given: Any) -> tuple[dict[str, np.ndarray], Any]:
     """Broadcast the arguments against each other (as numpy does); returns flat arrays and a
     function that shapes a flat result like the inputs (a scalar for scalars, a Series with the
     index of the first Series argument, else an array of the broadcast shape)."""
-    from .._input import align_to
+    from ..._input import align_to
 
     flat: dict[str, np.ndarray] = {}
     shapes: dict[str, tuple[int, ...]] = {}
@@ -714,7 +715,7 @@ class GammaGammaFitter(BaseFitter):
                                 discount_rate: float = 0.01, freq: str = "D") -> Any:  # fmt: skip
         """lifetimes' discrete CLV: monthly purchases x expected spend, discounted monthly
         (``freq`` is the data's time unit: 'W', 'M', 'D' or 'H')."""
-        from .utils import _customer_lifetime_value
+        from ..utils import _customer_lifetime_value
 
         spend = self.conditional_expected_average_profit(frequency, monetary_value)
         return _customer_lifetime_value(

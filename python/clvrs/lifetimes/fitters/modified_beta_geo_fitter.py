@@ -1,0 +1,5 @@
+"""lifetimes' import path for :class:`clvrs.lifetimes.ModifiedBetaGeoFitter`."""
+
+from . import ModifiedBetaGeoFitter
+
+__all__ = ["ModifiedBetaGeoFitter"]
