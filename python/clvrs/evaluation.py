@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import _display
 from ._base import BaseModel, _bad_parameter
 from .exceptions import InvalidDataError, NotFittedError
 
@@ -27,6 +28,29 @@ class HoldoutEvaluation:
     #: ``mae``, ``rmse``, ``correlation``, ``bias`` (mean error), ``actual_total``,
     #: ``predicted_total`` and ``tracking_error`` (relative error of the total).
     metrics: pd.Series
+
+    def _overview(self) -> list[str]:
+        m = self.metrics
+        return [
+            f"{self.metrics.name or 'model'} on {len(self.customers)} customers' holdout: "
+            f"{_display.number(m['actual_total'])} purchases, {m['predicted_total']:.6g} "
+            f"predicted (tracking error {m['tracking_error']:+.1%})",
+            f"mae {m['mae']:.4g}, rmse {m['rmse']:.4g}, correlation {m['correlation']:.4g}, "
+            f"bias {m['bias']:.4g}; per customer in .customers",
+        ]
+
+    def __repr__(self) -> str:
+        return "HoldoutEvaluation(" + "\n  ".join(self._overview()) + ")"
+
+    def _repr_html_(self) -> str:
+        metrics = self.metrics.to_frame().T
+        metrics["actual_total"] = _display.whole(metrics["actual_total"])
+        return _display.html_block(
+            "HoldoutEvaluation",
+            self._overview(),
+            metrics.to_html(float_format=lambda v: f"{v:.6g}", index=False),
+        )
+
 
 
 def holdout_evaluation(

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import _core
+from . import _core, _display
 from ._base import _REGISTRY, FORMAT, FORMAT_VERSION, _bad_parameter, load_document
 from ._input import _native, align_to
 from .exceptions import ConvergenceWarning, InvalidDataError
@@ -230,11 +230,38 @@ class SegmentedModel:
         self.sizes_ = sizes
         self.by = by
 
-    def __repr__(self) -> str:
-        return (
-            f"SegmentedModel({type(self.template).__name__}, {len(self.models_)} segments fitted, "
-            f"{len(self.failures_)} not)"
+    def _overview(self) -> list[str]:
+        """What the collection holds, in a few lines (for ``repr`` and the notebook display)."""
+        by = "" if self.by is None else f" by {self.by!r}"
+        customers = _display.number(float(np.sum(self.sizes_.to_numpy(dtype=float))))
+        fitted = len(self.models_)
+        # The core's results, when the models are not built yet (building them costs more).
+        fits = getattr(self.models_, "_fits", None)
+        if fits is not None:
+            not_converged = sum(1 for result in fits.values() if not result["converged"])
+        else:
+            not_converged = sum(1 for model in self.models_.values() if not model.converged_)
+        head = (
+            f"{fitted} of {len(self.sizes_)} segments fitted ({customers} customers)"
+            if fitted == len(self.sizes_)
+            else f"{fitted} of {len(self.sizes_)} segments fitted ({customers} customers; "
+            f"{len(self.sizes_) - fitted} not fitted: see fit_table's status)"
         )
+        if not_converged:
+            head += f"; {not_converged} did not converge"
+        return [f"{type(self.template).__name__}{by}: {head}"]
+
+    def __repr__(self) -> str:
+        columns = ["customers", "status", "converged", "log_likelihood"]
+        first = self._fit_frame(self.sizes_.iloc[: _display.TEXT_ROWS])[columns]
+        table = _display.text_table(first, what="segments", total=len(self.sizes_))
+        return "SegmentedModel(" + self._overview()[0] + ")\n" + table
+
+    def _repr_html_(self) -> str:
+        first = self._fit_frame(self.sizes_.iloc[: _display.HTML_ROWS])
+        table = _display.html_table(first, what="segments (see fit_table)", total=len(self.sizes_))
+        return _display.html_block("SegmentedModel", self._overview(), table)
+
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -247,10 +274,14 @@ class SegmentedModel:
 
     @property
     def fit_table(self) -> pd.DataFrame:
-        """Per segment: customers, status (fitted / the reason it was not), convergence,
-        log-likelihood, AIC, BIC."""
+        """Per segment: customers (whole numbers when the counts are), status (fitted / the
+        reason it was not), convergence, log-likelihood, AIC, BIC."""
+        return self._fit_frame(self.sizes_)
+
+    def _fit_frame(self, sizes: pd.Series) -> pd.DataFrame:
+        """:attr:`fit_table`'s rows of the segments in ``sizes`` (building only their models)."""
         rows = []
-        for key, size in self.sizes_.items():
+        for key, size in sizes.items():
             m = self.models_.get(key)
             rows.append(
                 {
@@ -263,7 +294,7 @@ class SegmentedModel:
                     "bic": None if m is None else m.bic_,
                 }
             )
-        return pd.DataFrame(rows).set_index("segment")
+        return _display.whole_columns(pd.DataFrame(rows).set_index("segment"), ["customers"])
 
     def predict(self, method: str, data: Any, by: Any = None, **kwargs: Any) -> pd.Series:
         """Any per-customer prediction of the segment models (``method`` names it, e.g.

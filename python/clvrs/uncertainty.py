@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import _core
+from . import _core, _display
 from ._base import BaseModel, _bad_parameter, _check_level, _check_seed
 from ._input import _is_polars_frame, _native
 from .exceptions import ConvergenceError, InvalidDataError, NotFittedError
@@ -194,6 +194,32 @@ class BootstrapResult:
     prediction_intervals: pd.DataFrame | None
     #: Replicates whose fit failed or did not converge (left out of the intervals).
     failed: int
+    #: Level of the percentile intervals.
+    level: float = 0.95
+    #: ``"nonparametric"`` (customers resampled) or ``"parametric"`` (histories simulated).
+    kind: str = "nonparametric"
+
+    def _overview(self) -> list[str]:
+        kept = len(self.params)
+        lines = [
+            f"{kept + self.failed} {self.kind} replicates ({self.failed} failed or did not "
+            f"converge, left out); {self.level:.0%} percentile intervals of the parameters"
+        ]
+        if self.prediction_intervals is not None:
+            lines.append(
+                f"predictions of {len(self.prediction_intervals)} customers, with intervals in "
+                ".prediction_intervals"
+            )
+        return lines
+
+    def __repr__(self) -> str:
+        intervals = _display.text_table(self.param_intervals, rows=10, what="parameters")
+        return "BootstrapResult(" + "\n  ".join(self._overview()) + ")\n" + intervals
+
+    def _repr_html_(self) -> str:
+        intervals = _display.html_table(self.param_intervals, what="parameters")
+        return _display.html_block("BootstrapResult", self._overview(), intervals)
+
 
 
 def bootstrap(
@@ -342,4 +368,6 @@ def bootstrap(
         predictions = pd.DataFrame([r[1] for r in kept])
         prediction_intervals = predictions.quantile([alpha, 1 - alpha]).T
         prediction_intervals.columns = ["lower", "upper"]
-    return BootstrapResult(params, param_intervals, predictions, prediction_intervals, failed)
+    return BootstrapResult(
+        params, param_intervals, predictions, prediction_intervals, failed, level, kind
+    )

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import _display
 from ._base import BaseModel, _bad_parameter
 from ._input import align_to, data_error
 from .exceptions import InvalidDataError
@@ -396,6 +397,24 @@ class Segmentation:
     labels: pd.Series
     #: Per segment: customers, share of customers, total value, share of value, mean, min, max.
     table: pd.DataFrame
+
+    def _overview(self) -> list[str]:
+        total = _display.number(self.table["customers"].sum())
+        value = float(self.table["value"].sum())
+        return [
+            f"{total} customers in {len(self.table)} segments, highest value first "
+            f"(total value {value:,.6g}); each customer's segment in .labels"
+        ]
+
+    def __repr__(self) -> str:
+        columns = ["customers", "share_of_customers", "share_of_value", "mean_value"]
+        table = _display.text_table(self.table[columns], rows=10, what="segments")
+        return f"Segmentation({self._overview()[0]})\n{table}"
+
+    def _repr_html_(self) -> str:
+        table = _display.html_table(self.table, what="segments")
+        return _display.html_block("Segmentation", self._overview(), table)
+
 
 
 def clv_segments(
