@@ -202,6 +202,30 @@ def test_etl_page_runs() -> None:
             exec(compile(block, f"etl.md {section.title} [python {index}]", "exec"), namespace)
 
 
+def test_readme_figures_are_what_clvrs_computes() -> None:
+    """The README's opening states fits to the bundled CDNOW summary: they are these fits."""
+    import clvrs
+
+    readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
+    opening = " ".join(readme.split("Models available now")[0].split())
+    data = clvrs.datasets.load_cdnow_summary()
+    bg = clvrs.BetaGeoModel().fit(data)
+    pnbd = clvrs.ParetoNBDModel().fit(data)
+    mbg = clvrs.ModifiedBetaGeoModel().fit(data)
+    r, alpha, a, b = bg.params_
+    stated = [
+        f"(r = {r:.4f}, alpha = {alpha:.3f}, a = {a:.3f}, b = {b:.3f}, "
+        f"log-likelihood {bg.log_likelihood_:.2f})",
+        "Pareto/NBD gives (" + ", ".join(f"{v:.3f}" for v in pnbd.params_) + ";",
+        f"log-likelihood {pnbd.log_likelihood_:.2f}",
+        "standard errors (" + ", ".join(f"{v:.3g}" for v in pnbd.standard_errors_) + ")",
+        "MBG/NBD (" + ", ".join(f"{v:.3f}" for v in mbg.params_) + ")",
+    ]
+    for text in stated:
+        assert text in opening, text
+    assert "later release" not in opening  # spend, value and subscriptions exist
+
+
 # -- the checker itself -----------------------------------------------------------------------
 
 PAGE = """# Title
