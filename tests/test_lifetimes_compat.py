@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -324,11 +325,28 @@ def test_save_model_and_load_model_semantics(fitted_bgf, tmp_path):
     with pytest.raises(clvrs.exceptions.ModelFileError, match="lifetimes"):
         loaded.load_model(tmp_path / "pickle.pkl")
 
+    fitted_bgf._model.save(tmp_path / "model.json")  # a clvrs model file: its parameters
+    loaded = BetaGeoFitter()
+    loaded.load_model(tmp_path / "model.json")
+    assert loaded.params_.equals(fitted_bgf.params_)
+    with pytest.raises(clvrs.exceptions.ModelFileError, match="BetaGeoModel"):
+        ParetoNBDFitter().load_model(tmp_path / "model.json")
+
     empty = clvrs.lifetimes.BaseFitter()
     empty.save_model(tmp_path / "base.json")
     again = clvrs.lifetimes.BaseFitter()
     again.load_model(tmp_path / "base.json")
     assert repr(again) == repr(empty) == "<lifetimes.BaseFitter>"
+    empty.params_ = pd.Series({"x": 1.0})
+    empty.save_model(tmp_path / "base.json")
+    again.load_model(tmp_path / "base.json")
+    assert repr(again) == "<lifetimes.BaseFitter: x: 1.00>"
+    damaged = json.loads((tmp_path / "base.json").read_text())
+    del damaged["attributes"]["penalizer_coef"]
+    (tmp_path / "damaged.json").write_text(json.dumps(damaged))
+    with pytest.raises(clvrs.exceptions.ModelFileError, match="damaged"):
+        again.load_model(tmp_path / "damaged.json")
+    assert repr(again) == "<lifetimes.BaseFitter: x: 1.00>"  # unchanged by the failed load
 
 
 def test_generate_data_processes():

@@ -38,6 +38,8 @@ _FITTED = ("params_", "data", "predict", "generate_new_data", "variance_matrix_"
            "standard_errors_", "confidence_intervals_", "_scale",
            "_negative_log_likelihood_")  # fmt: skip
 _FORMAT = "clvrs.lifetimes fitter"
+#: Marks a saved ``generate_new_data`` (restored as the fitter's method).
+_METHOD = object()
 
 
 class NotFittedError(_ClvNotFittedError, ValueError):
@@ -320,35 +322,63 @@ class BaseFitter:
             if isinstance(doc, dict) and "model" in doc and "params" in doc:
                 # A plain clvrs model document (``model.save``): take its parameters.
                 model = _base.load(path)
-                self.__dict__.update(_fitted=model)
+                if self._model_class is None or type(model) is not self._model_class:
+                    raise ModelFileError(
+                        f"{path}: holds a clvrs {type(model).__name__}, which a "
+                        f"{type(self).__name__} cannot use"
+                    )
+                for name in _FITTED + ("_fitted", "_built"):
+                    self.__dict__.pop(name, None)
+                self._fitted = model
                 self.params_ = pd.Series(model.params_.to_numpy(), index=list(self._names))
+                self._set_errors()
                 return
             raise ModelFileError(f"{path}: not a clvrs.lifetimes model file")
         if doc.get("fitter") != type(self).__name__:
             raise ModelFileError(
                 f"{path}: holds a {doc.get('fitter')}, not a {type(self).__name__}"
             )
-        attributes = doc["attributes"]
+        try:
+            state = self._state_from_document(doc, path)
+        except ModelFileError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise ModelFileError(
+                f"{path}: a damaged clvrs.lifetimes model file ({err!r})"
+            ) from None
         for name in _FITTED + ("_fitted", "_built"):
             self.__dict__.pop(name, None)
-        self.penalizer_coef = attributes["penalizer_coef"]
+        self.__dict__.update(state)
+        if "params_" in state:
+            if hasattr(type(self), "conditional_expected_number_of_purchases_up_to_time"):
+                self.predict = self.conditional_expected_number_of_purchases_up_to_time  # type: ignore[attr-defined]
+            self._set_errors()
+        if state.get("generate_new_data", None) is _METHOD:
+            self.generate_new_data = self._generate_new_data
+
+    @staticmethod
+    def _state_from_document(doc: dict[str, Any], path: Any) -> dict[str, Any]:
+        """The attributes a saved document restores (parsed before any is set)."""
+        attributes = doc["attributes"]
+        state: dict[str, Any] = {"penalizer_coef": attributes["penalizer_coef"]}
         for name in ("_scale", "_negative_log_likelihood_"):
             if name in attributes:
-                self.__dict__[name] = attributes[name]
+                state[name] = float(attributes[name])
         if doc.get("model") is not None:
-            self._fitted = _base.load_document(doc["model"], path)
+            state["_fitted"] = _base.load_document(doc["model"], path)
         if "params_" in attributes:
-            self.params_ = pd.Series(attributes["params_"], dtype=float)
-            self.predict = self.conditional_expected_number_of_purchases_up_to_time  # type: ignore[attr-defined]
-            self._set_errors()
+            state["params_"] = pd.Series(attributes["params_"], dtype=float)
         data = attributes.get("data")
         if data is not None:
-            self.data = _frame_from_json(data["frame"]) if "frame" in data else data["placeholder"]
+            state["data"] = (
+                _frame_from_json(data["frame"]) if "frame" in data else data["placeholder"]
+            )
         generate = attributes.get("generate_new_data")
         if generate is not None:
-            self.generate_new_data = (
-                self._generate_new_data if "method" in generate else generate["placeholder"]
+            state["generate_new_data"] = (
+                _METHOD if "method" in generate else generate["placeholder"]
             )
+        return state
 
     def _generate_new_data(self, size: int = 1) -> pd.DataFrame:  # pragma: no cover - abstract
         raise NotImplementedError
