@@ -147,3 +147,11 @@ def test_whole_counts_are_left_alone_when_they_are_not_whole() -> None:
     assert _display.whole(pd.Series([1.0, 2.5])).dtype == np.float64
     assert _display.whole(pd.Series([1.0, np.nan])).dtype == np.float64
     assert _display.number(2357.0) == "2357" and _display.number(2.5) == "2.5"
+
+
+def test_model_display_counts_customers_in_full(data: pd.DataFrame) -> None:
+    frame = data.copy()
+    frame["weights"] = 500  # 1,178,500 customers: not "1.1785e+06"
+    fitted = clvrs.BetaGeoModel().fit(frame)
+    assert fitted.n_observations_ == 1178500
+    assert "n = 1178500," in fitted._repr_html_()

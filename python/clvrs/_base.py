@@ -427,6 +427,8 @@ class BaseModel:
     def _repr_html_(self) -> str:
         import html
 
+        from . import _display
+
         head = f"<strong>{html.escape(type(self).__name__)}</strong>"
         if "params_" not in self.__dict__:
             return f"{head} (not fitted)"
@@ -434,7 +436,7 @@ class BaseModel:
         if self.log_likelihood_ is not None:
             info = (
                 f"<p>log-likelihood {self.log_likelihood_:.2f}, AIC {self.aic_:.2f}, "
-                f"BIC {self.bic_:.2f}, n = {self.n_observations_:g}, "
+                f"BIC {self.bic_:.2f}, n = {_display.number(self.n_observations_)}, "
                 f"converged: {self.converged_} "
                 f"({html.escape(str(self.fit_info_.get('termination')))})</p>"
             )
