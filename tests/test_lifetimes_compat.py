@@ -319,6 +319,13 @@ def test_save_model_and_load_model_semantics(fitted_bgf, tmp_path):
     assert loaded.generate_new_data is None
     with pytest.raises(clvrs.exceptions.InvalidParameterError, match="values_to_save"):
         fitted_bgf.save_model(path, save_data=False, values_to_save=[object()])
+    dated = BetaGeoFitter()
+    dated.params_, dated.data = (
+        fitted_bgf.params_,
+        pd.DataFrame({"T": [1.0]}, index=pd.to_datetime(["2020-01-01"])),
+    )
+    with pytest.raises(clvrs.exceptions.InvalidDataError, match="`data`"):
+        dated.save_model(path)
     with pytest.raises(clvrs.exceptions.ModelFileError, match="BetaGeoFitter"):
         ParetoNBDFitter().load_model(path)
     (tmp_path / "pickle.pkl").write_bytes(b"\x80\x04\x95")

@@ -304,8 +304,15 @@ class BaseFitter:
             "attributes": attributes,
             "model": None if fitted is None else fitted.to_dict(),
         }
+        try:
+            text = json.dumps(doc)
+        except (TypeError, ValueError) as err:
+            raise InvalidDataError(
+                f"`data` cannot be written to the model file ({err}): its index labels must be "
+                "numbers or strings; pass save_data=False or reset the index"
+            ) from None
         with open(path, "w", encoding="utf-8") as handle:
-            json.dump(doc, handle)
+            handle.write(text)
 
     def load_model(self, path: str | os.PathLike[str]) -> None:
         """Load a fitter saved by :meth:`save_model` into this one (its attributes replace
