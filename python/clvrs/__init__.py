@@ -26,6 +26,7 @@ from .exceptions import (
     ModelFileError,
     ModelWarning,
     NotFittedError,
+    TimeUnitError,
 )
 from .models import (
     BetaDiscreteWeibullModel,
@@ -73,6 +74,7 @@ __all__ = [
     "SegmentedModel",
     "Segmentation",
     "ShiftedBetaGeoModel",
+    "TimeUnitError",
     "__version__",
     "acquisition_budget",
     "bootstrap",

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from . import _units
 from ._input import Columns, coerce_columns, resolve_weights_column
 from .exceptions import (
     ConvergenceError,
@@ -27,8 +28,10 @@ __all__ = ["BaseModel", "load", "FORMAT", "FORMAT_VERSION"]
 
 #: Identifies a clvrs model document.
 FORMAT = "clvrs.model"
-#: Version of the model document layout; files with a larger version are refused.
-FORMAT_VERSION = 1
+#: Version of the model document layout; files with a larger version are refused. Version 2
+#: added ``"time_unit"``: a model that knows its time unit is written as version 2 (an older
+#: clvrs, which could not honour the unit, refuses it), a unit-free model as version 1.
+FORMAT_VERSION = 2
 
 _REGISTRY: dict[str, type[BaseModel]] = {}
 
@@ -95,6 +98,8 @@ class BaseModel:
     _default_columns: ClassVar[dict[str, str | None]] = {}
     #: Roles every fit/prediction needs.
     _roles: ClassVar[tuple[str, ...]] = ()
+    #: Keyword names of roles whose keyword is not the role's name (errors use them).
+    _keyword_names: ClassVar[dict[str, str] | None] = None
 
     # Hyperparameters shared by every model (subclasses list them in __init__).
     penalizer: float
@@ -116,6 +121,8 @@ class BaseModel:
     converged_: bool | None
     n_iter_: int
     fit_info_: dict[str, Any]
+    #: The time unit of the data the model was fitted on (e.g. "W", "7D"), None when unit-free.
+    time_unit_: str | None
 
     # The hyperparameters of most estimators (those that differ define their own __init__).
     def __init__(
@@ -192,16 +199,31 @@ class BaseModel:
         return resolve_weights_column(names, self.columns, data)
 
     def _columns(
-        self, data: Any, keywords: dict[str, Any], optional: tuple[str, ...] = ()
+        self,
+        data: Any,
+        keywords: dict[str, Any],
+        optional: tuple[str, ...] = (),
+        *,
+        fitting: bool = False,
     ) -> Columns:
-        return coerce_columns(
+        """The input's columns; for a prediction (not ``fitting``) the data's recorded time
+        unit must be the model's."""
+        cols = coerce_columns(
             data,
             self._roles,
             self._column_names(data),
             keywords,
             optional,
+            self._keyword_names,
             with_data=("weights",) if "weights" in optional else (),
         )
+        if not fitting:
+            _units.check_same(
+                self.__dict__.get("time_unit_"),
+                _units.data_unit(data, keywords),
+                type(self).__name__,
+            )
+        return cols
 
     def _check_hyperparameters(self) -> None:
         def number(value: Any) -> bool:
@@ -245,6 +267,7 @@ class BaseModel:
         if not converged and self.on_failure == "raise":
             raise ConvergenceError(failure)
         params = pd.Series(result["params"], index=names, name="coef", dtype=float)
+        self.time_unit_ = None  # set by the fit that knows it
         cov = result["covariance"]
         self.params_ = params
         if cov is None:
@@ -318,8 +341,10 @@ class BaseModel:
     def from_params(cls, **kwargs: Any) -> Any:
         """Build a model with known parameters (published figures, a fit made elsewhere).
 
-        Parameters are given by name; any other keyword is a hyperparameter. The model predicts
-        like a fitted one but has no covariance, standard errors or log-likelihood.
+        Parameters are given by name; ``time_unit`` (e.g. ``"W"``) is the unit the parameters
+        are in (the model then refuses data recorded in another unit); any other keyword is a
+        hyperparameter. The model predicts like a fitted one but has no covariance, standard
+        errors or log-likelihood.
         """
         missing = [p for p in cls._param_names if p not in kwargs]
         if missing:
@@ -329,6 +354,8 @@ class BaseModel:
                 f"missing {missing}",
             )
         values = {p: kwargs.pop(p) for p in cls._param_names}
+        time_unit = kwargs.pop("time_unit", None)
+        unit = None if time_unit is None else _units.unit_name(*_units.parse_unit(time_unit))
         try:
             model = cls(**kwargs)
         except TypeError as exc:
@@ -340,6 +367,7 @@ class BaseModel:
             ) from exc
         model._check_hyperparameters()
         model._set_params(values)
+        model.time_unit_ = unit
         return model
 
     def _set_params(self, values: dict[str, Any]) -> None:
@@ -360,6 +388,7 @@ class BaseModel:
         self.converged_ = None
         self.n_iter_ = 0
         self.fit_info_ = {"termination": "parameters given, not fitted"}
+        self.time_unit_ = None
 
     def _params_list(self) -> list[float]:
         return [float(v) for v in self.params_.to_numpy()]
@@ -389,6 +418,11 @@ class BaseModel:
         weak = self.fit_info_.get("weakly_identified")
         if weak is not None:
             frame["weakly_identified"] = [name in weak for name in coef.index]
+        unit = self.__dict__.get("time_unit_")
+        if unit is not None:
+            # Shown in the corner of the printed table; also in attrs for code.
+            frame.columns.name = f"time unit {unit}"
+            frame.attrs[_units.ATTR] = unit
         return frame
 
     @property
@@ -397,7 +431,8 @@ class BaseModel:
 
         For fitted models, ``weakly_identified`` flags parameters the data barely determine:
         those loading on a direction of (nearly) zero curvature of the log-likelihood, or with
-        a log-scale standard error above 1.
+        a log-scale standard error above 1. A model that knows its time unit (``time_unit_``)
+        names it in the table's corner (``columns.name``) and in ``attrs["time_unit"]``.
         """
         return self.summary_frame()
 
@@ -422,6 +457,8 @@ class BaseModel:
             tail += f", log-likelihood={self.log_likelihood_:.2f}"
             if not self.converged_:
                 tail += ", NOT CONVERGED"
+        if self.__dict__.get("time_unit_") is not None:
+            tail += f", time unit {self.time_unit_}"
         return f"{head} <{tail}>"
 
     def _repr_html_(self) -> str:
@@ -440,6 +477,8 @@ class BaseModel:
                 f"converged: {self.converged_} "
                 f"({html.escape(str(self.fit_info_.get('termination')))})</p>"
             )
+        if self.__dict__.get("time_unit_") is not None:
+            info += f"<p>time unit {html.escape(str(self.time_unit_))}</p>"
         return f"{head}{info}{self.summary.to_html(float_format=lambda v: f'{v:.6g}')}"
 
     # -- persistence ----------------------------------------------------------------------------
@@ -451,11 +490,14 @@ class BaseModel:
         from . import __version__
 
         cov = None if self.covariance_ is None else self.covariance_.to_numpy().tolist()
+        unit = self.__dict__.get("time_unit_")
         return {
             "format": FORMAT,
-            "format_version": FORMAT_VERSION,
+            # Version 1 (readable by older clvrs) unless there is a unit to keep.
+            "format_version": FORMAT_VERSION if unit is not None else 1,
             "clvrs_version": __version__,
             "model": type(self).__name__,
+            **({"time_unit": unit} if unit is not None else {}),
             "hyperparameters": self.get_params(),
             "params": {k: float(v) for k, v in self.params_.items()},
             "covariance": cov,
@@ -500,6 +542,7 @@ class BaseModel:
         model._check_hyperparameters()
         params = doc["params"]
         model._set_params({name: params[name] for name in cls._param_names})
+        model.time_unit_ = _document_unit(doc)
         fit = doc.get("fit") or {}
         if fit.get("log_likelihood") is None:
             return model
@@ -519,7 +562,17 @@ class BaseModel:
             model._set_fit(result)
         finally:
             model.on_failure = on_failure
+        model.time_unit_ = _document_unit(doc)
         return model
+
+
+def _document_unit(doc: dict[str, Any]) -> str | None:
+    """The ``"time_unit"`` of a model document (absent before format version 2: unit-free)."""
+    unit = doc.get("time_unit")
+    if unit is None:
+        return None
+    freq, multiplier = _units.parse_unit(unit, '"time_unit"')
+    return _units.unit_name(freq, multiplier)
 
 
 def _doc_error(path: Any, why: str) -> ModelFileError:

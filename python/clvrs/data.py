@@ -17,6 +17,7 @@ from pandas.tseries.api import guess_datetime_format
 from . import _core
 from ._base import _bad_parameter
 from ._input import _native
+from ._units import check_tracking_unit, record_unit
 from .exceptions import ClvError, InvalidDataError, InvalidParameterError, NotFittedError
 
 __all__ = ["calibration_and_holdout", "summarize_transactions", "tracking"]
@@ -742,7 +743,10 @@ def summarize_transactions(
     pandas.DataFrame or polars.DataFrame
         One row per customer: indexed by customer id (pandas; sorted), or with the id as the
         first column (polars). Columns ``frequency``, ``recency``, ``T`` and, with
-        ``monetary_value_col``, ``monetary_value``.
+        ``monetary_value_col``, ``monetary_value``. A pandas result records its time unit in
+        ``attrs["time_unit"]`` (``freq``, after ``freq_multiplier`` when that is not 1: ``"W"``,
+        ``"7D"``); models fitted on it keep the unit and refuse data in another. Polars frames
+        have no ``attrs``: they are unit-free (give ``fit(..., time_unit=...)``).
 
     Raises
     ------
@@ -797,7 +801,8 @@ def summarize_transactions(
     columns: dict[str, np.ndarray] = {
         k: result[k] for k in ("frequency", "recency", "T", "monetary_value") if k in result
     }
-    return _frame(log, customer_id_col, columns, result["customer"])
+    summary = _frame(log, customer_id_col, columns, result["customer"])
+    return record_unit(summary, freq, freq_multiplier)
 
 
 def calibration_and_holdout(
@@ -829,7 +834,8 @@ def calibration_and_holdout(
     Returns
     -------
     pandas.DataFrame or polars.DataFrame
-        One row per calibration customer.
+        One row per calibration customer; a pandas result records its time unit in
+        ``attrs["time_unit"]`` (see :func:`summarize_transactions`).
     """
     _check_options(
         freq,
@@ -902,7 +908,7 @@ def calibration_and_holdout(
         columns["monetary_value_holdout"] = monetary_holdout
     duration = (hold["end_period"] - cal["end_period"]) / float(freq_multiplier)
     columns["duration_holdout"] = np.full(len(codes), duration)
-    return _frame(log, customer_id_col, columns, codes)
+    return record_unit(_frame(log, customer_id_col, columns, codes), freq, freq_multiplier)
 
 
 def tracking(
@@ -945,6 +951,7 @@ def tracking(
     if "params_" not in vars(model):
         raise NotFittedError(f"{type(model).__name__} is not fitted: tracking needs its estimates")
     _check_options(freq, freq_multiplier)
+    check_tracking_unit(model, freq, freq_multiplier)
     log = _read_log(transactions, customer_id_col, datetime_col, None, datetime_format)
     names = (customer_id_col, datetime_col, "amount")
     obs_stamp = _end(observation_period_end, datetime_format, "observation_period_end", log.tz)

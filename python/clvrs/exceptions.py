@@ -15,6 +15,7 @@ __all__ = [
     "ModelFileError",
     "ModelWarning",
     "NotFittedError",
+    "TimeUnitError",
 ]
 
 
@@ -53,6 +54,22 @@ class InvalidParameterError(ClvError, ValueError):
     """
 
     parameter: str | None = None
+
+
+class TimeUnitError(InvalidDataError, InvalidParameterError):
+    """Data, a model and an argument disagree about the time unit (e.g. a model fitted in weeks
+    asked to score a summary in days).
+
+    Attributes
+    ----------
+    expected : str or None
+        The unit of the model (or of the argument), e.g. ``"W"``.
+    found : str or None
+        The unit recorded on the data, or given as an argument, e.g. ``"D"``.
+    """
+
+    expected: str | None = None
+    found: str | None = None
 
 
 class ConvergenceError(ClvError, RuntimeError):

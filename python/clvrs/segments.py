@@ -16,6 +16,7 @@ import pandas as pd
 from . import _core, _display
 from ._base import _REGISTRY, FORMAT, FORMAT_VERSION, _bad_parameter, load_document
 from ._input import _native, align_to
+from ._units import data_unit
 from .exceptions import ConvergenceWarning, InvalidDataError
 from .models._rfm import RfmModel
 
@@ -123,7 +124,8 @@ def fit_segments(
         raise _bad_parameter(
             "min_customers", f"must be a finite number >= 0, got {min_customers!r}"
         )
-    cols = model._columns(data, {"weights": None}, optional=optional)
+    cols = model._columns(data, {"weights": None}, optional=optional, fitting=True)
+    unit = data_unit(data)
     a = cols.arrays
     values, by_name = _segment_values(data, by, len(a["frequency"]))
     codes, keys = _factorize_sorted(values)
@@ -164,7 +166,7 @@ def fit_segments(
             failures[key] = result["error"]
         else:
             fits[key] = result
-    models = _SegmentModels(model, fits)
+    models = _SegmentModels(model, fits, unit)
     not_converged = [k for k, r in fits.items() if not r["converged"]]
     if not_converged and model.on_failure != "ignore":
         warnings.warn(
@@ -181,9 +183,12 @@ class _SegmentModels(Mapping[Any, RfmModel]):
     """Segment -> fitted model, each built from the core's result when first used (building
     a thousand estimators with pandas attributes costs more than fitting them)."""
 
-    def __init__(self, template: RfmModel, fits: dict[Any, dict[str, Any]]) -> None:
+    def __init__(
+        self, template: RfmModel, fits: dict[Any, dict[str, Any]], time_unit: str | None = None
+    ) -> None:
         self._template = template
         self._fits = fits
+        self._time_unit = time_unit
         self._built: dict[Any, RfmModel] = {}
 
     def __getitem__(self, key: Any) -> RfmModel:
@@ -192,6 +197,7 @@ class _SegmentModels(Mapping[Any, RfmModel]):
             fitted = type(self._template)(**self._template.get_params())
             fitted.on_failure = "ignore"
             fitted._set_fit(result)
+            fitted.time_unit_ = self._time_unit
             fitted.on_failure = self._template.on_failure
             self._built[key] = fitted
         return self._built[key]
@@ -334,9 +340,11 @@ class SegmentedModel:
         """The collection as one JSON-ready document."""
         from . import __version__
 
+        units = {getattr(m, "time_unit_", None) for m in self.models_.values()} - {None}
         return {
             "format": FORMAT,
-            "format_version": FORMAT_VERSION,
+            # Version 1 (readable by older clvrs) unless the segments' models keep a time unit.
+            "format_version": FORMAT_VERSION if units else 1,
             "clvrs_version": __version__,
             "model": "SegmentedModel",
             "template": type(self.template).__name__,

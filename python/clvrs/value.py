@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import _display
+from . import _display, _units
 from ._base import BaseModel, _bad_parameter
 from ._input import align_to, data_error
-from .exceptions import InvalidDataError
+from .exceptions import InvalidDataError, InvalidParameterError, TimeUnitError
 
 __all__ = [
     "TIME_UNITS_PER_MONTH",
@@ -51,18 +51,43 @@ def _dert_rule(delta: float) -> tuple[np.ndarray, np.ndarray]:
 
 def _units_per_month(time_unit: Any) -> float:
     if isinstance(time_unit, str):
-        if time_unit not in TIME_UNITS_PER_MONTH:
+        if time_unit in TIME_UNITS_PER_MONTH:
+            return TIME_UNITS_PER_MONTH[time_unit]
+        try:
+            return _units.units_per_month(time_unit)  # e.g. "7D", "w"
+        except InvalidParameterError:
             raise _bad_parameter(
                 "time_unit",
-                f"must be one of {sorted(TIME_UNITS_PER_MONTH)} or a number of time units per "
-                f"month, got {time_unit!r}",
-            )
-        return TIME_UNITS_PER_MONTH[time_unit]
+                f"must be one of {sorted(TIME_UNITS_PER_MONTH)} (optionally after a multiplier, "
+                f'e.g. "7D") or a number of time units per month, got {time_unit!r}',
+            ) from None
     if isinstance(time_unit, numbers.Real) and math.isfinite(time_unit) and float(time_unit) > 0:
         return float(time_unit)
     raise _bad_parameter(
         "time_unit", f"must be a unit name or a positive number, got {time_unit!r}"
     )
+
+
+def _clv_units_per_month(model: Any, data: Any, keywords: dict[str, Any], time_unit: Any) -> float:
+    """Time units per month for CLV: ``time_unit`` if given, else the model's unit (else the
+    data's recorded unit, else weeks); a ``time_unit`` contradicting a known unit is refused."""
+    known = getattr(model, "__dict__", {}).get("time_unit_")
+    source = "the model's time unit"
+    if known is None:
+        known, source = _units.data_unit(data, keywords), "the data's recorded time unit"
+    if time_unit is None:
+        return _units.units_per_month(known) if known is not None else TIME_UNITS_PER_MONTH["W"]
+    f = _units_per_month(time_unit)
+    if known is not None and not _units.same_per_month(known, f):
+        err = TimeUnitError(
+            f"time_unit: {time_unit!r} ({f:g} per month) contradicts {source} "
+            f'"{known}" ({_units.units_per_month(known):g} per month); leave time_unit out to '
+            "use it"
+        )
+        err.parameter = "time_unit"
+        err.expected, err.found = known, str(time_unit)
+        raise err
+    return f
 
 
 def _spend(spend_model: Any, data: Any, frequency: Any, monetary_value: Any) -> Any:
@@ -169,7 +194,7 @@ def customer_lifetime_value(
     *,
     time: int | None = 12,
     discount_rate: float = 0.01,
-    time_unit: Any = "W",
+    time_unit: Any = None,
     margin: float = 1.0,
     method: str = "discrete",
     frequency: Any = None,
@@ -210,8 +235,12 @@ def customer_lifetime_value(
         Months of value (discrete method); None for the continuous method.
     discount_rate : float, default 0.01
         Monthly discount rate (> -1; > 0 for the continuous method).
-    time_unit : {"W", "D", "M", "H"} or float, default "W"
-        The data's time unit, or the number of its units per month.
+    time_unit : {"W", "D", "M", "H"}, str or float, optional
+        The data's time unit (optionally after a multiplier: ``"7D"``), or the number of its
+        units per month (4.345 weeks, 30 days, 720 hours). By default the model's
+        ``time_unit_`` (recorded when it was fitted on a summary from
+        :func:`summarize_transactions`), else the data's recorded unit, else ``"W"``. A
+        ``time_unit`` more than 2% away from a known unit is refused (``TimeUnitError``).
     margin : float, default 1.0
         Profit share of revenue (1 gives revenue).
     method : {"discrete", "continuous"}, default "discrete"
@@ -242,7 +271,9 @@ def customer_lifetime_value(
             "expected_residual_transactions(data, discount_rate) by the expected spend per "
             "purchase",
         )
-    f = _units_per_month(time_unit)
+    f = _clv_units_per_month(
+        transaction_model, data, {"frequency": frequency, "recency": recency, "T": T}, time_unit
+    )
     if not (isinstance(margin, numbers.Real) and math.isfinite(margin) and margin >= 0):
         raise _bad_parameter("margin", f"must be a finite number >= 0, got {margin!r}")
     if not (

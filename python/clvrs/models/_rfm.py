@@ -17,6 +17,7 @@ from .._input import (
     data_error,
     wrap_output,
 )
+from .._units import fit_unit
 from ..exceptions import InvalidParameterError
 from ._covariates import CovariateSpec, CovariateSummary, check_covariate_penalizer
 
@@ -208,6 +209,7 @@ class RfmModel(CovariateSummary, BaseModel):
         dropout_covariates: Any = None,
         tied_covariates: Any = None,
         covariate_penalizer: float = 0.0,
+        time_unit: str | None = None,
     ) -> Any:
         """Estimate the parameters from customer summaries.
 
@@ -240,6 +242,13 @@ class RfmModel(CovariateSummary, BaseModel):
         covariate_penalizer : float, default 0.0
             L2 penalty ``covariate_penalizer * sum(coefficients**2)`` on the covariate
             coefficients, on the scale of ``penalizer`` (mean log-likelihood per customer).
+        time_unit : str, optional
+            The time unit of the data (``"W"``, ``"D"``, ``"7D"``, ...), for input that does
+            not record it (numpy arrays, polars, a pandas frame made by hand). A summary from
+            :func:`summarize_transactions` records its unit in ``attrs["time_unit"]``, which is
+            used when ``time_unit`` is not given (a contradicting ``time_unit`` is refused). The
+            model keeps the unit as ``time_unit_`` and refuses to predict on data recorded in
+            another unit; without any unit the model is unit-free (None) and checks nothing.
 
         Returns
         -------
@@ -252,15 +261,15 @@ class RfmModel(CovariateSummary, BaseModel):
             Naming the column, first offending row and rule, for NaN, negative or non-integer
             frequencies, recency > T, recency > 0 with frequency 0, mismatched lengths, empty
             input, or weights that are not whole numbers >= 0.
+        TimeUnitError
+            If ``time_unit`` contradicts the unit recorded on the data.
         ConvergenceError
             If the fit does not converge and ``on_failure="raise"``.
         """
         self._check_hyperparameters()
-        cols = self._columns(
-            data,
-            {"frequency": frequency, "recency": recency, "T": T, "weights": weights},
-            optional=("weights",),
-        )
+        keywords = {"frequency": frequency, "recency": recency, "T": T, "weights": weights}
+        unit = fit_unit(data, keywords, time_unit)
+        cols = self._columns(data, keywords, optional=("weights",), fitting=True)
         a = cols.arrays
         if purchase_covariates or dropout_covariates or tied_covariates:
             if not self._takes_covariates:
@@ -294,6 +303,7 @@ class RfmModel(CovariateSummary, BaseModel):
                     n_jobs=self.n_jobs,
                 )
             self._set_fit(result)
+            self.time_unit_ = unit
             self.covariates_ = spec
             self.fit_info_["covariate_penalizer"] = float(penalty)
             return self
@@ -311,6 +321,7 @@ class RfmModel(CovariateSummary, BaseModel):
                 n_jobs=self.n_jobs,
             )
         self._set_fit(result)
+        self.time_unit_ = unit
         self.covariates_ = None
         return self
 

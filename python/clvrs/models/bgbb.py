@@ -9,14 +9,7 @@ import numpy as np
 
 from .. import _core
 from .._base import _bad_parameter
-from .._input import (
-    Columns,
-    _native,
-    align_argument,
-    as_float_array,
-    coerce_columns,
-    data_error,
-)
+from .._input import _native, align_argument, as_float_array, data_error
 from ._rfm import RfmModel
 
 __all__ = ["BetaGeoBetaBinomModel"]
@@ -97,19 +90,9 @@ class BetaGeoBetaBinomModel(RfmModel):
         "weights": None,
     }
 
-    def _columns(
-        self, data: Any, keywords: dict[str, Any], optional: tuple[str, ...] = ()
-    ) -> Columns:
-        # The T role is passed as `periods=`: errors call such an array `periods`.
-        return coerce_columns(
-            data,
-            self._roles,
-            self._column_names(data),
-            keywords,
-            optional,
-            keyword_names={"T": "periods"},
-            with_data=("weights",) if "weights" in optional else (),
-        )
+    # The T role is passed as `periods=`: errors call such an array `periods` (the base
+    # class's `_columns` passes this on to `coerce_columns`).
+    _keyword_names: ClassVar[dict[str, str] | None] = {"T": "periods"}
 
     @classmethod
     def from_params(cls, **kwargs: Any) -> BetaGeoBetaBinomModel:  # noqa: D102
