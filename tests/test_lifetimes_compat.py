@@ -509,6 +509,16 @@ def test_plots_draw_where_lifetimes_draws(fitted_bgf, tmp_path):
         for n in range(7)
     ]
     np.testing.assert_allclose(model_bars, expected, rtol=1e-9)
+    donations = clvrs.lifetimes.datasets.load_donations()
+    bb = BetaGeoBetaBinomFitter().fit(
+        donations["frequency"], donations["recency"], donations["periods"], donations["weights"]
+    )
+    ax = plotting.plot_period_transactions(bb)  # BG/BB: expected customers by frequency
+    np.testing.assert_allclose(
+        [p.get_height() for p in ax.patches[7:]],
+        bb.expected_number_of_transactions_in_first_n_periods(6)["model"],
+        rtol=1e-9,
+    )
     ax = plotting.plot_dropout_rate_heterogeneity(fitted_bgf)
     x, y = ax.lines[0].get_data()
     a, b = fitted_bgf._unload_params("a", "b")

@@ -50,14 +50,19 @@ def _axes(ax: Any) -> Any:
 def _expected_frequency_counts(model: Any, max_frequency: int) -> np.ndarray:
     """Expected number of the fitted customers with 0..max_frequency - 1 repeat purchases."""
     data = model.data
-    ages = data["T"].to_numpy(dtype=float)
+    discrete = "n_periods" in data  # BG/BB: ages are numbers of transaction opportunities
+    ages = data["n_periods" if discrete else "T"].to_numpy(dtype=float)
     weights = data["weights"].to_numpy(dtype=float) if "weights" in data else np.ones(ages.size)
     unique, inverse = np.unique(ages, return_inverse=True)
     per_age = np.bincount(inverse, weights=weights)
     out = np.zeros(max_frequency)
     for n in range(max_frequency):
-        probs = np.asarray(model.probability_of_n_purchases_up_to_time(unique, n), dtype=float)
-        out[n] = float(np.sum(probs * per_age))
+        if discrete:
+            counts = np.full(unique.size, float(n))
+            probs = np.asarray(model._model.purchase_count_probability(counts, unique))
+        else:
+            probs = np.asarray(model.probability_of_n_purchases_up_to_time(unique, n))
+        out[n] = float(np.sum(probs.astype(float) * per_age))
     return out
 
 
