@@ -270,3 +270,23 @@ def test_help_lists_score_and_every_option_has_help(capsys):
     }.items():
         block = options[options.index(f"  {option} ") :].split("\n  --")[0]
         assert words in block, block
+
+
+def test_cdnow_own_format_errors_speak_in_options(tmp_path, capsys):
+    # CDNOW's own file: dates as YYYYMMDD integers. The fix is named as the option to pass.
+    raw = pd.read_csv(
+        clvrs.datasets.__path__[0] + "/data/CDNOW_sample.txt",
+        sep=r"\s+",
+        header=None,
+        names=["id", "customer", "date", "quantity", "amount"],
+    )
+    csv = tmp_path / "cdnow.csv"
+    raw.to_csv(csv, index=False)
+    argv = ["score", str(csv), "--customer-col", "customer", "--date-col", "date",
+            "--out", str(tmp_path / "s.csv"), "--quiet"]  # fmt: skip
+    assert cli.main(argv) == 2
+    _one_line_error(capsys, "--datetime-format %Y%m%d")
+    assert cli.main([*argv, "--datetime-format", "%Y%m%d"]) == 0
+    assert len(pd.read_csv(tmp_path / "s.csv")) == 2357
+    assert cli.main([*argv, "--date-col", "amount"]) == 2
+    _one_line_error(capsys, "not dates")

@@ -456,6 +456,24 @@ def score(argv: list[str]) -> int:
     return 0
 
 
+#: The library's argument names in a message, and the options that set them.
+_OPTIONS = {
+    "datetime_format=": "--datetime-format ",
+    "observation_period_end": "--end",
+    "freq_multiplier": "--freq-multiplier",
+    "monetary_value_col": "--amount-col",
+    "customer_id_col": "--customer-col",
+    "datetime_col": "--date-col",
+}
+
+
+def _in_command_words(message: str) -> str:
+    """A library message with its argument names replaced by the options that set them."""
+    for name, option in _OPTIONS.items():
+        message = message.replace(name, option)
+    return message.replace('--datetime-format "%Y%m%d"', "--datetime-format %Y%m%d")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (0, or 2 after a one-line error)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -470,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ClvError, ValueError, OSError, KeyError, ImportError) as exc:
         text = str(exc).strip()
         message = text.splitlines()[0] if text else type(exc).__name__
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {_in_command_words(message)}", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - one line, never a traceback, for any failure
         print(
