@@ -276,3 +276,16 @@ def test_tracking_counts_periods_in_the_model_unit(weekly_model):
         weekly_model, log, "customer_id", "date", END, freq="D", freq_multiplier=7
     )
     assert track["expected"].sum() > 0
+
+
+def test_holdout_evaluation_refuses_a_split_in_another_unit(weekly_model):
+    log = clvrs.datasets.load_cdnow_transactions()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        days = clvrs.calibration_and_holdout(log, "customer_id", "date", END, "1998-06-30")
+        weeks = clvrs.calibration_and_holdout(
+            log, "customer_id", "date", END, "1998-06-30", freq="W"
+        )
+    with pytest.raises(TimeUnitError, match='"D"'):
+        clvrs.holdout_evaluation(weekly_model, days)
+    assert clvrs.holdout_evaluation(weekly_model, weeks).customers["predicted"].notna().all()

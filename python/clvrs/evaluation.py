@@ -99,6 +99,10 @@ def holdout_evaluation(
         },
         non_negative=("holdout", "duration"),
     )
+    # The columns go on as arrays, which carry no unit: check the split's recorded unit here.
+    from . import _units
+
+    _units.check_same(vars(model).get("time_unit_"), _units.data_unit(split), type(model).__name__)
     horizon = a["duration"]
     if getattr(model, "_spec", lambda: None)() is not None:
         # A model with covariates reads them from the frame, under the model's column names.
