@@ -521,3 +521,33 @@ def test_a_required_role_mapped_to_none_is_refused():
     with pytest.raises(InvalidDataError, match="maps it to None") as info:
         clvrs.BetaGeoModel(columns={"recency": None}).fit(_frame())
     assert info.value.column == "recency"
+
+
+def test_columns_must_be_a_mapping():
+    """The old code read a string as a set of letters ("unknown roles ['c', 'e', ...]")."""
+    with pytest.raises(InvalidParameterError, match="must be a dict of role to column name"):
+        clvrs.BetaGeoModel(columns="frequency").fit(_frame())
+
+
+def test_columns_with_non_text_labels_are_found(cdnow):
+    """A frame with integer column labels: the old code raised a bare KeyError for
+    columns={'frequency': '0'} and called column 0 missing for columns={'frequency': 0}."""
+    numbered = pd.DataFrame({0: cdnow["frequency"], 1: cdnow["recency"], 2: cdnow["T"]})
+    reference = clvrs.BetaGeoModel().fit(cdnow)
+    for mapping in ({"frequency": 0, "recency": 1, "T": 2}, {"frequency": "0", "recency": "1"}):
+        mapping = {"T": 2, **mapping}
+        _same_fit(clvrs.BetaGeoModel(columns=mapping).fit(numbered), reference)
+
+
+def test_intervals_of_single_numbers_are_one_row(fitted):
+    model = fitted["BetaGeoModel"]
+    table = clvrs.prediction_interval(model, "probability_alive", **CUSTOMER)
+    assert len(table) == 1
+    assert table["estimate"].iloc[0] == pytest.approx(float(model.probability_alive(**CUSTOMER)))
+    assert table["lower"].iloc[0] < table["estimate"].iloc[0] < table["upper"].iloc[0]
+
+
+def test_a_weights_column_mapped_to_another_role_is_not_also_the_weights(cdnow):
+    data = cdnow[RFM].rename(columns={"frequency": "weights"})
+    model = clvrs.BetaGeoModel(columns={"frequency": "weights"}).fit(data)
+    _same_fit(model, clvrs.BetaGeoModel().fit(cdnow))

@@ -9,6 +9,7 @@ import math
 import numbers
 import os
 import warnings
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -189,6 +190,12 @@ class BaseModel:
         """Column name per role: the defaults, ``columns=``, and (given ``data``) the data's
         ``weights`` column when ``columns=`` does not map that role."""
         names = dict(self._default_columns)
+        if self.columns is not None and not isinstance(self.columns, Mapping):
+            raise _bad_parameter(
+                "columns",
+                "must be a dict of role to column name (e.g. {'T': 'age'}), got "
+                f"{type(self.columns).__name__}",
+            )
         if self.columns is not None:
             unknown = set(self.columns) - set(names)
             if unknown:

@@ -293,6 +293,8 @@ def resolve_weights_column(
     resolved = dict(names)
     if "weights" not in resolved or "weights" in (mapped or {}) or resolved["weights"]:
         return resolved
+    if WEIGHTS_COLUMN in resolved.values():
+        return resolved  # the column is another role's (columns={"frequency": "weights"})
     if WEIGHTS_COLUMN in _frame_columns(data):
         resolved["weights"] = WEIGHTS_COLUMN
     return resolved
@@ -463,11 +465,18 @@ def coerce_columns(
         if isinstance(data, pd.DataFrame):
             kind, index = "pandas", data.index
             available = [str(c) for c in data.columns]
-            getter = data.__getitem__
+            # Columns are found by their name as text (a column labelled 0 is `0`).
+            labels = {str(c): c for c in data.columns}
+
+            def getter(name: str) -> Any:
+                return data[labels[name]]
+
         elif _is_polars_frame(data):
             kind, index = "polars", None
             available = list(data.columns)
-            getter = data.get_column
+
+            def getter(name: str) -> Any:
+                return data.get_column(name)
         else:
             raise InvalidDataError(
                 f"data must be a pandas or polars DataFrame, got {type(data).__name__}; "
@@ -475,7 +484,8 @@ def coerce_columns(
             )
         readers: dict[str, str] = {}
         for role in list(roles) + list(optional):
-            name = names.get(role)
+            mapped = names.get(role)
+            name = None if mapped is None else str(mapped)
             if name is None:
                 if role in roles:
                     raise _unmapped(role)

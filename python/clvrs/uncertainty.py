@@ -44,7 +44,10 @@ def _log_covariance(model: BaseModel) -> np.ndarray:
 
 
 def _values(out: Any) -> np.ndarray:
-    return np.asarray(out.to_numpy() if hasattr(out, "to_numpy") else out, dtype=float)
+    # A prediction for single numbers is a number: one row (customer) of the table.
+    return np.atleast_1d(
+        np.asarray(out.to_numpy() if hasattr(out, "to_numpy") else out, dtype=float)
+    )
 
 
 def delta_interval(
