@@ -289,9 +289,37 @@ def _scalar_calls(models):
         ("GammaGamma.expected_average_spend", lambda: gg.expected_average_spend(**spend)),
         ("GammaGamma.log_likelihood_per_customer", lambda: gg.log_likelihood_per_customer(**spend)),
     ]
+    for name in (c.__name__ for c in RFM_MODELS):
+        m = models[name]
+        calls += [
+            (
+                f"{name}.expected_purchases_new_customer",
+                lambda m=m: m.expected_purchases_new_customer(4),
+            ),
+            (f"{name}.purchase_count_probability", lambda m=m: m.purchase_count_probability(1, 4)),
+        ]
+    for cls in CHURN_MODELS:
+        m = cls().fit(survivors=[1000, 631, 468, 382, 326, 289, 262, 241])
+        calls += [
+            (f"{cls.__name__}.survival", lambda m=m: m.survival(3)),
+            (f"{cls.__name__}.churn_probability", lambda m=m: m.churn_probability(3)),
+            (f"{cls.__name__}.retention_rate", lambda m=m: m.retention_rate(3)),
+            (f"{cls.__name__}.probability_active", lambda m=m: m.probability_active(3, 2)),
+            (f"{cls.__name__}.expected_renewals", lambda m=m: m.expected_renewals(3, 2)),
+            (
+                f"{cls.__name__}.expected_residual_lifetime",
+                lambda m=m: m.expected_residual_lifetime(3, 0.1),
+            ),
+            (
+                f"{cls.__name__}.subscription_value",
+                lambda m=m: m.subscription_value(np.int64(3), np.float64(10.0), 0.1),
+            ),
+        ]
     bb = models["BetaGeoBetaBinomModel"]
     history = {"frequency": 2, "recency": 4, "periods": 6}
     calls += [
+        ("BGBB.expected_purchases_new_customer", lambda: bb.expected_purchases_new_customer(3)),
+        ("BGBB.purchase_count_probability", lambda: bb.purchase_count_probability(1, 3)),
         ("BGBB.expected_purchases", lambda: bb.expected_purchases(m=3, **history)),
         ("BGBB.probability_alive", lambda: bb.probability_alive(**history)),
         ("BGBB.probability_alive(m)", lambda: bb.probability_alive(m=2, **history)),
