@@ -579,3 +579,17 @@ def test_a_weights_column_mapped_to_another_role_is_not_also_the_weights(cdnow):
     data = cdnow[RFM].rename(columns={"frequency": "weights"})
     model = clvrs.BetaGeoModel(columns={"frequency": "weights"}).fit(data)
     _same_fit(model, clvrs.BetaGeoModel().fit(cdnow))
+
+
+def test_bgbb_horizon_errors_name_m(donations):
+    """Issue 25: BG/BB's expected_purchases(x, m=10**8) blamed `t`, an argument it has not."""
+    model = clvrs.BetaGeoBetaBinomModel().fit(donations)
+    data = donations.set_axis([f"p{i}" for i in range(len(donations))])
+    with pytest.raises(InvalidDataError, match="column `m`") as info:
+        model.expected_purchases(data, m=10**8)
+    assert info.value.column == "m" and info.value.row is None
+    with pytest.raises(InvalidDataError) as info:
+        model.probability_alive(data, m=np.r_[np.ones(len(data) - 1), 10**9])
+    assert info.value.column == "m" and info.value.label == f"p{len(data) - 1}"
+    with pytest.raises(InvalidDataError, match="column `m`: must be one value or one per"):
+        model.expected_purchases(data, m=[1, 2, 3])

@@ -149,6 +149,23 @@ class Columns:
             raise renamed from None
 
 
+@contextlib.contextmanager
+def naming_arguments(renames: Mapping[str, str]) -> Iterator[None]:
+    """Call an argument by the caller's keyword in data errors raised under the core's name
+    (BG/BB's horizon ``m`` is the core's ``t``)."""
+    try:
+        yield
+    except InvalidDataError as err:
+        column = getattr(err, "column", None)
+        new = renames.get(str(column)) if column is not None else None
+        if new is None or new == column:
+            raise
+        renamed = InvalidDataError(str(err).replace(f"column `{column}`", f"column `{new}`", 1))
+        renamed.column, renamed.row, renamed.rule = new, err.row, err.rule
+        renamed.label = err.label
+        raise renamed from None
+
+
 def _without_row(err: InvalidDataError) -> InvalidDataError:
     """``err`` without its row: for a single value that applies to every customer."""
     message = str(err)

@@ -15,6 +15,7 @@ from .._input import (
     align_argument,
     as_float_array,
     data_error,
+    naming_arguments,
     wrap_output,
 )
 from .._units import fit_unit
@@ -98,16 +99,19 @@ class RfmModel(CovariateSummary, BaseModel):
         arrays: dict[str, Any],
         t: np.ndarray | None = None,
         n: np.ndarray | None = None,
+        t_name: str = "t",
     ) -> Any:
         """Run a per-customer core prediction on the input and shape the result like it.
 
         ``t`` (the discount rate for ``expected_residual_transactions``) and ``n`` hold one value
-        or one per customer; an error about a single value blames no customer.
+        or one per customer; an error about a single value blames no customer. ``t_name`` is
+        the caller's keyword for ``t`` (BG/BB's ``m``), which errors about it use.
         """
         cols = self._columns(data, arrays)
         a = cols.arrays
         rate = quantity == "expected_residual_transactions"
         with (
+            naming_arguments({"t": t_name}),
             cols.locating_rows({"discount_rate" if rate else "t": t, "n": n}),
             self._naming_covariates(data),
         ):

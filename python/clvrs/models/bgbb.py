@@ -158,7 +158,7 @@ class BetaGeoBetaBinomModel(RfmModel):
         arrays = {"frequency": frequency, "recency": recency, "T": periods}
         horizon, _ = _whole(m, "m", data, arrays)
         return self._per_customer(
-            "expected_purchases", "expected_purchases", data, arrays, t=horizon
+            "expected_purchases", "expected_purchases", data, arrays, t=horizon, t_name="m"
         )
 
     def probability_alive(  # type: ignore[override]
@@ -176,7 +176,9 @@ class BetaGeoBetaBinomModel(RfmModel):
         horizon, scalar = _whole(m, "m", data, arrays)
         if scalar and horizon[0] == 0:
             return self._per_customer("probability_alive", "probability_alive", data, arrays)
-        return self._per_customer("probability_alive", "probability_alive", data, arrays, t=horizon)
+        return self._per_customer(
+            "probability_alive", "probability_alive", data, arrays, t=horizon, t_name="m"
+        )
 
     def log_likelihood_per_customer(  # type: ignore[override]
         self,
