@@ -593,3 +593,18 @@ def test_bgbb_horizon_errors_name_m(donations):
     assert info.value.column == "m" and info.value.label == f"p{len(data) - 1}"
     with pytest.raises(InvalidDataError, match="column `m`: must be one value or one per"):
         model.expected_purchases(data, m=[1, 2, 3])
+
+
+def test_covariate_columns_are_read_as_they_are_or_refused(cdnow):
+    """A complex covariate was fitted on its real part; a duplicated one gave a pandas error."""
+    data = cdnow.assign(x=(np.arange(len(cdnow)) % 2).astype(float))
+    with pytest.raises(InvalidDataError, match="must be real") as info:
+        clvrs.BetaGeoModel().fit(data.assign(x=data["x"] + 0j), purchase_covariates=["x"])
+    assert info.value.column == "x"
+    model = _quiet(lambda: clvrs.BetaGeoModel().fit(data, purchase_covariates=["x"]))
+    with pytest.raises(InvalidDataError, match="must be real"):
+        model.probability_alive(data.assign(x=data["x"] + 0j))
+    twice = pd.concat([data, data[["x"]]], axis=1)
+    with pytest.raises(InvalidDataError, match="appears 2 times") as info:
+        clvrs.BetaGeoModel().fit(twice, purchase_covariates=["x"])
+    assert info.value.column == "x"

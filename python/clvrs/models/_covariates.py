@@ -77,7 +77,20 @@ def _column(data: Any, name: str) -> pd.Series:
     if isinstance(data, pd.DataFrame):
         if name not in data.columns:
             raise _missing(name, [str(c) for c in data.columns])
-        return data[name].reset_index(drop=True)
+        column = data[name]
+        if isinstance(column, pd.DataFrame):
+            raise _data_error(
+                name,
+                None,
+                "must be a distinct column name",
+                f"appears {column.shape[1]} times in the data; give every column a distinct name",
+            )
+        if pd.api.types.is_complex_dtype(column.dtype):
+            # Not numeric for a model: its imaginary part would be dropped silently.
+            raise _data_error(
+                name, None, "must be numeric", f"must be real, got dtype {column.dtype}"
+            )
+        return column.reset_index(drop=True)
     if _is_polars_frame(data):
         if name not in data.columns:
             raise _missing(name, list(data.columns))
