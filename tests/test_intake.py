@@ -608,3 +608,13 @@ def test_covariate_columns_are_read_as_they_are_or_refused(cdnow):
     with pytest.raises(InvalidDataError, match="appears 2 times") as info:
         clvrs.BetaGeoModel().fit(twice, purchase_covariates=["x"])
     assert info.value.column == "x"
+
+
+@pytest.mark.parametrize("value", [None, "duration"])
+def test_a_horizon_that_is_not_a_number_says_so(fitted, cdnow, value):
+    """A column name or None as `t` was reported as 'dtype <U8' or 'dtype object'."""
+    with pytest.raises(InvalidDataError, match=r"must be numeric \(a number, or one per") as info:
+        fitted["BetaGeoModel"].expected_purchases(cdnow, t=value)
+    assert info.value.column == "t" and repr(value) in str(info.value)
+    if isinstance(value, str):
+        assert "data['duration']" in str(info.value)

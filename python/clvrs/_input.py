@@ -230,6 +230,17 @@ def as_float_array(values: Any, name: str) -> np.ndarray:
     (naming the column) rather than converted: a complex column would lose its imaginary part,
     a date would become days since 1970, neither of which the caller meant.
     """
+    if values is None or isinstance(values, (str, bytes)):
+        # A single non-number where numbers (one, or one per customer) are wanted.
+        hint = (
+            f" (for a column of the data, pass data[{values!r}])" if isinstance(values, str) else ""
+        )
+        err = InvalidDataError(
+            f"column `{name}`: must be numeric (a number, or one per customer), got "
+            f"{values!r}{hint}"
+        )
+        err.column, err.rule = name, "must be numeric"
+        raise err
     if _is_polars_series(values):
         if not (values.dtype.is_numeric() or values.dtype == _polars_boolean()):
             raise _not_numeric(name, values.dtype)
