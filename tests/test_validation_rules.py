@@ -336,6 +336,36 @@ def _cases() -> dict[str, Case]:
             "date",
             3,
         ),
+        "tx.datetime-number": Case(
+            lambda: summarize(
+                _log(date=[20200101, 20200105, 20200102, 20200109, 20200103]), "id", "date"
+            ),
+            "date",
+            0,
+        ),
+        "tx.datetime-format": Case(
+            lambda: summarize(
+                _log(date=["2020-01-01", "2020-01-05", "2020-01-02", "2020-01-09", "2020-01-03"]),
+                "id",
+                "date",
+                datetime_format="%d/%m/%Y",
+            ),
+            "datetime_format",
+        ),
+        "tx.datetime-ambiguous": Case(
+            lambda: summarize(
+                _log(date=["01/02/2020", "05/02/2020", "02/02/2020", "09/02/2020", "03/02/2020"]),
+                "id",
+                "date",
+            ),
+            "date",
+        ),
+        "tx.datetime-timezone": Case(
+            lambda: summarize(
+                _log(date=["2020-01-01T00:00+01:00"] * 4 + ["2020-01-03T00:00+02:00"]), "id", "date"
+            ),
+            "date",
+        ),
         "tx.amount-number": Case(
             lambda: summarize(_log(amount=["1", "2", "3", "4", "five"]), "id", "date", "amount"),
             "amount",
@@ -364,6 +394,37 @@ def _cases() -> dict[str, Case]:
         "tx.end-date": Case(
             lambda: summarize(_log(), "id", "date", observation_period_end="someday"),
             "observation_period_end",
+        ),
+        "tx.end-before-first": Case(
+            lambda: clvrs.calibration_and_holdout(_log(), "id", "date", "2019-12-01"),
+            "calibration_period_end",
+        ),
+        "tx.column-name": Case(lambda: summarize(_log(), ["id"], "date"), "customer_id_col"),
+        "tx.flag": Case(
+            lambda: summarize(_log(), "id", "date", allow_negative="no"), "allow_negative"
+        ),
+        "tx.tracking-span": Case(
+            lambda: clvrs.tracking(
+                clvrs.BetaGeoModel.from_params(r=1.0, alpha=1.0, a=1.0, b=1.0),
+                _log(),
+                "id",
+                "date",
+                freq="H",
+                observation_period_end="3000-01-01",
+            ),
+            "freq",
+        ),
+        "tx.simulate-end": Case(
+            lambda: clvrs.simulate_transactions(
+                clvrs.BetaGeoModel.from_params(r=1.0, alpha=1.0, a=1.0, b=1.0), [1.0], end=pd.NaT
+            ),
+            "end",
+        ),
+        "tx.simulate-horizon": Case(
+            lambda: clvrs.simulate_transactions(
+                clvrs.BetaGeoModel.from_params(r=1.0, alpha=1.0, a=1.0, b=1.0), [1e16]
+            ),
+            "T",
         ),
         "tx.holdout-order": Case(
             lambda: clvrs.calibration_and_holdout(

@@ -154,11 +154,11 @@ def _numeric_times(values: pd.Series, name: str, datetime_format: str | None) ->
             "must be a date or time, not a number",
         )
     assert numbers is not None
-    distinct = numbers.astype(np.int64)
+    integers = numbers.astype(np.int64)
     if datetime_format == "%Y%m%d":
         # CDNOW's format, read arithmetically.
-        year, month, day = distinct // 10_000, distinct // 100 % 100, distinct % 100
-        ok = (distinct >= 10_000_101) & (distinct <= 99_991_231) & (month >= 1) & (month <= 12)
+        year, month, day = integers // 10_000, integers // 100 % 100, integers % 100
+        ok = (integers >= 10_000_101) & (integers <= 99_991_231) & (month >= 1) & (month <= 12)
         months = np.where(ok, (year - 1970) * 12 + month - 1, 0).astype("timedelta64[M]")
         start = (np.datetime64("1970-01", "M") + months).astype("datetime64[D]")
         length = ((start.astype("datetime64[M]") + 1).astype("datetime64[D]") - start).astype(
@@ -170,7 +170,7 @@ def _numeric_times(values: pd.Series, name: str, datetime_format: str | None) ->
             raise _bad_format_row(name, row, values.iloc[row], datetime_format, given=True)
         read = (start + (day - 1).astype("timedelta64[D]")).astype("datetime64[s]")
     else:
-        text = pd.Series(distinct.astype(str), dtype=object)
+        text = pd.Series(integers.astype(str), dtype=object)
         try:
             read = _text_times(text, name, datetime_format).to_numpy()
         except InvalidDataError as exc:  # name the row of the input, not of the distinct value
@@ -348,7 +348,8 @@ def _times(
         series = series.dt.tz_localize(None)  # periods follow the wall clock
     array = series.to_numpy()
     if array.dtype.kind != "M":  # e.g. a pyarrow-backed timestamp column
-        array = np.asarray(series.astype(f"datetime64[{getattr(series.dtype, 'unit', 'ns')}]"))
+        unit_name = getattr(series.dtype, "unit", "ns")
+        array = np.asarray(series.astype(np.dtype(f"datetime64[{unit_name}]")))
     unit = np.datetime_data(array.dtype)[0]
     if unit not in _UNIT_NS:
         array, unit = array.astype("datetime64[s]"), "s"  # days, weeks: whole seconds
@@ -387,9 +388,9 @@ def _object_times(values: pd.Series, name: str, datetime_format: str | None) -> 
         parsed = _to_datetime(values, name, errors="coerce")
     except (ValueError, TypeError):
         parsed = None
-    row = _first_missing(parsed, values) if parsed is not None else 0
-    if parsed is None or row is not None:
-        row = row or 0
+    bad = _first_missing(parsed, values) if parsed is not None else 0
+    if parsed is None or bad is not None:
+        row = bad or 0
         raise _date_error(
             name, row, values.iloc[row], "must be a date or time", "must be a date or time"
         )
@@ -513,7 +514,9 @@ def _amounts(frame: Any, monetary_value_col: str | None) -> np.ndarray | None:
     return amounts
 
 
-def _end(value: Any, datetime_format: str | None, name: str, zone: Any = None) -> Any:
+def _end(
+    value: Any, datetime_format: str | None, name: str, zone: Any = None, *, formats: bool = True
+) -> Any:
     """A period end as a naive ``pandas.Timestamp`` on the wall clock (None when not given); an
     aware one is first converted to ``zone`` (the transactions' timezone, when theirs are
     aware). Numbers are refused as in the date column; NaT and NaN are not dates."""
@@ -530,15 +533,14 @@ def _end(value: Any, datetime_format: str | None, name: str, zone: Any = None) -
     if isinstance(value, (bool, np.bool_)):
         raise refuse()
     if isinstance(value, (numbers.Number, np.number)) and not isinstance(value, np.datetime64):
-        whole = isinstance(value, numbers.Real) and np.isfinite(value) and value == int(value)
+        real = float(value) if isinstance(value, (numbers.Real, np.number)) else np.nan
+        whole = bool(np.isfinite(real)) and real == int(real)
         if not (datetime_format and whole):
+            hint = '; for YYYYMMDD numbers pass datetime_format="%Y%m%d"' if formats else ""
             raise refuse(
-                " (a number: clvrs does not guess what numbers mean; for YYYYMMDD numbers pass "
-                'datetime_format="%Y%m%d")'
-                if whole
-                else ""
+                f" (a number: clvrs does not guess what numbers mean{hint})" if whole else ""
             )
-        value = str(int(value))
+        value = str(int(real))
     if not isinstance(value, (str, datetime.date, np.datetime64)):
         raise refuse()
     attempts: list[dict[str, Any]] = [{}]
@@ -657,7 +659,7 @@ def _nothing_before(end: Any, name: str, log: _Log) -> InvalidParameterError:
     """The error for a period end before every transaction (nothing left to summarise)."""
     present = log.times[log.times != _NAT]
     first = (
-        pd.Timestamp(np.datetime64(int(present.min()), _unit_name(log.unit_ns)))
+        pd.Timestamp(present.min().astype(f"datetime64[{_unit_name(log.unit_ns)}]"))
         if present.size
         else None
     )

@@ -9,12 +9,15 @@ import pandas as pd
 
 from ._base import BaseModel, _bad_parameter, _check_seed
 from ._input import as_float_array
+from .data import _end, _in_unit
 from .value import _units_per_month
 
 __all__ = ["simulate_transactions"]
 
 #: Nanoseconds per unit of the model's time for the units of ``time_unit``.
 _DAYS = {"H": 1 / 24, "D": 1.0, "W": 7.0, "M": 30.436875}
+#: The last second before the end of int64 seconds (NaT is the smallest int64).
+_LAST_SECOND = 2**63 - 2
 
 
 def simulate_transactions(
@@ -37,7 +40,9 @@ def simulate_transactions(
     customer draws ``nu ~ Gamma(q, gamma)`` and each transaction ``Gamma(p, nu)``.
 
     Summarising the log (``freq`` matching ``time_unit``) gives back the histories, up to the
-    flooring of times to periods.
+    flooring of times to periods. Dates are nanosecond timestamps while they fall in the years
+    1677-2262 and whole seconds (``datetime64[s]``) for longer horizons; ``T`` reaching before
+    the earliest date a timestamp holds (about 292 billion years) is refused.
 
     Returns
     -------
@@ -65,6 +70,21 @@ def simulate_transactions(
             f"must be a fitted GammaGammaModel or None, got {type(spend_model).__name__}",
         )
     ages = as_float_array(T, "T")
+    stamp = _end(end, None, "end", formats=False)
+    if stamp is None:
+        raise _bad_parameter("end", "must be a date, got None")
+    day_s = 86_400 * _DAYS[time_unit]
+    end_s = _in_unit(stamp, 1_000_000_000)
+    assert end_s is not None
+    # The first purchases, T before the end, must be dates (int64 seconds: +-292 billion years).
+    longest = (end_s + _LAST_SECOND) / day_s
+    finite = ages[np.isfinite(ages)]
+    if finite.size and finite.max() > longest:
+        raise _bad_parameter(
+            "T",
+            f"must be at most {longest:.6g} ({time_unit}) with end={stamp}: the first purchases, "
+            "T before the end, would fall before the earliest date a timestamp holds",
+        )
     histories = model.simulate(ages, seed=seed)
     x = histories["frequency"].to_numpy().astype(np.int64)
     t_x = histories["recency"].to_numpy()
@@ -78,10 +98,17 @@ def simulate_transactions(
     offsets[position == 0] = 0.0  # the first purchase
     is_last = position == np.repeat(x, rows)
     offsets[is_last & (np.repeat(x, rows) > 0)] = last[is_last & (np.repeat(x, rows) > 0)]
-    day_ns = 86_400_000_000_000 * _DAYS[time_unit]
-    end_ns = pd.Timestamp(end).value
-    first_ns = end_ns - np.repeat(ages, rows) * day_ns
-    dates = pd.to_datetime((first_ns + offsets * day_ns).astype(np.int64))
+    before = np.repeat(ages, rows)
+    end_ns = _in_unit(stamp, 1)
+    if end_ns is not None and (not len(before) or end_ns - before.max() * day_s * 1e9 > -9e18):
+        # Nanosecond dates (years 1677-2262).
+        day_ns = 86_400_000_000_000 * _DAYS[time_unit]
+        first_ns = end_ns - before * day_ns
+        dates = pd.to_datetime((first_ns + offsets * day_ns).astype(np.int64))
+    else:
+        # Dates beyond the nanosecond range, to the second.
+        seconds = np.floor(end_s - (before - offsets) * day_s).astype(np.int64)
+        dates = pd.to_datetime(seconds.view("datetime64[s]"))
     log = pd.DataFrame({"customer_id": customer, "date": dates})
     if spend_model is not None:
         p, q, gamma = (float(spend_model.params_[k]) for k in ("p", "q", "gamma"))
