@@ -137,9 +137,16 @@ def test_weights_column_can_be_turned_off_or_renamed(cdnow_grouped):
 
 def test_weights_argument_wins_over_the_column_and_says_so(cdnow_grouped):
     doubled = cdnow_grouped["weights"].to_numpy() * 2
-    with pytest.warns(UserWarning, match=r"`weights=` argument and the data's `weights` column"):
+    with pytest.warns(
+        UserWarning, match=r"`weights=` argument and the data's `weights` column"
+    ) as record:
         model = clvrs.BetaGeoModel().fit(cdnow_grouped, weights=doubled)
     assert model.n_observations_ == 2 * CDNOW_CUSTOMERS
+    assert record[0].filename == __file__  # the warning points at the caller's line
+    donations = clvrs.datasets.load_donations()
+    with pytest.warns(UserWarning, match="using the argument") as record:
+        clvrs.BetaGeoBetaBinomModel().fit(donations, weights=donations["weights"])
+    assert record[0].filename == __file__
     # With no such column the argument is simply used (no warning).
     rows = cdnow_grouped.drop(columns="weights")
     with warnings.catch_warnings():

@@ -525,7 +525,7 @@ def coerce_columns(
                         f"`{name}` column were given: using the argument (drop one to silence "
                         "this warning)",
                         UserWarning,
-                        stacklevel=4,
+                        stacklevel=_caller_level(),
                     )
                 continue
             if name not in available:
@@ -588,6 +588,20 @@ def coerce_columns(
     columns = Columns(arrays, used, kind, index, scalar=scalar)
     _check_weights(columns)
     return columns
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` of a warning raised here that points at the caller's code: the
+    first frame outside clvrs (fits reach this function through one or more model layers)."""
+    import os
+    import sys
+
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame: Any = sys._getframe(1)
+    level = 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _unmapped(role: str) -> InvalidDataError:
