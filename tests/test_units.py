@@ -123,6 +123,21 @@ def test_same_length_units_agree(weekly_model, weeks):
     assert np.all(np.isfinite(out))
 
 
+@pytest.mark.parametrize(
+    ("unit", "same_as", "per_month"),
+    [("7D", "W", 4.345), ("168H", "W", 4.345), ("14D", "2W", 4.345 / 2), ("24H", "D", 30.0)],
+)
+def test_units_of_one_length_get_one_month(unit, same_as, per_month):
+    # A unit counts months in the coarsest base period dividing it (weeks counted in days are
+    # valued as weeks, 4.345 a month, not as 7 of lifetimes' 30-day months' days).
+    from clvrs import _units
+
+    assert _units.units_per_month(unit) == pytest.approx(per_month, rel=1e-12)
+    assert _units.units_per_month(unit) == _units.units_per_month(same_as)
+    assert _units.units_per_month("3D") == pytest.approx(10.0)
+    assert _units.units_per_month("36H") == pytest.approx(20.0)
+
+
 def test_typical_workflow_summarize_filter_fit_predict_on_another_summary(weeks):
     # Filtering rows (and selecting columns, copying, assigning) keeps the unit.
     repeat = weeks[weeks["frequency"] > 0]

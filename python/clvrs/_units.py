@@ -82,8 +82,21 @@ def _days(unit: str) -> float:
 
 
 def units_per_month(unit: str) -> float:
-    """How many ``unit`` make a month, in the convention of ``TIME_UNITS_PER_MONTH``."""
+    """How many ``unit`` make a month, in the convention of ``TIME_UNITS_PER_MONTH``.
+
+    A unit is counted in the coarsest base period that divides it evenly, so units of the same
+    length get the same months whatever they were counted in: ``"7D"`` and ``"168H"`` are weeks
+    (4.345 a month, as ``"W"``), ``"24H"`` is a day (30 a month, as ``"D"``). lifetimes' months
+    of 30 days and of 4.345 weeks differ by 1.4%; without this rule weeks counted in days would
+    be valued with the days' month.
+    """
     freq, multiplier = parse_unit(unit)
+    if freq != "M":
+        days = _DAYS[freq] * multiplier
+        for base in ("W", "D"):
+            whole = days / _DAYS[base]
+            if whole >= 1 and abs(whole - round(whole)) <= 1e-9 * whole:
+                return _PER_MONTH[base] / round(whole)
     return _PER_MONTH[freq] / multiplier
 
 
