@@ -1,8 +1,13 @@
 """Input coercion and output wrapping shared by every estimator.
 
 Input: a pandas or polars DataFrame with named columns, or arrays / Series given as keywords.
+Numbers and booleans are data; complex, object (text), date and duration columns are refused,
+naming the column. A ``weights`` column counts the customers of each row unless ``columns=``
+maps the role elsewhere (whole numbers only). Two per-customer inputs are matched by one rule,
+:func:`align_to`: arrays by position, pandas inputs by label only when their labels agree.
+
 Output: a pandas Series on the input's index for pandas input, a polars Series for polars input,
-a numpy array otherwise.
+a numpy array otherwise, and a number (numpy ``float64``) when every input was a single number.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ __all__ = [
     "coerce_columns",
     "data_error",
     "is_number",
+    "naming_arguments",
     "resolve_weights_column",
     "wrap_output",
 ]
@@ -334,14 +340,6 @@ def _frame_columns(data: Any) -> list[str]:
     if columns is None or isinstance(data, (np.ndarray, pd.Series)):
         return []
     return [str(c) for c in columns]
-
-
-def _describe(values: Any) -> str:
-    if isinstance(values, pd.DataFrame):
-        return "a DataFrame"
-    if isinstance(values, pd.Series):
-        return "a pandas Series"
-    return f"a {type(values).__name__}"
 
 
 def align_to(
