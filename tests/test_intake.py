@@ -625,3 +625,20 @@ def test_a_horizon_that_is_not_a_number_says_so(fitted, cdnow, value):
     assert info.value.column == "t" and repr(value) in str(info.value)
     if isinstance(value, str):
         assert "data['duration']" in str(info.value)
+
+
+def test_distributed_fits_count_a_weights_column(cdnow_grouped):
+    """fit_dask / fit_spark gather distinct rows with their total weight; a `weights` column
+    of the summaries is summed (it was ignored, each row counting once). Dask and Spark are
+    optional, so the gathering step is checked on a pandas partition."""
+    from clvrs import distributed
+
+    model = clvrs.BetaGeoModel()
+    columns, weights = distributed._model_columns(model, cdnow_grouped)
+    assert columns == RFM and weights == "weights"
+    assert distributed._model_columns(model, cdnow_grouped.drop(columns="weights"))[1] is None
+    halves = [cdnow_grouped.iloc[::2], cdnow_grouped.iloc[1::2]]
+    counts = pd.concat([distributed._distinct_rows(h, columns, weights) for h in halves])
+    fitted = distributed._fit_on_counts(model, counts, columns)
+    _same_fit(fitted, clvrs.BetaGeoModel().fit(cdnow_grouped))
+    assert fitted.n_observations_ == CDNOW_CUSTOMERS
