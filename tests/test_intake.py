@@ -642,3 +642,23 @@ def test_distributed_fits_count_a_weights_column(cdnow_grouped):
     fitted = distributed._fit_on_counts(model, counts, columns)
     _same_fit(fitted, clvrs.BetaGeoModel().fit(cdnow_grouped))
     assert fitted.n_observations_ == CDNOW_CUSTOMERS
+
+
+def test_segment_predictions_take_one_horizon_per_customer(cdnow):
+    """A horizon per customer went whole to every segment's model: 'one value or one per
+    customer (1179), got 2357'."""
+    data = cdnow.assign(s=np.arange(len(cdnow)) % 2)
+    segmented = _quiet(lambda: clvrs.fit_segments(clvrs.BetaGeoModel(), data, "s"))
+    t = np.arange(len(data)) % 5 + 1.0
+    expected = pd.concat(
+        [
+            segmented.models_[k].expected_purchases(data[data["s"] == k], t=t[data["s"] == k])
+            for k in (0, 1)
+        ]
+    ).reindex(data.index)
+    np.testing.assert_allclose(segmented.expected_purchases(data, t=t), expected, rtol=1e-12)
+    shuffled = pd.Series(t, index=data.index).sample(frac=1.0, random_state=2)
+    by_label = segmented.predict("expected_purchases", data, t=shuffled)
+    np.testing.assert_allclose(by_label, expected, rtol=1e-12)
+    with pytest.raises(InvalidDataError, match="`t` and `data` have different index labels"):
+        segmented.predict("expected_purchases", data, t=pd.Series(t))

@@ -396,11 +396,15 @@ def align_to(
         if same_set:
             return values.reindex(index)
         missing = [label for label in index if label not in values.index][:3]
-        detail = (
-            f"labels of `{reference}` missing from `{name}`: {missing}"
-            if missing
-            else "duplicate labels in another order"
-        )
+        extra = [label for label in values.index if label not in index][:3]
+        if missing:
+            detail = f"labels of `{reference}` missing from `{name}`: {missing}"
+        elif extra:
+            detail = f"labels of `{name}` not in `{reference}`: {extra}"
+        elif len(values.index) != len(index):
+            detail = f"{len(values.index)} labels for {len(index)} rows"
+        else:
+            detail = "duplicate labels in another order"
         err = InvalidDataError(
             f"`{name}` and `{reference}` have different index labels ({detail}), so their "
             "customers cannot be matched. Pass "

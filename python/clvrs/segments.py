@@ -22,6 +22,9 @@ from .models._rfm import RfmModel
 
 __all__ = ["SegmentedModel", "fit_segments"]
 
+#: Prediction arguments that take one value per customer (sliced with the rows by segment).
+_PER_ROW = frozenset({"t", "n", "m", "discount_rate"})
+
 
 def _segment_values(data: Any, by: Any, n_rows: int) -> tuple[np.ndarray, str | None]:
     """The segment of each row (from a column name or an array) and the column's name."""
@@ -317,13 +320,21 @@ class SegmentedModel:
         frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
         values, _ = _segment_values(frame, by if by is not None else self.by, len(frame))
         out = np.full(len(frame), np.nan)
+        # Per-customer arguments (a horizon, count or rate per row) go with their rows to the
+        # rows' segments, matched to the data by the rule of `align_to`.
+        per_row = {
+            key: np.asarray(align_to(value, frame.index, len(frame), key, "data"))
+            for key, value in kwargs.items()
+            if key in _PER_ROW and np.ndim(value) == 1 and len(value) == len(frame) != 1
+        }
         keys = pd.Series(values)
         for key, positions in keys.groupby(keys, sort=False).indices.items():
             model = self.models_.get(key.item() if hasattr(key, "item") else key)
             if model is None:
                 continue
             part = frame.iloc[positions]
-            out[positions] = np.asarray(getattr(model, method)(part, **kwargs), dtype=float)
+            arguments = {**kwargs, **{k: v[positions] for k, v in per_row.items()}}
+            out[positions] = np.asarray(getattr(model, method)(part, **arguments), dtype=float)
         return pd.Series(out, index=frame.index, name=method)
 
     def expected_purchases(self, data: Any, t: Any = 1.0, *, by: Any = None) -> pd.Series:
