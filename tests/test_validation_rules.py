@@ -161,6 +161,12 @@ def _dynamic_model() -> clvrs.ParetoNBDDynamicModel:
         )
 
 
+def _covariate_model() -> clvrs.BetaGeoModel:
+    """BG/NBD with a numeric purchase covariate, fitted on the first 20 CDNOW customers."""
+    data = CDNOW.assign(size=np.linspace(0.0, 1.0, len(CDNOW)))
+    return clvrs.BetaGeoModel(on_failure="ignore").fit(data, purchase_covariates="size")
+
+
 BG = clvrs.BetaGeoModel.from_params(r=0.243, alpha=4.414, a=0.793, b=2.426)
 PNBD = clvrs.ParetoNBDModel.from_params(r=0.553, alpha=10.578, s=0.606, beta=11.669)
 BB = clvrs.BetaGeoBetaBinomModel.from_params(alpha=1.204, beta=0.75, gamma=0.657, delta=2.783)
@@ -555,6 +561,53 @@ def _cases() -> dict[str, Case]:
         "clv.time-unit": Case(lambda: clv(BG, GG, CDNOW, time_unit="Y"), "time_unit"),
         "clv.method": Case(lambda: clv(BG, GG, CDNOW, method="monthly"), "method"),
         "clv.spend": Case(lambda: clv(BG, -5.0, CDNOW), "spend_model"),
+        "clv.spend-kind": Case(lambda: clv(BG, BG, CDNOW), "spend_model"),
+        "clv.spend-length": Case(lambda: clv(BG, [1.0, 2.0], CDNOW), "spend_model"),
+        # uncertainty, value tables and evaluation
+        "boot.data": Case(lambda: clvrs.bootstrap(BG, None, 2), ""),
+        "boot.checked-up-front": Case(
+            lambda: clvrs.bootstrap(
+                BG, CDNOW.assign(T=CDNOW["T"].where(CDNOW.index != 6, -1.0)), 50
+            ),
+            "T",
+            5,
+            6,
+        ),
+        "boot.parametric": Case(lambda: clvrs.bootstrap(GG, CDNOW, 2, kind="parametric"), "kind"),
+        "boot.n-jobs-type": Case(lambda: clvrs.bootstrap(BG, CDNOW, 2, n_jobs="4"), "n_jobs"),
+        "random.seed": Case(lambda: BG.simulate([10.0], seed=-1), "seed"),
+        "interval.level": Case(
+            lambda: clvrs.prediction_interval(BG, "probability_alive", CDNOW, level="0.9"),
+            "level",
+        ),
+        "table.column-present": Case(
+            lambda: clvrs.historical_clv(CDNOW.drop(columns="T"), 10.0), "T"
+        ),
+        "table.finite": Case(
+            lambda: clvrs.rfm_segments(CDNOW.assign(monetary_value=np.nan)), "monetary_value", 0, 1
+        ),
+        "tiers.segments": Case(lambda: clvrs.clv_segments([1.0, 2.0], [0, np.nan, 1]), "segments"),
+        "budget.cost": Case(
+            lambda: clvrs.acquisition_budget([1.0, 2.0], np.inf), "acquisition_cost"
+        ),
+        "budget.group": Case(lambda: clvrs.acquisition_budget([1.0, 2.0], by=["a", None]), "by"),
+        "purchase-model": Case(lambda: clvrs.tracking(GG, _log(), "id", "date"), "model"),
+        "segments.key-missing": Case(
+            lambda: clvrs.fit_segments(
+                clvrs.BetaGeoModel(), CDNOW.assign(g=["a", "b"] * 9 + [None, "a"]), "g"
+            ),
+            "g",
+            18,
+            19,
+        ),
+        "covariates.domain": Case(
+            lambda: _covariate_model().probability_alive(
+                CDNOW.assign(size=np.where(CDNOW.index == 3, 1e300, 0.5))
+            ),
+            "size",
+            2,
+            3,
+        ),
         # time-varying covariates
         "dyn.customer-id": Case(lambda: _dynamic(log=_log(id=[1, 1, 2, None, 3])), "id", 3),
         "dyn.datetime-missing": Case(

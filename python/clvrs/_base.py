@@ -72,13 +72,25 @@ def _check_seed(seed: Any, name: str = "seed") -> int:
 
 def _check_level(level: Any, name: str = "level") -> float:
     """A confidence level: a number strictly between 0 and 1 (not a string or a bool)."""
-    if (
-        isinstance(level, bool)
-        or not isinstance(level, numbers.Real)
-        or not 0 < float(level) < 1
-    ):
+    if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0 < float(level) < 1:
         raise _bad_parameter(name, f"must lie strictly between 0 and 1, got {level!r}")
     return float(level)
+
+
+def _check_n_jobs(n_jobs: Any) -> None:
+    """``n_jobs`` as handed to the core: None or a whole number (the core reads its value)."""
+    if n_jobs is not None and (
+        isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral)
+    ):
+        raise _bad_parameter(
+            "n_jobs", f"must be None, -1 (all cores) or a positive integer, got {n_jobs!r}"
+        )
+
+
+def _check_path(path: Any) -> None:
+    """A file path: a string or path-like (an integer would be taken as a file descriptor)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise _bad_parameter("path", f"must be a file path, got {type(path).__name__}")
 
 
 def _finite_or_none(value: Any) -> Any:
@@ -243,7 +255,7 @@ class BaseModel:
             raise _bad_parameter(
                 "penalizer", f"must be a finite number >= 0, got {self.penalizer!r}"
             )
-        if self.on_failure not in _ON_FAILURE:
+        if not (isinstance(self.on_failure, str) and self.on_failure in _ON_FAILURE):
             raise _bad_parameter(
                 "on_failure", f"must be one of {_ON_FAILURE}, got {self.on_failure!r}"
             )
@@ -523,6 +535,7 @@ class BaseModel:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the model to ``path`` as a small versioned JSON document (see :func:`load`)."""
+        _check_path(path)
         text = self.to_json()
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -678,6 +691,7 @@ def load(path: str | os.PathLike[str]) -> BaseModel:
         If the file is not valid JSON, not a clvrs model, truncated, or from a newer clvrs, or
         if its content does not make a usable model.
     """
+    _check_path(path)
     try:
         with open(path, encoding="utf-8") as fh:
             doc = json.load(fh)

@@ -15,7 +15,7 @@ import pandas as pd
 from pandas.tseries.api import guess_datetime_format
 
 from . import _core
-from ._base import _bad_parameter
+from ._base import _bad_parameter, _check_n_jobs
 from ._input import _native
 from ._units import check_tracking_unit, record_unit
 from .exceptions import ClvError, InvalidDataError, InvalidParameterError, NotFittedError
@@ -633,6 +633,7 @@ def _summarize(
 ) -> dict[str, Any]:
     if not isinstance(freq, str):
         raise _bad_parameter("freq", f"must be one of H, D, W, M, got {freq!r}")
+    _check_n_jobs(n_jobs)
     return dict(
         _core.summarize_transactions(
             log.codes,

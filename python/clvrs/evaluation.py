@@ -209,6 +209,11 @@ def likelihood_ratio_test(restricted: BaseModel, general: BaseModel) -> pd.Serie
     pandas.Series
         ``statistic`` (2 x the log-likelihood gain), ``df`` and ``p_value``.
     """
+    for name, model in (("restricted", restricted), ("general", general)):
+        if not isinstance(model, BaseModel):
+            raise _bad_parameter(name, f"must be a fitted clvrs model, got {type(model).__name__}")
+        if "params_" not in vars(model):
+            raise NotFittedError(f"{name}: {type(model).__name__} is not fitted")
     key = (type(restricted).__name__, type(general).__name__)
     extra = set(general.params_.index) - set(restricted.params_.index)
     # The same model with more covariates; or the model without covariates inside its
@@ -259,6 +264,17 @@ def compare_models(
         and ``tracking_error``, and for a model that nests an earlier one in the list,
         ``lr_statistic`` and ``lr_p_value`` against it.
     """
+    if isinstance(models, (str, bytes)) or not isinstance(models, (Mapping, Sequence)):
+        raise _bad_parameter(
+            "models", f"must be a list or dict of fitted models, got {type(models).__name__}"
+        )
+    for model in models.values() if isinstance(models, Mapping) else models:
+        if not isinstance(model, BaseModel):
+            raise _bad_parameter(
+                "models", f"must hold fitted clvrs models, got a {type(model).__name__}"
+            )
+        if "params_" not in vars(model):
+            raise NotFittedError(f"models: {type(model).__name__} is not fitted")
     named = (
         dict(models)
         if isinstance(models, Mapping)

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from . import _core, _display
-from ._base import _REGISTRY, FORMAT, FORMAT_VERSION, _bad_parameter, load_document
-from ._input import _native, align_to
+from ._base import _REGISTRY, FORMAT, FORMAT_VERSION, _bad_parameter, _check_path, load_document
+from ._input import _is_polars_frame, _native, align_to
 from ._units import data_unit
 from .exceptions import ConvergenceWarning, InvalidDataError
 from .models._rfm import RfmModel
@@ -44,7 +44,10 @@ def _segment_values(data: Any, by: Any, n_rows: int) -> tuple[np.ndarray, str | 
     if isinstance(by, pd.Series) and isinstance(data, pd.DataFrame):
         # Matched to the rows by the rule of `align_to` (labels, when they agree).
         by = align_to(by, data.index, n_rows, "by", "data")
-    values = np.asarray(by.to_numpy() if hasattr(by, "to_numpy") else by)
+    try:
+        values = np.asarray(by.to_numpy() if hasattr(by, "to_numpy") else by)
+    except ValueError:  # ragged nested lists
+        raise _bad_parameter("by", "must be a column name or one segment per row") from None
     if values.ndim != 1:
         raise _bad_parameter(
             "by", f"must be a column name or one segment per row, got {type(by).__name__}"
@@ -315,9 +318,25 @@ class SegmentedModel:
         pandas.Series
             On the data's index (a RangeIndex for non-pandas input).
         """
-        if not hasattr(self.template, method):
+        if not (
+            isinstance(method, str)
+            and not method.startswith("_")
+            and callable(getattr(self.template, method, None))
+        ):
             raise _bad_parameter("method", f"{type(self.template).__name__} has no {method!r}")
-        frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
+        if isinstance(data, pd.DataFrame):
+            frame = data
+        elif _is_polars_frame(data):
+            frame = data.to_pandas()
+        elif isinstance(data, Mapping):
+            try:
+                frame = pd.DataFrame(data)
+            except (TypeError, ValueError) as exc:
+                raise InvalidDataError(f"data: not a table of customers ({exc})") from None
+        else:
+            raise InvalidDataError(
+                f"data must be a pandas or polars DataFrame of customers, got {type(data).__name__}"
+            )
         values, _ = _segment_values(frame, by if by is not None else self.by, len(frame))
         out = np.full(len(frame), np.nan)
         # Per-customer arguments (a horizon, count or rate per row) go with their rows to the
@@ -377,6 +396,7 @@ class SegmentedModel:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the collection to ``path`` as one JSON document (``clvrs.load`` reads it)."""
+        _check_path(path)
         text = self.to_json()
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(text)

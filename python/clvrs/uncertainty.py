@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import _core, _display
-from ._base import BaseModel, _bad_parameter, _check_level, _check_seed
+from ._base import BaseModel, _bad_parameter, _check_level, _check_n_jobs, _check_seed
 from ._input import _is_polars_frame, _native
 from .exceptions import ConvergenceError, InvalidDataError, NotFittedError
 
@@ -74,7 +74,7 @@ def delta_interval(
         when it is a Series).
     """
     z = _z(level)
-    if scale not in ("log", "logit", "identity"):
+    if not (isinstance(scale, str) and scale in ("log", "logit", "identity")):
         raise _bad_parameter("scale", f"must be 'log', 'logit' or 'identity', got {scale!r}")
     if not callable(predict):
         raise _bad_parameter("predict", f"must be a function of the models, got {predict!r}")
@@ -267,8 +267,11 @@ def bootstrap(
             "bootstrap resamples customer summaries, which do not hold time-varying "
             "covariates; for ParetoNBDDynamicModel's predictions use delta_interval",
         )
-    if kind not in ("nonparametric", "parametric"):
+    if not (isinstance(kind, str) and kind in ("nonparametric", "parametric")):
         raise _bad_parameter("kind", f"must be 'nonparametric' or 'parametric', got {kind!r}")
+    _check_n_jobs(n_jobs)
+    if progress is not None and not isinstance(progress, (bool, np.bool_)):
+        raise _bad_parameter("progress", f"must be True, False or None, got {progress!r}")
     if not (isinstance(n_boot, numbers.Integral) and not isinstance(n_boot, bool) and n_boot >= 2):
         raise _bad_parameter("n_boot", f"must be a whole number >= 2, got {n_boot!r}")
     n_boot = int(n_boot)
@@ -293,7 +296,7 @@ def bootstrap(
             "parametric bootstrap is not available for models fitted with covariates "
             "(histories are simulated without them); use kind='nonparametric'",
         )
-    threads = int(_core.resolve_n_jobs(n_jobs))
+    threads = int(_core.resolve_n_jobs(None if n_jobs is None else int(n_jobs)))
     frame = _bootstrap_frame(data)
     params = model.get_params()
     hyper = {**params, "on_failure": "ignore"}

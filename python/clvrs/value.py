@@ -282,6 +282,8 @@ def customer_lifetime_value(
         and discount_rate > -1
     ):
         raise _bad_parameter("discount_rate", f"must be a finite rate > -1, got {discount_rate!r}")
+    if not (isinstance(method, str) and method in ("discrete", "continuous")):
+        raise _bad_parameter("method", f"must be 'discrete' or 'continuous', got {method!r}")
     rfm = {"frequency": frequency, "recency": recency, "T": T}
     if method == "discrete":
         if not (isinstance(time, numbers.Integral) and not isinstance(time, bool) and time > 0):

@@ -9,6 +9,7 @@ import numpy as np
 from .. import _core
 from .._base import BaseModel, _bad_parameter
 from .._input import _native, as_float_array
+from ..exceptions import InvalidDataError
 
 __all__ = ["ContractualModel"]
 
@@ -110,20 +111,37 @@ class ContractualModel(BaseModel):
         self._set_fit(result)
         return self
 
-    def _predict(self, quantity: str, t: Any, k: Any = None, k_name: str = "periods") -> Any:
+    def _predict(
+        self, quantity: str, t: Any, k: Any = None, k_name: str = "periods", t_name: str = "t"
+    ) -> Any:
         scalar = np.ndim(t) == 0 and np.ndim(k) == 0
-        first = as_float_array(t, "t")
-        if k is None:
-            out = _core.churn_predict(self._model, quantity, self._params_list(), first)
-        else:
-            first, second = np.broadcast_arrays(first, as_float_array(k, k_name))
-            out = _core.churn_predict(
-                self._model,
-                quantity,
-                self._params_list(),
-                _native(first),
-                _native(second),
-            )
+        first = as_float_array(t, t_name)
+        try:
+            if k is None:
+                out = _core.churn_predict(self._model, quantity, self._params_list(), first)
+            else:
+                second = as_float_array(k, k_name)
+                if len(second) not in (1, len(first)) and len(first) != 1:
+                    raise _bad_parameter(
+                        k_name,
+                        f"has {len(second)} values for {len(first)} values of {t_name}: give one "
+                        f"value, or one per value of {t_name}",
+                    )
+                first, second = np.broadcast_arrays(first, second)
+                out = _core.churn_predict(
+                    self._model,
+                    quantity,
+                    self._params_list(),
+                    _native(first),
+                    _native(second),
+                )
+        except InvalidDataError as err:
+            # The core calls its first argument `t`; the caller may have called it `tenure`.
+            if t_name == "t" or getattr(err, "column", None) != "t":
+                raise
+            renamed = InvalidDataError(str(err).replace("column `t`", f"column `{t_name}`", 1))
+            renamed.column, renamed.row, renamed.rule = t_name, err.row, err.rule
+            raise renamed from None
         return float(out[0]) if scalar else out
 
     def survival(self, t: Any) -> Any:
@@ -141,12 +159,12 @@ class ContractualModel(BaseModel):
 
     def probability_active(self, tenure: Any, periods: Any = 1) -> Any:
         """P(still active ``periods`` periods from now | active after ``tenure`` periods)."""
-        return self._predict("probability_active", tenure, periods)
+        return self._predict("probability_active", tenure, periods, t_name="tenure")
 
     def expected_renewals(self, tenure: Any, periods: Any) -> Any:
         """Expected renewals in the next ``periods`` periods of a customer active after
         ``tenure`` periods."""
-        return self._predict("expected_renewals", tenure, periods)
+        return self._predict("expected_renewals", tenure, periods, t_name="tenure")
 
     def expected_residual_lifetime(self, tenure: Any, discount_rate: Any = 0.0) -> Any:
         r"""Discounted expected residual lifetime (DERL; Fader & Hardie 2010, eq. 6), in
@@ -155,7 +173,9 @@ class ContractualModel(BaseModel):
         made is excluded; the next counts with its renewal probability, undiscounted.
         Undiscounted (``d = 0``) it is the expected number of future payments (an error if
         that is infinite)."""
-        return self._predict("residual_lifetime", tenure, discount_rate, "discount_rate")
+        return self._predict(
+            "residual_lifetime", tenure, discount_rate, "discount_rate", t_name="tenure"
+        )
 
     def subscription_value(
         self, tenure: Any, margin_per_period: Any, discount_rate: Any = 0.0

@@ -20,9 +20,23 @@ from .._input import (
 )
 from .._units import fit_unit
 from ..exceptions import InvalidParameterError
-from ._covariates import CovariateSpec, CovariateSummary, check_covariate_penalizer
+from ._covariates import CovariateSpec, CovariateSummary, _names, check_covariate_penalizer
 
 __all__ = ["RfmModel"]
+
+
+def _float_list(values: Any, name: str) -> list[float]:
+    """A list of numbers (horizons, weights) as floats; other types are refused."""
+    rule = f"must be a list of numbers, got {type(values).__name__}"
+    if values is None or isinstance(values, (str, bytes, dict)):
+        raise _bad_parameter(name, rule)
+    try:
+        array = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise _bad_parameter(name, rule) from None
+    if array.ndim != 1:
+        raise _bad_parameter(name, f"must be a list of numbers, got shape {array.shape}")
+    return [float(v) for v in array]
 
 
 def _values(
@@ -170,8 +184,8 @@ class RfmModel(CovariateSummary, BaseModel):
                 a["recency"],
                 a["T"],
                 self._names(cols),
-                [float(h) for h in horizons],
-                [float(w) for w in weights],
+                _float_list(horizons, "horizons"),
+                _float_list(weights, "weights"),
                 n_jobs=self.n_jobs,
                 covariates=self._design(data),
             )
@@ -275,6 +289,10 @@ class RfmModel(CovariateSummary, BaseModel):
         unit = fit_unit(data, keywords, time_unit)
         cols = self._columns(data, keywords, optional=("weights",), fitting=True)
         a = cols.arrays
+        # Column names as lists (a numpy array of names too); anything else is refused.
+        purchase_covariates = _names(purchase_covariates, "purchase_covariates")
+        dropout_covariates = _names(dropout_covariates, "dropout_covariates")
+        tied_covariates = _names(tied_covariates, "tied_covariates")
         if purchase_covariates or dropout_covariates or tied_covariates:
             if not self._takes_covariates:
                 raise _bad_parameter(
