@@ -662,3 +662,24 @@ def test_segment_predictions_take_one_horizon_per_customer(cdnow):
     np.testing.assert_allclose(by_label, expected, rtol=1e-12)
     with pytest.raises(InvalidDataError, match="`t` and `data` have different index labels"):
         segmented.predict("expected_purchases", data, t=pd.Series(t))
+
+
+def test_subscription_inputs_follow_the_alignment_rule():
+    """tenure and margin_per_period (or periods) per subscriber: a Series pair was matched by
+    position whatever its labels, and arrays of different lengths gave numpy's broadcast
+    ValueError."""
+    model = clvrs.ShiftedBetaGeoModel().fit(survivors=[1000, 631, 468, 382, 326, 289, 262, 241])
+    tenure = pd.Series([1, 2, 3], index=["a", "b", "c"])
+    margin = pd.Series([30.0, 10.0, 20.0], index=["c", "a", "b"])
+    expected = model.subscription_value([1, 2, 3], [10.0, 20.0, 30.0], 0.1)
+    np.testing.assert_allclose(model.subscription_value(tenure, margin, 0.1), expected)
+    with pytest.raises(InvalidDataError, match="`margin_per_period` and `tenure`"):
+        model.subscription_value(tenure, margin.reset_index(drop=True), 0.1)
+    with pytest.raises(InvalidDataError, match="`margin_per_period` has 2 values"):
+        model.subscription_value([1, 2, 3], [10.0, 20.0], 0.1)
+    np.testing.assert_allclose(
+        model.probability_active(tenure, pd.Series([2, 1, 1], index=["c", "b", "a"])),
+        model.probability_active([1, 2, 3], [1, 1, 2]),
+    )
+    with pytest.raises(InvalidDataError, match="`periods` and `tenure`"):
+        model.probability_active(tenure, pd.Series([1, 2, 3]))

@@ -28,6 +28,7 @@ from .exceptions import InvalidDataError
 __all__ = [
     "Columns",
     "align_argument",
+    "align_pair",
     "align_to",
     "as_float_array",
     "coerce_columns",
@@ -438,6 +439,19 @@ def align_argument(values: Any, name: str, data: Any, arrays: Mapping[str, Any] 
         if isinstance(array, pd.Series):
             return align_to(values, array.index, len(array), name, key)
     return values
+
+
+def align_pair(values: Any, reference: Any, name: str, reference_name: str) -> Any:
+    """``values`` matched to ``reference`` by :func:`align_to` when both hold several values
+    (two per-customer inputs of a function that takes no DataFrame, e.g. ``tenure`` and
+    ``margin_per_period``); a single value on either side applies to every customer and is
+    returned unchanged."""
+    if np.ndim(values) != 1 or np.ndim(reference) != 1:
+        return values
+    if np.size(values) == 1 or np.size(reference) == 1:
+        return values
+    index = reference.index if isinstance(reference, pd.Series) else None
+    return align_to(values, index, len(reference), name, reference_name)
 
 
 def coerce_columns(

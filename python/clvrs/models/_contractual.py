@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 
 from .. import _core
 from .._base import BaseModel, _bad_parameter
-from .._input import _native, as_float_array
+from .._input import _native, align_pair, as_float_array
 from ..exceptions import InvalidDataError
 
 __all__ = ["ContractualModel"]
@@ -120,6 +121,8 @@ class ContractualModel(BaseModel):
             if k is None:
                 out = _core.churn_predict(self._model, quantity, self._params_list(), first)
             else:
+                if isinstance(k, pd.Series) and isinstance(t, pd.Series):
+                    k = align_pair(k, t, k_name, t_name)  # by label, when the labels agree
                 second = as_float_array(k, k_name)
                 if len(second) not in (1, len(first)) and len(first) != 1:
                     raise _bad_parameter(
@@ -183,6 +186,8 @@ class ContractualModel(BaseModel):
         """Residual value of a subscriber who has made ``tenure`` renewals: DERL times the
         margin per period (Fader & Hardie 2010). A new subscriber, before the first payment, is
         worth the margin times ``1 + DERL(0) / (1 + d)``."""
+        # One margin per subscriber is matched to the tenures by the rule of `align_to`.
+        margin_per_period = align_pair(margin_per_period, tenure, "margin_per_period", "tenure")
         margin = as_float_array(margin_per_period, "margin_per_period")
         if not np.all(np.isfinite(margin) & (margin >= 0)):
             raise _bad_parameter("margin_per_period", "must be finite and >= 0")
