@@ -206,6 +206,16 @@ def test_fractional_weights_are_refused_everywhere(fit):
     assert "sampling weights are not supported" in str(info.value)
 
 
+def test_a_weights_column_that_is_not_counts_says_how_to_turn_it_off():
+    """A `weights` column meaning something else (a parcel's kilograms) is refused, and the
+    error says how to keep it out of the fit."""
+    data = _frame().assign(weights=[0.4, 1.2, 2.0])
+    with pytest.raises(InvalidDataError, match=r"columns=\{'weights': None\}"):
+        clvrs.BetaGeoModel().fit(data)
+    off = _quiet(lambda: clvrs.BetaGeoModel(columns={"weights": None}).fit(data))
+    _same_fit(off, _quiet(lambda: clvrs.BetaGeoModel().fit(_frame())))
+
+
 def test_fractional_weight_error_gives_the_index_label():
     data = pd.DataFrame(
         {"frequency": [1, 0], "recency": [3.0, 0], "T": [9.0, 9], "n": [1, 0.5]},

@@ -575,7 +575,7 @@ def coerce_columns(
             arrays[role] = as_float_array(align_to(values, index, rows, name, "data"), name)
             used[role] = name
         columns = Columns(arrays, used, kind, index)
-        _check_weights(columns)
+        _check_weights(columns, from_frame="weights" not in extra)
         return columns
 
     kind, index = "numpy", None
@@ -602,7 +602,7 @@ def coerce_columns(
         arrays[role] = as_float_array(values, name)
         used[role] = name
     columns = Columns(arrays, used, kind, index, scalar=scalar)
-    _check_weights(columns)
+    _check_weights(columns, from_frame=False)
     return columns
 
 
@@ -629,9 +629,11 @@ def _unmapped(role: str) -> InvalidDataError:
     return err
 
 
-def _check_weights(columns: Columns) -> None:
+def _check_weights(columns: Columns, from_frame: bool) -> None:
     """Weights count the customers sharing a row: refuse a finite, non-negative weight that
-    is not a whole number (NaN, infinite and negative weights are left to the core's rules)."""
+    is not a whole number (NaN, infinite and negative weights are left to the core's rules).
+    A column of the data read as weights (``weights`` is read by default) gets a hint on how
+    to stop that, in case the column means something else."""
     weights = columns.arrays.get("weights")
     if weights is None:
         return
@@ -640,13 +642,19 @@ def _check_weights(columns: Columns) -> None:
     if bad.size:
         row = int(bad[0])
         name = columns.names["weights"]
+        hint = (
+            f"; if the column `{name}` is not a count of customers, pass "
+            "columns={'weights': None} so that it is not read as one"
+            if from_frame
+            else ""
+        )
         with columns.locating_rows():
             raise data_error(
                 name,
                 row,
                 float(weights[row]),
                 "must be a whole number: weights count the customers who share a row "
-                "(round them, or expand the rows; sampling weights are not supported)",
+                f"(round them, or expand the rows; sampling weights are not supported){hint}",
             )
 
 
