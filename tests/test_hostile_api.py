@@ -765,3 +765,33 @@ def test_the_sweep_finds_escapes():
 
     escapes = _sweep(leaky, {"x": 1})
     assert escapes == ["x=None: KeyError: 'x'"]
+
+
+def test_sweep_dynamic_covariate_data(fixtures):
+    valid = {
+        "transactions": fixtures.log,
+        "covariates": fixtures.panel,
+        "customer_id_col": "id",
+        "datetime_col": "date",
+        "freq": "W",
+    }
+    assert _unexpected(_sweep(clvrs.DynamicCovariateData, valid)) == []
+
+
+@pytest.mark.parametrize("owner", MODELS)
+def test_sweep_n_jobs_at_prediction(fixtures, owner):
+    """Predictions hand ``n_jobs`` to the core unchecked for its value, but not its type."""
+    data = fixtures.data_for(owner)
+    predict = {
+        "ShiftedBetaGeoModel": lambda m: m.survival(2),
+        "BetaDiscreteWeibullModel": lambda m: m.survival(2),
+        "GammaGammaModel": lambda m: m.expected_average_spend(data),
+    }.get(owner, lambda m: m.probability_alive(data))
+    escapes = []
+    for label, value in HOSTILE.items():
+        model = copy.deepcopy(fixtures.models[owner])
+        model.n_jobs = value
+        found = _escape(lambda model=model: predict(model))
+        if found is not None:
+            escapes.append(f"n_jobs={label}: {found}")
+    assert escapes == []

@@ -242,6 +242,8 @@ class BaseModel:
                 _units.data_unit(data, keywords),
                 type(self).__name__,
             )
+            # Predictions hand n_jobs to the core as it is; a wrong type is refused here.
+            _check_n_jobs(getattr(self, "n_jobs", None))
         return cols
 
     def _check_hyperparameters(self) -> None:

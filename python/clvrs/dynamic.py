@@ -165,9 +165,15 @@ class DynamicCovariateData:
             raise _bad_parameter(
                 "freq_multiplier", f"must be a finite number > 0, got {freq_multiplier!r}"
             )
-        if after_end not in _AFTER_END:
+        if not (isinstance(after_end, str) and after_end in _AFTER_END):
             raise _bad_parameter("after_end", f"must be one of {_AFTER_END}, got {after_end!r}")
-        covariate_datetime_col = covariate_datetime_col or datetime_col
+        if covariate_datetime_col is None:
+            covariate_datetime_col = datetime_col
+        elif not isinstance(covariate_datetime_col, str):
+            raise _bad_parameter(
+                "covariate_datetime_col",
+                f"must be a column name of the covariates, got {covariate_datetime_col!r}",
+            )
         self.customer_id_col = customer_id_col
         self.freq = freq
         self.freq_multiplier = float(freq_multiplier)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _core
-from .._base import BaseModel, _bad_parameter
+from .._base import BaseModel, _bad_parameter, _check_n_jobs
 from .._input import as_float_array
 from ..dynamic import DynamicCovariateData
 from ..exceptions import InvalidDataError
@@ -213,6 +213,7 @@ class ParetoNBDDynamicModel(CovariateSummary, BaseModel):
 
     def _predict(self, quantity: str, data: DynamicCovariateData, t: Any) -> pd.Series:
         data = self._check_data(data)
+        _check_n_jobs(self.n_jobs)  # handed to the core as it is
         name = "discount_rate" if quantity == "expected_residual_transactions" else "t"
         values = as_float_array(t, name)
         if values.size not in (1, len(data)):
