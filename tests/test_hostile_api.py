@@ -795,3 +795,20 @@ def test_sweep_n_jobs_at_prediction(fixtures, owner):
         if found is not None:
             escapes.append(f"n_jobs={label}: {found}")
     assert escapes == []
+
+
+def test_customer_lifetime_value_checks_a_given_spend_before_the_expectations(bg, small):
+    calls = []
+    original = type(bg).weighted_expected_purchases
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    model = copy.deepcopy(bg)
+    model.weighted_expected_purchases = counting.__get__(model)  # type: ignore[method-assign]
+    _parameter(lambda: clvrs.customer_lifetime_value(model, "10", small), "spend_model")
+    _parameter(lambda: clvrs.customer_lifetime_value(model, [-1.0], small), "spend_model")
+    assert calls == []
+    clvrs.customer_lifetime_value(model, 10.0, small)
+    assert calls == [1]

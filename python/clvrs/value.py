@@ -271,6 +271,9 @@ def customer_lifetime_value(
             "expected_residual_transactions(data, discount_rate) by the expected spend per "
             "purchase",
         )
+    if not hasattr(spend_model, "expected_average_spend"):
+        # A given spend (a number, or one per customer) is checked before the expectations.
+        _spend(spend_model, None, None, None)
     f = _clv_units_per_month(
         transaction_model, data, {"frequency": frequency, "recency": recency, "T": T}, time_unit
     )
