@@ -812,3 +812,15 @@ def test_customer_lifetime_value_checks_a_given_spend_before_the_expectations(bg
     assert calls == []
     clvrs.customer_lifetime_value(model, 10.0, small)
     assert calls == [1]
+
+
+@pytest.mark.parametrize("cls", [clvrs.ShiftedBetaGeoModel, clvrs.BetaDiscreteWeibullModel])
+def test_subscription_errors_name_tenure(cls):
+    # Before: the core's name for the first argument, `t`, which these methods do not have.
+    params = {"alpha": 1.0, "beta": 2.0, "c": 1.0}
+    model = cls.from_params(**{p: params[p] for p in cls._param_names})
+    _column(lambda: model.expected_renewals(-1, 2), "tenure", 0)
+    _column(lambda: model.probability_active([3, 1.5]), "tenure", 1)
+    _column(lambda: model.expected_residual_lifetime(2.5, 0.1), "tenure", 0)
+    _column(lambda: model.subscription_value(-2, 1.0, 0.1), "tenure", 0)
+    _column(lambda: model.retention_rate([1, 0]), "t", 1)  # its argument is `t`
