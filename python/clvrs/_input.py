@@ -230,6 +230,16 @@ def is_number(value: Any, *, integer: bool = False) -> bool:
     return isinstance(value, kind)
 
 
+def ndim(values: Any) -> int:
+    """``np.ndim`` that counts a ragged nested sequence as one-dimensional (numpy refuses to
+    shape it), so that the caller's conversion refuses it with a typed error naming the
+    argument instead of numpy's ValueError."""
+    try:
+        return int(np.ndim(values))
+    except ValueError:
+        return 1
+
+
 def as_float_array(values: Any, name: str) -> np.ndarray:
     """Convert a column to a contiguous 1-d float64 array (nulls become NaN, rejected later).
 
@@ -261,7 +271,16 @@ def as_float_array(values: Any, name: str) -> np.ndarray:
         if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
             raise _not_numeric(name, dtype)
         values = values.to_numpy(dtype=np.float64, na_value=np.nan)
-    raw = np.asarray(values)
+    try:
+        raw = np.asarray(values)
+    except ValueError:
+        # A ragged nested list ("setting an array element with a sequence").
+        err = InvalidDataError(
+            f"column `{name}`: must be numeric and one-dimensional (a number, or one per "
+            f"customer), got a nested sequence of unequal lengths"
+        )
+        err.column, err.rule = name, "must be one-dimensional"
+        raise err from None
     if raw.dtype == object:
         raise _refuse_object(raw, name)
     # Only numbers and booleans are data; dates, durations, complex numbers and strings are
@@ -383,7 +402,7 @@ def align_to(
     InvalidDataError
         Naming both inputs, when the lengths or the labels do not match.
     """
-    if np.ndim(values) == 0:
+    if ndim(values) == 0:
         return values
     if isinstance(values, pd.Series) and index is not None:
         if values.index.equals(index):
@@ -446,7 +465,7 @@ def align_pair(values: Any, reference: Any, name: str, reference_name: str) -> A
     (two per-customer inputs of a function that takes no DataFrame, e.g. ``tenure`` and
     ``margin_per_period``); a single value on either side applies to every customer and is
     returned unchanged."""
-    if np.ndim(values) != 1 or np.ndim(reference) != 1:
+    if ndim(values) != 1 or ndim(reference) != 1:
         return values
     if np.size(values) == 1 or np.size(reference) == 1:
         return values
@@ -588,7 +607,7 @@ def coerce_columns(
             )
             err.column, err.rule = name, "required column"
             raise err
-    scalar = bool(given) and all(np.ndim(v) == 0 for v in given.values())
+    scalar = bool(given) and all(ndim(v) == 0 for v in given.values())
     first = ""
     for role, values in given.items():
         name = keyword.get(role, role)

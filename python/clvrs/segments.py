@@ -15,7 +15,7 @@ import pandas as pd
 
 from . import _core, _display
 from ._base import _REGISTRY, FORMAT, FORMAT_VERSION, _bad_parameter, _check_path, load_document
-from ._input import _is_polars_frame, _native, align_to
+from ._input import _is_polars_frame, _native, align_to, ndim
 from ._units import data_unit
 from .exceptions import ConvergenceWarning, InvalidDataError
 from .models._rfm import RfmModel
@@ -120,7 +120,6 @@ def fit_segments(
     if not isinstance(model, RfmModel):
         raise _bad_parameter("model", "must be one of the purchase models (e.g. BetaGeoModel)")
     model._check_hyperparameters()
-    optional = ("weights",)
     if not (
         isinstance(min_customers, numbers.Real)
         and not isinstance(min_customers, bool)
@@ -130,6 +129,7 @@ def fit_segments(
         raise _bad_parameter(
             "min_customers", f"must be a finite number >= 0, got {min_customers!r}"
         )
+    optional = ("weights",)
     cols = model._columns(data, {"weights": None}, optional=optional, fitting=True)
     unit = data_unit(data)
     a = cols.arrays
@@ -274,7 +274,6 @@ class SegmentedModel:
         table = _display.html_table(first, what="segments (see fit_table)", total=len(self.sizes_))
         return _display.html_block("SegmentedModel", self._overview(), table)
 
-
     @property
     def summary(self) -> pd.DataFrame:
         """Estimates per segment: rows (segment, parameter), columns coef, se, lower, upper."""
@@ -344,7 +343,7 @@ class SegmentedModel:
         per_row = {
             key: np.asarray(align_to(value, frame.index, len(frame), key, "data"))
             for key, value in kwargs.items()
-            if key in _PER_ROW and np.ndim(value) == 1 and len(value) == len(frame) != 1
+            if key in _PER_ROW and ndim(value) == 1 and len(value) == len(frame) != 1
         }
         keys = pd.Series(values)
         for key, positions in keys.groupby(keys, sort=False).indices.items():

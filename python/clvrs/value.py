@@ -13,7 +13,7 @@ import pandas as pd
 
 from . import _display, _units
 from ._base import BaseModel, _bad_parameter
-from ._input import align_to, data_error
+from ._input import align_to, data_error, ndim
 from .exceptions import InvalidDataError, InvalidParameterError, TimeUnitError
 
 __all__ = [
@@ -315,13 +315,13 @@ def customer_lifetime_value(
     else:
         raise _bad_parameter("method", f"must be 'discrete' or 'continuous', got {method!r}")
     spend = _spend(spend_model, data, frequency, monetary_value)
-    if np.ndim(spend) == 1 and len(spend) not in (1, np.size(purchases)):
+    if ndim(spend) == 1 and len(spend) not in (1, np.size(purchases)):
         raise _bad_parameter(
             "spend_model",
             f"has {len(spend)} spends for {np.size(purchases)} customers: give one spend per "
             "transaction, or one per customer",
         )
-    if np.ndim(spend) == 1 and not hasattr(spend_model, "expected_average_spend"):
+    if ndim(spend) == 1 and not hasattr(spend_model, "expected_average_spend"):
         # One spend per customer: matched to the customers by the rule of `align_to`
         # (positions for arrays, labels only when both carry the same ones).
         if isinstance(data, pd.DataFrame):
@@ -332,7 +332,7 @@ def customer_lifetime_value(
         if len(spend) != 1:
             spend = align_to(spend, index, np.size(purchases), "spend_model", reference)
         spend = np.asarray(spend, dtype=float)
-        if np.ndim(purchases) == 0:
+        if ndim(purchases) == 0:
             spend = spend[0]
     value = purchases * spend * margin
     if isinstance(value, pd.Series):
@@ -450,7 +450,6 @@ class Segmentation:
     def _repr_html_(self) -> str:
         table = _display.html_table(self.table, what="segments")
         return _display.html_block("Segmentation", self._overview(), table)
-
 
 
 def clv_segments(

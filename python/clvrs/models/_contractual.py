@@ -9,7 +9,7 @@ import pandas as pd
 
 from .. import _core
 from .._base import BaseModel, _bad_parameter
-from .._input import _native, align_pair, as_float_array
+from .._input import _native, align_pair, as_float_array, ndim
 from ..exceptions import InvalidDataError
 
 __all__ = ["ContractualModel"]
@@ -115,7 +115,7 @@ class ContractualModel(BaseModel):
     def _predict(
         self, quantity: str, t: Any, k: Any = None, k_name: str = "periods", t_name: str = "t"
     ) -> Any:
-        scalar = np.ndim(t) == 0 and np.ndim(k) == 0
+        scalar = ndim(t) == 0 and ndim(k) == 0
         first = as_float_array(t, t_name)
         try:
             if k is None:
@@ -192,5 +192,5 @@ class ContractualModel(BaseModel):
         if not np.all(np.isfinite(margin) & (margin >= 0)):
             raise _bad_parameter("margin_per_period", "must be finite and >= 0")
         derl = self.expected_residual_lifetime(tenure, discount_rate)
-        value = derl * (margin if np.ndim(margin_per_period) else float(margin[0]))
-        return float(value) if np.ndim(value) == 0 else value
+        value = derl * (margin if ndim(margin_per_period) else float(margin[0]))
+        return float(value) if ndim(value) == 0 else value

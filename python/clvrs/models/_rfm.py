@@ -16,6 +16,7 @@ from .._input import (
     as_float_array,
     data_error,
     naming_arguments,
+    ndim,
     wrap_output,
 )
 from .._units import fit_unit
@@ -44,7 +45,7 @@ def _values(
 ) -> tuple[np.ndarray, bool]:
     """A horizon, count or rate as a 1-d float64 array, and whether the caller gave a scalar;
     a pandas Series is lined up with the customers (``data`` or the keyword ``arrays``)."""
-    scalar = np.ndim(values) == 0
+    scalar = ndim(values) == 0
     return as_float_array(align_argument(values, name, data, arrays), name), scalar
 
 
@@ -499,7 +500,7 @@ class RfmModel(CovariateSummary, BaseModel):
             A float when both are scalars, else an array of the broadcast shape (1-d); with
             covariates, one value per row of ``data``.
         """
-        scalar = np.ndim(n) == 0 and np.ndim(t) == 0
+        scalar = ndim(n) == 0 and ndim(t) == 0
         counts, horizon = np.broadcast_arrays(_values(n, "n", data)[0], _values(t, "t", data)[0])
         out = self._new_customers("purchase_count_probability", data, horizon, counts)
         return float(out[0]) if scalar and data is None else out
