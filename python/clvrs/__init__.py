@@ -39,6 +39,7 @@ from .models import (
     ParetoNBDModel,
     ShiftedBetaGeoModel,
 )
+from .report import report
 from .segments import SegmentedModel, fit_segments
 from .simulate import simulate_transactions
 from .uncertainty import BootstrapResult, bootstrap, delta_interval, prediction_interval
@@ -91,6 +92,7 @@ __all__ = [
     "likelihood_ratio_test",
     "load",
     "prediction_interval",
+    "report",
     "rfm_segments",
     "simulate_transactions",
     "summarize_transactions",

@@ -32,6 +32,7 @@ from . import (
     _units,
     customer_lifetime_value,
     datasets,
+    report,
     summarize_transactions,
 )
 from .exceptions import ClvError
@@ -228,6 +229,23 @@ def _check_output(path: str) -> None:
         raise UsageError(f"--out {path}: not writable (permission denied)")
 
 
+def _check_report(args: argparse.Namespace) -> None:
+    """--report can be written: with --amount-col (value needs amounts), an .html name, a
+    writable directory."""
+    path = args.report
+    if not args.amount_col:
+        raise UsageError(f"--report {path}: the report values customers: give --amount-col too")
+    if not path.lower().endswith((".html", ".htm")):
+        raise UsageError(f"--report {path}: the report is an HTML file: end the name in .html")
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UsageError(f"--report {path}: is a directory; give a file name")
+    if not os.path.isdir(folder):
+        raise UsageError(f"--report {path}: the directory {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise UsageError(f"--report {path}: not writable (permission denied)")
+
+
 def _read(path: str, columns: list[str]) -> pd.DataFrame:
     if path.lower().endswith(_PARQUET):
         return pd.read_parquet(path, columns=columns)
@@ -363,6 +381,11 @@ def score(argv: list[str]) -> int:
     parser.add_argument(
         "--n-jobs", type=int, default=None, help="threads (default: all cores; -1 also all)"
     )
+    parser.add_argument(
+        "--report",
+        help="also write a customer-value report (one self-contained .html file: value, "
+        "retention list, acquisition budget, model check); needs --amount-col",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress or summary output")
     args = parser.parse_args(argv)
     progress = _Progress(args.quiet)
@@ -376,6 +399,8 @@ def score(argv: list[str]) -> int:
         roles["--amount-col"] = args.amount_col
     _check_input(args.transactions, roles)
     _check_output(args.out)
+    if args.report is not None:
+        _check_report(args)
 
     columns = list(dict.fromkeys(roles.values()))
     progress(f"reading {args.transactions}")
@@ -433,6 +458,17 @@ def score(argv: list[str]) -> int:
         )  # in the model's time unit (recorded on the summary)
     progress(f"writing {len(table):,} rows to {args.out}")
     _write(table, args.out)
+    if args.report is not None:
+        progress(f"writing the report to {args.report}")
+        report(
+            model,
+            spend,
+            summary,
+            args.report,
+            time=_clv_months(t, unit),
+            discount_rate=args.discount_rate,
+            margin=args.margin,
+        )
     if not args.quiet:
         print(
             f"{MODELS[args.model].__name__} on {len(summary):,} customers "
