@@ -237,7 +237,7 @@ def test_subscription_cohort_report():
         assert parsed.numbers[f"subscription.{t}.derl"] == pytest.approx(
             model.expected_residual_lifetime(t, 0.1)
         )
-        assert parsed.numbers[f"subscription.{t}.value"] == pytest.approx(
+        assert parsed.numbers[f"subscription.{t}.subscriber_value"] == pytest.approx(
             20.0 * model.expected_residual_lifetime(t, 0.1)
         )
     for t in range(1, 13):

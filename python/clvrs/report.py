@@ -85,7 +85,7 @@ _ASSUMPTIONS = {
         "A customer's spend per purchase varies around their own mean; means differ between "
         "customers.",
         "How much a customer spends per purchase is unrelated to how often they buy (check: "
-        "the correlation below should be near 0).",
+        "the correlation stated above should be near 0).",
     ],
     "ShiftedBetaGeoModel": [
         "Each period an active subscriber renews or cancels, with their own constant "
@@ -158,6 +158,7 @@ _HEADERS = {
     "equity": "customer equity",
     "retention_rate": "renewal rate",
     "derl": "DERL (payments)",
+    "subscriber_value": "residual value",
     "actual_survival": "actual survival",
     "coef": "estimate",
     "se": "std. error",
@@ -227,24 +228,27 @@ class _Figures:
 
     def __init__(self, wanted: bool) -> None:
         self.available = wanted and importlib.util.find_spec("matplotlib") is not None
-        self.plt: Any = None
+        self.figure: Any = None
+        self.dates: Any = None
+        self.ticker: Any = None
         if self.available:
-            import matplotlib
+            # Figures without pyplot: no global state, the user's backend is left alone.
+            import matplotlib.dates
+            import matplotlib.ticker
+            from matplotlib.figure import Figure
 
-            matplotlib.use("Agg", force=False)
-            import matplotlib.pyplot as plt
+            self.figure = Figure
+            self.dates = matplotlib.dates
+            self.ticker = matplotlib.ticker
 
-            self.plt = plt
-
-    def new(self, width: float = 7.0, height: float = 3.4) -> tuple[Any, Any]:
-        fig, ax = self.plt.subplots(figsize=(width, height), dpi=100)
-        return fig, ax
+    def new(self, width: float = 7.0, height: float = 3.4, ncols: int = 1) -> tuple[Any, Any]:
+        fig = self.figure(figsize=(width, height), dpi=100)
+        return fig, fig.subplots(1, ncols)
 
     def embed(self, fig: Any, alt: str, caption: str) -> str:
         buffer = io.BytesIO()
         fig.tight_layout()
         fig.savefig(buffer, format="png", dpi=100)
-        self.plt.close(fig)
         data = base64.b64encode(buffer.getvalue()).decode("ascii")
         return (
             f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
@@ -259,9 +263,14 @@ def _unit_of(model: Any, data: Any) -> tuple[str | None, str]:
         unit = _units.data_unit(data)
     if unit is None:
         return None, ""
+    return unit, _unit_word(unit)
+
+
+def _unit_word(unit: str) -> str:
+    """A time unit in words, singular: "week", "7 days"."""
     freq, multiplier = _units.parse_unit(unit)
     word = {"H": "hour", "D": "day", "W": "week", "M": "month"}[freq]
-    return unit, (word if multiplier == 1 else f"{multiplier:g} {word}s")
+    return word if multiplier == 1 else f"{multiplier:g}-{word}"
 
 
 def _check_int(value: Any, name: str, lowest: int) -> int:
@@ -533,8 +542,9 @@ def _purchase_report(
     else:
         unit_text = f"{unit_word}s (time unit {unit})"
     horizon = f"next {time} months, discounted at {discount_rate:.2%} a month"
-    money_unit = f"{currency or 'currency units'}" + (
-        f", margin {margin:.0%} of revenue" if margin != 1 else ", revenue"
+    money = currency.strip() or "currency units"
+    money_unit = (
+        f"profit ({money}, {margin:.0%} of revenue)" if margin != 1 else f"revenue ({money})"
     )
 
     clv = customer_lifetime_value(
@@ -648,7 +658,7 @@ def _purchase_report(
         )
         ax.set_yticks(y, labels)
         ax.set_xlabel("% of all customers / of total CLV")
-        ax.legend(loc="lower right")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, frameon=False)
         parts.append(
             pictures.embed(
                 fig,
@@ -657,6 +667,10 @@ def _purchase_report(
                 "total value (dark): the gap shows how concentrated value is.",
             )
         )
+    parts.append(
+        "<p>The most valuable customers. P(alive) is the probability that the customer is "
+        "still active (has not silently left); repeat purchases are those after the first.</p>"
+    )
     top = clv.nlargest(TOP_CUSTOMERS).index
     top_frame = pd.DataFrame(
         {
@@ -669,8 +683,7 @@ def _purchase_report(
         _table(
             top_frame,
             f"Top {len(top_frame)} customers by CLV ({time} months, "
-            f"{html.escape(currency or 'currency')}); P(alive): probability the customer is "
-            "still active now; purchases: repeat purchases so far",
+            f"{html.escape(currency or 'currency')})",
             {
                 "clv": lambda v: _money(v, currency),
                 "probability_alive": lambda v: f"{v:.2f}",
@@ -951,12 +964,31 @@ def _monitoring(
             index="period end",
         ),
     ]
+    if pictures.available and len(equity) > 1:
+        fig, ax = pictures.new(height=2.8)
+        ax.plot(pd.to_datetime(equity.index), equity["equity"], marker="o", color="#1f4e79")
+        ax.set_ylabel(f"customer equity ({currency or 'currency'})")
+        ax.yaxis.set_major_formatter(pictures.ticker.StrMethodFormatter("{x:,.0f}"))
+        ax.set_ylim(bottom=0)
+        locator = pictures.dates.AutoDateLocator(maxticks=8)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(pictures.dates.ConciseDateFormatter(locator))
+        parts.append(
+            pictures.embed(
+                fig,
+                "Line chart of customer equity at each period end",
+                f"Customer equity (total {time}-month CLV) at each period end: a falling line "
+                "means the base is losing value faster than it gains it.",
+            )
+        )
     actual, expected = float(track["actual"].sum()), float(track["expected"].sum())
+    period = _unit_word(_units.unit_name(code, multiplier))
     parts.append(
         f"<p>Repeat purchases over the whole log: "
         f"{_num('tracking_actual', actual, f'{actual:,.0f}')} actual against "
         f"{_num('tracking_expected', expected, f'{expected:,.0f}')} expected by the model "
-        f"({len(track)} periods of {html.escape(_units.unit_name(code, multiplier))}).</p>"
+        f"({len(track)} {html.escape(period)}s, from the first purchase in the log to the "
+        "last).</p>"
     )
     if pictures.available:
         fig, ax = pictures.new()
@@ -968,8 +1000,11 @@ def _monitoring(
             color="#1f4e79",
             linestyle="--",
         )
-        ax.set_ylabel(f"repeat purchases per {_units.unit_name(code, multiplier)}")
+        ax.set_ylabel(f"repeat purchases per {period}")
         ax.legend()
+        locator = pictures.dates.AutoDateLocator(maxticks=8)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(pictures.dates.ConciseDateFormatter(locator))
         parts.append(
             pictures.embed(
                 fig,
@@ -1110,10 +1145,10 @@ def _subscription_report(
         "derl": lambda v: f"{v:.2f}",
     }
     if margin_per_period is not None:
-        frame["value"] = np.asarray(
+        frame["subscriber_value"] = np.asarray(
             model.subscription_value(t, margin_per_period, discount_rate), dtype=float
         )
-        formats["value"] = lambda v: _money(v, currency)
+        formats["subscriber_value"] = lambda v: _money(v, currency)
     actual = None
     if survivors is not None:
         counts = np.asarray(survivors, dtype=float)
@@ -1156,7 +1191,7 @@ def _subscription_report(
         + ".</p>",
     ]
     if pictures.available:
-        fig, (left, right) = pictures.plt.subplots(1, 2, figsize=(8, 3.2), dpi=100)
+        fig, (left, right) = pictures.new(8.0, 3.2, ncols=2)
         left.plot(t, survival, color="#1f4e79", label="model")
         right.plot(t[1:], retention, color="#1f4e79", label="model")
         if actual is not None:
@@ -1184,7 +1219,11 @@ def _subscription_report(
             frame,
             f"Per tenure ({period_word}s completed): survival, renewal rate, expected residual "
             "lifetime (DERL, in payments)"
-            + (f" and value ({html.escape(currency or 'currency')})" if "value" in frame else ""),
+            + (
+                f" and value ({html.escape(currency or 'currency')})"
+                if "subscriber_value" in frame
+                else ""
+            ),
             formats,
             "subscription",
             index="tenure",
