@@ -296,3 +296,21 @@ def test_cli_score_writes_the_report(tmp_path):
     scores = pd.read_csv(out, index_col=0)
     parsed = _parse(html_path.read_text(encoding="utf-8"))
     assert parsed.numbers["total_clv"] == pytest.approx(scores["clv_12M"].sum(), rel=1e-9)
+
+
+def test_the_docs_page_runs(tmp_path, monkeypatch):
+    """Every Python block of docs/report.md runs, in order, and writes the files it names."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "docs" / "report.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) == 3
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    for index, block in enumerate(blocks):
+        exec(compile(block, f"docs/report.md[python {index}]", "exec"), namespace)
+    for name in ("report.html", "report_full.html", "subscriptions.html"):
+        assert (tmp_path / name).stat().st_size > 10_000
+    parsed = _parse(namespace["page"])
+    assert {"value", "risk", "acquisition", "monitoring", "model-check"} <= parsed.ids
