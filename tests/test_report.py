@@ -314,3 +314,55 @@ def test_the_docs_page_runs(tmp_path, monkeypatch):
         assert (tmp_path / name).stat().st_size > 10_000
     parsed = _parse(namespace["page"])
     assert {"value", "risk", "acquisition", "monitoring", "model-check"} <= parsed.ids
+
+
+def test_prospects_value_per_channel_with_covariates():
+    data = clvrs.datasets.load_cdnow_summary()
+    data.attrs["time_unit"] = "W"
+    rng = np.random.default_rng(3)
+    data["channel"] = rng.choice(["email", "store", "web"], size=len(data))
+    model = clvrs.BetaGeoModel().fit(
+        data, purchase_covariates=["channel"], dropout_covariates=["channel"]
+    )
+    spend = clvrs.GammaGammaModel().fit(data)
+    costs = {"email": 5.0, "store": 20.0, "web": 9.0}
+    # The channels given in another order are matched by label.
+    shuffled = data["channel"].sample(frac=1.0, random_state=1)
+    page = _parse(
+        clvrs.report(model, spend, data, channel=shuffled, acquisition_cost=costs, time=6,
+                     discount_rate=0.02, figures=False)
+    )  # fmt: skip
+    clv = clvrs.customer_lifetime_value(model, spend, data, time=6, discount_rate=0.02)
+    budget = clvrs.acquisition_budget(clv, costs, by=data["channel"])
+    mean_spend = spend.params_["p"] * spend.params_["gamma"] / (spend.params_["q"] - 1)
+    for channel in costs:
+        assert page.numbers[f"acquisition.{channel}.clv_to_cac"] == pytest.approx(
+            budget.loc[channel, "clv_to_cac"]
+        )
+        # A new customer of the channel: the first purchase plus the discounted monthly
+        # increments of E[X(t)] (4.345 weeks a month), each purchase worth the mean spend.
+        one = data[data["channel"] == channel].iloc[[0]]
+        expected = [model.expected_purchases_new_customer(4.345 * m, one).iloc[0]
+                    for m in range(7)]  # fmt: skip
+        repeat = sum((expected[m] - expected[m - 1]) / 1.02**m for m in range(1, 7))
+        value = mean_spend * (1 + repeat)
+        assert page.numbers[f"prospects.{channel}.prospect_value"] == pytest.approx(value)
+        assert page.numbers[f"prospects.{channel}.repeat_purchases"] == pytest.approx(expected[6])
+        assert page.numbers[f"prospects.{channel}.prospect_to_cac"] == pytest.approx(
+            value / costs[channel]
+        )
+    log = clvrs.datasets.load_cdnow_transactions()
+    with pytest.raises(InvalidParameterError, match="transactions.*covariates"):
+        clvrs.report(model, spend, data, transactions=log)
+
+
+def test_user_text_is_escaped(cdnow_split):
+    _, _, summary, model, spend = cdnow_split
+    channel = np.where(summary.index.to_numpy() % 2, "<script>alert(1)</script>", "a&b")
+    page = clvrs.report(model, spend, summary, channel=channel, title="<b>Q3</b>", figures=False)
+    parsed = _parse(page)
+    assert parsed.scripts == 0 and "&lt;script&gt;" in page and "&lt;b&gt;Q3" in page
+    with pytest.raises(InvalidParameterError, match="currency"):
+        clvrs.report(model, spend, summary, currency="<i>")
+    with pytest.raises(clvrs.InvalidDataError, match="`channel` has 10 values"):
+        clvrs.report(model, spend, summary, channel=channel[:10])

@@ -37,6 +37,7 @@ import pandas as pd
 
 from . import _units
 from ._base import BaseModel, _bad_parameter
+from ._input import align_to
 from .data import summarize_transactions, tracking
 from .evaluation import holdout_evaluation
 from .value import _clv_units_per_month, acquisition_budget, clv_segments, customer_lifetime_value
@@ -155,6 +156,9 @@ _HEADERS = {
     "clv_to_cac": "CLV : CAC",
     "headroom": "headroom",
     "expected_active": "expected active",
+    "repeat_purchases": "expected repeat purchases",
+    "prospect_value": "value of a new customer",
+    "prospect_to_cac": "value : CAC",
     "equity": "customer equity",
     "retention_rate": "renewal rate",
     "derl": "DERL (payments)",
@@ -414,8 +418,12 @@ def report(
             "must be a fitted model (a purchase model such as BetaGeoModel, or a subscription "
             f"model such as ShiftedBetaGeoModel), got {type(model).__name__}",
         )
-    if not isinstance(title, str) or not isinstance(currency, str):
-        raise _bad_parameter("title", "title and currency must be strings")
+    if not isinstance(title, str):
+        raise _bad_parameter("title", f"must be a string, got {title!r}")
+    if not isinstance(currency, str) or any(c in currency for c in "<>&\"'"):
+        raise _bad_parameter(
+            "currency", f"must be a currency sign or code such as '$' or 'EUR ', got {currency!r}"
+        )
     if not (isinstance(figures, bool)):
         raise _bad_parameter("figures", f"must be True or False, got {figures!r}")
     if path is not None and not isinstance(path, (str, os.PathLike)):
@@ -530,6 +538,13 @@ def _purchase_report(
         )
     time = _check_int(time, "time", 1)
     retention_rows = _check_int(retention_rows, "retention_rows", 1)
+    if transactions is not None and vars(model).get("covariates_") is not None:
+        raise _bad_parameter(
+            "transactions",
+            "monitoring over time re-scores summaries of the log, which carry no covariates; "
+            f"{type(model).__name__} was fitted with covariates: leave transactions out, or "
+            "give a model without covariates",
+        )
     if not (isinstance(alive_threshold, numbers.Real) and 0 < float(alive_threshold) <= 1):
         raise _bad_parameter(
             "alive_threshold", f"must be a probability in (0, 1], got {alive_threshold!r}"
@@ -699,11 +714,8 @@ def _purchase_report(
     # (2) risk: the retention list
     toc.append(("risk", "Customers slipping away"))
     month = per_month
-    later = model.probability_alive(
-        frequency=data[columns["frequency"]].to_numpy(dtype=float),
-        recency=data[columns["recency"]].to_numpy(dtype=float),
-        T=data[columns["T"]].to_numpy(dtype=float) + month,
-    )
+    # The same customers a month later without a purchase (covariates, if any, unchanged).
+    later = model.probability_alive(data.assign(**{columns["T"]: data[columns["T"]] + month}))
     later = pd.Series(np.asarray(later, dtype=float), index=data.index)
     # Expected purchases are P(alive) times the purchases of a customer known to be active, so
     # the value if still active is CLV / P(alive); the value at risk is the difference.
@@ -783,15 +795,12 @@ def _purchase_report(
     # (3) acquisition
     toc.append(("acquisition", "What a new customer may cost"))
     if channel is not None:
-        channel = (
-            pd.Series(
-                np.asarray(channel),
-                index=data.index,
-                name=getattr(channel, "name", None) or "channel",
-            )
-            if not isinstance(channel, pd.Series)
-            else channel
-        )
+        if isinstance(channel, (str, bytes, dict)) or not np.iterable(channel):
+            raise _bad_parameter("channel", f"must give each customer's channel, got {channel!r}")
+        # Matched to the customers by the library's rule (positions, or the same labels).
+        name = getattr(channel, "name", None) or "channel"
+        aligned = align_to(channel, data.index, len(data), "channel", "data")
+        channel = pd.Series(np.asarray(aligned), index=data.index, name=name)
     budget = acquisition_budget(clv, acquisition_cost, by=channel, target_ratio=target_ratio)
     formats: dict[str, Callable[[Any], str]] = {
         "customers": lambda v: f"{int(v):,}",
@@ -838,6 +847,22 @@ def _purchase_report(
                 "their customers are worth at the target ratio.",
             )
         )
+    if channel is not None:
+        parts.append(
+            _prospects(
+                model,
+                spend_model,
+                data,
+                channel,
+                acquisition_cost=acquisition_cost,
+                target_ratio=target_ratio,
+                time=time,
+                discount_rate=discount_rate,
+                margin=margin,
+                per_month=per_month,
+                currency=currency,
+            )
+        )
     parts.append("</section>")
     sections.append("".join(parts))
 
@@ -880,6 +905,90 @@ def _purchase_report(
         f"{len(data):,} customers, {type(model).__name__}; values over the {horizon} ({money_unit})"
     )
     return "".join(sections), toc, subject
+
+
+def _new_customer_spend(spend_model: Any) -> float:
+    """A new customer's expected spend per purchase: the spend model's population mean, or the
+    given spend (the mean of per-customer spends)."""
+    if hasattr(spend_model, "population_mean_spend"):
+        return float(spend_model.population_mean_spend())
+    return float(np.mean(np.asarray(spend_model, dtype=float)))
+
+
+def _prospects(
+    model: Any,
+    spend_model: Any,
+    data: pd.DataFrame,
+    channel: pd.Series,
+    *,
+    acquisition_cost: Any,
+    target_ratio: float,
+    time: int,
+    discount_rate: float,
+    margin: float,
+    per_month: float,
+    currency: str,
+) -> str:
+    """The value of a newly acquired customer per channel, for a model with covariates."""
+    spec = vars(model).get("covariates_")
+    if spec is None:
+        return (
+            "<p>Prospects' value per channel needs a purchase model fitted with covariates "
+            "(e.g. the channel as a purchase or dropout covariate); this one has none, so the "
+            "table above uses the value of existing customers.</p>"
+        )
+    months = np.arange(1, time + 1, dtype=float)
+    discount = (1.0 + discount_rate) ** -months
+    previous = np.zeros(len(data))
+    discounted = np.zeros(len(data))
+    for month, factor in zip(months, discount):
+        current = np.asarray(
+            model.expected_purchases_new_customer(np.full(len(data), month * per_month), data),
+            dtype=float,
+        )
+        discounted += (current - previous) * factor
+        previous = current
+    spend = _new_customer_spend(spend_model)
+    # The first purchase (at acquisition, undiscounted) and the discounted repeat purchases.
+    value = pd.Series(margin * spend * (1.0 + discounted), index=data.index)
+    groups = pd.Series(channel.to_numpy(), index=data.index)
+    table = pd.DataFrame(
+        {
+            "repeat_purchases": pd.Series(previous, index=data.index).groupby(groups).mean(),
+            "prospect_value": value.groupby(groups).mean(),
+        }
+    )
+    table.index.name = channel.name or "channel"
+    table["max_affordable_cac"] = table["prospect_value"] / target_ratio
+    formats: dict[str, Callable[[Any], str]] = {
+        "repeat_purchases": lambda v: f"{v:.2f}",
+        "prospect_value": lambda v: _money(v, currency),
+        "max_affordable_cac": lambda v: _money(v, currency),
+    }
+    if acquisition_cost is not None:
+        budget = acquisition_budget(value, acquisition_cost, by=groups, target_ratio=target_ratio)
+        table["acquisition_cost"] = budget["acquisition_cost"].reindex(table.index)
+        table["prospect_to_cac"] = table["prospect_value"] / table["acquisition_cost"]
+        formats["acquisition_cost"] = lambda v: _money(v, currency)
+        formats["prospect_to_cac"] = lambda v: f"{v:.2f} : 1"
+    return (
+        "<h3>A new customer's value per channel</h3>"
+        f"<p>What a customer newly acquired through each channel is expected to bring over "
+        f"their first {time} months ({html.escape(currency or 'currency')}, discounted at "
+        f"{discount_rate:.2%} a month): the first purchase plus the discounted expected repeat "
+        f"purchases of {type(model).__name__} with the channel's covariates (averaged over the "
+        "channel's existing customers), times the mean spend per purchase of "
+        f"{_money(spend, currency)}"
+        + (f" and the margin of {margin:.0%}" if margin != 1 else "")
+        + ".</p>"
+        + _table(
+            table,
+            f"Prospects' value per {html.escape(str(table.index.name))} (first {time} months)",
+            formats,
+            "prospects",
+            index=str(table.index.name),
+        )
+    )
 
 
 def _monitoring(
