@@ -87,6 +87,7 @@ def cdnow_report(path: Path) -> str:
         acquisition_cost={"search": 8.0, "social": 12.0, "email": 3.0},
         transactions=log,
         monetary_value_col="amount",
+        calibration_period_end="1997-09-30",
     )
 
 

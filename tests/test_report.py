@@ -201,9 +201,9 @@ def test_monitoring_over_time(cdnow_split):
     log, _, summary, model, spend = cdnow_split
     page = _parse(
         clvrs.report(model, spend, summary, transactions=log, monetary_value_col="amount",
-                     figures=False)
+                     calibration_period_end="1997-09-30", figures=False)
     )  # fmt: skip
-    track = clvrs.tracking(model, log, "customer_id", "date", freq="W")
+    track = clvrs.tracking(model, log, "customer_id", "date", "1997-09-30", freq="W")
     assert page.numbers["tracking_actual"] == track["actual"].sum()
     assert page.numbers["tracking_expected"] == pytest.approx(track["expected"].sum())
     # The last period end is the end of the log: re-scored there with the same models.

@@ -311,6 +311,7 @@ def report(
     monetary_value_col: str | None = None,
     freq: str | None = None,
     monitor_every: str = "QE",
+    calibration_period_end: Any = None,
     survivors: Any = None,
     periods: int = 12,
     margin_per_period: float | None = None,
@@ -382,6 +383,8 @@ def report(
         ``datetime_col``, ``monetary_value_col`` and ``freq`` (the model's time unit, e.g. "W").
     monitor_every : str, default "QE"
         pandas frequency of the period ends at which the customer base is re-scored.
+    calibration_period_end : date-like, optional
+        The end of the period the model was fitted on, marked on the tracking chart.
     survivors : array-like, optional
         A subscription cohort's actual survivor counts at the end of periods 0, 1, 2, ...
     periods : int, default 12
@@ -460,6 +463,7 @@ def report(
             monetary_value_col=monetary_value_col,
             freq=freq,
             monitor_every=monitor_every,
+            calibration_period_end=calibration_period_end,
         )
     notes = ""
     if not pictures.available:
@@ -518,6 +522,7 @@ def _purchase_report(
     monetary_value_col: str | None,
     freq: str | None,
     monitor_every: str,
+    calibration_period_end: Any,
 ) -> tuple[str, list[tuple[str, str]], str]:
     if not hasattr(model, "weighted_expected_purchases"):
         raise _bad_parameter(
@@ -881,6 +886,7 @@ def _purchase_report(
                 freq=freq,
                 unit=unit,
                 every=monitor_every,
+                calibration_period_end=calibration_period_end,
                 time=time,
                 discount_rate=discount_rate,
                 margin=margin,
@@ -1003,6 +1009,7 @@ def _monitoring(
     freq: str | None,
     unit: str | None,
     every: str,
+    calibration_period_end: Any,
     time: int,
     discount_rate: float,
     margin: float,
@@ -1013,7 +1020,13 @@ def _monitoring(
         freq = unit or "W"
     code, multiplier = _units.parse_unit(freq, "freq")
     track = tracking(
-        model, transactions, customer_id_col, datetime_col, freq=code, freq_multiplier=multiplier
+        model,
+        transactions,
+        customer_id_col,
+        datetime_col,
+        calibration_period_end,
+        freq=code,
+        freq_multiplier=multiplier,
     )
     dates = pd.to_datetime(transactions[datetime_col])
     first, last = dates.min(), dates.max()
@@ -1110,6 +1123,13 @@ def _monitoring(
             linestyle="--",
         )
         ax.set_ylabel(f"repeat purchases per {period}")
+        if calibration_period_end is not None:
+            ax.axvline(
+                pd.Timestamp(calibration_period_end),
+                color="#c0392b",
+                linestyle=":",
+                label="end of calibration",
+            )
         ax.legend()
         locator = pictures.dates.AutoDateLocator(maxticks=8)
         ax.xaxis.set_major_locator(locator)
