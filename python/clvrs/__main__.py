@@ -189,8 +189,12 @@ def _no_parquet(what: str, path: str) -> UsageError:
 
 def _check_input(path: str, roles: dict[str, str]) -> None:
     """The log exists, can be read here and has the columns named (``roles``: option -> name)."""
+    if os.path.isdir(path):
+        raise UsageError(f"transactions {path}: is a directory; give the log's file")
     if not os.path.isfile(path):
         raise UsageError(f"transactions: no such file: {path}")
+    if os.path.getsize(path) == 0:
+        raise UsageError(f"transactions {path}: the file is empty")
     lower = path.lower()
     if lower.endswith(_PARQUET):
         if not _parquet_engine():
@@ -201,7 +205,10 @@ def _check_input(path: str, roles: dict[str, str]) -> None:
 
         present = list(pq.read_schema(path).names)
     elif lower.endswith(_CSV):
-        present = list(pd.read_csv(path, nrows=0).columns)
+        try:
+            present = list(pd.read_csv(path, nrows=0).columns)
+        except pd.errors.EmptyDataError:
+            raise UsageError(f"transactions {path}: the file has no header row (empty)") from None
     else:
         raise UsageError(
             f"transactions {path}: expected a .csv (or .csv.gz, .txt) or .parquet file"
@@ -397,6 +404,13 @@ def score(argv: list[str]) -> int:
     roles = {"--customer-col": args.customer_col, "--date-col": args.date_col}
     if args.amount_col:
         roles["--amount-col"] = args.amount_col
+    for option, name in roles.items():
+        others = [other for other, taken in roles.items() if taken == name and other != option]
+        if others:
+            raise UsageError(
+                f"{option} and {others[0]} both name the column {name!r}: each must be its own "
+                "column"
+            )
     _check_input(args.transactions, roles)
     _check_output(args.out)
     if args.report is not None:
@@ -495,6 +509,9 @@ def score(argv: list[str]) -> int:
 #: The library's argument names in a message, and the options that set them.
 _OPTIONS = {
     "datetime_format=": "--datetime-format ",
+    "datetime_format": "--datetime-format",
+    "pass allow_negative=True to accept returns": "the command line takes no returns: leave "
+    "them out of the log, or summarise it in Python with allow_negative=True",
     "observation_period_end": "--end",
     "freq_multiplier": "--freq-multiplier",
     "monetary_value_col": "--amount-col",

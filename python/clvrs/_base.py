@@ -80,11 +80,20 @@ def _check_level(level: Any, name: str = "level") -> float:
 def _check_n_jobs(n_jobs: Any) -> None:
     """``n_jobs`` as handed to the core: None or a whole number (the core reads its value)."""
     if n_jobs is not None and (
-        isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral)
+        isinstance(n_jobs, bool)
+        or not isinstance(n_jobs, numbers.Integral)
+        or not -_MAX_N_JOBS <= int(n_jobs) <= _MAX_N_JOBS
     ):
         raise _bad_parameter(
-            "n_jobs", f"must be None, -1 (all cores) or a positive integer, got {n_jobs!r}"
+            "n_jobs",
+            f"must be None, -1 (all cores) or a positive integer up to {_MAX_N_JOBS}, "
+            f"got {n_jobs!r}",
         )
+
+
+#: Largest ``n_jobs`` taken (the core's pools have at most 4096 threads; larger numbers
+#: overflowed the core's 64-bit argument).
+_MAX_N_JOBS = 2**31 - 1
 
 
 def _check_path(path: Any) -> None:
@@ -266,10 +275,13 @@ class BaseModel:
         if not (number(self.tol) and math.isfinite(self.tol) and self.tol > 0):
             raise _bad_parameter("tol", f"must be a finite number > 0, got {self.tol!r}")
         if not (
-            self.n_jobs is None or (integer(self.n_jobs) and (self.n_jobs > 0 or self.n_jobs == -1))
+            self.n_jobs is None
+            or (integer(self.n_jobs) and (0 < self.n_jobs <= _MAX_N_JOBS or self.n_jobs == -1))
         ):
             raise _bad_parameter(
-                "n_jobs", f"must be None, -1 (all cores) or a positive integer, got {self.n_jobs!r}"
+                "n_jobs",
+                f"must be None, -1 (all cores) or a positive integer up to {_MAX_N_JOBS}, "
+                f"got {self.n_jobs!r}",
             )
 
     def _set_fit(self, result: dict[str, Any]) -> None:
@@ -431,7 +443,8 @@ class BaseModel:
             se = pd.Series(np.nan, index=coef.index)
         else:
             se = self.standard_errors_
-        spread = np.exp(z * se / coef)
+        with np.errstate(over="ignore"):  # a huge se/coef: the interval is (0, inf)
+            spread = np.exp(z * se / coef)
         frame = pd.DataFrame(
             {"coef": coef, "se": se, "lower": coef / spread, "upper": coef * spread},
             index=coef.index,
@@ -562,6 +575,7 @@ class BaseModel:
     def _from_document(cls, doc: dict[str, Any]) -> BaseModel:
         model = cls(**doc["hyperparameters"])
         model._check_hyperparameters()
+        model._column_names()  # a `columns` that no fit or prediction could use is refused now
         params = doc["params"]
         model._set_params({name: params[name] for name in cls._param_names})
         model.time_unit_ = _document_unit(doc)

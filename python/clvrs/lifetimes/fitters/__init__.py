@@ -491,8 +491,25 @@ class _RfmFitter(BaseFitter):
     ) -> np.ndarray:
         """P(alive) on the grid recency 0..max_recency (rows) x frequency 0..max_frequency
         (columns), at age ``max_recency`` (default: the data's largest frequency and age)."""
-        max_frequency = max_frequency or int(self.data["frequency"].max())
-        max_recency = max_recency or int(self.data["T"].max())
+        grid = {"max_frequency": max_frequency, "max_recency": max_recency}
+        for name, value in grid.items():
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, (int, np.integer, float, np.floating))
+                or not (np.isfinite(value) and value >= 0 and float(value).is_integer())
+            ):
+                raise InvalidParameterError(
+                    f"{name}: must be a whole number >= 0 (the grid's largest value), got {value!r}"
+                )
+        if None in grid.values() and self.__dict__.get("data") is None:
+            raise InvalidParameterError(
+                "max_frequency, max_recency: this fitter has no data (loaded without it): give both"
+            )
+        if max_frequency is None:
+            max_frequency = int(self.data["frequency"].max())
+        if max_recency is None:
+            max_recency = int(self.data["T"].max())
+        max_frequency, max_recency = int(max_frequency), int(max_recency)
         recency, frequency = np.mgrid[0 : max_recency + 1, 0 : max_frequency + 1].astype(float)
         return np.asarray(self.conditional_probability_alive(frequency, recency, max_recency))
 
