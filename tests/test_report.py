@@ -366,3 +366,24 @@ def test_user_text_is_escaped(cdnow_split):
         clvrs.report(model, spend, summary, currency="<i>")
     with pytest.raises(clvrs.InvalidDataError, match="`channel` has 10 values"):
         clvrs.report(model, spend, summary, channel=channel[:10])
+
+
+def test_small_and_empty_cases_read_plainly():
+    data = clvrs.datasets.load_cdnow_summary()
+    model = clvrs.BetaGeoModel().fit(data)
+    spend = clvrs.GammaGammaModel().fit(data)
+    # Three customers: a tier without customers has no mean value, said so (not "$nan").
+    page = clvrs.report(model, spend, data.iloc[:3], figures=False)
+    parsed = _parse(page)
+    assert parsed.numbers["tiers.Next 15%.customers"] == 0
+    assert parsed.texts["tiers.Next 15%.mean_value"] == "n/a" and "$nan" not in page
+    # A tiny threshold is stated as given; probabilities near 0 are not shown as 0.00.
+    page = clvrs.report(model, spend, data, alive_threshold=0.001, figures=False)
+    parsed = _parse(page)
+    assert "below 0.1%" in page
+    alive = model.probability_alive(data)
+    assert parsed.numbers["n_at_risk"] == int((alive < 0.001).sum())
+    shown = {
+        k: v for k, v in parsed.texts.items() if k.startswith("risk.") and k.endswith("_alive")
+    }
+    assert shown and set(shown.values()) == {"<0.01"}

@@ -180,12 +180,23 @@ def _num(key: str, value: float, text: str) -> str:
 
 
 def _money(value: float, currency: str) -> str:
+    if not math.isfinite(value):
+        return "n/a"
     digits = 0 if abs(value) >= 1000 else 2
     return f"{currency}{value:,.{digits}f}"
 
 
+def _probability(value: float) -> str:
+    """A probability to two decimals, without rounding a small one to 0 or a large one to 1."""
+    if 0 < value < 0.005:
+        return "<0.01"
+    if 0.995 <= value < 1:
+        return ">0.99"
+    return f"{value:.2f}"
+
+
 def _share(value: float) -> str:
-    return f"{100 * value:.1f}%"
+    return f"{100 * value:.1f}%" if math.isfinite(value) else "n/a"
 
 
 def _kpi(label: str, number: str, detail: str = "") -> str:
@@ -706,7 +717,7 @@ def _purchase_report(
             f"{html.escape(currency or 'currency')})",
             {
                 "clv": lambda v: _money(v, currency),
-                "probability_alive": lambda v: f"{v:.2f}",
+                "probability_alive": _probability,
                 "purchases": lambda v: f"{int(v):,}",
             },
             "top",
@@ -748,8 +759,8 @@ def _purchase_report(
     parts = [
         '<section id="risk"><h2>Customers slipping away (the retention list)</h2>',
         f"<p>{_num('n_at_risk', n_candidates, f'{n_candidates:,}')} customers have a "
-        f"probability of still being active (P(alive)) below {alive_threshold:.0%}. If they "
-        "are in fact still active they would bring "
+        "probability of still being active (P(alive)) below "
+        f"{100 * float(alive_threshold):g}%. If they are in fact still active they would bring "
         f"{_num('total_value_at_risk', total_at_risk, _money(total_at_risk, currency))} more "
         f"over the {horizon} than expected now: the value at risk, the value if still active "
         "(CLV / P(alive)) minus the CLV. The list ranks them by value at risk; P(alive) next "
@@ -765,8 +776,8 @@ def _purchase_report(
             {
                 "clv": lambda v: _money(v, currency),
                 "value_at_risk": lambda v: _money(v, currency),
-                "probability_alive": lambda v: f"{v:.2f}",
-                "probability_alive_next_month": lambda v: f"{v:.2f}",
+                "probability_alive": _probability,
+                "probability_alive_next_month": _probability,
                 "purchases": lambda v: f"{int(v):,}",
                 "periods_since_last_purchase": lambda v: f"{v:.1f}",
             },
