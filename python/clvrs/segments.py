@@ -346,6 +346,26 @@ class SegmentedModel:
             if key in _PER_ROW and ndim(value) == 1 and len(value) == len(frame) != 1
         }
         keys = pd.Series(values)
+        # A segment the model never saw (a typo, a new region) is refused, not left NaN like
+        # the segments too small to fit or whose fit failed (listed in fit_table).
+        unknown = np.flatnonzero(~keys.isin(self.sizes_.index))
+        if unknown.size:
+            position = int(unknown[0])
+            value = keys.iloc[position]
+            name = by if isinstance(by, str) else self.by if by is None else None
+            column = name if isinstance(name, str) else "by"
+            fitted = [str(k) for k in self.sizes_.index[:10]]
+            err = InvalidDataError(
+                f"column `{column}`, row {position} (value {value!r}): must be one of the "
+                f"segments the model was fitted on ({', '.join(fitted)}"
+                f"{', ...' if len(self.sizes_) > 10 else ''})"
+            )
+            err.column, err.row, err.rule = column, position, "must be a fitted segment"
+            label = frame.index[position]
+            if not (isinstance(frame.index, pd.RangeIndex) and label == position):
+                err.label = label
+                err.args = (f"{err} [index label {label!r}]",)
+            raise err
         for key, positions in keys.groupby(keys, sort=False).indices.items():
             model = self.models_.get(key.item() if hasattr(key, "item") else key)
             if model is None:

@@ -224,6 +224,10 @@ class BootstrapResult:
         return _display.html_block("BootstrapResult", self._overview(), intervals)
 
 
+#: Most replicates ``bootstrap`` makes (each is a refit; a count like 10**12 spent minutes
+#: preparing random streams before the first refit).
+_MAX_N_BOOT = 100_000
+
 
 def bootstrap(
     model: BaseModel,
@@ -272,8 +276,14 @@ def bootstrap(
     _check_n_jobs(n_jobs)
     if progress is not None and not isinstance(progress, (bool, np.bool_)):
         raise _bad_parameter("progress", f"must be True, False or None, got {progress!r}")
-    if not (isinstance(n_boot, numbers.Integral) and not isinstance(n_boot, bool) and n_boot >= 2):
-        raise _bad_parameter("n_boot", f"must be a whole number >= 2, got {n_boot!r}")
+    if not (
+        isinstance(n_boot, numbers.Integral)
+        and not isinstance(n_boot, bool)
+        and 2 <= n_boot <= _MAX_N_BOOT
+    ):
+        raise _bad_parameter(
+            "n_boot", f"must be a whole number from 2 to {_MAX_N_BOOT:,}, got {n_boot!r}"
+        )
     n_boot = int(n_boot)
     seed = _check_seed(seed)
     level = _check_level(level)

@@ -108,6 +108,17 @@ def _spend(spend_model: Any, data: Any, frequency: Any, monetary_value: Any) -> 
     if spend_model is None or isinstance(spend_model, (BaseModel, str, bytes, bool, dict)):
         raise wrong
     try:
+        raw = np.asarray(spend_model)
+        if raw.dtype.kind == "O" and any(v is None or v is pd.NA for v in raw.ravel()):
+            raise _bad_parameter("spend_model", "per-customer spends must be finite and >= 0")
+        # Text and booleans are not amounts: "10" is refused, not read as 10.
+        if raw.dtype.kind in "USb" or (
+            raw.dtype.kind == "O"
+            and not all(
+                isinstance(v, numbers.Real) and not isinstance(v, bool) for v in raw.ravel()
+            )
+        ):
+            raise wrong
         values = np.asarray(spend_model, dtype=float)
     except (TypeError, ValueError):
         raise wrong from None
@@ -277,10 +288,16 @@ def customer_lifetime_value(
     f = _clv_units_per_month(
         transaction_model, data, {"frequency": frequency, "recency": recency, "T": T}, time_unit
     )
-    if not (isinstance(margin, numbers.Real) and math.isfinite(margin) and margin >= 0):
+    if not (
+        isinstance(margin, numbers.Real)
+        and not isinstance(margin, bool)
+        and math.isfinite(margin)
+        and margin >= 0
+    ):
         raise _bad_parameter("margin", f"must be a finite number >= 0, got {margin!r}")
     if not (
         isinstance(discount_rate, numbers.Real)
+        and not isinstance(discount_rate, bool)
         and math.isfinite(discount_rate)
         and discount_rate > -1
     ):
@@ -377,7 +394,12 @@ def historical_clv(
     """
     if not (isinstance(lifespan, numbers.Real) and math.isfinite(lifespan) and lifespan >= 0):
         raise _bad_parameter("lifespan", f"must be a finite number >= 0, got {lifespan!r}")
-    if not (isinstance(margin, numbers.Real) and math.isfinite(margin) and margin >= 0):
+    if not (
+        isinstance(margin, numbers.Real)
+        and not isinstance(margin, bool)
+        and math.isfinite(margin)
+        and margin >= 0
+    ):
         raise _bad_parameter("margin", f"must be a finite number >= 0, got {margin!r}")
     frame, a = _table_columns(
         data,
