@@ -387,3 +387,16 @@ def test_small_and_empty_cases_read_plainly():
         k: v for k, v in parsed.texts.items() if k.startswith("risk.") and k.endswith("_alive")
     }
     assert shown and set(shown.values()) == {"<0.01"}
+
+
+def test_refuses_weighted_rows_and_discrete_opportunities():
+    data = clvrs.datasets.load_cdnow_summary()
+    spend = clvrs.GammaGammaModel().fit(data)
+    weighted = data.assign(count=1)
+    model = clvrs.BetaGeoModel(columns={"weights": "count"}).fit(weighted)
+    with pytest.raises(InvalidParameterError, match="`count`.*one row per customer"):
+        clvrs.report(model, spend, weighted)
+    donations = clvrs.datasets.load_donations()
+    bgbb = clvrs.BetaGeoBetaBinomModel().fit(donations)
+    with pytest.raises(InvalidParameterError, match="discrete transaction opportunities"):
+        clvrs.report(bgbb, 10.0, donations)

@@ -40,6 +40,7 @@ from ._base import BaseModel, _bad_parameter
 from ._input import align_to
 from .data import summarize_transactions, tracking
 from .evaluation import holdout_evaluation
+from .exceptions import InvalidParameterError
 from .value import _clv_units_per_month, acquisition_budget, clv_segments, customer_lifetime_value
 
 __all__ = ["report"]
@@ -552,6 +553,21 @@ def _purchase_report(
         raise _bad_parameter(
             "data", f"must be a pandas DataFrame of customer summaries, got {type(data).__name__}"
         )
+    if type(model).__name__ == "BetaGeoBetaBinomModel":
+        raise _bad_parameter(
+            "model",
+            "BetaGeoBetaBinomModel counts discrete transaction opportunities, not time: the "
+            "report's monthly value does not apply; use customer_lifetime_value(..., "
+            "method='continuous') for its value",
+        )
+    weights = model._column_names().get("weights")
+    if weights is not None and weights in data.columns:
+        err = InvalidParameterError(
+            f"data: its column `{weights}` (the model's weights) makes each row stand for "
+            "several customers; the report counts rows as customers: give one row per customer"
+        )
+        err.parameter = "data"
+        raise err
     time = _check_int(time, "time", 1)
     retention_rows = _check_int(retention_rows, "retention_rows", 1)
     if transactions is not None and vars(model).get("covariates_") is not None:
