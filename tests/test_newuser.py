@@ -101,6 +101,23 @@ def test_cli_date_errors_name_the_option_not_the_python_argument(tmp_path, capsy
     assert "datetime_format" not in err
 
 
+def test_cli_datetime_format_is_honoured_with_pyarrow_reading_the_csv(tmp_path, capsys):
+    # pyarrow's CSV reader parsed ISO dates itself, so a --datetime-format that does not read
+    # them was ignored (exit 0) where pandas' reader gave the error: two installs, two answers.
+    pytest.importorskip("pyarrow")
+    csv = tmp_path / "iso.csv"
+    pd.DataFrame(
+        {"customer_id": [1, 1, 2], "date": ["1997-01-01", "1997-02-01", "1997-01-03"]}
+    ).to_csv(csv, index=False)
+    assert cli.main(_argv(csv, tmp_path / "s.csv", "--datetime-format", "%Y%m%d")) == 2
+    _one_line_error(capsys, "--datetime-format", "'%Y%m%d' does not read column `date`")
+    out = tmp_path / "s.csv"
+    assert cli.main(_argv(csv, out, "--datetime-format", "%Y-%m-%d")) == 0
+    with_format = pd.read_csv(out)
+    assert cli.main(_argv(csv, out)) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(out), with_format)
+
+
 def test_cli_negative_amounts_do_not_advise_a_python_argument(log_csv, tmp_path, capsys):
     # Was "pass allow_negative=True to accept returns": the command has no such option.
     assert cli.main(_argv(log_csv, tmp_path / "s.csv", "--amount-col", "amount")) == 2

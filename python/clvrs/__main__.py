@@ -253,13 +253,16 @@ def _check_report(args: argparse.Namespace) -> None:
         raise UsageError(f"--report {path}: not writable (permission denied)")
 
 
-def _read(path: str, columns: list[str]) -> pd.DataFrame:
+def _read(path: str, columns: list[str], text: list[str] | None = None) -> pd.DataFrame:
+    """The log's ``columns``; those in ``text`` kept as text from a CSV (pyarrow's reader
+    would parse ISO dates itself and so ignore --datetime-format)."""
     if path.lower().endswith(_PARQUET):
         return pd.read_parquet(path, columns=columns)
+    dtype = {name: "string" for name in text or []} or None
     try:
-        return pd.read_csv(path, usecols=columns, engine="pyarrow")
+        return pd.read_csv(path, usecols=columns, engine="pyarrow", dtype=dtype)
     except ImportError:
-        return pd.read_csv(path, usecols=columns)
+        return pd.read_csv(path, usecols=columns, dtype=dtype)
 
 
 def _write(frame: pd.DataFrame, path: str) -> None:
@@ -418,7 +421,7 @@ def score(argv: list[str]) -> int:
 
     columns = list(dict.fromkeys(roles.values()))
     progress(f"reading {args.transactions}")
-    log = _read(args.transactions, columns)
+    log = _read(args.transactions, columns, [args.date_col] if args.datetime_format else None)
     progress(f"summarising {len(log):,} transactions")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
