@@ -174,3 +174,18 @@ def test_lifetimes_alive_matrix_without_data_asks_for_both_sizes(bgf, tmp_path):
     with pytest.raises(InvalidParameterError, match="no data"):  # was a TypeError on None
         loaded.conditional_probability_alive_matrix()
     assert loaded.conditional_probability_alive_matrix(3, 4).shape == (5, 4)
+
+
+def test_lifetimes_use_before_fit_names_no_private_helper():
+    # Every prediction before fit said "BetaGeoFitter._model needs a fitted model".
+    from clvrs.lifetimes import BetaGeoFitter, GammaGammaFitter, NotFittedError
+
+    for call in (
+        lambda: BetaGeoFitter().conditional_probability_alive(1, 2, 3),
+        lambda: BetaGeoFitter().conditional_expected_number_of_purchases_up_to_time(1, 1, 2, 3),
+        lambda: GammaGammaFitter().conditional_expected_average_profit(2, 10.0),
+    ):
+        with pytest.raises(NotFittedError, match=r"^(BetaGeo|GammaGamma)Fitter needs a fitted"):
+            call()
+    with pytest.raises(NotFittedError, match=r"^BetaGeoFitter\.summary needs a fitted model"):
+        BetaGeoFitter().summary  # noqa: B018 - a public attribute is still named

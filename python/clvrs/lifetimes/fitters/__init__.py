@@ -51,8 +51,11 @@ class NotFittedError(_ClvNotFittedError, ValueError):
 
 
 def _not_fitted(fitter: Any, what: str) -> NotFittedError:
+    # A private helper's name (``_model``, reached from any prediction) means nothing to the
+    # user: the fitter is named alone.
+    where = type(fitter).__name__ + ("" if what.startswith("_") else f".{what}")
     return NotFittedError(
-        f"{type(fitter).__name__}.{what} needs a fitted model: call .fit(...) first "
+        f"{where} needs a fitted model: call .fit(...) first "
         "(or assign fitted parameters to params_)"
     )
 
