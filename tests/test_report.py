@@ -400,3 +400,28 @@ def test_refuses_weighted_rows_and_discrete_opportunities():
     bgbb = clvrs.BetaGeoBetaBinomModel().fit(donations)
     with pytest.raises(InvalidParameterError, match="discrete transaction opportunities"):
         clvrs.report(bgbb, 10.0, donations)
+
+
+def test_subscription_records_give_the_active_base_and_its_value():
+    survivors = [1000, 631, 468, 382, 326, 289, 262, 241]
+    # Customer records with counts: those lost in each period, and 241 still active after 7.
+    lost = -np.diff(survivors)
+    records = pd.DataFrame(
+        {
+            "periods": [*range(1, 8), 7],
+            "churned": [True] * 7 + [False],
+            "weights": [*lost, survivors[-1]],
+        }
+    )
+    model = clvrs.ShiftedBetaGeoModel().fit(records)
+    page = _parse(
+        clvrs.report(model, data=records, discount_rate=0.1, margin_per_period=20.0,
+                     figures=False)
+    )  # fmt: skip
+    derl = model.expected_residual_lifetime(7, 0.1)
+    assert page.numbers["active_subscribers"] == 241
+    assert page.numbers["base.7.derl"] == pytest.approx(derl)
+    assert page.numbers["base_payments"] == pytest.approx(241 * derl)
+    assert page.numbers["base_value"] == pytest.approx(241 * 20.0 * derl)
+    assert page.numbers["base_value"] == pytest.approx(241 * model.subscription_value(7, 20.0, 0.1))
+    assert len([k for k in page.numbers if k.startswith("base.")]) == 4  # one tenure, 4 columns

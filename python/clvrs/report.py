@@ -163,6 +163,8 @@ _HEADERS = {
     "equity": "customer equity",
     "retention_rate": "renewal rate",
     "derl": "DERL (payments)",
+    "subscribers": "active subscribers",
+    "total_value": "residual value, all",
     "subscriber_value": "residual value",
     "actual_survival": "actual survival",
     "coef": "estimate",
@@ -345,7 +347,8 @@ def report(
     For a subscription model (:class:`ShiftedBetaGeoModel`, :class:`BetaDiscreteWeibullModel`):
     survival and retention curves (with the cohort's actual ``survivors`` when given), the
     expected residual lifetime (DERL) and, with ``margin_per_period``, the value of a subscriber
-    per tenure, and the model check.
+    per tenure; with customer records as ``data``, the active subscribers by tenure and the
+    residual value of the active base; and the model check.
 
     Every number is the library's, stated with its unit and horizon. Figures need matplotlib
     (optional): without it, or with ``figures=False``, the report has no figures and says so.
@@ -361,7 +364,10 @@ def report(
         purchase model.
     data : pandas.DataFrame
         Customer summaries (``frequency``, ``recency``, ``T``, ``monetary_value``, or the
-        model's ``columns``), indexed by customer; required with a purchase model.
+        model's ``columns``), indexed by customer; required with a purchase model. For a
+        subscription model, optional customer records (``periods``, ``churned``, and
+        ``weights`` when rows stand for several customers): the active subscribers are counted
+        by tenure and valued (DERL, and with ``margin_per_period`` their residual value).
     path : str or path-like, optional
         Where to write the HTML file; the HTML is returned either way.
     time : int, default 12
@@ -447,7 +453,7 @@ def report(
     contractual = hasattr(model, "survival") and hasattr(model, "expected_residual_lifetime")
     if contractual:
         body, toc = _subscription_report(
-            model, pictures, discount_rate, currency, survivors, periods, margin_per_period
+            model, pictures, discount_rate, currency, survivors, periods, margin_per_period, data
         )
         subject = f"{type(model).__name__} subscription cohort"
     else:
@@ -560,7 +566,7 @@ def _purchase_report(
             "report's monthly value does not apply; use customer_lifetime_value(..., "
             "method='continuous') for its value",
         )
-    weights = model._column_names().get("weights")
+    weights = model._column_names(data).get("weights")
     if weights is not None and weights in data.columns:
         err = InvalidParameterError(
             f"data: its column `{weights}` (the model's weights) makes each row stand for "
@@ -1270,6 +1276,95 @@ def _model_check(
     return "".join(parts)
 
 
+def _subscriber_base(
+    model: Any,
+    data: Any,
+    discount_rate: float,
+    currency: str,
+    margin_per_period: float | None,
+    period_word: str,
+) -> str:
+    """The active subscribers of customer records, by tenure, and their residual value."""
+    if not isinstance(data, pd.DataFrame):
+        raise _bad_parameter(
+            "data",
+            "for a subscription model: customer records as a pandas DataFrame (periods, "
+            f"churned), got {type(data).__name__}",
+        )
+    names = model._column_names(data)
+    periods_col, churned_col = names.get("periods") or "periods", names.get("churned") or "churned"
+    weights_col = names.get("weights")
+    for column in (periods_col, churned_col):
+        if column not in data.columns:
+            raise _bad_parameter(
+                "data",
+                f"has no column `{column}`; the data has columns {[str(c) for c in data.columns]}",
+            )
+    churned = data[churned_col].astype(bool).to_numpy()
+    counts = (
+        data[weights_col].to_numpy(dtype=float)
+        if weights_col is not None and weights_col in data.columns
+        else np.ones(len(data))
+    )
+    tenure = data[periods_col].to_numpy(dtype=float)[~churned]
+    by_tenure = pd.Series(counts[~churned]).groupby(tenure).sum()
+    by_tenure.index = by_tenure.index.astype(int)
+    table = pd.DataFrame({"subscribers": by_tenure.astype(float)})
+    table.index.name = "tenure"
+    derl = np.asarray(
+        model.expected_residual_lifetime(table.index.to_numpy(dtype=float), discount_rate),
+        dtype=float,
+    )
+    table["derl"] = derl
+    formats: dict[str, Callable[[Any], str]] = {
+        "subscribers": lambda v: f"{v:,.0f}",
+        "derl": lambda v: f"{v:.2f}",
+    }
+    active = float(table["subscribers"].sum())
+    payments = float((table["subscribers"] * table["derl"]).sum())
+    kpis = [
+        _kpi("Active subscribers", _num("active_subscribers", active, f"{active:,.0f}")),
+        _kpi(
+            "Expected future payments of the active base",
+            _num("base_payments", payments, f"{payments:,.0f}"),
+            f"DERL summed over subscribers; discounted at {discount_rate:.2%} per {period_word}",
+        ),
+    ]
+    if margin_per_period is not None:
+        table["subscriber_value"] = np.asarray(
+            model.subscription_value(table.index.to_numpy(dtype=float), margin_per_period,
+                                     discount_rate),
+            dtype=float,
+        )  # fmt: skip
+        table["total_value"] = table["subscribers"] * table["subscriber_value"]
+        formats["subscriber_value"] = lambda v: _money(v, currency)
+        formats["total_value"] = lambda v: _money(v, currency)
+        base = float(table["total_value"].sum())
+        kpis.append(
+            _kpi(
+                "Residual value of the active base",
+                _num("base_value", base, _money(base, currency)),
+                f"margin {_money(float(margin_per_period), currency)} per {period_word}",
+            )
+        )
+    return (
+        "<h3>The active subscribers</h3>"
+        f"<p>The subscribers still active in the records, by tenure ({period_word}s "
+        "completed), with their expected future payments (DERL) and, with a margin, their "
+        "residual value. Churned subscribers are not counted.</p>"
+        + '<div class="kpis">'
+        + "".join(kpis)
+        + "</div>"
+        + _table(
+            table,
+            f"Active subscribers by tenure ({html.escape(currency or 'currency')})",
+            formats,
+            "base",
+            index="tenure",
+        )
+    )
+
+
 def _subscription_report(
     model: Any,
     pictures: _Figures,
@@ -1278,6 +1373,7 @@ def _subscription_report(
     survivors: Any,
     periods: int,
     margin_per_period: float | None,
+    data: Any = None,
 ) -> tuple[str, list[tuple[str, str]]]:
     periods = _check_int(periods, "periods", 1)
     if not (isinstance(discount_rate, numbers.Real) and 0 <= float(discount_rate) < 10):
@@ -1385,6 +1481,10 @@ def _subscription_report(
             index="tenure",
         )
     )
+    if data is not None:
+        parts.append(
+            _subscriber_base(model, data, discount_rate, currency, margin_per_period, period_word)
+        )
     parts.append("</section>")
     check = (
         '<section id="model-check"><h2>Can the model be trusted?</h2>'
