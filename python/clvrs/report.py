@@ -663,7 +663,7 @@ def _purchase_report(
             )
             ax.hist(positive, bins=edges, color="#1f4e79")
             ax.set_xscale("log")
-        ax.set_xlabel(f"CLV over {time} months ({currency or 'currency'}; log scale)")
+        ax.set_xlabel(f"CLV over {time} months ({currency.strip() or 'currency'}; log scale)")
         ax.set_ylabel("customers")
         parts.append(
             pictures.embed(
@@ -679,7 +679,7 @@ def _purchase_report(
         _table(
             tier_frame,
             f"Value tiers: share of customers vs share of value (CLV over {time} months, "
-            f"{html.escape(currency or 'currency')})",
+            f"{html.escape(currency.strip() or 'currency')})",
             {
                 "customers": lambda v: f"{int(v):,}",
                 "share_of_customers": _share,
@@ -736,7 +736,7 @@ def _purchase_report(
         _table(
             top_frame,
             f"Top {len(top_frame)} customers by CLV ({time} months, "
-            f"{html.escape(currency or 'currency')})",
+            f"{html.escape(currency.strip() or 'currency')})",
             {
                 "clv": lambda v: _money(v, currency),
                 "probability_alive": _probability,
@@ -793,8 +793,8 @@ def _purchase_report(
         _table(
             risk.head(SHOWN_RETENTION),
             f"The {min(SHOWN_RETENTION, len(risk))} customers with the most value at risk "
-            f"({time} months, {html.escape(currency or 'currency')}; time since last purchase "
-            f"in {unit_word}s)",
+            f"({time} months, {html.escape(currency.strip() or 'currency')}; time since last "
+            f"purchase in {unit_word}s)",
             {
                 "clv": lambda v: _money(v, currency),
                 "value_at_risk": lambda v: _money(v, currency),
@@ -816,7 +816,7 @@ def _purchase_report(
         ax.scatter(alive[sample], clv[sample], s=6, alpha=0.5, color="#1f4e79")
         ax.axvline(alive_threshold, color="#c0392b", linestyle="--", label="retention threshold")
         ax.set_xlabel("P(alive): probability still active")
-        ax.set_ylabel(f"CLV, {time} months ({currency or 'currency'})")
+        ax.set_ylabel(f"CLV, {time} months ({currency.strip() or 'currency'})")
         ax.legend()
         parts.append(
             pictures.embed(
@@ -865,7 +865,7 @@ def _purchase_report(
         _table(
             budget,
             f"Acquisition budget per {html.escape(str(budget.index.name))} "
-            f"({html.escape(currency or 'currency')} per customer; CLV over {time} months)",
+            f"({html.escape(currency.strip() or 'currency')} per customer; CLV over {time} months)",
             formats,
             "acquisition",
             index=str(budget.index.name),
@@ -1013,7 +1013,7 @@ def _prospects(
     return (
         "<h3>A new customer's value per channel</h3>"
         f"<p>What a customer newly acquired through each channel is expected to bring over "
-        f"their first {time} months ({html.escape(currency or 'currency')}, discounted at "
+        f"their first {time} months ({html.escape(currency.strip() or 'currency')}, discounted at "
         f"{discount_rate:.2%} a month): the first purchase plus the discounted expected repeat "
         f"purchases of {type(model).__name__} with the channel's covariates (averaged over the "
         "channel's existing customers), times the mean spend per purchase of "
@@ -1106,7 +1106,7 @@ def _monitoring(
         "<p>The customer base re-scored at the end of each period with the same fitted "
         f"models: customers acquired so far, the expected number still active (the sum of "
         f"P(alive)), and the customer equity (total CLV over the following {time} months, "
-        f"{html.escape(currency or 'currency')}).</p>",
+        f"{html.escape(currency.strip() or 'currency')}).</p>",
         _table(
             equity,
             f"Customer equity by period end ({time}-month CLV)",
@@ -1122,7 +1122,7 @@ def _monitoring(
     if pictures.available and len(equity) > 1:
         fig, ax = pictures.new(height=2.8)
         ax.plot(pd.to_datetime(equity.index), equity["equity"], marker="o", color="#1f4e79")
-        ax.set_ylabel(f"customer equity ({currency or 'currency'})")
+        ax.set_ylabel(f"customer equity ({currency.strip() or 'currency'})")
         ax.yaxis.set_major_formatter(pictures.ticker.StrMethodFormatter("{x:,.0f}"))
         ax.set_ylim(bottom=0)
         locator = pictures.dates.AutoDateLocator(maxticks=8)
@@ -1357,7 +1357,7 @@ def _subscriber_base(
         + "</div>"
         + _table(
             table,
-            f"Active subscribers by tenure ({html.escape(currency or 'currency')})",
+            f"Active subscribers by tenure ({html.escape(currency.strip() or 'currency')})",
             formats,
             "base",
             index="tenure",
@@ -1472,7 +1472,7 @@ def _subscription_report(
             f"Per tenure ({period_word}s completed): survival, renewal rate, expected residual "
             "lifetime (DERL, in payments)"
             + (
-                f" and value ({html.escape(currency or 'currency')})"
+                f" and value ({html.escape(currency.strip() or 'currency')})"
                 if "subscriber_value" in frame
                 else ""
             ),
