@@ -118,6 +118,15 @@ def test_cli_datetime_format_is_honoured_with_pyarrow_reading_the_csv(tmp_path, 
     pd.testing.assert_frame_equal(pd.read_csv(out), with_format)
 
 
+def test_cli_refuses_to_overwrite_the_log_with_the_scores(log_csv, tmp_path, capsys, no_work):
+    # `--out log.csv` for the log itself replaced the user's transactions with the scores.
+    before = log_csv.read_bytes()
+    for out in (log_csv, tmp_path / "." / log_csv.name):
+        assert cli.main(_argv(log_csv, out)) == 2
+        _one_line_error(capsys, "--out", "is the transaction log itself")
+    assert log_csv.read_bytes() == before
+
+
 def test_cli_negative_amounts_do_not_advise_a_python_argument(log_csv, tmp_path, capsys):
     # Was "pass allow_negative=True to accept returns": the command has no such option.
     assert cli.main(_argv(log_csv, tmp_path / "s.csv", "--amount-col", "amount")) == 2

@@ -416,6 +416,11 @@ def score(argv: list[str]) -> int:
             )
     _check_input(args.transactions, roles)
     _check_output(args.out)
+    if os.path.exists(args.out) and os.path.samefile(args.out, args.transactions):
+        raise UsageError(
+            f"--out {args.out}: is the transaction log itself (it would be overwritten with the "
+            "scores); give another file name"
+        )
     if args.report is not None:
         _check_report(args)
 
