@@ -25,6 +25,7 @@ import pandas as pd
 import pytest
 
 import clvrs
+import clvrs.distributed
 from clvrs.exceptions import (
     ClvError,
     InvalidDataError,
@@ -1202,3 +1203,163 @@ def test_lifetimes_unfitted_prediction():
     except Exception as exc:  # noqa: BLE001
         pytest.fail(f"untyped {type(exc).__name__}: {exc}")
     pytest.fail("an unfitted fitter predicted")
+
+
+# --------------------------------------------------------------------------------------------
+# Dask and Spark entry points
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dd() -> Any:
+    pytest.importorskip("dask")
+    import dask
+
+    dask.config.set(scheduler="synchronous")
+    return pytest.importorskip("dask.dataframe")
+
+
+def test_fit_dask_equals_the_plain_fit(dd, small, bg):
+    model = _answer(
+        lambda: clvrs.distributed.fit_dask(
+            clvrs.BetaGeoModel(), dd.from_pandas(small, npartitions=3)
+        )
+    )
+    for name, value in bg.params_.items():
+        assert model.params_[name] == pytest.approx(value, rel=1e-9)
+
+
+@pytest.mark.parametrize("summaries", ["pandas", "numpy", None, "path"])
+def test_fit_dask_of_something_else(small, dd, summaries):
+    value = {"pandas": small, "numpy": small.to_numpy(), None: None, "path": "summaries.csv"}[
+        summaries
+    ]
+    _refused(lambda: clvrs.distributed.fit_dask(clvrs.BetaGeoModel(), value), "summaries")
+
+
+@pytest.mark.parametrize("model", ["BetaGeoModel", None, 3])
+def test_fit_dask_of_a_model_that_is_not_one(small, dd, model):
+    frame = dd.from_pandas(small, npartitions=2)
+    _refused(lambda: clvrs.distributed.fit_dask(model, frame), "model", InvalidParameterError)
+
+
+def test_fit_dask_missing_column(small, dd):
+    frame = dd.from_pandas(small.drop(columns="recency"), npartitions=2)
+    _refused(
+        lambda: clvrs.distributed.fit_dask(clvrs.BetaGeoModel(), frame), "recency", InvalidDataError
+    )
+
+
+@pytest.mark.parametrize("column", ["frequency", "recency", "T"])
+def test_fit_dask_refuses_a_missing_value_instead_of_dropping_its_row(small, dd, column):
+    frame = small.copy()
+    frame[column] = frame[column].astype(float)
+    frame.iloc[7, frame.columns.get_loc(column)] = np.nan
+    _refused(
+        lambda: clvrs.distributed.fit_dask(
+            clvrs.BetaGeoModel(), dd.from_pandas(frame, npartitions=3)
+        ),
+        column,
+        InvalidDataError,
+    )
+
+
+def test_fit_dask_weights_column(small, dd, bg):
+    frame = small.assign(weights=2.0)
+    model = _answer(
+        lambda: clvrs.distributed.fit_dask(
+            clvrs.BetaGeoModel(), dd.from_pandas(frame, npartitions=3)
+        )
+    )
+    for name, value in bg.params_.items():
+        assert model.params_[name] == pytest.approx(value, rel=1e-6)
+    bad = small.assign(weights=1.0)
+    bad.iloc[3, bad.columns.get_loc("weights")] = -1.0
+    _refused(
+        lambda: clvrs.distributed.fit_dask(
+            clvrs.BetaGeoModel(), dd.from_pandas(bad, npartitions=3)
+        ),
+        "weights",
+        InvalidDataError,
+    )
+
+
+@pytest.mark.parametrize("horizon", [float("nan"), -1.0, "1", None])
+def test_score_dask_checks_its_horizon_up_front(small, dd, bg, horizon):
+    frame = dd.from_pandas(small, npartitions=2)
+    _refused(lambda: clvrs.distributed.score_dask(bg, frame, horizon=horizon), "horizon")
+
+
+def test_score_dask_of_an_unfitted_model_or_wrong_spend(small, dd, bg):
+    frame = dd.from_pandas(small, npartitions=2)
+    with pytest.raises(clvrs.NotFittedError):
+        _bounded(lambda: clvrs.distributed.score_dask(clvrs.BetaGeoModel(), frame))
+    _refused(lambda: clvrs.distributed.score_dask(bg, frame, spend_model=bg), "spend_model")
+
+
+def test_score_dask_equals_the_plain_scores(small, dd, bg):
+    scored = _answer(
+        lambda: clvrs.distributed.score_dask(
+            bg, dd.from_pandas(small, npartitions=3), horizon=5
+        ).compute()
+    )
+    np.testing.assert_allclose(
+        scored["probability_alive"].sort_index().to_numpy(), bg.probability_alive(small).to_numpy()
+    )
+
+
+def test_summarize_transactions_dask_missing_column(dd):
+    log = pd.DataFrame(
+        {"id": [1, 1, 2], "date": pd.to_datetime(["2020-01-01", "2020-02-01", "2020-01-05"])}
+    )
+    frame = dd.from_pandas(log, npartitions=1)
+    _refused(
+        lambda: clvrs.distributed.summarize_transactions_dask(frame, "id", "when"),
+        "when",
+        InvalidDataError,
+    )
+    _refused(
+        lambda: clvrs.distributed.summarize_transactions_dask(frame, "customer", "date"),
+        "customer",
+        InvalidDataError,
+    )
+
+
+@pytest.fixture(scope="module")
+def spark() -> Any:
+    pytest.importorskip("pyspark")
+    from pyspark.sql import SparkSession
+
+    try:
+        session = (
+            SparkSession.builder.master("local[1]")
+            .appName("clvrs-hostile")
+            .config("spark.ui.enabled", "false")
+            .config("spark.sql.shuffle.partitions", "2")
+            .getOrCreate()
+        )
+    except Exception as exc:  # noqa: BLE001 - no Java, no Spark
+        pytest.skip(f"no local Spark session: {exc}")
+    yield session
+
+
+def test_spark_entry_points_with_bad_input(spark, small, bg):
+    frame = spark.createDataFrame(small.reset_index())
+    _refused(lambda: clvrs.distributed.fit_spark(clvrs.BetaGeoModel(), small), "summaries")
+    _refused(
+        lambda: clvrs.distributed.fit_spark(clvrs.BetaGeoModel(), frame.drop("T")),
+        "T",
+        InvalidDataError,
+    )
+    _refused(
+        lambda: clvrs.distributed.score_spark(bg, frame, "customer"), "customer", InvalidDataError
+    )
+    _refused(
+        lambda: clvrs.distributed.score_spark(bg, frame, "customer_id", horizon=-1.0), "horizon"
+    )
+    with_null = small.reset_index().astype({"T": float})
+    with_null.loc[4, "T"] = None
+    nulls = spark.createDataFrame(with_null)
+    _refused(
+        lambda: clvrs.distributed.fit_spark(clvrs.BetaGeoModel(), nulls), "T", InvalidDataError
+    )

@@ -190,6 +190,18 @@ def _with_env(name: str, value: str, call: Callable[[], Any]) -> Callable[[], An
     return run
 
 
+def _distributed(name: str) -> Callable[..., Any]:
+    pytest.importorskip("dask.dataframe")
+    import clvrs.distributed
+
+    return getattr(clvrs.distributed, name)
+
+
+def _dask(frame: pd.DataFrame) -> Any:
+    dd = pytest.importorskip("dask.dataframe")
+    return dd.from_pandas(frame, npartitions=2)
+
+
 @dataclass(frozen=True)
 class Case:
     call: Callable[[], Any]
@@ -503,6 +515,7 @@ def _cases() -> dict[str, Case]:
         "hyper.on_failure": Case(
             lambda: clvrs.ShiftedBetaGeoModel(on_failure="stop").fit(survivors=[10, 5]),
             "on_failure",
+        "hyper.n_jobs-range": Case(lambda: clvrs.BetaGeoModel(n_jobs=10**30).fit(**rfm), "n_jobs"),
         ),
         "hyper.columns": Case(
             lambda: clvrs.BetaGeoModel(columns={"age": "T"}).fit(_frame(RFM)), "columns"
@@ -571,6 +584,9 @@ def _cases() -> dict[str, Case]:
             ),
             "T",
             5,
+        "clv.spend-text": Case(
+            lambda: clv(BG, np.array(["10"] * len(CDNOW)), CDNOW), "spend_model"
+        ),
             6,
         ),
         "boot.parametric": Case(lambda: clvrs.bootstrap(GG, CDNOW, 2, kind="parametric"), "kind"),
@@ -584,6 +600,7 @@ def _cases() -> dict[str, Case]:
             lambda: clvrs.historical_clv(CDNOW.drop(columns="T"), 10.0), "T"
         ),
         "table.finite": Case(
+        "boot.n-boot": Case(lambda: clvrs.bootstrap(BG, CDNOW, 10**12), "n_boot"),
             lambda: clvrs.rfm_segments(CDNOW.assign(monetary_value=np.nan)), "monetary_value", 0, 1
         ),
         "tiers.segments": Case(lambda: clvrs.clv_segments([1.0, 2.0], [0, np.nan, 1]), "segments"),
@@ -609,6 +626,40 @@ def _cases() -> dict[str, Case]:
             3,
         ),
         # time-varying covariates
+        "segments.key-unknown": Case(
+            lambda: clvrs.fit_segments(
+                clvrs.BetaGeoModel(), CDNOW.assign(g=["a", "b"] * 10), "g"
+            ).probability_alive(CDNOW.assign(g=["a", "b", "c"] + ["a"] * 17)),
+            "g",
+            2,
+            3,
+        ),
+        "dist.frame": Case(
+            lambda: _distributed("fit_dask")(clvrs.BetaGeoModel(), CDNOW), "summaries"
+        ),
+        "dist.column-present": Case(
+            lambda: _distributed("fit_dask")(clvrs.BetaGeoModel(), _dask(CDNOW.drop(columns="T"))),
+            "T",
+        ),
+        "dist.missing": Case(
+            lambda: _distributed("fit_dask")(
+                clvrs.BetaGeoModel(), _dask(CDNOW.assign(T=CDNOW["T"].where(CDNOW.index != 5)))
+            ),
+            "T",
+            None,
+            5,
+        ),
+        "dist.weights": Case(
+            lambda: _distributed("fit_dask")(
+                clvrs.BetaGeoModel(), _dask(CDNOW.assign(weights=np.where(CDNOW.index == 4, -1, 2)))
+            ),
+            "weights",
+            None,
+            4,
+        ),
+        "dist.horizon": Case(
+            lambda: _distributed("score_dask")(BG, _dask(CDNOW), horizon=float("nan")), "horizon"
+        ),
         "dyn.customer-id": Case(lambda: _dynamic(log=_log(id=[1, 1, 2, None, 3])), "id", 3),
         "dyn.datetime-missing": Case(
             lambda: _dynamic(

@@ -16,12 +16,17 @@ The pattern is the same for both engines:
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from ._base import BaseModel
+from ._base import BaseModel, _bad_parameter
+from ._input import _without_row, data_error
 from .data import summarize_transactions as _summarize
+from .exceptions import InvalidDataError, NotFittedError
 
 __all__ = [
     "score_file",
@@ -34,6 +39,58 @@ __all__ = [
 ]
 
 _SUMMARY = ["frequency", "recency", "T"]
+
+
+def _check_model(model: Any, fitted: bool = False) -> None:
+    if not isinstance(model, BaseModel):
+        raise _bad_parameter(
+            "model", f"must be a clvrs model such as BetaGeoModel(), got {type(model).__name__}"
+        )
+    if fitted and "params_" not in vars(model):
+        raise NotFittedError(f"{type(model).__name__} is not fitted yet: fit it before scoring")
+
+
+def _check_frame(frame: Any, engine: str, name: str = "summaries") -> None:
+    """``frame`` is a DataFrame of ``engine`` (dask or Spark), not pandas or a path."""
+    if engine == "dask":
+        ok = hasattr(frame, "map_partitions") and hasattr(frame, "columns")
+    else:
+        ok = hasattr(frame, "groupBy") and hasattr(frame, "schema")
+    if not ok:
+        err = InvalidDataError(
+            f"`{name}` must be a {engine} DataFrame, got {type(frame).__name__} (for pandas or "
+            "polars data use the model's own fit and predictions)"
+        )
+        err.column, err.rule = name, f"must be a {engine} DataFrame"
+        raise err
+
+
+def _check_present(frame: Any, columns: list[str]) -> None:
+    present = [str(c) for c in frame.columns]
+    for column in columns:
+        if str(column) not in present:
+            raise data_error(column, None, None, f"is missing; the data has columns {present}")
+
+
+def _check_horizon(horizon: Any) -> None:
+    if not (
+        isinstance(horizon, numbers.Real)
+        and not isinstance(horizon, bool)
+        and math.isfinite(horizon)
+        and float(horizon) >= 0
+    ):
+        raise _bad_parameter("horizon", f"must be a finite number >= 0, got {horizon!r}")
+
+
+def _check_spend(spend_model: Any) -> None:
+    if spend_model is not None and not callable(
+        getattr(spend_model, "expected_average_spend", None)
+    ):
+        raise _bad_parameter(
+            "spend_model",
+            f"must be a fitted spend model (GammaGammaModel) or None, got "
+            f"{type(spend_model).__name__}",
+        )
 
 
 def _summary_meta(customer_id_col: str, id_dtype: Any, with_amount: bool) -> pd.DataFrame:
@@ -64,6 +121,10 @@ def summarize_transactions_dask(
     dask.dataframe.DataFrame
         One row per customer, indexed by customer id (not globally sorted).
     """
+    _check_frame(transactions, "dask", "transactions")
+    _check_present(
+        transactions, [customer_id_col, datetime_col] + [c for c in [monetary_value_col] if c]
+    )
     end = observation_period_end
     if end is None:
         end = transactions[datetime_col].max().compute()
@@ -95,26 +156,58 @@ def _distinct_rows(frame: pd.DataFrame, columns: list[str], weights: str | None)
     """Distinct rows of ``columns`` with their total weight."""
     if len(frame) == 0:
         return pd.DataFrame({**{c: [] for c in columns}, "weights": []})
+    # Grouping drops rows with missing values and sums hide negative or fractional weights:
+    # both are refused here, on the caller's rows (their index label is named).
+    for column in columns + ([weights] if weights else []):
+        missing = np.flatnonzero(frame[column].isna().to_numpy())
+        if missing.size:
+            err = data_error(column, None, None, "must not be missing (NaN or null)")
+            err.label = frame.index[missing[0]]
+            err.args = (f"{err} [index label {err.label!r}]",)
+            raise err
+    if weights is not None:
+        values = pd.to_numeric(frame[weights], errors="coerce").to_numpy(dtype=float)
+        bad = np.flatnonzero(~(np.isfinite(values) & (values >= 0) & (values == np.round(values))))
+        if bad.size:
+            err = data_error(
+                weights,
+                None,
+                values[bad[0]],
+                "must be a whole number >= 0: weights count customers",
+            )
+            err.label = frame.index[bad[0]]
+            err.args = (f"{err} [index label {err.label!r}]",)
+            raise err
     if weights is None:
-        counts = frame.groupby(columns, sort=False).size()
+        counts = frame.groupby(columns, sort=False, dropna=False).size()
     else:
-        counts = frame.groupby(columns, sort=False)[weights].sum()
+        counts = frame.groupby(columns, sort=False, dropna=False)[weights].sum()
     return counts.rename("weights").reset_index()
 
 
 def _model_columns(model: BaseModel, summaries: Any) -> tuple[list[str], str | None]:
+    _check_model(model)
     names = model._column_names(summaries)  # a `weights` column counts by default
     roles = list(model._roles)
-    return [str(names[r]) for r in roles], names.get("weights")
+    columns = [str(names[r]) for r in roles]
+    weights = names.get("weights")
+    _check_present(summaries, columns + ([str(weights)] if weights else []))
+    return columns, weights
 
 
 def _fit_on_counts(model: BaseModel, counts: pd.DataFrame, columns: list[str]) -> BaseModel:
-    merged = counts.groupby(columns, sort=False)["weights"].sum().reset_index()
+    merged = counts.groupby(columns, sort=False, dropna=False)["weights"].sum().reset_index()
     hyper = model.get_params()
     fitted = type(model)(
         **{**hyper, "columns": {**(hyper.get("columns") or {}), "weights": "weights"}}
     )
-    fitted.fit(merged)
+    try:
+        fitted.fit(merged)
+    except InvalidDataError as err:
+        # Rows of the gathered table of distinct rows are not the caller's rows.
+        if err.row is None or err.column == "weights":
+            raise
+        raise _without_row(err) from None
     fitted.columns = model.columns  # predictions read the caller's columns
     return fitted
 
@@ -127,6 +220,7 @@ def fit_dask(model: BaseModel, summaries: Any) -> BaseModel:
     -------
     A fitted copy of ``model``; the estimate equals a fit of all rows in one place.
     """
+    _check_frame(summaries, "dask")
     columns, weights = _model_columns(model, summaries)
     meta = pd.DataFrame({**{c: pd.Series([], dtype=float) for c in columns}, "weights": []})
     counts = summaries.map_partitions(_distinct_rows, columns, weights, meta=meta).compute()
@@ -153,6 +247,10 @@ def score_dask(
 ) -> Any:
     """Expected purchases in ``horizon``, P(alive) (and expected spend with a spend model) for
     every customer of a dask DataFrame, computed on the workers (``map_partitions``)."""
+    _check_model(model, fitted=True)
+    _check_frame(summaries, "dask")
+    _check_horizon(horizon)
+    _check_spend(spend_model)
     meta = _score_frame(summaries._meta, model, horizon, spend_model)
     return summaries.map_partitions(_score_frame, model, horizon, spend_model, meta=meta)
 
@@ -177,6 +275,10 @@ def summarize_transactions_spark(
     from pyspark.sql import functions as F  # noqa: N812
     from pyspark.sql import types as T  # noqa: N812
 
+    _check_frame(transactions, "Spark", "transactions")
+    _check_present(
+        transactions, [customer_id_col, datetime_col] + [c for c in [monetary_value_col] if c]
+    )
     end = observation_period_end
     if end is None:
         end = transactions.agg(F.max(datetime_col)).collect()[0][0]
@@ -213,12 +315,29 @@ def fit_spark(model: BaseModel, summaries: Any) -> BaseModel:
     counts (``groupBy(...).count()``) to the driver."""
     from pyspark.sql import functions as F  # noqa: N812
 
+    _check_frame(summaries, "Spark")
     columns, weights = _model_columns(model, summaries)
     if weights is None:
         grouped = summaries.groupBy(*columns).count().withColumnRenamed("count", "weights")
     else:
-        grouped = summaries.groupBy(*columns).agg(F.sum(weights).alias("weights"))
+        w = F.col(weights).cast("double")
+        grouped = summaries.groupBy(*columns).agg(
+            F.sum(w).alias("weights"),
+            F.min(w).alias("_clvrs_min"),
+            F.max(w - F.floor(w)).alias("_clvrs_fraction"),
+            F.sum(F.isnull(w).cast("int")).alias("_clvrs_null"),
+        )
     counts = grouped.toPandas()
+    if weights is not None:
+        # Sums hide negative, fractional and missing weights: refused here.
+        if (counts["_clvrs_null"] > 0).any():
+            raise data_error(weights, None, None, "must not be missing (NaN or null)")
+        low, fraction = counts["_clvrs_min"].min(), counts["_clvrs_fraction"].max()
+        if not (low >= 0 and fraction == 0):
+            raise data_error(
+                weights, None, None, "must be a whole number >= 0: weights count customers"
+            )
+        counts = counts.drop(columns=["_clvrs_min", "_clvrs_fraction", "_clvrs_null"])
     counts["weights"] = counts["weights"].astype(float)
     return _fit_on_counts(model, counts, columns)
 
@@ -234,6 +353,11 @@ def score_spark(
     models travel to the executors by pickle."""
     from pyspark.sql import types as T  # noqa: N812
 
+    _check_model(model, fitted=True)
+    _check_frame(summaries, "Spark")
+    _check_present(summaries, [customer_id_col])
+    _check_horizon(horizon)
+    _check_spend(spend_model)
     id_type = summaries.schema[customer_id_col].dataType
     fields = [
         T.StructField(customer_id_col, id_type),
