@@ -11,7 +11,7 @@ import pytest
 
 import clvrs
 import clvrs.__main__ as cli
-from clvrs.exceptions import InvalidParameterError
+from clvrs.exceptions import InvalidDataError, InvalidParameterError
 
 
 @pytest.fixture
@@ -198,3 +198,28 @@ def test_lifetimes_use_before_fit_names_no_private_helper():
             call()
     with pytest.raises(NotFittedError, match=r"^BetaGeoFitter\.summary needs a fitted model"):
         BetaGeoFitter().summary  # noqa: B018 - a public attribute is still named
+
+
+def test_lifetimes_date_helpers_refuse_numbers_as_dates(bgf):
+    # CDNOW's YYYYMMDD integers were read by pd.to_datetime as nanoseconds since 1970: every
+    # purchase fell on 1970-01-01 and calculate_alive_path gave P(alive) 1 throughout.
+    from clvrs.lifetimes.utils import calculate_alive_path, expected_cumulative_transactions
+
+    log = pd.DataFrame({"id": [7, 7, 7], "date": [19970101, 19970301, 19970501]})
+    with pytest.raises(InvalidDataError, match=r'column `date`: holds numbers .*"%Y%m%d"'):
+        calculate_alive_path(bgf, log, "date", 30)
+    with pytest.raises(InvalidDataError, match="column `date`: holds numbers"):
+        expected_cumulative_transactions(bgf, log, "date", "id", 10, freq="W")
+    # With the format (where lifetimes takes one) or converted dates, the same numbers work.
+    with_format = expected_cumulative_transactions(
+        bgf, log, "date", "id", 10, freq="W", datetime_format="%Y%m%d"
+    )
+    converted = log.assign(date=pd.to_datetime(log["date"].astype(str), format="%Y%m%d"))
+    pd.testing.assert_frame_equal(
+        with_format, expected_cumulative_transactions(bgf, converted, "date", "id", 10, freq="W")
+    )
+    path = calculate_alive_path(bgf, converted, "date", 130)
+    # Purchases 59 and 120 days after the first: BG/NBD's P(alive) is 1 until the first repeat
+    # purchase, then decays, and jumps at the next one (not 1 throughout).
+    assert path.iloc[58] == 1.0 and path.iloc[60] < path.iloc[59] < 1.0
+    assert path.iloc[120] > path.iloc[119]

@@ -107,6 +107,18 @@ def _to_dates(values: Any, datetime_format: str | None, column: str) -> pd.Serie
     """A date column parsed as lifetimes does (``pd.to_datetime`` with ``datetime_format``);
     numbers given with a format (CDNOW's 19970101) are read as text in that format."""
     series = pd.Series(values)
+    if datetime_format is None and (
+        pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype)
+    ):
+        # pandas reads numbers as nanoseconds since 1970: CDNOW's 19970101 became one instant.
+        first = series.dropna().iloc[0] if series.notna().any() else None
+        err = InvalidDataError(
+            f"column `{column}`: holds numbers ({series.dtype}, e.g. {first}), not dates; for "
+            'YYYYMMDD numbers pass datetime_format="%Y%m%d" where the function takes it, or '
+            'convert the column first: pd.to_datetime(col.astype(str), format="%Y%m%d")'
+        )
+        err.column, err.rule = column, "must hold dates, not numbers"
+        raise err
     if datetime_format is not None and pd.api.types.is_numeric_dtype(series.dtype):
         series = series.astype("int64").astype(str) if series.notna().all() else series.astype(str)
     try:
