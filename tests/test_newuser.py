@@ -223,3 +223,34 @@ def test_lifetimes_date_helpers_refuse_numbers_as_dates(bgf):
     # purchase, then decays, and jumps at the next one (not 1 throughout).
     assert path.iloc[58] == 1.0 and path.iloc[60] < path.iloc[59] < 1.0
     assert path.iloc[120] > path.iloc[119]
+
+
+def test_lifetimes_plot_sizes_and_horizons_are_checked_and_named(bgf):
+    # max_frequency=-2 gave numpy's "negative dimensions are not allowed"; T=-5 blamed
+    # "column `t`"; calculate_alive_path took t=-1 and t=2.5 (truncated) without a word.
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from clvrs.lifetimes import plotting
+    from clvrs.lifetimes.utils import calculate_alive_path
+
+    log = pd.DataFrame({"date": pd.to_datetime(["1997-01-01", "1997-03-01"])})
+    cases = [
+        (lambda: plotting.plot_period_transactions(bgf, max_frequency=-2), "max_frequency"),
+        (lambda: plotting.plot_period_transactions(bgf, max_frequency=0), "max_frequency"),
+        (lambda: plotting.plot_frequency_recency_matrix(bgf, T=-5), "T"),
+        (lambda: plotting.plot_frequency_recency_matrix(bgf, T="1"), "T"),
+        (lambda: plotting.plot_frequency_recency_matrix(bgf, max_recency=-1), "max_recency"),
+        (lambda: plotting.plot_history_alive(bgf, -1, log, "date"), "t"),
+        (lambda: calculate_alive_path(bgf, log, "date", 2.5), "t"),
+        (lambda: calculate_alive_path(bgf, log, "date", "10"), "t"),
+    ]
+    for call, name in cases:
+        with pytest.raises(InvalidParameterError, match=f"^`{name}`"):
+            call()
+    assert len(calculate_alive_path(bgf, log, "date", 80.0)) == 81  # a whole float is fine
+    plotting.plot_frequency_recency_matrix(bgf, T=2, max_frequency=3, max_recency=4)
+    import matplotlib.pyplot as plt
+
+    plt.close("all")

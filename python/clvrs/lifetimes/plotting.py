@@ -17,7 +17,13 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import InvalidParameterError
-from .utils import _require, _to_dates, calculate_alive_path, expected_cumulative_transactions
+from .utils import (
+    _require,
+    _to_dates,
+    _whole,
+    calculate_alive_path,
+    expected_cumulative_transactions,
+)
 
 __all__ = [
     "plot_calibration_purchases_vs_holdout_purchases",
@@ -72,6 +78,7 @@ def plot_period_transactions(model: Any, max_frequency: int = 7,
                              ylabel: str = "Customers", **kwargs: Any) -> Any:  # fmt: skip
     """Customers by number of repeat purchases: the fitted data ("Actual") next to the
     model's expected counts ("Model"); ``label=[actual, model]`` renames them."""
+    max_frequency = _whole("max_frequency", max_frequency, 1)
     plt = _plt()
     labels = kwargs.pop("label", ["Actual", "Model"])
     data = model.data
@@ -154,10 +161,18 @@ def plot_frequency_recency_matrix(model: Any, T: float = 1, max_frequency: int |
                                   **kwargs: Any) -> Any:  # fmt: skip
     """Expected purchases in the next ``T`` by recency (rows) and frequency (columns), for
     customers of age ``max_recency`` (default: the data's largest age and frequency)."""
+    if (
+        isinstance(T, bool)
+        or not isinstance(T, (int, np.integer, float, np.floating))
+        or not (np.isfinite(T) and T > 0)
+    ):
+        raise InvalidParameterError(f"`T` (the horizon) must be a number > 0, got {T!r}")
     if max_frequency is None:
         max_frequency = int(model.data["frequency"].max())
     if max_recency is None:
         max_recency = int(model.data["T"].max())
+    max_frequency = _whole("max_frequency", max_frequency)
+    max_recency = _whole("max_recency", max_recency)
     recency, frequency = np.mgrid[0 : max_recency + 1, 0 : max_frequency + 1].astype(float)
     z = np.asarray(
         model.conditional_expected_number_of_purchases_up_to_time(

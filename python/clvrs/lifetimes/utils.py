@@ -160,6 +160,18 @@ def _find_first_transactions(
     return per_period[columns + ["first"]]
 
 
+def _whole(name: str, value: Any, minimum: int = 0) -> int:
+    """A whole-number argument (a count or a number of periods) as an int, or a typed error
+    naming it (numpy's "negative dimensions" or a silently truncated 2.5 otherwise)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer, float, np.floating))
+        or not (np.isfinite(value) and float(value).is_integer() and value >= minimum)
+    ):
+        raise InvalidParameterError(f"`{name}` must be a whole number >= {minimum}, got {value!r}")
+    return int(value)
+
+
 def _require(transactions: Any, *columns: str) -> None:
     present = getattr(transactions, "columns", None)
     if present is None:
@@ -180,13 +192,13 @@ def calculate_alive_path(
 ) -> pd.Series:
     """P(alive) of one customer at the end of each period 0..t of ``freq`` since their first
     purchase, from their transactions (``transactions`` holds one customer's rows)."""
+    steps = _whole("t", t) + 1
     _require(transactions, datetime_col)
     dates = _to_dates(transactions[datetime_col], None, datetime_col)
     if dates.empty:
         raise InvalidDataError(f"column `{datetime_col}`: no transactions for the customer")
     periods = dates.dt.to_period(freq)
     offsets = np.unique((periods - periods.min()).map(lambda d: d.n).to_numpy(dtype=np.int64))
-    steps = int(t) + 1
     age = np.arange(max(steps, int(offsets.max()) + 1), dtype=float)
     bought = np.zeros(age.size, dtype=bool)
     bought[offsets] = True
