@@ -20,6 +20,7 @@ use crate::dual::Dual;
 use crate::error::{ClvError, Result};
 use crate::fit::{check_params, Domain, Likelihood, ParamSpec};
 use crate::parallel::Exec;
+use crate::special::{smooth_sum, SMOOTH_SUM_HEAD};
 
 /// BdW parameter names and domains.
 pub static PARAMS: [ParamSpec; 3] = [
@@ -126,10 +127,20 @@ impl BdwParams {
 
     /// Expected renewals in the next `k` periods of a customer active after `tenure` periods:
     /// `sum_{j=1}^k S(tenure + j) / S(tenure)`.
+    ///
+    /// Past [`SMOOTH_SUM_HEAD`] terms the rest is summed at a bounded cost by
+    /// [`smooth_sum`] (`k = 10^9` costs as much as a few thousand terms).
     pub fn expected_renewals(&self, tenure: f64, k: f64) -> f64 {
         let mut sum = 0.0;
         let mut j = 1.0;
         while j <= k {
+            if j > SMOOTH_SUM_HEAD {
+                let (a, b, c) = self.duals();
+                let base = ln_survival(a, b, c, tenure).v;
+                let ln_term = |t: f64| ln_survival(a, b, c, tenure + t).v - base;
+                // Without discount a finite sum always converges.
+                return sum + smooth_sum(ln_term, j, k, 0.0).unwrap_or(f64::NAN);
+            }
             sum += self.probability_active(tenure, j);
             j += 1.0;
         }
@@ -168,6 +179,24 @@ impl BdwParams {
                 ));
             }
             sum += term;
+            // A slow discount (or none): the rest at a bounded cost (see `smooth_sum`).
+            if k + 1.0 >= SMOOTH_SUM_HEAD && factor > (-40.0 / SMOOTH_SUM_HEAD).exp() {
+                let ln_factor = -d.ln_1p();
+                let ln_term =
+                    |j: f64| ln_survival(a, b, c, tenure + 1.0 + j).v - base + j * ln_factor;
+                return smooth_sum(ln_term, k + 1.0, f64::INFINITY, ln_factor)
+                    .map(|rest| sum + rest)
+                    .ok_or_else(|| {
+                        ClvError::invalid_parameter(
+                            "discount_rate",
+                            format!(
+                                "the expected residual lifetime does not converge (survival \
+                                 decays too slowly: about 1/t or slower, without enough \
+                                 discounting; discount_rate {d}): use a larger discount rate"
+                            ),
+                        )
+                    });
+            }
             // Survival falls with k, so later terms shrink at least by `factor` each.
             let tail = if factor < 1.0 {
                 term * factor / (1.0 - factor)

@@ -26,7 +26,7 @@ use crate::dual::Dual;
 use crate::error::{ClvError, Result};
 use crate::fit::{check_params, fit, Domain, FitOptions, FitResult, Likelihood, ParamSpec};
 use crate::parallel::Exec;
-use crate::special::ln_gamma_diff;
+use crate::special::{ln_gamma_diff, smooth_sum, SMOOTH_SUM_HEAD};
 
 /// Parameter names and domains: alpha, beta (transaction probability), gamma, delta (dropout).
 pub static PARAMS: [ParamSpec; 4] = [
@@ -125,8 +125,22 @@ impl BgBbParams {
     /// recurrence `(delta + n + j - 1) / (gamma + delta + n + j - 1)`, summed with the weights
     /// `w(j)` until the terms (times the geometric tail bound `1/(1-q)` when `w` shrinks by `q`)
     /// are negligible, or `m` terms when `m` is finite.
-    fn survival_sum(&self, n: f64, m: f64, discount: f64) -> f64 {
+    ///
+    /// Past a head of terms (longer for a faster discount, so that the head ends it whenever
+    /// the discount is not slow) the rest is summed at a bounded cost by
+    /// [`crate::special::smooth_sum`]: `m = 10^9` or a discount rate of 1e-10 cost as much as
+    /// a few thousand terms. NaN when the sum does not converge in double precision (a
+    /// discount rate near 1e-300 with `gamma <= 1`).
+    fn survival_sum(&self, n: f64, m: f64, ln_ratio: f64) -> f64 {
         let (g, d) = (self.gamma, self.delta + n);
+        // (The discount is carried as its log, `-ln_1p(rate)`: `1 / (1 + rate)` would round a
+        // rate of 1e-10 to six digits.)
+        let discount = ln_ratio.exp();
+        let head = if ln_ratio < 0.0 {
+            (40.0 / -ln_ratio).clamp(SMOOTH_SUM_HEAD, 1e5)
+        } else {
+            SMOOTH_SUM_HEAD
+        };
         let mut survival = 1.0;
         let mut weight = 1.0;
         let mut sum = 0.0;
@@ -134,6 +148,16 @@ impl BgBbParams {
         loop {
             if j > m {
                 break;
+            }
+            if j > head {
+                // ln E[(1-theta)^t] as shifts by gamma (each shift by t would be about t ln t,
+                // and their difference lost to rounding).
+                let at_zero = ln_gamma_diff(d, g);
+                let ln_term = |t: f64| at_zero - ln_gamma_diff(d + t, g) + t * ln_ratio;
+                return match smooth_sum(ln_term, j, m, ln_ratio) {
+                    Some(rest) => sum + rest,
+                    None => f64::NAN,
+                };
             }
             survival *= (d + (j - 1.0)) / (g + d + (j - 1.0));
             weight *= discount;
@@ -160,7 +184,7 @@ impl BgBbParams {
             return 0.0;
         }
         let p_mean = (self.alpha + x) / (self.alpha + self.beta + n);
-        self.probability_alive(x, t_x, n) * p_mean * self.survival_sum(n, m, 1.0)
+        self.probability_alive(x, t_x, n) * p_mean * self.survival_sum(n, m, 0.0)
     }
 
     /// E[X(n)] for a new customer: `alpha/(alpha+beta) * sum_{t=1}^n E[(1-theta)^t]`.
@@ -169,7 +193,7 @@ impl BgBbParams {
         if !(n >= 1.0) {
             return 0.0;
         }
-        self.alpha / (self.alpha + self.beta) * self.survival_sum(0.0, n, 1.0)
+        self.alpha / (self.alpha + self.beta) * self.survival_sum(0.0, n, 0.0)
     }
 
     /// P(X(n) = x) for a new customer (FHS 2010, eq. 7), in log space term by term.
@@ -213,9 +237,7 @@ impl BgBbParams {
     /// 2010, eq. 14, as a sum): P(alive) times `E[p]` times `sum_j E[(1-theta)^j] / (1+d)^j`.
     pub fn expected_residual_transactions(&self, x: f64, t_x: f64, n: f64, d: f64) -> f64 {
         let p_mean = (self.alpha + x) / (self.alpha + self.beta + n);
-        self.probability_alive(x, t_x, n)
-            * p_mean
-            * self.survival_sum(n, f64::INFINITY, 1.0 / (1.0 + d))
+        self.probability_alive(x, t_x, n) * p_mean * self.survival_sum(n, f64::INFINITY, -d.ln_1p())
     }
 }
 

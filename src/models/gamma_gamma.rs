@@ -70,7 +70,12 @@ impl GammaGammaParams {
         if !(self.q > 1.0) {
             return Err(undefined_mean(self.q));
         }
-        Ok(self.p * self.gamma / (self.q - 1.0))
+        let mean = self.p * self.gamma / (self.q - 1.0);
+        if mean.is_finite() {
+            return Ok(mean);
+        }
+        // p gamma alone may overflow where the mean does not.
+        Ok(self.p / (self.q - 1.0) * self.gamma)
     }
 
     /// Expected spend per transaction of a customer with `x` repeat transactions of mean value
@@ -85,7 +90,11 @@ impl GammaGammaParams {
         if !(denominator > 0.0) {
             return Err(undefined_mean(self.q));
         }
-        Ok(self.p * (self.gamma + x * mbar) / denominator)
+        // p (gamma + x mbar) / (p x + q - 1) as a weighted mean of the prior mean's numerator and
+        // the observed mean, so that nothing overflows before the division (amounts near 1e299
+        // with a fitted p near 1e150 would give inf for an answer near 1e299).
+        let weight = 1.0 / (1.0 + (self.q - 1.0) / (self.p * x));
+        Ok(weight / x * self.gamma + weight * mbar)
     }
 }
 

@@ -103,8 +103,14 @@ const SERIES_MAX_TERMS: usize = 100_000;
 const QUADRATURE_TOLERANCE: f64 = 1e-13;
 const QUADRATURE_MAX_INTERVALS: usize = 300;
 
-/// `ln[(alpha+T)^-(r+x) (beta+T)^-s]` and `ln I` (see the module documentation); `ln I` is
-/// `-inf` when `t_x = T`. `series_max_z` chooses where the series takes over from quadrature.
+/// `ln[alpha^r beta^s (alpha+T)^-(r+x) (beta+T)^-s]` and `ln(alpha^r beta^s I)` (see the module
+/// documentation); the second is `-inf` when `t_x = T`. `series_max_z` chooses where the series
+/// takes over from quadrature.
+///
+/// `alpha^r beta^s` is folded into each term as `(1 + tau/alpha)^-r (1 + tau/beta)^-s` (with
+/// `ln_1p`), so nothing large cancels when `r ln alpha` or `s ln beta` is huge: at `r = alpha =
+/// 1e15` (the gamma-to-Poisson limit a fit on homogeneous data runs to) the separate terms are
+/// about `3e16` and their difference, the answer, would be lost to rounding.
 fn ln_terms<const N: usize>(
     [r, alpha, s, beta]: [Dual<N>; 4],
     x: f64,
@@ -113,7 +119,9 @@ fn ln_terms<const N: usize>(
     series_max_z: f64,
 ) -> (Dual<N>, Dual<N>) {
     let rx = r + x;
-    let ln_alive = -(rx * (alpha + age).ln()) - s * (beta + age).ln();
+    let ln_alive = -(r * (Dual::constant(age) / alpha).ln_1p())
+        - (alpha + age).ln() * x
+        - s * (Dual::constant(age) / beta).ln_1p();
     let mut ln_integral = Dual::constant(f64::NEG_INFINITY);
     if !(age > t_x) {
         return (ln_alive, ln_integral);
@@ -134,18 +142,31 @@ fn ln_terms<const N: usize>(
     };
     if series_from > t_x {
         let upto = series_from.min(age);
-        let part = ln_integral_by_quadrature([rx, alpha, s, beta], t_x, upto, small.v);
+        let part =
+            ln_integral_by_quadrature([r, Dual::constant(x), alpha, s, beta], t_x, upto, small.v);
         ln_integral = ln_integral.log_add_exp(part);
     }
     if series_from < age {
         let m = rx + s;
-        let part = ln_integral_by_series(big, gap, e, m, series_from, age);
+        // -m ln(big + from) + r ln alpha + s ln beta, with `(small + gap + from) / small` for
+        // the smaller scale's ratio.
+        let base = big + series_from;
+        let to_small = ((gap + series_from) / small).ln_1p();
+        let to_big = (Dual::constant(series_from) / big).ln_1p();
+        let (to_alpha, to_beta) = if alpha.v >= beta.v {
+            (to_big, to_small)
+        } else {
+            (to_small, to_big)
+        };
+        let anchor = -(r * to_alpha) - base.ln() * x - s * to_beta;
+        let part = anchor + ln_integral_by_series(big, gap, e, m, series_from, age);
         ln_integral = ln_integral.log_add_exp(part);
     }
     (ln_alive, ln_integral)
 }
 
-/// `ln integral_{from}^{to} (big+tau)^-(m+1) (1 - gap/(big+tau))^-e dtau` by the series.
+/// `ln integral_{from}^{to} (big+tau)^-(m+1) (1 - gap/(big+tau))^-e dtau` by the series, less
+/// `-m ln(big + from)` (the caller adds it, anchored: see [`ln_terms`]).
 fn ln_integral_by_series<const N: usize>(
     big: Dual<N>,
     gap: Dual<N>,
@@ -182,33 +203,60 @@ fn ln_integral_by_series<const N: usize>(
         }
         coefficient = coefficient * (e + kf) * z / (kf + 1.0);
     }
-    -(m * base.ln()) + sum.ln()
+    sum.ln()
 }
 
-/// `ln integral_{from}^{to} (alpha+tau)^-(r+x) (beta+tau)^-(s+1) dtau` by adaptive quadrature
-/// in `u = ln(small + tau)`, which spreads out the region where the smaller scale dominates.
+/// `ln alpha^r beta^s integral_{from}^{to} (alpha+tau)^-(r+x) (beta+tau)^-(s+1) dtau` by
+/// adaptive quadrature in `u = ln(small + tau)`, which spreads out the region where the smaller
+/// scale dominates (`alpha^r beta^s` folded in as in [`ln_terms`]).
 fn ln_integral_by_quadrature<const N: usize>(
-    [rx, alpha, s, beta]: [Dual<N>; 4],
+    [r, x, alpha, s, beta]: [Dual<N>; 5],
     from: f64,
     to: f64,
     small: f64,
 ) -> Dual<N> {
     let (a0, b0) = (alpha + from, beta + from);
+    let rx = r + x;
     let s1 = s + 1.0;
-    // Relative to the integrand at `from` (its maximum), so nothing under- or overflows.
+    // Relative to the integrand at `from` (its maximum), so nothing under- or overflows. The
+    // variable is `u = ln((small + tau) / c)`, `c = small + from`, so `tau - from = c expm1(u)`
+    // keeps full precision also when `small + from` is large next to `to - from` (huge scales,
+    // where `ln(small + tau)` barely moves and the difference of exponentials would cancel).
+    let c = small + from;
     let integrand = |u: f64| {
-        let e = u.exp();
-        let d = Dual::constant((e - small - from).max(0.0));
-        (-(rx * (d / a0).ln_1p()) - s1 * (d / b0).ln_1p()).exp() * e
+        let d = Dual::constant(c * u.exp_m1());
+        (-(rx * (d / a0).ln_1p()) - s1 * (d / b0).ln_1p()).exp() * u.exp()
     };
-    let q = integrate(
-        integrand,
-        (small + from).ln(),
-        (small + to).ln(),
-        QUADRATURE_TOLERANCE,
-        QUADRATURE_MAX_INTERVALS,
-    );
-    -(rx * a0.ln()) - s1 * b0.ln() + q.value.ln()
+    // The exponent phi(u) (the integrand is exp(u - phi(u))) is convex in u with slope
+    // E = c (rx/a0 + s1/b0) at 0, so the integrand is below exp(-(E-1) u) and the integral
+    // beyond u0 below exp(-(E-1) u0) / (E-1). For huge exponents (extreme parameters only: E
+    // is about 1 to 100 in the normal region) the integrand falls within a vanishing stretch:
+    // past `E = e^40` the integral is 1/E to below rounding (Laplace: the next term is at most
+    // 1/E relative), and otherwise the range stops where the tail is below e^-100 of it.
+    // (When the range is shorter than e^4/E, it is integrated as it is.)
+    let ln_slope = (rx.ln() - a0.ln()).log_add_exp(s1.ln() - b0.ln()) + c.ln();
+    let mut upper = ((to - from) / c).ln_1p();
+    let ln_q = if ln_slope.v > 40.0 && ln_slope.v + upper.ln() > 4.0 {
+        -ln_slope
+    } else {
+        let slope = ln_slope.v.exp();
+        if slope > 2.0 {
+            upper = upper.min(100.0 / (slope - 1.0));
+        }
+        integrate(
+            integrand,
+            0.0,
+            upper,
+            QUADRATURE_TOLERANCE,
+            QUADRATURE_MAX_INTERVALS,
+        )
+        .value
+        .ln()
+    };
+    let from = Dual::constant(from);
+    -(r * (from / alpha).ln_1p()) - x * a0.ln() - s * (from / beta).ln_1p() - b0.ln()
+        + c.ln()
+        + ln_q
 }
 
 /// Per-evaluation constants of [`row_fast`].
@@ -220,7 +268,17 @@ struct FastParams {
     ln_alpha: f64,
     ln_beta: f64,
     ln_s: f64,
+    /// Whether `r ln alpha` or `s ln beta` is so large that [`row_fast`]'s separate terms
+    /// would lose the answer to rounding (see [`EXTREME_ANCHOR`]).
+    extreme: bool,
 }
+
+/// Above this `r |ln alpha| + s |ln beta|` (rounding of about `1e-11` in a row's
+/// log-likelihood) rows go to the dual path, whose [`ln_terms`] fold `alpha^r beta^s` in without
+/// cancellation. Only parameters far outside the normal region (the gamma-to-Poisson limits a
+/// fit on nearly homogeneous data runs towards, or model files) take that branch; the normal
+/// region pays one predictable branch per row for it.
+const EXTREME_ANCHOR: f64 = 1e5;
 
 impl FastParams {
     fn new(params: &[f64]) -> Self {
@@ -232,6 +290,8 @@ impl FastParams {
             ln_alpha: params[1].ln(),
             ln_beta: params[3].ln(),
             ln_s: params[2].ln(),
+            extreme: !(params[0] * params[1].ln().abs() + params[2] * params[3].ln().abs()
+                <= EXTREME_ANCHOR),
         }
     }
 }
@@ -261,6 +321,9 @@ fn row_fast<const SECOND: bool>(
     t_x: f64,
     age: f64,
 ) -> Option<RowDerivatives> {
+    if p.extreme {
+        return None;
+    }
     let (r, alpha, s, beta) = (p.r, p.alpha, p.s, p.beta);
     let rx = r + x;
     let (at, bt) = (alpha + age, beta + age);
@@ -527,12 +590,9 @@ fn row_fast<const SECOND: bool>(
 
 /// Log-likelihood of one customer, with its gradient when `N = 4`.
 fn row_log_likelihood<const N: usize>(p: [Dual<N>; 4], x: f64, t_x: f64, age: f64) -> Dual<N> {
-    let [r, alpha, s, beta] = p;
+    let [r, _, s, _] = p;
     let (ln_alive, ln_integral) = ln_terms(p, x, t_x, age, SERIES_MAX_Z);
-    r.ln_gamma_ratio(x)
-        + r * alpha.ln()
-        + s * beta.ln()
-        + ln_alive.log_add_exp(s.ln() + ln_integral)
+    r.ln_gamma_ratio(x) + ln_alive.log_add_exp(s.ln() + ln_integral)
 }
 
 /// Log-likelihood of one customer.
@@ -1115,15 +1175,7 @@ mod tests {
             } else {
                 age * [0.0, 0.3, 0.999999, 1.0][(rng.uniform() * 4.0) as usize]
             };
-            let fast = FastParams {
-                r: at[0],
-                alpha: at[1],
-                s: at[2],
-                beta: at[3],
-                ln_alpha: at[1].ln(),
-                ln_beta: at[3].ln(),
-                ln_s: at[2].ln(),
-            };
+            let fast = FastParams::new(&at);
             let g = Dual::<1>::variable(at[0], 0).ln_gamma_ratio(x);
             let duals: [Dual<4>; 4] = std::array::from_fn(|i| Dual::variable(at[i], i));
             let reference = row_log_likelihood(duals, x, t_x, age);
@@ -1360,6 +1412,33 @@ mod tests {
                 let later = p.probability_alive_after(x, t_x, age, 10.0);
                 assert!(later <= alive && later >= 0.0);
             }
+        }
+    }
+
+    #[test]
+    fn huge_rate_shapes_reach_the_poisson_limit() {
+        // r = alpha -> inf with r / alpha = 1: the purchase rate is 1 for everyone. With
+        // t_x = T the likelihood is Gamma(r+x)/Gamma(r) alpha^r (alpha+T)^-(r+x) S(T), whose
+        // limit is x ln(1) - T - s ln(1 + T/beta) (corrections of order x^2 / r). Computed as
+        // separate terms of about 3e16, the old code lost all of it.
+        let (s, beta, x, age): (f64, f64, f64, f64) = (0.606, 11.669, 2.0, 30.0);
+        let want = -age - s * (age / beta).ln_1p();
+        for scale in [1e15, 1e20, 1e100, 1e308] {
+            let p = ParetoNbdParams::new(scale, scale, s, beta);
+            let got = log_likelihood(&p, x, age, age);
+            assert!((got - want).abs() < 1e-12, "{scale}: {got} vs {want}");
+            // The fit's path (dual-free rows are skipped for such parameters) agrees.
+            let params = [scale, scale, s, beta];
+            let (value, gradient) = row_first_order(
+                &FastParams::new(&params),
+                &params,
+                gamma_terms::<false>(scale, x),
+                x,
+                age,
+                age,
+            );
+            assert!((value - want).abs() < 1e-12, "{scale}: {value}");
+            assert!(gradient.iter().all(|g| g.is_finite()), "{gradient:?}");
         }
     }
 }

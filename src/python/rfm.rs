@@ -350,7 +350,11 @@ fn rfm_predict<'py>(
             check(exec)?;
             M::validate_more(&columns, &names)?;
             if let Some(h) = &horizon {
-                if quantity != "expected_residual_transactions" {
+                // Expected purchases, P(alive) and the DERT cost the same at any horizon.
+                if !matches!(
+                    quantity,
+                    "expected_residual_transactions" | "expected_purchases" | "probability_alive"
+                ) {
                     check_horizon_limit(h.name, h.values, M::MAX_HORIZON)?;
                 }
             }
@@ -506,7 +510,10 @@ fn new_customer<M: RfmModel>(
     exec: &Exec,
 ) -> crate::Result<Vec<f64>> {
     check_non_negative("t", horizon, false)?;
-    check_horizon_limit("t", horizon, M::MAX_HORIZON)?;
+    // (Only the count probability visits each period; the callers name their own argument.)
+    if quantity == "purchase_count_probability" {
+        check_horizon_limit("t", horizon, M::MAX_HORIZON)?;
+    }
     let mut out = vec![0.0; horizon.len()];
     match (quantity, counts) {
         ("expected_purchases", _) => {

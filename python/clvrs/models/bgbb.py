@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import _core
 from .._base import _bad_parameter
-from .._input import _native, align_argument, as_float_array, data_error
+from .._input import _native, align_argument, as_float_array, data_error, ndim
 from ._rfm import RfmModel
 
 __all__ = ["BetaGeoBetaBinomModel"]
@@ -18,11 +18,16 @@ __all__ = ["BetaGeoBetaBinomModel"]
 def _whole(
     values: Any, name: str, data: Any = None, arrays: dict[str, Any] | None = None
 ) -> tuple[np.ndarray, bool]:
-    scalar = np.ndim(values) == 0
+    scalar = ndim(values) == 0
     array = as_float_array(align_argument(values, name, data, arrays), name)
     if not np.all(np.isfinite(array) & (array >= 0) & (np.mod(array, 1) == 0)):
         raise _bad_parameter(name, f"must be whole numbers of opportunities >= 0, got {values!r}")
     return array, scalar
+
+
+#: Most opportunities :meth:`BetaGeoBetaBinomModel.purchase_count_probability` sums over (the
+#: core's limit, named here with the caller's argument).
+_MAX_COUNT_OPPORTUNITIES = 10_000_000
 
 
 class BetaGeoBetaBinomModel(RfmModel):
@@ -267,8 +272,18 @@ class BetaGeoBetaBinomModel(RfmModel):
             whole number >= 0.
         """
         opportunities, n_scalar = _whole(n, "n")
+        too_long = np.flatnonzero(opportunities > _MAX_COUNT_OPPORTUNITIES)
+        if too_long.size:
+            row = int(too_long[0])
+            raise data_error(
+                "n",
+                None if n_scalar else row,
+                float(opportunities[row]),
+                "must be at most 10,000,000 opportunities for purchase_count_probability (it "
+                "sums over each one): use coarser opportunities",
+            )
         counts = as_float_array(x, "x")
-        scalar = np.ndim(x) == 0
+        scalar = ndim(x) == 0
         bad = np.flatnonzero(~(np.isfinite(counts) & (counts >= 0) & (np.mod(counts, 1) == 0)))
         if bad.size:
             row = int(bad[0])
