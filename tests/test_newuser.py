@@ -254,3 +254,20 @@ def test_lifetimes_plot_sizes_and_horizons_are_checked_and_named(bgf):
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+def test_lifetimes_clv_of_single_numbers_is_a_number(bgf):
+    # Scalars gave a one-element Series: f"{clv:.2f}" raised and float() is an error in pandas 3.
+    from clvrs.lifetimes import GammaGammaFitter
+    from clvrs.lifetimes.datasets import load_cdnow_summary_data_with_monetary_value
+
+    data = load_cdnow_summary_data_with_monetary_value()
+    buyers = data[data["frequency"] > 0]
+    ggf = GammaGammaFitter().fit(buyers["frequency"], buyers["monetary_value"])
+    clv = ggf.customer_lifetime_value(bgf, 2, 30.43, 38.86, 22.35, time=12, discount_rate=0.01)
+    assert isinstance(clv, np.floating) and f"{clv:.2f}"
+    whole = ggf.customer_lifetime_value(
+        bgf, data["frequency"], data["recency"], data["T"], data["monetary_value"], time=12.0
+    )  # lifetimes takes time=12.0 (np.arange(1, time + 1)); it was refused
+    assert isinstance(whole, pd.Series) and whole.index.equals(data.index)
+    assert clv == pytest.approx(whole.iloc[0], rel=1e-12)  # customer 1: (2, 30.43, 38.86, 22.35)

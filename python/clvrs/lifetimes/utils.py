@@ -259,19 +259,26 @@ def _customer_lifetime_value(
     time: int = 12,
     discount_rate: float = 0.01,
     freq: str = "D",
-) -> pd.Series:
+) -> Any:
     """lifetimes' discrete CLV: for each month 1..``time``, the expected purchases in that
     month times ``monetary_value``, discounted by ``(1 + discount_rate) ** month``.
 
     ``freq`` is the data's time unit ('W', 'M', 'D' or 'H'). Values are matched to customers by
-    position; the result has the index of ``frequency`` (when it is a Series).
+    position; the result has the index of ``frequency`` (when it is a Series), or is a number
+    when the customer's values are single numbers.
     """
     if freq not in _PER_MONTH:
         raise InvalidParameterError(
             f"`freq` must be one of {sorted(_PER_MONTH)} (the data's time unit), got {freq!r}"
         )
-    if isinstance(time, bool) or not isinstance(time, (int, np.integer)) or time < 0:
+    if (
+        isinstance(time, bool)
+        or not isinstance(time, (int, np.integer, float, np.floating))
+        or not (np.isfinite(time) and float(time).is_integer() and time >= 0)
+    ):
         raise InvalidParameterError(f"`time` must be a whole number of months >= 0, got {time!r}")
+    time = int(time)
+    single = all(np.ndim(v) == 0 for v in (frequency, recency, T, monetary_value))
     rate = float(discount_rate)
     if not (np.isfinite(rate) and rate > -1):
         raise InvalidParameterError(f"`discount_rate` must be a finite number > -1, got {rate!r}")
@@ -317,6 +324,8 @@ def _customer_lifetime_value(
         total = np.zeros(f.size)
         for k, w in zip(months, weights):
             total += w * np.asarray(predict(k * factor, *arrays.values()), dtype=float)
+    if single:  # scalars in, a number out (f"{clv:.2f}", float(clv))
+        return np.float64(np.asarray(spend * total, dtype=float).reshape(-1)[0])
     return pd.Series(spend * total, index=index, name="clv")
 
 
