@@ -616,6 +616,10 @@ def _cases() -> dict[str, Case]:
             "g",
             18,
             19,
+        "budget.cost-type": Case(
+            lambda: clvrs.acquisition_budget([1.0, 2.0], {"a": "5"}, by=["a", "a"]),
+            "acquisition_cost",
+        ),
         ),
         "covariates.domain": Case(
             lambda: _covariate_model().probability_alive(

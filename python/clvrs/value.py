@@ -675,6 +675,16 @@ def acquisition_budget(
     table["max_affordable_cac"] = table["mean_clv"] / target_ratio
     if acquisition_cost is not None:
         if isinstance(acquisition_cost, dict | pd.Series):
+            raw = (
+                list(acquisition_cost.values())
+                if isinstance(acquisition_cost, dict)
+                else list(acquisition_cost.to_numpy(dtype=object))
+            )
+            # Text ("5") and booleans are not costs: refused, not read as numbers.
+            if not all(isinstance(c, numbers.Real) and not isinstance(c, bool) for c in raw):
+                raise _bad_parameter(
+                    "acquisition_cost", "must map each group to a number (not text or a bool)"
+                )
             try:
                 given = pd.Series(acquisition_cost, dtype=float)
             except (TypeError, ValueError):
