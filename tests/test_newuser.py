@@ -3,6 +3,8 @@ lifetimes tutorial code and model summaries; each test failed on the code before
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -271,3 +273,18 @@ def test_lifetimes_clv_of_single_numbers_is_a_number(bgf):
     )  # lifetimes takes time=12.0 (np.arange(1, time + 1)); it was refused
     assert isinstance(whole, pd.Series) and whole.index.equals(data.index)
     assert clv == pytest.approx(whole.iloc[0], rel=1e-12)  # customer 1: (2, 30.43, 38.86, 22.35)
+
+
+def test_cli_output_into_a_closed_pipe_stops_quietly():
+    # `python -m clvrs | head -1` printed "error: [Errno 32] Broken pipe" and exited 2: main
+    # took the BrokenPipeError for a failure of the job.
+    with subprocess.Popen(
+        [sys.executable, "-m", "clvrs"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        process.stdout.close()  # the reader has gone before the first line is printed
+        err = process.stderr.read()
+        code = process.wait(timeout=300)
+    assert code == 0 and err == "", (code, err)

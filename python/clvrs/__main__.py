@@ -546,6 +546,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes at exit
+        return 0
     except (UsageError, ClvError, ValueError, OSError, KeyError, ImportError) as exc:
         text = str(exc).strip()
         message = text.splitlines()[0] if text else type(exc).__name__
