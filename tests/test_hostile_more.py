@@ -1627,3 +1627,164 @@ def test_acquisition_budget_costs_by_group():
     _refused(
         lambda: clvrs.acquisition_budget(clv, {"x": 10.0, "y": "5"}, by=by), "acquisition_cost"
     )
+
+
+# --------------------------------------------------------------------------------------------
+# transaction logs in odd frames
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def log() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "id": [1, 1, 2, 3, 3, 3],
+            "date": pd.to_datetime(
+                ["2020-01-01", "2020-02-01", "2020-01-05", "2020-01-02", "2020-01-20", "2020-03-01"]
+            ),
+            "amount": [10.0, 20.0, 5.0, 7.0, 8.0, 9.0],
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def log_summary(log: pd.DataFrame) -> pd.DataFrame:
+    return clvrs.summarize_transactions(
+        log, "id", "date", "amount", observation_period_end="2020-03-31"
+    )
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["duplicated-index", "categorical-id", "string-id", "Int64-amount", "Float64-amount", "polars"],
+)
+def test_summaries_of_odd_logs_are_exact(pl, log, log_summary, kind):
+    frame: Any = log.copy()
+    if kind == "duplicated-index":
+        frame.index = [0] * len(frame)
+    elif kind == "categorical-id":
+        frame["id"] = frame["id"].astype("category")
+    elif kind == "string-id":
+        frame["id"] = frame["id"].astype(str)
+    elif kind == "Int64-amount":
+        frame["amount"] = frame["amount"].astype("Int64")
+    elif kind == "Float64-amount":
+        frame["amount"] = frame["amount"].astype("Float64")
+    else:
+        frame = pl.from_pandas(log)
+    result = _answer(
+        lambda: clvrs.summarize_transactions(
+            frame, "id", "date", "amount", observation_period_end="2020-03-31"
+        )
+    )
+    if kind == "polars":
+        result = (
+            result.to_pandas().set_index("id") if "id" in result.columns else result.to_pandas()
+        )
+    for column in ("frequency", "recency", "T", "monetary_value"):
+        np.testing.assert_allclose(
+            np.asarray(result[column], dtype=float), log_summary[column].to_numpy(), rtol=1e-12
+        )
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "name"),
+    [
+        ("amount", pd.NA, "amount"),
+        ("id", None, "id"),
+        ("amount", "ten", "amount"),
+        ("amount", np.inf, "amount"),
+    ],
+)
+def test_bad_values_in_a_log_are_named(log, column, value, name):
+    frame = log.astype({"amount": object, "id": object})
+    frame.iloc[2, frame.columns.get_loc(column)] = value
+    err = _refused(
+        lambda: clvrs.summarize_transactions(frame, "id", "date", "amount"), name, InvalidDataError
+    )
+    assert err.row in (None, 2), str(err)
+
+
+def test_an_empty_log_and_a_one_row_log(log):
+    _refused(
+        lambda: clvrs.summarize_transactions(log.iloc[:0], "id", "date"), "id", InvalidDataError
+    )
+    one = _answer(lambda: clvrs.summarize_transactions(log.iloc[:1], "id", "date"))
+    assert one["frequency"].tolist() == [0.0] and one["T"].tolist() == [0.0]
+
+
+@pytest.mark.parametrize("customers", [np.array([np.nan, 5.0]), np.array([-1.0]), "10", None])
+def test_simulate_ages(bg, customers):
+    _refused(lambda: bg.simulate(customers, seed=1), "T")
+
+
+def test_simulate_no_customers_is_an_empty_table(bg):
+    result = _answer(lambda: bg.simulate(np.array([]), seed=1))
+    assert len(result) == 0 and list(result.columns) == ["frequency", "recency", "T"]
+
+
+# --------------------------------------------------------------------------------------------
+# clvrs.lifetimes with mixed inputs; from_params with numpy numbers
+# --------------------------------------------------------------------------------------------
+
+
+def test_lifetimes_clv_with_mixed_inputs(small):
+    from clvrs.lifetimes import BetaGeoFitter, GammaGammaFitter
+
+    buyers = small[small["frequency"] > 0]
+    bgf = BetaGeoFitter().fit(small["frequency"], small["recency"], small["T"])
+    ggf = GammaGammaFitter().fit(buyers["frequency"], buyers["monetary_value"])
+    plain = ggf.customer_lifetime_value(
+        bgf, small["frequency"], small["recency"], small["T"], small["monetary_value"], time=3
+    )
+    arrays = _answer(
+        lambda: ggf.customer_lifetime_value(
+            bgf,
+            small["frequency"].to_numpy(),
+            small["recency"].to_numpy(),
+            small["T"].to_numpy(),
+            small["monetary_value"].to_numpy(),
+            time=3,
+        )
+    )
+    np.testing.assert_allclose(np.asarray(arrays, dtype=float), np.asarray(plain, dtype=float))
+    shifted = small["monetary_value"].reset_index(drop=True)  # positions, not customer ids
+    _refused(
+        lambda: ggf.customer_lifetime_value(
+            bgf, small["frequency"], small["recency"], small["T"], shifted, time=3
+        ),
+        "monetary_value",
+    )
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"r": np.float32(0.2), "alpha": np.int64(4), "a": np.float64(0.8), "b": 2},
+        {"r": np.array(0.2), "alpha": 4.0, "a": 0.8, "b": 2.4},
+    ],
+)
+def test_from_params_with_numpy_numbers(small, params):
+    model = _answer(lambda: clvrs.BetaGeoModel.from_params(**params))
+    plain = clvrs.BetaGeoModel.from_params(
+        **{
+            k: float(np.asarray(v, dtype=np.float32 if k == "r" else float))
+            for k, v in params.items()
+        }
+    )
+    np.testing.assert_allclose(model.probability_alive(small), plain.probability_alive(small))
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"r": np.array([0.2]), "alpha": 4.0, "a": 0.8, "b": 2.4},
+        {"r": True, "alpha": 4.0, "a": 0.8, "b": 2.4},
+        {"r": "0.2", "alpha": 4.0, "a": 0.8, "b": 2.4},
+        {"r": complex(0.2, 0), "alpha": 4.0, "a": 0.8, "b": 2.4},
+        {"r": pd.NA, "alpha": 4.0, "a": 0.8, "b": 2.4},
+    ],
+    ids=["array", "bool", "text", "complex", "NA"],
+)
+def test_from_params_of_the_wrong_kind(params):
+    _refused(lambda: clvrs.BetaGeoModel.from_params(**params), "r", InvalidParameterError)

@@ -508,6 +508,9 @@ def _cases() -> dict[str, Case]:
         ),
         "hyper.env-threads": Case(
             _with_env("CLVRS_NUM_THREADS", "many", lambda: BG.probability_alive(**rfm)),
+        "params.type": Case(
+            lambda: clvrs.BetaGeoModel.from_params(r="0.2", alpha=4.0, a=0.8, b=2.4), "r"
+        ),
             "CLVRS_NUM_THREADS",
         ),
         "hyper.max_iter": Case(lambda: clvrs.BetaGeoModel(max_iter=0).fit(**rfm), "max_iter"),

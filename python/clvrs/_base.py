@@ -406,6 +406,9 @@ class BaseModel:
     def _set_params(self, values: dict[str, Any]) -> None:
         for name, value in values.items():
             try:
+                # Text ("0.2") and bools are not parameter values: refused, not converted.
+                if isinstance(value, (bool, np.bool_, str, bytes)):
+                    raise TypeError
                 v = float(value)
             except (TypeError, ValueError):
                 v = float("nan")
