@@ -630,6 +630,22 @@ def _loadable(cls: Any) -> bool:
     return bool(cls._param_names) and getattr(cls, "_model", None) != ""
 
 
+#: Entries of a model file's ``"fit"`` object that are numbers (or null).
+_FIT_NUMBERS = frozenset(
+    {
+        "log_likelihood",
+        "n_observations",
+        "n_iter",
+        "n_rows",
+        "n_evaluations",
+        "n_starts",
+        "gradient_norm",
+        "hessian_condition",
+        "n_excluded",
+    }
+)
+
+
 def _check_fit_record(cls: type[BaseModel], doc: dict[str, Any], source: Any) -> None:
     """Refuse fit information that would load as something other than what was saved."""
     fit = doc.get("fit") or {}
@@ -640,6 +656,19 @@ def _check_fit_record(cls: type[BaseModel], doc: dict[str, Any], source: Any) ->
         isinstance(converged, bool) or (converged is None and fit.get("log_likelihood") is None)
     ):
         raise _doc_error(source, f'"converged" must be true or false, got {converged!r}')
+    # Text is not read as a number, nor a string as a list of names (of its letters).
+    for key, value in fit.items():
+        if key in _FIT_NUMBERS and value is not None:
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise _doc_error(source, f'"fit.{key}" must be a number or null, got {value!r}')
+        elif key == "termination" and not (value is None or isinstance(value, str)):
+            raise _doc_error(source, f'"fit.termination" must be text or null, got {value!r}')
+        elif key == "weakly_identified" and not (
+            value is None or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+        ):
+            raise _doc_error(
+                source, f'"fit.weakly_identified" must be a list of parameter names, got {value!r}'
+            )
     cov = doc.get("covariance")
     if cov is None:
         return
