@@ -499,6 +499,9 @@ def _cases() -> dict[str, Case]:
             lambda: clvrs.BetaGeoModel.from_params(r=0.2, alpha=4.0, a=0.8, b=2.4, beta=1.0),
             "beta",
         ),
+        "params.type": Case(
+            lambda: clvrs.BetaGeoModel.from_params(r="0.2", alpha=4.0, a=0.8, b=2.4), "r"
+        ),
         "hyper.unknown": Case(lambda: clvrs.BetaGeoModel().set_params(alpha=1.0), "alpha"),
         "hyper.penalizer": Case(lambda: clvrs.BetaGeoModel(penalizer=-0.1).fit(**rfm), "penalizer"),
         "hyper.n_jobs": Case(lambda: clvrs.BetaGeoModel(n_jobs=0).fit(**rfm), "n_jobs"),
@@ -506,11 +509,9 @@ def _cases() -> dict[str, Case]:
             lambda: clvrs.BetaGeoModel.from_params(r=0.2, alpha=4.0, a=0.8, b=2.4, n_jobs=-2),
             "n_jobs",
         ),
+        "hyper.n_jobs-range": Case(lambda: clvrs.BetaGeoModel(n_jobs=10**30).fit(**rfm), "n_jobs"),
         "hyper.env-threads": Case(
             _with_env("CLVRS_NUM_THREADS", "many", lambda: BG.probability_alive(**rfm)),
-        "params.type": Case(
-            lambda: clvrs.BetaGeoModel.from_params(r="0.2", alpha=4.0, a=0.8, b=2.4), "r"
-        ),
             "CLVRS_NUM_THREADS",
         ),
         "hyper.max_iter": Case(lambda: clvrs.BetaGeoModel(max_iter=0).fit(**rfm), "max_iter"),
@@ -518,7 +519,6 @@ def _cases() -> dict[str, Case]:
         "hyper.on_failure": Case(
             lambda: clvrs.ShiftedBetaGeoModel(on_failure="stop").fit(survivors=[10, 5]),
             "on_failure",
-        "hyper.n_jobs-range": Case(lambda: clvrs.BetaGeoModel(n_jobs=10**30).fit(**rfm), "n_jobs"),
         ),
         "hyper.columns": Case(
             lambda: clvrs.BetaGeoModel(columns={"age": "T"}).fit(_frame(RFM)), "columns"
@@ -578,6 +578,9 @@ def _cases() -> dict[str, Case]:
         "clv.method": Case(lambda: clv(BG, GG, CDNOW, method="monthly"), "method"),
         "clv.spend": Case(lambda: clv(BG, -5.0, CDNOW), "spend_model"),
         "clv.spend-kind": Case(lambda: clv(BG, BG, CDNOW), "spend_model"),
+        "clv.spend-text": Case(
+            lambda: clv(BG, np.array(["10"] * len(CDNOW)), CDNOW), "spend_model"
+        ),
         "clv.spend-length": Case(lambda: clv(BG, [1.0, 2.0], CDNOW), "spend_model"),
         # uncertainty, value tables and evaluation
         "boot.data": Case(lambda: clvrs.bootstrap(BG, None, 2), ""),
@@ -587,13 +590,11 @@ def _cases() -> dict[str, Case]:
             ),
             "T",
             5,
-        "clv.spend-text": Case(
-            lambda: clv(BG, np.array(["10"] * len(CDNOW)), CDNOW), "spend_model"
-        ),
             6,
         ),
         "boot.parametric": Case(lambda: clvrs.bootstrap(GG, CDNOW, 2, kind="parametric"), "kind"),
         "boot.n-jobs-type": Case(lambda: clvrs.bootstrap(BG, CDNOW, 2, n_jobs="4"), "n_jobs"),
+        "boot.n-boot": Case(lambda: clvrs.bootstrap(BG, CDNOW, 10**12), "n_boot"),
         "random.seed": Case(lambda: BG.simulate([10.0], seed=-1), "seed"),
         "interval.level": Case(
             lambda: clvrs.prediction_interval(BG, "probability_alive", CDNOW, level="0.9"),
@@ -603,12 +604,15 @@ def _cases() -> dict[str, Case]:
             lambda: clvrs.historical_clv(CDNOW.drop(columns="T"), 10.0), "T"
         ),
         "table.finite": Case(
-        "boot.n-boot": Case(lambda: clvrs.bootstrap(BG, CDNOW, 10**12), "n_boot"),
             lambda: clvrs.rfm_segments(CDNOW.assign(monetary_value=np.nan)), "monetary_value", 0, 1
         ),
         "tiers.segments": Case(lambda: clvrs.clv_segments([1.0, 2.0], [0, np.nan, 1]), "segments"),
         "budget.cost": Case(
             lambda: clvrs.acquisition_budget([1.0, 2.0], np.inf), "acquisition_cost"
+        ),
+        "budget.cost-type": Case(
+            lambda: clvrs.acquisition_budget([1.0, 2.0], {"a": "5"}, by=["a", "a"]),
+            "acquisition_cost",
         ),
         "budget.group": Case(lambda: clvrs.acquisition_budget([1.0, 2.0], by=["a", None]), "by"),
         "purchase-model": Case(lambda: clvrs.tracking(GG, _log(), "id", "date"), "model"),
@@ -619,20 +623,7 @@ def _cases() -> dict[str, Case]:
             "g",
             18,
             19,
-        "budget.cost-type": Case(
-            lambda: clvrs.acquisition_budget([1.0, 2.0], {"a": "5"}, by=["a", "a"]),
-            "acquisition_cost",
         ),
-        ),
-        "covariates.domain": Case(
-            lambda: _covariate_model().probability_alive(
-                CDNOW.assign(size=np.where(CDNOW.index == 3, 1e300, 0.5))
-            ),
-            "size",
-            2,
-            3,
-        ),
-        # time-varying covariates
         "segments.key-unknown": Case(
             lambda: clvrs.fit_segments(
                 clvrs.BetaGeoModel(), CDNOW.assign(g=["a", "b"] * 10), "g"
@@ -667,6 +658,15 @@ def _cases() -> dict[str, Case]:
         "dist.horizon": Case(
             lambda: _distributed("score_dask")(BG, _dask(CDNOW), horizon=float("nan")), "horizon"
         ),
+        "covariates.domain": Case(
+            lambda: _covariate_model().probability_alive(
+                CDNOW.assign(size=np.where(CDNOW.index == 3, 1e300, 0.5))
+            ),
+            "size",
+            2,
+            3,
+        ),
+        # time-varying covariates
         "dyn.customer-id": Case(lambda: _dynamic(log=_log(id=[1, 1, 2, None, 3])), "id", 3),
         "dyn.datetime-missing": Case(
             lambda: _dynamic(
