@@ -1796,3 +1796,13 @@ def test_from_params_with_numpy_numbers(small, params):
 )
 def test_from_params_of_the_wrong_kind(params):
     _refused(lambda: clvrs.BetaGeoModel.from_params(**params), "r", InvalidParameterError)
+
+
+def test_compare_models_fitted_to_different_data(small, bg):
+    other = clvrs.BetaGeoModel().fit(small.iloc[:100])
+    pnbd = clvrs.ParetoNBDModel().fit(small)
+    _refused(lambda: clvrs.compare_models([bg, other]), "models", InvalidParameterError)
+    table = _answer(
+        lambda: clvrs.compare_models([bg, pnbd, clvrs.BetaGeoModel.from_params(**bg.params_)])
+    )
+    assert len(table) == 3

@@ -615,6 +615,12 @@ def _cases() -> dict[str, Case]:
             "acquisition_cost",
         ),
         "budget.group": Case(lambda: clvrs.acquisition_budget([1.0, 2.0], by=["a", None]), "by"),
+        "eval.same-data": Case(
+            lambda: clvrs.compare_models(
+                [clvrs.BetaGeoModel().fit(CDNOW), clvrs.BetaGeoModel().fit(CDNOW.iloc[:10])]
+            ),
+            "models",
+        ),
         "purchase-model": Case(lambda: clvrs.tracking(GG, _log(), "id", "date"), "model"),
         "segments.key-missing": Case(
             lambda: clvrs.fit_segments(

@@ -275,6 +275,19 @@ def compare_models(
             )
         if "params_" not in vars(model):
             raise NotFittedError(f"models: {type(model).__name__} is not fitted")
+    fitted_to = {
+        float(m.n_observations_)
+        for m in (models.values() if isinstance(models, Mapping) else models)
+        if getattr(m, "n_observations_", None) is not None
+    }
+    if len(fitted_to) > 1:
+        # Log-likelihoods, AIC and BIC of fits to different data are not comparable.
+        raise _bad_parameter(
+            "models",
+            "were fitted to different data (customers counted: "
+            f"{', '.join(f'{n:g}' for n in sorted(fitted_to))}); compare models fitted to the "
+            "same calibration data",
+        )
     named = (
         dict(models)
         if isinstance(models, Mapping)
