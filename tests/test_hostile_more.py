@@ -1848,3 +1848,13 @@ def test_polars_segments_and_bootstrap(pl, small, bg):
     boot = _answer(lambda: clvrs.bootstrap(bg, pl.from_pandas(small.iloc[:60]), n_boot=3, seed=4))
     expected = clvrs.bootstrap(bg, small.iloc[:60], n_boot=3, seed=4)
     pd.testing.assert_frame_equal(boot.param_intervals, expected.param_intervals)
+
+
+@pytest.mark.parametrize("other", ["purchase_covariates", "dropout_covariates"])
+def test_a_covariate_both_tied_and_per_process_is_refused(with_size, other):
+    # it was dropped from `other` silently (one tied coefficient remained)
+    _refused(
+        lambda: clvrs.BetaGeoModel().fit(with_size, tied_covariates=["size"], **{other: ["size"]}),
+        "tied_covariates",
+        InvalidParameterError,
+    )

@@ -664,6 +664,14 @@ def _cases() -> dict[str, Case]:
         "dist.horizon": Case(
             lambda: _distributed("score_dask")(BG, _dask(CDNOW), horizon=float("nan")), "horizon"
         ),
+        "covariates.tied-once": Case(
+            lambda: clvrs.BetaGeoModel().fit(
+                CDNOW.assign(size=np.linspace(0.0, 1.0, len(CDNOW))),
+                purchase_covariates=["size"],
+                tied_covariates=["size"],
+            ),
+            "tied_covariates",
+        ),
         "covariates.domain": Case(
             lambda: _covariate_model().probability_alive(
                 CDNOW.assign(size=np.where(CDNOW.index == 3, 1e300, 0.5))

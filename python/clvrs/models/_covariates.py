@@ -159,6 +159,19 @@ class CovariateSpec:
         purchase = _names(purchase_covariates, "purchase_covariates")
         dropout = _names(dropout_covariates, "dropout_covariates")
         tied = _names(tied_covariates, "tied_covariates")
+        for name in tied:
+            # A column both tied and per-process would have two coefficients on one process
+            # (not identifiable); the per-process one was dropped silently.
+            for other, listed in (
+                ("purchase_covariates", purchase),
+                ("dropout_covariates", dropout),
+            ):
+                if name in listed:
+                    raise _bad(
+                        "tied_covariates",
+                        f"`{name}` is also in {other}: a tied covariate already acts on both "
+                        "processes with one coefficient; list it in one place",
+                    )
         # A tied covariate acts on both processes with one coefficient.
         purchase += [c for c in tied if c not in purchase]
         dropout += [c for c in tied if c not in dropout]
