@@ -405,6 +405,35 @@ def _sweep_cases(log, model):
     ]
 
 
+def test_hostile_columns_are_typed_errors_naming_them(log, model):
+    from clvrs.simulate import simulate_transactions
+
+    cases = [
+        ("customer_id", lambda: summarize(log.assign(customer_id=None), "customer_id", "date")),
+        (
+            "date",
+            lambda: summarize(pd.concat([log, log[["date"]]], axis=1), "customer_id", "date"),
+        ),
+        (
+            "date",
+            lambda: summarize(
+                log.assign(date=pd.to_timedelta(np.arange(len(log)), unit="D")),
+                "customer_id",
+                "date",
+            ),
+        ),
+        (
+            "date",
+            lambda: summarize(log.assign(date=[b"1997-01-01"] * len(log)), "customer_id", "date"),
+        ),
+        ("T", lambda: simulate_transactions(model, [])),
+    ]
+    for name, call in cases:
+        with pytest.raises(InvalidDataError) as info:
+            call()
+        assert info.value.column == name, (name, info.value)
+
+
 def test_every_wrong_argument_is_a_typed_error_naming_it(log, model):
     for name, call in _sweep_cases(log, model):
         with pytest.raises(ClvError) as info:

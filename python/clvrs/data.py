@@ -52,7 +52,15 @@ def _is_arrow(obj: Any) -> bool:
 
 def _column(frame: Any, name: str) -> Any:
     try:
-        return frame[name]
+        column = frame[name]
+        if isinstance(column, pd.DataFrame):  # the name is on several columns
+            err = InvalidDataError(
+                f"column `{name}`: appears {column.shape[1]} times in the transactions; rename "
+                "or drop the copies"
+            )
+            err.column, err.rule = name, "must be one column"
+            raise err
+        return column
     except (KeyError, Exception) as exc:  # polars raises ColumnNotFoundError
         if isinstance(exc, KeyError) or type(exc).__name__ == "ColumnNotFoundError":
             err = InvalidDataError(
@@ -475,6 +483,8 @@ def _read_log(
         order = np.arange(len(uniques))
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order), dtype=np.int64)
+    if not len(rank):  # every id is missing: the core names the first row
+        rank = np.zeros(1, dtype=np.int64)
     codes = np.where(codes >= 0, rank[np.maximum(codes, 0)], -1)
     uniques = uniques.take(order) if hasattr(uniques, "take") else np.asarray(uniques)[order]
     return _Log(

@@ -10,6 +10,7 @@ import pandas as pd
 from ._base import BaseModel, _bad_parameter, _check_seed
 from ._input import as_float_array
 from .data import _end, _in_unit
+from .exceptions import InvalidDataError
 from .value import _units_per_month
 
 __all__ = ["simulate_transactions"]
@@ -70,6 +71,10 @@ def simulate_transactions(
             f"must be a fitted GammaGammaModel or None, got {type(spend_model).__name__}",
         )
     ages = as_float_array(T, "T")
+    if not ages.size:
+        err = InvalidDataError("column `T`: at least one customer is required (T is empty)")
+        err.column, err.rule = "T", "at least one customer"
+        raise err
     stamp = _end(end, None, "end", formats=False)
     if stamp is None:
         raise _bad_parameter("end", "must be a date, got None")
