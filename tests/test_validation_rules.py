@@ -329,6 +329,9 @@ def _cases() -> dict[str, Case]:
         # transactions
         "tx.container": Case(lambda: summarize([1, 2], "id", "date"), "transactions"),
         "tx.column-present": Case(lambda: summarize(_log(), "customer", "date"), "customer"),
+        "tx.column-unique": Case(
+            lambda: summarize(pd.concat([_log(), _log()[["date"]]], axis=1), "id", "date"), "date"
+        ),
         "tx.amount-column-present": Case(
             lambda: summarize(_log(), "id", "date", monetary_value_col="value"), "value"
         ),
@@ -437,6 +440,12 @@ def _cases() -> dict[str, Case]:
                 clvrs.BetaGeoModel.from_params(r=1.0, alpha=1.0, a=1.0, b=1.0), [1.0], end=pd.NaT
             ),
             "end",
+        ),
+        "tx.simulate-customers": Case(
+            lambda: clvrs.simulate_transactions(
+                clvrs.BetaGeoModel.from_params(r=1.0, alpha=1.0, a=1.0, b=1.0), []
+            ),
+            "T",
         ),
         "tx.simulate-horizon": Case(
             lambda: clvrs.simulate_transactions(
