@@ -607,7 +607,10 @@ mod tests {
             547_864 * 24
         );
         // 1500-01-01 was a Monday (proleptic Gregorian): it starts its week.
-        assert_eq!(Period::Week.index_in(a + 86_399, SEC), Period::Week.index_in(a, SEC));
+        assert_eq!(
+            Period::Week.index_in(a + 86_399, SEC),
+            Period::Week.index_in(a, SEC)
+        );
         assert_eq!(
             Period::Week.index_in(a, SEC),
             Period::Week.index_in(a - 1, SEC) + 1
