@@ -577,6 +577,13 @@ class _Fixtures:
                 "data": self.rfm,
                 "level": 0.9,
             },
+            "report": {
+                "model": bg,
+                "spend_model": gg,
+                "data": self.rfm,
+                "path": "report.html",
+                "figures": False,
+            },
             "rfm_segments": {"data": self.rfm},
             "simulate_transactions": {"model": bg, "T": [10.0, 20.0]},
             "summarize_transactions": {

@@ -449,6 +449,19 @@ def report(
         raise _bad_parameter("figures", f"must be True or False, got {figures!r}")
     if path is not None and not isinstance(path, (str, os.PathLike)):
         raise _bad_parameter("path", f"must be a file path, got {path!r}")
+    # Checked before any work (the value functions check them again, after scoring).
+    for name, value, lowest in (("discount_rate", discount_rate, -1.0), ("margin", margin, 0.0)):
+        if not (
+            isinstance(value, numbers.Real)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and (value > lowest if name == "discount_rate" else value >= lowest)
+        ):
+            bound = "> -1" if name == "discount_rate" else ">= 0"
+            raise _bad_parameter(name, f"must be a finite number {bound}, got {value!r}")
+    for name, value in (("tiers", tiers), ("tier_labels", tier_labels)):
+        if isinstance(value, (str, bytes, dict)) or not np.iterable(value):
+            raise _bad_parameter(name, f"must be a list, got {value!r}")
     pictures = _Figures(figures)
     contractual = hasattr(model, "survival") and hasattr(model, "expected_residual_lifetime")
     if contractual:

@@ -13,7 +13,7 @@ import pandas as pd
 
 from . import _display, _units
 from ._base import BaseModel, _bad_parameter
-from ._input import align_to, data_error, ndim
+from ._input import align_to, as_float_array, data_error, ndim
 from .exceptions import InvalidDataError, InvalidParameterError, TimeUnitError
 
 __all__ = [
@@ -354,6 +354,11 @@ def customer_lifetime_value(
     value = purchases * spend * margin
     if isinstance(value, pd.Series):
         value.name = "clv"
+        if isinstance(data, pd.DataFrame):
+            names = getattr(transaction_model, "_column_names", None)
+            column = names(data).get("weights") if callable(names) else None
+            if column is not None and column in data.columns:
+                value.attrs[ROWS_ATTR] = str(column)
     elif hasattr(value, "alias"):
         value = value.alias("clv")
     return value
@@ -447,6 +452,65 @@ def _value_series(values: Any, name: str) -> pd.Series:
     return series
 
 
+#: ``Series.attrs`` key that :func:`customer_lifetime_value` sets on values computed from a
+#: table whose rows stand for several customers each (a weights column): it names that column,
+#: so that the functions counting customers (:func:`clv_segments`,
+#: :func:`acquisition_budget`) refuse the values without their weights instead of counting
+#: rows as customers.
+ROWS_ATTR = "customers_per_row"
+
+
+def _row_weights(values: pd.Series, weights: Any, name: str, given: Any) -> np.ndarray | None:
+    """Customers per row of ``values`` (``None``: each row is one customer).
+
+    ``weights`` is matched to ``values`` by the rule of :func:`clvrs._input.align_to`
+    (``given`` is the caller's input, whose pandas index decides); weights count customers,
+    so they are whole numbers >= 0 with a positive total.
+    """
+    if weights is None:
+        column = values.attrs.get(ROWS_ATTR)
+        if column is not None:
+            raise _bad_parameter(
+                "weights",
+                f"`{name}` was computed from rows that each stand for several customers (the "
+                f"data's `{column}` column): pass weights=data[{column!r}] so that customers, "
+                "not rows, are counted",
+            )
+        return None
+    index = given.index if isinstance(given, pd.Series) else None
+    counts = as_float_array(align_to(weights, index, len(values), "weights", name), "weights")
+    if len(counts) == 1 and len(values) != 1:
+        counts = np.full(len(values), counts[0])
+    bad = np.flatnonzero(~(np.isfinite(counts) & (counts >= 0) & (np.mod(counts, 1) == 0)))
+    if bad.size:
+        row = int(bad[0])
+        raise data_error(
+            "weights",
+            row,
+            float(counts[row]),
+            "must be a whole number >= 0 (the customers each row stands for)",
+        )
+    total = float(counts.sum())
+    if not 0 < total <= 2.0**53:
+        # Beyond 2**53 customers a float64 count is no longer exact (nor a count).
+        raise _bad_parameter(
+            "weights", f"must add up to between 1 and 2**53 customers, got {total:g}"
+        )
+    return counts
+
+
+def _customer_share(series: pd.Series, counts: np.ndarray | None) -> pd.Series:
+    """Each row's position among the customers ranked by value, as a share in (0, 1]: the
+    customers up to and including the row's, over all customers. Ties are ranked by position,
+    so that every tier is used; with one customer per row this is ``rank(pct=True)``."""
+    if counts is None:
+        return series.rank(method="first", pct=True)
+    order = np.argsort(series.to_numpy(), kind="stable")
+    through = np.empty(len(series))
+    through[order] = np.cumsum(counts[order])
+    return pd.Series(through / counts.sum(), index=series.index)
+
+
 @dataclass
 class Segmentation:
     """Customers grouped by value: each customer's segment and a table per segment."""
@@ -478,6 +542,8 @@ def clv_segments(
     values: Any,
     segments: int | list[float] = 4,
     labels: list[str] | None = None,
+    *,
+    weights: Any = None,
 ) -> Segmentation:
     """Tiers (or deciles) of customers by value, with each tier's share of customers and value.
 
@@ -490,14 +556,21 @@ def clv_segments(
         ``[0, 0.5, 0.8, 0.95, 1]``).
     labels : list of str, optional
         Names of the tiers, lowest value first (default "Q1".."Qn", or "D1".."D10").
+    weights : pandas.Series or array-like, optional
+        Customers each row stands for (whole numbers), for values of an aggregated table:
+        tiers are then shares of customers, not of rows. Values that
+        :func:`customer_lifetime_value` computed from a table with a weights column are
+        refused without them.
 
     Returns
     -------
     Segmentation
-        ``labels`` per customer and the per-tier ``table`` (highest value first), whose
-        ``share_of_value`` column shows how concentrated value is.
+        ``labels`` per row and the per-tier ``table`` (highest value first), whose
+        ``share_of_value`` column shows how concentrated value is. A row of an aggregated table
+        goes whole to the tier of its customers' position.
     """
     series = _value_series(values, "values")
+    counts = _row_weights(series, weights, "values", values)
     if isinstance(segments, numbers.Integral) and not isinstance(segments, bool):
         if not 1 <= segments <= max(len(series), 1):
             raise _bad_parameter(
@@ -541,18 +614,22 @@ def clv_segments(
     if not distinct:
         raise _bad_parameter("labels", f"must be {n} distinct names, got {labels!r}")
     # Rank first so that ties (many customers with the same value) still split evenly.
-    ranks = series.rank(method="first", pct=True)
+    ranks = _customer_share(series, counts)
     assigned = pd.cut(ranks, bins=list(edges), labels=list(labels), include_lowest=True)
     assigned.name = "segment"
-    total = float(series.sum())
+    customers = pd.Series(np.ones(len(series)) if counts is None else counts, index=series.index)
+    worth = series * customers
+    total = float(worth.sum())
     grouped = series.groupby(assigned, observed=False)
+    n = worth.groupby(assigned, observed=False).sum()
+    per_tier = customers.groupby(assigned, observed=False).sum()
     table = pd.DataFrame(
         {
-            "customers": grouped.size(),
-            "share_of_customers": grouped.size() / len(series),
-            "value": grouped.sum(),
-            "share_of_value": grouped.sum() / total if total else np.nan,
-            "mean_value": grouped.mean(),
+            "customers": per_tier.astype("int64"),
+            "share_of_customers": per_tier / customers.sum(),
+            "value": n,
+            "share_of_value": n / total if total else np.nan,
+            "mean_value": n / per_tier.where(per_tier > 0),
             "min_value": grouped.min(),
             "max_value": grouped.max(),
         }
@@ -569,11 +646,25 @@ def rfm_segments(
     recency: str = "recency",
     T: str = "T",
     monetary_value: str = "monetary_value",
+    weights: str | None = "weights",
 ) -> pd.DataFrame:
     """Classic RFM scores: quantile scores of recency, frequency and monetary value.
 
     Recency is scored on the time since the last purchase (``T - recency``): the most recent
-    customers score highest. Ties are broken by position, so every score is used.
+    customers score highest. Ties are broken by position, so every score is used. Quantiles are
+    of customers: a row of an aggregated table (a ``weights`` column, the customers each row
+    stands for, as the models read it) counts as that many customers.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Customer summaries.
+    quantiles : int, default 4
+        Number of scores per dimension.
+    frequency, recency, T, monetary_value : str
+        Column names.
+    weights : str or None, default "weights"
+        Column of customers per row, used when the data has it; None: each row is one customer.
 
     Returns
     -------
@@ -592,9 +683,16 @@ def rfm_segments(
         {"frequency": frequency, "recency": recency, "T": T, "monetary_value": monetary_value},
     )
     since_last = pd.Series(a["T"] - a["recency"], index=frame.index)
+    if weights is not None and not isinstance(weights, str):
+        raise _bad_parameter("weights", f"must be a column name or None, got {weights!r}")
+    counts = None
+    if weights is not None and weights in frame.columns:
+        counts = _row_weights(
+            pd.Series(np.zeros(len(frame)), index=frame.index), frame[weights], "data", frame
+        )
 
     def score(column: pd.Series) -> pd.Series:
-        ranks = column.rank(method="first", pct=True)
+        ranks = _customer_share(column, counts)
         return np.ceil(ranks * quantiles).clip(1, quantiles).astype("int64")
 
     out = pd.DataFrame(index=frame.index)
@@ -612,6 +710,7 @@ def acquisition_budget(
     *,
     by: Any = None,
     target_ratio: float = 3.0,
+    weights: Any = None,
 ) -> pd.DataFrame:
     """What a customer is worth against what it costs to win one, per segment or channel.
 
@@ -627,6 +726,11 @@ def acquisition_budget(
         omitted.
     target_ratio : float, default 3.0
         The CLV:CAC ratio to plan for (3 is a common rule of thumb).
+    weights : pandas.Series or array-like, optional
+        Customers each row stands for (whole numbers), for values of an aggregated table:
+        ``customers`` and ``mean_clv`` then count customers, not rows. Values that
+        :func:`customer_lifetime_value` computed from a table with a weights column are
+        refused without them.
 
     Returns
     -------
@@ -643,6 +747,7 @@ def acquisition_budget(
     ):
         raise _bad_parameter("target_ratio", f"must be a finite number > 0, got {target_ratio!r}")
     values = _value_series(clv, "clv")
+    counts = _row_weights(values, weights, "clv", clv)
     if by is None:
         groups = pd.Series("all", index=values.index, name="group")
     else:
@@ -669,8 +774,13 @@ def acquisition_budget(
                 f"{values.index[missing[0]]!r}) has no group (missing, or absent from `by`'s "
                 "index); give every customer a group",
             )
-    grouped = values.groupby(groups.to_numpy(), observed=True)
-    table = pd.DataFrame({"customers": grouped.size(), "mean_clv": grouped.mean()})
+    customers = pd.Series(np.ones(len(values)) if counts is None else counts, index=values.index)
+    keys = groups.to_numpy()
+    per_group = customers.groupby(keys, observed=True).sum()
+    worth = (values * customers).groupby(keys, observed=True).sum()
+    table = pd.DataFrame(
+        {"customers": per_group.astype("int64"), "mean_clv": worth / per_group.where(per_group > 0)}
+    )
     table.index.name = "group" if by is None else (getattr(by, "name", None) or "group")
     table["max_affordable_cac"] = table["mean_clv"] / target_ratio
     if acquisition_cost is not None:
