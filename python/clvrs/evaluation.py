@@ -276,9 +276,9 @@ def compare_models(
         if "params_" not in vars(model):
             raise NotFittedError(f"models: {type(model).__name__} is not fitted")
     fitted_to = {
-        float(m.n_observations_)
+        float(n)
         for m in (models.values() if isinstance(models, Mapping) else models)
-        if getattr(m, "n_observations_", None) is not None
+        if (n := getattr(m, "n_observations_", None)) is not None
     }
     if len(fitted_to) > 1:
         # Log-likelihoods, AIC and BIC of fits to different data are not comparable.
