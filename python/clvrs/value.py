@@ -621,15 +621,15 @@ def clv_segments(
     worth = series * customers
     total = float(worth.sum())
     grouped = series.groupby(assigned, observed=False)
-    n = worth.groupby(assigned, observed=False).sum()
+    tier_value = worth.groupby(assigned, observed=False).sum()
     per_tier = customers.groupby(assigned, observed=False).sum()
     table = pd.DataFrame(
         {
             "customers": per_tier.astype("int64"),
             "share_of_customers": per_tier / customers.sum(),
-            "value": n,
-            "share_of_value": n / total if total else np.nan,
-            "mean_value": n / per_tier.where(per_tier > 0),
+            "value": tier_value,
+            "share_of_value": tier_value / total if total else np.nan,
+            "mean_value": tier_value / per_tier.where(per_tier > 0),
             "min_value": grouped.min(),
             "max_value": grouped.max(),
         }
