@@ -1858,3 +1858,65 @@ def test_a_covariate_both_tied_and_per_process_is_refused(with_size, other):
         "tied_covariates",
         InvalidParameterError,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# score_file
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def parquet(small: pd.DataFrame, tmp_path_factory: Any) -> Path:
+    pytest.importorskip("pyarrow")
+    path = tmp_path_factory.mktemp("score") / "summaries.parquet"
+    small.reset_index().to_parquet(path)
+    return path
+
+
+def test_score_file_scores_exactly(parquet, small, bg, tmp_path):
+    out = tmp_path / "scores.parquet"
+    n = _answer(
+        lambda: clvrs.distributed.score_file(
+            bg, str(parquet), str(out), chunk_rows=64, keep=["customer_id"]
+        )
+    )
+    assert n == len(small)
+    scores = pd.read_parquet(out)
+    np.testing.assert_allclose(scores["probability_alive"], bg.probability_alive(small).to_numpy())
+
+
+@pytest.mark.parametrize(
+    ("options", "name"),
+    [
+        ({"chunk_rows": 0}, "chunk_rows"),
+        ({"chunk_rows": 1.5}, "chunk_rows"),
+        ({"chunk_rows": True}, "chunk_rows"),
+        ({"horizon": float("nan")}, "horizon"),
+        ({"keep": "customer_id"}, "keep"),
+        ({"keep": ["nope"]}, "nope"),
+        ({"clv": {"nonsense": 1}}, "clv"),
+        ({"clv": [1]}, "clv"),
+        ({"spend_model": "gg"}, "spend_model"),
+    ],
+)
+def test_score_file_checks_its_options_before_reading(parquet, bg, tmp_path, options, name):
+    out = tmp_path / "scores.parquet"
+    _refused(lambda: clvrs.distributed.score_file(bg, str(parquet), str(out), **options), name)
+    assert not out.exists()
+
+
+def test_score_file_of_a_csv_or_with_a_model_that_is_not_one(small, bg, tmp_path, parquet):
+    csv = tmp_path / "summaries.csv"
+    small.to_csv(csv)
+    _refused(
+        lambda: clvrs.distributed.score_file(bg, str(csv), str(tmp_path / "o.parquet")), "source"
+    )
+    _refused(
+        lambda: clvrs.distributed.score_file("bg", str(parquet), str(tmp_path / "o.parquet")),
+        "model",
+        InvalidParameterError,
+    )
+    with pytest.raises(clvrs.NotFittedError):
+        clvrs.distributed.score_file(
+            clvrs.BetaGeoModel(), str(parquet), str(tmp_path / "o.parquet")
+        )

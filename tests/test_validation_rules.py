@@ -670,6 +670,10 @@ def _cases() -> dict[str, Case]:
             None,
             4,
         ),
+        "dist.score-file": Case(
+            lambda: _distributed("score_file")(BG, "in.parquet", "out.parquet", chunk_rows=0),
+            "chunk_rows",
+        ),
         "dist.horizon": Case(
             lambda: _distributed("score_dask")(BG, _dask(CDNOW), horizon=float("nan")), "horizon"
         ),

@@ -404,7 +404,30 @@ def score_file(
 
     from .value import customer_lifetime_value
 
-    reader = pq.ParquetFile(source)
+    _check_model(model, fitted=True)
+    _check_horizon(horizon)
+    _check_spend(spend_model)
+    if not (
+        isinstance(chunk_rows, numbers.Integral)
+        and not isinstance(chunk_rows, bool)
+        and 1 <= chunk_rows <= 2**31 - 1
+    ):
+        raise _bad_parameter("chunk_rows", f"must be a positive whole number, got {chunk_rows!r}")
+    if clv is not None:
+        allowed = {"time", "discount_rate", "time_unit", "margin", "method"}
+        if not isinstance(clv, dict) or not set(clv) <= allowed:
+            raise _bad_parameter(
+                "clv", f"must be a dict with keys among {sorted(allowed)}, got {clv!r}"
+            )
+    if keep is not None and (isinstance(keep, str) or not all(isinstance(c, str) for c in keep)):
+        raise _bad_parameter("keep", f"must be a list of column names, got {keep!r}")
+    try:
+        reader = pq.ParquetFile(source)
+    except pa.ArrowInvalid as exc:
+        err = InvalidDataError(f"`source` {source!r} is not a Parquet file ({exc})")
+        err.column, err.rule = "source", "must be a Parquet file"
+        raise err from None
+    _check_present(pd.DataFrame(columns=reader.schema_arrow.names), list(keep or []))
     writer = None
     total = 0
     try:
