@@ -1920,3 +1920,41 @@ def test_score_file_of_a_csv_or_with_a_model_that_is_not_one(small, bg, tmp_path
         clvrs.distributed.score_file(
             clvrs.BetaGeoModel(), str(parquet), str(tmp_path / "o.parquet")
         )
+
+
+# --------------------------------------------------------------------------------------------
+# intervals with hostile prediction functions
+# --------------------------------------------------------------------------------------------
+
+
+def test_prediction_interval_names_an_argument_the_method_does_not_take(small, bg):
+    _refused(
+        lambda: clvrs.prediction_interval(bg, "probability_alive", small, horizon=5),
+        "horizon",
+        InvalidParameterError,
+    )
+
+
+def test_delta_interval_of_no_models_or_a_predict_returning_text(small, bg):
+    _refused(
+        lambda: clvrs.delta_interval(lambda *m: np.ones(3), []), "models", InvalidParameterError
+    )
+    _refused(lambda: clvrs.delta_interval(lambda m: "x", [bg]), "predict", InvalidParameterError)
+    _refused(
+        lambda: clvrs.delta_interval(lambda m: np.ones((2, 2)), [bg]),
+        "predict",
+        InvalidParameterError,
+    )
+
+
+def test_bootstrap_predict_of_varying_length_is_refused(small, bg):
+    calls = iter(range(1, 100))
+
+    def ragged(model: Any) -> np.ndarray:
+        return np.arange(float(next(calls) % 3 + 1))
+
+    _refused(
+        lambda: clvrs.bootstrap(bg, small.iloc[:50], n_boot=4, seed=1, predict=ragged, n_jobs=1),
+        "predict",
+        InvalidParameterError,
+    )

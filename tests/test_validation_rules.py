@@ -604,6 +604,12 @@ def _cases() -> dict[str, Case]:
         "boot.parametric": Case(lambda: clvrs.bootstrap(GG, CDNOW, 2, kind="parametric"), "kind"),
         "boot.n-jobs-type": Case(lambda: clvrs.bootstrap(BG, CDNOW, 2, n_jobs="4"), "n_jobs"),
         "boot.n-boot": Case(lambda: clvrs.bootstrap(BG, CDNOW, 10**12), "n_boot"),
+        "interval.predict": Case(
+            lambda: clvrs.delta_interval(
+                lambda m: "x", [clvrs.BetaGeoModel(on_failure="ignore").fit(CDNOW)]
+            ),
+            "predict",
+        ),
         "random.seed": Case(lambda: BG.simulate([10.0], seed=-1), "seed"),
         "interval.level": Case(
             lambda: clvrs.prediction_interval(BG, "probability_alive", CDNOW, level="0.9"),

@@ -4,6 +4,7 @@ covariance, and the bootstrap (nonparametric or parametric), refitted in paralle
 from __future__ import annotations
 
 import concurrent.futures
+import inspect
 import math
 import numbers
 import os
@@ -45,9 +46,17 @@ def _log_covariance(model: BaseModel) -> np.ndarray:
 
 def _values(out: Any) -> np.ndarray:
     # A prediction for single numbers is a number: one row (customer) of the table.
-    return np.atleast_1d(
-        np.asarray(out.to_numpy() if hasattr(out, "to_numpy") else out, dtype=float)
-    )
+    try:
+        values = np.atleast_1d(
+            np.asarray(out.to_numpy() if hasattr(out, "to_numpy") else out, dtype=float)
+        )
+    except (TypeError, ValueError):
+        values = np.empty((0, 0))
+    if values.ndim != 1 or isinstance(out, (str, bytes)):
+        raise _bad_parameter(
+            "predict", f"must return numbers, one per customer, got {type(out).__name__}"
+        )
+    return values
 
 
 def delta_interval(
@@ -80,6 +89,8 @@ def delta_interval(
         raise _bad_parameter("predict", f"must be a function of the models, got {predict!r}")
     if isinstance(models, BaseModel) or not isinstance(models, Sequence):
         raise _bad_parameter("models", f"must be a list of fitted models, got {models!r}")
+    if len(models) == 0:
+        raise _bad_parameter("models", "must hold at least one fitted model")
     for model in models:
         if not isinstance(model, BaseModel):
             raise _bad_parameter("models", f"must hold clvrs models, got {model!r}")
@@ -155,6 +166,15 @@ def prediction_interval(
     if not callable(getattr(model, method)):
         raise _bad_parameter("method", f"{type(model).__name__}.{method} is not a prediction")
     _check_level(level)
+    accepted = inspect.signature(getattr(model, method)).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+        for key in kwargs:
+            if key not in accepted or key == "data":
+                raise _bad_parameter(
+                    key,
+                    f"{type(model).__name__}.{method} takes no argument {key!r}; it takes "
+                    f"{[name for name in accepted if name != 'data']}",
+                )
     scale = "logit" if "probability" in method else "log"
 
     def predict(m: BaseModel) -> Any:
@@ -381,6 +401,13 @@ def bootstrap(
     param_intervals.columns = ["lower", "upper"]
     predictions = prediction_intervals = None
     if predict is not None:
+        lengths = {len(r[1]) for r in kept if r[1] is not None}
+        if len(lengths) > 1:
+            raise _bad_parameter(
+                "predict",
+                f"returned {sorted(lengths)} values in different replicates: it must return "
+                "one value per customer, the same customers every time",
+            )
         predictions = pd.DataFrame([r[1] for r in kept])
         prediction_intervals = predictions.quantile([alpha, 1 - alpha]).T
         prediction_intervals.columns = ["lower", "upper"]
