@@ -974,9 +974,15 @@ def test_bootstrap_on_an_odd_index_equals_the_plain_one(small, bg):
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("n_jobs", [0, -2, True, False, 1.0, "2", 10**30, -(10**30), np.float64(2)])
+@pytest.mark.parametrize(
+    "n_jobs", [0, -2, True, False, 1.0, "2", 10**30, -(10**30), np.float64(2), 1025, 10**6]
+)
 def test_n_jobs_refused_at_construction_use(small, n_jobs):
-    _refused(lambda: clvrs.BetaGeoModel(n_jobs=n_jobs).fit(small), "n_jobs", InvalidParameterError)
+    # 10**6 took over 30 s (the core started a pool of 4,096 threads); the limit is 1024
+    err = _refused(
+        lambda: clvrs.BetaGeoModel(n_jobs=n_jobs).fit(small), "n_jobs", InvalidParameterError
+    )
+    assert "1024" in str(err), str(err)
 
 
 @pytest.mark.parametrize(
@@ -986,15 +992,6 @@ def test_n_jobs_refused_at_construction_use(small, n_jobs):
         2,
         -1,
         np.int64(2),
-        pytest.param(
-            10**6,
-            marks=pytest.mark.xfail(
-                run=False,
-                reason="left for the core (src/parallel.rs, H6): n_jobs is capped at 4096 "
-                "threads, and building that pool takes longer than the 30 s budget (2048 "
-                "threads: 9 s); cap the pool near the core count or refuse the count",
-            ),
-        ),
     ],
 )
 def test_n_jobs_accepted_gives_the_same_fit(small, bg, n_jobs):
@@ -1003,7 +1000,7 @@ def test_n_jobs_accepted_gives_the_same_fit(small, bg, n_jobs):
         assert model.params_[name] == value  # bit-identical for any thread count
 
 
-@pytest.mark.parametrize("n_jobs", [0, True, 10**30, 2.0])
+@pytest.mark.parametrize("n_jobs", [0, True, 10**30, 2.0, 10**6])
 def test_n_jobs_set_after_fitting_is_refused_at_prediction(small, bg, n_jobs):
     model = clvrs.BetaGeoModel().fit(small)
     model.n_jobs = n_jobs
@@ -1018,15 +1015,8 @@ def test_n_jobs_set_after_fitting_is_refused_at_prediction(small, bg, n_jobs):
         "1e3",
         "",
         "  ",
-        pytest.param(
-            "0",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="left for the core (src/parallel.rs resolve_threads, H6): "
-                "CLVRS_NUM_THREADS=0 is reported as `n_jobs` (got 0), an argument the caller "
-                "never gave; it should name CLVRS_NUM_THREADS",
-            ),
-        ),
+        "0",
+        "1025",
         "-3",
         "99999999999999999999",
         "4 threads",
@@ -1045,6 +1035,54 @@ def test_the_pool_size_variable(small, bg, monkeypatch, text):
         pytest.fail(f"untyped {type(exc).__name__}: {exc}")
     assert text.strip() in ("", "-3"), f"junk {text!r} accepted"
     assert model.params_["r"] == bg.params_["r"]
+
+
+def _thread_users(small: pd.DataFrame, bg: Any, n_jobs: Any) -> dict[str, Callable[[], Any]]:
+    """Every way to hand clvrs a thread count, with ``n_jobs``."""
+    log = clvrs.datasets.load_cdnow_transactions().iloc[:300]
+    bgbb = clvrs.BetaGeoBetaBinomModel.from_params(alpha=1.2, beta=0.75, gamma=0.66, delta=2.8)
+    bgbb.n_jobs = n_jobs
+    halves = np.arange(len(small)) % 2
+    return {
+        "fit": lambda: clvrs.BetaGeoModel(n_jobs=n_jobs).fit(small),
+        "spend-fit": lambda: clvrs.GammaGammaModel(n_jobs=n_jobs).fit(
+            small[small["frequency"] > 0]
+        ),
+        "summarize_transactions": lambda: clvrs.summarize_transactions(
+            log, "customer_id", "date", n_jobs=n_jobs
+        ),
+        "bootstrap": lambda: clvrs.bootstrap(bg, small, n_boot=2, seed=1, n_jobs=n_jobs),
+        "fit_segments": lambda: clvrs.fit_segments(
+            clvrs.BetaGeoModel(n_jobs=n_jobs), small, halves, min_customers=1
+        ),
+        "bgbb-new-customer": lambda: bgbb.expected_purchases_new_customer(3),
+    }
+
+
+@pytest.mark.parametrize(
+    "use",
+    [
+        "fit",
+        "spend-fit",
+        "summarize_transactions",
+        "bootstrap",
+        "fit_segments",
+        "bgbb-new-customer",
+    ],
+)
+def test_one_thread_limit_everywhere(small, bg, monkeypatch, use):
+    # n_jobs above 1024 is refused up front wherever it is taken (it built pools of up to 4,096
+    # threads, 9 s for 2,048)...
+    err = _refused(_thread_users(small, bg, 10**6)[use], "n_jobs", InvalidParameterError)
+    assert "1024" in str(err), str(err)
+    # ... and so is CLVRS_NUM_THREADS=0 or above 1024 when n_jobs is None, naming the variable
+    # (0 was blamed on an `n_jobs` the caller never gave)
+    for text in ("0", "5000"):
+        monkeypatch.setenv("CLVRS_NUM_THREADS", text)
+        err = _refused(
+            _thread_users(small, bg, None)[use], "CLVRS_NUM_THREADS", InvalidParameterError
+        )
+        assert repr(text) in str(err), str(err)
 
 
 def test_the_pool_size_variable_does_not_override_n_jobs(small, bg, monkeypatch):

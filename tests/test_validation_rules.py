@@ -523,6 +523,19 @@ def _cases() -> dict[str, Case]:
             _with_env("CLVRS_NUM_THREADS", "many", lambda: BG.probability_alive(**rfm)),
             "CLVRS_NUM_THREADS",
         ),
+        "hyper.n_jobs-limit": Case(
+            lambda: clvrs.summarize_transactions(
+                clvrs.datasets.load_cdnow_transactions().iloc[:50],
+                "customer_id",
+                "date",
+                n_jobs=1025,
+            ),
+            "n_jobs",
+        ),
+        "hyper.env-threads-range": Case(
+            _with_env("CLVRS_NUM_THREADS", "0", lambda: BG.probability_alive(**rfm)),
+            "CLVRS_NUM_THREADS",
+        ),
         "hyper.max_iter": Case(lambda: clvrs.BetaGeoModel(max_iter=0).fit(**rfm), "max_iter"),
         "hyper.tol": Case(lambda: clvrs.ParetoNBDModel(tol=float("nan")).fit(**rfm), "tol"),
         "hyper.on_failure": Case(

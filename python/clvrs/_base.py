@@ -8,6 +8,7 @@ import json
 import math
 import numbers
 import os
+import re
 import warnings
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -77,23 +78,56 @@ def _check_level(level: Any, name: str = "level") -> float:
     return float(level)
 
 
-def _check_n_jobs(n_jobs: Any) -> None:
-    """``n_jobs`` as handed to the core: None or a whole number (the core reads its value)."""
-    if n_jobs is not None and (
+#: Most threads taken, from ``n_jobs`` or ``CLVRS_NUM_THREADS``. Starting a pool of thousands
+#: of threads took longer than any fit it could speed up (2,048 threads: 9 s), and no machine
+#: clvrs runs on has more cores than this.
+_MAX_N_JOBS = 1024
+
+#: Environment variable the core reads for the number of threads when ``n_jobs`` is None.
+_NUM_THREADS_ENV = "CLVRS_NUM_THREADS"
+
+
+def _check_n_jobs(n_jobs: Any, *, environment: bool = True) -> None:
+    """``n_jobs`` as handed to the core: None, -1 (all cores) or 1 to :data:`_MAX_N_JOBS`
+    threads (a whole number, not a bool). With ``environment`` and ``n_jobs`` None, the value
+    of ``CLVRS_NUM_THREADS`` that the core will read is checked too, and an error names the
+    variable (not an ``n_jobs`` the caller never gave)."""
+    if n_jobs is None:
+        if environment:
+            _check_num_threads_env()
+        return
+    if (
         isinstance(n_jobs, bool)
         or not isinstance(n_jobs, numbers.Integral)
-        or not -_MAX_N_JOBS <= int(n_jobs) <= _MAX_N_JOBS
+        or not (int(n_jobs) == -1 or 0 < int(n_jobs) <= _MAX_N_JOBS)
     ):
         raise _bad_parameter(
             "n_jobs",
-            f"must be None, -1 (all cores) or a positive integer up to {_MAX_N_JOBS}, "
-            f"got {n_jobs!r}",
+            f"must be None, -1 (all cores) or a positive integer up to {_MAX_N_JOBS} "
+            f"(the most threads clvrs starts), got {n_jobs!r}",
         )
 
 
-#: Largest ``n_jobs`` taken (the core's pools have at most 4096 threads; larger numbers
-#: overflowed the core's 64-bit argument).
-_MAX_N_JOBS = 2**31 - 1
+def _check_num_threads_env() -> None:
+    """``CLVRS_NUM_THREADS``, as the core reads it when ``n_jobs`` is None: unset or blank (all
+    cores), a negative integer (all cores) or 1 to :data:`_MAX_N_JOBS` threads."""
+    text = os.environ.get(_NUM_THREADS_ENV)
+    if text is None or not text.strip():
+        return
+    if not re.fullmatch(r"[+-]?[0-9]+", text.strip()):
+        raise _bad_parameter(
+            _NUM_THREADS_ENV,
+            f"(environment variable, read because n_jobs is None) must be an integer number of "
+            f"threads, got {text!r}; set it to a number from 1 to {_MAX_N_JOBS}, or unset it",
+        )
+    value = int(text.strip())
+    if value == 0 or value > _MAX_N_JOBS:
+        raise _bad_parameter(
+            _NUM_THREADS_ENV,
+            f"(environment variable, read because n_jobs is None) must be an integer number of "
+            f"threads from 1 to {_MAX_N_JOBS} (or negative for all cores), got {text!r}; "
+            "change it, unset it, or pass n_jobs",
+        )
 
 
 def _check_path(path: Any) -> None:
@@ -251,11 +285,15 @@ class BaseModel:
                 _units.data_unit(data, keywords),
                 type(self).__name__,
             )
-            # Predictions hand n_jobs to the core as it is; a wrong type is refused here.
+            # Predictions hand n_jobs (or CLVRS_NUM_THREADS) to the core; checked here.
             _check_n_jobs(getattr(self, "n_jobs", None))
         return cols
 
-    def _check_hyperparameters(self) -> None:
+    def _check_hyperparameters(self, *, environment: bool = True) -> None:
+        """Check the hyperparameters as used by a fit; with ``environment`` (a fit, not
+        ``from_params`` or a model file) also the ``CLVRS_NUM_THREADS`` that ``n_jobs=None``
+        reads."""
+
         def number(value: Any) -> bool:
             return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
@@ -274,15 +312,7 @@ class BaseModel:
             raise _bad_parameter("max_iter", f"must be a positive integer, got {self.max_iter!r}")
         if not (number(self.tol) and math.isfinite(self.tol) and self.tol > 0):
             raise _bad_parameter("tol", f"must be a finite number > 0, got {self.tol!r}")
-        if not (
-            self.n_jobs is None
-            or (integer(self.n_jobs) and (0 < self.n_jobs <= _MAX_N_JOBS or self.n_jobs == -1))
-        ):
-            raise _bad_parameter(
-                "n_jobs",
-                f"must be None, -1 (all cores) or a positive integer up to {_MAX_N_JOBS}, "
-                f"got {self.n_jobs!r}",
-            )
+        _check_n_jobs(self.n_jobs, environment=environment)
 
     def _set_fit(self, result: dict[str, Any]) -> None:
         """Store a fit result dict from the core as fitted attributes, applying on_failure.
@@ -398,7 +428,7 @@ class BaseModel:
                 f"{cls.__name__}.from_params takes the parameters {', '.join(cls._param_names)} "
                 f"and the hyperparameters {', '.join(cls._get_param_names())}; got {unknown}",
             ) from exc
-        model._check_hyperparameters()
+        model._check_hyperparameters(environment=False)
         model._set_params(values)
         model.time_unit_ = unit
         return model
@@ -577,7 +607,7 @@ class BaseModel:
     @classmethod
     def _from_document(cls, doc: dict[str, Any]) -> BaseModel:
         model = cls(**doc["hyperparameters"])
-        model._check_hyperparameters()
+        model._check_hyperparameters(environment=False)
         model._column_names()  # a `columns` that no fit or prediction could use is refused now
         params = doc["params"]
         model._set_params({name: params[name] for name in cls._param_names})

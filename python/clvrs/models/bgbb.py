@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .. import _core
-from .._base import _bad_parameter
+from .._base import _bad_parameter, _check_n_jobs
 from .._input import _native, align_argument, as_float_array, data_error, ndim
 from ._rfm import RfmModel
 
@@ -242,6 +242,7 @@ class BetaGeoBetaBinomModel(RfmModel):
         (BG/BB takes no covariates, so there is no ``data`` argument.)
         """
         horizon, scalar = _whole(n, "n")
+        _check_n_jobs(self.n_jobs)
         out = _core.rfm_new_customer(
             self._model, "expected_purchases", self._params_list(), horizon, n_jobs=self.n_jobs
         )
@@ -299,6 +300,7 @@ class BetaGeoBetaBinomModel(RfmModel):
                 f"got {len(counts)}",
             )
         counts, opportunities = np.broadcast_arrays(counts, opportunities)
+        _check_n_jobs(self.n_jobs)
         out = _core.rfm_new_customer(
             self._model,
             "purchase_count_probability",
