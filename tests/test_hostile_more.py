@@ -1110,28 +1110,12 @@ def _lifetimes_fit(small: pd.DataFrame, **changes: Any) -> Any:
         ("frequency", pd.Series([1, pd.NA, 2], dtype="Int64")),
         ("recency", pd.Series([1.0, None, 2.0], dtype="Float64")),
         ("T", "forty"),
-        pytest.param(
-            "T",
-            np.array([[30.0, 30.0, 30.0]]),
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="left for clvrs.lifetimes: a 2-D T of shape (1, 3) is flattened "
-                "silently (the error then blames recency row 0); it should be refused as "
-                "not one-dimensional, naming T",
-            ),
-        ),
+        # a 2-D T of shape (1, 3) was flattened silently (the error then blamed recency)
+        ("T", np.array([[30.0, 30.0, 30.0]])),
         ("frequency", pd.Series([1.5, 1.0, 2.0])),
         ("T", pd.Series([np.inf, 30.0, 30.0])),
-        pytest.param(
-            "recency",
-            [1.0, 2.0],
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="left for clvrs.lifetimes: a recency of another length gives "
-                "'the arguments have different lengths' with column='frequency'; the error "
-                "should blame recency",
-            ),
-        ),
+        # a recency of another length was blamed on frequency
+        ("recency", [1.0, 2.0]),
         ("frequency", pd.Series(["1", "2", "3"])),
     ],
 )
@@ -1167,15 +1151,7 @@ def test_lifetimes_fit_with_odd_indexes_equals_clvrs(small, bg):
         float("nan"),
         -1.0,
         "5",
-        pytest.param(
-            None,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="left for clvrs.lifetimes (fitters/__init__.py): t=None raises "
-                "InvalidParameterError('`t` is required') with parameter=None; it should set "
-                "parameter='t'",
-            ),
-        ),
+        None,  # raised with parameter None
         np.inf,
     ],
 )
@@ -1190,11 +1166,7 @@ def test_lifetimes_prediction_horizon(small, t):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="left for clvrs.lifetimes: a bad penalizer_coef is reported as clvrs' `penalizer`, "
-    "an argument lifetimes' fitters do not have; it should name penalizer_coef",
-)
+# a bad penalizer_coef was reported as clvrs' `penalizer`, which lifetimes' fitters do not have
 @pytest.mark.parametrize(
     ("name", "value"),
     [("penalizer_coef", -1.0), ("penalizer_coef", float("nan")), ("penalizer_coef", "0")],
@@ -1223,12 +1195,8 @@ def test_lifetimes_gamma_gamma_with_a_zero_spend_repeat_buyer(small):
     assert err.row == 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="left for clvrs.lifetimes: recency beyond n_periods says 'must not exceed periods', "
-    "clvrs' name; lifetimes' argument is n_periods",
-)
 def test_lifetimes_bgbb_with_periods_below_recency():
+    # said 'must not exceed periods', clvrs' name; lifetimes' argument is n_periods
     from clvrs.lifetimes import BetaGeoBetaBinomFitter
 
     err = _refused(
@@ -1237,6 +1205,32 @@ def test_lifetimes_bgbb_with_periods_below_recency():
     )
     assert err.row == 1
     assert "n_periods" in str(err), str(err)
+
+
+@pytest.mark.parametrize("method", ["conditional_expected_number_of_purchases_up_to_time",
+                                    "conditional_probability_alive"])  # fmt: skip
+def test_lifetimes_bgbb_predictions_name_n_periods(method):
+    from clvrs.lifetimes import BetaGeoBetaBinomFitter
+    from clvrs.lifetimes.datasets import load_donations
+
+    donations = load_donations()
+    fitter = BetaGeoBetaBinomFitter().fit(
+        donations["frequency"], donations["recency"], donations["periods"], donations["weights"]
+    )
+    err = _refused(lambda: getattr(fitter, method)(2, [1, 2, 0], [3, 4, 0], [6, 3, 6]), "recency")
+    assert err.row == 1
+    assert "n_periods" in str(err) and "must not exceed periods" not in str(err), str(err)
+    # valid histories give what the clvrs model gives
+    model = clvrs.BetaGeoBetaBinomModel.from_params(**dict(zip(
+        ("alpha", "beta", "gamma", "delta"), fitter.params_.to_numpy())))  # fmt: skip
+    clvrs_method = {"conditional_expected_number_of_purchases_up_to_time": "expected_purchases",
+                    "conditional_probability_alive": "probability_alive"}[method]  # fmt: skip
+    expected = getattr(model, clvrs_method)(
+        frequency=[1, 2, 0], recency=[3, 3, 0], periods=[6, 3, 6], m=2
+    )
+    np.testing.assert_allclose(
+        getattr(fitter, method)(2, [1, 2, 0], [3, 3, 0], [6, 3, 6]), expected, rtol=1e-12
+    )
 
 
 def test_lifetimes_unfitted_prediction():

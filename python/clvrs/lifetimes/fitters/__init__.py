@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import math
+import numbers
 import os
 import warnings
 from typing import Any, ClassVar
@@ -65,7 +68,9 @@ def _column(values: Any, name: str) -> tuple[np.ndarray, tuple[int, ...]]:
     from ..._input import as_float_array
 
     if values is None:
-        raise InvalidParameterError(f"`{name}` is required (got None)")
+        err = InvalidParameterError(f"`{name}` is required (got None)")
+        err.parameter = name
+        raise err
     if isinstance(values, (pd.Series, pd.Index)) or np.ndim(values) <= 1:
         out = as_float_array(values, name)
         return out, (np.shape(values) if np.ndim(values) else ())
@@ -90,16 +95,19 @@ def _inputs(**given: Any) -> tuple[dict[str, np.ndarray], Any]:
             else:  # same labels: by label (as pandas arithmetic); other labels: refused
                 value = align_to(value, index, len(index), name, first)
         flat[name], shapes[name] = _column(value, name)
-    try:
-        shape = np.broadcast_shapes(*shapes.values())
-    except ValueError:
-        sizes = ", ".join(f"`{k}` has shape {v}" for k, v in shapes.items())
-        err = InvalidDataError(
-            f"the arguments have different lengths ({sizes}): give one value or one per "
-            "customer for each"
-        )
-        err.column, err.rule = next(iter(shapes)), "lengths must match"
-        raise err from None
+    shape: tuple[int, ...] = ()
+    for name, own in shapes.items():
+        try:
+            shape = np.broadcast_shapes(shape, own)
+        except ValueError:
+            # blame the first argument that does not fit the ones before it
+            sizes = ", ".join(f"`{k}` has shape {v}" for k, v in shapes.items())
+            err = InvalidDataError(
+                f"`{name}` does not match the other arguments' lengths ({sizes}): give one "
+                "value or one per customer for each"
+            )
+            err.column, err.rule = name, "lengths must match"
+            raise err from None
     arrays = {
         k: np.ascontiguousarray(np.broadcast_to(v.reshape(shapes[k]), shape).ravel())
         for k, v in flat.items()
@@ -114,6 +122,34 @@ def _inputs(**given: Any) -> tuple[dict[str, np.ndarray], Any]:
         return values
 
     return arrays, shaped
+
+
+def _fit_inputs(**given: Any) -> dict[str, np.ndarray]:
+    """The arguments of a ``fit``: like :func:`_inputs`, but each must be one value or one
+    dimension (one value per customer); a table or matrix is refused, naming it, rather than
+    flattened."""
+    for name, value in given.items():
+        if value is not None and not isinstance(value, (pd.Series, pd.Index, str)):
+            dims = np.ndim(value)
+            if dims > 1:
+                err = InvalidDataError(
+                    f"`{name}` must be one-dimensional (one value per customer), got an array "
+                    f"of shape {np.shape(value)}; pass a 1-D array or a Series (e.g. "
+                    f"`{name}.ravel()` if that is what you mean)"
+                )
+                err.column, err.rule = name, "one-dimensional"
+                raise err
+    return _inputs(**given)[0]
+
+
+def _check_penalizer_coef(value: Any) -> None:
+    """lifetimes' ``penalizer_coef`` (clvrs' ``penalizer``), named as the user gave it."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not (math.isfinite(float(value)) and float(value) >= 0)
+    ):
+        raise _base._bad_parameter("penalizer_coef", f"must be a finite number >= 0, got {value!r}")
 
 
 def _to_json_value(value: Any, name: str) -> Any:
@@ -245,6 +281,7 @@ class BaseFitter:
         return out
 
     def _fit_model(self, weights: np.ndarray, **arrays: Any) -> Any:
+        _check_penalizer_coef(self.penalizer_coef)
         model = self._model_class(penalizer=self.penalizer_coef, on_failure="warn")
         model.fit(**arrays, weights=weights)
         return model
@@ -407,12 +444,12 @@ class _RfmFitter(BaseFitter):
         deterministic gradient method to its own tolerance. The data are kept in ``data``
         (with ``index`` as its index), as lifetimes does.
         """
-        arrays, _ = _inputs(frequency=frequency, recency=recency, T=T)
+        arrays = _fit_inputs(frequency=frequency, recency=recency, T=T)
         n = arrays["T"].size
         w = (
             np.ones(n, dtype=np.int64)
             if weights is None
-            else _inputs(weights=weights)[0]["weights"]
+            else _fit_inputs(weights=weights)["weights"]
         )
         if w.size != n:
             raise InvalidDataError(
@@ -632,27 +669,43 @@ class BetaGeoBetaBinomFitter(BaseFitter):
 
     _model_class = BetaGeoBetaBinomModel
     _names = ("alpha", "beta", "gamma", "delta")
+    #: lifetimes calls the opportunities ``n_periods`` (clvrs: ``periods``); the model reads a
+    #: column of that name, so its errors name the argument the user gave.
+    _columns: ClassVar[dict[str, str]] = {"T": "n_periods"}
+
+    def _fit_model(self, weights: np.ndarray, **arrays: Any) -> Any:
+        _check_penalizer_coef(self.penalizer_coef)
+        model = self._model_class(
+            penalizer=self.penalizer_coef, on_failure="warn", columns=dict(self._columns)
+        )
+        model.fit(pd.DataFrame(arrays), weights=weights)
+        return model
+
+    def _mapped(self, a: dict[str, np.ndarray]) -> tuple[Any, pd.DataFrame]:
+        """The model reading lifetimes' column names, and the histories as its data."""
+        model = self._model
+        if model.columns != self._columns:
+            model = copy.copy(model).set_params(columns=dict(self._columns))
+        frame = pd.DataFrame({k: a[k] for k in ("frequency", "recency", "n_periods")})
+        return model, frame
 
     def fit(self, frequency: Any, recency: Any, n_periods: Any, weights: Any = None,
             initial_params: Any = None, verbose: bool = False, tol: float = 1e-7,
             index: Any = None, **kwargs: Any) -> Any:  # fmt: skip
         """Fit to (frequency, recency, n_periods[, weights]) (lifetimes' signature); the data
         are kept in ``data``."""
-        arrays, _ = _inputs(frequency=frequency, recency=recency, n_periods=n_periods)
+        arrays = _fit_inputs(frequency=frequency, recency=recency, n_periods=n_periods)
         n = arrays["n_periods"].size
         w = (
             np.ones(n, dtype=np.int64)
             if weights is None
-            else _inputs(weights=weights)[0]["weights"]
+            else _fit_inputs(weights=weights)["weights"]
         )
         if w.size != n:
             raise InvalidDataError(
                 f"`weights` has {w.size} values for {n} customers: give one per customer"
             )
-        model = self._fit_model(
-            w, frequency=arrays["frequency"], recency=arrays["recency"],
-            periods=arrays["n_periods"],
-        )  # fmt: skip
+        model = self._fit_model(w, **arrays)
         data = pd.DataFrame(
             {
                 "frequency": arrays["frequency"],
@@ -673,11 +726,8 @@ class BetaGeoBetaBinomFitter(BaseFitter):
         """Expected transactions in the next ``m_periods_in_future`` opportunities."""
         a, shaped = _inputs(m=m_periods_in_future, frequency=frequency, recency=recency,
                             n_periods=n_periods)  # fmt: skip
-        return shaped(
-            self._model.expected_purchases(
-                m=a["m"], frequency=a["frequency"], recency=a["recency"], periods=a["n_periods"]
-            )
-        )
+        model, frame = self._mapped(a)
+        return shaped(model.expected_purchases(frame, m=a["m"]))
 
     def conditional_probability_alive(
         self, m_periods_in_future: Any, frequency: Any, recency: Any, n_periods: Any
@@ -685,11 +735,8 @@ class BetaGeoBetaBinomFitter(BaseFitter):
         """P(alive at opportunity n_periods + m_periods_in_future)."""
         a, shaped = _inputs(m=m_periods_in_future, frequency=frequency, recency=recency,
                             n_periods=n_periods)  # fmt: skip
-        return shaped(
-            self._model.probability_alive(
-                m=a["m"], frequency=a["frequency"], recency=a["recency"], periods=a["n_periods"]
-            )
-        )
+        model, frame = self._mapped(a)
+        return shaped(model.probability_alive(frame, m=a["m"]))
 
     def expected_number_of_transactions_in_first_n_periods(self, n: int) -> pd.DataFrame:
         """Expected number of customers with each observed frequency after ``n`` opportunities:
@@ -726,12 +773,12 @@ class GammaGammaFitter(BaseFitter):
         With ``q_constraint=True`` a fit with q <= 1 (mean spend infinite) warns
         (:class:`clvrs.exceptions.ModelWarning`); lifetimes bounds q >= 1 instead.
         """
-        arrays, _ = _inputs(frequency=frequency, monetary_value=monetary_value)
+        arrays = _fit_inputs(frequency=frequency, monetary_value=monetary_value)
         n = arrays["frequency"].size
         w = (
             np.ones(n, dtype=np.int64)
             if weights is None
-            else _inputs(weights=weights)[0]["weights"]
+            else _fit_inputs(weights=weights)["weights"]
         )
         if w.size != n:
             raise InvalidDataError(
