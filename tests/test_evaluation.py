@@ -80,3 +80,23 @@ def test_compare_models_and_likelihood_ratio(split):
 def test_chi_squared_tail(df):
     for x in [0.1, 1.0, 3.84, 10.0, 40.0]:
         assert _chi2_sf(x, df) == pytest.approx(stats.chi2.sf(x, df), rel=1e-12)
+
+
+def test_holdout_without_purchases_says_why_there_is_no_tracking_error(split):
+    # it showed "tracking error +nan%" (a relative error of a zero total)
+    model = clvrs.BetaGeoModel().fit(_calibration(split))
+    quiet = split.assign(frequency_holdout=0)
+    result = clvrs.holdout_evaluation(model, quiet)
+    m = result.metrics
+    assert m["actual_total"] == 0
+    assert m["predicted_total"] == pytest.approx(result.customers["predicted"].sum())
+    assert math.isnan(m["tracking_error"])  # documented: undefined for a zero total
+    assert math.isnan(m["correlation"])  # the actual counts are constant
+    for shown in (repr(result), result._repr_html_()):
+        assert "nan" not in shown.lower(), shown
+        assert "n/a: no holdout purchases" in shown
+        assert "n/a: every customer has the same actual count" in shown
+    # with purchases the display gives the number
+    full = clvrs.holdout_evaluation(model, split)
+    assert f"tracking error {full.metrics['tracking_error']:+.1%}" in repr(full)
+    assert "n/a" not in repr(full) + full._repr_html_()

@@ -18,6 +18,10 @@ from .exceptions import InvalidDataError, NotFittedError
 __all__ = ["HoldoutEvaluation", "compare_models", "holdout_evaluation", "likelihood_ratio_test"]
 
 
+#: Shown for the tracking error when the holdout has no purchases (its value is NaN).
+_NO_PURCHASES = "n/a: no holdout purchases"
+
+
 @dataclass
 class HoldoutEvaluation:
     """Per-customer and aggregate holdout errors of a model's predictions."""
@@ -26,16 +30,39 @@ class HoldoutEvaluation:
     #: actual).
     customers: pd.DataFrame
     #: ``mae``, ``rmse``, ``correlation``, ``bias`` (mean error), ``actual_total``,
-    #: ``predicted_total`` and ``tracking_error`` (relative error of the total).
+    #: ``predicted_total`` and ``tracking_error`` (relative error of the total,
+    #: ``predicted_total / actual_total - 1``). ``tracking_error`` is NaN when there are no
+    #: actual holdout purchases (a relative error of a zero total is undefined; compare
+    #: ``predicted_total`` with 0 instead), and ``correlation`` is NaN when either column is
+    #: constant or there is one customer; the displays say "n/a" and why.
     metrics: pd.Series
+
+    def _tracking(self) -> str:
+        """The tracking error as displayed, or why there is none."""
+        value = float(self.metrics["tracking_error"])
+        if math.isnan(value) and float(self.metrics["actual_total"]) == 0:
+            return _NO_PURCHASES
+        return f"{value:+.1%}"
+
+    def _correlation(self) -> str:
+        """The correlation as displayed, or why there is none."""
+        value = float(self.metrics["correlation"])
+        if not math.isnan(value):
+            return f"{value:.4g}"
+        customers = self.customers
+        if len(customers) < 2:
+            return "n/a: one customer"
+        if customers["actual"].nunique() < 2:
+            return "n/a: every customer has the same actual count"
+        return "n/a: every customer has the same prediction"
 
     def _overview(self) -> list[str]:
         m = self.metrics
         return [
             f"{self.metrics.name or 'model'} on {len(self.customers)} customers' holdout: "
             f"{_display.number(m['actual_total'])} purchases, {m['predicted_total']:.6g} "
-            f"predicted (tracking error {m['tracking_error']:+.1%})",
-            f"mae {m['mae']:.4g}, rmse {m['rmse']:.4g}, correlation {m['correlation']:.4g}, "
+            f"predicted (tracking error {self._tracking()})",
+            f"mae {m['mae']:.4g}, rmse {m['rmse']:.4g}, correlation {self._correlation()}, "
             f"bias {m['bias']:.4g}; per customer in .customers",
         ]
 
@@ -45,6 +72,12 @@ class HoldoutEvaluation:
     def _repr_html_(self) -> str:
         metrics = self.metrics.to_frame().T
         metrics["actual_total"] = _display.whole(metrics["actual_total"])
+        if math.isnan(float(self.metrics["tracking_error"])):
+            metrics["tracking_error"] = metrics["tracking_error"].astype(object)
+            metrics.loc[:, "tracking_error"] = self._tracking()
+        if math.isnan(float(self.metrics["correlation"])):
+            metrics["correlation"] = metrics["correlation"].astype(object)
+            metrics.loc[:, "correlation"] = self._correlation()
         return _display.html_block(
             "HoldoutEvaluation",
             self._overview(),
@@ -72,6 +105,12 @@ def holdout_evaluation(
     Returns
     -------
     HoldoutEvaluation
+        ``customers`` (actual, predicted and error per customer) and ``metrics``. The
+        ``tracking_error`` metric, the relative error of the predicted total, is NaN when the
+        holdout has no purchases at all (a relative error of 0 is undefined: compare
+        ``predicted_total`` with 0); ``correlation`` is NaN when the actual or the predicted
+        counts are constant or there is one customer. The repr and the notebook display show
+        these as "n/a" with the reason (they showed "+nan%").
     """
     if not callable(getattr(model, "expected_purchases", None)) or not isinstance(model, BaseModel):
         raise _bad_parameter(
