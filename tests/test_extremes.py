@@ -57,10 +57,21 @@ def pnbd_reference(
 
         ln_alive = ln_f(t_)
         at_start = ln_f(tx_)
-        integral = mp.quad(
-            lambda tau: mp.exp(ln_f(tau) - at_start) * s_ / (b_ + tau), mp.linspace(tx_, t_, 9)
-        )
-        ln_gone = mp.log(integral) + at_start
+        # In w = ln(tau - t_x), panels of 20 decades: the integrand may fall within 1e-450 of
+        # the interval (a purchase rate r / alpha of 1e452); below 1e-1100 of it the rest is
+        # negligible.
+        if t_ > tx_:
+            top_w = mp.log(t_ - tx_)
+            panels = mp.linspace(top_w - 1100 * mp.log(10), top_w, 56)
+            integral = mp.quad(
+                lambda w: (
+                    mp.exp(ln_f(tx_ + mp.exp(w)) - at_start + w) * s_ / (b_ + tx_ + mp.exp(w))
+                ),
+                panels,
+            )
+            ln_gone = mp.log(integral) + at_start
+        else:
+            ln_gone = mp.mpf("-inf")
         top = max(ln_alive, ln_gone)
         bracket = top + mp.log(mp.exp(ln_alive - top) + mp.exp(ln_gone - top))
         ll = mp.loggamma(r_ + x_) - mp.loggamma(r_) + bracket
@@ -305,3 +316,145 @@ def test_undiscounted_residual_lifetime_that_diverges_is_refused_in_bounded_time
     # alpha > 1: the undiscounted sum is the mean remaining lifetime, (b + n) / (a - 1).
     heavy = clvrs.ShiftedBetaGeoModel.from_params(alpha=2.5, beta=3.0)
     assert heavy.expected_residual_lifetime(3, 0.0) == pytest.approx((3.0 + 3) / 1.5, rel=1e-12)
+
+
+# -- property sweep: arbitrary finite parameters for every prediction ---------------------------
+
+RFM_MODELS = {
+    "BetaGeoModel": ("r", "alpha", "a", "b"),
+    "ModifiedBetaGeoModel": ("r", "alpha", "a", "b"),
+    "ParetoNBDModel": ("r", "alpha", "s", "beta"),
+    "GammaGompertzNBDModel": ("r", "alpha", "b", "s", "beta"),
+}
+HISTORY = {
+    "frequency": np.array([0.0, 2.0, 10.0]),
+    "recency": np.array([0.0, 30.43, 20.0]),
+    "T": np.array([38.86, 38.86, 40.0]),
+}
+
+
+def _log_uniform(rng: np.random.Generator, size: int) -> list[float]:
+    return [float(v) for v in 10.0 ** rng.uniform(-300, 300, size)]
+
+
+def _check(value: Any, low: float = 0.0, high: float = math.inf) -> None:
+    v = np.asarray(value, dtype=float)
+    assert np.all(np.isfinite(v)), v
+    assert np.all((v >= low) & (v <= high)), v
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("name", sorted(RFM_MODELS))
+def test_every_prediction_at_arbitrary_parameters_is_finite_in_range_or_typed(
+    name: str, seed: int
+) -> None:
+    # Parameters log-uniform over 1e-300..1e300 (what a runaway fit or a model file can hold):
+    # each prediction is finite and in its range, or a typed ClvError (for an answer outside
+    # double precision), within a budget (the old code took about 1 s per customer at 1e308
+    # and returned NaN, inf, or P(alive) 0.5).
+    rng = np.random.default_rng(seed)
+    names = RFM_MODELS[name]
+    for _ in range(4):
+        params = dict(zip(names, _log_uniform(rng, len(names))))
+        model = getattr(clvrs, name).from_params(**params)
+        m = model
+        calls = [
+            (lambda m=m: m.probability_alive(**HISTORY), 0.0, 1.0),
+            (lambda m=m: m.expected_purchases(None, 10.0, **HISTORY), 0.0, math.inf),
+            (lambda m=m: m.expected_purchases_new_customer(np.array([1.0, 100.0])), 0.0, math.inf),
+            (lambda m=m: m.log_likelihood_per_customer(**HISTORY), -math.inf, math.inf),
+        ]
+        if hasattr(model, "expected_residual_transactions"):
+            calls.append(
+                (lambda m=m: m.expected_residual_transactions(None, 0.01, **HISTORY), 0, math.inf)
+            )
+        for call, low, high in calls:
+            with within(60):
+                try:
+                    value = call()
+                except ClvError as error:
+                    assert isinstance(error, ValueError | TypeError | RuntimeError), error
+                    continue
+            _check(value, low, high)
+
+
+@pytest.mark.parametrize("seed", [0])
+def test_pareto_nbd_at_arbitrary_parameters_matches_mpmath(seed: int) -> None:
+    rng = np.random.default_rng(100 + seed)
+    rows = [CDNOW_HEAD[0], (0.0, 0.0, 38.86), (10.0, 20.0, 40.0)]
+    x, t_x, age = (np.array(c) for c in zip(*rows))
+    for _ in range(2):
+        params = _log_uniform(rng, 4)
+        model = clvrs.ParetoNBDModel.from_params(**dict(zip(("r", "alpha", "s", "beta"), params)))
+        try:
+            ll = model.log_likelihood_per_customer(frequency=x, recency=t_x, T=age)
+            alive = model.probability_alive(frequency=x, recency=t_x, T=age)
+        except ClvError:
+            continue
+        for i, row in enumerate(rows):
+            want_ll, want_alive = pnbd_reference(*params, *row)
+            assert ll[i] == pytest.approx(want_ll, rel=1e-9, abs=1e-9), (params, row)
+            assert alive[i] == pytest.approx(want_alive, rel=1e-7, abs=1e-300), (params, row)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_contractual_and_discrete_predictions_at_arbitrary_parameters(seed: int) -> None:
+    rng = np.random.default_rng(200 + seed)
+    for _ in range(4):
+        a, b, c = _log_uniform(rng, 3)
+        for model in (
+            clvrs.ShiftedBetaGeoModel.from_params(alpha=a, beta=b),
+            clvrs.BetaDiscreteWeibullModel.from_params(alpha=a, beta=b, c=min(c, 50.0)),
+        ):
+            with within(60):
+                _check(model.survival(np.array([1.0, 10.0, 1e6])), 0.0, 1.0)
+                _check(model.expected_renewals(3, 10**9))
+                try:
+                    _check(model.expected_residual_lifetime(3, 1e-6))
+                except ClvError:
+                    pass
+        bgbb = clvrs.BetaGeoBetaBinomModel.from_params(
+            **dict(zip(("alpha", "beta", "gamma", "delta"), _log_uniform(rng, 4)))
+        )
+        with within(60):
+            for call, high in (
+                (
+                    lambda bgbb=bgbb: bgbb.probability_alive(
+                        None, frequency=3, recency=5, periods=6
+                    ),
+                    1.0,
+                ),
+                (
+                    lambda bgbb=bgbb: bgbb.expected_purchases(
+                        None, 10**8, frequency=3, recency=5, periods=6
+                    ),
+                    math.inf,
+                ),
+                (
+                    lambda bgbb=bgbb: bgbb.expected_residual_transactions(
+                        None, 1e-8, frequency=3, recency=5, periods=6
+                    ),
+                    math.inf,
+                ),
+            ):
+                try:
+                    _check(call(), 0.0, high)
+                except ClvError:
+                    pass
+
+
+def test_pareto_nbd_purchase_rate_beyond_double_range_closed_form() -> None:
+    # r / alpha = 2.4e452 (each of r, alpha is a double; their ratio is not): with x = 0 the
+    # alive term is exp(-1.9e217) and the integral is (s/beta) alpha / (r - 1) to rounding (the
+    # gamma factor is a spike of width alpha / r = 4e-453 at 0, where the dropout factor is 1).
+    r, alpha, s, beta = (
+        3.353459210614713e214,
+        1.3723350270686408e-238,
+        2.8438211547542167e-127,
+        8.770886434037717e96,
+    )
+    model = clvrs.ParetoNBDModel.from_params(r=r, alpha=alpha, s=s, beta=beta)
+    got = model.log_likelihood_per_customer(frequency=0.0, recency=0.0, T=38.86)
+    want = math.log(s) - math.log(beta) + math.log(alpha) - math.log(r - 1)
+    assert float(np.asarray(got).ravel()[0]) == pytest.approx(want, rel=1e-14)
+    assert model.probability_alive(frequency=0.0, recency=0.0, T=38.86) == 0.0

@@ -57,6 +57,24 @@ def _check_rates(rates: np.ndarray) -> None:
         raise data_error("discount_rate", row, float(rates[row]), "must be a finite number > 0")
 
 
+def _representable(out: np.ndarray, quantity: str, model: Any) -> np.ndarray:
+    """Refuse a prediction that is not a finite number (its value, or a quantity on the way to
+    it, over- or underflows double precision at the model's parameters), naming the first
+    position and the parameters; finite inputs never give NaN or infinity silently."""
+    bad = np.flatnonzero(~np.isfinite(out))
+    if bad.size:
+        i = int(bad[0])
+        params = ", ".join(f"{k} {float(v):.6g}" for k, v in model.params_.items())
+        raise _bad_parameter(
+            "params_",
+            f"{quantity} at position {i} is {out[i]} at these parameters ({params}): the answer "
+            "(or a quantity on the way to it) is outside double precision, so none is "
+            "returned; such parameters are far outside any fitted range (refit, or check the "
+            "model file they came from)",
+        )
+    return out
+
+
 class RfmModel(CovariateSummary, BaseModel):
     """Base of the repeat-purchase models fitted on customer summaries (not used directly).
 
@@ -145,7 +163,7 @@ class RfmModel(CovariateSummary, BaseModel):
                 n_jobs=self.n_jobs,
                 covariates=self._design(data),
             )
-        return wrap_output(out, cols, name)
+        return wrap_output(_representable(out, quantity, self), cols, name)
 
     def weighted_expected_purchases(
         self,
@@ -421,13 +439,17 @@ class RfmModel(CovariateSummary, BaseModel):
                     "is only used by models fitted with covariates (it holds each new "
                     "customer's covariates)",
                 )
-            return _core.rfm_new_customer(
-                self._model,
+            return _representable(
+                _core.rfm_new_customer(
+                    self._model,
+                    quantity,
+                    self._params_list(),
+                    _native(horizon),
+                    n=None if counts is None else _native(counts),
+                    n_jobs=self.n_jobs,
+                ),
                 quantity,
-                self._params_list(),
-                _native(horizon),
-                n=None if counts is None else _native(counts),
-                n_jobs=self.n_jobs,
+                self,
             )
         if data is None:
             raise _bad_parameter(
@@ -450,6 +472,7 @@ class RfmModel(CovariateSummary, BaseModel):
                 n_jobs=self.n_jobs,
                 covariates=spec.design(data),
             )
+        _representable(out, quantity, self)
         if isinstance(data, pd.DataFrame):
             return pd.Series(out, index=data.index, name=quantity)
         from .._input import _is_polars_frame
