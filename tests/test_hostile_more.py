@@ -1056,6 +1056,9 @@ def _thread_users(small: pd.DataFrame, bg: Any, n_jobs: Any) -> dict[str, Callab
             clvrs.BetaGeoModel(n_jobs=n_jobs), small, halves, min_customers=1
         ),
         "bgbb-new-customer": lambda: bgbb.expected_purchases_new_customer(3),
+        "new-customer": lambda: clvrs.BetaGeoModel.from_params(
+            **bg.params_, n_jobs=n_jobs
+        ).expected_purchases_new_customer(3.0),
     }
 
 
@@ -1068,6 +1071,7 @@ def _thread_users(small: pd.DataFrame, bg: Any, n_jobs: Any) -> dict[str, Callab
         "bootstrap",
         "fit_segments",
         "bgbb-new-customer",
+        "new-customer",
     ],
 )
 def test_one_thread_limit_everywhere(small, bg, monkeypatch, use):

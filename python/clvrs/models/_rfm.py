@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _core
-from .._base import BaseModel, _bad_parameter, _check_seed
+from .._base import BaseModel, _bad_parameter, _check_n_jobs, _check_seed
 from .._input import (
     Columns,
     _native,
@@ -431,6 +431,7 @@ class RfmModel(CovariateSummary, BaseModel):
         self, quantity: str, data: Any, horizon: np.ndarray, counts: np.ndarray | None
     ) -> Any:
         """New-customer predictions, one per row of ``data`` (covariate models) or element."""
+        _check_n_jobs(self.n_jobs)  # handed to the core (or CLVRS_NUM_THREADS, when None)
         spec = self._spec()
         if spec is None:
             if data is not None:
