@@ -85,7 +85,6 @@ class HoldoutEvaluation:
         )
 
 
-
 def holdout_evaluation(
     model: Any,
     split: pd.DataFrame,
