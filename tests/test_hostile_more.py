@@ -625,16 +625,8 @@ def test_clv_bad_spend_is_named(small, bg, spend):
         ("time", True),
         ("time", float("nan")),
         ("time", "12"),
-        pytest.param(
-            "time",
-            10**12,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="left for the horizon limits (H6): the discrete CLV allocates one "
-                "entry per month (MemoryError, 7 TiB) and its cost grows with time; refuse "
-                "time beyond a named limit or bound the cost",
-            ),
-        ),
+        ("time", 10**12),
+        ("time", 601),
         ("discount_rate", float("nan")),
         ("discount_rate", -1.0),
         ("discount_rate", float("inf")),
@@ -1844,16 +1836,18 @@ def test_compare_models_fitted_to_different_data(small, bg):
     assert len(table) == 3
 
 
-@pytest.mark.xfail(
-    run=False,
-    reason="left for the core (H6, src/: rfm_weighted_expected_purchases): the discrete CLV "
-    "of BG/NBD costs time^2 (20 customers: time=480 0.11 s, 960 0.40 s; all 2,357 CDNOW "
-    "customers at time=1200 took 87 s); its cost should not grow with the horizon beyond a "
-    "linear pass (or the horizon be refused with its limit named). Not run: it would take "
-    "minutes",
-)
-def test_clv_cost_does_not_grow_quadratically_with_time(bg, small):
-    _answer(lambda: clvrs.customer_lifetime_value(bg, 10.0, small.iloc[:1], time=100_000))
+def test_clv_horizon_is_bounded_and_the_longest_one_is_valued(bg, small):
+    # The discrete CLV costs time^2 (a series per month whose length grows with the month):
+    # horizons past 50 years are refused with the limit and the continuous method named ...
+    err = _refused(
+        lambda: clvrs.customer_lifetime_value(bg, 10.0, small.iloc[:1], time=100_000), "time"
+    )
+    assert "600" in str(err) and "continuous" in str(err)
+    # ... and the longest one allowed is valued: finite, and no less than at 300 months.
+    rows = small.iloc[:3]
+    longest = clvrs.customer_lifetime_value(bg, 10.0, rows, time=clvrs.value.MAX_DISCRETE_MONTHS)
+    shorter = clvrs.customer_lifetime_value(bg, 10.0, rows, time=300)
+    assert np.all(np.isfinite(longest)) and np.all(longest >= shorter)
 
 
 # --------------------------------------------------------------------------------------------

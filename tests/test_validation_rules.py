@@ -596,6 +596,7 @@ def _cases() -> dict[str, Case]:
         "clv.margin": Case(lambda: clv(BG, GG, CDNOW, margin=float("nan")), "margin"),
         "clv.discount-rate": Case(lambda: clv(BG, GG, CDNOW, discount_rate=-1.0), "discount_rate"),
         "clv.time": Case(lambda: clv(BG, GG, CDNOW, time=0), "time"),
+        "clv.time-limit": Case(lambda: clv(BG, GG, CDNOW, time=601), "time"),
         "clv.time-unit": Case(lambda: clv(BG, GG, CDNOW, time_unit="Y"), "time_unit"),
         "clv.method": Case(lambda: clv(BG, GG, CDNOW, method="monthly"), "method"),
         "clv.spend": Case(lambda: clv(BG, -5.0, CDNOW), "spend_model"),
