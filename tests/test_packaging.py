@@ -220,8 +220,11 @@ def test_an_incomplete_wheel_is_named(tmp_path: Path, kwargs: Any, complaint: st
     assert any(complaint in problem for problem in problems), problems
 
 
-def test_the_installed_check_refuses_the_source_tree() -> None:
-    # Here clvrs is the editable install from the checkout: the smoke test must not pass on it.
+def test_the_installed_check_refuses_the_source_tree(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A clvrs imported from the checkout (an editable install, or the source tree on sys.path)
+    # must not pass the smoke test; CI's own install is a regular one, so the import location
+    # is set here rather than assumed.
+    monkeypatch.setattr(clvrs, "__file__", str(ROOT / "python" / "clvrs" / "__init__.py"))
     problems = CHECK_WHEEL.installed_problems(CARGO["package"]["version"])
     assert any("imported from the checkout" in problem for problem in problems), problems
 
