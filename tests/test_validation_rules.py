@@ -552,6 +552,12 @@ def _cases() -> dict[str, Case]:
             3,
             "c3",
         ),
+        "predict.representable": Case(
+            lambda: clvrs.BetaGeoModel.from_params(
+                r=1e30, alpha=1e-300, a=1.0, b=1e-300
+            ).expected_purchases(frequency=2, recency=30.0, T=40.0, t=10.0),
+            "params_",
+        ),
         "predict.t-length": Case(lambda: BG.expected_purchases(**rfm, t=[1.0, 2.0]), "t"),
         "predict.t-scalar": Case(lambda: BG.expected_purchases(_frame(RFM), t=-1.0), "t"),
         "predict.new-customer-t": Case(
