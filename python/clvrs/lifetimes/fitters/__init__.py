@@ -563,8 +563,13 @@ class _RfmFitter(BaseFitter):
         a, shaped = _inputs(t=t, n=n)
         return shaped(self._model.purchase_count_probability(a["n"], a["t"]))
 
+    #: lifetimes' generator of the model in ``clvrs.lifetimes.generate_data`` (ages first,
+    #: then the four parameters in ``_names`` order).
+    _generator: Any = None
+
     def _simulate(self, size: int) -> pd.DataFrame:
-        raise NotImplementedError
+        p1, p2, p3, p4 = self._unload_params(*self._names)
+        return self._generator(self.data["T"].to_numpy(), p1, p2, p3, p4, size=size)
 
     def _generate_new_data(self, size: int = 1) -> pd.DataFrame:
         """Customers drawn from the fitted model with the fitted customers' ages
@@ -577,15 +582,10 @@ class BetaGeoFitter(_RfmFitter):
 
     _model_class = BetaGeoModel
     _names = ("r", "alpha", "a", "b")
+    _generator = staticmethod(_generate.beta_geometric_nbd_model)
 
     def _zero_frequency_odds(self, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
         return np.zeros_like(t_x)  # BG/NBD: no dropout before the first repeat purchase
-
-    def _simulate(self, size: int) -> pd.DataFrame:
-        p1, p2, p3, p4 = self._unload_params(*self._names)
-        return _generate.beta_geometric_nbd_model(
-            self.data["T"].to_numpy(), p1, p2, p3, p4, size=size
-        )
 
 
 class ModifiedBetaGeoFitter(_RfmFitter):
@@ -593,16 +593,11 @@ class ModifiedBetaGeoFitter(_RfmFitter):
 
     _model_class = ModifiedBetaGeoModel
     _names = ("r", "alpha", "a", "b")
+    _generator = staticmethod(_generate.modified_beta_geometric_nbd_model)
 
     def _zero_frequency_odds(self, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
         r, alpha, a, b = self._unload_params(*self._names)
         return np.asarray(a / b * np.exp(r * (np.log(alpha + T) - np.log(alpha + t_x))))
-
-    def _simulate(self, size: int) -> pd.DataFrame:
-        p1, p2, p3, p4 = self._unload_params(*self._names)
-        return _generate.modified_beta_geometric_nbd_model(
-            self.data["T"].to_numpy(), p1, p2, p3, p4, size=size
-        )
 
 
 class ParetoNBDFitter(_RfmFitter):
@@ -610,6 +605,7 @@ class ParetoNBDFitter(_RfmFitter):
 
     _model_class = ParetoNBDModel
     _names = ("r", "alpha", "s", "beta")
+    _generator = staticmethod(_generate.pareto_nbd_model)
 
     def _zero_frequency_odds(self, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
         # With no repeat purchase, the dead part of the likelihood over (t_x, T] is the one
@@ -658,10 +654,6 @@ class ParetoNBDFitter(_RfmFitter):
                 1 - alive[rows]
             ) * zero[rows]
         return shaped(out)
-
-    def _simulate(self, size: int) -> pd.DataFrame:
-        p1, p2, p3, p4 = self._unload_params(*self._names)
-        return _generate.pareto_nbd_model(self.data["T"].to_numpy(), p1, p2, p3, p4, size=size)
 
 
 class BetaGeoBetaBinomFitter(BaseFitter):
