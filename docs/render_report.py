@@ -68,7 +68,6 @@ def cdnow_report(path: Path) -> str:
     names = {"frequency_cal": "frequency", "recency_cal": "recency", "T_cal": "T"}
     names["monetary_value_cal"] = "monetary_value"
     summary = split.rename(columns=names)[list(names.values())]
-    summary.attrs = dict(split.attrs)
     model = clvrs.BetaGeoModel().fit(summary)
     spend = clvrs.GammaGammaModel().fit(summary)
     channel = pd.Series(

@@ -74,7 +74,6 @@ def cdnow_split():
     names = {"frequency_cal": "frequency", "recency_cal": "recency", "T_cal": "T"}
     names["monetary_value_cal"] = "monetary_value"
     summary = split.rename(columns=names)[list(names.values())]
-    summary.attrs = dict(split.attrs)
     model = clvrs.BetaGeoModel().fit(summary)
     spend = clvrs.GammaGammaModel().fit(summary)
     return log, split, summary, model, spend
