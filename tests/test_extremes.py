@@ -141,6 +141,46 @@ def test_pareto_nbd_fit_on_identical_rows_reaches_the_poisson_supremum() -> None
         assert "do not pin them down" in model.fit_info_["termination"]
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        (0.553, 10.58, 2.94e-12, 0.606, 3.43e-11),  # CDNOW's estimate
+        (1.0, 1e6, 1e-13, 1.0, 0.1),  # the fit's first start on the data below
+        (0.55, 10.5, 0.01, 0.6, 0.1),
+    ],
+)
+@pytest.mark.parametrize("row", [(2, 30.43, 1e20), (0, 0.0, 1e20), (5, 1e10, 1e12)])
+def test_ggompertz_nbd_at_huge_ages_matches_mpmath(params: Any, row: Any) -> None:
+    from test_continuous_reference import gg_log_likelihood, gg_model, gg_probability_alive
+
+    data = pd.DataFrame([row], columns=["frequency", "recency", "T"])
+    model = gg_model(params)
+    got = float(model.log_likelihood_per_customer(data).iloc[0])
+    assert got == pytest.approx(float(gg_log_likelihood(params, *row)), rel=1e-12)
+    alive = float(model.probability_alive(data).iloc[0])
+    assert alive == pytest.approx(float(gg_probability_alive(params, *row)), rel=1e-10, abs=1e-300)
+
+
+def test_ggompertz_nbd_fits_data_with_a_customer_of_huge_age() -> None:
+    # One CDNOW customer aged 1e20 weeks: the likelihood is finite everywhere, but e^(b tau)'s
+    # derivative (tau e^(b tau)) overflowed before e^(b tau) did, so the old fit found "no
+    # finite log-likelihood at the starting point" with NaN derivatives.
+    from clvrs.datasets import load_cdnow_summary
+
+    data = load_cdnow_summary()[["frequency", "recency", "T"]].copy()
+    plain = clvrs.GammaGompertzNBDModel().fit(data)
+    data.iloc[0, 2] = 1e20
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # b and beta are weakly identified on CDNOW
+        model = clvrs.GammaGompertzNBDModel().fit(data)
+    assert model.converged_
+    total = model.log_likelihood_per_customer(data).sum()
+    assert model.log_likelihood_ == pytest.approx(total, rel=1e-12)
+    # At least as good as the plain data's optimum on these data (it is a maximum).
+    at_plain = clvrs.GammaGompertzNBDModel.from_params(**plain.params_.to_dict())
+    assert model.log_likelihood_ >= at_plain.log_likelihood_per_customer(data).sum() - 1e-6
+
+
 def test_gamma_gamma_expected_spend_does_not_overflow_before_the_division() -> None:
     rng = np.random.default_rng(0)
     data = pd.DataFrame(

@@ -79,21 +79,46 @@ fn ln_shifted_exp<const N: usize>(beta: Dual<N>, b_tau: Dual<N>) -> Dual<N> {
     }
 }
 
+/// `ln(1 + e^y (1 - e^(-z)))` for `z > 30`, the form the two log-ratios below take once
+/// `e^z` is large: their direct forms would overflow `e^z` or its derivative (`tau e^(b tau)`
+/// with respect to `b` overflows long before `e^(b tau)` itself for a huge age `tau`, leaving
+/// NaN derivatives at an otherwise finite point). For `y > 30`, `e^(-y) - e^(-z)` lies in
+/// `(-e^(-z), e^(-30))`, so where it cancels it is negligible next to `y`.
+fn ln_1p_exp_scaled<const N: usize>(y: Dual<N>, z: Dual<N>) -> Dual<N> {
+    if y.v > 30.0 {
+        y + ((-y).exp() - (-z).exp()).ln_1p()
+    } else {
+        (y.exp() * -(-z).exp_m1()).ln_1p()
+    }
+}
+
 /// `ln[(beta + e^(b tau) - 1) / beta]` (that is `-ln S(tau) / s`), precise when `e^(b tau)` is
 /// small next to beta, where the plain difference of logs would lose it.
 fn ln_shift_over_beta<const N: usize>(beta: Dual<N>, b_tau: Dual<N>) -> Dual<N> {
-    if b_tau.v > 700.0 {
-        b_tau - beta.ln() + ((beta - 1.0) * (-b_tau).exp()).ln_1p()
+    if b_tau.v > 30.0 {
+        // (e^(b tau) - 1) / beta = e^(b tau - ln beta) (1 - e^(-b tau)).
+        ln_1p_exp_scaled(b_tau - beta.ln(), b_tau)
     } else {
         (b_tau.exp_m1() / beta).ln_1p()
     }
 }
 
+/// `ln[e^(b t) / (beta + e^(b t) - 1)]`, the log of [`hazard_weight`], without the cancellation
+/// of `b t` against the log of the denominator when `b t` is large.
+fn ln_hazard_weight<const N: usize>(beta: Dual<N>, b_t: Dual<N>) -> Dual<N> {
+    if b_t.v > 30.0 {
+        -((beta - 1.0) * (-b_t).exp()).ln_1p()
+    } else {
+        b_t - (beta + b_t.exp_m1()).ln()
+    }
+}
+
 /// `e^(b t) / (beta + e^(b t) - 1)`, the share of the hazard at `t` (the hazard is
-/// `s b` times it): `beta + expm1(b t)` below the overflow of `e^(b t)`, so that tiny `b` and
-/// `beta` (the Pareto/NBD limit) keep their precision.
+/// `s b` times it): `beta + expm1(b t)` for small `b t`, so that tiny `b` and `beta` (the
+/// Pareto/NBD limit) keep their precision, and `1 / (1 + (beta - 1) e^(-b t))` beyond, where
+/// `e^(b t)` and its derivative would overflow.
 fn hazard_weight<const N: usize>(beta: Dual<N>, b_t: Dual<N>) -> Dual<N> {
-    if b_t.v > 700.0 {
+    if b_t.v > 30.0 {
         ((beta - 1.0) * (-b_t).exp() + 1.0).recip()
     } else {
         b_t.exp() / (beta + b_t.exp_m1())
@@ -101,9 +126,16 @@ fn hazard_weight<const N: usize>(beta: Dual<N>, b_t: Dual<N>) -> Dual<N> {
 }
 
 /// `ln[(beta + e^(b (t0 + d)) - 1) / (beta + e^(b t0) - 1)]` for `d >= 0`, without the
-/// cancellation of the two logs.
+/// cancellation of the two logs: `ln(1 + (e^(b d) - 1) w)` with `w` the [`hazard_weight`] at
+/// `t0`.
 fn ln_shift_ratio<const N: usize>(beta: Dual<N>, b: Dual<N>, t0: f64, d: f64) -> Dual<N> {
-    ((b * d).exp_m1() * hazard_weight(beta, b * t0)).ln_1p()
+    let b_d = b * d;
+    if b_d.v > 30.0 {
+        // (e^(b d) - 1) w = e^(b d + ln w) (1 - e^(-b d)).
+        ln_1p_exp_scaled(b_d + ln_hazard_weight(beta, b * t0), b_d)
+    } else {
+        (b_d.exp_m1() * hazard_weight(beta, b * t0)).ln_1p()
+    }
 }
 
 /// `ln[alpha^r (alpha+T)^-(r+x) S(T)]` and `ln alpha^r integral_{t_x}^T (alpha+tau)^-(r+x) f(tau)
@@ -432,6 +464,38 @@ mod tests {
             let (_, gradient) = lik.loglik_and_gradient(&at, &Exec::Serial);
             let value = |p: &[f64]| lik.loglik_and_gradient(p, &Exec::Serial).0;
             assert_gradient_matches(value, &gradient, &at, 1e-5);
+        }
+    }
+
+    #[test]
+    fn huge_ages_keep_exact_gradients() {
+        // A customer of age 1e20 with a repeat purchase: the integral runs over b d far past
+        // the overflow of e^(b d), where the derivatives must stay those of the value.
+        for at in [[1.0, 1e6, 1e-13, 1.0, 0.1], [0.55, 10.5, 0.01, 0.6, 0.1]] {
+            for &(x, t_x, age) in &[(2.0, 30.43, 1e20), (0.0, 0.0, 1e20), (2.0, 30.43, 1e5)] {
+                let value = |p: &[f64]| {
+                    let p: [Dual<0>; 5] = [p[0], p[1], p[2], p[3], p[4]].map(Dual::constant);
+                    row_log_likelihood(p, x, t_x, age).v
+                };
+                let duals: [Dual<5>; 5] = std::array::from_fn(|i| Dual::variable(at[i], i));
+                let row = row_log_likelihood(duals, x, t_x, age);
+                assert!(row.v.is_finite(), "{at:?} {x} {t_x} {age}");
+                // Steps relative to each parameter (b = 1e-13 is below the shared helper's
+                // absolute floor).
+                for k in 0..5 {
+                    let h = 1e-6 * at[k];
+                    let (mut up, mut down) = (at, at);
+                    up[k] += h;
+                    down[k] -= h;
+                    let numeric = (value(&up) - value(&down)) / (2.0 * h);
+                    let scale = numeric.abs().max(row.d[k].abs()).max(1.0 / at[k]);
+                    assert!(
+                        (row.d[k] - numeric).abs() <= 1e-5 * scale,
+                        "d/dp{k} at {at:?}, row ({x}, {t_x}, {age}): {} vs {numeric}",
+                        row.d[k]
+                    );
+                }
+            }
         }
     }
 
