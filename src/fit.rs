@@ -200,6 +200,9 @@ pub struct FitResult {
     pub params: Vec<f64>,
     /// Covariance of the estimates (row-major, natural scale), when the Hessian is invertible.
     pub covariance: Option<Vec<Vec<f64>>>,
+    /// Why there is no covariance when the Hessian is not the reason (in words).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub covariance_note: Option<String>,
     /// Weighted log-likelihood at the estimates (without the penalty).
     pub log_likelihood: f64,
     /// Number of customers (sum of weights).
@@ -652,6 +655,7 @@ pub fn fit<L: Likelihood>(lik: &L, opts: &FitOptions<'_>) -> Result<FitResult> {
         names: specs.iter().map(|s| s.name.to_string()).collect(),
         params: theta,
         covariance,
+        covariance_note: None,
         log_likelihood: ll,
         n_observations: weight,
         converged: best.converged,

@@ -1406,14 +1406,6 @@ def test_spark_entry_points_with_bad_input(spark, small, bg):
 # --------------------------------------------------------------------------------------------
 
 
-_GG_SCALE = (
-    "left for the core's numerics (H6): Gamma-Gamma is scale-equivariant (amounts times a "
-    "give gamma times a, the same p, q and spends times a) but 50 CDNOW buyers' amounts times "
-    "1e299 fit p=3.6e167, q=2.52 (converged=True; plain: p=7.66, q=3.25) and times 1e-300 fit "
-    "q=8e159; spends are off by a factor 0.12-2.0"
-)
-
-
 @pytest.fixture(scope="module")
 def with_size(small: pd.DataFrame) -> pd.DataFrame:
     return small.assign(size=np.linspace(-1.0, 1.0, len(small)))
@@ -1541,11 +1533,9 @@ def test_subscription_survivors(survivors):
 
 @pytest.mark.parametrize(
     "amount",
-    [
-        pytest.param(a, marks=pytest.mark.xfail(strict=True, reason=_GG_SCALE))
-        for a in (1e-300, 1e299)
-    ]
-    + [1e-5, 1e5],
+    # Scale-equivariant: amounts times a give gamma times a, the same p and q and spends times
+    # a (amounts near 1e299 once fitted p = 3.6e167 and reported convergence).
+    [1e-300, 1e299, 1e-5, 1e5],
 )
 def test_gamma_gamma_extreme_amounts_scale(small, gg, amount):
     buyers = small[small["frequency"] > 0].iloc[:50]

@@ -378,6 +378,13 @@ class BaseModel:
         if not converged:
             if self.on_failure == "warn":
                 warnings.warn(failure, ConvergenceWarning, stacklevel=3)
+        elif self.fit_info_.get("covariance_note") and self.on_failure != "ignore":
+            warnings.warn(
+                f"{type(self).__name__}: {self.fit_info_['covariance_note']}; the estimates, "
+                "the log-likelihood and the predictions are still valid.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
         elif cov is None and self.on_failure != "ignore":
             weak_names = ", ".join(self.fit_info_["weakly_identified"]) or "some parameters"
             warnings.warn(

@@ -18,7 +18,7 @@
 
 use crate::data::Spend;
 use crate::error::{ClvError, Result};
-use crate::fit::{check_params, Domain, Likelihood, ParamSpec};
+use crate::fit::{check_params, fit, Domain, FitOptions, FitResult, Likelihood, ParamSpec};
 use crate::parallel::Exec;
 use crate::special::{digamma_diff, ln_beta_kernel, trigamma};
 
@@ -208,6 +208,70 @@ impl Likelihood for GammaGamma<'_> {
     }
 }
 
+/// Fit Gamma-Gamma in the data's own units: the model is scale-equivariant (amounts times `c`
+/// give the same `p` and `q`, `gamma` times `c`, and each row's log-likelihood minus `ln c`), so
+/// the optimiser works on amounts divided by a power of two `c` near their geometric mean, and
+/// the answer is mapped back exactly (division by a power of two rounds nothing). Amounts near
+/// 1e299 or 1e-300 otherwise start and stop the search where the likelihood's terms lose their
+/// digits (the old fit reported p = 3.6e167 "converged" on such data). With an L2 penalty on
+/// the natural parameters the units matter, so penalised fits are left in the data's units.
+pub fn fit_in_units(data: &Spend, opts: &FitOptions<'_>) -> Result<FitResult> {
+    let total: f64 = data.weights.iter().sum();
+    let mean_log2 = (0..data.len())
+        .map(|i| data.weights[i] * data.monetary[i].log2())
+        .sum::<f64>()
+        / total;
+    // Powers of two from 2^-1000 to 2^1000 are normal numbers.
+    let k = mean_log2.round().clamp(-1000.0, 1000.0) as i32;
+    if opts.penalizer != 0.0 || k == 0 || !mean_log2.is_finite() {
+        return fit(&GammaGamma::new(data), opts);
+    }
+    let unit = 2f64.powi(k);
+    let scaled = Spend {
+        monetary: data.monetary.iter().map(|m| m / unit).collect(),
+        ..data.clone()
+    };
+    let start = opts.start.as_ref().map(|s| vec![s[0], s[1], s[2] / unit]);
+    let mut res = fit(
+        &GammaGamma::new(&scaled),
+        &FitOptions {
+            start,
+            ..opts.clone()
+        },
+    )?;
+    res.params[2] *= unit;
+    res.log_likelihood -= total * unit.ln();
+    // Covariances scale with the units of the parameters involved (gamma is index 2). In
+    // units near 1e300 (or 1e-300) gamma's variance overflows (or underflows): no standard
+    // errors then, rather than infinite or zero ones.
+    let units = [1.0, 1.0, unit];
+    if let Some(cov) = res.covariance.take() {
+        let mapped: Vec<Vec<f64>> = cov
+            .iter()
+            .zip(units)
+            .map(|(row, unit_i)| {
+                row.iter()
+                    .zip(units)
+                    .map(|(v, unit_j)| v * unit_i * unit_j)
+                    .collect()
+            })
+            .collect();
+        if (0..3).all(|i| mapped[i][i].is_normal())
+            && mapped.iter().flatten().all(|v| v.is_finite())
+        {
+            res.covariance = Some(mapped);
+        } else {
+            res.covariance_note = Some(
+                "the variance of gamma is beyond double precision in the amounts' units, so \
+                 there are no standard errors (amounts in other units, e.g. thousands, have \
+                 them)"
+                    .into(),
+            );
+        }
+    }
+    Ok(res)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,6 +362,58 @@ mod tests {
             })
             .sum::<f64>();
         assert!(rel(lik.loglik_and_gradient(&at, &Exec::Serial).0, direct) < 1e-12);
+    }
+
+    #[test]
+    fn fits_in_any_units() {
+        // Amounts times 2^k for k far from 0, and times a non-power of ten: the same p and q,
+        // gamma and the standard errors scaled, each row's log-likelihood less ln c.
+        let (x, m) = cdnow_spend();
+        let fit_scaled = |c: f64| {
+            let m: Vec<f64> = m.iter().map(|v| v * c).collect();
+            let data = SpendColumns {
+                frequency: &x,
+                monetary: &m,
+                weights: None,
+            }
+            .compress();
+            fit_in_units(&data, &FitOptions::default()).unwrap()
+        };
+        let plain = fit_scaled(1.0);
+        let plain_cov = plain.covariance.clone().unwrap();
+        for c in [1e299, 1e-300, 1e-5, 3e7] {
+            let res = fit_scaled(c);
+            assert!(res.converged, "{c}: {}", res.termination);
+            assert!(
+                rel(res.params[0], plain.params[0]) < 1e-6,
+                "{c}: {:?}",
+                res.params
+            );
+            assert!(
+                rel(res.params[1], plain.params[1]) < 1e-6,
+                "{c}: {:?}",
+                res.params
+            );
+            assert!(
+                rel(res.params[2] / c, plain.params[2]) < 1e-6,
+                "{c}: {:?}",
+                res.params
+            );
+            let shift = 946.0 * c.ln();
+            assert!(
+                (res.log_likelihood + shift - plain.log_likelihood).abs()
+                    < 1e-6 * shift.abs().max(1.0)
+            );
+            match res.covariance {
+                Some(cov) => {
+                    assert!(rel(cov[2][2] / c / c, plain_cov[2][2]) < 1e-4, "{c}");
+                    assert!(rel(cov[0][2] / c, plain_cov[0][2]) < 1e-4, "{c}");
+                    assert!(rel(cov[0][1], plain_cov[0][1]) < 1e-4, "{c}");
+                }
+                // gamma's variance is beyond double precision in these units.
+                None => assert!(c.abs().log10().abs() > 150.0 && res.covariance_note.is_some()),
+            }
+        }
     }
 
     #[test]

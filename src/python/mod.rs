@@ -110,6 +110,9 @@ fn fit_result_to_dict<'py>(
     d.set_item("names", &res.names)?;
     d.set_item("params", &res.params)?;
     d.set_item("covariance", &res.covariance)?;
+    if let Some(note) = &res.covariance_note {
+        d.set_item("covariance_note", note)?;
+    }
     d.set_item("log_likelihood", res.log_likelihood)?;
     d.set_item("n_observations", res.n_observations)?;
     d.set_item("n_rows", n_rows)?;

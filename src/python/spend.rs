@@ -7,8 +7,7 @@ use pyo3::types::PyDict;
 use super::{fit_options, fit_result_to_dict, run, slice, to_numpy};
 use crate::data::{SpendColumns, SpendNames};
 use crate::error::ClvError;
-use crate::fit::fit;
-use crate::models::gamma_gamma::{GammaGamma, GammaGammaParams};
+use crate::models::gamma_gamma::{fit_in_units, GammaGammaParams};
 
 type Names = (String, String, String);
 
@@ -57,11 +56,7 @@ fn gamma_gamma_fit<'py>(
             ));
         }
         let opts = fit_options(exec, interrupt, penalizer, max_iter, tol);
-        Ok((
-            fit(&GammaGamma::new(&data), &opts)?,
-            data.len(),
-            data.excluded,
-        ))
+        Ok((fit_in_units(&data, &opts)?, data.len(), data.excluded))
     })?;
     let d = fit_result_to_dict(py, &res, rows)?;
     d.set_item("n_excluded", excluded)?;
