@@ -193,7 +193,10 @@ def test_gamma_gamma_expected_spend_does_not_overflow_before_the_division() -> N
         warnings.simplefilter("ignore")
         model = clvrs.GammaGammaModel().fit(data)
     p, q, gamma = (float(v) for v in model.params_)
-    assert p * 1e300 == math.inf  # the old form p (gamma + x m) overflowed
+    # The fit is that of the amounts in units of 1e299 (it once ran to p = 1e150 here).
+    unit = clvrs.GammaGammaModel().fit(data.assign(monetary_value=data["monetary_value"] / 1e299))
+    assert (p, q) == pytest.approx(tuple(unit.params_[["p", "q"]]), rel=1e-6)
+    assert gamma == pytest.approx(float(unit.params_["gamma"]) * 1e299, rel=1e-6)
     got = model.expected_average_spend(data.iloc[:5])
     for (_, row), value in zip(data.iloc[:5].iterrows(), got):
         with mp.workdps(30):
