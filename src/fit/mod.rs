@@ -1,0 +1,751 @@
+//! The model-independent fitting engine.
+//!
+//! A model supplies a [`Likelihood`]: its parameters with their domains, starting points, and the
+//! weighted log-likelihood with its analytic gradient. The engine maximises it over unconstrained
+//! coordinates (log for positive parameters, logit for probabilities) with L-BFGS (see
+//! [`lbfgs`] for why it is not argmin's), then computes the covariance matrix from the Hessian at the
+//! optimum (the model's analytic Hessian, or central differences of its analytic gradient), mapped
+//! to the natural scale by the delta method.
+//!
+//! The objective is the mean negative log-likelihood per customer plus `penalizer * sum(theta^2)`
+//! (the same L2 penalty as `lifetimes`), so tolerances do not depend on the number of customers.
+
+//!
+//! The engine's parts, each in its file: [`objective`] (the objective in unconstrained
+//! coordinates and its evaluation), [`lbfgs`] (the quasi-Newton search every fit uses),
+//! [`newton`] (trust-region Newton steps with a model's fused value/gradient/Hessian pass),
+//! [`covariance`] (the Hessian at the optimum, the covariance and the identification check) and
+//! [`linalg`] (the small dense linear algebra they share).
+
+mod covariance;
+mod lbfgs;
+pub mod linalg;
+mod newton;
+mod objective;
+
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use crate::error::{ClvError, Result};
+use crate::parallel::Exec;
+use covariance::{covariance, hessian_error, inverse_of, start_inverse_hessian};
+use lbfgs::lbfgs;
+use newton::newton;
+use objective::Objective;
+
+/// The set a parameter lives in, which fixes its unconstrained transform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Domain {
+    /// (0, inf), optimised as log(theta).
+    Positive,
+    /// (0, 1), optimised as logit(theta).
+    UnitInterval,
+    /// Any finite number (a covariate coefficient), optimised as itself.
+    Real,
+}
+
+impl Domain {
+    fn to_unconstrained(self, theta: f64) -> f64 {
+        match self {
+            Domain::Positive => theta.ln(),
+            Domain::UnitInterval => (theta / (1.0 - theta)).ln(),
+            Domain::Real => theta,
+        }
+    }
+
+    fn to_natural(self, u: f64) -> f64 {
+        match self {
+            Domain::Positive => u.exp(),
+            Domain::UnitInterval => crate::special::logistic(u),
+            Domain::Real => u,
+        }
+    }
+
+    /// d2 theta / d u2 divided by d theta / d u, at `theta`.
+    fn curvature(self, theta: f64) -> f64 {
+        match self {
+            Domain::Positive => 1.0,
+            Domain::UnitInterval => 1.0 - 2.0 * theta,
+            Domain::Real => 0.0,
+        }
+    }
+
+    /// d theta / d u at `theta`.
+    fn jacobian(self, theta: f64) -> f64 {
+        match self {
+            Domain::Positive => theta,
+            Domain::UnitInterval => theta * (1.0 - theta),
+            Domain::Real => 1.0,
+        }
+    }
+
+    /// Whether `theta` is inside the domain.
+    pub fn contains(self, theta: f64) -> bool {
+        match self {
+            Domain::Positive => theta.is_finite() && theta > 0.0,
+            Domain::UnitInterval => theta > 0.0 && theta < 1.0,
+            Domain::Real => theta.is_finite(),
+        }
+    }
+}
+
+/// A model parameter: its name and domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParamSpec {
+    pub name: &'static str,
+    pub domain: Domain,
+}
+
+/// Check that `values` are valid for `specs` (count and domains).
+pub fn check_params(specs: &[ParamSpec], values: &[f64]) -> Result<()> {
+    if specs.len() != values.len() {
+        return Err(ClvError::invalid_parameter(
+            "params",
+            format!(
+                "expected {} values ({}), got {}",
+                specs.len(),
+                names(specs),
+                values.len()
+            ),
+        ));
+    }
+    for (spec, &v) in specs.iter().zip(values) {
+        if !spec.domain.contains(v) {
+            let rule = match spec.domain {
+                Domain::Positive => "must be a finite number > 0",
+                Domain::UnitInterval => "must lie strictly between 0 and 1",
+                Domain::Real => "must be a finite number",
+            };
+            return Err(ClvError::invalid_parameter(
+                spec.name,
+                format!("{rule}, got {v}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn names(specs: &[ParamSpec]) -> String {
+    specs.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
+}
+
+/// What a model gives the engine.
+pub trait Likelihood: Sync {
+    /// Parameter names and domains, in the order used everywhere else.
+    fn params(&self) -> &[ParamSpec];
+
+    /// Starting points on the natural scale, best first; later ones are tried only if the first
+    /// does not converge.
+    fn starts(&self) -> Vec<Vec<f64>>;
+
+    /// Sum of the row weights (the number of customers).
+    fn total_weight(&self) -> f64;
+
+    /// The weighted log-likelihood sum and its gradient with respect to the natural parameters.
+    fn loglik_and_gradient(&self, params: &[f64], exec: &Exec) -> (f64, Vec<f64>);
+
+    /// The Hessian of the weighted log-likelihood sum with respect to the natural parameters,
+    /// when the model has it in closed form (one pass over the data instead of `2k` gradient
+    /// evaluations); `None` lets the engine difference the analytic gradient.
+    fn hessian(&self, _params: &[f64], _exec: &Exec) -> Option<Vec<Vec<f64>>> {
+        None
+    }
+
+    /// The log-likelihood, its gradient and its Hessian (natural parameters) from one pass over
+    /// the data, when the model has such a fused pass (used by Newton steps,
+    /// [`FitOptions::newton`]); `None` otherwise.
+    fn loglik_gradient_hessian(&self, _params: &[f64], _exec: &Exec) -> Option<FusedPass> {
+        None
+    }
+
+    /// Whether every starting point is tried and the best optimum kept (for surfaces known to
+    /// be flat or to have several local optima), rather than stopping at the first that
+    /// converges.
+    fn try_all_starts(&self) -> bool {
+        false
+    }
+}
+
+/// The log-likelihood, its gradient and its Hessian in the natural parameters.
+pub type FusedPass = (f64, Vec<f64>, Vec<Vec<f64>>);
+
+/// Options of one fit.
+#[derive(Clone, Default)]
+pub struct FitOptions<'a> {
+    /// L2 penalty on the natural parameters (0 for plain maximum likelihood), except covariate
+    /// coefficients ([`Domain::Real`]).
+    pub penalizer: f64,
+    /// L2 penalty on the covariate coefficients ([`Domain::Real`] parameters).
+    pub coefficient_penalizer: f64,
+    /// Maximum L-BFGS iterations per start (0 means the default, 1000).
+    pub max_iter: u64,
+    /// Converged when the infinity norm of the objective's gradient (unconstrained coordinates,
+    /// mean per customer) is below this (0 means the default, 1e-8).
+    pub gradient_tolerance: f64,
+    /// Where the likelihood sums run.
+    pub exec: Exec,
+    /// Polled at every evaluation; returning true stops the fit with [`ClvError::Interrupted`].
+    pub interrupt: Option<&'a (dyn Fn() -> bool + Sync)>,
+    /// Start here instead of the model's own starting points.
+    pub start: Option<Vec<f64>>,
+    /// Initial inverse-Hessian estimate of the objective (unconstrained coordinates, mean per
+    /// customer) for L-BFGS, e.g. from a fit to a subsample; the identity scaling otherwise.
+    pub initial_inverse_hessian: Option<Vec<Vec<f64>>>,
+    /// Scale L-BFGS by the model's analytic Hessian at each start (when the model has one, no
+    /// `initial_inverse_hessian` is given and that Hessian is positive definite there): one
+    /// Hessian pass that saves many iterations on badly scaled problems (covariate
+    /// coefficients next to shape parameters).
+    pub curvature_at_start: bool,
+    /// Take Newton steps with the model's fused value/gradient/Hessian pass
+    /// ([`Likelihood::loglik_gradient_hessian`]) when it has one: for starts close to the
+    /// optimum (a warm start), where each step squares the error, so a fit takes a few passes and
+    /// the last one's Hessian gives the covariance. L-BFGS takes over from where Newton stops
+    /// (a Hessian that is not finite, or no step that decreases the objective).
+    pub newton: bool,
+    /// Stop at the first start that converges even for models that try every start (set for
+    /// the subsample of [`fit_with_warm_start`], whose optimum only seeds the full fit).
+    pub first_start_only: bool,
+}
+
+/// The result of a fit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FitResult {
+    /// Parameter names, in order.
+    pub names: Vec<String>,
+    /// Estimates on the natural scale.
+    pub params: Vec<f64>,
+    /// Covariance of the estimates (row-major, natural scale), when the Hessian is invertible.
+    pub covariance: Option<Vec<Vec<f64>>>,
+    /// Why there is no covariance when the Hessian is not the reason (in words).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub covariance_note: Option<String>,
+    /// Weighted log-likelihood at the estimates (without the penalty).
+    pub log_likelihood: f64,
+    /// Number of customers (sum of weights).
+    pub n_observations: f64,
+    /// Whether the optimiser met the gradient tolerance.
+    pub converged: bool,
+    /// Why the optimiser stopped, in words.
+    pub termination: String,
+    /// L-BFGS iterations of the start that was kept.
+    pub n_iter: u64,
+    /// Log-likelihood evaluations over all starts.
+    pub n_evaluations: u64,
+    /// Number of starting points tried.
+    pub n_starts: usize,
+    /// Infinity norm of the objective's gradient at the estimates.
+    pub gradient_norm: f64,
+    /// Ratio of the largest to the smallest eigenvalue of the Hessian (unconstrained coordinates).
+    pub hessian_condition: f64,
+    /// For each parameter, whether the data identify it only weakly: it loads on a direction
+    /// of (nearly) zero or negative curvature of the log-likelihood (log/logit coordinates).
+    pub weakly_identified: Vec<bool>,
+    /// Inverse Hessian of the objective (unconstrained coordinates, mean per customer), when it
+    /// exists: the curvature a warm start passes on.
+    #[serde(skip)]
+    pub inverse_hessian: Option<Vec<Vec<f64>>>,
+}
+
+impl FitResult {
+    /// Akaike information criterion, `2k - 2 ln L`.
+    pub fn aic(&self) -> f64 {
+        2.0 * self.params.len() as f64 - 2.0 * self.log_likelihood
+    }
+
+    /// Bayesian information criterion, `k ln n - 2 ln L`.
+    pub fn bic(&self) -> f64 {
+        self.params.len() as f64 * self.n_observations.ln() - 2.0 * self.log_likelihood
+    }
+
+    /// Standard errors (square roots of the covariance diagonal).
+    pub fn standard_errors(&self) -> Option<Vec<f64>> {
+        self.covariance
+            .as_ref()
+            .map(|c| (0..c.len()).map(|i| c[i][i].max(0.0).sqrt()).collect())
+    }
+}
+
+/// Where one start's search ended.
+struct StartOutcome {
+    u: Vec<f64>,
+    cost: f64,
+    gradient_norm: f64,
+    iterations: u64,
+    termination: String,
+    converged: bool,
+    /// The Hessian of the total objective at `u` (unconstrained coordinates), when the last
+    /// evaluation formed it (Newton steps).
+    hessian: Option<Vec<Vec<f64>>>,
+}
+
+const DEFAULT_MAX_ITER: u64 = 1000;
+const DEFAULT_GRADIENT_TOLERANCE: f64 = 1e-8;
+
+/// Fit a model by maximum (penalised) likelihood.
+pub fn fit<L: Likelihood>(lik: &L, opts: &FitOptions<'_>) -> Result<FitResult> {
+    let specs = lik.params();
+    for (name, value) in [
+        ("penalizer", opts.penalizer),
+        ("covariate_penalizer", opts.coefficient_penalizer),
+    ] {
+        if !(value >= 0.0 && value.is_finite()) {
+            return Err(ClvError::invalid_parameter(
+                name,
+                format!("must be a finite number >= 0, got {value}"),
+            ));
+        }
+    }
+    let weight = lik.total_weight();
+    if !(weight > 0.0) {
+        return Err(ClvError::invalid_data(
+            "weights",
+            None,
+            None,
+            "must have a positive total",
+        ));
+    }
+    let starts = match &opts.start {
+        Some(s) => {
+            check_params(specs, s)?;
+            vec![s.clone()]
+        }
+        None => lik.starts(),
+    };
+    let objective = Objective {
+        lik,
+        specs,
+        opts,
+        weight,
+        evaluations: AtomicU64::new(0),
+        interrupted: AtomicBool::new(false),
+        latest: Mutex::new(None),
+    };
+    let max_iter = if opts.max_iter == 0 {
+        DEFAULT_MAX_ITER
+    } else {
+        opts.max_iter
+    };
+    let tol = if opts.gradient_tolerance > 0.0 {
+        opts.gradient_tolerance
+    } else {
+        DEFAULT_GRADIENT_TOLERANCE
+    };
+
+    let mut best: Option<StartOutcome> = None;
+    let mut n_starts = 0;
+    for start in &starts {
+        n_starts += 1;
+        let u0: Vec<f64> = specs
+            .iter()
+            .zip(start)
+            .map(|(s, &t)| s.domain.to_unconstrained(t))
+            .collect();
+        let newton_outcome = if opts.newton {
+            newton(&objective, &u0, max_iter, tol)?
+        } else {
+            None
+        };
+        let outcome = match newton_outcome {
+            Some(outcome) if outcome.converged => outcome,
+            stopped => {
+                // L-BFGS from the start, or from where Newton stopped with its curvature.
+                let (u0, newton_iterations, newton_curvature) = match stopped {
+                    Some(o) => {
+                        let inverse = match o.hessian {
+                            Some(h) => inverse_of(&objective, &o.u, h)?,
+                            None => None,
+                        };
+                        (o.u, o.iterations, inverse)
+                    }
+                    None => (u0, 0, None),
+                };
+                let newton_curvature_used = newton_curvature.is_some();
+                let (start_curvature, evaluated) = if newton_curvature_used {
+                    (newton_curvature, None)
+                } else if opts.curvature_at_start && opts.initial_inverse_hessian.is_none() {
+                    start_inverse_hessian(&objective, &u0)?
+                } else {
+                    (None, None)
+                };
+                // Newton's curvature where it stopped is the point's own; a given one is from
+                // elsewhere (a subsample, a pooled fit).
+                let h0 = if newton_curvature_used {
+                    start_curvature.as_deref()
+                } else {
+                    opts.initial_inverse_hessian
+                        .as_deref()
+                        .or(start_curvature.as_deref())
+                };
+                let mut outcome = lbfgs(&objective, u0, h0, evaluated, max_iter, tol)?;
+                outcome.iterations += newton_iterations;
+                outcome
+            }
+        };
+        let better = match &best {
+            None => true,
+            Some(b) => {
+                (outcome.converged && !b.converged)
+                    || (outcome.converged == b.converged && outcome.cost < b.cost)
+            }
+        };
+        let done = outcome.converged && (opts.first_start_only || !lik.try_all_starts());
+        if better {
+            best = Some(outcome);
+        }
+        if done {
+            break;
+        }
+    }
+    let best =
+        best.ok_or_else(|| ClvError::Internal("the model offered no starting point".into()))?;
+    if !best.cost.is_finite() {
+        return Err(ClvError::Convergence {
+            reason: format!("no finite log-likelihood was found ({})", best.termination),
+        });
+    }
+
+    let mut termination = best.termination;
+    if n_starts > 1 && lik.try_all_starts() && !opts.first_start_only {
+        termination = format!("{termination} (best of {n_starts} starting points)");
+    }
+    let theta = objective.natural(&best.u);
+    if let Some(note) = runaway_note(specs, &theta) {
+        termination = format!("{termination}; {note}");
+    }
+    let (ll, _) = objective.at(&best.u).map_err(hessian_error)?;
+    let (covariance, inverse_hessian, condition, weakly_identified) =
+        match covariance(&objective, &best.u, &theta, best.hessian) {
+            Ok(curvature) => curvature,
+            // The estimate is usable without standard errors: a fit at the edge of the
+            // parameter space (a parameter running off to 0 or infinity) can have non-finite
+            // likelihood values next to it.
+            Err(ClvError::Convergence { reason }) => {
+                termination = format!("{termination}; no standard errors: {reason}");
+                (None, None, f64::INFINITY, vec![true; theta.len()])
+            }
+            Err(e) => return Err(e),
+        };
+    Ok(FitResult {
+        names: specs.iter().map(|s| s.name.to_string()).collect(),
+        params: theta,
+        covariance,
+        covariance_note: None,
+        log_likelihood: ll,
+        n_observations: weight,
+        converged: best.converged,
+        termination,
+        n_iter: best.iterations,
+        n_evaluations: objective.evaluations.load(Ordering::Relaxed),
+        n_starts,
+        gradient_norm: best.gradient_norm,
+        hessian_condition: condition,
+        weakly_identified,
+        inverse_hessian,
+    })
+}
+
+/// Positive parameters beyond these bounds are running off to 0 or infinity.
+const RUNAWAY_BOUNDS: (f64, f64) = (1e-8, 1e8);
+
+/// Whether a positive parameter's estimate is beyond [`RUNAWAY_BOUNDS`].
+fn runs_away(spec: &ParamSpec, value: f64) -> bool {
+    spec.domain == Domain::Positive && !(value > RUNAWAY_BOUNDS.0 && value < RUNAWAY_BOUNDS.1)
+}
+
+/// Whether any estimate runs off to 0 or infinity (a plateau of the likelihood, where a fit
+/// can stop without being at the optimum of a better-identified neighbourhood).
+pub fn any_runs_away(specs: &[ParamSpec], theta: &[f64]) -> bool {
+    specs.iter().zip(theta).any(|(s, &t)| runs_away(s, t))
+}
+
+/// Why a fit may not settle, when positive parameters head for 0 or infinity: the data do not
+/// identify them (for example customers without heterogeneity in a rate), and what to do.
+fn runaway_note(specs: &[ParamSpec], theta: &[f64]) -> Option<String> {
+    let runaway: Vec<String> = specs
+        .iter()
+        .zip(theta)
+        .filter(|(s, &t)| runs_away(s, t))
+        .map(|(s, t)| format!("{} = {t:.3e}", s.name))
+        .collect();
+    (!runaway.is_empty()).then(|| {
+        format!(
+            "{} heading for 0 or infinity: the data do not pin {} down (customers that look \
+             alike leave no heterogeneity to estimate, or a simpler nested model fits as well), \
+             and the log-likelihood there may be imprecise; a small penalizer (e.g. 0.001) \
+             keeps the estimates finite, or use a simpler model",
+            runaway.join(", "),
+            if runaway.len() == 1 { "it" } else { "them" }
+        )
+    })
+}
+
+/// Rows above which [`fit_with_warm_start`] first fits a subsample.
+pub const WARM_START_ROWS: usize = 200_000;
+/// Rows in that subsample (about).
+pub const WARM_START_SAMPLE: usize = 50_000;
+
+/// Fit large data in two stages: first a stratified subsample of about [`WARM_START_SAMPLE`]
+/// rows (every k-th row of the canonical order), then the full data from the subsample's
+/// estimate, which typically needs only a few full-data iterations. The answer is the full-data
+/// optimum either way; only the path to it is shorter. Smaller data (or a caller-given start) are
+/// fitted directly.
+///
+/// `fit_on(data, options)` fits the model to some rows (usually `fit(&Model::new(data), options)`).
+pub fn fit_with_warm_start<D>(
+    data: &D,
+    rows: usize,
+    subsample: impl Fn(&D, usize) -> D,
+    fit_on: impl Fn(&D, &FitOptions<'_>) -> Result<FitResult>,
+    opts: &FitOptions<'_>,
+) -> Result<FitResult> {
+    if rows <= WARM_START_ROWS || opts.start.is_some() {
+        return fit_on(data, opts);
+    }
+    let sample = subsample(data, rows / WARM_START_SAMPLE);
+    let first = fit_on(
+        &sample,
+        &FitOptions {
+            first_start_only: true,
+            ..opts.clone()
+        },
+    )?;
+    let mut full_opts = opts.clone();
+    if first.converged {
+        full_opts.start = Some(first.params);
+        full_opts.initial_inverse_hessian = first.inverse_hessian;
+    }
+    let mut res = fit_on(data, &full_opts)?;
+    if !res.converged && first.converged {
+        // Never worse than a cold start: fall back to the model's own starting points.
+        res = fit_on(data, opts)?;
+    }
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Weighted normal sample with known mean and standard deviation: the MLE and its covariance
+    /// are known in closed form, which tests the optimiser, the Hessian and the delta method.
+    struct Normal {
+        values: Vec<f64>,
+    }
+
+    static NORMAL_PARAMS: [ParamSpec; 2] = [
+        ParamSpec {
+            name: "mu_plus_10",
+            domain: Domain::Positive,
+        },
+        ParamSpec {
+            name: "sigma",
+            domain: Domain::Positive,
+        },
+    ];
+
+    impl Likelihood for Normal {
+        fn params(&self) -> &[ParamSpec] {
+            &NORMAL_PARAMS
+        }
+        fn starts(&self) -> Vec<Vec<f64>> {
+            vec![vec![1.0, 1.0]]
+        }
+        fn total_weight(&self) -> f64 {
+            self.values.len() as f64
+        }
+        fn loglik_and_gradient(&self, p: &[f64], exec: &Exec) -> (f64, Vec<f64>) {
+            let (m, s) = (p[0] - 10.0, p[1]);
+            let acc = exec.chunked_sum(self.values.len(), 3, |range, acc| {
+                for &x in &self.values[range] {
+                    let z = (x - m) / s;
+                    acc[0] += -0.5 * z * z - s.ln();
+                    acc[1] += z / s;
+                    acc[2] += z * z / s - 1.0 / s;
+                }
+            });
+            (acc[0], vec![acc[1], acc[2]])
+        }
+    }
+
+    #[test]
+    fn recovers_closed_form_estimates_and_covariance() {
+        let values: Vec<f64> = (0..1000)
+            .map(|i| ((i * 7919) % 1000) as f64 / 100.0 - 3.0)
+            .collect();
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let var = values.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+        let model = Normal { values };
+        let res = fit(&model, &FitOptions::default()).unwrap();
+        assert!(res.converged, "{}", res.termination);
+        assert!((res.params[0] - 10.0 - mean).abs() < 1e-7);
+        assert!((res.params[1] - var.sqrt()).abs() < 1e-7);
+        let cov = res.covariance.unwrap();
+        // Var(mu) = sigma^2 / n, Var(sigma) = sigma^2 / (2n), Cov = 0.
+        assert!((cov[0][0] / (var / n) - 1.0).abs() < 1e-5);
+        assert!((cov[1][1] / (var / (2.0 * n)) - 1.0).abs() < 1e-5);
+        assert!(cov[0][1].abs() < 1e-9);
+        assert_eq!(cov[0][1], cov[1][0]);
+    }
+
+    /// [`Normal`] with its analytic Hessian as a fused pass (counting its calls), for Newton
+    /// steps and the last step of L-BFGS.
+    struct NormalFused(Normal, AtomicU64);
+
+    impl Likelihood for NormalFused {
+        fn params(&self) -> &[ParamSpec] {
+            &NORMAL_PARAMS
+        }
+        fn starts(&self) -> Vec<Vec<f64>> {
+            self.0.starts()
+        }
+        fn total_weight(&self) -> f64 {
+            self.0.total_weight()
+        }
+        fn loglik_and_gradient(&self, p: &[f64], exec: &Exec) -> (f64, Vec<f64>) {
+            self.0.loglik_and_gradient(p, exec)
+        }
+        fn loglik_gradient_hessian(&self, p: &[f64], exec: &Exec) -> Option<FusedPass> {
+            self.1.fetch_add(1, Ordering::Relaxed);
+            let (ll, gradient) = self.0.loglik_and_gradient(p, exec);
+            let (m, s) = (p[0] - 10.0, p[1]);
+            let (mut h_ms, mut h_ss) = (0.0, 0.0);
+            for &x in &self.0.values {
+                let z = (x - m) / s;
+                h_ms += -2.0 * z / (s * s);
+                h_ss += (1.0 - 3.0 * z * z) / (s * s);
+            }
+            let n = self.0.values.len() as f64;
+            let hessian = vec![vec![-n / (s * s), h_ms], vec![h_ms, h_ss]];
+            Some((ll, gradient, hessian))
+        }
+    }
+
+    /// `-ll = a^2 / 2 - b^2 / 2 + b^4 / 4`: a saddle point at the origin (zero gradient,
+    /// negative curvature in b), minima at `b = +-1`.
+    struct Saddle;
+
+    static SADDLE_PARAMS: [ParamSpec; 2] = [
+        ParamSpec {
+            name: "a",
+            domain: Domain::Real,
+        },
+        ParamSpec {
+            name: "b",
+            domain: Domain::Real,
+        },
+    ];
+
+    impl Likelihood for Saddle {
+        fn params(&self) -> &[ParamSpec] {
+            &SADDLE_PARAMS
+        }
+        fn starts(&self) -> Vec<Vec<f64>> {
+            vec![vec![0.0, 0.0]]
+        }
+        fn total_weight(&self) -> f64 {
+            1.0
+        }
+        fn loglik_and_gradient(&self, p: &[f64], _exec: &Exec) -> (f64, Vec<f64>) {
+            let (a, b) = (p[0], p[1]);
+            let ll = -(0.5 * a * a - 0.5 * b * b + 0.25 * b.powi(4));
+            (ll, vec![-a, b - b.powi(3)])
+        }
+        fn loglik_gradient_hessian(&self, p: &[f64], exec: &Exec) -> Option<FusedPass> {
+            let (ll, gradient) = self.loglik_and_gradient(p, exec);
+            let hessian = vec![vec![-1.0, 0.0], vec![0.0, 1.0 - 3.0 * p[1] * p[1]]];
+            Some((ll, gradient, hessian))
+        }
+    }
+
+    #[test]
+    fn newton_steps_leave_a_saddle_point() {
+        let res = fit(
+            &Saddle,
+            &FitOptions {
+                newton: true,
+                ..FitOptions::default()
+            },
+        )
+        .unwrap();
+        assert!(
+            res.converged && res.termination.contains("Newton"),
+            "{}",
+            res.termination
+        );
+        assert!(res.params[0].abs() < 1e-8 && (res.params[1].abs() - 1.0).abs() < 1e-8);
+        assert!((res.log_likelihood - 0.25).abs() < 1e-12, "{res:?}");
+    }
+
+    #[test]
+    fn newton_steps_reach_the_lbfgs_optimum_and_covariance() {
+        let values: Vec<f64> = (0..1000)
+            .map(|i| ((i * 7919) % 1000) as f64 / 100.0 - 3.0)
+            .collect();
+        let plain = fit(
+            &Normal {
+                values: values.clone(),
+            },
+            &FitOptions::default(),
+        )
+        .unwrap();
+        let model = NormalFused(Normal { values }, AtomicU64::new(0));
+        // Near the optimum (a warm start): a few Newton steps, with the last Hessian as the
+        // covariance's.
+        let near = FitOptions {
+            newton: true,
+            start: Some(vec![plain.params[0] * 1.02, plain.params[1] * 0.9]),
+            ..FitOptions::default()
+        };
+        let res = fit(&model, &near).unwrap();
+        assert!(
+            res.converged && res.termination.contains("Newton"),
+            "{}",
+            res.termination
+        );
+        assert!(res.n_iter <= 6 && res.n_evaluations <= 8, "{res:?}");
+        // Far away the Hessian is indefinite (at the start mu + 10 = 1): trust-region steps
+        // get there too.
+        let far = FitOptions {
+            newton: true,
+            ..FitOptions::default()
+        };
+        let from_far = fit(&model, &far).unwrap();
+        assert!(from_far.converged, "{}", from_far.termination);
+        // Plain L-BFGS takes its last step with the fused pass, whose Hessian is then the
+        // covariance's (the model has no separate Hessian: without it the covariance would
+        // come from differenced gradients).
+        model.1.store(0, Ordering::Relaxed);
+        let lbfgs_only = fit(&model, &FitOptions::default()).unwrap();
+        assert!(lbfgs_only.converged, "{}", lbfgs_only.termination);
+        assert!(model.1.load(Ordering::Relaxed) >= 1);
+        for r in [&res, &from_far, &lbfgs_only] {
+            for (a, b) in r.params.iter().zip(&plain.params) {
+                assert!((a - b).abs() < 1e-7, "{:?} vs {:?}", r.params, plain.params);
+            }
+            let (cov, want) = (
+                r.covariance.as_ref().unwrap(),
+                plain.covariance.as_ref().unwrap(),
+            );
+            for i in 0..2 {
+                for j in 0..2 {
+                    assert!((cov[i][j] - want[i][j]).abs() <= 1e-6 * want[i][i].abs());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn interrupt_stops_the_fit() {
+        let model = Normal {
+            values: vec![1.0, 2.0, 3.0],
+        };
+        let stop = || true;
+        let opts = FitOptions {
+            interrupt: Some(&stop),
+            ..FitOptions::default()
+        };
+        assert_eq!(fit(&model, &opts).unwrap_err(), ClvError::Interrupted);
+    }
+}
