@@ -2,11 +2,12 @@
 //! and through `nalgebra` the symmetric eigen-decomposition (condition numbers, weakly
 //! identified directions, trust-region steps) and the Cholesky inverse (covariances).
 //!
-//! Why `nalgebra` and a Cholesky inverse (measured in docs/design.md): the hand-written cyclic
-//! Jacobi solver this replaces was 5-25x slower from 5 parameters up, and inverting through the
-//! eigen-decomposition (by either solver, or faer's) lost up to 5 more digits than Cholesky on
-//! Hessians whose parameters live on very different scales (covariate coefficients next to
-//! shape parameters), where Cholesky's accuracy does not depend on the scaling.
+//! Why `nalgebra` and a Cholesky inverse (measured in docs/design.md, `bench/linalg`): the
+//! hand-written cyclic Jacobi solver this replaces was as fast at 3 parameters but 2x slower at
+//! 5, 8x at 12 and 12-25x at 20 (covariate fits), and inverting through an eigen-decomposition
+//! (Jacobi's, nalgebra's or faer's) lost up to 6 more digits than Cholesky on Hessians whose
+//! parameters live on very different scales (covariate coefficients next to shape parameters),
+//! where Cholesky's accuracy does not depend on the scaling.
 
 use nalgebra::{Cholesky, DMatrix, SymmetricEigen};
 

@@ -5,6 +5,20 @@
 mod jacobi;
 use std::time::Instant;
 
+/// Nanoseconds per call of `f`: the least of 7 batches of `reps` calls (the least is the
+/// measure least disturbed by other work on the machine).
+fn time_ns(reps: usize, mut f: impl FnMut()) -> f64 {
+    (0..7)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..reps {
+                f();
+            }
+            t.elapsed().as_nanos() as f64 / reps as f64
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> f64 {
@@ -80,45 +94,30 @@ fn main() {
         for &(cond, grade) in &[(1e3, 1.0), (1e10, 1.0), (1e3, 1e6), (1e8, 1e8)] {
             let a = matrix(n, cond, grade, &mut rng);
             let reps = (20000 / (n * n)).max(20);
-            let t = Instant::now();
-            let mut jac = (vec![], vec![]);
-            for _ in 0..reps {
-                jac = jacobi::symmetric_eigen(std::hint::black_box(&a));
-            }
-            let tj = t.elapsed().as_nanos() as f64 / reps as f64;
+            use std::hint::black_box as bb;
             let na = nalgebra::DMatrix::from_fn(n, n, |i, j| a[i][j]);
-            let t = Instant::now();
-            let mut ne = None;
-            for _ in 0..reps {
-                ne = Some(nalgebra::SymmetricEigen::new(std::hint::black_box(
-                    na.clone(),
-                )));
-            }
-            let tn = t.elapsed().as_nanos() as f64 / reps as f64;
-            let ne = ne.unwrap();
             let fa = faer::Mat::<f64>::from_fn(n, n, |i, j| a[i][j]);
-            let t = Instant::now();
-            let mut fe = None;
-            for _ in 0..reps {
-                fe = Some(
-                    std::hint::black_box(&fa)
-                        .self_adjoint_eigen(faer::Side::Lower)
-                        .unwrap(),
-                );
-            }
-            let tf = t.elapsed().as_nanos() as f64 / reps as f64;
-            let fe = fe.unwrap();
+            let tj = time_ns(reps, || {
+                bb(jacobi::symmetric_eigen(bb(&a)));
+            });
+            let tn = time_ns(reps, || {
+                bb(nalgebra::SymmetricEigen::new(bb(na.clone())));
+            });
+            let tf = time_ns(reps, || {
+                bb(bb(&fa).self_adjoint_eigen(faer::Side::Lower).unwrap());
+            });
+            let tc = time_ns(reps, || {
+                bb(nalgebra::Cholesky::new(bb(na.clone())).map(|c| c.inverse()));
+            });
+            let jac = jacobi::symmetric_eigen(&a);
+            let ne = nalgebra::SymmetricEigen::new(na.clone());
+            let fe = fa.self_adjoint_eigen(faer::Side::Lower).unwrap();
+            let ci = nalgebra::Cholesky::new(na.clone()).map(|c| c.inverse());
             let ej = inv_err(&a, &inverse_from(&jac.0, &|i, m| jac.1[i][m], n));
             let nv: Vec<f64> = ne.eigenvalues.iter().copied().collect();
             let en = inv_err(&a, &inverse_from(&nv, &|i, m| ne.eigenvectors[(i, m)], n));
             let fv: Vec<f64> = (0..n).map(|i| fe.S()[i]).collect();
             let ef = inv_err(&a, &inverse_from(&fv, &|i, m| fe.U()[(i, m)], n));
-            let t = Instant::now();
-            let mut ci = None;
-            for _ in 0..reps {
-                ci = nalgebra::Cholesky::new(std::hint::black_box(na.clone())).map(|c| c.inverse());
-            }
-            let tc = t.elapsed().as_nanos() as f64 / reps as f64;
             let ec = match ci {
                 Some(ci) => inv_err(
                     &a,
