@@ -1,0 +1,645 @@
+"""Accuracy at far parameters (issue 25, "accuracy at far parameters").
+
+At any finite parameter value a fit or a model file can produce, clvrs's log-likelihoods and
+predictions are either exact (1e-12 relative for log-likelihoods, 1e-10 for predictions) or
+refused with a typed :class:`clvrs.exceptions.ClvError` that names the parameters. A NaN, an
+infinity, a value out of range or a wrong finite value is a failure.
+
+Parameters: each model's parameters one at a time at 1e-8, 1e12, 1e-100, 1e100 and 1e300 (the
+others at a typical fit), the scale pairs a fit drifts along (r and alpha, or the two Beta
+shapes, multiplied together: the Poisson and fixed-probability limits), and seeded draws with
+every parameter log-uniform over 1e-8..1e12. Histories: no repeat purchase, CDNOW-like, a heavy
+buyer and a long history (discrete analogues for BG/BB).
+
+References are mpmath at enough digits for the parameters (the digits of ``alpha + T`` at
+alpha = 1e300 are needed, so the precision grows with log10 of each parameter), each from two
+independent forms that must agree before a case is judged:
+
+* BG/NBD and MBG/NBD: log-likelihood and P(alive) in log space here and by the reused closed
+  forms (``test_bgnbd_reference``, ``test_continuous_reference``); the active-customer
+  expectation (a + b' - 1) / (a - 1) [1 - (rate / (rate + t))^k 2F1(k, b'; a + b' - 1;
+  t / (rate + t))] (reused) against its Pfaff transform (a + b' - 1) / (a - 1) [1 - 2F1(k, a - 1;
+  a + b' - 1; -t / rate)], which mpmath evaluates by a different route.
+* GGompertz/NBD: the quadrature references of ``test_continuous_reference`` (likelihood terms
+  by ``integrate_exp``, the dead branch also integrated by parts; window integrals of the
+  survival function by 2F1 and by quadrature).
+* BG/BB: the sums of ``reference_value_models`` against a Pochhammer-ratio recurrence in log
+  space; the conditional expectation by its Gamma-ratio closed form and by the direct sum.
+* Gamma-Gamma: the closed forms of ``reference_value_models`` at two precisions (the closed form
+  has no cancellation the extra digits do not expose), and by quadrature over the spend rate
+  where the posterior is not too sharp for it.
+
+A reference that cannot be established (the forms disagree, or mpmath does not converge) skips
+its case with the reason; no case of the grid below does so today.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import pytest
+import reference_value_models as rvm
+import test_bgnbd_reference as tbr
+import test_continuous_reference as tcr
+from mpmath import mp  # type: ignore[import-untyped]
+
+import clvrs
+from clvrs.exceptions import ClvError
+
+Params = tuple[float, ...]
+Value = Any  # an mpf, or None where the quantity is undefined (Gamma-Gamma LL at x = 0)
+
+# A log-likelihood within 1e-14 of the truth is a likelihood exact to 1e-14 relative: near 0
+# (x = 0 at a tiny purchase rate) it is judged by that absolute tolerance.
+LL_RTOL, LL_ATOL = 1e-12, 1e-14
+RTOL = 1e-10
+UNDERFLOW = 1e-290  # a true value below this may come out as any number in [0, 1e-280]
+T_NEW = 52.0  # horizon of the expectations (opportunities m = 10 for BG/BB)
+M_BGBB = 10
+
+HISTORIES: list[tuple[float, float, float]] = [
+    (0.0, 0.0, 38.86),
+    (2.0, 30.43, 38.86),
+    (50.0, 38.0, 39.0),
+    (5.0, 1e4, 1e5),
+]
+BGBB_HISTORIES: list[tuple[int, int, int]] = [(0, 0, 39), (2, 30, 39), (35, 38, 39), (5, 980, 1000)]
+# GGompertz/NBD references integrate numerically (seconds each at hundreds of digits): the long
+# history is left to test_extremes.py (ages up to 1e20 at moderate parameters).
+GG_HISTORIES = HISTORIES[:3]
+SPEND_HISTORIES: list[tuple[int, float]] = [(0, 0.0), (1, 35.0), (6, 20.5), (50, 1e4)]
+
+FAR = (1e-8, 1e12, 1e-100, 1e100, 1e300)
+
+
+# ------------------------------------------------------------------------------------------------
+# Grid
+# ------------------------------------------------------------------------------------------------
+
+
+def _grid(
+    base: Params,
+    names: Sequence[str],
+    pairs: Sequence[tuple[int, int]],
+    seed: int,
+    draws: int,
+    far: Sequence[float] = FAR,
+) -> list[tuple[str, Params]]:
+    """One parameter at a time at each FAR value, scale pairs multiplied by 1e12 and 1e100, and
+    seeded draws log-uniform over 1e-8..1e12."""
+    points: list[tuple[str, Params]] = []
+    for i, name in enumerate(names):
+        for value in far:
+            point = list(base)
+            point[i] = value
+            points.append((f"{name}={value:g}", tuple(point)))
+    for i, j in pairs:
+        for scale in (1e12, 1e100):
+            point = list(base)
+            point[i] *= scale
+            point[j] *= scale
+            points.append((f"{names[i]},{names[j]}x{scale:g}", tuple(point)))
+    rng = np.random.default_rng(seed)
+    for k in range(draws):
+        draw = tuple(float(v) for v in 10.0 ** rng.uniform(-8.0, 12.0, len(base)))
+        points.append((f"draw{k}", draw))
+    return points
+
+
+def _cases(
+    grid: list[tuple[str, Params]], quantities: Sequence[str], known: dict[str, str]
+) -> list[Any]:
+    """(params, quantity) cases; those in ``known`` (clvrs is wrong there) are strict xfails."""
+    cases = []
+    for label, params in grid:
+        for quantity in quantities:
+            case_id = f"{label}-{quantity}"
+            marks = (
+                [pytest.mark.xfail(strict=True, reason=known[case_id])] if case_id in known else []
+            )
+            cases.append(pytest.param(params, quantity, id=case_id, marks=marks))
+    unknown = set(known) - {f"{label}-{q}" for label, _ in grid for q in quantities}
+    assert not unknown, unknown
+    return cases
+
+
+def _digits(params: Params, extra: int = 0) -> int:
+    """Working digits: 40, plus the decades of every parameter away from 1 (alpha + T at
+    alpha = 1e300 needs 300 digits to see T; ln Gamma(1e300) has 303 before the point), plus
+    room for the histories' ages."""
+    return 46 + extra + sum(int(abs(math.log10(p))) + 1 for p in params)
+
+
+@contextmanager
+def _precision(digits: int) -> Iterator[None]:
+    """Run the reused references at ``digits``: their ``_hp`` wrappers read the module's DPS."""
+    modules: tuple[Any, ...] = (rvm, tbr, tcr)
+    saved = [m.DPS for m in modules]
+    for m in modules:
+        m.DPS = digits
+    try:
+        with mp.workdps(digits):
+            yield
+    finally:
+        for m, value in zip(modules, saved):
+            m.DPS = value
+
+
+def _agree(first: Any, second: Any, label: str, digits: int = 25, floor: float = 0.0) -> Any:
+    """The reference, once its two forms agree to ``digits`` significant digits (or within
+    ``floor``: a log-likelihood near 0 is judged to an absolute tolerance)."""
+    if first is None and second is None:
+        return None
+    scale = max(abs(first), abs(second))
+    if scale != 0 and abs(first - second) > mp.mpf(10) ** -digits * scale + floor:
+        raise ReferenceUnavailable(
+            f"{label}: reference forms disagree ({mp.nstr(first, 20)} vs {mp.nstr(second, 20)})"
+        )
+    return first
+
+
+class ReferenceUnavailable(Exception):
+    """The two reference forms disagree or mpmath did not converge."""
+
+
+def _attempt(out: dict[str, Any], quantity: str, compute: Callable[[], Any]) -> None:
+    """Store ``compute()`` under ``quantity``, or why no reference could be established."""
+    try:
+        out[quantity] = compute()
+    except (ReferenceUnavailable, ValueError, ZeroDivisionError) as error:
+        out[quantity] = ReferenceUnavailable(str(error))
+
+
+LARGE = 1e6  # above this, 2F1(k, b'; c; z) series with these parameters are out of mpmath's reach
+
+
+def _hypergeometric_reach(*values: float) -> None:
+    """Refuse (deterministically) where mpmath's 2F1 takes minutes or loses digits silently."""
+    if max(values) > LARGE:
+        raise ReferenceUnavailable(
+            f"no 2F1 reference with parameters up to {max(values):g} (mpmath's series and "
+            "transformations take minutes or lose digits there)"
+        )
+
+
+def _uncached(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The function under a ``functools.cache`` (whose key does not include the precision)."""
+    return getattr(func, "__wrapped__", func)
+
+
+# ------------------------------------------------------------------------------------------------
+# References
+# ------------------------------------------------------------------------------------------------
+
+
+def _logsumexp(*terms: Any) -> Any:
+    top = max(terms)
+    return top + mp.log(mp.fsum(mp.exp(v - top) for v in terms))
+
+
+def _ln_beta(a: Any, b: Any) -> Any:
+    return mp.loggamma(a) + mp.loggamma(b) - mp.loggamma(a + b)
+
+
+def _active_pfaff(k: Any, rate: Any, t: Any, a: Any, bb: Any) -> Any:
+    """E_p[(1 - (1 + p t / rate)^-k) / p], p ~ Beta(a, bb): (a + bb - 1) / (a - 1)
+    [1 - E_{Beta(a - 1, bb)}(1 + p t / rate)^-k] = (a + bb - 1) / (a - 1) [1 - 2F1(k, a - 1;
+    a + bb - 1; -t / rate)] (analytic in a, bb, so valid for a < 1 too)."""
+    with mp.extradps(30):
+        k, rate, t, a, bb = (mp.mpf(v) for v in (k, rate, t, a, bb))
+        value = (a + bb - 1) / (a - 1) * (1 - mp.hyp2f1(k, a - 1, a + bb - 1, -t / rate))
+    return mp.mpf(value)
+
+
+def _active_closed(k: Any, rate: Any, t: Any, a: Any, bb: Any) -> Any:
+    """The same by ``test_continuous_reference.beta_active_closed`` with more guard digits."""
+    with mp.extradps(30):
+        value = tcr.beta_active_closed(k, rate, t, a, bb)
+    return mp.mpf(value)
+
+
+def _active(k: Any, rate: Any, t: Any, a: Any, bb: Any, label: str) -> Any:
+    return _agree(
+        _active_closed(k, rate, t, a, bb), _active_pfaff(k, rate, t, a, bb), label, digits=20
+    )
+
+
+def _bgnbd_branches(params: Params, x: float, t_x: float, T: float) -> list[Any]:
+    r, alpha, a, b = (mp.mpf(v) for v in params)
+    x_, t_x_, T_ = (mp.mpf(v) for v in (x, t_x, T))
+    front = mp.loggamma(r + x_) - mp.loggamma(r) + r * mp.log(alpha) - _ln_beta(a, b)
+    terms = [front + _ln_beta(a, b + x_) - (r + x_) * mp.log(alpha + T_)]
+    if x > 0:
+        terms.append(front + _ln_beta(a + 1, b + x_ - 1) - (r + x_) * mp.log(alpha + t_x_))
+    return terms
+
+
+def _mbg_branches(params: Params, x: float, t_x: float, T: float) -> list[Any]:
+    r, alpha, a, b = (mp.mpf(v) for v in params)
+    x_, t_x_, T_ = (mp.mpf(v) for v in (x, t_x, T))
+    front = mp.loggamma(r + x_) - mp.loggamma(r) + r * mp.log(alpha) - _ln_beta(a, b)
+    return [
+        front + _ln_beta(a, b + x_ + 1) - (r + x_) * mp.log(alpha + T_),
+        front + _ln_beta(a + 1, b + x_) - (r + x_) * mp.log(alpha + t_x_),
+    ]
+
+
+def _alive(terms: list[Any]) -> Any:
+    return 1 / mp.fsum(mp.exp(v - terms[0]) for v in terms)
+
+
+def _closed_forms(
+    branches: Callable[[Params, float, float, float], list[Any]],
+    reused_ll: Callable[..., Any],
+    reused_alive: Callable[..., Any],
+    params: Params,
+) -> tuple[list[Value], list[Value]]:
+    """(LL, P(alive)) per history: log-space branches against the reused closed forms."""
+    lls, alives = [], []
+    for x, t_x, T in HISTORIES:
+        terms = branches(params, x, t_x, T)
+        lls.append(
+            _agree(_logsumexp(*terms), _uncached(reused_ll)(params, x, t_x, T), "LL", floor=1e-30)
+        )
+        alives.append(_agree(_alive(terms), _uncached(reused_alive)(params, x, t_x, T), "alive"))
+    return lls, alives
+
+
+@functools.cache
+def bgnbd_reference(params: Params) -> dict[str, Any]:
+    """BG/NBD references at ``params`` for HISTORIES (and the new customer's expectation);
+    a quantity without a verified reference holds a ReferenceUnavailable."""
+    r, alpha, a, b = params
+    out: dict[str, Any] = {}
+    with _precision(_digits(params)):
+        _attempt(
+            out,
+            "both",
+            lambda: _closed_forms(
+                _bgnbd_branches, tbr.ref_log_likelihood, tbr.ref_probability_alive, params
+            ),
+        )
+        if isinstance(out["both"], ReferenceUnavailable):
+            out["ll"] = out["alive"] = out["both"]
+        else:
+            out["ll"], out["alive"] = out["both"]
+
+        def expected() -> list[Value]:
+            _hypergeometric_reach(r + 50, a, b + 50)
+            return [
+                alive * _active(r + x, mp.mpf(alpha) + T, T_NEW, a, mp.mpf(b) + x, "expected")
+                for alive, (x, _, T) in zip(out["alive"], HISTORIES)
+            ]
+
+        def new() -> list[Value]:
+            _hypergeometric_reach(r, a, b)
+            return [_active(r, alpha, T_NEW, a, b, "new")]
+
+        _attempt(out, "expected", expected)
+        _attempt(out, "new", new)
+    return out
+
+
+@functools.cache
+def mbg_reference(params: Params) -> dict[str, Any]:
+    """MBG/NBD references (the reused ``mbg_*`` closed forms against the log-space ones)."""
+    r, alpha, a, b = params
+    out: dict[str, Any] = {}
+    with _precision(_digits(params)):
+        _attempt(
+            out,
+            "both",
+            lambda: _closed_forms(
+                _mbg_branches, tcr.mbg_log_likelihood, tcr.mbg_probability_alive, params
+            ),
+        )
+        if isinstance(out["both"], ReferenceUnavailable):
+            out["ll"] = out["alive"] = out["both"]
+        else:
+            out["ll"], out["alive"] = out["both"]
+
+        def expected() -> list[Value]:
+            _hypergeometric_reach(r + 50, a, b + 51)
+            return [
+                alive * _active(r + x, mp.mpf(alpha) + T, T_NEW, a, mp.mpf(b) + x + 1, "expected")
+                for alive, (x, _, T) in zip(out["alive"], HISTORIES)
+            ]
+
+        def new() -> list[Value]:
+            _hypergeometric_reach(r, a, b + 1)
+            bb = mp.mpf(b) + 1
+            return [mp.mpf(b) / (mp.mpf(a) + b) * _active(r, alpha, T_NEW, a, bb, "new")]
+
+        _attempt(out, "expected", expected)
+        _attempt(out, "new", new)
+    return out
+
+
+def _gg_by_parts(params: Params, x: float, t_x: float, T: float) -> tuple[Any, Any]:
+    """GGompertz/NBD (LL, P(alive)) with the dead branch integrated by parts (40 guard digits
+    for its cancellation)."""
+    with mp.extradps(40):
+        branches: list[Any] = tcr.gg_branches_by_parts(params, int(x), t_x, T)
+        alive, dead = branches
+        r, alpha = mp.mpf(params[0]), mp.mpf(params[1])
+        ll = tcr._ln_front(r, alpha, mp.mpf(x)) + mp.log(alive + dead)
+        p_alive = alive / (alive + dead)
+    return mp.mpf(ll), mp.mpf(p_alive)
+
+
+def _gg_window(params: Params, lo: float, hi: float) -> Any:
+    """int_lo^hi S(u) du by 2F1 (reused) and by quadrature (reused)."""
+    _, _, b, s, beta = params
+    with mp.extradps(20):
+        by_2f1 = tcr.gg_survival_integral(b, s, beta, lo, hi)
+        by_quad = tcr.gg_survival_integral_quad(b, s, beta, lo, hi)
+    return _agree(by_2f1, by_quad, "survival integral", digits=20)
+
+
+@functools.cache
+def gg_reference(params: Params) -> dict[str, list[Value]]:
+    """GGompertz/NBD references: quadrature of the likelihood terms, checked by parts."""
+    r, alpha, b, s, beta = params
+    out: dict[str, list[Value]] = {"ll": [], "alive": [], "expected": [], "new": []}
+    with _precision(_digits(params)):
+        for x, t_x, T in GG_HISTORIES:
+            alive_term, dead_term = _uncached(tcr.gg_branches)(params, x, t_x, T)
+            front = tcr._ln_front(mp.mpf(r), mp.mpf(alpha), mp.mpf(x))
+            ll_parts, alive_parts = _gg_by_parts(params, x, t_x, T)
+            ll = _agree(
+                front + mp.log(alive_term + dead_term), ll_parts, "LL", digits=20, floor=1e-30
+            )
+            alive = _agree(alive_term / (alive_term + dead_term), alive_parts, "alive", digits=20)
+            T_ = mp.mpf(T)
+            ln_s_T = tcr.gg_log_survival(mp.mpf(b), mp.mpf(s), mp.mpf(beta), T_)
+            window = _gg_window(params, T, T_ + T_NEW)
+            out["ll"].append(ll)
+            out["alive"].append(alive)
+            out["expected"].append(alive * (r + x) / (alpha + T_) * window / mp.exp(ln_s_T))
+        out["new"].append(mp.mpf(r) / alpha * _gg_window(params, 0, T_NEW))
+    return out
+
+
+def _bgbb_sum(params: Params, x: int, t_x: int, n: int) -> tuple[Any, Any]:
+    """BG/BB (ln L, ln of the alive-through-n term) in log space: the dead terms by the
+    Pochhammer-ratio recurrence B(., . + i + 1) / B(., . + i)."""
+    a, b, g, d = (mp.mpf(v) for v in params)
+    base = -_ln_beta(a, b) - _ln_beta(g, d)
+    alive = base + _ln_beta(a + x, b + n - x) + _ln_beta(g, d + n)
+    term = mp.exp(base + _ln_beta(a + x, b + t_x - x) + _ln_beta(g + 1, d + t_x))
+    dead = []
+    for i in range(n - t_x):
+        dead.append(term)
+        term *= (b + t_x - x + i) / (a + b + t_x + i) * (d + t_x + i) / (g + d + 1 + t_x + i)
+    ln_l = mp.log(mp.exp(alive) + mp.fsum(dead)) if dead else alive
+    return ln_l, alive
+
+
+@functools.cache
+def bgbb_reference(params: Params) -> dict[str, list[Value]]:
+    """BG/BB references: ``reference_value_models``' sums and closed form against log-space
+    recurrences and the direct sum of the expectation."""
+    a, b, g, d = params
+    out: dict[str, list[Value]] = {"ll": [], "alive": [], "expected": []}
+    with _precision(_digits(params)):
+        for x, t_x, n in BGBB_HISTORIES:
+            ln_l, ln_alive = _bgbb_sum(params, x, t_x, n)
+            ll = _agree(rvm.bgbb_log_likelihood(a, b, g, d, x, t_x, n), ln_l, "LL", floor=1e-30)
+            alive = _agree(
+                rvm.bgbb_probability_alive_at_n(a, b, g, d, x, t_x, n),
+                mp.exp(ln_alive - ln_l),
+                "alive",
+            )
+            a_, b_, g_, d_ = (mp.mpf(v) for v in params)
+            head = mp.exp(_ln_beta(a_ + x + 1, b_ + n - x) - _ln_beta(a_, b_) - ln_l)
+            survive = mp.fsum(
+                mp.exp(_ln_beta(g_, d_ + k) - _ln_beta(g_, d_))
+                for k in range(n + 1, n + M_BGBB + 1)
+            )
+            expected = _agree(
+                rvm.bgbb_conditional_expected(a, b, g, d, x, t_x, n, M_BGBB),
+                head * survive,
+                "expected",
+                digits=20,
+            )
+            out["ll"].append(ll)
+            out["alive"].append(alive)
+            out["expected"].append(expected)
+    return out
+
+
+INFINITE = "infinite"  # a mean that does not exist: only a refusal is right
+
+
+@functools.cache
+def spend_reference(params: Params) -> dict[str, list[Value]]:
+    """Gamma-Gamma references: the closed forms at two precisions (40 more digits expose any
+    cancellation; the quadrature forms of ``reference_value_models`` take seconds per value at
+    these shapes)."""
+    p, q, gamma = params
+    digits = _digits(params)
+    out: dict[str, list[Value]] = {"ll": [], "spend": []}
+    for x, mbar in SPEND_HISTORIES:
+        forms: dict[str, list[Any]] = {"ll": [], "spend": []}
+        for extra in (0, 40):
+            with _precision(digits + extra):
+                forms["ll"].append(rvm.gg_log_likelihood(p, q, gamma, x, mbar) if x else None)
+                if mp.mpf(p) * x + q <= 1:
+                    forms["spend"].append(INFINITE)
+                else:
+                    forms["spend"].append(rvm.gg_conditional_expected_spend(p, q, gamma, x, mbar))
+        lls, spend = forms["ll"], forms["spend"]
+        out["ll"].append(_agree(lls[0], lls[1], "LL", digits=20, floor=1e-30))
+        out["spend"].append(
+            INFINITE if spend[0] is INFINITE else _agree(spend[0], spend[1], "spend", digits=20)
+        )
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Judging clvrs
+# ------------------------------------------------------------------------------------------------
+
+KIND = {  # quantity: (rtol, atol, lower bound, upper bound)
+    "ll": (LL_RTOL, LL_ATOL, -math.inf, math.inf),
+    "alive": (RTOL, 0.0, 0.0, 1.0),
+    "expected": (RTOL, 0.0, 0.0, math.inf),
+    "new": (RTOL, 0.0, 0.0, math.inf),
+    "spend": (RTOL, 0.0, 0.0, math.inf),
+}
+
+
+def _names_parameters(message: str, names: Sequence[str]) -> bool:
+    return "params_" in message or any(re.search(rf"\b{n}\b", message) for n in names)
+
+
+def _judge(
+    quantity: str,
+    compute: Callable[[], Any],
+    references: Sequence[Value],
+    names: Sequence[str],
+    labels: Sequence[Any],
+) -> None:
+    """clvrs's values against the references, or a typed refusal naming the parameters."""
+    try:
+        got = np.atleast_1d(np.asarray(compute(), dtype=float))
+    except ClvError as error:
+        assert _names_parameters(str(error), names), f"refusal does not name them: {error}"
+        return
+    rtol, atol, lower, upper = KIND[quantity]
+    problems = []
+    for value, ref, label in zip(got, references, labels):
+        if ref is None:
+            continue
+        if ref is INFINITE:
+            problems.append(f"{label}: {value!r} for a mean that does not exist (refuse)")
+            continue
+        if not (math.isfinite(value) and lower <= value <= upper):
+            problems.append(f"{label}: {value!r} (out of range; reference {mp.nstr(ref, 17)})")
+        elif abs(ref) < UNDERFLOW and lower == 0.0:
+            if value > 1e-280:
+                problems.append(f"{label}: {value!r}, reference {mp.nstr(ref, 17)}")
+        elif abs(value - ref) > rtol * abs(ref) + atol:
+            rel = float(abs(value - ref) / abs(ref)) if ref else math.inf
+            problems.append(
+                f"{label}: {value!r}, reference {mp.nstr(ref, 17)} (relative error {rel:.2g})"
+            )
+    assert not problems, "\n".join(problems)
+
+
+def _reference_or_skip(
+    build: Callable[[Params], dict[str, Any]], params: Params, quantity: str
+) -> Any:
+    try:
+        refs = build(params)[quantity]
+    except (ReferenceUnavailable, ValueError, ZeroDivisionError) as error:
+        refs = ReferenceUnavailable(str(error))
+    if isinstance(refs, ReferenceUnavailable):
+        pytest.skip(f"no verified reference: {refs}")
+    return refs
+
+
+def _rfm_columns(histories: Sequence[tuple[float, float, float]]) -> dict[str, np.ndarray]:
+    x, t_x, T = (np.array(c, dtype=float) for c in zip(*histories))
+    return {"frequency": x, "recency": t_x, "T": T}
+
+
+def _rfm_quantity(
+    model: Any, quantity: str, histories: Sequence[tuple[float, float, float]] = HISTORIES
+) -> Callable[[], Any]:
+    cols = _rfm_columns(histories)
+    return {
+        "ll": lambda: model.log_likelihood_per_customer(**cols),
+        "alive": lambda: model.probability_alive(**cols),
+        "expected": lambda: model.expected_purchases(t=T_NEW, **cols),
+        "new": lambda: model.expected_purchases_new_customer(T_NEW),
+    }[quantity]
+
+
+RFM_QUANTITIES = ("ll", "alive", "expected", "new")
+BG_NAMES = ("r", "alpha", "a", "b")
+GG_NAMES = ("r", "alpha", "b", "s", "beta")
+BGBB_NAMES = ("alpha", "beta", "gamma", "delta")
+SPEND_NAMES = ("p", "q", "gamma")
+
+BG_GRID = _grid((0.243, 4.414, 0.793, 2.426), BG_NAMES, [(0, 1), (2, 3)], seed=2501, draws=4)
+MBG_GRID = _grid((0.525, 6.183, 0.891, 1.614), BG_NAMES, [(0, 1), (2, 3)], seed=2502, draws=4)
+# GGompertz/NBD references take seconds per point (quadrature at high precision, checked by
+# parts): a few points where both forms are verified; test_extremes.py covers huge ages.
+GG_GRID = [
+    point
+    for point in _grid((0.55, 10.5, 0.01, 0.6, 0.1), GG_NAMES, [], seed=2503, draws=0)
+    if point[0] in ("r=1e-08", "r=1e+12", "alpha=1e+12", "b=1e-08")
+]
+# mp.beta at 1e300 and 360 digits costs seconds per history: BG/BB stops at 1e100.
+BGBB_GRID = _grid(
+    (1.204, 0.750, 0.657, 2.783), BGBB_NAMES, [(0, 1), (2, 3)], seed=2504, draws=4, far=FAR[:4]
+)
+SPEND_GRID = _grid((6.25, 3.74, 15.44), SPEND_NAMES, [(0, 2), (1, 2)], seed=2505, draws=4)
+
+
+# MBG/NBD x = 0: LL = a1 + a2 + log1p_exp(odds) in src/models/bgnbd.rs::log_likelihood adds the
+# alive branch's -(r + x) ln1p(T / alpha) + ln(b / (a + b)) to log odds carrying the same terms
+# with the other sign; when the dead branch (which has no r term at t_x = 0) dominates, the
+# O(1) answer is the difference of two O(r) or O(ln b) numbers.
+_MBG_CANCELS = (
+    "MBG/NBD x = 0 log-likelihood: src/models/bgnbd.rs log_likelihood sums a2 and "
+    "log1p_exp(dropout_log_odds), two large terms of opposite sign, instead of the dominant "
+    "dead branch ln(a / (a + b)) + log1p(...)"
+)
+MBG_KNOWN = {
+    "r=1e+12-ll": _MBG_CANCELS + ": -1.03369140625 for -1.0336995860481559",
+    "r=1e+100-ll": _MBG_CANCELS + ": 0.0 for -1.0336995860481559",
+    "r=1e+300-ll": _MBG_CANCELS + ": 0.0 for -1.0336995860481559",
+    "b=1e-100-ll": _MBG_CANCELS + ": +2.8e-14 (a log-probability above 0) for -7.3e-101",
+    "draw3-ll": _MBG_CANCELS + ": -0.0012928769783684 for -0.0012928769783516 (1.3e-11)",
+}
+BGBB_KNOWN = {
+    "beta=1e+12-ll": (
+        "BG/BB x = 0 log-likelihood at beta = 1e12: -1.40892e-11 for -1.40748e-11 (absolute "
+        "error 1.4e-14: the log of a likelihood 1 - 1.4e-11 that is not formed as a log1p)"
+    ),
+}
+
+
+def _history_labels(quantity: str, histories: Sequence[Any]) -> list[Any]:
+    return ["new customer"] if quantity == "new" else list(histories)
+
+
+@pytest.mark.parametrize(("params", "quantity"), _cases(BG_GRID, RFM_QUANTITIES, {}))
+def test_bgnbd_at_far_parameters(params: Params, quantity: str) -> None:
+    refs = _reference_or_skip(bgnbd_reference, params, quantity)
+    model = clvrs.BetaGeoModel.from_params(**dict(zip(BG_NAMES, params)))
+    labels = _history_labels(quantity, HISTORIES)
+    _judge(quantity, _rfm_quantity(model, quantity), refs, BG_NAMES, labels)
+
+
+@pytest.mark.parametrize(("params", "quantity"), _cases(MBG_GRID, RFM_QUANTITIES, MBG_KNOWN))
+def test_mbgnbd_at_far_parameters(params: Params, quantity: str) -> None:
+    refs = _reference_or_skip(mbg_reference, params, quantity)
+    model = clvrs.ModifiedBetaGeoModel.from_params(**dict(zip(BG_NAMES, params)))
+    labels = _history_labels(quantity, HISTORIES)
+    _judge(quantity, _rfm_quantity(model, quantity), refs, BG_NAMES, labels)
+
+
+@pytest.mark.parametrize(("params", "quantity"), _cases(GG_GRID, RFM_QUANTITIES, {}))
+def test_ggompertz_nbd_at_far_parameters(params: Params, quantity: str) -> None:
+    refs = _reference_or_skip(gg_reference, params, quantity)
+    model = clvrs.GammaGompertzNBDModel.from_params(**dict(zip(GG_NAMES, params)))
+    labels = _history_labels(quantity, GG_HISTORIES)
+    _judge(quantity, _rfm_quantity(model, quantity, GG_HISTORIES), refs, GG_NAMES, labels)
+
+
+@pytest.mark.parametrize(
+    ("params", "quantity"), _cases(BGBB_GRID, ("ll", "alive", "expected"), BGBB_KNOWN)
+)
+def test_bgbb_at_far_parameters(params: Params, quantity: str) -> None:
+    refs = _reference_or_skip(bgbb_reference, params, quantity)
+    model = clvrs.BetaGeoBetaBinomModel.from_params(**dict(zip(BGBB_NAMES, params)))
+    x, t_x, n = (np.array(c, dtype=float) for c in zip(*BGBB_HISTORIES))
+    cols = {"frequency": x, "recency": t_x, "periods": n}
+    compute = {
+        "ll": lambda: model.log_likelihood_per_customer(**cols),
+        "alive": lambda: model.probability_alive(**cols),
+        "expected": lambda: model.expected_purchases(m=M_BGBB, **cols),
+    }[quantity]
+    _judge(quantity, compute, refs, BGBB_NAMES, BGBB_HISTORIES)
+
+
+@pytest.mark.parametrize(("params", "quantity"), _cases(SPEND_GRID, ("ll", "spend"), {}))
+def test_gamma_gamma_at_far_parameters(params: Params, quantity: str) -> None:
+    refs = _reference_or_skip(spend_reference, params, quantity)
+    model = clvrs.GammaGammaModel.from_params(**dict(zip(SPEND_NAMES, params)))
+    x, mbar = (np.array(c, dtype=float) for c in zip(*SPEND_HISTORIES))
+    cols = {"frequency": x, "monetary_value": mbar}
+    compute = {
+        "ll": lambda: model.log_likelihood_per_customer(**cols),
+        "spend": lambda: model.expected_average_spend(**cols),
+    }[quantity]
+    _judge(quantity, compute, refs, SPEND_NAMES, SPEND_HISTORIES)
