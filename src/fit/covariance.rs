@@ -3,6 +3,8 @@
 //! of the natural parameters by the delta method, the inverse Hessian a warm start passes on,
 //! and which parameters the data identify only weakly.
 
+use ndarray::Array2;
+
 use super::linalg::{cholesky_inverse, symmetric_eigen};
 use super::objective::{EvalError, Objective, StartCurvature};
 use super::Likelihood;
@@ -11,7 +13,7 @@ use crate::error::{ClvError, Result};
 /// The covariance of the natural parameters, the inverse Hessian of the mean objective in
 /// unconstrained coordinates (both `None` when the Hessian is not positive definite), the
 /// Hessian's condition number, and which parameters are weakly identified.
-type Curvature = (Option<Vec<Vec<f64>>>, Option<Vec<Vec<f64>>>, f64, Vec<bool>);
+type Curvature = (Option<Array2<f64>>, Option<Array2<f64>>, f64, Vec<bool>);
 
 /// Eigenvalues below this fraction of the largest mark directions the data barely identify.
 pub(super) const WEAK_CURVATURE: f64 = 1e-8;
@@ -28,7 +30,7 @@ pub(super) fn covariance<L: Likelihood>(
     objective: &Objective<'_, '_, L>,
     u: &[f64],
     theta: &[f64],
-    known: Option<Vec<Vec<f64>>>,
+    known: Option<Array2<f64>>,
 ) -> Result<Curvature> {
     let hessian = match known {
         Some(h) => h,
@@ -48,11 +50,11 @@ pub(super) fn unconstrained_hessian<L: Likelihood>(
     u: &[f64],
     theta: &[f64],
     h_theta: &[Vec<f64>],
-) -> Result<Vec<Vec<f64>>> {
+) -> Result<Array2<f64>> {
     let k = u.len();
     let (_, grad_u) = objective.at(u).map_err(hessian_error)?;
     let jac = objective.jacobian(theta);
-    let mut hessian = vec![vec![0.0; k]; k];
+    let mut hessian = Array2::zeros((k, k));
     for i in 0..k {
         for j in 0..k {
             let penalty = if i == j {
@@ -60,14 +62,14 @@ pub(super) fn unconstrained_hessian<L: Likelihood>(
             } else {
                 0.0
             };
-            hessian[i][j] = jac[i] * (-h_theta[i][j] + penalty) * jac[j];
+            hessian[[i, j]] = jac[i] * (-h_theta[i][j] + penalty) * jac[j];
         }
         // dF/du_i = dF/dtheta_i * J_i, and d2theta/du2 = J (log), J (1 - 2 theta) (logit) or
         // 0 (identity).
-        hessian[i][i] +=
+        hessian[[i, i]] +=
             grad_u[i] * objective.weight * objective.specs[i].domain.curvature(theta[i]);
     }
-    if hessian.iter().flatten().any(|v| !v.is_finite()) {
+    if hessian.iter().any(|v| !v.is_finite()) {
         return Err(hessian_error(EvalError::NotFinite));
     }
     Ok(hessian)
@@ -112,8 +114,8 @@ pub(super) fn start_inverse_hessian<L: Likelihood>(
 pub(super) fn inverse_of<L: Likelihood>(
     objective: &Objective<'_, '_, L>,
     u: &[f64],
-    hessian: Vec<Vec<f64>>,
-) -> Result<Option<Vec<Vec<f64>>>> {
+    hessian: Array2<f64>,
+) -> Result<Option<Array2<f64>>> {
     let theta = objective.natural(u);
     let (_, inverse, _, _) = curvature_from_hessian(objective, &theta, hessian)?;
     Ok(inverse)
@@ -123,9 +125,9 @@ pub(super) fn inverse_of<L: Likelihood>(
 fn differenced_hessian<L: Likelihood>(
     objective: &Objective<'_, '_, L>,
     u: &[f64],
-) -> Result<Vec<Vec<f64>>> {
+) -> Result<Array2<f64>> {
     let k = u.len();
-    let mut hessian = vec![vec![0.0; k]; k];
+    let mut hessian = Array2::zeros((k, k));
     for j in 0..k {
         let h = 1e-5 * u[j].abs().max(1.0);
         let mut up = u.to_vec();
@@ -135,14 +137,14 @@ fn differenced_hessian<L: Likelihood>(
         let (_, g_up) = objective.evaluate(&up).map_err(hessian_error)?;
         let (_, g_down) = objective.evaluate(&down).map_err(hessian_error)?;
         for i in 0..k {
-            hessian[i][j] = (g_up[i] - g_down[i]) / (2.0 * h) * objective.weight;
+            hessian[[i, j]] = (g_up[i] - g_down[i]) / (2.0 * h) * objective.weight;
         }
     }
     for i in 0..k {
         for j in 0..i {
-            let mean = 0.5 * (hessian[i][j] + hessian[j][i]);
-            hessian[i][j] = mean;
-            hessian[j][i] = mean;
+            let mean = 0.5 * (hessian[[i, j]] + hessian[[j, i]]);
+            hessian[[i, j]] = mean;
+            hessian[[j, i]] = mean;
         }
     }
     Ok(hessian)
@@ -153,10 +155,10 @@ fn differenced_hessian<L: Likelihood>(
 fn curvature_from_hessian<L: Likelihood>(
     objective: &Objective<'_, '_, L>,
     theta: &[f64],
-    hessian: Vec<Vec<f64>>,
+    hessian: Array2<f64>,
 ) -> Result<Curvature> {
     let k = theta.len();
-    let (values, vectors) = symmetric_eigen(&hessian);
+    let (values, vectors) = symmetric_eigen(hessian.view());
     let max = values.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let min = values.iter().cloned().fold(f64::INFINITY, f64::min);
     let condition = if min > 0.0 { max / min } else { f64::INFINITY };
@@ -164,30 +166,25 @@ fn curvature_from_hessian<L: Likelihood>(
     for (m, &value) in values.iter().enumerate() {
         if !(value > WEAK_CURVATURE * max.abs()) {
             for i in 0..k {
-                weak[i] |= vectors[i][m].abs() > WEAK_LOADING;
+                weak[i] |= vectors[[i, m]].abs() > WEAK_LOADING;
             }
         }
     }
     if !(min > 0.0) || !condition.is_finite() || condition > 1e16 {
         return Ok((None, None, condition, weak));
     }
-    let Some(inverse) = cholesky_inverse(&hessian) else {
+    let Some(inverse) = cholesky_inverse(hessian.view()) else {
         return Ok((None, None, condition, weak));
     };
     let jac = objective.jacobian(theta);
     // Delta method J C J, formed on the lower triangle and mirrored (exactly symmetric).
     let cov_entry = |i: usize, j: usize| {
         let (i, j) = (i.max(j), i.min(j));
-        jac[i] * inverse[i][j] * jac[j]
+        jac[i] * inverse[[i, j]] * jac[j]
     };
-    let cov: Vec<Vec<f64>> = (0..k)
-        .map(|i| (0..k).map(|j| cov_entry(i, j)).collect())
-        .collect();
+    let cov = Array2::from_shape_fn((k, k), |(i, j)| cov_entry(i, j));
     // The inverse of the mean Hessian (the objective is per customer).
-    let inverse: Vec<Vec<f64>> = inverse
-        .into_iter()
-        .map(|row| row.into_iter().map(|v| v * objective.weight).collect())
-        .collect();
+    let inverse = inverse * objective.weight;
     Ok((Some(cov), Some(inverse), condition, weak))
 }
 

@@ -1,5 +1,7 @@
 //! L-BFGS with a backtracking line search that treats non-finite points as "too far".
 
+use ndarray::{Array2, ArrayView1};
+
 use super::linalg::{along, dot, inf_norm};
 use super::objective::{CostGradient, EvalError, Objective};
 use super::{Likelihood, StartOutcome};
@@ -27,7 +29,7 @@ const ARMIJO: f64 = 1e-4;
 pub(super) fn lbfgs<L: Likelihood>(
     objective: &Objective<'_, '_, L>,
     u0: Vec<f64>,
-    h0: Option<&[Vec<f64>]>,
+    h0: Option<&Array2<f64>>,
     start: Option<CostGradient>,
     max_iter: u64,
     tol: f64,
@@ -62,7 +64,7 @@ pub(super) fn lbfgs<L: Likelihood>(
     let n = u.len();
     let mut iterations = 0;
     // The Hessian at `u` when the evaluation there formed it, and the previous gradient norm.
-    let mut hessian: Option<Vec<Vec<f64>>> = None;
+    let mut hessian: Option<Array2<f64>> = None;
     let mut previous_gnorm = f64::INFINITY;
     loop {
         let gnorm = inf_norm(&grad);
@@ -108,7 +110,7 @@ pub(super) fn lbfgs<L: Likelihood>(
         }
         match (h0, history.is_empty()) {
             (Some(h0), _) => {
-                q = (0..n).map(|i| dot(&h0[i], &q)).collect();
+                q = h0.rows().into_iter().map(|row| dot_row(row, &q)).collect();
             }
             (None, true) => {
                 let scale = 1.0 / gnorm.max(1.0);
@@ -206,3 +208,9 @@ pub(super) fn lbfgs<L: Likelihood>(
 /// gradient norm, shrinking at its latest rate, would fall below this fraction of the tolerance
 /// there.
 const FINAL_STEP_FRACTION: f64 = 0.5;
+
+/// [`dot`] of a matrix row with a vector, in the same order (so that the result does not depend
+/// on the row's memory layout).
+fn dot_row(row: ArrayView1<'_, f64>, v: &[f64]) -> f64 {
+    row.iter().zip(v).map(|(x, y)| x * y).sum()
+}

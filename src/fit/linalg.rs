@@ -10,6 +10,7 @@
 //! where Cholesky's accuracy does not depend on the scaling.
 
 use nalgebra::{Cholesky, DMatrix, SymmetricEigen};
+use ndarray::{Array2, ArrayView2};
 
 /// Euclidean norm.
 pub fn norm(v: &[f64]) -> f64 {
@@ -31,27 +32,24 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-fn to_matrix(matrix: &[Vec<f64>]) -> DMatrix<f64> {
-    let n = matrix.len();
-    DMatrix::from_fn(n, n, |i, j| matrix[i][j])
+fn to_matrix(matrix: ArrayView2<'_, f64>) -> DMatrix<f64> {
+    DMatrix::from_fn(matrix.nrows(), matrix.ncols(), |i, j| matrix[[i, j]])
 }
 
 /// Eigen-decomposition of a small symmetric matrix: (eigenvalues, eigenvectors as columns:
-/// `vectors[row][m]` for eigenvalue `m`), in no particular order. NaN eigenvalues when the
+/// `vectors[[row, m]]` for eigenvalue `m`), in no particular order. NaN eigenvalues when the
 /// matrix is not finite or the iteration does not settle (callers treat them as "no usable
 /// curvature").
-pub fn symmetric_eigen(matrix: &[Vec<f64>]) -> (Vec<f64>, Vec<Vec<f64>>) {
-    let n = matrix.len();
-    let failed = || (vec![f64::NAN; n], vec![vec![f64::NAN; n]; n]);
-    if matrix.iter().flatten().any(|v| !v.is_finite()) {
+pub fn symmetric_eigen(matrix: ArrayView2<'_, f64>) -> (Vec<f64>, Array2<f64>) {
+    let n = matrix.nrows();
+    let failed = || (vec![f64::NAN; n], Array2::from_elem((n, n), f64::NAN));
+    if matrix.iter().any(|v| !v.is_finite()) {
         return failed();
     }
     match SymmetricEigen::try_new(to_matrix(matrix), f64::EPSILON, 10_000) {
         Some(eigen) => (
             eigen.eigenvalues.iter().copied().collect(),
-            (0..n)
-                .map(|i| (0..n).map(|m| eigen.eigenvectors[(i, m)]).collect())
-                .collect(),
+            Array2::from_shape_fn((n, n), |(i, m)| eigen.eigenvectors[(i, m)]),
         ),
         None => failed(),
     }
@@ -59,14 +57,11 @@ pub fn symmetric_eigen(matrix: &[Vec<f64>]) -> (Vec<f64>, Vec<Vec<f64>>) {
 
 /// The inverse of a symmetric positive definite matrix by Cholesky, exactly symmetric; `None`
 /// when the factorisation fails (not positive definite in floating point).
-pub fn cholesky_inverse(matrix: &[Vec<f64>]) -> Option<Vec<Vec<f64>>> {
-    let n = matrix.len();
+pub fn cholesky_inverse(matrix: ArrayView2<'_, f64>) -> Option<Array2<f64>> {
+    let n = matrix.nrows();
     let inverse = Cholesky::new(to_matrix(matrix))?.inverse();
-    let lower = |i: usize, j: usize| inverse[(i.max(j), i.min(j))];
-    let out: Vec<Vec<f64>> = (0..n)
-        .map(|i| (0..n).map(|j| lower(i, j)).collect())
-        .collect();
-    out.iter().flatten().all(|v| v.is_finite()).then_some(out)
+    let out = Array2::from_shape_fn((n, n), |(i, j)| inverse[(i.max(j), i.min(j))]);
+    out.iter().all(|v| v.is_finite()).then_some(out)
 }
 
 #[cfg(test)]
@@ -75,16 +70,12 @@ mod tests {
 
     #[test]
     fn eigen_decomposition_reconstructs_the_matrix() {
-        let m = vec![
-            vec![4.0, 1.0, 0.5],
-            vec![1.0, 3.0, 0.2],
-            vec![0.5, 0.2, 1.0],
-        ];
-        let (vals, vecs) = symmetric_eigen(&m);
+        let m = ndarray::arr2(&[[4.0, 1.0, 0.5], [1.0, 3.0, 0.2], [0.5, 0.2, 1.0]]);
+        let (vals, vecs) = symmetric_eigen(m.view());
         for i in 0..3 {
             for j in 0..3 {
-                let r: f64 = (0..3).map(|k| vecs[i][k] * vals[k] * vecs[j][k]).sum();
-                assert!((r - m[i][j]).abs() < 1e-12);
+                let r: f64 = (0..3).map(|k| vecs[[i, k]] * vals[k] * vecs[[j, k]]).sum();
+                assert!((r - m[[i, j]]).abs() < 1e-12);
             }
         }
     }
@@ -95,24 +86,23 @@ mod tests {
         // rounding level in the scaled sense), and it is exactly symmetric.
         let d = [1e-4, 1.0, 1e4];
         let base = [[4.0, 1.0, 0.5], [1.0, 3.0, 0.2], [0.5, 0.2, 1.0]];
-        let m: Vec<Vec<f64>> = (0..3)
-            .map(|i| (0..3).map(|j| d[i] * base[i][j] * d[j]).collect())
-            .collect();
-        let inv = cholesky_inverse(&m).unwrap();
+        let m = Array2::from_shape_fn((3, 3), |(i, j)| d[i] * base[i][j] * d[j]);
+        let inv = cholesky_inverse(m.view()).unwrap();
         for i in 0..3 {
             for j in 0..3 {
-                assert_eq!(inv[i][j], inv[j][i]);
-                let r: f64 = (0..3).map(|k| m[i][k] * inv[k][j]).sum();
+                assert_eq!(inv[[i, j]], inv[[j, i]]);
+                let r: f64 = (0..3).map(|k| m[[i, k]] * inv[[k, j]]).sum();
                 let want = if i == j { 1.0 } else { 0.0 };
                 assert!((r - want).abs() < 1e-13 * d[i] / d[j], "{i} {j}: {r}");
             }
         }
-        assert!(cholesky_inverse(&[vec![1.0, 2.0], vec![2.0, 1.0]]).is_none());
+        assert!(cholesky_inverse(ndarray::arr2(&[[1.0, 2.0], [2.0, 1.0]]).view()).is_none());
     }
 
     #[test]
     fn non_finite_matrices_give_nan_eigenvalues() {
-        let (values, _) = symmetric_eigen(&[vec![1.0, f64::NAN], vec![f64::NAN, 1.0]]);
+        let (values, _) =
+            symmetric_eigen(ndarray::arr2(&[[1.0, f64::NAN], [f64::NAN, 1.0]]).view());
         assert!(values.iter().all(|v| v.is_nan()));
     }
 }

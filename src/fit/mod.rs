@@ -23,6 +23,7 @@ pub mod linalg;
 mod newton;
 mod objective;
 
+use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -191,7 +192,7 @@ pub struct FitOptions<'a> {
     pub start: Option<Vec<f64>>,
     /// Initial inverse-Hessian estimate of the objective (unconstrained coordinates, mean per
     /// customer) for L-BFGS, e.g. from a fit to a subsample; the identity scaling otherwise.
-    pub initial_inverse_hessian: Option<Vec<Vec<f64>>>,
+    pub initial_inverse_hessian: Option<Array2<f64>>,
     /// Scale L-BFGS by the model's analytic Hessian at each start (when the model has one, no
     /// `initial_inverse_hessian` is given and that Hessian is positive definite there): one
     /// Hessian pass that saves many iterations on badly scaled problems (covariate
@@ -244,7 +245,7 @@ pub struct FitResult {
     /// Inverse Hessian of the objective (unconstrained coordinates, mean per customer), when it
     /// exists: the curvature a warm start passes on.
     #[serde(skip)]
-    pub inverse_hessian: Option<Vec<Vec<f64>>>,
+    pub inverse_hessian: Option<Array2<f64>>,
 }
 
 impl FitResult {
@@ -276,7 +277,7 @@ struct StartOutcome {
     converged: bool,
     /// The Hessian of the total objective at `u` (unconstrained coordinates), when the last
     /// evaluation formed it (Newton steps).
-    hessian: Option<Vec<Vec<f64>>>,
+    hessian: Option<Array2<f64>>,
 }
 
 const DEFAULT_MAX_ITER: u64 = 1000;
@@ -371,11 +372,11 @@ pub fn fit<L: Likelihood>(lik: &L, opts: &FitOptions<'_>) -> Result<FitResult> {
                 // Newton's curvature where it stopped is the point's own; a given one is from
                 // elsewhere (a subsample, a pooled fit).
                 let h0 = if newton_curvature_used {
-                    start_curvature.as_deref()
+                    start_curvature.as_ref()
                 } else {
                     opts.initial_inverse_hessian
-                        .as_deref()
-                        .or(start_curvature.as_deref())
+                        .as_ref()
+                        .or(start_curvature.as_ref())
                 };
                 let mut outcome = lbfgs(&objective, u0, h0, evaluated, max_iter, tol)?;
                 outcome.iterations += newton_iterations;
@@ -429,7 +430,7 @@ pub fn fit<L: Likelihood>(lik: &L, opts: &FitOptions<'_>) -> Result<FitResult> {
     Ok(FitResult {
         names: specs.iter().map(|s| s.name.to_string()).collect(),
         params: theta,
-        covariance,
+        covariance: covariance.map(|c| c.outer_iter().map(|row| row.to_vec()).collect()),
         covariance_note: None,
         log_likelihood: ll,
         n_observations: weight,

@@ -130,7 +130,7 @@ pub(super) fn newton<L: Likelihood>(
         // of zero, as along a direction the data barely identify, is an optimum's.)
         let saddle = gnorm <= tol
             && hessian.as_ref().is_some_and(|h| {
-                let values = symmetric_eigen(h).0;
+                let values = symmetric_eigen(h.view()).0;
                 let largest = values.iter().fold(0.0f64, |a, v| a.max(v.abs()));
                 values.iter().any(|&v| v < -WEAK_CURVATURE * largest)
             });
@@ -153,7 +153,7 @@ pub(super) fn newton<L: Likelihood>(
         let Some(h) = &hessian else {
             return stop(u, cost, gnorm, iterations, None, "no finite Hessian".into());
         };
-        let (values, vectors) = symmetric_eigen(h);
+        let (values, vectors) = symmetric_eigen(h.view());
         if values.iter().any(|v| !v.is_finite()) {
             return stop(u, cost, gnorm, iterations, None, "no finite Hessian".into());
         }
@@ -161,7 +161,7 @@ pub(super) fn newton<L: Likelihood>(
         // eigenvalues (the Hessian is of the total objective, hence the weight).
         let k = u.len();
         let grad_eigen: Vec<f64> = (0..k)
-            .map(|m| (0..k).map(|j| vectors[j][m] * grad[j]).sum())
+            .map(|m| (0..k).map(|j| vectors[[j, m]] * grad[j]).sum())
             .collect();
         let curvature: Vec<f64> = values.iter().map(|v| v / objective.weight).collect();
         let noise = 64.0 * f64::EPSILON * cost.abs().max(1.0);
@@ -170,7 +170,7 @@ pub(super) fn newton<L: Likelihood>(
             let step_eigen = trust_region_step(&grad_eigen, &curvature, radius);
             let length = norm(&step_eigen);
             let trial: Vec<f64> = (0..k)
-                .map(|i| u[i] + (0..k).map(|m| vectors[i][m] * step_eigen[m]).sum::<f64>())
+                .map(|i| u[i] + (0..k).map(|m| vectors[[i, m]] * step_eigen[m]).sum::<f64>())
                 .collect();
             // The decrease the quadratic model predicts.
             let predicted: f64 = -(0..k)

@@ -6,6 +6,8 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use ndarray::Array2;
+
 use super::covariance::unconstrained_hessian;
 use super::{Domain, FitOptions, Likelihood, ParamSpec};
 use crate::error::ClvError;
@@ -29,14 +31,14 @@ type Evaluation = (Vec<f64>, f64, Vec<f64>);
 
 /// The objective, its gradient and the Hessian of the total objective (unconstrained
 /// coordinates), when finite.
-pub(super) type Fused = (f64, Vec<f64>, Option<Vec<Vec<f64>>>);
+pub(super) type Fused = (f64, Vec<f64>, Option<Array2<f64>>);
 
 /// The objective and its gradient (unconstrained coordinates).
 pub(super) type CostGradient = (f64, Vec<f64>);
 
 /// The inverse mean Hessian at a start, and the objective with its gradient there when the
 /// pass that formed the Hessian gave them.
-pub(super) type StartCurvature = (Option<Vec<Vec<f64>>>, Option<CostGradient>);
+pub(super) type StartCurvature = (Option<Array2<f64>>, Option<CostGradient>);
 
 /// Why an evaluation produced no value.
 pub(super) enum EvalError {
