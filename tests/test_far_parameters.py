@@ -647,12 +647,7 @@ GG_KNOWN = {
         "tolerance into a log-likelihood near 0; 1 - L is not formed directly)"
     ),
 }
-BGBB_KNOWN = {
-    "beta=1e+12-ll": (
-        "BG/BB x = 0 log-likelihood at beta = 1e12: -1.40892e-11 for -1.40748e-11 (absolute "
-        "error 1.4e-14: the log of a likelihood 1 - 1.4e-11 that is not formed as a log1p)"
-    ),
-}
+BGBB_KNOWN: dict[str, str] = {}
 
 
 def _history_labels(quantity: str, histories: Sequence[Any]) -> list[Any]:

@@ -76,6 +76,24 @@ fn row_log_likelihood<const N: usize>(
     t_x: f64,
     n: f64,
 ) -> Dual<N> {
+    if x == 0.0 && n >= 1.0 {
+        // No purchase: L = 1 - C with C = P(a first purchase at some j <= n) =
+        // sum_j E[(1 - theta)^j] E[(1 - p)^(j - 1) p]. When C is small (L near 1, e.g. beta
+        // huge) ln L is ln(1 - C), exact, where the sum of the branches below would round it
+        // away (an error of 1e-14 in a log-likelihood of -1.4e-11).
+        let mut term = delta / (gamma + delta) * (alpha / (alpha + beta));
+        let mut complement = term;
+        let mut j = 1.0;
+        while j < n {
+            term = term
+                * ((delta + j) / (gamma + delta + j) * ((beta + (j - 1.0)) / (alpha + beta + j)));
+            complement += term;
+            j += 1.0;
+        }
+        if complement.v < 0.5 {
+            return (-complement).ln_1p();
+        }
+    }
     let purchase = |y: f64| ln_beta_ratio(alpha, beta, x, y);
     // Alive through all n opportunities.
     let alive = purchase(n - x) + ln_beta_ratio(gamma, delta, 0.0, n);
