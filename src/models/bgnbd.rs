@@ -620,7 +620,8 @@ impl<'a> BgNbd<'a> {
         Self::with_variant(data, true)
     }
 
-    fn with_variant(data: &'a Rfm, modified: bool) -> Self {
+    /// Prepare compressed rows for fitting BG/NBD, or MBG/NBD when `modified`.
+    pub fn with_variant(data: &'a Rfm, modified: bool) -> Self {
         let mut distinct_x: Vec<f64> = data.frequency.clone();
         distinct_x.sort_unstable_by(f64::total_cmp);
         distinct_x.dedup();
@@ -1388,15 +1389,56 @@ pub fn simulate(p: &BgNbdParams, ages: &[f64], seed: u64) -> (Vec<f64>, Vec<f64>
 
 pub use super::predict_rows;
 
-impl RfmModel for BgNbdParams {
-    const NAME: &'static str = "bgnbd";
+/// The BG/NBD family: BG/NBD ([`BgNbdParams`]) and MBG/NBD
+/// ([`MbgNbdParams`](super::MbgNbdParams)) differ only in [`BgNbdParams::modified`], which every
+/// formula reads through [`BgNbdParams::flips`], so one implementation of [`RfmModel`] (and of
+/// the covariate rows) serves both; a member says which it is and wraps its parameters.
+pub trait BgFamily: Copy + Send + Sync {
+    /// The member's [`RfmModel::NAME`].
+    const MODEL_NAME: &'static str;
+
+    /// [`BgNbdParams::modified`] of the member: whether the dropout coin is also tossed at the
+    /// first purchase.
+    const MODIFIED: bool;
+
+    /// The member's parameters, with [`BgNbdParams::modified`] set to [`BgFamily::MODIFIED`].
+    fn bg(&self) -> &BgNbdParams;
+
+    /// The member with parameters `p` (whose `modified` is [`BgFamily::MODIFIED`]).
+    fn from_bg(p: BgNbdParams) -> Self;
+
+    /// Parameters (r, alpha, a, b) of the member, as [`BgNbdParams`].
+    fn bg_params(r: f64, alpha: f64, a: f64, b: f64) -> BgNbdParams {
+        BgNbdParams {
+            modified: Self::MODIFIED,
+            ..BgNbdParams::new(r, alpha, a, b)
+        }
+    }
+}
+
+impl BgFamily for BgNbdParams {
+    const MODEL_NAME: &'static str = "bgnbd";
+    const MODIFIED: bool = false;
+
+    fn bg(&self) -> &BgNbdParams {
+        self
+    }
+
+    fn from_bg(p: BgNbdParams) -> Self {
+        p
+    }
+}
+
+impl<M: BgFamily> RfmModel for M {
+    const NAME: &'static str = M::MODEL_NAME;
 
     fn specs() -> &'static [ParamSpec] {
         &PARAMS
     }
 
     fn from_slice(values: &[f64]) -> Result<Self> {
-        BgNbdParams::from_slice(values)
+        let p = BgNbdParams::from_slice(values)?;
+        Ok(M::from_bg(M::bg_params(p.r, p.alpha, p.a, p.b)))
     }
 
     fn fit(data: &Rfm, opts: &FitOptions<'_>) -> Result<FitResult> {
@@ -1404,37 +1446,37 @@ impl RfmModel for BgNbdParams {
             data,
             data.len(),
             Rfm::subsample,
-            |d, o| fit(&BgNbd::new(d), o),
+            |d, o| fit(&BgNbd::with_variant(d, M::MODIFIED), o),
             opts,
         )
     }
 
     fn simulate(&self, ages: &[f64], seed: u64) -> Option<(Vec<f64>, Vec<f64>)> {
-        Some(simulate(self, ages, seed))
+        Some(simulate(self.bg(), ages, seed))
     }
 
     fn log_likelihood(&self, x: f64, t_x: f64, age: f64) -> f64 {
-        log_likelihood(self, x, t_x, age)
+        log_likelihood(self.bg(), x, t_x, age)
     }
 
     fn probability_alive(&self, x: f64, t_x: f64, age: f64) -> f64 {
-        probability_alive(self, x, t_x, age)
+        probability_alive(self.bg(), x, t_x, age)
     }
 
     fn conditional_expected_purchases(&self, x: f64, t_x: f64, age: f64, t: f64) -> f64 {
-        conditional_expected_purchases(self, x, t_x, age, t)
+        conditional_expected_purchases(self.bg(), x, t_x, age, t)
     }
 
     fn expected_purchases_new_customer(&self, t: f64) -> f64 {
-        expected_purchases_new_customer(self, t)
+        expected_purchases_new_customer(self.bg(), t)
     }
 
     fn purchase_count_probability(&self, n: u64, t: f64) -> Option<f64> {
-        Some(purchase_count_probability(self, n, t))
+        Some(purchase_count_probability(self.bg(), n, t))
     }
 
     fn probability_alive_bulk(&self, columns: &RfmColumns<'_>, exec: &Exec, out: &mut [f64]) {
-        probability_alive_bulk(self, columns, exec, out);
+        probability_alive_bulk(self.bg(), columns, exec, out);
     }
 
     fn conditional_expected_purchases_bulk(
@@ -1444,7 +1486,7 @@ impl RfmModel for BgNbdParams {
         exec: &Exec,
         out: &mut [f64],
     ) {
-        conditional_expected_purchases_bulk(self, columns, t, exec, out);
+        conditional_expected_purchases_bulk(self.bg(), columns, t, exec, out);
     }
 
     fn weighted_expected_purchases_bulk(
@@ -1454,7 +1496,7 @@ impl RfmModel for BgNbdParams {
         exec: &Exec,
         out: &mut [f64],
     ) {
-        weighted_expected_purchases_bulk(self, columns, horizons, exec, out);
+        weighted_expected_purchases_bulk(self.bg(), columns, horizons, exec, out);
     }
 }
 

@@ -1,14 +1,15 @@
 //! The rows of the BG/NBD family under covariates: which parameters each process shifts, and
-//! the per-customer and per-group derivatives, from [`crate::models::bgnbd`].
+//! the per-customer and per-group derivatives, from [`crate::models::bgnbd`]. One
+//! implementation serves BG/NBD and MBG/NBD ([`BgFamily`]).
 
 use super::{base_derivatives, CovariateModel, Process};
 use crate::data::Rfm;
-use crate::models::bgnbd::{self, BgNbd, LaneDerivatives};
-use crate::models::{BgNbdParams, MbgNbdParams, RowDerivatives};
+use crate::models::bgnbd::{self, BgFamily, BgNbd, LaneDerivatives};
+use crate::models::RowDerivatives;
 use crate::parallel::Exec;
 use crate::special::RisingTerms;
 
-impl CovariateModel for BgNbdParams {
+impl<M: BgFamily> CovariateModel for M {
     const LINKS: &'static [(usize, Process, f64)] = &[
         (1, Process::Purchase, -1.0),
         (2, Process::Dropout, 1.0),
@@ -24,7 +25,7 @@ impl CovariateModel for BgNbdParams {
         t_x: [f64; 4],
         age: [f64; 4],
     ) -> LaneDerivatives {
-        bgnbd::row_derivatives_x4::<SECOND>(false, params, ln_params, shape, x, t_x, age)
+        bgnbd::row_derivatives_x4::<SECOND>(M::MODIFIED, params, ln_params, shape, x, t_x, age)
     }
 
     fn row_derivatives<const SECOND: bool>(
@@ -35,7 +36,7 @@ impl CovariateModel for BgNbdParams {
         t_x: f64,
         age: f64,
     ) -> RowDerivatives {
-        let p = BgNbdParams::new(params[0], params[1], params[2], params[3]);
+        let p = M::bg_params(params[0], params[1], params[2], params[3]);
         bgnbd::row_derivatives::<SECOND>(&p, ln_params, shape, x, t_x, age)
     }
 
@@ -44,42 +45,6 @@ impl CovariateModel for BgNbdParams {
         data: &Rfm,
         exec: &Exec,
     ) -> RowDerivatives {
-        base_derivatives::<_, SECOND>(&BgNbd::new(data), params, exec)
-    }
-}
-
-impl CovariateModel for MbgNbdParams {
-    const LINKS: &'static [(usize, Process, f64)] = BgNbdParams::LINKS;
-
-    #[inline(always)]
-    fn row_derivatives_x4<const SECOND: bool>(
-        params: &[[f64; 4]; 4],
-        ln_params: &[[f64; 4]; 4],
-        shape: &[RisingTerms; 4],
-        x: [f64; 4],
-        t_x: [f64; 4],
-        age: [f64; 4],
-    ) -> LaneDerivatives {
-        bgnbd::row_derivatives_x4::<SECOND>(true, params, ln_params, shape, x, t_x, age)
-    }
-
-    fn row_derivatives<const SECOND: bool>(
-        params: &[f64; 4],
-        ln_params: &[f64; 4],
-        shape: RisingTerms,
-        x: f64,
-        t_x: f64,
-        age: f64,
-    ) -> RowDerivatives {
-        let p = MbgNbdParams::new(params[0], params[1], params[2], params[3]);
-        bgnbd::row_derivatives::<SECOND>(&p.0, ln_params, shape, x, t_x, age)
-    }
-
-    fn group_derivatives<const SECOND: bool>(
-        params: &[f64; 4],
-        data: &Rfm,
-        exec: &Exec,
-    ) -> RowDerivatives {
-        base_derivatives::<_, SECOND>(&BgNbd::modified(data), params, exec)
+        base_derivatives::<_, SECOND>(&BgNbd::with_variant(data, M::MODIFIED), params, exec)
     }
 }
