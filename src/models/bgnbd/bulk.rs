@@ -84,7 +84,7 @@ const BULK_MIN_GROUP: usize = 64;
 /// Relative accuracy demanded of the interpolants in [`conditional_expected_purchases_bulk`].
 const BULK_TOLERANCE: f64 = 1e-13;
 
-/// [`conditional_expected_purchases`] for many customers and one horizon `t`, in parallel.
+/// [`conditional_expected_purchases`](super::conditional_expected_purchases) for many customers and one horizon `t`, in parallel.
 ///
 /// The active-customer part depends only on (x, T), and for a fixed x it is a smooth function of
 /// T. For every frequency shared by enough customers it is replaced by a piecewise Chebyshev

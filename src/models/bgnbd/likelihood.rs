@@ -42,7 +42,7 @@ struct XTerms {
 }
 
 impl<'a> BgNbd<'a> {
-    /// Prepare compressed rows (from [`RfmColumns::compress`]) for fitting BG/NBD.
+    /// Prepare compressed rows (from [`RfmColumns::compress`](crate::data::RfmColumns::compress)) for fitting BG/NBD.
     pub fn new(data: &'a Rfm) -> Self {
         Self::with_variant(data, false)
     }

@@ -8,7 +8,7 @@ use crate::models::RowDerivatives;
 use crate::special::{rising_terms, RisingTerms};
 
 /// One customer's log-likelihood with its gradient and, when `SECOND`, its Hessian in
-/// (r, alpha, a, b): the per-row form of the sums of [`BgNbd`], for data whose customers each
+/// (r, alpha, a, b): the per-row form of the sums of [`BgNbd`](super::BgNbd), for data whose customers each
 /// have their own alpha, a and b (covariates). `ln_p` holds the logs of the parameters (a
 /// covariate pass has them without taking logarithms) and `shape` the terms of `r` at `x`
 /// (the same for every customer with `x` purchases).
@@ -106,7 +106,7 @@ pub type LaneDerivatives = ([f64; 4], [[f64; 4]; 4], [[[f64; 4]; 4]; 4]);
 /// parameter `m` (r, alpha, a, b) of lane `l` (r is shared), `ln_theta` their logs, `shape[l]`
 /// the terms of `r` at `x[l]`, `modified` the variant; the Hessian only when `SECOND` (else 0).
 /// Each lane does the same arithmetic as one call (so the same bits), in straight-line loops
-/// over the lanes that compile to SIMD (as [`run_sums`]); lanes without a dropout coin compute
+/// over the lanes that compile to SIMD (as `run_sums`); lanes without a dropout coin compute
 /// the dropout terms too and discard them.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]

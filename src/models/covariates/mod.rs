@@ -26,14 +26,14 @@
 //! - this file: the [`CovariateModel`] trait a model implements, [`Links`] (which coefficient
 //!   each covariate column uses), and the entry points [`fit_with_covariates`] and
 //!   [`customer_models`];
-//! - [`rows`]: the customers' summaries and covariate matrices ([`CovariateRows`]);
-//! - [`point`]: one point of the parameter space and each customer's shifted parameters;
-//! - [`columns`]: the chain rule from a customer's derivatives in its own parameters to the
+//! - `rows`: the customers' summaries and covariate matrices ([`CovariateRows`]);
+//! - `point`: one point of the parameter space and each customer's shifted parameters;
+//! - `columns`: the chain rule from a customer's derivatives in its own parameters to the
 //!   shared parameters and the coefficients;
-//! - [`likelihood`]: the likelihood customer by customer, 4 at a time ([`CovariateLikelihood`]);
-//! - [`groups`]: customers grouped by identical covariates, each group through the base model's
+//! - `likelihood`: the likelihood customer by customer, 4 at a time ([`CovariateLikelihood`]);
+//! - `groups`: customers grouped by identical covariates, each group through the base model's
 //!   own likelihood pass ([`Groups`], [`GroupedLikelihood`]);
-//! - [`bg_family`] and [`pareto`]: each model's rows (its [`CovariateModel`] implementation).
+//! - `bg_family` and `pareto`: each model's rows (its [`CovariateModel`] implementation).
 
 mod bg_family;
 mod columns;
@@ -73,7 +73,7 @@ pub trait CovariateModel: RfmModel + Send {
     /// One customer's log-likelihood with its gradient and, when `SECOND`, its Hessian in the
     /// natural parameters (in [`RfmModel::specs`] order). `ln_params` are the parameters' logs
     /// and `shape` the terms of `r` at the customer's frequency `x` (no covariate shifts `r`, so
-    /// a pass reads them from a [`RisingTable`]).
+    /// a pass reads them from a [`RisingTable`](crate::special::RisingTable)).
     fn row_derivatives<const SECOND: bool>(
         params: &[f64; 4],
         ln_params: &[f64; 4],
