@@ -14,14 +14,10 @@
 //! Every BG/NBD formula depends on the dropout process only through the number of coins an
 //! active customer has survived (`x` there, `x + 1` here), so the model is the BG/NBD code with
 //! [`BgNbdParams::modified`] set: the same likelihood kernel, analytic gradient and Hessian, and
-//! predictions (see [`super::bgnbd`]).
+//! predictions (see [`super::bgnbd`]), through one implementation for the BG/NBD family
+//! ([`BgFamily`]).
 
-use super::bgnbd::{self, BgNbd, BgNbdParams, PARAMS};
-use super::RfmModel;
-use crate::data::{Rfm, RfmColumns};
-use crate::error::Result;
-use crate::fit::{fit, fit_with_warm_start, FitOptions, FitResult, ParamSpec};
-use crate::parallel::Exec;
+use super::bgnbd::{BgFamily, BgNbdParams};
 
 /// MBG/NBD parameters r, alpha (purchase rate), a, b (dropout), as BG/NBD parameters with
 /// [`BgNbdParams::modified`] set.
@@ -36,82 +32,27 @@ impl MbgNbdParams {
     }
 }
 
-impl RfmModel for MbgNbdParams {
-    const NAME: &'static str = "mbgnbd";
+impl BgFamily for MbgNbdParams {
+    const MODEL_NAME: &'static str = "mbgnbd";
+    const MODIFIED: bool = true;
 
-    fn specs() -> &'static [ParamSpec] {
-        &PARAMS
+    fn bg(&self) -> &BgNbdParams {
+        &self.0
     }
 
-    fn from_slice(values: &[f64]) -> Result<Self> {
-        let p = BgNbdParams::from_slice(values)?;
-        Ok(MbgNbdParams::new(p.r, p.alpha, p.a, p.b))
-    }
-
-    fn fit(data: &Rfm, opts: &FitOptions<'_>) -> Result<FitResult> {
-        fit_with_warm_start(
-            data,
-            data.len(),
-            Rfm::subsample,
-            |d, o| fit(&BgNbd::modified(d), o),
-            opts,
-        )
-    }
-
-    fn simulate(&self, ages: &[f64], seed: u64) -> Option<(Vec<f64>, Vec<f64>)> {
-        Some(bgnbd::simulate(&self.0, ages, seed))
-    }
-
-    fn log_likelihood(&self, x: f64, t_x: f64, age: f64) -> f64 {
-        bgnbd::log_likelihood(&self.0, x, t_x, age)
-    }
-
-    fn probability_alive(&self, x: f64, t_x: f64, age: f64) -> f64 {
-        bgnbd::probability_alive(&self.0, x, t_x, age)
-    }
-
-    fn conditional_expected_purchases(&self, x: f64, t_x: f64, age: f64, t: f64) -> f64 {
-        bgnbd::conditional_expected_purchases(&self.0, x, t_x, age, t)
-    }
-
-    fn expected_purchases_new_customer(&self, t: f64) -> f64 {
-        bgnbd::expected_purchases_new_customer(&self.0, t)
-    }
-
-    fn purchase_count_probability(&self, n: u64, t: f64) -> Option<f64> {
-        Some(bgnbd::purchase_count_probability(&self.0, n, t))
-    }
-
-    fn probability_alive_bulk(&self, columns: &RfmColumns<'_>, exec: &Exec, out: &mut [f64]) {
-        bgnbd::probability_alive_bulk(&self.0, columns, exec, out);
-    }
-
-    fn conditional_expected_purchases_bulk(
-        &self,
-        columns: &RfmColumns<'_>,
-        t: f64,
-        exec: &Exec,
-        out: &mut [f64],
-    ) {
-        bgnbd::conditional_expected_purchases_bulk(&self.0, columns, t, exec, out);
-    }
-
-    fn weighted_expected_purchases_bulk(
-        &self,
-        columns: &RfmColumns<'_>,
-        horizons: &[(f64, f64)],
-        exec: &Exec,
-        out: &mut [f64],
-    ) {
-        bgnbd::weighted_expected_purchases_bulk(&self.0, columns, horizons, exec, out);
+    fn from_bg(p: BgNbdParams) -> Self {
+        MbgNbdParams(p)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fit::Likelihood;
+    use crate::fit::{FitOptions, Likelihood};
+    use crate::models::bgnbd::{self, BgNbd};
     use crate::models::testing::{assert_gradient_matches, cdnow, rel};
+    use crate::models::RfmModel;
+    use crate::parallel::Exec;
     use crate::special::ln_beta;
 
     const CDNOW_MBG: MbgNbdParams = MbgNbdParams::new(0.525, 6.183, 0.891, 1.614);

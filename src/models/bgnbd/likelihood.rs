@@ -1,0 +1,613 @@
+//! The BG/NBD (or MBG/NBD) likelihood over compressed customer rows for the fitting engine
+//! ([`BgNbd`]): terms that depend on the frequency only, once per distinct frequency; per-run
+//! sums over the rows, 4 at a time so that they compile to SIMD; the analytic gradient and
+//! Hessian from those sums.
+
+use super::{ln_beta_shift, log_likelihood, BgNbdParams, PARAMS};
+use crate::data::Rfm;
+use crate::fit::{FusedPass, Likelihood, ParamSpec};
+use crate::parallel::Exec;
+use crate::special::{digamma_diff, ln_gamma_diff, trigamma};
+
+/// The BG/NBD (or MBG/NBD) likelihood over compressed customer rows, for the fitting engine.
+pub struct BgNbd<'a> {
+    data: &'a Rfm,
+    /// MBG/NBD instead of BG/NBD (see [`BgNbdParams::modified`]).
+    modified: bool,
+    /// Distinct frequencies, ascending.
+    distinct_x: Vec<f64>,
+    /// Maximal runs of consecutive rows with equal frequency: (first row, index into
+    /// `distinct_x`). Compressed data is sorted by frequency, so there are few runs; every term
+    /// that depends on x only (ln Gamma, digamma, ln Beta) is computed once per distinct x per
+    /// evaluation, and the rows of a run go through a SIMD-friendly kernel.
+    runs: Vec<(usize, usize)>,
+}
+
+/// Per-evaluation terms that depend on the frequency only (`k` is the number of dropout coins
+/// survived, [`BgNbdParams::flips`]).
+#[derive(Clone, Copy, Default)]
+struct XTerms {
+    /// ln Gamma(r+x) - ln Gamma(r) + ln B(a, b+k) - ln B(a, b)
+    ln_const: f64,
+    /// psi(r+x) - psi(r)
+    d_r: f64,
+    /// psi(a+b) - psi(a+b+k)
+    d_a: f64,
+    /// psi(b+k) - psi(a+b+k) - psi(b) + psi(a+b)
+    d_b: f64,
+    /// ln a - ln(b+k-1), the constant part of the dropout log odds (k > 0)
+    ln_odds: f64,
+    /// 1 / (b+k-1) (k > 0)
+    inv_bx1: f64,
+}
+
+impl<'a> BgNbd<'a> {
+    /// Prepare compressed rows (from [`RfmColumns::compress`](crate::data::RfmColumns::compress)) for fitting BG/NBD.
+    pub fn new(data: &'a Rfm) -> Self {
+        Self::with_variant(data, false)
+    }
+
+    /// Prepare compressed rows for fitting MBG/NBD.
+    pub fn modified(data: &'a Rfm) -> Self {
+        Self::with_variant(data, true)
+    }
+
+    /// Prepare compressed rows for fitting BG/NBD, or MBG/NBD when `modified`.
+    pub fn with_variant(data: &'a Rfm, modified: bool) -> Self {
+        let mut distinct_x: Vec<f64> = data.frequency.clone();
+        distinct_x.sort_unstable_by(f64::total_cmp);
+        distinct_x.dedup();
+        let mut runs = Vec::new();
+        for (i, &x) in data.frequency.iter().enumerate() {
+            if i == 0 || data.frequency[i - 1] != x {
+                runs.push((i, distinct_x.partition_point(|v| *v < x)));
+            }
+        }
+        BgNbd {
+            data,
+            modified,
+            distinct_x,
+            runs,
+        }
+    }
+
+    fn params_at(&self, values: &[f64]) -> BgNbdParams {
+        BgNbdParams {
+            modified: self.modified,
+            ..BgNbdParams::new(values[0], values[1], values[2], values[3])
+        }
+    }
+
+    fn x_terms(&self, p: &BgNbdParams) -> Vec<XTerms> {
+        let (r, a, b) = (p.r, p.a, p.b);
+        let ln_a = a.ln();
+        self.distinct_x
+            .iter()
+            .map(|&x| {
+                let k = p.flips(x);
+                let psi_ab_shift = digamma_diff(a + b, k);
+                XTerms {
+                    ln_const: ln_gamma_diff(r, x) + ln_beta_shift(a, b, k),
+                    d_r: digamma_diff(r, x),
+                    d_a: -psi_ab_shift,
+                    d_b: digamma_diff(b, k) - psi_ab_shift,
+                    ln_odds: if k > 0.0 {
+                        ln_a - (b + (k - 1.0)).ln()
+                    } else {
+                        0.0
+                    },
+                    inv_bx1: if k > 0.0 { 1.0 / (b + (k - 1.0)) } else { 0.0 },
+                }
+            })
+            .collect()
+    }
+
+    /// Per-row log-likelihoods of the compressed rows (unweighted), for diagnostics.
+    pub fn row_log_likelihoods(&self, p: &BgNbdParams) -> Vec<f64> {
+        let d = self.data;
+        (0..d.len())
+            .map(|i| log_likelihood(p, d.frequency[i], d.recency[i], d.age[i]))
+            .collect()
+    }
+}
+
+/// Indices of the weighted per-run sums that the log-likelihood, gradient and Hessian are built
+/// from (`at = alpha + T`, `atx = alpha + t_x`, `LN1P_AGE` the sum of `ln(at / alpha)`, `L = ln(at / atx)`, `D = 1/at - 1/atx`, `s` the
+/// dropout weight `logistic(odds)` and `q = s (1 - s)`; the terms with `s` vanish when x = 0).
+mod sum {
+    pub const W: usize = 0;
+    pub const LN1P_AGE: usize = 1;
+    pub const INV_AT: usize = 2;
+    pub const LOG1P_ODDS: usize = 3;
+    pub const S: usize = 4;
+    pub const S_L: usize = 5;
+    pub const S_D: usize = 6;
+    // The Hessian pass adds these.
+    pub const INV_AT2: usize = 7;
+    pub const S_D2: usize = 8;
+    pub const Q: usize = 9;
+    pub const Q_L: usize = 10;
+    pub const Q_D: usize = 11;
+    pub const Q_LL: usize = 12;
+    pub const Q_LD: usize = 13;
+    pub const Q_DD: usize = 14;
+    pub const ALL: usize = 15;
+}
+
+type Lanes = [[f64; LANES]; sum::ALL];
+
+const LANES: usize = 4;
+
+/// One row's contribution to the lanes of [`run_sums`]; the second-order sums only when
+/// `SECOND` (the Hessian pass).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn add_row<const SECOND: bool>(
+    lanes: &mut Lanes,
+    lane: usize,
+    age: f64,
+    t_x: f64,
+    wt: f64,
+    alpha: f64,
+    rx: f64,
+    ln_odds: f64,
+    repeat: bool,
+) {
+    use crate::fastmath::{exp, ln_1p};
+    let at = alpha + age;
+    let inv_at = 1.0 / at;
+    lanes[sum::W][lane] += wt;
+    // (1 / alpha is loop-invariant and hoisted: a multiplication per row, not a division.)
+    lanes[sum::LN1P_AGE][lane] += wt * ln_1p(age * (1.0 / alpha));
+    lanes[sum::INV_AT][lane] += wt * inv_at;
+    if SECOND {
+        lanes[sum::INV_AT2][lane] += wt * inv_at * inv_at;
+    }
+    if repeat {
+        let atx = alpha + t_x;
+        let inv_atx = 1.0 / atx;
+        let l = ln_1p((age - t_x) * inv_atx);
+        let d = inv_at - inv_atx;
+        let odds = ln_odds + rx * l;
+        let e = exp(-odds.abs());
+        let log1p = odds.max(0.0) + ln_1p(e);
+        let s = if odds >= 0.0 { 1.0 } else { e } / (1.0 + e);
+        let ws = wt * s;
+        lanes[sum::LOG1P_ODDS][lane] += wt * log1p;
+        lanes[sum::S][lane] += ws;
+        lanes[sum::S_L][lane] += ws * l;
+        lanes[sum::S_D][lane] += ws * d;
+        if SECOND {
+            // q = s (1 - s) = e / (1 + e)^2, exact in both tails.
+            let wq = wt * e / ((1.0 + e) * (1.0 + e));
+            lanes[sum::S_D2][lane] += ws * (inv_atx * inv_atx - inv_at * inv_at);
+            lanes[sum::Q][lane] += wq;
+            lanes[sum::Q_L][lane] += wq * l;
+            lanes[sum::Q_D][lane] += wq * d;
+            lanes[sum::Q_LL][lane] += wq * l * l;
+            lanes[sum::Q_LD][lane] += wq * l * d;
+            lanes[sum::Q_DD][lane] += wq * d * d;
+        }
+    }
+}
+
+/// Sums over rows with frequency `x` (`rx = r + x`, `ln_odds` as in [`XTerms`]), 4 rows at a
+/// time in independent lanes so that the loop compiles to SIMD; the lanes are added in a fixed
+/// order, so the result depends only on the rows.
+#[inline(always)]
+fn run_sums<const SECOND: bool>(
+    age: &[f64],
+    t_x: &[f64],
+    w: &[f64],
+    alpha: f64,
+    rx: f64,
+    ln_odds: f64,
+    repeat: bool,
+) -> [f64; sum::ALL] {
+    let mut lanes: Lanes = [[0.0; LANES]; sum::ALL];
+    let n = age.len();
+    let full = n / LANES * LANES;
+    let (age_body, age_tail) = age.split_at(full);
+    let (tx_body, tx_tail) = t_x.split_at(full);
+    let (w_body, w_tail) = w.split_at(full);
+    for ((a4, t4), w4) in age_body
+        .chunks_exact(LANES)
+        .zip(tx_body.chunks_exact(LANES))
+        .zip(w_body.chunks_exact(LANES))
+    {
+        for lane in 0..LANES {
+            add_row::<SECOND>(
+                &mut lanes, lane, a4[lane], t4[lane], w4[lane], alpha, rx, ln_odds, repeat,
+            );
+        }
+    }
+    for (lane, ((&a1, &t1), &w1)) in age_tail.iter().zip(tx_tail).zip(w_tail).enumerate() {
+        add_row::<SECOND>(&mut lanes, lane, a1, t1, w1, alpha, rx, ln_odds, repeat);
+    }
+    lanes.map(|l| l.iter().sum::<f64>())
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn run_sums_avx2<const SECOND: bool>(
+    age: &[f64],
+    t_x: &[f64],
+    w: &[f64],
+    alpha: f64,
+    rx: f64,
+    ln_odds: f64,
+    repeat: bool,
+) -> [f64; sum::ALL] {
+    run_sums::<SECOND>(age, t_x, w, alpha, rx, ln_odds, repeat)
+}
+
+/// [`run_sums`] with 256-bit vectors where the processor has them. No fused multiply-add is
+/// used, so the results are the same bits either way.
+fn run_sums_dispatch<const SECOND: bool>(
+    age: &[f64],
+    t_x: &[f64],
+    w: &[f64],
+    alpha: f64,
+    rx: f64,
+    ln_odds: f64,
+    repeat: bool,
+) -> [f64; sum::ALL] {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the processor supports AVX2 (checked just above).
+        return unsafe { run_sums_avx2::<SECOND>(age, t_x, w, alpha, rx, ln_odds, repeat) };
+    }
+    run_sums::<SECOND>(age, t_x, w, alpha, rx, ln_odds, repeat)
+}
+
+impl BgNbd<'_> {
+    /// Visit every run of equal frequency (clipped to the chunks of the executor) with its sums:
+    /// `visit(x index, sums, acc)` adds the run's contribution to `acc` (`width` values).
+    fn sum_runs<const SECOND: bool>(
+        &self,
+        p: &BgNbdParams,
+        terms: &[XTerms],
+        exec: &Exec,
+        width: usize,
+        visit: impl Fn(usize, &[f64; sum::ALL], &mut [f64]) + Sync,
+    ) -> Vec<f64> {
+        let d = self.data;
+        exec.chunked_sum(d.len(), width, |range, acc| {
+            // The runs that overlap this chunk, each clipped to it.
+            let first = self
+                .runs
+                .partition_point(|&(start, _)| start <= range.start)
+                - 1;
+            for (k, &(start, xi)) in self.runs.iter().enumerate().skip(first) {
+                if start >= range.end {
+                    break;
+                }
+                let end = self.runs.get(k + 1).map_or(d.len(), |&(s, _)| s);
+                let rows = start.max(range.start)..end.min(range.end);
+                let x = self.distinct_x[xi];
+                let sums = run_sums_dispatch::<SECOND>(
+                    &d.age[rows.clone()],
+                    &d.recency[rows.clone()],
+                    d.weights_of(rows),
+                    p.alpha,
+                    p.r + x,
+                    terms[xi].ln_odds,
+                    p.flips(x) > 0.0,
+                );
+                visit(xi, &sums, acc);
+            }
+        })
+    }
+}
+
+impl Likelihood for BgNbd<'_> {
+    fn params(&self) -> &[ParamSpec] {
+        &PARAMS
+    }
+
+    fn starts(&self) -> Vec<Vec<f64>> {
+        // The purchase rate of repeat buyers suggests alpha for r = 1; dropout starts neutral.
+        let (alpha, _) = self.data.start_scales();
+        vec![
+            vec![1.0, alpha, 1.0, 1.0],
+            vec![0.5, alpha * 0.5, 0.5, 2.0],
+            vec![2.0, alpha * 2.0, 2.0, 5.0],
+            vec![1.0, 1.0, 1.0, 1.0],
+        ]
+    }
+
+    fn total_weight(&self) -> f64 {
+        self.data.total_weight()
+    }
+
+    fn loglik_and_gradient(&self, params: &[f64], exec: &Exec) -> (f64, Vec<f64>) {
+        let p = self.params_at(params);
+        let terms = self.x_terms(&p);
+        let acc = self.sum_runs::<false>(&p, &terms, exec, 5, |xi, sums, acc| {
+            self.add_first_order(&p, &terms, xi, sums, acc);
+        });
+        (acc[0], acc[1..].to_vec())
+    }
+
+    /// The analytic Hessian of the log-likelihood in (r, alpha, a, b), from one pass over the
+    /// rows (the second-order sums of [`add_row`]) and trigamma terms per distinct frequency.
+    fn hessian(&self, params: &[f64], exec: &Exec) -> Option<Vec<Vec<f64>>> {
+        self.loglik_gradient_hessian(params, exec)
+            .map(|(_, _, hessian)| hessian)
+    }
+
+    /// The log-likelihood, gradient and Hessian from one pass: the first-order sums of
+    /// [`add_row`] do not depend on the second-order ones, so the value and gradient have the
+    /// bits of [`Likelihood::loglik_and_gradient`].
+    fn loglik_gradient_hessian(&self, params: &[f64], exec: &Exec) -> Option<FusedPass> {
+        let p = self.params_at(params);
+        let terms = self.x_terms(&p);
+        let second = SecondOrder::new(&p);
+        let acc = self.sum_runs::<true>(&p, &terms, exec, 15, |xi, sums, acc| {
+            let (first, upper) = acc.split_at_mut(5);
+            self.add_first_order(&p, &terms, xi, sums, first);
+            self.add_second_order(&p, &second, &terms, xi, sums, upper);
+        });
+        // Upper triangle in the order rr, ra(lpha), ra, rb, aa(lpha), ..., bb.
+        let upper = [[0, 1, 2, 3], [1, 4, 5, 6], [2, 5, 7, 8], [3, 6, 8, 9]];
+        let hessian = upper
+            .iter()
+            .map(|row| row.iter().map(|&k| acc[5 + k]).collect())
+            .collect();
+        Some((acc[0], acc[1..5].to_vec(), hessian))
+    }
+}
+
+/// The trigamma values of one point that every run's second-order terms use.
+struct SecondOrder {
+    tg_r: f64,
+    tg_ab: f64,
+    tg_b: f64,
+}
+
+impl SecondOrder {
+    fn new(p: &BgNbdParams) -> Self {
+        SecondOrder {
+            tg_r: trigamma(p.r),
+            tg_ab: trigamma(p.a + p.b),
+            tg_b: trigamma(p.b),
+        }
+    }
+}
+
+impl BgNbd<'_> {
+    /// Add a run's log-likelihood and gradient (r, alpha, a, b) to `acc` (5 values).
+    #[inline]
+    fn add_first_order(
+        &self,
+        p: &BgNbdParams,
+        terms: &[XTerms],
+        xi: usize,
+        sums: &[f64; sum::ALL],
+        acc: &mut [f64],
+    ) {
+        let (r, alpha, a) = (p.r, p.alpha, p.a);
+        let xt = &terms[xi];
+        let x = self.distinct_x[xi];
+        let rx = r + x;
+        let w = sums[sum::W];
+        // r ln(alpha) - (r + x) ln(alpha + T) summed as -x ln(alpha) - (r + x) ln(1 + T/alpha):
+        // no cancellation when r is huge.
+        acc[0] +=
+            w * (xt.ln_const - x * alpha.ln()) - rx * sums[sum::LN1P_AGE] + sums[sum::LOG1P_ODDS];
+        acc[1] += w * xt.d_r - sums[sum::LN1P_AGE] + sums[sum::S_L];
+        acc[2] += w * r / alpha - rx * sums[sum::INV_AT] + rx * sums[sum::S_D];
+        acc[3] += w * xt.d_a + sums[sum::S] / a;
+        acc[4] += w * xt.d_b - sums[sum::S] * xt.inv_bx1;
+    }
+
+    /// Add a run's Hessian (upper triangle, 10 values) to `acc`.
+    #[inline]
+    fn add_second_order(
+        &self,
+        p: &BgNbdParams,
+        second: &SecondOrder,
+        terms: &[XTerms],
+        xi: usize,
+        sums: &[f64; sum::ALL],
+        acc: &mut [f64],
+    ) {
+        let (r, alpha, a, b) = (p.r, p.alpha, p.a, p.b);
+        let SecondOrder { tg_r, tg_ab, tg_b } = *second;
+        let x = self.distinct_x[xi];
+        let (rx, ib) = (r + x, terms[xi].inv_bx1);
+        let w = sums[sum::W];
+        let k = p.flips(x);
+        let tg_abx = trigamma(a + b + k);
+        let (q, q_l, q_d) = (sums[sum::Q], sums[sum::Q_L], sums[sum::Q_D]);
+        acc[0] += w * (trigamma(r + x) - tg_r) + sums[sum::Q_LL];
+        acc[1] += w / alpha - sums[sum::INV_AT] + sums[sum::S_D] + rx * sums[sum::Q_LD];
+        acc[2] += q_l / a;
+        acc[3] -= q_l * ib;
+        acc[4] += -w * r / (alpha * alpha)
+            + rx * sums[sum::INV_AT2]
+            + rx * sums[sum::S_D2]
+            + rx * rx * sums[sum::Q_DD];
+        acc[5] += rx * q_d / a;
+        acc[6] -= rx * q_d * ib;
+        acc[7] += w * (tg_ab - tg_abx) + (q - sums[sum::S]) / (a * a);
+        acc[8] += w * (tg_ab - tg_abx) - q * ib / a;
+        acc[9] += w * (trigamma(b + k) - tg_abx - tg_b + tg_ab) + (sums[sum::S] + q) * ib * ib;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::RfmColumns;
+    use crate::fit::{fit, FitOptions};
+    use crate::models::bgnbd::simulate;
+    use crate::models::testing::{cdnow, rel};
+    use crate::random::Rng;
+
+    #[test]
+    fn fused_pass_has_the_bits_of_the_gradient_pass() {
+        let data = cdnow();
+        for model in [BgNbd::new(&data), BgNbd::modified(&data)] {
+            let params = [0.3, 5.0, 0.9, 2.7];
+            let exec = Exec::Serial;
+            let (value, gradient) = model.loglik_and_gradient(&params, &exec);
+            let (fused_value, fused_gradient, hessian) =
+                model.loglik_gradient_hessian(&params, &exec).unwrap();
+            assert_eq!(fused_value.to_bits(), value.to_bits());
+            assert_eq!(fused_gradient, gradient);
+            // Symmetric, and the Hessian of the finite differences of the gradient.
+            for i in 0..4 {
+                let h = 1e-6 * params[i];
+                let (mut up, mut down) = (params, params);
+                up[i] += h;
+                down[i] -= h;
+                let (g_up, g_down) = (
+                    model.loglik_and_gradient(&up, &exec).1,
+                    model.loglik_and_gradient(&down, &exec).1,
+                );
+                for j in 0..4 {
+                    assert_eq!(hessian[i][j], hessian[j][i]);
+                    let numeric = (g_up[j] - g_down[j]) / (2.0 * h);
+                    assert!(rel(hessian[i][j], numeric) < 1e-5, "{i} {j}");
+                }
+            }
+        }
+    }
+
+    /// A few awkward histories: x = 0, t_x = 0 with x > 0, T = 0, t_x near T, x in the hundreds.
+    fn awkward_rows() -> Rfm {
+        let x = [0.0, 1.0, 3.0, 7.0, 0.0, 2.0, 40.0, 1.0, 250.0];
+        let t_x = [0.0, 5.0, 20.0, 30.5, 0.0, 38.0, 38.9, 0.0, 39.5];
+        let age = [10.0, 20.0, 30.0, 38.0, 0.0, 39.0, 39.0, 12.0, 40.0];
+        RfmColumns::new(&x, &t_x, &age).compress()
+    }
+
+    /// Central difference of `f` in coordinate `j` at `theta` (relative step 1e-6).
+    fn central_difference<T>(
+        theta: [f64; 4],
+        j: usize,
+        f: impl Fn(&[f64; 4]) -> T,
+        sub: impl Fn(T, T) -> T,
+    ) -> (T, f64) {
+        let h = 1e-6 * theta[j];
+        let (mut up, mut down) = (theta, theta);
+        up[j] += h;
+        down[j] -= h;
+        (sub(f(&up), f(&down)), 2.0 * h)
+    }
+
+    #[test]
+    fn gradient_matches_finite_differences_at_random_points() {
+        let data = awkward_rows();
+        let model = BgNbd::new(&data);
+        let mut rng = Rng::new(2024);
+        for _ in 0..60 {
+            // Parameters log-uniform over 1e-2 .. 1e2.
+            let theta: [f64; 4] = std::array::from_fn(|_| 10f64.powf(4.0 * rng.uniform() - 2.0));
+            let (_, grad) = model.loglik_and_gradient(&theta, &Exec::Serial);
+            for j in 0..4 {
+                let ll = |t: &[f64; 4]| model.loglik_and_gradient(t, &Exec::Serial).0;
+                let (diff, step) = central_difference(theta, j, ll, |a, b| a - b);
+                let numeric = diff / step;
+                let scale = numeric.abs().max(grad[j].abs()).max(1.0);
+                assert!(
+                    (grad[j] - numeric).abs() < 1e-5 * scale,
+                    "param {j} at {theta:?}: {} vs {numeric}",
+                    grad[j]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn analytic_hessian_matches_finite_differences_of_the_gradient() {
+        let data = awkward_rows();
+        let model = BgNbd::new(&data);
+        let mut rng = Rng::new(77);
+        for _ in 0..40 {
+            let theta: [f64; 4] = std::array::from_fn(|_| 10f64.powf(3.0 * rng.uniform() - 1.5));
+            let hessian = model.hessian(&theta, &Exec::Serial).unwrap();
+            for j in 0..4 {
+                let grad = |t: &[f64; 4]| model.loglik_and_gradient(t, &Exec::Serial).1;
+                let diff =
+                    |a: Vec<f64>, b: Vec<f64>| a.iter().zip(&b).map(|(u, d)| u - d).collect();
+                let (delta, step) = central_difference(theta, j, grad, diff);
+                for i in 0..4 {
+                    let numeric = delta[i] / step;
+                    let scale = numeric.abs().max(hessian[i][j].abs()).max(1.0);
+                    assert!(
+                        (hessian[i][j] - numeric).abs() < 1e-5 * scale,
+                        "H[{i}][{j}] at {theta:?}: {} vs {numeric}",
+                        hessian[i][j]
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn reproduces_the_published_cdnow_fit() {
+        let data = cdnow();
+        let res = fit(&BgNbd::new(&data), &FitOptions::default()).unwrap();
+        assert!(res.converged, "{}", res.termination);
+        let want = [0.24259, 4.41353, 0.79289, 2.42575];
+        for (got, want) in res.params.iter().zip(want) {
+            assert!(rel(*got, want) < 1e-3, "{:?}", res.params);
+        }
+        assert!(
+            (res.log_likelihood + 9582.43).abs() < 0.01,
+            "{}",
+            res.log_likelihood
+        );
+        let se = res.standard_errors().unwrap();
+        assert!(se.iter().all(|s| s.is_finite() && *s > 0.0));
+        let cov = res.covariance.unwrap();
+        for i in 0..4 {
+            for j in 0..4 {
+                assert_eq!(cov[i][j], cov[j][i]);
+            }
+        }
+    }
+
+    #[test]
+    fn fit_is_bit_identical_for_any_thread_count() {
+        let data = cdnow();
+        let serial = fit(&BgNbd::new(&data), &FitOptions::default()).unwrap();
+        let opts = FitOptions {
+            exec: Exec::with_jobs(Some(3)).unwrap(),
+            ..FitOptions::default()
+        };
+        let parallel = fit(&BgNbd::new(&data), &opts).unwrap();
+        assert_eq!(serial, parallel);
+    }
+
+    #[test]
+    fn fit_recovers_simulated_parameters_and_ignores_compression() {
+        let truth = BgNbdParams::new(0.5, 6.0, 0.8, 2.5);
+        let ages: Vec<f64> = (0..20_000)
+            .map(|i| 26.0 + 52.0 * ((i * 7919) % 20_000) as f64 / 20_000.0)
+            .collect();
+        let (x, t_x) = simulate(&truth, &ages, 42);
+        let data = RfmColumns::new(&x, &t_x, &ages).compress();
+        let res = fit(&BgNbd::new(&data), &FitOptions::default()).unwrap();
+        assert!(res.converged, "{}", res.termination);
+        let se = res.standard_errors().unwrap();
+        for (k, want) in [truth.r, truth.alpha, truth.a, truth.b]
+            .into_iter()
+            .enumerate()
+        {
+            assert!(
+                (res.params[k] - want).abs() < 4.0 * se[k],
+                "param {k}: {} vs {want} (se {})",
+                res.params[k],
+                se[k]
+            );
+        }
+        // Compressing the compressed rows changes nothing, bit for bit.
+        let again = data.columns().compress();
+        let res2 = fit(&BgNbd::new(&again), &FitOptions::default()).unwrap();
+        assert_eq!(res.params, res2.params);
+        assert_eq!(res.log_likelihood, res2.log_likelihood);
+    }
+}
