@@ -126,11 +126,23 @@ pub fn log_likelihood(p: &BgNbdParams, x: f64, t_x: f64, age: f64) -> f64 {
     // r ln(alpha) - (r + x) ln(alpha + T), without the cancellation of its two large terms
     // when r is huge (a fit running off to the Poisson limit).
     let a1 = ln_gamma_diff(p.r, x) - x * p.alpha.ln();
-    let a2 = ln_beta_shift(p.a, p.b, p.flips(x)) - (p.r + x) * (age / p.alpha).ln_1p();
-    if p.flips(x) == 0.0 {
-        return a1 + a2;
+    let flips = p.flips(x);
+    if flips == 0.0 {
+        return a1 + ln_beta_shift(p.a, p.b, flips) - (p.r + x) * (age / p.alpha).ln_1p();
     }
-    a1 + a2 + log1p_exp(dropout_log_odds(p, x, t_x, age))
+    let odds = dropout_log_odds(p, x, t_x, age);
+    if odds > 0.0 {
+        // The dropped-out branch dominates: ln of it plus ln(1 + alive / dropped), with the
+        // branch formed directly. Its (r + x) terms combine to -(r + x) ln(1 + t_x / alpha), and
+        // B(a + 1, b + f - 1) / B(a, b) = a / (a + b) * B(a + 1, b + f - 1) / B(a + 1, b): adding
+        // the log odds to the alive branch instead cancels terms of size r ln(1 + T / alpha)
+        // (MBG/NBD without purchases at r = 1e12 lost 5 digits, and a b near 0 gave ln L > 0).
+        let dropped = a1 - (p.r + x) * (t_x / p.alpha).ln_1p() - (p.b / p.a).ln_1p()
+            + ln_beta_shift(p.a + 1.0, p.b, flips - 1.0);
+        return dropped + log1p_exp(-odds);
+    }
+    let a2 = ln_beta_shift(p.a, p.b, flips) - (p.r + x) * (age / p.alpha).ln_1p();
+    a1 + a2 + log1p_exp(odds)
 }
 
 /// `ln B(a, b + x) - ln B(a, b)`, precise even when a and b are huge.
