@@ -628,14 +628,7 @@ SPEND_GRID = _grid((6.25, 3.74, 15.44), SPEND_NAMES, [(0, 2), (1, 2)], seed=2505
 # with the other sign; when the dead branch (which has no r term at t_x = 0) dominates, the
 # O(1) answer is the difference of two O(r) or O(ln b) numbers.
 MBG_KNOWN: dict[str, str] = {}
-GG_KNOWN = {
-    "draw0-ll": (
-        "GGompertz/NBD x = 0 log-likelihood at (r, alpha, b, s, beta) = (2.13e-4, 2.43e7, 3.93e4, "
-        "1.19e-5, 1.85e10): -1.96984e-11 for -1.87450e-11 (absolute error 9.5e-13: "
-        "ln(alive + dead) with the dead branch by quadrature carries its ~1e-12 relative "
-        "tolerance into a log-likelihood near 0; 1 - L is not formed directly)"
-    ),
-}
+GG_KNOWN: dict[str, str] = {}
 BGBB_KNOWN: dict[str, str] = {}
 
 
