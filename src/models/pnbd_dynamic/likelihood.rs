@@ -405,6 +405,7 @@ mod tests {
     use crate::models::covariates::{CovariateLikelihood, CovariateRows};
     use crate::models::pnbd_dynamic::tests::{links, simulate, Owned};
     use crate::models::pnbd_dynamic::{predict, OwnedRows, Quantity};
+    use ndarray::ArrayView2;
 
     #[test]
     fn constant_covariates_give_the_time_invariant_model() {
@@ -430,7 +431,11 @@ mod tests {
         let firsts: Vec<usize> = o.piece_offsets[..o.frequency.len()].to_vec();
         let z1: Vec<f64> = firsts.iter().map(|&k| o.purchase[k]).collect();
         let z2: Vec<f64> = firsts.iter().map(|&k| o.dropout[k]).collect();
-        let static_rows = CovariateRows::new(&columns, &z1, &z2);
+        let static_rows = CovariateRows::new(
+            &columns,
+            ArrayView2::from_shape((z1.len(), 1), &z1).unwrap(),
+            ArrayView2::from_shape((z2.len(), 1), &z2).unwrap(),
+        );
         let exec = Exec::with_jobs(Some(1)).unwrap();
         for point in [
             [0.6, 8.0, 0.8, 10.0, 0.4, -0.3],

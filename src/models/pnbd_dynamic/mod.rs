@@ -229,7 +229,7 @@ mod tests {
         assert!(result.converged, "{}", result.termination);
         let cov = result.covariance.as_ref().unwrap();
         for j in 0..truth.len() {
-            let se = cov[j][j].sqrt();
+            let se = cov[[j, j]].sqrt();
             assert!(
                 (result.params[j] - truth[j]).abs() < 4.0 * se,
                 "parameter {j}: {} (se {se}) vs {}",

@@ -2,6 +2,8 @@
 //! customer's pieces (start and covariates) and the piece in effect at each repeat purchase,
 //! their validation, and the warm-start subsample.
 
+use ndarray::ArrayView2;
+
 use crate::data::{RfmColumns, RfmNames};
 use crate::error::{ClvError, Result};
 use crate::models::covariates::{self, Links, Process};
@@ -135,7 +137,9 @@ impl DynamicRows<'_> {
                     values.len()
                 )));
             }
-            covariates::check_finite(values, column_names)?;
+            let matrix = ArrayView2::from_shape((pieces, p), values)
+                .map_err(|e| structure(format!("{pieces} pieces x {p} columns: {e}")))?;
+            covariates::check_finite(matrix, column_names)?;
         }
         Ok(())
     }
