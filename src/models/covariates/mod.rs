@@ -45,8 +45,8 @@ mod rows;
 
 pub use groups::{GroupedLikelihood, Groups};
 pub use likelihood::CovariateLikelihood;
-pub use rows::standard_layout;
 pub use rows::CovariateRows;
+pub use rows::{row_slice, standard_layout};
 
 use super::bgnbd::LaneDerivatives;
 use super::RfmModel;

@@ -137,7 +137,7 @@ pub fn standard_layout(m: ArrayView2<'_, f64>) -> CowArray<'_, f64, Ix2> {
 
 /// Row `i` of a matrix in standard layout, as a slice.
 #[inline]
-pub(crate) fn row_slice<S: Data<Elem = f64>>(m: &ArrayBase<S, Ix2>, i: usize) -> &[f64] {
+pub fn row_slice<S: Data<Elem = f64>>(m: &ArrayBase<S, Ix2>, i: usize) -> &[f64] {
     m.row(i)
         .to_slice()
         .expect("covariate matrices are kept in standard layout")
