@@ -272,7 +272,7 @@ mod tests {
                 res.covariance.as_ref().unwrap(),
                 alone.covariance.as_ref().unwrap(),
             );
-            for (a, b) in cov.iter().flatten().zip(cov_alone.iter().flatten()) {
+            for (a, b) in cov.iter().zip(cov_alone.iter()) {
                 assert!(
                     (a - b).abs() < 1e-3 * b.abs().max(1e-12) + 1e-9,
                     "{}: {cov:?} vs {cov_alone:?}",

@@ -3,7 +3,7 @@
 //! of the natural parameters by the delta method, the inverse Hessian a warm start passes on,
 //! and which parameters the data identify only weakly.
 
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView2};
 
 use super::linalg::{cholesky_inverse, symmetric_eigen};
 use super::objective::{EvalError, Objective, StartCurvature};
@@ -35,7 +35,7 @@ pub(super) fn covariance<L: Likelihood>(
     let hessian = match known {
         Some(h) => h,
         None => match objective.lik.hessian(theta, &objective.opts.exec) {
-            Some(h_theta) => unconstrained_hessian(objective, u, theta, &h_theta)?,
+            Some(h_theta) => unconstrained_hessian(objective, u, theta, h_theta.view())?,
             None => differenced_hessian(objective, u)?,
         },
     };
@@ -49,7 +49,7 @@ pub(super) fn unconstrained_hessian<L: Likelihood>(
     objective: &Objective<'_, '_, L>,
     u: &[f64],
     theta: &[f64],
-    h_theta: &[Vec<f64>],
+    h_theta: ArrayView2<'_, f64>,
 ) -> Result<Array2<f64>> {
     let k = u.len();
     let (_, grad_u) = objective.at(u).map_err(hessian_error)?;
@@ -62,7 +62,7 @@ pub(super) fn unconstrained_hessian<L: Likelihood>(
             } else {
                 0.0
             };
-            hessian[[i, j]] = jac[i] * (-h_theta[i][j] + penalty) * jac[j];
+            hessian[[i, j]] = jac[i] * (-h_theta[[i, j]] + penalty) * jac[j];
         }
         // dF/du_i = dF/dtheta_i * J_i, and d2theta/du2 = J (log), J (1 - 2 theta) (logit) or
         // 0 (identity).
@@ -100,7 +100,7 @@ pub(super) fn start_inverse_hessian<L: Likelihood>(
     let Some(h_theta) = objective.lik.hessian(&theta, &objective.opts.exec) else {
         return Ok((None, None));
     };
-    let hessian = match unconstrained_hessian(objective, u, &theta, &h_theta) {
+    let hessian = match unconstrained_hessian(objective, u, &theta, h_theta.view()) {
         Ok(h) => h,
         Err(ClvError::Interrupted) => return Err(ClvError::Interrupted),
         Err(_) => return Ok((None, None)),

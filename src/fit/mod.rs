@@ -149,7 +149,7 @@ pub trait Likelihood: Sync {
     /// The Hessian of the weighted log-likelihood sum with respect to the natural parameters,
     /// when the model has it in closed form (one pass over the data instead of `2k` gradient
     /// evaluations); `None` lets the engine difference the analytic gradient.
-    fn hessian(&self, _params: &[f64], _exec: &Exec) -> Option<Vec<Vec<f64>>> {
+    fn hessian(&self, _params: &[f64], _exec: &Exec) -> Option<Array2<f64>> {
         None
     }
 
@@ -168,8 +168,8 @@ pub trait Likelihood: Sync {
     }
 }
 
-/// The log-likelihood, its gradient and its Hessian in the natural parameters.
-pub type FusedPass = (f64, Vec<f64>, Vec<Vec<f64>>);
+/// The log-likelihood, its gradient and its Hessian (`k x k`) in the natural parameters.
+pub type FusedPass = (f64, Vec<f64>, Array2<f64>);
 
 /// Options of one fit.
 #[derive(Clone, Default)]
@@ -216,8 +216,8 @@ pub struct FitResult {
     pub names: Vec<String>,
     /// Estimates on the natural scale.
     pub params: Vec<f64>,
-    /// Covariance of the estimates (row-major, natural scale), when the Hessian is invertible.
-    pub covariance: Option<Vec<Vec<f64>>>,
+    /// Covariance of the estimates (`k x k`, natural scale), when the Hessian is invertible.
+    pub covariance: Option<Array2<f64>>,
     /// Why there is no covariance when the Hessian is not the reason (in words).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub covariance_note: Option<String>,
@@ -263,7 +263,7 @@ impl FitResult {
     pub fn standard_errors(&self) -> Option<Vec<f64>> {
         self.covariance
             .as_ref()
-            .map(|c| (0..c.len()).map(|i| c[i][i].max(0.0).sqrt()).collect())
+            .map(|c| c.diag().iter().map(|v| v.max(0.0).sqrt()).collect())
     }
 }
 
@@ -430,7 +430,7 @@ pub fn fit<L: Likelihood>(lik: &L, opts: &FitOptions<'_>) -> Result<FitResult> {
     Ok(FitResult {
         names: specs.iter().map(|s| s.name.to_string()).collect(),
         params: theta,
-        covariance: covariance.map(|c| c.outer_iter().map(|row| row.to_vec()).collect()),
+        covariance,
         covariance_note: None,
         log_likelihood: ll,
         n_observations: weight,
@@ -527,6 +527,7 @@ pub fn fit_with_warm_start<D>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ndarray::array;
 
     /// Weighted normal sample with known mean and standard deviation: the MLE and its covariance
     /// are known in closed form, which tests the optimiser, the Hessian and the delta method.
@@ -584,10 +585,10 @@ mod tests {
         assert!((res.params[1] - var.sqrt()).abs() < 1e-7);
         let cov = res.covariance.unwrap();
         // Var(mu) = sigma^2 / n, Var(sigma) = sigma^2 / (2n), Cov = 0.
-        assert!((cov[0][0] / (var / n) - 1.0).abs() < 1e-5);
-        assert!((cov[1][1] / (var / (2.0 * n)) - 1.0).abs() < 1e-5);
-        assert!(cov[0][1].abs() < 1e-9);
-        assert_eq!(cov[0][1], cov[1][0]);
+        assert!((cov[[0, 0]] / (var / n) - 1.0).abs() < 1e-5);
+        assert!((cov[[1, 1]] / (var / (2.0 * n)) - 1.0).abs() < 1e-5);
+        assert!(cov[[0, 1]].abs() < 1e-9);
+        assert_eq!(cov[[0, 1]], cov[[1, 0]]);
     }
 
     /// [`Normal`] with its analytic Hessian as a fused pass (counting its calls), for Newton
@@ -618,7 +619,7 @@ mod tests {
                 h_ss += (1.0 - 3.0 * z * z) / (s * s);
             }
             let n = self.0.values.len() as f64;
-            let hessian = vec![vec![-n / (s * s), h_ms], vec![h_ms, h_ss]];
+            let hessian = array![[-n / (s * s), h_ms], [h_ms, h_ss]];
             Some((ll, gradient, hessian))
         }
     }
@@ -655,7 +656,7 @@ mod tests {
         }
         fn loglik_gradient_hessian(&self, p: &[f64], exec: &Exec) -> Option<FusedPass> {
             let (ll, gradient) = self.loglik_and_gradient(p, exec);
-            let hessian = vec![vec![-1.0, 0.0], vec![0.0, 1.0 - 3.0 * p[1] * p[1]]];
+            let hessian = array![[-1.0, 0.0], [0.0, 1.0 - 3.0 * p[1] * p[1]]];
             Some((ll, gradient, hessian))
         }
     }
@@ -731,7 +732,7 @@ mod tests {
             );
             for i in 0..2 {
                 for j in 0..2 {
-                    assert!((cov[i][j] - want[i][j]).abs() <= 1e-6 * want[i][i].abs());
+                    assert!((cov[[i, j]] - want[[i, j]]).abs() <= 1e-6 * want[[i, i]].abs());
                 }
             }
         }

@@ -108,7 +108,7 @@ impl<L: Likelihood> Objective<'_, '_, L> {
         };
         self.evaluations.fetch_add(1, Ordering::Relaxed);
         let (cost, grad) = self.record(u, &theta, ll, &grad_theta)?;
-        let hessian = match unconstrained_hessian(self, u, &theta, &h_theta) {
+        let hessian = match unconstrained_hessian(self, u, &theta, h_theta.view()) {
             Ok(h) => Some(h),
             Err(ClvError::Interrupted) => return Err(EvalError::Interrupted),
             Err(_) => None,

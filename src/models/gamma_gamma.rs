@@ -16,6 +16,8 @@
 //! the population mean `p gamma / (q - 1)`; both exist only when the denominator is positive
 //! (`q > 1`), which the predictions check instead of returning a negative number.
 
+use ndarray::{array, Array2};
+
 use crate::data::Spend;
 use crate::error::{ClvError, Result};
 use crate::fit::{check_params, fit, Domain, FitOptions, FitResult, Likelihood, ParamSpec};
@@ -197,13 +199,13 @@ impl Likelihood for GammaGamma<'_> {
         (acc[0], acc[1..4].to_vec())
     }
 
-    fn hessian(&self, params: &[f64], exec: &Exec) -> Option<Vec<Vec<f64>>> {
+    fn hessian(&self, params: &[f64], exec: &Exec) -> Option<Array2<f64>> {
         let acc = self.sums(params, exec, true);
         let h = |k: usize| acc[4 + k];
-        Some(vec![
-            vec![h(0), h(1), h(2)],
-            vec![h(1), h(3), h(4)],
-            vec![h(2), h(4), h(5)],
+        Some(array![
+            [h(0), h(1), h(2)],
+            [h(1), h(3), h(4)],
+            [h(2), h(4), h(5)],
         ])
     }
 }
@@ -246,19 +248,9 @@ pub fn fit_in_units(data: &Spend, opts: &FitOptions<'_>) -> Result<FitResult> {
     // errors then, rather than infinite or zero ones.
     let units = [1.0, 1.0, unit];
     if let Some(cov) = res.covariance.take() {
-        let mapped: Vec<Vec<f64>> = cov
-            .iter()
-            .zip(units)
-            .map(|(row, unit_i)| {
-                row.iter()
-                    .zip(units)
-                    .map(|(v, unit_j)| v * unit_i * unit_j)
-                    .collect()
-            })
-            .collect();
-        if (0..3).all(|i| mapped[i][i].is_normal())
-            && mapped.iter().flatten().all(|v| v.is_finite())
-        {
+        let mapped =
+            Array2::from_shape_fn(cov.raw_dim(), |(i, j)| cov[[i, j]] * units[i] * units[j]);
+        if mapped.diag().iter().all(|v| v.is_normal()) && mapped.iter().all(|v| v.is_finite()) {
             res.covariance = Some(mapped);
         } else {
             res.covariance_note = Some(
@@ -349,7 +341,7 @@ mod tests {
         for k in 0..3 {
             assert_gradient_matches(
                 |q| lik.loglik_and_gradient(q, &Exec::Serial).1[k],
-                &h[k],
+                h.row(k).as_slice().unwrap(),
                 &at,
                 1e-6,
             );
@@ -406,9 +398,9 @@ mod tests {
             );
             match res.covariance {
                 Some(cov) => {
-                    assert!(rel(cov[2][2] / c / c, plain_cov[2][2]) < 1e-4, "{c}");
-                    assert!(rel(cov[0][2] / c, plain_cov[0][2]) < 1e-4, "{c}");
-                    assert!(rel(cov[0][1], plain_cov[0][1]) < 1e-4, "{c}");
+                    assert!(rel(cov[[2, 2]] / c / c, plain_cov[[2, 2]]) < 1e-4, "{c}");
+                    assert!(rel(cov[[0, 2]] / c, plain_cov[[0, 2]]) < 1e-4, "{c}");
+                    assert!(rel(cov[[0, 1]], plain_cov[[0, 1]]) < 1e-4, "{c}");
                 }
                 // gamma's variance is beyond double precision in these units.
                 None => assert!(c.abs().log10().abs() > 150.0 && res.covariance_note.is_some()),

@@ -63,8 +63,8 @@ impl<'a> Borrowed<'a> {
             age: self.age,
             piece_offsets: &self.piece_offsets,
             piece_starts: self.piece_starts,
-            purchase: design.purchase,
-            dropout: design.dropout,
+            purchase: design.purchase.view(),
+            dropout: design.dropout.view(),
             purchase_offsets: &self.purchase_offsets,
             purchase_pieces: &self.purchase_pieces,
         }

@@ -11,7 +11,7 @@ mod transactions;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Mutex;
 
-use numpy::{PyArray1, PyReadonlyArray1};
+use numpy::{PyArray1, PyReadonlyArray1, ToPyArray};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -109,7 +109,11 @@ fn fit_result_to_dict<'py>(
     let d = PyDict::new(py);
     d.set_item("names", &res.names)?;
     d.set_item("params", &res.params)?;
-    d.set_item("covariance", &res.covariance)?;
+    // A 2-D float64 array (k x k), or None.
+    d.set_item(
+        "covariance",
+        res.covariance.as_ref().map(|c| c.to_pyarray(py)),
+    )?;
     if let Some(note) = &res.covariance_note {
         d.set_item("covariance_note", note)?;
     }

@@ -1,6 +1,7 @@
 //! Bindings for the models on (frequency, recency, T) summaries, one set of functions for all of
 //! them: the model is named by its [`RfmModel::NAME`] and dispatched to the core here.
 
+use ndarray::{CowArray, Ix2};
 use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -79,19 +80,17 @@ pub(super) type CovariateArgs<'py> = (
 pub(super) struct Design<'a> {
     /// Customers (rows of both matrices).
     customers: usize,
-    pub(super) purchase: &'a [f64],
-    pub(super) dropout: &'a [f64],
+    /// `customers x purchase columns` in standard layout: numpy's C-contiguous matrix
+    /// borrowed as it is (the Python layer hands such), any other layout copied.
+    pub(super) purchase: CowArray<'a, f64, Ix2>,
+    /// `customers x dropout columns`, likewise.
+    pub(super) dropout: CowArray<'a, f64, Ix2>,
     pub(super) links: Links,
     pub(super) names: [Vec<String>; 2],
 }
 
 impl<'a> Design<'a> {
     pub(super) fn new(args: &'a CovariateArgs<'_>) -> PyResult<Self> {
-        let matrix = |m: &'a PyReadonlyArray2<'_, f64>, name: &str| {
-            m.as_slice().map_err(|_| {
-                PyValueError::new_err(format!("{name} covariates must be a C-contiguous matrix"))
-            })
-        };
         let customers = args.0.as_array().nrows();
         if args.1.as_array().nrows() != customers {
             return Err(PyValueError::new_err(format!(
@@ -102,8 +101,8 @@ impl<'a> Design<'a> {
         }
         Ok(Design {
             customers,
-            purchase: matrix(&args.0, "purchase")?,
-            dropout: matrix(&args.1, "dropout")?,
+            purchase: covariates::standard_layout(args.0.as_array()),
+            dropout: covariates::standard_layout(args.1.as_array()),
             links: Links {
                 purchase: args.2.clone(),
                 dropout: args.3.clone(),
@@ -115,7 +114,7 @@ impl<'a> Design<'a> {
 
     /// The customer rows with these covariates, validated.
     fn rows<'c>(&'c self, columns: &RfmColumns<'c>) -> crate::Result<CovariateRows<'c>> {
-        let rows = CovariateRows::new(columns, self.purchase, self.dropout);
+        let rows = CovariateRows::new(columns, self.purchase.view(), self.dropout.view());
         rows.validate(&self.links, [&self.names[0], &self.names[1]])?;
         Ok(rows)
     }

@@ -8,6 +8,7 @@ use crate::data::Rfm;
 use crate::fit::{FusedPass, Likelihood, ParamSpec};
 use crate::parallel::Exec;
 use crate::special::{digamma_diff, ln_gamma_diff, trigamma};
+use ndarray::Array2;
 
 /// The BG/NBD (or MBG/NBD) likelihood over compressed customer rows, for the fitting engine.
 pub struct BgNbd<'a> {
@@ -331,7 +332,7 @@ impl Likelihood for BgNbd<'_> {
 
     /// The analytic Hessian of the log-likelihood in (r, alpha, a, b), from one pass over the
     /// rows (the second-order sums of [`add_row`]) and trigamma terms per distinct frequency.
-    fn hessian(&self, params: &[f64], exec: &Exec) -> Option<Vec<Vec<f64>>> {
+    fn hessian(&self, params: &[f64], exec: &Exec) -> Option<Array2<f64>> {
         self.loglik_gradient_hessian(params, exec)
             .map(|(_, _, hessian)| hessian)
     }
@@ -350,10 +351,7 @@ impl Likelihood for BgNbd<'_> {
         });
         // Upper triangle in the order rr, ra(lpha), ra, rb, aa(lpha), ..., bb.
         let upper = [[0, 1, 2, 3], [1, 4, 5, 6], [2, 5, 7, 8], [3, 6, 8, 9]];
-        let hessian = upper
-            .iter()
-            .map(|row| row.iter().map(|&k| acc[5 + k]).collect())
-            .collect();
+        let hessian = Array2::from_shape_fn((4, 4), |(i, j)| acc[5 + upper[i][j]]);
         Some((acc[0], acc[1..5].to_vec(), hessian))
     }
 }
@@ -467,9 +465,9 @@ mod tests {
                     model.loglik_and_gradient(&down, &exec).1,
                 );
                 for j in 0..4 {
-                    assert_eq!(hessian[i][j], hessian[j][i]);
+                    assert_eq!(hessian[[i, j]], hessian[[j, i]]);
                     let numeric = (g_up[j] - g_down[j]) / (2.0 * h);
-                    assert!(rel(hessian[i][j], numeric) < 1e-5, "{i} {j}");
+                    assert!(rel(hessian[[i, j]], numeric) < 1e-5, "{i} {j}");
                 }
             }
         }
@@ -535,11 +533,11 @@ mod tests {
                 let (delta, step) = central_difference(theta, j, grad, diff);
                 for i in 0..4 {
                     let numeric = delta[i] / step;
-                    let scale = numeric.abs().max(hessian[i][j].abs()).max(1.0);
+                    let scale = numeric.abs().max(hessian[[i, j]].abs()).max(1.0);
                     assert!(
-                        (hessian[i][j] - numeric).abs() < 1e-5 * scale,
+                        (hessian[[i, j]] - numeric).abs() < 1e-5 * scale,
                         "H[{i}][{j}] at {theta:?}: {} vs {numeric}",
-                        hessian[i][j]
+                        hessian[[i, j]]
                     );
                 }
             }
@@ -565,7 +563,7 @@ mod tests {
         let cov = res.covariance.unwrap();
         for i in 0..4 {
             for j in 0..4 {
-                assert_eq!(cov[i][j], cov[j][i]);
+                assert_eq!(cov[[i, j]], cov[[j, i]]);
             }
         }
     }

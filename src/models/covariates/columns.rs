@@ -7,6 +7,7 @@ use super::{lane, CovariateModel, Links};
 use crate::fit::FusedPass;
 use crate::models::bgnbd::LaneDerivatives;
 use crate::models::RowDerivatives;
+use ndarray::Array2;
 
 /// Column coordinates: the logs of the four shared parameters, then one coordinate per
 /// purchase column and per dropout column (tied columns are separate here and summed into their
@@ -290,7 +291,7 @@ impl Columns {
 
     /// The Hessian in the natural scale of the shared parameters and the coefficients, from the
     /// sums of [`Columns::add_hessian`]: tied columns summed into their coefficient.
-    pub(super) fn hessian(&self, params: &[f64], acc: &[f64]) -> Vec<Vec<f64>> {
+    pub(super) fn hessian(&self, params: &[f64], acc: &[f64]) -> Array2<f64> {
         let (c, k) = (self.len(), params.len());
         let (gradient, hessian) = acc[1..].split_at(c);
         let mut sums = vec![0.0; k + k * k];
@@ -311,11 +312,11 @@ impl Columns {
 
 /// The Hessian in the natural scale of the shared parameters (and the coefficients) from the
 /// gradient and Hessian sums in (log shared parameters, coefficients).
-fn natural_hessian(params: &[f64], acc: &[f64]) -> Vec<Vec<f64>> {
+fn natural_hessian(params: &[f64], acc: &[f64]) -> Array2<f64> {
     let k = params.len();
     let (g_v, h_v) = acc.split_at(k);
     let scale = |m: usize| if m < 4 { params[m] } else { 1.0 };
-    let mut hessian = vec![vec![0.0; k]; k];
+    let mut hessian = Array2::zeros((k, k));
     for m in 0..k {
         for n in m..k {
             let mut v = h_v[m * k + n];
@@ -324,8 +325,8 @@ fn natural_hessian(params: &[f64], acc: &[f64]) -> Vec<Vec<f64>> {
                 v -= g_v[m];
             }
             v /= scale(m) * scale(n);
-            hessian[m][n] = v;
-            hessian[n][m] = v;
+            hessian[[m, n]] = v;
+            hessian[[n, m]] = v;
         }
     }
     hessian

@@ -7,10 +7,12 @@ use std::marker::PhantomData;
 use super::columns::Columns;
 use super::likelihood::{coefficient_specs, default_start};
 use super::point::Point;
+use super::rows::row_slice;
 use super::{CovariateModel, CovariateRows, Links};
 use crate::data::{Rfm, RfmColumns};
 use crate::fit::{FusedPass, Likelihood, ParamSpec};
 use crate::parallel::Exec;
+use ndarray::Array2;
 
 /// Rows per block when [`Groups`] keys rows in parallel.
 const KEY_BLOCK_ROWS: usize = 1 << 16;
@@ -84,20 +86,17 @@ impl std::hash::Hasher for KeyHasher {
 /// covariates take few distinct values (channels, regions, flags) every group shares its
 /// parameters, so the base model's own likelihood pass serves it.
 pub struct Groups {
-    /// One row of covariate values per group, as in [`CovariateRows`].
-    purchase: Vec<f64>,
-    dropout: Vec<f64>,
+    /// One row of covariate values per group (`groups x purchase columns`), as in
+    /// [`CovariateRows`].
+    purchase: Array2<f64>,
+    /// `groups x dropout columns`.
+    dropout: Array2<f64>,
     data: Vec<Rfm>,
 }
 
 impl Groups {
     /// The groups of `rows`, or `None` when there are more than `max_groups`.
-    pub fn new(
-        rows: &CovariateRows<'_>,
-        links: &Links,
-        max_groups: usize,
-        exec: &Exec,
-    ) -> Option<Self> {
+    pub fn new(rows: &CovariateRows<'_>, max_groups: usize, exec: &Exec) -> Option<Self> {
         // Rows keyed by the bit patterns of their covariate values, block by block in
         // parallel: each block's distinct vectors in the order they first appear, with a local
         // id per row. Merging the blocks in order gives every vector the id of its first
@@ -108,7 +107,7 @@ impl Groups {
             .collect();
         let key_of = |i: usize, key: &mut Vec<u64>| {
             key.clear();
-            key.extend(row_bits(rows.covariates(links, i)));
+            key.extend(row_bits(rows.covariates(i)));
         };
         let keyed: Vec<Option<(Vec<usize>, Vec<u32>)>> = exec.map(&blocks, |range| {
             // Each row's vector hashed without building a key; rows whose hashes match are
@@ -117,12 +116,12 @@ impl Groups {
             let mut first_rows: Vec<usize> = Vec::new();
             let mut local = Vec::with_capacity(range.len());
             for i in range.clone() {
-                let row = rows.covariates(links, i);
+                let row = rows.covariates(i);
                 let candidates = index.entry(row_hash(row)).or_default();
                 let found = candidates
                     .iter()
                     .copied()
-                    .find(|&g| same_values(rows.covariates(links, first_rows[g as usize]), row));
+                    .find(|&g| same_values(rows.covariates(first_rows[g as usize]), row));
                 let g = match found {
                     Some(g) => g,
                     None => {
@@ -156,7 +155,7 @@ impl Groups {
                             return None;
                         }
                         index.insert(key.clone(), g);
-                        let [zp, zd] = rows.covariates(links, i);
+                        let [zp, zd] = rows.covariates(i);
                         purchase.extend_from_slice(zp);
                         dropout.extend_from_slice(zd);
                         g
@@ -201,19 +200,19 @@ impl Groups {
         } else {
             groups.iter().map(|g| compress(g, exec)).collect()
         };
+        let matrix = |values: Vec<f64>, columns: usize| {
+            Array2::from_shape_vec((n_groups, columns), values)
+                .expect("one row of covariate values per group")
+        };
         Some(Groups {
-            purchase,
-            dropout,
+            purchase: matrix(purchase, rows.purchase.ncols()),
+            dropout: matrix(dropout, rows.dropout.ncols()),
             data,
         })
     }
 
-    fn covariates(&self, links: &Links, g: usize) -> [&[f64]; 2] {
-        let (p, q) = (links.purchase.len(), links.dropout.len());
-        [
-            &self.purchase[g * p..(g + 1) * p],
-            &self.dropout[g * q..(g + 1) * q],
-        ]
+    fn covariates(&self, g: usize) -> [&[f64]; 2] {
+        [row_slice(&self.purchase, g), row_slice(&self.dropout, g)]
     }
 }
 
@@ -255,7 +254,7 @@ impl<M: CovariateModel> Likelihood for GroupedLikelihood<'_, M> {
         let point = Point::new(self.links, params);
         let mut acc = vec![0.0; 1 + columns.len()];
         for (g, data) in self.groups.data.iter().enumerate() {
-            let z = self.groups.covariates(self.links, g);
+            let z = self.groups.covariates(g);
             let (theta, _) = point.customer::<M>(z);
             let (ll, grad, _) = M::group_derivatives::<false>(&theta, data, exec);
             Columns::add_gradient::<M>(&mut acc, z, 1.0, &theta, ll, &grad);
@@ -263,7 +262,7 @@ impl<M: CovariateModel> Likelihood for GroupedLikelihood<'_, M> {
         columns.gradient(params, &acc)
     }
 
-    fn hessian(&self, params: &[f64], exec: &Exec) -> Option<Vec<Vec<f64>>> {
+    fn hessian(&self, params: &[f64], exec: &Exec) -> Option<Array2<f64>> {
         self.loglik_gradient_hessian(params, exec)
             .map(|(_, _, h)| h)
     }
@@ -273,7 +272,7 @@ impl<M: CovariateModel> Likelihood for GroupedLikelihood<'_, M> {
         let point = Point::new(self.links, params);
         let mut acc = vec![0.0; columns.hessian_width()];
         for (g, data) in self.groups.data.iter().enumerate() {
-            let z = self.groups.covariates(self.links, g);
+            let z = self.groups.covariates(g);
             let (theta, _) = point.customer::<M>(z);
             let group = M::group_derivatives::<true>(&theta, data, exec);
             if group.2.iter().flatten().any(|v| v.is_nan()) {
@@ -289,6 +288,7 @@ impl<M: CovariateModel> Likelihood for GroupedLikelihood<'_, M> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::covariates::rows::matrix;
     use crate::models::covariates::CovariateLikelihood;
     use crate::models::testing::rel;
     use crate::models::{BgNbdParams, MbgNbdParams, ParetoNbdParams};
@@ -311,29 +311,24 @@ mod tests {
         let dropout: Vec<f64> = purchase.iter().map(|v| v * 2.0).collect();
         let (x, t_x, age) = (vec![1.0; n], vec![2.0; n], vec![5.0; n]);
         let columns = RfmColumns::new(&x, &t_x, &age);
-        let rows = CovariateRows::new(&columns, &purchase, &dropout);
-        let links = Links {
-            purchase: vec![0],
-            dropout: vec![1],
-            names: vec!["p".into(), "d".into()],
-        };
+        let rows = CovariateRows::new(&columns, matrix(&purchase, 1), matrix(&dropout, 1));
         let exec = Exec::with_jobs(Some(2)).unwrap();
-        let groups = Groups::new(&rows, &links, 1000, &exec).unwrap();
+        let groups = Groups::new(&rows, 1000, &exec).unwrap();
         let mut first: Vec<f64> = Vec::new();
         for &v in &purchase {
             if !first.contains(&v) {
                 first.push(v);
             }
         }
-        assert_eq!(groups.purchase, first);
+        assert_eq!(groups.purchase.column(0).to_vec(), first);
         for (g, &v) in first.iter().enumerate() {
             let count = purchase.iter().filter(|&&p| p == v).count() as f64;
             assert_eq!(groups.data[g].total_weight(), count, "group {g}");
-            assert_eq!(groups.dropout[g], v * 2.0);
+            assert_eq!(groups.dropout[[g, 0]], v * 2.0);
         }
         // Too many groups, only visible once the blocks are merged.
-        assert!(Groups::new(&rows, &links, first.len() - 1, &exec).is_none());
-        assert!(Groups::new(&rows, &links, first.len(), &Exec::Serial).is_some());
+        assert!(Groups::new(&rows, first.len() - 1, &exec).is_none());
+        assert!(Groups::new(&rows, first.len(), &Exec::Serial).is_some());
     }
 
     /// Customers with few distinct covariate values go through the base models' likelihood
@@ -351,11 +346,11 @@ mod tests {
             dropout: vec![1],
             names: vec!["odd".into(), "third".into()],
         };
-        let rows = CovariateRows::new(&columns, &purchase, &dropout);
+        let rows = CovariateRows::new(&columns, matrix(&purchase, 2), matrix(&dropout, 1));
         let exec = Exec::Serial;
-        let groups = Groups::new(&rows, &links, 100, &exec).unwrap();
+        let groups = Groups::new(&rows, 100, &exec).unwrap();
         assert_eq!(groups.data.len(), 4);
-        assert!(Groups::new(&rows, &links, 3, &exec).is_none());
+        assert!(Groups::new(&rows, 3, &exec).is_none());
         let by_row = CovariateLikelihood::<M>::new(&rows, &links);
         let by_group = GroupedLikelihood::<M>::new(&groups, &links);
         assert_eq!(by_row.total_weight(), by_group.total_weight());
@@ -373,16 +368,16 @@ mod tests {
                 M::NAME
             );
             for j in 0..point.len() {
-                let scale = h_r[i][j]
+                let scale = h_r[[i, j]]
                     .abs()
-                    .max(h_r[i][i].abs().sqrt() * h_r[j][j].abs().sqrt())
+                    .max(h_r[[i, i]].abs().sqrt() * h_r[[j, j]].abs().sqrt())
                     .max(1.0);
                 assert!(
-                    (h_g[i][j] - h_r[i][j]).abs() < 1e-6 * scale,
+                    (h_g[[i, j]] - h_r[[i, j]]).abs() < 1e-6 * scale,
                     "{}: H[{i}][{j}] {} vs {}",
                     M::NAME,
-                    h_g[i][j],
-                    h_r[i][j]
+                    h_g[[i, j]],
+                    h_r[[i, j]]
                 );
             }
         }

@@ -10,6 +10,7 @@ use super::{lane, CovariateModel, CovariateRows, Links};
 use crate::fit::{Domain, FusedPass, Likelihood, ParamSpec};
 use crate::parallel::Exec;
 use crate::special::RisingTable;
+use ndarray::Array2;
 
 /// The likelihood of a covariate model over customer rows, for the fitting engine.
 pub struct CovariateLikelihood<'r, 'a, M: CovariateModel> {
@@ -48,7 +49,6 @@ fn shape_table_len(frequency: &[f64]) -> usize {
 /// What a pass over customer rows reads.
 struct Pass<'p, 'a> {
     rows: &'p CovariateRows<'a>,
-    links: &'p Links,
     point: &'p Point,
     shape: &'p RisingTable,
 }
@@ -65,10 +65,10 @@ impl Pass<'_, '_> {
         acc: &mut [f64],
         columns: &mut Columns,
     ) {
-        let (rows, links) = (self.rows, self.links);
+        let rows = self.rows;
         let mut i = range.start;
         while i + 4 <= range.end {
-            let z = [0, 1, 2, 3].map(|l| rows.covariates(links, i + l));
+            let z = [0, 1, 2, 3].map(|l| rows.covariates(i + l));
             let mut x = [0.0; 4];
             x.copy_from_slice(&rows.frequency[i..i + 4]);
             let mut t_x = [0.0; 4];
@@ -95,7 +95,7 @@ impl Pass<'_, '_> {
             i += 4;
         }
         for i in i..range.end {
-            let z = rows.covariates(links, i);
+            let z = rows.covariates(i);
             let x = rows.frequency[i];
             let (theta, ln_theta) = self.point.customer::<M>(z);
             let row = M::row_derivatives::<SECOND>(
@@ -165,7 +165,7 @@ impl<M: CovariateModel> Likelihood for CovariateLikelihood<'_, '_, M> {
         let shape = RisingTable::new(params[0], self.shape_len);
         let pass = Pass {
             rows,
-            links,
+
             point: &point,
             shape: &shape,
         };
@@ -175,7 +175,7 @@ impl<M: CovariateModel> Likelihood for CovariateLikelihood<'_, '_, M> {
         columns.gradient(params, &acc)
     }
 
-    fn hessian(&self, params: &[f64], exec: &Exec) -> Option<Vec<Vec<f64>>> {
+    fn hessian(&self, params: &[f64], exec: &Exec) -> Option<Array2<f64>> {
         self.loglik_gradient_hessian(params, exec)
             .map(|(_, _, h)| h)
     }
@@ -191,7 +191,7 @@ impl<M: CovariateModel> Likelihood for CovariateLikelihood<'_, '_, M> {
         let shape = RisingTable::new(params[0], self.shape_len);
         let pass = Pass {
             rows,
-            links,
+
             point: &point,
             shape: &shape,
         };
@@ -221,6 +221,7 @@ pub(super) fn default_start(links: &Links) -> Vec<Vec<f64>> {
 mod tests {
     use super::*;
     use crate::data::RfmColumns;
+    use crate::models::covariates::rows::matrix;
     use crate::models::covariates::tests::simulated;
     use crate::models::testing::rel;
     use crate::models::{BgNbdParams, MbgNbdParams, ParetoNbdParams};
@@ -251,7 +252,11 @@ mod tests {
     ) {
         let point = point.to_vec();
         let columns = RfmColumns::new(x, t_x, age);
-        let rows = CovariateRows::new(&columns, purchase, dropout);
+        let rows = CovariateRows::new(
+            &columns,
+            matrix(purchase, links.purchase.len()),
+            matrix(dropout, links.dropout.len()),
+        );
         let lik = CovariateLikelihood::<M>::new(&rows, links);
         let exec = Exec::Serial;
         let at = |p: &[f64]| lik.loglik_and_gradient(p, &exec);
@@ -282,12 +287,12 @@ mod tests {
             let (g_up, g_down) = (at(&up).1, at(&down).1);
             for i in 0..point.len() {
                 let numeric = (g_up[i] - g_down[i]) / (2.0 * h);
-                let scale = numeric.abs().max(hessian[i][j].abs()).max(1.0);
+                let scale = numeric.abs().max(hessian[[i, j]].abs()).max(1.0);
                 assert!(
-                    (hessian[i][j] - numeric).abs() <= 1e-5 * scale,
+                    (hessian[[i, j]] - numeric).abs() <= 1e-5 * scale,
                     "{}: H[{i}][{j}] analytic {} vs numeric {numeric}",
                     M::NAME,
-                    hessian[i][j]
+                    hessian[[i, j]]
                 );
             }
         }
@@ -303,7 +308,11 @@ mod tests {
             x[i] = 20.0 + i as f64 % 5.0;
         }
         let columns = RfmColumns::new(&x, &t_x, &age);
-        let rows = CovariateRows::new(&columns, &purchase, &dropout);
+        let rows = CovariateRows::new(
+            &columns,
+            matrix(&purchase, links.purchase.len()),
+            matrix(&dropout, links.dropout.len()),
+        );
         let lik = CovariateLikelihood::<M>::new(&rows, &links);
         let mut point = truth.to_vec();
         point[4] += 0.1;
@@ -313,7 +322,7 @@ mod tests {
         let shape = RisingTable::new(point[0], shape_table_len(&x));
         let mut acc = vec![0.0; 1 + columns.len()];
         for i in 0..rows.len() {
-            let z = rows.covariates(&links, i);
+            let z = rows.covariates(i);
             let (theta, ln_theta) = model_point.customer::<M>(z);
             let (ll, g, _) = M::row_derivatives::<false>(
                 &theta,
@@ -339,7 +348,7 @@ mod tests {
         let mut columns = Columns::new(&links);
         let mut acc = vec![0.0; columns.hessian_width()];
         for i in 0..rows.len() {
-            let z = rows.covariates(&links, i);
+            let z = rows.covariates(i);
             let (theta, ln_theta) = model_point.customer::<M>(z);
             let row = M::row_derivatives::<true>(
                 &theta,
@@ -373,7 +382,8 @@ mod tests {
             a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-12 * scale)
         };
         assert!(close(&fused.1, &want.1), "{}", M::NAME);
-        for (a, b) in fused.2.iter().zip(&want.2) {
+        for (a, b) in fused.2.outer_iter().zip(want.2.outer_iter()) {
+            let (a, b) = (a.as_slice().unwrap(), b.as_slice().unwrap());
             assert!(close(a, b), "{}: {a:?} vs {b:?}", M::NAME);
         }
     }

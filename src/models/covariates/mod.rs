@@ -46,6 +46,7 @@ mod rows;
 pub use groups::{GroupedLikelihood, Groups};
 pub use likelihood::CovariateLikelihood;
 pub use rows::CovariateRows;
+pub use rows::{row_slice, standard_layout};
 
 use super::bgnbd::LaneDerivatives;
 use super::RfmModel;
@@ -54,6 +55,7 @@ use crate::error::{ClvError, Result};
 use crate::fit::{fit, FitOptions, FitResult, Likelihood};
 use crate::parallel::Exec;
 use crate::special::RisingTerms;
+use ndarray::ArrayView2;
 use point::Point;
 
 /// The process a covariate acts on.
@@ -149,12 +151,10 @@ fn base_derivatives<L: Likelihood, const SECOND: bool>(
             (value, gradient, hessian)
         }
     };
-    let mut hessian = [[f64::NAN; 4]; 4];
-    if let Some(h) = second {
-        for (row, values) in hessian.iter_mut().zip(&h) {
-            row.copy_from_slice(values);
-        }
-    }
+    let hessian = match second {
+        Some(h) => std::array::from_fn(|a| std::array::from_fn(|b| h[[a, b]])),
+        None => [[f64::NAN; 4]; 4],
+    };
     (value, std::array::from_fn(|k| gradient[k]), hessian)
 }
 
@@ -213,19 +213,16 @@ impl Links {
     }
 }
 
-/// Refuse a non-finite value in a row-major covariate matrix with columns `column_names`,
-/// naming its column and row.
-pub(crate) fn check_finite(values: &[f64], column_names: &[String]) -> Result<()> {
-    let p = column_names.len();
-    if p > 0 {
-        if let Some(at) = values.iter().position(|v| !v.is_finite()) {
-            return Err(ClvError::invalid_data(
-                &column_names[at % p],
-                Some(at / p),
-                Some(values[at]),
-                "covariate values must be finite numbers (no NaN or missing values)",
-            ));
-        }
+/// Refuse a non-finite value in a covariate matrix (one row per customer) with columns
+/// `column_names`, naming its column and the first offending row (rows in order).
+pub(crate) fn check_finite(values: ArrayView2<'_, f64>, column_names: &[String]) -> Result<()> {
+    if let Some(((row, column), value)) = values.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return Err(ClvError::invalid_data(
+            &column_names[column],
+            Some(row),
+            Some(*value),
+            "covariate values must be finite numbers (no NaN or missing values)",
+        ));
     }
     Ok(())
 }
@@ -248,7 +245,7 @@ pub fn customer_models<M: CovariateModel>(
     let point = Point::new(links, params);
     let indices: Vec<usize> = (0..rows.len()).collect();
     let models: Vec<Result<M>> = exec.map(&indices, |&i| {
-        M::from_slice(&point.customer::<M>(rows.covariates(links, i)).0).map_err(|e| {
+        M::from_slice(&point.customer::<M>(rows.covariates(i)).0).map_err(|e| {
             ClvError::invalid_data(
                 "covariates",
                 Some(i),
@@ -321,9 +318,9 @@ pub fn fit_with_covariates<M: CovariateModel>(
     if rows.len() > crate::fit::WARM_START_ROWS && !links.is_empty() {
         // A subsample first, started from the base model fitted to it; its optimum and
         // curvature start the fit of all rows (the base model is never fitted to all rows).
-        let sample = rows.subsample(links, rows.len() / crate::fit::WARM_START_SAMPLE);
+        let sample = rows.subsample(rows.len() / crate::fit::WARM_START_SAMPLE);
         // (One start suffices there: the fits that follow refine it.)
-        let base_start = match start_on(&sample.subsample(links, BASE_START_STRIDE), true) {
+        let base_start = match start_on(&sample.subsample(BASE_START_STRIDE), true) {
             Err(ClvError::Interrupted) => return Err(ClvError::Interrupted),
             // (A base fit that fails on the subsample leaves the fit to all rows.)
             start => start.ok(),
@@ -388,7 +385,7 @@ fn fit_rows<M: CovariateModel>(
 ) -> Result<(FitResult, bool)> {
     let max_groups = rows.len() / MIN_CUSTOMERS_PER_GROUP;
     let groups = if try_groups {
-        Groups::new(rows, links, max_groups, &opts.exec)
+        Groups::new(rows, max_groups, &opts.exec)
     } else {
         None
     };
@@ -405,6 +402,7 @@ fn fit_rows<M: CovariateModel>(
 }
 #[cfg(test)]
 mod tests {
+    use super::rows::matrix;
     use super::*;
     use crate::data::RfmColumns;
     use crate::models::testing::rel;
@@ -442,8 +440,8 @@ mod tests {
                 recency: Cow::Owned(vec![0.0; n]),
                 age: Cow::Borrowed(&ages),
                 weights: None,
-                purchase: Cow::Borrowed(&purchase),
-                dropout: Cow::Borrowed(&dropout),
+                purchase: matrix(&purchase, 2).into(),
+                dropout: matrix(&dropout, 1).into(),
             };
             for i in 0..n {
                 let p =
@@ -468,7 +466,7 @@ mod tests {
             dropout: vec![1],
             names: vec!["size".into(), "size_dropout".into()],
         };
-        let rows = CovariateRows::new(&columns, &size, &size);
+        let rows = CovariateRows::new(&columns, matrix(&size, 1), matrix(&size, 1));
         let lik = CovariateLikelihood::<M>::new(&rows, &links);
         let mut params = base.to_vec();
         params.extend([0.0, 0.0]);
@@ -515,7 +513,11 @@ mod tests {
     fn check_recovery<M: CovariateModel>(truth: &[f64]) {
         let (x, t_x, age, purchase, dropout, links) = simulated::<M>(5_000, truth, 11);
         let columns = RfmColumns::new(&x, &t_x, &age);
-        let rows = CovariateRows::new(&columns, &purchase, &dropout);
+        let rows = CovariateRows::new(
+            &columns,
+            matrix(&purchase, links.purchase.len()),
+            matrix(&dropout, links.dropout.len()),
+        );
         let names = [links.names[..2].to_vec(), links.names[2..].to_vec()];
         rows.validate(&links, [&names[0], &names[1]]).unwrap();
         let res =

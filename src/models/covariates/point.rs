@@ -107,7 +107,7 @@ pub(super) fn customer_params<M: CovariateModel>(
     i: usize,
 ) -> [f64; 4] {
     Point::new(links, params)
-        .customer::<M>(rows.covariates(links, i))
+        .customer::<M>(rows.covariates(i))
         .0
 }
 

@@ -3,34 +3,42 @@
 
 use std::borrow::Cow;
 
+use ndarray::{s, ArrayBase, ArrayView2, CowArray, Data, Ix2};
+
 use super::{check_finite, Links, Process};
 use crate::data::RfmColumns;
 use crate::error::{ClvError, Result};
 
-/// Customer summaries with covariates: the summary columns and, per process, a row-major
-/// matrix of covariate values (one row per customer).
+/// Customer summaries with covariates: the summary columns and, per process, a matrix of
+/// covariate values (one row per customer), in standard (row-major) layout so that a
+/// customer's row is one slice.
 #[derive(Debug, Clone)]
 pub struct CovariateRows<'a> {
     pub frequency: Cow<'a, [f64]>,
     pub recency: Cow<'a, [f64]>,
     pub age: Cow<'a, [f64]>,
     pub weights: Option<Cow<'a, [f64]>>,
-    /// `len() x links.purchase.len()` values, row-major.
-    pub purchase: Cow<'a, [f64]>,
-    /// `len() x links.dropout.len()` values, row-major.
-    pub dropout: Cow<'a, [f64]>,
+    /// `len() x links.purchase.len()`, standard layout.
+    pub purchase: CowArray<'a, f64, Ix2>,
+    /// `len() x links.dropout.len()`, standard layout.
+    pub dropout: CowArray<'a, f64, Ix2>,
 }
 
 impl<'a> CovariateRows<'a> {
-    /// Borrow summary columns and covariate matrices.
-    pub fn new(columns: &RfmColumns<'a>, purchase: &'a [f64], dropout: &'a [f64]) -> Self {
+    /// Borrow summary columns and covariate matrices (zero-copy when a matrix is in standard
+    /// layout, as numpy's C-contiguous arrays are; copied into it otherwise).
+    pub fn new(
+        columns: &RfmColumns<'a>,
+        purchase: ArrayView2<'a, f64>,
+        dropout: ArrayView2<'a, f64>,
+    ) -> Self {
         CovariateRows {
             frequency: Cow::Borrowed(columns.frequency),
             recency: Cow::Borrowed(columns.recency),
             age: Cow::Borrowed(columns.age),
             weights: columns.weights.map(Cow::Borrowed),
-            purchase: Cow::Borrowed(purchase),
-            dropout: Cow::Borrowed(dropout),
+            purchase: standard_layout(purchase),
+            dropout: standard_layout(dropout),
         }
     }
 
@@ -74,59 +82,71 @@ impl<'a> CovariateRows<'a> {
                     format!("{p} columns but {} names", column_names.len()),
                 ));
             }
-            if values.len() != self.len() * p {
+            if values.dim() != (self.len(), p) {
                 return Err(ClvError::invalid_data(
                     "covariates",
                     None,
                     None,
                     format!(
-                        "expected {} x {p} covariate values, got {}",
+                        "expected {} x {p} covariate values, got {} x {}",
                         self.len(),
-                        values.len()
+                        values.nrows(),
+                        values.ncols()
                     ),
                 ));
             }
-            check_finite(values, column_names)?;
+            check_finite(values.view(), column_names)?;
         }
         Ok(())
     }
 
     /// Row `i` of the purchase and dropout matrices.
     #[inline]
-    pub(super) fn covariates(&self, links: &Links, i: usize) -> [&[f64]; 2] {
-        let (p, q) = (links.purchase.len(), links.dropout.len());
-        [
-            &self.purchase[i * p..(i + 1) * p],
-            &self.dropout[i * q..(i + 1) * q],
-        ]
+    pub(super) fn covariates(&self, i: usize) -> [&[f64]; 2] {
+        [row_slice(&self.purchase, i), row_slice(&self.dropout, i)]
     }
 
     /// Every `stride`-th row (the warm-start subsample).
-    pub(super) fn subsample(&self, links: &Links, stride: usize) -> CovariateRows<'static> {
+    pub(super) fn subsample(&self, stride: usize) -> CovariateRows<'static> {
         let pick = |v: &[f64]| -> Cow<'static, [f64]> {
             Cow::Owned(v.iter().step_by(stride).copied().collect())
         };
-        let pick_rows = |v: &[f64], p: usize| -> Cow<'static, [f64]> {
-            if p == 0 {
-                return Cow::Owned(Vec::new());
-            }
-            Cow::Owned(
-                v.chunks_exact(p)
-                    .step_by(stride)
-                    .flatten()
-                    .copied()
-                    .collect(),
-            )
+        let pick_rows = |m: &CowArray<'_, f64, Ix2>| -> CowArray<'static, f64, Ix2> {
+            let rows = m.slice(s![..;stride as isize, ..]);
+            CowArray::from(rows.as_standard_layout().into_owned())
         };
         CovariateRows {
             frequency: pick(&self.frequency),
             recency: pick(&self.recency),
             age: pick(&self.age),
             weights: self.weights.as_deref().map(pick),
-            purchase: pick_rows(&self.purchase, links.purchase.len()),
-            dropout: pick_rows(&self.dropout, links.dropout.len()),
+            purchase: pick_rows(&self.purchase),
+            dropout: pick_rows(&self.dropout),
         }
     }
+}
+
+/// A matrix in standard layout: the view itself when it is (zero-copy), a copy otherwise.
+pub fn standard_layout(m: ArrayView2<'_, f64>) -> CowArray<'_, f64, Ix2> {
+    if m.is_standard_layout() {
+        CowArray::from(m)
+    } else {
+        CowArray::from(m.as_standard_layout().into_owned())
+    }
+}
+
+/// Row `i` of a matrix in standard layout, as a slice.
+#[inline]
+pub fn row_slice<S: Data<Elem = f64>>(m: &ArrayBase<S, Ix2>, i: usize) -> &[f64] {
+    m.row(i)
+        .to_slice()
+        .expect("covariate matrices are kept in standard layout")
+}
+
+/// A row-major `values.len() / columns x columns` view of `values` (tests' matrices).
+#[cfg(test)]
+pub(crate) fn matrix(values: &[f64], columns: usize) -> ArrayView2<'_, f64> {
+    ArrayView2::from_shape((values.len() / columns.max(1), columns), values).expect("whole rows")
 }
 
 #[cfg(test)]
@@ -143,7 +163,7 @@ mod tests {
         let (x, t_x, age) = (vec![1.0, 0.0], vec![2.0, 0.0], vec![5.0, 5.0]);
         let columns = RfmColumns::new(&x, &t_x, &age);
         let z = [1.0, f64::NAN];
-        let rows = CovariateRows::new(&columns, &z, &z);
+        let rows = CovariateRows::new(&columns, matrix(&z, 1), matrix(&z, 1));
         let names = vec!["flag".to_string()];
         let err = rows.validate(&links, [&names, &names]).unwrap_err();
         assert!(err.to_string().contains("flag"), "{err}");

@@ -6,6 +6,7 @@ use super::PARAMS;
 use crate::data::Rfm;
 use crate::fit::{FusedPass, Likelihood, ParamSpec};
 use crate::parallel::Exec;
+use ndarray::Array2;
 
 /// The Pareto/NBD likelihood over compressed customer rows, for the fitting engine.
 pub struct ParetoNbd<'a> {
@@ -77,7 +78,7 @@ impl Likelihood for ParetoNbd<'_> {
     }
 
     /// The analytic Hessian from the fused pass.
-    fn hessian(&self, params: &[f64], exec: &Exec) -> Option<Vec<Vec<f64>>> {
+    fn hessian(&self, params: &[f64], exec: &Exec) -> Option<Array2<f64>> {
         self.loglik_gradient_hessian(params, exec)
             .map(|(_, _, hessian)| hessian)
     }
@@ -87,10 +88,10 @@ impl Likelihood for ParetoNbd<'_> {
     /// additions: [`ParetoNbd::sum_rows`]).
     fn loglik_gradient_hessian(&self, params: &[f64], exec: &Exec) -> Option<FusedPass> {
         let acc = self.sum_rows::<true>(params, exec);
-        let mut hessian = vec![vec![0.0; 4]; 4];
+        let mut hessian = Array2::zeros((4, 4));
         for (value, &(a, b)) in acc[5..].iter().zip(&UPPER) {
-            hessian[a][b] = *value;
-            hessian[b][a] = *value;
+            hessian[[a, b]] = *value;
+            hessian[[b, a]] = *value;
         }
         Some((acc[0], acc[1..5].to_vec(), hessian))
     }
@@ -161,13 +162,13 @@ mod tests {
                     let g_up = lik.loglik_and_gradient(&up, &exec).1;
                     let g_down = lik.loglik_and_gradient(&down, &exec).1;
                     for j in 0..4 {
-                        assert_eq!(hessian[i][j], hessian[j][i]);
+                        assert_eq!(hessian[[i, j]], hessian[[j, i]]);
                         let numeric = (g_up[j] - g_down[j]) / (2.0 * h);
-                        let scale = (hessian[i][i] * hessian[j][j]).abs().sqrt();
+                        let scale = (hessian[[i, i]] * hessian[[j, j]]).abs().sqrt();
                         assert!(
-                            (hessian[i][j] - numeric).abs() <= 1e-4 * scale,
+                            (hessian[[i, j]] - numeric).abs() <= 1e-4 * scale,
                             "{at:?} ({i},{j}): {} vs {numeric}",
-                            hessian[i][j]
+                            hessian[[i, j]]
                         );
                     }
                 }

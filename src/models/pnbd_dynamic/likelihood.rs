@@ -4,6 +4,7 @@
 
 use super::DynamicRows;
 use crate::fit::{Domain, Likelihood, ParamSpec};
+use crate::models::covariates::row_slice;
 use crate::models::covariates::Links;
 use crate::models::pnbd::ParetoNbdParams;
 use crate::models::RfmModel;
@@ -57,10 +58,9 @@ impl Point {
     /// The purchase and dropout rate multipliers `exp(g1 . x_k)`, `exp(g2 . z_k)` of piece `k`.
     #[inline]
     pub(super) fn multipliers(&self, rows: &DynamicRows<'_>, k: usize) -> (f64, f64) {
-        let (p, q) = (self.purchase.len(), self.dropout.len());
         (
-            dot(&rows.purchase[k * p..(k + 1) * p], &self.purchase).exp(),
-            dot(&rows.dropout[k * q..(k + 1) * q], &self.dropout).exp(),
+            dot(row_slice(&rows.purchase, k), &self.purchase).exp(),
+            dot(row_slice(&rows.dropout, k), &self.dropout).exp(),
         )
     }
 }
@@ -123,8 +123,8 @@ pub(super) fn row<const GRADIENT: bool>(
     let (r, alpha, s, beta) = (point.r, point.alpha, point.s, point.beta);
     let rx = r + x;
     let range = rows.pieces(i);
-    let purchase_row = |k: usize| &rows.purchase[k * p..(k + 1) * p];
-    let dropout_row = |k: usize| &rows.dropout[k * q..(k + 1) * q];
+    let purchase_row = |k: usize| row_slice(&rows.purchase, k);
+    let dropout_row = |k: usize| row_slice(&rows.dropout, k);
     let end_of = |k: usize| rows.piece_end(i, k);
 
     // First pass: each piece's multipliers, A and B (and their coefficient derivatives) at
@@ -405,6 +405,7 @@ mod tests {
     use crate::models::covariates::{CovariateLikelihood, CovariateRows};
     use crate::models::pnbd_dynamic::tests::{links, simulate, Owned};
     use crate::models::pnbd_dynamic::{predict, OwnedRows, Quantity};
+    use ndarray::{array, Array2, ArrayView2};
 
     #[test]
     fn constant_covariates_give_the_time_invariant_model() {
@@ -415,8 +416,8 @@ mod tests {
             let range = o.piece_offsets[i]..o.piece_offsets[i + 1];
             let first = range.start;
             for k in range {
-                o.purchase[k] = o.purchase[first];
-                o.dropout[k] = o.dropout[first];
+                o.purchase[[k, 0]] = o.purchase[[first, 0]];
+                o.dropout[[k, 0]] = o.dropout[[first, 0]];
             }
         }
         let l = links(1, 1);
@@ -428,9 +429,13 @@ mod tests {
             weights: None,
         };
         let firsts: Vec<usize> = o.piece_offsets[..o.frequency.len()].to_vec();
-        let z1: Vec<f64> = firsts.iter().map(|&k| o.purchase[k]).collect();
-        let z2: Vec<f64> = firsts.iter().map(|&k| o.dropout[k]).collect();
-        let static_rows = CovariateRows::new(&columns, &z1, &z2);
+        let z1: Vec<f64> = firsts.iter().map(|&k| o.purchase[[k, 0]]).collect();
+        let z2: Vec<f64> = firsts.iter().map(|&k| o.dropout[[k, 0]]).collect();
+        let static_rows = CovariateRows::new(
+            &columns,
+            ArrayView2::from_shape((z1.len(), 1), &z1).unwrap(),
+            ArrayView2::from_shape((z2.len(), 1), &z2).unwrap(),
+        );
         let exec = Exec::with_jobs(Some(1)).unwrap();
         for point in [
             [0.6, 8.0, 0.8, 10.0, 0.4, -0.3],
@@ -483,8 +488,8 @@ mod tests {
             age: vec![40.0],
             piece_offsets: vec![0, 3],
             piece_starts: vec![0.0, 10.0, 20.0],
-            purchase: vec![0.0, 1.0, 0.5],
-            dropout: vec![1.0, -1.0, 0.0],
+            purchase: array![[0.0], [1.0], [0.5]],
+            dropout: array![[1.0], [-1.0], [0.0]],
             purchase_offsets: vec![0, 400],
             purchase_pieces: vec![0; 400],
         };
@@ -537,8 +542,8 @@ mod tests {
             age: vec![10.0],
             piece_offsets: vec![0, 1],
             piece_starts: vec![0.0],
-            purchase: vec![40.0],
-            dropout: vec![],
+            purchase: array![[40.0]],
+            dropout: Array2::zeros((1, 0)),
             purchase_offsets: vec![0, 0],
             purchase_pieces: vec![],
         };

@@ -131,6 +131,7 @@ mod tests {
     use super::*;
     use crate::parallel::Exec;
     use crate::random::Rng;
+    use ndarray::Array2;
     /// (Shared by the tests of the other files.)
     pub(super) type Owned = OwnedRows;
 
@@ -154,11 +155,11 @@ mod tests {
             age: vec![],
             piece_offsets: vec![0],
             piece_starts: vec![],
-            purchase: vec![],
-            dropout: vec![],
             purchase_offsets: vec![0],
             purchase_pieces: vec![],
+            ..Owned::default()
         };
+        let (mut purchase, mut dropout) = (vec![], vec![]);
         for _ in 0..n {
             let age = (rng.uniform() * horizon).floor() + 5.0;
             let lambda = rng.gamma(r) / alpha;
@@ -168,14 +169,14 @@ mod tests {
             let pieces = (age + horizon) as usize + 1;
             for k in 0..pieces {
                 o.piece_starts.push(k as f64);
-                o.purchase.push(f64::from(u8::from(rng.uniform() < 0.3)));
-                o.dropout.push(((k as f64 + phase) / 3.0).sin());
+                purchase.push(f64::from(u8::from(rng.uniform() < 0.3)));
+                dropout.push(((k as f64 + phase) / 3.0).sin());
             }
             // Dropout: the cumulative hazard mu B(t) reaches an exponential draw.
             let mut target = -rng.uniform().ln() / mu;
             let mut death = f64::INFINITY;
             for k in 0..pieces {
-                let f = (g2 * o.dropout[first + k]).exp();
+                let f = (g2 * dropout[first + k]).exp();
                 if target <= f {
                     death = k as f64 + target / f;
                     break;
@@ -184,7 +185,7 @@ mod tests {
             }
             let mut times = vec![];
             for k in 0..(age as usize) {
-                let rate = lambda * (g1 * o.purchase[first + k]).exp();
+                let rate = lambda * (g1 * purchase[first + k]).exp();
                 let end = (k as f64 + 1.0).min(death);
                 let mut t = k as f64;
                 loop {
@@ -205,6 +206,9 @@ mod tests {
             o.purchase_pieces.extend(times.iter().map(|t| t.1));
             o.purchase_offsets.push(o.purchase_pieces.len());
         }
+        let pieces = o.piece_starts.len();
+        o.purchase = Array2::from_shape_vec((pieces, 1), purchase).unwrap();
+        o.dropout = Array2::from_shape_vec((pieces, 1), dropout).unwrap();
         o
     }
 
@@ -229,7 +233,7 @@ mod tests {
         assert!(result.converged, "{}", result.termination);
         let cov = result.covariance.as_ref().unwrap();
         for j in 0..truth.len() {
-            let se = cov[j][j].sqrt();
+            let se = cov[[j, j]].sqrt();
             assert!(
                 (result.params[j] - truth[j]).abs() < 4.0 * se,
                 "parameter {j}: {} (se {se}) vs {}",

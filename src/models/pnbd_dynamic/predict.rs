@@ -177,10 +177,11 @@ pub fn predict(
         if width == 0 {
             continue;
         }
-        if let Some(k) = values
-            .chunks_exact(width)
-            .position(|z| !dot(z, coefficients).exp().is_finite())
-        {
+        if let Some(k) = values.rows().into_iter().position(|z| {
+            !dot(z.as_slice().expect("standard layout"), coefficients)
+                .exp()
+                .is_finite()
+        }) {
             let customer = rows.piece_offsets.partition_point(|&o| o <= k) - 1;
             return Err(ClvError::invalid_data(
                 "covariates",

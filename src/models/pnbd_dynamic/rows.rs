@@ -2,6 +2,8 @@
 //! customer's pieces (start and covariates) and the piece in effect at each repeat purchase,
 //! their validation, and the warm-start subsample.
 
+use ndarray::{s, Array2, ArrayView2};
+
 use crate::data::{RfmColumns, RfmNames};
 use crate::error::{ClvError, Result};
 use crate::models::covariates::{self, Links, Process};
@@ -18,10 +20,10 @@ pub struct DynamicRows<'a> {
     /// Start of each piece in its customer's time: 0 for the customer's first piece, then
     /// increasing. A piece lasts until the next starts; a customer's last piece, indefinitely.
     pub piece_starts: &'a [f64],
-    /// Purchase covariates of each piece (pieces x purchase columns, row-major).
-    pub purchase: &'a [f64],
-    /// Dropout covariates of each piece (pieces x dropout columns, row-major).
-    pub dropout: &'a [f64],
+    /// Purchase covariates of each piece (`pieces x purchase columns`, standard layout).
+    pub purchase: ArrayView2<'a, f64>,
+    /// Dropout covariates of each piece (`pieces x dropout columns`, standard layout).
+    pub dropout: ArrayView2<'a, f64>,
     /// Customer `i`'s repeat purchases are `purchase_offsets[i]..purchase_offsets[i + 1]` of
     /// `purchase_pieces` (length `n + 1`).
     pub purchase_offsets: &'a [usize],
@@ -127,13 +129,19 @@ impl DynamicRows<'_> {
         ] {
             let p = links.columns(process).len();
             let column_names = names[process as usize];
-            if column_names.len() != p || values.len() != pieces * p {
+            if column_names.len() != p || values.dim() != (pieces, p) {
                 return Err(structure(format!(
-                    "{pieces} pieces x {p} columns ({} names) need {} values, got {}",
+                    "{pieces} pieces x {p} columns ({} names) need {pieces} x {p} values, got \
+                     {} x {}",
                     column_names.len(),
-                    pieces * p,
-                    values.len()
+                    values.nrows(),
+                    values.ncols()
                 )));
+            }
+            if !values.is_standard_layout() {
+                return Err(structure(
+                    "covariate matrices must be in standard (row-major) layout".into(),
+                ));
             }
             covariates::check_finite(values, column_names)?;
         }
@@ -149,8 +157,10 @@ pub struct OwnedRows {
     pub age: Vec<f64>,
     pub piece_offsets: Vec<usize>,
     pub piece_starts: Vec<f64>,
-    pub purchase: Vec<f64>,
-    pub dropout: Vec<f64>,
+    /// `pieces x purchase columns`.
+    pub purchase: Array2<f64>,
+    /// `pieces x dropout columns`.
+    pub dropout: Array2<f64>,
     pub purchase_offsets: Vec<usize>,
     pub purchase_pieces: Vec<usize>,
 }
@@ -164,8 +174,8 @@ impl OwnedRows {
             age: &self.age,
             piece_offsets: &self.piece_offsets,
             piece_starts: &self.piece_starts,
-            purchase: &self.purchase,
-            dropout: &self.dropout,
+            purchase: self.purchase.view(),
+            dropout: self.dropout.view(),
             purchase_offsets: &self.purchase_offsets,
             purchase_pieces: &self.purchase_pieces,
         }
@@ -180,6 +190,7 @@ impl DynamicRows<'_> {
             purchase_offsets: vec![0],
             ..OwnedRows::default()
         };
+        let (mut purchase, mut dropout) = (Vec::new(), Vec::new());
         for i in (0..self.len()).step_by(stride.max(1)) {
             let range = self.pieces(i);
             let base = o.piece_starts.len();
@@ -188,10 +199,8 @@ impl DynamicRows<'_> {
             o.age.push(self.age[i]);
             o.piece_starts
                 .extend_from_slice(&self.piece_starts[range.clone()]);
-            o.purchase
-                .extend_from_slice(&self.purchase[range.start * p..range.end * p]);
-            o.dropout
-                .extend_from_slice(&self.dropout[range.start * q..range.end * q]);
+            purchase.extend(self.purchase.slice(s![range.clone(), ..]).iter());
+            dropout.extend(self.dropout.slice(s![range.clone(), ..]).iter());
             o.piece_offsets.push(o.piece_starts.len());
             let bought = self.purchase_offsets[i]..self.purchase_offsets[i + 1];
             o.purchase_pieces.extend(
@@ -201,6 +210,9 @@ impl DynamicRows<'_> {
             );
             o.purchase_offsets.push(o.purchase_pieces.len());
         }
+        let pieces = o.piece_starts.len();
+        o.purchase = Array2::from_shape_vec((pieces, p), purchase).expect("whole pieces");
+        o.dropout = Array2::from_shape_vec((pieces, q), dropout).expect("whole pieces");
         o
     }
 }
@@ -254,13 +266,13 @@ mod tests {
         let names = RfmNames::default();
         let cols = [vec!["p".to_string()], vec!["d".to_string()]];
         assert!(o.rows().validate(&l, [&cols[0], &cols[1]], &names).is_ok());
-        o.dropout[3] = f64::NAN;
+        o.dropout[[3, 0]] = f64::NAN;
         let err = o
             .rows()
             .validate(&l, [&cols[0], &cols[1]], &names)
             .unwrap_err();
         assert!(err.to_string().contains("`d`, row 3"), "{err}");
-        o.dropout[3] = 0.0;
+        o.dropout[[3, 0]] = 0.0;
         o.piece_starts[1] = 0.0;
         assert!(o.rows().validate(&l, [&cols[0], &cols[1]], &names).is_err());
     }
