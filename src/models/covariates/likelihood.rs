@@ -6,6 +6,7 @@ use std::marker::PhantomData;
 
 use super::columns::Columns;
 use super::point::Point;
+use super::rows::RowMajor;
 use super::{lane, CovariateModel, CovariateRows, Links};
 use crate::fit::{Domain, FusedPass, Likelihood, ParamSpec};
 use crate::parallel::Exec;
@@ -49,6 +50,8 @@ fn shape_table_len(frequency: &[f64]) -> usize {
 /// What a pass over customer rows reads.
 struct Pass<'p, 'a> {
     rows: &'p CovariateRows<'a>,
+    /// `rows`' purchase and dropout matrices.
+    matrices: [RowMajor<'p>; 2],
     point: &'p Point,
     shape: &'p RisingTable,
 }
@@ -66,9 +69,11 @@ impl Pass<'_, '_> {
         columns: &mut Columns,
     ) {
         let rows = self.rows;
+        let [purchase, dropout] = self.matrices;
+        let covariates = |i: usize| [purchase.row(i), dropout.row(i)];
         let mut i = range.start;
         while i + 4 <= range.end {
-            let z = [0, 1, 2, 3].map(|l| rows.covariates(i + l));
+            let z = [0, 1, 2, 3].map(|l| covariates(i + l));
             let mut x = [0.0; 4];
             x.copy_from_slice(&rows.frequency[i..i + 4]);
             let mut t_x = [0.0; 4];
@@ -95,7 +100,7 @@ impl Pass<'_, '_> {
             i += 4;
         }
         for i in i..range.end {
-            let z = rows.covariates(i);
+            let z = covariates(i);
             let x = rows.frequency[i];
             let (theta, ln_theta) = self.point.customer::<M>(z);
             let row = M::row_derivatives::<SECOND>(
@@ -165,7 +170,7 @@ impl<M: CovariateModel> Likelihood for CovariateLikelihood<'_, '_, M> {
         let shape = RisingTable::new(params[0], self.shape_len);
         let pass = Pass {
             rows,
-
+            matrices: rows.matrices(),
             point: &point,
             shape: &shape,
         };
@@ -191,7 +196,7 @@ impl<M: CovariateModel> Likelihood for CovariateLikelihood<'_, '_, M> {
         let shape = RisingTable::new(params[0], self.shape_len);
         let pass = Pass {
             rows,
-
+            matrices: rows.matrices(),
             point: &point,
             shape: &shape,
         };

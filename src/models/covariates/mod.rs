@@ -46,7 +46,7 @@ mod rows;
 pub use groups::{GroupedLikelihood, Groups};
 pub use likelihood::CovariateLikelihood;
 pub use rows::CovariateRows;
-pub use rows::{row_slice, standard_layout};
+pub use rows::{row_slice, standard_layout, RowMajor};
 
 use super::bgnbd::LaneDerivatives;
 use super::RfmModel;
@@ -216,7 +216,16 @@ impl Links {
 /// Refuse a non-finite value in a covariate matrix (one row per customer) with columns
 /// `column_names`, naming its column and the first offending row (rows in order).
 pub(crate) fn check_finite(values: ArrayView2<'_, f64>, column_names: &[String]) -> Result<()> {
-    if let Some(((row, column), value)) = values.indexed_iter().find(|(_, v)| !v.is_finite()) {
+    // A plain scan of the slice where there is one: ndarray's indexed iterator took twice
+    // as long on a 1M x 5 matrix.
+    let first_bad = match values.as_slice() {
+        Some(flat) => flat.iter().position(|v| !v.is_finite()).map(|k| {
+            let columns = values.ncols();
+            ((k / columns, k % columns), &flat[k])
+        }),
+        None => values.indexed_iter().find(|(_, v)| !v.is_finite()),
+    };
+    if let Some(((row, column), value)) = first_bad {
         return Err(ClvError::invalid_data(
             &column_names[column],
             Some(row),

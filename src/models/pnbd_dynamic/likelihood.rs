@@ -4,8 +4,8 @@
 
 use super::DynamicRows;
 use crate::fit::{Domain, Likelihood, ParamSpec};
-use crate::models::covariates::row_slice;
 use crate::models::covariates::Links;
+use crate::models::covariates::RowMajor;
 use crate::models::pnbd::ParetoNbdParams;
 use crate::models::RfmModel;
 use crate::parallel::Exec;
@@ -57,10 +57,14 @@ impl Point {
 
     /// The purchase and dropout rate multipliers `exp(g1 . x_k)`, `exp(g2 . z_k)` of piece `k`.
     #[inline]
-    pub(super) fn multipliers(&self, rows: &DynamicRows<'_>, k: usize) -> (f64, f64) {
+    pub(super) fn multipliers(
+        &self,
+        [purchase, dropout]: [RowMajor<'_>; 2],
+        k: usize,
+    ) -> (f64, f64) {
         (
-            dot(row_slice(&rows.purchase, k), &self.purchase).exp(),
-            dot(row_slice(&rows.dropout, k), &self.dropout).exp(),
+            dot(purchase.row(k), &self.purchase).exp(),
+            dot(dropout.row(k), &self.dropout).exp(),
         )
     }
 }
@@ -123,8 +127,10 @@ pub(super) fn row<const GRADIENT: bool>(
     let (r, alpha, s, beta) = (point.r, point.alpha, point.s, point.beta);
     let rx = r + x;
     let range = rows.pieces(i);
-    let purchase_row = |k: usize| row_slice(&rows.purchase, k);
-    let dropout_row = |k: usize| row_slice(&rows.dropout, k);
+    let matrices = rows.matrices();
+    let [purchase, dropout] = matrices;
+    let purchase_row = |k: usize| purchase.row(k);
+    let dropout_row = |k: usize| dropout.row(k);
     let end_of = |k: usize| rows.piece_end(i, k);
 
     // First pass: each piece's multipliers, A and B (and their coefficient derivatives) at
@@ -144,7 +150,7 @@ pub(super) fn row<const GRADIENT: bool>(
             break;
         }
         let len = end_of(k).min(age) - start;
-        let (e, f) = point.multipliers(rows, k);
+        let (e, f) = point.multipliers(matrices, k);
         scratch.pieces.push([e, f, a, b]);
         if t_x >= start && t_x <= start + len {
             a_tx = a + e * (t_x - start);

@@ -64,7 +64,7 @@ fn walk_ahead(
         if to <= from {
             continue;
         }
-        let (e, f) = point.multipliers(rows, k);
+        let (e, f) = point.multipliers(rows.matrices(), k);
         let length = to - from;
         visit(&Ahead {
             offset: from - age,

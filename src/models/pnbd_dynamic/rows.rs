@@ -6,7 +6,7 @@ use ndarray::{s, Array2, ArrayView2};
 
 use crate::data::{RfmColumns, RfmNames};
 use crate::error::{ClvError, Result};
-use crate::models::covariates::{self, Links, Process};
+use crate::models::covariates::{self, Links, Process, RowMajor};
 
 /// Customers whose covariates change over time.
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +44,11 @@ impl DynamicRows<'_> {
     /// Whether there are no customers.
     pub fn is_empty(&self) -> bool {
         self.frequency.is_empty()
+    }
+
+    /// The purchase and dropout matrices as [`RowMajor`] slices, for passes over pieces.
+    pub(super) fn matrices(&self) -> [RowMajor<'_>; 2] {
+        [RowMajor::new(&self.purchase), RowMajor::new(&self.dropout)]
     }
 
     pub(super) fn pieces(&self, i: usize) -> std::ops::Range<usize> {
