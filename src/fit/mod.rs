@@ -24,7 +24,6 @@ mod newton;
 mod objective;
 
 use ndarray::Array2;
-use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -36,7 +35,7 @@ use newton::newton;
 use objective::Objective;
 
 /// The set a parameter lives in, which fixes its unconstrained transform.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Domain {
     /// (0, inf), optimised as log(theta).
     Positive,
@@ -210,7 +209,7 @@ pub struct FitOptions<'a> {
 }
 
 /// The result of a fit.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FitResult {
     /// Parameter names, in order.
     pub names: Vec<String>,
@@ -219,7 +218,6 @@ pub struct FitResult {
     /// Covariance of the estimates (`k x k`, natural scale), when the Hessian is invertible.
     pub covariance: Option<Array2<f64>>,
     /// Why there is no covariance when the Hessian is not the reason (in words).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub covariance_note: Option<String>,
     /// Weighted log-likelihood at the estimates (without the penalty).
     pub log_likelihood: f64,
@@ -244,7 +242,6 @@ pub struct FitResult {
     pub weakly_identified: Vec<bool>,
     /// Inverse Hessian of the objective (unconstrained coordinates, mean per customer), when it
     /// exists: the curvature a warm start passes on.
-    #[serde(skip)]
     pub inverse_hessian: Option<Array2<f64>>,
 }
 
