@@ -570,3 +570,25 @@ def test_estimators_on_grocery(grocery_log):
         clvrs.estimate_regularity(grocery_log, "cust", "date", method="cv")
     with pytest.raises(InvalidParameterError, match="min_intervals"):
         clvrs.estimate_regularity(grocery_log, "cust", "date", min_intervals=10_000)
+
+
+def test_plots_of_timing_patterns_and_regularity(grocery_log):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from clvrs import plotting
+
+    ax = plotting.plot_timing_patterns(
+        grocery_log, "cust", "date", n=25, seed=3, calibration_period_end="2006-12-31"
+    )
+    assert len(ax.collections) >= 25 and ax.get_title()
+    ax = plotting.plot_regularity(clvrs.estimate_regularity(grocery_log, "cust", "date"))
+    assert "wheat" in ax.get_title()
+    ax = plotting.plot_regularity(
+        clvrs.estimate_regularity(grocery_log, "cust", "date", method="mle")
+    )
+    assert "mle" in ax.get_title()
+    with pytest.raises(InvalidParameterError, match="estimate"):
+        plotting.plot_regularity(2.0)
+    with pytest.raises(InvalidParameterError, match="n"):
+        plotting.plot_timing_patterns(grocery_log, "cust", "date", n=0)

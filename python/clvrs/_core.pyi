@@ -204,7 +204,7 @@ def cnbd_fit(
     names: _Names,
     litt_name: str = "litt",
     k: float | None = None,
-    max_k: float = 12,
+    max_k: float = 12.0,
     penalizer: float = 0.0,
     max_iter: int = 0,
     tol: float = 0.0,

@@ -22,13 +22,11 @@ _MAX_K = 1000
 
 
 def _whole(value: Any) -> bool:
-    return (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, bool)
-        and math.isfinite(float(value))
-        and float(value) == int(value)
-        and 1 <= int(value) <= _MAX_K
-    )
+    """A whole number from 1 to the largest k (numpy numbers too; not a bool or text)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    number = float(value)
+    return math.isfinite(number) and number == math.floor(number) and 1 <= number <= _MAX_K
 
 
 class RegularityModel(ConditionalPredictions):
@@ -240,7 +238,7 @@ class RegularityModel(ConditionalPredictions):
 
     @classmethod
     def _from_document(cls, doc: dict[str, Any]) -> Any:
-        model = super()._from_document(doc)
+        model: Any = super()._from_document(doc)
         fit = doc.get("fit") or {}
         k = fit.get("k", doc["hyperparameters"].get("k"))
         if not _whole(k):
