@@ -592,3 +592,12 @@ def test_plots_of_timing_patterns_and_regularity(grocery_log):
         plotting.plot_regularity(2.0)
     with pytest.raises(InvalidParameterError, match="n"):
         plotting.plot_timing_patterns(grocery_log, "cust", "date", n=0)
+
+
+def test_segments_refuse_the_regularity_models_with_a_typed_error(cdnow):
+    grouped = cdnow.assign(g=np.arange(len(cdnow)) % 2)
+    with pytest.raises(InvalidParameterError, match="per segment"):
+        clvrs.fit_segments(clvrs.BetaGeoCNBDModel(k=1), grouped, "g")
+    # NBD fits per segment like the other models.
+    fits = clvrs.fit_segments(clvrs.NBDModel(), grouped, "g")
+    assert len(fits.models_) == 2
