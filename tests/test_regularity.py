@@ -601,3 +601,14 @@ def test_segments_refuse_the_regularity_models_with_a_typed_error(cdnow):
     # NBD fits per segment like the other models.
     fits = clvrs.fit_segments(clvrs.NBDModel(), grouped, "g")
     assert len(fits.models_) == 2
+
+
+def test_simulated_logs_of_a_regularity_model_summarise_back_and_are_regular():
+    model = clvrs.ModifiedBetaGeoCNBDModel.from_params(r=2.0, alpha=6.0, a=0.4, b=3.0, k=4)
+    log = clvrs.simulate_transactions(model, np.full(3000, 300.0), seed=2)
+    # Days as the unit: the Erlang-4 gaps show in the estimates (exponential gaps give 1).
+    wheat = clvrs.estimate_regularity(log, "customer_id", "date")
+    assert wheat.k == pytest.approx(4, rel=0.2)
+    summary = clvrs.summarize_transactions(log, "customer_id", "date", regularity=True)
+    histories = model.simulate(np.full(3000, 300.0), seed=2)
+    assert summary["frequency"].sum() == histories["frequency"].sum()
