@@ -558,6 +558,25 @@ class _Fixtures:
                 "predict": lambda m: m.expected_purchases(self.rfm, t=1.0),
                 "models": [bg],
             },
+            "estimate_regularity": {
+                "transactions": pd.DataFrame(
+                    {
+                        "id": [1, 1, 1, 2, 2, 2],
+                        "date": pd.to_datetime(
+                            [
+                                "2020-01-01",
+                                "2020-01-08",
+                                "2020-01-20",
+                                "2020-01-02",
+                                "2020-01-05",
+                                "2020-01-19",
+                            ]
+                        ),
+                    }
+                ),
+                "customer_id_col": "id",
+                "datetime_col": "date",
+            },
             "fit_segments": {
                 "model": clvrs.BetaGeoModel(),
                 "data": self.grouped,

@@ -31,14 +31,18 @@ from .exceptions import (
 from .models import (
     BetaDiscreteWeibullModel,
     BetaGeoBetaBinomModel,
+    BetaGeoCNBDModel,
     BetaGeoModel,
     GammaGammaModel,
     GammaGompertzNBDModel,
+    ModifiedBetaGeoCNBDModel,
     ModifiedBetaGeoModel,
+    NBDModel,
     ParetoNBDDynamicModel,
     ParetoNBDModel,
     ShiftedBetaGeoModel,
 )
+from .regularity import RegularityEstimate, estimate_regularity
 from .report import report
 from .segments import SegmentedModel, fit_segments
 from .simulate import simulate_transactions
@@ -56,6 +60,7 @@ __all__ = [
     "BetaDiscreteWeibullModel",
     "BootstrapResult",
     "BetaGeoBetaBinomModel",
+    "BetaGeoCNBDModel",
     "BetaGeoModel",
     "ClvError",
     "ConvergenceError",
@@ -68,10 +73,13 @@ __all__ = [
     "DynamicCovariateData",
     "ModelFileError",
     "ModelWarning",
+    "ModifiedBetaGeoCNBDModel",
     "ModifiedBetaGeoModel",
+    "NBDModel",
     "NotFittedError",
     "ParetoNBDDynamicModel",
     "ParetoNBDModel",
+    "RegularityEstimate",
     "SegmentedModel",
     "Segmentation",
     "ShiftedBetaGeoModel",
@@ -85,6 +93,7 @@ __all__ = [
     "customer_lifetime_value",
     "delta_interval",
     "datasets",
+    "estimate_regularity",
     "exceptions",
     "fit_segments",
     "historical_clv",

@@ -10,6 +10,8 @@ __all__ = [
     "__version__",
     "_panic_for_test",
     "churn_fit",
+    "cnbd_fit",
+    "cnbd_simulate",
     "churn_predict",
     "gamma_gamma_fit",
     "gamma_gamma_population_mean",
@@ -26,6 +28,7 @@ __all__ = [
     "rfm_simulate",
     "rfm_weighted_expected_purchases",
     "summarize_transactions",
+    "transaction_gaps",
 ]
 
 _Array = npt.NDArray[np.float64]
@@ -191,3 +194,34 @@ def rfm_fit_segments(
 def rfm_simulate(
     model: str, params: list[float], T: _Array, seed: int
 ) -> tuple[_Array, _Array]: ...
+def cnbd_fit(
+    model: str,
+    frequency: _Array,
+    recency: _Array,
+    T: _Array,
+    weights: _Array | None,
+    litt: _Array | None,
+    names: _Names,
+    litt_name: str = "litt",
+    k: float | None = None,
+    max_k: float = 12.0,
+    penalizer: float = 0.0,
+    max_iter: int = 0,
+    tol: float = 0.0,
+    n_jobs: int | None = None,
+) -> dict[str, Any]: ...
+def cnbd_simulate(
+    model: str, params: list[float], T: _Array, seed: int
+) -> tuple[_Array, _Array, _Array]: ...
+def transaction_gaps(
+    customer: npt.NDArray[np.int64],
+    time_ns: npt.NDArray[np.int64],
+    n_customers: int,
+    freq: str,
+    freq_multiplier: float,
+    end_period: int,
+    after_ns: int | None = None,
+    time_unit_ns: int = 1,
+    customer_offset: int = 0,
+    n_jobs: int | None = None,
+) -> dict[str, _Array]: ...

@@ -674,6 +674,34 @@ def _summarize(
     )
 
 
+def _gaps(
+    log: _Log,
+    result: dict[str, Any],
+    *,
+    freq: str,
+    freq_multiplier: float,
+    after_ns: int | None = None,
+    n_jobs: int | None = None,
+) -> dict[str, np.ndarray]:
+    """The inter-purchase statistics (``count``, ``litt``, ``last``, ``previous``) of the
+    customers of a summary ``result``, in its row order: gaps between a customer's distinct
+    periods over the same rows, in the summary's unit."""
+    gaps = _core.transaction_gaps(
+        log.codes,
+        log.times,
+        len(log.ids),
+        freq,
+        float(freq_multiplier),
+        int(result["end_period"]),
+        after_ns=after_ns,
+        time_unit_ns=log.unit_ns,
+        customer_offset=log.offset,
+        n_jobs=n_jobs,
+    )
+    codes = result["customer"]
+    return {key: values[codes] for key, values in gaps.items()}
+
+
 def _nothing_before(end: Any, name: str, log: _Log) -> InvalidParameterError:
     """The error for a period end before every transaction (nothing left to summarise)."""
     present = log.times[log.times != _NAT]
@@ -718,6 +746,7 @@ def summarize_transactions(
     *,
     after_end: str = "error",
     allow_negative: bool = False,
+    regularity: bool = False,
     n_jobs: int | None = None,
 ) -> Any:
     """Customer summaries (frequency, recency, T, monetary value) from a transaction log.
@@ -760,6 +789,14 @@ def summarize_transactions(
         left out with a warning that counts them.
     allow_negative : bool, default False
         Accept negative amounts (returns); otherwise they are an error.
+    regularity : bool, default False
+        Add ``litt``: the sum over each customer's repeat purchases of the log of the time since
+        the previous purchase (the gaps between consecutive distinct periods, in the summary's
+        unit: periods divided by ``freq_multiplier``), 0 without repeat purchases. It is what
+        the regularity models (:class:`BetaGeoCNBDModel`, :class:`ModifiedBetaGeoCNBDModel`)
+        need beyond frequency, recency and T, and is BTYDplus' ``elog2cbs`` field of that name
+        (in weeks there: ``freq="D", freq_multiplier=7``). Computed in a second pass over the
+        log, so it costs nothing when not asked for.
     n_jobs : int, optional
         Threads (see :class:`BetaGeoModel`).
 
@@ -767,8 +804,9 @@ def summarize_transactions(
     -------
     pandas.DataFrame or polars.DataFrame
         One row per customer: indexed by customer id (pandas; sorted), or with the id as the
-        first column (polars). Columns ``frequency``, ``recency``, ``T`` and, with
-        ``monetary_value_col``, ``monetary_value``. A pandas result records its time unit in
+        first column (polars). Columns ``frequency``, ``recency``, ``T``, with
+        ``monetary_value_col`` ``monetary_value``, and with ``regularity=True`` ``litt``. A
+        pandas result records its time unit in
         ``attrs["time_unit"]`` (``freq``, after ``freq_multiplier`` when that is not 1: ``"W"``,
         ``"7D"``); models fitted on it keep the unit and refuse data in another. Polars frames
         have no ``attrs``: they are unit-free (give ``fit(..., time_unit=...)``).
@@ -796,6 +834,7 @@ def summarize_transactions(
         freq_multiplier,
         include_first_transaction=include_first_transaction,
         allow_negative=allow_negative,
+        regularity=regularity,
     )
     log = _read_log(
         transactions, customer_id_col, datetime_col, monetary_value_col, datetime_format
@@ -826,6 +865,9 @@ def summarize_transactions(
     columns: dict[str, np.ndarray] = {
         k: result[k] for k in ("frequency", "recency", "T", "monetary_value") if k in result
     }
+    if regularity:
+        gaps = _gaps(log, result, freq=freq, freq_multiplier=freq_multiplier, n_jobs=n_jobs)
+        columns["litt"] = gaps["litt"]
     summary = _frame(log, customer_id_col, columns, result["customer"])
     return record_unit(summary, freq, freq_multiplier)
 
@@ -843,6 +885,7 @@ def calibration_and_holdout(
     include_first_transaction: bool = False,
     *,
     allow_negative: bool = False,
+    regularity: bool = False,
     n_jobs: int | None = None,
 ) -> Any:
     """A calibration summary with each customer's holdout behaviour.
@@ -854,7 +897,10 @@ def calibration_and_holdout(
     (``frequency_holdout``), the mean of those periods' amounts (``monetary_value_holdout`` --
     per-period sums, consistent with the summary; ``lifetimes`` averages raw rows here), and the
     holdout length in periods (``duration_holdout``). Later transactions are left out by
-    design (counted in a warning); customers first seen in the holdout are not rows.
+    design (counted in a warning); customers first seen in the holdout are not rows. With
+    ``regularity=True`` the calibration summary has ``litt_cal`` (see
+    :func:`summarize_transactions`; fit the regularity models with
+    ``columns={"litt": "litt_cal", ...}``).
 
     Returns
     -------
@@ -867,6 +913,7 @@ def calibration_and_holdout(
         freq_multiplier,
         include_first_transaction=include_first_transaction,
         allow_negative=allow_negative,
+        regularity=regularity,
     )
     if calibration_period_end is None:
         raise _bad_parameter("calibration_period_end", "must be a date, got None")
@@ -927,6 +974,9 @@ def calibration_and_holdout(
     }
     if monetary_value_col is not None:
         columns["monetary_value_cal"] = cal["monetary_value"]
+    if regularity:
+        gaps = _gaps(log, cal, freq=freq, freq_multiplier=freq_multiplier, n_jobs=n_jobs)
+        columns["litt_cal"] = gaps["litt"]
     columns["frequency_holdout"] = frequency_holdout
     if monetary_value_col is not None:
         monetary_holdout[rows] = hold["monetary_value"][present]

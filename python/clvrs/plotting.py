@@ -23,9 +23,11 @@ __all__ = [
     "plot_incremental_transactions",
     "plot_period_transactions",
     "plot_probability_alive_matrix",
+    "plot_regularity",
     "plot_retention",
     "plot_spend_distribution",
     "plot_survival",
+    "plot_timing_patterns",
     "plot_transaction_rate_heterogeneity",
 ]
 
@@ -295,5 +297,113 @@ def plot_retention(model: Any, survivors: Any = None, periods: int = 12, ax: Any
     ax.set_xlabel("period")
     ax.set_ylabel("retention rate")
     ax.set_title("Retention")
+    ax.legend()
+    return ax
+
+
+def plot_timing_patterns(
+    transactions: Any,
+    customer_id_col: str,
+    datetime_col: str,
+    n: int = 40,
+    seed: int = 0,
+    calibration_period_end: Any = None,
+    ax: Any = None,
+) -> Any:
+    """The purchase times of ``n`` customers drawn at random (seed ``seed``), one line each.
+
+    Each line runs from the customer's first purchase (a large dot) to the end of the log,
+    with a dot per purchase day; purchases after ``calibration_period_end`` (marked by a
+    vertical line) are grey. Evenly spaced dots show regular buyers (the regularity models'
+    case), clumps and long gaps Poisson-like ones (Platzer & Reutterer 2016, Figure 1).
+
+    Parameters
+    ----------
+    transactions : pandas.DataFrame or polars.DataFrame
+        One row per transaction, with ``customer_id_col`` and ``datetime_col`` (datetimes).
+    n : int, default 40
+        Customers drawn (all of them when there are fewer).
+    seed : int, default 0
+        Seed of the draw.
+    calibration_period_end : date-like, optional
+        Marks the end of calibration.
+    """
+    from ._base import _check_seed
+
+    seed = _check_seed(seed)
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise _bad_parameter("n", f"must be a whole number >= 1, got {n!r}")
+    frame = transactions.to_pandas() if hasattr(transactions, "to_pandas") else transactions
+    if not isinstance(frame, pd.DataFrame):
+        raise _bad_parameter(
+            "transactions", f"must be a pandas or polars DataFrame, got {type(frame).__name__}"
+        )
+    for column in (customer_id_col, datetime_col):
+        if column not in frame.columns:
+            raise _bad_parameter(column, "is not a column of transactions")
+    log = pd.DataFrame(
+        {"id": frame[customer_id_col].to_numpy(), "date": pd.to_datetime(frame[datetime_col])}
+    )
+    ids = log["id"].drop_duplicates().to_numpy()
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(ids, size=min(int(n), len(ids)), replace=False)
+    log = log[log["id"].isin(chosen)].drop_duplicates()
+    first = log.groupby("id")["date"].min().sort_values()
+    end = log["date"].max()
+    cut = None if calibration_period_end is None else pd.Timestamp(calibration_period_end)
+    ax = _axes(ax)
+    for row, customer in enumerate(first.index):
+        dates = log.loc[log["id"] == customer, "date"].sort_values()
+        ax.plot([first[customer], end], [row, row], color="#e5e5e5", linewidth=1, zorder=1)
+        ax.scatter([first[customer]], [row], s=18, color="#333333", zorder=3)
+        repeat = dates[dates > first[customer]]
+        later = repeat > cut if cut is not None else np.zeros(len(repeat), dtype=bool)
+        ax.scatter(repeat[~later], np.full((~later).sum(), row), s=8, color="#333333", zorder=2)
+        ax.scatter(repeat[later], np.full(later.sum(), row), s=8, color="#999999", zorder=2)
+    if cut is not None:
+        ax.axvline(cut, color="#333333", linewidth=1)
+    ax.set_yticks([])
+    ax.set_ylabel(f"{len(first)} customers (by first purchase)")
+    ax.set_title("Purchase timing of sampled customers")
+    return ax
+
+
+def plot_regularity(estimate: Any, ax: Any = None) -> Any:
+    """The per-customer statistics behind :func:`clvrs.estimate_regularity`.
+
+    For ``method="wheat"``: the histogram of Wheat & Morrison's
+    :math:`M = g_1 / (g_1 + g_2)` with the Beta(k, k) densities it would follow for
+    exponential (k = 1), Erlang-2 and the estimated k. For ``method="mle"``: the histogram of
+    the per-customer shapes with the median marked.
+    """
+    from .regularity import RegularityEstimate
+
+    if not isinstance(estimate, RegularityEstimate):
+        raise _bad_parameter(
+            "estimate",
+            f"must be the result of estimate_regularity, got {type(estimate).__name__}",
+        )
+    ax = _axes(ax)
+    values = estimate.per_customer.to_numpy(dtype=float)
+    if estimate.method == "wheat":
+        from math import lgamma
+
+        ax.hist(values, bins=30, range=(0, 1), density=True, color="#cccccc", label="customers")
+        grid = np.linspace(0.001, 0.999, 400)
+        for k, style in [(1.0, ":"), (2.0, "--"), (estimate.k, "-")]:
+            if not np.isfinite(k) or k <= 0:
+                continue
+            log_norm = lgamma(2 * k) - 2 * lgamma(k)
+            density = np.exp(log_norm + (k - 1) * np.log(grid * (1 - grid)))
+            ax.plot(grid, density, style, color="#333333", label=f"Beta({k:.3g}, {k:.3g})")
+        ax.set_xlabel("M = g1 / (g1 + g2)")
+        ax.set_ylabel("density")
+    else:
+        finite = values[np.isfinite(values)]
+        ax.hist(finite, bins=30, color="#cccccc")
+        ax.axvline(estimate.k, color="#333333", label=f"median k = {estimate.k:.3g}")
+        ax.set_xlabel("maximum-likelihood gamma shape per customer")
+        ax.set_ylabel("customers")
+    ax.set_title(f"Regularity ({estimate.method}): k = {estimate.k:.3g}")
     ax.legend()
     return ax

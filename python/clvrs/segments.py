@@ -119,6 +119,12 @@ def fit_segments(
     """
     if not isinstance(model, RfmModel):
         raise _bad_parameter("model", "must be one of the purchase models (e.g. BetaGeoModel)")
+    if type(model).__name__ in ("BetaGeoCNBDModel", "ModifiedBetaGeoCNBDModel"):
+        raise _bad_parameter(
+            "model",
+            f"{type(model).__name__} is not fitted per segment yet (its k and litt are not "
+            "passed to the segment fits); fit one model per segment's rows instead",
+        )
     model._check_hyperparameters()
     if not (
         isinstance(min_customers, numbers.Real)

@@ -36,9 +36,11 @@ def simulate_transactions(
     ``(x, t_x)`` is drawn by ``model.simulate`` (the model's exact process), its first purchase
     is at ``end - T``, its last repeat purchase at ``t_x`` after that, and the other ``x - 1``
     repeat purchases at times uniform on ``(0, t_x)`` -- their distribution given ``x`` and
-    ``t_x`` for every model here (purchases are a Poisson process while the customer is alive,
-    and dropout does not depend on purchase times). With a Gamma-Gamma ``spend_model``, each
-    customer draws ``nu ~ Gamma(q, gamma)`` and each transaction ``Gamma(p, nu)``.
+    ``t_x`` for the Poisson models (purchases are a Poisson process while the customer is alive,
+    and dropout does not depend on purchase times); for the regularity models (Erlang-k gaps)
+    the ``x`` gaps are ``t_x`` times a Dirichlet(k, ..., k) split instead. With a Gamma-Gamma
+    ``spend_model``, each customer draws ``nu ~ Gamma(q, gamma)`` and each transaction
+    ``Gamma(p, nu)``.
 
     Summarising the log (``freq`` matching ``time_unit``) gives back the histories, up to the
     flooring of times to periods. Dates are nanosecond timestamps while they fall in the years
@@ -99,7 +101,19 @@ def simulate_transactions(
     starts = np.concatenate(([0], np.cumsum(rows)[:-1]))
     position = np.arange(rows.sum()) - np.repeat(starts, rows)
     last = np.repeat(t_x, rows)
-    offsets = rng.uniform(0.0, 1.0, size=len(customer)) * last
+    k = int(getattr(model, "k_", 1))
+    if k > 1:
+        # Erlang-k gaps (the regularity models): given x gaps adding up to t_x, they are t_x
+        # times a Dirichlet(k, ..., k) split, whatever the rate.
+        gaps = rng.gamma(float(k), 1.0, size=len(customer))
+        gaps[position == 0] = 0.0
+        running = np.cumsum(gaps)
+        within = running - np.repeat(running[starts], rows)
+        total = np.repeat(within[starts + x], rows)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            offsets = np.where(total > 0, within / total, 0.0) * last
+    else:
+        offsets = rng.uniform(0.0, 1.0, size=len(customer)) * last
     offsets[position == 0] = 0.0  # the first purchase
     is_last = position == np.repeat(x, rows)
     offsets[is_last & (np.repeat(x, rows) > 0)] = last[is_last & (np.repeat(x, rows) > 0)]

@@ -1,5 +1,6 @@
 //! Input validation and compression of sufficient statistics.
 
+pub mod regularity;
 mod rfm;
 mod spend;
 pub mod transactions;

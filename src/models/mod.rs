@@ -8,11 +8,13 @@
 pub mod bdw;
 pub mod bgbb;
 pub mod bgnbd;
+pub mod cnbd;
 pub mod covariates;
 pub mod gamma_gamma;
 pub mod ggnbd;
 pub mod lifetime;
 pub mod mbgnbd;
+pub mod nbd;
 pub mod pnbd;
 pub mod pnbd_dynamic;
 pub mod sbg;
@@ -21,8 +23,10 @@ pub(crate) mod testing;
 
 pub use bgbb::BgBbParams;
 pub use bgnbd::{BgNbd, BgNbdParams};
+pub use cnbd::{BgCnbdParams, CnbdParams, MbgCnbdParams};
 pub use ggnbd::GgNbdParams;
 pub use mbgnbd::MbgNbdParams;
+pub use nbd::NbdParams;
 pub use pnbd::ParetoNbdParams;
 
 use crate::data::{Rfm, RfmColumns};

@@ -4,6 +4,7 @@
 
 mod contractual;
 mod dynamic;
+mod regularity;
 mod rfm;
 mod spend;
 mod transactions;
@@ -179,5 +180,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     contractual::register(m)?;
     spend::register(m)?;
     transactions::register(m)?;
+    regularity::register(m)?;
     Ok(())
 }

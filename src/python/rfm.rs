@@ -13,7 +13,8 @@ use crate::error::ClvError;
 use crate::fit::FitOptions;
 use crate::models::covariates::{self, CovariateRows, Links};
 use crate::models::{
-    BgBbParams, BgNbdParams, GgNbdParams, MbgNbdParams, ParetoNbdParams, RfmModel,
+    BgBbParams, BgCnbdParams, BgNbdParams, GgNbdParams, MbgCnbdParams, MbgNbdParams, NbdParams,
+    ParetoNbdParams, RfmModel,
 };
 use crate::parallel::Exec;
 
@@ -47,7 +48,20 @@ macro_rules! with_model {
     ($model:expr, $M:ident => $body:expr) => {
         dispatch!($model, $M => $body;
             "bgnbd" => BgNbdParams, "bgbb" => BgBbParams, "mbgnbd" => MbgNbdParams,
-            "pnbd" => ParetoNbdParams, "ggnbd" => GgNbdParams;
+            "pnbd" => ParetoNbdParams, "ggnbd" => GgNbdParams, "nbd" => NbdParams;
+            |other: &str| format!("unknown model `{other}`"))
+    };
+}
+
+/// Run `$body` with `$M` the parameter type of the model named `$model`, among the models that
+/// predict through this module: those of [`with_model!`] and the regularity models, which are
+/// fitted for a given `k` in `super::regularity` and predict with `[r, alpha, a, b, k]`.
+macro_rules! with_predicting_model {
+    ($model:expr, $M:ident => $body:expr) => {
+        dispatch!($model, $M => $body;
+            "bgnbd" => BgNbdParams, "bgbb" => BgBbParams, "mbgnbd" => MbgNbdParams,
+            "pnbd" => ParetoNbdParams, "ggnbd" => GgNbdParams, "nbd" => NbdParams,
+            "bgcnbd" => BgCnbdParams, "mbgcnbd" => MbgCnbdParams;
             |other: &str| format!("unknown model `{other}`"))
     };
 }
@@ -344,7 +358,7 @@ fn rfm_predict<'py>(
     };
     let mut out = vec![0.0; columns.len()];
     match &design {
-        None => with_model!(model, M => run(py, n_jobs, |exec, _| {
+        None => with_predicting_model!(model, M => run(py, n_jobs, |exec, _| {
             let p = M::from_slice(&params)?;
             check(exec)?;
             M::validate_more(&columns, &names)?;
@@ -483,7 +497,7 @@ fn rfm_new_customer<'py>(
         None => None,
     };
     let out = match &design {
-        None => with_model!(model, M => run(py, n_jobs, |exec, _| {
+        None => with_predicting_model!(model, M => run(py, n_jobs, |exec, _| {
             let p = M::from_slice(&params)?;
             new_customer(&Models::Shared(&p), quantity, horizon, counts, exec)
         }))?,
@@ -584,7 +598,7 @@ fn rfm_weighted_expected_purchases<'py>(
     };
     let mut out = vec![0.0; columns.len()];
     match &design {
-        None => with_model!(model, M => run(py, n_jobs, |exec, _| {
+        None => with_predicting_model!(model, M => run(py, n_jobs, |exec, _| {
             let p = M::from_slice(&params)?;
             let pairs = check(exec)?;
             M::validate_more(&columns, &names)?;
@@ -681,7 +695,7 @@ fn rfm_simulate<'py>(
     seed: u64,
 ) -> PyResult<Histories<'py>> {
     let ages = slice(&T, "T")?;
-    let (x, t_x) = with_model!(model, M => run(py, Some(1), |_, _| {
+    let (x, t_x) = with_predicting_model!(model, M => run(py, Some(1), |_, _| {
         let p = M::from_slice(&params)?;
         check_non_negative("T", ages, false)?;
         p.simulate(ages, seed)

@@ -2,10 +2,13 @@
 
 from .bdw import BetaDiscreteWeibullModel
 from .bgbb import BetaGeoBetaBinomModel
+from .bgcnbd import BetaGeoCNBDModel
 from .bgnbd import BetaGeoModel
 from .gamma_gamma import GammaGammaModel
 from .ggnbd import GammaGompertzNBDModel
+from .mbgcnbd import ModifiedBetaGeoCNBDModel
 from .mbgnbd import ModifiedBetaGeoModel
+from .nbd import NBDModel
 from .pnbd import ParetoNBDModel
 from .pnbd_dynamic import ParetoNBDDynamicModel
 from .sbg import ShiftedBetaGeoModel
@@ -13,10 +16,13 @@ from .sbg import ShiftedBetaGeoModel
 __all__ = [
     "BetaDiscreteWeibullModel",
     "BetaGeoBetaBinomModel",
+    "BetaGeoCNBDModel",
     "BetaGeoModel",
     "GammaGammaModel",
     "GammaGompertzNBDModel",
+    "ModifiedBetaGeoCNBDModel",
     "ModifiedBetaGeoModel",
+    "NBDModel",
     "ParetoNBDDynamicModel",
     "ParetoNBDModel",
     "ShiftedBetaGeoModel",

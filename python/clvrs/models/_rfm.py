@@ -23,7 +23,7 @@ from .._units import fit_unit
 from ..exceptions import InvalidParameterError
 from ._covariates import CovariateSpec, CovariateSummary, _names, check_covariate_penalizer
 
-__all__ = ["RfmModel"]
+__all__ = ["ConditionalPredictions", "LifetimePredictions", "RfmModel"]
 
 
 def _float_list(values: Any, name: str) -> list[float]:
@@ -536,12 +536,9 @@ class RfmModel(CovariateSummary, BaseModel):
         return None
 
 
-class LifetimePredictions(RfmModel):
-    """Predictions of the models with a lifetime independent of the purchase rate
-    (Pareto/NBD, GGompertz/NBD): P(alive) ahead, conditional purchase counts and DERT."""
-
-    def _continuous_dert(self, data: Any, delta: float, rfm: dict[str, Any]) -> Any:
-        return self.expected_residual_transactions(data, discount_rate=delta, **rfm)
+class ConditionalPredictions(RfmModel):
+    """Predictions beyond the end of observation of the models whose core has them: P(alive)
+    ahead and conditional purchase counts (Pareto/NBD, GGompertz/NBD, NBD, (M)BG/CNBD-k)."""
 
     def probability_alive(  # type: ignore[override]
         self,
@@ -588,8 +585,8 @@ class LifetimePredictions(RfmModel):
         """Probability that each customer makes exactly ``n`` purchases in :math:`(T, T + t]`.
 
         P(alive) times the new-customer formula applied to the posterior of the purchase rate
-        and the remaining lifetime, plus P(not alive) for ``n = 0`` (computed by adaptive
-        quadrature to about 1e-12 relative).
+        and the remaining lifetime, plus P(not alive) for ``n = 0`` (see the model's
+        documentation for how it is computed).
 
         Parameters
         ----------
@@ -618,6 +615,14 @@ class LifetimePredictions(RfmModel):
             t=horizon,
             n=counts,
         )
+
+
+class LifetimePredictions(ConditionalPredictions):
+    """Predictions of the models with a lifetime independent of the purchase rate
+    (Pareto/NBD, GGompertz/NBD): P(alive) ahead, conditional purchase counts and DERT."""
+
+    def _continuous_dert(self, data: Any, delta: float, rfm: dict[str, Any]) -> Any:
+        return self.expected_residual_transactions(data, discount_rate=delta, **rfm)
 
     def expected_residual_transactions(
         self,
