@@ -330,6 +330,14 @@ def test_holdout_on_grocery_2007(grocery_log):
     assert 700 < gain < 900
     # Actual holdout repeat purchases: 3,389 (BTYDplus vignette).
     assert split["frequency_holdout"].sum() == 3389
+    # k chosen by likelihood is an estimated parameter: counted as the AIC counts it.
+    assert table["n_params"].to_dict() == {
+        "NBD": 2,
+        "BG/NBD": 4,
+        "MBG/NBD": 4,
+        "BG/CNBD-k": 5,
+        "MBG/CNBD-k": 5,
+    }
 
 
 # -- predictions against mpmath ------------------------------------------------------------

@@ -278,6 +278,15 @@ def likelihood_ratio_test(restricted: BaseModel, general: BaseModel) -> pd.Serie
     return pd.Series({"statistic": statistic, "df": df, "p_value": p_value})
 
 
+def _estimated_params(model: Any) -> int:
+    """Parameters the model estimated, as its AIC counts them: a regularity model whose k was
+    chosen by likelihood counts k too, which ``params_`` does not list."""
+    aic, ll = getattr(model, "aic_", None), getattr(model, "log_likelihood_", None)
+    if aic is not None and ll is not None and math.isfinite(aic) and math.isfinite(ll):
+        return round((aic + 2.0 * ll) / 2.0)
+    return len(model.params_)
+
+
 def compare_models(
     models: Sequence[BaseModel] | Mapping[str, BaseModel],
     split: pd.DataFrame | None = None,
@@ -339,7 +348,7 @@ def compare_models(
     rows = {}
     for name, model in named.items():
         row: dict[str, Any] = {
-            "n_params": len(model.params_),
+            "n_params": _estimated_params(model),
             "log_likelihood": model.log_likelihood_,
             "aic": model.aic_,
             "bic": model.bic_,
