@@ -6,7 +6,7 @@ the estimator, estimates end in ``_``. See :class:`BetaGeoModel` to start.
 
 from __future__ import annotations
 
-from . import datasets, exceptions
+from . import datasets, exceptions, priors
 from ._base import load
 from ._core import __version__
 from .data import calibration_and_holdout, summarize_transactions, tracking
@@ -86,6 +86,7 @@ __all__ = [
     "delta_interval",
     "datasets",
     "exceptions",
+    "priors",
     "fit_segments",
     "historical_clv",
     "holdout_evaluation",
