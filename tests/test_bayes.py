@@ -417,3 +417,29 @@ def test_covariate_coefficients_are_sampled(cdnow):
 def test_a_maximum_likelihood_fit_has_no_posterior(cdnow_model):
     with pytest.raises(AttributeError, match='method="nuts"'):
         cdnow_model.posterior_  # noqa: B018
+
+
+def test_posterior_is_a_datatree_with_xarray_and_no_old_arviz(cdnow_nuts, monkeypatch):
+    # (ArviZ >= 1.0 works on DataTree; so does xarray alone.)
+    xarray = pytest.importorskip("xarray")
+    if not hasattr(xarray, "DataTree"):
+        pytest.skip("this xarray has no DataTree")
+    import builtins
+
+    from clvrs import _bayes
+
+    real_import = builtins.__import__
+
+    def no_arviz(name, *args, **kwargs):
+        if name == "arviz":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_arviz)
+    tree = _bayes.posterior_container(cdnow_nuts._draws)
+    assert isinstance(tree, xarray.DataTree)
+    assert set(tree.children) == {"posterior", "sample_stats"}
+    assert tree["posterior"]["b"].dims == ("chain", "draw")
+    np.testing.assert_array_equal(
+        tree["sample_stats"]["diverging"].values, cdnow_nuts._draws["sample_stats"]["diverging"]
+    )
