@@ -10,6 +10,7 @@
 // formulas they implement.
 #![allow(clippy::neg_cmp_op_on_partial_ord, clippy::needless_range_loop)]
 
+pub mod bayes;
 pub mod chebyshev;
 pub mod data;
 pub mod dual;

@@ -6,7 +6,7 @@ the estimator, estimates end in ``_``. See :class:`BetaGeoModel` to start.
 
 from __future__ import annotations
 
-from . import datasets, exceptions
+from . import datasets, exceptions, priors
 from ._base import load
 from ._core import __version__
 from .data import calibration_and_holdout, summarize_transactions, tracking
@@ -95,6 +95,7 @@ __all__ = [
     "datasets",
     "estimate_regularity",
     "exceptions",
+    "priors",
     "fit_segments",
     "historical_clv",
     "holdout_evaluation",

@@ -28,12 +28,22 @@ from .exceptions import (
 
 __all__ = ["BaseModel", "load", "FORMAT", "FORMAT_VERSION"]
 
+
+def _settings_record(settings: tuple[int, int, int, int, float, int]) -> dict[str, Any]:
+    """The sampler settings (as handed to the core) by name, for ``fit_info_``."""
+    chains, draws, tune, seed, target_accept, max_depth = settings
+    return {"tune": tune, "seed": seed, "target_accept": target_accept}
+
+
 #: Identifies a clvrs model document.
 FORMAT = "clvrs.model"
 #: Version of the model document layout; files with a larger version are refused. Version 2
 #: added ``"time_unit"``: a model that knows its time unit is written as version 2 (an older
 #: clvrs, which could not honour the unit, refuses it), a unit-free model as version 1.
-FORMAT_VERSION = 2
+#: Version 3 added ``"posterior"`` (the draws of a Bayesian fit): such a model is written as
+#: version 3, so that an older clvrs refuses it rather than loading the posterior mean as a
+#: fit without its draws.
+FORMAT_VERSION = 3
 
 _REGISTRY: dict[str, type[BaseModel]] = {}
 
@@ -179,6 +189,11 @@ class BaseModel:
     fit_info_: dict[str, Any]
     #: The time unit of the data the model was fitted on (e.g. "W", "7D"), None when unit-free.
     time_unit_: str | None
+    #: After ``fit(..., method="nuts")``: the priors used (``posterior_`` holds the draws).
+    priors_: dict[Any, Any]
+
+    #: Attributes only a Bayesian fit sets (cleared by any other fit).
+    _BAYES_ATTRIBUTES: ClassVar[tuple[str, ...]] = ("priors_", "_draws", "_posterior")
 
     # The hyperparameters of most estimators (those that differ define their own __init__).
     def __init__(
@@ -230,6 +245,17 @@ class BaseModel:
         # Only reached when normal lookup fails: a fitted attribute before fitting.
         # Properties of fitted models (e.g. `summary`) land here too when they raise
         # NotFittedError, which is an AttributeError.
+        if name in ("posterior_", "priors_") and "_draws" not in self.__dict__:
+            # (Also reached when the `posterior_` property raises.)
+            raise NotFittedError(
+                f"{type(self).__name__} has no `{name}`: "
+                + (
+                    'it was not fitted with method="nuts"'
+                    if "params_" in self.__dict__
+                    else "it is not fitted"
+                )
+                + ' (call fit(..., method="nuts") for posterior draws)'
+            )
         if (name.endswith("_") and not name.startswith("__")) or isinstance(
             getattr(type(self), name, None), property
         ):
@@ -314,6 +340,15 @@ class BaseModel:
             raise _bad_parameter("tol", f"must be a finite number > 0, got {self.tol!r}")
         _check_n_jobs(self.n_jobs, environment=environment)
 
+    def _check_bayes_hyperparameters(self) -> None:
+        """A Bayesian fit has no penalty: a nonzero ``penalizer`` is refused, not ignored."""
+        if self.penalizer:
+            raise _bad_parameter(
+                "penalizer",
+                f'is for method="mle" (got {self.penalizer!r}); with method="nuts" express the '
+                "penalty as a prior (priors=...), or set penalizer=0",
+            )
+
     def _set_fit(self, result: dict[str, Any]) -> None:
         """Store a fit result dict from the core as fitted attributes, applying on_failure.
 
@@ -329,6 +364,7 @@ class BaseModel:
         )
         if not converged and self.on_failure == "raise":
             raise ConvergenceError(failure)
+        self._clear_posterior()
         params = pd.Series(result["params"], index=names, name="coef", dtype=float)
         self.time_unit_ = None  # set by the fit that knows it
         cov = result["covariance"]
@@ -407,6 +443,90 @@ class BaseModel:
                 stacklevel=3,
             )
 
+    def _clear_posterior(self) -> None:
+        for name in self._BAYES_ATTRIBUTES:
+            self.__dict__.pop(name, None)
+
+    def _is_bayesian(self) -> bool:
+        return "_draws" in self.__dict__
+
+    def _set_posterior(
+        self, result: dict[str, Any], settings: dict[str, Any], *, quiet: bool = False
+    ) -> None:
+        """Store posterior draws from the core (or a model document) as fitted attributes:
+        ``params_`` the posterior mean, ``covariance_`` and ``standard_errors_`` the
+        posterior covariance and standard deviations, ``posterior_`` the draws in ArviZ's
+        layout. Warns (per ``on_failure``) about R-hat > 1.01 and divergences, unless
+        ``quiet`` (a model loaded from a file)."""
+        from . import _bayes
+        from .priors import from_terms
+
+        by_chain = _bayes.draws_by_chain(result)
+        names = list(result["names"])
+        info = _bayes.fit_record(result, settings, by_chain)
+        healthy = _bayes.warn_or_raise(
+            type(self).__name__, info, "ignore" if quiet else self.on_failure
+        )
+        values = np.asarray(result["values"], dtype=float).reshape(-1, len(names))
+        self._clear_posterior()
+        self.params_ = pd.Series(values.mean(axis=0), index=names, name="coef", dtype=float)
+        cov = np.atleast_2d(np.cov(values, rowvar=False)) if values.shape[0] > 1 else None
+        if cov is None:
+            self.covariance_ = None
+            self.standard_errors_ = None
+        else:
+            self.covariance_ = pd.DataFrame(cov, index=names, columns=names)
+            self.standard_errors_ = pd.Series(
+                np.sqrt(np.clip(np.diag(cov), 0, None)), index=names, name="se"
+            )
+        self.log_likelihood_ = None
+        self.aic_ = None
+        self.bic_ = None
+        self.n_observations_ = float(result["n_observations"])
+        self.converged_ = healthy
+        self.n_iter_ = int(result["draws"])
+        self.fit_info_ = {key: _finite_or_none(value) for key, value in info.items()}
+        self.priors_ = from_terms(info["priors"], names)
+        self._draws = by_chain
+
+    @property
+    def posterior_(self) -> Any:
+        """The draws of a Bayesian fit (``fit(..., method="nuts")``) in ArviZ's layout: groups
+        ``posterior`` (one variable per parameter) and ``sample_stats`` (``lp``,
+        ``diverging``, ``tree_depth``, ``reached_max_treedepth``, ``n_steps``, ``step_size``,
+        ``energy``) with ``chain`` and ``draw`` dimensions; an ``xarray.DataTree`` (ArviZ >=
+        1.0, or xarray without ArviZ), ``arviz.InferenceData`` (older ArviZ), or without
+        xarray the same groups as dicts of numpy arrays. Built on first use (importing ArviZ
+        takes about a second)."""
+        if "_draws" not in self.__dict__:
+            raise AttributeError("posterior_")  # __getattr__ says why
+        cached = self.__dict__.get("_posterior")
+        if cached is None:
+            from . import _bayes
+
+            cached = self.__dict__["_posterior"] = _bayes.posterior_container(self._draws)
+        return cached
+
+    def _posterior_document(self) -> dict[str, Any]:
+        """The draws and sampler statistics as a JSON-ready object."""
+        from . import _bayes
+
+        post = self._draws["posterior"]
+        names = list(post)
+        stats = self._draws["sample_stats"]
+        first = next(iter(post.values()))
+        values = np.stack([post[n] for n in names], axis=-1).reshape(-1, len(names))
+        doc: dict[str, Any] = {
+            "names": names,
+            "chains": int(first.shape[0]),
+            "draws": int(first.shape[1]),
+            "values": values.tolist(),
+        }
+        for key, name in _bayes._STATS.items():
+            array = stats[name].ravel()
+            doc[key] = [bool(v) for v in array] if array.dtype == bool else array.tolist()
+        return doc
+
     @classmethod
     def from_params(cls, **kwargs: Any) -> Any:
         """Build a model with known parameters (published figures, a fit made elsewhere).
@@ -451,6 +571,7 @@ class BaseModel:
                 v = float("nan")
             if not (math.isfinite(v) and v > 0):
                 raise _bad_parameter(name, f"must be a finite number > 0, got {value!r}")
+        self._clear_posterior()
         self.params_ = pd.Series({k: float(v) for k, v in values.items()}, name="coef", dtype=float)
         self.covariance_ = None
         self.standard_errors_ = None
@@ -475,6 +596,8 @@ class BaseModel:
         (``coef * exp(+-z se / coef)``), so they respect the positivity of the parameters.
         """
         level = _check_level(level)
+        if self._is_bayesian():
+            return self._posterior_summary_frame(level)
         from statistics import NormalDist
 
         z = NormalDist().inv_cdf(0.5 + level / 2)
@@ -499,6 +622,20 @@ class BaseModel:
             frame.attrs[_units.ATTR] = unit
         return frame
 
+    def _posterior_summary_frame(self, level: float) -> pd.DataFrame:
+        """The summary of a Bayesian fit: posterior mean, sd, equal-tailed ``level`` credible
+        interval, R-hat, bulk and tail ESS, Monte Carlo error of the mean; the sampler-health
+        line is printed under the table and kept in ``attrs["sampler_health"]``."""
+        from . import _bayes
+
+        frame = _bayes.posterior_summary(self._draws, level)
+        frame.attrs["sampler_health"] = str(self.fit_info_.get("termination"))
+        unit = self.__dict__.get("time_unit_")
+        if unit is not None:
+            frame.columns.name = f"time unit {unit}"
+            frame.attrs[_units.ATTR] = unit
+        return frame
+
     @property
     def summary(self) -> pd.DataFrame:
         """DataFrame of estimates: coef, se, lower, upper (95% intervals).
@@ -507,6 +644,13 @@ class BaseModel:
         those loading on a direction of (nearly) zero curvature of the log-likelihood, or with
         a log-scale standard error above 1. A model that knows its time unit (``time_unit_``)
         names it in the table's corner (``columns.name``) and in ``attrs["time_unit"]``.
+
+        After ``fit(..., method="nuts")`` the columns are the posterior ``mean``, ``sd``, the
+        95% equal-tailed credible interval (``lower``, ``upper``), ``r_hat`` (rank-normalised
+        split R-hat), ``ess_bulk``, ``ess_tail`` (Vehtari et al. 2021, as ArviZ computes them)
+        and ``mcse_mean``; the sampler-health line (divergences, draws at the maximum tree
+        depth, largest R-hat) is printed under the table and kept in
+        ``attrs["sampler_health"]``.
         """
         return self.summary_frame()
 
@@ -527,6 +671,13 @@ class BaseModel:
             return head
         params = ", ".join(f"{k}={v:.4g}" for k, v in self.params_.items())
         tail = f"{params}"
+        if self._is_bayesian():
+            tail += (
+                f", posterior mean of {self.fit_info_['chains']} x {self.fit_info_['draws']} "
+                f"NUTS draws, {self.fit_info_['divergences']} divergences"
+            )
+            if not self.converged_:
+                tail += ", CHECK R-HAT/DIVERGENCES"
         if self.log_likelihood_ is not None:
             tail += f", log-likelihood={self.log_likelihood_:.2f}"
             if not self.converged_:
@@ -551,6 +702,8 @@ class BaseModel:
                 f"converged: {self.converged_} "
                 f"({html.escape(str(self.fit_info_.get('termination')))})</p>"
             )
+        if self._is_bayesian():
+            info = f"<p>{html.escape(str(self.fit_info_.get('termination')))}</p>"
         if self.__dict__.get("time_unit_") is not None:
             info += f"<p>time unit {html.escape(str(self.time_unit_))}</p>"
         return f"{head}{info}{self.summary.to_html(float_format=lambda v: f'{v:.6g}')}"
@@ -565,10 +718,12 @@ class BaseModel:
 
         cov = None if self.covariance_ is None else self.covariance_.to_numpy().tolist()
         unit = self.__dict__.get("time_unit_")
+        bayesian = self._is_bayesian()
+        # Version 1 (readable by older clvrs) unless there is a unit (2) or draws (3) to keep.
+        version = FORMAT_VERSION if bayesian else (2 if unit is not None else 1)
         return {
             "format": FORMAT,
-            # Version 1 (readable by older clvrs) unless there is a unit to keep.
-            "format_version": FORMAT_VERSION if unit is not None else 1,
+            "format_version": version,
             "clvrs_version": __version__,
             "model": type(self).__name__,
             **({"time_unit": unit} if unit is not None else {}),
@@ -582,6 +737,7 @@ class BaseModel:
                 "n_iter": self.n_iter_,
                 **self.fit_info_,
             },
+            **({"posterior": self._posterior_document()} if bayesian else {}),
         }
 
     def to_json(self) -> str:
@@ -620,6 +776,20 @@ class BaseModel:
         model._set_params({name: params[name] for name in cls._param_names})
         model.time_unit_ = _document_unit(doc)
         fit = doc.get("fit") or {}
+        if doc.get("posterior") is not None:
+            post = dict(doc["posterior"])
+            post.update(
+                priors=fit.get("priors") or [],
+                tuning_divergences=fit.get("tuning_divergences", 0),
+                max_depth=fit.get("max_depth", 10),
+                initial_point_is_mode=fit.get("initial_point_is_mode", True),
+                n_rows=fit.get("n_rows", 0),
+                n_observations=fit.get("n_observations"),
+            )
+            settings = {key: fit[key] for key in ("tune", "seed", "target_accept")}
+            model._set_posterior(post, settings, quiet=True)
+            model.time_unit_ = _document_unit(doc)
+            return model
         if fit.get("log_likelihood") is None:
             return model
         names = cls._document_names(doc)

@@ -13,9 +13,11 @@ __all__ = [
     "cnbd_fit",
     "cnbd_simulate",
     "churn_predict",
+    "churn_sample",
     "gamma_gamma_fit",
     "gamma_gamma_population_mean",
     "gamma_gamma_predict",
+    "gamma_gamma_sample",
     "period_index",
     "pnbd_dynamic_fit",
     "pnbd_dynamic_predict",
@@ -25,6 +27,7 @@ __all__ = [
     "rfm_fit_segments",
     "rfm_new_customer",
     "rfm_predict",
+    "rfm_sample",
     "rfm_simulate",
     "rfm_weighted_expected_purchases",
     "summarize_transactions",
@@ -151,6 +154,40 @@ def churn_fit(
     penalizer: float = 0.0,
     max_iter: int = 0,
     tol: float = 0.0,
+) -> dict[str, Any]: ...
+
+#: The sampler settings: (chains, draws, tune, seed, target_accept, max_depth).
+_Settings = tuple[int, int, int, int, float, int]
+
+def rfm_sample(
+    model: str,
+    frequency: _Array,
+    recency: _Array,
+    T: _Array,
+    weights: _Array | None,
+    names: _Names,
+    priors: str,
+    settings: _Settings,
+    n_jobs: int | None = None,
+    covariates: _Covariates | None = None,
+) -> dict[str, Any]: ...
+def gamma_gamma_sample(
+    frequency: _Array,
+    monetary_value: _Array,
+    weights: _Array | None,
+    names: tuple[str, str, str],
+    priors: str,
+    settings: _Settings,
+    n_jobs: int | None = None,
+) -> dict[str, Any]: ...
+def churn_sample(
+    model: str,
+    priors: str,
+    settings: _Settings,
+    survivors: _Array | None = None,
+    periods: _Array | None = None,
+    churned: _Array | None = None,
+    weights: _Array | None = None,
 ) -> dict[str, Any]: ...
 def churn_predict(
     model: str, quantity: str, params: list[float], t: _Array, k: _Array | None = None

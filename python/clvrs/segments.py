@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from . import _core, _display
-from ._base import _REGISTRY, FORMAT, FORMAT_VERSION, _bad_parameter, _check_path, load_document
+from ._base import _REGISTRY, FORMAT, _bad_parameter, _check_path, load_document
 from ._input import _is_polars_frame, _native, align_to, ndim
 from ._units import data_unit
 from .exceptions import ConvergenceWarning, InvalidDataError
@@ -395,11 +395,12 @@ class SegmentedModel:
         """The collection as one JSON-ready document."""
         from . import __version__
 
-        units = {getattr(m, "time_unit_", None) for m in self.models_.values()} - {None}
+        members = {key: model.to_dict() for key, model in self.models_.items()}
         return {
             "format": FORMAT,
-            # Version 1 (readable by older clvrs) unless the segments' models keep a time unit.
-            "format_version": FORMAT_VERSION if units else 1,
+            # The newest layout any segment's model needs (1, readable by older clvrs, unless a
+            # model keeps a time unit or draws).
+            "format_version": max([1] + [doc["format_version"] for doc in members.values()]),
             "clvrs_version": __version__,
             "model": "SegmentedModel",
             "template": type(self.template).__name__,
@@ -409,7 +410,7 @@ class SegmentedModel:
                 {
                     "segment": key,
                     "customers": float(self.sizes_[key]),
-                    "model": self.models_[key].to_dict() if key in self.models_ else None,
+                    "model": members.get(key),
                     "failure": self.failures_.get(key),
                 }
                 for key in self.sizes_.index

@@ -53,7 +53,7 @@ pub fn inter_purchase_gaps(
             period.index_in(t, time_unit_ns)
         }
     });
-    let kept = |p: i64| p != i64::MIN && p <= end_period && !after.is_some_and(|a| p <= a);
+    let kept = |p: i64| p != i64::MIN && p <= end_period && after.is_none_or(|a| p > a);
     // Counting sort of the kept periods by customer.
     let mut starts = vec![0usize; n_customers + 1];
     for i in 0..n {

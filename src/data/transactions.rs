@@ -304,7 +304,7 @@ pub fn summarize(
     // Counting sort of the kept rows' (period, amount) by customer.
     let mut starts = vec![0usize; n_customers + 1];
     let mut excluded = 0usize;
-    let kept = |p: i64| p <= end_period && !after.is_some_and(|a| p <= a);
+    let kept = |p: i64| p <= end_period && after.is_none_or(|a| p > a);
     for i in 0..n {
         let p = periods[i];
         if p > end_period {

@@ -46,7 +46,7 @@ pub enum Domain {
 }
 
 impl Domain {
-    fn to_unconstrained(self, theta: f64) -> f64 {
+    pub(crate) fn to_unconstrained(self, theta: f64) -> f64 {
         match self {
             Domain::Positive => theta.ln(),
             Domain::UnitInterval => (theta / (1.0 - theta)).ln(),
@@ -54,7 +54,7 @@ impl Domain {
         }
     }
 
-    fn to_natural(self, u: f64) -> f64 {
+    pub(crate) fn to_natural(self, u: f64) -> f64 {
         match self {
             Domain::Positive => u.exp(),
             Domain::UnitInterval => crate::special::logistic(u),
@@ -63,7 +63,7 @@ impl Domain {
     }
 
     /// d2 theta / d u2 divided by d theta / d u, at `theta`.
-    fn curvature(self, theta: f64) -> f64 {
+    pub(crate) fn curvature(self, theta: f64) -> f64 {
         match self {
             Domain::Positive => 1.0,
             Domain::UnitInterval => 1.0 - 2.0 * theta,
@@ -71,8 +71,18 @@ impl Domain {
         }
     }
 
+    /// ln |d theta / d u| at `u`, formed from `u` (for the logit, `ln theta + ln(1 - theta)`
+    /// without rounding `theta` near 0 or 1).
+    pub(crate) fn log_jacobian(self, u: f64) -> f64 {
+        match self {
+            Domain::Positive => u,
+            Domain::UnitInterval => -(crate::special::log1p_exp(-u) + crate::special::log1p_exp(u)),
+            Domain::Real => 0.0,
+        }
+    }
+
     /// d theta / d u at `theta`.
-    fn jacobian(self, theta: f64) -> f64 {
+    pub(crate) fn jacobian(self, theta: f64) -> f64 {
         match self {
             Domain::Positive => theta,
             Domain::UnitInterval => theta * (1.0 - theta),

@@ -24,6 +24,52 @@ fn params_of(model: &str, params: &[f64]) -> crate::Result<BdwParams> {
     }
 }
 
+/// The churn data a fit or a sample takes: survivor counts, or per-customer records.
+pub(super) struct ChurnArrays<'a> {
+    survivors: Option<&'a [f64]>,
+    periods: Option<&'a [f64]>,
+    churned: Option<&'a [f64]>,
+    weights: Option<&'a [f64]>,
+}
+
+impl<'a> ChurnArrays<'a> {
+    pub(super) fn new(
+        survivors: &'a Option<PyReadonlyArray1<'_, f64>>,
+        periods: &'a Option<PyReadonlyArray1<'_, f64>>,
+        churned: &'a Option<PyReadonlyArray1<'_, f64>>,
+        weights: &'a Option<PyReadonlyArray1<'_, f64>>,
+    ) -> PyResult<Self> {
+        let view = |a: &'a Option<PyReadonlyArray1<'_, f64>>, name: &str| match a {
+            Some(s) => slice(s, name).map(Some),
+            None => Ok(None),
+        };
+        Ok(ChurnArrays {
+            survivors: view(survivors, "survivors")?,
+            periods: view(periods, "periods")?,
+            churned: view(churned, "churned")?,
+            weights: view(weights, "weights")?,
+        })
+    }
+
+    /// The validated churn data.
+    pub(super) fn data(&self) -> crate::Result<ChurnData> {
+        match (self.survivors, self.periods, self.churned) {
+            (Some(s), None, None) => ChurnData::from_survivors(s),
+            (None, Some(p), Some(c)) => {
+                if let Some(w) = self.weights {
+                    check_lengths(&[("weights", w.len())], p.len())?;
+                }
+                ChurnData::from_customers(p, c, self.weights)
+            }
+            _ => Err(ClvError::invalid_parameter(
+                "survivors",
+                "give either `survivors` (cohort counts) or `periods` and `churned` \
+                 (one row per customer)",
+            )),
+        }
+    }
+}
+
 /// Fit sBG or BdW from survivor counts or per-customer (periods, churned) records.
 #[pyfunction]
 #[pyo3(signature = (model, survivors=None, periods=None, churned=None, weights=None, penalizer=0.0, max_iter=0, tol=0.0))]
@@ -39,39 +85,9 @@ fn churn_fit<'py>(
     max_iter: u64,
     tol: f64,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let survivors = match &survivors {
-        Some(s) => Some(slice(s, "survivors")?),
-        None => None,
-    };
-    let periods = match &periods {
-        Some(s) => Some(slice(s, "periods")?),
-        None => None,
-    };
-    let churned = match &churned {
-        Some(s) => Some(slice(s, "churned")?),
-        None => None,
-    };
-    let weights = match &weights {
-        Some(s) => Some(slice(s, "weights")?),
-        None => None,
-    };
+    let arrays = ChurnArrays::new(&survivors, &periods, &churned, &weights)?;
     let (res, rows) = run(py, Some(1), |exec, interrupt| {
-        let data = match (survivors, periods, churned) {
-            (Some(s), None, None) => ChurnData::from_survivors(s)?,
-            (None, Some(p), Some(c)) => {
-                if let Some(w) = weights {
-                    check_lengths(&[("weights", w.len())], p.len())?;
-                }
-                ChurnData::from_customers(p, c, weights)?
-            }
-            _ => {
-                return Err(ClvError::invalid_parameter(
-                    "survivors",
-                    "give either `survivors` (cohort counts) or `periods` and `churned` \
-                     (one row per customer)",
-                ))
-            }
-        };
+        let data = arrays.data()?;
         let opts = fit_options(exec, interrupt, penalizer, max_iter, tol);
         let lik = if model == "sbg" {
             Bdw::shifted_beta_geometric(&data)

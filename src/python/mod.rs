@@ -2,6 +2,7 @@
 //! GIL around the core, turns Ctrl-C into KeyboardInterrupt, catches panics, and maps
 //! [`ClvError`] to the exception classes of `clvrs.exceptions`.
 
+mod bayes;
 mod contractual;
 mod dynamic;
 mod regularity;
@@ -176,6 +177,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
     m.add_function(wrap_pyfunction!(resolve_n_jobs, m)?)?;
     rfm::register(m)?;
+    bayes::register(m)?;
     dynamic::register(m)?;
     contractual::register(m)?;
     spend::register(m)?;

@@ -127,7 +127,7 @@ impl<'a> Design<'a> {
     }
 
     /// The customer rows with these covariates, validated.
-    fn rows<'c>(&'c self, columns: &RfmColumns<'c>) -> crate::Result<CovariateRows<'c>> {
+    pub(super) fn rows<'c>(&'c self, columns: &RfmColumns<'c>) -> crate::Result<CovariateRows<'c>> {
         let rows = CovariateRows::new(columns, self.purchase.view(), self.dropout.view());
         rows.validate(&self.links, [&self.names[0], &self.names[1]])?;
         Ok(rows)

@@ -8,9 +8,11 @@ import numpy as np
 import pandas as pd
 
 from .. import _core
-from .._base import BaseModel, _bad_parameter
+from .._base import BaseModel, _bad_parameter, _settings_record
+from .._bayes import check_method, sampler_settings
 from .._input import _native, align_pair, as_float_array, ndim
 from ..exceptions import InvalidDataError
+from ..priors import terms_json
 
 __all__ = ["ContractualModel"]
 
@@ -50,6 +52,14 @@ class ContractualModel(BaseModel):
         periods: Any = None,
         churned: Any = None,
         weights: Any = None,
+        method: str = "mle",
+        chains: int = 4,
+        draws: int = 1000,
+        tune: int = 1000,
+        seed: int | None = None,
+        priors: dict[Any, Any] | None = None,
+        target_accept: float = 0.8,
+        max_depth: int = 10,
     ) -> Any:
         """Estimate the parameters from a cohort's survivor counts or per-customer records.
 
@@ -73,6 +83,10 @@ class ContractualModel(BaseModel):
             a warning naming both, and a pandas Series is matched to ``data``'s rows by label
             (the same labels in any order) or, for arrays, by position. ``n_observations_`` is
             the total weight.
+        method, chains, draws, tune, seed, priors, target_accept, max_depth
+            ``method="nuts"`` draws from the posterior instead of maximising the likelihood;
+            see :meth:`BetaGeoModel.fit` for these options and :mod:`clvrs.priors` for the
+            default priors.
 
         Returns
         -------
@@ -80,18 +94,35 @@ class ContractualModel(BaseModel):
             The fitted estimator.
         """
         self._check_hyperparameters()
+        bayesian = check_method(method) == "nuts"
+        if bayesian:
+            settings = sampler_settings(chains, draws, tune, seed, target_accept, max_depth)
+            self._check_bayes_hyperparameters()
+            prior_terms = terms_json(priors, list(self._param_names))
+        elif priors is not None:
+            raise _bad_parameter("priors", 'are used by method="nuts" only')
+
+        def run(**arrays: Any) -> dict[str, Any]:
+            if bayesian:
+                result: dict[str, Any] = _core.churn_sample(
+                    self._model, prior_terms, settings, **arrays
+                )
+            else:
+                result = _core.churn_fit(
+                    self._model,
+                    penalizer=float(self.penalizer),
+                    max_iter=int(self.max_iter),
+                    tol=float(self.tol),
+                    **arrays,
+                )
+            return result
+
         if survivors is not None:
             if data is not None or periods is not None or churned is not None:
                 raise _bad_parameter(
                     "survivors", "give either survivor counts or customer records, not both"
                 )
-            result = _core.churn_fit(
-                self._model,
-                survivors=as_float_array(survivors, "survivors"),
-                penalizer=float(self.penalizer),
-                max_iter=int(self.max_iter),
-                tol=float(self.tol),
-            )
+            result = run(survivors=as_float_array(survivors, "survivors"))
         else:
             cols = self._columns(
                 data,
@@ -100,16 +131,11 @@ class ContractualModel(BaseModel):
             )
             a = cols.arrays
             with cols.locating_rows(), cols.naming_columns():
-                result = _core.churn_fit(
-                    self._model,
-                    periods=a["periods"],
-                    churned=a["churned"],
-                    weights=a.get("weights"),
-                    penalizer=float(self.penalizer),
-                    max_iter=int(self.max_iter),
-                    tol=float(self.tol),
-                )
-        self._set_fit(result)
+                result = run(periods=a["periods"], churned=a["churned"], weights=a.get("weights"))
+        if bayesian:
+            self._set_posterior(result, _settings_record(settings))
+        else:
+            self._set_fit(result)
         return self
 
     def _predict(

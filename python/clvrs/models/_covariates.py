@@ -444,7 +444,8 @@ class CovariateSummary:
         """
         frame = super().summary_frame(level)  # type: ignore[misc]
         spec = self._spec()
-        if spec is None:
+        if spec is None or self._is_bayesian():  # type: ignore[attr-defined]
+            # (A posterior summary's intervals are the draws' quantiles, coefficients too.)
             return frame
         from statistics import NormalDist
 

@@ -8,7 +8,14 @@ import numpy as np
 import pandas as pd
 
 from .. import _core
-from .._base import BaseModel, _bad_parameter, _check_n_jobs, _check_seed
+from .._base import (
+    BaseModel,
+    _bad_parameter,
+    _check_n_jobs,
+    _check_seed,
+    _settings_record,
+)
+from .._bayes import check_method, sampler_settings
 from .._input import (
     Columns,
     _native,
@@ -21,6 +28,7 @@ from .._input import (
 )
 from .._units import fit_unit
 from ..exceptions import InvalidParameterError
+from ..priors import terms_json
 from ._covariates import CovariateSpec, CovariateSummary, _names, check_covariate_penalizer
 
 __all__ = ["ConditionalPredictions", "LifetimePredictions", "RfmModel"]
@@ -247,6 +255,14 @@ class RfmModel(CovariateSummary, BaseModel):
         tied_covariates: Any = None,
         covariate_penalizer: float = 0.0,
         time_unit: str | None = None,
+        method: str = "mle",
+        chains: int = 4,
+        draws: int = 1000,
+        tune: int = 1000,
+        seed: int | None = None,
+        priors: dict[Any, Any] | None = None,
+        target_accept: float = 0.8,
+        max_depth: int = 10,
     ) -> Any:
         """Estimate the parameters from customer summaries.
 
@@ -286,6 +302,30 @@ class RfmModel(CovariateSummary, BaseModel):
             used when ``time_unit`` is not given (a contradicting ``time_unit`` is refused). The
             model keeps the unit as ``time_unit_`` and refuses to predict on data recorded in
             another unit; without any unit the model is unit-free (None) and checks nothing.
+        method : {"mle", "nuts"}, default "mle"
+            ``"mle"``: maximum likelihood. ``"nuts"``: posterior draws by the No-U-Turn
+            Sampler (the nuts-rs crate, nutpie's engine) over the same likelihood pass, on
+            log-parameters with their Jacobian; ``params_`` is then the posterior mean,
+            ``covariance_`` and ``standard_errors_`` the posterior covariance and standard
+            deviations, ``posterior_`` the draws in ArviZ's layout, ``priors_`` the priors
+            used, and ``summary`` reports R-hat, bulk and tail ESS and the sampler's health.
+            Predictions use the posterior-mean parameters. Covariates and ``penalizer`` are
+            for ``"mle"`` only (a penalty is a prior: give one in ``priors``).
+        chains, draws, tune : int, default 4, 1000, 1000
+            ``"nuts"``: chains (run in parallel on ``n_jobs`` threads), draws kept per chain,
+            and tuning draws per chain (step size and diagonal mass matrix; discarded).
+        seed : int, optional
+            ``"nuts"``: seed of the sampler; the same seed gives the same draws bit for bit
+            on any number of threads. None draws one (recorded in ``fit_info_["seed"]``).
+        priors : dict, optional
+            ``"nuts"``: priors by parameter name (or pair of names) from :mod:`clvrs.priors`,
+            e.g. ``{"r": clvrs.priors.Gamma(2, 1)}``; the others get the defaults documented
+            in :mod:`clvrs.priors`.
+        target_accept : float, default 0.8
+            ``"nuts"``: target acceptance statistic of the step-size adaptation (raise it, e.g.
+            to 0.95, when the fit reports divergences).
+        max_depth : int, default 10
+            ``"nuts"``: maximum tree depth (at most ``2**max_depth - 1`` steps per draw).
 
         Returns
         -------
@@ -312,6 +352,56 @@ class RfmModel(CovariateSummary, BaseModel):
         purchase_covariates = _names(purchase_covariates, "purchase_covariates")
         dropout_covariates = _names(dropout_covariates, "dropout_covariates")
         tied_covariates = _names(tied_covariates, "tied_covariates")
+        covariates_given = bool(purchase_covariates or dropout_covariates or tied_covariates)
+        if covariates_given and not self._takes_covariates:
+            raise _bad_parameter(
+                "purchase_covariates" if purchase_covariates else "dropout_covariates",
+                f"{type(self).__name__} does not take covariates (BetaGeoModel, "
+                "ModifiedBetaGeoModel and ParetoNBDModel do)",
+            )
+        if check_method(method) == "nuts":
+            settings = sampler_settings(chains, draws, tune, seed, target_accept, max_depth)
+            self._check_bayes_hyperparameters()
+            if covariate_penalizer:
+                raise _bad_parameter(
+                    "covariate_penalizer",
+                    f'is for method="mle" (got {covariate_penalizer!r}); with method="nuts" '
+                    "give the coefficients a prior (priors={...: clvrs.priors.Normal(0, s)})",
+                )
+            spec = (
+                CovariateSpec.learn(
+                    data,
+                    purchase_covariates,
+                    dropout_covariates,
+                    tied_covariates,
+                    reserved=list(cols.names.values()),
+                )
+                if covariates_given
+                else None
+            )
+            design = None if spec is None else spec.design(data)
+            names = list(self._param_names) + ([] if design is None else list(design[6]))
+            with cols.locating_rows():
+                result = _core.rfm_sample(
+                    self._model,
+                    a["frequency"],
+                    a["recency"],
+                    a["T"],
+                    a.get("weights"),
+                    self._names(cols),
+                    terms_json(priors, names),
+                    settings,
+                    n_jobs=self.n_jobs,
+                    covariates=design,
+                )
+            self._set_posterior(result, _settings_record(settings))
+            self.time_unit_ = unit
+            self.covariates_ = spec
+            if spec is not None:
+                self.fit_info_["covariate_penalizer"] = 0.0
+            return self
+        if priors is not None:
+            raise _bad_parameter("priors", 'are used by method="nuts" only')
         if purchase_covariates or dropout_covariates or tied_covariates:
             if not self._takes_covariates:
                 raise _bad_parameter(

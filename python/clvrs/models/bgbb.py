@@ -112,6 +112,14 @@ class BetaGeoBetaBinomModel(RfmModel):
         recency: Any = None,
         periods: Any = None,
         weights: Any = None,
+        method: str = "mle",
+        chains: int = 4,
+        draws: int = 1000,
+        tune: int = 1000,
+        seed: int | None = None,
+        priors: dict[Any, Any] | None = None,
+        target_accept: float = 0.8,
+        max_depth: int = 10,
     ) -> BetaGeoBetaBinomModel:
         """Estimate the parameters from (frequency, recency, periods) histories.
 
@@ -131,6 +139,10 @@ class BetaGeoBetaBinomModel(RfmModel):
             a warning naming both, and a pandas Series is matched to ``data``'s rows by label
             (the same labels in any order) or, for arrays, by position. ``n_observations_`` is
             the total weight.
+        method, chains, draws, tune, seed, priors, target_accept, max_depth
+            ``method="nuts"`` draws from the posterior instead of maximising the likelihood;
+            see :meth:`BetaGeoModel.fit` for these options and :mod:`clvrs.priors` for the
+            default priors.
 
         Returns
         -------
@@ -143,7 +155,21 @@ class BetaGeoBetaBinomModel(RfmModel):
             For non-integer or negative values, recency > periods, frequency > recency, or
             recency > 0 with frequency 0, and for weights that are not whole numbers >= 0.
         """
-        super().fit(data, frequency=frequency, recency=recency, T=periods, weights=weights)
+        super().fit(
+            data,
+            frequency=frequency,
+            recency=recency,
+            T=periods,
+            weights=weights,
+            method=method,
+            chains=chains,
+            draws=draws,
+            tune=tune,
+            seed=seed,
+            priors=priors,
+            target_accept=target_accept,
+            max_depth=max_depth,
+        )
         return self
 
     def expected_purchases(  # type: ignore[override]

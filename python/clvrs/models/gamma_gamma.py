@@ -6,9 +6,11 @@ import warnings
 from typing import Any, ClassVar
 
 from .. import _core
-from .._base import BaseModel
+from .._base import BaseModel, _bad_parameter, _settings_record
+from .._bayes import check_method, sampler_settings
 from .._input import Columns, wrap_output
 from ..exceptions import ModelWarning
+from ..priors import terms_json
 
 __all__ = ["GammaGammaModel"]
 
@@ -93,6 +95,14 @@ class GammaGammaModel(BaseModel):
         frequency: Any = None,
         monetary_value: Any = None,
         weights: Any = None,
+        method: str = "mle",
+        chains: int = 4,
+        draws: int = 1000,
+        tune: int = 1000,
+        seed: int | None = None,
+        priors: dict[Any, Any] | None = None,
+        target_accept: float = 0.8,
+        max_depth: int = 10,
     ) -> GammaGammaModel:
         """Estimate ``p``, ``q``, ``gamma`` from the repeat buyers' mean spend.
 
@@ -111,6 +121,10 @@ class GammaGammaModel(BaseModel):
             a warning naming both, and a pandas Series is matched to ``data``'s rows by label
             (the same labels in any order) or, for arrays, by position. ``n_observations_`` is
             the total weight.
+        method, chains, draws, tune, seed, priors, target_accept, max_depth
+            ``method="nuts"`` draws from the posterior instead of maximising the likelihood;
+            see :meth:`BetaGeoModel.fit` for these options and :mod:`clvrs.priors` for the
+            default priors.
 
         Returns
         -------
@@ -131,18 +145,35 @@ class GammaGammaModel(BaseModel):
             optional=("weights",),
         )
         a = cols.arrays
-        with cols.locating_rows():
-            result = _core.gamma_gamma_fit(
-                a["frequency"],
-                a["monetary_value"],
-                a.get("weights"),
-                self._names(cols),
-                penalizer=float(self.penalizer),
-                max_iter=int(self.max_iter),
-                tol=float(self.tol),
-                n_jobs=self.n_jobs,
-            )
-        self._set_fit(result)
+        if check_method(method) == "nuts":
+            settings = sampler_settings(chains, draws, tune, seed, target_accept, max_depth)
+            self._check_bayes_hyperparameters()
+            with cols.locating_rows():
+                result = _core.gamma_gamma_sample(
+                    a["frequency"],
+                    a["monetary_value"],
+                    a.get("weights"),
+                    self._names(cols),
+                    terms_json(priors, list(self._param_names)),
+                    settings,
+                    n_jobs=self.n_jobs,
+                )
+            self._set_posterior(result, _settings_record(settings))
+        else:
+            if priors is not None:
+                raise _bad_parameter("priors", 'are used by method="nuts" only')
+            with cols.locating_rows():
+                result = _core.gamma_gamma_fit(
+                    a["frequency"],
+                    a["monetary_value"],
+                    a.get("weights"),
+                    self._names(cols),
+                    penalizer=float(self.penalizer),
+                    max_iter=int(self.max_iter),
+                    tol=float(self.tol),
+                    n_jobs=self.n_jobs,
+                )
+            self._set_fit(result)
         excluded = float(result["n_excluded"])
         self.fit_info_["n_excluded"] = int(excluded) if excluded.is_integer() else excluded
         if self.params_["q"] <= 1.0:

@@ -39,8 +39,8 @@ impl Columns {
     pub(super) fn new(links: &Links) -> Self {
         let (p, q) = (links.purchase.len(), links.dropout.len());
         let mut reduced: Vec<usize> = (0..4).collect();
-        reduced.extend(std::iter::repeat(4).take(p));
-        reduced.extend(std::iter::repeat(5).take(q));
+        reduced.extend(std::iter::repeat_n(4, p));
+        reduced.extend(std::iter::repeat_n(5, q));
         let mut coefficient: Vec<usize> = (0..4).collect();
         coefficient.extend(links.purchase.iter().chain(&links.dropout).map(|c| 4 + c));
         Columns {

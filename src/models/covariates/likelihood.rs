@@ -218,7 +218,7 @@ pub(super) fn coefficient_specs<M: CovariateModel>(links: &Links) -> Vec<ParamSp
 pub(super) fn default_start(links: &Links) -> Vec<Vec<f64>> {
     // Only used without a caller-given start; `fit_with_covariates` always gives one.
     let mut start = vec![1.0; 4];
-    start.extend(std::iter::repeat(0.0).take(links.len()));
+    start.extend(std::iter::repeat_n(0.0, links.len()));
     vec![start]
 }
 

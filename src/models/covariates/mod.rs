@@ -320,7 +320,7 @@ pub fn fit_with_covariates<M: CovariateModel>(
         };
         let base = M::fit(&data.columns().compress_on(&opts.exec), &base_opts)?;
         let mut start = base.params;
-        start.extend(std::iter::repeat(0.0).take(links.len()));
+        start.extend(std::iter::repeat_n(0.0, links.len()));
         Ok(start)
     };
     let mut result = None;

@@ -368,7 +368,7 @@ impl Likelihood for DynamicLikelihood<'_, '_> {
     fn starts(&self) -> Vec<Vec<f64>> {
         // Only used without a caller-given start; `fit_dynamic` always gives one.
         let mut start = vec![1.0; 4];
-        start.extend(std::iter::repeat(0.0).take(self.links.len()));
+        start.extend(std::iter::repeat_n(0.0, self.links.len()));
         vec![start]
     }
 

@@ -83,7 +83,7 @@ pub fn fit_dynamic(
             },
         )?;
         let mut start = base.params;
-        start.extend(std::iter::repeat(0.0).take(links.len()));
+        start.extend(std::iter::repeat_n(0.0, links.len()));
         Ok(start)
     };
     let mut full = opts.clone();
