@@ -107,7 +107,8 @@ PEER_WRAPPER = """
 import sys, runpy
 import numpy as np
 import lifetimes.fitters.pareto_nbd_fitter as m
-for name in ("conditional_expected_number_of_purchases_up_to_time", "conditional_probability_alive"):
+names = ("conditional_expected_number_of_purchases_up_to_time", "conditional_probability_alive")
+for name in names:
     original = getattr(m.ParetoNBDFitter, name)
     def wrapped(self, *a, _o=original, **k):
         a = [np.asarray(v) if hasattr(v, "to_numpy") else v for v in a]
@@ -144,8 +145,10 @@ def worker(model: str, path: str, calls: int) -> None:
     m = cls.from_params(**spec["params"])
     gg = clvrs.GammaGammaModel.from_params(**GG_PARAMS)
     if model == "bgbb":
-        run = {"predict": lambda: m.expected_purchases(df, m=5),
-               "palive": lambda: m.probability_alive(df, m=1)}
+        run = {
+            "predict": lambda: m.expected_purchases(df, m=5),
+            "palive": lambda: m.probability_alive(df, m=1),
+        }
     elif model == "gg":
         run = {"predict": lambda: m.expected_average_spend(df)}
     else:
@@ -248,7 +251,9 @@ def main(argv: list[str] | None = None) -> int:
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     ensure_data(models)
-    builds = [("after", None)] + ([("before", str(Path(args.before).resolve()))] if args.before else [])
+    builds = [("after", None)] + (
+        [("before", str(Path(args.before).resolve()))] if args.before else []
+    )
     info = bg.machine_info(None, Path(args.peer_python))
     times: dict[tuple[str, str, str], list[float]] = {}
     sums: dict[tuple[str, str, str], float] = {}

@@ -1043,7 +1043,7 @@ def test_pnbd_bulk_predictions_match_mpmath_and_single_rows(params: Params) -> N
     r, alpha, s, beta = params
     for tol, keep in [(1e-12, True), (RTOL, False)]:
         rows = []
-        for i, (x, t_x, T) in enumerate(LANE_HISTORIES):
+        for i, (x, t_x, _) in enumerate(LANE_HISTORIES):
             e = s + 1 if alpha >= beta else r + x
             z = abs(alpha - beta) / (max(alpha, beta) + t_x)
             if (z <= min(0.75, 100 / (100 + e))) == keep:

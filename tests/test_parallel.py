@@ -78,9 +78,7 @@ def _bgbb_histories(n: int, seed: int) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.parametrize("n_jobs", [2, 3])
-def test_lane_and_memoized_predictions_are_bit_identical_for_any_thread_count(
-    synth_100k, n_jobs
-):
+def test_lane_and_memoized_predictions_are_bit_identical_for_any_thread_count(synth_100k, n_jobs):
     # Pareto/NBD predicts four rows at a time (SIMD lanes), BG/BB once per distinct history in
     # a block: neither may depend on the thread count, nor differ from one row at a time.
     x, recency, age = synth_100k

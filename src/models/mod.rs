@@ -283,7 +283,13 @@ mod memo_tests {
                 _ => (i as f64).sqrt(),
             })
             .collect();
-        let f = |i: usize| if x[i].is_sign_negative() { -1.0 } else { x[i].ln_1p() * 3.0 };
+        let f = |i: usize| {
+            if x[i].is_sign_negative() {
+                -1.0
+            } else {
+                x[i].ln_1p() * 3.0
+            }
+        };
         let mut plain = vec![0.0; n];
         Exec::Serial.fill(&mut plain, f);
         for exec in [Exec::Serial, Exec::with_jobs(Some(2)).unwrap()] {

@@ -306,7 +306,8 @@ mod tests {
                 // (Relative errors in P are absolute errors in ln P: both paths carry a few
                 // ulps of its size.)
                 assert!(
-                    rel(lanes, old) < 1e-13 * (1.0 + old.ln().abs()) || (lanes - old).abs() < 1e-300,
+                    rel(lanes, old) < 1e-13 * (1.0 + old.ln().abs())
+                        || (lanes - old).abs() < 1e-300,
                     "{p:?} {x} {t_x} {age}: {lanes} vs {old}"
                 );
                 // 1 - P too, where it is not rounded away. (The likelihood terms subtract
@@ -328,8 +329,14 @@ mod tests {
     #[test]
     fn bulk_gives_the_bits_of_one_row_at_a_time_for_any_thread_count() {
         let n = 3 * crate::parallel::CHUNK_ROWS + 7;
-        let ages: Vec<f64> = (0..n).map(|i| 26.0 + 52.0 * ((i * 7919) % n) as f64 / n as f64).collect();
-        for p in [BTYD, ParetoNbdParams::new(0.55, 10.0, 0.6, 0.1), ParetoNbdParams::new(2.0, 30.0, 1.0, 5.0)] {
+        let ages: Vec<f64> = (0..n)
+            .map(|i| 26.0 + 52.0 * ((i * 7919) % n) as f64 / n as f64)
+            .collect();
+        for p in [
+            BTYD,
+            ParetoNbdParams::new(0.55, 10.0, 0.6, 0.1),
+            ParetoNbdParams::new(2.0, 30.0, 1.0, 5.0),
+        ] {
             let (mut x, mut t_x) = simulate(&p, &ages, 5);
             // A row at t_x = T and one the series does not serve.
             x[3] = 4.0;
@@ -339,7 +346,13 @@ mod tests {
                 let mut serial = vec![0.0; n];
                 predict_bulk(&p, &columns, horizon, &Exec::Serial, &mut serial);
                 let mut parallel = vec![0.0; n];
-                predict_bulk(&p, &columns, horizon, &Exec::with_jobs(Some(2)).unwrap(), &mut parallel);
+                predict_bulk(
+                    &p,
+                    &columns,
+                    horizon,
+                    &Exec::with_jobs(Some(2)).unwrap(),
+                    &mut parallel,
+                );
                 assert_eq!(serial, parallel);
                 for i in 0..n {
                     let one = match horizon {

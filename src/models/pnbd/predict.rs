@@ -21,7 +21,12 @@ pub fn probability_alive(p: &ParetoNbdParams, x: f64, t_x: f64, age: f64) -> f64
 
 /// P(alive at T) from the likelihood's own terms (series, with quadrature where one rate scale
 /// is much larger than the other).
-pub(super) fn probability_alive_by_integral(p: &ParetoNbdParams, x: f64, t_x: f64, age: f64) -> f64 {
+pub(super) fn probability_alive_by_integral(
+    p: &ParetoNbdParams,
+    x: f64,
+    t_x: f64,
+    age: f64,
+) -> f64 {
     let (ln_alive, ln_integral) = ln_terms::<0>(p.duals(), x, t_x, age, SERIES_MAX_Z);
     if ln_integral.v == f64::NEG_INFINITY {
         return 1.0;
