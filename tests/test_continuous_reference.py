@@ -1013,6 +1013,49 @@ def test_pnbd_expectations_are_continuous_through_s_equal_one() -> None:
     np.testing.assert_allclose(above, at_one, rtol=1e-8)
 
 
+#: Histories for the bulk predictions, which take rows four at a time (SIMD lanes): tails of
+#: every kind mixed in one call, so that lanes served by the series sit beside rows that are
+#: not (t_x = T, or a rate scale far above the other) and beside the padding of the last group.
+LANE_HISTORIES: list[tuple[int, float, float]] = [
+    *HISTORIES,
+    (0, 0.0, 1e-6),
+    (2, 39.0 - 1e-9, 39.0),
+    (1000, 50.0, 52.0),
+    (3, 1.0, 1e6),
+    (7, 20.0, 21.0),
+]
+
+
+@pnbd_sets
+def test_pnbd_bulk_predictions_match_mpmath_and_single_rows(params: Params) -> None:
+    m = pnbd_model(params)
+    columns = history_columns(LANE_HISTORIES)
+    alive = m.probability_alive(**columns)
+    expected = m.expected_purchases(**columns, t=52.0)
+    for i, history in enumerate(LANE_HISTORIES):
+        one = history_columns([history])
+        # The bits of the same row predicted alone (lanes do not see each other).
+        assert m.probability_alive(**one)[0] == alive[i], history
+        assert m.expected_purchases(**one, t=52.0)[0] == expected[i], history
+    # Rows the lane series serves (z = |alpha - beta| / (max(alpha, beta) + t_x) at most
+    # min(0.75, 100 / (100 + e)), e = s + 1 or r + x) to 1e-12; the others (the likelihood's
+    # series and quadrature) to RTOL.
+    r, alpha, s, beta = params
+    for tol, keep in [(1e-12, True), (RTOL, False)]:
+        rows = []
+        for i, (x, t_x, _) in enumerate(LANE_HISTORIES):
+            e = s + 1 if alpha >= beta else r + x
+            z = abs(alpha - beta) / (max(alpha, beta) + t_x)
+            if (z <= min(0.75, 100 / (100 + e))) == keep:
+                rows.append(i)
+        histories = [LANE_HISTORIES[i] for i in rows]
+        labels = _labels(histories)
+        refs = [pnbd_alive_at_T(params, *h) for h in histories]
+        assert_matches(alive[rows], refs, labels, tol)
+        refs = [pnbd_expected(params, *h, 52.0) for h in histories]
+        assert_matches(expected[rows], refs, labels, tol)
+
+
 @pnbd_sets
 @pytest.mark.parametrize("d", DISCOUNT_RATES, ids=["d=ln(1.15)/52", "d=0.1"])
 def test_pnbd_expected_residual_transactions(params: Params, d: float) -> None:

@@ -69,6 +69,50 @@ def test_results_are_bit_identical_for_any_thread_count(synth_100k, serial_outpu
         np.testing.assert_array_equal(outputs[name], expected, err_msg=name)
 
 
+def _bgbb_histories(n: int, seed: int) -> dict[str, np.ndarray]:
+    """Discrete-time histories over 6 opportunities: few distinct ones, many repeats."""
+    rng = np.random.default_rng(seed)
+    t_x = rng.integers(0, 7, size=n).astype(float)
+    x = np.floor(rng.random(n) * t_x) + (t_x > 0)
+    return {"frequency": x, "recency": t_x, "periods": np.full(n, 6.0)}
+
+
+@pytest.mark.parametrize("n_jobs", [2, 3])
+def test_lane_and_memoized_predictions_are_bit_identical_for_any_thread_count(synth_100k, n_jobs):
+    # Pareto/NBD predicts four rows at a time (SIMD lanes), BG/BB once per distinct history in
+    # a block: neither may depend on the thread count, nor differ from one row at a time.
+    x, recency, age = synth_100k
+    kw = {"frequency": x, "recency": recency, "T": age}
+    pnbd = {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669}
+    bgbb = {"alpha": 1.204, "beta": 0.750, "gamma": 0.657, "delta": 2.783}
+    histories = _bgbb_histories(50_000, 3)
+
+    def outputs(jobs: int) -> dict[str, np.ndarray]:
+        p = clvrs.ParetoNBDModel.from_params(**pnbd, n_jobs=jobs)
+        b = clvrs.BetaGeoBetaBinomModel.from_params(**bgbb, n_jobs=jobs)
+        return {
+            "pnbd_alive": p.probability_alive(**kw),
+            "pnbd_expected": p.expected_purchases(**kw, t=52.0),
+            "bgbb_alive": b.probability_alive(**histories),
+            "bgbb_alive_later": b.probability_alive(**histories, m=1),
+            "bgbb_expected": b.expected_purchases(**histories, m=5),
+        }
+
+    serial, parallel = outputs(1), outputs(n_jobs)
+    for name, expected in serial.items():
+        np.testing.assert_array_equal(parallel[name], expected, err_msg=name)
+    p = clvrs.ParetoNBDModel.from_params(**pnbd)
+    b = clvrs.BetaGeoBetaBinomModel.from_params(**bgbb)
+    for i in range(0, 40_000, 997):
+        one = {k: v[i : i + 1] for k, v in kw.items()}
+        assert p.probability_alive(**one)[0] == serial["pnbd_alive"][i]
+        assert p.expected_purchases(**one, t=52.0)[0] == serial["pnbd_expected"][i]
+        one = {k: v[i : i + 1] for k, v in histories.items()}
+        assert b.probability_alive(**one)[0] == serial["bgbb_alive"][i]
+        assert b.probability_alive(**one, m=1)[0] == serial["bgbb_alive_later"][i]
+        assert b.expected_purchases(**one, m=5)[0] == serial["bgbb_expected"][i]
+
+
 def _run_script(script: str, env_update: dict[str, str], *args: str) -> dict:
     env = {**os.environ, **env_update}
     proc = subprocess.run(

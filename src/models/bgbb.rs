@@ -84,6 +84,11 @@ fn row_log_likelihood<const N: usize>(
         let mut term = delta / (gamma + delta) * (alpha / (alpha + beta));
         let mut complement = term;
         let mut j = 1.0;
+        // C is at least its first term: when that is already 1/2 the branches below serve the
+        // row, and the sum is skipped (only one of the two forms is computed).
+        if term.v >= 0.5 {
+            j = n;
+        }
         while j < n {
             term = term
                 * ((delta + j) / (gamma + delta + j) * ((beta + (j - 1.0)) / (alpha + beta + j)));
@@ -341,6 +346,10 @@ pub fn validate_discrete(columns: &RfmColumns<'_>, names: &crate::data::RfmNames
 impl RfmModel for BgBbParams {
     const NAME: &'static str = "bgbb";
     const MAX_HORIZON: f64 = MAX_OPPORTUNITIES;
+
+    /// Histories are counts of whole opportunities: a million customers over 6 opportunities
+    /// have at most 28 distinct ones.
+    const FEW_DISTINCT_HISTORIES: bool = true;
 
     fn specs() -> &'static [ParamSpec] {
         &PARAMS

@@ -195,6 +195,15 @@ fn ln_no_purchase<const N: usize>(
     [r, alpha, b, s, beta]: [Dual<N>; 5],
     age: f64,
 ) -> Option<Dual<N>> {
+    // A cheap bound first, so that a row needs only one of the two forms: S(tau) >= S(T) on
+    // [0, T], so I >= S(T) (1 - (1 + T/alpha)^-r), the chance of a first purchase before T
+    // without dropout times the survival to T. When that is already 1/2 the branches serve the
+    // row and the quadrature below is skipped. (When it is below, the quadrature decides.)
+    let no_dropout = -(-r.v * (age / alpha.v).ln_1p()).exp_m1();
+    let ln_survival_at_end = -s.v * ln_shift_over_beta::<0>(beta.v.into(), (b.v * age).into()).v;
+    if no_dropout * ln_survival_at_end.exp() >= 0.5 {
+        return None;
+    }
     let integrand = |tau: f64| {
         (-((r + 1.0) * (Dual::constant(tau) / alpha).ln_1p())
             - s * ln_shift_over_beta(beta, b * tau))

@@ -64,6 +64,11 @@ pub trait RfmModel: Sized + Sync {
         Ok(())
     }
 
+    /// Whether customers share few distinct histories (whole opportunities), so that bulk
+    /// predictions compute each distinct history once per block of rows
+    /// ([`fill_memoized`]) instead of once per row.
+    const FEW_DISTINCT_HISTORIES: bool = false;
+
     /// Log-likelihood of one customer.
     fn log_likelihood(&self, x: f64, t_x: f64, age: f64) -> f64;
 
@@ -117,7 +122,7 @@ pub trait RfmModel: Sized + Sync {
 
     /// [`RfmModel::probability_alive`] for every row, in parallel.
     fn probability_alive_bulk(&self, columns: &RfmColumns<'_>, exec: &Exec, out: &mut [f64]) {
-        predict_rows(exec, columns, out, |x, t_x, age, _| {
+        predict_histories::<Self>(exec, columns, out, |x, t_x, age| {
             self.probability_alive(x, t_x, age)
         });
     }
@@ -130,7 +135,7 @@ pub trait RfmModel: Sized + Sync {
         exec: &Exec,
         out: &mut [f64],
     ) {
-        predict_rows(exec, columns, out, |x, t_x, age, _| {
+        predict_histories::<Self>(exec, columns, out, |x, t_x, age| {
             self.conditional_expected_purchases(x, t_x, age, t)
         });
     }
@@ -144,7 +149,7 @@ pub trait RfmModel: Sized + Sync {
         exec: &Exec,
         out: &mut [f64],
     ) {
-        predict_rows(exec, columns, out, |x, t_x, age, _| {
+        predict_histories::<Self>(exec, columns, out, |x, t_x, age| {
             horizons
                 .iter()
                 .map(|&(w, t)| w * self.conditional_expected_purchases(x, t_x, age, t))
@@ -204,4 +209,100 @@ pub fn predict_rows(
     exec.fill(out, |i| {
         f(columns.frequency[i], columns.recency[i], columns.age[i], i)
     });
+}
+
+/// Fill `out` with a per-customer function of the history (x, t_x, T) in parallel: once per
+/// distinct history within each block of rows when the model's customers share few histories
+/// ([`RfmModel::FEW_DISTINCT_HISTORIES`]), else once per row. The same values either way.
+pub fn predict_histories<M: RfmModel>(
+    exec: &Exec,
+    columns: &RfmColumns<'_>,
+    out: &mut [f64],
+    f: impl Fn(f64, f64, f64) -> f64 + Sync,
+) {
+    let history = |i: usize| [columns.frequency[i], columns.recency[i], columns.age[i]];
+    if M::FEW_DISTINCT_HISTORIES {
+        fill_memoized(exec, out, history, |i| {
+            let [x, t_x, age] = history(i);
+            f(x, t_x, age)
+        });
+    } else {
+        exec.fill(out, |i| {
+            let [x, t_x, age] = history(i);
+            f(x, t_x, age)
+        });
+    }
+}
+
+/// Fill `out[i] = f(i)` in parallel like [`Exec::fill`] for an `f` that depends on the row only
+/// through `key(i)`, computing `f` once per distinct key within each block of rows (a
+/// direct-mapped cache of the last key and value seen in each of 256 slots, keys matched bit
+/// for bit): for inputs that take few distinct values, where most rows repeat an earlier one.
+/// The values are those of [`Exec::fill`], for any thread count.
+pub fn fill_memoized<const K: usize>(
+    exec: &Exec,
+    out: &mut [f64],
+    key: impl Fn(usize) -> [f64; K] + Sync,
+    f: impl Fn(usize) -> f64 + Sync,
+) {
+    const SLOTS: usize = 256;
+    exec.fill_blocks(out, |start, block| {
+        let mut keys = [[0u64; K]; SLOTS];
+        let mut filled = [false; SLOTS];
+        let mut values = [0.0; SLOTS];
+        for (j, slot) in block.iter_mut().enumerate() {
+            let bits = key(start + j).map(f64::to_bits);
+            // MurmurHash3's finaliser after each value, so every bit of the keys reaches the
+            // slot index.
+            let hash = bits.iter().fold(0u64, |h, &b| {
+                let mut h = h ^ b;
+                h ^= h >> 33;
+                h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+                h ^ (h >> 33)
+            });
+            let at = (hash >> 56) as usize % SLOTS;
+            if !(filled[at] && keys[at] == bits) {
+                keys[at] = bits;
+                values[at] = f(start + j);
+                filled[at] = true;
+            }
+            *slot = values[at];
+        }
+    });
+}
+
+#[cfg(test)]
+mod memo_tests {
+    use super::*;
+
+    #[test]
+    fn memoized_fill_gives_the_values_of_a_plain_fill() {
+        // Few distinct keys (with -0.0 beside 0.0, which must not share a value) mixed with
+        // unique ones, over several blocks and both executors.
+        let n = 3 * crate::parallel::CHUNK_ROWS + 11;
+        let x: Vec<f64> = (0..n)
+            .map(|i| match i % 7 {
+                0 => -0.0,
+                1 | 2 => (i % 5) as f64,
+                _ => (i as f64).sqrt(),
+            })
+            .collect();
+        let f = |i: usize| {
+            if x[i].is_sign_negative() {
+                -1.0
+            } else {
+                x[i].ln_1p() * 3.0
+            }
+        };
+        let mut plain = vec![0.0; n];
+        Exec::Serial.fill(&mut plain, f);
+        for exec in [Exec::Serial, Exec::with_jobs(Some(2)).unwrap()] {
+            let mut memo = vec![f64::NAN; n];
+            fill_memoized(&exec, &mut memo, |i| [x[i], 1.0], f);
+            assert_eq!(
+                memo.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                plain.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            );
+        }
+    }
 }

@@ -402,12 +402,30 @@ fn predict<'a, M: RfmModel>(
     // Per-row values, failing if the model cannot serve them (the same for every row).
     let rows = |out: &mut [f64], f: &(dyn Fn(f64, f64, f64, usize) -> Option<f64> + Sync)| {
         let supported = std::sync::atomic::AtomicBool::new(true);
-        crate::models::predict_rows(exec, columns, out, |x, t_x, age, i| {
+        let value = |x: f64, t_x: f64, age: f64, i: usize| {
             f(x, t_x, age, i).unwrap_or_else(|| {
                 supported.store(false, std::sync::atomic::Ordering::Relaxed);
                 f64::NAN
             })
-        });
+        };
+        if M::FEW_DISTINCT_HISTORIES && p.shared().is_some() {
+            // Once per distinct (history, horizon, count) within a block: the row enters `f`
+            // only through them when the model is shared.
+            let key = |i: usize| {
+                [
+                    columns.frequency[i],
+                    columns.recency[i],
+                    columns.age[i],
+                    horizon.map_or(0.0, |h| h.at(i)),
+                    counts.map_or(0.0, |c| c.at(i)),
+                ]
+            };
+            crate::models::fill_memoized(exec, out, key, |i| {
+                value(columns.frequency[i], columns.recency[i], columns.age[i], i)
+            });
+        } else {
+            crate::models::predict_rows(exec, columns, out, value);
+        }
         if supported.into_inner() {
             Ok(())
         } else {

@@ -69,6 +69,9 @@ def _representable(out: np.ndarray, quantity: str, model: Any) -> np.ndarray:
     """Refuse a prediction that is not a finite number (its value, or a quantity on the way to
     it, over- or underflows double precision at the model's parameters), naming the first
     position and the parameters; finite inputs never give NaN or infinity silently."""
+    # (The common case, all finite, costs one reduction; positions only on failure.)
+    if np.isfinite(out).all():
+        return out
     bad = np.flatnonzero(~np.isfinite(out))
     if bad.size:
         i = int(bad[0])

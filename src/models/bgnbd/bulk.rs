@@ -193,9 +193,9 @@ pub fn weighted_expected_purchases_bulk(
     // small, else through the map.
     let table: Option<Vec<Option<&Interpolant>>> =
         (max_x <= 1024.0).then(|| (0..=max_x as u64).map(|x| interpolants.get(&x)).collect());
-    // P(alive) with the vectorised kernel, then times the active-customer expectation: four
-    // rows at a time through their interpolants, the rest (and rows without one) directly.
-    probability_alive_bulk(p, columns, exec, out);
+    // P(alive) with the vectorised kernel, then times the active-customer expectation: eight
+    // rows at a time through their interpolants, the rest (and rows without one) directly; one
+    // pass, block by block (the block's P(alive) is still in cache when it is multiplied).
     let active = |x: f64, age: f64| active_sum(x, p.alpha + age);
     let lookup = |i: usize| {
         let x = columns.frequency[i];
@@ -208,6 +208,14 @@ pub fn weighted_expected_purchases_bulk(
     };
     let interpolated = std::sync::atomic::AtomicUsize::new(0);
     exec.fill_blocks(out, |start, block| {
+        let rows = start..start + block.len();
+        probability_alive_block_dispatch(
+            p,
+            &columns.frequency[rows.clone()],
+            &columns.recency[rows.clone()],
+            &columns.age[rows],
+            block,
+        );
         let mut quads = block.chunks_exact_mut(LOCKSTEP);
         let mut row = start;
         let mut direct = 0;

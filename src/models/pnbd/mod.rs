@@ -38,13 +38,17 @@
 //!   numbers where the series serves the row ([`row_derivatives`], also for covariates);
 //! - `likelihood`: the likelihood over compressed rows for the fitting engine ([`ParetoNbd`]);
 //! - `predict`: predictions for one customer ([`probability_alive`],
-//!   [`conditional_expected_purchases`], ...).
+//!   [`conditional_expected_purchases`], ...);
+//! - `bulk`: P(alive) and expected purchases from a series of positive terms, four customers at
+//!   a time (SIMD lanes; [`predict_bulk`]), which the one-customer functions also use.
 
+mod bulk;
 mod integral;
 mod likelihood;
 mod predict;
 mod rows;
 
+pub use bulk::predict_bulk;
 pub use integral::log_likelihood;
 pub use likelihood::ParetoNbd;
 pub use predict::{
@@ -181,7 +185,27 @@ impl RfmModel for ParetoNbdParams {
         ))
     }
 
-    /// P(alive) once per row, times the weighted closed-form active expectations.
+    fn probability_alive_bulk(
+        &self,
+        columns: &crate::data::RfmColumns<'_>,
+        exec: &Exec,
+        out: &mut [f64],
+    ) {
+        predict_bulk(self, columns, None, exec, out);
+    }
+
+    fn conditional_expected_purchases_bulk(
+        &self,
+        columns: &crate::data::RfmColumns<'_>,
+        t: f64,
+        exec: &Exec,
+        out: &mut [f64],
+    ) {
+        predict_bulk(self, columns, Some(t), exec, out);
+    }
+
+    /// P(alive) once per row (four rows at a time), times the weighted closed-form active
+    /// expectations.
     fn weighted_expected_purchases_bulk(
         &self,
         columns: &crate::data::RfmColumns<'_>,
@@ -189,14 +213,18 @@ impl RfmModel for ParetoNbdParams {
         exec: &Exec,
         out: &mut [f64],
     ) {
-        super::predict_rows(exec, columns, out, |x, t_x, age, _| {
-            let b = self.beta + age;
-            let active: f64 = horizons
-                .iter()
-                .filter(|&&(_, t)| t > 0.0)
-                .map(|&(w, t)| w * b * survival_integral(self.s, b, t))
-                .sum();
-            probability_alive(self, x, t_x, age) * (self.r + x) / (self.alpha + age) * active
+        predict_bulk(self, columns, None, exec, out);
+        exec.fill_blocks(out, |start, block| {
+            for (j, slot) in block.iter_mut().enumerate() {
+                let (x, age) = (columns.frequency[start + j], columns.age[start + j]);
+                let b = self.beta + age;
+                let active: f64 = horizons
+                    .iter()
+                    .filter(|&&(_, t)| t > 0.0)
+                    .map(|&(w, t)| w * b * survival_integral(self.s, b, t))
+                    .sum();
+                *slot = *slot * (self.r + x) / (self.alpha + age) * active;
+            }
         });
     }
 

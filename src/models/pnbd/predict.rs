@@ -1,13 +1,32 @@
 //! Predictions of the Pareto/NBD for one customer: P(alive) now and later, expected purchases
 //! (conditional and for a new customer), purchase-count probabilities and DERT.
 
+use super::bulk::{active_expected_purchases, predict_lanes};
 use super::integral::{ln_terms, SERIES_MAX_Z};
 use super::ParetoNbdParams;
 use crate::models::lifetime::{self, Lifetime};
 use crate::special::logistic;
 
-/// P(alive at T): the alive term's share of the likelihood bracket.
+/// P(alive at T): the alive term's share of the likelihood bracket, by the lane kernel of
+/// `bulk` (one row; the same bits as in a bulk call), or by [`probability_alive_by_integral`]
+/// where that series does not serve the row.
 pub fn probability_alive(p: &ParetoNbdParams, x: f64, t_x: f64, age: f64) -> f64 {
+    let v = predict_lanes::<1>(p, None, [x], [t_x], [age])[0];
+    if v.is_nan() {
+        probability_alive_by_integral(p, x, t_x, age)
+    } else {
+        v
+    }
+}
+
+/// P(alive at T) from the likelihood's own terms (series, with quadrature where one rate scale
+/// is much larger than the other).
+pub(super) fn probability_alive_by_integral(
+    p: &ParetoNbdParams,
+    x: f64,
+    t_x: f64,
+    age: f64,
+) -> f64 {
     let (ln_alive, ln_integral) = ln_terms::<0>(p.duals(), x, t_x, age, SERIES_MAX_Z);
     if ln_integral.v == f64::NEG_INFINITY {
         return 1.0;
@@ -40,10 +59,12 @@ pub fn conditional_expected_purchases(
     if !(t > 0.0) {
         return 0.0;
     }
-    let b = p.beta + age;
-    probability_alive(p, x, t_x, age) * (p.r + x) / (p.alpha + age)
-        * b
-        * survival_integral(p.s, b, t)
+    let v = predict_lanes::<1>(p, Some(t), [x], [t_x], [age])[0];
+    if v.is_nan() {
+        probability_alive_by_integral(p, x, t_x, age) * active_expected_purchases(p, x, age, t)
+    } else {
+        v
+    }
 }
 
 /// E[X(t)] for a new customer, `r beta / (alpha (s-1)) (1 - (beta/(beta+t))^(s-1))`.
