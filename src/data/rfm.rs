@@ -182,6 +182,9 @@ struct Parts<'a> {
     weights: Option<&'a [f64]>,
 }
 
+/// A rule's column name, the value of row `i` in it, and the rule.
+type Check<'c> = (&'c str, &'c dyn Fn(usize) -> f64, String);
+
 /// The rules of [`RfmColumns::validate_on`], frequency `x(i)`.
 fn validate_rows(
     this: Parts<'_>,
@@ -251,7 +254,7 @@ fn validate_rows(
     let frequency = |i: usize| x(i);
     let recency = |i: usize| this.recency[i];
     let age = |i: usize| this.age[i];
-    let checks: [(&str, &dyn Fn(usize) -> f64, String); 5] = [
+    let checks: [Check<'_>; 5] = [
         (
             &names.frequency,
             &frequency,

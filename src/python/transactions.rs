@@ -48,6 +48,12 @@ fn text_column<'a>(
     TextColumn::new(out, column).map_err(|e| super::to_pyerr(py, e))
 }
 
+/// Each row's code and each code's first row.
+type Codes<'py> = (
+    Bound<'py, numpy::PyArray1<i64>>,
+    Bound<'py, numpy::PyArray1<i64>>,
+);
+
 /// Factorise a text column (Arrow string chunks): each row's code in the sorted order of the
 /// distinct values (-1 for null), and the first row of each value in that order.
 #[pyfunction]
@@ -57,10 +63,7 @@ fn factorize_text<'py>(
     chunks: Vec<TextChunkArg<'py>>,
     column: &str,
     n_jobs: Option<i64>,
-) -> PyResult<(
-    Bound<'py, numpy::PyArray1<i64>>,
-    Bound<'py, numpy::PyArray1<i64>>,
-)> {
+) -> PyResult<Codes<'py>> {
     let text = text_column(py, &chunks, column)?;
     let out = run(py, n_jobs, |exec, _| Ok(text::factorize(&text, exec)))?;
     Ok((
