@@ -293,9 +293,11 @@ class BaseModel:
         optional: tuple[str, ...] = (),
         *,
         fitting: bool = False,
+        integers: tuple[str, ...] = (),
     ) -> Columns:
         """The input's columns; for a prediction (not ``fitting``) the data's recorded time
-        unit must be the model's."""
+        unit must be the model's. Integer columns of the ``integers`` roles are kept as they
+        are (see :func:`coerce_columns`)."""
         cols = coerce_columns(
             data,
             self._roles,
@@ -304,6 +306,7 @@ class BaseModel:
             optional,
             self._keyword_names,
             with_data=("weights",) if "weights" in optional else (),
+            integers=integers,
         )
         if not fitting:
             _units.check_same(
@@ -365,22 +368,23 @@ class BaseModel:
         if not converged and self.on_failure == "raise":
             raise ConvergenceError(failure)
         self._clear_posterior()
-        params = pd.Series(result["params"], index=names, name="coef", dtype=float)
+        # One index for every labelled estimate (building an index of names costs more than
+        # a small fit's arithmetic).
+        labels = pd.Index(names)
+        values = np.asarray(result["params"], dtype=float)
+        params = pd.Series(values, index=labels, name="coef", dtype=float)
         self.time_unit_ = None  # set by the fit that knows it
         cov = result["covariance"]
         self.params_ = params
+        errors = None
         if cov is None:
             self.covariance_ = None
             self.standard_errors_ = None
         else:
-            self.covariance_ = pd.DataFrame(
-                np.asarray(cov, dtype=float), index=names, columns=names
-            )
-            self.standard_errors_ = pd.Series(
-                np.sqrt(np.clip(np.diag(self.covariance_.to_numpy()), 0, None)),
-                index=names,
-                name="se",
-            )
+            matrix = np.asarray(cov, dtype=float)
+            self.covariance_ = pd.DataFrame(matrix, index=labels, columns=labels)
+            errors = np.sqrt(np.clip(np.diag(matrix), 0, None))
+            self.standard_errors_ = pd.Series(errors, index=labels, name="se")
         self.log_likelihood_ = float(result["log_likelihood"])
         self.n_observations_ = float(result["n_observations"])
         k = len(names)
@@ -401,11 +405,12 @@ class BaseModel:
             flags = [name in weak for name in names]
         else:
             flags = [bool(w) for w in weak]
-        if self.standard_errors_ is not None:
+        if errors is not None:
             # Also weak: a log-scale standard error above 1 (the 95% interval spans a factor
             # of about 50).
             # (Model parameters only: covariate coefficients are not on a log scale.)
-            relative = (self.standard_errors_ / params).to_numpy()
+            with np.errstate(divide="ignore", invalid="ignore"):
+                relative = errors / values
             flags = [
                 bool(f) or (name in self._param_names and bool(r > 1.0))
                 for name, f, r in zip(names, flags, relative)

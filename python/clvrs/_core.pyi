@@ -14,10 +14,12 @@ __all__ = [
     "cnbd_simulate",
     "churn_predict",
     "churn_sample",
+    "factorize_text",
     "gamma_gamma_fit",
     "gamma_gamma_population_mean",
     "gamma_gamma_predict",
     "gamma_gamma_sample",
+    "parse_text_times",
     "period_index",
     "pnbd_dynamic_fit",
     "pnbd_dynamic_predict",
@@ -46,9 +48,25 @@ _Covariates = tuple[_Matrix, _Matrix, list[int], list[int], list[str], list[str]
 
 def _panic_for_test(message: str) -> None: ...
 def resolve_n_jobs(n_jobs: int | None = None) -> int: ...
+
+#: A frequency column the fit reads in place: float64, or whole numbers of these types.
+_Counts = (
+    npt.NDArray[np.float64]
+    | npt.NDArray[np.int64]
+    | npt.NDArray[np.int32]
+    | npt.NDArray[np.uint64]
+    | npt.NDArray[np.uint32]
+)
+#: One chunk of an Arrow string column: offsets (int32 or int64), bytes, validity or None.
+_TextChunk = tuple[
+    npt.NDArray[np.int32] | npt.NDArray[np.int64],
+    npt.NDArray[np.uint8],
+    npt.NDArray[np.bool_] | None,
+]
+
 def rfm_fit(
     model: str,
-    frequency: _Array,
+    frequency: _Counts,
     recency: _Array,
     T: _Array,
     weights: _Array | None,
@@ -213,6 +231,12 @@ def summarize_transactions(
 def period_index(
     time_ns: npt.NDArray[np.int64], freq: str, time_unit_ns: int = 1
 ) -> npt.NDArray[np.int64]: ...
+def factorize_text(
+    chunks: list[_TextChunk], column: str, n_jobs: int | None = None
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
+def parse_text_times(
+    chunks: list[_TextChunk], column: str, format: str, n_jobs: int | None = None
+) -> npt.NDArray[np.int64] | None: ...
 def rfm_fit_segments(
     model: str,
     frequency: _Array,

@@ -217,7 +217,9 @@ def _bad_format_row(
     )
 
 
-def _text_times(values: pd.Series, name: str, datetime_format: str | None) -> pd.Series:
+def _text_times(
+    values: pd.Series, name: str, datetime_format: str | None, n_jobs: int | None = None
+) -> pd.Series:
     """Dates written as text: parsed with ``datetime_format``, or with the one format that reads
     a sample of the column (inferred as pandas does, day-first and month-first readings
     compared: an ambiguous column is refused), checked on every row in one vectorised pass."""
@@ -242,6 +244,9 @@ def _text_times(values: pd.Series, name: str, datetime_format: str | None) -> pd
         fmt = datetime_format
     else:
         fmt = _infer_format(values, sample, rows, name)
+    fast = _iso_text_times(values, name, fmt, n_jobs)
+    if fast is not None:
+        return fast
     # pandas' own guess (from the same first value) reads faster than that format given.
     own = datetime_format is None and rows.size and fmt == _guess(sample.iloc[0])
     parsed = _to_datetime(values, name, format=None if own else fmt, errors="coerce")
@@ -249,6 +254,61 @@ def _text_times(values: pd.Series, name: str, datetime_format: str | None) -> pd
     if row is not None:
         raise _bad_format_row(name, row, values.iloc[row], fmt, given=datetime_format is not None)
     return parsed
+
+
+def _text_chunks(values: pd.Series) -> list[tuple[np.ndarray, np.ndarray, Any]] | None:
+    """The Arrow buffers of a text column held by pyarrow (pandas' ``str`` dtype, which polars
+    and pyarrow input become), for the core to read in place: per chunk, the offsets (shifted
+    to the chunk's offset), the bytes and, when it has nulls, each row's validity. None for
+    any other column (object columns may mix text with other values: those take pandas' path)."""
+    dtype = values.dtype
+    if isinstance(dtype, pd.StringDtype):
+        if dtype.storage not in ("pyarrow", "pyarrow_numpy"):
+            return None
+    elif not (isinstance(dtype, pd.ArrowDtype) and str(dtype.pyarrow_dtype) in _ARROW_TEXT):
+        return None
+    chunked = values.array.__arrow_array__()
+    pieces = chunked.chunks if chunked.num_chunks <= _MAX_CHUNKS else [chunked.combine_chunks()]
+    chunks = []
+    for chunk in pieces:
+        kind = _ARROW_TEXT.get(str(chunk.type))
+        if kind is None:
+            return None
+        if not len(chunk):
+            continue
+        _, offsets, data = chunk.buffers()
+        starts = np.frombuffer(offsets, dtype=kind)[chunk.offset : chunk.offset + len(chunk) + 1]
+        text = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+        valid = chunk.is_valid().to_numpy(zero_copy_only=False) if chunk.null_count else None
+        chunks.append((starts, text, valid))
+    return chunks
+
+
+#: Most chunks handed to the core (it reads fewer than 2^20; more are combined into one).
+_MAX_CHUNKS = 4096
+#: Arrow text types and the dtype of their offsets.
+_ARROW_TEXT = {"string": np.int32, "large_string": np.int64}
+
+
+def _iso_text_times(values: pd.Series, name: str, fmt: str, n_jobs: int | None) -> pd.Series | None:
+    """Text dates in a fixed-width ISO format (``%Y-%m-%d``, and with ``%H:%M:%S``) read by the
+    core straight from their Arrow buffers, as pandas reads them (microseconds, nulls NaT). None
+    when the column or the format is another, or when any value is not exactly in the format:
+    pandas then reads the column (and names the first value it cannot read)."""
+    if fmt not in _ISO_FORMATS:
+        return None
+    chunks = _text_chunks(values)
+    if chunks is None:
+        return None
+    _check_n_jobs(n_jobs)
+    micros = _core.parse_text_times(chunks, str(name), fmt, n_jobs=n_jobs)
+    if micros is None:
+        return None
+    return pd.Series(micros.view("datetime64[us]"), index=values.index, name=values.name)
+
+
+#: The formats :func:`_iso_text_times` reads in the core.
+_ISO_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S")
 
 
 def _guess(value: Any, dayfirst: bool = False) -> str | None:
@@ -335,7 +395,11 @@ def _infer_format(values: pd.Series, sample: pd.Series, rows: np.ndarray, name: 
 
 
 def _times(
-    values: pd.Series, name: str, datetime_format: str | None, zone: Any = None
+    values: pd.Series,
+    name: str,
+    datetime_format: str | None,
+    zone: Any = None,
+    n_jobs: int | None = None,
 ) -> tuple[np.ndarray, int, Any]:
     """Times as int64 counts of their own unit (no conversion copy), ns per unit, and the
     column's timezone (None when naive). Aware times become their wall clock, after conversion
@@ -354,7 +418,7 @@ def _times(
         if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
             series = _numeric_times(series, name, datetime_format)
         elif pd.api.types.is_string_dtype(dtype) and _holds_text(series):
-            series = _text_times(series, name, datetime_format)
+            series = _text_times(series, name, datetime_format, n_jobs)
         else:
             series = _object_times(series, name, datetime_format)
     tz = getattr(series.dtype, "tz", None)
@@ -419,6 +483,7 @@ def _read_log(
     datetime_col: str,
     monetary_value_col: str | None,
     datetime_format: str | None,
+    n_jobs: int | None = None,
 ) -> _Log:
     for argument, column in (
         ("customer_id_col", customer_id_col),
@@ -450,7 +515,9 @@ def _read_log(
             "transactions", "must be a pandas or polars DataFrame or a pyarrow Table"
         )
     ids = _column(frame, customer_id_col)
-    times, unit_ns, tz = _times(_column(frame, datetime_col), datetime_col, datetime_format)
+    times, unit_ns, tz = _times(
+        _column(frame, datetime_col), datetime_col, datetime_format, n_jobs=n_jobs
+    )
     amounts = _amounts(frame, monetary_value_col)
     if (
         pd.api.types.is_integer_dtype(ids.dtype)
@@ -471,6 +538,21 @@ def _read_log(
                 offset=lo,
                 tz=tz,
             )
+    text = _text_chunks(ids)
+    if text is not None:
+        # Text held by pyarrow: hashed and sorted in the core, from the Arrow buffers.
+        _check_n_jobs(n_jobs)
+        codes, first_rows = _core.factorize_text(text, str(customer_id_col), n_jobs=n_jobs)
+        return _Log(
+            codes=codes,
+            ids=pd.Index(ids.array.take(first_rows)),
+            times=times,
+            unit_ns=unit_ns,
+            amounts=amounts,
+            kind=kind,
+            offset=0,
+            tz=tz,
+        )
     # Factorise by hashing, then renumber the codes in sorted id order (cheaper than sorting
     # all rows: only the distinct ids are sorted).
     codes, uniques = pd.factorize(ids, sort=False, use_na_sentinel=True)
@@ -837,7 +919,12 @@ def summarize_transactions(
         regularity=regularity,
     )
     log = _read_log(
-        transactions, customer_id_col, datetime_col, monetary_value_col, datetime_format
+        transactions,
+        customer_id_col,
+        datetime_col,
+        monetary_value_col,
+        datetime_format,
+        n_jobs=n_jobs,
     )
     names = (customer_id_col, datetime_col, monetary_value_col or "amount")
     end = _end(observation_period_end, datetime_format, "observation_period_end", log.tz)
@@ -918,7 +1005,12 @@ def calibration_and_holdout(
     if calibration_period_end is None:
         raise _bad_parameter("calibration_period_end", "must be a date, got None")
     log = _read_log(
-        transactions, customer_id_col, datetime_col, monetary_value_col, datetime_format
+        transactions,
+        customer_id_col,
+        datetime_col,
+        monetary_value_col,
+        datetime_format,
+        n_jobs=n_jobs,
     )
     names = (customer_id_col, datetime_col, monetary_value_col or "amount")
     cal_stamp = _end(calibration_period_end, datetime_format, "calibration_period_end", log.tz)
@@ -1027,7 +1119,9 @@ def tracking(
         raise NotFittedError(f"{type(model).__name__} is not fitted: tracking needs its estimates")
     _check_options(freq, freq_multiplier)
     check_tracking_unit(model, freq, freq_multiplier)
-    log = _read_log(transactions, customer_id_col, datetime_col, None, datetime_format)
+    log = _read_log(
+        transactions, customer_id_col, datetime_col, None, datetime_format, n_jobs=n_jobs
+    )
     names = (customer_id_col, datetime_col, "amount")
     obs_stamp = _end(observation_period_end, datetime_format, "observation_period_end", log.tz)
     cal_stamp = _end(calibration_period_end, datetime_format, "calibration_period_end", log.tz)

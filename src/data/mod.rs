@@ -3,9 +3,10 @@
 pub mod regularity;
 mod rfm;
 mod spend;
+pub mod text;
 pub mod transactions;
 
-pub use rfm::{Rfm, RfmColumns, RfmNames};
+pub use rfm::{Counts, Rfm, RfmColumns, RfmCounts, RfmNames};
 pub use spend::{Spend, SpendColumns, SpendNames};
 
 use crate::error::{ClvError, Result};

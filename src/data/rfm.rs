@@ -63,94 +63,8 @@ impl<'a> RfmColumns<'a> {
 
     /// [`RfmColumns::validate`], scanning the rows in parallel on `exec`.
     pub fn validate_on(&self, names: &RfmNames, exec: &crate::parallel::Exec) -> Result<()> {
-        let n = self.frequency.len();
-        if n == 0 {
-            return Err(ClvError::invalid_data(
-                &names.frequency,
-                None,
-                None,
-                "at least one customer is required (the input is empty)",
-            ));
-        }
-        if n > u32::MAX as usize {
-            return Err(ClvError::invalid_data(
-                &names.frequency,
-                None,
-                None,
-                format!("has {n} rows; at most {} are supported in one call: pass identical rows once with counts as weights, or split the data", u32::MAX),
-            ));
-        }
-        let mut lengths = vec![
-            (names.recency.as_str(), self.recency.len()),
-            (names.age.as_str(), self.age.len()),
-        ];
-        if let Some(w) = self.weights {
-            lengths.push((names.weights.as_str(), w.len()));
-        }
-        check_lengths(&lengths, n)?;
-        // One pass (parallel on `exec`) finds the first row breaking each rule; the rules are
-        // then reported in this order.
-        const NONE: usize = usize::MAX;
-        let first = exec.chunked_reduce(
-            n,
-            || [NONE; 5],
-            |range, first: &mut [usize; 5]| {
-                for i in range {
-                    let (x, t_x, age) = (self.frequency[i], self.recency[i], self.age[i]);
-                    // `as u32` truncates (NaN gives 0), so this is "a whole number in range".
-                    let broken = [
-                        !(x >= 0.0 && x <= u32::MAX as f64 && f64::from(x as u32) == x),
-                        !(t_x.is_finite() && t_x >= 0.0),
-                        !(age.is_finite() && age >= 0.0),
-                        t_x > age,
-                        x == 0.0 && t_x != 0.0,
-                    ];
-                    for (slot, broken) in first.iter_mut().zip(broken) {
-                        if broken && *slot == NONE {
-                            *slot = i;
-                        }
-                    }
-                }
-            },
-            |total, part| {
-                for (t, p) in total.iter_mut().zip(part) {
-                    *t = (*t).min(p);
-                }
-            },
-        );
-        let age_rule = format!(
-            "must not exceed {} (the customer's age, {{age}}): the last purchase cannot come after the end of observation",
-            names.age
-        );
-        let checks: [(&str, &[f64], String); 5] = [
-            (&names.frequency, self.frequency, "must be a whole number of repeat purchases >= 0 (and below 2^32)".into()),
-            (&names.recency, self.recency, "must be a finite number >= 0".into()),
-            (&names.age, self.age, "must be a finite number >= 0".into()),
-            (&names.recency, self.recency, age_rule),
-            (
-                &names.recency,
-                self.recency,
-                format!(
-                    "must be 0 when {} is 0 (no repeat purchase, so no time of last repeat purchase)",
-                    names.frequency
-                ),
-            ),
-        ];
-        for ((column, values, rule), row) in checks.into_iter().zip(first) {
-            if row != NONE {
-                let rule = rule.replace("{age}", &self.age[row].to_string());
-                return Err(ClvError::invalid_data(
-                    column,
-                    Some(row),
-                    Some(values[row]),
-                    rule,
-                ));
-            }
-        }
-        if let Some(w) = self.weights {
-            check_weights(&names.weights, w)?;
-        }
-        Ok(())
+        let x = self.frequency;
+        validate_rows(self.parts(), |i| x[i], names, exec)
     }
 
     /// Merge identical (x, t_x, T) rows, adding their weights, and sort them into a canonical
@@ -168,73 +82,285 @@ impl<'a> RfmColumns<'a> {
     /// records while sorting, plus the compressed rows (without a weight column when every
     /// weight is 1).
     pub fn compress_on(&self, exec: &crate::parallel::Exec) -> Rfm {
-        let n = self.len();
-        let weight = |i: usize| self.weights.map_or(1.0, |w| w[i]);
-        // Rows kept (zero weights are dropped) counted per frequency bucket. Frequencies are
-        // whole numbers below 2^32 (checked by `validate`); a bucket per value up to the largest
-        // when that is not much more than the number of rows, else per distinct value.
-        let max_x = self.frequency.iter().fold(0.0f64, |m, &x| m.max(x)) as usize;
-        let distinct_x: Option<Vec<u32>> = (max_x > n.max(1 << 16)).then(|| {
-            let mut xs: Vec<u32> = self.frequency.iter().map(|&x| x as u32).collect();
-            exec.sort_unstable_by(&mut xs, |a, b| a.cmp(b));
-            xs.dedup();
-            xs
-        });
-        let bucket_of = |i: usize| match &distinct_x {
-            None => self.frequency[i] as usize,
-            Some(xs) => xs.partition_point(|&v| (v as f64) < self.frequency[i]),
-        };
-        let buckets = distinct_x.as_ref().map_or(max_x + 1, Vec::len);
-        let bucket_value = |k: usize| distinct_x.as_ref().map_or(k as f64, |xs| f64::from(xs[k]));
-        let mut starts = vec![0usize; buckets + 1];
-        for i in 0..n {
-            if weight(i) != 0.0 {
-                starts[bucket_of(i) + 1] += 1;
-            }
-        }
-        for k in 1..starts.len() {
-            starts[k] += starts[k - 1];
-        }
-        let kept = starts[buckets];
-        // +0.0 turns -0.0 into 0.0 so that equal values share one bit pattern; non-negative
-        // finite f64 bit patterns sort like the numbers themselves.
-        let bits = |v: f64| (v + 0.0).to_bits();
-        let mut next = starts.clone();
-        let out = match self.weights {
-            None => {
-                let mut records = vec![(0u64, 0u64); kept];
-                for i in 0..n {
-                    let slot = &mut next[bucket_of(i)];
-                    records[*slot] = (bits(self.recency[i]), bits(self.age[i]));
-                    *slot += 1;
-                }
-                sort_buckets(exec, &mut records, &starts);
-                Rfm::from_sorted(
-                    &starts,
-                    bucket_value,
-                    records.iter().map(|&(t, age)| (t, age, 1.0)),
-                )
-            }
-            Some(w) => {
-                // The weight is part of the sort key, so tied rows add up in one order.
-                let mut records = vec![(0u64, 0u64, 0u64); kept];
-                for i in (0..n).filter(|&i| w[i] != 0.0) {
-                    let slot = &mut next[bucket_of(i)];
-                    records[*slot] = (bits(self.recency[i]), bits(self.age[i]), w[i].to_bits());
-                    *slot += 1;
-                }
-                sort_buckets(exec, &mut records, &starts);
-                Rfm::from_sorted(
-                    &starts,
-                    bucket_value,
-                    records
-                        .iter()
-                        .map(|&(t, age, w)| (t, age, f64::from_bits(w))),
-                )
-            }
-        };
-        out
+        let x = self.frequency;
+        compress_rows(self.parts(), |i| x[i], exec)
     }
+
+    fn parts(&self) -> Parts<'a> {
+        Parts {
+            n: self.frequency.len(),
+            recency: self.recency,
+            age: self.age,
+            weights: self.weights,
+        }
+    }
+}
+
+/// A frequency column as the caller holds it: float64, or whole numbers read in place (no
+/// float64 copy of an integer column). Each value reads as `value as f64`, the conversion numpy's
+/// `astype(float64)` makes, so both give the same numbers, bit for bit.
+#[derive(Debug, Clone, Copy)]
+pub enum Counts<'a> {
+    Float(&'a [f64]),
+    I64(&'a [i64]),
+    I32(&'a [i32]),
+    U64(&'a [u64]),
+    U32(&'a [u32]),
+}
+
+impl Counts<'_> {
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        match self {
+            Counts::Float(v) => v.len(),
+            Counts::I64(v) => v.len(),
+            Counts::I32(v) => v.len(),
+            Counts::U64(v) => v.len(),
+            Counts::U32(v) => v.len(),
+        }
+    }
+
+    /// True when there are no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Value `i` as a float.
+    #[inline]
+    pub fn get(&self, i: usize) -> f64 {
+        match self {
+            Counts::Float(v) => v[i],
+            Counts::I64(v) => v[i] as f64,
+            Counts::I32(v) => f64::from(v[i]),
+            Counts::U64(v) => v[i] as f64,
+            Counts::U32(v) => f64::from(v[i]),
+        }
+    }
+}
+
+/// [`RfmColumns`] with a frequency column of any [`Counts`] type: validated and compressed by the
+/// same code, with the same errors, as float64 columns.
+#[derive(Debug, Clone, Copy)]
+pub struct RfmCounts<'a> {
+    pub frequency: Counts<'a>,
+    pub recency: &'a [f64],
+    pub age: &'a [f64],
+    pub weights: Option<&'a [f64]>,
+}
+
+impl<'a> RfmCounts<'a> {
+    fn parts(&self) -> Parts<'a> {
+        Parts {
+            n: self.frequency.len(),
+            recency: self.recency,
+            age: self.age,
+            weights: self.weights,
+        }
+    }
+
+    /// See [`RfmColumns::validate_on`].
+    pub fn validate_on(&self, names: &RfmNames, exec: &crate::parallel::Exec) -> Result<()> {
+        let x = self.frequency;
+        validate_rows(self.parts(), |i| x.get(i), names, exec)
+    }
+
+    /// See [`RfmColumns::compress_on`].
+    pub fn compress_on(&self, exec: &crate::parallel::Exec) -> Rfm {
+        let x = self.frequency;
+        compress_rows(self.parts(), |i| x.get(i), exec)
+    }
+}
+
+/// The columns other than the frequency, which [`validate_rows`] and [`compress_rows`] read
+/// through a function (so that any [`Counts`] type shares their code).
+#[derive(Clone, Copy)]
+struct Parts<'a> {
+    /// Rows (the length of the frequency column).
+    n: usize,
+    recency: &'a [f64],
+    age: &'a [f64],
+    weights: Option<&'a [f64]>,
+}
+
+/// A rule's column name, the value of row `i` in it, and the rule.
+type Check<'c> = (&'c str, &'c dyn Fn(usize) -> f64, String);
+
+/// The rules of [`RfmColumns::validate_on`], frequency `x(i)`.
+fn validate_rows(
+    this: Parts<'_>,
+    x: impl Fn(usize) -> f64 + Sync,
+    names: &RfmNames,
+    exec: &crate::parallel::Exec,
+) -> Result<()> {
+    let n = this.n;
+    if n == 0 {
+        return Err(ClvError::invalid_data(
+            &names.frequency,
+            None,
+            None,
+            "at least one customer is required (the input is empty)",
+        ));
+    }
+    if n > u32::MAX as usize {
+        return Err(ClvError::invalid_data(
+            &names.frequency,
+            None,
+            None,
+            format!("has {n} rows; at most {} are supported in one call: pass identical rows once with counts as weights, or split the data", u32::MAX),
+        ));
+    }
+    let mut lengths = vec![
+        (names.recency.as_str(), this.recency.len()),
+        (names.age.as_str(), this.age.len()),
+    ];
+    if let Some(w) = this.weights {
+        lengths.push((names.weights.as_str(), w.len()));
+    }
+    check_lengths(&lengths, n)?;
+    // One pass (parallel on `exec`) finds the first row breaking each rule; the rules are
+    // then reported in this order.
+    const NONE: usize = usize::MAX;
+    let first = exec.chunked_reduce(
+        n,
+        || [NONE; 5],
+        |range, first: &mut [usize; 5]| {
+            for i in range {
+                let (x, t_x, age) = (x(i), this.recency[i], this.age[i]);
+                // `as u32` truncates (NaN gives 0), so this is "a whole number in range".
+                let broken = [
+                    !(x >= 0.0 && x <= u32::MAX as f64 && f64::from(x as u32) == x),
+                    !(t_x.is_finite() && t_x >= 0.0),
+                    !(age.is_finite() && age >= 0.0),
+                    t_x > age,
+                    x == 0.0 && t_x != 0.0,
+                ];
+                for (slot, broken) in first.iter_mut().zip(broken) {
+                    if broken && *slot == NONE {
+                        *slot = i;
+                    }
+                }
+            }
+        },
+        |total, part| {
+            for (t, p) in total.iter_mut().zip(part) {
+                *t = (*t).min(p);
+            }
+        },
+    );
+    let age_rule = format!(
+        "must not exceed {} (the customer's age, {{age}}): the last purchase cannot come after the end of observation",
+        names.age
+    );
+    let frequency = |i: usize| x(i);
+    let recency = |i: usize| this.recency[i];
+    let age = |i: usize| this.age[i];
+    let checks: [Check<'_>; 5] = [
+        (
+            &names.frequency,
+            &frequency,
+            "must be a whole number of repeat purchases >= 0 (and below 2^32)".into(),
+        ),
+        (
+            &names.recency,
+            &recency,
+            "must be a finite number >= 0".into(),
+        ),
+        (&names.age, &age, "must be a finite number >= 0".into()),
+        (&names.recency, &recency, age_rule),
+        (
+            &names.recency,
+            &recency,
+            format!(
+                "must be 0 when {} is 0 (no repeat purchase, so no time of last repeat purchase)",
+                names.frequency
+            ),
+        ),
+    ];
+    for ((column, values, rule), row) in checks.into_iter().zip(first) {
+        if row != NONE {
+            let rule = rule.replace("{age}", &this.age[row].to_string());
+            return Err(ClvError::invalid_data(
+                column,
+                Some(row),
+                Some(values(row)),
+                rule,
+            ));
+        }
+    }
+    if let Some(w) = this.weights {
+        check_weights(&names.weights, w)?;
+    }
+    Ok(())
+}
+
+/// The compression of [`RfmColumns::compress_on`], frequency `x(i)`.
+fn compress_rows(this: Parts<'_>, x: impl Fn(usize) -> f64, exec: &crate::parallel::Exec) -> Rfm {
+    let n = this.n;
+    let weight = |i: usize| this.weights.map_or(1.0, |w| w[i]);
+    // Rows kept (zero weights are dropped) counted per frequency bucket. Frequencies are
+    // whole numbers below 2^32 (checked by `validate`); a bucket per value up to the largest
+    // when that is not much more than the number of rows, else per distinct value.
+    let max_x = (0..n).fold(0.0f64, |m, i| m.max(x(i))) as usize;
+    let distinct_x: Option<Vec<u32>> = (max_x > n.max(1 << 16)).then(|| {
+        let mut xs: Vec<u32> = (0..n).map(|i| x(i) as u32).collect();
+        exec.sort_unstable_by(&mut xs, |a, b| a.cmp(b));
+        xs.dedup();
+        xs
+    });
+    let bucket_of = |i: usize| match &distinct_x {
+        None => x(i) as usize,
+        Some(xs) => xs.partition_point(|&v| (v as f64) < x(i)),
+    };
+    let buckets = distinct_x.as_ref().map_or(max_x + 1, Vec::len);
+    let bucket_value = |k: usize| distinct_x.as_ref().map_or(k as f64, |xs| f64::from(xs[k]));
+    let mut starts = vec![0usize; buckets + 1];
+    for i in 0..n {
+        if weight(i) != 0.0 {
+            starts[bucket_of(i) + 1] += 1;
+        }
+    }
+    for k in 1..starts.len() {
+        starts[k] += starts[k - 1];
+    }
+    let kept = starts[buckets];
+    // +0.0 turns -0.0 into 0.0 so that equal values share one bit pattern; non-negative
+    // finite f64 bit patterns sort like the numbers themselves.
+    let bits = |v: f64| (v + 0.0).to_bits();
+    let mut next = starts.clone();
+    let out = match this.weights {
+        None => {
+            let mut records = vec![(0u64, 0u64); kept];
+            for i in 0..n {
+                let slot = &mut next[bucket_of(i)];
+                records[*slot] = (bits(this.recency[i]), bits(this.age[i]));
+                *slot += 1;
+            }
+            sort_buckets(exec, &mut records, &starts);
+            Rfm::from_sorted(
+                &starts,
+                bucket_value,
+                records.iter().map(|&(t, age)| (t, age, 1.0)),
+            )
+        }
+        Some(w) => {
+            // The weight is part of the sort key, so tied rows add up in one order.
+            let mut records = vec![(0u64, 0u64, 0u64); kept];
+            for i in (0..n).filter(|&i| w[i] != 0.0) {
+                let slot = &mut next[bucket_of(i)];
+                records[*slot] = (bits(this.recency[i]), bits(this.age[i]), w[i].to_bits());
+                *slot += 1;
+            }
+            sort_buckets(exec, &mut records, &starts);
+            Rfm::from_sorted(
+                &starts,
+                bucket_value,
+                records
+                    .iter()
+                    .map(|&(t, age, w)| (t, age, f64::from_bits(w))),
+            )
+        }
+    };
+    out
 }
 
 /// Sort each frequency bucket `records[starts[k]..starts[k + 1]]`.

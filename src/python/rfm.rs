@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::{fit_options, fit_result_to_dict, run, slice, to_numpy};
-use crate::data::{check_lengths, check_non_negative, RfmColumns, RfmNames};
+use crate::data::{check_lengths, check_non_negative, Counts, RfmColumns, RfmCounts, RfmNames};
 use crate::error::ClvError;
 use crate::fit::FitOptions;
 use crate::models::covariates::{self, CovariateRows, Links};
@@ -16,7 +16,7 @@ use crate::models::{
     BgBbParams, BgCnbdParams, BgNbdParams, GgNbdParams, MbgCnbdParams, MbgNbdParams, NbdParams,
     ParetoNbdParams, RfmModel,
 };
-use crate::parallel::Exec;
+use crate::parallel::{Exec, CHUNK_ROWS};
 
 pub(super) type Names = (String, String, String, String);
 
@@ -199,14 +199,39 @@ impl<M> Models<'_, M> {
     }
 }
 
-/// Fit a model; returns the fit as a dict.
+/// A frequency column as the Python layer hands it over: float64, or an integer column taken
+/// as it is (no float64 copy; see [`Counts`]).
+#[derive(FromPyObject)]
+pub(super) enum CountsArg<'py> {
+    Float(PyReadonlyArray1<'py, f64>),
+    I64(PyReadonlyArray1<'py, i64>),
+    I32(PyReadonlyArray1<'py, i32>),
+    U64(PyReadonlyArray1<'py, u64>),
+    U32(PyReadonlyArray1<'py, u32>),
+}
+
+impl CountsArg<'_> {
+    fn counts(&self) -> PyResult<Counts<'_>> {
+        let contiguous = |_| PyValueError::new_err("`frequency` must be a contiguous array");
+        Ok(match self {
+            CountsArg::Float(v) => Counts::Float(slice(v, "frequency")?),
+            CountsArg::I64(v) => Counts::I64(v.as_slice().map_err(contiguous)?),
+            CountsArg::I32(v) => Counts::I32(v.as_slice().map_err(contiguous)?),
+            CountsArg::U64(v) => Counts::U64(v.as_slice().map_err(contiguous)?),
+            CountsArg::U32(v) => Counts::U32(v.as_slice().map_err(contiguous)?),
+        })
+    }
+}
+
+/// Fit a model; returns the fit as a dict. `frequency` may be an integer column (read in
+/// place, validated and compressed like a float64 one, bit for bit).
 #[pyfunction]
 #[pyo3(signature = (model, frequency, recency, T, weights, names, penalizer=0.0, max_iter=0, tol=0.0, n_jobs=None, start=None))]
 #[allow(non_snake_case, clippy::too_many_arguments)]
 fn rfm_fit<'py>(
     py: Python<'py>,
     model: &str,
-    frequency: PyReadonlyArray1<'py, f64>,
+    frequency: CountsArg<'py>,
     recency: PyReadonlyArray1<'py, f64>,
     T: PyReadonlyArray1<'py, f64>,
     weights: Option<PyReadonlyArray1<'py, f64>>,
@@ -217,8 +242,8 @@ fn rfm_fit<'py>(
     n_jobs: Option<i64>,
     start: Option<Vec<f64>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let columns = RfmColumns {
-        frequency: slice(&frequency, "frequency")?,
+    let input = RfmCounts {
+        frequency: frequency.counts()?,
         recency: slice(&recency, "recency")?,
         age: slice(&T, "T")?,
         weights: match &weights {
@@ -228,9 +253,9 @@ fn rfm_fit<'py>(
     };
     let names = rfm_names(names);
     let (res, n_rows) = with_model!(model, M => run(py, n_jobs, |exec, interrupt| {
-        columns.validate_on(&names, exec)?;
-        M::validate_more(&columns, &names)?;
-        let data = columns.compress_on(exec);
+        input.validate_on(&names, exec)?;
+        validate_more::<M>(&input, &names)?;
+        let data = input.compress_on(exec);
         crate::models::check_fittable(&data.frequency, &names)?;
         let opts = FitOptions {
             start,
@@ -239,6 +264,45 @@ fn rfm_fit<'py>(
         Ok((M::fit(&data, &opts)?, data.len()))
     }))?;
     fit_result_to_dict(py, &res, n_rows)
+}
+
+/// [`RfmModel::validate_more`] on columns whose frequency may be integers: float64 columns as
+/// they are; otherwise block by block, each block's frequencies converted (no float64 copy of
+/// the whole column), the rows of an error shifted back to the input's. The models' own rules
+/// are rules of each row, so the first row breaking one is the same either way.
+fn validate_more<M: RfmModel>(input: &RfmCounts<'_>, names: &RfmNames) -> crate::Result<()> {
+    /// The rows `range` of `input`, with these frequencies.
+    fn rows<'b>(
+        input: &RfmCounts<'b>,
+        range: std::ops::Range<usize>,
+        frequency: &'b [f64],
+    ) -> RfmColumns<'b> {
+        RfmColumns {
+            frequency,
+            recency: &input.recency[range.clone()],
+            age: &input.age[range.clone()],
+            weights: input.weights.map(|w| &w[range]),
+        }
+    }
+    let counts = input.frequency;
+    if let Counts::Float(x) = counts {
+        return M::validate_more(&rows(input, 0..x.len(), x), names);
+    }
+    let n = counts.len();
+    let mut block = Vec::with_capacity(CHUNK_ROWS.min(n));
+    for start in (0..n).step_by(CHUNK_ROWS) {
+        let range = start..(start + CHUNK_ROWS).min(n);
+        block.clear();
+        block.extend(range.clone().map(|i| counts.get(i)));
+        M::validate_more(&rows(input, range, &block), names).map_err(|err| match err {
+            ClvError::InvalidData(mut d) => {
+                d.row = d.row.map(|r| r + start);
+                ClvError::InvalidData(d)
+            }
+            other => other,
+        })?;
+    }
+    Ok(())
 }
 
 /// One value, or one per customer, of a per-customer argument.

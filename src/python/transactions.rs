@@ -5,9 +5,94 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::{run, slice, to_numpy};
+use crate::data::text::{self, IsoForm, Offsets, TextChunk, TextColumn};
 use crate::data::transactions::{
     summarize, Period, SummaryOptions, TransactionColumns, TransactionNames,
 };
+
+/// The offsets buffer of an Arrow string array (`string`: int32, `large_string`: int64).
+#[derive(FromPyObject)]
+enum OffsetsArg<'py> {
+    Small(PyReadonlyArray1<'py, i32>),
+    Large(PyReadonlyArray1<'py, i64>),
+}
+
+/// One chunk of an Arrow string column as the Python layer hands it over: offsets (shifted to
+/// the chunk's offset), the bytes, and the validity of each row when there are nulls.
+type TextChunkArg<'py> = (
+    OffsetsArg<'py>,
+    PyReadonlyArray1<'py, u8>,
+    Option<PyReadonlyArray1<'py, bool>>,
+);
+
+fn text_column<'a>(
+    py: Python<'_>,
+    chunks: &'a [TextChunkArg<'_>],
+    column: &str,
+) -> PyResult<TextColumn<'a>> {
+    let mut out = Vec::with_capacity(chunks.len());
+    for (offsets, data, valid) in chunks {
+        let offsets = match offsets {
+            OffsetsArg::Small(o) => Offsets::Small(o.as_slice()?),
+            OffsetsArg::Large(o) => Offsets::Large(o.as_slice()?),
+        };
+        out.push(TextChunk {
+            offsets,
+            data: data.as_slice()?,
+            valid: match valid {
+                Some(v) => Some(v.as_slice()?),
+                None => None,
+            },
+        });
+    }
+    TextColumn::new(out, column).map_err(|e| super::to_pyerr(py, e))
+}
+
+/// Each row's code and each code's first row.
+type Codes<'py> = (
+    Bound<'py, numpy::PyArray1<i64>>,
+    Bound<'py, numpy::PyArray1<i64>>,
+);
+
+/// Factorise a text column (Arrow string chunks): each row's code in the sorted order of the
+/// distinct values (-1 for null), and the first row of each value in that order.
+#[pyfunction]
+#[pyo3(signature = (chunks, column, n_jobs=None))]
+fn factorize_text<'py>(
+    py: Python<'py>,
+    chunks: Vec<TextChunkArg<'py>>,
+    column: &str,
+    n_jobs: Option<i64>,
+) -> PyResult<Codes<'py>> {
+    let text = text_column(py, &chunks, column)?;
+    let out = run(py, n_jobs, |exec, _| Ok(text::factorize(&text, exec)))?;
+    Ok((
+        numpy::PyArray1::from_vec(py, out.codes),
+        numpy::PyArray1::from_vec(py, out.first_rows),
+    ))
+}
+
+/// Microseconds since the epoch of every row of a text column in the ISO form `format`
+/// (`%Y-%m-%d`, `%Y-%m-%d %H:%M:%S` or `%Y-%m-%dT%H:%M:%S`; nulls are NaT), or None when a
+/// value is not exactly in that form (or the format is another).
+#[pyfunction]
+#[pyo3(signature = (chunks, column, format, n_jobs=None))]
+fn parse_text_times<'py>(
+    py: Python<'py>,
+    chunks: Vec<TextChunkArg<'py>>,
+    column: &str,
+    format: &str,
+    n_jobs: Option<i64>,
+) -> PyResult<Option<Bound<'py, numpy::PyArray1<i64>>>> {
+    let Some(form) = IsoForm::from_format(format) else {
+        return Ok(None);
+    };
+    let text = text_column(py, &chunks, column)?;
+    let out = run(py, n_jobs, |exec, _| {
+        Ok(text::parse_times(&text, form, exec))
+    })?;
+    Ok(out.map(|times| numpy::PyArray1::from_vec(py, times)))
+}
 
 /// Summarise a transaction log given dense customer codes and times in units of `time_unit_ns`
 /// nanoseconds (`end_ns` and `after_ns` in the same units); returns a
@@ -125,5 +210,7 @@ fn period_index<'py>(
 pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(summarize_transactions, m)?)?;
     m.add_function(wrap_pyfunction!(period_index, m)?)?;
+    m.add_function(wrap_pyfunction!(factorize_text, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_text_times, m)?)?;
     Ok(())
 }

@@ -349,7 +349,10 @@ class RfmModel(CovariateSummary, BaseModel):
         self._check_hyperparameters()
         keywords = {"frequency": frequency, "recency": recency, "T": T, "weights": weights}
         unit = fit_unit(data, keywords, time_unit)
-        cols = self._columns(data, keywords, optional=("weights",), fitting=True)
+        # An integer frequency column is read by the core's fit in place (no float64 copy).
+        cols = self._columns(
+            data, keywords, optional=("weights",), fitting=True, integers=("frequency",)
+        )
         a = cols.arrays
         # Column names as lists (a numpy array of names too); anything else is refused.
         purchase_covariates = _names(purchase_covariates, "purchase_covariates")
@@ -424,7 +427,7 @@ class RfmModel(CovariateSummary, BaseModel):
             with cols.locating_rows():
                 result = _core.rfm_fit_covariates(
                     self._model,
-                    a["frequency"],
+                    as_float_array(a["frequency"], cols.names["frequency"]),
                     a["recency"],
                     a["T"],
                     a.get("weights"),
