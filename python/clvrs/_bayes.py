@@ -111,11 +111,10 @@ def posterior_container(by_chain: dict[str, Any]) -> Any:
     and ``draw`` dimensions, as an ``xarray.DataTree`` (ArviZ >= 1.0, or xarray alone),
     ``arviz.InferenceData`` (older ArviZ), or, without xarray, the same groups as a dict of
     dicts of numpy arrays."""
-    arviz: Any
     try:
         import arviz
     except ImportError:
-        arviz = None
+        arviz = None  # type: ignore[assignment, unused-ignore]
     if arviz is not None and int(str(arviz.__version__).split(".")[0]) < 1:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
