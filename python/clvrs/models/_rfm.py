@@ -390,7 +390,7 @@ class RfmModel(CovariateSummary, BaseModel):
             with cols.locating_rows():
                 result = _core.rfm_sample(
                     self._model,
-                    a["frequency"],
+                    as_float_array(a["frequency"], cols.names["frequency"]),
                     a["recency"],
                     a["T"],
                     a.get("weights"),
