@@ -7,9 +7,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::rfm::{rfm_names, CovariateArgs, Design, Names};
-use super::{run, slice};
+use super::{rfm_columns, run, slice};
 use crate::bayes::{sample, PosteriorDraws, PriorTerm, SampleOptions};
-use crate::data::{RfmColumns, SpendColumns, SpendNames};
+use crate::data::{SpendColumns, SpendNames};
 use crate::error::ClvError;
 use crate::fit::Likelihood;
 use crate::models::bdw::Bdw;
@@ -133,15 +133,7 @@ fn rfm_sample<'py>(
     n_jobs: Option<i64>,
     covariates: Option<CovariateArgs<'py>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let columns = RfmColumns {
-        frequency: slice(&frequency, "frequency")?,
-        recency: slice(&recency, "recency")?,
-        age: slice(&T, "T")?,
-        weights: match &weights {
-            Some(w) => Some(slice(w, "weights")?),
-            None => None,
-        },
-    };
+    let columns = rfm_columns(&frequency, &recency, &T, weights.as_ref())?;
     let names = rfm_names(names);
     let priors = parse_priors(priors)?;
     if let Some(args) = &covariates {

@@ -17,6 +17,7 @@ use numpy::{PyArray1, PyReadonlyArray1, ToPyArray};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use crate::data::RfmColumns;
 use crate::error::ClvError;
 use crate::fit::FitResult;
 use crate::parallel::Exec;
@@ -100,6 +101,21 @@ fn slice<'a>(array: &'a PyReadonlyArray1<'_, f64>, name: &str) -> PyResult<&'a [
         pyo3::exceptions::PyValueError::new_err(format!(
             "`{name}` must be a contiguous float64 array"
         ))
+    })
+}
+
+/// Summary columns borrowed from the Python layer's float64 arrays.
+fn rfm_columns<'a>(
+    frequency: &'a PyReadonlyArray1<'_, f64>,
+    recency: &'a PyReadonlyArray1<'_, f64>,
+    age: &'a PyReadonlyArray1<'_, f64>,
+    weights: Option<&'a PyReadonlyArray1<'_, f64>>,
+) -> PyResult<RfmColumns<'a>> {
+    Ok(RfmColumns {
+        frequency: slice(frequency, "frequency")?,
+        recency: slice(recency, "recency")?,
+        age: slice(age, "T")?,
+        weights: weights.map(|w| slice(w, "weights")).transpose()?,
     })
 }
 

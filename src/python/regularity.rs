@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use super::rfm::{rfm_names, Names};
-use super::{fit_options, fit_result_to_dict, run, slice, to_numpy};
+use super::{fit_options, fit_result_to_dict, rfm_columns, run, slice, to_numpy};
 use crate::data::regularity::inter_purchase_gaps;
 use crate::data::transactions::{Period, TransactionColumns};
 use crate::data::RfmColumns;
@@ -90,15 +90,7 @@ fn cnbd_fit<'py>(
     n_jobs: Option<i64>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let modified = modified(model)?;
-    let columns = RfmColumns {
-        frequency: slice(&frequency, "frequency")?,
-        recency: slice(&recency, "recency")?,
-        age: slice(&T, "T")?,
-        weights: match &weights {
-            Some(w) => Some(slice(w, "weights")?),
-            None => None,
-        },
-    };
+    let columns = rfm_columns(&frequency, &recency, &T, weights.as_ref())?;
     let litt = match &litt {
         Some(l) => Some(slice(l, litt_name)?),
         None => None,

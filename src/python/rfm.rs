@@ -7,7 +7,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use super::{fit_options, fit_result_to_dict, run, slice, to_numpy};
+use super::{fit_options, fit_result_to_dict, rfm_columns, run, slice, to_numpy};
 use crate::data::{check_lengths, check_non_negative, Counts, RfmColumns, RfmCounts, RfmNames};
 use crate::error::ClvError;
 use crate::fit::FitOptions;
@@ -153,15 +153,7 @@ fn rfm_fit_covariates<'py>(
     tol: f64,
     n_jobs: Option<i64>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let columns = RfmColumns {
-        frequency: slice(&frequency, "frequency")?,
-        recency: slice(&recency, "recency")?,
-        age: slice(&T, "T")?,
-        weights: match &weights {
-            Some(w) => Some(slice(w, "weights")?),
-            None => None,
-        },
-    };
+    let columns = rfm_columns(&frequency, &recency, &T, weights.as_ref())?;
     let design = Design::new(&covariates)?;
     let names = rfm_names(names);
     let res = with_covariate_model!(model, M => run(py, n_jobs, |exec, interrupt| {
@@ -724,15 +716,7 @@ fn rfm_fit_segments<'py>(
     tol: f64,
     n_jobs: Option<i64>,
 ) -> PyResult<Bound<'py, pyo3::types::PyList>> {
-    let columns = RfmColumns {
-        frequency: slice(&frequency, "frequency")?,
-        recency: slice(&recency, "recency")?,
-        age: slice(&T, "T")?,
-        weights: match &weights {
-            Some(w) => Some(slice(w, "weights")?),
-            None => None,
-        },
-    };
+    let columns = rfm_columns(&frequency, &recency, &T, weights.as_ref())?;
     let codes = segment.as_slice()?;
     let names = rfm_names(names);
     let fits = with_model!(model, M => run(py, n_jobs, |exec, interrupt| {
