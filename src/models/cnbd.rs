@@ -508,25 +508,27 @@ impl CnbdParams {
 
     /// E[X(T, T + t) | history].
     pub fn conditional_expected_purchases(&self, x: f64, t_x: f64, age: f64, t: f64) -> f64 {
-        let post = posterior(self, x, t_x, age);
-        let k = u64::from(self.k);
-        let mut coins = Coins::new(self.a, self.b + post.flips);
-        let mut total = 0.0;
-        for (j, ln_w) in post.ln_alive.iter().enumerate() {
-            let w = ln_w.exp();
-            if w == 0.0 {
-                continue;
-            }
-            let j = j as u64;
-            total += w * negative_binomial_expectation(post.shape + j as f64, post.rate, t, |m| {
-                coins.cumulative(((m + j) / k) as usize)
-            });
-        }
-        total
+        self.alive_expectation(x, t_x, age, t, Coins::cumulative)
     }
 
     /// P(alive at T + t | history).
     pub fn probability_alive_after(&self, x: f64, t_x: f64, age: f64, t: f64) -> f64 {
+        self.alive_expectation(x, t_x, age, t, Coins::survive)
+            .min(1.0)
+    }
+
+    /// The expectation over the posterior of a customer alive at T (weighted by the stages `j`
+    /// of the current gap already done) of `of(coins, n)`, with `n` the purchases completed in
+    /// (T, T + t]: `Coins::cumulative` gives the expected purchases before dropout,
+    /// `Coins::survive` the chance of surviving them.
+    fn alive_expectation(
+        &self,
+        x: f64,
+        t_x: f64,
+        age: f64,
+        t: f64,
+        of: fn(&mut Coins, usize) -> f64,
+    ) -> f64 {
         let post = posterior(self, x, t_x, age);
         let k = u64::from(self.k);
         let mut coins = Coins::new(self.a, self.b + post.flips);
@@ -538,10 +540,10 @@ impl CnbdParams {
             }
             let j = j as u64;
             total += w * negative_binomial_expectation(post.shape + j as f64, post.rate, t, |m| {
-                coins.survive(((m + j) / k) as usize)
+                of(&mut coins, ((m + j) / k) as usize)
             });
         }
-        total.min(1.0)
+        total
     }
 
     /// P(X(T, T + t) = n | history).
