@@ -89,6 +89,8 @@ SPEND = {
     "frequency": [0.0, 1.0, 2.0, 0.0, 5.0, 3.0],
     "monetary_value": [0.0, 10.0, 20.0, 0.0, 15.0, 30.0],
 }
+# A valid litt for RFM: 0 without repeat purchases, below frequency * ln(recency / frequency).
+RFM_LITT = {**RFM, "litt": [0.0, 0.0, 1.0, 0.0, 2.0, 1.0]}
 CHURN = {
     "periods": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
     "churned": [1.0, 0.0, 1.0, 0.0, 1.0, 0.0],
@@ -421,6 +423,30 @@ def _cases() -> dict[str, Case]:
             "calibration_period_end",
         ),
         "tx.column-name": Case(lambda: summarize(_log(), ["id"], "date"), "customer_id_col"),
+        # regularity models
+        "litt.required": Case(lambda: clvrs.BetaGeoCNBDModel(k=2).fit(_frame(RFM)), "litt"),
+        "litt.finite": Case(
+            lambda: clvrs.BetaGeoCNBDModel(k=2).fit(_frame(RFM_LITT, litt={4: np.nan})),
+            "litt",
+            4,
+            "c4",
+        ),
+        "litt.zero": Case(
+            lambda: clvrs.BetaGeoCNBDModel(k=2).fit(_frame(RFM_LITT, litt={3: 1.0})),
+            "litt",
+            3,
+            "c3",
+        ),
+        "litt.bound": Case(
+            lambda: clvrs.ModifiedBetaGeoCNBDModel(k=2).fit(_frame(RFM_LITT, litt={2: 5.0})),
+            "litt",
+            2,
+            "c2",
+        ),
+        "regularity.k": Case(lambda: clvrs.BetaGeoCNBDModel(k=2.5).fit(_frame(RFM)), "k"),
+        "regularity.max-k": Case(
+            lambda: clvrs.ModifiedBetaGeoCNBDModel(max_k=0).fit(_frame(RFM)), "max_k"
+        ),
         "tx.flag": Case(
             lambda: summarize(_log(), "id", "date", allow_negative="no"), "allow_negative"
         ),
