@@ -271,6 +271,15 @@ def cnbd_fit(
     tol: float = 0.0,
     n_jobs: int | None = None,
 ) -> dict[str, Any]: ...
+def cnbd_check_litt(
+    frequency: _Array,
+    recency: _Array,
+    T: _Array,
+    weights: _Array | None,
+    litt: _Array,
+    names: _Names,
+    litt_name: str = "litt",
+) -> None: ...
 def cnbd_simulate(
     model: str, params: list[float], T: _Array, seed: int
 ) -> tuple[_Array, _Array, _Array]: ...

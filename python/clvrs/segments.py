@@ -17,7 +17,8 @@ from . import _core, _display
 from ._base import _REGISTRY, FORMAT, _bad_parameter, _check_path, load_document
 from ._input import _is_polars_frame, _native, align_to, ndim
 from ._units import data_unit
-from .exceptions import ConvergenceWarning, InvalidDataError
+from .exceptions import ConvergenceError, ConvergenceWarning, InvalidDataError
+from .models._regularity import RegularityModel
 from .models._rfm import RfmModel
 
 __all__ = ["SegmentedModel", "fit_segments"]
@@ -90,8 +91,8 @@ def fit_segments(
 
     Parameters
     ----------
-    model : BetaGeoModel, ModifiedBetaGeoModel, ParetoNBDModel, GammaGompertzNBDModel or
-        BetaGeoBetaBinomModel
+    model : BetaGeoModel, ModifiedBetaGeoModel, ParetoNBDModel, GammaGompertzNBDModel,
+        BetaGeoBetaBinomModel, NBDModel, BetaGeoCNBDModel or ModifiedBetaGeoCNBDModel
         An unfitted estimator whose hyperparameters (penalizer, tolerances, columns, n_jobs)
         every segment's fit uses.
     data : DataFrame
@@ -116,15 +117,15 @@ def fit_segments(
     not converge, or converges with parameters running off to 0 or infinity, is refitted from
     the model's own starting points and the better fit is kept. The estimates are those of
     fitting each segment alone, to the optimiser's tolerance.
+
+    BG/CNBD-k and MBG/CNBD-k (which need ``litt`` when ``k`` is chosen or above 1) are fitted
+    differently: each segment by a copy of ``model``, one segment after another (each fit
+    parallel over its rows), with the given ``k`` or its own choice of ``k`` over ``1..max_k``
+    (``models_[segment].k_``): segments may differ in regularity, and a warm start from a
+    pooled estimate of another ``k`` would not serve.
     """
     if not isinstance(model, RfmModel):
         raise _bad_parameter("model", "must be one of the purchase models (e.g. BetaGeoModel)")
-    if type(model).__name__ in ("BetaGeoCNBDModel", "ModifiedBetaGeoCNBDModel"):
-        raise _bad_parameter(
-            "model",
-            f"{type(model).__name__} is not fitted per segment yet (its k and litt are not "
-            "passed to the segment fits); fit one model per segment's rows instead",
-        )
     model._check_hyperparameters()
     if not (
         isinstance(min_customers, numbers.Real)
@@ -135,8 +136,13 @@ def fit_segments(
         raise _bad_parameter(
             "min_customers", f"must be a finite number >= 0, got {min_customers!r}"
         )
-    optional = ("weights",)
-    cols = model._columns(data, {"weights": None}, optional=optional, fitting=True)
+    regularity = isinstance(model, RegularityModel)
+    optional: tuple[str, ...] = ("weights",)
+    keywords: dict[str, Any] = {"weights": None}
+    if regularity:
+        optional = model._require_litt(data, None)
+        keywords["litt"] = None
+    cols = model._columns(data, keywords, optional=optional, fitting=True)
     unit = data_unit(data)
     a = cols.arrays
     values, by_name = _segment_values(data, by, len(a["frequency"]))
@@ -151,6 +157,10 @@ def fit_segments(
         err.column, err.row, err.rule = by_name or "by", int(missing[0]), "must not be missing"
         with cols.locating_rows({err.column: values}):
             raise err
+    if regularity:
+        return _fit_regularity_segments(
+            model, cols, codes, keys, float(min_customers), unit, by_name
+        )
     with cols.locating_rows():
         results = _core.rfm_fit_segments(
             model._model,
@@ -187,6 +197,74 @@ def fit_segments(
             "SegmentedModel.fit_table",
             ConvergenceWarning,
             stacklevel=2,
+        )
+    return SegmentedModel(model, models, failures, pd.Series(sizes, name="customers"), by_name)
+
+
+def _fit_regularity_segments(
+    model: RegularityModel,
+    cols: Any,
+    codes: np.ndarray,
+    keys: np.ndarray,
+    min_customers: float,
+    unit: str | None,
+    by_name: str | None,
+) -> SegmentedModel:
+    """:func:`fit_segments` for BG/CNBD-k and MBG/CNBD-k: each segment's rows fitted by a copy
+    of ``model`` (its own ``k``, or its own choice of ``k`` over ``1..max_k``), one segment
+    after another, each fit parallel over its rows. The core's segment fits start every
+    segment from the pooled estimate for a fixed parameter set; here the parameter set itself
+    (``k``) may differ between segments, so each fit is a model's own fit."""
+    a = cols.arrays
+    if "litt" in a:
+        # The whole data's rules first, so that an error names its first offending row.
+        with cols.locating_rows():
+            _core.cnbd_check_litt(
+                a["frequency"],
+                a["recency"],
+                a["T"],
+                a.get("weights"),
+                a["litt"],
+                model._names(cols),
+                litt_name=cols.names.get("litt", "litt"),
+            )
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(keys) + 1))
+    weights = a.get("weights")
+    models: dict[Any, RfmModel] = {}
+    failures: dict[Any, str] = {}
+    sizes: dict[Any, float] = {}
+    for code, raw_key in enumerate(keys):
+        key = raw_key.item() if hasattr(raw_key, "item") else raw_key
+        rows = order[bounds[code] : bounds[code + 1]]
+        customers = float(len(rows) if weights is None else np.sum(weights[rows]))
+        sizes[key] = customers
+        if customers < min_customers:
+            failures[key] = (
+                f"column `segment`: has {customers:g} customers, fewer than the "
+                f"{min_customers:g} required to fit (min_customers)"
+            )
+            continue
+        fitted = type(model)(**model.get_params())
+        fitted.on_failure = "ignore"
+        try:
+            fitted.fit(
+                **{name: values[rows] for name, values in a.items()},
+                time_unit=unit,
+            )
+        except (InvalidDataError, ConvergenceError) as err:
+            failures[key] = str(err)
+            continue
+        fitted.on_failure = model.on_failure
+        models[key] = fitted
+    not_converged = [k for k, m in models.items() if not m.converged_]
+    if not_converged and model.on_failure != "ignore":
+        warnings.warn(
+            f"{len(not_converged)} of {len(models)} segment fits did not converge "
+            f"(segments {not_converged[:5]}{'...' if len(not_converged) > 5 else ''}); see "
+            "SegmentedModel.fit_table",
+            ConvergenceWarning,
+            stacklevel=3,
         )
     return SegmentedModel(model, models, failures, pd.Series(sizes, name="customers"), by_name)
 

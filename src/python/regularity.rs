@@ -162,6 +162,32 @@ fn cnbd_fit<'py>(
     Ok(d)
 }
 
+/// Check customer summaries with `litt` as [`cnbd_fit`] does (the columns' rules, then
+/// `litt`'s) without fitting: for fits of parts of the data (segments), so that an error names
+/// the first offending row of the whole data.
+#[pyfunction]
+#[pyo3(signature = (frequency, recency, T, weights, litt, names, litt_name="litt"))]
+#[allow(non_snake_case, clippy::too_many_arguments)]
+fn cnbd_check_litt<'py>(
+    py: Python<'py>,
+    frequency: PyReadonlyArray1<'py, f64>,
+    recency: PyReadonlyArray1<'py, f64>,
+    T: PyReadonlyArray1<'py, f64>,
+    weights: Option<PyReadonlyArray1<'py, f64>>,
+    litt: PyReadonlyArray1<'py, f64>,
+    names: Names,
+    litt_name: &str,
+) -> PyResult<()> {
+    let columns = rfm_columns(&frequency, &recency, &T, weights.as_ref())?;
+    let litt = slice(&litt, litt_name)?;
+    let names = rfm_names(names);
+    run(py, None, |exec, _| {
+        columns.validate_on(&names, exec)?;
+        timing_totals(&columns, litt, litt_name)?;
+        Ok(())
+    })
+}
+
 /// Simulated `(frequency, recency, litt)` columns.
 type Histories<'py> = (
     Bound<'py, PyArray1<f64>>,
@@ -248,6 +274,7 @@ fn transaction_gaps<'py>(
 pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cnbd_fit, m)?)?;
     m.add_function(wrap_pyfunction!(cnbd_simulate, m)?)?;
+    m.add_function(wrap_pyfunction!(cnbd_check_litt, m)?)?;
     m.add_function(wrap_pyfunction!(transaction_gaps, m)?)?;
     Ok(())
 }

@@ -84,6 +84,36 @@ class RegularityModel(ConditionalPredictions):
     def _params_list(self) -> list[float]:
         return [*super()._params_list(), float(self.k_)]
 
+    def _require_litt(self, data: Any, litt: Any) -> tuple[str, ...]:
+        """Refuse a fit that needs ``litt`` (``k`` chosen, or ``k > 1``) without it; the
+        optional columns to read."""
+        needs_litt = self.k is None or int(self.k) > 1
+        names = self._column_names(data)
+        litt_name = names.get("litt")
+        has_litt_column = (
+            data is not None
+            and litt_name is not None
+            and litt_name in [str(c) for c in getattr(data, "columns", [])]
+        )
+        if needs_litt and litt is None and not has_litt_column:
+            where = (
+                f"column `{litt_name}` is missing"
+                if data is not None
+                else "`litt` is required with arrays"
+            )
+            err = InvalidDataError(
+                f"{where}: {type(self).__name__}"
+                f"({'k=None' if self.k is None else f'k={self.k}'}) needs each customer's sum "
+                "of the logs of the inter-purchase times (the timing term of the likelihood); "
+                "summarize_transactions(..., regularity=True) adds it as `litt` (map another "
+                "name with columns={'litt': ...}), or fit with k=1"
+            )
+            err.column, err.rule = litt_name or "litt", "required column"
+            raise err
+        if litt is not None or has_litt_column:
+            return ("weights", "litt")
+        return ("weights",)
+
     def fit(  # type: ignore[override]
         self,
         data: Any = None,
@@ -132,32 +162,7 @@ class RegularityModel(ConditionalPredictions):
         self._check_hyperparameters()
         rfm_keywords = {"frequency": frequency, "recency": recency, "T": T, "weights": weights}
         unit = fit_unit(data, rfm_keywords, time_unit)
-        needs_litt = self.k is None or int(self.k) > 1
-        names = self._column_names(data)
-        litt_name = names.get("litt")
-        has_litt_column = (
-            data is not None
-            and litt_name is not None
-            and litt_name in [str(c) for c in getattr(data, "columns", [])]
-        )
-        if needs_litt and litt is None and not has_litt_column:
-            where = (
-                f"column `{litt_name}` is missing"
-                if data is not None
-                else "`litt` is required with arrays"
-            )
-            err = InvalidDataError(
-                f"{where}: {type(self).__name__}"
-                f"({'k=None' if self.k is None else f'k={self.k}'}) needs each customer's sum "
-                "of the logs of the inter-purchase times (the timing term of the likelihood); "
-                "summarize_transactions(..., regularity=True) adds it as `litt` (map another "
-                "name with columns={'litt': ...}), or fit with k=1"
-            )
-            err.column, err.rule = litt_name or "litt", "required column"
-            raise err
-        optional: tuple[str, ...] = ("weights",)
-        if litt is not None or has_litt_column:
-            optional = ("weights", "litt")
+        optional = self._require_litt(data, litt)
         keywords = {**rfm_keywords, "litt": litt}
         cols = self._columns(data, keywords, optional=optional, fitting=True)
         a = cols.arrays
