@@ -687,6 +687,28 @@ def test_estimators_on_grocery(grocery_log):
         clvrs.estimate_regularity(grocery_log, "cust", "date", min_intervals=10_000)
 
 
+def test_the_model_plots_take_the_regularity_models_and_nbd(grocery_log, grocery_cal):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from clvrs import plotting
+
+    regular = clvrs.ModifiedBetaGeoCNBDModel.from_params(r=1.33, alpha=2.81, a=0.42, b=0.79, k=2)
+    for model in (regular, clvrs.NBDModel.from_params(r=0.35, alpha=5.8)):
+        ax = plotting.plot_period_transactions(model, grocery_cal)
+        assert ax.patches
+        assert plotting.plot_probability_alive_matrix(model, 52).images
+        assert plotting.plot_frequency_recency_matrix(model, 52).images
+        assert plotting.plot_transaction_rate_heterogeneity(model).lines
+    assert plotting.plot_dropout_rate_heterogeneity(regular).lines
+    ax = plotting.plot_history_alive(
+        regular, 104, grocery_log, 3, "cust", "date", freq="D", freq_multiplier=7
+    )
+    alive = ax.lines[0].get_ydata()
+    # P(alive) falls in each silence and jumps back at each purchase: not monotone.
+    assert np.all((alive >= 0) & (alive <= 1)) and np.any(np.diff(alive) > 0)
+
+
 def test_plots_of_timing_patterns_and_regularity(grocery_log):
     import matplotlib
 
