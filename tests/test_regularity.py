@@ -203,6 +203,19 @@ def test_k2_reproduces_the_published_grocery_fits(cls, grocery_cal):
 
 
 @pytest.mark.parametrize("cls", list(PUBLISHED))
+def test_fits_are_bit_identical_for_any_thread_count(cls, grocery_cal):
+    # Large enough for several chunks of the parallel sums (and the subsample warm start).
+    rng = np.random.default_rng(5)
+    gen = cls.from_params(r=1.33, alpha=2.81, a=0.42, b=0.79, k=3)
+    data = gen.simulate(rng.uniform(20, 80, 60_000), seed=4)
+    fits = [cls(k=3, n_jobs=n).fit(data) for n in (1, 2, 4)]
+    for other in fits[1:]:
+        assert other.log_likelihood_ == fits[0].log_likelihood_
+        assert other.params_.tolist() == fits[0].params_.tolist()
+        assert other.standard_errors_.tolist() == fits[0].standard_errors_.tolist()
+
+
+@pytest.mark.parametrize("cls", list(PUBLISHED))
 def test_k_is_chosen_by_likelihood_with_the_profile_reported(cls, grocery_cal):
     model = cls().fit(grocery_cal)
     profile = model.regularity_profile_

@@ -46,12 +46,13 @@ use crate::data::Rfm;
 use crate::dual::Dual;
 use crate::error::{ClvError, Result};
 use crate::fit::{
-    check_params, fit, fit_with_warm_start, FitOptions, FitResult, Likelihood, ParamSpec,
+    check_params, fit, fit_with_warm_start, FitOptions, FitResult, FusedPass, Likelihood, ParamSpec,
 };
 use crate::parallel::Exec;
 use crate::special::{
-    ln_gamma, ln_negative_binomial_pmf, log_add_exp, negative_binomial_upper_tail,
+    ln_gamma, ln_negative_binomial_pmf, log_add_exp, negative_binomial_upper_tail, trigamma,
 };
+use ndarray::Array2;
 
 /// Largest regularity `k` accepted (the likelihood and the predictions take O(k) work per
 /// customer).
@@ -200,11 +201,390 @@ pub fn timing_term(k: u32, litt_total: f64, repeat_total: f64) -> f64 {
 }
 
 /// The likelihood for a given `k` over compressed rows (without the timing term), for the
-/// fitting engine.
+/// fitting engine. The frequency part (log-gamma ratios) is formed once per distinct frequency;
+/// the history part runs over the rows of each run of equal frequency four at a time in plain
+/// `f64` with the analytic gradient ([`history_lanes`]), so that the loop compiles to SIMD.
 pub struct Cnbd<'a> {
-    pub data: &'a Rfm,
-    pub k: u32,
-    pub modified: bool,
+    data: &'a Rfm,
+    k: u32,
+    modified: bool,
+    /// Distinct frequencies, ascending.
+    distinct_x: Vec<f64>,
+    /// Maximal runs of consecutive rows with equal frequency: (first row, index into
+    /// `distinct_x`).
+    runs: Vec<(usize, usize)>,
+}
+
+impl<'a> Cnbd<'a> {
+    /// Prepare compressed rows for fitting BG/CNBD-k (MBG/CNBD-k when `modified`).
+    pub fn new(data: &'a Rfm, k: u32, modified: bool) -> Self {
+        let mut distinct_x: Vec<f64> = data.frequency.clone();
+        distinct_x.sort_unstable_by(f64::total_cmp);
+        distinct_x.dedup();
+        let mut runs = Vec::new();
+        for (i, &x) in data.frequency.iter().enumerate() {
+            if i == 0 || data.frequency[i - 1] != x {
+                runs.push((i, distinct_x.partition_point(|v| *v < x)));
+            }
+        }
+        Cnbd {
+            data,
+            k,
+            modified,
+            distinct_x,
+            runs,
+        }
+    }
+}
+
+/// Indices of the weighted per-run sums of [`history_quad`]: first order, then (the Hessian
+/// pass, `SECOND`) second order.
+mod sum {
+    /// Sum of weights.
+    pub const W: usize = 0;
+    /// Sum of the history parts.
+    pub const VALUE: usize = 1;
+    /// Their derivatives in r and alpha.
+    pub const D_R: usize = 2;
+    pub const D_ALPHA: usize = 3;
+    /// Sum of `s = S1 / (S1 + S2)` (the a and b derivatives are `s / a` and `-s / (b+f-1)`).
+    pub const S: usize = 4;
+    /// Second derivatives in (r, alpha) of the history parts.
+    pub const H_RR: usize = 5;
+    pub const H_RA: usize = 6;
+    pub const H_AA: usize = 7;
+    /// Sums of `q = s (1 - s)`, and of `q` times the differences of the r and alpha
+    /// derivatives of `ln S1` and `ln S2` (what couples (r, alpha) with (a, b)).
+    pub const Q: usize = 8;
+    pub const Q_DR: usize = 9;
+    pub const Q_DA: usize = 10;
+    pub const ALL: usize = 11;
+}
+
+const LANES: usize = 4;
+
+type Lanes = [[f64; LANES]; sum::ALL];
+
+/// Largest stage term kept before the stage sums are rescaled (by [`RESCALE`]).
+const BIG: f64 = 1e280;
+const RESCALE: f64 = 1e-280;
+/// `ln(1e280)`.
+const LN_BIG: f64 = 644.724_003_974_440_8;
+
+/// Stage `j` (1..k) of the stage sum `S2 = sum_{j<k} c_j`, `c_j = c_{j-1} coef_j z`: what the
+/// run's rows share (they share `rk = r + kx`).
+#[derive(Clone, Copy)]
+struct Stage {
+    /// `(rk + j - 1) / j`.
+    coef: f64,
+    /// `h_j = sum_{i<j} 1/(rk+i)`: the r-derivative of `ln c_j`.
+    h: f64,
+    /// `j` (`-j / (alpha+T)` is the alpha-derivative of `ln c_j`).
+    j: f64,
+    /// `h_j^2 - sum_{i<j} 1/(rk+i)^2`, `h_j j`, `j^2 + j`: the second-order moments.
+    hh: f64,
+    hj: f64,
+    jj: f64,
+}
+
+fn stages(rk: f64, k: u32) -> Vec<Stage> {
+    let (mut h, mut h2) = (0.0, 0.0);
+    (1..k)
+        .map(|j| {
+            let shape = rk + f64::from(j - 1);
+            let j = f64::from(j);
+            h += 1.0 / shape;
+            h2 += 1.0 / (shape * shape);
+            Stage {
+                coef: shape / j,
+                h,
+                j,
+                hh: h * h - h2,
+                hj: h * j,
+                jj: j * j + j,
+            }
+        })
+        .collect()
+}
+
+/// The constants of one run's rows: `rk = r + kx`, `ln_odds = ln a - ln(b+f-1)` (when `f > 0`).
+struct RunConstants<'s> {
+    alpha: f64,
+    inv_alpha: f64,
+    rk: f64,
+    ln_odds: f64,
+    dropped: bool,
+    stages: &'s [Stage],
+}
+
+/// Four rows' history parts `-(rk) ln(1 + T/alpha) + ln(S1 + S2)` and their derivatives
+/// (first order in (r, alpha), and with `SECOND` the second order and the sums that couple
+/// them with (a, b)), added to `lanes`. `S2 = sum_{j<k} c_j` with `z = (T-t_x)/(alpha+T)` is
+/// summed in the linear domain, stage by stage for the four rows at once (so that the loop
+/// compiles to SIMD), with its derivative moments beside it; the sums are rescaled by 1e-280
+/// whenever a term passes 1e280 (only long histories with large k get there). `S1 = a/(b+f-1)
+/// ((alpha+T)/(alpha+t_x))^rk` joins in the log domain: `ln(S1 + S2) = ln S2 + ln(1 + e^d)`,
+/// `d = ln S1 - ln S2`, whose weight `s = logistic(d)` mixes the two derivatives.
+#[inline(always)]
+fn history_quad<const SECOND: bool>(
+    lanes: &mut Lanes,
+    c: &RunConstants<'_>,
+    age: &[f64],
+    t_x: &[f64],
+    w: &[f64],
+) {
+    use crate::fastmath::{exp, ln, ln_1p};
+    let mut inv_at = [0.0; LANES];
+    let mut z = [0.0; LANES];
+    for l in 0..LANES {
+        inv_at[l] = 1.0 / (c.alpha + age[l]);
+        z[l] = (age[l] - t_x[l]) * inv_at[l];
+    }
+    let mut term = [1.0; LANES];
+    let mut s2 = [1.0; LANES];
+    let (mut s2_r, mut s2_j) = ([0.0; LANES], [0.0; LANES]);
+    let (mut b_rr, mut b_rj, mut b_jj) = ([0.0; LANES], [0.0; LANES], [0.0; LANES]);
+    let mut scale = [0.0; LANES];
+    for st in c.stages {
+        for l in 0..LANES {
+            term[l] *= st.coef * z[l];
+            s2[l] += term[l];
+            s2_r[l] += term[l] * st.h;
+            s2_j[l] += term[l] * st.j;
+            if SECOND {
+                b_rr[l] += term[l] * st.hh;
+                b_rj[l] += term[l] * st.hj;
+                b_jj[l] += term[l] * st.jj;
+            }
+            let big = term[l] > BIG;
+            let f = if big { RESCALE } else { 1.0 };
+            term[l] *= f;
+            s2[l] *= f;
+            s2_r[l] *= f;
+            s2_j[l] *= f;
+            if SECOND {
+                b_rr[l] *= f;
+                b_rj[l] *= f;
+                b_jj[l] *= f;
+            }
+            scale[l] += if big { LN_BIG } else { 0.0 };
+        }
+    }
+    let rk = c.rk;
+    for l in 0..LANES {
+        let (age, t_x, wt, inv_at) = (age[l], t_x[l], w[l], inv_at[l]);
+        let ln1p_age = ln_1p(age * c.inv_alpha);
+        let ln_s2 = scale[l] + ln(s2[l]);
+        let inv_s2 = 1.0 / s2[l];
+        let g2_r = s2_r[l] * inv_s2;
+        let g2_alpha = -(s2_j[l] * inv_s2) * inv_at;
+        let mut value = ln_s2 - rk * ln1p_age;
+        let mut d_r = -ln1p_age;
+        // d/d alpha of -rk ln(1 + T/alpha) = rk T / (alpha (alpha + T)).
+        let outer_ra = age * c.inv_alpha * inv_at;
+        let mut d_alpha = rk * outer_ra;
+        // The second derivatives of ln S2 and of the outer term.
+        let h2_rr = b_rr[l] * inv_s2 - g2_r * g2_r;
+        let h2_ra = -(b_rj[l] * inv_s2) * inv_at - g2_r * g2_alpha;
+        let h2_aa = b_jj[l] * inv_s2 * inv_at * inv_at - g2_alpha * g2_alpha;
+        let outer_aa = -rk * outer_ra * (c.alpha + c.alpha + age) * c.inv_alpha * inv_at;
+        let (mut h_rr, mut h_ra, mut h_aa) = (h2_rr, h2_ra + outer_ra, h2_aa + outer_aa);
+        if c.dropped {
+            let inv_atx = 1.0 / (c.alpha + t_x);
+            let ell = ln_1p((age - t_x) * inv_atx);
+            let dd = inv_at - inv_atx;
+            let d = c.ln_odds + rk * ell - ln_s2;
+            let e = exp(-d.abs());
+            let s = if d >= 0.0 { 1.0 } else { e } / (1.0 + e);
+            value += d.max(0.0) + ln_1p(e);
+            d_r += (1.0 - s) * g2_r + s * ell;
+            d_alpha += (1.0 - s) * g2_alpha + s * rk * dd;
+            lanes[sum::S][l] += wt * s;
+            if SECOND {
+                // q = s (1 - s) = e / (1 + e)^2, exact in both tails.
+                let q = e / ((1.0 + e) * (1.0 + e));
+                let (dr, da) = (ell - g2_r, rk * dd - g2_alpha);
+                h_rr = (1.0 - s) * h2_rr + q * dr * dr;
+                h_ra = s * dd + (1.0 - s) * h2_ra + q * dr * da + outer_ra;
+                h_aa = s * rk * (inv_atx * inv_atx - inv_at * inv_at)
+                    + (1.0 - s) * h2_aa
+                    + q * da * da
+                    + outer_aa;
+                lanes[sum::Q][l] += wt * q;
+                lanes[sum::Q_DR][l] += wt * q * dr;
+                lanes[sum::Q_DA][l] += wt * q * da;
+            }
+        } else {
+            d_r += g2_r;
+            d_alpha += g2_alpha;
+        }
+        lanes[sum::W][l] += wt;
+        lanes[sum::VALUE][l] += wt * value;
+        lanes[sum::D_R][l] += wt * d_r;
+        lanes[sum::D_ALPHA][l] += wt * d_alpha;
+        if SECOND {
+            lanes[sum::H_RR][l] += wt * h_rr;
+            lanes[sum::H_RA][l] += wt * h_ra;
+            lanes[sum::H_AA][l] += wt * h_aa;
+        }
+    }
+}
+
+/// Sums of [`history_quad`] over one run's rows, 4 at a time; the last rows are padded with
+/// weight-0 rows (finite values, so they add exact zeros). The lanes are added in a fixed
+/// order, so the result depends only on the rows.
+#[inline(always)]
+fn history_lanes<const SECOND: bool>(
+    c: &RunConstants<'_>,
+    age: &[f64],
+    t_x: &[f64],
+    w: &[f64],
+) -> [f64; sum::ALL] {
+    let mut lanes: Lanes = [[0.0; LANES]; sum::ALL];
+    let full = age.len() / LANES * LANES;
+    for ((a4, t4), w4) in age[..full]
+        .chunks_exact(LANES)
+        .zip(t_x[..full].chunks_exact(LANES))
+        .zip(w[..full].chunks_exact(LANES))
+    {
+        history_quad::<SECOND>(&mut lanes, c, a4, t4, w4);
+    }
+    if full < age.len() {
+        let (mut a4, mut t4, mut w4) = ([1.0; LANES], [0.0; LANES], [0.0; LANES]);
+        let rest = age.len() - full;
+        a4[..rest].copy_from_slice(&age[full..]);
+        t4[..rest].copy_from_slice(&t_x[full..]);
+        w4[..rest].copy_from_slice(&w[full..]);
+        history_quad::<SECOND>(&mut lanes, c, &a4, &t4, &w4);
+    }
+    lanes.map(|l| l.iter().sum::<f64>())
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn history_lanes_avx2<const SECOND: bool>(
+    c: &RunConstants<'_>,
+    age: &[f64],
+    t_x: &[f64],
+    w: &[f64],
+) -> [f64; sum::ALL] {
+    history_lanes::<SECOND>(c, age, t_x, w)
+}
+
+/// [`history_lanes`] with 256-bit vectors where the processor has them (no fused multiply-add:
+/// the same bits either way).
+fn history_lanes_dispatch<const SECOND: bool>(
+    c: &RunConstants<'_>,
+    age: &[f64],
+    t_x: &[f64],
+    w: &[f64],
+) -> [f64; sum::ALL] {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the processor supports AVX2 (checked just above).
+        return unsafe { history_lanes_avx2::<SECOND>(c, age, t_x, w) };
+    }
+    history_lanes::<SECOND>(c, age, t_x, w)
+}
+
+impl Cnbd<'_> {
+    /// One pass over the rows: the log-likelihood and gradient (5 values), and with `SECOND`
+    /// the upper triangle of the Hessian after them (10 values: rr, r alpha, ra, rb, alpha
+    /// alpha, alpha a, alpha b, aa, ab, bb). The first-order sums do not depend on the
+    /// second-order ones, so the value and gradient have the same bits either way.
+    fn pass<const SECOND: bool>(&self, params: &[f64], exec: &Exec) -> Vec<f64> {
+        let (k, modified) = (self.k, self.modified);
+        let d = self.data;
+        let p: [Dual<4>; 4] = std::array::from_fn(|i| Dual::variable(params[i], i));
+        let (r, alpha, a, b) = (params[0], params[1], params[2], params[3]);
+        let parts: Vec<Dual<4>> = self
+            .distinct_x
+            .iter()
+            .map(|&x| frequency_part(p, k, modified, x))
+            .collect();
+        let (tg_r, tg_ab, tg_b) = if SECOND {
+            (trigamma(r), trigamma(a + b), trigamma(b))
+        } else {
+            (0.0, 0.0, 0.0)
+        };
+        let width = if SECOND { 15 } else { 5 };
+        exec.chunked_sum(d.len(), width, |range, acc| {
+            let first = self
+                .runs
+                .partition_point(|&(start, _)| start <= range.start)
+                - 1;
+            for (i, &(start, xi)) in self.runs.iter().enumerate().skip(first) {
+                if start >= range.end {
+                    break;
+                }
+                let end = self.runs.get(i + 1).map_or(d.len(), |&(s, _)| s);
+                let rows = start.max(range.start)..end.min(range.end);
+                let x = self.distinct_x[xi];
+                let f = if modified { x + 1.0 } else { x };
+                let rk = r + f64::from(k) * x;
+                let run_stages = stages(rk, k);
+                let c = RunConstants {
+                    alpha,
+                    inv_alpha: 1.0 / alpha,
+                    rk,
+                    ln_odds: if f > 0.0 {
+                        a.ln() - (b + (f - 1.0)).ln()
+                    } else {
+                        0.0
+                    },
+                    dropped: f > 0.0,
+                    stages: &run_stages,
+                };
+                let sums = history_lanes_dispatch::<SECOND>(
+                    &c,
+                    &d.age[rows.clone()],
+                    &d.recency[rows.clone()],
+                    d.weights_of(rows),
+                );
+                let (w, part) = (sums[sum::W], parts[xi]);
+                let ib = if c.dropped {
+                    1.0 / (b + (f - 1.0))
+                } else {
+                    0.0
+                };
+                acc[0] += w * part.v + sums[sum::VALUE];
+                acc[1] += w * part.d[0] + sums[sum::D_R];
+                acc[2] += w * part.d[1] + sums[sum::D_ALPHA];
+                acc[3] += w * part.d[2] + sums[sum::S] / a;
+                acc[4] += w * part.d[3] - sums[sum::S] * ib;
+                if SECOND {
+                    let kx = f64::from(k) * x;
+                    // The frequency part's second derivatives: trigamma differences, and
+                    // kx / alpha^2 from -kx ln alpha.
+                    let tg_abf = trigamma(a + b + f);
+                    let fp_rr = if kx > 0.0 {
+                        trigamma(r + kx) - tg_r
+                    } else {
+                        0.0
+                    };
+                    let fp_aa = if f > 0.0 { tg_ab - tg_abf } else { 0.0 };
+                    let fp_bb = if f > 0.0 {
+                        trigamma(b + f) - tg_b + fp_aa
+                    } else {
+                        0.0
+                    };
+                    let (s, q) = (sums[sum::S], sums[sum::Q]);
+                    let (q_dr, q_da) = (sums[sum::Q_DR], sums[sum::Q_DA]);
+                    let h = &mut acc[5..];
+                    h[0] += w * fp_rr + sums[sum::H_RR];
+                    h[1] += sums[sum::H_RA];
+                    h[2] += q_dr / a;
+                    h[3] -= q_dr * ib;
+                    h[4] += w * kx / (alpha * alpha) + sums[sum::H_AA];
+                    h[5] += q_da / a;
+                    h[6] -= q_da * ib;
+                    h[7] += w * fp_aa + (q - s) / (a * a);
+                    h[8] += w * fp_aa - q * ib / a;
+                    h[9] += w * fp_bb + (s + q) * ib * ib;
+                }
+            }
+        })
+    }
 }
 
 impl Likelihood for Cnbd<'_> {
@@ -228,46 +608,23 @@ impl Likelihood for Cnbd<'_> {
         self.data.total_weight()
     }
 
-    /// The frequency part once per distinct frequency (it holds the log-gamma ratios, most of
-    /// a row's cost), the history part per row.
     fn loglik_and_gradient(&self, params: &[f64], exec: &Exec) -> (f64, Vec<f64>) {
-        let (k, modified) = (self.k, self.modified);
-        let data = self.data;
-        let p: [Dual<4>; 4] = std::array::from_fn(|i| Dual::variable(params[i], i));
-        let max_x = data.frequency.iter().fold(0.0f64, |m, &x| m.max(x));
-        if max_x > 4.0 * data.len() as f64 + 1000.0 {
-            return super::sum_dual_rows::<4>(data, params, exec, |p, x, t_x, age| {
-                row_log_likelihood(p, k, modified, x, t_x, age)
-            });
-        }
-        let mut present = vec![false; max_x as usize + 1];
-        for &x in &data.frequency {
-            present[x as usize] = true;
-        }
-        let parts: Vec<Dual<4>> = present
-            .iter()
-            .enumerate()
-            .map(|(x, &here)| {
-                if here {
-                    frequency_part(p, k, modified, x as f64)
-                } else {
-                    Dual::constant(0.0)
-                }
-            })
-            .collect();
-        let acc = exec.chunked_sum(data.len(), 5, |range, acc| {
-            for i in range {
-                let x = data.frequency[i];
-                let ll = parts[x as usize]
-                    + history_part(p, k, modified, x, data.recency[i], data.age[i]);
-                let w = data.weight(i);
-                acc[0] += w * ll.v;
-                for j in 0..4 {
-                    acc[1 + j] += w * ll.d[j];
-                }
-            }
-        });
+        let acc = self.pass::<false>(params, exec);
         (acc[0], acc[1..].to_vec())
+    }
+
+    /// The analytic Hessian in (r, alpha, a, b) from one pass (the second-order sums of
+    /// [`history_quad`], trigamma terms per distinct frequency).
+    fn hessian(&self, params: &[f64], exec: &Exec) -> Option<Array2<f64>> {
+        self.loglik_gradient_hessian(params, exec)
+            .map(|(_, _, hessian)| hessian)
+    }
+
+    fn loglik_gradient_hessian(&self, params: &[f64], exec: &Exec) -> Option<FusedPass> {
+        let acc = self.pass::<true>(params, exec);
+        let upper = [[0, 1, 2, 3], [1, 4, 5, 6], [2, 5, 7, 8], [3, 6, 8, 9]];
+        let hessian = Array2::from_shape_fn((4, 4), |(i, j)| acc[5 + upper[i][j]]);
+        Some((acc[0], acc[1..5].to_vec(), hessian))
     }
 }
 
@@ -307,16 +664,7 @@ pub fn fit_k(
         data,
         data.len(),
         Rfm::subsample,
-        |d, o| {
-            fit(
-                &Cnbd {
-                    data: d,
-                    k,
-                    modified,
-                },
-                o,
-            )
-        },
+        |d, o| fit(&Cnbd::new(d, k, modified), o),
         opts,
     )?;
     res.log_likelihood += extra;
@@ -797,11 +1145,7 @@ mod tests {
         let data = RfmColumns::new(&x, &t_x, &age).compress();
         for k in [1, 2, 3, 7] {
             for modified in [false, true] {
-                let lik = Cnbd {
-                    data: &data,
-                    k,
-                    modified,
-                };
+                let lik = Cnbd::new(&data, k, modified);
                 let at = [0.8, 2.3, 0.6, 1.7];
                 let (v, g) = lik.loglik_and_gradient(&at, &Exec::Serial);
                 let p = CnbdParams::new(at[0], at[1], at[2], at[3], k, modified);
@@ -816,6 +1160,62 @@ mod tests {
                     &at,
                     1e-6,
                 );
+            }
+        }
+    }
+
+    /// The fused pass: the value and gradient of the gradient pass bit for bit, and a
+    /// symmetric Hessian equal to the central differences of the analytic gradient; on rows
+    /// whose stage terms pass 1e280 (k = 200, 300 purchases) as well, where the value is the
+    /// log-domain row function's.
+    #[test]
+    fn hessian_is_exact_and_the_fused_pass_has_the_gradient_bits() {
+        let long: [(f64, f64, f64); 3] =
+            [(300.0, 10.0, 1000.0), (0.0, 0.0, 900.0), (2.0, 5.0, 7.0)];
+        type Row = (f64, f64, f64);
+        let cases: [(&[Row], &[u32]); 2] = [(&ROWS, &[1, 2, 3, 7]), (&long, &[200])];
+        for (rows, ks) in cases {
+            let (x, t_x, age): (Vec<f64>, Vec<f64>, Vec<f64>) = (
+                rows.iter().map(|r| r.0).collect(),
+                rows.iter().map(|r| r.1).collect(),
+                rows.iter().map(|r| r.2).collect(),
+            );
+            let data = RfmColumns::new(&x, &t_x, &age).compress();
+            for &k in ks {
+                for modified in [false, true] {
+                    let lik = Cnbd::new(&data, k, modified);
+                    let at = [0.8, 2.3, 0.6, 1.7];
+                    let exec = Exec::Serial;
+                    let (v, g) = lik.loglik_and_gradient(&at, &exec);
+                    let (fv, fg, h) = lik.loglik_gradient_hessian(&at, &exec).unwrap();
+                    assert_eq!(fv.to_bits(), v.to_bits());
+                    assert_eq!(fg, g);
+                    let p = CnbdParams::new(at[0], at[1], at[2], at[3], k, modified);
+                    let want: f64 = rows
+                        .iter()
+                        .map(|&(x, t_x, age)| log_likelihood(&p, x, t_x, age))
+                        .sum();
+                    assert!((v - want).abs() < 1e-11 * want.abs(), "{k}: {v} vs {want}");
+                    for i in 0..4 {
+                        let step = 1e-5 * at[i];
+                        let (mut up, mut down) = (at, at);
+                        up[i] += step;
+                        down[i] -= step;
+                        let g_up = lik.loglik_and_gradient(&up, &exec).1;
+                        let g_down = lik.loglik_and_gradient(&down, &exec).1;
+                        for j in 0..4 {
+                            assert_eq!(h[[i, j]].to_bits(), h[[j, i]].to_bits());
+                            let numeric = (g_up[j] - g_down[j]) / (2.0 * step);
+                            let scale = h[[i, i]].abs().max(h[[j, j]].abs()).sqrt()
+                                * numeric.abs().max(1.0).sqrt();
+                            assert!(
+                                (h[[i, j]] - numeric).abs() < 1e-5 * scale.max(1.0),
+                                "k {k} {modified} [{i},{j}]: {} vs {numeric}",
+                                h[[i, j]]
+                            );
+                        }
+                    }
+                }
             }
         }
     }
