@@ -10,6 +10,7 @@ __all__ = [
     "__version__",
     "_panic_for_test",
     "churn_fit",
+    "cnbd_check_litt",
     "cnbd_fit",
     "cnbd_simulate",
     "churn_predict",
