@@ -179,6 +179,46 @@ def test_nbd_reproduces_the_published_two_year_fit(grocery_log):
     )
 
 
+def test_nbd_has_the_standard_api(tmp_path):
+    """Conditional counts (negative binomial with the posterior Gamma(r+x, alpha+T)) and DERT
+    against mpmath, CLV through customer_lifetime_value, JSON, simulation that recovers the
+    parameters."""
+    model = clvrs.NBDModel.from_params(r=0.9, alpha=4.0)
+    arrays = {"frequency": np.array([0.0, 3.0, 12.0]), "recency": np.array([0.0, 10.0, 30.0])}
+    arrays["T"] = np.array([20.0, 30.0, 31.0])
+    t = 13.0
+    with mp.workdps(30):
+        for i in range(3):
+            shape = mpmath.mpf(0.9) + arrays["frequency"][i]
+            rate = mpmath.mpf(4.0) + arrays["T"][i]
+            for n in (0, 1, 4):
+                want = mpmath.exp(
+                    mpmath.loggamma(shape + n)
+                    - mpmath.loggamma(shape)
+                    - mpmath.loggamma(n + 1)
+                    + shape * mpmath.log(rate / (rate + t))
+                    + n * mpmath.log(t / (rate + t))
+                )
+                got = model.conditional_purchase_count_probability(n=n, t=t, **arrays)[i]
+                assert got == pytest.approx(float(want), rel=1e-12)
+            # DERT: E[lambda] / delta (no dropout), delta the continuous rate per week.
+            delta = 0.01
+            dert = model.expected_residual_transactions(discount_rate=delta, **arrays)[i]
+            assert dert == pytest.approx(float(shape / rate / delta), rel=1e-12)
+    # CLV (discrete): expected purchases grow linearly, E[lambda] per week.
+    value = clvrs.customer_lifetime_value(model, 10.0, time=6, time_unit=4.345, **arrays)
+    rate = (0.9 + arrays["frequency"]) / (4.0 + arrays["T"])
+    by_hand = 10.0 * rate * 4.345 * sum(1.01**-i for i in range(1, 7))
+    np.testing.assert_allclose(np.asarray(value), by_hand, rtol=1e-12)
+    # JSON and simulation.
+    path = tmp_path / "nbd.json"
+    model.save(path)
+    assert clvrs.load(path).params_.tolist() == model.params_.tolist()
+    data = model.simulate(np.repeat([30.0, 52.0], 20_000), seed=3)
+    fitted = clvrs.NBDModel().fit(data)
+    assert (np.abs(fitted.params_.to_numpy() - [0.9, 4.0]) < 4 * fitted.standard_errors_).all()
+
+
 # Published (Reutterer, Platzer & Schröder 2021, results files; BTYDplus 1.1.4) on the grocery
 # 2006 calibration: (r, alpha, a, b) to 2 decimals and the log-likelihood to 3.
 PUBLISHED = {
