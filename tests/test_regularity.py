@@ -374,18 +374,17 @@ def test_persistence_and_clone_keep_k_and_the_profile(grocery_cal, tmp_path):
     assert "k=2" in repr(given)
 
 
-def test_simulation_recovers_k_and_the_parameters():
+@pytest.mark.parametrize("cls", list(PUBLISHED))
+def test_simulation_recovers_k_and_the_parameters(cls):
     for k, truth in [
         (2, (0.9, 1.5, 0.8, 2.5)),
         (3, (1.2, 1.0, 0.6, 3.0)),
         (5, (2.0, 3.0, 0.5, 2.0)),
     ]:
-        gen = clvrs.ModifiedBetaGeoCNBDModel.from_params(
-            r=truth[0], alpha=truth[1], a=truth[2], b=truth[3], k=k
-        )
+        gen = cls.from_params(r=truth[0], alpha=truth[1], a=truth[2], b=truth[3], k=k)
         ages = np.repeat([40.0, 52.0, 65.0, 78.0], 6000)
         data = gen.simulate(ages, seed=k)
-        fitted = clvrs.ModifiedBetaGeoCNBDModel(max_k=8).fit(data)
+        fitted = cls(max_k=8).fit(data)
         assert fitted.k_ == k, fitted.regularity_profile_
         se = fitted.standard_errors_
         assert (np.abs(fitted.params_.to_numpy() - np.array(truth)) < 4 * se.to_numpy()).all(), (
