@@ -244,7 +244,7 @@ def test_k2_reproduces_the_published_grocery_fits(cls, grocery_cal):
 
 @pytest.mark.parametrize("cls", list(PUBLISHED))
 def test_fits_are_bit_identical_for_any_thread_count(cls, grocery_cal):
-    # Large enough for several chunks of the parallel sums (and the subsample warm start).
+    # Many chunks of the parallel sums (4,096 rows each).
     rng = np.random.default_rng(5)
     gen = cls.from_params(r=1.33, alpha=2.81, a=0.42, b=0.79, k=3)
     data = gen.simulate(rng.uniform(20, 80, 60_000), seed=4)
