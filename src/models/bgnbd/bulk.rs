@@ -94,6 +94,41 @@ fn probability_alive_block_dispatch(
     probability_alive_block(p, x, t_x, age, out)
 }
 
+/// `out[j] = ln(alpha + age[j])` (the crate's `ln`: the same bits in SIMD as one at a time).
+#[inline(always)]
+fn ln_rate_block(alpha: f64, age: &[f64], out: &mut [f64]) {
+    for (slot, &age) in out.iter_mut().zip(age) {
+        *slot = crate::fastmath::ln(alpha + age);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn ln_rate_block_avx2(alpha: f64, age: &[f64], out: &mut [f64]) {
+    ln_rate_block(alpha, age, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2")]
+fn ln_rate_block_avx512(alpha: f64, age: &[f64], out: &mut [f64]) {
+    ln_rate_block(alpha, age, out)
+}
+
+/// [`ln_rate_block`] in the widest SIMD the processor has.
+fn ln_rate_block_dispatch(alpha: f64, age: &[f64], out: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the processor supports AVX-512F (checked just above), and so AVX2.
+        return unsafe { ln_rate_block_avx512(alpha, age, out) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the processor supports AVX2 (checked just above).
+        return unsafe { ln_rate_block_avx2(alpha, age, out) };
+    }
+    ln_rate_block(alpha, age, out)
+}
+
 /// Rows whose interpolants are evaluated in lockstep by [`conditional_expected_purchases_bulk`].
 const LOCKSTEP: usize = 8;
 
@@ -229,9 +264,9 @@ pub fn weighted_expected_purchases_bulk(
     // rows at a time through their interpolants, the rest (and rows without one) directly; one
     // pass, block by block (the block's P(alive) is still in cache when it is multiplied).
     let active = |x: f64, age: f64| active_sum(x, p.alpha + age);
-    let lookup = |i: usize| {
+    // (`v = ln(alpha + T)` of the row, computed for the whole block beforehand in SIMD.)
+    let lookup = |i: usize, v: f64| {
         let x = columns.frequency[i];
-        let v = crate::fastmath::ln(p.alpha + columns.age[i]);
         let found = match &table {
             Some(table) => table[x as usize],
             None => interpolants.get(&(x as u64)),
@@ -245,14 +280,18 @@ pub fn weighted_expected_purchases_bulk(
             p,
             &columns.frequency[rows.clone()],
             &columns.recency[rows.clone()],
-            &columns.age[rows],
+            &columns.age[rows.clone()],
             block,
         );
+        let mut ln_rate = [0.0; crate::parallel::CHUNK_ROWS];
+        let ln_rate = &mut ln_rate[..block.len()];
+        ln_rate_block_dispatch(p.alpha, &columns.age[rows], ln_rate);
         let mut quads = block.chunks_exact_mut(LOCKSTEP);
         let mut row = start;
         let mut direct = 0;
         for quad in &mut quads {
-            let found: [_; LOCKSTEP] = std::array::from_fn(|l| lookup(row + l));
+            let found: [_; LOCKSTEP] =
+                std::array::from_fn(|l| lookup(row + l, ln_rate[row + l - start]));
             if found.iter().all(Option::is_some) {
                 let found = found.map(|f| f.expect("checked"));
                 let values = chebyshev::eval_many(found.map(|(c, _)| c), found.map(|(_, u)| u));
@@ -275,7 +314,7 @@ pub fn weighted_expected_purchases_bulk(
         }
         for (l, slot) in quads.into_remainder().iter_mut().enumerate() {
             let i = row + l;
-            *slot *= match lookup(i) {
+            *slot *= match lookup(i, ln_rate[i - start]) {
                 Some((c, u)) => chebyshev::eval_many([c], [u])[0],
                 None => {
                     direct += 1;
