@@ -266,3 +266,47 @@ def test_bgbb_rules_on_integer_frequency_name_the_input_row():
         for x in (frequency.astype(np.int64), frequency.astype(float))
     ]
     assert fits[0].params_.to_numpy().tobytes() == fits[1].params_.to_numpy().tobytes()
+
+
+@pytest.mark.parametrize(
+    ("cls", "params"),
+    [
+        (clvrs.BetaGeoModel, {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}),
+        (clvrs.ModifiedBetaGeoModel, {"r": 0.525, "alpha": 6.183, "a": 0.891, "b": 1.614}),
+        (clvrs.ParetoNBDModel, {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669}),
+    ],
+    ids=lambda v: getattr(v, "__name__", ""),
+)
+def test_predictions_read_integer_frequency_in_place(cls, params):
+    # Several of the core's blocks of rows, as int64, int32 and uint32: the bits of the
+    # float64 column for every prediction (P(alive) converts block by block, the others once).
+    model = cls.from_params(**params, n_jobs=2)
+    ages = np.linspace(1.0, 80.0, 9_001)
+    frequency, recency = model.simulate(ages, seed=5)[["frequency", "recency"]].T.to_numpy()
+    frame = pd.DataFrame({"frequency": frequency, "recency": recency, "T": ages})
+    predictions = {
+        "probability_alive": lambda d: model.probability_alive(d),
+        "expected_purchases": lambda d: model.expected_purchases(d, t=52.0),
+        "log_likelihood": lambda d: model.log_likelihood_per_customer(d),
+    }
+    if cls is clvrs.ParetoNBDModel:
+        predictions["probability_alive_later"] = lambda d: model.probability_alive(d, t=10.0)
+    for name, predict in predictions.items():
+        want = predict(frame).to_numpy().tobytes()
+        for dtype in (np.int64, np.int32, np.uint32):
+            given = frame.assign(frequency=frame["frequency"].astype(dtype))
+            assert predict(given).to_numpy().tobytes() == want, (name, dtype)
+
+
+def test_prediction_errors_on_integer_frequency_are_the_float_errors(cdnow):
+    model = clvrs.BetaGeoModel.from_params(r=0.243, alpha=4.414, a=0.793, b=2.426)
+    bad = cdnow.assign(frequency=cdnow["frequency"].astype(np.int64))
+    bad.iloc[1500, bad.columns.get_loc("frequency")] = -1
+    for predict in (model.probability_alive, model.expected_purchases):
+        errors = []
+        for frequency in (bad["frequency"], bad["frequency"].astype(float)):
+            with pytest.raises(InvalidDataError) as err:
+                predict(bad.assign(frequency=frequency))
+            errors.append((str(err.value), err.value.row, err.value.column))
+        assert errors[0] == errors[1]
+        assert errors[0][1] == 1500

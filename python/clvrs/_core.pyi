@@ -115,7 +115,7 @@ def rfm_predict(
     model: str,
     quantity: str,
     params: list[float],
-    frequency: _Array,
+    frequency: _Counts,
     recency: _Array,
     T: _Array,
     names: _Names,

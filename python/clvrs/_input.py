@@ -726,11 +726,15 @@ def _check_weights(columns: Columns, from_frame: bool) -> None:
 
 def wrap_output(values: np.ndarray, columns: Columns, name: str) -> Any:
     """Shape a per-customer result like the input: pandas Series, polars Series or numpy
-    array; a numpy float64 scalar (a ``float``) when the caller passed single numbers."""
+    array; a numpy float64 scalar (a ``float``) when the caller passed single numbers.
+
+    ``values`` is a fresh array (the core's output): a pandas Series takes it without a copy
+    (pandas copies a numpy array by default, which cost a tenth of a 1M-customer P(alive)).
+    """
     if columns.scalar and np.size(values) == 1:
         return np.float64(np.asarray(values).reshape(-1)[0])
     if columns.kind == "pandas":
-        return pd.Series(values, index=columns.index, name=name)
+        return pd.Series(values, index=columns.index, name=name, copy=False)
     if columns.kind == "polars":
         import polars as pl
 

@@ -64,7 +64,14 @@ impl<'a> RfmColumns<'a> {
     /// [`RfmColumns::validate`], scanning the rows in parallel on `exec`.
     pub fn validate_on(&self, names: &RfmNames, exec: &crate::parallel::Exec) -> Result<()> {
         let x = self.frequency;
-        validate_rows(self.parts(), |i| x[i], names, exec)
+        let (recency, age) = (self.recency, self.age);
+        validate_rows(
+            self.parts(),
+            |i| x[i],
+            |rows| rows_pass_dispatch(&x[rows.clone()], &recency[rows.clone()], &age[rows]),
+            names,
+            exec,
+        )
     }
 
     /// Merge identical (x, t_x, T) rows, adding their weights, and sort them into a canonical
@@ -161,7 +168,18 @@ impl<'a> RfmCounts<'a> {
     /// See [`RfmColumns::validate_on`].
     pub fn validate_on(&self, names: &RfmNames, exec: &crate::parallel::Exec) -> Result<()> {
         let x = self.frequency;
-        validate_rows(self.parts(), |i| x.get(i), names, exec)
+        let (recency, age) = (self.recency, self.age);
+        let quick = |rows: std::ops::Range<usize>| {
+            let (t_x, age) = (&recency[rows.clone()], &age[rows.clone()]);
+            match x {
+                Counts::Float(v) => rows_pass_dispatch(&v[rows], t_x, age),
+                Counts::I64(v) => rows_pass_dispatch(&v[rows], t_x, age),
+                Counts::I32(v) => rows_pass_dispatch(&v[rows], t_x, age),
+                Counts::U64(v) => rows_pass_dispatch(&v[rows], t_x, age),
+                Counts::U32(v) => rows_pass_dispatch(&v[rows], t_x, age),
+            }
+        };
+        validate_rows(self.parts(), |i| x.get(i), quick, names, exec)
     }
 
     /// See [`RfmColumns::compress_on`].
@@ -185,10 +203,77 @@ struct Parts<'a> {
 /// A rule's column name, the value of row `i` in it, and the rule.
 type Check<'c> = (&'c str, &'c dyn Fn(usize) -> f64, String);
 
-/// The rules of [`RfmColumns::validate_on`], frequency `x(i)`.
+/// A frequency value as [`Counts::get`] reads it (`value as f64`).
+trait CountValue: Copy {
+    fn value(self) -> f64;
+}
+
+impl CountValue for f64 {
+    #[inline(always)]
+    fn value(self) -> f64 {
+        self
+    }
+}
+
+macro_rules! count_value {
+    ($($t:ty),+) => {$(
+        impl CountValue for $t {
+            #[inline(always)]
+            fn value(self) -> f64 {
+                self as f64
+            }
+        }
+    )+};
+}
+count_value!(i64, i32, u64, u32);
+
+/// Whether every row passes every rule of [`validate_rows`]: one branch-free pass (it compiles
+/// to SIMD), so valid input, the usual case, costs about one read of the columns. `2^52` added
+/// and taken away rounds a number in `[0, 2^32)` to a whole one, so it is unchanged exactly when
+/// it is whole (the same test as `f64::from(x as u32) == x` there, without a conversion that
+/// has no SIMD form).
+#[inline(always)]
+fn rows_pass<T: CountValue>(x: &[T], t_x: &[f64], age: &[f64]) -> bool {
+    const TWO_52: f64 = 4_503_599_627_370_496.0;
+    let mut bad = false;
+    for ((&x, &t_x), &age) in x.iter().zip(t_x).zip(age) {
+        let x = x.value();
+        let whole = (x >= 0.0) & (x <= u32::MAX as f64) & ((x + TWO_52) - TWO_52 == x);
+        // (`abs() < inf` is false for NaN and infinities.)
+        let rows_ok = whole
+            & (t_x.abs() < f64::INFINITY)
+            & (t_x >= 0.0)
+            & (age.abs() < f64::INFINITY)
+            & (age >= 0.0)
+            & (t_x <= age)
+            & ((x != 0.0) | (t_x == 0.0));
+        bad |= !rows_ok;
+    }
+    !bad
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn rows_pass_avx2<T: CountValue>(x: &[T], t_x: &[f64], age: &[f64]) -> bool {
+    rows_pass(x, t_x, age)
+}
+
+/// [`rows_pass`] with AVX2 where the processor has it.
+fn rows_pass_dispatch<T: CountValue>(x: &[T], t_x: &[f64], age: &[f64]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the processor supports AVX2 (checked just above).
+        return unsafe { rows_pass_avx2(x, t_x, age) };
+    }
+    rows_pass(x, t_x, age)
+}
+
+/// The rules of [`RfmColumns::validate_on`], frequency `x(i)`; `quick(rows)` tells whether all
+/// of `rows` pass them ([`rows_pass`]), so only a chunk with a broken row is searched row by row.
 fn validate_rows(
     this: Parts<'_>,
     x: impl Fn(usize) -> f64 + Sync,
+    quick: impl Fn(std::ops::Range<usize>) -> bool + Sync,
     names: &RfmNames,
     exec: &crate::parallel::Exec,
 ) -> Result<()> {
@@ -224,6 +309,9 @@ fn validate_rows(
         n,
         || [NONE; 5],
         |range, first: &mut [usize; 5]| {
+            if quick(range.clone()) {
+                return;
+            }
             for i in range {
                 let (x, t_x, age) = (x(i), this.recency[i], this.age[i]);
                 // `as u32` truncates (NaN gives 0), so this is "a whole number in range".
@@ -505,6 +593,57 @@ impl Rfm {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The one-pass test agrees with the rules row by row on every awkward value.
+    #[test]
+    fn the_quick_pass_agrees_with_the_rules() {
+        let values = [
+            0.0,
+            -0.0,
+            1.0,
+            2.5,
+            -1.0,
+            1e-310,
+            4294967295.0,
+            4294967296.0,
+            4294967295.5,
+            1e300,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            3.0,
+        ];
+        let rules = |x: f64, t_x: f64, age: f64| {
+            (x >= 0.0 && x <= u32::MAX as f64 && f64::from(x as u32) == x)
+                && (t_x.is_finite() && t_x >= 0.0)
+                && (age.is_finite() && age >= 0.0)
+                && t_x <= age
+                && !(x == 0.0 && t_x != 0.0)
+        };
+        for &x in &values {
+            for &t_x in &values {
+                for &age in &values {
+                    let quick = rows_pass(&[x], &[t_x], &[age]);
+                    assert_eq!(quick, rules(x, t_x, age), "{x} {t_x} {age}");
+                    // The same row among valid ones, at every position of a SIMD group.
+                    for at in 0..9 {
+                        let mut xs = vec![1.0; 9];
+                        let mut ts = vec![0.5; 9];
+                        let mut ages = vec![2.0; 9];
+                        (xs[at], ts[at], ages[at]) = (x, t_x, age);
+                        assert_eq!(rows_pass(&xs, &ts, &ages), quick);
+                    }
+                }
+            }
+        }
+        let ints: [i64; 5] = [0, 3, -1, 1 << 32, (1 << 32) - 1];
+        for &x in &ints {
+            for t_x in [0.0, 1.0] {
+                let quick = rows_pass(&[x], &[t_x], &[2.0]);
+                assert_eq!(quick, rules(x as f64, t_x, 2.0), "{x} {t_x}");
+            }
+        }
+    }
 
     #[test]
     fn validation_names_column_row_and_rule() {

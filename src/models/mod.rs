@@ -120,7 +120,8 @@ pub trait RfmModel: Sized + Sync {
         None
     }
 
-    /// [`RfmModel::probability_alive`] for every row, in parallel.
+    /// [`RfmModel::probability_alive`] for every row, in parallel. A row's value depends on
+    /// that row alone (callers may run it block by block and get the same values).
     fn probability_alive_bulk(&self, columns: &RfmColumns<'_>, exec: &Exec, out: &mut [f64]) {
         predict_histories::<Self>(exec, columns, out, |x, t_x, age| {
             self.probability_alive(x, t_x, age)
@@ -245,7 +246,17 @@ pub fn fill_memoized<const K: usize>(
     key: impl Fn(usize) -> [f64; K] + Sync,
     f: impl Fn(usize) -> f64 + Sync,
 ) {
-    const SLOTS: usize = 256;
+    fill_memoized_in::<K, 256>(exec, out, key, f)
+}
+
+/// [`fill_memoized`] with `SLOTS` cache slots per block (more for a costly `f` whose rows
+/// hold more distinct keys than 256 slots keep apart).
+pub fn fill_memoized_in<const K: usize, const SLOTS: usize>(
+    exec: &Exec,
+    out: &mut [f64],
+    key: impl Fn(usize) -> [f64; K] + Sync,
+    f: impl Fn(usize) -> f64 + Sync,
+) {
     exec.fill_blocks(out, |start, block| {
         let mut keys = [[0u64; K]; SLOTS];
         let mut filled = [false; SLOTS];
@@ -260,7 +271,7 @@ pub fn fill_memoized<const K: usize>(
                 h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
                 h ^ (h >> 33)
             });
-            let at = (hash >> 56) as usize % SLOTS;
+            let at = (hash >> 32) as usize % SLOTS;
             if !(filled[at] && keys[at] == bits) {
                 keys[at] = bits;
                 values[at] = f(start + j);

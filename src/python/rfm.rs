@@ -364,7 +364,7 @@ fn rfm_predict<'py>(
     model: &str,
     quantity: &str,
     params: Vec<f64>,
-    frequency: PyReadonlyArray1<'py, f64>,
+    frequency: CountsArg<'py>,
     recency: PyReadonlyArray1<'py, f64>,
     T: PyReadonlyArray1<'py, f64>,
     names: Names,
@@ -373,11 +373,12 @@ fn rfm_predict<'py>(
     n_jobs: Option<i64>,
     covariates: Option<CovariateArgs<'py>>,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-    let columns = RfmColumns::new(
-        slice(&frequency, "frequency")?,
-        slice(&recency, "recency")?,
-        slice(&T, "T")?,
-    );
+    let input = RfmCounts {
+        frequency: frequency.counts()?,
+        recency: slice(&recency, "recency")?,
+        age: slice(&T, "T")?,
+        weights: None,
+    };
     let design = match &covariates {
         Some(args) => Some(Design::new(args)?),
         None => None,
@@ -403,21 +404,27 @@ fn rfm_predict<'py>(
     };
     let names = rfm_names(names);
     let check = |exec: &Exec| -> crate::Result<()> {
-        columns.validate_on(&names, exec)?;
+        input.validate_on(&names, exec)?;
         if let Some(h) = &horizon {
-            h.check(columns.len(), false)?;
+            h.check(input.frequency.len(), false)?;
         }
         if let Some(c) = &counts {
-            c.check(columns.len(), true)?;
+            c.check(input.frequency.len(), true)?;
         }
         Ok(())
     };
-    let mut out = vec![0.0; columns.len()];
+    let mut out = vec![0.0; input.frequency.len()];
     match &design {
         None => with_predicting_model!(model, M => run(py, n_jobs, |exec, _| {
             let p = M::from_slice(&params)?;
             check(exec)?;
-            M::validate_more(&columns, &names)?;
+            validate_more::<M>(&input, &names)?;
+            if quantity == "probability_alive" && horizon.is_none() {
+                probability_alive_by_blocks(&p, &input, exec, &mut out);
+                return Ok(());
+            }
+            let frequency = float_frequency(input.frequency, exec);
+            let columns = RfmColumns::new(&frequency, input.recency, input.age);
             if let Some(h) = &horizon {
                 // Expected purchases, P(alive) and the DERT cost the same at any horizon.
                 if !matches!(
@@ -432,6 +439,8 @@ fn rfm_predict<'py>(
         }))?,
         Some(design) => with_covariate_model!(model, M => run(py, n_jobs, |exec, _| {
             check(exec)?;
+            let frequency = float_frequency(input.frequency, exec);
+            let columns = RfmColumns::new(&frequency, input.recency, input.age);
             let rows = design.rows(&columns)?;
             let each = covariates::customer_models::<M>(&rows, &design.links, &params, exec)?;
             let models = Models::PerCustomer(&each);
@@ -439,6 +448,59 @@ fn rfm_predict<'py>(
         }))?,
     }
     Ok(to_numpy(py, out))
+}
+
+/// The frequency column as float64: borrowed when it is one, else converted in parallel
+/// (`value as f64`, as [`Counts::get`] reads it).
+fn float_frequency<'a>(counts: Counts<'a>, exec: &Exec) -> std::borrow::Cow<'a, [f64]> {
+    if let Counts::Float(x) = counts {
+        return std::borrow::Cow::Borrowed(x);
+    }
+    let mut x = vec![0.0; counts.len()];
+    exec.fill_blocks(&mut x, |start, block| convert_counts(counts, start, block));
+    std::borrow::Cow::Owned(x)
+}
+
+/// `out[j] = counts[start + j] as f64` (one loop per integer type, so each compiles to SIMD).
+fn convert_counts(counts: Counts<'_>, start: usize, out: &mut [f64]) {
+    fn convert<T: Copy>(from: &[T], out: &mut [f64], as_f64: impl Fn(T) -> f64) {
+        for (slot, &v) in out.iter_mut().zip(from) {
+            *slot = as_f64(v);
+        }
+    }
+    let rows = start..start + out.len();
+    match counts {
+        Counts::Float(x) => out.copy_from_slice(&x[rows]),
+        Counts::I64(x) => convert(&x[rows], out, |v| v as f64),
+        Counts::I32(x) => convert(&x[rows], out, f64::from),
+        Counts::U64(x) => convert(&x[rows], out, |v| v as f64),
+        Counts::U32(x) => convert(&x[rows], out, f64::from),
+    }
+}
+
+/// P(alive) at T for every row, block by block: each block's frequencies converted to float64
+/// where they are integers (no float64 copy of the whole column), then the model's bulk
+/// kernel on the block. Every model's [`RfmModel::probability_alive_bulk`] gives a row a value
+/// that depends on that row alone, so the values are those of one call on all rows.
+fn probability_alive_by_blocks<M: RfmModel>(
+    p: &M,
+    input: &RfmCounts<'_>,
+    exec: &Exec,
+    out: &mut [f64],
+) {
+    exec.fill_blocks(out, |start, block| {
+        let rows = start..start + block.len();
+        let mut converted = [0.0; CHUNK_ROWS];
+        let frequency: &[f64] = match input.frequency {
+            Counts::Float(x) => &x[rows.clone()],
+            counts => {
+                convert_counts(counts, start, &mut converted[..block.len()]);
+                &converted[..block.len()]
+            }
+        };
+        let columns = RfmColumns::new(frequency, &input.recency[rows.clone()], &input.age[rows]);
+        p.probability_alive_bulk(&columns, &Exec::Serial, block);
+    });
 }
 
 /// The body of [`rfm_predict`] for one model type.

@@ -69,8 +69,10 @@ def _representable(out: np.ndarray, quantity: str, model: Any) -> np.ndarray:
     """Refuse a prediction that is not a finite number (its value, or a quantity on the way to
     it, over- or underflows double precision at the model's parameters), naming the first
     position and the parameters; finite inputs never give NaN or infinity silently."""
-    # (The common case, all finite, costs one reduction; positions only on failure.)
-    if np.isfinite(out).all():
+    # (The common case, all finite, costs one sum without a temporary array: a finite sum
+    # means every value is finite; positions are looked for only when it is not, which
+    # values near the largest double can also cause.)
+    if np.isfinite(np.add.reduce(out)) or np.isfinite(out).all():
         return out
     bad = np.flatnonzero(~np.isfinite(out))
     if bad.size:
@@ -151,7 +153,8 @@ class RfmModel(CovariateSummary, BaseModel):
         or one per customer; an error about a single value blames no customer. ``t_name`` is
         the caller's keyword for ``t`` (BG/BB's ``m``), which errors about it use.
         """
-        cols = self._columns(data, arrays)
+        # (An integer frequency column goes to the core as it is: no float64 copy.)
+        cols = self._columns(data, arrays, integers=("frequency",))
         a = cols.arrays
         rate = quantity == "expected_residual_transactions"
         with (
