@@ -15,7 +15,7 @@ from clvrs._base import load_document
 
 #: Histogram bins behind the streamed intervals: an interval end is within (max - min) / BINS
 #: of numpy's quantile of the draws.
-BINS = 1024
+BINS = 512
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ METHODS = ("mle", "nuts", "map")
 #: Histogram bins per customer behind the credible intervals of predictions: an interval end
 #: is within (largest - smallest prediction over the draws) / PREDICTION_BINS of the exact
 #: quantile of the draws (see the core's ``bayes::predict``).
-PREDICTION_BINS = 1024
+PREDICTION_BINS = 512
 
 #: R-hat above this flags chains that have not mixed (Vehtari et al. 2021).
 RHAT_LIMIT = 1.01

@@ -229,7 +229,7 @@ def rfm_posterior_predict(
     spend_frequency: _Array | None = None,
     spend_monetary: _Array | None = None,
     level: float | None = None,
-    bins: int = 1024,
+    bins: int = 512,
     n_jobs: int | None = None,
     covariates: _Covariates | None = None,
 ) -> dict[str, _Array]: ...
@@ -238,7 +238,7 @@ def gamma_gamma_posterior_predict(
     frequency: _Array,
     monetary_value: _Array,
     level: float | None = None,
-    bins: int = 1024,
+    bins: int = 512,
     n_jobs: int | None = None,
 ) -> dict[str, _Array]: ...
 def rfm_map(

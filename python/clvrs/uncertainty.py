@@ -154,7 +154,7 @@ def prediction_interval(
     are the posterior mean of the prediction (``estimate``), its posterior sd (``se``) and
     the equal-tailed ``level`` credible interval, streamed over the draws in the core with
     memory independent of their number; each interval end is within (largest - smallest
-    value of the prediction over the draws) / 1,024 of the exact quantile of the draws.
+    value of the prediction over the draws) / 512 of the exact quantile of the draws.
 
     Examples
     --------

@@ -221,10 +221,8 @@ def _posterior_value_terms(
         cols = spend_model._columns(
             data, {"frequency": frequency, "monetary_value": monetary_value}
         )
-        with cols.locating_rows():
-            spend_model.expected_average_spend(
-                data, frequency=frequency, monetary_value=monetary_value
-            )  # the checks (and errors) of the spend model's own prediction
+        # (The core checks the spend columns and each draw's spend, as the spend model's own
+        # prediction does.)
         return {
             "scale": np.array([float(margin)]),
             "spend_draws": _bayes.draws_matrix(spend_model),
@@ -365,7 +363,7 @@ def customer_lifetime_value(
     draws: the two posteriors are independent, so the pairs are draws of the joint), or times
     the spend model's point prediction or the given spend, and streams the results customer
     block by customer block: memory does not grow with the number of draws. Interval ends are
-    within (largest - smallest value over the draws) / 1,024 of the exact quantiles of the
+    within (largest - smallest value over the draws) / 512 of the exact quantiles of the
     draws.
 
     Examples

@@ -9,8 +9,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::rfm::{
-    check_horizon_limit, dispatch, predict, rfm_names, with_covariate_model,
-    with_predicting_model, CovariateArgs, Design, Models, Names, PerRow,
+    check_horizon_limit, dispatch, predict, rfm_names, with_covariate_model, with_predicting_model,
+    CovariateArgs, Design, Models, Names, PerRow,
 };
 use super::{run, slice};
 use crate::bayes::predict::{posterior_predict, PosteriorPrediction, PredictOptions};
@@ -46,6 +46,7 @@ fn options<'a>(
         bins,
         exec: exec.clone(),
         interrupt: Some(interrupt),
+        ..PredictOptions::default()
     }
 }
 
@@ -97,7 +98,7 @@ fn draws_matrix<'a>(
 /// `spend_monetary`) at spend draw `s mod spend draws`: posterior customer value.
 /// Returns a dict with `mean`, `sd` and, with `level`, `lower` and `upper`.
 #[pyfunction]
-#[pyo3(signature = (model, quantity, draws, frequency, recency, T, names, t=None, n=None, horizons=None, weights=None, scale=None, spend_draws=None, spend_frequency=None, spend_monetary=None, level=None, bins=1024, n_jobs=None, covariates=None))]
+#[pyo3(signature = (model, quantity, draws, frequency, recency, T, names, t=None, n=None, horizons=None, weights=None, scale=None, spend_draws=None, spend_frequency=None, spend_monetary=None, level=None, bins=512, n_jobs=None, covariates=None))]
 #[allow(non_snake_case, clippy::too_many_arguments)]
 fn rfm_posterior_predict<'py>(
     py: Python<'py>,
@@ -320,7 +321,7 @@ fn rfm_posterior_predict<'py>(
 /// Posterior predictions of the Gamma-Gamma expected spend per transaction (the population
 /// mean for customers without repeat transactions), streamed over `draws` (rows p, q, gamma).
 #[pyfunction]
-#[pyo3(signature = (draws, frequency, monetary_value, level=None, bins=1024, n_jobs=None))]
+#[pyo3(signature = (draws, frequency, monetary_value, level=None, bins=512, n_jobs=None))]
 fn gamma_gamma_posterior_predict<'py>(
     py: Python<'py>,
     draws: PyReadonlyArray2<'py, f64>,
