@@ -155,6 +155,19 @@ def test_results_do_not_depend_on_the_thread_count(bgnbd, cdnow):
     pd.testing.assert_frame_equal(one, two, check_exact=True)
 
 
+def test_delta_method_on_a_bayesian_fit_moves_the_parameters_not_the_draws(bgnbd, small):
+    # delta_interval shifts params_; the shifted copies predict at those parameters (a copy
+    # averaging over the unchanged draws would give a zero gradient).
+    band = clvrs.delta_interval(lambda m: m.expected_purchases(small, t=10), [bgnbd])
+    assert np.all(band["se"] > 0)
+    at_mean = clvrs.BetaGeoModel.from_params(**bgnbd.params_.to_dict())
+    clone = bgnbd._with_params(bgnbd.params_)
+    np.testing.assert_array_equal(
+        clone.expected_purchases(small, t=10), at_mean.expected_purchases(small, t=10)
+    )
+    assert bgnbd._is_bayesian() and not clone._is_bayesian()
+
+
 def test_intervals_of_maximum_likelihood_fits_stay_delta_method(cdnow, small):
     mle = clvrs.BetaGeoModel().fit(cdnow)
     band = clvrs.prediction_interval(mle, "expected_purchases", small, level=0.9, t=10)

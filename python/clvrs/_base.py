@@ -810,8 +810,12 @@ class BaseModel:
         return list(cls._param_names)
 
     def _with_params(self, params: pd.Series) -> BaseModel:
-        """A copy of this model predicting with ``params`` (same names; no refit)."""
+        """A copy of this model predicting with ``params`` (same names; no refit): without the
+        draws of a Bayesian fit, which its predictions would otherwise average over."""
         clone = copy.copy(self)
+        clone.__dict__ = {
+            k: v for k, v in self.__dict__.items() if k not in self._BAYES_ATTRIBUTES
+        }
         clone.params_ = params.astype(float)
         return clone
 
