@@ -813,9 +813,7 @@ class BaseModel:
         """A copy of this model predicting with ``params`` (same names; no refit): without the
         draws of a Bayesian fit, which its predictions would otherwise average over."""
         clone = copy.copy(self)
-        clone.__dict__ = {
-            k: v for k, v in self.__dict__.items() if k not in self._BAYES_ATTRIBUTES
-        }
+        clone.__dict__ = {k: v for k, v in self.__dict__.items() if k not in self._BAYES_ATTRIBUTES}
         clone.params_ = params.astype(float)
         return clone
 

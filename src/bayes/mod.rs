@@ -580,7 +580,11 @@ mod tests {
         let rate = 3.0 + model.counts.len() as f64;
         let lambda = (shape - 1.0) / rate;
         let p = 8.0 / 22.0;
-        assert!((fit.params[0] / lambda - 1.0).abs() < 1e-6, "{:?}", fit.params);
+        assert!(
+            (fit.params[0] / lambda - 1.0).abs() < 1e-6,
+            "{:?}",
+            fit.params
+        );
         assert!((fit.params[1] / p - 1.0).abs() < 1e-6, "{:?}", fit.params);
         let cov = fit.covariance.unwrap();
         let var_lambda = lambda * lambda / (shape - 1.0);
