@@ -2,6 +2,7 @@
 
     python bench/bench_bayes_predict.py predict --data /tmp/s1m.parquet --draws 200 [--level 0.9]
     python bench/bench_bayes_predict.py fit --data /tmp/s1m.parquet --draws 20 --tune 20
+    python bench/bench_bayes_predict.py purchases --data /tmp/s1m.parquet --n 100000
 
 ``predict``: BG/NBD and Gamma-Gamma posteriors from NUTS on CDNOW (4 chains, draws per chain
 ``--draws / 4``, the fits not timed) score the customers of ``--data`` (made by
@@ -73,6 +74,53 @@ def predict(args: argparse.Namespace) -> None:
         )
 
 
+def purchases(args: argparse.Namespace) -> None:
+    """The peer's call (bench/peer_pymc_predict.py): posterior-mean expected purchases in 52
+    weeks from 4 x 1000 draws of BG/NBD on CDNOW, for the first ``--n`` customers; then the
+    same with its 90% credible interval."""
+    data = pd.read_parquet(args.data, columns=["frequency", "recency", "T"]).iloc[: args.n]
+    data["frequency"] = data["frequency"].astype(float)
+    cdnow = clvrs.datasets.load_cdnow_summary()
+    bg = clvrs.BetaGeoModel(n_jobs=args.threads, on_failure="ignore")
+    # PyMC-Marketing's default priors, as the peer uses.
+    bg.fit(
+        cdnow,
+        method="nuts",
+        chains=4,
+        draws=1000,
+        tune=1000,
+        seed=1,
+        priors=clvrs.priors.pymc_marketing(bg),
+    )
+    for level in (None, args.level):
+        before = peak_rss_mb()
+        t0 = time.perf_counter()
+        if level is None:
+            mean = bg.expected_purchases(data, t=52)
+        else:
+            mean = clvrs.prediction_interval(bg, "expected_purchases", data, t=52, level=level)[
+                "estimate"
+            ]
+        wall = time.perf_counter() - t0
+        after = peak_rss_mb()
+        print(
+            json.dumps(
+                {
+                    "lib": "clvrs",
+                    "what": "posterior mean expected_purchases(t=52)"
+                    + (f" with {level:.0%} interval" if level else ""),
+                    "customers": len(data),
+                    "draws": 4000,
+                    "threads": args.threads,
+                    "wall_s": round(wall, 3),
+                    "peak_rss_mb_growth": round(after - before, 1),
+                    "sum_of_means": round(float(np.sum(mean)), 2),
+                }
+            ),
+            flush=True,
+        )
+
+
 def fit(args: argparse.Namespace) -> None:
     data = pd.read_parquet(args.data, columns=["frequency", "recency", "T"])
     t0 = time.perf_counter()
@@ -101,15 +149,16 @@ def fit(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("what", choices=["predict", "fit"])
+    parser.add_argument("what", choices=["predict", "purchases", "fit"])
     parser.add_argument("--data", required=True)
     parser.add_argument("--draws", type=int, default=200)
+    parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--tune", type=int, default=20)
     parser.add_argument("--level", type=float, default=0.9)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     print(json.dumps({"load_average": os.getloadavg(), "clvrs": clvrs.__version__}), flush=True)
-    (predict if args.what == "predict" else fit)(args)
+    {"predict": predict, "purchases": purchases, "fit": fit}[args.what](args)
 
 
 if __name__ == "__main__":
