@@ -254,3 +254,44 @@ def test_map_of_spend_with_covariates_and_the_argument_checks(cdnow):
     assert "big" in m.params_.index[-1] or any("big" in str(i) for i in m.params_.index)
     with pytest.raises(clvrs.exceptions.InvalidParameterError, match="penalizer"):
         clvrs.BetaGeoModel(penalizer=0.1).fit(cdnow, method="map")
+
+
+def test_covariate_models_average_each_customers_own_model_over_the_draws(cdnow, small):
+    covs = cdnow.assign(big=(cdnow["monetary_value"] > 40).astype(float))
+    model = _fit(clvrs.BetaGeoModel(), covs, draws=60, purchase_covariates=["big"])
+    rows = covs.loc[small.index]
+    band = clvrs.prediction_interval(model, "probability_alive", rows, level=0.9)
+    # Draw by draw: the model at each draw's parameters and coefficients (no draws attached).
+    per_draw = np.vstack(
+        [
+            np.asarray(model._with_params(row).probability_alive(rows), dtype=float)
+            for _, row in _draws(model).iterrows()
+        ]
+    )
+    _check_against_draws(band, per_draw, 0.9)
+
+
+def test_predictions_that_are_not_per_customer_are_means_over_the_draws():
+    survivors = [1000, 631, 468, 382, 326, 289, 262, 241]
+    model = clvrs.ShiftedBetaGeoModel(on_failure="ignore").fit(
+        survivors=survivors, method="nuts", chains=2, draws=100, tune=200, seed=1
+    )
+    t = np.arange(1, 13)
+    per_draw = np.vstack(
+        [
+            clvrs.ShiftedBetaGeoModel.from_params(**row.to_dict()).survival(t)
+            for _, row in _draws(model).iterrows()
+        ]
+    )
+    np.testing.assert_allclose(model.survival(t), per_draw.mean(axis=0), rtol=1e-12)
+    donations = clvrs.datasets.load_donations()
+    bgbb = _fit(clvrs.BetaGeoBetaBinomModel(), donations, draws=40)
+    per_draw = [
+        clvrs.BetaGeoBetaBinomModel.from_params(**row.to_dict()).expected_purchases_new_customer(
+            [1, 2, 3]
+        )
+        for _, row in _draws(bgbb).iterrows()
+    ]
+    np.testing.assert_allclose(
+        bgbb.expected_purchases_new_customer([1, 2, 3]), np.mean(per_draw, axis=0), rtol=1e-12
+    )
