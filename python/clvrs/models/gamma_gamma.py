@@ -235,7 +235,8 @@ class GammaGammaModel(BaseModel):
 
         :math:`p(\gamma + x\bar m)/(px + q - 1)`: the posterior mean given the customer's
         ``frequency`` :math:`x` and mean value :math:`\bar m`; the population mean for customers
-        with no repeat transaction.
+        with no repeat transaction. After ``fit(..., method="nuts")``, its mean over the
+        posterior draws (:func:`clvrs.prediction_interval` gives its credible interval).
 
         Returns
         -------
