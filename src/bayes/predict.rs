@@ -123,8 +123,13 @@ pub struct PosteriorPrediction {
     pub upper: Option<Vec<f64>>,
 }
 
-/// One customer's results: mean, sd, lower, upper.
-type Row = [f64; 4];
+/// One block's share of the results (`lower` and `upper` empty without intervals).
+struct BlockOut<'a> {
+    mean: &'a mut [f64],
+    sd: &'a mut [f64],
+    lower: &'a mut [f64],
+    upper: &'a mut [f64],
+}
 
 /// Stream `predict` over `n_draws` draws for `n_customers` customers.
 ///
@@ -171,11 +176,16 @@ where
             ),
         ));
     }
-    let mut rows: Vec<Row> = vec![[0.0; 4]; n_customers];
+    // The results are written in place, block by block (no second copy of the output).
+    let mut mean = vec![0.0; n_customers];
+    let mut sd = vec![0.0; n_customers];
+    let width = if opts.level.is_some() { n_customers } else { 0 };
+    let mut lower = vec![0.0; width];
+    let mut upper = vec![0.0; width];
     let small_counts = n_draws <= u16::MAX as usize;
-    let body = |(b, block): (usize, &mut [Row])| -> Result<()> {
+    let body = |(b, block): (usize, BlockOut<'_>)| -> Result<()> {
         let start = b * opts.block;
-        let range = start..start + block.len();
+        let range = start..start + block.mean.len();
         if small_counts {
             block_predict::<u16, F>(range, n_draws, &predict, opts, block)
         } else {
@@ -189,7 +199,31 @@ where
         None => usize::MAX,
         Some(_) => (opts.histogram_budget / (opts.block * opts.bins * count_bytes)).max(1),
     };
-    let mut blocks: Vec<(usize, &mut [Row])> = rows.chunks_mut(opts.block).enumerate().collect();
+    let n_blocks = n_customers.div_ceil(opts.block);
+    // Each block's share of a column; empty slices for a column not computed.
+    fn split(v: &mut [f64], block: usize, n_blocks: usize) -> Vec<&mut [f64]> {
+        if v.is_empty() {
+            (0..n_blocks).map(|_| <&mut [f64]>::default()).collect()
+        } else {
+            v.chunks_mut(block).collect()
+        }
+    }
+    let (lower_parts, upper_parts) = (
+        split(&mut lower, opts.block, n_blocks),
+        split(&mut upper, opts.block, n_blocks),
+    );
+    let mut blocks: Vec<(usize, BlockOut<'_>)> = mean
+        .chunks_mut(opts.block)
+        .zip(sd.chunks_mut(opts.block))
+        .zip(lower_parts.into_iter().zip(upper_parts))
+        .map(|((mean, sd), (lower, upper))| BlockOut {
+            mean,
+            sd,
+            lower,
+            upper,
+        })
+        .enumerate()
+        .collect();
     while !blocks.is_empty() {
         let rest = blocks.split_off(per_wave.min(blocks.len()));
         let wave = std::mem::replace(&mut blocks, rest);
@@ -202,12 +236,11 @@ where
         // The first block's error, whichever thread met it first.
         outcomes.into_iter().collect::<Result<Vec<()>>>()?;
     }
-    let column = |j: usize| rows.iter().map(|r| r[j]).collect::<Vec<f64>>();
     Ok(PosteriorPrediction {
-        mean: column(0),
-        sd: column(1),
-        lower: opts.level.map(|_| column(2)),
-        upper: opts.level.map(|_| column(3)),
+        mean,
+        sd,
+        lower: opts.level.map(|_| lower),
+        upper: opts.level.map(|_| upper),
     })
 }
 
@@ -227,7 +260,7 @@ fn block_predict<C: Count, F>(
     n_draws: usize,
     predict: &F,
     opts: &PredictOptions<'_>,
-    out: &mut [Row],
+    out: BlockOut<'_>,
 ) -> Result<()>
 where
     F: Fn(usize, Range<usize>, &mut [f64]) -> Result<()> + Sync,
@@ -265,11 +298,11 @@ where
         poll(s)?;
     }
     let n = n_draws as f64;
-    for (i, row) in out.iter_mut().enumerate() {
+    for (i, (mean, sd)) in out.mean.iter_mut().zip(out.sd.iter_mut()).enumerate() {
         let mean_dev = sum[i] / n;
         // The mean lies in [lo, hi]; rounding must not put it outside.
-        row[0] = (shift[i] + mean_dev).clamp(lo[i], hi[i]);
-        row[1] = if n_draws > 1 {
+        *mean = (shift[i] + mean_dev).clamp(lo[i], hi[i]);
+        *sd = if n_draws > 1 {
             ((sum_sq[i] - n * mean_dev * mean_dev).max(0.0) / (n - 1.0)).sqrt()
         } else {
             0.0
@@ -288,9 +321,9 @@ where
         poll(s)?;
     }
     let tail = (1.0 - level) / 2.0;
-    for (i, (row, hist)) in out.iter_mut().zip(counts.chunks_exact(bins)).enumerate() {
-        row[2] = histogram_quantile(hist, lo[i], hi[i], n_draws, tail);
-        row[3] = histogram_quantile(hist, lo[i], hi[i], n_draws, 1.0 - tail);
+    for (i, hist) in counts.chunks_exact(bins).enumerate() {
+        out.lower[i] = histogram_quantile(hist, lo[i], hi[i], n_draws, tail);
+        out.upper[i] = histogram_quantile(hist, lo[i], hi[i], n_draws, 1.0 - tail);
     }
     Ok(())
 }
