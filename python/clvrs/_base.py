@@ -448,6 +448,43 @@ class BaseModel:
                 stacklevel=3,
             )
 
+    def _set_map(self, result: dict[str, Any]) -> None:
+        """Store a MAP fit (the posterior mode, from the core) like a maximum-likelihood fit,
+        recording the method, the log posterior at the mode and the priors used."""
+        import json
+
+        from .priors import from_terms
+
+        result = dict(result)
+        terms = result.pop("priors")
+        terms = json.loads(terms) if isinstance(terms, str) else terms
+        log_posterior = float(result.pop("log_posterior"))
+        self._set_fit(result)
+        self.fit_info_["method"] = "map"
+        self.fit_info_["log_posterior"] = log_posterior
+        self.fit_info_["priors"] = terms
+        self.priors_ = from_terms(terms, list(result["names"]))
+
+    def _is_map(self) -> bool:
+        return getattr(self, "fit_info_", None) is not None and (
+            self.fit_info_.get("method") == "map"
+        )
+
+    def _mean_over_posterior(self, call: Any) -> np.ndarray:
+        """``call(params)`` (a prediction that is not per customer: new customers, a cohort's
+        survival, a population mean) at the fitted parameters; after a Bayesian fit its mean
+        over the draws, as one running sum (the memory of one result)."""
+        if not self._is_bayesian():
+            return np.asarray(call(self._params_list()), dtype=float)
+        from . import _bayes
+
+        draws = _bayes.draws_matrix(self)
+        total = np.zeros(0)
+        for s, row in enumerate(draws):
+            out = np.asarray(call([float(v) for v in row]), dtype=float)
+            total = out.copy() if s == 0 else total + out
+        return total / len(draws)
+
     def _clear_posterior(self) -> None:
         for name in self._BAYES_ATTRIBUTES:
             self.__dict__.pop(name, None)
@@ -620,6 +657,15 @@ class BaseModel:
         weak = self.fit_info_.get("weakly_identified")
         if weak is not None:
             frame["weakly_identified"] = [name in weak for name in coef.index]
+        if self._is_map():
+            from . import _bayes
+
+            frame = _bayes.PosteriorSummary(frame)
+            frame.attrs["sampler_health"] = (
+                "MAP: posterior mode under the priors (priors_), log posterior "
+                f"{self.fit_info_['log_posterior']:.2f}; se and intervals from the Hessian of "
+                "the log posterior (Laplace approximation)"
+            )
         unit = self.__dict__.get("time_unit_")
         if unit is not None:
             # Shown in the corner of the printed table; also in attrs for code.
@@ -683,6 +729,8 @@ class BaseModel:
             )
             if not self.converged_:
                 tail += ", CHECK R-HAT/DIVERGENCES"
+        if self._is_map():
+            tail += ", posterior mode (MAP)"
         if self.log_likelihood_ is not None:
             tail += f", log-likelihood={self.log_likelihood_:.2f}"
             if not self.converged_:
@@ -762,8 +810,10 @@ class BaseModel:
         return list(cls._param_names)
 
     def _with_params(self, params: pd.Series) -> BaseModel:
-        """A copy of this model predicting with ``params`` (same names; no refit)."""
+        """A copy of this model predicting with ``params`` (same names; no refit): without the
+        draws of a Bayesian fit, which its predictions would otherwise average over."""
         clone = copy.copy(self)
+        clone.__dict__ = {k: v for k, v in self.__dict__.items() if k not in self._BAYES_ATTRIBUTES}
         clone.params_ = params.astype(float)
         return clone
 
@@ -813,6 +863,10 @@ class BaseModel:
             model._set_fit(result)
         finally:
             model.on_failure = on_failure
+        if model._is_map():
+            from .priors import from_terms
+
+            model.priors_ = from_terms(model.fit_info_.get("priors") or [], names)
         model.time_unit_ = _document_unit(doc)
         return model
 

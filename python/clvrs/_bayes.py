@@ -8,9 +8,12 @@ computes the diagnostics of :mod:`clvrs._diagnostics`.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import numbers
 import warnings
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -21,8 +24,13 @@ from .exceptions import ConvergenceError, ConvergenceWarning
 
 __all__ = ["METHODS", "sampler_settings", "posterior_container", "posterior_summary"]
 
-#: The fitting methods: maximum likelihood, or posterior draws by NUTS.
-METHODS = ("mle", "nuts")
+#: The fitting methods: maximum likelihood, posterior draws by NUTS, or the posterior mode.
+METHODS = ("mle", "nuts", "map")
+
+#: Histogram bins per customer behind the credible intervals of predictions: an interval end
+#: is within (largest - smallest prediction over the draws) / PREDICTION_BINS of the exact
+#: quantile of the draws (see the core's ``bayes::predict``).
+PREDICTION_BINS = 512
 
 #: R-hat above this flags chains that have not mixed (Vehtari et al. 2021).
 RHAT_LIMIT = 1.01
@@ -245,3 +253,50 @@ def warn_or_raise(model_name: str, info: dict[str, Any], on_failure: str) -> boo
     if on_failure == "warn":
         warnings.warn(message, ConvergenceWarning, stacklevel=4)
     return False
+
+
+# -- predictions ------------------------------------------------------------------------------
+
+#: What the prediction being computed should stream besides the posterior mean: set by
+#: ``credible_request`` (``prediction_interval``, ``customer_lifetime_value``) around a call of
+#: a model's prediction method, read by the method's core call.
+_REQUEST: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "clvrs_posterior_request", default=None
+)
+
+
+@contextlib.contextmanager
+def credible_request(level: float | None, **extra: Any) -> Iterator[dict[str, Any]]:
+    """Within the block, a Bayesian model's per-customer prediction also computes the
+    ``level`` credible interval (and applies ``extra``: ``scale``, ``spend_draws``,
+    ``spend_frequency``, ``spend_monetary`` of a customer value); the core's result (``mean``,
+    ``sd``, ``lower``, ``upper``) is left in the yielded dict under ``"result"``."""
+    request: dict[str, Any] = {"level": level, **extra}
+    token = _REQUEST.set(request)
+    try:
+        yield request
+    finally:
+        _REQUEST.reset(token)
+
+
+def draws_matrix(model: Any) -> np.ndarray:
+    """The posterior draws of a Bayesian fit as one C-contiguous ``(chains * draws) x k``
+    matrix, columns in the order of ``params_``."""
+    post = model._draws["posterior"]
+    return np.ascontiguousarray(
+        np.stack([np.asarray(post[name], dtype=float).ravel() for name in post], axis=-1)
+    )
+
+
+def posterior_prediction(call: Callable[..., dict[str, Any]]) -> np.ndarray:
+    """The posterior mean of a per-customer prediction: ``call(**options)`` runs the core's
+    streaming prediction with the options of the current ``credible_request`` (none outside
+    one) and its result is recorded there."""
+    request = _REQUEST.get()
+    options: dict[str, Any] = {"level": None, "bins": PREDICTION_BINS}
+    if request is not None:
+        options.update({k: v for k, v in request.items() if k != "result"})
+    out = call(**options)
+    if request is not None:
+        request["result"] = out
+    return np.asarray(out["mean"])

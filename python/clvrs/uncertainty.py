@@ -144,11 +144,17 @@ def delta_interval(
 def prediction_interval(
     model: BaseModel, method: str, data: Any = None, *, level: float = 0.95, **kwargs: Any
 ) -> pd.DataFrame:
-    """Delta-method interval of one of ``model``'s per-customer predictions.
+    """Interval of one of ``model``'s per-customer predictions: delta method, or credible
+    interval after a Bayesian fit.
 
     ``method`` names the prediction (``"expected_purchases"``, ``"probability_alive"``,
-    ``"expected_average_spend"``, ...); ``kwargs`` are its arguments. Probabilities use the
-    logit scale, other predictions the log scale.
+    ``"expected_average_spend"``, ...); ``kwargs`` are its arguments. For a maximum-likelihood
+    (or MAP) fit the interval is a delta-method Wald interval: probabilities on the logit
+    scale, other predictions on the log scale. After ``fit(..., method="nuts")`` the columns
+    are the posterior mean of the prediction (``estimate``), its posterior sd (``se``) and
+    the equal-tailed ``level`` credible interval, streamed over the draws in the core with
+    memory independent of their number; each interval end is within (largest - smallest
+    value of the prediction over the draws) / 512 of the exact quantile of the draws.
 
     Examples
     --------
@@ -180,7 +186,37 @@ def prediction_interval(
     def predict(m: BaseModel) -> Any:
         return getattr(m, method)(data, **kwargs)
 
+    if model._is_bayesian():
+        return _credible_interval(model, method, predict, level)
     return delta_interval(predict, [model], level=level, scale=scale)
+
+
+def _credible_interval(
+    model: BaseModel, method: str, predict: Callable[[BaseModel], Any], level: float
+) -> pd.DataFrame:
+    """The posterior mean, sd and equal-tailed credible interval of a prediction of a Bayesian
+    fit, streamed over the draws in the core."""
+    from . import _bayes
+
+    with _bayes.credible_request(level) as request:
+        base = predict(model)
+    result = request.get("result")
+    if result is None or "lower" not in result:
+        raise _bad_parameter(
+            "method",
+            f"{type(model).__name__}.{method} has no per-customer posterior to stream "
+            "(credible intervals are for the per-customer predictions)",
+        )
+    index = base.index if isinstance(base, pd.Series) else None
+    return pd.DataFrame(
+        {
+            "estimate": _values(base),
+            "se": np.asarray(result["sd"], dtype=float),
+            "lower": np.asarray(result["lower"], dtype=float),
+            "upper": np.asarray(result["upper"], dtype=float),
+        },
+        index=index,
+    )
 
 
 #: Core model names with a simulator (for ``kind="parametric"``), and their estimators.

@@ -3,6 +3,7 @@ acquisition budgets."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 from dataclasses import dataclass
@@ -11,8 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import _display, _units
-from ._base import BaseModel, _bad_parameter
+from . import _bayes, _display, _units
+from ._base import BaseModel, _bad_parameter, _check_level
 from ._input import align_to, as_float_array, data_error, ndim
 from .exceptions import InvalidDataError, InvalidParameterError, TimeUnitError
 
@@ -205,6 +206,80 @@ def _labelled(err: InvalidDataError) -> InvalidDataError:
     return located
 
 
+def _posterior_value_terms(
+    transaction_model: Any,
+    spend_model: Any,
+    data: Any,
+    frequency: Any,
+    monetary_value: Any,
+    margin: float,
+) -> dict[str, Any]:
+    """What multiplies a Bayesian transaction model's discounted purchases at each draw: the
+    paired draw of a Bayesian spend model (with the customers' spend columns), or a fixed
+    spend (the spend model's point prediction or the given spend), times the margin."""
+    if isinstance(spend_model, BaseModel) and spend_model._is_bayesian():
+        cols = spend_model._columns(
+            data, {"frequency": frequency, "monetary_value": monetary_value}
+        )
+        # (The core checks the spend columns and each draw's spend, as the spend model's own
+        # prediction does.)
+        return {
+            "scale": np.array([float(margin)]),
+            "spend_draws": _bayes.draws_matrix(spend_model),
+            "spend_frequency": np.ascontiguousarray(cols.arrays["frequency"], dtype=float),
+            "spend_monetary": np.ascontiguousarray(cols.arrays["monetary_value"], dtype=float),
+        }
+    spend = _spend(spend_model, data, frequency, monetary_value)
+    values = np.atleast_1d(np.asarray(spend.to_numpy() if hasattr(spend, "to_numpy") else spend))
+    return {"scale": np.ascontiguousarray(values.astype(float) * float(margin))}
+
+
+def _posterior_value(
+    purchases: Any, request: dict[str, Any], data: Any, transaction_model: Any, level: Any
+) -> Any:
+    """The posterior mean value (or, with ``level``, its table) shaped like ``purchases``."""
+    result = request["result"]
+    index = purchases.index if isinstance(purchases, pd.Series) else None
+    if level is not None:
+        return pd.DataFrame(
+            {
+                "estimate": np.asarray(result["mean"], dtype=float),
+                "se": np.asarray(result["sd"], dtype=float),
+                "lower": np.asarray(result["lower"], dtype=float),
+                "upper": np.asarray(result["upper"], dtype=float),
+            },
+            index=index,
+        )
+    value = purchases
+    if isinstance(value, pd.Series):
+        value = value.rename("clv")
+        if isinstance(data, pd.DataFrame):
+            column = transaction_model._column_names(data).get("weights")
+            if column is not None and column in data.columns:
+                value.attrs[ROWS_ATTR] = str(column)
+    elif hasattr(value, "alias"):
+        value = value.alias("clv")
+    return value
+
+
+def _delta_value_interval(
+    transaction_model: Any, spend_model: Any, data: Any, level: float, options: dict[str, Any]
+) -> pd.DataFrame:
+    """Delta-method interval of the value over the covariances of the transaction model and,
+    when it is a fitted model with one, the spend model."""
+    from .uncertainty import delta_interval
+
+    models = [transaction_model]
+    if isinstance(spend_model, BaseModel) and spend_model.covariance_ is not None:
+        models.append(spend_model)
+
+    def predict(*fitted: Any) -> Any:
+        spend = fitted[1] if len(fitted) > 1 else spend_model
+        return customer_lifetime_value(fitted[0], spend, data, **options)
+
+    return delta_interval(predict, models, level=level, scale="log")
+
+
 def customer_lifetime_value(
     transaction_model: Any,
     spend_model: Any,
@@ -219,6 +294,7 @@ def customer_lifetime_value(
     recency: Any = None,
     T: Any = None,
     monetary_value: Any = None,
+    level: float | None = None,
 ) -> Any:
     r"""Discounted value of each customer's future purchases.
 
@@ -266,11 +342,29 @@ def customer_lifetime_value(
         See above.
     frequency, recency, T, monetary_value : array-like, optional
         Columns as arrays when ``data`` is not given.
+    level : float, optional
+        Also give a ``level`` interval per customer: a DataFrame with columns ``estimate``,
+        ``se``, ``lower``, ``upper`` is returned instead of the values. After a Bayesian fit
+        of the transaction model (``method="nuts"``) it is the equal-tailed credible interval
+        of the value over the posterior draws (see below); otherwise a delta-method interval
+        on the log scale over both models' covariances (:func:`clvrs.delta_interval`).
 
     Returns
     -------
     pandas.Series, polars.Series or numpy.ndarray
-        Value per customer, shaped like the input.
+        Value per customer, shaped like the input (a DataFrame with ``level``).
+
+    Notes
+    -----
+    After ``fit(..., method="nuts")`` of the transaction model the value is the posterior mean
+    of the value, not the value at the posterior mean of the parameters: the core evaluates
+    the discounted purchase stream at every draw, times the spend at the paired draw of a
+    Bayesian spend model (draw ``s`` with spend draw ``s`` modulo the spend model's number of
+    draws: the two posteriors are independent, so the pairs are draws of the joint), or times
+    the spend model's point prediction or the given spend, and streams the results customer
+    block by customer block: memory does not grow with the number of draws. Interval ends are
+    within (largest - smallest value over the draws) / 512 of the exact quantiles of the
+    draws.
 
     Examples
     --------
@@ -313,39 +407,77 @@ def customer_lifetime_value(
     if not (isinstance(method, str) and method in ("discrete", "continuous")):
         raise _bad_parameter("method", f"must be 'discrete' or 'continuous', got {method!r}")
     rfm = {"frequency": frequency, "recency": recency, "T": T}
-    if method == "discrete":
-        if not (isinstance(time, numbers.Integral) and not isinstance(time, bool) and time > 0):
-            raise _bad_parameter("time", f"must be a positive whole number of months, got {time!r}")
-        if time > MAX_DISCRETE_MONTHS:
-            raise _bad_parameter(
-                "time",
-                f"must be at most {MAX_DISCRETE_MONTHS} months (50 years) for the discrete "
-                f"method, got {time!r}: for a longer horizon use time=None, "
-                "method='continuous' (the infinite horizon, continuously discounted)",
-            )
-        months = np.arange(1, int(time) + 1, dtype=float)
-        discount = (1.0 + discount_rate) ** -months
-        # sum_i (E_i - E_{i-1}) D_i = sum_{i<n} E_i (D_i - D_{i+1}) + E_n D_n, with E_0 = 0.
-        weights = np.append(discount[:-1] - discount[1:], discount[-1])
-        purchases = transaction_model.weighted_expected_purchases(data, months * f, weights, **rfm)
-    elif method == "continuous":
-        if time is not None:
-            raise _bad_parameter(
-                "time", "must be None for method='continuous' (the horizon is infinite)"
-            )
-        if not discount_rate > 0:
-            raise _bad_parameter(
-                "discount_rate", "must be > 0 for method='continuous' (else the value is infinite)"
-            )
-        delta = math.log1p(discount_rate) / f
-        purchases = transaction_model._continuous_dert(data, delta, rfm)
-        if purchases is None:
-            horizons, weights = _dert_rule(delta)
+    if level is not None:
+        _check_level(level)
+    bayesian = isinstance(transaction_model, BaseModel) and transaction_model._is_bayesian()
+    if level is not None and not bayesian:
+        return _delta_value_interval(
+            transaction_model,
+            spend_model,
+            data,
+            level,
+            dict(
+                time=time,
+                discount_rate=discount_rate,
+                time_unit=time_unit,
+                margin=margin,
+                method=method,
+                frequency=frequency,
+                recency=recency,
+                T=T,
+                monetary_value=monetary_value,
+            ),
+        )
+    extra = (
+        _posterior_value_terms(
+            transaction_model, spend_model, data, frequency, monetary_value, margin
+        )
+        if bayesian
+        else {}
+    )
+    with (
+        _bayes.credible_request(level, **extra) if bayesian else contextlib.nullcontext() as request
+    ):
+        if method == "discrete":
+            if not (isinstance(time, numbers.Integral) and not isinstance(time, bool) and time > 0):
+                raise _bad_parameter(
+                    "time", f"must be a positive whole number of months, got {time!r}"
+                )
+            if time > MAX_DISCRETE_MONTHS:
+                raise _bad_parameter(
+                    "time",
+                    f"must be at most {MAX_DISCRETE_MONTHS} months (50 years) for the discrete "
+                    f"method, got {time!r}: for a longer horizon use time=None, "
+                    "method='continuous' (the infinite horizon, continuously discounted)",
+                )
+            months = np.arange(1, int(time) + 1, dtype=float)
+            discount = (1.0 + discount_rate) ** -months
+            # sum_i (E_i - E_{i-1}) D_i = sum_{i<n} E_i (D_i - D_{i+1}) + E_n D_n, with E_0 = 0.
+            weights = np.append(discount[:-1] - discount[1:], discount[-1])
             purchases = transaction_model.weighted_expected_purchases(
-                data, horizons, weights, **rfm
+                data, months * f, weights, **rfm
             )
-    else:
-        raise _bad_parameter("method", f"must be 'discrete' or 'continuous', got {method!r}")
+        elif method == "continuous":
+            if time is not None:
+                raise _bad_parameter(
+                    "time", "must be None for method='continuous' (the horizon is infinite)"
+                )
+            if not discount_rate > 0:
+                raise _bad_parameter(
+                    "discount_rate",
+                    "must be > 0 for method='continuous' (else the value is infinite)",
+                )
+            delta = math.log1p(discount_rate) / f
+            purchases = transaction_model._continuous_dert(data, delta, rfm)
+            if purchases is None:
+                horizons, weights = _dert_rule(delta)
+                purchases = transaction_model.weighted_expected_purchases(
+                    data, horizons, weights, **rfm
+                )
+        else:
+            raise _bad_parameter("method", f"must be 'discrete' or 'continuous', got {method!r}")
+    if request is not None:
+        return _posterior_value(purchases, request, data, transaction_model, level)
     spend = _spend(spend_model, data, frequency, monetary_value)
     if ndim(spend) == 1 and len(spend) not in (1, np.size(purchases)):
         raise _bad_parameter(

@@ -16,6 +16,7 @@
 //! do not mix.
 
 pub mod posterior;
+pub mod predict;
 pub mod prior;
 
 use std::time::{Duration, Instant};
@@ -138,6 +139,37 @@ impl<L: Likelihood> Likelihood for WithPriors<'_, L> {
     fn try_all_starts(&self) -> bool {
         self.lik.try_all_starts()
     }
+}
+
+/// The posterior mode (MAP) of `lik` under `priors` (parameters without a term get
+/// [`default_prior`]): the fitting engine's optimiser on the log likelihood plus the log prior
+/// on the natural scale (no Jacobian: the mode of the posterior density of the parameters
+/// themselves, as PyMC's `find_MAP` gives). The covariance is the inverse Hessian of the log
+/// posterior at the mode (the Laplace approximation). Returns the fit, with `log_likelihood`
+/// the log-likelihood alone at the mode, the log posterior there (up to the evidence), and
+/// the prior terms used.
+pub fn posterior_mode<L: Likelihood>(
+    lik: &L,
+    priors: &[PriorTerm],
+    opts: &FitOptions<'_>,
+) -> Result<(crate::fit::FitResult, f64, Vec<PriorTerm>)> {
+    let specs = lik.params();
+    let first_start = lik
+        .starts()
+        .first()
+        .cloned()
+        .ok_or_else(|| ClvError::Internal("the model offered no starting point".into()))?;
+    let priors = complete_priors(specs, priors, &first_start)?;
+    let mut fit = crate::fit::fit(
+        &WithPriors {
+            lik,
+            priors: &priors,
+        },
+        opts,
+    )?;
+    let log_posterior = fit.log_likelihood;
+    fit.log_likelihood = lik.loglik_and_gradient(&fit.params, &opts.exec).0;
+    Ok((fit, log_posterior, priors))
 }
 
 /// Salt of the starting-jitter streams (apart from any stream a simulation uses with the same
@@ -533,6 +565,37 @@ mod tests {
                 Err(ClvError::InvalidParameter { .. })
             ));
         }
+    }
+
+    #[test]
+    fn posterior_mode_is_the_known_mode_with_the_laplace_covariance() {
+        let model = conjugate();
+        let (fit, log_posterior, priors) =
+            posterior_mode(&model, &conjugate_priors(), &FitOptions::default()).unwrap();
+        assert_eq!(priors.len(), 2);
+        // lambda | x ~ Gamma(shape, rate): mode (shape - 1) / rate, and the curvature of the
+        // log density there is -(shape - 1) / mode^2; p | s, f ~ Beta(9, 15): mode 8 / 22,
+        // curvature -8 / p^2 - 14 / (1 - p)^2.
+        let shape = 2.0 + model.counts.iter().sum::<f64>();
+        let rate = 3.0 + model.counts.len() as f64;
+        let lambda = (shape - 1.0) / rate;
+        let p = 8.0 / 22.0;
+        assert!(
+            (fit.params[0] / lambda - 1.0).abs() < 1e-6,
+            "{:?}",
+            fit.params
+        );
+        assert!((fit.params[1] / p - 1.0).abs() < 1e-6, "{:?}", fit.params);
+        let cov = fit.covariance.unwrap();
+        let var_lambda = lambda * lambda / (shape - 1.0);
+        let var_p = 1.0 / (8.0 / (p * p) + 14.0 / ((1.0 - p) * (1.0 - p)));
+        assert!((cov[[0, 0]] / var_lambda - 1.0).abs() < 1e-4);
+        assert!((cov[[1, 1]] / var_p - 1.0).abs() < 1e-4);
+        assert!(cov[[0, 1]].abs() < 1e-9 * (var_lambda * var_p).sqrt().max(1e-300) + 1e-12);
+        // The log-likelihood alone, and the log posterior above it by the log prior.
+        let (ll, _) = model.loglik_and_gradient(&fit.params, &Exec::Serial);
+        assert_eq!(fit.log_likelihood, ll);
+        assert!(log_posterior != ll);
     }
 
     #[test]

@@ -5,6 +5,8 @@
 mod bayes;
 mod contractual;
 mod dynamic;
+mod map;
+mod posterior;
 mod regularity;
 mod rfm;
 mod spend;
@@ -199,5 +201,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     spend::register(m)?;
     transactions::register(m)?;
     regularity::register(m)?;
+    posterior::register(m)?;
+    map::register(m)?;
     Ok(())
 }

@@ -77,6 +77,9 @@ macro_rules! with_covariate_model {
     };
 }
 
+// For the posterior predictions of `super::posterior`.
+pub(super) use {dispatch, with_covariate_model, with_predicting_model};
+
 /// Covariates as the Python layer hands them over: the purchase and dropout matrices (one row
 /// per customer), the coefficient index of each of their columns, the columns' names, and the
 /// coefficients' names.
@@ -169,7 +172,7 @@ fn rfm_fit_covariates<'py>(
 }
 
 /// One model for every customer, or one per customer (covariates).
-enum Models<'m, M> {
+pub(super) enum Models<'m, M> {
     Shared(&'m M),
     PerCustomer(&'m [M]),
 }
@@ -298,13 +301,13 @@ fn validate_more<M: RfmModel>(input: &RfmCounts<'_>, names: &RfmNames) -> crate:
 }
 
 /// One value, or one per customer, of a per-customer argument.
-struct PerRow<'a> {
-    name: &'static str,
-    values: &'a [f64],
+pub(super) struct PerRow<'a> {
+    pub(super) name: &'static str,
+    pub(super) values: &'a [f64],
 }
 
 impl PerRow<'_> {
-    fn check(&self, rows: usize, integer: bool) -> crate::Result<()> {
+    pub(super) fn check(&self, rows: usize, integer: bool) -> crate::Result<()> {
         check_non_negative(self.name, self.values, integer)?;
         check_horizon_limit(self.name, self.values, f64::INFINITY)?;
         if self.values.len() != 1 && self.values.len() != rows {
@@ -332,7 +335,7 @@ impl PerRow<'_> {
 }
 
 /// Refuse horizons beyond `limit` (a model's [`RfmModel::MAX_HORIZON`]).
-fn check_horizon_limit(name: &str, values: &[f64], limit: f64) -> crate::Result<()> {
+pub(super) fn check_horizon_limit(name: &str, values: &[f64], limit: f64) -> crate::Result<()> {
     match values.iter().position(|&v| v > limit) {
         Some(i) => Err(ClvError::invalid_data(
             name,
@@ -505,7 +508,7 @@ fn probability_alive_by_blocks<M: RfmModel>(
 
 /// The body of [`rfm_predict`] for one model type.
 #[allow(clippy::too_many_arguments)]
-fn predict<'a, M: RfmModel>(
+pub(super) fn predict<'a, M: RfmModel>(
     p: &Models<'_, M>,
     quantity: &str,
     columns: &RfmColumns<'_>,

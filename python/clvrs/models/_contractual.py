@@ -84,9 +84,9 @@ class ContractualModel(BaseModel):
             (the same labels in any order) or, for arrays, by position. ``n_observations_`` is
             the total weight.
         method, chains, draws, tune, seed, priors, target_accept, max_depth
-            ``method="nuts"`` draws from the posterior instead of maximising the likelihood;
-            see :meth:`BetaGeoModel.fit` for these options and :mod:`clvrs.priors` for the
-            default priors.
+            ``method="nuts"`` draws from the posterior instead of maximising the likelihood,
+            ``method="map"`` finds the posterior mode; see :meth:`BetaGeoModel.fit` for these
+            options and :mod:`clvrs.priors` for the default priors.
 
         Returns
         -------
@@ -94,18 +94,27 @@ class ContractualModel(BaseModel):
             The fitted estimator.
         """
         self._check_hyperparameters()
-        bayesian = check_method(method) == "nuts"
-        if bayesian:
+        method = check_method(method)
+        bayesian = method == "nuts"
+        if method in ("nuts", "map"):
             settings = sampler_settings(chains, draws, tune, seed, target_accept, max_depth)
             self._check_bayes_hyperparameters()
             prior_terms = terms_json(priors, list(self._param_names))
         elif priors is not None:
-            raise _bad_parameter("priors", 'are used by method="nuts" only')
+            raise _bad_parameter("priors", 'are used by method="nuts" and method="map" only')
 
         def run(**arrays: Any) -> dict[str, Any]:
             if bayesian:
                 result: dict[str, Any] = _core.churn_sample(
                     self._model, prior_terms, settings, **arrays
+                )
+            elif method == "map":
+                result = _core.churn_map(
+                    self._model,
+                    prior_terms,
+                    max_iter=int(self.max_iter),
+                    tol=float(self.tol),
+                    **arrays,
                 )
             else:
                 result = _core.churn_fit(
@@ -134,6 +143,8 @@ class ContractualModel(BaseModel):
                 result = run(periods=a["periods"], churned=a["churned"], weights=a.get("weights"))
         if bayesian:
             self._set_posterior(result, _settings_record(settings))
+        elif method == "map":
+            self._set_map(result)
         else:
             self._set_fit(result)
         return self
@@ -145,7 +156,9 @@ class ContractualModel(BaseModel):
         first = as_float_array(t, t_name)
         try:
             if k is None:
-                out = _core.churn_predict(self._model, quantity, self._params_list(), first)
+                out = self._mean_over_posterior(
+                    lambda params: _core.churn_predict(self._model, quantity, params, first)
+                )
             else:
                 if isinstance(k, pd.Series) and isinstance(t, pd.Series):
                     k = align_pair(k, t, k_name, t_name)  # by label, when the labels agree
@@ -157,12 +170,14 @@ class ContractualModel(BaseModel):
                         f"value, or one per value of {t_name}",
                     )
                 first, second = np.broadcast_arrays(first, second)
-                out = _core.churn_predict(
-                    self._model,
-                    quantity,
-                    self._params_list(),
-                    _native(first),
-                    _native(second),
+                out = self._mean_over_posterior(
+                    lambda params: _core.churn_predict(
+                        self._model,
+                        quantity,
+                        params,
+                        _native(first),
+                        _native(second),
+                    )
                 )
         except InvalidDataError as err:
             # The core calls its first argument `t`; the caller may have called it `tenure`.

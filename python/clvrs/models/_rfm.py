@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from .. import _core
+from .. import _bayes, _core
 from .._base import (
     BaseModel,
     _bad_parameter,
@@ -164,19 +164,37 @@ class RfmModel(CovariateSummary, BaseModel):
         ):
             if rate and t is not None:
                 _check_rates(t)
-            out = _core.rfm_predict(
-                self._model,
-                quantity,
-                self._params_list(),
-                a["frequency"],
-                a["recency"],
-                a["T"],
-                self._names(cols),
-                t=t,
-                n=n,
-                n_jobs=self.n_jobs,
-                covariates=self._design(data),
-            )
+            if self._is_bayesian():
+                out = _bayes.posterior_prediction(
+                    lambda **options: _core.rfm_posterior_predict(
+                        self._model,
+                        quantity,
+                        _bayes.draws_matrix(self),
+                        a["frequency"],
+                        a["recency"],
+                        a["T"],
+                        self._names(cols),
+                        t=t,
+                        n=n,
+                        n_jobs=self.n_jobs,
+                        covariates=self._design(data),
+                        **options,
+                    )
+                )
+            else:
+                out = _core.rfm_predict(
+                    self._model,
+                    quantity,
+                    self._params_list(),
+                    a["frequency"],
+                    a["recency"],
+                    a["T"],
+                    self._names(cols),
+                    t=t,
+                    n=n,
+                    n_jobs=self.n_jobs,
+                    covariates=self._design(data),
+                )
         return wrap_output(_representable(out, quantity, self), cols, name)
 
     def weighted_expected_purchases(
@@ -210,6 +228,24 @@ class RfmModel(CovariateSummary, BaseModel):
         cols = self._columns(data, {"frequency": frequency, "recency": recency, "T": T})
         a = cols.arrays
         with cols.locating_rows(lists=("horizons", "weights")), self._naming_covariates(data):
+            if self._is_bayesian():
+                out = _bayes.posterior_prediction(
+                    lambda **options: _core.rfm_posterior_predict(
+                        self._model,
+                        "weighted_expected_purchases",
+                        _bayes.draws_matrix(self),
+                        a["frequency"],
+                        a["recency"],
+                        a["T"],
+                        self._names(cols),
+                        horizons=_float_list(horizons, "horizons"),
+                        weights=_float_list(weights, "weights"),
+                        n_jobs=self.n_jobs,
+                        covariates=self._design(data),
+                        **options,
+                    )
+                )
+                return wrap_output(out, cols, "expected_purchases")
             out = _core.rfm_weighted_expected_purchases(
                 self._model,
                 self._params_list(),
@@ -308,15 +344,21 @@ class RfmModel(CovariateSummary, BaseModel):
             used when ``time_unit`` is not given (a contradicting ``time_unit`` is refused). The
             model keeps the unit as ``time_unit_`` and refuses to predict on data recorded in
             another unit; without any unit the model is unit-free (None) and checks nothing.
-        method : {"mle", "nuts"}, default "mle"
+        method : {"mle", "nuts", "map"}, default "mle"
             ``"mle"``: maximum likelihood. ``"nuts"``: posterior draws by the No-U-Turn
             Sampler (the nuts-rs crate, nutpie's engine) over the same likelihood pass, on
             log-parameters with their Jacobian; ``params_`` is then the posterior mean,
             ``covariance_`` and ``standard_errors_`` the posterior covariance and standard
             deviations, ``posterior_`` the draws in ArviZ's layout, ``priors_`` the priors
             used, and ``summary`` reports R-hat, bulk and tail ESS and the sampler's health.
-            Predictions use the posterior-mean parameters. Covariates and ``penalizer`` are
-            for ``"mle"`` only (a penalty is a prior: give one in ``priors``).
+            Every per-customer prediction is then the posterior mean of the prediction
+            (streamed over the draws in the core; see "Bayesian fits" in the user guide), and
+            :func:`clvrs.prediction_interval` gives its credible interval. ``"map"``: the
+            posterior mode under the same priors, by the maximum-likelihood optimiser, with
+            standard errors from the Hessian of the log posterior (``fit_info_["method"]`` is
+            ``"map"``, ``fit_info_["log_posterior"]`` its value, ``log_likelihood_`` the
+            likelihood alone at the mode; predictions at the mode). ``penalizer`` is for
+            ``"mle"`` only (a penalty is a prior: give one in ``priors``).
         chains, draws, tune : int, default 4, 1000, 1000
             ``"nuts"``: chains (run in parallel on ``n_jobs`` threads), draws kept per chain,
             and tuning draws per chain (step size and diagonal mass matrix; discarded).
@@ -324,9 +366,9 @@ class RfmModel(CovariateSummary, BaseModel):
             ``"nuts"``: seed of the sampler; the same seed gives the same draws bit for bit
             on any number of threads. None draws one (recorded in ``fit_info_["seed"]``).
         priors : dict, optional
-            ``"nuts"``: priors by parameter name (or pair of names) from :mod:`clvrs.priors`,
-            e.g. ``{"r": clvrs.priors.Gamma(2, 1)}``; the others get the defaults documented
-            in :mod:`clvrs.priors`.
+            ``"nuts"``, ``"map"``: priors by parameter name (or pair of names) from
+            :mod:`clvrs.priors`, e.g. ``{"r": clvrs.priors.Gamma(2, 1)}``; the others get the
+            defaults documented in :mod:`clvrs.priors`.
         target_accept : float, default 0.8
             ``"nuts"``: target acceptance statistic of the step-size adaptation (raise it, e.g.
             to 0.95, when the fit reports divergences).
@@ -368,13 +410,14 @@ class RfmModel(CovariateSummary, BaseModel):
                 f"{type(self).__name__} does not take covariates (BetaGeoModel, "
                 "ModifiedBetaGeoModel and ParetoNBDModel do)",
             )
-        if check_method(method) == "nuts":
+        method = check_method(method)
+        if method in ("nuts", "map"):
             settings = sampler_settings(chains, draws, tune, seed, target_accept, max_depth)
             self._check_bayes_hyperparameters()
             if covariate_penalizer:
                 raise _bad_parameter(
                     "covariate_penalizer",
-                    f'is for method="mle" (got {covariate_penalizer!r}); with method="nuts" '
+                    f'is for method="mle" (got {covariate_penalizer!r}); with method="{method}" '
                     "give the coefficients a prior (priors={...: clvrs.priors.Normal(0, s)})",
                 )
             spec = (
@@ -390,6 +433,27 @@ class RfmModel(CovariateSummary, BaseModel):
             )
             design = None if spec is None else spec.design(data)
             names = list(self._param_names) + ([] if design is None else list(design[6]))
+            if method == "map":
+                with cols.locating_rows():
+                    result = _core.rfm_map(
+                        self._model,
+                        as_float_array(a["frequency"], cols.names["frequency"]),
+                        a["recency"],
+                        a["T"],
+                        a.get("weights"),
+                        self._names(cols),
+                        terms_json(priors, names),
+                        max_iter=int(self.max_iter),
+                        tol=float(self.tol),
+                        n_jobs=self.n_jobs,
+                        covariates=design,
+                    )
+                self._set_map(result)
+                self.time_unit_ = unit
+                self.covariates_ = spec
+                if spec is not None:
+                    self.fit_info_["covariate_penalizer"] = 0.0
+                return self
             with cols.locating_rows():
                 result = _core.rfm_sample(
                     self._model,
@@ -410,7 +474,7 @@ class RfmModel(CovariateSummary, BaseModel):
                 self.fit_info_["covariate_penalizer"] = 0.0
             return self
         if priors is not None:
-            raise _bad_parameter("priors", 'are used by method="nuts" only')
+            raise _bad_parameter("priors", 'are used by method="nuts" and method="map" only')
         if purchase_covariates or dropout_covariates or tied_covariates:
             if not self._takes_covariates:
                 raise _bad_parameter(
@@ -540,13 +604,15 @@ class RfmModel(CovariateSummary, BaseModel):
                     "customer's covariates)",
                 )
             return _representable(
-                _core.rfm_new_customer(
-                    self._model,
-                    quantity,
-                    self._params_list(),
-                    _native(horizon),
-                    n=None if counts is None else _native(counts),
-                    n_jobs=self.n_jobs,
+                self._mean_over_posterior(
+                    lambda params: _core.rfm_new_customer(
+                        self._model,
+                        quantity,
+                        params,
+                        _native(horizon),
+                        n=None if counts is None else _native(counts),
+                        n_jobs=self.n_jobs,
+                    )
                 ),
                 quantity,
                 self,
@@ -563,14 +629,19 @@ class RfmModel(CovariateSummary, BaseModel):
                 "t", f"must be one value or one per row of data ({rows}), got {horizon.size}"
             )
         with self._naming_covariates(data):
-            out = _core.rfm_new_customer(
-                self._model,
-                quantity,
-                self._params_list(),
-                _native(np.broadcast_to(horizon, rows), np.float64),
-                n=None if counts is None else _native(np.broadcast_to(counts, rows), np.float64),
-                n_jobs=self.n_jobs,
-                covariates=spec.design(data),
+            design = spec.design(data)
+            out = self._mean_over_posterior(
+                lambda params: _core.rfm_new_customer(
+                    self._model,
+                    quantity,
+                    params,
+                    _native(np.broadcast_to(horizon, rows), np.float64),
+                    n=None
+                    if counts is None
+                    else _native(np.broadcast_to(counts, rows), np.float64),
+                    n_jobs=self.n_jobs,
+                    covariates=design,
+                )
             )
         _representable(out, quantity, self)
         if isinstance(data, pd.DataFrame):

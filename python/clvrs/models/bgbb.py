@@ -269,8 +269,10 @@ class BetaGeoBetaBinomModel(RfmModel):
         """
         horizon, scalar = _whole(n, "n")
         _check_n_jobs(self.n_jobs)
-        out = _core.rfm_new_customer(
-            self._model, "expected_purchases", self._params_list(), horizon, n_jobs=self.n_jobs
+        out = self._mean_over_posterior(
+            lambda params: _core.rfm_new_customer(
+                self._model, "expected_purchases", params, horizon, n_jobs=self.n_jobs
+            )
         )
         return float(out[0]) if scalar else out
 
@@ -327,12 +329,14 @@ class BetaGeoBetaBinomModel(RfmModel):
             )
         counts, opportunities = np.broadcast_arrays(counts, opportunities)
         _check_n_jobs(self.n_jobs)
-        out = _core.rfm_new_customer(
-            self._model,
-            "purchase_count_probability",
-            self._params_list(),
-            _native(opportunities),
-            n=_native(counts),
-            n_jobs=self.n_jobs,
+        out = self._mean_over_posterior(
+            lambda params: _core.rfm_new_customer(
+                self._model,
+                "purchase_count_probability",
+                params,
+                _native(opportunities),
+                n=_native(counts),
+                n_jobs=self.n_jobs,
+            )
         )
         return float(out[0]) if scalar and n_scalar else out

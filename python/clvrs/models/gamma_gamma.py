@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from typing import Any, ClassVar
 
-from .. import _core
+from .. import _bayes, _core
 from .._base import BaseModel, _bad_parameter, _settings_record
 from .._bayes import check_method, sampler_settings
 from .._input import Columns, wrap_output
@@ -122,9 +122,9 @@ class GammaGammaModel(BaseModel):
             (the same labels in any order) or, for arrays, by position. ``n_observations_`` is
             the total weight.
         method, chains, draws, tune, seed, priors, target_accept, max_depth
-            ``method="nuts"`` draws from the posterior instead of maximising the likelihood;
-            see :meth:`BetaGeoModel.fit` for these options and :mod:`clvrs.priors` for the
-            default priors.
+            ``method="nuts"`` draws from the posterior instead of maximising the likelihood,
+            ``method="map"`` finds the posterior mode; see :meth:`BetaGeoModel.fit` for these
+            options and :mod:`clvrs.priors` for the default priors.
 
         Returns
         -------
@@ -145,7 +145,8 @@ class GammaGammaModel(BaseModel):
             optional=("weights",),
         )
         a = cols.arrays
-        if check_method(method) == "nuts":
+        method = check_method(method)
+        if method == "nuts":
             settings = sampler_settings(chains, draws, tune, seed, target_accept, max_depth)
             self._check_bayes_hyperparameters()
             with cols.locating_rows():
@@ -159,9 +160,23 @@ class GammaGammaModel(BaseModel):
                     n_jobs=self.n_jobs,
                 )
             self._set_posterior(result, _settings_record(settings))
+        elif method == "map":
+            self._check_bayes_hyperparameters()
+            with cols.locating_rows():
+                result = _core.gamma_gamma_map(
+                    a["frequency"],
+                    a["monetary_value"],
+                    a.get("weights"),
+                    self._names(cols),
+                    terms_json(priors, list(self._param_names)),
+                    max_iter=int(self.max_iter),
+                    tol=float(self.tol),
+                    n_jobs=self.n_jobs,
+                )
+            self._set_map(result)
         else:
             if priors is not None:
-                raise _bad_parameter("priors", 'are used by method="nuts" only')
+                raise _bad_parameter("priors", 'are used by method="nuts" and method="map" only')
             with cols.locating_rows():
                 result = _core.gamma_gamma_fit(
                     a["frequency"],
@@ -191,6 +206,18 @@ class GammaGammaModel(BaseModel):
         cols = self._columns(data, arrays)
         a = cols.arrays
         with cols.locating_rows():
+            if quantity == "expected_spend" and self._is_bayesian():
+                out = _bayes.posterior_prediction(
+                    lambda **options: _core.gamma_gamma_posterior_predict(
+                        _bayes.draws_matrix(self),
+                        a["frequency"],
+                        a["monetary_value"],
+                        level=options["level"],
+                        bins=options["bins"],
+                        n_jobs=self.n_jobs,
+                    )
+                )
+                return wrap_output(out, cols, name)
             out = _core.gamma_gamma_predict(
                 quantity,
                 self._params_list(),
@@ -208,7 +235,8 @@ class GammaGammaModel(BaseModel):
 
         :math:`p(\gamma + x\bar m)/(px + q - 1)`: the posterior mean given the customer's
         ``frequency`` :math:`x` and mean value :math:`\bar m`; the population mean for customers
-        with no repeat transaction.
+        with no repeat transaction. After ``fit(..., method="nuts")``, its mean over the
+        posterior draws (:func:`clvrs.prediction_interval` gives its credible interval).
 
         Returns
         -------
@@ -231,7 +259,7 @@ class GammaGammaModel(BaseModel):
         InvalidParameterError
             When ``q <= 1`` (the mean is infinite).
         """
-        return float(_core.gamma_gamma_population_mean(self._params_list()))
+        return float(self._mean_over_posterior(_core.gamma_gamma_population_mean))
 
     def log_likelihood_per_customer(
         self, data: Any = None, *, frequency: Any = None, monetary_value: Any = None
