@@ -170,7 +170,9 @@ class RfmModel(CovariateSummary, BaseModel):
                         self._model,
                         quantity,
                         _bayes.draws_matrix(self),
-                        a["frequency"],
+                        # The posterior path reads float64 only: one copy of an integer
+                        # column, small beside the pass over every draw.
+                        np.asarray(a["frequency"], dtype=np.float64),
                         a["recency"],
                         a["T"],
                         self._names(cols),
