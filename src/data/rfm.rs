@@ -677,6 +677,109 @@ mod tests {
         assert!(err.to_string().contains("empty"));
     }
 
+    /// The canonical compression written plainly: sort every kept row by (frequency, recency
+    /// bits, age bits, weight bits), then merge runs of equal (frequency, recency, age).
+    fn reference(x: &[f64], t: &[f64], age: &[f64], w: Option<&[f64]>) -> Rfm {
+        let bits = |v: f64| (v + 0.0).to_bits();
+        let mut rows: Vec<(u64, u64, u64, u64)> = (0..x.len())
+            .filter(|&i| w.is_none_or(|w| w[i] != 0.0))
+            .map(|i| {
+                let wi = w.map_or(1.0, |w| w[i]);
+                (x[i] as u64, bits(t[i]), bits(age[i]), wi.to_bits())
+            })
+            .collect();
+        rows.sort();
+        let mut out = Rfm::default();
+        let mut weights = Vec::new();
+        let mut weighted = false;
+        for (j, r) in rows.iter().enumerate() {
+            let wi = f64::from_bits(r.3);
+            weighted |= wi != 1.0;
+            if j > 0 && r.0 == rows[j - 1].0 && r.1 == rows[j - 1].1 && r.2 == rows[j - 1].2 {
+                weighted = true;
+                *weights.last_mut().unwrap() += wi;
+            } else {
+                out.frequency.push(r.0 as f64);
+                out.recency.push(f64::from_bits(r.1));
+                out.age.push(f64::from_bits(r.2));
+                weights.push(wi);
+            }
+        }
+        out.weights = weighted.then_some(weights);
+        out
+    }
+
+    #[test]
+    fn compression_is_canonical_for_any_thread_count_and_input_order() {
+        use crate::parallel::Exec;
+        use crate::random::Rng;
+        let execs = [
+            Exec::Serial,
+            Exec::with_jobs(Some(2)).unwrap(),
+            Exec::with_jobs(Some(3)).unwrap(),
+        ];
+        // Continuous values (nearly all rows distinct), values on a coarse grid (many
+        // duplicates, ties in recency), skewed values and huge sparse frequencies.
+        for (case, n) in [(0, 70_000), (1, 70_000), (2, 50_000), (3, 40_000), (0, 37)] {
+            let mut rng = Rng::for_stream(7, case as u64 * 1000 + n as u64);
+            let (mut x, mut t, mut age, mut w) = (vec![], vec![], vec![], vec![]);
+            for _ in 0..n {
+                let a = match case {
+                    1 => (26.0 + 52.0 * rng.uniform()).floor(),
+                    2 => 1e-3 + 100.0 * rng.uniform().powi(8),
+                    _ => 26.0 + 52.0 * rng.uniform(),
+                };
+                let k = (rng.uniform() * 6.0).floor();
+                let xi = match case {
+                    3 => [0.0, 3.0, 4e9, 7e8][k as usize % 4],
+                    _ => (k * k).floor(),
+                };
+                let ti = if xi == 0.0 {
+                    0.0
+                } else if case == 1 {
+                    (a * rng.uniform()).floor()
+                } else {
+                    a * rng.uniform().powi(3)
+                };
+                x.push(xi);
+                t.push(ti);
+                age.push(a);
+                w.push([0.0, 1.0, 1.0, 2.5][(rng.uniform() * 4.0) as usize % 4]);
+            }
+            if n > 1000 {
+                // An exact duplicate block, with -0.0 for 0.0.
+                for i in 0..500 {
+                    x.push(x[i]);
+                    t.push(if t[i] == 0.0 { -0.0 } else { t[i] });
+                    age.push(age[i]);
+                    w.push(w[i]);
+                }
+            }
+            let reversed = |v: &Vec<f64>| v.iter().rev().copied().collect::<Vec<f64>>();
+            let (xr, tr, ager, wr) = (reversed(&x), reversed(&t), reversed(&age), reversed(&w));
+            for weights in [None, Some(&w[..])] {
+                let want = reference(&x, &t, &age, weights);
+                for exec in &execs {
+                    let cols = RfmColumns {
+                        weights,
+                        ..RfmColumns::new(&x, &t, &age)
+                    };
+                    let got = cols.compress_on(exec);
+                    assert_eq!(got, want, "case {case}, {exec:?}");
+                    let rev = RfmColumns {
+                        weights: weights.map(|_| &wr[..]),
+                        ..RfmColumns::new(&xr, &tr, &ager)
+                    };
+                    assert_eq!(
+                        rev.compress_on(exec),
+                        want,
+                        "case {case} reversed, {exec:?}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn compression_merges_identical_rows_in_canonical_order() {
         let x = [1.0, 0.0, 1.0, 1.0];

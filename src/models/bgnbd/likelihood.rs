@@ -55,15 +55,21 @@ impl<'a> BgNbd<'a> {
 
     /// Prepare compressed rows for fitting BG/NBD, or MBG/NBD when `modified`.
     pub fn with_variant(data: &'a Rfm, modified: bool) -> Self {
-        let mut distinct_x: Vec<f64> = data.frequency.clone();
+        // Runs first (one pass), then the distinct frequencies from the runs' values, which are
+        // few: sorting a copy of every row's frequency cost more than a likelihood evaluation.
+        let starts: Vec<usize> = (0..data.len())
+            .filter(|&i| i == 0 || data.frequency[i - 1] != data.frequency[i])
+            .collect();
+        let mut distinct_x: Vec<f64> = starts.iter().map(|&i| data.frequency[i]).collect();
         distinct_x.sort_unstable_by(f64::total_cmp);
         distinct_x.dedup();
-        let mut runs = Vec::new();
-        for (i, &x) in data.frequency.iter().enumerate() {
-            if i == 0 || data.frequency[i - 1] != x {
-                runs.push((i, distinct_x.partition_point(|v| *v < x)));
-            }
-        }
+        let runs = starts
+            .into_iter()
+            .map(|i| {
+                let x = data.frequency[i];
+                (i, distinct_x.partition_point(|v| *v < x))
+            })
+            .collect();
         BgNbd {
             data,
             modified,
