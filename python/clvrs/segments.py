@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 
 from . import _bayes, _core, _display, _pooling
-from ._bayes import check_method, sampler_settings
 from ._base import (
     _REGISTRY,
     FORMAT,
@@ -23,6 +22,7 @@ from ._base import (
     _settings_record,
     load_document,
 )
+from ._bayes import check_method, sampler_settings
 from ._input import _is_polars_frame, _native, align_to, as_float_array, ndim
 from ._units import data_unit
 from .exceptions import ConvergenceError, ConvergenceWarning, InvalidDataError
@@ -342,9 +342,7 @@ def _fit_bayes_or_pooled(
             fitted.fit_info_["pooling"] = "partial"
             fitted.time_unit_ = unit
             models[key] = fitted
-        priors_used = from_terms(
-            json.loads(result["priors"]), _pooling.population_names(names)
-        )
+        priors_used = from_terms(json.loads(result["priors"]), _pooling.population_names(names))
     else:
         order = np.argsort(codes, kind="stable")
         bounds = np.searchsorted(codes[order], np.arange(len(keys) + 1))
@@ -459,6 +457,10 @@ class SegmentedModel:
         self.pooling = pooling
         #: "mle" or "nuts" (set by fit_segments).
         self.method = "mle"
+        #: With method="nuts": the priors used (partial pooling: the population's).
+        self.priors_: dict[Any, Any] = {}
+        #: With pooling="partial": the joint run's record (sampler settings, health).
+        self.fit_info_: dict[str, Any] = {}
         self._population: dict[str, np.ndarray] | None = None
         self._joint_stats: dict[str, np.ndarray] | None = None
 

@@ -175,7 +175,6 @@ impl<'a, L: Likelihood> Hierarchical<'a, L> {
 
     /// Segment `s`'s natural parameters at the hierarchy's parameters `p`.
     fn segment_params(&self, p: &[f64], s: usize) -> Vec<f64> {
-        let k = self.k();
         self.base
             .iter()
             .enumerate()
@@ -468,7 +467,11 @@ mod tests {
                 - model.loglik_and_gradient(&down, &Exec::Serial).0)
                 / 2e-6;
             // (Rounding in a log-likelihood of 10^4 limits the differences to about 1e-5.)
-            assert!((fd - g[j]).abs() < 1e-4 * (1.0 + g[j].abs()), "{j}: {fd} vs {}", g[j]);
+            assert!(
+                (fd - g[j]).abs() < 1e-4 * (1.0 + g[j].abs()),
+                "{j}: {fd} vs {}",
+                g[j]
+            );
         }
     }
 

@@ -60,7 +60,9 @@ fn rfm_sample_pooled<'py>(
         crate::models::check_fittable(columns.frequency, &names)?;
         let (order, starts) = split_rows(codes, n_segments)?;
         let ids: Vec<usize> = (0..n_segments).collect();
-        let data = exec.map(&ids, |&s| rows_data(&columns, &order[starts[s]..starts[s + 1]]));
+        let data = exec.map(&ids, |&s| {
+            rows_data(&columns, &order[starts[s]..starts[s + 1]])
+        });
         let opts = options(settings, exec, interrupt);
         let draws = match model {
             "bgnbd" | "mbgnbd" => pooled(
@@ -82,12 +84,7 @@ fn rfm_sample_pooled<'py>(
         let customers: Vec<f64> = data.iter().map(|d| d.total_weight()).collect();
         Ok((draws, rows, customers))
     })?;
-    let out = draws_to_dict(
-        py,
-        &draws.draws,
-        rows.iter().sum(),
-        customers.iter().sum(),
-    )?;
+    let out = draws_to_dict(py, &draws.draws, rows.iter().sum(), customers.iter().sum())?;
     out.set_item("n_segments", draws.n_segments)?;
     out.set_item("k", draws.k)?;
     out.set_item("segment_rows", PyArray1::from_slice(py, &rows))?;
