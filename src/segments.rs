@@ -46,31 +46,7 @@ pub fn fit_segments<M: RfmModel>(
     columns.validate_on(names, exec)?;
     M::validate_more(columns, names)?;
     crate::data::check_lengths(&[("segment", codes.len())], columns.len())?;
-    if let Some(i) = codes
-        .iter()
-        .position(|&c| c < 0 || c as usize >= n_segments)
-    {
-        return Err(ClvError::invalid_data(
-            "segment",
-            Some(i),
-            None,
-            "must not be missing (null)",
-        ));
-    }
-    // Rows of each segment, by a counting sort.
-    let mut starts = vec![0usize; n_segments + 1];
-    for &c in codes {
-        starts[c as usize + 1] += 1;
-    }
-    for s in 0..n_segments {
-        starts[s + 1] += starts[s];
-    }
-    let mut order = vec![0usize; codes.len()];
-    let mut fill = starts.clone();
-    for (i, &c) in codes.iter().enumerate() {
-        order[fill[c as usize]] = i;
-        fill[c as usize] += 1;
-    }
+    let (order, starts) = split_rows(codes, n_segments)?;
     let segments: Vec<usize> = (0..n_segments).collect();
     let cold = FitOptions {
         exec: Exec::Serial,
@@ -123,21 +99,7 @@ pub fn fit_segments<M: RfmModel>(
         _ => None,
     };
     Ok(exec.map(&segments, |&s| {
-        let rows = &order[starts[s]..starts[s + 1]];
-        let take = |v: &[f64]| rows.iter().map(|&i| v[i]).collect::<Vec<f64>>();
-        let (x, t_x, age) = (
-            take(columns.frequency),
-            take(columns.recency),
-            take(columns.age),
-        );
-        let w = columns.weights.map(take);
-        let segment_columns = RfmColumns {
-            frequency: &x,
-            recency: &t_x,
-            age: &age,
-            weights: w.as_deref(),
-        };
-        let data = segment_columns.compress();
+        let data = rows_data(columns, &order[starts[s]..starts[s + 1]]);
         let customers = data.total_weight();
         let result = if customers < min_customers {
             Err(ClvError::invalid_data(
@@ -178,6 +140,56 @@ pub fn fit_segments<M: RfmModel>(
             result,
         }
     }))
+}
+
+/// Row indices grouped by segment (a counting sort: stable within a segment), and where each
+/// segment's rows start: segment `s` is `order[starts[s]..starts[s + 1]]`. A code outside
+/// `0..n_segments` (a missing segment) is refused.
+pub fn split_rows(codes: &[i64], n_segments: usize) -> Result<(Vec<usize>, Vec<usize>)> {
+    if let Some(i) = codes
+        .iter()
+        .position(|&c| c < 0 || c as usize >= n_segments)
+    {
+        return Err(ClvError::invalid_data(
+            "segment",
+            Some(i),
+            None,
+            "must not be missing (null)",
+        ));
+    }
+    // Rows of each segment, by a counting sort.
+    let mut starts = vec![0usize; n_segments + 1];
+    for &c in codes {
+        starts[c as usize + 1] += 1;
+    }
+    for s in 0..n_segments {
+        starts[s + 1] += starts[s];
+    }
+    let mut order = vec![0usize; codes.len()];
+    let mut fill = starts.clone();
+    for (i, &c) in codes.iter().enumerate() {
+        order[fill[c as usize]] = i;
+        fill[c as usize] += 1;
+    }
+    Ok((order, starts))
+}
+
+/// The compressed data of the given rows.
+pub fn rows_data(columns: &RfmColumns<'_>, rows: &[usize]) -> crate::data::Rfm {
+    let take = |v: &[f64]| rows.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+    let (x, t_x, age) = (
+        take(columns.frequency),
+        take(columns.recency),
+        take(columns.age),
+    );
+    let w = columns.weights.map(take);
+    let segment_columns = RfmColumns {
+        frequency: &x,
+        recency: &t_x,
+        age: &age,
+        weights: w.as_deref(),
+    };
+    segment_columns.compress()
 }
 
 #[cfg(test)]

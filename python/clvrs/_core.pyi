@@ -36,6 +36,7 @@ __all__ = [
     "rfm_posterior_predict",
     "rfm_predict",
     "rfm_sample",
+    "rfm_sample_pooled",
     "rfm_simulate",
     "rfm_weighted_expected_purchases",
     "summarize_transactions",
@@ -194,6 +195,19 @@ def rfm_sample(
     settings: _Settings,
     n_jobs: int | None = None,
     covariates: _Covariates | None = None,
+) -> dict[str, Any]: ...
+def rfm_sample_pooled(
+    model: str,
+    frequency: _Array,
+    recency: _Array,
+    T: _Array,
+    weights: _Array | None,
+    codes: npt.NDArray[np.int64],
+    n_segments: int,
+    names: _Names,
+    priors: str,
+    settings: _Settings,
+    n_jobs: int | None = None,
 ) -> dict[str, Any]: ...
 def gamma_gamma_sample(
     frequency: _Array,

@@ -26,16 +26,16 @@ use crate::parallel::Exec;
 
 /// The sampler's settings as the Python layer hands them over:
 /// `(chains, draws, tune, seed, target_accept, max_depth)`.
-type Settings = (usize, u64, u64, u64, f64, u64);
+pub(super) type Settings = (usize, u64, u64, u64, f64, u64);
 
 /// Prior terms from their JSON form (`[{"kind": "single", "index": 0, "prior": {"dist":
 /// "gamma", "shape": 2, "rate": 1}}, ...]`).
-fn parse_priors(priors: &str) -> PyResult<Vec<PriorTerm>> {
+pub(super) fn parse_priors(priors: &str) -> PyResult<Vec<PriorTerm>> {
     serde_json::from_str(priors)
         .map_err(|e| PyValueError::new_err(format!("priors: not a list of prior terms ({e})")))
 }
 
-fn options<'a>(
+pub(super) fn options<'a>(
     settings: Settings,
     exec: &Exec,
     interrupt: &'a (dyn Fn() -> bool + Sync),
@@ -53,7 +53,7 @@ fn options<'a>(
     }
 }
 
-fn draws_to_dict<'py>(
+pub(super) fn draws_to_dict<'py>(
     py: Python<'py>,
     d: &PosteriorDraws,
     n_rows: usize,

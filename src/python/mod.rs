@@ -5,6 +5,7 @@
 mod bayes;
 mod contractual;
 mod dynamic;
+mod hierarchical;
 mod map;
 mod posterior;
 mod regularity;
@@ -196,6 +197,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(resolve_n_jobs, m)?)?;
     rfm::register(m)?;
     bayes::register(m)?;
+    hierarchical::register(m)?;
     dynamic::register(m)?;
     contractual::register(m)?;
     spend::register(m)?;
