@@ -186,7 +186,14 @@ def _no_windows() -> Any:
     plt.close("all")
 
 
-def test_user_guide_runs_and_its_numbers_are_the_printed_ones() -> None:
+# The guide's regularity section reads the grocery log (test data, not in the wheel) from here.
+GROCERY_LOG = DOCS.parent / "tests" / "data" / "grocery_elog.csv"
+
+
+def test_user_guide_runs_and_its_numbers_are_the_printed_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CLVRS_GROCERY_LOG", str(GROCERY_LOG))
     text = (DOCS / "user_guide.md").read_text(encoding="utf-8")
     assert _unchecked_numbers(text, {}) == []
 
@@ -305,6 +312,7 @@ def test_guide_in_a_jupyter_kernel_shows_its_plots(
     pytest.importorskip("ipykernel")
     pytest.importorskip("dask.dataframe")
     monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's own (inline) backend
+    monkeypatch.setenv("CLVRS_GROCERY_LOG", str(GROCERY_LOG))  # the kernel runs in tmp_path
     notebook = _notebook((DOCS / "user_guide.md").read_text(encoding="utf-8"))
     nbclient.NotebookClient(
         notebook,
