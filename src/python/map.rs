@@ -8,9 +8,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::rfm::{rfm_names, CovariateArgs, Design, Names};
-use super::{fit_options, fit_result_to_dict, rfm_columns, run, slice};
+use super::spend::spend_input;
+use super::{fit_options, fit_result_to_dict, rfm_columns, run};
 use crate::bayes::{posterior_mode, PriorTerm};
-use crate::data::{SpendColumns, SpendNames};
 use crate::error::ClvError;
 use crate::fit::{FitResult, Likelihood};
 use crate::models::bdw::Bdw;
@@ -201,19 +201,7 @@ fn gamma_gamma_map<'py>(
     tol: f64,
     n_jobs: Option<i64>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let columns = SpendColumns {
-        frequency: slice(&frequency, "frequency")?,
-        monetary: slice(&monetary_value, "monetary_value")?,
-        weights: match &weights {
-            Some(w) => Some(slice(w, "weights")?),
-            None => None,
-        },
-    };
-    let names = SpendNames {
-        frequency: names.0,
-        monetary: names.1,
-        weights: names.2,
-    };
+    let (columns, names) = spend_input(&frequency, &monetary_value, weights.as_ref(), names)?;
     let priors = parse_priors(priors)?;
     let (mode, excluded) = run(py, n_jobs, |exec, interrupt| {
         columns.validate(&names)?;

@@ -19,6 +19,21 @@ fn spend_names(names: Names) -> SpendNames {
     }
 }
 
+/// The spend columns and their names as every Gamma-Gamma binding (fit, NUTS, MAP) takes them.
+pub(super) fn spend_input<'a>(
+    frequency: &'a PyReadonlyArray1<'_, f64>,
+    monetary_value: &'a PyReadonlyArray1<'_, f64>,
+    weights: Option<&'a PyReadonlyArray1<'_, f64>>,
+    names: Names,
+) -> PyResult<(SpendColumns<'a>, SpendNames)> {
+    let columns = SpendColumns {
+        frequency: slice(frequency, "frequency")?,
+        monetary: slice(monetary_value, "monetary_value")?,
+        weights: weights.map(|w| slice(w, "weights")).transpose()?,
+    };
+    Ok((columns, spend_names(names)))
+}
+
 /// Fit Gamma-Gamma on the customers with repeat transactions; the dict also holds `n_excluded`
 /// (the weight of customers with none).
 #[pyfunction]
@@ -35,15 +50,7 @@ fn gamma_gamma_fit<'py>(
     tol: f64,
     n_jobs: Option<i64>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let columns = SpendColumns {
-        frequency: slice(&frequency, "frequency")?,
-        monetary: slice(&monetary_value, "monetary_value")?,
-        weights: match &weights {
-            Some(w) => Some(slice(w, "weights")?),
-            None => None,
-        },
-    };
-    let names = spend_names(names);
+    let (columns, names) = spend_input(&frequency, &monetary_value, weights.as_ref(), names)?;
     let (res, rows, excluded) = run(py, n_jobs, |exec, interrupt| {
         columns.validate(&names)?;
         let data = columns.compress();
