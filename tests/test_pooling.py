@@ -1,6 +1,7 @@
 """Pooling across segments (fit_segments(..., pooling=...)): partial pooling against separate
-and pooled fits on simulated segments with known parameters, the layout of its posterior, and
-the argument checks. Heavier variants run with CLVRS_HEAVY_TESTS=1."""
+and pooled fits on simulated segments with known parameters, the layout of its posterior (ArviZ's
+InferenceData and xarray's DataTree), separate posteriors in parallel, persistence, and the
+argument checks. Heavier variants run with CLVRS_HEAVY_TESTS=1."""
 
 from __future__ import annotations
 
@@ -197,3 +198,136 @@ def test_pooling_arguments_are_checked():
         )  # fmt: skip
     assert tight.population_.loc["sigma_log_r", "mean"] < 0.03
     assert "sigma_log_r" in tight.priors_
+
+
+def _three_segments() -> pd.DataFrame:
+    data, _ = _segments("bgnbd", [200, 40, 120], spread=0.3, seed=7)
+    data["segment"] = data["segment"].map({0: "north", 1: "south", 2: "west"})
+    return data
+
+
+_SHORT = {"method": "nuts", "chains": 2, "draws": 100, "tune": 100, "seed": 4}
+
+
+@pytest.mark.parametrize("pooling", ["partial", "none", "complete"])
+def test_save_and_load_keep_every_draw_the_pooling_and_the_priors(pooling, tmp_path):
+    data = _three_segments()
+    priors = (
+        {"sigma_log_a": clvrs.priors.HalfNormal(0.5)}
+        if pooling == "partial"
+        else {"r": clvrs.priors.Gamma(1.0, 2.0)}
+    )
+    with _quiet():
+        fitted = clvrs.fit_segments(
+            clvrs.BetaGeoModel(), data, "segment", pooling=pooling, priors=priors, **_SHORT
+        )
+    path = tmp_path / "segments.json"
+    fitted.save(path)
+    loaded = clvrs.load(path)
+    assert (loaded.pooling, loaded.method) == (pooling, "nuts")
+    assert loaded.priors_ == fitted.priors_ and loaded.priors_  # the given prior among them
+    assert loaded.fit_info_ == fitted.fit_info_
+    pd.testing.assert_frame_equal(loaded.summary, fitted.summary)
+    for key, model in fitted.models_.items():
+        for group in ("posterior", "sample_stats"):
+            for name, array in model._draws[group].items():
+                np.testing.assert_array_equal(loaded.models_[key]._draws[group][name], array)
+    if pooling == "partial":
+        for name, array in fitted._population.items():
+            np.testing.assert_array_equal(loaded._population[name], array)
+        pd.testing.assert_frame_equal(loaded.population_, fitted.population_)
+        assert loaded.models_["south"].fit_info_["pooling"] == "partial"
+    else:
+        with pytest.raises(AttributeError, match="population_"):
+            _ = loaded.population_
+    # Predictions after loading are those of the fitted collection (posterior means).
+    pd.testing.assert_series_equal(
+        loaded.expected_purchases(data, 10.0), fitted.expected_purchases(data, 10.0)
+    )
+    pd.testing.assert_series_equal(loaded.probability_alive(data), fitted.probability_alive(data))
+    post, again = fitted.posterior_, loaded.posterior_
+    for name in ("r", "b"):
+        np.testing.assert_array_equal(
+            np.asarray(again["posterior"][name]), np.asarray(post["posterior"][name])
+        )
+
+
+def test_separate_posteriors_run_in_parallel_each_as_its_own_fit():
+    data = _three_segments()
+    with _quiet():
+        one = clvrs.fit_segments(
+            clvrs.BetaGeoModel(n_jobs=1), data, "segment", min_customers=50, **_SHORT
+        )
+        two = clvrs.fit_segments(
+            clvrs.BetaGeoModel(n_jobs=2), data, "segment", min_customers=50, **_SHORT
+        )
+    # Bit-identical for 1 and 2 threads (segments run in parallel, each serially).
+    assert list(one.models_) == list(two.models_) == ["north", "west"]
+    for key in one.models_:
+        for name, array in one.models_[key]._draws["posterior"].items():
+            assert array.tobytes() == two.models_[key]._draws["posterior"][name].tobytes()
+    assert "fewer than the 50 required" in one.failures_["south"]
+    # A segment's draws are those of the model fitted to its customers alone with the seed
+    # recorded for it (derived from `seed` and the segment's position).
+    west = one.models_["west"]
+    seed = west.fit_info_["seed"]
+    assert seed != _SHORT["seed"]
+    with _quiet():
+        alone = clvrs.BetaGeoModel().fit(
+            data[data["segment"] == "west"], **{**_SHORT, "seed": seed}
+        )
+    for name, array in alone._draws["posterior"].items():
+        assert array.tobytes() == west._draws["posterior"][name].tobytes()
+
+
+def test_pooled_posterior_as_a_datatree_and_arviz_summary_on_both_layouts(monkeypatch):
+    xarray = pytest.importorskip("xarray")
+    arviz = pytest.importorskip("arviz")
+    import builtins
+    import warnings
+
+    data = _three_segments()
+    with _quiet():
+        pooled = clvrs.fit_segments(
+            clvrs.BetaGeoModel(), data, "segment", pooling="partial", **_SHORT
+        )
+    draws_r = np.stack([pooled.models_[k]._draws["posterior"]["r"] for k in pooled.models_], -1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        # The layout this ArviZ builds (InferenceData before 1.0; a DataTree from 1.0 on).
+        table = arviz.summary(pooled.posterior_, var_names=["r", "mu_log_r"])
+    assert list(table.index) == ["r[north]", "r[south]", "r[west]", "mu_log_r"]
+    np.testing.assert_allclose(table["mean"].iloc[:3], draws_r.mean(axis=(0, 1)), atol=1e-3)
+    if not hasattr(xarray, "DataTree"):
+        pytest.skip("this xarray has no DataTree")
+    # Without ArviZ < 1.0 (ArviZ >= 1.0, or xarray alone), an xarray.DataTree.
+    real_import = builtins.__import__
+
+    def no_arviz(name, *args, **kwargs):
+        if name == "arviz":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_arviz)
+    pooled.__dict__.pop("_posterior", None)
+    tree = pooled.posterior_
+    monkeypatch.undo()
+    assert isinstance(tree, xarray.DataTree)
+    assert set(tree.children) == {"posterior", "sample_stats"}
+    posterior = tree["posterior"]
+    assert posterior["r"].dims == ("chain", "draw", "segment")
+    assert list(posterior["segment"].values) == ["north", "south", "west"]
+    assert posterior["mu_log_r"].dims == ("chain", "draw")
+    np.testing.assert_array_equal(posterior["r"].values, draws_r)
+    assert tree["sample_stats"]["diverging"].dims == ("chain", "draw")
+    # ArviZ reads the tree (ArviZ 1.x natively; before 1.0 through its DataTree converter) and
+    # summarises it as it summarises its own layout.
+    if int(arviz.__version__.split(".")[0]) >= 1:
+        again = arviz.summary(tree, var_names=["r", "mu_log_r"])
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            again = arviz.summary(
+                arviz.InferenceData.from_datatree(tree), var_names=["r", "mu_log_r"]
+            )
+    pd.testing.assert_frame_equal(again, table)

@@ -37,6 +37,7 @@ __all__ = [
     "rfm_predict",
     "rfm_sample",
     "rfm_sample_pooled",
+    "rfm_sample_segments",
     "rfm_simulate",
     "rfm_weighted_expected_purchases",
     "summarize_transactions",
@@ -209,6 +210,21 @@ def rfm_sample_pooled(
     settings: _Settings,
     n_jobs: int | None = None,
 ) -> dict[str, Any]: ...
+def rfm_sample_segments(
+    model: str,
+    frequency: _Array,
+    recency: _Array,
+    T: _Array,
+    weights: _Array | None,
+    codes: npt.NDArray[np.int64],
+    n_segments: int,
+    names: _Names,
+    priors: str,
+    settings: _Settings,
+    seeds: list[int],
+    min_customers: float = 0.0,
+    n_jobs: int | None = None,
+) -> list[dict[str, Any]]: ...
 def gamma_gamma_sample(
     frequency: _Array,
     monetary_value: _Array,
@@ -255,6 +271,7 @@ def gamma_gamma_posterior_predict(
     level: float | None = None,
     bins: int = 512,
     n_jobs: int | None = None,
+    quantity: str = "expected_spend",
 ) -> dict[str, _Array]: ...
 def rfm_map(
     model: str,

@@ -133,7 +133,10 @@ def fit_segments(
     chains, draws, tune, seed, target_accept, max_depth
         The sampler's settings with ``method="nuts"``, as for ``model.fit``. With
         ``pooling="none"`` segment ``i`` (in sorted order) samples with a seed derived from
-        ``seed`` and ``i``.
+        ``seed`` and ``i`` (``models_[segment].fit_info_["seed"]``): its draws are those of
+        ``model.fit`` on the segment's customers with that seed. The segments' posteriors run
+        in parallel on the crate's pool, each run serially (its chains one after another),
+        with the same draws for any ``n_jobs``.
     priors : dict, optional
         ``method="nuts"``: with ``pooling="none"`` or ``"complete"``, the model's priors by
         parameter name (as ``model.fit``); with ``pooling="partial"``, priors on the population
@@ -178,7 +181,8 @@ def fit_segments(
     segments in parallel on the crate's pool, and is bit-identical for any ``n_jobs``.
     ``posterior_`` holds every segment's draws (a ``segment`` dimension) and the population's;
     ``summary`` lists each segment's posterior and, under the segment ``"population"``, the
-    population's.
+    population's. :meth:`SegmentedModel.save` keeps all of it (every segment's draws, the
+    population's, the pooling, the priors and the joint run's ``fit_info_``).
 
     Raises
     ------
@@ -384,9 +388,13 @@ def _fit_bayes_or_pooled(
                 seed=settings[3], priors=priors, target_accept=settings[4],
                 max_depth=settings[5],
             )  # fmt: skip
-        return SegmentedModel(
+        out = SegmentedModel(
             model, {key: pooled for key in segment_keys}, {}, sizes, by_name, pooling=pooling
         )
+        if settings is not None:
+            out.method = "nuts"
+            out.priors_ = pooled.priors_
+        return out
     assert settings is not None  # (partial pooling and separate posteriors are Bayesian)
     record = _settings_record(settings)
     models: dict[Any, RfmModel] = {}
@@ -430,36 +438,36 @@ def _fit_bayes_or_pooled(
             models[key] = fitted
         priors_used = from_terms(json.loads(result["priors"]), _pooling.population_names(names))
     else:
-        order = np.argsort(codes, kind="stable")
-        bounds = np.searchsorted(codes[order], np.arange(len(keys) + 1))
-        weights = a.get("weights")
-        for s, key in enumerate(segment_keys):
-            rows = order[bounds[s] : bounds[s + 1]]
-            if sizes[key] < min_customers:
-                failures[key] = (
-                    f"segment: has {sizes[key]:g} customers, fewer than the {min_customers:g} "
-                    "required to fit (min_customers)"
-                )
-                continue
-            seed_s = int(np.random.SeedSequence([settings[3], s]).generate_state(1, np.uint64)[0])
-            try:
-                with cols.locating_rows():
-                    result = _core.rfm_sample(
-                        model._model,
-                        np.ascontiguousarray(frequency[rows]),
-                        np.ascontiguousarray(a["recency"][rows]),
-                        np.ascontiguousarray(a["T"][rows]),
-                        None if weights is None else np.ascontiguousarray(weights[rows]),
-                        model._names(cols),
-                        terms_json(priors, list(model._param_names)),
-                        (*settings[:3], seed_s, *settings[4:]),
-                        n_jobs=model.n_jobs,
-                    )
-            except (InvalidDataError, ConvergenceError) as exc:
-                failures[key] = str(exc)
+        # Segment `s` (in sorted order) samples with a seed derived from `seed` and `s`;
+        # segments run in parallel on the crate's pool, each run serially, so the draws do
+        # not depend on the thread count.
+        seeds = [
+            int(np.random.SeedSequence([settings[3], s]).generate_state(1, np.uint64)[0])
+            for s in range(len(segment_keys))
+        ]
+        with cols.locating_rows():
+            results = _core.rfm_sample_segments(
+                model._model,
+                frequency,
+                a["recency"],
+                a["T"],
+                a.get("weights"),
+                _native(codes, dtype=np.int64),
+                len(keys),
+                model._names(cols),
+                terms_json(priors, list(model._param_names)),
+                settings,
+                seeds,
+                min_customers=float(min_customers),
+                n_jobs=model.n_jobs,
+            )
+        for result in results:
+            key = segment_keys[result["segment"]]
+            if "error" in result:
+                failures[key] = result["error"]
                 continue
             fitted = type(model)(**model.get_params())
-            fitted._set_posterior(result, {**record, "seed": seed_s}, quiet=True)
+            fitted._set_posterior(result, {**record, "seed": seeds[result["segment"]]}, quiet=True)
             fitted.time_unit_ = unit
             models[key] = fitted
             infos.append(fitted.fit_info_)
@@ -730,16 +738,49 @@ class SegmentedModel:
 
     # -- persistence ------------------------------------------------------------------------
 
-    def to_dict(self) -> dict[str, Any]:
-        """The collection as one JSON-ready document."""
-        from . import __version__
+    def _prior_names(self) -> list[str]:
+        """The names the priors of a Bayesian collection are keyed by: the population's with
+        partial pooling, else the model's."""
+        names = list(self.template._param_names)
+        return _pooling.population_names(names) if self.pooling == "partial" else names
 
-        members = {key: model.to_dict() for key, model in self.models_.items()}
+    def to_dict(self) -> dict[str, Any]:
+        """The collection as one JSON-ready document: every segment's model (with its draws
+        after ``method="nuts"``), and the method, pooling, priors and, with partial pooling,
+        the population's draws and the joint run's record."""
+        from . import __version__
+        from ._base import _finite_or_none
+
+        # Complete pooling by NUTS: one model (with its draws) shared by every segment, written
+        # once (a maximum-likelihood one stays in every entry, readable by older clvrs).
+        complete = self.pooling == "complete" and self.method == "nuts" and bool(self.models_)
+        pooled = next(iter(self.models_.values())).to_dict() if complete else None
+        members = {} if complete else {key: m.to_dict() for key, m in self.models_.items()}
+        extra: dict[str, Any] = {"method": self.method, "pooling": self.pooling}
+        if self.priors_:
+            extra["priors"] = json.loads(terms_json(self.priors_, self._prior_names()))
+        if pooled is not None:
+            extra["pooled_model"] = pooled
+        if self._population is not None:
+            names = list(self._population)
+            first = self._population[names[0]]
+            extra["population"] = {
+                "names": names,
+                "chains": int(first.shape[0]),
+                "draws": int(first.shape[1]),
+                "values": np.stack([self._population[n] for n in names], axis=-1)
+                .reshape(-1, len(names))
+                .tolist(),
+            }
+        if self.fit_info_:
+            extra["fit"] = {key: _finite_or_none(v) for key, v in self.fit_info_.items()}
         return {
             "format": FORMAT,
             # The newest layout any segment's model needs (1, readable by older clvrs, unless a
             # model keeps a time unit or draws).
-            "format_version": max([1] + [doc["format_version"] for doc in members.values()]),
+            "format_version": max(
+                [1] + [doc["format_version"] for doc in [*members.values(), pooled] if doc]
+            ),
             "clvrs_version": __version__,
             "model": "SegmentedModel",
             "template": type(self.template).__name__,
@@ -754,6 +795,7 @@ class SegmentedModel:
                 }
                 for key in self.sizes_.index
             ],
+            **extra,
         }
 
     def to_json(self) -> str:
@@ -773,14 +815,45 @@ class SegmentedModel:
         models: dict[Any, RfmModel] = {}
         failures: dict[Any, str] = {}
         sizes: dict[Any, float] = {}
+        pooling = doc.get("pooling", "none")
+        pooled = doc.get("pooled_model")
+        shared = None if pooled is None else load_document(pooled)
         for entry in doc["segments"]:
             key = entry["segment"]
             sizes[key] = entry["customers"]
-            if entry.get("model") is not None:
+            if shared is not None:
+                models[key] = shared  # type: ignore[assignment]
+            elif entry.get("model") is not None:
                 models[key] = load_document(entry["model"])  # type: ignore[assignment]
             if entry.get("failure") is not None:
                 failures[key] = entry["failure"]
-        return cls(template, models, failures, pd.Series(sizes, name="customers"), doc.get("by"))
+        out = cls(
+            template,
+            models,
+            failures,
+            pd.Series(sizes, name="customers"),
+            doc.get("by"),
+            pooling=pooling,
+        )
+        out.method = doc.get("method", "mle")
+        if doc.get("priors"):
+            out.priors_ = from_terms(doc["priors"], out._prior_names())
+        if doc.get("fit"):
+            out.fit_info_ = dict(doc["fit"])
+        population = doc.get("population")
+        if population is not None:
+            chains, draws = int(population["chains"]), int(population["draws"])
+            values = np.asarray(population["values"], dtype=float)
+            out._population = {
+                name: values[:, j].reshape(chains, draws)
+                for j, name in enumerate(population["names"])
+            }
+        if pooling == "partial" and models:
+            # Every segment's model holds the joint run's sampler statistics.
+            out._joint_stats = next(iter(models.values()))._draws["sample_stats"]
+            for m in models.values():
+                m.fit_info_["pooling"] = "partial"
+        return out
 
 
 _REGISTRY["SegmentedModel"] = SegmentedModel  # type: ignore[assignment]

@@ -10,6 +10,7 @@ mod map;
 mod posterior;
 mod regularity;
 mod rfm;
+mod separate;
 mod spend;
 mod transactions;
 
@@ -205,5 +206,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     regularity::register(m)?;
     posterior::register(m)?;
     map::register(m)?;
+    separate::register(m)?;
     Ok(())
 }

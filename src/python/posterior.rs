@@ -75,6 +75,22 @@ impl SpendDraws<'_> {
         }
         Ok(())
     }
+
+    /// Each customer's log-likelihood of their mean spend at one draw (customers with repeat
+    /// transactions: the spend model says nothing of the others).
+    fn fill_log_likelihood(
+        &self,
+        s: usize,
+        range: std::ops::Range<usize>,
+        out: &mut [f64],
+    ) -> crate::Result<()> {
+        let draw = self.draws.row(s % self.draws.nrows());
+        let p = GammaGammaParams::from_slice(draw.as_slice().unwrap_or(&draw.to_vec()))?;
+        for (o, i) in out.iter_mut().zip(range) {
+            *o = p.log_likelihood(self.columns.frequency[i], self.columns.monetary[i]);
+        }
+        Ok(())
+    }
 }
 
 fn draws_matrix<'a>(
@@ -319,9 +335,12 @@ fn rfm_posterior_predict<'py>(
 }
 
 /// Posterior predictions of the Gamma-Gamma expected spend per transaction (the population
-/// mean for customers without repeat transactions), streamed over `draws` (rows p, q, gamma).
+/// mean for customers without repeat transactions), or with `quantity="log_likelihood"` each
+/// customer's log-likelihood (customers with repeat transactions only), streamed over `draws`
+/// (rows p, q, gamma).
 #[pyfunction]
-#[pyo3(signature = (draws, frequency, monetary_value, level=None, bins=512, n_jobs=None))]
+#[pyo3(signature = (draws, frequency, monetary_value, level=None, bins=512, n_jobs=None, quantity="expected_spend"))]
+#[allow(clippy::too_many_arguments)]
 fn gamma_gamma_posterior_predict<'py>(
     py: Python<'py>,
     draws: PyReadonlyArray2<'py, f64>,
@@ -330,6 +349,7 @@ fn gamma_gamma_posterior_predict<'py>(
     level: Option<f64>,
     bins: usize,
     n_jobs: Option<i64>,
+    quantity: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
     let spend = SpendDraws {
         draws: draws_matrix(&draws, Some(3))?,
@@ -342,12 +362,25 @@ fn gamma_gamma_posterior_predict<'py>(
     let n_customers = spend.columns.frequency.len();
     let n_draws = spend.draws.nrows();
     let result = run(py, n_jobs, |exec, interrupt| {
-        posterior_predict(
-            n_customers,
-            n_draws,
-            |s, range, out| spend.fill(s, range, out),
-            &options(level, bins, exec, interrupt),
-        )
+        let opts = options(level, bins, exec, interrupt);
+        match quantity {
+            "expected_spend" => posterior_predict(
+                n_customers,
+                n_draws,
+                |s, range, out| spend.fill(s, range, out),
+                &opts,
+            ),
+            "log_likelihood" => posterior_predict(
+                n_customers,
+                n_draws,
+                |s, range, out| spend.fill_log_likelihood(s, range, out),
+                &opts,
+            ),
+            other => Err(ClvError::invalid_parameter(
+                "quantity",
+                format!("unknown quantity `{other}`"),
+            )),
+        }
     })?;
     to_dict(py, result)
 }
