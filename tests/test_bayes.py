@@ -390,15 +390,18 @@ def test_unhealthy_samples_warn(cdnow):
 
 def test_covariate_coefficients_are_sampled(cdnow):
     data = cdnow.copy()
-    # A covariate that shifts nothing: half the customers, by position.
-    data["flag"] = (np.arange(len(data)) % 2).astype(float)
+    # A categorical covariate that shifts nothing: half the customers, by position.
+    data["flag"] = np.where(np.arange(len(data)) % 2 == 1, "on", "off")
     mle = clvrs.BetaGeoModel().fit(data, purchase_covariates=["flag"])
-    post = clvrs.BetaGeoModel().fit(
+    post = clvrs.BetaGeoModel(on_failure="ignore").fit(
         data, purchase_covariates=["flag"], method="nuts", chains=2, draws=300, tune=300, seed=4
     )
-    name = "purchase:flag"
+    name = "purchase:flag[on]"
     assert list(post.params_.index) == list(mle.params_.index)
     summary = post.summary
+    # The reference level a categorical coefficient compares with, as in the MLE summary.
+    assert summary.loc[name, "reference"] == mle.summary.loc[name, "reference"] == "flag=off"
+    assert summary["reference"].isna().sum() == 4
     # The default Normal(0, 2.5) prior barely moves a coefficient whose standard error is 0.06.
     se = mle.standard_errors_[name]
     assert (
@@ -437,9 +440,95 @@ def test_posterior_is_a_datatree_with_xarray_and_no_old_arviz(cdnow_nuts, monkey
 
     monkeypatch.setattr(builtins, "__import__", no_arviz)
     tree = _bayes.posterior_container(cdnow_nuts._draws)
+    monkeypatch.undo()
     assert isinstance(tree, xarray.DataTree)
     assert set(tree.children) == {"posterior", "sample_stats"}
     assert tree["posterior"]["b"].dims == ("chain", "draw")
     np.testing.assert_array_equal(
         tree["sample_stats"]["diverging"].values, cdnow_nuts._draws["sample_stats"]["diverging"]
     )
+    # ArviZ summarises the tree (ArviZ >= 1.0 natively; ArviZ 0.x, the newest that installs on
+    # Python 3.11, through its DataTree converter) as it summarises its own layout.
+    arviz = pytest.importorskip("arviz")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        if int(arviz.__version__.split(".")[0]) >= 1:
+            table = arviz.summary(tree)
+        else:
+            table = arviz.summary(arviz.InferenceData.from_datatree(tree))
+            own = arviz.summary(cdnow_nuts.posterior_)
+            pd.testing.assert_frame_equal(table, own)
+    assert list(table.index) == ["r", "alpha", "a", "b"]
+    np.testing.assert_allclose(table["mean"], cdnow_nuts.params_, atol=1e-3)
+
+
+# --------------------------------------------------------------------------------------------
+# Gamma-Gamma's per-customer log-likelihood and customer value with a given spend.
+
+
+def test_spend_log_likelihood_is_the_posterior_mean_of_each_customers(cdnow):
+    spend = clvrs.GammaGammaModel(on_failure="ignore").fit(
+        cdnow, method="nuts", chains=2, draws=60, tune=150, seed=5
+    )
+    got = spend.log_likelihood_per_customer(cdnow)
+    post = spend._draws["posterior"]
+    per_draw = np.vstack(
+        [
+            clvrs.GammaGammaModel.from_params(p=p, q=q, gamma=g)
+            .log_likelihood_per_customer(cdnow)
+            .to_numpy()
+            for p, q, g in zip(post["p"].ravel(), post["q"].ravel(), post["gamma"].ravel())
+        ]
+    )
+    # As for the purchase models: the mean over the draws (NaN without repeat transactions),
+    # not the log-likelihood at the posterior-mean parameters.
+    assert got.index.equals(cdnow.index)
+    assert np.array_equal(np.isnan(got), cdnow["frequency"].to_numpy() == 0)
+    np.testing.assert_allclose(got, per_draw.mean(axis=0), rtol=1e-12)
+    at_mean = clvrs.GammaGammaModel.from_params(**spend.params_.to_dict())
+    assert np.nanmax(np.abs(at_mean.log_likelihood_per_customer(cdnow) - got)) > 1e-4
+    band = clvrs.prediction_interval(spend, "log_likelihood_per_customer", cdnow, level=0.9)
+    repeat = cdnow["frequency"] > 0
+    np.testing.assert_allclose(
+        band["se"][repeat], per_draw[:, repeat].std(axis=0, ddof=1), rtol=1e-7
+    )
+    assert band["lower"][~repeat].isna().all()
+    bgnbd = clvrs.BetaGeoModel(on_failure="ignore").fit(
+        cdnow.iloc[:300], method="nuts", chains=1, draws=20, tune=50, seed=5
+    )
+    purchases = bgnbd.log_likelihood_per_customer(cdnow.iloc[:300])
+    post = bgnbd._draws["posterior"]
+    rows = [
+        clvrs.BetaGeoModel.from_params(r=r, alpha=al, a=a, b=b)
+        .log_likelihood_per_customer(cdnow.iloc[:300])
+        .to_numpy()
+        for r, al, a, b in zip(
+            post["r"].ravel(), post["alpha"].ravel(), post["a"].ravel(), post["b"].ravel()
+        )
+    ]
+    np.testing.assert_allclose(purchases, np.mean(rows, axis=0), rtol=1e-12)
+
+
+def test_value_of_a_bayesian_fit_matches_a_spend_series_by_customer_id(cdnow):
+    from clvrs.exceptions import InvalidDataError
+
+    cdnow_nuts = clvrs.BetaGeoModel(on_failure="ignore").fit(
+        cdnow, method="nuts", chains=2, draws=50, tune=100, seed=6
+    )
+    spend = pd.Series(np.linspace(10.0, 60.0, len(cdnow)), index=cdnow.index)
+    options = {"time": 6, "discount_rate": 0.01}
+    ordered = clvrs.customer_lifetime_value(cdnow_nuts, spend, cdnow, **options)
+    shuffled = spend.sample(frac=1.0, random_state=3)
+    assert not shuffled.index.equals(cdnow.index)
+    pd.testing.assert_series_equal(
+        clvrs.customer_lifetime_value(cdnow_nuts, shuffled, cdnow, **options), ordered
+    )
+    band = clvrs.customer_lifetime_value(cdnow_nuts, shuffled, cdnow, level=0.9, **options)
+    np.testing.assert_allclose(band["estimate"], ordered)
+    # Ids missing from the spend, and a spend array of the wrong length, are refused.
+    with pytest.raises(InvalidDataError, match="labels of `data` missing from `spend_model`"):
+        clvrs.customer_lifetime_value(cdnow_nuts, shuffled.iloc[1:], cdnow, **options)
+    with pytest.raises(InvalidParameterError, match="2356 spends for 2357 customers"):
+        clvrs.customer_lifetime_value(cdnow_nuts, spend.to_numpy()[1:], cdnow, **options)

@@ -14,7 +14,14 @@ import pandas as pd
 
 from . import _bayes, _display, _units
 from ._base import BaseModel, _bad_parameter, _check_level
-from ._input import align_to, as_float_array, data_error, ndim
+from ._input import (
+    _is_polars_frame,
+    align_argument,
+    align_to,
+    as_float_array,
+    data_error,
+    ndim,
+)
 from .exceptions import InvalidDataError, InvalidParameterError, TimeUnitError
 
 __all__ = [
@@ -230,6 +237,20 @@ def _posterior_value_terms(
             "spend_monetary": np.ascontiguousarray(cols.arrays["monetary_value"], dtype=float),
         }
     spend = _spend(spend_model, data, frequency, monetary_value)
+    if ndim(spend) == 1 and not hasattr(spend_model, "expected_average_spend"):
+        # One spend per customer: matched to the customers by the rule of `align_to`, as
+        # for a maximum-likelihood fit (labels when both are pandas objects).
+        spend = align_argument(spend, "spend_model", data, {"frequency": frequency})
+        if isinstance(data, pd.DataFrame) or _is_polars_frame(data):
+            customers: int | None = len(data)
+        else:
+            customers = None if frequency is None else int(np.size(frequency))
+        if customers is not None and len(spend) not in (1, customers):
+            raise _bad_parameter(
+                "spend_model",
+                f"has {len(spend)} spends for {customers} customers: give one spend per "
+                "transaction, or one per customer",
+            )
     values = np.atleast_1d(np.asarray(spend.to_numpy() if hasattr(spend, "to_numpy") else spend))
     return {"scale": np.ascontiguousarray(values.astype(float) * float(margin))}
 

@@ -444,8 +444,13 @@ class CovariateSummary:
         """
         frame = super().summary_frame(level)  # type: ignore[misc]
         spec = self._spec()
-        if spec is None or self._is_bayesian():  # type: ignore[attr-defined]
-            # (A posterior summary's intervals are the draws' quantiles, coefficients too.)
+        if spec is None:
+            return frame
+        if self._is_bayesian():  # type: ignore[attr-defined]
+            # A posterior summary's intervals are the draws' quantiles, coefficients too (no
+            # z or p); the reference levels say what a categorical coefficient compares with.
+            references = spec.reference_levels()
+            frame["reference"] = [references.get(name) for name in frame.index]
             return frame
         from statistics import NormalDist
 

@@ -588,7 +588,9 @@ class RfmModel(CovariateSummary, BaseModel):
         recency: Any = None,
         T: Any = None,
     ) -> Any:
-        """Each customer's log-likelihood at the current parameters (unweighted)."""
+        """Each customer's log-likelihood at the current parameters (unweighted); after
+        ``fit(..., method="nuts")``, its mean over the posterior draws (streamed in the
+        core), not the log-likelihood at the posterior-mean parameters."""
         arrays = {"frequency": frequency, "recency": recency, "T": T}
         return self._per_customer("log_likelihood", "log_likelihood", data, arrays)
 

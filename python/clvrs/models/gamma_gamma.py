@@ -5,6 +5,8 @@ from __future__ import annotations
 import warnings
 from typing import Any, ClassVar
 
+import numpy as np
+
 from .. import _bayes, _core
 from .._base import BaseModel, _bad_parameter, _settings_record
 from .._bayes import check_method, sampler_settings
@@ -218,6 +220,8 @@ class GammaGammaModel(BaseModel):
                     )
                 )
                 return wrap_output(out, cols, name)
+            if quantity == "log_likelihood" and self._is_bayesian():
+                return wrap_output(self._posterior_log_likelihood(a), cols, name)
             out = _core.gamma_gamma_predict(
                 quantity,
                 self._params_list(),
@@ -227,6 +231,33 @@ class GammaGammaModel(BaseModel):
                 n_jobs=self.n_jobs,
             )
         return wrap_output(out, cols, name)
+
+    def _posterior_log_likelihood(self, a: dict[str, Any]) -> np.ndarray:
+        """Each customer's log-likelihood averaged over the posterior draws (streamed in the
+        core), NaN for customers without repeat transactions, as for the other models'
+        Bayesian fits."""
+        frequency = np.asarray(a["frequency"], dtype=float)
+        monetary = np.asarray(a["monetary_value"], dtype=float)
+        repeat = np.flatnonzero(frequency > 0)
+
+        def call(**options: Any) -> dict[str, Any]:
+            part = _core.gamma_gamma_posterior_predict(
+                _bayes.draws_matrix(self),
+                np.ascontiguousarray(frequency[repeat]),
+                np.ascontiguousarray(monetary[repeat]),
+                level=options["level"],
+                bins=options["bins"],
+                n_jobs=self.n_jobs,
+                quantity="log_likelihood",
+            )
+            out = {}
+            for key, values in part.items():
+                full = np.full(frequency.size, np.nan)
+                full[repeat] = values
+                out[key] = full
+            return out
+
+        return _bayes.posterior_prediction(call)
 
     def expected_average_spend(
         self, data: Any = None, *, frequency: Any = None, monetary_value: Any = None
@@ -264,6 +295,13 @@ class GammaGammaModel(BaseModel):
     def log_likelihood_per_customer(
         self, data: Any = None, *, frequency: Any = None, monetary_value: Any = None
     ) -> Any:
-        """Each customer's log-likelihood of their mean spend (NaN where frequency is 0)."""
+        """Each customer's log-likelihood of their mean spend (NaN where frequency is 0).
+
+        At the fitted parameters; after ``fit(..., method="nuts")``, as for the purchase
+        models, its mean over the posterior draws (the posterior mean of the customer's
+        log-likelihood, streamed in the core; :func:`clvrs.prediction_interval` gives its sd
+        and credible interval), which is not the log-likelihood at the posterior-mean
+        parameters.
+        """
         arrays = {"frequency": frequency, "monetary_value": monetary_value}
         return self._predict("log_likelihood", "log_likelihood", data, arrays)
