@@ -144,6 +144,8 @@ def test_summary_and_attributes_of_a_bayesian_fit(cdnow_nuts):
     assert (summary["lower"] < summary["mean"]).all() and (summary["mean"] < summary["upper"]).all()
     assert "divergences" in summary.attrs["sampler_health"]
     assert repr(summary).endswith(summary.attrs["sampler_health"])
+    # Rounded for printing, it keeps the line.
+    assert repr(summary.round(3)).endswith(summary.attrs["sampler_health"])
     assert "maximum tree depth" in summary._repr_html_()
     assert m.fit_info_["method"] == "nuts" and m.fit_info_["seed"] == 1
     assert m.log_likelihood_ is None and m.n_observations_ == 2357
@@ -223,26 +225,72 @@ def test_save_load_and_pickle_keep_the_draws(cdnow_nuts, tmp_path):
 
 
 # --------------------------------------------------------------------------------------------
-# Large simulated data: the posterior concentrates at the MLE with sds equal to the standard
-# errors (Bernstein-von Mises), and covers the true parameters.
+# Large data: with flat priors the posterior concentrates at the MLE with sds equal to the
+# standard errors (Bernstein-von Mises), and covers the true parameters.
+#
+# Two limits of "flat priors give the MLE" (issue 19's check), measured: on CDNOW (2,357
+# customers) BG/NBD's r and alpha agree (means within 0.3 se, sds within 5%), but the dropout
+# shapes a and b are skewed: with 4 x 1000 draws their posterior means are about 1 se above the
+# MLE (a 0.98 vs 0.79, b 3.22 vs 2.43) and their sds 1.6-1.7 times the standard errors, so the
+# CDNOW test checks r and alpha only. Pareto/NBD's flat posterior is improper on any data: as s
+# and beta grow with s / beta fixed, the likelihood tends to that of a homogeneous dropout rate,
+# which is positive, so a flat prior leaves infinite mass there; on CDNOW (beta weakly
+# identified) the chains run off along that ridge. Its check is on simulated data, where the
+# ridge lies far below the maximum, behind CLVRS_HEAVY_TESTS=1 with the 100,000-customer
+# BG/NBD case (about 1.5 and 4 minutes on 2 busy cores).
+
+_HEAVY = __import__("os").environ.get("CLVRS_HEAVY_TESTS") == "1"
 
 
-def test_posterior_agrees_with_the_mle_on_large_simulated_data():
-    truth = {"r": 0.8, "alpha": 6.0, "a": 0.6, "b": 2.5}
-    x, t_x, age = bgnbd_synth(10_000, seed=7, **truth)
-    data = pd.DataFrame({"frequency": x, "recency": t_x, "T": age})
-    mle = clvrs.BetaGeoModel().fit(data)
-    flat = {name: P.Flat() for name in truth}
-    post = clvrs.BetaGeoModel().fit(data, method="nuts", seed=3, draws=400, tune=400, priors=flat)
+def _flat_agrees_with_the_mle(mle, post, names, mean_tolerance, sd_tolerance):
     summary = post.summary
-    for name, true in truth.items():
+    for name in names:
         se = mle.standard_errors_[name]
-        # Posterior mean minus mode is O(1/n): far below a standard error here.
         assert (
             abs(summary.loc[name, "mean"] - mle.params_[name])
-            < 0.2 * se + 4 * summary.loc[name, "mcse_mean"]
-        ), name
-        assert summary.loc[name, "sd"] / se == pytest.approx(1.0, abs=0.12), name
+            < mean_tolerance * se + 4 * summary.loc[name, "mcse_mean"]
+        ), (name, summary.loc[name, "mean"], mle.params_[name], se)
+        assert summary.loc[name, "sd"] / se == pytest.approx(1.0, abs=sd_tolerance), name
+
+
+def test_flat_posterior_of_bgnbd_on_cdnow_agrees_with_the_mle_on_r_and_alpha(cdnow, cdnow_model):
+    flat = {name: P.Flat() for name in ("r", "alpha", "a", "b")}
+    post = clvrs.BetaGeoModel(on_failure="ignore").fit(
+        cdnow, method="nuts", chains=2, draws=500, tune=500, seed=1, priors=flat
+    )
+    _flat_agrees_with_the_mle(cdnow_model, post, ["r", "alpha"], 0.3, 0.1)
+    # The skew of the dropout shapes (see above): their posterior means lie above the MLE.
+    assert (post.params_[["a", "b"]] > cdnow_model.params_[["a", "b"]]).all()
+
+
+@pytest.mark.parametrize(
+    ("model", "n"),
+    [("bgnbd", 10_000)] + ([("bgnbd", 100_000), ("pnbd", 20_000)] if _HEAVY else []),
+)
+def test_posterior_agrees_with_the_mle_on_large_simulated_data(model, n):
+    from clvrs import _core
+
+    if model == "bgnbd":
+        truth = {"r": 0.8, "alpha": 6.0, "a": 0.6, "b": 2.5}
+        x, t_x, age = bgnbd_synth(n, seed=7, **truth)
+        cls = clvrs.BetaGeoModel
+    else:
+        truth = {"r": 0.6, "alpha": 6.0, "s": 0.8, "beta": 12.0}
+        age = np.random.default_rng(11).uniform(26, 78, n)
+        x, t_x = _core.rfm_simulate("pnbd", list(truth.values()), age, 5)
+        cls = clvrs.ParetoNBDModel
+    data = pd.DataFrame({"frequency": x, "recency": t_x, "T": age})
+    mle = cls().fit(data)
+    flat = {name: P.Flat() for name in truth}
+    # (Two chains for Pareto/NBD, whose likelihood pass costs several times BG/NBD's.)
+    chains = 2 if model == "pnbd" else 4
+    post = cls(on_failure="ignore").fit(
+        data, method="nuts", seed=3, chains=chains, draws=400, tune=400, priors=flat
+    )
+    # Posterior mean minus mode is O(1/n): far below a standard error here.
+    _flat_agrees_with_the_mle(mle, post, list(truth), 0.2, 0.12)
+    summary = post.summary
+    for name, true in truth.items():
         assert abs(summary.loc[name, "mean"] - true) < 4 * summary.loc[name, "sd"], name
     assert post.fit_info_["initial_point_is_mode"]
 

@@ -1,5 +1,6 @@
 """Simulation-based calibration (Talts, Betancourt, Simpson, Vehtari & Gelman 2018) of the NUTS
-fits of every model with a likelihood (sBG's is in test_bayes.py).
+fits of every model with a likelihood (sBG's is in test_bayes.py), and of BG/NBD with a purchase
+covariate (the covariate versions' likelihood pass and coefficient).
 
 For each model: parameters drawn from a prior, data simulated from the model at those
 parameters, a posterior sample under the same prior, and the rank of each true parameter among
@@ -37,6 +38,22 @@ def _rfm_data(cls, params: dict[str, float], rng: np.random.Generator, n: int) -
     ages = rng.uniform(20.0, 60.0, size=n)
     model = cls.from_params(**params)
     return model.simulate(ages, seed=int(rng.integers(2**31)))
+
+
+def _covariate_data(params: dict[str, float], rng: np.random.Generator, n: int) -> pd.DataFrame:
+    # A binary purchase covariate z: alpha_i = alpha exp(-gamma z_i) (CLVTools' link).
+    z = (rng.uniform(size=n) < 0.5).astype(float)
+    ages = rng.uniform(20.0, 60.0, size=n)
+    out = np.zeros((n, 2))
+    for level in (0.0, 1.0):
+        rows = z == level
+        alpha = params["alpha"] * np.exp(-params["purchase:z"] * level)
+        model = clvrs.BetaGeoModel.from_params(
+            r=params["r"], alpha=alpha, a=params["a"], b=params["b"]
+        )
+        simulated = model.simulate(ages[rows], seed=int(rng.integers(2**31)))
+        out[rows] = simulated[["frequency", "recency"]].to_numpy()
+    return pd.DataFrame({"frequency": out[:, 0], "recency": out[:, 1], "T": ages, "z": z})
 
 
 def _bgbb_data(params: dict[str, float], rng: np.random.Generator, n: int) -> pd.DataFrame:
@@ -93,6 +110,19 @@ CASES = {
         },
         lambda p, rng: _rfm_data(clvrs.BetaGeoModel, p, rng, 150),
     ),
+    # The covariate version (one binary purchase covariate, its coefficient sampled with the
+    # model's parameters, customer by customer).
+    "bgnbd_covariate": (
+        clvrs.BetaGeoModel,
+        {
+            "r": P.LogNormal(-0.5, 0.3),
+            "alpha": P.LogNormal(1.5, 0.3),
+            "a": P.LogNormal(-0.5, 0.3),
+            "b": P.LogNormal(1.0, 0.3),
+            "purchase:z": P.Normal(0.0, 0.5),
+        },
+        lambda p, rng: _covariate_data(p, rng, 150),
+    ),
     "mbgnbd": (
         clvrs.ModifiedBetaGeoModel,
         {
@@ -148,7 +178,9 @@ CASES = {
 }
 
 
-def _draw(prior: P.LogNormal, rng: np.random.Generator) -> float:
+def _draw(prior: P.LogNormal | P.Normal, rng: np.random.Generator) -> float:
+    if isinstance(prior, P.Normal):
+        return float(rng.normal(prior.mu, prior.sigma))
     return float(rng.lognormal(prior.mu, prior.sigma))
 
 
@@ -161,6 +193,7 @@ def _chi2(name: str, fit_priors: dict | None = None, sets: int = SETS) -> dict[s
         data = make(truth, rng)
         model = cls(on_failure="ignore").fit(
             data,
+            **({"purchase_covariates": ["z"]} if "z" in data.columns else {}),
             method="nuts",
             chains=1,
             draws=KEPT * THIN,

@@ -154,11 +154,17 @@ def posterior_container(by_chain: dict[str, Any]) -> Any:
 
 class PosteriorSummary(pd.DataFrame):
     """The summary table of a Bayesian fit: a DataFrame that prints its sampler-health line
-    (``attrs["sampler_health"]``) under the table. Operations on it give plain DataFrames."""
+    (``attrs["sampler_health"]``) under the table. Operations on it give plain DataFrames,
+    except ``round`` (the usual way to print it), which keeps the line."""
 
     @property
     def _constructor(self) -> Any:
         return pd.DataFrame
+
+    def round(self, decimals: Any = 0, *args: Any, **kwargs: Any) -> PosteriorSummary:  # type: ignore[override]
+        out = PosteriorSummary(pd.DataFrame(self).round(decimals, *args, **kwargs))
+        out.attrs = dict(self.attrs)
+        return out
 
     def __repr__(self) -> str:
         return f"{super().__repr__()}\n{self.attrs.get('sampler_health', '')}"

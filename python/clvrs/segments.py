@@ -531,6 +531,17 @@ class SegmentedModel:
         Segment -> why it was not fitted (too small, or the fit failed).
     sizes_ : pandas.Series
         Customers per segment (all segments).
+    method : str
+        ``"mle"`` or ``"nuts"``.
+    pooling : str
+        ``"none"``, ``"partial"`` or ``"complete"``.
+    priors_ : dict
+        With ``method="nuts"``: the priors used (with partial pooling, the population's).
+    fit_info_ : dict
+        With ``pooling="partial"``: the joint run's record (sampler settings and health).
+
+    ``save`` writes all of it, with every segment's draws and the population's, to one JSON
+    document that ``clvrs.load`` reads back.
     """
 
     def __init__(
