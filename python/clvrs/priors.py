@@ -92,7 +92,16 @@ class Prior:
 @dataclass(frozen=True)
 class Flat(Prior):
     """The constant (improper) density on the parameter's domain: the posterior is the
-    normalised likelihood (its mode is the maximum-likelihood estimate)."""
+    normalised likelihood (its mode is the maximum-likelihood estimate).
+
+    The posterior is proper only where the likelihood falls off fast enough. It does not for
+    the shapes of a mixing distribution: as both grow with their ratio fixed, the mixing
+    distribution collapses to a point and the likelihood tends to that of a homogeneous
+    population, which is positive. Flat priors on Pareto/NBD's ``s`` and ``beta`` (or on a
+    beta pair such as BG/NBD's ``a`` and ``b``) leave infinite mass along that ridge: on
+    CDNOW, Pareto/NBD chains run off along it, and BG/NBD's ``a`` and ``b`` have posterior
+    means about one standard error above the MLE. Use flat priors on large data or on
+    well-identified parameters, and a proper prior (the defaults) otherwise."""
 
     _dist = "flat"
 

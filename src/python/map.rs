@@ -7,6 +7,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use super::bayes::parse_priors;
 use super::rfm::{rfm_names, CovariateArgs, Design, Names};
 use super::spend::spend_input;
 use super::{fit_options, fit_result_to_dict, rfm_columns, run};
@@ -25,11 +26,6 @@ use crate::parallel::Exec;
 
 /// A MAP fit, the log posterior at the mode, the priors used and the fit's row count.
 type Mode = (FitResult, f64, Vec<PriorTerm>, usize);
-
-fn parse_priors(priors: &str) -> PyResult<Vec<PriorTerm>> {
-    serde_json::from_str(priors)
-        .map_err(|e| PyValueError::new_err(format!("priors: not a list of prior terms ({e})")))
-}
 
 fn mode_on<L: Likelihood>(
     lik: &L,
