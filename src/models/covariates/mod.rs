@@ -33,10 +33,16 @@
 //! - `likelihood`: the likelihood customer by customer, 4 at a time ([`CovariateLikelihood`]);
 //! - `groups`: customers grouped by identical covariates, each group through the base model's
 //!   own likelihood pass ([`Groups`], [`GroupedLikelihood`]);
-//! - `bg_family` and `pareto`: each model's rows (its [`CovariateModel`] implementation).
+//! - `bg_family` and `pareto`: each model's rows (its [`CovariateModel`] implementation);
+//! - `churn`: sBG and BdW with covariates on `alpha`, from per-customer records (its own
+//!   likelihood, like `gamma_gamma`);
+//! - `gamma_gamma`: the Gamma-Gamma spend model with covariates on its scale `gamma` (its own
+//!   likelihood: one process, three parameters, no [`CovariateModel`]).
 
 mod bg_family;
+pub mod churn;
 mod columns;
+pub mod gamma_gamma;
 mod groups;
 mod likelihood;
 mod pareto;
