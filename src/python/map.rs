@@ -110,10 +110,16 @@ fn rfm_map<'py>(
                 "pnbd" => mode_covariates::<ParetoNbdParams>(
                     &rows, &design, &priors, exec, interrupt, max_iter, tol,
                 ),
+                "bgbb" => {
+                    BgBbParams::validate_more(&columns, &names)?;
+                    mode_covariates::<BgBbParams>(
+                        &rows, &design, &priors, exec, interrupt, max_iter, tol,
+                    )
+                }
                 other => Err(ClvError::invalid_parameter(
                     "model",
                     format!(
-                        "`{other}` does not take covariates (BG/NBD, MBG/NBD and Pareto/NBD do)"
+                        "`{other}` does not take covariates (BG/NBD, MBG/NBD, Pareto/NBD and BG/BB do)"
                     ),
                 )),
             }

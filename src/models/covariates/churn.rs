@@ -30,7 +30,8 @@ use crate::fit::{fit, Domain, FitOptions, FitResult, Likelihood, ParamSpec};
 use crate::models::bdw::{ln_churn, ln_survival, Bdw, BdwParams, ChurnData, PARAMS};
 use crate::parallel::Exec;
 
-/// Per-customer churn records with covariates, in the caller's order.
+/// Churn records with covariates: the distinct (periods, churned, covariates) rows of the
+/// customers with weight > 0, with their summed weights, in a canonical order.
 #[derive(Debug, Clone)]
 pub struct ChurnCovariateRows<'a> {
     pub periods: Vec<f64>,
@@ -42,7 +43,11 @@ pub struct ChurnCovariateRows<'a> {
 
 impl<'a> ChurnCovariateRows<'a> {
     /// Validate the records (the rules of [`ChurnData::from_customers`]) and the covariate
-    /// matrix (`periods.len() x names.len()`, finite values).
+    /// matrix (`periods.len() x names.len()`, finite values), then merge identical records.
+    ///
+    /// Records repeat when the covariates are categorical (a few dozen distinct vectors times
+    /// the few distinct (periods, churned) pairs); merging them makes such a fit as cheap as
+    /// the base model's, and costs a sort of the rows otherwise.
     pub fn new(
         periods: &[f64],
         churned: &[f64],
@@ -66,15 +71,49 @@ impl<'a> ChurnCovariateRows<'a> {
             ));
         }
         check_finite(covariates, covariate_names)?;
-        Ok(ChurnCovariateRows {
-            periods: periods.to_vec(),
-            churned: churned.iter().map(|&c| c == 1.0).collect(),
-            weights: (0..n).map(|i| weights.map_or(1.0, |w| w[i])).collect(),
-            covariates: standard_layout(covariates),
-        })
+        let matrix = standard_layout(covariates);
+        let rows = RowMajor::new(&matrix);
+        let weight = |i: usize| weights.map_or(1.0, |w| w[i]);
+        let key = |i: usize| (periods[i], churned[i], rows.row(i));
+        let mut order: Vec<usize> = (0..n).filter(|&i| weight(i) > 0.0).collect();
+        let compare = |&i: &usize, &j: &usize| {
+            let ((pi, ci, zi), (pj, cj, zj)) = (key(i), key(j));
+            pi.total_cmp(&pj).then(ci.total_cmp(&cj)).then_with(|| {
+                zi.iter()
+                    .zip(zj)
+                    .map(|(a, b)| a.total_cmp(b))
+                    .find(|o| o.is_ne())
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
+        };
+        order.sort_unstable_by(compare);
+        let mut out = ChurnCovariateRows {
+            periods: Vec::new(),
+            churned: Vec::new(),
+            weights: Vec::new(),
+            covariates: CowArray::from(ndarray::Array2::zeros((0, covariates.ncols()))),
+        };
+        let mut values: Vec<f64> = Vec::new();
+        let mut last: Option<usize> = None;
+        for &i in &order {
+            if last.is_some_and(|j| compare(&i, &j).is_eq()) {
+                *out.weights.last_mut().expect("a row was kept") += weight(i);
+                continue;
+            }
+            out.periods.push(periods[i]);
+            out.churned.push(churned[i] == 1.0);
+            out.weights.push(weight(i));
+            values.extend_from_slice(rows.row(i));
+            last = Some(i);
+        }
+        out.covariates = CowArray::from(
+            ndarray::Array2::from_shape_vec((out.periods.len(), covariates.ncols()), values)
+                .expect("whole rows"),
+        );
+        Ok(out)
     }
 
-    /// Number of records.
+    /// Number of distinct records.
     pub fn len(&self) -> usize {
         self.periods.len()
     }
