@@ -169,6 +169,8 @@ def test_value_uses_the_spend_covariates(cdnow):
     assert np.isfinite(clv).all() and (clv >= 0).all()
     band = clvrs.prediction_interval(spend, "expected_average_spend", cdnow.iloc[:30])
     assert ((band["lower"] <= band["estimate"]) & (band["estimate"] <= band["upper"])).all()
+    boot = clvrs.bootstrap(spend, cdnow, n_boot=3, seed=1, progress=False)
+    assert list(boot.params.columns) == list(spend.params_.index)
 
 
 def test_bad_covariates_are_refused_with_column_and_row(cdnow):
@@ -193,7 +195,39 @@ def test_bad_covariates_are_refused_with_column_and_row(cdnow):
         clvrs.GammaGammaModel().fit(cdnow.assign(one=1.0), spend_covariates="one")
     with pytest.raises(InvalidParameterError, match="not a covariate"):
         clvrs.GammaGammaModel().fit(cdnow, spend_covariates="monetary_value")
-    with pytest.raises(InvalidParameterError, match="mle"):
-        clvrs.GammaGammaModel().fit(cdnow, spend_covariates="size", method="map")
+    with pytest.raises(InvalidParameterError, match="prior"):
+        clvrs.GammaGammaModel().fit(
+            cdnow, spend_covariates="size", method="map", covariate_penalizer=1.0
+        )
     with pytest.raises(InvalidParameterError, match="twice"):
         clvrs.GammaGammaModel().fit(cdnow, spend_covariates=["size", "size"])
+
+
+def test_bayesian_fits_take_the_coefficients():
+    data = simulate(1500, seed=11)
+    mle = clvrs.GammaGammaModel().fit(data, spend_covariates=["flag", "size"])
+    mode = clvrs.GammaGammaModel().fit(data, spend_covariates=["flag", "size"], method="map")
+    assert list(mode.params_.index) == list(mle.params_.index)
+    # Weak default priors: the mode is near the maximum-likelihood estimate.
+    for name in ("spend:flag", "spend:size"):
+        assert abs(mode.params_[name] - mle.params_[name]) < 0.5 * mle.standard_errors_[name]
+    np.testing.assert_allclose(
+        mode.expected_average_spend(data.iloc[:5]),
+        mode._with_params(mode.params_).expected_average_spend(data.iloc[:5]),
+    )
+    small = data.iloc[:500]
+    small_mle = clvrs.GammaGammaModel().fit(small, spend_covariates=["flag", "size"])
+    posterior = clvrs.GammaGammaModel().fit(
+        small,
+        spend_covariates=["flag", "size"],
+        method="nuts",
+        chains=2,
+        draws=100,
+        tune=100,
+        seed=3,
+    )
+    for name in ("spend:flag", "spend:size"):
+        gap = abs(posterior.params_[name] - small_mle.params_[name])
+        assert gap < 3 * small_mle.standard_errors_[name], name
+    spend = posterior.expected_average_spend(data.iloc[:5])
+    assert np.all(np.isfinite(spend)) and np.all(spend > 0)

@@ -24,14 +24,14 @@ use crate::models::{BgBbParams, BgNbdParams, MbgNbdParams, ParetoNbdParams, RfmM
 use crate::parallel::Exec;
 
 /// A MAP fit, the log posterior at the mode, the priors used and the fit's row count.
-type Mode = (FitResult, f64, Vec<PriorTerm>, usize);
+pub(super) type Mode = (FitResult, f64, Vec<PriorTerm>, usize);
 
 fn parse_priors(priors: &str) -> PyResult<Vec<PriorTerm>> {
     serde_json::from_str(priors)
         .map_err(|e| PyValueError::new_err(format!("priors: not a list of prior terms ({e})")))
 }
 
-fn mode_on<L: Likelihood>(
+pub(super) fn mode_on<L: Likelihood>(
     lik: &L,
     priors: &[PriorTerm],
     rows: usize,
@@ -48,7 +48,7 @@ fn mode_on<L: Likelihood>(
     Ok((fit, log_posterior, priors, rows))
 }
 
-fn mode_to_dict<'py>(py: Python<'py>, mode: &Mode) -> PyResult<Bound<'py, PyDict>> {
+pub(super) fn mode_to_dict<'py>(py: Python<'py>, mode: &Mode) -> PyResult<Bound<'py, PyDict>> {
     let (fit, log_posterior, priors, rows) = mode;
     let d = fit_result_to_dict(py, fit, *rows)?;
     d.set_item("log_posterior", *log_posterior)?;

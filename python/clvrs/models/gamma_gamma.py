@@ -56,7 +56,8 @@ class GammaGammaModel(CovariateSummary, BaseModel):
     Coefficients are named ``spend:column`` (``spend:column[level]`` for the levels of a
     categorical column, against its reference level) and come with standard errors, Wald
     intervals, ``z`` and ``p`` in :meth:`summary_frame`; ``covariate_penalizer`` adds an L2
-    penalty on them. Predictions then read each customer's covariates from the data.
+    penalty on them (``method="nuts"``/``"map"``: priors). Predictions then read each
+    customer's covariates from the data.
 
     Parameters
     ----------
@@ -153,7 +154,9 @@ class GammaGammaModel(CovariateSummary, BaseModel):
             Columns of ``data`` (time-invariant, one value per customer) that scale each
             customer's spend through :math:`\gamma_i = \gamma \exp(z_i^\top g)`; numeric
             and boolean columns enter as they are, others are one-hot encoded against their
-            first level. Needs ``data`` as a DataFrame; ``method="mle"`` only.
+            first level. Needs ``data`` as a DataFrame. With ``method="nuts"`` or ``"map"``
+            the coefficients get priors like the model's parameters (``priors`` keyed by
+            ``"spend:column"``) and predictions average over the draws.
         covariate_penalizer : float, default 0.0
             L2 penalty ``covariate_penalizer * sum(coefficients**2)`` on the covariate
             coefficients (``penalizer`` still applies to ``p``, ``q``, ``gamma``).
@@ -181,12 +184,22 @@ class GammaGammaModel(CovariateSummary, BaseModel):
         spend_covariates = _names(spend_covariates, "spend_covariates")
         check_covariate_penalizer(covariate_penalizer)
         if spend_covariates:
-            if method != "mle":
+            if method != "mle" and covariate_penalizer:
                 raise _bad_parameter(
-                    "spend_covariates",
-                    f'are fitted by method="mle" only (got method="{method}")',
+                    "covariate_penalizer",
+                    f'is for method="mle" (got {covariate_penalizer!r}); with method="{method}" '
+                    "give the coefficients a prior (priors={...: clvrs.priors.Normal(0, s)})",
                 )
-            return self._fit_covariates(data, cols, spend_covariates, covariate_penalizer)
+            if method == "mle" and priors is not None:
+                raise _bad_parameter("priors", 'are used by method="nuts" and method="map" only')
+            settings = (
+                sampler_settings(chains, draws, tune, seed, target_accept, max_depth)
+                if method == "nuts"
+                else None
+            )
+            return self._fit_covariates(
+                data, cols, spend_covariates, covariate_penalizer, method, priors, settings
+            )
         if covariate_penalizer:
             raise _bad_parameter(
                 "covariate_penalizer",
@@ -240,7 +253,14 @@ class GammaGammaModel(CovariateSummary, BaseModel):
         return self
 
     def _fit_covariates(
-        self, data: Any, cols: Columns, spend_covariates: list[str], penalty: Any
+        self,
+        data: Any,
+        cols: Columns,
+        spend_covariates: list[str],
+        penalty: Any,
+        method: str = "mle",
+        priors: dict[Any, Any] | None = None,
+        settings: Any = None,
     ) -> GammaGammaModel:
         check_covariate_penalizer(penalty)
         a = cols.arrays
@@ -248,6 +268,36 @@ class GammaGammaModel(CovariateSummary, BaseModel):
             "spend", data, spend_covariates, reserved=list(cols.names.values())
         )
         matrix, encoded, coefficients = spec.one_design(data)
+        if method != "mle":
+            self._check_bayes_hyperparameters()
+            arguments = (
+                a["frequency"],
+                a["monetary_value"],
+                a.get("weights"),
+                self._names(cols),
+                matrix,
+                encoded,
+                coefficients,
+                terms_json(priors, [*self._param_names, *coefficients]),
+            )
+            with cols.locating_rows():
+                if method == "nuts":
+                    result = _core.gamma_gamma_sample_covariates(
+                        *arguments, settings, n_jobs=self.n_jobs
+                    )
+                    self._set_posterior(result, _settings_record(settings))
+                else:
+                    result = _core.gamma_gamma_map_covariates(
+                        *arguments,
+                        max_iter=int(self.max_iter),
+                        tol=float(self.tol),
+                        n_jobs=self.n_jobs,
+                    )
+                    self._set_map(result)
+            self.covariates_ = spec
+            self.fit_info_["covariate_penalizer"] = 0.0
+            self._after_fit(result)
+            return self
         with cols.locating_rows():
             result = _core.gamma_gamma_fit_covariates(
                 a["frequency"],
@@ -298,16 +348,19 @@ class GammaGammaModel(CovariateSummary, BaseModel):
         spec = self._spec()
         if isinstance(spec, OneProcessSpec):
             matrix, encoded, _ = spec.one_design(data)
+            # After a Bayesian fit: the mean over the draws (one pass per draw).
             with cols.locating_rows(), self._naming_covariates(data):
-                out = _core.gamma_gamma_predict_covariates(
-                    quantity,
-                    self._params_list(),
-                    a["frequency"],
-                    a["monetary_value"],
-                    self._names(cols),
-                    matrix,
-                    encoded,
-                    n_jobs=self.n_jobs,
+                out = self._mean_over_posterior(
+                    lambda params: _core.gamma_gamma_predict_covariates(
+                        quantity,
+                        params,
+                        a["frequency"],
+                        a["monetary_value"],
+                        self._names(cols),
+                        matrix,
+                        encoded,
+                        n_jobs=self.n_jobs,
+                    )
                 )
             return wrap_output(out, cols, name)
         with cols.locating_rows():
@@ -369,8 +422,11 @@ class GammaGammaModel(CovariateSummary, BaseModel):
             When ``q <= 1`` (the mean is infinite).
         """
         if self._spec() is not None:
-            params = self._params_list()[:3]
-            return float(_core.gamma_gamma_population_mean(params))
+            return float(
+                self._mean_over_posterior(
+                    lambda params: _core.gamma_gamma_population_mean(params[:3])
+                )
+            )
         return float(self._mean_over_posterior(_core.gamma_gamma_population_mean))
 
     def log_likelihood_per_customer(

@@ -234,7 +234,7 @@ mod tests {
     #[test]
     fn fit_recovers_simulated_coefficients() {
         let truth = [1.2, 0.8, 0.6, 2.5, 0.4, -0.3, 0.5];
-        let [x, t_x, n, purchase, dropout] = simulated(4_000, &truth, 9);
+        let [x, t_x, n, purchase, dropout] = simulated(2_000, &truth, 9);
         let columns = RfmColumns::new(&x, &t_x, &n);
         let rows = CovariateRows::new(&columns, matrix(&purchase, 2), matrix(&dropout, 1));
         let links = links();

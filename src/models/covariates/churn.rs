@@ -438,7 +438,7 @@ mod tests {
             (false, vec![1.0, 3.0, 1.0, 0.5, -0.3]),
             (true, vec![1.0, 3.0, 0.7, 0.5, -0.3]),
         ] {
-            let (periods, churned, z) = simulated(3_000, &truth, 9);
+            let (periods, churned, z) = simulated(2_000, &truth, 9);
             let rows =
                 ChurnCovariateRows::new(&periods, &churned, None, matrix(&z, 2), &names()).unwrap();
             let res =

@@ -305,10 +305,23 @@ impl Likelihood for GammaGammaCovariates<'_, '_> {
     }
 
     fn starts(&self) -> Vec<Vec<f64>> {
-        // Only used without a caller-given start; `fit_spend_covariates` always gives one.
-        let mut start = vec![1.0, 2.0, 1.0];
-        start.extend(std::iter::repeat_n(0.0, self.rows.n_covariates()));
-        vec![start]
+        // The base model's moment-style starts with every coefficient 0 (the posterior mode
+        // starts here; `fit_spend_covariates` gives the base estimate instead).
+        let rows = self.rows;
+        let total: f64 = rows.weights.iter().sum();
+        let mean = (0..rows.len())
+            .map(|i| rows.monetary[i] * rows.weights[i])
+            .sum::<f64>()
+            / total;
+        let m = mean.clamp(1e-9, 1e15);
+        [[1.0, 2.0, m], [5.0, 3.0, 0.5 * m], [0.5, 1.5, 2.0 * m]]
+            .iter()
+            .map(|base| {
+                let mut start = base.to_vec();
+                start.extend(std::iter::repeat_n(0.0, rows.n_covariates()));
+                start
+            })
+            .collect()
     }
 
     fn total_weight(&self) -> f64 {
@@ -541,7 +554,7 @@ mod tests {
     #[test]
     fn fit_recovers_simulated_coefficients() {
         let truth = [6.0, 4.0, 15.0, 0.5, -0.3];
-        let (x, mut m, z) = simulated(4_000, &truth, 9);
+        let (x, mut m, z) = simulated(2_000, &truth, 9);
         // Amounts in a large unit: the fit works in a power-of-two unit and maps back.
         for v in m.iter_mut() {
             *v *= 1000.0;
