@@ -148,8 +148,10 @@ def test_bad_input_is_refused():
         clvrs.ShiftedBetaGeoModel().fit(data).survival(3, data=data)
     with pytest.raises(InvalidParameterError, match="survivor counts"):
         clvrs.ShiftedBetaGeoModel().fit(survivors=[100, 60, 40], churn_covariates="size")
-    with pytest.raises(InvalidParameterError, match="mle"):
-        clvrs.ShiftedBetaGeoModel().fit(data, churn_covariates="size", method="map")
+    with pytest.raises(InvalidParameterError, match="prior"):
+        clvrs.ShiftedBetaGeoModel().fit(
+            data, churn_covariates="size", method="map", covariate_penalizer=1.0
+        )
     with pytest.raises(InvalidParameterError, match="covariate_penalizer"):
         clvrs.ShiftedBetaGeoModel().fit(data, covariate_penalizer=1.0)
     missing = data.copy()
@@ -162,3 +164,24 @@ def test_bad_input_is_refused():
     assert info.value.column == "t"
     with pytest.raises(InvalidParameterError, match="customers"):
         model.survival([1, 2], data=data.iloc[:3])
+
+
+def test_bayesian_fits_take_the_coefficients():
+    data = simulate("sbg", 1500, seed=6)
+    mle = clvrs.ShiftedBetaGeoModel().fit(data, churn_covariates=["flag", "size"])
+    mode = clvrs.ShiftedBetaGeoModel().fit(data, churn_covariates=["flag", "size"], method="map")
+    assert list(mode.params_.index) == list(mle.params_.index)
+    for name in ("churn:flag", "churn:size"):
+        assert abs(mode.params_[name] - mle.params_[name]) < 0.5 * mle.standard_errors_[name]
+    posterior = clvrs.BetaDiscreteWeibullModel().fit(
+        data.iloc[:600],
+        churn_covariates=["flag", "size"],
+        method="nuts",
+        chains=2,
+        draws=100,
+        tune=100,
+        seed=3,
+    )
+    assert {"churn:flag", "churn:size"} <= set(posterior.params_.index)
+    survival = posterior.survival(4, data=data.iloc[:5])
+    assert survival.shape == (5,) and np.all((survival > 0) & (survival < 1))

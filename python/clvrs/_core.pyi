@@ -10,6 +10,7 @@ __all__ = [
     "__version__",
     "_panic_for_test",
     "churn_fit",
+    "churn_bayes_covariates",
     "churn_fit_covariates",
     "churn_map",
     "cnbd_check_litt",
@@ -360,6 +361,19 @@ def churn_fit_covariates(
     max_iter: int = 0,
     tol: float = 0.0,
     n_jobs: int | None = None,
+) -> dict[str, Any]: ...
+def churn_bayes_covariates(
+    model: str,
+    periods: _Array,
+    churned: _Array,
+    weights: _Array | None,
+    covariates: _Array,
+    covariate_names: list[str],
+    coefficient_names: list[str],
+    priors: str,
+    settings: _Settings | None = None,
+    max_iter: int = 0,
+    tol: float = 0.0,
 ) -> dict[str, Any]: ...
 def churn_predict_covariates(
     model: str,

@@ -114,8 +114,9 @@ class ContractualModel(CovariateSummary, BaseModel):
             Columns of ``data`` (one value per customer) acting on churn through
             :math:`\alpha_i = \alpha \exp(z_i^\top g)`; numeric and boolean columns enter as
             they are, others are one-hot encoded against their first level. Needs per-customer
-            records in a DataFrame (survivor counts carry no covariates); ``method="mle"``
-            only.
+            records in a DataFrame (survivor counts carry no covariates). With
+            ``method="nuts"`` or ``"map"`` the coefficients get priors (``priors`` keyed by
+            ``"churn:column"``) and predictions average over the draws.
         covariate_penalizer : float, default 0.0
             L2 penalty ``covariate_penalizer * sum(coefficients**2)`` on the coefficients.
 
@@ -129,18 +130,35 @@ class ContractualModel(CovariateSummary, BaseModel):
         churn_covariates = _names(churn_covariates, "churn_covariates")
         check_covariate_penalizer(covariate_penalizer)
         if churn_covariates:
-            if method != "mle":
+            if method != "mle" and covariate_penalizer:
                 raise _bad_parameter(
-                    "churn_covariates", f'are fitted by method="mle" only (got method="{method}")'
+                    "covariate_penalizer",
+                    f'is for method="mle" (got {covariate_penalizer!r}); with method="{method}" '
+                    "give the coefficients a prior (priors={...: clvrs.priors.Normal(0, s)})",
                 )
+            if method == "mle" and priors is not None:
+                raise _bad_parameter("priors", 'are used by method="nuts" and method="map" only')
             if survivors is not None:
                 raise _bad_parameter(
                     "churn_covariates",
                     "need per-customer records (data with periods, churned and the covariate "
                     "columns): survivor counts carry no covariates",
                 )
+            sampling = (
+                sampler_settings(chains, draws, tune, seed, target_accept, max_depth)
+                if method == "nuts"
+                else None
+            )
             return self._fit_covariates(
-                data, periods, churned, weights, churn_covariates, covariate_penalizer
+                data,
+                periods,
+                churned,
+                weights,
+                churn_covariates,
+                covariate_penalizer,
+                method,
+                priors,
+                sampling,
             )
         if covariate_penalizer:
             raise _bad_parameter(
@@ -210,6 +228,9 @@ class ContractualModel(CovariateSummary, BaseModel):
         weights: Any,
         columns: list[str],
         penalty: Any,
+        method: str = "mle",
+        priors: dict[Any, Any] | None = None,
+        settings: Any = None,
     ) -> Any:
         check_covariate_penalizer(penalty)
         cols = self._columns(
@@ -220,6 +241,29 @@ class ContractualModel(CovariateSummary, BaseModel):
         a = cols.arrays
         spec = OneProcessSpec.learn_one("churn", data, columns, reserved=list(cols.names.values()))
         matrix, encoded, coefficients = spec.one_design(data)
+        if method != "mle":
+            self._check_bayes_hyperparameters()
+            with cols.locating_rows(), cols.naming_columns():
+                result = _core.churn_bayes_covariates(
+                    self._model,
+                    as_float_array(a["periods"], "periods"),
+                    as_float_array(a["churned"], "churned"),
+                    None if a.get("weights") is None else as_float_array(a["weights"], "weights"),
+                    matrix,
+                    encoded,
+                    coefficients,
+                    terms_json(priors, [*self._param_names, *coefficients]),
+                    settings,
+                    max_iter=int(self.max_iter),
+                    tol=float(self.tol),
+                )
+            if method == "nuts":
+                self._set_posterior(result, _settings_record(settings))
+            else:
+                self._set_map(result)
+            self.covariates_ = spec
+            self.fit_info_["covariate_penalizer"] = 0.0
+            return self
         with cols.locating_rows(), cols.naming_columns():
             result = _core.churn_fit_covariates(
                 self._model,
@@ -277,14 +321,11 @@ class ContractualModel(CovariateSummary, BaseModel):
         second = None if k is None else per_row(k, k_name)
         with self._naming_covariates(data):
             try:
-                out: np.ndarray = _core.churn_predict_covariates(
-                    self._model,
-                    quantity,
-                    self._params_list(),
-                    matrix,
-                    encoded,
-                    first,
-                    second,
+                # After a Bayesian fit: the mean over the draws.
+                out: np.ndarray = self._mean_over_posterior(
+                    lambda params: _core.churn_predict_covariates(
+                        self._model, quantity, params, matrix, encoded, first, second
+                    )
                 )
             except InvalidDataError as err:
                 if getattr(err, "column", None) not in ("t", "k"):
