@@ -45,10 +45,27 @@ Vectorised simulators (per-customer parameters as arrays):
 
 The data are generated in memory before any timing (a few seconds at 1M; not cached).
 
+Spend (``--models gg``, issue 22): ``GammaGammaModel().fit(df)`` against
+``GammaGammaModel().fit(df, spend_covariates=cols)`` (5 coefficients) on the same covariate
+mixes, repeat transactions x ~ Poisson(2) (customers with x = 0 are left out of both fits) and
+mean spend drawn exactly: nu ~ Gamma(q, rate gamma_i), gamma_i = gamma0 exp(z_i.g), mean of x
+values ~ Gamma(p x, rate nu x). Reported in its own table (printed; not in --update-doc).
+
+Churn (``--models sbg`` or ``bdw``, issue 22): ``Model().fit(records)`` against
+``Model().fit(records, churn_covariates=cols)`` on per-customer records: theta ~
+Beta(alpha_i, beta), alpha_i = alpha0 exp(z_i.g), observed for 4-12 periods (BdW with c = 0.7).
+The base fit compresses the records to their few distinct (periods, churned) rows, the
+covariate fit cannot (each customer has their own alpha_i), so the ratio measures that.
+
+BG/BB (``--models bgbb``, issue 22): ``BetaGeoBetaBinomModel().fit(df)`` against the fit with
+the 5 columns as purchase and dropout covariates (10 coefficients), histories over 4-8
+opportunities drawn with alpha_i = alpha0 exp(z_i.g_p), gamma_i = gamma0 exp(z_i.g_d).
+
 Examples
   python bench/bench_covariates.py                                  # 1m; bgnbd,pnbd; 3 repeats
   python bench/bench_covariates.py --sizes 100k --repeats 1         # quick
   python bench/bench_covariates.py --check-simulator 200000         # simulator check only
+  python bench/bench_covariates.py --models gg --repeats 3          # Gamma-Gamma spend
   python bench/bench_covariates.py --quiet-wait 120 --json bench/data/covariates_results.json \\
       --update-doc BENCHMARKS.md                                    # rewrite the generated block
 """
@@ -567,6 +584,219 @@ def update_doc(path: Path, text: str) -> None:
 # ---------------------------------------------------------------------------------------------
 # main
 # ---------------------------------------------------------------------------------------------
+SPEND_TRUE = {"p": 6.0, "q": 4.0, "gamma": 15.0}
+SPEND_COEFFICIENTS = {
+    "categorical": [0.3, 0.1, 0.2, -0.15, 0.05],
+    "continuous": [0.4, 0.1, 0.15, -0.2, 0.05],
+}
+
+
+def make_spend_data(mix: str, n: int) -> pd.DataFrame:
+    """Spend summaries with covariates drawn from the Gamma-Gamma model with covariates."""
+    cols = list(MIXES[mix]["columns"])
+    rng = np.random.default_rng([SEED, 99])
+    cov = covariates(mix, n, rng)
+    Z = cov[cols].to_numpy(dtype=np.float64)
+    gamma_i = SPEND_TRUE["gamma"] * np.exp(Z @ np.asarray(SPEND_COEFFICIENTS[mix]))
+    x = rng.poisson(2.0, n).astype(np.float64)
+    nu = rng.gamma(SPEND_TRUE["q"], 1.0, n) / gamma_i
+    shape = SPEND_TRUE["p"] * np.maximum(x, 1.0)
+    mean = rng.gamma(shape, 1.0) / (nu * np.maximum(x, 1.0))
+    frame = pd.DataFrame({"frequency": x, "monetary_value": np.where(x > 0, mean, 0.0)})
+    for c in cols:
+        frame[c] = cov[c].to_numpy()
+    return frame
+
+
+CHURN_TRUE = {"alpha": 1.0, "beta": 3.0}
+
+
+def make_churn_data(model: str, mix: str, n: int) -> pd.DataFrame:
+    """Per-customer churn records with covariates, drawn from sBG/BdW with covariates."""
+    cols = list(MIXES[mix]["columns"])
+    rng = np.random.default_rng([SEED, 98])
+    cov = covariates(mix, n, rng)
+    Z = cov[cols].to_numpy(dtype=np.float64)
+    c = 0.7 if model == "bdw" else 1.0
+    alpha = CHURN_TRUE["alpha"] * np.exp(Z @ np.asarray(SPEND_COEFFICIENTS[mix]))
+    theta = rng.beta(alpha, CHURN_TRUE["beta"])
+    horizon = rng.integers(4, 13, n)
+    periods = horizon.astype(np.float64)
+    churned = np.zeros(n, dtype=bool)
+    alive = np.ones(n, dtype=bool)
+    for t in range(1, 13):
+        leave = alive & (t <= horizon) & (rng.random(n) > (1 - theta) ** (t**c - (t - 1) ** c))
+        periods[leave] = t
+        churned[leave] = True
+        alive &= ~leave
+    frame = pd.DataFrame({"periods": periods, "churned": churned})
+    for col in cols:
+        frame[col] = cov[col].to_numpy()
+    return frame
+
+
+def bench_churn(model: str, sizes: list[int], mixes: list[str], repeats: int) -> str:
+    """Time sBG/BdW fits without and with 5 churn covariates; a Markdown table."""
+    cls = clvrs.ShiftedBetaGeoModel if model == "sbg" else clvrs.BetaDiscreteWeibullModel
+    lines = [
+        f"| {model} mix | customers | base (s) | covariates (s) | ratio | iterations base / cov "
+        "| recovery (max abs z) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for n in sizes:
+        for mix in mixes:
+            df = make_churn_data(model, mix, n)
+            cols = list(MIXES[mix]["columns"])
+            times: dict[str, list[float]] = {"base": [], "covariates": []}
+            fitted: dict[str, Any] = {}
+            for _ in range(repeats):
+                for kind in ("base", "covariates"):
+                    kw = {"churn_covariates": cols} if kind == "covariates" else {}
+                    if QUIET_WAIT:
+                        bg.wait_quiet(QUIET_WAIT, window=1.0)
+                    gc.collect()
+                    t0 = time.perf_counter()
+                    fitted[kind] = cls().fit(df, **kw)
+                    times[kind].append(time.perf_counter() - t0)
+            med = {k: median(v) for k, v in times.items()}
+            cov = fitted["covariates"]
+            true = dict(CHURN_TRUE, **({"c": 0.7} if model == "bdw" else {}))
+            true.update({f"churn:{c}": g for c, g in zip(cols, SPEND_COEFFICIENTS[mix])})
+            z = max(
+                abs((float(cov.params_[k]) - v) / float(cov.standard_errors_[k]))
+                for k, v in true.items()
+            )
+            line = (
+                f"| {mix} | {n:,} | {med['base']:.3f} | {med['covariates']:.3f} | "
+                f"{med['covariates'] / med['base']:.1f}x | {fitted['base'].n_iter_} / "
+                f"{cov.n_iter_} | {z:.2f} |"
+            )
+            log(line)
+            lines.append(line)
+            del df
+            gc.collect()
+    return "\n".join(lines)
+
+
+BGBB_TRUE = {"alpha": 1.2, "beta": 0.8, "gamma": 0.6, "delta": 2.5}
+
+
+def make_bgbb_data(mix: str, n: int) -> pd.DataFrame:
+    """BG/BB histories with covariates, drawn exactly (see ``tests/test_bgbb_covariates.py``)."""
+    cols = list(MIXES[mix]["columns"])
+    rng = np.random.default_rng([SEED, 97])
+    cov = covariates(mix, n, rng)
+    Z = cov[cols].to_numpy(dtype=np.float64)
+    g = np.asarray(SPEND_COEFFICIENTS[mix])
+    alpha = BGBB_TRUE["alpha"] * np.exp(Z @ g)
+    gamma = BGBB_TRUE["gamma"] * np.exp(Z @ (-g))
+    p = rng.beta(alpha, BGBB_TRUE["beta"])
+    theta = rng.beta(gamma, BGBB_TRUE["delta"])
+    periods = rng.integers(4, 9, n)
+    x = np.zeros(n)
+    t_x = np.zeros(n)
+    alive = np.ones(n, dtype=bool)
+    for j in range(1, 9):
+        alive &= (j <= periods) & (rng.random(n) >= theta)
+        buy = alive & (rng.random(n) < p)
+        x[buy] += 1
+        t_x[buy] = j
+    frame = pd.DataFrame({"frequency": x, "recency": t_x, "periods": periods.astype(np.float64)})
+    for col in cols:
+        frame[col] = cov[col].to_numpy()
+    return frame
+
+
+def bench_bgbb(sizes: list[int], mixes: list[str], repeats: int, threads: int | None) -> str:
+    """Time BG/BB fits without and with 5 covariates in both processes; a Markdown table."""
+    lines = [
+        "| bgbb mix | customers | base (s) | covariates (s) | ratio | iterations base / cov "
+        "| recovery (max abs z) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for n in sizes:
+        for mix in mixes:
+            df = make_bgbb_data(mix, n)
+            cols = list(MIXES[mix]["columns"])
+            times: dict[str, list[float]] = {"base": [], "covariates": []}
+            fitted: dict[str, Any] = {}
+            for _ in range(repeats):
+                for kind in ("base", "covariates"):
+                    kw = (
+                        {"purchase_covariates": cols, "dropout_covariates": cols}
+                        if kind == "covariates"
+                        else {}
+                    )
+                    if QUIET_WAIT:
+                        bg.wait_quiet(QUIET_WAIT, window=1.0)
+                    gc.collect()
+                    t0 = time.perf_counter()
+                    fitted[kind] = clvrs.BetaGeoBetaBinomModel(n_jobs=threads).fit(df, **kw)
+                    times[kind].append(time.perf_counter() - t0)
+            med = {k: median(v) for k, v in times.items()}
+            cov = fitted["covariates"]
+            g = SPEND_COEFFICIENTS[mix]
+            true = dict(BGBB_TRUE)
+            true.update({f"purchase:{c}": v for c, v in zip(cols, g)})
+            true.update({f"dropout:{c}": -v for c, v in zip(cols, g)})
+            z = max(
+                abs((float(cov.params_[k]) - v) / float(cov.standard_errors_[k]))
+                for k, v in true.items()
+            )
+            line = (
+                f"| {mix} | {n:,} | {med['base']:.3f} | {med['covariates']:.3f} | "
+                f"{med['covariates'] / med['base']:.1f}x | {fitted['base'].n_iter_} / "
+                f"{cov.n_iter_} | {z:.2f} |"
+            )
+            log(line)
+            lines.append(line)
+            del df
+            gc.collect()
+    return "\n".join(lines)
+
+
+def bench_spend(sizes: list[int], mixes: list[str], repeats: int, threads: int | None) -> str:
+    """Time the Gamma-Gamma fit without and with 5 spend covariates; a Markdown table."""
+    lines = [
+        "| mix | customers | base (s) | covariates (s) | ratio | iterations base / cov "
+        "| recovery (max abs z) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for n in sizes:
+        for mix in mixes:
+            df = make_spend_data(mix, n)
+            cols = list(MIXES[mix]["columns"])
+            times: dict[str, list[float]] = {"base": [], "covariates": []}
+            fitted: dict[str, Any] = {}
+            for _ in range(repeats):
+                for kind in ("base", "covariates"):
+                    kw = {"spend_covariates": cols} if kind == "covariates" else {}
+                    if QUIET_WAIT:
+                        bg.wait_quiet(QUIET_WAIT, window=1.0)
+                    gc.collect()
+                    t0 = time.perf_counter()
+                    fitted[kind] = clvrs.GammaGammaModel(n_jobs=threads).fit(df, **kw)
+                    times[kind].append(time.perf_counter() - t0)
+            med = {k: median(v) for k, v in times.items()}
+            cov = fitted["covariates"]
+            true = dict(SPEND_TRUE)
+            true.update({f"spend:{c}": g for c, g in zip(cols, SPEND_COEFFICIENTS[mix])})
+            z = max(
+                abs((float(cov.params_[k]) - v) / float(cov.standard_errors_[k]))
+                for k, v in true.items()
+            )
+            line = (
+                f"| {mix} | {n:,} | {med['base']:.3f} | {med['covariates']:.3f} | "
+                f"{med['covariates'] / med['base']:.2f}x | {fitted['base'].n_iter_} / "
+                f"{cov.n_iter_} | {z:.2f} |"
+            )
+            log(line)
+            lines.append(line)
+            del df
+            gc.collect()
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     global QUIET_WAIT
     ap = argparse.ArgumentParser(
@@ -580,7 +810,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--models",
         default="bgnbd,pnbd",
-        help="comma-separated: bgnbd, pnbd, mbgnbd; default %(default)s",
+        help="comma-separated: bgnbd, pnbd, mbgnbd, gg (Gamma-Gamma spend), sbg, bdw "
+        "(subscription churn), bgbb; default %(default)s",
     )
     ap.add_argument(
         "--mixes",
@@ -618,6 +849,10 @@ def main(argv: list[str] | None = None) -> int:
     QUIET_WAIT = args.quiet_wait
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     mixes = [m.strip() for m in args.mixes.split(",") if m.strip()]
+    spend = "gg" in models
+    churn = [m for m in models if m in ("sbg", "bdw")]
+    bgbb = "bgbb" in models
+    models = [m for m in models if m not in ("gg", "sbg", "bdw", "bgbb")]
     bad = [m for m in models if m not in MODELS] + [m for m in mixes if m not in MIXES]
     if bad:
         ap.error(f"unknown model(s) or mix(es) {bad}: models {list(MODELS)}, mixes {list(MIXES)}")
@@ -629,6 +864,14 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [bg.parse_size(s) for s in args.sizes.split(",") if s.strip()]
     if any(n is None for n in sizes):
         ap.error("--sizes takes numbers of customers (cdnow has no covariates)")
+    if spend:
+        print(bench_spend(sizes, mixes, args.repeats, args.threads))  # type: ignore[arg-type]
+    for model in churn:
+        print(bench_churn(model, sizes, mixes, args.repeats))  # type: ignore[arg-type]
+    if bgbb:
+        print(bench_bgbb(sizes, mixes, args.repeats, args.threads))  # type: ignore[arg-type]
+    if (spend or churn or bgbb) and not models:
+        return 0
 
     info = bg.machine_info(args.threads, bg.DEFAULT_PEER_PYTHON)
     info["command"] = "python " + " ".join(

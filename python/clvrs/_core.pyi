@@ -10,19 +10,26 @@ __all__ = [
     "__version__",
     "_panic_for_test",
     "churn_fit",
+    "churn_bayes_covariates",
+    "churn_fit_covariates",
     "churn_map",
     "cnbd_check_litt",
     "cnbd_fit",
     "cnbd_simulate",
     "churn_predict",
+    "churn_predict_covariates",
     "churn_sample",
     "factorize_text",
     "gamma_gamma_fit",
+    "gamma_gamma_fit_covariates",
     "gamma_gamma_map",
+    "gamma_gamma_map_covariates",
     "gamma_gamma_posterior_predict",
     "gamma_gamma_population_mean",
     "gamma_gamma_predict",
+    "gamma_gamma_predict_covariates",
     "gamma_gamma_sample",
+    "gamma_gamma_sample_covariates",
     "parse_text_times",
     "period_index",
     "pnbd_dynamic_fit",
@@ -159,6 +166,55 @@ def gamma_gamma_predict(
     n_jobs: int | None = None,
 ) -> _Array: ...
 def gamma_gamma_population_mean(params: list[float]) -> float: ...
+def gamma_gamma_fit_covariates(
+    frequency: _Array,
+    monetary_value: _Array,
+    weights: _Array | None,
+    names: tuple[str, str, str],
+    covariates: _Array,
+    covariate_names: list[str],
+    coefficient_names: list[str],
+    penalizer: float = 0.0,
+    covariate_penalizer: float = 0.0,
+    max_iter: int = 0,
+    tol: float = 0.0,
+    n_jobs: int | None = None,
+) -> dict[str, Any]: ...
+def gamma_gamma_sample_covariates(
+    frequency: _Array,
+    monetary_value: _Array,
+    weights: _Array | None,
+    names: tuple[str, str, str],
+    covariates: _Array,
+    covariate_names: list[str],
+    coefficient_names: list[str],
+    priors: str,
+    settings: _Settings,
+    n_jobs: int | None = None,
+) -> dict[str, Any]: ...
+def gamma_gamma_map_covariates(
+    frequency: _Array,
+    monetary_value: _Array,
+    weights: _Array | None,
+    names: tuple[str, str, str],
+    covariates: _Array,
+    covariate_names: list[str],
+    coefficient_names: list[str],
+    priors: str,
+    max_iter: int = 0,
+    tol: float = 0.0,
+    n_jobs: int | None = None,
+) -> dict[str, Any]: ...
+def gamma_gamma_predict_covariates(
+    quantity: str,
+    params: list[float],
+    frequency: _Array,
+    monetary_value: _Array,
+    names: tuple[str, str, str],
+    covariates: _Array,
+    covariate_names: list[str],
+    n_jobs: int | None = None,
+) -> _Array: ...
 def rfm_weighted_expected_purchases(
     model: str,
     params: list[float],
@@ -308,6 +364,42 @@ def churn_map(
 ) -> dict[str, Any]: ...
 def churn_predict(
     model: str, quantity: str, params: list[float], t: _Array, k: _Array | None = None
+) -> _Array: ...
+def churn_fit_covariates(
+    model: str,
+    periods: _Array,
+    churned: _Array,
+    weights: _Array | None,
+    covariates: _Array,
+    covariate_names: list[str],
+    coefficient_names: list[str],
+    penalizer: float = 0.0,
+    covariate_penalizer: float = 0.0,
+    max_iter: int = 0,
+    tol: float = 0.0,
+    n_jobs: int | None = None,
+) -> dict[str, Any]: ...
+def churn_bayes_covariates(
+    model: str,
+    periods: _Array,
+    churned: _Array,
+    weights: _Array | None,
+    covariates: _Array,
+    covariate_names: list[str],
+    coefficient_names: list[str],
+    priors: str,
+    settings: _Settings | None = None,
+    max_iter: int = 0,
+    tol: float = 0.0,
+) -> dict[str, Any]: ...
+def churn_predict_covariates(
+    model: str,
+    quantity: str,
+    params: list[float],
+    covariates: _Array,
+    covariate_names: list[str],
+    t: _Array,
+    k: _Array | None = None,
 ) -> _Array: ...
 def summarize_transactions(
     customer: npt.NDArray[np.int64],

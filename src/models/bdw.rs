@@ -52,7 +52,12 @@ const TAIL_TOLERANCE: f64 = 1e-16;
 const MAX_TERMS: f64 = 1e7;
 
 /// `ln S(t)` over duals (`alpha`, `beta`, `c`).
-fn ln_survival<const N: usize>(alpha: Dual<N>, beta: Dual<N>, c: Dual<N>, t: f64) -> Dual<N> {
+pub(crate) fn ln_survival<const N: usize>(
+    alpha: Dual<N>,
+    beta: Dual<N>,
+    c: Dual<N>,
+    t: f64,
+) -> Dual<N> {
     if t <= 0.0 {
         return Dual::constant(0.0);
     }
@@ -73,7 +78,12 @@ fn ln_survival<const N: usize>(alpha: Dual<N>, beta: Dual<N>, c: Dual<N>, t: f64
 }
 
 /// `ln P(T = t)` for `t >= 1`.
-fn ln_churn<const N: usize>(alpha: Dual<N>, beta: Dual<N>, c: Dual<N>, t: f64) -> Dual<N> {
+pub(crate) fn ln_churn<const N: usize>(
+    alpha: Dual<N>,
+    beta: Dual<N>,
+    c: Dual<N>,
+    t: f64,
+) -> Dual<N> {
     let before = ln_survival(alpha, beta, c, t - 1.0);
     let now = ln_survival(alpha, beta, c, t);
     before + (-(now - before).exp_m1()).ln()

@@ -70,7 +70,7 @@ fn ln_beta_ratio<const N: usize>(a: Dual<N>, b: Dual<N>, x: f64, y: f64) -> Dual
 }
 
 /// `ln L` of one row, with its gradient when `N = 4`.
-fn row_log_likelihood<const N: usize>(
+pub(crate) fn row_log_likelihood<const N: usize>(
     [alpha, beta, gamma, delta]: [Dual<N>; 4],
     x: f64,
     t_x: f64,

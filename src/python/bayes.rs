@@ -152,10 +152,16 @@ fn rfm_sample<'py>(
                 "pnbd" => sample_covariates::<ParetoNbdParams>(
                     &rows, &design, &priors, settings, exec, interrupt,
                 ),
+                "bgbb" => {
+                    BgBbParams::validate_more(&columns, &names)?;
+                    sample_covariates::<BgBbParams>(
+                        &rows, &design, &priors, settings, exec, interrupt,
+                    )
+                }
                 other => Err(ClvError::invalid_parameter(
                     "model",
                     format!(
-                        "`{other}` does not take covariates (BG/NBD, MBG/NBD and Pareto/NBD do)"
+                        "`{other}` does not take covariates (BG/NBD, MBG/NBD, Pareto/NBD and BG/BB do)"
                     ),
                 )),
             }?;

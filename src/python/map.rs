@@ -25,9 +25,9 @@ use crate::models::{BgBbParams, BgNbdParams, MbgNbdParams, ParetoNbdParams, RfmM
 use crate::parallel::Exec;
 
 /// A MAP fit, the log posterior at the mode, the priors used and the fit's row count.
-type Mode = (FitResult, f64, Vec<PriorTerm>, usize);
+pub(super) type Mode = (FitResult, f64, Vec<PriorTerm>, usize);
 
-fn mode_on<L: Likelihood>(
+pub(super) fn mode_on<L: Likelihood>(
     lik: &L,
     priors: &[PriorTerm],
     rows: usize,
@@ -44,7 +44,7 @@ fn mode_on<L: Likelihood>(
     Ok((fit, log_posterior, priors, rows))
 }
 
-fn mode_to_dict<'py>(py: Python<'py>, mode: &Mode) -> PyResult<Bound<'py, PyDict>> {
+pub(super) fn mode_to_dict<'py>(py: Python<'py>, mode: &Mode) -> PyResult<Bound<'py, PyDict>> {
     let (fit, log_posterior, priors, rows) = mode;
     let d = fit_result_to_dict(py, fit, *rows)?;
     d.set_item("log_posterior", *log_posterior)?;
@@ -106,10 +106,16 @@ fn rfm_map<'py>(
                 "pnbd" => mode_covariates::<ParetoNbdParams>(
                     &rows, &design, &priors, exec, interrupt, max_iter, tol,
                 ),
+                "bgbb" => {
+                    BgBbParams::validate_more(&columns, &names)?;
+                    mode_covariates::<BgBbParams>(
+                        &rows, &design, &priors, exec, interrupt, max_iter, tol,
+                    )
+                }
                 other => Err(ClvError::invalid_parameter(
                     "model",
                     format!(
-                        "`{other}` does not take covariates (BG/NBD, MBG/NBD and Pareto/NBD do)"
+                        "`{other}` does not take covariates (BG/NBD, MBG/NBD, Pareto/NBD and BG/BB do)"
                     ),
                 )),
             }

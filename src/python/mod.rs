@@ -3,6 +3,7 @@
 //! [`ClvError`] to the exception classes of `clvrs.exceptions`.
 
 mod bayes;
+mod churn_covariates;
 mod contractual;
 mod dynamic;
 mod hierarchical;
@@ -12,6 +13,7 @@ mod regularity;
 mod rfm;
 mod separate;
 mod spend;
+mod spend_covariates;
 mod transactions;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -201,7 +203,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     hierarchical::register(m)?;
     dynamic::register(m)?;
     contractual::register(m)?;
+    churn_covariates::register(m)?;
     spend::register(m)?;
+    spend_covariates::register(m)?;
     transactions::register(m)?;
     regularity::register(m)?;
     posterior::register(m)?;

@@ -70,9 +70,10 @@ macro_rules! with_predicting_model {
 macro_rules! with_covariate_model {
     ($model:expr, $M:ident => $body:expr) => {
         dispatch!($model, $M => $body;
-            "bgnbd" => BgNbdParams, "mbgnbd" => MbgNbdParams, "pnbd" => ParetoNbdParams;
+            "bgnbd" => BgNbdParams, "mbgnbd" => MbgNbdParams, "pnbd" => ParetoNbdParams,
+            "bgbb" => BgBbParams;
             |other: &str| format!(
-                "`{other}` does not take covariates (BG/NBD, MBG/NBD and Pareto/NBD do)"
+                "`{other}` does not take covariates (BG/NBD, MBG/NBD, Pareto/NBD and BG/BB do)"
             ))
     };
 }
@@ -161,6 +162,7 @@ fn rfm_fit_covariates<'py>(
     let names = rfm_names(names);
     let res = with_covariate_model!(model, M => run(py, n_jobs, |exec, interrupt| {
         columns.validate_on(&names, exec)?;
+        M::validate_more(&columns, &names)?;
         let rows = design.rows(&columns)?;
         let opts = FitOptions {
             coefficient_penalizer: covariate_penalizer,

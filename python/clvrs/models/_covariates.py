@@ -24,7 +24,12 @@ from ..exceptions import ClvError, InvalidDataError, InvalidParameterError
 if TYPE_CHECKING:
     from .._base import BaseModel
 
-__all__ = ["CovariateSpec", "CovariateSummary", "check_covariate_penalizer"]
+__all__ = [
+    "CovariateSpec",
+    "CovariateSummary",
+    "OneProcessSpec",
+    "check_covariate_penalizer",
+]
 
 #: The processes, in the order of the coefficient name prefixes.
 PROCESSES = ("purchase", "dropout")
@@ -139,6 +144,8 @@ class CovariateSpec:
         tied: list[str],
         levels: dict[str, list[Any]],
     ) -> None:
+        #: The processes covariates act on, in the order of the coefficient name prefixes.
+        self.processes: tuple[str, ...] = PROCESSES
         self.purchase = purchase
         self.dropout = dropout
         self.tied = tied
@@ -258,7 +265,7 @@ class CovariateSpec:
     def coefficient_names(self) -> list[str]:
         """Coefficient names in fit order: ``purchase:...``, ``dropout:...``, ``tied:...``."""
         names = []
-        for process in PROCESSES:
+        for process in self.processes:
             for column in self._process_columns(process):
                 if column not in self.tied:
                     names += [f"{process}:{e}" for e in self.encoded(column)]
@@ -374,7 +381,7 @@ def _term_sizes(spec: CovariateSpec, data: Any, row: int, params: pd.Series) -> 
         for column in dict.fromkeys(spec.purchase + spec.dropout):
             values = spec._encode(data, column)[row]
             prefixes = ["tied"] if column in spec.tied else []
-            prefixes += [p for p in PROCESSES if column in spec._process_columns(p)]
+            prefixes += [p for p in spec.processes if column in spec._process_columns(p)]
             size = 0.0
             for prefix in prefixes:
                 for value, encoded in zip(values, spec.encoded(column)):
@@ -384,6 +391,72 @@ def _term_sizes(spec: CovariateSpec, data: Any, row: int, params: pd.Series) -> 
                         size = max(size, term if not math.isnan(term) else math.inf)
             sizes[column] = size
     return sizes
+
+
+class OneProcessSpec(CovariateSpec):
+    """The covariates of a model whose covariates act on one process: the spend of
+    :class:`~clvrs.GammaGammaModel` (``process="spend"``) or the churn of the subscription
+    models (``process="churn"``), with their categorical levels.
+
+    Parameters
+    ----------
+    process : str
+        The process (the coefficients' name prefix).
+    columns : list of str
+        Columns acting on it.
+    levels : dict of str to list
+        For each categorical column, its levels; the first is the reference level.
+    """
+
+    def __init__(self, process: str, columns: list[str], levels: dict[str, list[Any]]) -> None:
+        super().__init__(columns, [], [], levels)
+        self.processes = (process,)
+        self.process = process
+        self.columns = columns
+
+    @classmethod
+    def learn_one(
+        cls, process: str, data: Any, covariates: Any, reserved: Sequence[str]
+    ) -> OneProcessSpec:
+        """Check the requested columns (the fit argument ``<process>_covariates``) and learn
+        the categorical levels from the fit data."""
+        columns = _names(covariates, f"{process}_covariates")
+        spec = CovariateSpec.learn(data, columns, None, None, reserved)
+        return cls(process, spec.purchase, spec.levels)
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> OneProcessSpec:
+        """Rebuild from :meth:`to_dict` output (a saved model)."""
+        process = str(doc["process"])
+        levels = {str(k): list(v) for k, v in doc["levels"].items()}
+        return cls(process, list(doc["columns"]), levels)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready description."""
+        return {
+            "process": self.process,
+            "columns": list(self.columns),
+            "levels": {k: list(v) for k, v in self.levels.items()},
+        }
+
+    def fit_keywords(self) -> dict[str, Any]:
+        """The fit keyword that reproduces these covariates."""
+        return {f"{self.process}_covariates": list(self.columns)}
+
+    def _process_columns(self, process: str) -> list[str]:
+        return list(self.columns) if process == self.process else []
+
+    def one_design(self, data: Any) -> tuple[np.ndarray, list[str], list[str]]:
+        """The covariate matrix of ``data`` (rows x encoded columns, row-major), the encoded
+        columns' names and the coefficients' names."""
+        blocks = [self._encode(data, column) for column in self.columns]
+        matrix = np.empty((blocks[0].shape[0], sum(b.shape[1] for b in blocks)))
+        start = 0
+        for block in blocks:
+            matrix[:, start : start + block.shape[1]] = block
+            start += block.shape[1]
+        encoded = [e for column in self.columns for e in self.encoded(column)]
+        return matrix, encoded, self.coefficient_names()
 
 
 def _check_missing(series: pd.Series, name: str) -> None:
@@ -400,6 +473,8 @@ class CovariateSummary:
     ``p`` and reference levels, and the covariate encoding in saved documents."""
 
     _param_names: ClassVar[tuple[str, ...]]
+    #: The kind of covariate description the estimator keeps (and saves).
+    _covariate_spec: ClassVar[type[CovariateSpec]] = CovariateSpec
 
     #: The covariates of a model fitted with them (None otherwise).
     covariates_: CovariateSpec | None
@@ -483,12 +558,12 @@ class CovariateSummary:
         covariates = doc.get("covariates")
         names = list(cls._param_names)
         if covariates:
-            names += CovariateSpec.from_dict(covariates).coefficient_names()
+            names += cls._covariate_spec.from_dict(covariates).coefficient_names()
         return names
 
     @classmethod
     def _from_document(cls, doc: dict[str, Any]) -> BaseModel:
         model = super()._from_document(doc)  # type: ignore[misc]
         covariates = doc.get("covariates")
-        model.covariates_ = CovariateSpec.from_dict(covariates) if covariates else None  # type: ignore[attr-defined]
+        model.covariates_ = cls._covariate_spec.from_dict(covariates) if covariates else None  # type: ignore[attr-defined]
         return model

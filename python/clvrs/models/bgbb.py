@@ -54,6 +54,15 @@ class BetaGeoBetaBinomModel(RfmModel):
     are finite sums of positive terms instead of the paper's closed forms, which divide by
     :math:`\gamma - 1`.
 
+    Time-invariant covariates (``purchase_covariates``, ``dropout_covariates``,
+    ``tied_covariates``, as for :class:`BetaGeoModel`) act through
+    :math:`\alpha_i = \alpha \exp(z_i^\top g_{purchase})` and
+    :math:`\gamma_i = \gamma \exp(z_i^\top g_{dropout})`: :math:`\exp(z^\top g)` multiplies
+    the odds :math:`\alpha_i/\beta` of the customer's mean transaction probability and the
+    odds :math:`\gamma_i/\delta` of their mean dropout probability (no published covariate
+    form for BG/BB was found; this is the exponential link Fader & Hardie 2007 give one
+    parameter of each heterogeneity distribution of the Pareto/NBD).
+
     Parameters
     ----------
     penalizer, n_jobs, max_iter, tol, on_failure
@@ -87,6 +96,7 @@ class BetaGeoBetaBinomModel(RfmModel):
     """
 
     _model: ClassVar[str] = "bgbb"
+    _takes_covariates: ClassVar[bool] = True
     _param_names: ClassVar[tuple[str, ...]] = ("alpha", "beta", "gamma", "delta")
     _default_columns: ClassVar[dict[str, str | None]] = {
         "frequency": "frequency",
@@ -120,6 +130,10 @@ class BetaGeoBetaBinomModel(RfmModel):
         priors: dict[Any, Any] | None = None,
         target_accept: float = 0.8,
         max_depth: int = 10,
+        purchase_covariates: Any = None,
+        dropout_covariates: Any = None,
+        tied_covariates: Any = None,
+        covariate_penalizer: float = 0.0,
     ) -> BetaGeoBetaBinomModel:
         """Estimate the parameters from (frequency, recency, periods) histories.
 
@@ -143,6 +157,13 @@ class BetaGeoBetaBinomModel(RfmModel):
             ``method="nuts"`` draws from the posterior instead of maximising the likelihood;
             see :meth:`BetaGeoModel.fit` for these options and :mod:`clvrs.priors` for the
             default priors.
+        purchase_covariates, dropout_covariates, tied_covariates, covariate_penalizer
+            Time-invariant covariates, as for :meth:`BetaGeoModel.fit`, through
+            ``alpha_i = alpha exp(z_i . g_purchase)`` and
+            ``gamma_i = gamma exp(z_i . g_dropout)``: ``exp(z . g)`` multiplies
+            the odds of the customer's mean transaction probability (positive purchase
+            coefficients: more transactions) and of their mean dropout probability (positive
+            dropout coefficients: faster dropout); ``beta`` and ``delta`` stay shared.
 
         Returns
         -------
@@ -169,6 +190,10 @@ class BetaGeoBetaBinomModel(RfmModel):
             priors=priors,
             target_accept=target_accept,
             max_depth=max_depth,
+            purchase_covariates=purchase_covariates,
+            dropout_covariates=dropout_covariates,
+            tied_covariates=tied_covariates,
+            covariate_penalizer=covariate_penalizer,
         )
         return self
 
@@ -265,8 +290,9 @@ class BetaGeoBetaBinomModel(RfmModel):
     def expected_purchases_new_customer(self, n: Any) -> Any:  # type: ignore[override]
         """E[X(n)]: expected transactions of a new customer in its first ``n`` opportunities.
 
-        (BG/BB takes no covariates, so there is no ``data`` argument.)
+        Not available for a model fitted with covariates.
         """
+        self._without_covariates("expected_purchases_new_customer")
         horizon, scalar = _whole(n, "n")
         _check_n_jobs(self.n_jobs)
         out = self._mean_over_posterior(
@@ -300,6 +326,7 @@ class BetaGeoBetaBinomModel(RfmModel):
             Naming ``x`` (and, for an array, the first offending position) if a count is not a
             whole number >= 0.
         """
+        self._without_covariates("purchase_count_probability")
         opportunities, n_scalar = _whole(n, "n")
         too_long = np.flatnonzero(opportunities > _MAX_COUNT_OPPORTUNITIES)
         if too_long.size:

@@ -33,10 +33,18 @@
 //! - `likelihood`: the likelihood customer by customer, 4 at a time ([`CovariateLikelihood`]);
 //! - `groups`: customers grouped by identical covariates, each group through the base model's
 //!   own likelihood pass ([`Groups`], [`GroupedLikelihood`]);
-//! - `bg_family` and `pareto`: each model's rows (its [`CovariateModel`] implementation).
+//! - `bg_family`, `pareto` and `bgbb`: each model's rows (its [`CovariateModel`]
+//!   implementation);
+//! - `churn`: sBG and BdW with covariates on `alpha`, from per-customer records (its own
+//!   likelihood, like `gamma_gamma`);
+//! - `gamma_gamma`: the Gamma-Gamma spend model with covariates on its scale `gamma` (its own
+//!   likelihood: one process, three parameters, no [`CovariateModel`]).
 
 mod bg_family;
+mod bgbb;
+pub mod churn;
 mod columns;
+pub mod gamma_gamma;
 mod groups;
 mod likelihood;
 mod pareto;
@@ -69,7 +77,7 @@ pub enum Process {
 pub trait CovariateModel: RfmModel + Send {
     /// `(parameter index, process, sign)`: parameter `k` of customer `i` is
     /// `theta_k exp(sign * z_process,i . g_process)`. Never parameter 0 (`r`, the shape of the
-    /// purchase rate), and one sign per process.
+    /// purchase rate) for a model that reads `shape` (BG/BB does not), and one sign per process.
     const LINKS: &'static [(usize, Process, f64)];
 
     /// One customer's log-likelihood with its gradient and, when `SECOND`, its Hessian in the
