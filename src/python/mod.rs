@@ -5,6 +5,7 @@
 mod bayes;
 mod contractual;
 mod dynamic;
+mod hb;
 mod hierarchical;
 mod map;
 mod posterior;
@@ -198,6 +199,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     rfm::register(m)?;
     bayes::register(m)?;
     hierarchical::register(m)?;
+    hb::register(m)?;
     dynamic::register(m)?;
     contractual::register(m)?;
     spend::register(m)?;
