@@ -204,7 +204,7 @@ fn update_customer(
     pop: &[f64; 6],
     rng: &mut Rng,
 ) {
-    let [mut k, mut lambda, mut mu, mut tau] = *state;
+    let [mut k, mut lambda, _, mut tau] = *state;
     let [shape_k, rate_k, shape_l, rate_l, shape_m, rate_m] = *pop;
     let gap = tau.min(t) - t_x;
     // ln k: likelihood, Gamma(t, gamma) prior, Jacobian.
@@ -227,29 +227,72 @@ fn update_customer(
         ln_lik(k, l, x, t_x, litt, gap) + shape_l * u - rate_l * l
     });
     lambda = ll.exp();
-    // tau: Metropolis-Hastings with the independence proposal
-    // q = 1/2 Uniform(t_x, T) + 1/2 (t_x + Exponential(mu)), target mu e^(-mu tau) Q(...).
+    // tau with mu summed out (mu ~ Gamma(s, beta), tau | mu ~ Exponential(mu): tau is Lomax,
+    // density s beta^s / (beta + tau)^(s + 1)), by Metropolis-Hastings with the independence
+    // proposal q = 1/2 Uniform(t_x, T) + 1/2 (T + Lomax(s, beta + T)), the latter the exact
+    // conditional beyond T (where the likelihood is constant in tau).
     let span = t - t_x;
-    let ln_target = |v: f64| -mu * v + ln_gamma_q(k, k * lambda * (v.min(t) - t_x));
+    let ln_target = |v: f64| {
+        -(shape_m + 1.0) * (rate_m + v).ln() + ln_gamma_q(k, k * lambda * (v.min(t) - t_x))
+    };
+    let tail_scale = rate_m + t;
     let ln_proposal = |v: f64| {
         let uniform = if v < t && span > 0.0 { 1.0 / span } else { 0.0 };
-        let exponential = mu * (-mu * (v - t_x)).exp();
-        (0.5 * (uniform + exponential)).ln()
+        let tail = if v > t {
+            shape_m * (shape_m * tail_scale.ln() - (shape_m + 1.0) * (rate_m + v).ln()).exp()
+        } else {
+            0.0
+        };
+        if span > 0.0 {
+            (0.5 * (uniform + tail)).ln()
+        } else {
+            tail.ln()
+        }
     };
     for _ in 0..2 {
         let proposal = if span > 0.0 && rng.uniform() < 0.5 {
             t_x + span * rng.uniform()
         } else {
-            t_x + rng.exponential(mu)
+            t + tail_scale * (rng.uniform().powf(-1.0 / shape_m) - 1.0)
         };
         let ratio = ln_target(proposal) - ln_target(tau) + ln_proposal(tau) - ln_proposal(proposal);
-        if rng.uniform().ln() < ratio {
+        if ratio.is_finite() && rng.uniform().ln() < ratio {
             tau = proposal;
         }
     }
-    // mu | tau ~ Gamma(s + 1, beta + tau).
-    mu = rng.gamma(shape_m + 1.0) / (rate_m + tau);
+    // mu | tau ~ Gamma(s + 1, beta + tau): drawn for the output only.
+    let mu = rng.gamma(shape_m + 1.0) / (rate_m + tau);
     *state = [k, lambda, mu, tau];
+}
+
+/// The dropout pair `(s, beta)` given the lifetimes (mu summed out: Lomax), each by a slice
+/// step on its log with the priors of [`update_pair`]; `sum_ln(beta)` is `sum ln(beta + tau_i)`.
+fn update_dropout(
+    shape: f64,
+    rate: f64,
+    n: f64,
+    sum_ln: impl Fn(f64) -> f64,
+    rng: &mut Rng,
+) -> (f64, f64) {
+    let ln_lik = |s: f64, b: f64, total: f64| n * s.ln() + n * s * b.ln() - (s + 1.0) * total;
+    let total = sum_ln(rate);
+    let u = slice_step(shape.ln(), 0.5, rng, |u| {
+        let s = u.exp();
+        if !(s.is_finite() && s > 1e-8 && s < 1e8) {
+            return f64::NEG_INFINITY;
+        }
+        ln_lik(s, rate, total) - 2.0 * s.ln_1p() + u
+    });
+    let shape = u.exp();
+    let w = slice_step(rate.ln(), 0.5, rng, |w| {
+        let b = w.exp();
+        if !(b.is_finite() && b > 1e-12 && b < 1e12) {
+            return f64::NEG_INFINITY;
+        }
+        // Prior 1 / beta: flat in ln beta.
+        ln_lik(shape, b, sum_ln(b))
+    });
+    (shape, w.exp())
 }
 
 /// One (shape, rate) pair of the population given the customers' `n` values with sum `sum`
@@ -357,13 +400,24 @@ fn run_chain(
             }
         });
         let mut rng = Rng::for_stream(key, u64::MAX);
-        for j in 0..3 {
+        for j in 0..2 {
             let (shape, rate) =
                 update_pair(pop[2 * j], n as f64, sums[2 * j], sums[2 * j + 1], &mut rng);
             pop[2 * j] = shape;
             pop[2 * j + 1] = rate;
         }
-        if it >= opts.tune && (it - opts.tune + 1) % opts.thin == 0 {
+        let lifetimes = &state;
+        let sum_ln = |b: f64| {
+            exec.chunked_sum(n, 1, |range, acc| {
+                for i in range {
+                    acc[0] += (b + lifetimes[i][3]).ln();
+                }
+            })[0]
+        };
+        let (shape, rate) = update_dropout(pop[4], pop[5], n as f64, sum_ln, &mut rng);
+        pop[4] = shape;
+        pop[5] = rate;
+        if it >= opts.tune && (it - opts.tune + 1).is_multiple_of(opts.thin) {
             let kept = (it - opts.tune + 1) / opts.thin - 1;
             out.population.extend(pop);
             for (i, s) in state.iter().enumerate() {
@@ -372,7 +426,7 @@ fn run_chain(
                 }
                 out.sums[4][i] += p_alive_at(s, data.age[i]);
             }
-            if kept % stride == 0 {
+            if kept.is_multiple_of(stride) {
                 out.customer
                     .extend(state.iter().flat_map(|s| s.map(|v| v as f32)));
             }
@@ -492,7 +546,7 @@ pub fn predict(
     opts: &PredictOptions<'_>,
 ) -> Result<PosteriorPrediction> {
     let n = recency.len();
-    if n == 0 || age.len() != n || customer.is_empty() || customer.len() % (4 * n) != 0 {
+    if n == 0 || age.len() != n || customer.is_empty() || !customer.len().is_multiple_of(4 * n) {
         return Err(ClvError::invalid_parameter(
             "customer_draws",
             format!("do not match the {n} customers the model was fitted on"),

@@ -21,7 +21,7 @@ type HbSettings = (usize, usize, usize, usize, u64, usize);
 /// freedom, inverse-Wishart scale)`.
 #[pyfunction]
 #[pyo3(signature = (frequency, recency, T, design, settings, prior, n_jobs=None))]
-#[allow(non_snake_case)]
+#[allow(non_snake_case, clippy::too_many_arguments)]
 fn abe_sample<'py>(
     py: Python<'py>,
     frequency: PyReadonlyArray1<'py, f64>,
