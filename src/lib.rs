@@ -17,6 +17,7 @@ pub mod dual;
 pub mod error;
 pub mod fastmath;
 pub mod fit;
+pub mod hb;
 pub mod models;
 pub mod parallel;
 pub mod quadrature;

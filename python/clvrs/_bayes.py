@@ -127,7 +127,7 @@ def posterior_container(by_chain: dict[str, Any]) -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             return arviz.from_dict(
-                posterior=by_chain["posterior"], sample_stats=by_chain["sample_stats"]
+                posterior=by_chain["posterior"], sample_stats=by_chain["sample_stats"] or None
             )
     try:
         import xarray
@@ -144,11 +144,9 @@ def posterior_container(by_chain: dict[str, Any]) -> Any:
             coords=coords,
         )
 
+    # (A sampler without per-draw statistics, such as a Gibbs sampler, has no sample_stats.)
     return xarray.DataTree.from_dict(
-        {
-            "posterior": dataset(by_chain["posterior"]),
-            "sample_stats": dataset(by_chain["sample_stats"]),
-        }
+        {group: dataset(values) for group, values in by_chain.items() if values}
     )
 
 

@@ -6,6 +6,7 @@ mod bayes;
 mod churn_covariates;
 mod contractual;
 mod dynamic;
+mod hb;
 mod hierarchical;
 mod map;
 mod posterior;
@@ -201,6 +202,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     rfm::register(m)?;
     bayes::register(m)?;
     hierarchical::register(m)?;
+    hb::register(m)?;
     dynamic::register(m)?;
     contractual::register(m)?;
     churn_covariates::register(m)?;

@@ -24,7 +24,10 @@ use crate::models::{
 };
 use crate::parallel::Exec;
 
-fn to_dict<'py>(py: Python<'py>, p: PosteriorPrediction) -> PyResult<Bound<'py, PyDict>> {
+pub(super) fn to_dict<'py>(
+    py: Python<'py>,
+    p: PosteriorPrediction,
+) -> PyResult<Bound<'py, PyDict>> {
     let out = PyDict::new(py);
     out.set_item("mean", PyArray1::from_vec(py, p.mean))?;
     out.set_item("sd", PyArray1::from_vec(py, p.sd))?;

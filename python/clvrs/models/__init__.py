@@ -9,8 +9,10 @@ from .ggnbd import GammaGompertzNBDModel
 from .mbgcnbd import ModifiedBetaGeoCNBDModel
 from .mbgnbd import ModifiedBetaGeoModel
 from .nbd import NBDModel
+from .pggg import ParetoGGGModel
 from .pnbd import ParetoNBDModel
 from .pnbd_dynamic import ParetoNBDDynamicModel
+from .pnbd_hb import ParetoNBDHierarchicalModel
 from .sbg import ShiftedBetaGeoModel
 
 __all__ = [
@@ -23,7 +25,9 @@ __all__ = [
     "ModifiedBetaGeoCNBDModel",
     "ModifiedBetaGeoModel",
     "NBDModel",
+    "ParetoGGGModel",
     "ParetoNBDDynamicModel",
+    "ParetoNBDHierarchicalModel",
     "ParetoNBDModel",
     "ShiftedBetaGeoModel",
 ]
