@@ -22,7 +22,9 @@ use crate::data::Spend;
 use crate::error::{ClvError, Result};
 use crate::fit::{check_params, fit, Domain, FitOptions, FitResult, Likelihood, ParamSpec};
 use crate::parallel::Exec;
-use crate::special::{digamma_diff, ln_beta_kernel, trigamma};
+use crate::special::{
+    binomial_deviance, digamma_diff, ln_beta_kernel, stirling_error, trigamma, HALF_LN_2PI,
+};
 
 /// Parameter names and domains: p (shape of transaction values), q, gamma (heterogeneity of
 /// their scale).
@@ -129,11 +131,61 @@ fn row_log_likelihood(px: f64, q: f64, g: f64, xm: f64, m: f64) -> f64 {
 /// The Gamma-Gamma likelihood over compressed spend rows, for the fitting engine.
 pub struct GammaGamma<'a> {
     data: &'a Spend,
+    /// `ln m` of each row (the same in every evaluation).
+    ln_monetary: Vec<f64>,
+}
+
+/// The terms of a row that depend on its frequency `x` only (not on its mean value), at given
+/// parameters. Compressed rows are sorted by frequency and frequencies are few, so the sums
+/// compute these once per run of equal `x` instead of once per row: the special functions are
+/// most of a row's cost. Each value is the one the row formula would compute, and the row
+/// combines them in the same order, so the sums are bit for bit those of the plain formula.
+struct FrequencyTerms {
+    x: f64,
+    px: f64,
+    /// `px + q`, the `n` of [`ln_beta_kernel`].
+    n: f64,
+    /// `ln(px q / n) / 2`.
+    half_ln_abn: f64,
+    stirling_px: f64,
+    stirling_n: f64,
+    digamma_px_q: f64,
+    digamma_q_px: f64,
+    /// `trigamma(px + q)` and `trigamma(px)` (second-order sums only).
+    trigamma_n: f64,
+    trigamma_px: f64,
+}
+
+impl FrequencyTerms {
+    fn new(x: f64, p: f64, q: f64, second: bool) -> Self {
+        let px = p * x;
+        let n = px + q;
+        let (trigamma_n, trigamma_px, digamma_px_q, digamma_q_px) = if second {
+            (trigamma(px + q), trigamma(px), 0.0, 0.0)
+        } else {
+            (0.0, 0.0, digamma_diff(px, q), digamma_diff(q, px))
+        };
+        FrequencyTerms {
+            x,
+            px,
+            n,
+            half_ln_abn: 0.5 * (px * q / n).ln(),
+            stirling_px: stirling_error(px),
+            stirling_n: stirling_error(n),
+            digamma_px_q,
+            digamma_q_px,
+            trigamma_n,
+            trigamma_px,
+        }
+    }
 }
 
 impl<'a> GammaGamma<'a> {
     pub fn new(data: &'a Spend) -> Self {
-        GammaGamma { data }
+        GammaGamma {
+            data,
+            ln_monetary: data.monetary.iter().map(|m| m.ln()).collect(),
+        }
     }
 
     /// Per-row sums of the value, gradient (3) and Hessian upper triangle (6).
@@ -141,23 +193,39 @@ impl<'a> GammaGamma<'a> {
         let (p, q, g) = (params[0], params[1], params[2]);
         let d = self.data;
         let tg_q = trigamma(q);
+        let stirling_q = stirling_error(q);
         let width = if second { 10 } else { 4 };
         exec.chunked_sum(d.len(), width, |range, acc| {
+            let mut terms: Option<FrequencyTerms> = None;
             for i in range {
                 let (x, m, w) = (d.frequency[i], d.monetary[i], d.weights[i]);
-                let px = p * x;
+                let t = match &terms {
+                    Some(t) if t.x.to_bits() == x.to_bits() => t,
+                    _ => terms.insert(FrequencyTerms::new(x, p, q, second)),
+                };
+                let px = t.px;
                 let xm = x * m;
                 let gxm = g + xm;
                 if !second {
-                    acc[0] += w * row_log_likelihood(px, q, g, xm, m);
+                    // row_log_likelihood(px, q, g, xm, m) with ln_beta_kernel written out over
+                    // the cached terms (the same operations in the same order).
+                    let total = g + xm;
+                    let (u, v) = (xm / total, g / total);
+                    let kernel = -binomial_deviance(px, t.n * u) - binomial_deviance(q, t.n * v)
+                        + t.half_ln_abn
+                        - HALF_LN_2PI
+                        - t.stirling_px
+                        - stirling_q
+                        + t.stirling_n;
+                    acc[0] += w * (kernel - self.ln_monetary[i]);
                     // ln(x m) - ln(g + x m) and ln g - ln(g + x m), without cancellation.
-                    acc[1] += w * x * (digamma_diff(px, q) - (g / xm).ln_1p());
-                    acc[2] += w * (digamma_diff(q, px) - (xm / g).ln_1p());
+                    acc[1] += w * x * (t.digamma_px_q - (g / xm).ln_1p());
+                    acc[2] += w * (t.digamma_q_px - (xm / g).ln_1p());
                     acc[3] += w * (q / g - (px + q) / gxm);
                 } else {
-                    let tg_pxq = trigamma(px + q);
+                    let tg_pxq = t.trigamma_n;
                     // Upper triangle: pp, pq, pg, qq, qg, gg (after the 4 first-order slots).
-                    acc[4] += w * x * x * (tg_pxq - trigamma(px));
+                    acc[4] += w * x * x * (tg_pxq - t.trigamma_px);
                     acc[5] += w * x * tg_pxq;
                     acc[6] += w * -x / gxm;
                     acc[7] += w * (tg_pxq - tg_q);
