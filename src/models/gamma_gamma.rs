@@ -457,6 +457,10 @@ mod tests {
                 1e-6,
             );
         }
+        // The fused pass (Newton steps) gives the separate passes' numbers, bit for bit.
+        let (fv, fg, fh) = lik.loglik_gradient_hessian(&at, &Exec::Serial).unwrap();
+        assert_eq!((fv, fg), lik.loglik_and_gradient(&at, &Exec::Serial));
+        assert_eq!(fh, h);
         let direct = (0..data.len())
             .map(|i| {
                 data.weights[i]
