@@ -7,7 +7,7 @@
 use crate::quadrature::integrate;
 
 /// ln(2 pi) / 2.
-const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
+pub const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
 
 /// Below this argument the Stirling series is not used; arguments are shifted up to it.
 const STIRLING_MIN: f64 = 10.0;

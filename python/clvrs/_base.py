@@ -11,6 +11,7 @@ import os
 import re
 import warnings
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any, ClassVar
 
 import numpy as np
@@ -144,6 +145,15 @@ def _check_path(path: Any) -> None:
     """A file path: a string or path-like (an integer would be taken as a file descriptor)."""
     if not isinstance(path, (str, os.PathLike)):
         raise _bad_parameter("path", f"must be a file path, got {type(path).__name__}")
+
+
+@lru_cache(maxsize=256)
+def _label_index(names: tuple[str, ...]) -> pd.Index:
+    """The index of a fit's labelled estimates, one per list of parameter names, built once:
+    building it (and its lookup table, on the first ``params_["q"]``) costs more than a small
+    fit's arithmetic. Fits take a view of it (:meth:`pandas.Index.view`: its own object, so that
+    renaming one fit's index renames no other, sharing the values and the lookup table)."""
+    return pd.Index(list(names))
 
 
 def _finite_or_none(value: Any) -> Any:
@@ -368,11 +378,10 @@ class BaseModel:
         if not converged and self.on_failure == "raise":
             raise ConvergenceError(failure)
         self._clear_posterior()
-        # One index for every labelled estimate (building an index of names costs more than
-        # a small fit's arithmetic).
-        labels = pd.Index(names)
+        # One shared index for every labelled estimate (see _label_index).
+        labels = _label_index(tuple(names)).view()
         values = np.asarray(result["params"], dtype=float)
-        params = pd.Series(values, index=labels, name="coef", dtype=float)
+        params = pd.Series(values, index=labels, name="coef", copy=False)
         self.time_unit_ = None  # set by the fit that knows it
         cov = result["covariance"]
         self.params_ = params
