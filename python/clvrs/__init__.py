@@ -33,6 +33,7 @@ from .models import (
     BetaGeoBetaBinomModel,
     BetaGeoCNBDModel,
     BetaGeoModel,
+    CorrelatedParetoNBDModel,
     GammaGammaModel,
     GammaGompertzNBDModel,
     ModifiedBetaGeoCNBDModel,
@@ -42,6 +43,7 @@ from .models import (
     ParetoNBDModel,
     ShiftedBetaGeoModel,
 )
+from .prospects import prospect_value
 from .regularity import RegularityEstimate, estimate_regularity
 from .report import report
 from .segments import SegmentedModel, fit_segments
@@ -65,6 +67,7 @@ __all__ = [
     "ClvError",
     "ConvergenceError",
     "ConvergenceWarning",
+    "CorrelatedParetoNBDModel",
     "GammaGammaModel",
     "HoldoutEvaluation",
     "GammaGompertzNBDModel",
@@ -96,6 +99,7 @@ __all__ = [
     "estimate_regularity",
     "exceptions",
     "priors",
+    "prospect_value",
     "fit_segments",
     "historical_clv",
     "holdout_evaluation",

@@ -10,6 +10,7 @@ from .mbgcnbd import ModifiedBetaGeoCNBDModel
 from .mbgnbd import ModifiedBetaGeoModel
 from .nbd import NBDModel
 from .pnbd import ParetoNBDModel
+from .pnbd_correlated import CorrelatedParetoNBDModel
 from .pnbd_dynamic import ParetoNBDDynamicModel
 from .sbg import ShiftedBetaGeoModel
 
@@ -18,6 +19,7 @@ __all__ = [
     "BetaGeoBetaBinomModel",
     "BetaGeoCNBDModel",
     "BetaGeoModel",
+    "CorrelatedParetoNBDModel",
     "GammaGammaModel",
     "GammaGompertzNBDModel",
     "ModifiedBetaGeoCNBDModel",
