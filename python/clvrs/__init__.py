@@ -33,6 +33,7 @@ from .models import (
     BetaGeoBetaBinomModel,
     BetaGeoCNBDModel,
     BetaGeoModel,
+    CorrelatedParetoNBDModel,
     GammaGammaModel,
     GammaGompertzNBDModel,
     ModifiedBetaGeoCNBDModel,
@@ -44,6 +45,7 @@ from .models import (
     ParetoNBDModel,
     ShiftedBetaGeoModel,
 )
+from .prospects import prospect_value
 from .regularity import RegularityEstimate, estimate_regularity
 from .report import report
 from .segments import SegmentedModel, fit_segments
@@ -67,6 +69,7 @@ __all__ = [
     "ClvError",
     "ConvergenceError",
     "ConvergenceWarning",
+    "CorrelatedParetoNBDModel",
     "GammaGammaModel",
     "HoldoutEvaluation",
     "GammaGompertzNBDModel",
@@ -100,6 +103,7 @@ __all__ = [
     "estimate_regularity",
     "exceptions",
     "priors",
+    "prospect_value",
     "fit_segments",
     "historical_clv",
     "holdout_evaluation",

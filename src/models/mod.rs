@@ -16,6 +16,7 @@ pub mod lifetime;
 pub mod mbgnbd;
 pub mod nbd;
 pub mod pnbd;
+pub mod pnbd_correlated;
 pub mod pnbd_dynamic;
 pub mod sbg;
 #[cfg(test)]
@@ -28,6 +29,7 @@ pub use ggnbd::GgNbdParams;
 pub use mbgnbd::MbgNbdParams;
 pub use nbd::NbdParams;
 pub use pnbd::ParetoNbdParams;
+pub use pnbd_correlated::CorrelatedParetoNbdParams;
 
 use crate::data::{Rfm, RfmColumns};
 use crate::error::Result;

@@ -19,8 +19,8 @@ use crate::error::ClvError;
 use crate::models::covariates::{self, CovariateRows};
 use crate::models::gamma_gamma::GammaGammaParams;
 use crate::models::{
-    BgBbParams, BgCnbdParams, BgNbdParams, GgNbdParams, MbgCnbdParams, MbgNbdParams, NbdParams,
-    ParetoNbdParams, RfmModel,
+    BgBbParams, BgCnbdParams, BgNbdParams, CorrelatedParetoNbdParams, GgNbdParams, MbgCnbdParams,
+    MbgNbdParams, NbdParams, ParetoNbdParams, RfmModel,
 };
 use crate::parallel::Exec;
 

@@ -13,8 +13,8 @@ use crate::error::ClvError;
 use crate::fit::FitOptions;
 use crate::models::covariates::{self, CovariateRows, Links};
 use crate::models::{
-    BgBbParams, BgCnbdParams, BgNbdParams, GgNbdParams, MbgCnbdParams, MbgNbdParams, NbdParams,
-    ParetoNbdParams, RfmModel,
+    BgBbParams, BgCnbdParams, BgNbdParams, CorrelatedParetoNbdParams, GgNbdParams, MbgCnbdParams,
+    MbgNbdParams, NbdParams, ParetoNbdParams, RfmModel,
 };
 use crate::parallel::{Exec, CHUNK_ROWS};
 
@@ -48,7 +48,8 @@ macro_rules! with_model {
     ($model:expr, $M:ident => $body:expr) => {
         dispatch!($model, $M => $body;
             "bgnbd" => BgNbdParams, "bgbb" => BgBbParams, "mbgnbd" => MbgNbdParams,
-            "pnbd" => ParetoNbdParams, "ggnbd" => GgNbdParams, "nbd" => NbdParams;
+            "pnbd" => ParetoNbdParams, "ggnbd" => GgNbdParams, "nbd" => NbdParams,
+            "pnbdcor" => CorrelatedParetoNbdParams;
             |other: &str| format!("unknown model `{other}`"))
     };
 }
@@ -61,7 +62,7 @@ macro_rules! with_predicting_model {
         dispatch!($model, $M => $body;
             "bgnbd" => BgNbdParams, "bgbb" => BgBbParams, "mbgnbd" => MbgNbdParams,
             "pnbd" => ParetoNbdParams, "ggnbd" => GgNbdParams, "nbd" => NbdParams,
-            "bgcnbd" => BgCnbdParams, "mbgcnbd" => MbgCnbdParams;
+            "pnbdcor" => CorrelatedParetoNbdParams, "bgcnbd" => BgCnbdParams, "mbgcnbd" => MbgCnbdParams;
             |other: &str| format!("unknown model `{other}`"))
     };
 }

@@ -11,6 +11,7 @@ from .mbgnbd import ModifiedBetaGeoModel
 from .nbd import NBDModel
 from .pggg import ParetoGGGModel
 from .pnbd import ParetoNBDModel
+from .pnbd_correlated import CorrelatedParetoNBDModel
 from .pnbd_dynamic import ParetoNBDDynamicModel
 from .pnbd_hb import ParetoNBDHierarchicalModel
 from .sbg import ShiftedBetaGeoModel
@@ -20,6 +21,7 @@ __all__ = [
     "BetaGeoBetaBinomModel",
     "BetaGeoCNBDModel",
     "BetaGeoModel",
+    "CorrelatedParetoNBDModel",
     "GammaGammaModel",
     "GammaGompertzNBDModel",
     "ModifiedBetaGeoCNBDModel",

@@ -525,11 +525,17 @@ class RfmModel(CovariateSummary, BaseModel):
                 max_iter=int(self.max_iter),
                 tol=float(self.tol),
                 n_jobs=self.n_jobs,
+                start=self._fit_start(),
             )
         self._set_fit(result)
         self.time_unit_ = unit
         self.covariates_ = None
         return self
+
+    def _fit_start(self) -> list[float] | None:
+        """Where the maximum-likelihood fit without covariates starts (None: the model's own
+        starting points)."""
+        return None
 
     def expected_purchases(
         self,

@@ -1,0 +1,585 @@
+//! Pareto/NBD with correlated purchase and dropout rates: the Sarmanov bivariate mixing
+//! distribution with gamma margins that CLVTools fits with `pnbd(..., use.cor = TRUE)`.
+//!
+//! Sarmanov (1966) builds a bivariate density from its margins `g1`, `g2` and bounded
+//! "mixing functions" `phi1`, `phi2` with `E phi = 0`:
+//! `f(lambda, mu) = g1(lambda) g2(mu) [1 + omega phi1(lambda) phi2(mu)]`. With
+//! `phi(x) = e^-x - E e^-x` (Lee 1996, "Properties and applications of the Sarmanov family of
+//! bivariate distributions", Communications in Statistics - Theory and Methods 25(6),
+//! 1207-1222), used with gamma margins for correlated rates in marketing by Park & Fader
+//! (2004, "Modeling Browsing Behavior at Multiple Websites", Marketing Science 23(3), 280-303)
+//! and for the Pareto/NBD's purchase and dropout rates by Glady, Lemmens & Croux (2015,
+//! "Unveiling the relationship between the transaction timing, spending and dropout behavior
+//! of customers", International Journal of Research in Marketing 32(1), 78-93):
+//!
+//! ```text
+//! lambda ~ Gamma(r, alpha), mu ~ Gamma(s, beta) (margins kept exactly),
+//! LA = (alpha/(alpha+1))^r = E e^-lambda,   LB = (beta/(beta+1))^s = E e^-mu,
+//! f = g1 g2 [1 + omega (e^-lambda - LA)(e^-mu - LB)],
+//! corr(lambda, mu) = omega sqrt(r s) LA LB / ((1+alpha)(1+beta)).
+//! ```
+//!
+//! `f` is a density when `1 + omega phi1 phi2 >= 0` everywhere: `omega` between
+//! `-1 / max(LA LB, (1-LA)(1-LB))` and `1 / max(LA (1-LB), (1-LA) LB)`. Because
+//! `g1(lambda; r, alpha) e^-lambda = LA g1(lambda; r, alpha+1)`, the density is a signed mixture
+//! of four independent gamma pairs with weights summing to 1,
+//!
+//! ```text
+//! f = (1 + q) g(alpha, beta) - q g(alpha+1, beta) - q g(alpha, beta+1) + q g(alpha+1, beta+1),
+//! q = omega LA LB = rho (1+alpha)(1+beta) / sqrt(r s),
+//! ```
+//!
+//! so everything linear in the mixing distribution is the same combination of independent
+//! Pareto/NBD quantities: the likelihood `L = L00 + q (L00 + L11 - L10 - L01)`, where `Lij` is
+//! the plain Pareto/NBD likelihood with `alpha + i`, `beta + j`; every prediction given a
+//! history (posterior weights `w_k L_k / L`); and a new customer's (prior weights `w_k`).
+//!
+//! The model is parameterised by the correlation `rho` itself (`Domain::Real`; outside the
+//! range above, which depends on the other parameters, the likelihood is not finite and the
+//! optimiser backs off), so its standard error comes straight from the covariance. The kernel
+//! `e^-lambda` is tied to the time unit: the attainable correlations shrink as `alpha` and
+//! `beta` grow (about +-0.07 at CDNOW's weekly estimates), as in CLVTools.
+
+use crate::data::{Rfm, RfmColumns};
+use crate::error::Result;
+use crate::fit::{
+    check_params, fit, Domain, FitOptions, FitResult, Likelihood, ParamSpec, WARM_START_ROWS,
+    WARM_START_SAMPLE,
+};
+use crate::models::pnbd::{self, ParetoNbdParams};
+use crate::models::RfmModel;
+use crate::parallel::Exec;
+use crate::special::rising_terms;
+
+/// Parameter names and domains: r, alpha, s, beta as in the Pareto/NBD, and the correlation of
+/// the purchase and dropout rates.
+pub static PARAMS: [ParamSpec; 5] = [
+    ParamSpec {
+        name: "r",
+        domain: Domain::Positive,
+    },
+    ParamSpec {
+        name: "alpha",
+        domain: Domain::Positive,
+    },
+    ParamSpec {
+        name: "s",
+        domain: Domain::Positive,
+    },
+    ParamSpec {
+        name: "beta",
+        domain: Domain::Positive,
+    },
+    ParamSpec {
+        name: "correlation",
+        domain: Domain::Real,
+    },
+];
+
+/// Correlated Pareto/NBD parameters: the margins and `corr(lambda, mu)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CorrelatedParetoNbdParams {
+    pub base: ParetoNbdParams,
+    pub correlation: f64,
+}
+
+/// `(E e^-x, 1 - E e^-x)` for `x ~ Gamma(shape, rate)`, the second without cancellation.
+fn laplace_at_one(shape: f64, rate: f64) -> (f64, f64) {
+    let ln = -shape * (1.0 / rate).ln_1p();
+    (ln.exp(), -ln.exp_m1())
+}
+
+impl CorrelatedParetoNbdParams {
+    pub const fn new(r: f64, alpha: f64, s: f64, beta: f64, correlation: f64) -> Self {
+        CorrelatedParetoNbdParams {
+            base: ParetoNbdParams::new(r, alpha, s, beta),
+            correlation,
+        }
+    }
+
+    /// `q / rho = (1+alpha)(1+beta) / sqrt(r s)` (see the module documentation).
+    fn kappa(&self) -> f64 {
+        let p = &self.base;
+        (1.0 + p.alpha) * (1.0 + p.beta) / (p.r * p.s).sqrt()
+    }
+
+    /// The weight `q = omega LA LB` of the shifted components.
+    fn q(&self) -> f64 {
+        self.correlation * self.kappa()
+    }
+
+    /// The correlations the Sarmanov family reaches with these margins, `(lowest, highest)`.
+    pub fn correlation_bounds(&self) -> (f64, f64) {
+        let p = &self.base;
+        let (la, la_c) = laplace_at_one(p.r, p.alpha);
+        let (lb, lb_c) = laplace_at_one(p.s, p.beta);
+        // corr = omega LA LB / kappa.
+        let scale = la * lb / self.kappa();
+        let lowest = -scale / (la * lb).max(la_c * lb_c);
+        let highest = scale / (la * lb_c).max(la_c * lb);
+        (lowest, highest)
+    }
+
+    /// Whether the correlation lies in [`Self::correlation_bounds`].
+    pub fn is_admissible(&self) -> bool {
+        let (lowest, highest) = self.correlation_bounds();
+        self.correlation >= lowest && self.correlation <= highest
+    }
+
+    /// The four independent Pareto/NBD components with their (signed) prior weights, in the
+    /// order (alpha, beta), (alpha+1, beta), (alpha, beta+1), (alpha+1, beta+1).
+    pub fn components(&self) -> [(f64, ParetoNbdParams); 4] {
+        let p = self.base;
+        let q = self.q();
+        let shifted = |da: f64, db: f64| ParetoNbdParams::new(p.r, p.alpha + da, p.s, p.beta + db);
+        [
+            (1.0 + q, p),
+            (-q, shifted(1.0, 0.0)),
+            (-q, shifted(0.0, 1.0)),
+            (q, shifted(1.0, 1.0)),
+        ]
+    }
+
+    /// A history's posterior weights of the four components (summing to 1) and its
+    /// log-likelihood: `w_k L_k / L` with `L = sum w_k L_k`.
+    fn posterior(&self, x: f64, t_x: f64, age: f64) -> ([f64; 4], f64) {
+        let components = self.components();
+        let ln: [f64; 4] = components.map(|(_, p)| pnbd::log_likelihood(&p, x, t_x, age));
+        let ratios: [f64; 4] = std::array::from_fn(|k| (ln[k] - ln[0]).exp());
+        let q = self.q();
+        let bracket = 1.0 + q * (1.0 + ratios[3] - ratios[1] - ratios[2]);
+        let weights = std::array::from_fn(|k| components[k].0 * ratios[k] / bracket);
+        (weights, ln[0] + bracket.ln())
+    }
+
+    /// `sum_k posterior weight_k * quantity(component_k)`.
+    fn given_history(
+        &self,
+        x: f64,
+        t_x: f64,
+        age: f64,
+        quantity: impl Fn(&ParetoNbdParams) -> f64,
+    ) -> f64 {
+        let (weights, _) = self.posterior(x, t_x, age);
+        self.components()
+            .iter()
+            .zip(weights)
+            .map(|((_, p), w)| w * quantity(p))
+            .sum()
+    }
+
+    /// `sum_k prior weight_k * quantity(component_k)` (a new customer).
+    fn prior_mix(&self, quantity: impl Fn(&ParetoNbdParams) -> f64) -> f64 {
+        self.components().iter().map(|(w, p)| w * quantity(p)).sum()
+    }
+}
+
+/// Log-likelihood of one customer with its gradient in (r, alpha, s, beta, correlation); NaN
+/// outside the admissible correlations. At correlation 0 both are the plain Pareto/NBD row's,
+/// to the bit (the correction is `ln(1 + 0)` and `0 * finite`).
+pub fn row_log_likelihood(params: &[f64; 5], x: f64, t_x: f64, age: f64) -> (f64, [f64; 5]) {
+    let [r, alpha, s, beta, rho] = *params;
+    let shape = rising_terms::<false>(r, x);
+    let at = |da: f64, db: f64| {
+        let (value, gradient, _) =
+            pnbd::row_derivatives::<false>(&[r, alpha + da, s, beta + db], shape, x, t_x, age);
+        (value, gradient)
+    };
+    let (l00, g00) = at(0.0, 0.0);
+    let (l10, g10) = at(1.0, 0.0);
+    let (l01, g01) = at(0.0, 1.0);
+    let (l11, g11) = at(1.0, 1.0);
+    let (r10, r01, r11) = ((l10 - l00).exp(), (l01 - l00).exp(), (l11 - l00).exp());
+    let c = 1.0 + r11 - r10 - r01;
+    let kappa = (1.0 + alpha) * (1.0 + beta) / (r * s).sqrt();
+    let bracket = 1.0 + rho * kappa * c;
+    let value = l00 + bracket.ln();
+    // d kappa / d(r, alpha, s, beta).
+    let d_kappa = [
+        -0.5 * kappa / r,
+        kappa / (1.0 + alpha),
+        -0.5 * kappa / s,
+        kappa / (1.0 + beta),
+    ];
+    let mut gradient = [0.0; 5];
+    for j in 0..4 {
+        let d_c = r11 * (g11[j] - g00[j]) - r10 * (g10[j] - g00[j]) - r01 * (g01[j] - g00[j]);
+        gradient[j] = g00[j] + rho * (d_kappa[j] * c + kappa * d_c) / bracket;
+    }
+    gradient[4] = kappa * c / bracket;
+    (value, gradient)
+}
+
+/// The correlated Pareto/NBD likelihood over compressed customer rows, for the fitting engine.
+pub struct CorrelatedParetoNbd<'a> {
+    data: &'a Rfm,
+}
+
+impl<'a> CorrelatedParetoNbd<'a> {
+    pub fn new(data: &'a Rfm) -> Self {
+        CorrelatedParetoNbd { data }
+    }
+}
+
+impl Likelihood for CorrelatedParetoNbd<'_> {
+    fn params(&self) -> &[ParamSpec] {
+        &PARAMS
+    }
+
+    /// The plain Pareto/NBD's starting points with no correlation (a fit through
+    /// [`RfmModel::fit`] starts from the plain fit's optimum instead).
+    fn starts(&self) -> Vec<Vec<f64>> {
+        pnbd::ParetoNbd::new(self.data)
+            .starts()
+            .into_iter()
+            .map(|mut start| {
+                start.push(0.0);
+                start
+            })
+            .collect()
+    }
+
+    fn total_weight(&self) -> f64 {
+        self.data.total_weight()
+    }
+
+    fn loglik_and_gradient(&self, params: &[f64], exec: &Exec) -> (f64, Vec<f64>) {
+        let p: [f64; 5] = std::array::from_fn(|i| params[i]);
+        if !CorrelatedParetoNbdParams::new(p[0], p[1], p[2], p[3], p[4]).is_admissible() {
+            return (f64::NAN, vec![f64::NAN; 5]);
+        }
+        let d = self.data;
+        let acc = exec.chunked_sum(d.len(), 6, |range, acc| {
+            for i in range {
+                let (value, gradient) =
+                    row_log_likelihood(&p, d.frequency[i], d.recency[i], d.age[i]);
+                let w = d.weight(i);
+                acc[0] += w * value;
+                for j in 0..5 {
+                    acc[1 + j] += w * gradient[j];
+                }
+            }
+        });
+        (acc[0], acc[1..].to_vec())
+    }
+}
+
+/// Draw customer histories: `(lambda, mu)` from the Sarmanov density by rejection from the
+/// independent gamma pair (acceptance `(1 + omega phi1 phi2) / bound`), then the Pareto/NBD
+/// process. Customer `i` uses random stream `i` of `seed`.
+pub fn simulate(p: &CorrelatedParetoNbdParams, ages: &[f64], seed: u64) -> (Vec<f64>, Vec<f64>) {
+    let b = &p.base;
+    let (la, la_c) = laplace_at_one(b.r, b.alpha);
+    let (lb, lb_c) = laplace_at_one(b.s, b.beta);
+    let omega = p.q() / (la * lb);
+    let bound = 1.0 + omega.abs() * (la * lb).max(la_c * lb_c).max(la * lb_c).max(la_c * lb);
+    let mut x = Vec::with_capacity(ages.len());
+    let mut t_x = Vec::with_capacity(ages.len());
+    for (i, &age) in ages.iter().enumerate() {
+        let mut rng = crate::random::Rng::for_stream(seed, i as u64);
+        let (lambda, mu) = loop {
+            let lambda = rng.gamma(b.r) / b.alpha;
+            let mu = rng.gamma(b.s) / b.beta;
+            let density = 1.0 + omega * ((-lambda).exp() - la) * ((-mu).exp() - lb);
+            if rng.uniform() * bound <= density {
+                break (lambda, mu);
+            }
+        };
+        let end = rng.exponential(mu).min(age);
+        let (mut count, mut last, mut now) = (0.0, 0.0, 0.0);
+        loop {
+            now += rng.exponential(lambda);
+            if !(now <= end) {
+                break;
+            }
+            count += 1.0;
+            last = now;
+        }
+        x.push(count);
+        t_x.push(last);
+    }
+    (x, t_x)
+}
+
+/// Where the likelihood still rises at the edge of the admissible correlations, the optimiser
+/// stops on the edge (the likelihood is not finite beyond it, so there is no Hessian either):
+/// say so in the termination, in words a user can act on.
+fn note_boundary(res: &mut FitResult) {
+    let p = &res.params;
+    if p.len() != 5 {
+        return;
+    }
+    let model = CorrelatedParetoNbdParams::new(p[0], p[1], p[2], p[3], p[4]);
+    let (lowest, highest) = model.correlation_bounds();
+    let near = 1e-6 * (highest - lowest);
+    let edge = if highest - p[4] <= near {
+        Some(("highest", highest))
+    } else if p[4] - lowest <= near {
+        Some(("lowest", lowest))
+    } else {
+        None
+    };
+    if let Some((which, bound)) = edge {
+        res.termination = format!(
+            "the correlation is at the {which} value the Sarmanov family reaches with these gamma \
+             margins ({bound:.6}) and the likelihood still rises towards it: a boundary optimum, \
+             without standard errors (the range narrows as alpha and beta grow; a longer time \
+             unit widens it); {}",
+            res.termination
+        );
+    }
+}
+
+impl RfmModel for CorrelatedParetoNbdParams {
+    const NAME: &'static str = "pnbdcor";
+
+    fn specs() -> &'static [ParamSpec] {
+        &PARAMS
+    }
+
+    fn from_slice(values: &[f64]) -> Result<Self> {
+        check_params(&PARAMS, values)?;
+        let p =
+            CorrelatedParetoNbdParams::new(values[0], values[1], values[2], values[3], values[4]);
+        if !p.is_admissible() {
+            let (lowest, highest) = p.correlation_bounds();
+            return Err(crate::error::ClvError::invalid_parameter(
+                "correlation",
+                format!(
+                    "must lie in [{lowest:.6}, {highest:.6}], the correlations the Sarmanov \
+                     family reaches with these gamma margins, got {}",
+                    p.correlation
+                ),
+            ));
+        }
+        Ok(p)
+    }
+
+    /// From `opts.start` when given, else from the plain Pareto/NBD fit's optimum with no
+    /// correlation.
+    fn fit(data: &Rfm, opts: &FitOptions<'_>) -> Result<FitResult> {
+        let start = match &opts.start {
+            Some(start) => start.clone(),
+            None => {
+                let mut start = ParetoNbdParams::fit(data, opts)?.params;
+                start.push(0.0);
+                start
+            }
+        };
+        let opts = FitOptions {
+            start: Some(start),
+            ..opts.clone()
+        };
+        let fit_on = |d: &Rfm, o: &FitOptions<'_>| fit(&CorrelatedParetoNbd::new(d), o);
+        // Large data: the correlated fit to a subsample first (from the same start), whose
+        // optimum and curvature start the full fit (a few full passes instead of about 20).
+        let mut full_opts = opts.clone();
+        if data.len() > WARM_START_ROWS {
+            let sample = data.subsample(data.len() / WARM_START_SAMPLE);
+            match fit_on(&sample, &opts) {
+                Ok(first) if first.converged => {
+                    full_opts.start = Some(first.params);
+                    full_opts.initial_inverse_hessian = first.inverse_hessian;
+                }
+                Err(crate::error::ClvError::Interrupted) => {
+                    return Err(crate::error::ClvError::Interrupted)
+                }
+                _ => {}
+            }
+        }
+        let mut res = fit_on(data, &full_opts)?;
+        if !res.converged && full_opts.start != opts.start {
+            // Never worse than starting from the plain optimum.
+            res = fit_on(data, &opts)?;
+        }
+        note_boundary(&mut res);
+        Ok(res)
+    }
+
+    fn simulate(&self, ages: &[f64], seed: u64) -> Option<(Vec<f64>, Vec<f64>)> {
+        Some(simulate(self, ages, seed))
+    }
+
+    fn log_likelihood(&self, x: f64, t_x: f64, age: f64) -> f64 {
+        self.posterior(x, t_x, age).1
+    }
+
+    fn probability_alive(&self, x: f64, t_x: f64, age: f64) -> f64 {
+        self.given_history(x, t_x, age, |p| pnbd::probability_alive(p, x, t_x, age))
+    }
+
+    fn conditional_expected_purchases(&self, x: f64, t_x: f64, age: f64, t: f64) -> f64 {
+        self.given_history(x, t_x, age, |p| {
+            pnbd::conditional_expected_purchases(p, x, t_x, age, t)
+        })
+    }
+
+    fn expected_purchases_new_customer(&self, t: f64) -> f64 {
+        self.prior_mix(|p| pnbd::expected_purchases_new_customer(p, t))
+    }
+
+    fn purchase_count_probability(&self, n: u64, t: f64) -> Option<f64> {
+        Some(self.prior_mix(|p| p.purchase_count_probability(n, t)))
+    }
+
+    fn probability_alive_after(&self, x: f64, t_x: f64, age: f64, t: f64) -> Option<f64> {
+        Some(self.given_history(x, t_x, age, |p| p.probability_alive_after(x, t_x, age, t)))
+    }
+
+    fn conditional_purchase_count_probability(
+        &self,
+        n: u64,
+        x: f64,
+        t_x: f64,
+        age: f64,
+        t: f64,
+    ) -> Option<f64> {
+        Some(self.given_history(x, t_x, age, |p| {
+            p.conditional_purchase_count_probability(n, x, t_x, age, t)
+        }))
+    }
+
+    fn expected_residual_transactions(&self, x: f64, t_x: f64, age: f64, rate: f64) -> Option<f64> {
+        Some(self.given_history(x, t_x, age, |p| {
+            p.expected_residual_transactions(x, t_x, age, rate)
+        }))
+    }
+
+    /// Rows the plain Pareto/NBD refuses are refused here too.
+    fn validate_more(columns: &RfmColumns<'_>, names: &crate::data::RfmNames) -> Result<()> {
+        ParetoNbdParams::validate_more(columns, names)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::testing::{assert_gradient_matches, rel};
+
+    const ROWS: [(f64, f64, f64); 6] = [
+        (0.0, 0.0, 30.0),
+        (1.0, 2.0, 39.0),
+        (26.0, 30.85714, 31.0),
+        (5.0, 20.0, 20.0),
+        (300.0, 10.0, 52.0),
+        (0.0, 0.0, 0.0),
+    ];
+
+    fn grid() -> Vec<[f64; 4]> {
+        vec![
+            [0.55, 10.5, 0.6, 11.7],
+            [2.0, 1.0, 0.3, 5.0],
+            [0.3, 4.0, 3.0, 0.5],
+        ]
+    }
+
+    fn bounds(p: &[f64; 4]) -> (f64, f64) {
+        CorrelatedParetoNbdParams::new(p[0], p[1], p[2], p[3], 0.0).correlation_bounds()
+    }
+
+    fn highest(p: &[f64; 4]) -> f64 {
+        bounds(p).1
+    }
+
+    #[test]
+    fn zero_correlation_is_the_plain_model_to_the_bit() {
+        for p in grid() {
+            let plain = ParetoNbdParams::new(p[0], p[1], p[2], p[3]);
+            let cor = CorrelatedParetoNbdParams::new(p[0], p[1], p[2], p[3], 0.0);
+            for &(x, t_x, age) in &ROWS {
+                let (value, gradient) =
+                    row_log_likelihood(&[p[0], p[1], p[2], p[3], 0.0], x, t_x, age);
+                let (want, want_gradient, _) =
+                    pnbd::row_derivatives::<false>(&p, rising_terms::<false>(p[0], x), x, t_x, age);
+                assert_eq!(value.to_bits(), want.to_bits());
+                assert_eq!(&gradient[..4], &want_gradient[..]);
+                assert_eq!(
+                    cor.probability_alive(x, t_x, age),
+                    pnbd::probability_alive(&plain, x, t_x, age)
+                );
+                assert_eq!(
+                    cor.conditional_expected_purchases(x, t_x, age, 10.0),
+                    pnbd::conditional_expected_purchases(&plain, x, t_x, age, 10.0)
+                );
+            }
+            assert_eq!(
+                cor.expected_purchases_new_customer(20.0),
+                pnbd::expected_purchases_new_customer(&plain, 20.0)
+            );
+        }
+    }
+
+    #[test]
+    fn gradient_is_exact() {
+        for p in grid() {
+            for fraction in [-0.5, 0.7] {
+                let (lowest, highest) = bounds(&p);
+                let rho = if fraction > 0.0 {
+                    fraction * highest
+                } else {
+                    -fraction * lowest
+                };
+                let at = [p[0], p[1], p[2], p[3], rho];
+                for &(x, t_x, age) in &ROWS {
+                    let (_, gradient) = row_log_likelihood(&at, x, t_x, age);
+                    let value = |q: &[f64]| {
+                        row_log_likelihood(&[q[0], q[1], q[2], q[3], q[4]], x, t_x, age).0
+                    };
+                    // Central differences carry ~1e-6 relative noise (as for the plain rows).
+                    assert_gradient_matches(value, &gradient, &at, 1e-5);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn predictions_are_linear_mixtures() {
+        // P(alive) and the likelihood agree with the posterior weights: the alive part of the
+        // likelihood over the whole.
+        let p = grid()[1];
+        let rho = 0.6 * highest(&p);
+        let cor = CorrelatedParetoNbdParams::new(p[0], p[1], p[2], p[3], rho);
+        let prior: f64 = cor.components().iter().map(|c| c.0).sum();
+        assert!((prior - 1.0).abs() < 1e-15);
+        for &(x, t_x, age) in &ROWS {
+            let (weights, ll) = cor.posterior(x, t_x, age);
+            assert!((weights.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+            let (direct, _) = row_log_likelihood(&[p[0], p[1], p[2], p[3], rho], x, t_x, age);
+            assert!((ll - direct).abs() < 1e-12 * direct.abs().max(1.0));
+            let alive = cor.probability_alive(x, t_x, age);
+            assert!((0.0..=1.0).contains(&alive), "{alive}");
+        }
+        // Beyond the admissible range, refused.
+        assert!(CorrelatedParetoNbdParams::from_slice(&[
+            p[0],
+            p[1],
+            p[2],
+            p[3],
+            1.01 * highest(&p)
+        ])
+        .is_err());
+    }
+
+    #[test]
+    fn recovers_a_known_correlation() {
+        // 4,000 customers at a correlation near the top of its range (small: debug build in CI;
+        // the Python tests fit a larger sample).
+        let p = [1.0, 2.0, 0.8, 3.0];
+        let rho = 0.8 * highest(&p);
+        let truth = CorrelatedParetoNbdParams::new(p[0], p[1], p[2], p[3], rho);
+        let ages: Vec<f64> = (0..4_000).map(|i| 20.0 + (i % 20) as f64).collect();
+        let (x, t_x) = simulate(&truth, &ages, 7);
+        let data = RfmColumns::new(&x, &t_x, &ages).compress();
+        let res = CorrelatedParetoNbdParams::fit(&data, &FitOptions::default()).unwrap();
+        assert!(res.converged, "{}", res.termination);
+        let se = res.standard_errors().unwrap();
+        assert!(
+            (res.params[4] - rho).abs() < 3.0 * se[4],
+            "{:?} vs {rho}, se {se:?}",
+            res.params
+        );
+        for k in 0..4 {
+            assert!(rel(res.params[k], p[k]) < 0.15, "{:?}", res.params);
+        }
+    }
+}
