@@ -376,6 +376,185 @@ pub fn histogram_quantile<C: Count>(counts: &[C], lo: f64, hi: f64, n: usize, pr
     a + frac * (order_statistic(r + 1) - a)
 }
 
+/// Bytes of prediction values a block of [`posterior_predict_exact`] holds: all draws of its
+/// customers, so the block has `VALUE_BUDGET / (8 x draws)` customers (at least one) and memory
+/// stays at this per thread whatever the number of draws.
+pub const VALUE_BUDGET: usize = 16 << 20;
+
+/// Customers per block of [`posterior_predict_exact`] for `n_draws` draws and a value budget.
+pub fn exact_block(n_draws: usize, value_budget: usize) -> usize {
+    (value_budget / (8 * n_draws.max(1))).max(1)
+}
+
+/// Customers summarised together by [`posterior_predict_exact`] (one cache line of values).
+const TILE: usize = 8;
+
+/// Posterior predictions from a block evaluator: `fill(customers, values)` writes every draw's
+/// prediction for the customers of the range, draw by draw (`values[s * m + j]` is customer
+/// `customers.start + j` at draw `s`, `m = customers.len()`).
+///
+/// Unlike [`posterior_predict`] each block holds all its customers' values, so the mean, the
+/// standard deviation and the credible interval come from one pass, and the interval is
+/// exact: numpy's default (`linear`) quantile of the draws, from selecting the order statistics
+/// it interpolates. Blocks have [`exact_block`] customers (`opts.histogram_budget` is the value
+/// budget here): fixed by the number of draws alone, so the results are bit-identical for any
+/// thread count, and memory is one block's values per thread, independent of the draws.
+pub fn posterior_predict_exact<F>(
+    n_customers: usize,
+    n_draws: usize,
+    fill: F,
+    opts: &PredictOptions<'_>,
+) -> Result<PosteriorPrediction>
+where
+    F: Fn(Range<usize>, &mut [f64]) -> Result<()> + Sync,
+{
+    if n_draws == 0 {
+        return Err(ClvError::invalid_parameter(
+            "draws",
+            "a posterior prediction needs at least one draw".to_string(),
+        ));
+    }
+    if let Some(level) = opts.level {
+        if !(level > 0.0 && level < 1.0) {
+            return Err(ClvError::invalid_parameter(
+                "level",
+                format!("must lie strictly between 0 and 1, got {level}"),
+            ));
+        }
+    }
+    let block = exact_block(n_draws, opts.histogram_budget);
+    let mut mean = vec![0.0; n_customers];
+    let mut sd = vec![0.0; n_customers];
+    let width = if opts.level.is_some() { n_customers } else { 0 };
+    let mut lower = vec![0.0; width];
+    let mut upper = vec![0.0; width];
+    let n_blocks = n_customers.div_ceil(block);
+    fn split(v: &mut [f64], block: usize, n_blocks: usize) -> Vec<&mut [f64]> {
+        if v.is_empty() {
+            (0..n_blocks).map(|_| <&mut [f64]>::default()).collect()
+        } else {
+            v.chunks_mut(block).collect()
+        }
+    }
+    let (lower_parts, upper_parts) = (
+        split(&mut lower, block, n_blocks),
+        split(&mut upper, block, n_blocks),
+    );
+    let blocks: Vec<(usize, BlockOut<'_>)> = mean
+        .chunks_mut(block)
+        .zip(sd.chunks_mut(block))
+        .zip(lower_parts.into_iter().zip(upper_parts))
+        .map(|((mean, sd), (lower, upper))| BlockOut {
+            mean,
+            sd,
+            lower,
+            upper,
+        })
+        .enumerate()
+        .collect();
+    let tail = opts.level.map(|level| (1.0 - level) / 2.0);
+    // One buffer per block in flight (allocated per block: a few per thread at a time).
+    let body = |(b, out): (usize, BlockOut<'_>)| -> Result<()> {
+        if let Some(check) = opts.interrupt {
+            if check() {
+                return Err(ClvError::Interrupted);
+            }
+        }
+        let start = b * block;
+        let m = out.mean.len();
+        let mut values = vec![0.0; m * n_draws];
+        fill(start..start + m, &mut values)?;
+        // Customers' values gathered TILE at a time into rows (each cache line of the block
+        // read once), then summarised row by row.
+        let mut rows = vec![0.0; TILE * n_draws];
+        for j0 in (0..m).step_by(TILE) {
+            let width = TILE.min(m - j0);
+            for (s, draw) in values.chunks_exact(m).enumerate() {
+                for (l, &v) in draw[j0..j0 + width].iter().enumerate() {
+                    rows[l * n_draws + s] = v;
+                }
+            }
+            for (l, row) in rows.chunks_exact_mut(n_draws).take(width).enumerate() {
+                let j = j0 + l;
+                let (mu, s) = mean_sd(row)?;
+                out.mean[j] = mu;
+                out.sd[j] = s;
+                if let Some(tail) = tail {
+                    let (lo, hi) = two_quantiles(row, tail, 1.0 - tail);
+                    out.lower[j] = lo;
+                    out.upper[j] = hi;
+                }
+            }
+        }
+        Ok(())
+    };
+    let outcomes: Vec<Result<()>> = match &opts.exec {
+        Exec::Pool(pool) if blocks.len() > 1 => {
+            pool.install(|| blocks.into_par_iter().map(body).collect())
+        }
+        _ => blocks.into_iter().map(body).collect(),
+    };
+    outcomes.into_iter().collect::<Result<Vec<()>>>()?;
+    Ok(PosteriorPrediction {
+        mean,
+        sd,
+        lower: opts.level.map(|_| lower),
+        upper: opts.level.map(|_| upper),
+    })
+}
+
+/// Mean and standard deviation (divisor n - 1) of one customer's values over the draws, as
+/// [`posterior_predict`] computes them (sums of deviations from the first value).
+fn mean_sd(values: &[f64]) -> Result<(f64, f64)> {
+    let shift = values[0];
+    let (mut sum, mut sum_sq) = (0.0, 0.0);
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for &v in values {
+        let d = v - shift;
+        sum += d;
+        sum_sq += d * d;
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    if !(sum.is_finite() && sum_sq.is_finite()) {
+        let bad = values.iter().find(|v| !v.is_finite()).copied();
+        return Err(not_finite(bad.unwrap_or(f64::INFINITY)));
+    }
+    let n = values.len() as f64;
+    let mean_dev = sum / n;
+    let mean = (shift + mean_dev).clamp(lo, hi);
+    let sd = if values.len() > 1 {
+        ((sum_sq - n * mean_dev * mean_dev).max(0.0) / (n - 1.0)).sqrt()
+    } else {
+        0.0
+    };
+    Ok((mean, sd))
+}
+
+/// numpy's default (`linear`) quantiles `low <= high` of `values`, exactly: the order
+/// statistics they interpolate are selected in place (the values are reordered).
+pub fn two_quantiles(values: &mut [f64], low: f64, high: f64) -> (f64, f64) {
+    let n = values.len();
+    let rank = |p: f64| {
+        let h = (n - 1) as f64 * p;
+        (h.floor() as usize, h - h.floor())
+    };
+    let (r_lo, f_lo) = rank(low);
+    let (r_hi, f_hi) = rank(high);
+    // The r-th smallest, then the smallest of what lies above it (the (r + 1)-th).
+    let (_, &mut a_lo, above) = values.select_nth_unstable_by(r_lo, f64::total_cmp);
+    let next = |part: &[f64]| part.iter().copied().fold(f64::INFINITY, f64::min);
+    let b_lo = if f_lo > 0.0 { next(above) } else { a_lo };
+    let (a_hi, b_hi) = if r_hi == r_lo {
+        (a_lo, if f_hi > 0.0 { next(above) } else { a_lo })
+    } else {
+        let (_, &mut a, rest) = above.select_nth_unstable_by(r_hi - r_lo - 1, f64::total_cmp);
+        (a, if f_hi > 0.0 { next(rest) } else { a })
+    };
+    let lerp = |a: f64, b: f64, f: f64| if f > 0.0 { a + f * (b - a) } else { a };
+    (lerp(a_lo, b_lo, f_lo), lerp(a_hi, b_hi, f_hi))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
