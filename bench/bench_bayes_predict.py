@@ -1,6 +1,7 @@
 """Time predictions from Bayesian fits on many customers, and a Bayesian BG/NBD fit on them.
 
     python bench/bench_bayes_predict.py predict --data /tmp/s1m.parquet --draws 200 [--level 0.9]
+        [--whole-days]
     python bench/bench_bayes_predict.py fit --data /tmp/s1m.parquet --draws 20 --tune 20
     python bench/bench_bayes_predict.py purchases --data /tmp/s1m.parquet --n 100000
 
@@ -40,6 +41,10 @@ def peak_rss_mb() -> float:
 def predict(args: argparse.Namespace) -> None:
     data = pd.read_parquet(args.data, columns=["frequency", "recency", "T", "monetary_value"])
     data["frequency"] = data["frequency"].astype(float)
+    if args.whole_days:
+        # As a transaction log with daily dates yields: T and recency in whole days (in weeks).
+        data["T"] = np.ceil(data["T"] * 7.0) / 7.0
+        data["recency"] = np.minimum(np.round(data["recency"] * 7.0) / 7.0, data["T"])
     cdnow = clvrs.datasets.load_cdnow_summary()
     per_chain = max(1, args.draws // 4)
     bg = clvrs.BetaGeoModel(n_jobs=args.threads).fit(
@@ -61,6 +66,7 @@ def predict(args: argparse.Namespace) -> None:
                 {
                     "what": "posterior CLV" + (f" with {level:.0%} intervals" if level else ""),
                     "customers": len(data),
+                    "whole_days": args.whole_days,
                     "draws": 4 * per_chain,
                     "threads": args.threads,
                     "wall_s": round(wall, 3),
@@ -156,6 +162,11 @@ def main() -> None:
     parser.add_argument("--tune", type=int, default=20)
     parser.add_argument("--level", type=float, default=0.9)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--whole-days",
+        action="store_true",
+        help="predict: round T and recency to whole days (as a daily transaction log gives)",
+    )
     args = parser.parse_args()
     print(json.dumps({"load_average": os.getloadavg(), "clvrs": clvrs.__version__}), flush=True)
     {"predict": predict, "purchases": purchases, "fit": fit}[args.what](args)

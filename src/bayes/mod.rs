@@ -15,6 +15,7 @@
 //! coordinate, as PyMC's default `jitter+adapt_diag` does, so that R-hat can see chains that
 //! do not mix.
 
+pub mod bg_value;
 pub mod hierarchical;
 pub mod posterior;
 pub mod predict;

@@ -376,6 +376,274 @@ pub fn histogram_quantile<C: Count>(counts: &[C], lo: f64, hi: f64, n: usize, pr
     a + frac * (order_statistic(r + 1) - a)
 }
 
+/// Bytes of prediction values a block of [`posterior_predict_exact`] holds: all draws of its
+/// customers, so the block has `VALUE_BUDGET / (8 x draws)` customers (at least one) and memory
+/// stays at this per thread whatever the number of draws.
+pub const VALUE_BUDGET: usize = 16 << 20;
+
+/// Customers per block of [`posterior_predict_exact`] for `n_draws` draws and a value budget.
+pub fn exact_block(n_draws: usize, value_budget: usize) -> usize {
+    (value_budget / (8 * n_draws.max(1))).max(1)
+}
+
+/// Customers summarised together by [`posterior_predict_exact`] (one cache line of values).
+const TILE: usize = 8;
+
+/// Posterior predictions from a block evaluator: `fill(customers, values)` writes every draw's
+/// prediction for the customers of the range, draw by draw (`values[s * m + j]` is customer
+/// `customers.start + j` at draw `s`, `m = customers.len()`).
+///
+/// Unlike [`posterior_predict`] each block holds all its customers' values, so the mean, the
+/// standard deviation and the credible interval come from one pass, and the interval is
+/// exact: numpy's default (`linear`) quantile of the draws, from selecting the order statistics
+/// it interpolates. Blocks have [`exact_block`] customers (for a value budget of the smaller of
+/// [`VALUE_BUDGET`] and `opts.histogram_budget`): fixed by the number of draws alone, so the results are bit-identical for any
+/// thread count, and memory is one block's values per thread, independent of the draws.
+pub fn posterior_predict_exact<F>(
+    n_customers: usize,
+    n_draws: usize,
+    fill: F,
+    opts: &PredictOptions<'_>,
+) -> Result<PosteriorPrediction>
+where
+    F: Fn(Range<usize>, &mut [f64]) -> Result<()> + Sync,
+{
+    if n_draws == 0 {
+        return Err(ClvError::invalid_parameter(
+            "draws",
+            "a posterior prediction needs at least one draw".to_string(),
+        ));
+    }
+    if let Some(level) = opts.level {
+        if !(level > 0.0 && level < 1.0) {
+            return Err(ClvError::invalid_parameter(
+                "level",
+                format!("must lie strictly between 0 and 1, got {level}"),
+            ));
+        }
+    }
+    let block = exact_block(n_draws, opts.histogram_budget.min(VALUE_BUDGET));
+    let mut mean = vec![0.0; n_customers];
+    let mut sd = vec![0.0; n_customers];
+    let width = if opts.level.is_some() { n_customers } else { 0 };
+    let mut lower = vec![0.0; width];
+    let mut upper = vec![0.0; width];
+    let n_blocks = n_customers.div_ceil(block);
+    fn split(v: &mut [f64], block: usize, n_blocks: usize) -> Vec<&mut [f64]> {
+        if v.is_empty() {
+            (0..n_blocks).map(|_| <&mut [f64]>::default()).collect()
+        } else {
+            v.chunks_mut(block).collect()
+        }
+    }
+    let (lower_parts, upper_parts) = (
+        split(&mut lower, block, n_blocks),
+        split(&mut upper, block, n_blocks),
+    );
+    let blocks: Vec<(usize, BlockOut<'_>)> = mean
+        .chunks_mut(block)
+        .zip(sd.chunks_mut(block))
+        .zip(lower_parts.into_iter().zip(upper_parts))
+        .map(|((mean, sd), (lower, upper))| BlockOut {
+            mean,
+            sd,
+            lower,
+            upper,
+        })
+        .enumerate()
+        .collect();
+    let tail = opts.level.map(|level| (1.0 - level) / 2.0);
+    // One buffer per block in flight (allocated per block: a few per thread at a time).
+    let body = |(b, out): (usize, BlockOut<'_>)| -> Result<()> {
+        if let Some(check) = opts.interrupt {
+            if check() {
+                return Err(ClvError::Interrupted);
+            }
+        }
+        let start = b * block;
+        let m = out.mean.len();
+        let mut values = vec![0.0; m * n_draws];
+        fill(start..start + m, &mut values)?;
+        // Customers' values gathered TILE at a time into rows (each cache line of the block
+        // read once), then summarised row by row.
+        let mut rows = vec![0.0; TILE * n_draws];
+        let mut scratch = Vec::new();
+        for j0 in (0..m).step_by(TILE) {
+            let width = TILE.min(m - j0);
+            for (s, draw) in values.chunks_exact(m).enumerate() {
+                for (l, &v) in draw[j0..j0 + width].iter().enumerate() {
+                    rows[l * n_draws + s] = v;
+                }
+            }
+            for (l, row) in rows.chunks_exact_mut(n_draws).take(width).enumerate() {
+                let j = j0 + l;
+                let (mu, s) = mean_sd(row)?;
+                out.mean[j] = mu;
+                out.sd[j] = s;
+                if let Some(tail) = tail {
+                    let (lo, hi) = two_quantiles_with(row, tail, 1.0 - tail, &mut scratch);
+                    out.lower[j] = lo;
+                    out.upper[j] = hi;
+                }
+            }
+        }
+        Ok(())
+    };
+    let outcomes: Vec<Result<()>> = match &opts.exec {
+        Exec::Pool(pool) if blocks.len() > 1 => {
+            pool.install(|| blocks.into_par_iter().map(body).collect())
+        }
+        _ => blocks.into_iter().map(body).collect(),
+    };
+    outcomes.into_iter().collect::<Result<Vec<()>>>()?;
+    Ok(PosteriorPrediction {
+        mean,
+        sd,
+        lower: opts.level.map(|_| lower),
+        upper: opts.level.map(|_| upper),
+    })
+}
+
+/// Mean and standard deviation (divisor n - 1) of one customer's values over the draws, as
+/// [`posterior_predict`] computes them (sums of deviations from the first value).
+fn mean_sd(values: &[f64]) -> Result<(f64, f64)> {
+    let shift = values[0];
+    let (mut sum, mut sum_sq) = (0.0, 0.0);
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for &v in values {
+        let d = v - shift;
+        sum += d;
+        sum_sq += d * d;
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    if !(sum.is_finite() && sum_sq.is_finite()) {
+        let bad = values.iter().find(|v| !v.is_finite()).copied();
+        return Err(not_finite(bad.unwrap_or(f64::INFINITY)));
+    }
+    let n = values.len() as f64;
+    let mean_dev = sum / n;
+    let mean = (shift + mean_dev).clamp(lo, hi);
+    let sd = if values.len() > 1 {
+        ((sum_sq - n * mean_dev * mean_dev).max(0.0) / (n - 1.0)).sqrt()
+    } else {
+        0.0
+    };
+    Ok((mean, sd))
+}
+
+/// Values from which [`two_quantiles_with`] first brackets the order statistics it needs.
+const SAMPLE: usize = 128;
+
+/// numpy's default (`linear`) quantiles `low <= high` of `values`, exactly (the values are
+/// reordered).
+pub fn two_quantiles(values: &mut [f64], low: f64, high: f64) -> (f64, f64) {
+    two_quantiles_with(values, low, high, &mut Vec::new())
+}
+
+/// [`two_quantiles`] with a scratch buffer. From 1,024 values on, the two order statistics
+/// each quantile interpolates are first bracketed by values of an evenly spaced sample of
+/// [`SAMPLE`] values (a few sample standard errors of the rank either side); one branch-free
+/// pass counts the values below each bracket and copies those inside, and the order
+/// statistics are selected among the copies: about a tenth of the values. When a bracket
+/// misses its ranks (rare: the sample is not random for ordered inputs) the whole row is
+/// selected instead. The same answer either way.
+pub fn two_quantiles_with(
+    values: &mut [f64],
+    low: f64,
+    high: f64,
+    scratch: &mut Vec<f64>,
+) -> (f64, f64) {
+    let n = values.len();
+    if n < 1024 || values.iter().any(|v| v.is_nan()) {
+        return select_quantiles(values, low, high);
+    }
+    let rank = |p: f64| {
+        let h = (n - 1) as f64 * p;
+        (h.floor() as usize, h - h.floor())
+    };
+    let (r_lo, f_lo) = rank(low);
+    let (r_hi, f_hi) = rank(high);
+    let mut sample: [f64; SAMPLE] = std::array::from_fn(|k| values[k * n / SAMPLE]);
+    sample.sort_unstable_by(f64::total_cmp);
+    // Sample bounds around rank r (and r + 1): the sample index of r, plus or minus three
+    // binomial standard deviations and two.
+    let bounds = |r: usize| {
+        let q = r as f64 / n as f64;
+        let centre = q * SAMPLE as f64;
+        let margin = 3.0 * (SAMPLE as f64 * q * (1.0 - q)).sqrt() + 2.0;
+        let below = centre - margin;
+        let above = centre + 1.0 + margin;
+        (
+            if below < 0.0 {
+                f64::NEG_INFINITY
+            } else {
+                sample[below as usize]
+            },
+            if above >= (SAMPLE - 1) as f64 {
+                f64::INFINITY
+            } else {
+                sample[above.ceil() as usize]
+            },
+        )
+    };
+    let (lo_a, lo_b) = bounds(r_lo);
+    let (hi_a, hi_b) = bounds(r_hi);
+    scratch.clear();
+    scratch.resize(2 * n, 0.0);
+    let (in_lo, in_hi) = scratch.split_at_mut(n);
+    let (mut below_lo, mut below_hi, mut len_lo, mut len_hi) = (0usize, 0usize, 0usize, 0usize);
+    for &v in values.iter() {
+        below_lo += (v < lo_a) as usize;
+        below_hi += (v < hi_a) as usize;
+        in_lo[len_lo] = v;
+        len_lo += (v >= lo_a && v <= lo_b) as usize;
+        in_hi[len_hi] = v;
+        len_hi += (v >= hi_a && v <= hi_b) as usize;
+    }
+    // The bracket holds ranks r and r + 1 (or r is the last).
+    let holds = |below: usize, len: usize, r: usize| below <= r && (r + 1).min(n - 1) < below + len;
+    if !(holds(below_lo, len_lo, r_lo) && holds(below_hi, len_hi, r_hi)) {
+        return select_quantiles(values, low, high);
+    }
+    let pick = |part: &mut [f64], k: usize, f: f64| -> f64 {
+        let (_, &mut a, above) = part.select_nth_unstable_by(k, f64::total_cmp);
+        if f > 0.0 {
+            let b = above.iter().copied().fold(f64::INFINITY, f64::min);
+            a + f * (b - a)
+        } else {
+            a
+        }
+    };
+    (
+        pick(&mut in_lo[..len_lo], r_lo - below_lo, f_lo),
+        pick(&mut in_hi[..len_hi], r_hi - below_hi, f_hi),
+    )
+}
+
+/// [`two_quantiles`] by selecting in the whole row.
+fn select_quantiles(values: &mut [f64], low: f64, high: f64) -> (f64, f64) {
+    let n = values.len();
+    let rank = |p: f64| {
+        let h = (n - 1) as f64 * p;
+        (h.floor() as usize, h - h.floor())
+    };
+    let (r_lo, f_lo) = rank(low);
+    let (r_hi, f_hi) = rank(high);
+    // The r-th smallest, then the smallest of what lies above it (the (r + 1)-th).
+    let (_, &mut a_lo, above) = values.select_nth_unstable_by(r_lo, f64::total_cmp);
+    let next = |part: &[f64]| part.iter().copied().fold(f64::INFINITY, f64::min);
+    let b_lo = if f_lo > 0.0 { next(above) } else { a_lo };
+    let (a_hi, b_hi) = if r_hi == r_lo {
+        (a_lo, if f_hi > 0.0 { next(above) } else { a_lo })
+    } else {
+        let (_, &mut a, rest) = above.select_nth_unstable_by(r_hi - r_lo - 1, f64::total_cmp);
+        (a, if f_hi > 0.0 { next(rest) } else { a })
+    };
+    let lerp = |a: f64, b: f64, f: f64| if f > 0.0 { a + f * (b - a) } else { a };
+    (lerp(a_lo, b_lo, f_lo), lerp(a_hi, b_hi, f_hi))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -461,6 +729,28 @@ mod tests {
                 let i = 5;
                 let v: Vec<f64> = (0..draws).map(|s| value(s, i)).collect();
                 assert!((lower[i] - exact_quantile(&v, 0.05)).abs() < 2e-3);
+            }
+        }
+    }
+
+    #[test]
+    fn bracketed_quantiles_equal_selection_in_the_whole_row() {
+        for (i, n) in [(3usize, 1024usize), (5, 4000), (11, 1500)] {
+            let skewed: Vec<f64> = (0..n).map(|s| value(s, i)).collect();
+            let mut sorted = skewed.clone();
+            sorted.sort_by(f64::total_cmp);
+            let mut reversed = sorted.clone();
+            reversed.reverse();
+            let ties: Vec<f64> = (0..n).map(|s| (s % 7) as f64).collect();
+            for row in [skewed, sorted, reversed, ties, vec![2.5; n]] {
+                for (low, high) in [(0.05, 0.95), (0.0, 1.0), (0.25, 0.25), (0.001, 0.999)] {
+                    let want = select_quantiles(&mut row.clone(), low, high);
+                    let got = two_quantiles_with(&mut row.clone(), low, high, &mut Vec::new());
+                    assert_eq!(got, want, "n {n} p {low} {high}");
+                    let exact = (exact_quantile(&row, low), exact_quantile(&row, high));
+                    assert!((got.0 - exact.0).abs() <= 1e-12 * exact.0.abs());
+                    assert!((got.1 - exact.1).abs() <= 1e-12 * exact.1.abs());
+                }
             }
         }
     }

@@ -13,6 +13,7 @@ use super::rfm::{
     CovariateArgs, Design, Models, Names, PerRow,
 };
 use super::{run, slice};
+use crate::bayes::bg_value::{bg_posterior_predict, Quantity, SpendInput};
 use crate::bayes::predict::{posterior_predict, PosteriorPrediction, PredictOptions};
 use crate::data::{check_lengths, check_non_negative, RfmColumns, SpendColumns, SpendNames};
 use crate::error::ClvError;
@@ -291,6 +292,12 @@ fn rfm_posterior_predict<'py>(
                     check_horizon_limit(h.name, h.values, M::MAX_HORIZON)?;
                 }
             }
+            if let Some(result) = bg_fast_path(
+                model, quantity, &draws, &columns, &horizon, &counts, &pairs, scale, &spend,
+                &options(level, bins, exec, interrupt),
+            )? {
+                return Ok(result);
+            }
             let f = |s: usize, range: std::ops::Range<usize>, out: &mut [f64]| -> crate::Result<()> {
                 let row = draws.row(s);
                 let p = M::from_slice(row.as_slice().unwrap_or(&row.to_vec()))?;
@@ -335,6 +342,73 @@ fn rfm_posterior_predict<'py>(
         }))?,
     };
     to_dict(py, result)
+}
+
+/// BG/NBD and MBG/NBD expected purchases (one horizon for all customers), weighted sums of
+/// them (customer value) and P(alive), without covariates: the per-draw tables and exact
+/// intervals of [`crate::bayes::bg_value`]. `None` for anything else (the generic path).
+#[allow(clippy::too_many_arguments)]
+fn bg_fast_path(
+    model: &str,
+    quantity: &str,
+    draws: &CowArray<'_, f64, Ix2>,
+    columns: &RfmColumns<'_>,
+    horizon: &Option<PerRow<'_>>,
+    counts: &Option<PerRow<'_>>,
+    pairs: &[(f64, f64)],
+    scale: Option<&[f64]>,
+    spend: &Option<SpendDraws<'_>>,
+    opts: &PredictOptions<'_>,
+) -> crate::Result<Option<PosteriorPrediction>> {
+    let modified = match model {
+        "bgnbd" => false,
+        "mbgnbd" => true,
+        _ => return Ok(None),
+    };
+    let single;
+    let quantity = match (quantity, horizon, counts) {
+        ("weighted_expected_purchases", _, None) => Quantity::Weighted(pairs),
+        ("expected_purchases", Some(h), None) if h.values.len() == 1 => {
+            single = [(1.0, h.values[0])];
+            Quantity::Weighted(&single)
+        }
+        ("probability_alive", None, None) => Quantity::ProbabilityAlive,
+        _ => return Ok(None),
+    };
+    let params = draws
+        .rows()
+        .into_iter()
+        .map(|row| {
+            let mut p = BgNbdParams::from_slice(row.as_slice().unwrap_or(&row.to_vec()))?;
+            p.modified = modified;
+            Ok(p)
+        })
+        .collect::<crate::Result<Vec<_>>>()?;
+    let spend_params;
+    let spend_input = match spend {
+        Some(sp) => {
+            spend_params = sp
+                .draws
+                .rows()
+                .into_iter()
+                .map(|row| GammaGammaParams::from_slice(row.as_slice().unwrap_or(&row.to_vec())))
+                .collect::<crate::Result<Vec<_>>>()?;
+            Some(SpendInput {
+                draws: &spend_params,
+                frequency: sp.columns.frequency,
+                monetary: sp.columns.monetary,
+            })
+        }
+        None => None,
+    };
+    bg_posterior_predict(
+        &params,
+        columns,
+        &quantity,
+        scale,
+        spend_input.as_ref(),
+        opts,
+    )
 }
 
 /// Posterior predictions of the Gamma-Gamma expected spend per transaction (the population
