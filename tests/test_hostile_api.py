@@ -482,6 +482,9 @@ class _Fixtures:
                 "BetaGeoModel": clvrs.BetaGeoModel().fit(self.rfm),
                 "ModifiedBetaGeoModel": clvrs.ModifiedBetaGeoModel().fit(self.rfm),
                 "ParetoNBDModel": clvrs.ParetoNBDModel().fit(self.rfm),
+                "CorrelatedParetoNBDModel": clvrs.CorrelatedParetoNBDModel.from_params(
+                    r=0.55, alpha=10.6, s=0.6, beta=11.7, correlation=0.0
+                ),
                 "GammaGompertzNBDModel": clvrs.GammaGompertzNBDModel.from_params(
                     r=0.55, alpha=10.6, b=0.01, s=0.6, beta=11.7
                 ),
@@ -547,6 +550,7 @@ class _Fixtures:
                 "calibration_period_end": "2020-01-31",
             },
             "clv_segments": {"values": clv, "segments": 2},
+            "prospect_value": {"transaction_model": bg, "spend": gg, "time": 3},
             "compare_models": {"models": [bg, self.models["ParetoNBDModel"]]},
             "customer_lifetime_value": {
                 "transaction_model": bg,
@@ -686,6 +690,7 @@ MODELS = [
     "BetaGeoModel",
     "ModifiedBetaGeoModel",
     "ParetoNBDModel",
+    "CorrelatedParetoNBDModel",
     "GammaGompertzNBDModel",
     "BetaGeoBetaBinomModel",
     "GammaGammaModel",

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ._base import _bad_parameter
+from ._input import _is_polars_frame, as_float_array, ndim
 from .value import MAX_DISCRETE_MONTHS, _clv_units_per_month
 
 __all__ = ["prospect_value"]
@@ -35,7 +36,9 @@ def _spend_per_purchase(spend: Any, rows: int | None) -> np.ndarray:
             "must be a fitted GammaGammaModel, a number, or one number per prospect, got "
             f"{spend!r}",
         )
-    values = np.asarray(spend, dtype=float)
+    if ndim(spend) != 1:
+        raise _bad_parameter("spend", "must give one number per prospect (a 1-d sequence)")
+    values = as_float_array(spend, "spend")
     if values.ndim != 1 or (rows is not None and values.size != rows):
         raise _bad_parameter(
             "spend", f"must give one value per prospect ({rows}), got shape {values.shape}"
@@ -80,7 +83,7 @@ def prospect_value(
         Spend per purchase: a fitted :class:`GammaGammaModel` (its population mean
         :math:`p\gamma/(q-1)`, what a customer without history is expected to spend), one
         number, or one number per prospect.
-    prospects : DataFrame, optional
+    prospects : pandas or polars DataFrame, optional
         One row per prospect with the covariate columns the model was fitted with (required
         for a model with covariates; without covariates one row of results is returned).
     time : int, default 12
@@ -131,6 +134,16 @@ def prospect_value(
         ok = ok and math.isfinite(value) and (value > low if low is not None else value >= 0)
         if not ok:
             raise _bad_parameter(name, f"must be a finite number in range, got {value!r}")
+    if not isinstance(first_purchase, (bool, np.bool_)):
+        raise _bad_parameter("first_purchase", f"must be True or False, got {first_purchase!r}")
+    if _is_polars_frame(prospects):
+        prospects = prospects.to_pandas()
+    if prospects is not None and not isinstance(prospects, pd.DataFrame):
+        raise _bad_parameter(
+            "prospects",
+            "must be a DataFrame with one row per prospect (its covariate columns), got "
+            f"{type(prospects).__name__}",
+        )
     with_covariates = transaction_model.__dict__.get("covariates_") is not None
     if with_covariates and prospects is None:
         raise _bad_parameter(
@@ -141,7 +154,7 @@ def prospect_value(
     f = _clv_units_per_month(transaction_model, None, {}, time_unit)
     months = np.arange(1, int(time) + 1, dtype=float)
     if with_covariates:
-        index = prospects.index if isinstance(prospects, pd.DataFrame) else None
+        index = prospects.index
         rows = len(prospects)
         cumulative = np.column_stack(
             [
@@ -153,7 +166,7 @@ def prospect_value(
             ]
         )
     else:
-        index = None if prospects is None else getattr(prospects, "index", None)
+        index = None if prospects is None else prospects.index
         rows = 1 if prospects is None else len(prospects)
         curve = np.asarray(
             transaction_model.expected_purchases_new_customer(months * f), dtype=float

@@ -41,6 +41,7 @@ from ._input import align_to
 from .data import summarize_transactions, tracking
 from .evaluation import holdout_evaluation
 from .exceptions import InvalidParameterError
+from .prospects import prospect_value
 from .value import _clv_units_per_month, acquisition_budget, clv_segments, customer_lifetime_value
 
 __all__ = ["report"]
@@ -989,20 +990,19 @@ def _prospects(
             "(e.g. the channel as a purchase or dropout covariate); this one has none, so the "
             "table above uses the value of existing customers.</p>"
         )
-    months = np.arange(1, time + 1, dtype=float)
-    discount = (1.0 + discount_rate) ** -months
-    previous = np.zeros(len(data))
-    discounted = np.zeros(len(data))
-    for month, factor in zip(months, discount):
-        current = np.asarray(
-            model.expected_purchases_new_customer(np.full(len(data), month * per_month), data),
-            dtype=float,
-        )
-        discounted += (current - previous) * factor
-        previous = current
+    # Each existing customer stands for a prospect of its channel, with its covariates.
     spend = _new_customer_spend(spend_model)
-    # The first purchase (at acquisition, undiscounted) and the discounted repeat purchases.
-    value = pd.Series(margin * spend * (1.0 + discounted), index=data.index)
+    prospects = prospect_value(
+        model,
+        spend,
+        data,
+        time=time,
+        discount_rate=discount_rate,
+        time_unit=per_month,
+        margin=margin,
+    )
+    value = prospects["value"]
+    previous = prospects["expected_purchases"].to_numpy() - 1.0  # repeat purchases only
     groups = pd.Series(channel.to_numpy(), index=data.index)
     table = pd.DataFrame(
         {

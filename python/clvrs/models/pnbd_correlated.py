@@ -178,6 +178,7 @@ class CorrelatedParetoNBDModel(LifetimePredictions):
             raise _bad_parameter(
                 "method", f'CorrelatedParetoNBDModel is fitted by "mle" only, got {method!r}'
             )
+        self._check_hyperparameters()
         if self.penalizer:
             raise _bad_parameter(
                 "penalizer",
