@@ -56,13 +56,8 @@ def _quantile_se(sd: float, p: float, ess: float) -> float:
     return sd * math.sqrt(p * (1 - p) / ess) / NormalDist().pdf(z)
 
 
-def _check_published(
-    model,
-    published: dict[str, tuple[float, float, float]],
-    wider: dict[tuple[str, float], float] | None = None,
-) -> None:
-    """Every published quantile within 4 combined Monte Carlo standard errors (``wider`` names
-    the known exceptions, each with its own multiple)."""
+def _check_published(model, published: dict[str, tuple[float, float, float]]) -> None:
+    """Every published quantile within 4 combined Monte Carlo standard errors."""
     post = model._draws["posterior"]
     summary = model.summary
     for name, figures in published.items():
@@ -71,8 +66,7 @@ def _check_published(
         ess = float(summary.loc[name, "ess_bulk"])
         for p, want in zip((0.025, 0.5, 0.975), figures):
             got = float(np.quantile(draws, p))
-            multiple = (wider or {}).get((name, p), 4.0)
-            tolerance = multiple * math.hypot(_quantile_se(sd, p, ess), _quantile_se(sd, p, 50))
+            tolerance = 4 * math.hypot(_quantile_se(sd, p, ess), _quantile_se(sd, p, 50))
             assert abs(got - want) < tolerance, (name, p, got, want, tolerance)
 
 
@@ -98,11 +92,14 @@ def test_cdnow_posterior_matches_btydplus_without_covariates() -> None:
 @pytest.mark.skipif(
     os.environ.get("CLVRS_HB_FULL") != "1", reason="about 10 s: set CLVRS_HB_FULL=1"
 )
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (issue 21): the upper tails of both intercepts are shorter than BTYDplus' at "
+    "seed 22 (97.5%: log_lambda -3.46 vs -3.19, 4.0 combined SEs; log_mu -3.28 vs -2.69, "
+    "5.0 SEs) while the other ten figures match within 3.1 SEs; the sampler still mixes slowly "
+    "(R-hat 1.11, bulk ESS 65-145 of 4,000), so which side is off is not settled",
+)
 def test_cdnow_posterior_matches_btydplus_with_first_purchase_covariate() -> None:
-    """Every figure within 4 combined standard errors but one, named here: BTYDplus' 97.5%
-    quantile of the log_lambda intercept (-3.19) lies just over 4 of them (0.269 against a
-    tolerance of 0.266) above ours at seed 22, and is held to 5. Open question, not settled:
-    BTYDplus' tail looks lopsided (its 2.5%-50% gap is 0.25, its 50%-97.5% gap 0.58)."""
     data = _cdnow()
     data["first"] = _first_purchase_amount(data)
     model = clvrs.ParetoNBDHierarchicalModel(on_failure="ignore").fit(
@@ -122,7 +119,6 @@ def test_cdnow_posterior_matches_btydplus_with_first_purchase_covariate() -> Non
             "log_lambda:first": (0.04, 6.04, 9.39),
             "log_mu:first": (-9.02, 1.73, 7.90),
         },
-        wider={("log_lambda:intercept", 0.975): 5.0},
     )
 
 
