@@ -3,6 +3,8 @@
 //! xoshiro256++ (Blackman & Vigna 2018) seeded through SplitMix64: reproducible for a given seed
 //! on every platform, with independent streams per customer block via [`Rng::for_stream`].
 
+use crate::special::logistic;
+
 /// xoshiro256++ state.
 #[derive(Debug, Clone)]
 pub struct Rng {
@@ -87,11 +89,33 @@ impl Rng {
         }
     }
 
-    /// Beta(a, b).
+    /// A Gamma(`shape`, 1) draw as `(ln G, ln U)` with the draw `exp(ln G + ln U / shape)`
+    /// (`ln U = 0` for `shape >= 1`): the same uniforms as [`Rng::gamma`], kept in logs because
+    /// the draw itself, `G U^(1/shape)`, underflows to 0 for most `U` once the shape is below
+    /// about 1e-3.
+    fn gamma_log_parts(&mut self, shape: f64) -> (f64, f64) {
+        if shape < 1.0 {
+            let ln_u = self.uniform().ln();
+            return (self.gamma(shape + 1.0).ln(), ln_u);
+        }
+        (self.gamma(shape).ln(), 0.0)
+    }
+
+    /// Beta(a, b), as `X / (X + Y)` with `X ~ Gamma(a)`, `Y ~ Gamma(b)` formed from their
+    /// logarithms: at tiny shapes both gamma draws underflow to 0 and the plain ratio is 0 / 0
+    /// (a NaN, so a dropout coin `u < p` never fell: Beta(1e-6, 1e-6), which puts half its mass
+    /// near each end, simulated as p = 0).
     pub fn beta(&mut self, a: f64, b: f64) -> f64 {
-        let x = self.gamma(a);
-        let y = self.gamma(b);
-        x / (x + y)
+        let (ln_gx, ln_ux) = self.gamma_log_parts(a);
+        let (ln_gy, ln_uy) = self.gamma_log_parts(b);
+        // ln_ux / a - ln_uy / b over the smaller shape: each term alone is -inf below shapes of
+        // about 1e-306, where their difference still decides the draw.
+        let boosts = if a <= b {
+            (ln_ux - ln_uy * (a / b)) / a
+        } else {
+            (ln_ux * (b / a) - ln_uy) / b
+        };
+        logistic(ln_gx - ln_gy + boosts)
     }
 }
 
@@ -116,6 +140,22 @@ mod tests {
         let draws: Vec<f64> = (0..n).map(|_| rng.beta(0.8, 2.4)).collect();
         let mean = draws.iter().sum::<f64>() / n as f64;
         assert!((mean - 0.25).abs() < 0.003, "{mean}");
+    }
+
+    #[test]
+    fn beta_draws_at_tiny_shapes_are_numbers_at_the_ends() {
+        // Beta(a, b) with a, b -> 0 puts mass b / (a + b) near 0 and a / (a + b) near 1; the
+        // gamma draws underflow there, which made every draw 0 / 0 = NaN.
+        let mut rng = Rng::new(11);
+        let n = 20_000;
+        for (a, b) in [(1e-6, 1e-6), (1e-8, 3e-8), (1e-310, 4e-310), (1e-9, 0.5)] {
+            let draws: Vec<f64> = (0..n).map(|_| rng.beta(a, b)).collect();
+            assert!(draws.iter().all(|p| (0.0..=1.0).contains(p)), "{a} {b}");
+            let near_one = draws.iter().filter(|&&p| p > 0.5).count() as f64 / n as f64;
+            let want = a / (a + b);
+            let sd = (want * (1.0 - want) / n as f64).sqrt();
+            assert!((near_one - want).abs() < 5.0 * sd, "{a} {b}: {near_one}");
+        }
     }
 
     #[test]

@@ -7,9 +7,10 @@ infinity, a value out of range or a wrong finite value is a failure.
 
 Parameters: each model's parameters one at a time at 1e-8, 1e12, 1e-100, 1e100 and 1e300 (the
 others at a typical fit), the scale pairs a fit drifts along (r and alpha, or the two Beta
-shapes, multiplied together: the Poisson and fixed-probability limits), and seeded draws with
-every parameter log-uniform over 1e-8..1e12. Histories: no repeat purchase, CDNOW-like, a heavy
-buyer and a long history (discrete analogues for BG/BB).
+shapes, multiplied together by 1e12 and 1e100: the Poisson and fixed-probability limits; for
+BG/NBD and MBG/NBD also by 1e-6, the two-point limit of the dropout probability), and seeded
+draws with every parameter log-uniform over 1e-8..1e12. Histories: no repeat purchase,
+CDNOW-like, a heavy buyer and a long history (discrete analogues for BG/BB).
 
 References are mpmath at enough digits for the parameters (the digits of ``alpha + T`` at
 alpha = 1e300 are needed, so the precision grows with log10 of each parameter), each from two
@@ -103,9 +104,10 @@ def _grid(
     seed: int,
     draws: int,
     far: Sequence[float] = FAR,
+    scales: Sequence[float] = (1e12, 1e100),
 ) -> list[tuple[str, Params]]:
-    """One parameter at a time at each FAR value, scale pairs multiplied by 1e12 and 1e100, and
-    seeded draws log-uniform over 1e-8..1e12."""
+    """One parameter at a time at each FAR value, scale pairs multiplied by each of ``scales``,
+    and seeded draws log-uniform over 1e-8..1e12."""
     points: list[tuple[str, Params]] = []
     for i, name in enumerate(names):
         for value in far:
@@ -113,7 +115,7 @@ def _grid(
             point[i] = value
             points.append((f"{name}={value:g}", tuple(point)))
     for i, j in pairs:
-        for scale in (1e12, 1e100):
+        for scale in scales:
             point = list(base)
             point[i] *= scale
             point[j] *= scale
@@ -787,8 +789,16 @@ GG_NAMES = ("r", "alpha", "b", "s", "beta")
 BGBB_NAMES = ("alpha", "beta", "gamma", "delta")
 SPEND_NAMES = ("p", "q", "gamma")
 
-BG_GRID = _grid((0.243, 4.414, 0.793, 2.426), BG_NAMES, [(0, 1), (2, 3)], seed=2501, draws=4)
-MBG_GRID = _grid((0.525, 6.183, 0.891, 1.614), BG_NAMES, [(0, 1), (2, 3)], seed=2502, draws=4)
+# The Beta shapes scaled down together as well: a fit with a dropout covariate can drive the
+# reference level's a and b to about 1e-6 at a fixed a / (a + b) (a boundary optimum), where
+# the 2F1 closed form has c = a + b - 1 next to its pole at -1.
+BG_SCALES = (1e-6, 1e12, 1e100)
+BG_GRID = _grid(
+    (0.243, 4.414, 0.793, 2.426), BG_NAMES, [(0, 1), (2, 3)], 2501, draws=4, scales=BG_SCALES
+)
+MBG_GRID = _grid(
+    (0.525, 6.183, 0.891, 1.614), BG_NAMES, [(0, 1), (2, 3)], 2502, draws=4, scales=BG_SCALES
+)
 # GGompertz/NBD references take seconds per point (quadrature at high precision, checked by
 # parts): a few points where both forms are verified; test_extremes.py covers huge ages.
 GG_GRID = [
