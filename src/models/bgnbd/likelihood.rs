@@ -3,7 +3,7 @@
 //! sums over the rows, 4 at a time so that they compile to SIMD; the analytic gradient and
 //! Hessian from those sums.
 
-use super::{ln_beta_shift, log_likelihood, BgNbdParams, PARAMS};
+use super::{log_likelihood, BgNbdParams, PARAMS};
 use crate::data::Rfm;
 use crate::fit::{FusedPass, Likelihood, ParamSpec};
 use crate::parallel::Exec;
@@ -22,6 +22,9 @@ pub struct BgNbd<'a> {
     /// that depends on x only (ln Gamma, digamma, ln Beta) is computed once per distinct x per
     /// evaluation, and the rows of a run go through a SIMD-friendly kernel.
     runs: Vec<(usize, usize)>,
+    /// The largest frequency, when the frequencies are whole numbers few enough that the
+    /// frequency-only terms come from running sums (see [`BgNbd::x_terms`]).
+    rising_sums_up_to: Option<usize>,
 }
 
 /// Per-evaluation terms that depend on the frequency only (`k` is the number of dropout coins
@@ -70,11 +73,19 @@ impl<'a> BgNbd<'a> {
                 (i, distinct_x.partition_point(|v| *v < x))
             })
             .collect();
+        // Running sums over the frequencies cost a step per whole number up to the largest;
+        // worth it when that is not many more steps than distinct frequencies.
+        let whole = distinct_x.iter().all(|&x| x >= 0.0 && x.fract() == 0.0);
+        let rising_sums_up_to = distinct_x
+            .last()
+            .filter(|&&last| whole && last <= 2.0 * distinct_x.len() as f64 + 32.0)
+            .map(|&last| last as usize);
         BgNbd {
             data,
             modified,
             distinct_x,
             runs,
+            rising_sums_up_to,
         }
     }
 
@@ -88,25 +99,81 @@ impl<'a> BgNbd<'a> {
     fn x_terms(&self, p: &BgNbdParams) -> Vec<XTerms> {
         let (r, a, b) = (p.r, p.a, p.b);
         let ln_a = a.ln();
+        let terms = |x: f64, rising: [(f64, f64); 3]| {
+            let k = p.flips(x);
+            let [(ln_r, psi_r), (ln_b, psi_b), (ln_ab, psi_ab)] = rising;
+            XTerms {
+                ln_const: ln_r + (ln_b - ln_ab),
+                d_r: psi_r,
+                d_a: -psi_ab,
+                d_b: psi_b - psi_ab,
+                ln_odds: if k > 0.0 {
+                    ln_a - (b + (k - 1.0)).ln()
+                } else {
+                    0.0
+                },
+                inv_bx1: if k > 0.0 { 1.0 / (b + (k - 1.0)) } else { 0.0 },
+            }
+        };
+        if let Some(last) = self.rising_sums_up_to {
+            // ln Gamma(z+j) - ln Gamma(z) and psi(z+j) - psi(z) for z = r, b, a+b by running
+            // sums over j = 0, 1, ..., read at each distinct frequency (ascending): a
+            // logarithm and a division per step instead of the series of `ln_gamma_diff` and
+            // `digamma_diff` per frequency, which took a tenth of a NUTS gradient on CDNOW.
+            // Accurate in absolute terms to about `last` ulps of the terms.
+            let shift = p.flips(0.0);
+            let mut out = Vec::with_capacity(self.distinct_x.len());
+            let mut next = self.distinct_x.iter().copied().peekable();
+            let zs = [r, b, a + b];
+            let mut sums = [(0.0, 0.0); 3];
+            for j in 0..=last {
+                let jf = j as f64;
+                while let Some(&x) = next.peek() {
+                    if x != jf {
+                        break;
+                    }
+                    next.next();
+                    // The r terms run to x, the dropout ones to x + shift (MBG/NBD).
+                    let rising = [
+                        sums[0],
+                        self.rising_at(b, x + shift, jf, sums[1]),
+                        self.rising_at(a + b, x + shift, jf, sums[2]),
+                    ];
+                    out.push(terms(x, rising));
+                }
+                for (sum, &z) in sums.iter_mut().zip(&zs) {
+                    let factor = z + jf;
+                    sum.0 += crate::fastmath::ln(factor);
+                    sum.1 += 1.0 / factor;
+                }
+            }
+            return out;
+        }
         self.distinct_x
             .iter()
             .map(|&x| {
                 let k = p.flips(x);
-                let psi_ab_shift = digamma_diff(a + b, k);
-                XTerms {
-                    ln_const: ln_gamma_diff(r, x) + ln_beta_shift(a, b, k),
-                    d_r: digamma_diff(r, x),
-                    d_a: -psi_ab_shift,
-                    d_b: digamma_diff(b, k) - psi_ab_shift,
-                    ln_odds: if k > 0.0 {
-                        ln_a - (b + (k - 1.0)).ln()
-                    } else {
-                        0.0
-                    },
-                    inv_bx1: if k > 0.0 { 1.0 / (b + (k - 1.0)) } else { 0.0 },
-                }
+                terms(
+                    x,
+                    [
+                        (ln_gamma_diff(r, x), digamma_diff(r, x)),
+                        (ln_gamma_diff(b, k), digamma_diff(b, k)),
+                        (ln_gamma_diff(a + b, k), digamma_diff(a + b, k)),
+                    ],
+                )
             })
             .collect()
+    }
+
+    /// The rising terms of `z` at `k`, given those at `j` (`k` is `j` or `j + 1`).
+    #[inline]
+    fn rising_at(&self, z: f64, k: f64, j: f64, at_j: (f64, f64)) -> (f64, f64) {
+        if k == j {
+            at_j
+        } else {
+            let factor = z + j;
+            (at_j.0 + crate::fastmath::ln(factor), at_j.1 + 1.0 / factor)
+        }
     }
 
     /// Per-row log-likelihoods of the compressed rows (unweighted), for diagnostics.
@@ -448,6 +515,49 @@ mod tests {
     use crate::models::bgnbd::simulate;
     use crate::models::testing::{cdnow, rel};
     use crate::random::Rng;
+
+    #[test]
+    fn running_sums_give_the_frequency_terms_of_the_series() {
+        let data = cdnow();
+        for modified in [false, true] {
+            let model = BgNbd::with_variant(&data, modified);
+            assert!(model.rising_sums_up_to.is_some());
+            let series = BgNbd {
+                rising_sums_up_to: None,
+                ..BgNbd::with_variant(&data, modified)
+            };
+            // Ordinary values, and huge shapes where the series difference analytically.
+            for values in [
+                [0.3, 5.0, 0.9, 2.7],
+                [4e7, 3.0, 2e6, 5e8],
+                [0.01, 1.0, 50.0, 0.02],
+            ] {
+                let p = model.params_at(&values);
+                let (fast, slow) = (model.x_terms(&p), series.x_terms(&p));
+                assert_eq!(fast.len(), slow.len());
+                for (f, s) in fast.iter().zip(&slow) {
+                    for (u, v) in [
+                        (f.ln_const, s.ln_const),
+                        (f.d_r, s.d_r),
+                        (f.d_a, s.d_a),
+                        (f.d_b, s.d_b),
+                    ] {
+                        assert!(
+                            (u - v).abs() <= 1e-12 * (1.0 + v.abs()),
+                            "{values:?}: {u} {v}"
+                        );
+                    }
+                    assert_eq!(f.ln_odds.to_bits(), s.ln_odds.to_bits());
+                    assert_eq!(f.inv_bx1.to_bits(), s.inv_bx1.to_bits());
+                }
+            }
+        }
+        // A few large frequencies use the series (frequencies are whole numbers: compression
+        // buckets them as such).
+        let (x, t_x, age) = (vec![1.0, 500.0], vec![1.0, 3.0], vec![4.0, 5.0]);
+        let rows = RfmColumns::new(&x, &t_x, &age).compress();
+        assert!(BgNbd::new(&rows).rising_sums_up_to.is_none());
+    }
 
     #[test]
     fn fused_pass_has_the_bits_of_the_gradient_pass() {
