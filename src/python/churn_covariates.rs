@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::bayes::{draws_to_dict, options, parse_priors, Settings};
+use super::contractual::{check_churn_periods, churn_second_argument};
 use super::map::{mode_on, mode_to_dict};
 use super::{fit_options, fit_result_to_dict, run, slice, to_numpy};
 use crate::data::check_lengths;
@@ -177,46 +178,8 @@ fn churn_predict_covariates<'py>(
     let out = run(py, Some(1), |_, _| {
         let customers = customer_params(model, &params, matrix, &covariate_names)?;
         check_lengths(&[("t", t.len())], customers.len())?;
-        // The element-wise rules of `churn_predict`.
-        let whole = quantity != "residual_lifetime";
-        let first = if quantity == "churn_probability" || quantity == "retention_rate" {
-            1.0
-        } else {
-            0.0
-        };
-        if let Some(i) = t
-            .iter()
-            .position(|&v| !(v.is_finite() && v >= first && v.fract() == 0.0))
-        {
-            return Err(ClvError::invalid_data(
-                "t",
-                Some(i),
-                Some(t[i]),
-                format!("must be a whole number of periods >= {first}"),
-            ));
-        }
-        let second = |name: &str| -> crate::Result<&[f64]> {
-            let k = k.ok_or_else(|| {
-                ClvError::invalid_parameter(name, format!("`{quantity}` needs `{name}`"))
-            })?;
-            check_lengths(&[(name, k.len())], t.len())?;
-            if let Some(i) = k
-                .iter()
-                .position(|&v| !(v.is_finite() && v >= 0.0 && (!whole || v.fract() == 0.0)))
-            {
-                return Err(ClvError::invalid_data(
-                    name,
-                    Some(i),
-                    Some(k[i]),
-                    if whole {
-                        "must be a whole number of periods >= 0"
-                    } else {
-                        "must be a finite rate >= 0"
-                    },
-                ));
-            }
-            Ok(k)
-        };
+        check_churn_periods(quantity, t)?;
+        let second = |name: &str| churn_second_argument(quantity, name, k, t.len());
         let each = customers.iter().zip(t);
         let out: Vec<f64> = match quantity {
             "survival" => each.map(|(p, &t)| p.survival(t)).collect(),

@@ -120,45 +120,8 @@ fn churn_predict<'py>(
     };
     let out = run(py, Some(1), |_, _| {
         let p = params_of(model, &params)?;
-        let whole = quantity != "residual_lifetime";
-        let first = if quantity == "churn_probability" || quantity == "retention_rate" {
-            1.0
-        } else {
-            0.0
-        };
-        if let Some(i) = t
-            .iter()
-            .position(|&v| !(v.is_finite() && v >= first && v.fract() == 0.0))
-        {
-            return Err(ClvError::invalid_data(
-                "t",
-                Some(i),
-                Some(t[i]),
-                format!("must be a whole number of periods >= {first}"),
-            ));
-        }
-        let second = |name: &str| -> crate::Result<&[f64]> {
-            let k = k.ok_or_else(|| {
-                ClvError::invalid_parameter(name, format!("`{quantity}` needs `{name}`"))
-            })?;
-            check_lengths(&[(name, k.len())], t.len())?;
-            if let Some(i) = k
-                .iter()
-                .position(|&v| !(v.is_finite() && v >= 0.0 && (!whole || v.fract() == 0.0)))
-            {
-                return Err(ClvError::invalid_data(
-                    name,
-                    Some(i),
-                    Some(k[i]),
-                    if whole {
-                        "must be a whole number of periods >= 0"
-                    } else {
-                        "must be a finite rate >= 0"
-                    },
-                ));
-            }
-            Ok(k)
-        };
+        check_churn_periods(quantity, t)?;
+        let second = |name: &str| churn_second_argument(quantity, name, k, t.len());
         let out: Vec<f64> = match quantity {
             "survival" => t.iter().map(|&t| p.survival(t)).collect(),
             "churn_probability" => t.iter().map(|&t| p.churn_probability(t)).collect(),
@@ -200,4 +163,56 @@ pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(churn_fit, m)?)?;
     m.add_function(wrap_pyfunction!(churn_predict, m)?)?;
     Ok(())
+}
+
+/// The element-wise rules on `t` of a churn prediction: whole periods, from 1 for the
+/// per-period rates (churn probability, retention rate), else from 0.
+pub(super) fn check_churn_periods(quantity: &str, t: &[f64]) -> crate::Result<()> {
+    let first = if quantity == "churn_probability" || quantity == "retention_rate" {
+        1.0
+    } else {
+        0.0
+    };
+    if let Some(i) = t
+        .iter()
+        .position(|&v| !(v.is_finite() && v >= first && v.fract() == 0.0))
+    {
+        return Err(ClvError::invalid_data(
+            "t",
+            Some(i),
+            Some(t[i]),
+            format!("must be a whole number of periods >= {first}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The second argument `name` a churn prediction needs (periods ahead, or the discount rate of
+/// the residual lifetime), one per `t`, checked.
+pub(super) fn churn_second_argument<'a>(
+    quantity: &str,
+    name: &str,
+    k: Option<&'a [f64]>,
+    rows: usize,
+) -> crate::Result<&'a [f64]> {
+    let whole = quantity != "residual_lifetime";
+    let k =
+        k.ok_or_else(|| ClvError::invalid_parameter(name, format!("`{quantity}` needs `{name}`")))?;
+    check_lengths(&[(name, k.len())], rows)?;
+    if let Some(i) = k
+        .iter()
+        .position(|&v| !(v.is_finite() && v >= 0.0 && (!whole || v.fract() == 0.0)))
+    {
+        return Err(ClvError::invalid_data(
+            name,
+            Some(i),
+            Some(k[i]),
+            if whole {
+                "must be a whole number of periods >= 0"
+            } else {
+                "must be a finite rate >= 0"
+            },
+        ));
+    }
+    Ok(k)
 }
