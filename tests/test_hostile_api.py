@@ -496,6 +496,18 @@ class _Fixtures:
                     self.dynamic_data, purchase_covariates="x"
                 ),
             }
+            # The individual-level models sample by MCMC: a dozen customers keep each of the
+            # sweep's fits (at the default chains and draws) well under a second.
+            self.hb_data = self.rfm.iloc[:12].copy()
+            self.ggg_data = clvrs.summarize_transactions(
+                self.log, "id", "date", freq="D", regularity=True
+            )
+            self.models["ParetoNBDHierarchicalModel"] = clvrs.ParetoNBDHierarchicalModel().fit(
+                self.hb_data, chains=2, draws=50, tune=50, seed=0
+            )
+            self.models["ParetoGGGModel"] = clvrs.ParetoGGGModel().fit(
+                self.ggg_data, chains=2, draws=50, tune=50, seed=0
+            )
             grouped = self.rfm.assign(grp=np.arange(len(self.rfm)) % 2)
             self.grouped = grouped
             self.segmented = clvrs.fit_segments(
@@ -511,6 +523,8 @@ class _Fixtures:
             "ShiftedBetaGeoModel": self.records,
             "BetaDiscreteWeibullModel": self.records,
             "ParetoNBDDynamicModel": self.dynamic_data,
+            "ParetoNBDHierarchicalModel": self.hb_data,
+            "ParetoGGGModel": self.ggg_data,
         }.get(model_name, self.rfm)
 
     def method_arguments(self, owner: str) -> dict[str, Any]:
@@ -533,6 +547,7 @@ class _Fixtures:
             "seed": 0,
             "method": "expected_purchases",
             "by": "grp",
+            "customers": [0, 1],
         }
 
     def function_calls(self) -> dict[str, dict[str, Any]]:
@@ -697,6 +712,8 @@ MODELS = [
     "ShiftedBetaGeoModel",
     "BetaDiscreteWeibullModel",
     "ParetoNBDDynamicModel",
+    "ParetoNBDHierarchicalModel",
+    "ParetoGGGModel",
 ]
 
 

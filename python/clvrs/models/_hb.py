@@ -39,7 +39,11 @@ class IndividualLevelModel(BaseModel):
         cd = self.customer_draws
         if cd is not None and not (_whole(cd) and 1 <= int(cd) <= 10**6):
             raise _bad_parameter("customer_draws", f"must be None or 1 to 10**6, got {cd!r}")
-        if self.on_failure not in ("warn", "raise", "ignore"):
+        if not isinstance(self.on_failure, str) or self.on_failure not in (
+            "warn",
+            "raise",
+            "ignore",
+        ):
             raise _bad_parameter(
                 "on_failure", f"must be 'warn', 'raise' or 'ignore', got {self.on_failure!r}"
             )
@@ -157,6 +161,29 @@ class IndividualLevelModel(BaseModel):
         self._index = index
         self._means = means
 
+    @classmethod
+    def from_params(cls, **kwargs: Any) -> Any:
+        """Not available: predictions need every customer's posterior draws, which only a fit
+        (or :func:`clvrs.load` of a saved fit) provides."""
+        raise _bad_parameter(
+            "from_params",
+            f"{cls.__name__} predicts from each customer's posterior draws: there are no "
+            "population parameters to build it from; fit it (or load a saved fit)",
+        )
+
+    def _positions(self, customers: Any) -> np.ndarray:
+        """Customer positions (whole numbers in 0..n-1) as an int64 array."""
+        values = np.atleast_1d(np.asarray(customers, dtype=object))
+        if values.ndim != 1 or not all(_whole(v) for v in values):
+            raise _bad_parameter(
+                "customers",
+                f"must be whole-number positions of fitted customers, got {customers!r}",
+            )
+        rows = values.astype(np.int64) if values.size else np.zeros(0, dtype=np.int64)
+        if rows.size and (rows.min() < 0 or rows.max() >= self.n_customers_):
+            raise _bad_parameter("customers", f"positions must lie in 0..{self.n_customers_ - 1}")
+        return rows
+
     # -- reporting ------------------------------------------------------------------------------
 
     def summary_frame(self, level: float = 0.95) -> pd.DataFrame:
@@ -216,8 +243,17 @@ class IndividualLevelModel(BaseModel):
             )
 
     def _horizon(self, t: Any) -> np.ndarray:
-        horizon = np.atleast_1d(np.asarray(t, dtype=float))
-        if horizon.ndim != 1 or horizon.size not in (1, self.n_customers_):
+        from .._input import as_float_array
+
+        if isinstance(t, bool) or not (
+            isinstance(t, numbers.Real) or isinstance(t, (list, tuple, np.ndarray, pd.Series))
+        ):
+            raise _bad_parameter("t", f"must be one number or one per customer, got {t!r}")
+        try:
+            horizon = as_float_array(t, "t")
+        except InvalidDataError as exc:
+            raise _bad_parameter("t", str(exc)) from None
+        if horizon.size not in (1, self.n_customers_):
             raise _bad_parameter(
                 "t", f"must be one number or one per customer ({self.n_customers_})"
             )

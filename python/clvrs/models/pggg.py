@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _core
+from .._base import _check_level, _check_seed
 from ._hb import IndividualLevelModel
 
 __all__ = ["ParetoGGGModel"]
@@ -160,7 +161,7 @@ class ParetoGGGModel(IndividualLevelModel):
             self._history["recency"],
             self._history["T"],
             self._horizon(t),
-            int(seed),
+            _check_seed(seed),
             level=level,
             n_jobs=self.n_jobs,
         )
@@ -203,6 +204,7 @@ class ParetoGGGModel(IndividualLevelModel):
         """Each fitted customer's posterior means of ``k``, ``lambda``, ``mu`` and P(alive),
         with equal-tailed ``level`` credible intervals of ``k``, ``lambda`` and ``mu`` (over the
         kept customer draws)."""
+        level = _check_level(level)
         columns: dict[str, np.ndarray] = {}
         for quantity in ("k", "lambda", "mu"):
             band = self._predict(quantity, 0.0, level, 0)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _core
-from .._base import _bad_parameter
+from .._base import _bad_parameter, _check_level
 from ..exceptions import InvalidDataError
 from ._hb import IndividualLevelModel, _real
 
@@ -163,11 +163,29 @@ class ParetoNBDHierarchicalModel(IndividualLevelModel):
             frame = covariates
             if index is not None and not frame.index.equals(index):
                 frame = frame.reindex(index)
-        else:
-            array = np.asarray(covariates, dtype=float)
+        elif isinstance(covariates, (np.ndarray, list, tuple)):
+            try:
+                array = np.asarray(covariates)
+                if array.dtype.kind not in "biuf":
+                    raise TypeError(f"values of dtype {array.dtype}")
+                array = array.astype(float)
+            except (TypeError, ValueError) as exc:
+                raise _bad_parameter(
+                    "covariates", f"must be numbers, one row per customer ({exc})"
+                ) from None
             if array.ndim == 1:
                 array = array[:, None]
+            if array.ndim != 2:
+                raise _bad_parameter(
+                    "covariates", f"must be one row per customer, got shape {array.shape}"
+                )
             frame = pd.DataFrame(array, columns=[f"x{j}" for j in range(array.shape[1])])
+        else:
+            raise _bad_parameter(
+                "covariates",
+                "must be column names of the data, a DataFrame or an array with one row per "
+                f"customer, got {type(covariates).__name__}",
+            )
         names = [str(c) for c in frame.columns]
         try:
             values = frame.to_numpy(dtype=float)
@@ -337,6 +355,7 @@ class ParetoNBDHierarchicalModel(IndividualLevelModel):
         """Each fitted customer's posterior of ``lambda``, ``mu`` and P(alive): mean (over
         every kept draw) and the equal-tailed ``level`` credible interval (over the kept
         customer draws)."""
+        level = _check_level(level)
         columns: dict[str, np.ndarray] = {}
         for quantity, mean in (
             ("lambda", "lambda"),
@@ -353,9 +372,7 @@ class ParetoNBDHierarchicalModel(IndividualLevelModel):
         """The kept draws of ``lambda`` and ``mu`` for the customers at positions
         ``customers`` (a subset: ``kept draws x len(customers)`` arrays)."""
         self._fitted()
-        rows = np.atleast_1d(np.asarray(customers, dtype=np.int64))
-        if rows.size and (rows.min() < 0 or rows.max() >= self.n_customers_):
-            raise _bad_parameter("customers", f"positions must lie in 0..{self.n_customers_ - 1}")
+        rows = self._positions(customers)
         draws = self._customer.reshape(-1, self.n_customers_, 2)[:, rows, :]
         return {
             "lambda": np.exp(draws[..., 0].astype(float)),
