@@ -26,6 +26,7 @@ import os
 import pickle
 import warnings
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -285,3 +286,62 @@ def test_errors() -> None:
 
     model = clvrs.ParetoNBDHierarchicalModel(prior_scale=2.0)
     assert clone(model).get_params()["prior_scale"] == 2.0
+
+
+class _RecordingBar:
+    """Stands in for tqdm's bar: records what the sampler reports."""
+
+    made: list[_RecordingBar] = []
+
+    def __init__(self, total: Any = None, desc: str = "") -> None:
+        self.total, self.desc, self.n, self.closed = total, desc, 0, False
+        self.updates: list[int] = []
+        _RecordingBar.made.append(self)
+
+    def update(self, step: int) -> None:
+        self.n += step
+        self.updates.append(step)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize("model_name", ["ParetoNBDHierarchicalModel", "ParetoGGGModel"])
+def test_progress_bar_counts_every_iteration_of_every_chain(model_name, monkeypatch) -> None:
+    import sys
+    import types
+
+    fake = types.ModuleType("tqdm.auto")
+    fake.tqdm = _RecordingBar  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "tqdm.auto", fake)
+    _RecordingBar.made.clear()
+    if model_name == "ParetoGGGModel":
+        data = pd.DataFrame(
+            {
+                "frequency": [0.0, 2.0, 5.0],
+                "recency": [0.0, 10.0, 30.0],
+                "T": [40.0, 40.0, 40.0],
+                "litt": [0.0, 2.5, 8.0],
+            }
+        )
+    else:
+        data = clvrs.datasets.load_cdnow_summary().iloc[:30]
+    model = getattr(clvrs, model_name)()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(data, chains=3, draws=7, tune=5, thin=2, seed=1, progress=True)
+    (bar,) = _RecordingBar.made
+    assert bar.total == 3 * (5 + 7 * 2)
+    assert bar.n == bar.total and bar.closed
+    assert all(step >= 0 for step in bar.updates)
+    # Off: no bar; and the same draws either way.
+    _RecordingBar.made.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quiet = getattr(clvrs, model_name)().fit(
+            data, chains=3, draws=7, tune=5, thin=2, seed=1, progress=False
+        )
+    assert _RecordingBar.made == []
+    pd.testing.assert_series_equal(quiet.params_, model.params_)
+    with pytest.raises(InvalidParameterError, match="progress"):
+        getattr(clvrs, model_name)().fit(data, progress="yes")

@@ -1,5 +1,6 @@
 """Type stubs for the native module (checked against the built module by mypy.stubtest)."""
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -341,6 +342,7 @@ def abe_sample(
     settings: tuple[int, int, int, int, int, int],
     prior: tuple[float, float, float],
     n_jobs: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]: ...
 def abe_predict(
     quantity: str,
@@ -359,6 +361,7 @@ def ggg_sample(
     litt: _Array,
     settings: tuple[int, int, int, int, int, int],
     n_jobs: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]: ...
 def ggg_predict(
     quantity: str,

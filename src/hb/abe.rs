@@ -457,7 +457,7 @@ fn run_chain(
         sum_mu: vec![0.0; n],
         sum_p_alive: vec![0.0; n],
     };
-    let mut poller = Poller::new(opts.interrupt);
+    let mut poller = Poller::new(opts);
     let mut adaptive = AdaptiveProposal::new(2 * p + 3);
     let iterations = opts.tune + opts.draws * opts.thin;
     for it in 0..iterations {

@@ -368,7 +368,7 @@ fn run_chain(
     for s in out.sums.iter_mut() {
         *s = vec![0.0; n];
     }
-    let mut poller = Poller::new(opts.interrupt);
+    let mut poller = Poller::new(opts);
     let iterations = opts.tune + opts.draws * opts.thin;
     for it in 0..iterations {
         let key = iteration_key(opts.seed, chain, it);
@@ -724,6 +724,18 @@ mod tests {
         };
         let one = run(1);
         assert_eq!(one, run(2));
+        // Every iteration of every chain is counted for a progress display.
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        let counted = HbOptions {
+            chains: 2,
+            draws: 5,
+            tune: 3,
+            thin: 2,
+            progress: Some(&done),
+            ..HbOptions::default()
+        };
+        sample(&data, &counted).unwrap();
+        assert_eq!(done.into_inner(), 2 * (3 + 5 * 2));
         // Mean regularity k = t / gamma near 4.
         let mean_k: f64 = one.means[0].iter().sum::<f64>() / n as f64;
         assert!((mean_k - 4.0).abs() < 1.0, "{mean_k}");

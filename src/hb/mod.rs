@@ -18,6 +18,7 @@
 pub mod abe;
 pub mod ggg;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use nalgebra::{DMatrix, Matrix2};
@@ -46,6 +47,9 @@ pub struct HbOptions<'a> {
     pub exec: Exec,
     /// Polled a few times a second; returning true stops with [`ClvError::Interrupted`].
     pub interrupt: Option<&'a (dyn Fn() -> bool + Sync)>,
+    /// Counts finished iterations over every chain (for a progress display, which reads it
+    /// from `interrupt`); out of `chains x (tune + draws x thin)`.
+    pub progress: Option<&'a AtomicUsize>,
 }
 
 impl Default for HbOptions<'_> {
@@ -59,6 +63,7 @@ impl Default for HbOptions<'_> {
             customer_draws: 400,
             exec: Exec::Serial,
             interrupt: None,
+            progress: None,
         }
     }
 }
@@ -102,21 +107,27 @@ pub(crate) fn iteration_key(seed: u64, chain: usize, iteration: usize) -> u64 {
 /// How often a chain polls the interrupt check.
 pub(crate) const POLL_EVERY: Duration = Duration::from_millis(200);
 
-/// Polls `interrupt` at most every [`POLL_EVERY`].
+/// Counts iterations into `progress` and polls `interrupt` at most every [`POLL_EVERY`].
 pub(crate) struct Poller<'a> {
     check: Option<&'a (dyn Fn() -> bool + Sync)>,
+    done: Option<&'a AtomicUsize>,
     last: Instant,
 }
 
 impl<'a> Poller<'a> {
-    pub(crate) fn new(check: Option<&'a (dyn Fn() -> bool + Sync)>) -> Self {
+    pub(crate) fn new(opts: &HbOptions<'a>) -> Self {
         Poller {
-            check,
+            check: opts.interrupt,
+            done: opts.progress,
             last: Instant::now(),
         }
     }
 
+    /// Called once per iteration: counts it, and checks for an interrupt a few times a second.
     pub(crate) fn poll(&mut self) -> Result<()> {
+        if let Some(done) = self.done {
+            done.fetch_add(1, Ordering::Relaxed);
+        }
         if let Some(check) = self.check {
             if self.last.elapsed() >= POLL_EVERY {
                 self.last = Instant::now();

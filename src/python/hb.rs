@@ -1,6 +1,9 @@
 //! Bindings for individual-level hierarchical Bayes ([`crate::hb`]): the sampler's draws as a
 //! dict of numpy arrays, and per-customer predictions streamed over the kept customer draws.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
 use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2, ToPyArray};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -16,11 +19,68 @@ use crate::hb::{HbOptions, RegressionPrior};
 /// `(chains, draws, tune, thin, seed, customer_draws)`.
 type HbSettings = (usize, usize, usize, usize, u64, usize);
 
+/// Run a sampler with the GIL released, handing it an interrupt check that also reports
+/// progress: `progress(done, total)` is called with the iterations finished over every chain
+/// whenever the sampler polls for Ctrl-C (a few times a second), and once at the end. An
+/// exception in `progress` stops the sampler and is raised.
+fn sample_with_progress<T: Send>(
+    py: Python<'_>,
+    n_jobs: Option<i64>,
+    settings: HbSettings,
+    progress: Option<Py<PyAny>>,
+    work: impl FnOnce(HbOptions<'_>) -> crate::Result<T> + Send,
+) -> PyResult<T> {
+    let (chains, draws, tune, thin, seed, customer_draws) = settings;
+    let total = chains * (tune + draws * thin);
+    let done = AtomicUsize::new(0);
+    let failed: Mutex<Option<PyErr>> = Mutex::new(None);
+    let report = |py: Python<'_>, callback: &Py<PyAny>| -> bool {
+        match callback.call1(py, (done.load(Ordering::Relaxed), total)) {
+            Ok(_) => false,
+            Err(e) => {
+                *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                true
+            }
+        }
+    };
+    let result = run(py, n_jobs, |exec, interrupt| {
+        let check = || {
+            interrupt()
+                || progress
+                    .as_ref()
+                    .is_some_and(|cb| Python::attach(|py| report(py, cb)))
+        };
+        work(HbOptions {
+            chains,
+            draws,
+            tune,
+            thin,
+            seed,
+            customer_draws,
+            exec: exec.clone(),
+            interrupt: Some(&check),
+            progress: Some(&done),
+        })
+    });
+    if let Some(e) = failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        return Err(e);
+    }
+    let value = result?;
+    if let Some(cb) = &progress {
+        if report(py, cb) {
+            if let Some(e) = failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                return Err(e);
+            }
+        }
+    }
+    Ok(value)
+}
+
 /// Posterior draws of the hierarchical Pareto/NBD (Abe 2009). `design` is the `n x p` design
 /// matrix (intercept first); `prior` is `(coefficient precision, inverse-Wishart degrees of
 /// freedom, inverse-Wishart scale)`.
 #[pyfunction]
-#[pyo3(signature = (frequency, recency, T, design, settings, prior, n_jobs=None))]
+#[pyo3(signature = (frequency, recency, T, design, settings, prior, n_jobs=None, progress=None))]
 #[allow(non_snake_case, clippy::too_many_arguments)]
 fn abe_sample<'py>(
     py: Python<'py>,
@@ -31,6 +91,7 @@ fn abe_sample<'py>(
     settings: HbSettings,
     prior: (f64, f64, f64),
     n_jobs: Option<i64>,
+    progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let p = design.as_array().ncols();
     let design_values = design
@@ -43,23 +104,12 @@ fn abe_sample<'py>(
         design: design_values,
         n_covariates: p,
     };
-    let (chains, draws, tune, thin, seed, customer_draws) = settings;
     let prior = RegressionPrior {
         coefficient_precision: prior.0,
         dof: prior.1,
         scale: prior.2,
     };
-    let result = run(py, n_jobs, |exec, interrupt| {
-        let opts = HbOptions {
-            chains,
-            draws,
-            tune,
-            thin,
-            seed,
-            customer_draws,
-            exec: exec.clone(),
-            interrupt: Some(interrupt),
-        };
+    let result = sample_with_progress(py, n_jobs, settings, progress, |opts| {
         abe::sample(&data, &prior, &opts)
     })?;
     let out = PyDict::new(py);
@@ -129,7 +179,7 @@ fn abe_predict<'py>(
 /// Posterior draws of the Pareto/GGG (Platzer & Reutterer 2016) from `x`, `t_x`, `T` and
 /// `litt` per customer.
 #[pyfunction]
-#[pyo3(signature = (frequency, recency, T, litt, settings, n_jobs=None))]
+#[pyo3(signature = (frequency, recency, T, litt, settings, n_jobs=None, progress=None))]
 #[allow(non_snake_case)]
 fn ggg_sample<'py>(
     py: Python<'py>,
@@ -139,6 +189,7 @@ fn ggg_sample<'py>(
     litt: PyReadonlyArray1<'py, f64>,
     settings: HbSettings,
     n_jobs: Option<i64>,
+    progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let data = GggData {
         frequency: slice(&frequency, "frequency")?,
@@ -146,20 +197,8 @@ fn ggg_sample<'py>(
         age: slice(&T, "T")?,
         litt: slice(&litt, "litt")?,
     };
-    let (chains, draws, tune, thin, seed, customer_draws) = settings;
-    let result = run(py, n_jobs, |exec, interrupt| {
-        let opts = HbOptions {
-            chains,
-            draws,
-            tune,
-            thin,
-            seed,
-            customer_draws,
-            exec: exec.clone(),
-            interrupt: Some(interrupt),
-        };
-        ggg::sample(&data, &opts)
-    })?;
+    let result =
+        sample_with_progress(py, n_jobs, settings, progress, |opts| ggg::sample(&data, &opts))?;
     let out = PyDict::new(py);
     out.set_item("chains", result.chains)?;
     out.set_item("draws", result.draws)?;

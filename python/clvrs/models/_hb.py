@@ -4,7 +4,10 @@ that predictions are for the fitted customers, streamed predictions and persiste
 from __future__ import annotations
 
 import base64
+import contextlib
 import numbers
+import os
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -67,6 +70,34 @@ class IndividualLevelModel(BaseModel):
         if int(chains) > 1024:
             raise _bad_parameter("chains", f"must be at most 1024, got {chains!r}")
         return _bayes.sampler_settings(chains, draws, tune, seed, 0.8, 10)[3]
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _progress(progress: Any, name: str) -> Iterator[Callable[[int, int], None] | None]:
+        """The core's ``progress(done, total)`` callback, drawing a tqdm bar when ``progress``
+        is true (None: on a terminal) and tqdm is installed; None otherwise. The bar is closed
+        on the way out, also after an error or Ctrl-C."""
+        if progress is not None and not isinstance(progress, (bool, np.bool_)):
+            raise _bad_parameter("progress", f"must be True, False or None, got {progress!r}")
+        show = progress if progress is not None else os.isatty(2)
+        try:
+            if not show:
+                raise ImportError
+            from tqdm.auto import tqdm  # type: ignore[import-untyped]
+        except ImportError:
+            yield None
+            return
+        bar = tqdm(total=None, desc=f"{name} iterations (all chains)")
+
+        def update(done: int, total: int) -> None:
+            if bar.total != total:
+                bar.total = total
+            bar.update(done - bar.n)
+
+        try:
+            yield update
+        finally:
+            bar.close()
 
     def _kept_customer_draws(self, n: int) -> int:
         if self.customer_draws is not None:

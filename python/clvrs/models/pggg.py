@@ -101,6 +101,7 @@ class ParetoGGGModel(IndividualLevelModel):
         tune: int = 1000,
         thin: int = 1,
         seed: int | None = None,
+        progress: bool | None = None,
     ) -> ParetoGGGModel:
         """Draw from the posterior by Gibbs sampling.
 
@@ -113,6 +114,9 @@ class ParetoGGGModel(IndividualLevelModel):
             Chains; draws kept per chain; burn-in iterations; keep every ``thin``-th iteration.
         seed : int, optional
             Seed of every random choice (drawn when None, kept in ``fit_info_``).
+        progress : bool, optional
+            Show a progress bar of the iterations (needs ``tqdm``); None (the default): on a
+            terminal only.
 
         Returns
         -------
@@ -124,7 +128,7 @@ class ParetoGGGModel(IndividualLevelModel):
         cols = self._columns(data, keywords, fitting=True)
         a = cols.arrays
         n = len(cols)
-        with cols.locating_rows():
+        with self._progress(progress, type(self).__name__) as update, cols.locating_rows():
             result = _core.ggg_sample(
                 a["frequency"],
                 a["recency"],
@@ -139,6 +143,7 @@ class ParetoGGGModel(IndividualLevelModel):
                     self._kept_customer_draws(n),
                 ),
                 n_jobs=self.n_jobs,
+                progress=update,
             )
         self._finish_fit(
             result,

@@ -229,6 +229,7 @@ class ParetoNBDHierarchicalModel(IndividualLevelModel):
         tune: int = 1000,
         thin: int = 1,
         seed: int | None = None,
+        progress: bool | None = None,
     ) -> ParetoNBDHierarchicalModel:
         """Draw from the posterior by Gibbs sampling.
 
@@ -246,6 +247,9 @@ class ParetoNBDHierarchicalModel(IndividualLevelModel):
         seed : int, optional
             Seed of every random choice (drawn from the operating system when None, and kept
             in ``fit_info_``).
+        progress : bool, optional
+            Show a progress bar of the iterations (needs ``tqdm``); None (the default): on a
+            terminal only.
 
         Returns
         -------
@@ -259,7 +263,7 @@ class ParetoNBDHierarchicalModel(IndividualLevelModel):
         a = cols.arrays
         n = len(cols)
         design, covariate_names = self._covariate_matrix(data, covariates, n, cols.index)
-        with cols.locating_rows():
+        with self._progress(progress, type(self).__name__) as update, cols.locating_rows():
             result = _core.abe_sample(
                 a["frequency"],
                 a["recency"],
@@ -275,6 +279,7 @@ class ParetoNBDHierarchicalModel(IndividualLevelModel):
                 ),
                 (float(self.coefficient_precision), float(self.prior_dof), float(self.prior_scale)),
                 n_jobs=self.n_jobs,
+                progress=update,
             )
         self._finish_fit(
             result,
