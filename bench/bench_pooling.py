@@ -53,7 +53,8 @@ def main() -> None:
             f"{pooling}: {args.segments} x {args.size} customers, 4 x ({args.tune} + "
             f"{args.draws}): {wall:.1f} s; mean leapfrog steps per draw "
             f"{stats['n_steps'].mean():.1f}, divergences {info['divergences']}, "
-            f"max R-hat {info['r_hat_max']:.3f}"
+            f"max R-hat {info['r_hat_max']:.3f}, max tree depth {stats['tree_depth'].max()}, "
+            f"started at the posterior mode: {info.get('initial_point_is_mode')}"
         )
 
 

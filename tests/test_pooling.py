@@ -110,10 +110,14 @@ def test_partial_pooling_equals_separate_fits_on_large_segments():
         )
     a = partial.summary.drop(index="population")
     b = separate.summary
-    # Within Monte Carlo error (4 combined MCSEs) plus a quarter of a posterior sd: the
-    # shrinkage left at this size on the weakly identified dropout shapes a and b (r and
-    # alpha move by far less).
-    tolerance = 4 * np.hypot(a["mcse_mean"], b["mcse_mean"]) + 0.25 * b["sd"]
+    # Within Monte Carlo error (4 combined MCSEs) plus a share of a posterior sd for the
+    # shrinkage left at this size: a tenth for the purchase rates r and alpha, which the data
+    # pin down, half for the weakly identified dropout shapes a and b (the population moves
+    # segment 2's a by about 0.45 of its separate sd, 0.89 against 1.0: seen with both the
+    # whitened sampler and the one before it, whose larger MCSEs had hidden it behind a
+    # common quarter of a sd).
+    share = np.where(b.index.get_level_values("parameter").isin(["r", "alpha"]), 0.1, 0.5)
+    tolerance = 4 * np.hypot(a["mcse_mean"], b["mcse_mean"]) + share * b["sd"]
     difference = (a["mean"] - b["mean"]).abs()
     assert (difference < tolerance).all(), pd.DataFrame({"diff": difference, "tol": tolerance})
     # The posterior sds of r and alpha agree too; those of a and b, which BG/NBD data

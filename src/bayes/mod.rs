@@ -10,10 +10,15 @@
 //! crate's generator, and the likelihood sums are bit-identical for any thread count, so the
 //! draws of every chain depend on `seed` and the chain index only.
 //!
-//! Chains start near the posterior mode (found by the maximum-likelihood engine with the log
-//! prior added), each jittered by a uniform draw in (-1, 1) on every unconstrained
-//! coordinate, as PyMC's default `jitter+adapt_diag` does, so that R-hat can see chains that
-//! do not mix.
+//! Chains move in coordinates whitened by the Laplace approximation at the posterior mode
+//! (found by the maximum-likelihood engine with the log prior added): `u = mode + L z`, with
+//! `L L^T` the inverse Hessian there ([`posterior::Whitening`]), so that nuts-rs's adaptation,
+//! which starts from a unit mass matrix, starts from a nearly standard normal posterior and
+//! the correlations its diagonal mass matrix cannot undo are gone: shorter trajectories and a
+//! warm-up that converges within a few draws. Draws are mapped back before they are stored.
+//! Each chain starts at the mode jittered by a uniform draw in (-1, 1) on every whitened
+//! coordinate (about one posterior standard deviation), so that R-hat can see chains that do
+//! not mix.
 
 pub mod bg_value;
 pub mod hierarchical;
@@ -31,7 +36,7 @@ use nuts_rs::{Chain, CpuMath, DiagNutsSettings, Settings};
 use crate::error::{ClvError, Result};
 use crate::fit::{FitOptions, FusedPass, Likelihood, ParamSpec};
 use crate::parallel::Exec;
-use posterior::{Density, LogPosterior};
+use posterior::{Density, LogPosterior, Whitening};
 pub use prior::{complete_priors, default_prior, Prior, PriorTerm};
 
 /// Options of a posterior sample.
@@ -260,7 +265,7 @@ pub fn sample<L: Likelihood>(
             ..FitOptions::default()
         },
     );
-    let (centre, is_mode) = match mode {
+    let (centre, is_mode, covariance) = match mode {
         Err(ClvError::Interrupted) => return Err(ClvError::Interrupted),
         Ok(fit)
             if fit.converged
@@ -269,9 +274,9 @@ pub fn sample<L: Likelihood>(
                     .zip(&fit.params)
                     .all(|(s, &t)| s.domain.contains(t)) =>
         {
-            (fit.params, true)
+            (fit.params, true, fit.covariance)
         }
-        _ => (first_start, false),
+        _ => (first_start, false, None),
     };
     let posterior = LogPosterior {
         lik,
@@ -293,6 +298,19 @@ pub fn sample<L: Likelihood>(
             ),
         });
     }
+    let whitening = covariance
+        .and_then(|cov| {
+            // The fit's covariance is of the natural parameters, `J C J` with
+            // `J = diag(d theta / d u)`: `C` is the Laplace covariance in `u`.
+            let jac: Vec<f64> = specs
+                .iter()
+                .zip(&centre)
+                .map(|(s, &t)| s.domain.jacobian(t))
+                .collect();
+            let cov_u = Array2::from_shape_fn((k, k), |(i, j)| cov[[i, j]] / (jac[i] * jac[j]));
+            Whitening::laplace(u0.clone(), cov_u.view())
+        })
+        .unwrap_or_else(|| Whitening::unit(u0.clone()));
 
     let mut settings = DiagNutsSettings {
         num_tune: opts.tune,
@@ -305,24 +323,22 @@ pub fn sample<L: Likelihood>(
     settings.adapt_options.step_size_settings.target_accept = opts.target_accept;
 
     let run_chain = |&c: &usize| -> Result<ChainDraws> {
+        // The start: the centre jittered by a uniform draw in (-1, 1) on every whitened
+        // coordinate (about one Laplace standard deviation).
         let mut jitter = crate::random::Rng::for_stream(opts.seed ^ JITTER_SALT, c as u64);
-        let mut init = u0.clone();
-        let mut g = vec![0.0; k];
+        let mut init = vec![0.0; k];
+        let (mut u, mut g) = (vec![0.0; k], vec![0.0; k]);
         for _ in 0..JITTER_TRIES {
-            let trial: Vec<f64> = u0
-                .iter()
-                .map(|&u| u + 2.0 * jitter.uniform() - 1.0)
-                .collect();
-            if posterior.log_density(&trial, &mut g).is_some() {
+            let trial: Vec<f64> = (0..k).map(|_| 2.0 * jitter.uniform() - 1.0).collect();
+            whitening.to_unconstrained(&trial, &mut u);
+            if posterior.log_density(&u, &mut g).is_some() {
                 init = trial;
                 break;
             }
         }
         let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
         rng.set_stream(c as u64 + 1);
-        let math = CpuMath::new(Density {
-            posterior: &posterior,
-        });
+        let math = CpuMath::new(Density::new(&posterior, &whitening));
         let mut chain = settings
             .new_chain(c as u64, math, &mut rng)
             .map_err(sampler_error)?;
@@ -345,7 +361,8 @@ pub fn sample<L: Likelihood>(
             if i < opts.tune {
                 out.tuning_divergences += u64::from(progress.diverging);
             } else {
-                out.values.extend(posterior.natural(&position));
+                whitening.to_unconstrained(&position, &mut u);
+                out.values.extend(posterior.natural(&u));
                 out.log_density.push(stats.point.logp);
                 out.diverging.push(progress.diverging);
                 out.tree_depth.push(stats.depth);

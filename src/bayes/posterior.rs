@@ -72,9 +72,91 @@ impl nuts_rs::LogpError for NotFinite {
     }
 }
 
-/// [`LogPosterior`] as nuts-rs's density.
+/// The affine coordinates the chains move in: `u = centre + L z`, with `centre` the posterior
+/// mode in unconstrained coordinates and `L` a lower-triangular factor of the Laplace
+/// covariance there (rows shrunk to at most unit length), so that the sampler sees a nearly
+/// standard normal posterior from its first draw: its adaptation, which starts from a unit
+/// mass matrix and has no way to be given another, then converges within a few draws, and the
+/// correlations a diagonal mass matrix cannot undo (BG/NBD's `a` and `b`) are gone. The
+/// density in `z` is the density in `u` times `det L`, a constant: the posterior is the same,
+/// and draws are mapped back to `u` before they are stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Whitening {
+    /// The centre, in unconstrained coordinates.
+    pub(crate) centre: Vec<f64>,
+    /// `L`, row-major `k x k`, zero above the diagonal.
+    pub(crate) factor: Vec<f64>,
+}
+
+impl Whitening {
+    /// Unit scale around `centre` (the coordinates the sampler used before).
+    pub fn unit(centre: Vec<f64>) -> Self {
+        let k = centre.len();
+        let mut factor = vec![0.0; k * k];
+        for i in 0..k {
+            factor[i * k + i] = 1.0;
+        }
+        Whitening { centre, factor }
+    }
+
+    /// Around `centre` with the unconstrained covariance `cov` (`k x k`): its Cholesky factor,
+    /// each row scaled down to at most unit length (a standard deviation above 1 in log or
+    /// logit coordinates says the Laplace approximation is poor there; the sampler then
+    /// starts from the unit scale it always had). `None` when `cov` is not positive definite.
+    pub fn laplace(centre: Vec<f64>, cov: ndarray::ArrayView2<'_, f64>) -> Option<Self> {
+        let k = centre.len();
+        let l = crate::fit::linalg::cholesky_factor(cov)?;
+        let mut factor = vec![0.0; k * k];
+        for i in 0..k {
+            let length = (0..=i).map(|j| l[[i, j]] * l[[i, j]]).sum::<f64>().sqrt();
+            let shrink = if length > 1.0 { 1.0 / length } else { 1.0 };
+            for j in 0..=i {
+                factor[i * k + j] = l[[i, j]] * shrink;
+            }
+            if !(factor[i * k + i] > 0.0) {
+                return None;
+            }
+        }
+        Some(Whitening { centre, factor })
+    }
+
+    /// `u = centre + L z`, into `u`.
+    pub fn to_unconstrained(&self, z: &[f64], u: &mut [f64]) {
+        let k = self.centre.len();
+        for (i, out) in u.iter_mut().enumerate() {
+            let row = &self.factor[i * k..i * k + i + 1];
+            *out = self.centre[i] + row.iter().zip(z).map(|(l, z)| l * z).sum::<f64>();
+        }
+    }
+
+    /// The gradient in `z` from the gradient in `u`: `L^T g_u`, into `g_z`.
+    fn gradient_to_whitened(&self, g_u: &[f64], g_z: &mut [f64]) {
+        let k = self.centre.len();
+        for (j, out) in g_z.iter_mut().enumerate() {
+            *out = (j..k).map(|i| self.factor[i * k + j] * g_u[i]).sum();
+        }
+    }
+}
+
+/// [`LogPosterior`] in the whitened coordinates `z` of a [`Whitening`], as nuts-rs's density.
 pub(crate) struct Density<'p, 'a, L: Likelihood> {
     pub(crate) posterior: &'p LogPosterior<'a, L>,
+    pub(crate) whitening: &'p Whitening,
+    /// Scratch: the point and gradient in unconstrained coordinates.
+    pub(crate) u: Vec<f64>,
+    pub(crate) g_u: Vec<f64>,
+}
+
+impl<'p, 'a, L: Likelihood> Density<'p, 'a, L> {
+    pub(crate) fn new(posterior: &'p LogPosterior<'a, L>, whitening: &'p Whitening) -> Self {
+        let k = posterior.specs.len();
+        Density {
+            posterior,
+            whitening,
+            u: vec![0.0; k],
+            g_u: vec![0.0; k],
+        }
+    }
 }
 
 impl<L: Likelihood> nuts_rs::HasDims for Density<'_, '_, L> {
@@ -97,8 +179,18 @@ impl<L: Likelihood> nuts_rs::CpuLogpFunc for Density<'_, '_, L> {
     }
 
     fn logp(&mut self, position: &[f64], gradient: &mut [f64]) -> Result<f64, NotFinite> {
-        self.posterior
-            .log_density(position, gradient)
+        self.whitening.to_unconstrained(position, &mut self.u);
+        let value = self
+            .posterior
+            .log_density(&self.u, &mut self.g_u)
+            .ok_or(NotFinite)?;
+        self.whitening.gradient_to_whitened(&self.g_u, gradient);
+        // The density in `z` is this one times the constant `det L`, left out so that the
+        // stored log density is the one in `u`, as before.
+        gradient
+            .iter()
+            .all(|g| g.is_finite())
+            .then_some(value)
             .ok_or(NotFinite)
     }
 
@@ -223,5 +315,59 @@ mod tests {
             exec: Exec::Serial,
         };
         assert!(post.log_density(&[0.0, 0.0, 0.0], &mut g).is_none());
+    }
+
+    #[test]
+    fn whitened_density_has_the_gradient_of_the_same_posterior() {
+        let priors = [PriorTerm::Single {
+            index: 0,
+            prior: Prior::Gamma {
+                shape: 2.0,
+                rate: 1.0,
+            },
+        }];
+        let post = LogPosterior {
+            lik: &Toy,
+            specs: &TOY,
+            priors: &priors,
+            exec: Exec::Serial,
+        };
+        // A correlated covariance, one of whose standard deviations (sqrt 4) is shrunk to 1.
+        let cov = ndarray::arr2(&[[0.09, 0.02, 0.01], [0.02, 0.04, -0.05], [0.01, -0.05, 4.0]]);
+        let centre = vec![0.2, -0.1, 0.3];
+        let w = Whitening::laplace(centre.clone(), cov.view()).unwrap();
+        let row_length = |i: usize| (0..3).map(|j| w.factor[i * 3 + j].powi(2)).sum::<f64>();
+        assert!((row_length(0) - 0.09).abs() < 1e-15);
+        assert!((row_length(1) - 0.04).abs() < 1e-15);
+        assert!((row_length(2) - 1.0).abs() < 1e-12);
+        let mut density = Density::new(&post, &w);
+        use nuts_rs::CpuLogpFunc;
+        let z = [0.5, -0.7, 0.4];
+        let mut g = [0.0; 3];
+        let v = density.logp(&z, &mut g).unwrap();
+        // The value is the density in u at u = centre + L z.
+        let mut u = [0.0; 3];
+        w.to_unconstrained(&z, &mut u);
+        let mut g_u = [0.0; 3];
+        assert_eq!(v, post.log_density(&u, &mut g_u).unwrap());
+        for j in 0..3 {
+            let (mut up, mut down) = (z, z);
+            up[j] += 1e-6;
+            down[j] -= 1e-6;
+            let mut scratch = [0.0; 3];
+            let fd = (density.logp(&up, &mut scratch).unwrap()
+                - density.logp(&down, &mut scratch).unwrap())
+                / 2e-6;
+            assert!((fd - g[j]).abs() < 1e-6, "{j}: {fd} vs {}", g[j]);
+        }
+        // The unit map is the identity around its centre.
+        let unit = Whitening::unit(centre.clone());
+        unit.to_unconstrained(&z, &mut u);
+        for j in 0..3 {
+            assert_eq!(u[j], centre[j] + z[j]);
+        }
+        // Not positive definite: no whitening.
+        let bad = ndarray::arr2(&[[1.0, 2.0, 0.0], [2.0, 1.0, 0.0], [0.0, 0.0, 1.0]]);
+        assert!(Whitening::laplace(centre, bad.view()).is_none());
     }
 }

@@ -64,6 +64,18 @@ pub fn cholesky_inverse(matrix: ArrayView2<'_, f64>) -> Option<Array2<f64>> {
     out.iter().all(|v| v.is_finite()).then_some(out)
 }
 
+/// The lower Cholesky factor `L` (`L L^T = matrix`) of a symmetric positive definite matrix;
+/// `None` when the factorisation fails or is not finite.
+pub fn cholesky_factor(matrix: ArrayView2<'_, f64>) -> Option<Array2<f64>> {
+    if matrix.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
+    let n = matrix.nrows();
+    let factor = Cholesky::new(to_matrix(matrix))?.l();
+    let out = Array2::from_shape_fn((n, n), |(i, j)| factor[(i, j)]);
+    out.iter().all(|v| v.is_finite()).then_some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +109,22 @@ mod tests {
             }
         }
         assert!(cholesky_inverse(ndarray::arr2(&[[1.0, 2.0], [2.0, 1.0]]).view()).is_none());
+    }
+
+    #[test]
+    fn cholesky_factor_reconstructs_the_matrix() {
+        let m = ndarray::arr2(&[[4.0, 1.0, 0.5], [1.0, 3.0, 0.2], [0.5, 0.2, 1.0]]);
+        let l = cholesky_factor(m.view()).unwrap();
+        for i in 0..3 {
+            for j in 0..3 {
+                if j > i {
+                    assert_eq!(l[[i, j]], 0.0);
+                }
+                let r: f64 = (0..3).map(|k| l[[i, k]] * l[[j, k]]).sum();
+                assert!((r - m[[i, j]]).abs() < 1e-13);
+            }
+        }
+        assert!(cholesky_factor(ndarray::arr2(&[[1.0, 2.0], [2.0, 1.0]]).view()).is_none());
     }
 
     #[test]
