@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._base import _bad_parameter
+from ._base import _bad_parameter, _check_level
 from ._input import _is_polars_frame, as_float_array, ndim
 from .value import MAX_DISCRETE_MONTHS, _clv_units_per_month
 
@@ -58,6 +58,7 @@ def prospect_value(
     time_unit: Any = None,
     margin: float = 1.0,
     first_purchase: bool = True,
+    level: float | None = None,
 ) -> pd.DataFrame:
     r"""Expected purchases, spend and value of customers not yet acquired (prospects).
 
@@ -96,6 +97,12 @@ def prospect_value(
         Share of spend that is profit.
     first_purchase : bool, default True
         Count the acquisition purchase itself (undiscounted, at time 0).
+    level : float, optional
+        Add delta-method intervals at this level (e.g. 0.9): the uncertainty of the fitted
+        parameters (the transaction model's and, when ``spend`` is a fitted
+        :class:`GammaGammaModel`, the spend model's, independent fits) carried to each column
+        by :func:`delta_interval` (Wald intervals on the log scale). Needs models fitted by
+        maximum likelihood (with a covariance).
 
     Returns
     -------
@@ -103,7 +110,8 @@ def prospect_value(
         Per prospect (the index of ``prospects``): ``expected_purchases`` (undiscounted, over
         the horizon, the first purchase included when ``first_purchase``), ``expected_spend``
         (their spend) and ``value`` (discounted, times ``margin``). Pass ``value`` to
-        :func:`acquisition_budget` with ``by=prospects["channel"]``.
+        :func:`acquisition_budget` with ``by=prospects["channel"]``. With ``level``, each
+        column also has ``<column>_se``, ``<column>_lower`` and ``<column>_upper``.
 
     Raises
     ------
@@ -120,6 +128,8 @@ def prospect_value(
     >>> round(float(out["expected_purchases"].iloc[0]), 3)
     2.447
     """
+    if level is not None:
+        level = _check_level(level)
     if not hasattr(transaction_model, "expected_purchases_new_customer"):
         raise _bad_parameter(
             "transaction_model",
@@ -178,7 +188,7 @@ def prospect_value(
     purchases = first + cumulative[:, -1]
     discounted = first + increments @ discount
     per_purchase = _spend_per_purchase(spend, rows)
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {
             "expected_purchases": purchases,
             "expected_spend": purchases * per_purchase,
@@ -186,3 +196,53 @@ def prospect_value(
         },
         index=index,
     )
+    if level is None:
+        return table
+    return _with_intervals(
+        table,
+        transaction_model,
+        spend,
+        {
+            "prospects": prospects,
+            "time": time,
+            "discount_rate": discount_rate,
+            "time_unit": time_unit,
+            "margin": margin,
+            "first_purchase": first_purchase,
+        },
+        level,
+    )
+
+
+def _with_intervals(
+    table: pd.DataFrame,
+    transaction_model: Any,
+    spend: Any,
+    options: dict[str, Any],
+    level: float,
+) -> pd.DataFrame:
+    """``table`` with ``<column>_se``, ``_lower`` and ``_upper`` from the delta method over the
+    fitted models (the columns stacked into one prediction, so each model parameter is
+    shifted once for all three)."""
+    from .models.gamma_gamma import GammaGammaModel
+    from .uncertainty import delta_interval
+
+    columns = list(table.columns)
+    models = [transaction_model]
+    if isinstance(spend, GammaGammaModel):
+        models.append(spend)
+
+    def predict(*fitted: Any) -> np.ndarray:
+        spend_now = fitted[1] if len(fitted) > 1 else spend
+        shifted = prospect_value(fitted[0], spend_now, **options)
+        return shifted[columns].to_numpy().T.ravel()
+
+    band = delta_interval(predict, models, level=level, scale="log")
+    rows = len(table)
+    out = {}
+    for k, column in enumerate(columns):
+        part = slice(k * rows, (k + 1) * rows)
+        out[column] = table[column].to_numpy()
+        for stat in ("se", "lower", "upper"):
+            out[f"{column}_{stat}"] = band[stat].to_numpy()[part]
+    return pd.DataFrame(out, index=table.index)
