@@ -242,6 +242,13 @@ def test_fast_path_is_taken_and_hands_over_read_only_views(base):
     assert _input._read_numpy_columns(base.set_axis([0, 1, 2], axis=1), RFM, (), names, ()) is None
     assert _input._read_numpy_columns(base.drop(columns="T"), RFM, (), names, ()) is None
 
+    class Frame(pd.DataFrame):
+        @property
+        def _constructor(self):
+            return Frame
+
+    assert _input._read_numpy_columns(Frame(base), RFM, (), names, ()) is None
+
 
 def test_float_series_is_the_constructors_series():
     values = np.random.default_rng(1).random(50)

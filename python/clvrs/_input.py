@@ -716,14 +716,17 @@ def _read_numpy_columns(
     The fast path for small frames: ``data[name]`` builds a Series (about 11 us a column with
     pandas 3) and the general path lists the labels as text (5 us for an Arrow-backed column
     index); here one hash lookup finds each column and the frame hands over its array. Taken
-    only when every label is a distinct plain string (:func:`_text_labels`), every named column
-    exists once and is mapped to one role, and every column is a one-dimensional numpy array of
-    numbers or booleans; those arrays go through the same conversions (:func:`_integer_array`,
-    :func:`as_float_array`) as the general path's, read-only, so the result is the same array,
-    bit for bit. Anything else (a missing, duplicated or twice-mapped column, nullable,
-    categorical, Arrow or other extension dtypes, object, date or text columns) returns None,
+    only for a plain ``pandas.DataFrame`` (not a subclass), when every label is a distinct
+    plain string (:func:`_text_labels`), every named column exists once and is mapped to one
+    role, and every column is a one-dimensional numpy array of numbers or booleans; those
+    arrays go through the same conversions (:func:`_integer_array`, :func:`as_float_array`) as
+    the general path's, read-only, so the result is the same array, bit for bit. Anything else
+    (a missing, duplicated or twice-mapped column, nullable, categorical, Arrow or other
+    extension dtypes, object, date or text columns) returns None,
     and the general path reads and checks the columns, raising its usual errors.
     """
+    if type(data) is not pd.DataFrame:
+        return None  # (a subclass may define its own column access)
     columns = data.columns
     column_array = getattr(data, "_get_column_array", None)
     if column_array is None or not _text_labels(columns):
