@@ -284,6 +284,9 @@ pub fn fill_memoized_in<const K: usize, const SLOTS: usize>(
     });
 }
 
+/// Distinct keys from which [`fill_distinct`] shares them among the threads.
+const DISTINCT_PARALLEL_MIN: usize = 32;
+
 /// Fill `out[i] = f(i)` for an `f` that depends on the row only through `key(i)`, computing
 /// `f` exactly once per distinct key (keys matched bit for bit in an open-addressing table over
 /// all rows, which a collision never makes recompute), the distinct keys evaluated in parallel
@@ -330,6 +333,13 @@ pub fn fill_distinct<const K: usize>(
             at = (at + 1) & (slots - 1);
         }
     }
+    // (A handful of keys is not worth waking the pool for.)
+    let serial = Exec::Serial;
+    let exec = if distinct.len() < DISTINCT_PARALLEL_MIN {
+        &serial
+    } else {
+        exec
+    };
     let values = exec.map(&distinct, |&(_, i)| f(i));
     for (slot, &d) in out.iter_mut().zip(&which) {
         *slot = values[d];
@@ -370,6 +380,13 @@ mod memo_tests {
                 plain.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
             );
         }
+        // Fewer distinct keys than DISTINCT_PARALLEL_MIN (evaluated on the calling thread).
+        let mut few = vec![f64::NAN; 20];
+        fill_distinct(&Exec::with_jobs(Some(2)).unwrap(), &mut few, |i| [x[i]], f);
+        assert_eq!(
+            few.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            plain[..20].iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
         let mut empty: [f64; 0] = [];
         fill_distinct(&Exec::Serial, &mut empty, |i| [x[i]], f);
     }
