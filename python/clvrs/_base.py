@@ -636,7 +636,7 @@ class BaseModel:
         self.time_unit_ = None
 
     def _params_list(self) -> list[float]:
-        return [float(v) for v in self.params_.to_numpy()]
+        return np.asarray(self.params_.to_numpy(), dtype=np.float64).tolist()
 
     # -- reporting ------------------------------------------------------------------------------
 

@@ -199,13 +199,36 @@ impl<M> Models<'_, M> {
 
 /// A frequency column as the Python layer hands it over: float64, or an integer column taken
 /// as it is (no float64 copy; see [`Counts`]).
-#[derive(FromPyObject)]
 pub(super) enum CountsArg<'py> {
     Float(PyReadonlyArray1<'py, f64>),
     I64(PyReadonlyArray1<'py, i64>),
     I32(PyReadonlyArray1<'py, i32>),
     U64(PyReadonlyArray1<'py, u64>),
     U32(PyReadonlyArray1<'py, u32>),
+}
+
+impl<'a, 'py> FromPyObject<'a, 'py> for CountsArg<'py> {
+    type Error = PyErr;
+
+    /// The variant of the array's dtype, found by type checks (a derived extraction tries each
+    /// variant in turn and builds a Python error for every miss: about 8 us for an int64 column,
+    /// a sixth of P(alive) for CDNOW's 2,357 customers). Anything that is none of these is
+    /// refused as the float64 variant refuses it.
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        if obj.cast::<PyArray1<i64>>().is_ok() {
+            return Ok(CountsArg::I64(obj.extract()?));
+        }
+        if obj.cast::<PyArray1<i32>>().is_ok() {
+            return Ok(CountsArg::I32(obj.extract()?));
+        }
+        if obj.cast::<PyArray1<u64>>().is_ok() {
+            return Ok(CountsArg::U64(obj.extract()?));
+        }
+        if obj.cast::<PyArray1<u32>>().is_ok() {
+            return Ok(CountsArg::U32(obj.extract()?));
+        }
+        Ok(CountsArg::Float(obj.extract()?))
+    }
 }
 
 impl CountsArg<'_> {

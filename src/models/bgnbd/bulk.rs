@@ -178,11 +178,11 @@ pub fn weighted_expected_purchases_bulk(
     let n = columns.len();
     if n < BULK_MIN_ROWS {
         // Too few rows for interpolants to pay: the active-customer part (a Gaussian
-        // hypergeometric function per horizon) once per distinct (x, T) within each block of
-        // rows, since it depends on nothing else (CDNOW's 2,357 customers have 464), then
-        // times each row's P(alive). The values of evaluating every row directly.
+        // hypergeometric function per horizon) once per distinct (x, T), since it depends on
+        // nothing else (CDNOW's 2,357 customers have 464), the distinct pairs shared among the
+        // threads; then times each row's P(alive). The values of evaluating every row directly.
         let (x, age) = (columns.frequency, columns.age);
-        crate::models::fill_memoized_in::<2, 2048>(
+        crate::models::fill_distinct(
             exec,
             out,
             |i| [x[i], age[i]],
