@@ -347,3 +347,19 @@ def test_save_load_pickle_and_from_params(
         model.expected_purchases(data.summary, t=1)
     with pytest.raises(InvalidDataError, match="finite and >= 0"):
         model.expected_purchases(data, t=-1.0)
+
+
+def test_likelihood_ratio_test_delta_intervals_and_no_bootstrap(
+    simulated: tuple[clvrs.DynamicCovariateData, pd.Series, clvrs.BetaGeoDynamicModel],
+) -> None:
+    data, _, model = simulated
+    plain = clvrs.BetaGeoModel().fit(data.summary)
+    test = clvrs.likelihood_ratio_test(plain, model)
+    assert test["df"] == 2
+    assert test["statistic"] == pytest.approx(2 * (model.log_likelihood_ - plain.log_likelihood_))
+    assert test["p_value"] < 1e-10  # the simulated promotion effect is strong
+    interval = clvrs.delta_interval(lambda m: m.expected_purchases(data, t=26), [model])
+    assert (interval["lower"] < interval["estimate"]).all()
+    assert (interval["estimate"] < interval["upper"]).all()
+    with pytest.raises(InvalidParameterError, match="delta_interval"):
+        clvrs.bootstrap(model, data, n_boot=5)

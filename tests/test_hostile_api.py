@@ -495,6 +495,9 @@ class _Fixtures:
                 "ParetoNBDDynamicModel": clvrs.ParetoNBDDynamicModel(on_failure="ignore").fit(
                     self.dynamic_data, purchase_covariates="x"
                 ),
+                "BetaGeoDynamicModel": clvrs.BetaGeoDynamicModel(on_failure="ignore").fit(
+                    self.dynamic_data, purchase_covariates="x"
+                ),
             }
             grouped = self.rfm.assign(grp=np.arange(len(self.rfm)) % 2)
             self.grouped = grouped
@@ -511,6 +514,7 @@ class _Fixtures:
             "ShiftedBetaGeoModel": self.records,
             "BetaDiscreteWeibullModel": self.records,
             "ParetoNBDDynamicModel": self.dynamic_data,
+            "BetaGeoDynamicModel": self.dynamic_data,
         }.get(model_name, self.rfm)
 
     def method_arguments(self, owner: str) -> dict[str, Any]:
@@ -697,6 +701,7 @@ MODELS = [
     "ShiftedBetaGeoModel",
     "BetaDiscreteWeibullModel",
     "ParetoNBDDynamicModel",
+    "BetaGeoDynamicModel",
 ]
 
 
