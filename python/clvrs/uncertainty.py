@@ -318,8 +318,8 @@ def bootstrap(
         raise _bad_parameter("model", f"must be a fitted clvrs model, got {type(model).__name__}")
     if "params_" not in vars(model):
         raise NotFittedError("bootstrap needs a fitted model")
-    from .models._rfm import RfmModel
     from .models._dynamic import DynamicCovariateModel
+    from .models._rfm import RfmModel
 
     if isinstance(model, DynamicCovariateModel):
         raise _bad_parameter(
