@@ -312,6 +312,25 @@ def test_predictions_match_simulated_future_purchases(
     assert plain.expected_purchases(data, t=26).sum() < predicted.sum()
 
 
+def test_ninety_five_percent_intervals_cover_the_truth() -> None:
+    """Wald intervals from the analytic-gradient fit cover each true value at the nominal
+    rate: 80 datasets x 6 parameters, within the 3-sigma binomial band (which excludes 90%)."""
+    truth = np.array([*TRUTH, *COEFFICIENTS])
+    covered = []
+    for seed in range(80):
+        log, panel, _, end = simulate(800, TRUTH, COEFFICIENTS, seed=100 + seed)
+        model = clvrs.BetaGeoDynamicModel(on_failure="ignore").fit(
+            prepared(log, panel, end), purchase_covariates="promo", dropout_covariates="channel"
+        )
+        assert model.standard_errors_ is not None
+        covered.append(
+            np.abs(model.params_.to_numpy() - truth) < 1.96 * model.standard_errors_.to_numpy()
+        )
+    rate = np.mean(covered)
+    band = 3 * math.sqrt(0.95 * 0.05 / np.size(covered))
+    assert abs(rate - 0.95) < band, (rate, np.mean(covered, axis=0))
+
+
 def test_changing_dropout_covariates_are_refused_naming_the_panel_row() -> None:
     log, panel, _, end = simulate(30, TRUTH, COEFFICIENTS, seed=3)
     panel.loc[100, "channel"] = 5.0  # customer 1's 23rd week
