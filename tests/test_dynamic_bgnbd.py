@@ -219,6 +219,88 @@ def test_log_likelihood_matches_independent_integration(
         assert got[customer] == pytest.approx(expected, abs=1e-10, rel=1e-10), customer
 
 
+def reference_probability_alive(
+    params: tuple[float, float, float, float], x: int, a_x: float, a_t: float, ahead: float
+) -> float:
+    """P(alive at T + t) as mpmath's double integral over (lambda, p) of the chance of the
+    history, of being alive at T and of surviving the purchases of the operational time
+    ``ahead`` (each followed by a dropout coin: exp(-lambda p ahead) given the rates), over
+    the likelihood (the same double integral without the last factor, plus the dropped-out
+    branch). ``a`` and ``b`` are the customer's, after its dropout covariates."""
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 20
+    r, alpha, a, b = params
+
+    def alive(lam: object, q: object, until: float) -> object:
+        return (
+            lam ** (r + x - 1)
+            * (1 - q) ** (b + x - 1)
+            * q ** (a - 1)
+            * mpmath.exp(-lam * (alpha + a_t + q * until))
+        )
+
+    def dropped(lam: object, q: object) -> object:
+        return lam ** (r + x - 1) * q**a * (1 - q) ** (b + x - 2) * mpmath.exp(-lam * (alpha + a_x))
+
+    def integral(f: object) -> object:
+        return mpmath.quad(lambda q, lam: f(lam, q), [0, 1], [0, 1, mpmath.inf])
+
+    total = integral(lambda lam, q: alive(lam, q, 0.0))
+    if x > 0:
+        total += integral(dropped)
+    return float(integral(lambda lam, q: alive(lam, q, ahead)) / total)
+
+
+def test_probability_alive_ahead_matches_a_double_integral(
+    simulated: tuple[clvrs.DynamicCovariateData, pd.Series, clvrs.BetaGeoDynamicModel],
+) -> None:
+    """P(alive at T + t) against mpmath's double integral (reference_probability_alive), for
+    customers whose covariates changed before T and hold after it."""
+    _, _, fitted = simulated
+    r, alpha, a, b, g1, g2 = 0.9, 5.0, 1.3, 2.5, 0.6, -0.4
+    model = fitted._with_params(pd.Series([r, alpha, a, b, g1, g2], index=fitted.params_.index))
+    log = pd.DataFrame(
+        {
+            "customer_id": [1, 1, 1, 2, 3, 3],
+            "date": pd.to_datetime(
+                ["2024-01-01", "2024-01-04", "2024-01-20", "2024-01-02", "2024-01-01", "2024-01-02"]
+            ),
+        }
+    )
+    panel = pd.DataFrame(
+        {
+            "customer_id": [1, 1, 2, 3],
+            "date": pd.to_datetime(["2024-01-01", "2024-01-15", "2024-01-01", "2023-12-01"]),
+            "promo": [0.0, 1.0, 1.0, 2.0],
+            "channel": [1.0, 1.0, 0.0, -0.5],
+        }
+    )
+    data = clvrs.DynamicCovariateData(
+        log, panel, freq="D", freq_multiplier=7, observation_period_end="2024-02-01"
+    )
+    got = model.probability_alive(data, t=9.0)
+    now = model.probability_alive(data)
+    for customer, a_x, a_t, x, e_ahead, channel in [
+        # A(t_x), A(T) in weeks; x; the purchase multiplier after T; the dropout covariate.
+        (
+            1,
+            19 / 7 - 5 / 7 + 5 / 7 * math.exp(g1),
+            14 / 7 + 17 / 7 * math.exp(g1),
+            2,
+            math.exp(g1),
+            1.0,
+        ),
+        (2, 0.0, 30 / 7 * math.exp(g1), 0, math.exp(g1), 0.0),
+        (3, 1 / 7 * math.exp(2 * g1), 31 / 7 * math.exp(2 * g1), 1, math.exp(2 * g1), -0.5),
+    ]:
+        shift = math.exp(g2 * channel)
+        expected = reference_probability_alive(
+            (r, alpha, a * shift, b * shift), x, a_x, a_t, 9.0 * e_ahead
+        )
+        assert got[customer] == pytest.approx(expected, abs=1e-10), customer
+        assert got[customer] < now[customer]
+
+
 def test_constant_covariates_give_the_time_invariant_model() -> None:
     log, panel, _, end = simulate(1500, TRUTH, (0.0, 0.0), seed=5)
     rng = np.random.default_rng(5)
@@ -305,7 +387,8 @@ def test_predictions_match_simulated_future_purchases(
     actual = ahead.reindex(predicted.index)
     assert predicted.sum() == pytest.approx(actual.sum(), rel=0.08)
     alive = model.probability_alive(data)
-    assert ((alive >= 0) & (alive <= 1)).all()
+    later = model.probability_alive(data, t=26)
+    assert ((alive >= later) & (later >= 0) & (alive <= 1)).all()
     assert alive[actual > 0].mean() > alive[actual == 0].mean() + 0.2
     # The coming promotions count: the same customers without them expect fewer purchases.
     plain = model._with_params(model.params_.where(model.params_.index != "purchase:promo", 0.0))

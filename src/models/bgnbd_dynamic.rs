@@ -36,7 +36,9 @@ use crate::data::{RfmColumns, RfmNames};
 use crate::error::{ClvError, Result};
 use crate::fit::{fit, Domain, FitOptions, FitResult, Likelihood, ParamSpec};
 use crate::parallel::Exec;
-use crate::special::{digamma_diff, logistic};
+use crate::special::{
+    digamma_diff, ln_gamma_diff, ln_negative_binomial_pmf, logistic, SERIES_TOLERANCE,
+};
 
 /// The shared parameters and the coefficient of each covariate column.
 struct Point {
@@ -393,10 +395,54 @@ pub fn fit_dynamic(
 pub enum Quantity {
     /// Log-likelihood of the history.
     LogLikelihood,
-    /// P(alive at T).
+    /// P(alive at T + t): `t` is the horizon (0 for now).
     ProbabilityAlive,
     /// Expected purchases in (T, T + t].
     ExpectedPurchases,
+}
+
+/// P(still alive after `ahead` more units of operational time | alive at T): `E[(1 - p)^N]`,
+/// `N` the purchases in that time (negative binomial: `lambda ~ Gamma(k, rate)` given the
+/// history), `p ~ Beta(a_post, b_post)`: the series `sum_j NB(j; k, w) (b_post)_j /
+/// (a_post + b_post)_j` with `w = ahead / (rate + ahead)`, a sum of positive terms summed from
+/// the negative binomial's mode both ways (the terms fall away from their peak, which lies at
+/// or below that mode) until the rest is below [`SERIES_TOLERANCE`] of the total.
+fn survival_ahead(k: f64, rate: f64, ahead: f64, a_post: f64, b_post: f64) -> f64 {
+    if !(ahead > 0.0) {
+        return 1.0;
+    }
+    let c = a_post + b_post;
+    let ln_w = (ahead / (rate + ahead)).ln();
+    let ln_1mw = -(ahead / rate).ln_1p();
+    let w = ln_w.exp();
+    // The negative binomial's mode: from there the terms only fall going up.
+    let start = ((k - 1.0) * ahead / rate).max(0.0).floor();
+    let ln_first = ln_negative_binomial_pmf(k, start, ln_w, ln_1mw) + ln_gamma_diff(b_post, start)
+        - ln_gamma_diff(c, start);
+    // Terms relative to the first.
+    let mut sum = 1.0;
+    let (mut term, mut j) = (1.0f64, start);
+    loop {
+        let ratio = (k + j) * (b_post + j) * w / ((j + 1.0) * (c + j));
+        term *= ratio;
+        j += 1.0;
+        sum += term;
+        if ratio < 1.0 && term / (1.0 - ratio) < SERIES_TOLERANCE * sum {
+            break;
+        }
+    }
+    let (mut term, mut j) = (1.0f64, start);
+    while j > 0.0 {
+        // t_(j-1) / t_j.
+        let ratio = j * (c + j - 1.0) / ((k + j - 1.0) * (b_post + j - 1.0) * w);
+        term *= ratio;
+        j -= 1.0;
+        sum += term;
+        if ratio < 1.0 && term * j < SERIES_TOLERANCE * sum {
+            break;
+        }
+    }
+    (ln_first + sum.ln()).exp().min(1.0)
 }
 
 /// `A(T + t) - A(T)` of customer `i`: the operational time ahead, from its pieces after T
@@ -424,7 +470,7 @@ fn clock_ahead(
 }
 
 /// A per-customer quantity at fitted (or given) parameters; `t` is the horizon of the
-/// expected purchases (one value per customer; ignored by the others).
+/// expected purchases and P(alive) (one value per customer; ignored by the log-likelihood).
 pub fn predict(
     rows: &DynamicRows<'_>,
     links: &Links,
@@ -441,7 +487,7 @@ pub fn predict(
         ));
     }
     crate::fit::check_params(&BgNbdDynamicLikelihood::new(rows, links).specs, params)?;
-    if quantity == Quantity::ExpectedPurchases {
+    if quantity != Quantity::LogLikelihood {
         if t.len() != rows.len() {
             return Err(ClvError::invalid_parameter(
                 "t",
@@ -466,19 +512,17 @@ pub fn predict(
             let (value, alive) = row::<false>(rows, matrices, &point, i, &mut clock, &mut []);
             *slot = match quantity {
                 Quantity::LogLikelihood => value,
-                Quantity::ProbabilityAlive => alive,
-                Quantity::ExpectedPurchases => {
+                Quantity::ProbabilityAlive | Quantity::ExpectedPurchases => {
                     let (params, _) = customer_params(rows, matrices[1], &point, i);
                     let ahead = clock_ahead(rows, matrices[0], &point.purchase, i, t[i]);
                     let x = rows.frequency[i];
+                    let (k, rate) = (point.r + x, point.alpha + clock.a_t);
                     alive
-                        * bgnbd::active_expected_purchases(
-                            point.r + x,
-                            point.alpha + clock.a_t,
-                            ahead,
-                            params.a,
-                            params.b + x,
-                        )
+                        * if quantity == Quantity::ProbabilityAlive {
+                            survival_ahead(k, rate, ahead, params.a, params.b + x)
+                        } else {
+                            bgnbd::active_expected_purchases(k, rate, ahead, params.a, params.b + x)
+                        }
                 }
             };
         }
@@ -606,7 +650,7 @@ mod tests {
                 &l,
                 &point,
                 Quantity::ProbabilityAlive,
-                &t,
+                &vec![0.0; n],
                 &exec,
                 &mut alive,
             )
@@ -662,6 +706,12 @@ mod tests {
             Quantity::ProbabilityAlive,
             Quantity::ExpectedPurchases,
         ] {
+            // P(alive) now (the BG/NBD has it at T only); expected purchases 10 ahead.
+            let t = if quantity == Quantity::ProbabilityAlive {
+                vec![0.0; n]
+            } else {
+                t.clone()
+            };
             predict(&rows, &l, &point, quantity, &t, &exec, &mut out).unwrap();
             for i in 0..n {
                 let (x, t_x, age) = (o.frequency[i], o.recency[i], o.age[i]);
@@ -704,6 +754,29 @@ mod tests {
                 gradient[j]
             );
         }
+    }
+
+    #[test]
+    fn survival_series_matches_the_integral_over_p() {
+        // E_p[(rate / (rate + p ahead))^k] by brute-force midpoint sums in p (a, b > 1: a
+        // smooth integrand), against the series; and 1 for no time ahead.
+        for (k, rate, ahead, a, b) in [
+            (3.0, 5.0, 2.0, 1.5, 4.0),
+            (0.7, 8.0, 300.0, 2.0, 1.2),
+            (60.0, 40.0, 7.0, 3.0, 30.0),
+        ] {
+            let steps = 200_000;
+            let ln_beta = crate::special::ln_beta(a, b);
+            let mut want = 0.0;
+            for m in 0..steps {
+                let p = (m as f64 + 0.5) / steps as f64;
+                let density = ((a - 1.0) * p.ln() + (b - 1.0) * (-p).ln_1p() - ln_beta).exp();
+                want += density * (rate / (rate + p * ahead)).powf(k) / steps as f64;
+            }
+            let got = survival_ahead(k, rate, ahead, a, b);
+            assert!((got - want).abs() < 1e-8, "{k} {ahead}: {got} vs {want}");
+        }
+        assert_eq!(survival_ahead(2.0, 3.0, 0.0, 1.0, 1.0), 1.0);
     }
 
     #[test]

@@ -42,7 +42,7 @@ class BetaGeoDynamicModel(DynamicCovariateModel):
     Predictions read the covariates from the data, including pieces after the end of
     observation (the panel's last row holds indefinitely): :meth:`expected_purchases` in
     :math:`(T, T + t]` (the BG/NBD's at horizon :math:`A(T + t) - A(T)`),
-    :meth:`probability_alive` at ``T`` and :meth:`log_likelihood_per_customer`.
+    :meth:`probability_alive` now or ``t`` ahead and :meth:`log_likelihood_per_customer`.
 
     Parameters
     ----------
@@ -102,12 +102,23 @@ class BetaGeoDynamicModel(DynamicCovariateModel):
         """
         return self._predict("expected_purchases", data, t)
 
-    def probability_alive(self, data: DynamicCovariateData) -> pd.Series:
-        """P(alive at ``T``) given each customer's history and covariates.
+    def probability_alive(self, data: DynamicCovariateData, t: Any = 0.0) -> pd.Series:
+        """P(alive at ``T + t``) given each customer's history and covariates (``t = 0``: now).
+
+        P(alive at ``T``) times the chance of surviving the purchases of the coming ``t``:
+        ``E[(1 - p)^N]`` with ``N`` the purchases over the operational time ``A(T + t) - A(T)``
+        (negative binomial under the posterior of ``lambda``), ``p ~ Beta(a_i, b_i + x)``.
+
+        Parameters
+        ----------
+        data : DynamicCovariateData
+            The customers.
+        t : float or array-like, default 0.0
+            Horizon, one value or one per customer.
 
         Returns
         -------
         pandas.Series
             Indexed by customer id.
         """
-        return self._predict("probability_alive", data, 0.0)
+        return self._predict("probability_alive", data, t)
