@@ -407,9 +407,17 @@ pub enum Quantity {
 /// (a_post + b_post)_j` with `w = ahead / (rate + ahead)`, a sum of positive terms summed from
 /// the negative binomial's mode both ways (the terms fall away from their peak, which lies at
 /// or below that mode) until the rest is below [`SERIES_TOLERANCE`] of the total.
+///
+/// The terms number about the negative binomial's mode plus a few dozen of its standard
+/// deviations; beyond [`MAX_SERIES_TERMS`] the integral over `p` is taken instead
+/// ([`survival_by_quadrature`]).
 fn survival_ahead(k: f64, rate: f64, ahead: f64, a_post: f64, b_post: f64) -> f64 {
     if !(ahead > 0.0) {
         return 1.0;
+    }
+    let z = ahead / rate;
+    if k * z + 40.0 * k.sqrt() * (1.0 + z) > MAX_SERIES_TERMS {
+        return survival_by_quadrature(k, z, a_post, b_post);
     }
     let c = a_post + b_post;
     let ln_w = (ahead / (rate + ahead)).ln();
@@ -443,6 +451,41 @@ fn survival_ahead(k: f64, rate: f64, ahead: f64, a_post: f64, b_post: f64) -> f6
         }
     }
     (ln_first + sum.ln()).exp().min(1.0)
+}
+
+/// Above this many terms [`survival_ahead`] integrates over `p` instead of summing.
+const MAX_SERIES_TERMS: f64 = 2e5;
+
+/// `E_p[(1 + p z)^-k]`, `p ~ Beta(a, b)`, by adaptive Gauss-Kronrod quadrature on each half of
+/// `(0, 1)`, with `u = p^a` on the lower half and `v = (1 - p)^b` on the upper one (which take
+/// the beta density's endpoint singularities out of the integrand).
+fn survival_by_quadrature(k: f64, z: f64, a: f64, b: f64) -> f64 {
+    use crate::quadrature::integrate;
+    const TOLERANCE: f64 = 1e-12;
+    const MAX_INTERVALS: usize = 500;
+    let ln_beta = crate::special::ln_beta(a, b);
+    let factor = |p: f64| -k * (p * z).ln_1p() - ln_beta;
+    let lower = integrate(
+        |u: f64| {
+            let p = u.powf(1.0 / a);
+            ((b - 1.0) * (-p).ln_1p() + factor(p)).exp() / a
+        },
+        0.0,
+        0.5f64.powf(a),
+        TOLERANCE,
+        MAX_INTERVALS,
+    );
+    let upper = integrate(
+        |v: f64| {
+            let p = 1.0 - v.powf(1.0 / b);
+            ((a - 1.0) * p.ln() + factor(p)).exp() / b
+        },
+        0.0,
+        0.5f64.powf(b),
+        TOLERANCE,
+        MAX_INTERVALS,
+    );
+    (lower.value + upper.value).clamp(0.0, 1.0)
 }
 
 /// `A(T + t) - A(T)` of customer `i`: the operational time ahead, from its pieces after T
@@ -777,6 +820,24 @@ mod tests {
             assert!((got - want).abs() < 1e-8, "{k} {ahead}: {got} vs {want}");
         }
         assert_eq!(survival_ahead(2.0, 3.0, 0.0, 1.0, 1.0), 1.0);
+        // The quadrature that takes over for long horizons agrees with the series where both
+        // run (beta's endpoint singularities included), and long horizons end.
+        for (k, z, a, b) in [
+            (3.0, 0.4, 1.5, 4.0),
+            (0.7, 300.0, 0.4, 0.6),
+            (20.0, 50.0, 2.0, 0.8),
+        ] {
+            let series = survival_ahead(k, 1.0, z, a, b);
+            let quadrature = survival_by_quadrature(k, z, a, b);
+            assert!(
+                (series - quadrature).abs() < 1e-10,
+                "{k} {z}: {series} vs {quadrature}"
+            );
+        }
+        for ahead in [1e7, 1e300, f64::MAX] {
+            let value = survival_ahead(5.0, 2.0, ahead, 0.8, 3.0);
+            assert!((0.0..1e-5).contains(&value), "{ahead}: {value}");
+        }
     }
 
     #[test]
