@@ -495,6 +495,9 @@ class _Fixtures:
                 "ParetoNBDDynamicModel": clvrs.ParetoNBDDynamicModel(on_failure="ignore").fit(
                     self.dynamic_data, purchase_covariates="x"
                 ),
+                "BetaGeoDynamicModel": clvrs.BetaGeoDynamicModel(on_failure="ignore").fit(
+                    self.dynamic_data, purchase_covariates="x"
+                ),
             }
             # The individual-level models sample by MCMC: a dozen customers keep each of the
             # sweep's fits (at the default chains and draws) well under a second.
@@ -525,6 +528,7 @@ class _Fixtures:
             "ParetoNBDDynamicModel": self.dynamic_data,
             "ParetoNBDHierarchicalModel": self.hb_data,
             "ParetoGGGModel": self.ggg_data,
+            "BetaGeoDynamicModel": self.dynamic_data,
         }.get(model_name, self.rfm)
 
     def method_arguments(self, owner: str) -> dict[str, Any]:
@@ -714,6 +718,7 @@ MODELS = [
     "ParetoNBDDynamicModel",
     "ParetoNBDHierarchicalModel",
     "ParetoGGGModel",
+    "BetaGeoDynamicModel",
 ]
 
 

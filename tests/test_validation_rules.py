@@ -809,6 +809,13 @@ def _cases() -> dict[str, Case]:
         "dyn.horizon": Case(
             lambda: DYNAMIC.expected_purchases(_dynamic(), t=[1.0, -1.0, 1.0]), "t", 1
         ),
+        "dyn.dropout-static": Case(
+            lambda: clvrs.BetaGeoDynamicModel(on_failure="ignore").fit(
+                _dynamic(), dropout_covariates="x"
+            ),
+            "x",
+            1,
+        ),
         "dyn.discount-rate": Case(
             lambda: DYNAMIC.expected_residual_transactions(_dynamic(), [0.1, 0.1, 0.0]),
             "discount_rate",

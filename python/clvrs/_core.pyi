@@ -12,6 +12,8 @@ __all__ = [
     "_panic_for_test",
     "abe_predict",
     "abe_sample",
+    "bgnbd_dynamic_fit",
+    "bgnbd_dynamic_predict",
     "churn_bayes_covariates",
     "churn_fit",
     "churn_fit_covariates",
@@ -122,6 +124,25 @@ def pnbd_dynamic_fit(
     n_jobs: int | None = None,
 ) -> dict[str, Any]: ...
 def pnbd_dynamic_predict(
+    quantity: str,
+    params: list[float],
+    customers: _DynamicCustomers,
+    names: _Names,
+    covariates: _Covariates,
+    t: _Array,
+    n_jobs: int | None = None,
+) -> _Array: ...
+def bgnbd_dynamic_fit(
+    customers: _DynamicCustomers,
+    names: _Names,
+    covariates: _Covariates,
+    penalizer: float = 0.0,
+    covariate_penalizer: float = 0.0,
+    max_iter: int = 0,
+    tol: float = 0.0,
+    n_jobs: int | None = None,
+) -> dict[str, Any]: ...
+def bgnbd_dynamic_predict(
     quantity: str,
     params: list[float],
     customers: _DynamicCustomers,

@@ -116,11 +116,14 @@ def holdout_evaluation(
             "model",
             f"must be a fitted purchase model (e.g. BetaGeoModel), got {type(model).__name__}",
         )
-    if type(model).__name__ == "ParetoNBDDynamicModel":
+    from .models._dynamic import DynamicCovariateModel
+
+    if isinstance(model, DynamicCovariateModel):
         raise _bad_parameter(
             "model",
-            "ParetoNBDDynamicModel predicts from DynamicCovariateData, not a calibration/holdout "
-            "table: compare its expected_purchases over the holdout with the actual counts",
+            f"{type(model).__name__} predicts from DynamicCovariateData, not a "
+            "calibration/holdout table: compare its expected_purchases over the holdout with "
+            "the actual counts",
         )
     if "params_" not in vars(model):
         raise NotFittedError(f"{type(model).__name__} is not fitted: fit it on the calibration")
@@ -229,7 +232,10 @@ _NESTED = {
 
 
 #: Models with time-varying covariates and the model they reduce to with every coefficient 0.
-_COVARIATE_BASE = {"ParetoNBDDynamicModel": "ParetoNBDModel"}
+_COVARIATE_BASE = {
+    "ParetoNBDDynamicModel": "ParetoNBDModel",
+    "BetaGeoDynamicModel": "BetaGeoModel",
+}
 
 
 def likelihood_ratio_test(restricted: BaseModel, general: BaseModel) -> pd.Series:
@@ -238,9 +244,9 @@ def likelihood_ratio_test(restricted: BaseModel, general: BaseModel) -> pd.Serie
     Known nestings: sBG in BdW (``c = 1``), Pareto/NBD in GGompertz/NBD (``b -> 0`` with
     ``beta / b`` fixed, a boundary: the p-value is that of the 50:50 mixture of 0 and
     chi-squared), a model in the same model with more covariates (the extra coefficients
-    at 0; ``df`` is their number), and Pareto/NBD without covariates in
-    :class:`ParetoNBDDynamicModel` (fitted to ``data.summary`` of the same
-    :class:`DynamicCovariateData`). Both models must be fitted to the same data.
+    at 0; ``df`` is their number), and Pareto/NBD (BG/NBD) without covariates in
+    :class:`ParetoNBDDynamicModel` (:class:`BetaGeoDynamicModel`), fitted to ``data.summary``
+    of the same :class:`DynamicCovariateData`. Both models must be fitted to the same data.
 
     Returns
     -------

@@ -318,14 +318,14 @@ def bootstrap(
         raise _bad_parameter("model", f"must be a fitted clvrs model, got {type(model).__name__}")
     if "params_" not in vars(model):
         raise NotFittedError("bootstrap needs a fitted model")
+    from .models._dynamic import DynamicCovariateModel
     from .models._rfm import RfmModel
-    from .models.pnbd_dynamic import ParetoNBDDynamicModel
 
-    if isinstance(model, ParetoNBDDynamicModel):
+    if isinstance(model, DynamicCovariateModel):
         raise _bad_parameter(
             "model",
             "bootstrap resamples customer summaries, which do not hold time-varying "
-            "covariates; for ParetoNBDDynamicModel's predictions use delta_interval",
+            f"covariates; for {type(model).__name__}'s predictions use delta_interval",
         )
     if not (isinstance(kind, str) and kind in ("nonparametric", "parametric")):
         raise _bad_parameter("kind", f"must be 'nonparametric' or 'parametric', got {kind!r}")

@@ -403,7 +403,7 @@ def customer_lifetime_value(
             f"{type(transaction_model).__name__} does not give the monthly expectations this "
             "function sums; for ParetoNBDDynamicModel multiply its "
             "expected_residual_transactions(data, discount_rate) by the expected spend per "
-            "purchase",
+            "purchase (BetaGeoDynamicModel: its expected_purchases(data, t))",
         )
     if not hasattr(spend_model, "expected_average_spend"):
         # A given spend (a number, or one per customer) is checked before the expectations.

@@ -1,5 +1,6 @@
-//! Bindings for the Pareto/NBD with time-varying covariates: the Python layer hands over the
-//! summaries, each customer's covariate pieces and the piece in effect at each repeat purchase.
+//! Bindings for the Pareto/NBD and the BG/NBD with time-varying covariates: the Python layer
+//! hands over the summaries, each customer's covariate pieces and the piece in effect at each
+//! repeat purchase.
 
 use numpy::{PyArray1, PyReadonlyArray1};
 use pyo3::exceptions::PyValueError;
@@ -9,6 +10,7 @@ use pyo3::types::PyDict;
 use super::rfm::{rfm_names, CovariateArgs, Design, Names};
 use super::{fit_options, fit_result_to_dict, run, slice, to_numpy};
 use crate::fit::FitOptions;
+use crate::models::bgnbd_dynamic;
 use crate::models::pnbd_dynamic::{self, DynamicRows, Quantity};
 
 /// The customers as the Python layer hands them over: frequency, recency, T, piece offsets,
@@ -145,8 +147,86 @@ fn pnbd_dynamic_predict<'py>(
     Ok(to_numpy(py, out))
 }
 
+/// Fit the BG/NBD with time-varying purchase covariates; returns the fit as a dict.
+#[pyfunction]
+#[pyo3(signature = (customers, names, covariates, penalizer=0.0, covariate_penalizer=0.0, max_iter=0, tol=0.0, n_jobs=None))]
+#[allow(clippy::too_many_arguments)]
+fn bgnbd_dynamic_fit<'py>(
+    py: Python<'py>,
+    customers: Customers<'py>,
+    names: Names,
+    covariates: CovariateArgs<'py>,
+    penalizer: f64,
+    covariate_penalizer: f64,
+    max_iter: u64,
+    tol: f64,
+    n_jobs: Option<i64>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let borrowed = Borrowed::new(&customers)?;
+    let design = Design::new(&covariates)?;
+    let names = rfm_names(names);
+    let rows = borrowed.rows(&design);
+    let res = run(py, n_jobs, |exec, interrupt| {
+        rows.validate(&design.links, [&design.names[0], &design.names[1]], &names)?;
+        bgnbd_dynamic::check_static_dropout(&rows, &design.names[1])?;
+        let opts = FitOptions {
+            coefficient_penalizer: covariate_penalizer,
+            ..fit_options(exec, interrupt, penalizer, max_iter, tol)
+        };
+        bgnbd_dynamic::fit_dynamic(&rows, &design.links, &names, &opts)
+    })?;
+    fit_result_to_dict(py, &res, rows.len())
+}
+
+/// A per-customer prediction of the BG/NBD with time-varying purchase covariates
+/// (`log_likelihood`, `probability_alive`, `expected_purchases`) with horizons `t` (one per
+/// customer; read by `expected_purchases` only).
+#[pyfunction]
+#[pyo3(signature = (quantity, params, customers, names, covariates, t, n_jobs=None))]
+#[allow(clippy::too_many_arguments)]
+fn bgnbd_dynamic_predict<'py>(
+    py: Python<'py>,
+    quantity: &str,
+    params: Vec<f64>,
+    customers: Customers<'py>,
+    names: Names,
+    covariates: CovariateArgs<'py>,
+    t: PyReadonlyArray1<'py, f64>,
+    n_jobs: Option<i64>,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let quantity = match quantity {
+        "log_likelihood" => bgnbd_dynamic::Quantity::LogLikelihood,
+        "probability_alive" => bgnbd_dynamic::Quantity::ProbabilityAlive,
+        "expected_purchases" => bgnbd_dynamic::Quantity::ExpectedPurchases,
+        other => return Err(PyValueError::new_err(format!("unknown quantity `{other}`"))),
+    };
+    let borrowed = Borrowed::new(&customers)?;
+    let design = Design::new(&covariates)?;
+    let names = rfm_names(names);
+    let rows = borrowed.rows(&design);
+    let horizons = slice(&t, "t")?;
+    let out = run(py, n_jobs, |exec, _| {
+        rows.validate(&design.links, [&design.names[0], &design.names[1]], &names)?;
+        bgnbd_dynamic::check_static_dropout(&rows, &design.names[1])?;
+        let mut out = vec![0.0; rows.len()];
+        bgnbd_dynamic::predict(
+            &rows,
+            &design.links,
+            &params,
+            quantity,
+            horizons,
+            exec,
+            &mut out,
+        )?;
+        Ok(out)
+    })?;
+    Ok(to_numpy(py, out))
+}
+
 pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pnbd_dynamic_fit, m)?)?;
     m.add_function(wrap_pyfunction!(pnbd_dynamic_predict, m)?)?;
+    m.add_function(wrap_pyfunction!(bgnbd_dynamic_fit, m)?)?;
+    m.add_function(wrap_pyfunction!(bgnbd_dynamic_predict, m)?)?;
     Ok(())
 }

@@ -4,6 +4,7 @@ from .bdw import BetaDiscreteWeibullModel
 from .bgbb import BetaGeoBetaBinomModel
 from .bgcnbd import BetaGeoCNBDModel
 from .bgnbd import BetaGeoModel
+from .bgnbd_dynamic import BetaGeoDynamicModel
 from .gamma_gamma import GammaGammaModel
 from .ggnbd import GammaGompertzNBDModel
 from .mbgcnbd import ModifiedBetaGeoCNBDModel
@@ -20,6 +21,7 @@ __all__ = [
     "BetaDiscreteWeibullModel",
     "BetaGeoBetaBinomModel",
     "BetaGeoCNBDModel",
+    "BetaGeoDynamicModel",
     "BetaGeoModel",
     "CorrelatedParetoNBDModel",
     "GammaGammaModel",
