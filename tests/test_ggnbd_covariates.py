@@ -183,6 +183,10 @@ def test_summary_persistence_bayes_and_refusals(tmp_path, data, model):
     np.testing.assert_array_equal(
         restored.expected_purchases(rows, t=5), model.expected_purchases(rows, t=5)
     )
+    interval = clvrs.delta_interval(lambda m: m.expected_purchases(rows.iloc[:4], t=5), [model])
+    assert (interval["se"] > 0).all()
+    assert (interval["lower"] < interval["estimate"]).all()
+    assert (interval["estimate"] < interval["upper"]).all()
     small = data.iloc[:200]
     mode = fit(small, method="map")
     assert list(mode.params_.index) == [*BASE, *COEFFICIENTS]
