@@ -349,17 +349,14 @@ mod tests {
     use super::*;
     use crate::data::RfmColumns;
     use crate::models::covariates::rows::matrix;
+    use crate::models::covariates::tests::Simulated;
     use crate::models::testing::{cdnow, rel};
     use crate::random::Rng;
 
     /// `n` customers with a 0/1 flag and a standard normal in the purchase process and the flag
     /// in the dropout process, histories drawn from the GGompertz/NBD at `truth` (r, alpha, b,
     /// s, beta, then the coefficients flag, size, flag_dropout).
-    fn simulated(
-        n: usize,
-        truth: &[f64],
-        seed: u64,
-    ) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, Links) {
+    fn simulated(n: usize, truth: &[f64], seed: u64) -> Simulated {
         let links = Links {
             purchase: vec![0, 1],
             dropout: vec![2],
