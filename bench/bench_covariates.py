@@ -20,6 +20,7 @@ T ~ Uniform[26, 78] weeks), through the links documented under "Covariates" in t
   BG/NBD, MBG/NBD  alpha_i = alpha0 exp(-z_i.g_purchase), a_i = a0 exp(z_i.g_dropout),
                    b_i = b0 exp(z_i.g_dropout)
   Pareto/NBD       alpha_i = alpha0 exp(-z_i.g_purchase), beta_i = beta0 exp(-z_i.g_dropout)
+  GGompertz/NBD    as Pareto/NBD (CLVTools' ggomnbd), b shared
 
 Two covariate mixes:
 
@@ -42,6 +43,8 @@ Vectorised simulators (per-customer parameters as arrays):
   MBG/NBD     as BG/NBD with a coin also tossed at time 0: x = min(N, K - 1).
   Pareto/NBD  lambda ~ Gamma(r, rate alpha_i), mu ~ Gamma(s, rate beta_i), lifetime ~ Exp(mu);
               w = min(T, lifetime), x ~ Poisson(lambda w), t_x = w Beta(x, 1).
+  GGompertz   as Pareto/NBD with eta ~ Gamma(s, rate beta_i) and lifetime ln(1 + E/eta)/b,
+              E ~ Exp(1) (issue 22).
 
 The data are generated in memory before any timing (a few seconds at 1M; not cached).
 
@@ -120,6 +123,12 @@ MODELS: dict[str, dict[str, Any]] = {
         "params": ("r", "alpha", "s", "beta"),
         "true": {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669},
     },
+    "ggnbd": {
+        "label": "GGompertz/NBD",
+        "clvrs": "GammaGompertzNBDModel",
+        "params": ("r", "alpha", "b", "s", "beta"),
+        "true": {"r": 0.553, "alpha": 10.578, "b": 0.02, "s": 0.6, "beta": 1.0},
+    },
     "mbgnbd": {
         "label": "MBG/NBD",
         "clvrs": "ModifiedBetaGeoModel",
@@ -197,11 +206,38 @@ def sim_pnbd(
     return x, rec
 
 
+def sim_ggnbd(
+    rng: np.random.Generator,
+    T: np.ndarray,
+    r: float,
+    alpha: Any,
+    b: float,
+    s: float,
+    beta: Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    """GGompertz/NBD customers, exactly, with per-customer alpha and beta: eta ~ Gamma(s,
+    rate beta), lifetime ln(1 + E / eta) / b with E ~ Exp(1) (hazard eta b e^(b t))."""
+    n = len(T)
+    lam = rng.gamma(shape=r, size=n) / alpha
+    eta = rng.gamma(shape=s, size=n) / beta
+    with np.errstate(divide="ignore"):  # eta can underflow to 0: an infinite lifetime
+        lifetime = np.log1p(rng.exponential(1.0, size=n) / eta) / b
+    w = np.minimum(T, lifetime)
+    x = rng.poisson(lam * w).astype(np.int64)
+    rec = np.zeros(n)
+    pos = x > 0
+    rec[pos] = w[pos] * rng.beta(x[pos].astype(float), 1.0)
+    np.minimum(rec, T, out=rec)
+    return x, rec
+
+
 def simulate_vectorised(
     model: str, rng: np.random.Generator, T: np.ndarray, params: dict[str, Any]
 ) -> tuple[np.ndarray, np.ndarray]:
     if model == "pnbd":
         return sim_pnbd(rng, T, **params)
+    if model == "ggnbd":
+        return sim_ggnbd(rng, T, **params)
     return sim_bg(rng, T, **params, modified=(model == "mbgnbd"))
 
 
@@ -209,6 +245,14 @@ def customer_params(model: str, Z: np.ndarray, gp: np.ndarray, gd: np.ndarray) -
     """Per-customer parameters through the documented covariate links."""
     t = MODELS[model]["true"]
     zp, zd = Z @ gp, Z @ gd
+    if model == "ggnbd":
+        return {
+            "r": t["r"],
+            "alpha": t["alpha"] * np.exp(-zp),
+            "b": t["b"],
+            "s": t["s"],
+            "beta": t["beta"] * np.exp(-zd),
+        }
     if model == "pnbd":
         return {
             "r": t["r"],
@@ -810,7 +854,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--models",
         default="bgnbd,pnbd",
-        help="comma-separated: bgnbd, pnbd, mbgnbd, gg (Gamma-Gamma spend), sbg, bdw "
+        help="comma-separated: bgnbd, pnbd, mbgnbd, ggnbd, gg (Gamma-Gamma spend), sbg, bdw "
         "(subscription churn), bgbb; default %(default)s",
     )
     ap.add_argument(

@@ -250,7 +250,7 @@ def test_bad_covariates_are_refused_with_column_and_row(cdnow):
     with pytest.raises(InvalidParameterError, match="not a covariate"):
         clvrs.BetaGeoModel().fit(cdnow, purchase_covariates="T")
     with pytest.raises(InvalidParameterError, match="does not take covariates"):
-        clvrs.GammaGompertzNBDModel().fit(cdnow, purchase_covariates="size")
+        clvrs.NBDModel().fit(cdnow, purchase_covariates="size")
     with pytest.raises(InvalidParameterError, match="covariates"):
         model.expected_purchases_new_customer(10)
     with pytest.raises(InvalidParameterError, match="only used by models fitted with"):

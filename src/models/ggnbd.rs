@@ -224,7 +224,13 @@ fn ln_no_purchase<const N: usize>(
     (first_purchase.v < 0.5).then(|| (-first_purchase).ln_1p())
 }
 
-fn row_log_likelihood<const N: usize>(p: [Dual<N>; 5], x: f64, t_x: f64, age: f64) -> Dual<N> {
+/// One customer's log-likelihood over dual numbers (also per customer under covariates).
+pub(crate) fn row_log_likelihood<const N: usize>(
+    p: [Dual<N>; 5],
+    x: f64,
+    t_x: f64,
+    age: f64,
+) -> Dual<N> {
     let [r, ..] = p;
     if x == 0.0 {
         if let Some(ln_l) = ln_no_purchase(p, age) {

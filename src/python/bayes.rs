@@ -15,7 +15,9 @@ use crate::fit::Likelihood;
 use crate::models::bdw::Bdw;
 use crate::models::bgbb::BgBb;
 use crate::models::bgnbd::BgNbd;
-use crate::models::covariates::{CovariateLikelihood, CovariateModel, CovariateRows};
+use crate::models::covariates::{
+    CovariateLikelihood, CovariateModel, CovariateRows, GgNbdCovariateLikelihood,
+};
 use crate::models::gamma_gamma::GammaGamma;
 use crate::models::ggnbd::GgNbd;
 use crate::models::pnbd::ParetoNbd;
@@ -114,7 +116,7 @@ fn sample_covariates<M: CovariateModel>(
 
 /// Posterior draws of a model on (frequency, recency, T) summaries.
 ///
-/// With `covariates` (BG/NBD, MBG/NBD, Pareto/NBD), the coefficients are sampled with the
+/// With `covariates` (BG/NBD, MBG/NBD, Pareto/NBD, GGompertz/NBD, BG/BB), the coefficients are sampled with the
 /// model's parameters (customer by customer: the covariate likelihood pass of the
 /// maximum-likelihood fit) and named after the covariates.
 #[pyfunction]
@@ -152,6 +154,11 @@ fn rfm_sample<'py>(
                 "pnbd" => sample_covariates::<ParetoNbdParams>(
                     &rows, &design, &priors, settings, exec, interrupt,
                 ),
+                "ggnbd" => {
+                    let lik = GgNbdCovariateLikelihood::new(&rows, &design.links);
+                    let total = lik.total_weight();
+                    sample_on(&lik, &priors, settings, exec, interrupt).map(|d| (d, total))
+                }
                 "bgbb" => {
                     BgBbParams::validate_more(&columns, &names)?;
                     sample_covariates::<BgBbParams>(
@@ -161,7 +168,8 @@ fn rfm_sample<'py>(
                 other => Err(ClvError::invalid_parameter(
                     "model",
                     format!(
-                        "`{other}` does not take covariates (BG/NBD, MBG/NBD, Pareto/NBD and BG/BB do)"
+                        "`{other}` does not take covariates \\
+                         (BG/NBD, MBG/NBD, Pareto/NBD, GGompertz/NBD and BG/BB do)"
                     ),
                 )),
             }?;

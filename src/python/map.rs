@@ -17,7 +17,9 @@ use crate::fit::{FitResult, Likelihood};
 use crate::models::bdw::Bdw;
 use crate::models::bgbb::BgBb;
 use crate::models::bgnbd::BgNbd;
-use crate::models::covariates::{CovariateLikelihood, CovariateModel, CovariateRows};
+use crate::models::covariates::{
+    CovariateLikelihood, CovariateModel, CovariateRows, GgNbdCovariateLikelihood,
+};
 use crate::models::gamma_gamma::GammaGamma;
 use crate::models::ggnbd::GgNbd;
 use crate::models::pnbd::ParetoNbd;
@@ -69,7 +71,7 @@ fn mode_covariates<M: CovariateModel>(
 }
 
 /// The posterior mode of a model on (frequency, recency, T) summaries (with covariates for
-/// BG/NBD, MBG/NBD and Pareto/NBD).
+/// BG/NBD, MBG/NBD, Pareto/NBD, GGompertz/NBD and BG/BB).
 #[pyfunction]
 #[pyo3(signature = (model, frequency, recency, T, weights, names, priors, max_iter=0, tol=0.0, n_jobs=None, covariates=None))]
 #[allow(non_snake_case, clippy::too_many_arguments)]
@@ -106,6 +108,15 @@ fn rfm_map<'py>(
                 "pnbd" => mode_covariates::<ParetoNbdParams>(
                     &rows, &design, &priors, exec, interrupt, max_iter, tol,
                 ),
+                "ggnbd" => mode_on(
+                    &GgNbdCovariateLikelihood::new(&rows, &design.links),
+                    &priors,
+                    rows.len(),
+                    exec,
+                    interrupt,
+                    max_iter,
+                    tol,
+                ),
                 "bgbb" => {
                     BgBbParams::validate_more(&columns, &names)?;
                     mode_covariates::<BgBbParams>(
@@ -115,7 +126,8 @@ fn rfm_map<'py>(
                 other => Err(ClvError::invalid_parameter(
                     "model",
                     format!(
-                        "`{other}` does not take covariates (BG/NBD, MBG/NBD, Pareto/NBD and BG/BB do)"
+                        "`{other}` does not take covariates \\
+                         (BG/NBD, MBG/NBD, Pareto/NBD, GGompertz/NBD and BG/BB do)"
                     ),
                 )),
             }

@@ -17,7 +17,7 @@ use crate::bayes::bg_value::{bg_posterior_predict, Quantity, SpendInput};
 use crate::bayes::predict::{posterior_predict, PosteriorPrediction, PredictOptions};
 use crate::data::{check_lengths, check_non_negative, RfmColumns, SpendColumns, SpendNames};
 use crate::error::ClvError;
-use crate::models::covariates::{self, CovariateRows};
+use crate::models::covariates::{self, CovariateRows, StaticCovariates};
 use crate::models::gamma_gamma::GammaGammaParams;
 use crate::models::{
     BgBbParams, BgCnbdParams, BgNbdParams, CorrelatedParetoNbdParams, GgNbdParams, MbgCnbdParams,
@@ -324,7 +324,7 @@ fn rfm_posterior_predict<'py>(
                     design.purchase.slice(s![range.clone(), ..]),
                     design.dropout.slice(s![range.clone(), ..]),
                 );
-                let each = covariates::customer_models::<M>(&rows, &design.links, &params, &Exec::Serial)?;
+                let each = M::customer_models(&rows, &design.links, &params, &Exec::Serial)?;
                 if weighted {
                     for (i, o) in out.iter_mut().enumerate() {
                         *o = pairs

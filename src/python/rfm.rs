@@ -11,7 +11,7 @@ use super::{fit_options, fit_result_to_dict, rfm_columns, run, slice, to_numpy};
 use crate::data::{check_lengths, check_non_negative, Counts, RfmColumns, RfmCounts, RfmNames};
 use crate::error::ClvError;
 use crate::fit::FitOptions;
-use crate::models::covariates::{self, CovariateRows, Links};
+use crate::models::covariates::{self, CovariateRows, Links, StaticCovariates};
 use crate::models::{
     BgBbParams, BgCnbdParams, BgNbdParams, CorrelatedParetoNbdParams, GgNbdParams, MbgCnbdParams,
     MbgNbdParams, NbdParams, ParetoNbdParams, RfmModel,
@@ -72,9 +72,10 @@ macro_rules! with_covariate_model {
     ($model:expr, $M:ident => $body:expr) => {
         dispatch!($model, $M => $body;
             "bgnbd" => BgNbdParams, "mbgnbd" => MbgNbdParams, "pnbd" => ParetoNbdParams,
-            "bgbb" => BgBbParams;
+            "bgbb" => BgBbParams, "ggnbd" => GgNbdParams;
             |other: &str| format!(
-                "`{other}` does not take covariates (BG/NBD, MBG/NBD, Pareto/NBD and BG/BB do)"
+                "`{other}` does not take covariates \
+                 (BG/NBD, MBG/NBD, Pareto/NBD, GGompertz/NBD and BG/BB do)"
             ))
     };
 }
@@ -169,7 +170,7 @@ fn rfm_fit_covariates<'py>(
             coefficient_penalizer: covariate_penalizer,
             ..fit_options(exec, interrupt, penalizer, max_iter, tol)
         };
-        covariates::fit_with_covariates::<M>(&rows, &design.links, &names, &opts)
+        M::fit_covariates(&rows, &design.links, &names, &opts)
     }))?;
     fit_result_to_dict(py, &res, columns.len())
 }
@@ -471,7 +472,7 @@ fn rfm_predict<'py>(
             let frequency = float_frequency(input.frequency, exec);
             let columns = RfmColumns::new(&frequency, input.recency, input.age);
             let rows = design.rows(&columns)?;
-            let each = covariates::customer_models::<M>(&rows, &design.links, &params, exec)?;
+            let each = M::customer_models(&rows, &design.links, &params, exec)?;
             let models = Models::PerCustomer(&each);
             predict(&models, quantity, &columns, horizon.as_ref(), counts.as_ref(), exec, &mut out)
         }))?,
@@ -672,7 +673,7 @@ fn rfm_new_customer<'py>(
             let none = vec![0.0; design.customers];
             let columns = RfmColumns::new(&none, &none, &none);
             let rows = design.rows(&columns)?;
-            let each = covariates::customer_models::<M>(&rows, &design.links, &params, exec)?;
+            let each = M::customer_models(&rows, &design.links, &params, exec)?;
             new_customer(&Models::PerCustomer(&each), quantity, horizon, counts, exec)
         }))?,
     };
@@ -773,7 +774,7 @@ fn rfm_weighted_expected_purchases<'py>(
         Some(design) => with_covariate_model!(model, M => run(py, n_jobs, |exec, _| {
             let pairs = check(exec)?;
             let rows = design.rows(&columns)?;
-            let each = covariates::customer_models::<M>(&rows, &design.links, &params, exec)?;
+            let each = M::customer_models(&rows, &design.links, &params, exec)?;
             crate::models::predict_rows(exec, &columns, &mut out, |x, t_x, age, i| {
                 pairs
                     .iter()

@@ -105,7 +105,7 @@ class RfmModel(CovariateSummary, BaseModel):
         "weights": None,
     }
     _roles: ClassVar[tuple[str, ...]] = ("frequency", "recency", "T")
-    #: Whether the model takes covariates (BG/NBD, MBG/NBD, Pareto/NBD, BG/BB).
+    #: Whether the model takes covariates (BG/NBD, MBG/NBD, Pareto/NBD, GGompertz/NBD, BG/BB).
     _takes_covariates: ClassVar[bool] = False
 
     def _design(self, data: Any) -> tuple[Any, ...] | None:
@@ -417,7 +417,8 @@ class RfmModel(CovariateSummary, BaseModel):
             raise _bad_parameter(
                 "purchase_covariates" if purchase_covariates else "dropout_covariates",
                 f"{type(self).__name__} does not take covariates (BetaGeoModel, "
-                "ModifiedBetaGeoModel, ParetoNBDModel and BetaGeoBetaBinomModel do)",
+                "ModifiedBetaGeoModel, ParetoNBDModel, GammaGompertzNBDModel and "
+                "BetaGeoBetaBinomModel do)",
             )
         method = check_method(method)
         if method in ("nuts", "map"):
@@ -489,7 +490,8 @@ class RfmModel(CovariateSummary, BaseModel):
                 raise _bad_parameter(
                     "purchase_covariates" if purchase_covariates else "dropout_covariates",
                     f"{type(self).__name__} does not take covariates (BetaGeoModel, "
-                    "ModifiedBetaGeoModel, ParetoNBDModel and BetaGeoBetaBinomModel do)",
+                    "ModifiedBetaGeoModel, ParetoNBDModel, GammaGompertzNBDModel and "
+                    "BetaGeoBetaBinomModel do)",
                 )
             penalty = covariate_penalizer
             check_covariate_penalizer(penalty)

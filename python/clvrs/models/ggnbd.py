@@ -33,6 +33,23 @@ class GammaGompertzNBDModel(LifetimePredictions):
     identified (on CDNOW the likelihood is nearly flat along ``beta / b``): the summary flags
     such parameters and the fit warns when the Hessian is ill-conditioned.
 
+    Covariates
+    ----------
+    ``fit(data, purchase_covariates=[...], dropout_covariates=[...])`` lets time-invariant
+    customer characteristics :math:`z_i` shift each customer's scales as CLVTools parameterises
+    the model with static covariates: :math:`\alpha_i = \alpha_0 e^{-z_i^\top \gamma_1}` and
+    :math:`\beta_i = \beta_0 e^{-z_i^\top \gamma_2}`, so a positive purchase coefficient
+    raises the purchase rate and a positive dropout coefficient raises the dropout hazard
+    :math:`\eta\, b\, e^{b\tau}` (:math:`\eta \sim \mathrm{Gamma}(s, \beta_i)`), by the
+    factor :math:`e^{\gamma}` per unit of the covariate. ``r``, ``b`` and ``s`` are shared.
+    Coefficients are named ``purchase:<column>``, ``dropout:<column>`` and ``tied:<column>``
+    (``tied_covariates``), as for :class:`ParetoNBDModel`; ``covariate_penalizer`` is an L2
+    penalty on them, and ``method="nuts"``/``"map"`` sample or maximise them with the model's
+    parameters. The gradient is exact (the quadrature carries it, customer by customer, or per
+    group of customers with identical covariates); the Hessian behind the standard errors is
+    its central difference, as for the model without covariates. Predictions read each
+    customer's covariates from the data.
+
     Parameters
     ----------
     penalizer, n_jobs, max_iter, tol, on_failure, columns
@@ -53,6 +70,7 @@ class GammaGompertzNBDModel(LifetimePredictions):
     """
 
     _model: ClassVar[str] = "ggnbd"
+    _takes_covariates: ClassVar[bool] = True
     _param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "b", "s", "beta")
 
     @classmethod

@@ -211,7 +211,13 @@ impl Groups {
         })
     }
 
-    fn covariates(&self, g: usize) -> [&[f64]; 2] {
+    /// Each group's compressed summaries.
+    pub(super) fn data(&self) -> &[Rfm] {
+        &self.data
+    }
+
+    /// Group `g`'s purchase and dropout covariate values.
+    pub(super) fn covariates(&self, g: usize) -> [&[f64]; 2] {
         [row_slice(&self.purchase, g), row_slice(&self.dropout, g)]
     }
 }

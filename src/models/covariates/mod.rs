@@ -38,19 +38,26 @@
 //! - `churn`: sBG and BdW with covariates on `alpha`, from per-customer records (its own
 //!   likelihood, like `gamma_gamma`);
 //! - `gamma_gamma`: the Gamma-Gamma spend model with covariates on its scale `gamma` (its own
-//!   likelihood: one process, three parameters, no [`CovariateModel`]).
+//!   likelihood: one process, three parameters, no [`CovariateModel`]);
+//! - `ggnbd`: the GGompertz/NBD with covariates on `alpha` and `beta` (five parameters and a
+//!   numerical integral: its own likelihood over dual numbers, no [`CovariateModel`]).
+//!
+//! [`StaticCovariates`] is what the Python layer dispatches on: the fit and the per-customer
+//! models, for every [`CovariateModel`] and for the GGompertz/NBD.
 
 mod bg_family;
 mod bgbb;
 pub mod churn;
 mod columns;
 pub mod gamma_gamma;
+pub mod ggnbd;
 mod groups;
 mod likelihood;
 mod pareto;
 mod point;
 mod rows;
 
+pub use ggnbd::{GgNbdCovariateLikelihood, GgNbdGroupedLikelihood};
 pub use groups::{GroupedLikelihood, Groups};
 pub use likelihood::CovariateLikelihood;
 pub use rows::CovariateRows;
@@ -134,6 +141,47 @@ pub trait CovariateModel: RfmModel + Send {
         data: &Rfm,
         exec: &Exec,
     ) -> super::RowDerivatives;
+}
+
+/// A model that takes time-invariant covariates in its purchase and dropout processes: how it
+/// is fitted with them and each customer's model at a fitted point.
+pub trait StaticCovariates: RfmModel + Send {
+    /// Fit with covariates (the result names the coefficients after [`Links::names`]).
+    fn fit_covariates(
+        rows: &CovariateRows<'_>,
+        links: &Links,
+        names: &RfmNames,
+        opts: &FitOptions<'_>,
+    ) -> Result<FitResult>;
+
+    /// Each customer's model at `params` (model parameters, then coefficients), for
+    /// predictions; fails naming the row if a customer's parameters leave their domain.
+    fn customer_models(
+        rows: &CovariateRows<'_>,
+        links: &Links,
+        params: &[f64],
+        exec: &Exec,
+    ) -> Result<Vec<Self>>;
+}
+
+impl<M: CovariateModel> StaticCovariates for M {
+    fn fit_covariates(
+        rows: &CovariateRows<'_>,
+        links: &Links,
+        names: &RfmNames,
+        opts: &FitOptions<'_>,
+    ) -> Result<FitResult> {
+        fit_with_covariates::<M>(rows, links, names, opts)
+    }
+
+    fn customer_models(
+        rows: &CovariateRows<'_>,
+        links: &Links,
+        params: &[f64],
+        exec: &Exec,
+    ) -> Result<Vec<Self>> {
+        customer_models::<M>(rows, links, params, exec)
+    }
 }
 
 /// `(value, gradient, Hessian)` of a base likelihood as a [`super::RowDerivatives`].
@@ -275,23 +323,31 @@ pub fn customer_models<M: CovariateModel>(
 }
 
 fn check_param_count<M: CovariateModel>(links: &Links, params: &[f64]) -> Result<()> {
-    let expected = M::specs().len() + links.len();
+    check_param_count_for(M::specs(), links, params)
+}
+
+/// Refuse `params` unless they are valid model parameters (`specs`) followed by one finite
+/// value per coefficient of `links`.
+fn check_param_count_for(
+    specs: &[crate::fit::ParamSpec],
+    links: &Links,
+    params: &[f64],
+) -> Result<()> {
+    let k = specs.len();
+    let expected = k + links.len();
     if params.len() != expected {
         return Err(ClvError::invalid_parameter(
             "params",
             format!(
                 "expected {expected} values ({} model parameters and {} coefficients), got {}",
-                M::specs().len(),
+                k,
                 links.len(),
                 params.len()
             ),
         ));
     }
-    crate::fit::check_params(M::specs(), &params[..M::specs().len()])?;
-    if let Some(c) = params[M::specs().len()..]
-        .iter()
-        .position(|v| !v.is_finite())
-    {
+    crate::fit::check_params(specs, &params[..k])?;
+    if let Some(c) = params[k..].iter().position(|v| !v.is_finite()) {
         return Err(ClvError::invalid_parameter(
             &links.names[c],
             "coefficients must be finite numbers",
@@ -299,6 +355,7 @@ fn check_param_count<M: CovariateModel>(links: &Links, params: &[f64]) -> Result
     }
     Ok(())
 }
+
 /// The base model's estimate that starts the subsample fit comes from every this-many-th row of
 /// the subsample: it only seeds the covariate fit, which moves away from it anyway.
 const BASE_START_STRIDE: usize = 5;
