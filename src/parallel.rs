@@ -181,7 +181,7 @@ impl Exec {
                     ranges.push(range);
                     rest = tail;
                 }
-                ranges.into_par_iter().for_each(|range| f(range));
+                ranges.into_par_iter().for_each(&f);
             }),
             _ => {
                 for bounds in starts.windows(2) {

@@ -491,7 +491,7 @@ fn radix_sort(keys: &mut [u64]) {
     let mut buffer = vec![0u64; n];
     let mut in_keys = true;
     for (byte, count) in counts.iter().enumerate() {
-        if count.iter().any(|&c| c == n) {
+        if count.contains(&n) {
             continue;
         }
         let mut next = [0usize; 256];
