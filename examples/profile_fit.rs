@@ -108,6 +108,18 @@ fn main() {
         res.n_iter,
         res.n_evaluations
     );
+    let newton_opts = FitOptions {
+        newton: true,
+        ..full_opts.clone()
+    };
+    let (t, res) = timed(repeats, || fit(&BgNbd::new(&data), &newton_opts).unwrap());
+    println!(
+        "full fit from the subsample's by Newton steps: {:.2} ms, {} iterations, {} evaluations, {}",
+        ms(t),
+        res.n_iter,
+        res.n_evaluations,
+        res.termination
+    );
     let (t, res) = timed(repeats, || {
         let data = cols.compress_on(&exec);
         BgNbdParams::fit(&data, &opts).unwrap()

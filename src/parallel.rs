@@ -154,10 +154,40 @@ impl Exec {
         F: Fn(&T, &T) -> std::cmp::Ordering + Sync,
     {
         match self {
-            Exec::Pool(p) if items.len() > 50_000 => {
+            Exec::Pool(p) if items.len() > PARALLEL_SORT_ITEMS => {
                 p.install(|| items.par_sort_unstable_by(&compare))
             }
             _ => items.sort_unstable_by(compare),
+        }
+    }
+
+    /// Call `f` on each range `items[starts[k]..starts[k + 1]]` of `items` (`starts` from 0 to
+    /// `items.len()`, rising): on a pool, the ranges in parallel. For the frequency buckets of a
+    /// compression, one large range (no repeat purchase) and many small ones, which sorted one
+    /// after the other left all but one thread idle. `f` must give each range the same result
+    /// whichever thread runs it.
+    pub fn for_each_range<T: Send>(
+        &self,
+        items: &mut [T],
+        starts: &[usize],
+        f: impl Fn(&mut [T]) + Sync,
+    ) {
+        match self {
+            Exec::Pool(p) if items.len() > PARALLEL_SORT_ITEMS => p.install(|| {
+                let mut ranges = Vec::with_capacity(starts.len().saturating_sub(1));
+                let mut rest = items;
+                for bounds in starts.windows(2) {
+                    let (range, tail) = rest.split_at_mut(bounds[1] - bounds[0]);
+                    ranges.push(range);
+                    rest = tail;
+                }
+                ranges.into_par_iter().for_each(&f);
+            }),
+            _ => {
+                for bounds in starts.windows(2) {
+                    f(&mut items[bounds[0]..bounds[1]]);
+                }
+            }
         }
     }
 
@@ -190,6 +220,9 @@ fn available_cores() -> usize {
         }
     }
 }
+
+/// Items above which a sort runs in parallel (below, the split costs more than it saves).
+const PARALLEL_SORT_ITEMS: usize = 50_000;
 
 fn resolve_threads(n_jobs: Option<i64>) -> Result<usize> {
     let cores = available_cores();

@@ -197,8 +197,9 @@ fn ggg_sample<'py>(
         age: slice(&T, "T")?,
         litt: slice(&litt, "litt")?,
     };
-    let result =
-        sample_with_progress(py, n_jobs, settings, progress, |opts| ggg::sample(&data, &opts))?;
+    let result = sample_with_progress(py, n_jobs, settings, progress, |opts| {
+        ggg::sample(&data, &opts)
+    })?;
     let out = PyDict::new(py);
     out.set_item("chains", result.chains)?;
     out.set_item("draws", result.draws)?;
