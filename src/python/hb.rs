@@ -180,7 +180,7 @@ fn abe_predict<'py>(
 /// `litt` per customer.
 #[pyfunction]
 #[pyo3(signature = (frequency, recency, T, litt, settings, n_jobs=None, progress=None))]
-#[allow(non_snake_case)]
+#[allow(non_snake_case, clippy::too_many_arguments)]
 fn ggg_sample<'py>(
     py: Python<'py>,
     frequency: PyReadonlyArray1<'py, f64>,
