@@ -41,11 +41,14 @@
 //!   posterior depend on eps; PyMC-Marketing's hierarchical examples use HalfNormal too.
 
 use crate::error::{ClvError, Result};
-use crate::fit::{Domain, Likelihood, ParamSpec};
+use ndarray::Array2;
+
+use crate::fit::linalg::cholesky_inverse;
+use crate::fit::{Domain, FitOptions, Likelihood, ParamSpec};
 use crate::parallel::Exec;
 
 use super::prior::{Prior, PriorTerm};
-use super::{sample, PosteriorDraws, SampleOptions};
+use super::{sample_in, Frame, PosteriorDraws, SampleOptions};
 
 /// Standard deviation of the default Normal prior on each population mean (unconstrained
 /// scale).
@@ -211,6 +214,114 @@ impl<'a, L: Likelihood> Hierarchical<'a, L> {
             .collect()
     }
 
+    /// The frame the chains are whitened by ([`Frame`]), built from each segment's own fit
+    /// rather than the joint mode (which a hierarchy may not have: the density grows without
+    /// bound as a spread shrinks to 0 with its segments' coordinates at the population mean).
+    /// Segment `s`'s maximum-likelihood estimate `v_s` with Hessian `H_s` (unconstrained)
+    /// gives the population centre `mu_j` (mean of the `v_sj`) and spread `sigma_j` (their
+    /// standard deviation, clamped to [0.05, 1]); with the population density as a Gaussian
+    /// prior, the segment's posterior is about `Normal(P^-1 (H_s v_s + mu / sigma^2), P^-1)`
+    /// with `P = H_s + diag(sigma^-2)`, mapped to the sampled coordinates `t = (u - w mu) /
+    /// sigma^w`: one block per segment, its parameters' correlations included (BG/NBD's `a`
+    /// and `b`, `r` and `alpha`, which a diagonal mass matrix cannot undo). The population's
+    /// own coordinates get their standard errors, `sigma / sqrt(S)` for the means and
+    /// `1 / sqrt(2 S)` for the log spreads, and no correlations. A segment whose fit failed
+    /// contributes nothing (`H_s = 0`: its block is the population's). Each fit runs serially,
+    /// so the frame is the same for any thread count.
+    pub(crate) fn frame(&self, exec: &Exec) -> Frame {
+        let k = self.k();
+        let n = self.segments.len();
+        let centre = self.centre();
+        let ids: Vec<usize> = (0..n).collect();
+        let fits: Vec<Option<(Vec<f64>, Array2<f64>)>> = exec.map(&ids, |&s| {
+            let fit = crate::fit::fit(&self.segments[s], &FitOptions::default()).ok()?;
+            let cov = fit.covariance.as_ref()?;
+            if !fit.converged {
+                return None;
+            }
+            let jac: Vec<f64> = self
+                .base
+                .iter()
+                .zip(&fit.params)
+                .map(|(spec, &t)| spec.domain.jacobian(t))
+                .collect();
+            let cov_u = Array2::from_shape_fn((k, k), |(i, j)| cov[[i, j]] / (jac[i] * jac[j]));
+            let information = cholesky_inverse(cov_u.view())?;
+            let v: Vec<f64> = self
+                .base
+                .iter()
+                .zip(&fit.params)
+                .map(|(spec, &t)| spec.domain.to_unconstrained(t))
+                .collect();
+            v.iter().all(|x| x.is_finite()).then_some((v, information))
+        });
+        let fitted: Vec<&(Vec<f64>, Array2<f64>)> = fits.iter().flatten().collect();
+        let (mut mu, mut sigma) = (centre.clone(), vec![TYPICAL_SPREAD; k]);
+        if fitted.len() >= 2 {
+            let m = fitted.len() as f64;
+            for j in 0..k {
+                mu[j] = fitted.iter().map(|(v, _)| v[j]).sum::<f64>() / m;
+                let var = fitted
+                    .iter()
+                    .map(|(v, _)| (v[j] - mu[j]).powi(2))
+                    .sum::<f64>()
+                    / (m - 1.0);
+                sigma[j] = var.sqrt().clamp(0.05, 1.0);
+            }
+        }
+        let dim = self.specs.len();
+        let mut point = Vec::with_capacity(dim);
+        point.extend_from_slice(&mu);
+        point.extend_from_slice(&sigma);
+        let mut covariance = Array2::zeros((dim, dim));
+        for j in 0..k {
+            covariance[[j, j]] = sigma[j] * sigma[j] / n as f64;
+            covariance[[k + j, k + j]] = 1.0 / (2.0 * n as f64);
+        }
+        for (s, fit) in fits.iter().enumerate() {
+            // The segment's approximate posterior in u: precision P, mean P^-1 b.
+            let mut precision = Array2::zeros((k, k));
+            let mut b: Vec<f64> = (0..k).map(|j| mu[j] / (sigma[j] * sigma[j])).collect();
+            if let Some((v, h)) = fit {
+                precision += h;
+                for i in 0..k {
+                    b[i] += (0..k).map(|j| h[[i, j]] * v[j]).sum::<f64>();
+                }
+            }
+            for j in 0..k {
+                precision[[j, j]] += 1.0 / (sigma[j] * sigma[j]);
+            }
+            let cov_u = cholesky_inverse(precision.view()).unwrap_or_else(|| {
+                Array2::from_shape_fn(
+                    (k, k),
+                    |(i, j)| {
+                        if i == j {
+                            sigma[j] * sigma[j]
+                        } else {
+                            0.0
+                        }
+                    },
+                )
+            });
+            let offset = 2 * k + s * k;
+            for i in 0..k {
+                let u: f64 = (0..k).map(|j| cov_u[[i, j]] * b[j]).sum();
+                let w = self.centring[s * k + i];
+                let u = if u.is_finite() { u } else { mu[i] };
+                point.push((u - w * mu[i]) / sigma[i].powf(w));
+                for j in 0..k {
+                    // dt / du = sigma^-w, per coordinate.
+                    let scale = sigma[i].powf(-w) * sigma[j].powf(-self.centring[s * k + j]);
+                    covariance[[offset + i, offset + j]] = cov_u[[i, j]] * scale;
+                }
+            }
+        }
+        Frame {
+            centre: point,
+            covariance,
+        }
+    }
+
     /// The default priors: `Normal(m_j, 2)` on `mu_j`, `HalfNormal(1)` on `sigma_j`, and the
     /// `Normal(0, 1)` of every `z`; `overrides` (indices into `mu`, `sigma`) replace defaults.
     pub fn priors(&self, overrides: &[PriorTerm]) -> Result<Vec<PriorTerm>> {
@@ -344,7 +455,8 @@ pub fn sample_pooled<L: Likelihood>(
 ) -> Result<PooledDraws> {
     let model = Hierarchical::new(segments)?;
     let priors = model.priors(overrides)?;
-    let mut draws = sample(&model, &priors, opts)?;
+    let frame = model.frame(&opts.exec);
+    let mut draws = sample_in(&model, &priors, opts, Some(frame))?;
     let k = model.k();
     let n_segments = segments.len();
     let names: Vec<String> = model.base.iter().map(|s| s.name.to_string()).collect();
@@ -473,6 +585,37 @@ mod tests {
                 g[j]
             );
         }
+    }
+
+    #[test]
+    fn frame_centres_segments_at_their_shrunk_estimates() {
+        // Two large segments keep their own rates; the 3-customer one is pulled toward the
+        // population; the covariance is positive definite (a valid whitening).
+        let segs = segments(&[2000, 2000, 3]);
+        let model = Hierarchical::new(&segs).unwrap();
+        let frame = model.frame(&Exec::Serial);
+        assert!(super::super::posterior::Whitening::laplace(
+            frame.centre.clone(),
+            frame.covariance.view()
+        )
+        .is_some());
+        let own = |s: usize| segs[s].counts.iter().sum::<f64>() / segs[s].counts.len() as f64;
+        let sigma = frame.centre[1];
+        let at = |s: usize| model.segment_params(&frame.centre, s)[0];
+        for s in 0..2 {
+            assert!(
+                (at(s) / own(s) - 1.0).abs() < 0.01,
+                "{s}: {} vs {}",
+                at(s),
+                own(s)
+            );
+        }
+        let centre = frame.centre[0].exp();
+        assert!(sigma > 0.0 && (at(2) - centre).abs() < (own(2) - centre).abs());
+        // The same frame whatever the threads.
+        let pooled = model.frame(&Exec::with_jobs(Some(2)).unwrap());
+        assert_eq!(pooled.centre, frame.centre);
+        assert_eq!(pooled.covariance, frame.covariance);
     }
 
     #[test]

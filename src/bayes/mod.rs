@@ -233,6 +233,28 @@ pub fn sample<L: Likelihood>(
     priors: &[PriorTerm],
     opts: &SampleOptions<'_>,
 ) -> Result<PosteriorDraws> {
+    sample_in(lik, priors, opts, None)
+}
+
+/// An approximation of a posterior that the chains are whitened by instead of the Laplace
+/// approximation at the mode (for models whose joint mode search is not the way to one: a
+/// hierarchy's). Any centre and positive definite covariance give a valid frame (whitening
+/// only reparameterises); the closer to the posterior's, the fewer steps per draw.
+pub(crate) struct Frame {
+    /// The centre, natural scale.
+    pub(crate) centre: Vec<f64>,
+    /// The covariance in unconstrained coordinates.
+    pub(crate) covariance: Array2<f64>,
+}
+
+/// [`sample`] whitened by `frame` when given (no mode search), else by the Laplace
+/// approximation at the posterior mode.
+pub(crate) fn sample_in<L: Likelihood>(
+    lik: &L,
+    priors: &[PriorTerm],
+    opts: &SampleOptions<'_>,
+    frame: Option<Frame>,
+) -> Result<PosteriorDraws> {
     check_options(opts)?;
     let specs = lik.params();
     let k = specs.len();
@@ -253,30 +275,45 @@ pub fn sample<L: Likelihood>(
 
     // The posterior mode as the chains' centre; the model's start when there is none (an
     // improper flat prior on a parameter the data do not pin down).
-    let with_priors = WithPriors {
-        lik,
-        priors: &priors,
-    };
-    let mode = crate::fit::fit(
-        &with_priors,
-        &FitOptions {
-            exec: opts.exec.clone(),
-            interrupt: opts.interrupt,
-            ..FitOptions::default()
-        },
-    );
-    let (centre, is_mode, covariance) = match mode {
-        Err(ClvError::Interrupted) => return Err(ClvError::Interrupted),
-        Ok(fit)
-            if fit.converged
-                && specs
-                    .iter()
-                    .zip(&fit.params)
-                    .all(|(s, &t)| s.domain.contains(t)) =>
-        {
-            (fit.params, true, fit.covariance)
+    let (centre, is_mode, covariance) = match frame {
+        Some(frame) => (frame.centre, false, Some(frame.covariance)),
+        None => {
+            let with_priors = WithPriors {
+                lik,
+                priors: &priors,
+            };
+            let mode = crate::fit::fit(
+                &with_priors,
+                &FitOptions {
+                    exec: opts.exec.clone(),
+                    interrupt: opts.interrupt,
+                    ..FitOptions::default()
+                },
+            );
+            match mode {
+                Err(ClvError::Interrupted) => return Err(ClvError::Interrupted),
+                Ok(fit)
+                    if fit.converged
+                        && specs
+                            .iter()
+                            .zip(&fit.params)
+                            .all(|(s, &t)| s.domain.contains(t)) =>
+                {
+                    // The fit's covariance is of the natural parameters, `J C J` with
+                    // `J = diag(d theta / d u)`: `C` is the Laplace covariance in `u`.
+                    let jac: Vec<f64> = specs
+                        .iter()
+                        .zip(&fit.params)
+                        .map(|(s, &t)| s.domain.jacobian(t))
+                        .collect();
+                    let cov_u = fit.covariance.map(|cov| {
+                        Array2::from_shape_fn((k, k), |(i, j)| cov[[i, j]] / (jac[i] * jac[j]))
+                    });
+                    (fit.params, true, cov_u)
+                }
+                _ => (first_start, false, None),
+            }
         }
-        _ => (first_start, false, None),
     };
     let posterior = LogPosterior {
         lik,
@@ -299,17 +336,7 @@ pub fn sample<L: Likelihood>(
         });
     }
     let whitening = covariance
-        .and_then(|cov| {
-            // The fit's covariance is of the natural parameters, `J C J` with
-            // `J = diag(d theta / d u)`: `C` is the Laplace covariance in `u`.
-            let jac: Vec<f64> = specs
-                .iter()
-                .zip(&centre)
-                .map(|(s, &t)| s.domain.jacobian(t))
-                .collect();
-            let cov_u = Array2::from_shape_fn((k, k), |(i, j)| cov[[i, j]] / (jac[i] * jac[j]));
-            Whitening::laplace(u0.clone(), cov_u.view())
-        })
+        .and_then(|cov_u| Whitening::laplace(u0.clone(), cov_u.view()))
         .unwrap_or_else(|| Whitening::unit(u0.clone()));
 
     let mut settings = DiagNutsSettings {
