@@ -598,9 +598,15 @@ pub(super) fn predict<'a, M: RfmModel>(
         },
         "expected_purchases" => {
             let h = require(horizon, "t")?;
-            match p.shared() {
-                Some(shared) if h.values.len() == 1 => {
-                    shared.conditional_expected_purchases_bulk(columns, h.values[0], exec, out);
+            // (A horizon given per customer but the same for all, as lifetimes' wrappers
+            // broadcast it, takes the single horizon's route: the same values either way.)
+            let single = h
+                .values
+                .first()
+                .filter(|&&t| h.values.iter().all(|v| v.to_bits() == t.to_bits()));
+            match (p.shared(), single) {
+                (Some(shared), Some(&t)) => {
+                    shared.conditional_expected_purchases_bulk(columns, t, exec, out);
                     Ok(())
                 }
                 _ => rows(out, &|x, t_x, age, i| {

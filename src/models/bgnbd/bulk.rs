@@ -2,7 +2,7 @@
 //! vectorised (SIMD), and expected purchases through one Chebyshev interpolant per
 //! well-populated frequency.
 
-use super::predict::{active_expected_purchases, probability_alive};
+use super::predict::{active_expected_purchases, ActiveSeriesTable};
 use super::BgNbdParams;
 use crate::chebyshev::{self, Interpolant};
 use crate::data::RfmColumns;
@@ -139,6 +139,45 @@ const BULK_MIN_GROUP: usize = 64;
 /// Relative accuracy demanded of the interpolants in [`conditional_expected_purchases_bulk`].
 const BULK_TOLERANCE: f64 = 1e-13;
 
+/// Rows a frequency needs before its series is tabled (a table costs about two direct series).
+const TABLE_MIN_ROWS: usize = 4;
+/// Longest table built (2 MB); rows that need more terms are evaluated directly.
+const TABLE_MAX_TERMS: f64 = 65_536.0;
+
+/// One [`ActiveSeriesTable`] per frequency held by at least [`TABLE_MIN_ROWS`] rows, long
+/// enough for every row of that frequency and every horizon; keyed by the frequency's bits.
+fn active_series_tables(
+    p: &BgNbdParams,
+    x: &[f64],
+    age: &[f64],
+    horizons: &[(f64, f64)],
+) -> std::collections::HashMap<u64, ActiveSeriesTable> {
+    use std::collections::HashMap;
+    // Per frequency: rows, and the most terms any of its rows needs.
+    let mut needs: HashMap<u64, (usize, f64)> = HashMap::new();
+    for (&x, &age) in x.iter().zip(age) {
+        let terms = horizons
+            .iter()
+            .map(|&(_, t)| ActiveSeriesTable::terms_for(p.r + x, p.alpha + age, t))
+            .fold(0.0f64, f64::max);
+        let entry = needs.entry(x.to_bits()).or_insert((0, 0.0));
+        entry.0 += 1;
+        entry.1 = entry.1.max(terms);
+    }
+    needs
+        .into_iter()
+        .filter(|&(_, (rows, terms))| rows >= TABLE_MIN_ROWS && terms < TABLE_MAX_TERMS)
+        .map(|(bits, (_, terms))| {
+            let x = f64::from_bits(bits);
+            let len = terms.ceil() as usize + 2;
+            (
+                bits,
+                ActiveSeriesTable::new(p.r + x, p.a, p.b + p.flips(x), len),
+            )
+        })
+        .collect()
+}
+
 /// [`conditional_expected_purchases`](super::conditional_expected_purchases) for many customers and one horizon `t`, in parallel.
 ///
 /// The active-customer part depends only on (x, T), and for a fixed x it is a smooth function of
@@ -180,18 +219,36 @@ pub fn weighted_expected_purchases_bulk(
         // Too few rows for interpolants to pay: the active-customer part (a Gaussian
         // hypergeometric function per horizon) once per distinct (x, T), since it depends on
         // nothing else (CDNOW's 2,357 customers have 464), the distinct pairs shared among the
-        // threads; then times each row's P(alive). The values of evaluating every row directly.
+        // threads; then times each row's P(alive) from the vectorised kernel, the values
+        // `probability_alive_bulk` returns (the scalar function's libm calls cost a quarter of
+        // CDNOW's expected purchases). The bits of every row evaluated directly that way.
         let (x, age) = (columns.frequency, columns.age);
+        let tables = active_series_tables(p, x, age, horizons);
         crate::models::fill_distinct(
             exec,
             out,
             |i| [x[i], age[i]],
-            |i| active_sum(x[i], p.alpha + age[i]),
+            |i| match tables.get(&x[i].to_bits()) {
+                Some(table) => horizons
+                    .iter()
+                    .map(|&(w, t)| w * table.evaluate(p.alpha + age[i], t))
+                    .sum(),
+                None => active_sum(x[i], p.alpha + age[i]),
+            },
         );
         exec.fill_blocks(out, |start, block| {
-            for (j, slot) in block.iter_mut().enumerate() {
-                let i = start + j;
-                *slot *= probability_alive(p, x[i], columns.recency[i], age[i]);
+            let rows = start..start + block.len();
+            let mut alive = [0.0; crate::parallel::CHUNK_ROWS];
+            let alive = &mut alive[..block.len()];
+            probability_alive_block_dispatch(
+                p,
+                &x[rows.clone()],
+                &columns.recency[rows.clone()],
+                &age[rows],
+                alive,
+            );
+            for (slot, alive) in block.iter_mut().zip(alive.iter()) {
+                *slot *= alive;
             }
         });
         return 0;
@@ -330,6 +387,7 @@ pub fn weighted_expected_purchases_bulk(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::bgnbd::predict::probability_alive;
     use crate::models::bgnbd::{conditional_expected_purchases, simulate};
 
     /// `n` customers drawn at the CDNOW estimates with ages spread over 26 .. 78 weeks.
@@ -376,9 +434,10 @@ mod tests {
     }
 
     #[test]
-    fn few_rows_give_the_bits_of_direct_evaluation() {
-        // Below BULK_MIN_ROWS the active part is computed once per distinct (x, T): the
-        // values must be those of every row evaluated directly, for any thread count.
+    fn few_rows_give_direct_evaluation_for_any_thread_count() {
+        // Below BULK_MIN_ROWS the active part is computed once per distinct (x, T) from the
+        // frequency's tables: the values of every row evaluated directly (to rounding), and
+        // the same bits for any thread count.
         let (x, t_x, mut ages) = simulated(3_000, 4);
         for age in &mut ages {
             *age = (*age).ceil().max(1.0); // few distinct ages, as in CDNOW
@@ -404,6 +463,8 @@ mod tests {
         );
         assert_eq!(serial, parallel);
         let p = &CDNOW_ROUNDED;
+        let mut alive = vec![0.0; x.len()];
+        probability_alive_bulk(p, &columns, &Exec::Serial, &mut alive);
         for i in 0..x.len() {
             let active: f64 = horizons
                 .iter()
@@ -417,8 +478,17 @@ mod tests {
                     )
                 })
                 .sum();
-            let direct = probability_alive(p, x[i], t_x[i], ages[i]) * active;
-            assert_eq!(serial[i].to_bits(), direct.to_bits(), "row {i}");
+            // (The series of a shared frequency comes from its tables: a few ulps apart.)
+            let direct = alive[i] * active;
+            assert!(
+                (serial[i] - direct).abs() <= 1e-13 * direct.abs(),
+                "row {i}"
+            );
+            let scalar = probability_alive(p, x[i], t_x[i], ages[i]) * active;
+            assert!(
+                (serial[i] - scalar).abs() <= 1e-13 * scalar.abs(),
+                "row {i}"
+            );
         }
     }
 

@@ -110,6 +110,150 @@ pub fn active_expected_purchases(k: f64, rate: f64, t: f64, a_post: f64, b_post:
     sum / norm
 }
 
+/// The parts of [`active_expected_purchases`]'s series that do not depend on the horizon or
+/// the customer's age: for one frequency (`k`, `a_post`, `b_post` fixed) the increments
+/// `m_j = (b_post)_j / (c)_j`, their partial sums `S_j` and the pmf ratios of `J ~ NB(k, w)`
+/// without their `w`. Customers who share a frequency then sum the same series with no
+/// division per term and no walk to the mode (about three times less work per distinct age on
+/// CDNOW, where the series is most of a small expected-purchases call). Same terms and the
+/// same stopping rules as the direct function; the values agree to a few ulps times the
+/// number of terms (rounding differs: the ratios come from a table, not per-term divisions).
+pub struct ActiveSeriesTable {
+    k: f64,
+    a_post: f64,
+    b_post: f64,
+    /// `m_j`, `S_j`, `(k + j) / (j + 1)` and `j / (k + j - 1)` (0 at j = 0), for `j < len`.
+    m: Vec<f64>,
+    s: Vec<f64>,
+    up: Vec<f64>,
+    down: Vec<f64>,
+}
+
+impl ActiveSeriesTable {
+    /// Terms the series of a customer at `rate` and horizon `t` is expected to need (the
+    /// direct function's own estimate: the mode of `J` plus a tail of about 40 / (1 - w)).
+    pub fn terms_for(k: f64, rate: f64, t: f64) -> f64 {
+        let w = t / (rate + t);
+        let mode = if k > 1.0 {
+            ((k - 1.0) * w / (1.0 - w)).floor()
+        } else {
+            0.0
+        };
+        mode + 40.0 * (rate + t) / rate
+    }
+
+    /// Tables for `len` terms (capped at the direct function's switch to quadrature).
+    pub fn new(k: f64, a_post: f64, b_post: f64, len: usize) -> Self {
+        let len = len.clamp(2, SERIES_MAX_TERMS as usize);
+        let c = a_post + b_post;
+        let (mut m, mut s) = (Vec::with_capacity(len), Vec::with_capacity(len));
+        let (mut m_j, mut s_j) = (1.0, 0.0);
+        for j in 0..len {
+            m.push(m_j);
+            s.push(s_j);
+            s_j += m_j;
+            m_j *= (b_post + j as f64) / (c + j as f64);
+        }
+        let up = (0..len)
+            .map(|j| (k + j as f64) / (j as f64 + 1.0))
+            .collect();
+        let down = (0..len)
+            .map(|j| {
+                if j == 0 {
+                    0.0
+                } else {
+                    j as f64 / (k + j as f64 - 1.0)
+                }
+            })
+            .collect();
+        Self {
+            k,
+            a_post,
+            b_post,
+            m,
+            s,
+            up,
+            down,
+        }
+    }
+
+    /// [`active_expected_purchases`]`(k, rate, t, a_post, b_post)` from the tables; the direct
+    /// function wherever the tables are too short (or it would integrate).
+    pub fn evaluate(&self, rate: f64, t: f64) -> f64 {
+        self.from_tables(rate, t)
+            .unwrap_or_else(|| active_expected_purchases(self.k, rate, t, self.a_post, self.b_post))
+    }
+
+    fn from_tables(&self, rate: f64, t: f64) -> Option<f64> {
+        if !(t > 0.0) {
+            return Some(0.0);
+        }
+        let len = self.m.len();
+        let k = self.k;
+        let w = t / (rate + t);
+        if !(Self::terms_for(k, rate, t) < len as f64) {
+            return None;
+        }
+        let mode = if k > 1.0 {
+            ((k - 1.0) * w / (1.0 - w)).floor() as usize
+        } else {
+            0
+        };
+        // Upwards from the mode: `p` is P(J = j) / P(J = mode). Two terms a step, so that
+        // the running product and sums advance by one operation per two terms (the loop is
+        // bound by their latency, not by its arithmetic); the tail is checked every other
+        // term, which can only add terms below the tolerance.
+        let (mut sum, mut norm) = (0.0, 0.0);
+        let (mut j, mut p) = (mode, 1.0);
+        loop {
+            if j + 2 >= len {
+                return None;
+            }
+            let (first, second) = (w * self.up[j], w * self.up[j + 1]);
+            let next = p * first;
+            sum += p * self.s[j] + next * self.s[j + 1];
+            norm += p + next;
+            p *= first * second;
+            j += 2;
+            let ratio = second;
+            // Beyond here P(J = j + i) <= p rho^i and S_{j+i} <= S_j + i m_j (see the direct
+            // function).
+            let rho = if k >= 1.0 { ratio } else { w };
+            if p == 0.0 {
+                break;
+            }
+            if rho < 1.0 {
+                let gap = 1.0 - rho;
+                let tail_sum = p * (self.s[j] * gap + self.m[j] * rho);
+                if tail_sum <= SERIES_TOLERANCE * sum * gap * gap
+                    && p <= SERIES_TOLERANCE * norm * gap
+                {
+                    break;
+                }
+            }
+        }
+        // Downwards from the mode; the bound of the direct function multiplied through by
+        // (1 - ratio) and max(S, 1), both positive.
+        let inv_w = 1.0 / w;
+        let (mut j, mut p) = (mode, 1.0);
+        while j > 0 {
+            let ratio = self.down[j] * inv_w;
+            p *= ratio;
+            j -= 1;
+            let s = self.s[j];
+            sum += p * s;
+            norm += p;
+            if ratio < 1.0 {
+                let room = SERIES_TOLERANCE * (1.0 - ratio);
+                if p <= room * norm && p * s.max(1.0) <= room * sum {
+                    break;
+                }
+            }
+        }
+        Some(sum / norm)
+    }
+}
+
 /// Terms above which [`active_expected_purchases`] integrates instead of summing.
 const SERIES_MAX_TERMS: f64 = 2e5;
 
@@ -232,6 +376,33 @@ pub fn purchase_count_probability(p: &BgNbdParams, n: u64, t: f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn tabled_series_matches_the_direct_series() {
+        // k below and above 1, modes from 0 to hundreds, horizons from tiny to long enough
+        // for the tables to run out (then the direct function answers), BG and MBG posts.
+        for &(k, a_post, b_post) in &[
+            (0.24, 0.79, 2.43),
+            (3.24, 0.79, 4.43),
+            (30.2, 0.5, 31.0),
+            (250.0, 3.0, 260.0),
+            (0.05, 12.0, 0.3),
+        ] {
+            let table = ActiveSeriesTable::new(k, a_post, b_post, 3_000);
+            for &rate in &[4.4, 30.0, 82.0, 500.0] {
+                for &t in &[0.0, 1e-6, 0.5, 12.0, 52.0, 400.0, 1e5] {
+                    let direct = active_expected_purchases(k, rate, t, a_post, b_post);
+                    let tabled = table.evaluate(rate, t);
+                    let tol = 1e-13 * direct.abs().max(f64::MIN_POSITIVE);
+                    assert!(
+                        (tabled - direct).abs() <= tol,
+                        "k {k} rate {rate} t {t}: {tabled} vs {direct}"
+                    );
+                }
+            }
+        }
+    }
+
     use super::*;
     use crate::models::bgnbd::log_likelihood;
     use crate::models::testing::rel;
