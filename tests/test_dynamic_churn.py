@@ -400,6 +400,20 @@ def test_unseen_level_and_bad_covariates_name_the_panel_row() -> None:
         model.survival(data.summary, 1)
 
 
+def test_likelihood_ratio_test_and_delta_intervals(
+    sbg_data: clvrs.DynamicCovariateData, sbg_fit: clvrs.ShiftedBetaGeoDynamicModel
+) -> None:
+    plain = clvrs.ShiftedBetaGeoModel().fit(subscription_records(sbg_data))
+    test = clvrs.likelihood_ratio_test(plain, sbg_fit)
+    assert test["df"] == 2
+    assert test["statistic"] == pytest.approx(2 * (sbg_fit.log_likelihood_ - plain.log_likelihood_))
+    assert test["p_value"] < 1e-10  # the simulated effects are strong
+    band = clvrs.delta_interval(lambda m: m.survival(sbg_data, 3), [sbg_fit])
+    alive = band["estimate"] > 0
+    assert (band["lower"][alive] < band["estimate"][alive]).all()
+    assert (band["estimate"][alive] < band["upper"][alive]).all()
+
+
 def test_save_load_pickle_and_from_params(
     tmp_path: object,
     sbg_data: clvrs.DynamicCovariateData,
