@@ -1,7 +1,7 @@
 //! sBG and BdW with time-varying covariates, per period: proportional hazards on the
-//! complementary log-log scale (Fader, Hardie, Liu, Davin & Steenburgh 2018, section on
-//! covariates in the BdW; Schweidel, Fader & Bradlow 2008 for time-varying covariates in
-//! retention models).
+//! complementary log-log scale, the standard way covariates enter the discrete Weibull of the
+//! BdW (Fader, Hardie, Liu, Davin & Steenburgh 2018; Schweidel, Fader & Bradlow 2008 for
+//! time-varying covariates in retention models; docs/design.md says what was checked).
 //!
 //! A customer with churn propensity `theta ~ Beta(alpha, beta)` survives period `j` with
 //! probability `(1 - theta)^(c_j)`, where
