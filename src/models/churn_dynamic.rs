@@ -166,6 +166,51 @@ fn power_slope(u: f64, c: f64) -> f64 {
     }
 }
 
+/// Largest whole period whose powers [`Powers`] tabulates.
+const MAX_TABULATED: usize = 1 << 16;
+
+/// `u^c` and `u^c ln u` at a given `c`, tabulated for the whole periods `0..=max` (the piece
+/// starts and period ends of whole-period panels: every customer shares them, so a likelihood
+/// pass computes each once instead of twice per piece and customer), computed directly
+/// elsewhere. The table holds the same values [`power`] and [`power_slope`] give.
+struct Powers {
+    c: f64,
+    values: Vec<f64>,
+    slopes: Vec<f64>,
+}
+
+impl Powers {
+    fn new(c: f64, max: f64) -> Self {
+        let n = if max.is_finite() && max >= 0.0 {
+            (max as usize).min(MAX_TABULATED) + 1
+        } else {
+            0
+        };
+        Powers {
+            c,
+            values: (0..n).map(|j| power(j as f64, c)).collect(),
+            slopes: (0..n).map(|j| power_slope(j as f64, c)).collect(),
+        }
+    }
+
+    #[inline]
+    fn index(&self, u: f64) -> Option<usize> {
+        (u.fract() == 0.0 && u >= 0.0 && u < self.values.len() as f64).then_some(u as usize)
+    }
+
+    #[inline]
+    fn at(&self, u: f64) -> f64 {
+        self.index(u)
+            .map_or_else(|| power(u, self.c), |j| self.values[j])
+    }
+
+    #[inline]
+    fn slope(&self, u: f64) -> f64 {
+        self.index(u)
+            .map_or_else(|| power_slope(u, self.c), |j| self.slopes[j])
+    }
+}
+
 /// The cumulative exposure `C(t)` of one customer and, when `GRADIENT`, its derivatives in
 /// `c` and in the coefficients.
 struct Exposure {
@@ -188,7 +233,7 @@ impl Exposure {
         panel: &ChurnPanel<'_>,
         covariates: RowMajor<'_>,
         coefficients: &[f64],
-        c: f64,
+        powers: &Powers,
         i: usize,
         t: f64,
     ) {
@@ -205,10 +250,10 @@ impl Exposure {
             let to = panel.piece_end(i, k).min(t);
             let row = covariates.row(k);
             let e = dot(row, coefficients).exp();
-            let span = power(to, c) - power(from, c);
+            let span = powers.at(to) - powers.at(from);
             self.value += e * span;
             if GRADIENT {
-                self.d_c += e * (power_slope(to, c) - power_slope(from, c));
+                self.d_c += e * (powers.slope(to) - powers.slope(from));
                 for (d, v) in self.d_g.iter_mut().zip(row) {
                     *d += e * span * v;
                 }
@@ -264,6 +309,7 @@ fn row<const GRADIENT: bool>(
     panel: &ChurnPanel<'_>,
     covariates: RowMajor<'_>,
     point: &Point<'_>,
+    powers: &Powers,
     free_c: bool,
     i: usize,
     before: &mut Exposure,
@@ -272,13 +318,13 @@ fn row<const GRADIENT: bool>(
 ) -> f64 {
     let t = panel.periods[i];
     let churned = panel.churned[i] == 1.0;
-    now.fill::<GRADIENT>(panel, covariates, point.coefficients, point.c, i, t);
+    now.fill::<GRADIENT>(panel, covariates, point.coefficients, powers, i, t);
     // Duals in (alpha, beta, C(t - 1), C(t)).
     let a = Dual::<4>::variable(point.alpha, 0);
     let b = Dual::<4>::variable(point.beta, 1);
     let z_now = Dual::<4>::variable(now.value, 3);
     let ll = if churned {
-        before.fill::<GRADIENT>(panel, covariates, point.coefficients, point.c, i, t - 1.0);
+        before.fill::<GRADIENT>(panel, covariates, point.coefficients, powers, i, t - 1.0);
         ln_churn_of(a, b, Dual::variable(before.value, 2), z_now)
     } else {
         ln_survival_of(a, b, z_now)
@@ -369,6 +415,8 @@ impl Likelihood for ChurnDynamicLikelihood<'_, '_> {
         let panel = self.panel;
         let covariates = RowMajor::new(&panel.covariates);
         let (p, k) = (point.coefficients.len(), params.len());
+        let longest = panel.periods.iter().fold(0.0f64, |m, &t| m.max(t));
+        let powers = Powers::new(point.c, longest);
         let acc = exec.chunked_sum(panel.len(), 1 + k, |range, acc| {
             let (mut before, mut now) = (Exposure::new(p), Exposure::new(p));
             let mut gradient = vec![0.0; k];
@@ -377,6 +425,7 @@ impl Likelihood for ChurnDynamicLikelihood<'_, '_> {
                     panel,
                     covariates,
                     &point,
+                    &powers,
                     self.free_c,
                     i,
                     &mut before,
@@ -532,6 +581,15 @@ pub fn predict(
     let point = Point::new(params, free_c);
     check_multipliers(panel, point.coefficients)?;
     let covariates = RowMajor::new(&panel.covariates);
+    let longest = (0..n).fold(0.0f64, |m, i| {
+        let ahead = if quantity == Quantity::LogLikelihood {
+            0.0
+        } else {
+            t[i]
+        };
+        m.max(panel.periods[i] + ahead)
+    });
+    let powers = Powers::new(point.c, longest);
     let (a, b) = (Dual::<0>::constant(point.alpha), Dual::constant(point.beta));
     let ln_s = |exposure: f64| ln_survival_of(a, b, Dual::constant(exposure)).v;
     exec.fill_blocks(out, |first, block| {
@@ -543,6 +601,7 @@ pub fn predict(
                     panel,
                     covariates,
                     &point,
+                    &powers,
                     free_c,
                     i,
                     &mut before,
@@ -557,7 +616,7 @@ pub fn predict(
             }
             let (periods, ahead) = (panel.periods[i], t[i]);
             let at = |exposure: &mut Exposure, when: f64| {
-                exposure.fill::<false>(panel, covariates, point.coefficients, point.c, i, when);
+                exposure.fill::<false>(panel, covariates, point.coefficients, &powers, i, when);
                 ln_s(exposure.value)
             };
             *slot = match quantity {
@@ -579,13 +638,13 @@ pub fn predict(
                         while k + 1 < pieces.end && panel.piece_starts[k + 1] < when {
                             let e = dot(covariates.row(k), point.coefficients).exp();
                             start_exposure += e
-                                * (power(panel.piece_starts[k + 1], point.c)
-                                    - power(panel.piece_starts[k], point.c));
+                                * (powers.at(panel.piece_starts[k + 1])
+                                    - powers.at(panel.piece_starts[k]));
                             k += 1;
                         }
                         let e = dot(covariates.row(k), point.coefficients).exp();
                         let exposure = start_exposure
-                            + e * (power(when, point.c) - power(panel.piece_starts[k], point.c));
+                            + e * (powers.at(when) - powers.at(panel.piece_starts[k]));
                         let term = (ln_s(exposure) - base).exp();
                         sum += term;
                         if term == 0.0 {
@@ -735,6 +794,19 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn tabulated_powers_are_the_direct_ones() {
+        for c in [0.3, 1.0, 1.7] {
+            let powers = Powers::new(c, 40.0);
+            for u in [0.0, 1.0, 2.0, 17.0, 40.0, 41.0, 2.5, 1e6] {
+                assert_eq!(powers.at(u).to_bits(), power(u, c).to_bits(), "{c} {u}");
+                assert_eq!(powers.slope(u).to_bits(), power_slope(u, c).to_bits());
+            }
+        }
+        assert!(Powers::new(1.0, f64::INFINITY).values.is_empty());
+        assert_eq!(Powers::new(1.0, 1e12).values.len(), MAX_TABULATED + 1);
     }
 
     #[test]

@@ -436,7 +436,8 @@ class BetaDiscreteWeibullDynamicModel(_DynamicChurnModel):
     propensity :math:`\theta \sim \mathrm{Beta}(\alpha, \beta)` survives period :math:`j` with
     probability :math:`(1 - \theta)^{c_j}`, :math:`c_j = (j^c - (j - 1)^c)\, e^{g^\top x_j}`,
     proportional hazards on the complementary log-log scale, the standard way covariates enter
-    the discrete Weibull (Fader et al. 2018; Schweidel et al. 2008 for time-varying ones). With :math:`C(t) = \sum_{j \le t} c_j`,
+    the discrete Weibull (Fader et al. 2018; Schweidel et al. 2008 for time-varying ones).
+    With :math:`C(t) = \sum_{j \le t} c_j`,
     :math:`S(t) = B(\alpha, \beta + C(t)) / B(\alpha, \beta)` and
     :math:`P(\text{churn in } t) = S(t - 1) - S(t)`, in closed form. With every coefficient at
     0 this is :class:`BetaDiscreteWeibullModel`; data, predictions and their limits are as for
