@@ -479,6 +479,37 @@ class _Fixtures:
             self.dynamic_data = clvrs.DynamicCovariateData(
                 self.log, self.panel, customer_id_col="id", datetime_col="date", freq="W"
             )
+            # Weekly subscription payments (one per week until churn) with a panel reaching 3
+            # weeks past the end, for the subscription models with time-varying covariates.
+            paid_weeks = {
+                1: range(0, 6),
+                2: range(0, 3),
+                3: range(1, 6),
+                4: range(0, 1),
+                5: range(2, 5),
+            }
+            monday = pd.Timestamp("2019-12-30")
+            self.payments = pd.DataFrame(
+                [
+                    {"id": c, "date": monday + pd.Timedelta(weeks=w)}
+                    for c, weeks in paid_weeks.items()
+                    for w in weeks
+                ]
+            )
+            self.subscription_panel = pd.DataFrame(
+                [
+                    {"id": c, "date": monday + pd.Timedelta(weeks=w), "x": float((c + w) % 3)}
+                    for c in paid_weeks
+                    for w in range(9)
+                ]
+            )
+            self.subscription_data = clvrs.DynamicCovariateData(
+                self.payments,
+                self.subscription_panel,
+                customer_id_col="id",
+                freq="W",
+                observation_period_end=monday + pd.Timedelta(days=7 * 6 - 1),
+            )
             self.split = clvrs.calibration_and_holdout(
                 self.log, "id", "date", "2020-01-31", freq="W"
             )
@@ -502,6 +533,12 @@ class _Fixtures:
                 "BetaGeoDynamicModel": clvrs.BetaGeoDynamicModel(on_failure="ignore").fit(
                     self.dynamic_data, purchase_covariates="x"
                 ),
+                "ShiftedBetaGeoDynamicModel": clvrs.ShiftedBetaGeoDynamicModel(
+                    on_failure="ignore"
+                ).fit(self.subscription_data, churn_covariates="x"),
+                "BetaDiscreteWeibullDynamicModel": clvrs.BetaDiscreteWeibullDynamicModel(
+                    on_failure="ignore"
+                ).fit(self.subscription_data, churn_covariates="x"),
             }
             # The individual-level models sample by MCMC: a dozen customers keep each of the
             # sweep's fits (at the default chains and draws) well under a second.
@@ -533,6 +570,8 @@ class _Fixtures:
             "ParetoNBDHierarchicalModel": self.hb_data,
             "ParetoGGGModel": self.ggg_data,
             "BetaGeoDynamicModel": self.dynamic_data,
+            "ShiftedBetaGeoDynamicModel": self.subscription_data,
+            "BetaDiscreteWeibullDynamicModel": self.subscription_data,
         }.get(model_name, self.rfm)
 
     def method_arguments(self, owner: str) -> dict[str, Any]:
@@ -723,6 +762,8 @@ MODELS = [
     "ParetoNBDHierarchicalModel",
     "ParetoGGGModel",
     "BetaGeoDynamicModel",
+    "ShiftedBetaGeoDynamicModel",
+    "BetaDiscreteWeibullDynamicModel",
 ]
 
 
@@ -840,6 +881,8 @@ def test_sweep_n_jobs_at_prediction(fixtures, owner):
         "ShiftedBetaGeoModel": lambda m: m.survival(2),
         "BetaDiscreteWeibullModel": lambda m: m.survival(2),
         "GammaGammaModel": lambda m: m.expected_average_spend(data),
+        "ShiftedBetaGeoDynamicModel": lambda m: m.survival(data, 2),
+        "BetaDiscreteWeibullDynamicModel": lambda m: m.survival(data, 2),
     }.get(owner, lambda m: m.probability_alive(data))
     escapes = []
     for label, value in HOSTILE.items():

@@ -816,6 +816,22 @@ def _cases() -> dict[str, Case]:
             "x",
             1,
         ),
+        "dyn.subscription-periods": Case(
+            lambda: clvrs.ShiftedBetaGeoDynamicModel().fit(_dynamic(freq="D", freq_multiplier=7)),
+            "data",
+        ),
+        "dyn.subscription-payments": Case(
+            lambda: clvrs.ShiftedBetaGeoDynamicModel().fit(_dynamic(freq="D")), "id"
+        ),
+        "dyn.panel-horizon": Case(
+            lambda: (
+                clvrs.ShiftedBetaGeoDynamicModel(on_failure="ignore")
+                .fit(_dynamic(freq="W"))
+                .survival(_dynamic(freq="W"), 2)
+            ),
+            "t",
+            1,
+        ),
         "dyn.discount-rate": Case(
             lambda: DYNAMIC.expected_residual_transactions(_dynamic(), [0.1, 0.1, 0.0]),
             "discount_rate",

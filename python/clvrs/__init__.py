@@ -29,6 +29,7 @@ from .exceptions import (
     TimeUnitError,
 )
 from .models import (
+    BetaDiscreteWeibullDynamicModel,
     BetaDiscreteWeibullModel,
     BetaGeoBetaBinomModel,
     BetaGeoCNBDModel,
@@ -44,6 +45,7 @@ from .models import (
     ParetoNBDDynamicModel,
     ParetoNBDHierarchicalModel,
     ParetoNBDModel,
+    ShiftedBetaGeoDynamicModel,
     ShiftedBetaGeoModel,
 )
 from .prospects import prospect_value
@@ -62,6 +64,7 @@ from .value import (
 )
 
 __all__ = [
+    "BetaDiscreteWeibullDynamicModel",
     "BetaDiscreteWeibullModel",
     "BootstrapResult",
     "BetaGeoBetaBinomModel",
@@ -91,6 +94,7 @@ __all__ = [
     "RegularityEstimate",
     "SegmentedModel",
     "Segmentation",
+    "ShiftedBetaGeoDynamicModel",
     "ShiftedBetaGeoModel",
     "TimeUnitError",
     "__version__",

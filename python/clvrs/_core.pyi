@@ -15,6 +15,8 @@ __all__ = [
     "bgnbd_dynamic_fit",
     "bgnbd_dynamic_predict",
     "churn_bayes_covariates",
+    "churn_dynamic_fit",
+    "churn_dynamic_predict",
     "churn_fit",
     "churn_fit_covariates",
     "churn_map",
@@ -445,6 +447,29 @@ def churn_fit_covariates(
     tol: float = 0.0,
     n_jobs: int | None = None,
 ) -> dict[str, Any]: ...
+def churn_dynamic_fit(
+    model: str,
+    customers: tuple[_Array, _Array, _Indices, _Array],
+    covariates: _Array,
+    covariate_names: list[str],
+    coefficient_names: list[str],
+    penalizer: float = 0.0,
+    covariate_penalizer: float = 0.0,
+    max_iter: int = 0,
+    tol: float = 0.0,
+    n_jobs: int | None = None,
+) -> dict[str, Any]: ...
+def churn_dynamic_predict(
+    model: str,
+    quantity: str,
+    params: list[float],
+    customers: tuple[_Array, _Array, _Indices, _Array],
+    covariates: _Array,
+    covariate_names: list[str],
+    t: _Array,
+    covered: _Array,
+    n_jobs: int | None = None,
+) -> _Array: ...
 def churn_bayes_covariates(
     model: str,
     periods: _Array,

@@ -235,6 +235,8 @@ _NESTED = {
 _COVARIATE_BASE = {
     "ParetoNBDDynamicModel": "ParetoNBDModel",
     "BetaGeoDynamicModel": "BetaGeoModel",
+    "ShiftedBetaGeoDynamicModel": "ShiftedBetaGeoModel",
+    "BetaDiscreteWeibullDynamicModel": "BetaDiscreteWeibullModel",
 }
 
 
@@ -246,7 +248,10 @@ def likelihood_ratio_test(restricted: BaseModel, general: BaseModel) -> pd.Serie
     chi-squared), a model in the same model with more covariates (the extra coefficients
     at 0; ``df`` is their number), and Pareto/NBD (BG/NBD) without covariates in
     :class:`ParetoNBDDynamicModel` (:class:`BetaGeoDynamicModel`), fitted to ``data.summary``
-    of the same :class:`DynamicCovariateData`. Both models must be fitted to the same data.
+    of the same :class:`DynamicCovariateData`, and sBG (BdW) without covariates in
+    :class:`ShiftedBetaGeoDynamicModel` (:class:`BetaDiscreteWeibullDynamicModel`), fitted to
+    ``clvrs.models.churn_dynamic.subscription_records(data)``. Both models must be fitted to the
+    same data.
 
     Returns
     -------

@@ -61,7 +61,17 @@ pub(crate) fn ln_survival<const N: usize>(
     if t <= 0.0 {
         return Dual::constant(0.0);
     }
-    let tc = (c * t.ln()).exp();
+    ln_survival_at(alpha, beta, (c * t.ln()).exp())
+}
+
+/// `ln E[(1 - theta)^tc] = ln B(alpha, beta + tc) - ln B(alpha, beta)` over duals, for any
+/// exposure `tc >= 0` (`t^c` here; a sum of covariate-weighted increments of it in
+/// [`super::churn_dynamic`]).
+pub(crate) fn ln_survival_at<const N: usize>(
+    alpha: Dual<N>,
+    beta: Dual<N>,
+    tc: Dual<N>,
+) -> Dual<N> {
     if tc.v.is_infinite() {
         // t^c overflows: S(t) ~ (t^c)^-alpha underflows to 0.
         return Dual::constant(f64::NEG_INFINITY);

@@ -9,6 +9,7 @@ pub mod bdw;
 pub mod bgbb;
 pub mod bgnbd;
 pub mod bgnbd_dynamic;
+pub mod churn_dynamic;
 pub mod cnbd;
 pub mod covariates;
 pub mod gamma_gamma;

@@ -2,7 +2,7 @@
 //! hands over the summaries, each customer's covariate pieces and the piece in effect at each
 //! repeat purchase.
 
-use numpy::{PyArray1, PyReadonlyArray1};
+use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -11,6 +11,8 @@ use super::rfm::{rfm_names, CovariateArgs, Design, Names};
 use super::{fit_options, fit_result_to_dict, run, slice, to_numpy};
 use crate::fit::FitOptions;
 use crate::models::bgnbd_dynamic;
+use crate::models::churn_dynamic::{self, ChurnPanel};
+use crate::models::covariates::churn::model_parameters;
 use crate::models::pnbd_dynamic::{self, DynamicRows, Quantity};
 
 /// The customers as the Python layer hands them over: frequency, recency, T, piece offsets,
@@ -223,7 +225,104 @@ fn bgnbd_dynamic_predict<'py>(
     Ok(to_numpy(py, out))
 }
 
+/// A subscription panel as the Python layer hands it over: periods, churned (0/1), piece
+/// offsets, piece starts.
+type ChurnCustomers<'py> = (
+    PyReadonlyArray1<'py, f64>,
+    PyReadonlyArray1<'py, f64>,
+    PyReadonlyArray1<'py, i64>,
+    PyReadonlyArray1<'py, f64>,
+);
+
+/// Fit sBG (`model="sbg"`) or BdW (`"bdw"`) with time-varying covariates per period
+/// ([`churn_dynamic`]); `covariates` holds one row per piece, `covariate_names` its columns and
+/// `coefficient_names` the coefficients' names. Returns the fit as a dict.
+#[pyfunction]
+#[pyo3(signature = (model, customers, covariates, covariate_names, coefficient_names, penalizer=0.0, covariate_penalizer=0.0, max_iter=0, tol=0.0, n_jobs=None))]
+#[allow(clippy::too_many_arguments)]
+fn churn_dynamic_fit<'py>(
+    py: Python<'py>,
+    model: &str,
+    customers: ChurnCustomers<'py>,
+    covariates: PyReadonlyArray2<'py, f64>,
+    covariate_names: Vec<String>,
+    coefficient_names: Vec<String>,
+    penalizer: f64,
+    covariate_penalizer: f64,
+    max_iter: u64,
+    tol: f64,
+    n_jobs: Option<i64>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let offsets = indices(&customers.2, "piece_offsets")?;
+    let panel = ChurnPanel {
+        periods: slice(&customers.0, "periods")?,
+        churned: slice(&customers.1, "churned")?,
+        piece_offsets: &offsets,
+        piece_starts: slice(&customers.3, "piece_starts")?,
+        covariates: covariates.as_array(),
+    };
+    let res = run(py, n_jobs, |exec, interrupt| {
+        let free_c = model_parameters(model)? == 3;
+        panel.validate(&covariate_names)?;
+        let opts = FitOptions {
+            coefficient_penalizer: covariate_penalizer,
+            ..fit_options(exec, interrupt, penalizer, max_iter, tol)
+        };
+        churn_dynamic::fit_churn_dynamic(&panel, free_c, &coefficient_names, &opts)
+    })?;
+    fit_result_to_dict(py, &res, panel.len())
+}
+
+/// A per-customer prediction of sBG/BdW with time-varying covariates (`log_likelihood`,
+/// `survival`, `retention_rate`, `expected_renewals`) `t` periods ahead (one per customer),
+/// refused past `covered` (the last period of each customer its covariates describe).
+#[pyfunction]
+#[pyo3(signature = (model, quantity, params, customers, covariates, covariate_names, t, covered, n_jobs=None))]
+#[allow(clippy::too_many_arguments)]
+fn churn_dynamic_predict<'py>(
+    py: Python<'py>,
+    model: &str,
+    quantity: &str,
+    params: Vec<f64>,
+    customers: ChurnCustomers<'py>,
+    covariates: PyReadonlyArray2<'py, f64>,
+    covariate_names: Vec<String>,
+    t: PyReadonlyArray1<'py, f64>,
+    covered: PyReadonlyArray1<'py, f64>,
+    n_jobs: Option<i64>,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let quantity = match quantity {
+        "log_likelihood" => churn_dynamic::Quantity::LogLikelihood,
+        "survival" => churn_dynamic::Quantity::Survival,
+        "retention_rate" => churn_dynamic::Quantity::RetentionRate,
+        "expected_renewals" => churn_dynamic::Quantity::ExpectedRenewals,
+        other => return Err(PyValueError::new_err(format!("unknown quantity `{other}`"))),
+    };
+    let offsets = indices(&customers.2, "piece_offsets")?;
+    let panel = ChurnPanel {
+        periods: slice(&customers.0, "periods")?,
+        churned: slice(&customers.1, "churned")?,
+        piece_offsets: &offsets,
+        piece_starts: slice(&customers.3, "piece_starts")?,
+        covariates: covariates.as_array(),
+    };
+    let horizons = slice(&t, "t")?;
+    let covered = slice(&covered, "covered")?;
+    let out = run(py, n_jobs, |exec, _| {
+        let free_c = model_parameters(model)? == 3;
+        panel.validate(&covariate_names)?;
+        let mut out = vec![0.0; panel.len()];
+        churn_dynamic::predict(
+            &panel, free_c, &params, quantity, horizons, covered, exec, &mut out,
+        )?;
+        Ok(out)
+    })?;
+    Ok(to_numpy(py, out))
+}
+
 pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(churn_dynamic_fit, m)?)?;
+    m.add_function(wrap_pyfunction!(churn_dynamic_predict, m)?)?;
     m.add_function(wrap_pyfunction!(pnbd_dynamic_fit, m)?)?;
     m.add_function(wrap_pyfunction!(pnbd_dynamic_predict, m)?)?;
     m.add_function(wrap_pyfunction!(bgnbd_dynamic_fit, m)?)?;

@@ -5,6 +5,7 @@ from .bgbb import BetaGeoBetaBinomModel
 from .bgcnbd import BetaGeoCNBDModel
 from .bgnbd import BetaGeoModel
 from .bgnbd_dynamic import BetaGeoDynamicModel
+from .churn_dynamic import BetaDiscreteWeibullDynamicModel, ShiftedBetaGeoDynamicModel
 from .gamma_gamma import GammaGammaModel
 from .ggnbd import GammaGompertzNBDModel
 from .mbgcnbd import ModifiedBetaGeoCNBDModel
@@ -18,6 +19,7 @@ from .pnbd_hb import ParetoNBDHierarchicalModel
 from .sbg import ShiftedBetaGeoModel
 
 __all__ = [
+    "BetaDiscreteWeibullDynamicModel",
     "BetaDiscreteWeibullModel",
     "BetaGeoBetaBinomModel",
     "BetaGeoCNBDModel",
@@ -33,5 +35,6 @@ __all__ = [
     "ParetoNBDDynamicModel",
     "ParetoNBDHierarchicalModel",
     "ParetoNBDModel",
+    "ShiftedBetaGeoDynamicModel",
     "ShiftedBetaGeoModel",
 ]
