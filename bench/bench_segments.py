@@ -45,7 +45,12 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quiet-wait", type=float, default=0.0)
     ap.add_argument("--update-doc", type=Path, default=None)
-    ap.add_argument("--score-customers", type=int, default=10_000_000)
+    ap.add_argument(
+        "--score-customers",
+        type=int,
+        default=10_000_000,
+        help="customers of the streaming-score part (0: skip it, for an A/B of the fits alone)",
+    )
     args = ap.parse_args()
     n = args.segments * args.per_segment
     rng = np.random.default_rng(1)
@@ -89,7 +94,8 @@ def main() -> int:
             f"| {name} | {whole_s:.3f} | {seg_s:.3f} | {seg_s / whole_s:.2f}x | "
             f"{converged} / {args.segments} |"
         )
-    lines += ["", *score_section(args)]
+    if args.score_customers > 0:
+        lines += ["", *score_section(args)]
     text = "\n".join(lines)
     print(text)
     if args.update_doc:

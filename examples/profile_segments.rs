@@ -104,6 +104,25 @@ fn run<M: RfmModel>(dir: &str) {
         cold.params,
         cold.termination
     );
+    let t = Instant::now();
+    let first = M::fit(
+        &data,
+        &FitOptions {
+            first_start_only: true,
+            ..FitOptions::default()
+        },
+    )
+    .unwrap();
+    println!(
+        "segment {slowest} from the model's first start only: {:.3} s, {} evaluations, {:?}, \
+         log-likelihood {} (all starts: {}), {}",
+        t.elapsed().as_secs_f64(),
+        first.n_evaluations,
+        first.params,
+        first.log_likelihood,
+        cold.log_likelihood,
+        first.termination
+    );
     let mut per_eval: Vec<f64> = fitting.iter().map(|f| f.0 / f.2 as f64).collect();
     per_eval.sort_by(f64::total_cmp);
     println!(

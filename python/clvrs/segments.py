@@ -156,9 +156,10 @@ def fit_segments(
     and Pareto/NBD, whose likelihoods give the value, gradient and Hessian in one pass, take
     Newton steps from there, usually 3 or 4 passes over the segment; the other models take
     L-BFGS steps. A segment whose fit from there does
-    not converge, or converges with parameters running off to 0 or infinity, is refitted from
-    the model's own starting points and the better fit is kept. The estimates are those of
-    fitting each segment alone, to the optimiser's tolerance.
+    not converge is refitted from the model's own starting points; one that converges with
+    parameters running off to 0 or infinity is refitted from those starting points until one
+    converges; the better fit is kept. The estimates are those of fitting each segment alone,
+    to the optimiser's tolerance (along a plateau, where parameters run off, any point of it).
 
     BG/CNBD-k and MBG/CNBD-k (which need ``litt`` when ``k`` is chosen or above 1) are fitted
     differently: each segment by a copy of ``model``, one segment after another (each fit

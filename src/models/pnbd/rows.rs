@@ -9,6 +9,7 @@ use super::integral::{
 };
 use crate::dual::Dual;
 use crate::special::{trigamma, RisingTerms};
+use std::sync::OnceLock;
 
 /// Per-evaluation constants of [`row_fast`].
 pub(super) struct FastParams {
@@ -22,6 +23,9 @@ pub(super) struct FastParams {
     /// Whether `r ln alpha` or `s ln beta` is so large that [`row_fast`]'s separate terms
     /// would lose the answer to rounding (see [`EXTREME_ANCHOR`]).
     extreme: bool,
+    /// The part of the series shared by every row without repeat purchases (`x = t_x = 0`),
+    /// computed by the first such row of a pass (None: not shared, every row sums its own).
+    shared: Option<OnceLock<Option<SeriesSums>>>,
 }
 
 /// Above this `r |ln alpha| + s |ln beta|` (rounding of about `1e-11` in a row's
@@ -32,8 +36,19 @@ pub(super) struct FastParams {
 const EXTREME_ANCHOR: f64 = 1e5;
 
 impl FastParams {
+    /// Constants of a pass over many rows with the same parameters, which share the part of
+    /// the series that depends on `(x, t_x)` alone (see [`row_fast`]).
     pub(super) fn new(params: &[f64]) -> Self {
         FastParams {
+            shared: Some(OnceLock::new()),
+            ..Self::single(params)
+        }
+    }
+
+    /// Constants for one row (parameters that change from row to row: nothing to share).
+    fn single(params: &[f64]) -> Self {
+        FastParams {
+            shared: None,
             r: params[0],
             alpha: params[1],
             s: params[2],
@@ -64,6 +79,11 @@ pub(super) type RowDerivatives = (f64, [f64; 4], [[f64; 4]; 4]);
 /// mapped to the natural parameters by the chain rule through `z = (big - small)/(big + t_x)` and
 /// `lambda = -ln(1 + (T - t_x)/(big + t_x))`. `1 - R_k` is carried as a running sum of positive
 /// terms, so it keeps full precision when `t_x` is close to `T`.
+///
+/// In a pass over many rows ([`FastParams::new`]) the rows without repeat purchases share the
+/// part `sum_k W_k / (m+k)` of `S` (`(1/m) 2F1(e, m; m+1; z)`, which depends on the parameters
+/// alone there) and each sums only `sum_k W_k R_k / (m+k)`, whose terms shrink by `z rho`
+/// instead of `z` (see `docs/design.md`, "Pareto/NBD likelihood rows").
 #[inline]
 fn row_fast<const SECOND: bool>(
     p: &FastParams,
@@ -126,108 +146,43 @@ fn row_fast<const SECOND: bool>(
     let lambda = -rel_gap.ln_1p();
     // rho = base / (big + T) and 1 - rho, exactly, without exp.
     let rho = 1.0 / (1.0 + rel_gap);
-    let one_minus_rho = rel_gap * rho;
-    // Running quantities at k: W_k, W_{k-1} (e+k-1) = k W_k / z, W_{k-2} (e+k-2)(e+k-1) =
-    // k (k-1) W_k / z^2, R_k, 1 - R_k, H1, H2.
-    let (mut w, mut wz, mut wzz) = (1.0, 0.0, 0.0);
-    let mut big_r = (m * lambda).exp();
-    let mut one_minus_r = -(m * lambda).exp_m1();
-    let (mut h1, mut h2) = (0.0, 0.0);
-    // Sums: S, first partials (m, e, z, lambda), second partials.
-    let mut sum = 0.0;
-    let mut d1 = [0.0; 4];
-    let mut d2 = [[0.0; 4]; 4];
-    // The sum and first partials where the first-order rule stops (the second-order sums need
-    // more terms): the value and gradient are taken from them, so they have the bits of a
-    // `::<false>` call (a fused pass must return exactly a gradient pass's value and gradient).
-    let mut first_order: Option<(f64, [f64; 4])> = None;
-    let mut k = 0.0f64;
-    loop {
-        let n = m + k;
-        let inv = 1.0 / n;
-        let f = one_minus_r * inv;
-        let f_m = -big_r * lambda * inv - one_minus_r * inv * inv;
-        let f_l = -big_r;
-        let c = w * f;
-        sum += c;
-        d1[0] += w * f_m;
-        d1[1] += w * h1 * f;
-        d1[2] += wz * f;
-        d1[3] += w * f_l;
-        if SECOND {
-            let f_mm = -big_r * lambda * lambda * inv
-                + 2.0 * big_r * lambda * inv * inv
-                + 2.0 * one_minus_r * inv * inv * inv;
-            let f_ml = -big_r * lambda;
-            let f_ll = -n * big_r;
-            let w_e = w * h1;
-            d2[0][0] += w * f_mm;
-            d2[0][1] += w_e * f_m;
-            d2[0][2] += wz * f_m;
-            d2[0][3] += w * f_ml;
-            d2[1][1] += w * (h1 * h1 - h2) * f;
-            d2[1][2] += wz * h1 * f;
-            d2[1][3] += w_e * f_l;
-            d2[2][2] += wzz * f;
-            d2[2][3] += wz * f_l;
-            d2[3][3] += w * f_ll;
-        }
-        // Later term ratios are at most q (see ln_integral_by_series); derivative sums carry
-        // extra factors of about k (k^2 for the second). The partials in z carry 1/z (1/z^2
-        // for the second): their terms at k = 1 (k = 2) do not vanish as z -> 0 while `c`
-        // does, so the first-order rule looks from k = 2 on and the second-order from k = 3,
-        // and both compare the z terms with their own sums.
-        // With q = z M / b (M = max(e + k + 1, b), b = k + 2), the tail bound q / (1 - q) b is
-        // z M b / (b - z M): compared without dividing (a division here would stall every
-        // term's test).
-        let b = k + 2.0;
-        let zm = z * (e + k + 1.0).max(b);
-        let slack = b - zm;
-        if k >= 2.0 && slack > 0.0 {
-            let tail = zm * b;
-            // The terms of the partials in z carry 1/z (k W / z): they do not shrink with `c`
-            // as z -> 0, so they are held to their own sums.
-            let done = |tail: f64, tolerance: f64| {
-                c * tail <= tolerance * sum * slack
-                    && w * big_r * tail <= tolerance * -d1[3] * slack
-                    && wz * f * tail <= tolerance * d1[2] * slack
-            };
-            if first_order.is_none() && done(tail, SERIES_TOLERANCE) {
-                if !SECOND {
-                    break;
+    let series = SeriesArgs {
+        m,
+        e,
+        z,
+        lambda,
+        rho,
+        one_minus_rho: rel_gap * rho,
+    };
+    let sums = match &p.shared {
+        // S = sum_k W_k / (m+k) - sum_k W_k R_k / (m+k): the first sum depends on the
+        // parameters and (x, t_x) alone, so the rows without repeat purchases (x = t_x = 0,
+        // usually the majority) share it, and each sums only the second, whose terms shrink by
+        // z rho = gap / (big + T) instead of z = gap / big: far fewer terms where z is close to
+        // 1 (the estimates of small segments, far from the pooled one). Where R_0 = rho^m is
+        // close to 1 the difference would cancel; those rows sum S directly.
+        Some(shared) if x == 0.0 && t_x == 0.0 && (m * lambda).exp() <= SPLIT_MAX_DECAY => {
+            // Always with the second-order sums (the first-order ones are the same bits), and
+            // from (m, e, z) alone, which every such row shares: whichever row of whichever
+            // thread computes it, it has the same bits.
+            let ones = shared.get_or_init(|| {
+                SeriesArgs {
+                    lambda: 0.0,
+                    rho: 1.0,
+                    one_minus_rho: 0.0,
+                    ..series
                 }
-                first_order = Some((sum, d1));
-            }
-            // Once the value and gradient are done, the second-order sums to their own
-            // tolerance.
-            let tail_second = tail * b * (1.0 + n * lambda.abs());
-            let second_done = || {
-                let tolerance = HESSIAN_SERIES_TOLERANCE * slack;
-                done(tail_second, HESSIAN_SERIES_TOLERANCE)
-                    && wzz * f * tail_second <= tolerance * d2[2][2]
-                    && wz * big_r * tail_second <= tolerance * -d2[2][3]
-            };
-            if SECOND && k >= 3.0 && first_order.is_some() && second_done() {
-                break;
+                .sums::<true, ONES>()
+            });
+            match (ones, series.sums::<SECOND, DECAY>()) {
+                (Some(ones), Some(decay)) => Some(ones.minus(&decay)),
+                _ => None,
             }
         }
-        if k >= SERIES_MAX_TERMS as f64 {
-            return None;
-        }
-        // Step to k + 1.
-        wzz = wz * (e + k);
-        wz = w * (e + k);
-        w *= (e + k) * z / (k + 1.0);
-        let inv_e = 1.0 / (e + k);
-        h1 += inv_e;
-        if SECOND {
-            h2 += inv_e * inv_e;
-        }
-        one_minus_r += big_r * one_minus_rho;
-        big_r *= rho;
-        k += 1.0;
-    }
-    let (sum, d1) = first_order.unwrap_or((sum, d1));
+        _ => series.sums::<SECOND, WHOLE>(),
+    }?;
+    let (sum, d1) = sums.first;
+    let d2 = sums.second;
     // ln S in v = (m, e, z, lambda): gradient g and Hessian.
     let g: [f64; 4] = std::array::from_fn(|i| d1[i] / sum);
     // v as functions of phi = (m, e, big, small).
@@ -339,6 +294,199 @@ fn row_fast<const SECOND: bool>(
     Some((constant + bracket, gradient, hessian))
 }
 
+/// Above this `R_0 = rho^m`, the difference of the two parts of the series (see [`row_fast`])
+/// would lose more than about 3 bits to cancellation, so the row sums the whole series.
+const SPLIT_MAX_DECAY: f64 = 0.9;
+
+/// Which terms [`SeriesArgs::sums`] adds: the whole series, `F_k = (1 - R_k) / (m+k)`, or its
+/// two parts `1 / (m+k)` and `R_k / (m+k)`.
+const WHOLE: u8 = 0;
+const ONES: u8 = 1;
+const DECAY: u8 = 2;
+
+/// The arguments of the series `S = sum_k W_k F_k` of [`row_fast`].
+#[derive(Clone, Copy)]
+struct SeriesArgs {
+    m: f64,
+    e: f64,
+    z: f64,
+    lambda: f64,
+    rho: f64,
+    one_minus_rho: f64,
+}
+
+/// A series' sum with its partials in `(m, e, z, lambda)`: the sum and first partials where
+/// the first-order rule stopped, and the second partials (upper triangle; zeros unless they
+/// were asked for).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct SeriesSums {
+    first: (f64, [f64; 4]),
+    second: [[f64; 4]; 4],
+}
+
+impl SeriesSums {
+    fn minus(&self, other: &SeriesSums) -> SeriesSums {
+        SeriesSums {
+            first: (
+                self.first.0 - other.first.0,
+                std::array::from_fn(|i| self.first.1[i] - other.first.1[i]),
+            ),
+            second: std::array::from_fn(|i| {
+                std::array::from_fn(|j| self.second[i][j] - other.second[i][j])
+            }),
+        }
+    }
+}
+
+impl SeriesArgs {
+    /// The `PART` of the series with its partials (None when it would need more than
+    /// [`SERIES_MAX_TERMS`] terms).
+    #[inline]
+    fn sums<const SECOND: bool, const PART: u8>(&self) -> Option<SeriesSums> {
+        let SeriesArgs {
+            m,
+            e,
+            z,
+            lambda,
+            rho,
+            one_minus_rho,
+        } = *self;
+        // Terms shrink by z, those of the decaying part by z rho.
+        let z_ratio = if PART == DECAY { z * rho } else { z };
+        // Running quantities at k: W_k, W_{k-1} (e+k-1) = k W_k / z, W_{k-2} (e+k-2)(e+k-1) =
+        // k (k-1) W_k / z^2, R_k, 1 - R_k, H1, H2.
+        let (mut w, mut wz, mut wzz) = (1.0, 0.0, 0.0);
+        let mut big_r = (m * lambda).exp();
+        let mut one_minus_r = if PART == WHOLE {
+            -(m * lambda).exp_m1()
+        } else {
+            0.0
+        };
+        let (mut h1, mut h2) = (0.0, 0.0);
+        // Sums: S, first partials (m, e, z, lambda), second partials.
+        let mut sum = 0.0;
+        let mut d1 = [0.0; 4];
+        let mut d2 = [[0.0; 4]; 4];
+        // The sum and first partials where the first-order rule stops (the second-order sums
+        // need more terms): the value and gradient are taken from them, so they have the bits
+        // of a `::<false>` call (a fused pass must return exactly a gradient pass's value and
+        // gradient).
+        let mut first_order: Option<(f64, [f64; 4])> = None;
+        let mut k = 0.0f64;
+        loop {
+            let n = m + k;
+            let inv = 1.0 / n;
+            // F and its partials in m and lambda.
+            let (f, f_m, f_l) = match PART {
+                WHOLE => (
+                    one_minus_r * inv,
+                    -big_r * lambda * inv - one_minus_r * inv * inv,
+                    -big_r,
+                ),
+                ONES => (inv, -inv * inv, 0.0),
+                _ => (big_r * inv, big_r * lambda * inv - big_r * inv * inv, big_r),
+            };
+            let c = w * f;
+            sum += c;
+            d1[0] += w * f_m;
+            d1[1] += w * h1 * f;
+            d1[2] += wz * f;
+            d1[3] += w * f_l;
+            if SECOND {
+                let (f_mm, f_ml, f_ll) = match PART {
+                    WHOLE => (
+                        -big_r * lambda * lambda * inv
+                            + 2.0 * big_r * lambda * inv * inv
+                            + 2.0 * one_minus_r * inv * inv * inv,
+                        -big_r * lambda,
+                        -n * big_r,
+                    ),
+                    ONES => (2.0 * inv * inv * inv, 0.0, 0.0),
+                    _ => (
+                        big_r * lambda * lambda * inv - 2.0 * big_r * lambda * inv * inv
+                            + 2.0 * big_r * inv * inv * inv,
+                        big_r * lambda,
+                        n * big_r,
+                    ),
+                };
+                let w_e = w * h1;
+                d2[0][0] += w * f_mm;
+                d2[0][1] += w_e * f_m;
+                d2[0][2] += wz * f_m;
+                d2[0][3] += w * f_ml;
+                d2[1][1] += w * (h1 * h1 - h2) * f;
+                d2[1][2] += wz * h1 * f;
+                d2[1][3] += w_e * f_l;
+                d2[2][2] += wzz * f;
+                d2[2][3] += wz * f_l;
+                d2[3][3] += w * f_ll;
+            }
+            // Later term ratios are at most q (see ln_integral_by_series, with z rho for the
+            // decaying part); derivative sums carry extra factors of about k (k^2 for the
+            // second). The partials in z carry 1/z (1/z^2 for the second): their terms at k = 1
+            // (k = 2) do not vanish as z -> 0 while `c` does, so the first-order rule looks
+            // from k = 2 on and the second-order from k = 3, and both compare the z terms with
+            // their own sums.
+            // With q = z M / b (M = max(e + k + 1, b), b = k + 2), the tail bound q / (1 - q) b
+            // is z M b / (b - z M): compared without dividing (a division here would stall
+            // every term's test).
+            let b = k + 2.0;
+            let zm = z_ratio * (e + k + 1.0).max(b);
+            let slack = b - zm;
+            if k >= 2.0 && slack > 0.0 {
+                let tail = zm * b;
+                // The terms of the partials in z carry 1/z (k W / z): they do not shrink with
+                // `c` as z -> 0, so they are held to their own sums (as are those in lambda,
+                // which the part of the ones lacks).
+                let done = |tail: f64, tolerance: f64| {
+                    c * tail <= tolerance * sum * slack
+                        && w * f_l.abs() * tail <= tolerance * d1[3].abs() * slack
+                        && wz * f * tail <= tolerance * d1[2] * slack
+                };
+                if first_order.is_none() && done(tail, SERIES_TOLERANCE) {
+                    if !SECOND {
+                        break;
+                    }
+                    first_order = Some((sum, d1));
+                }
+                // Once the value and gradient are done, the second-order sums to their own
+                // tolerance.
+                let tail_second = tail * b * (1.0 + n * lambda.abs());
+                let second_done = || {
+                    let tolerance = HESSIAN_SERIES_TOLERANCE * slack;
+                    done(tail_second, HESSIAN_SERIES_TOLERANCE)
+                        && wzz * f * tail_second <= tolerance * d2[2][2]
+                        && wz * f_l.abs() * tail_second <= tolerance * d2[2][3].abs()
+                };
+                if SECOND && k >= 3.0 && first_order.is_some() && second_done() {
+                    break;
+                }
+            }
+            if k >= SERIES_MAX_TERMS as f64 {
+                return None;
+            }
+            // Step to k + 1.
+            wzz = wz * (e + k);
+            wz = w * (e + k);
+            w *= (e + k) * z / (k + 1.0);
+            let inv_e = 1.0 / (e + k);
+            h1 += inv_e;
+            if SECOND {
+                h2 += inv_e * inv_e;
+            }
+            if PART == WHOLE {
+                one_minus_r += big_r * one_minus_rho;
+            }
+            big_r *= rho;
+            k += 1.0;
+        }
+        Some(SeriesSums {
+            first: first_order.unwrap_or((sum, d1)),
+            second: d2,
+        })
+    }
+}
+
 /// One customer's log-likelihood with its gradient and, when `SECOND`, its (full) Hessian in
 /// (r, alpha, s, beta): the dual-free series where it serves the row, else the exact dual
 /// gradient and central differences of it. For data whose customers each have their own
@@ -350,7 +498,7 @@ pub fn row_derivatives<const SECOND: bool>(
     t_x: f64,
     age: f64,
 ) -> crate::models::RowDerivatives {
-    let fast = FastParams::new(params);
+    let fast = FastParams::single(params);
     let (value, gradient, mut hessian) = row::<SECOND>(&fast, params, shape, x, t_x, age);
     // Both sources fill the upper triangle.
     for i in 0..4 {
@@ -558,6 +706,80 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Rows without repeat purchases at parameters like small segments' estimates (scales up to
+    /// 1,000 apart, where `z` is close to 1, and shapes at and near integers): the shared part
+    /// minus each row's decaying part is the whole series to rounding, value, gradient and
+    /// Hessian; and the shared part has the same bits whichever row computes it first (so a
+    /// pass has the same bits for any thread count).
+    #[test]
+    fn shared_part_route_is_the_whole_series() {
+        let (mut split, mut whole_only) = (0, 0);
+        for r in [0.05, 0.55, 1.0, 2.0, 7.3] {
+            for s in [0.05, 0.606, 1.0, 1.0 + 1e-9, 2.0, 5.5] {
+                for (alpha, beta) in [
+                    (10.578, 11.669),
+                    (10.0, 62.8),
+                    (14.9, 3.2),
+                    (1.0, 19.0),
+                    (19.0, 1.0),
+                    (0.05, 50.0),
+                    (1000.0, 1.0),
+                    (1.0, 1000.0),
+                ] {
+                    let at = [r, alpha, s, beta];
+                    let gamma = gamma_terms::<true>(r, 0.0);
+                    let ages = [0.5, 26.0, 39.7, 52.0, 78.0, 400.0];
+                    let shared = FastParams::new(&at);
+                    // Rows in two orders over one shared part, against each row alone.
+                    let mut first = Vec::new();
+                    for &age in ages.iter().rev() {
+                        first.push(row_fast::<true>(&shared, gamma, 0.0, 0.0, age));
+                    }
+                    first.reverse();
+                    let other = FastParams::new(&at);
+                    for (i, &age) in ages.iter().enumerate() {
+                        let again = row_fast::<true>(&other, gamma, 0.0, 0.0, age);
+                        assert_eq!(format!("{again:?}"), format!("{:?}", first[i]), "{at:?}");
+                        let alone =
+                            row_fast::<true>(&FastParams::single(&at), gamma, 0.0, 0.0, age);
+                        let (Some(got), Some(want)) = (first[i], alone) else {
+                            assert_eq!(first[i].is_some(), alone.is_some(), "{at:?} {age}");
+                            continue;
+                        };
+                        if got == want {
+                            whole_only += 1;
+                        } else {
+                            split += 1;
+                        }
+                        let close = |a: f64, b: f64, tol: f64| {
+                            (a - b).abs() <= tol * a.abs().max(b.abs()).max(1.0)
+                        };
+                        assert!(
+                            close(got.0, want.0, 1e-14),
+                            "{at:?} {age}: {got:?} {want:?}"
+                        );
+                        for j in 0..4 {
+                            assert!(close(got.1[j], want.1[j], 1e-12), "{at:?} {age} {j}");
+                            for k in j..4 {
+                                let scale = (want.2[j][j] * want.2[k][k]).abs().sqrt();
+                                assert!(
+                                    (got.2[j][k] - want.2[j][k]).abs() <= 1e-9 * scale.max(1e-6),
+                                    "{at:?} {age} ({j},{k}): {got:?} {want:?}"
+                                );
+                            }
+                        }
+                        // The gradient pass's value and gradient are the fused pass's bits.
+                        let first_order =
+                            row_fast::<false>(&FastParams::new(&at), gamma, 0.0, 0.0, age).unwrap();
+                        assert_eq!(first_order.0.to_bits(), got.0.to_bits());
+                        assert_eq!(first_order.1, got.1);
+                    }
+                }
+            }
+        }
+        assert!(split > 200 && whole_only > 20, "{split} {whole_only}");
     }
 
     #[test]
