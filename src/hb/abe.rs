@@ -858,6 +858,55 @@ mod tests {
     }
 
     #[test]
+    fn elliptical_update_leaves_the_customer_posterior_invariant() {
+        // A customer without repeat purchases (the correlated case) and one with several:
+        // the chain's means and covariance of (ln lambda, ln mu) match a quadrature of
+        // prior x likelihood on a fine grid.
+        let mean = [-2.0, -3.0];
+        let sigma = Matrix2::new(1.0, 0.3, 0.3, 1.5);
+        let chol = sigma.cholesky().unwrap().l();
+        let inv = sigma.try_inverse().unwrap();
+        for &(x, t_x, t) in &[(0.0, 0.0, 30.0), (4.0, 20.0, 30.0)] {
+            let log_post = |u: f64, v: f64| {
+                let (a, b) = (u - mean[0], v - mean[1]);
+                customer_log_likelihood(u, v, x, t_x, t)
+                    - 0.5 * (inv[(0, 0)] * a * a + 2.0 * inv[(0, 1)] * a * b + inv[(1, 1)] * b * b)
+            };
+            let (h, m) = (0.02, 600);
+            let mut w = [0.0; 6];
+            for i in 0..m {
+                for j in 0..m {
+                    let u = mean[0] - 6.0 + h * i as f64;
+                    let v = mean[1] - 7.0 + h * j as f64;
+                    let p = log_post(u, v).exp();
+                    for (k, f) in [1.0, u, v, u * u, u * v, v * v].iter().enumerate() {
+                        w[k] += p * f;
+                    }
+                }
+            }
+            let want: Vec<f64> = w.iter().map(|s| s / w[0]).collect();
+            let mut rng = Rng::new(17);
+            let mut state = mean;
+            let n = 60_000;
+            let mut got = [0.0; 6];
+            for _ in 0..n {
+                update_customer(&mut state, x, t_x, t, mean, &chol, &mut rng);
+                let [u, v] = state;
+                for (k, f) in [1.0, u, v, u * u, u * v, v * v].iter().enumerate() {
+                    got[k] += f / n as f64;
+                }
+            }
+            let var = |g: &[f64], a: usize, b: usize, ab: usize| g[ab] - g[a] * g[b];
+            assert!((got[1] - want[1]).abs() < 0.04, "{x}: {got:?} vs {want:?}");
+            assert!((got[2] - want[2]).abs() < 0.05, "{x}: {got:?} vs {want:?}");
+            for (a, b, ab) in [(1, 1, 3), (1, 2, 4), (2, 2, 5)] {
+                let (g, w) = (var(&got, a, b, ab), var(&want, a, b, ab));
+                assert!((g - w).abs() < 0.06, "{x}: {got:?} vs {want:?}");
+            }
+        }
+    }
+
+    #[test]
     fn bad_input_is_refused() {
         let data = AbeData {
             frequency: &[1.0, 0.0],
