@@ -30,12 +30,14 @@ class ParetoNBDHierarchicalModel(IndividualLevelModel):
         \Sigma \sim \mathrm{IW}(\nu, v I), \quad
         B \mid \Sigma \sim \mathrm{MN}(0, (a I)^{-1}, \Sigma).
 
-    There is no closed-form marginal likelihood: the posterior is drawn by the paper's Gibbs
-    sampler. Per customer (in parallel on the crate's thread pool), the alive indicator at
-    ``T`` and, for a customer drawn dead, the dropout time in ``(t_x, T)`` are drawn given
-    :math:`(\lambda_i, \mu_i)` (data augmentation), then :math:`\ln\lambda_i` and
-    :math:`\ln\mu_i` are updated by slice steps from their log-concave conditionals; the
-    population :math:`(B, \Sigma)` then has its conjugate multivariate-regression update.
+    There is no closed-form marginal likelihood: the posterior is drawn by Gibbs sampling in
+    the structure of the paper's. Per customer (in parallel on the crate's thread pool), the
+    pair :math:`(\ln\lambda_i, \ln\mu_i)` takes a joint elliptical slice step (Murray, Adams &
+    MacKay 2010) on the customer's Pareto/NBD likelihood given the rates (the dropout time
+    summed out, rather than drawn as in Abe's appendix) under the population's bivariate
+    normal; the population :math:`(B, \Sigma)` then has its conjugate multivariate-regression
+    update, followed by random-walk Metropolis steps in non-centred coordinates. P(alive) and
+    expected purchases are their exact expectations given each draw of the rates.
     Every customer draws from its own random stream (derived from the seed, chain, iteration
     and customer), so a seed gives the same draws for any number of threads.
 
