@@ -180,11 +180,11 @@ impl ActiveSeriesTable {
     /// [`active_expected_purchases`]`(k, rate, t, a_post, b_post)` from the tables; the direct
     /// function wherever the tables are too short (or it would integrate).
     pub fn evaluate(&self, rate: f64, t: f64) -> f64 {
-        self.from_tables(rate, t)
+        self.summed(rate, t)
             .unwrap_or_else(|| active_expected_purchases(self.k, rate, t, self.a_post, self.b_post))
     }
 
-    fn from_tables(&self, rate: f64, t: f64) -> Option<f64> {
+    fn summed(&self, rate: f64, t: f64) -> Option<f64> {
         if !(t > 0.0) {
             return Some(0.0);
         }
