@@ -226,6 +226,12 @@ def test_predictions_intervals_persistence_and_thread_independence(tmp_path) -> 
     assert (band["lower"] <= band["upper"]).all()
     # More purchases expected over a longer horizon.
     assert (model.expected_purchases(t=78) >= model.expected_purchases(t=39)).all()
+    # One horizon per customer, in any of the column types a prediction takes.
+    pl = pytest.importorskip("polars")
+    per_customer = np.where(np.arange(len(data)) % 2 == 0, 39.0, 78.0)
+    expected = model.expected_purchases(t=per_customer)
+    pd.testing.assert_series_equal(model.expected_purchases(t=pl.Series(per_customer)), expected)
+    pd.testing.assert_series_equal(model.expected_purchases(t=list(per_customer)), expected)
     summary = model.customer_summary()
     assert {"lambda", "mu_lower", "probability_alive_upper"} <= set(summary.columns)
     subset = model.customer_draws_([0, 5])

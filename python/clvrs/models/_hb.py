@@ -274,10 +274,12 @@ class IndividualLevelModel(BaseModel):
             )
 
     def _horizon(self, t: Any) -> np.ndarray:
-        from .._input import as_float_array
+        from .._input import _is_polars_series, as_float_array
 
         if isinstance(t, bool) or not (
-            isinstance(t, numbers.Real) or isinstance(t, (list, tuple, np.ndarray, pd.Series))
+            isinstance(t, numbers.Real)
+            or isinstance(t, (list, tuple, np.ndarray, pd.Series))
+            or _is_polars_series(t)
         ):
             raise _bad_parameter("t", f"must be one number or one per customer, got {t!r}")
         try:
