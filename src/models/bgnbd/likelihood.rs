@@ -25,6 +25,8 @@ pub struct BgNbd<'a> {
     /// The largest frequency, when the frequencies are whole numbers few enough that the
     /// frequency-only terms come from running sums (see [`BgNbd::x_terms`]).
     rising_sums_up_to: Option<usize>,
+    /// The largest age `T` (see [`BgNbd::shares_divisions`]).
+    max_age: f64,
 }
 
 /// Per-evaluation terms that depend on the frequency only (`k` is the number of dropout coins
@@ -80,12 +82,14 @@ impl<'a> BgNbd<'a> {
             .last()
             .filter(|&&last| whole && last <= 2.0 * distinct_x.len() as f64 + 32.0)
             .map(|&last| last as usize);
+        let max_age = data.age.iter().copied().fold(0.0, f64::max);
         BgNbd {
             data,
             modified,
             distinct_x,
             runs,
             rising_sums_up_to,
+            max_age,
         }
     }
 
@@ -208,75 +212,158 @@ mod sum {
     pub const ALL: usize = 15;
 }
 
+/// Rows a step of the kernel takes: 8 independent lanes, one AVX-512 vector or two AVX2 ones
+/// (the same sums in the same order either way).
+const LANES: usize = 8;
+
 type Lanes = [[f64; LANES]; sum::ALL];
 
-const LANES: usize = 4;
+/// Sums of the gradient pass (the first `FIRST` of [`sum`]).
+const FIRST: usize = sum::INV_AT2;
 
-/// One row's contribution to the lanes of [`run_sums`]; the second-order sums only when
-/// `SECOND` (the Hessian pass).
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn add_row<const SECOND: bool>(
-    lanes: &mut Lanes,
-    lane: usize,
-    age: f64,
-    t_x: f64,
-    wt: f64,
+/// The constants of one run of rows with frequency `x`.
+#[derive(Clone, Copy)]
+struct RunConsts {
     alpha: f64,
+    inv_alpha: f64,
+    /// r + x
     rx: f64,
+    /// As in [`XTerms`].
     ln_odds: f64,
-    repeat: bool,
-) {
-    use crate::fastmath::{exp, ln_1p};
-    let at = alpha + age;
-    let inv_at = 1.0 / at;
-    lanes[sum::W][lane] += wt;
-    // (1 / alpha is loop-invariant and hoisted: a multiplication per row, not a division.)
-    lanes[sum::LN1P_AGE][lane] += wt * ln_1p(age * (1.0 / alpha));
-    lanes[sum::INV_AT][lane] += wt * inv_at;
-    if SECOND {
-        lanes[sum::INV_AT2][lane] += wt * inv_at * inv_at;
+}
+
+/// Reciprocals `(1 / u, 1 / v)`: from one division of the product when `SHARED` (about 1.5
+/// ulps each instead of 0.5; the caller makes sure that the product neither overflows nor
+/// underflows), else from two.
+#[inline(always)]
+fn reciprocals<const SHARED: bool>(u: f64, v: f64) -> (f64, f64) {
+    if SHARED {
+        let q = 1.0 / (u * v);
+        (v * q, u * q)
+    } else {
+        (1.0 / u, 1.0 / v)
     }
-    if repeat {
+}
+
+/// The part of a row's terms before the dropout odds: `ln(1 + T / alpha)`, `1 / (alpha + T)`
+/// and, with a dropout coin, `L = ln(1 + (T - t_x) / (alpha + t_x))`, `D = 1 / (alpha + T) -
+/// 1 / (alpha + t_x)` and `1 / (alpha + t_x)^2 - 1 / (alpha + T)^2`.
+#[derive(Clone, Copy, Default)]
+struct Gaps {
+    ln1p_age: f64,
+    inv_at: f64,
+    l: f64,
+    d: f64,
+    d2: f64,
+}
+
+/// [`Gaps`] of one row. Each `ln_1p(y)` is `ln(u) + (y - (u - 1)) / u` with `u = 1 + y`: the
+/// correction is below an ulp of `u`, so the reciprocal of `u` need not be exact, and
+/// `alpha / (alpha + T)` and `(alpha + t_x) / (alpha + T)` serve. The logarithms take
+/// `f / (2 + f)` in pairs from one division ([`crate::fastmath::ln_reduce`]), and
+/// `1 / (alpha + T)` shares its division with `1 / (alpha + t_x)` (or with the logarithm, at
+/// x = 0) when `SHARED` ([`BgNbd::shares_divisions`]): two divisions with a dropout coin, one
+/// without, where the library functions took five and three.
+#[inline(always)]
+fn gaps<const SHARED: bool, const REPEAT: bool>(age: f64, t_x: f64, c: RunConsts) -> Gaps {
+    use crate::fastmath::{ln_finish, ln_reduce};
+    let alpha = c.alpha;
+    let at = alpha + age;
+    let y1 = age * c.inv_alpha;
+    let u1 = 1.0 + y1;
+    let (k1, f1) = ln_reduce(u1);
+    let g1 = 2.0 + f1;
+    if REPEAT {
         let atx = alpha + t_x;
-        let inv_atx = 1.0 / atx;
-        let l = ln_1p((age - t_x) * inv_atx);
-        let d = inv_at - inv_atx;
-        let odds = ln_odds + rx * l;
-        let e = exp(-odds.abs());
-        let log1p = odds.max(0.0) + ln_1p(e);
-        let s = if odds >= 0.0 { 1.0 } else { e } / (1.0 + e);
-        let ws = wt * s;
-        lanes[sum::LOG1P_ODDS][lane] += wt * log1p;
-        lanes[sum::S][lane] += ws;
-        lanes[sum::S_L][lane] += ws * l;
-        lanes[sum::S_D][lane] += ws * d;
-        if SECOND {
-            // q = s (1 - s) = e / (1 + e)^2, exact in both tails.
-            let wq = wt * e / ((1.0 + e) * (1.0 + e));
-            lanes[sum::S_D2][lane] += ws * (inv_atx * inv_atx - inv_at * inv_at);
-            lanes[sum::Q][lane] += wq;
-            lanes[sum::Q_L][lane] += wq * l;
-            lanes[sum::Q_D][lane] += wq * d;
-            lanes[sum::Q_LL][lane] += wq * l * l;
-            lanes[sum::Q_LD][lane] += wq * l * d;
-            lanes[sum::Q_DD][lane] += wq * d * d;
+        let (inv_at, inv_atx) = reciprocals::<SHARED>(at, atx);
+        let y2 = (age - t_x) * inv_atx;
+        let u2 = 1.0 + y2;
+        let (k2, f2) = ln_reduce(u2);
+        // g1 and 2 + f2 lie in [1.7, 2.5]: their product is always safe.
+        let (q1, q2) = reciprocals::<true>(g1, 2.0 + f2);
+        Gaps {
+            ln1p_age: ln_finish(k1, f1, f1 * q1) + (y1 - (u1 - 1.0)) * (alpha * inv_at),
+            inv_at,
+            l: ln_finish(k2, f2, f2 * q2) + (y2 - (u2 - 1.0)) * (atx * inv_at),
+            d: inv_at - inv_atx,
+            d2: inv_atx * inv_atx - inv_at * inv_at,
+        }
+    } else {
+        let (inv_at, q1) = reciprocals::<SHARED>(at, g1);
+        Gaps {
+            ln1p_age: ln_finish(k1, f1, f1 * q1) + (y1 - (u1 - 1.0)) * (alpha * inv_at),
+            inv_at,
+            ..Gaps::default()
         }
     }
 }
 
-/// Sums over rows with frequency `x` (`rx = r + x`, `ln_odds` as in [`XTerms`]), 4 rows at a
-/// time in independent lanes so that the loop compiles to SIMD; the lanes are added in a fixed
-/// order, so the result depends only on the rows.
+/// Add a row's [`Gaps`] terms to lane `lane` (all rows).
 #[inline(always)]
-fn run_sums<const SECOND: bool>(
+fn add_gaps<const SECOND: bool>(lanes: &mut Lanes, lane: usize, wt: f64, g: &Gaps) {
+    lanes[sum::W][lane] += wt;
+    lanes[sum::LN1P_AGE][lane] += wt * g.ln1p_age;
+    lanes[sum::INV_AT][lane] += wt * g.inv_at;
+    if SECOND {
+        lanes[sum::INV_AT2][lane] += wt * g.inv_at * g.inv_at;
+    }
+}
+
+/// Add the dropout terms of a row with a coin to lane `lane`, from its `L` and `D`: `ln(1 +
+/// e^odds) = max(odds, 0) + ln(1 + e)` and `s = logistic(odds)` from `e = e^-|odds|`, exact in
+/// both tails, with `1 / (1 + e)` and the logarithm's `f / (2 + f)` from one division (`1 + e`
+/// is reduced for the logarithm directly, [`crate::fastmath::ln_1p_reduce_unit`]).
+#[inline(always)]
+fn add_dropout<const SECOND: bool>(
+    lanes: &mut Lanes,
+    lane: usize,
+    wt: f64,
+    g: &Gaps,
+    c: RunConsts,
+) {
+    use crate::fastmath::{exp, ln_1p_reduce_unit, ln_finish};
+    let (l, d) = (g.l, g.d);
+    let odds = c.ln_odds + c.rx * l;
+    let e = exp(-odds.abs());
+    let (k3, f3) = ln_1p_reduce_unit(e);
+    // 1 + e in [1, 2] and 2 + f3 in [1.7, 2.5]: safe.
+    let (inv_u3, q3) = reciprocals::<true>(1.0 + e, 2.0 + f3);
+    let log1p = odds.max(0.0) + ln_finish(k3, f3, f3 * q3);
+    let s = if odds >= 0.0 { 1.0 } else { e } * inv_u3;
+    let ws = wt * s;
+    lanes[sum::LOG1P_ODDS][lane] += wt * log1p;
+    lanes[sum::S][lane] += ws;
+    lanes[sum::S_L][lane] += ws * l;
+    lanes[sum::S_D][lane] += ws * d;
+    if SECOND {
+        // q = s (1 - s) = e / (1 + e)^2, exact in both tails.
+        let wq = wt * e * inv_u3 * inv_u3;
+        lanes[sum::S_D2][lane] += ws * g.d2;
+        lanes[sum::Q][lane] += wq;
+        lanes[sum::Q_L][lane] += wq * l;
+        lanes[sum::Q_D][lane] += wq * d;
+        lanes[sum::Q_LL][lane] += wq * l * l;
+        lanes[sum::Q_LD][lane] += wq * l * d;
+        lanes[sum::Q_DD][lane] += wq * d * d;
+    }
+}
+
+/// Vectors of [`LANES`] rows whose [`Gaps`] are found before their dropout terms: two short
+/// loops instead of one long one, so that the processor overlaps more rows' divisions (each
+/// with a latency of some 20 cycles) than one long chain per row allowed.
+const BLOCK: usize = 8;
+
+/// Sums over rows with frequency `x` (three logarithms, one exponential and four divisions per
+/// row with a dropout coin, one logarithm and one division without: see [`gaps`] and
+/// [`add_dropout`]), [`LANES`] rows at a time in independent lanes so that the loops compile to
+/// SIMD; the lanes are added in a fixed order, so the result depends only on the rows (and is
+/// the same with any vector width).
+#[inline(always)]
+fn run_sums<const SECOND: bool, const SHARED: bool, const REPEAT: bool>(
     age: &[f64],
     t_x: &[f64],
     w: &[f64],
-    alpha: f64,
-    rx: f64,
-    ln_odds: f64,
-    repeat: bool,
+    c: RunConsts,
 ) -> [f64; sum::ALL] {
     let mut lanes: Lanes = [[0.0; LANES]; sum::ALL];
     let n = age.len();
@@ -284,57 +371,114 @@ fn run_sums<const SECOND: bool>(
     let (age_body, age_tail) = age.split_at(full);
     let (tx_body, tx_tail) = t_x.split_at(full);
     let (w_body, w_tail) = w.split_at(full);
-    for ((a4, t4), w4) in age_body
-        .chunks_exact(LANES)
-        .zip(tx_body.chunks_exact(LANES))
-        .zip(w_body.chunks_exact(LANES))
+    let rows = LANES * BLOCK;
+    for ((a_block, t_block), w_block) in age_body
+        .chunks(rows)
+        .zip(tx_body.chunks(rows))
+        .zip(w_body.chunks(rows))
     {
-        for lane in 0..LANES {
-            add_row::<SECOND>(
-                &mut lanes, lane, a4[lane], t4[lane], w4[lane], alpha, rx, ln_odds, repeat,
-            );
+        let mut block = [[Gaps::default(); LANES]; BLOCK];
+        for (((a8, t8), w8), gaps_out) in a_block
+            .chunks_exact(LANES)
+            .zip(t_block.chunks_exact(LANES))
+            .zip(w_block.chunks_exact(LANES))
+            .zip(block.iter_mut())
+        {
+            for lane in 0..LANES {
+                let g = gaps::<SHARED, REPEAT>(a8[lane], t8[lane], c);
+                add_gaps::<SECOND>(&mut lanes, lane, w8[lane], &g);
+                gaps_out[lane] = g;
+            }
+        }
+        if REPEAT {
+            for (w8, gaps_in) in w_block.chunks_exact(LANES).zip(block.iter()) {
+                for lane in 0..LANES {
+                    add_dropout::<SECOND>(&mut lanes, lane, w8[lane], &gaps_in[lane], c);
+                }
+            }
         }
     }
     for (lane, ((&a1, &t1), &w1)) in age_tail.iter().zip(tx_tail).zip(w_tail).enumerate() {
-        add_row::<SECOND>(&mut lanes, lane, a1, t1, w1, alpha, rx, ln_odds, repeat);
+        let g = gaps::<SHARED, REPEAT>(a1, t1, c);
+        add_gaps::<SECOND>(&mut lanes, lane, w1, &g);
+        if REPEAT {
+            add_dropout::<SECOND>(&mut lanes, lane, w1, &g, c);
+        }
     }
-    lanes.map(|l| l.iter().sum::<f64>())
+    let used = if SECOND { sum::ALL } else { FIRST };
+    let mut out = [0.0; sum::ALL];
+    for (total, lane_sums) in out.iter_mut().zip(&lanes).take(used) {
+        *total = lane_sums.iter().fold(0.0, |acc, v| acc + v);
+    }
+    out
 }
 
+/// [`run_sums`] compiled for one instruction set (`$features`), with the run's variant
+/// chosen at run time.
+macro_rules! run_sums_for {
+    ($name:ident, $($features:literal)?) => {
+        $(#[target_feature(enable = $features)])?
+        fn $name<const SECOND: bool>(
+            age: &[f64],
+            t_x: &[f64],
+            w: &[f64],
+            c: RunConsts,
+            shared: bool,
+            repeat: bool,
+        ) -> [f64; sum::ALL] {
+            match (shared, repeat) {
+                (true, true) => run_sums::<SECOND, true, true>(age, t_x, w, c),
+                (true, false) => run_sums::<SECOND, true, false>(age, t_x, w, c),
+                (false, true) => run_sums::<SECOND, false, true>(age, t_x, w, c),
+                (false, false) => run_sums::<SECOND, false, false>(age, t_x, w, c),
+            }
+        }
+    };
+}
+
+run_sums_for!(run_sums_portable,);
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn run_sums_avx2<const SECOND: bool>(
-    age: &[f64],
-    t_x: &[f64],
-    w: &[f64],
-    alpha: f64,
-    rx: f64,
-    ln_odds: f64,
-    repeat: bool,
-) -> [f64; sum::ALL] {
-    run_sums::<SECOND>(age, t_x, w, alpha, rx, ln_odds, repeat)
-}
+run_sums_for!(run_sums_avx2, "avx2");
+#[cfg(target_arch = "x86_64")]
+run_sums_for!(run_sums_avx512, "avx512f,avx512dq,avx512vl");
 
-/// [`run_sums`] with 256-bit vectors where the processor has them. No fused multiply-add is
-/// used, so the results are the same bits either way.
+/// [`run_sums`] with AVX-512 or AVX2 vectors where the processor has them. No fused
+/// multiply-add is used, and the lanes are the same 8 whatever the vector width, so the
+/// results are the same bits on every path.
 fn run_sums_dispatch<const SECOND: bool>(
     age: &[f64],
     t_x: &[f64],
     w: &[f64],
-    alpha: f64,
-    rx: f64,
-    ln_odds: f64,
+    c: RunConsts,
+    shared: bool,
     repeat: bool,
 ) -> [f64; sum::ALL] {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the processor supports AVX2 (checked just above).
-        return unsafe { run_sums_avx2::<SECOND>(age, t_x, w, alpha, rx, ln_odds, repeat) };
+    {
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+        {
+            // SAFETY: the processor supports these instructions (checked just above).
+            return unsafe { run_sums_avx512::<SECOND>(age, t_x, w, c, shared, repeat) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the processor supports AVX2 (checked just above).
+            return unsafe { run_sums_avx2::<SECOND>(age, t_x, w, c, shared, repeat) };
+        }
     }
-    run_sums::<SECOND>(age, t_x, w, alpha, rx, ln_odds, repeat)
+    run_sums_portable::<SECOND>(age, t_x, w, c, shared, repeat)
 }
 
 impl BgNbd<'_> {
+    /// Whether [`gaps`] may take `1 / (alpha + T)` from one division with another factor:
+    /// the products it divides by stay far from overflow and underflow when `alpha` and every
+    /// `T` lie within `1e-150 .. 1e150` (always, in practice; outside, each reciprocal takes
+    /// its own division).
+    fn shares_divisions(&self, alpha: f64) -> bool {
+        (1e-150..=1e150).contains(&alpha) && self.max_age <= 1e150
+    }
+
     /// Visit every run of equal frequency (clipped to the chunks of the executor) with its sums:
     /// `visit(x index, sums, acc)` adds the run's contribution to `acc` (`width` values).
     fn sum_runs<const SECOND: bool>(
@@ -346,6 +490,8 @@ impl BgNbd<'_> {
         visit: impl Fn(usize, &[f64; sum::ALL], &mut [f64]) + Sync,
     ) -> Vec<f64> {
         let d = self.data;
+        let shared = self.shares_divisions(p.alpha);
+        let inv_alpha = 1.0 / p.alpha;
         exec.chunked_sum(d.len(), width, |range, acc| {
             // The runs that overlap this chunk, each clipped to it.
             let first = self
@@ -359,13 +505,18 @@ impl BgNbd<'_> {
                 let end = self.runs.get(k + 1).map_or(d.len(), |&(s, _)| s);
                 let rows = start.max(range.start)..end.min(range.end);
                 let x = self.distinct_x[xi];
+                let consts = RunConsts {
+                    alpha: p.alpha,
+                    inv_alpha,
+                    rx: p.r + x,
+                    ln_odds: terms[xi].ln_odds,
+                };
                 let sums = run_sums_dispatch::<SECOND>(
                     &d.age[rows.clone()],
                     &d.recency[rows.clone()],
                     d.weights_of(rows),
-                    p.alpha,
-                    p.r + x,
-                    terms[xi].ln_odds,
+                    consts,
+                    shared,
                     p.flips(x) > 0.0,
                 );
                 visit(xi, &sums, acc);
@@ -404,14 +555,14 @@ impl Likelihood for BgNbd<'_> {
     }
 
     /// The analytic Hessian of the log-likelihood in (r, alpha, a, b), from one pass over the
-    /// rows (the second-order sums of [`add_row`]) and trigamma terms per distinct frequency.
+    /// rows (the second-order sums of [`run_sums`]) and trigamma terms per distinct frequency.
     fn hessian(&self, params: &[f64], exec: &Exec) -> Option<Array2<f64>> {
         self.loglik_gradient_hessian(params, exec)
             .map(|(_, _, hessian)| hessian)
     }
 
     /// The log-likelihood, gradient and Hessian from one pass: the first-order sums of
-    /// [`add_row`] do not depend on the second-order ones, so the value and gradient have the
+    /// [`run_sums`] do not depend on the second-order ones, so the value and gradient have the
     /// bits of [`Likelihood::loglik_and_gradient`].
     fn loglik_gradient_hessian(&self, params: &[f64], exec: &Exec) -> Option<FusedPass> {
         let p = self.params_at(params);
