@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use clvrs::bayes::hierarchical::sample_pooled;
-use clvrs::bayes::{sample, SampleOptions};
+use clvrs::bayes::{posterior_mode, sample, SampleOptions};
 use clvrs::data::{Rfm, RfmColumns};
-use clvrs::fit::{FusedPass, Likelihood, ParamSpec};
+use clvrs::fit::{FitOptions, FusedPass, Likelihood, ParamSpec};
 use clvrs::models::bgnbd::{simulate, BgNbdParams};
 use clvrs::models::BgNbd;
 use clvrs::parallel::Exec;
@@ -63,6 +63,30 @@ fn customers(truth: &BgNbdParams, n: usize, seed: u64, round: bool) -> Rfm {
     RfmColumns::new(&x, &t_x, &age).compress()
 }
 
+/// Seconds this thread has run on a processor (Linux): a loaded machine inflates it less than
+/// wall time.
+fn thread_cpu() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(f64::NAN, |ns| ns * 1e-9)
+}
+
+/// Seconds the whole process has run on processors (all threads; Linux, in ticks).
+fn process_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields 14 and 15 (user and system ticks), counted after the command name's ')'.
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -84,18 +108,44 @@ fn main() {
     if what == "grad" || what == "flat" || what == "all" {
         let data = customers(&truth, n, 1, false);
         let model = BgNbd::new(&data);
-        println!("{} rows", data.len());
-        for (name, e) in [("1 thread", Exec::Serial), ("pool", exec.clone())] {
-            let times: Vec<f64> = (0..15)
-                .map(|_| {
-                    let t = Instant::now();
-                    std::hint::black_box(model.loglik_and_gradient(&at, &e));
-                    t.elapsed().as_secs_f64()
-                })
-                .collect();
-            println!("gradient, {name}: {:.3} ms", median(times) * 1e3);
+        println!(
+            "{} rows, {} with x > 0",
+            data.len(),
+            data.frequency.iter().filter(|&&x| x > 0.0).count()
+        );
+        // (The thread's processor time advances in scheduler ticks: a mean over many calls.)
+        let calls = 40;
+        let t = thread_cpu();
+        for _ in 0..calls {
+            std::hint::black_box(model.loglik_and_gradient(&at, &Exec::Serial));
         }
+        let cpu = (thread_cpu() - t) / calls as f64;
+        println!("gradient, 1 thread: {:.3} ms CPU", cpu * 1e3);
+        let times: Vec<f64> = (0..15)
+            .map(|_| {
+                let t = Instant::now();
+                std::hint::black_box(model.loglik_and_gradient(&at, &exec));
+                t.elapsed().as_secs_f64()
+            })
+            .collect();
+        println!("gradient, pool: {:.3} ms wall", median(times) * 1e3);
         if what != "grad" {
+            let counted = Counted {
+                inner: BgNbd::new(&data),
+                passes: AtomicU64::new(0),
+            };
+            let t = Instant::now();
+            let fit_opts = FitOptions {
+                exec: exec.clone(),
+                ..FitOptions::default()
+            };
+            let (mode, _, _) = posterior_mode(&counted, &[], &fit_opts).unwrap();
+            println!(
+                "posterior mode: {:.3} s, {} passes, {} iterations",
+                t.elapsed().as_secs_f64(),
+                counted.passes.load(Ordering::Relaxed),
+                mode.n_iter
+            );
             let counted = Counted {
                 inner: BgNbd::new(&data),
                 passes: AtomicU64::new(0),
@@ -107,15 +157,17 @@ fn main() {
                 exec: exec.clone(),
                 ..SampleOptions::default()
             };
-            let t = Instant::now();
+            let (t, c) = (Instant::now(), process_cpu());
             let out = sample(&counted, &[], &opts).unwrap();
             let wall = t.elapsed().as_secs_f64();
+            let cpu = process_cpu() - c;
             let passes = counted.passes.load(Ordering::Relaxed);
             let steps: u64 = out.n_steps.iter().sum();
             println!(
-                "flat 4 x ({tune} + {draws}): {wall:.2} s, {passes} passes, {:.3} ms wall per \
-                 pass, {:.2} steps per kept draw",
+                "flat 4 x ({tune} + {draws}): {wall:.2} s ({cpu:.2} s CPU), {passes} passes, \
+                 {:.3} ms wall and {:.3} ms CPU per pass, {:.2} steps per kept draw",
                 wall / passes as f64 * 1e3,
+                cpu / passes as f64 * 1e3,
                 steps as f64 / out.n_steps.len() as f64
             );
         }
@@ -130,6 +182,15 @@ fn main() {
             })
             .collect();
         let rows: usize = segments.iter().map(|s| s.len()).sum();
+        let repeat: usize = segments
+            .iter()
+            .map(|s| s.frequency.iter().filter(|&&x| x > 0.0).count())
+            .sum();
+        let runs: usize = segments
+            .iter()
+            .map(|s| s.frequency.windows(2).filter(|w| w[0] != w[1]).count() + 1)
+            .sum();
+        println!("pooled data: {repeat} rows with x > 0, {runs} runs of equal frequency");
         let models: Vec<Counted<BgNbd>> = segments
             .iter()
             .map(|d| Counted {
@@ -137,18 +198,17 @@ fn main() {
                 passes: AtomicU64::new(0),
             })
             .collect();
-        let times: Vec<f64> = (0..15)
-            .map(|_| {
-                let t = Instant::now();
-                for m in &models {
-                    std::hint::black_box(m.inner.loglik_and_gradient(&at, &Exec::Serial));
-                }
-                t.elapsed().as_secs_f64()
-            })
-            .collect();
+        let calls = 100;
+        let t = thread_cpu();
+        for _ in 0..calls {
+            for m in &models {
+                std::hint::black_box(m.inner.loglik_and_gradient(&at, &Exec::Serial));
+            }
+        }
+        let cpu = (thread_cpu() - t) / calls as f64;
         println!(
-            "pooled data: {rows} rows in 100 segments; one pass over all, 1 thread: {:.3} ms",
-            median(times) * 1e3
+            "pooled data: {rows} rows in 100 segments; one pass over all, 1 thread: {:.3} ms CPU",
+            cpu * 1e3
         );
         let opts = SampleOptions {
             tune: tune as u64,
@@ -157,15 +217,17 @@ fn main() {
             exec: exec.clone(),
             ..SampleOptions::default()
         };
-        let t = Instant::now();
+        let (t, c) = (Instant::now(), process_cpu());
         let out = sample_pooled(&models, &[], &opts).unwrap();
         let wall = t.elapsed().as_secs_f64();
+        let cpu = process_cpu() - c;
         let passes = models[0].passes.load(Ordering::Relaxed);
         let steps: u64 = out.draws.n_steps.iter().sum();
         println!(
-            "pooled 4 x ({tune} + {draws}): {wall:.2} s, {passes} passes, {:.3} ms wall per pass, \
-             {:.2} steps per kept draw",
+            "pooled 4 x ({tune} + {draws}): {wall:.2} s ({cpu:.2} s CPU), {passes} passes, {:.3} \
+             ms wall and {:.3} ms CPU per pass, {:.2} steps per kept draw",
             wall / passes as f64 * 1e3,
+            cpu / passes as f64 * 1e3,
             steps as f64 / out.draws.n_steps.len() as f64
         );
     }
