@@ -45,6 +45,19 @@ pub fn ln(x: f64) -> f64 {
     } else {
         x
     };
+    let (k, f) = ln_reduce(x);
+    let k = k - if tiny { 54.0 } else { 0.0 };
+    ln_finish(k, f, f / (2.0 + f))
+}
+
+/// The argument reduction of [`ln`] for a positive normal `x`: `(k, f)` with
+/// `x = 2^k (1 + f)` and `1 + f` in `[sqrt(2)/2, sqrt(2))`, so that
+/// `ln x = ln_finish(k, f, f / (2 + f))`. Split from [`ln`] for kernels that take several
+/// logarithms and one reciprocal of the product of their `2 + f` (one division instead of
+/// several): [`ln_finish`] needs `f / (2 + f)` only to a few ulps (it enters a term of order
+/// `f^3`).
+#[inline(always)]
+pub fn ln_reduce(x: f64) -> (f64, f64) {
     let bits = x.to_bits();
     let mut mantissa = bits & MANTISSA;
     // Normalise the mantissa into [sqrt(2)/2, sqrt(2)).
@@ -54,10 +67,26 @@ pub fn ln(x: f64) -> f64 {
     // The biased exponent as a float without an integer-to-float conversion (which has no SIMD
     // form for 64-bit lanes before AVX-512): place it in the mantissa of 2^52 and subtract 2^52.
     let biased = f64::from_bits(TWO_52_BITS | (bits >> 52)) - TWO_52;
-    let k = biased - 1023.0 + if high { 1.0 } else { 0.0 } - if tiny { 54.0 } else { 0.0 };
-    let f = m - 1.0;
+    let k = biased - 1023.0 + if high { 1.0 } else { 0.0 };
+    (k, m - 1.0)
+}
+
+/// The reduction of [`ln_reduce`] for `1 + y` with `y` in `[0, 1]`, straight from `y`:
+/// `f = y` (`k = 0`) below `sqrt(2) - 1`, else `f = (y - 1) / 2` (`k = 1`), within 2^-55 of
+/// the exact value (no rounding of `1 + y` to undo).
+#[inline(always)]
+pub fn ln_1p_reduce_unit(y: f64) -> (f64, f64) {
+    let high = y > std::f64::consts::SQRT_2 - 1.0;
+    (
+        if high { 1.0 } else { 0.0 },
+        if high { (y - 1.0) * 0.5 } else { y },
+    )
+}
+
+/// `ln x` from the reduction `(k, f)` of [`ln_reduce`] and `s = f / (2 + f)`.
+#[inline(always)]
+pub fn ln_finish(k: f64, f: f64, s: f64) -> f64 {
     let hfsq = 0.5 * f * f;
-    let s = f / (2.0 + f);
     let z = s * s;
     let w = z * z;
     let t1 = w * (LG2 + w * (LG4 + w * LG6));

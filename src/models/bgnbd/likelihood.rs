@@ -25,6 +25,8 @@ pub struct BgNbd<'a> {
     /// The largest frequency, when the frequencies are whole numbers few enough that the
     /// frequency-only terms come from running sums (see [`BgNbd::x_terms`]).
     rising_sums_up_to: Option<usize>,
+    /// The largest age `T` (see [`BgNbd::shares_divisions`]).
+    max_age: f64,
 }
 
 /// Per-evaluation terms that depend on the frequency only (`k` is the number of dropout coins
@@ -80,12 +82,14 @@ impl<'a> BgNbd<'a> {
             .last()
             .filter(|&&last| whole && last <= 2.0 * distinct_x.len() as f64 + 32.0)
             .map(|&last| last as usize);
+        let max_age = data.age.iter().copied().fold(0.0, f64::max);
         BgNbd {
             data,
             modified,
             distinct_x,
             runs,
             rising_sums_up_to,
+            max_age,
         }
     }
 
@@ -125,6 +129,14 @@ impl<'a> BgNbd<'a> {
             let mut out = Vec::with_capacity(self.distinct_x.len());
             let mut next = self.distinct_x.iter().copied().peekable();
             let zs = [r, b, a + b];
+            // Every step's logarithm and reciprocal first, in one loop that compiles to SIMD
+            // (the same values one at a time would give; a fifth of a pooled model's gradient
+            // went to them one by one); the running sums after.
+            let steps = last + 1;
+            let mut factors = vec![0.0; 6 * steps];
+            let (logs, inverses) = factors.split_at_mut(3 * steps);
+            rising_factors_dispatch(&zs, logs, inverses);
+            let step = |i: usize, j: usize| (logs[i * steps + j], inverses[i * steps + j]);
             let mut sums = [(0.0, 0.0); 3];
             for j in 0..=last {
                 let jf = j as f64;
@@ -136,15 +148,15 @@ impl<'a> BgNbd<'a> {
                     // The r terms run to x, the dropout ones to x + shift (MBG/NBD).
                     let rising = [
                         sums[0],
-                        self.rising_at(b, x + shift, jf, sums[1]),
-                        self.rising_at(a + b, x + shift, jf, sums[2]),
+                        rising_at(x + shift, jf, sums[1], step(1, j)),
+                        rising_at(x + shift, jf, sums[2], step(2, j)),
                     ];
                     out.push(terms(x, rising));
                 }
-                for (sum, &z) in sums.iter_mut().zip(&zs) {
-                    let factor = z + jf;
-                    sum.0 += crate::fastmath::ln(factor);
-                    sum.1 += 1.0 / factor;
+                for (i, sum) in sums.iter_mut().enumerate() {
+                    let (ln, inverse) = step(i, j);
+                    sum.0 += ln;
+                    sum.1 += inverse;
                 }
             }
             return out;
@@ -165,17 +177,6 @@ impl<'a> BgNbd<'a> {
             .collect()
     }
 
-    /// The rising terms of `z` at `k`, given those at `j` (`k` is `j` or `j + 1`).
-    #[inline]
-    fn rising_at(&self, z: f64, k: f64, j: f64, at_j: (f64, f64)) -> (f64, f64) {
-        if k == j {
-            at_j
-        } else {
-            let factor = z + j;
-            (at_j.0 + crate::fastmath::ln(factor), at_j.1 + 1.0 / factor)
-        }
-    }
-
     /// Per-row log-likelihoods of the compressed rows (unweighted), for diagnostics.
     pub fn row_log_likelihoods(&self, p: &BgNbdParams) -> Vec<f64> {
         let d = self.data;
@@ -183,6 +184,73 @@ impl<'a> BgNbd<'a> {
             .map(|i| log_likelihood(p, d.frequency[i], d.recency[i], d.age[i]))
             .collect()
     }
+}
+
+/// The rising terms at `k` given those at `j` (`k` is `j` or `j + 1`) and step `j`'s
+/// `(ln(z + j), 1 / (z + j))`.
+#[inline]
+fn rising_at(k: f64, j: f64, at_j: (f64, f64), step: (f64, f64)) -> (f64, f64) {
+    if k == j {
+        at_j
+    } else {
+        (at_j.0 + step.0, at_j.1 + step.1)
+    }
+}
+
+/// `ln(z_i + j)` and `1 / (z_i + j)` for the three `z_i` and `j = 0, 1, ...`, into `logs` and
+/// `inverses` (`z_i`'s steps at `i * steps ..`).
+#[inline(always)]
+fn rising_factors(zs: &[f64; 3], logs: &mut [f64], inverses: &mut [f64]) {
+    let steps = logs.len() / 3;
+    for (i, &z) in zs.iter().enumerate() {
+        let rows = i * steps..(i + 1) * steps;
+        for (j, (ln, inverse)) in logs[rows.clone()]
+            .iter_mut()
+            .zip(&mut inverses[rows])
+            .enumerate()
+        {
+            // (Through i32, whose conversion to float has a SIMD form.)
+            let factor = z + f64::from(j as i32);
+            *ln = crate::fastmath::ln(factor);
+            *inverse = 1.0 / factor;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx512vl")]
+fn rising_factors_avx512(zs: &[f64; 3], logs: &mut [f64], inverses: &mut [f64]) {
+    rising_factors(zs, logs, inverses);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn rising_factors_avx2(zs: &[f64; 3], logs: &mut [f64], inverses: &mut [f64]) {
+    rising_factors(zs, logs, inverses);
+}
+
+/// [`rising_factors`] with the widest vectors the processor has (the same bits on every path).
+fn rising_factors_dispatch(zs: &[f64; 3], logs: &mut [f64], inverses: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if has_avx512() {
+            // SAFETY: the processor supports these instructions (checked just above).
+            return unsafe { rising_factors_avx512(zs, logs, inverses) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the processor supports AVX2 (checked just above).
+            return unsafe { rising_factors_avx2(zs, logs, inverses) };
+        }
+    }
+    rising_factors(zs, logs, inverses);
+}
+
+/// Whether the processor has the AVX-512 instructions the kernels here are compiled for.
+#[cfg(target_arch = "x86_64")]
+fn has_avx512() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512dq")
+        && std::arch::is_x86_feature_detected!("avx512vl")
 }
 
 /// Indices of the weighted per-run sums that the log-likelihood, gradient and Hessian are built
@@ -208,133 +276,295 @@ mod sum {
     pub const ALL: usize = 15;
 }
 
+/// Rows a step of the kernel takes: 8 independent lanes, one AVX-512 vector or two AVX2 ones
+/// (the same sums in the same order either way).
+const LANES: usize = 8;
+
 type Lanes = [[f64; LANES]; sum::ALL];
 
-const LANES: usize = 4;
+/// Sums of the gradient pass (the first `FIRST` of [`sum`]).
+const FIRST: usize = sum::INV_AT2;
 
-/// One row's contribution to the lanes of [`run_sums`]; the second-order sums only when
-/// `SECOND` (the Hessian pass).
+/// The constants of one run of rows with frequency `x`.
+#[derive(Clone, Copy)]
+struct RunConsts {
+    alpha: f64,
+    inv_alpha: f64,
+    /// r + x
+    rx: f64,
+    /// As in [`XTerms`].
+    ln_odds: f64,
+}
+
+/// Reciprocals `(1 / u, 1 / v)`: from one division of the product when `SHARED` (about 1.5
+/// ulps each instead of 0.5; the caller makes sure that the product neither overflows nor
+/// underflows), else from two.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn add_row<const SECOND: bool>(
+fn reciprocals<const SHARED: bool>(u: f64, v: f64) -> (f64, f64) {
+    if SHARED {
+        let q = 1.0 / (u * v);
+        (v * q, u * q)
+    } else {
+        (1.0 / u, 1.0 / v)
+    }
+}
+
+/// The part of a row's terms before the dropout odds: `ln(1 + T / alpha)`, `1 / (alpha + T)`
+/// and, with a dropout coin, `L = ln(1 + (T - t_x) / (alpha + t_x))`, `D = 1 / (alpha + T) -
+/// 1 / (alpha + t_x)` and `1 / (alpha + t_x)^2 - 1 / (alpha + T)^2`.
+#[derive(Clone, Copy, Default)]
+struct Gaps {
+    ln1p_age: f64,
+    inv_at: f64,
+    l: f64,
+    d: f64,
+    d2: f64,
+}
+
+/// [`Gaps`] of one row. Each `ln_1p(y)` is `ln(u) + (y - (u - 1)) / u` with `u = 1 + y`: the
+/// correction is below an ulp of `u`, so the reciprocal of `u` need not be exact, and
+/// `alpha / (alpha + T)` and `(alpha + t_x) / (alpha + T)` serve. The logarithms take
+/// `f / (2 + f)` in pairs from one division ([`crate::fastmath::ln_reduce`]), and
+/// `1 / (alpha + T)` shares its division with `1 / (alpha + t_x)` (or with the logarithm, at
+/// x = 0) when `SHARED` ([`BgNbd::shares_divisions`]): two divisions with a dropout coin, one
+/// without, where the library functions took five and three.
+#[inline(always)]
+fn gaps<const SHARED: bool, const REPEAT: bool>(age: f64, t_x: f64, c: RunConsts) -> Gaps {
+    use crate::fastmath::{ln_finish, ln_reduce};
+    let alpha = c.alpha;
+    let at = alpha + age;
+    let y1 = age * c.inv_alpha;
+    let u1 = 1.0 + y1;
+    let (k1, f1) = ln_reduce(u1);
+    let g1 = 2.0 + f1;
+    if REPEAT {
+        let atx = alpha + t_x;
+        let (inv_at, inv_atx) = reciprocals::<SHARED>(at, atx);
+        let y2 = (age - t_x) * inv_atx;
+        let u2 = 1.0 + y2;
+        let (k2, f2) = ln_reduce(u2);
+        // g1 and 2 + f2 lie in [1.7, 2.5]: their product is always safe.
+        let (q1, q2) = reciprocals::<true>(g1, 2.0 + f2);
+        Gaps {
+            ln1p_age: ln_finish(k1, f1, f1 * q1) + (y1 - (u1 - 1.0)) * (alpha * inv_at),
+            inv_at,
+            l: ln_finish(k2, f2, f2 * q2) + (y2 - (u2 - 1.0)) * (atx * inv_at),
+            d: inv_at - inv_atx,
+            d2: inv_atx * inv_atx - inv_at * inv_at,
+        }
+    } else {
+        let (inv_at, q1) = reciprocals::<SHARED>(at, g1);
+        Gaps {
+            ln1p_age: ln_finish(k1, f1, f1 * q1) + (y1 - (u1 - 1.0)) * (alpha * inv_at),
+            inv_at,
+            ..Gaps::default()
+        }
+    }
+}
+
+/// Add a row's [`Gaps`] terms to lane `lane` (all rows).
+#[inline(always)]
+fn add_gaps<const SECOND: bool>(lanes: &mut Lanes, lane: usize, wt: f64, g: &Gaps) {
+    lanes[sum::W][lane] += wt;
+    lanes[sum::LN1P_AGE][lane] += wt * g.ln1p_age;
+    lanes[sum::INV_AT][lane] += wt * g.inv_at;
+    if SECOND {
+        lanes[sum::INV_AT2][lane] += wt * g.inv_at * g.inv_at;
+    }
+}
+
+/// Add the dropout terms of a row with a coin to lane `lane`, from its `L` and `D`: `ln(1 +
+/// e^odds) = max(odds, 0) + ln(1 + e)` and `s = logistic(odds)` from `e = e^-|odds|`, exact in
+/// both tails, with `1 / (1 + e)` and the logarithm's `f / (2 + f)` from one division (`1 + e`
+/// is reduced for the logarithm directly, [`crate::fastmath::ln_1p_reduce_unit`]).
+#[inline(always)]
+fn add_dropout<const SECOND: bool>(
     lanes: &mut Lanes,
     lane: usize,
-    age: f64,
-    t_x: f64,
     wt: f64,
-    alpha: f64,
-    rx: f64,
-    ln_odds: f64,
-    repeat: bool,
+    g: &Gaps,
+    c: RunConsts,
 ) {
-    use crate::fastmath::{exp, ln_1p};
-    let at = alpha + age;
-    let inv_at = 1.0 / at;
-    lanes[sum::W][lane] += wt;
-    // (1 / alpha is loop-invariant and hoisted: a multiplication per row, not a division.)
-    lanes[sum::LN1P_AGE][lane] += wt * ln_1p(age * (1.0 / alpha));
-    lanes[sum::INV_AT][lane] += wt * inv_at;
+    use crate::fastmath::{exp, ln_1p_reduce_unit, ln_finish};
+    let (l, d) = (g.l, g.d);
+    let odds = c.ln_odds + c.rx * l;
+    let e = exp(-odds.abs());
+    let (k3, f3) = ln_1p_reduce_unit(e);
+    // 1 + e in [1, 2] and 2 + f3 in [1.7, 2.5]: safe.
+    let (inv_u3, q3) = reciprocals::<true>(1.0 + e, 2.0 + f3);
+    let log1p = odds.max(0.0) + ln_finish(k3, f3, f3 * q3);
+    let s = if odds >= 0.0 { 1.0 } else { e } * inv_u3;
+    let ws = wt * s;
+    lanes[sum::LOG1P_ODDS][lane] += wt * log1p;
+    lanes[sum::S][lane] += ws;
+    lanes[sum::S_L][lane] += ws * l;
+    lanes[sum::S_D][lane] += ws * d;
     if SECOND {
-        lanes[sum::INV_AT2][lane] += wt * inv_at * inv_at;
-    }
-    if repeat {
-        let atx = alpha + t_x;
-        let inv_atx = 1.0 / atx;
-        let l = ln_1p((age - t_x) * inv_atx);
-        let d = inv_at - inv_atx;
-        let odds = ln_odds + rx * l;
-        let e = exp(-odds.abs());
-        let log1p = odds.max(0.0) + ln_1p(e);
-        let s = if odds >= 0.0 { 1.0 } else { e } / (1.0 + e);
-        let ws = wt * s;
-        lanes[sum::LOG1P_ODDS][lane] += wt * log1p;
-        lanes[sum::S][lane] += ws;
-        lanes[sum::S_L][lane] += ws * l;
-        lanes[sum::S_D][lane] += ws * d;
-        if SECOND {
-            // q = s (1 - s) = e / (1 + e)^2, exact in both tails.
-            let wq = wt * e / ((1.0 + e) * (1.0 + e));
-            lanes[sum::S_D2][lane] += ws * (inv_atx * inv_atx - inv_at * inv_at);
-            lanes[sum::Q][lane] += wq;
-            lanes[sum::Q_L][lane] += wq * l;
-            lanes[sum::Q_D][lane] += wq * d;
-            lanes[sum::Q_LL][lane] += wq * l * l;
-            lanes[sum::Q_LD][lane] += wq * l * d;
-            lanes[sum::Q_DD][lane] += wq * d * d;
-        }
+        // q = s (1 - s) = e / (1 + e)^2, exact in both tails.
+        let wq = wt * e * inv_u3 * inv_u3;
+        lanes[sum::S_D2][lane] += ws * g.d2;
+        lanes[sum::Q][lane] += wq;
+        lanes[sum::Q_L][lane] += wq * l;
+        lanes[sum::Q_D][lane] += wq * d;
+        lanes[sum::Q_LL][lane] += wq * l * l;
+        lanes[sum::Q_LD][lane] += wq * l * d;
+        lanes[sum::Q_DD][lane] += wq * d * d;
     }
 }
 
-/// Sums over rows with frequency `x` (`rx = r + x`, `ln_odds` as in [`XTerms`]), 4 rows at a
-/// time in independent lanes so that the loop compiles to SIMD; the lanes are added in a fixed
-/// order, so the result depends only on the rows.
+/// Vectors of [`LANES`] rows whose [`Gaps`] are found before their dropout terms: two short
+/// loops instead of one long one, so that the processor overlaps more rows' divisions (each
+/// with a latency of some 20 cycles) than one long chain per row allowed.
+const BLOCK: usize = 8;
+
+/// Sums over rows with frequency `x` (three logarithms, one exponential and four divisions per
+/// row with a dropout coin, one logarithm and one division without: see [`gaps`] and
+/// [`add_dropout`]), [`LANES`] rows at a time in independent lanes so that the loops compile to
+/// SIMD; the lanes are added in a fixed order, so the result depends only on the rows (and is
+/// the same with any vector width).
 #[inline(always)]
-fn run_sums<const SECOND: bool>(
+fn run_sums<const SECOND: bool, const SHARED: bool, const REPEAT: bool>(
     age: &[f64],
     t_x: &[f64],
     w: &[f64],
-    alpha: f64,
-    rx: f64,
-    ln_odds: f64,
-    repeat: bool,
+    c: RunConsts,
 ) -> [f64; sum::ALL] {
     let mut lanes: Lanes = [[0.0; LANES]; sum::ALL];
-    let n = age.len();
-    let full = n / LANES * LANES;
-    let (age_body, age_tail) = age.split_at(full);
-    let (tx_body, tx_tail) = t_x.split_at(full);
-    let (w_body, w_tail) = w.split_at(full);
-    for ((a4, t4), w4) in age_body
-        .chunks_exact(LANES)
-        .zip(tx_body.chunks_exact(LANES))
-        .zip(w_body.chunks_exact(LANES))
-    {
-        for lane in 0..LANES {
-            add_row::<SECOND>(
-                &mut lanes, lane, a4[lane], t4[lane], w4[lane], alpha, rx, ln_odds, repeat,
-            );
-        }
+    let full = age.len() / LANES * LANES;
+    add_vectors::<SECOND, SHARED, REPEAT>(&mut lanes, &age[..full], &t_x[..full], &w[..full], c);
+    let tail = age.len() - full;
+    if tail > 0 {
+        // The last rows as one more vector, padded with rows of weight 0 (T = t_x = 0: finite
+        // terms, so they add zeros): lane i takes the tail's row i, as it would one by one.
+        let (mut a8, mut t8, mut w8) = ([0.0; LANES], [0.0; LANES], [0.0; LANES]);
+        a8[..tail].copy_from_slice(&age[full..]);
+        t8[..tail].copy_from_slice(&t_x[full..]);
+        w8[..tail].copy_from_slice(&w[full..]);
+        add_vectors::<SECOND, SHARED, REPEAT>(&mut lanes, &a8, &t8, &w8, c);
     }
-    for (lane, ((&a1, &t1), &w1)) in age_tail.iter().zip(tx_tail).zip(w_tail).enumerate() {
-        add_row::<SECOND>(&mut lanes, lane, a1, t1, w1, alpha, rx, ln_odds, repeat);
+    let used = if SECOND { sum::ALL } else { FIRST };
+    let mut out = [0.0; sum::ALL];
+    for (total, lane_sums) in out.iter_mut().zip(&lanes).take(used) {
+        *total = lane_sums.iter().fold(0.0, |acc, v| acc + v);
     }
-    lanes.map(|l| l.iter().sum::<f64>())
+    out
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn run_sums_avx2<const SECOND: bool>(
+/// Add whole vectors of [`LANES`] rows (the slices' length is a multiple of it) to `lanes`,
+/// [`BLOCK`] vectors at a time: their [`Gaps`] first, then their dropout terms.
+#[inline(always)]
+fn add_vectors<const SECOND: bool, const SHARED: bool, const REPEAT: bool>(
+    lanes: &mut Lanes,
     age: &[f64],
     t_x: &[f64],
     w: &[f64],
-    alpha: f64,
-    rx: f64,
-    ln_odds: f64,
-    repeat: bool,
-) -> [f64; sum::ALL] {
-    run_sums::<SECOND>(age, t_x, w, alpha, rx, ln_odds, repeat)
+    c: RunConsts,
+) {
+    let rows = LANES * BLOCK;
+    // L, D and (for the Hessian) the D^2 difference of the block's rows, between the loops.
+    let mut l = [[0.0; LANES]; BLOCK];
+    let mut d = [[0.0; LANES]; BLOCK];
+    let mut d2 = [[0.0; LANES]; BLOCK];
+    for ((a_block, t_block), w_block) in age.chunks(rows).zip(t_x.chunks(rows)).zip(w.chunks(rows))
+    {
+        for ((((a8, t8), w8), l8), (d8, d28)) in a_block
+            .chunks_exact(LANES)
+            .zip(t_block.chunks_exact(LANES))
+            .zip(w_block.chunks_exact(LANES))
+            .zip(l.iter_mut())
+            .zip(d.iter_mut().zip(d2.iter_mut()))
+        {
+            for lane in 0..LANES {
+                let g = gaps::<SHARED, REPEAT>(a8[lane], t8[lane], c);
+                add_gaps::<SECOND>(lanes, lane, w8[lane], &g);
+                l8[lane] = g.l;
+                d8[lane] = g.d;
+                d28[lane] = g.d2;
+            }
+        }
+        if REPEAT {
+            for ((w8, l8), (d8, d28)) in w_block
+                .chunks_exact(LANES)
+                .zip(l.iter())
+                .zip(d.iter().zip(d2.iter()))
+            {
+                for lane in 0..LANES {
+                    let g = Gaps {
+                        l: l8[lane],
+                        d: d8[lane],
+                        d2: d28[lane],
+                        ..Gaps::default()
+                    };
+                    add_dropout::<SECOND>(lanes, lane, w8[lane], &g, c);
+                }
+            }
+        }
+    }
 }
 
-/// [`run_sums`] with 256-bit vectors where the processor has them. No fused multiply-add is
-/// used, so the results are the same bits either way.
+/// [`run_sums`] compiled for one instruction set (`$features`), with the run's variant
+/// chosen at run time.
+macro_rules! run_sums_for {
+    ($name:ident, $($features:literal)?) => {
+        $(#[target_feature(enable = $features)])?
+        fn $name<const SECOND: bool>(
+            age: &[f64],
+            t_x: &[f64],
+            w: &[f64],
+            c: RunConsts,
+            shared: bool,
+            repeat: bool,
+        ) -> [f64; sum::ALL] {
+            match (shared, repeat) {
+                (true, true) => run_sums::<SECOND, true, true>(age, t_x, w, c),
+                (true, false) => run_sums::<SECOND, true, false>(age, t_x, w, c),
+                (false, true) => run_sums::<SECOND, false, true>(age, t_x, w, c),
+                (false, false) => run_sums::<SECOND, false, false>(age, t_x, w, c),
+            }
+        }
+    };
+}
+
+run_sums_for!(run_sums_portable,);
+#[cfg(target_arch = "x86_64")]
+run_sums_for!(run_sums_avx2, "avx2");
+#[cfg(target_arch = "x86_64")]
+run_sums_for!(run_sums_avx512, "avx512f,avx512dq,avx512vl");
+
+/// [`run_sums`] with AVX-512 or AVX2 vectors where the processor has them. No fused
+/// multiply-add is used, and the lanes are the same 8 whatever the vector width, so the
+/// results are the same bits on every path.
 fn run_sums_dispatch<const SECOND: bool>(
     age: &[f64],
     t_x: &[f64],
     w: &[f64],
-    alpha: f64,
-    rx: f64,
-    ln_odds: f64,
+    c: RunConsts,
+    shared: bool,
     repeat: bool,
 ) -> [f64; sum::ALL] {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the processor supports AVX2 (checked just above).
-        return unsafe { run_sums_avx2::<SECOND>(age, t_x, w, alpha, rx, ln_odds, repeat) };
+    {
+        if has_avx512() {
+            // SAFETY: the processor supports these instructions (checked just above).
+            return unsafe { run_sums_avx512::<SECOND>(age, t_x, w, c, shared, repeat) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the processor supports AVX2 (checked just above).
+            return unsafe { run_sums_avx2::<SECOND>(age, t_x, w, c, shared, repeat) };
+        }
     }
-    run_sums::<SECOND>(age, t_x, w, alpha, rx, ln_odds, repeat)
+    run_sums_portable::<SECOND>(age, t_x, w, c, shared, repeat)
 }
 
 impl BgNbd<'_> {
+    /// Whether [`gaps`] may take `1 / (alpha + T)` from one division with another factor:
+    /// the products it divides by stay far from overflow and underflow when `alpha` and every
+    /// `T` lie within `1e-150 .. 1e150` (always, in practice; outside, each reciprocal takes
+    /// its own division).
+    fn shares_divisions(&self, alpha: f64) -> bool {
+        (1e-150..=1e150).contains(&alpha) && self.max_age <= 1e150
+    }
+
     /// Visit every run of equal frequency (clipped to the chunks of the executor) with its sums:
     /// `visit(x index, sums, acc)` adds the run's contribution to `acc` (`width` values).
     fn sum_runs<const SECOND: bool>(
@@ -346,6 +576,8 @@ impl BgNbd<'_> {
         visit: impl Fn(usize, &[f64; sum::ALL], &mut [f64]) + Sync,
     ) -> Vec<f64> {
         let d = self.data;
+        let shared = self.shares_divisions(p.alpha);
+        let inv_alpha = 1.0 / p.alpha;
         exec.chunked_sum(d.len(), width, |range, acc| {
             // The runs that overlap this chunk, each clipped to it.
             let first = self
@@ -359,13 +591,18 @@ impl BgNbd<'_> {
                 let end = self.runs.get(k + 1).map_or(d.len(), |&(s, _)| s);
                 let rows = start.max(range.start)..end.min(range.end);
                 let x = self.distinct_x[xi];
+                let consts = RunConsts {
+                    alpha: p.alpha,
+                    inv_alpha,
+                    rx: p.r + x,
+                    ln_odds: terms[xi].ln_odds,
+                };
                 let sums = run_sums_dispatch::<SECOND>(
                     &d.age[rows.clone()],
                     &d.recency[rows.clone()],
                     d.weights_of(rows),
-                    p.alpha,
-                    p.r + x,
-                    terms[xi].ln_odds,
+                    consts,
+                    shared,
                     p.flips(x) > 0.0,
                 );
                 visit(xi, &sums, acc);
@@ -404,14 +641,14 @@ impl Likelihood for BgNbd<'_> {
     }
 
     /// The analytic Hessian of the log-likelihood in (r, alpha, a, b), from one pass over the
-    /// rows (the second-order sums of [`add_row`]) and trigamma terms per distinct frequency.
+    /// rows (the second-order sums of [`run_sums`]) and trigamma terms per distinct frequency.
     fn hessian(&self, params: &[f64], exec: &Exec) -> Option<Array2<f64>> {
         self.loglik_gradient_hessian(params, exec)
             .map(|(_, _, hessian)| hessian)
     }
 
     /// The log-likelihood, gradient and Hessian from one pass: the first-order sums of
-    /// [`add_row`] do not depend on the second-order ones, so the value and gradient have the
+    /// [`run_sums`] do not depend on the second-order ones, so the value and gradient have the
     /// bits of [`Likelihood::loglik_and_gradient`].
     fn loglik_gradient_hessian(&self, params: &[f64], exec: &Exec) -> Option<FusedPass> {
         let p = self.params_at(params);
@@ -584,6 +821,77 @@ mod tests {
                     assert_eq!(hessian[[i, j]], hessian[[j, i]]);
                     let numeric = (g_up[j] - g_down[j]) / (2.0 * h);
                     assert!(rel(hessian[[i, j]], numeric) < 1e-5, "{i} {j}");
+                }
+            }
+        }
+    }
+
+    /// The row kernel's sums against the same sums from the standard library's functions,
+    /// one row at a time, for rows with and without a dropout coin and both ways of taking
+    /// the reciprocals; and the same bits from every instruction-set path.
+    #[test]
+    fn row_kernel_matches_library_functions_on_every_path() {
+        let mut rng = Rng::new(19);
+        // 37 rows: four whole vectors and a padded tail; T from 0 to 80, t_x from 0 to T.
+        let age: Vec<f64> = (0..37)
+            .map(|i| if i == 3 { 0.0 } else { 80.0 * rng.uniform() })
+            .collect();
+        let t_x: Vec<f64> = age
+            .iter()
+            .enumerate()
+            .map(|(i, &a)| if i % 5 == 0 { a } else { a * rng.uniform() })
+            .collect();
+        let w: Vec<f64> = (0..37).map(|i| 1.0 + (i % 3) as f64).collect();
+        for (alpha, rx, ln_odds) in [(4.4, 2.24, -1.3), (0.05, 30.5, 2.0), (300.0, 0.3, -40.0)] {
+            let c = RunConsts {
+                alpha,
+                inv_alpha: 1.0 / alpha,
+                rx,
+                ln_odds,
+            };
+            for repeat in [false, true] {
+                let mut want = [0.0; sum::ALL];
+                for ((&a, &t), &wt) in age.iter().zip(&t_x).zip(&w) {
+                    let inv_at = 1.0 / (alpha + a);
+                    want[sum::W] += wt;
+                    want[sum::LN1P_AGE] += wt * (a / alpha).ln_1p();
+                    want[sum::INV_AT] += wt * inv_at;
+                    want[sum::INV_AT2] += wt * inv_at * inv_at;
+                    if repeat {
+                        let inv_atx = 1.0 / (alpha + t);
+                        let l = ((a - t) * inv_atx).ln_1p();
+                        let d = inv_at - inv_atx;
+                        let odds = ln_odds + rx * l;
+                        let s = 1.0 / (1.0 + (-odds).exp());
+                        let q = s * (1.0 - s);
+                        want[sum::LOG1P_ODDS] += wt * (odds.max(0.0) + (-odds.abs()).exp().ln_1p());
+                        want[sum::S] += wt * s;
+                        want[sum::S_L] += wt * s * l;
+                        want[sum::S_D] += wt * s * d;
+                        want[sum::S_D2] += wt * s * (inv_atx * inv_atx - inv_at * inv_at);
+                        want[sum::Q] += wt * q;
+                        want[sum::Q_L] += wt * q * l;
+                        want[sum::Q_D] += wt * q * d;
+                        want[sum::Q_LL] += wt * q * l * l;
+                        want[sum::Q_LD] += wt * q * l * d;
+                        want[sum::Q_DD] += wt * q * d * d;
+                    }
+                }
+                for shared in [false, true] {
+                    let got = run_sums_portable::<true>(&age, &t_x, &w, c, shared, repeat);
+                    for (j, (&g, &e)) in got.iter().zip(&want).enumerate() {
+                        let scale = want.iter().map(|v| v.abs()).fold(1e-300, f64::max);
+                        assert!(
+                            (g - e).abs() <= 1e-13 * e.abs().max(1e-3 * scale),
+                            "sum {j} at {alpha} {rx} {ln_odds} {repeat} {shared}: {g} vs {e}"
+                        );
+                    }
+                    // The gradient pass has the Hessian pass's first-order bits; the vector
+                    // paths the portable one's.
+                    let first = run_sums_dispatch::<false>(&age, &t_x, &w, c, shared, repeat);
+                    assert_eq!(first[..FIRST], got[..FIRST]);
+                    let fused = run_sums_dispatch::<true>(&age, &t_x, &w, c, shared, repeat);
+                    assert_eq!(fused, got);
                 }
             }
         }
