@@ -139,13 +139,12 @@ const BULK_MIN_GROUP: usize = 64;
 /// Relative accuracy demanded of the interpolants in [`conditional_expected_purchases_bulk`].
 const BULK_TOLERANCE: f64 = 1e-13;
 
-/// Rows a frequency needs before its series is tabled (a table costs about two direct series).
-const TABLE_MIN_ROWS: usize = 4;
 /// Longest table built (2 MB); rows that need more terms are evaluated directly.
 const TABLE_MAX_TERMS: f64 = 65_536.0;
 
-/// One [`ActiveSeriesTable`] per frequency held by at least [`TABLE_MIN_ROWS`] rows, long
-/// enough for every row of that frequency and every horizon; keyed by the frequency's bits.
+/// One [`ActiveSeriesTable`] per frequency, long enough for each of its rows and horizons
+/// whose [`ActiveSeriesTable::terms_cap`] is at most [`TABLE_MAX_TERMS`] (the others are
+/// evaluated directly, as the table itself decides per row); keyed by the frequency's bits.
 fn active_series_tables(
     p: &BgNbdParams,
     x: &[f64],
@@ -153,23 +152,22 @@ fn active_series_tables(
     horizons: &[(f64, f64)],
 ) -> std::collections::HashMap<u64, ActiveSeriesTable> {
     use std::collections::HashMap;
-    // Per frequency: rows, and the most terms any of its rows needs.
-    let mut needs: HashMap<u64, (usize, f64)> = HashMap::new();
+    // Per frequency: the most table entries any of its (row, horizon) pairs may use.
+    let mut needs: HashMap<u64, f64> = HashMap::new();
     for (&x, &age) in x.iter().zip(age) {
-        let terms = horizons
-            .iter()
-            .map(|&(_, t)| ActiveSeriesTable::terms_for(p.r + x, p.alpha + age, t))
-            .fold(0.0f64, f64::max);
-        let entry = needs.entry(x.to_bits()).or_insert((0, 0.0));
-        entry.0 += 1;
-        entry.1 = entry.1.max(terms);
+        for &(_, t) in horizons {
+            let cap = ActiveSeriesTable::terms_cap(p.r + x, p.alpha + age, t);
+            if cap <= TABLE_MAX_TERMS {
+                let need = needs.entry(x.to_bits()).or_insert(0.0);
+                *need = need.max(cap);
+            }
+        }
     }
     needs
         .into_iter()
-        .filter(|&(_, (rows, terms))| rows >= TABLE_MIN_ROWS && terms < TABLE_MAX_TERMS)
-        .map(|(bits, (_, terms))| {
+        .map(|(bits, cap)| {
             let x = f64::from_bits(bits);
-            let len = terms.ceil() as usize + 2;
+            let len = cap.ceil() as usize;
             (
                 bits,
                 ActiveSeriesTable::new(p.r + x, p.a, p.b + p.flips(x), len),
@@ -462,6 +460,26 @@ mod tests {
             &mut parallel,
         );
         assert_eq!(serial, parallel);
+        // A customer's value does not depend on which customers share the call (a Dask
+        // partition, a subset): every fifth row alone, and the first 40 rows alone.
+        for picked in [
+            (0..x.len()).step_by(5).collect::<Vec<_>>(),
+            (0..40).collect(),
+        ] {
+            let pick = |v: &[f64]| picked.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+            let (sx, st, sa) = (pick(&x), pick(&t_x), pick(&ages));
+            let mut part = vec![0.0; picked.len()];
+            weighted_expected_purchases_bulk(
+                &CDNOW_ROUNDED,
+                &RfmColumns::new(&sx, &st, &sa),
+                &horizons,
+                &Exec::Serial,
+                &mut part,
+            );
+            for (j, &i) in picked.iter().enumerate() {
+                assert_eq!(part[j].to_bits(), serial[i].to_bits(), "row {i}");
+            }
+        }
         let p = &CDNOW_ROUNDED;
         let mut alive = vec![0.0; x.len()];
         probability_alive_bulk(p, &columns, &Exec::Serial, &mut alive);

@@ -142,6 +142,15 @@ impl ActiveSeriesTable {
         mode + 40.0 * (rate + t) / rate
     }
 
+    /// Table entries the series of a customer at `rate` and horizon `t` may use: twice
+    /// [`Self::terms_for`] and a margin. A series that would run past it is summed by the
+    /// direct function instead, so which route a customer takes depends on the customer
+    /// alone, never on how long the other customers made the table (a customer's value is
+    /// the same whichever customers share the call: a Dask partition or the whole frame).
+    pub fn terms_cap(k: f64, rate: f64, t: f64) -> f64 {
+        2.0 * Self::terms_for(k, rate, t) + 64.0
+    }
+
     /// Tables for `len` terms (capped at the direct function's switch to quadrature).
     pub fn new(k: f64, a_post: f64, b_post: f64, len: usize) -> Self {
         let len = len.clamp(2, SERIES_MAX_TERMS as usize);
@@ -188,12 +197,13 @@ impl ActiveSeriesTable {
         if !(t > 0.0) {
             return Some(0.0);
         }
-        let len = self.m.len();
         let k = self.k;
         let w = t / (rate + t);
-        if !(Self::terms_for(k, rate, t) < len as f64) {
+        let cap = Self::terms_cap(k, rate, t);
+        if !(cap <= self.m.len() as f64) {
             return None;
         }
+        let len = cap as usize;
         let mode = if k > 1.0 {
             ((k - 1.0) * w / (1.0 - w)).floor() as usize
         } else {
