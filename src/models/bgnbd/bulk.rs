@@ -145,6 +145,7 @@ const TABLE_MAX_TERMS: f64 = 65_536.0;
 /// One [`ActiveSeriesTable`] per frequency, long enough for each of its rows and horizons
 /// whose [`ActiveSeriesTable::terms_cap`] is at most [`TABLE_MAX_TERMS`] (the others are
 /// evaluated directly, as the table itself decides per row); keyed by the frequency's bits.
+/// One hash lookup per row, whatever the number of horizons.
 fn active_series_tables(
     p: &BgNbdParams,
     x: &[f64],
@@ -152,26 +153,31 @@ fn active_series_tables(
     horizons: &[(f64, f64)],
 ) -> std::collections::HashMap<u64, ActiveSeriesTable> {
     use std::collections::HashMap;
-    // Per frequency: the most table entries any of its (row, horizon) pairs may use.
-    let mut needs: HashMap<u64, f64> = HashMap::new();
+    // A row's series is longest at the smallest age of its frequency (the horizon's share
+    // t / (alpha + T) is largest there), so one pass finds each frequency's youngest row and
+    // the table's length follows from it, capped: every (row, horizon) pair whose own cap is
+    // within TABLE_MAX_TERMS fits.
+    let mut youngest: HashMap<u64, f64> = HashMap::new();
     for (&x, &age) in x.iter().zip(age) {
-        for &(_, t) in horizons {
-            let cap = ActiveSeriesTable::terms_cap(p.r + x, p.alpha + age, t);
-            if cap <= TABLE_MAX_TERMS {
-                let need = needs.entry(x.to_bits()).or_insert(0.0);
-                *need = need.max(cap);
-            }
-        }
+        let min = youngest.entry(x.to_bits()).or_insert(age);
+        *min = min.min(age);
     }
-    needs
+    youngest
         .into_iter()
-        .map(|(bits, cap)| {
+        .filter_map(|(bits, age)| {
             let x = f64::from_bits(bits);
-            let len = cap.ceil() as usize;
-            (
-                bits,
-                ActiveSeriesTable::new(p.r + x, p.a, p.b + p.flips(x), len),
-            )
+            let cap = horizons
+                .iter()
+                .map(|&(_, t)| ActiveSeriesTable::terms_cap(p.r + x, p.alpha + age, t))
+                .fold(0.0f64, f64::max)
+                .min(TABLE_MAX_TERMS);
+            // (No pair fits a table shorter than the margin of `terms_cap`; NaN: none.)
+            (cap >= 64.0).then(|| {
+                (
+                    bits,
+                    ActiveSeriesTable::new(p.r + x, p.a, p.b + p.flips(x), cap.ceil() as usize),
+                )
+            })
         })
         .collect()
 }
