@@ -364,6 +364,8 @@ impl RfmModel for BgBbParams {
         fit(&BgBb::new(data), opts)
     }
 
+    const HAS_MORE_RULES: bool = true;
+
     fn validate_more(columns: &RfmColumns<'_>, names: &crate::data::RfmNames) -> Result<()> {
         validate_discrete(columns, names)
     }

@@ -68,6 +68,10 @@ pub trait RfmModel: Sized + Sync {
         Ok(())
     }
 
+    /// Whether [`RfmModel::validate_more`] has rules of its own (callers skip it otherwise:
+    /// with an integer frequency column it would convert every count to float64 for nothing).
+    const HAS_MORE_RULES: bool = false;
+
     /// Whether customers share few distinct histories (whole opportunities), so that bulk
     /// predictions compute each distinct history once per block of rows
     /// ([`fill_memoized`]) instead of once per row.

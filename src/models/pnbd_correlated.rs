@@ -446,6 +446,8 @@ impl RfmModel for CorrelatedParetoNbdParams {
     }
 
     /// Rows the plain Pareto/NBD refuses are refused here too.
+    const HAS_MORE_RULES: bool = true;
+
     fn validate_more(columns: &RfmColumns<'_>, names: &crate::data::RfmNames) -> Result<()> {
         ParetoNbdParams::validate_more(columns, names)
     }

@@ -306,17 +306,20 @@ fn validate_more<M: RfmModel>(input: &RfmCounts<'_>, names: &RfmNames) -> crate:
             weights: input.weights.map(|w| &w[range]),
         }
     }
+    if !M::HAS_MORE_RULES {
+        return Ok(());
+    }
     let counts = input.frequency;
     if let Counts::Float(x) = counts {
         return M::validate_more(&rows(input, 0..x.len(), x), names);
     }
     let n = counts.len();
-    let mut block = Vec::with_capacity(CHUNK_ROWS.min(n));
+    let mut block = vec![0.0; CHUNK_ROWS.min(n)];
     for start in (0..n).step_by(CHUNK_ROWS) {
         let range = start..(start + CHUNK_ROWS).min(n);
-        block.clear();
-        block.extend(range.clone().map(|i| counts.get(i)));
-        M::validate_more(&rows(input, range, &block), names).map_err(|err| match err {
+        let block = &mut block[..range.len()];
+        convert_counts(counts, start, block);
+        M::validate_more(&rows(input, range, block), names).map_err(|err| match err {
             ClvError::InvalidData(mut d) => {
                 d.row = d.row.map(|r| r + start);
                 ClvError::InvalidData(d)

@@ -30,16 +30,44 @@ pub fn probability_alive_bulk(
 
 #[inline(always)]
 fn probability_alive_block(p: &BgNbdParams, x: &[f64], t_x: &[f64], age: &[f64], out: &mut [f64]) {
-    use crate::fastmath::{exp, ln, ln_1p};
+    use crate::fastmath::{exp, ln_finish, ln_reduce};
+    /// 2^54, which scales a subnormal into the normal range (as `fastmath::ln` does).
+    const SCALE: f64 = 18_014_398_509_481_984.0;
     let ln_a = p.a.ln();
     for (((slot, &x), &t_x), &age) in out.iter_mut().zip(x).zip(t_x).zip(age) {
         // For x = 0 the odds are -inf (P = 1); computed on a harmless stand-in to stay branch-free.
         let k = p.flips(x);
         let repeat = k > 0.0;
         let bx1 = if repeat { p.b + (k - 1.0) } else { 1.0 };
-        // ln((alpha + T) / (alpha + t_x)) as ln_1p of the relative gap: no cancellation when
-        // t_x is close to T and r + x is large.
-        let odds = ln_a - ln(bx1) + (p.r + x) * ln_1p((age - t_x) / (p.alpha + t_x));
+        // ln((alpha + T) / (alpha + t_x)) as ln(1 + g) of the relative gap g: no cancellation
+        // when t_x is close to T and r + x is large. ln(1 + g) = ln(u) g / (u - 1) with
+        // u = 1 + g rounded (Goldberg 1991, theorem 4; as `fastmath::ln_1p`); the correction
+        // g / (u - 1) is needed only below g = 1 (above, u holds 1 + g to half an ulp of a
+        // logarithm of at least ln 2), and u - 1 = 0 leaves ln(1 + g) = g.
+        let g = (age - t_x) / (p.alpha + t_x);
+        let u = 1.0 + g;
+        let d = u - 1.0;
+        let corrects = d > 0.0 && d < 1.0;
+        let correction_denominator = if corrects { d } else { 1.0 };
+        // The two logarithms (ln(b + x - 1) and ln u) and the correction share one division:
+        // this loop was bound by its divisions (six a row, four now; `ln_finish` needs each
+        // f / (2 + f) only to a few ulps).
+        let tiny = bx1 < f64::MIN_POSITIVE;
+        let (kb, fb) = ln_reduce(if tiny { bx1 * SCALE } else { bx1 });
+        let kb = kb - if tiny { 54.0 } else { 0.0 };
+        let (ku, fu) = ln_reduce(u);
+        let (db, du) = (2.0 + fb, 2.0 + fu);
+        let q = 1.0 / (db * du * correction_denominator);
+        let ln_bx1 = ln_finish(kb, fb, fb * (du * correction_denominator) * q);
+        let ln_u = ln_finish(ku, fu, fu * (db * correction_denominator) * q);
+        let ln_gap = if corrects {
+            ln_u * (g * (db * du) * q)
+        } else if d == 0.0 {
+            g
+        } else {
+            ln_u
+        };
+        let odds = ln_a - ln_bx1 + (p.r + x) * ln_gap;
         // logistic(-odds), exact in both tails.
         let e = exp(-odds.abs());
         let alive = if odds > 0.0 { e } else { 1.0 } / (1.0 + e);
@@ -523,8 +551,27 @@ mod tests {
         x.push(400.0);
         t_x.push(10.0);
         ages.push(78.0);
+        // Relative gaps g = (T - t_x) / (alpha + t_x) where the kernel's ln(1 + g) changes
+        // route: u - 1 = 0, tiny, just below and above 1, huge; and a large r + x beside them.
+        for (xi, ti, age) in [
+            (3.0, 50.0, 50.0 + 1e-15),
+            (3.0, 50.0, 50.0 + 1e-9),
+            (2000.0, 50.0, 50.0 + 1e-6),
+            (5.0, 10.0, 10.0 + 0.999 * (4.4 + 10.0)),
+            (5.0, 10.0, 10.0 + 1.001 * (4.4 + 10.0)),
+            (1.0, 1e-3, 1e7),
+        ] {
+            x.push(xi);
+            t_x.push(ti);
+            ages.push(age);
+        }
         let columns = RfmColumns::new(&x, &t_x, &ages);
-        for p in [truth, BgNbdParams::new(5.0, 1e-3, 50.0, 0.01)] {
+        // (The last: b subnormal, so ln(b + x - 1) at x = 1 takes the kernel's scaled route.)
+        for p in [
+            truth,
+            BgNbdParams::new(5.0, 1e-3, 50.0, 0.01),
+            BgNbdParams::new(0.3, 4.0, 0.8, 1e-310),
+        ] {
             let mut bulk = vec![0.0; x.len()];
             probability_alive_bulk(&p, &columns, &Exec::with_jobs(Some(2)).unwrap(), &mut bulk);
             for i in 0..x.len() {
