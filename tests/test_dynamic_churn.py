@@ -369,14 +369,28 @@ def test_predictions_read_the_panels_future_and_stop_at_its_end(
     }
     promo = pd.Series(first_week_ahead)
     assert s1[promo.index[promo == 1]].mean() < s1[promo.index[promo == 0]].mean()
-    with pytest.raises(InvalidDataError, match="covariate panel describes"):
+    # A horizon past the panel is about one customer's panel: named by its id, even when one
+    # value was given for everyone; a value that breaks the rule itself blames no customer
+    # (as the purchase models report a single bad horizon), unless given per customer.
+    with pytest.raises(InvalidDataError, match="covariate panel describes") as past:
         model.survival(sbg_data, 10)
+    customer = sbg_data.summary.index[past.value.row].item()
+    assert past.value.row is not None and f"[customer {customer!r}]" in str(past.value)
     with pytest.raises(InvalidDataError, match="column `periods`"):
         model.expected_renewals(sbg_data, 10)
-    with pytest.raises(InvalidDataError, match="whole number"):
-        model.survival(sbg_data, 1.5)
-    with pytest.raises(InvalidDataError, match=">= 1"):
+    for call in (lambda: model.survival(sbg_data, 1.5), lambda: model.survival(sbg_data, -1)):
+        with pytest.raises(InvalidDataError, match="whole number") as bad:
+            call()
+        assert bad.value.row is None and "row" not in str(bad.value)
+    with pytest.raises(InvalidDataError, match=">= 1") as zero:
         model.retention_rate(sbg_data, 0)
+    assert zero.value.row is None
+    per_customer = np.ones(len(sbg_data.summary))
+    per_customer[7] = -1.0
+    with pytest.raises(InvalidDataError, match="row 7") as one:
+        model.survival(sbg_data, per_customer)
+    label = sbg_data.summary.index[7].item()
+    assert one.value.row == 7 and f"[customer {label!r}]" in str(one.value)
 
 
 def test_unseen_level_and_bad_covariates_name_the_panel_row() -> None:

@@ -63,6 +63,28 @@ def subscription_records(data: DynamicCovariateData) -> pd.DataFrame:
     return pd.DataFrame({"periods": periods, "churned": churned}, index=s.index)
 
 
+def _horizon_error(
+    err: InvalidDataError, name: str, single: bool, customers: pd.Index
+) -> InvalidDataError:
+    """The core's error about the horizon ``t`` as the caller gave it: under the caller's
+    keyword (``periods=``), without a row when one value was given for every customer and the
+    value itself breaks the rule (as the purchase models report it), else naming the
+    customer by its id: a horizon past the panel is about that customer's panel."""
+    row = err.row
+    about_customer = row is not None and "reaches this customer" in str(err.rule)
+    message = str(err).replace("column `t`", f"column `{name}`", 1)
+    if row is not None and single and not about_customer:
+        message = message.replace(f", row {row}", "", 1)
+        row = None
+    elif row is not None and 0 <= row < len(customers):
+        label = customers[row]
+        label = label.item() if isinstance(label, np.generic) else label
+        message = f"{message} [customer {label!r}]"
+    out = InvalidDataError(message)
+    out.column, out.row, out.rule = name, row, err.rule
+    return out
+
+
 class _DynamicChurnModel(CovariateSummary, BaseModel):
     r"""Base of the subscription models with time-varying covariates (not used directly).
 
@@ -235,6 +257,7 @@ class _DynamicChurnModel(CovariateSummary, BaseModel):
         else:
             matrix = np.zeros((len(data._piece_starts), 0))
         covered = self._covered(data)
+        single = False
         if t is None:
             # Every period the panel describes.
             horizons = np.maximum(covered - records["periods"].to_numpy(), 0.0)
@@ -245,6 +268,7 @@ class _DynamicChurnModel(CovariateSummary, BaseModel):
                     name,
                     f"must be one value or one per customer ({len(data)}), got {values.size}",
                 )
+            single = values.size == 1
             horizons = np.broadcast_to(values, (len(data),)).copy()
         try:
             out = _core.churn_dynamic_predict(
@@ -261,11 +285,9 @@ class _DynamicChurnModel(CovariateSummary, BaseModel):
         except InvalidDataError as err:
             if err.column in encoded:
                 raise data._panel_row(err, None) from None
-            if err.column == "t" and name != "t":
-                renamed = InvalidDataError(str(err).replace("column `t`", f"column `{name}`", 1))
-                renamed.column, renamed.row, renamed.rule = name, err.row, err.rule
-                raise renamed from None
-            raise
+            if err.column != "t":
+                raise
+            raise _horizon_error(err, name, single, data.summary.index) from None
         return pd.Series(out, index=data.summary.index, name=quantity)
 
     def log_likelihood_per_customer(self, data: DynamicCovariateData) -> pd.Series:
