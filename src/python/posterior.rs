@@ -9,8 +9,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::rfm::{
-    check_horizon_limit, dispatch, predict, rfm_names, with_covariate_model, with_predicting_model,
-    CovariateArgs, Design, Models, Names, PerRow,
+    dispatch, predict, rfm_names, with_covariate_model, with_predicting_model, CovariateArgs,
+    Design, Models, Names, PerCustomerArgs, PerRow,
 };
 use super::{run, slice};
 use crate::bayes::bg_value::{bg_posterior_predict, Quantity, SpendInput};
@@ -153,25 +153,7 @@ fn rfm_posterior_predict<'py>(
         Some(args) => Some(Design::new(args)?),
         None => None,
     };
-    let t_name = if quantity == "expected_residual_transactions" {
-        "discount_rate"
-    } else {
-        "t"
-    };
-    let horizon = match &t {
-        Some(t) => Some(PerRow {
-            name: t_name,
-            values: slice(t, t_name)?,
-        }),
-        None => None,
-    };
-    let counts = match &n {
-        Some(n) => Some(PerRow {
-            name: "n",
-            values: slice(n, "n")?,
-        }),
-        None => None,
-    };
+    let args = PerCustomerArgs::new(quantity, &t, &n)?;
     let scale = match &scale {
         Some(v) => Some(slice(v, "scale")?),
         None => None,
@@ -196,12 +178,6 @@ fn rfm_posterior_predict<'py>(
     let weighted = quantity == "weighted_expected_purchases";
     let check = |exec: &Exec| -> crate::Result<Vec<(f64, f64)>> {
         columns.validate_on(&names, exec)?;
-        if let Some(h) = &horizon {
-            h.check(n_customers, false)?;
-        }
-        if let Some(c) = &counts {
-            c.check(n_customers, true)?;
-        }
         if let Some(v) = scale {
             check_non_negative("scale", v, false)?;
             if v.len() != 1 {
@@ -255,18 +231,6 @@ fn rfm_posterior_predict<'py>(
         }
         Ok(())
     };
-    let block_horizon = |range: &std::ops::Range<usize>| {
-        horizon.as_ref().map(|h| PerRow {
-            name: h.name,
-            values: sub(h.values, range),
-        })
-    };
-    let block_counts = |range: &std::ops::Range<usize>| {
-        counts.as_ref().map(|c| PerRow {
-            name: c.name,
-            values: sub(c.values, range),
-        })
-    };
     let block_columns = |range: &std::ops::Range<usize>| {
         RfmColumns::new(
             &columns.frequency[range.clone()],
@@ -283,17 +247,10 @@ fn rfm_posterior_predict<'py>(
                 ));
             }
             let pairs = check(exec)?;
+            args.check::<M>(quantity, n_customers)?;
             M::validate_more(&columns, &names)?;
-            if let Some(h) = &horizon {
-                if !matches!(
-                    quantity,
-                    "expected_residual_transactions" | "expected_purchases" | "probability_alive"
-                ) {
-                    check_horizon_limit(h.name, h.values, M::MAX_HORIZON)?;
-                }
-            }
             if let Some(result) = bg_fast_path(
-                model, quantity, &draws, &columns, &horizon, &counts, &pairs, scale, &spend,
+                model, quantity, &draws, &columns, &args.horizon, &args.counts, &pairs, scale, &spend,
                 &options(level, bins, exec, interrupt),
             )? {
                 return Ok(result);
@@ -305,8 +262,8 @@ fn rfm_posterior_predict<'py>(
                 if weighted {
                     p.weighted_expected_purchases_bulk(&cols, &pairs, &Exec::Serial, out);
                 } else {
-                    let (h, c) = (block_horizon(&range), block_counts(&range));
-                    predict(&Models::Shared(&p), quantity, &cols, h.as_ref(), c.as_ref(), &Exec::Serial, out)?;
+                    let block = args.block(&range);
+                    predict(&Models::Shared(&p), quantity, &cols, block.horizon.as_ref(), block.counts.as_ref(), &Exec::Serial, out)?;
                 }
                 finish(s, &range, out)
             };
@@ -314,6 +271,8 @@ fn rfm_posterior_predict<'py>(
         }))?,
         Some(design) => with_covariate_model!(model, M => run(py, n_jobs, |exec, interrupt| {
             let pairs = check(exec)?;
+            args.check::<M>(quantity, n_customers)?;
+            M::validate_more(&columns, &names)?;
             design.rows(&columns)?;
             let f = |s: usize, range: std::ops::Range<usize>, out: &mut [f64]| -> crate::Result<()> {
                 let row = draws.row(s);
@@ -333,8 +292,8 @@ fn rfm_posterior_predict<'py>(
                             .sum();
                     }
                 } else {
-                    let (h, c) = (block_horizon(&range), block_counts(&range));
-                    predict(&Models::PerCustomer(&each), quantity, &cols, h.as_ref(), c.as_ref(), &Exec::Serial, out)?;
+                    let block = args.block(&range);
+                    predict(&Models::PerCustomer(&each), quantity, &cols, block.horizon.as_ref(), block.counts.as_ref(), &Exec::Serial, out)?;
                 }
                 finish(s, &range, out)
             };

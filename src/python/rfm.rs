@@ -364,6 +364,82 @@ impl PerRow<'_> {
     }
 }
 
+/// The per-customer arguments of a prediction as the bindings receive them: the horizon `t`
+/// (named `discount_rate` for the DERT, which reads a rate there) and the counts `n`, each one
+/// value or one per customer. Shared by the point predictions ([`rfm_predict`]) and the
+/// posterior ones (`super::posterior`), so both name, check and limit them alike.
+pub(super) struct PerCustomerArgs<'a> {
+    pub(super) horizon: Option<PerRow<'a>>,
+    pub(super) counts: Option<PerRow<'a>>,
+}
+
+impl<'a> PerCustomerArgs<'a> {
+    pub(super) fn new(
+        quantity: &str,
+        t: &'a Option<PyReadonlyArray1<'_, f64>>,
+        n: &'a Option<PyReadonlyArray1<'_, f64>>,
+    ) -> PyResult<Self> {
+        let t_name = if quantity == "expected_residual_transactions" {
+            "discount_rate"
+        } else {
+            "t"
+        };
+        Ok(PerCustomerArgs {
+            horizon: match t {
+                Some(t) => Some(PerRow {
+                    name: t_name,
+                    values: slice(t, t_name)?,
+                }),
+                None => None,
+            },
+            counts: match n {
+                Some(n) => Some(PerRow {
+                    name: "n",
+                    values: slice(n, "n")?,
+                }),
+                None => None,
+            },
+        })
+    }
+
+    /// The rules of each argument for `rows` customers, and the model's longest horizon
+    /// ([`RfmModel::MAX_HORIZON`]) where the quantity's cost grows with the horizon (expected
+    /// purchases, P(alive) and the DERT cost the same at any horizon).
+    pub(super) fn check<M: RfmModel>(&self, quantity: &str, rows: usize) -> crate::Result<()> {
+        if let Some(h) = &self.horizon {
+            h.check(rows, false)?;
+            if !matches!(
+                quantity,
+                "expected_residual_transactions" | "expected_purchases" | "probability_alive"
+            ) {
+                check_horizon_limit(h.name, h.values, M::MAX_HORIZON)?;
+            }
+        }
+        if let Some(c) = &self.counts {
+            c.check(rows, true)?;
+        }
+        Ok(())
+    }
+
+    /// The arguments of the customers `range` (a single value serves every block).
+    pub(super) fn block(&self, range: &std::ops::Range<usize>) -> PerCustomerArgs<'a> {
+        let part = |arg: &Option<PerRow<'a>>| {
+            arg.as_ref().map(|a| PerRow {
+                name: a.name,
+                values: if a.values.len() == 1 {
+                    a.values
+                } else {
+                    &a.values[range.clone()]
+                },
+            })
+        };
+        PerCustomerArgs {
+            horizon: part(&self.horizon),
+            counts: part(&self.counts),
+        }
+    }
+}
+
 /// Refuse horizons beyond `limit` (a model's [`RfmModel::MAX_HORIZON`]).
 pub(super) fn check_horizon_limit(name: &str, values: &[f64], limit: f64) -> crate::Result<()> {
     match values.iter().position(|&v| v > limit) {
@@ -416,41 +492,15 @@ fn rfm_predict<'py>(
         Some(args) => Some(Design::new(args)?),
         None => None,
     };
-    let t_name = if quantity == "expected_residual_transactions" {
-        "discount_rate"
-    } else {
-        "t"
-    };
-    let horizon = match &t {
-        Some(t) => Some(PerRow {
-            name: t_name,
-            values: slice(t, t_name)?,
-        }),
-        None => None,
-    };
-    let counts = match &n {
-        Some(n) => Some(PerRow {
-            name: "n",
-            values: slice(n, "n")?,
-        }),
-        None => None,
-    };
     let names = rfm_names(names);
-    let check = |exec: &Exec| -> crate::Result<()> {
-        input.validate_on(&names, exec)?;
-        if let Some(h) = &horizon {
-            h.check(input.frequency.len(), false)?;
-        }
-        if let Some(c) = &counts {
-            c.check(input.frequency.len(), true)?;
-        }
-        Ok(())
-    };
+    let args = PerCustomerArgs::new(quantity, &t, &n)?;
+    let (horizon, counts) = (&args.horizon, &args.counts);
     let mut out = vec![0.0; input.frequency.len()];
     match &design {
         None => with_predicting_model!(model, M => run(py, n_jobs, |exec, _| {
             let p = M::from_slice(&params)?;
-            check(exec)?;
+            input.validate_on(&names, exec)?;
+            args.check::<M>(quantity, input.frequency.len())?;
             validate_more::<M>(&input, &names)?;
             if quantity == "probability_alive" && horizon.is_none() {
                 probability_alive_by_blocks(&p, &input, exec, &mut out);
@@ -458,20 +508,13 @@ fn rfm_predict<'py>(
             }
             let frequency = float_frequency(input.frequency, exec);
             let columns = RfmColumns::new(&frequency, input.recency, input.age);
-            if let Some(h) = &horizon {
-                // Expected purchases, P(alive) and the DERT cost the same at any horizon.
-                if !matches!(
-                    quantity,
-                    "expected_residual_transactions" | "expected_purchases" | "probability_alive"
-                ) {
-                    check_horizon_limit(h.name, h.values, M::MAX_HORIZON)?;
-                }
-            }
             let models = Models::Shared(&p);
             predict(&models, quantity, &columns, horizon.as_ref(), counts.as_ref(), exec, &mut out)
         }))?,
         Some(design) => with_covariate_model!(model, M => run(py, n_jobs, |exec, _| {
-            check(exec)?;
+            input.validate_on(&names, exec)?;
+            args.check::<M>(quantity, input.frequency.len())?;
+            validate_more::<M>(&input, &names)?;
             let frequency = float_frequency(input.frequency, exec);
             let columns = RfmColumns::new(&frequency, input.recency, input.age);
             let rows = design.rows(&columns)?;
