@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import clvrs
-from clvrs.exceptions import InvalidParameterError
+from clvrs.exceptions import InvalidDataError, InvalidParameterError
 
 BASE = {"alpha": 1.2, "beta": 0.8, "gamma": 0.6, "delta": 2.5}
 COEFFICIENTS = {"purchase:flag": 0.4, "purchase:size": -0.3, "dropout:flag": 0.5}
@@ -101,6 +101,14 @@ def test_predictions_use_each_customers_parameters():
             frequency=[row["frequency"]], recency=[row["recency"]], periods=[row["periods"]], m=4
         )[0]
         assert value == pytest.approx(want, rel=1e-12)
+    # The discrete model's own rules apply with covariates too (a fractional number of
+    # opportunities was read before as if it were whole).
+    bad = rows.copy()
+    bad["periods"] = bad["periods"].astype(float)
+    bad.iloc[2, bad.columns.get_loc("periods")] += 0.5
+    for method in ("expected_purchases", "probability_alive"):
+        with pytest.raises(InvalidDataError, match="whole number of transaction opportunities"):
+            getattr(model, method)(bad, **({"m": 4} if method == "expected_purchases" else {}))
 
 
 def _coverage(n_sets: int, n: int) -> dict[str, float]:
