@@ -1220,9 +1220,9 @@ mod tests {
         // swamped): the whole sampler's posterior means of the population parameters against
         // self-normalised importance sampling of the same posterior from its prior (B, Sigma
         // drawn by the conjugate update with no data, each customer's log-rates from the
-        // population, weighted by the customers' likelihoods). A wrong population move (a
-        // missing Jacobian, a wrong gradient-free acceptance, a stale eta) shifts these means
-        // by many standard errors.
+        // population, weighted by the customers' likelihoods). A wrong population move shifts
+        // these means by many standard errors: leaving out the partially non-centred map's
+        // Jacobian moved the mean of the log_mu intercept by 6.3 combined standard errors.
         let frequency = [0.0, 2.0, 5.0];
         let recency = [0.0, 1.5, 2.8];
         let age = [3.0, 3.0, 3.5];
