@@ -36,7 +36,8 @@ class ParetoNBDHierarchicalModel(IndividualLevelModel):
     MacKay 2010) on the customer's Pareto/NBD likelihood given the rates (the dropout time
     summed out, rather than drawn as in Abe's appendix) under the population's bivariate
     normal; the population :math:`(B, \Sigma)` then has its conjugate multivariate-regression
-    update, followed by random-walk Metropolis steps in non-centred coordinates. P(alive) and
+    update, interwoven (Yu & Meng 2011) with a Hamiltonian Monte Carlo move in non-centred
+    coordinates (each customer's standardised deviation held fixed). P(alive) and
     expected purchases are their exact expectations given each draw of the rates.
     Every customer draws from its own random stream (derived from the seed, chain, iteration
     and customer), so a seed gives the same draws for any number of threads.
