@@ -142,24 +142,24 @@ pub struct GammaGamma<'a> {
 /// compute these once per run of equal `x` instead of once per row: the special functions are
 /// most of a row's cost. Each value is the one the row formula would compute, and the row
 /// combines them in the same order, so the sums are bit for bit those of the plain formula.
-struct FrequencyTerms {
-    x: f64,
-    px: f64,
+pub(crate) struct FrequencyTerms {
+    pub(crate) x: f64,
+    pub(crate) px: f64,
     /// `px + q`, the `n` of [`ln_beta_kernel`].
-    n: f64,
+    pub(crate) n: f64,
     /// `ln(px q / n) / 2`.
-    half_ln_abn: f64,
-    stirling_px: f64,
-    stirling_n: f64,
-    digamma_px_q: f64,
-    digamma_q_px: f64,
+    pub(crate) half_ln_abn: f64,
+    pub(crate) stirling_px: f64,
+    pub(crate) stirling_n: f64,
+    pub(crate) digamma_px_q: f64,
+    pub(crate) digamma_q_px: f64,
     /// `trigamma(px + q)` and `trigamma(px)` (second-order sums only).
-    trigamma_n: f64,
-    trigamma_px: f64,
+    pub(crate) trigamma_n: f64,
+    pub(crate) trigamma_px: f64,
 }
 
 impl FrequencyTerms {
-    fn new(x: f64, p: f64, q: f64, pass: Pass) -> Self {
+    pub(crate) fn new(x: f64, p: f64, q: f64, pass: Pass) -> Self {
         let px = p * x;
         let n = px + q;
         let (digamma_px_q, digamma_q_px) = if pass.first {
@@ -189,9 +189,9 @@ impl FrequencyTerms {
 
 /// Which sums a pass over the rows forms.
 #[derive(Clone, Copy)]
-struct Pass {
-    first: bool,
-    second: bool,
+pub(crate) struct Pass {
+    pub(crate) first: bool,
+    pub(crate) second: bool,
 }
 
 const FIRST: Pass = Pass {

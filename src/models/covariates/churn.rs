@@ -20,18 +20,27 @@
 //! coefficients by the chain rule through `ln alpha_i`; the Hessian (for standard errors) is
 //! the fitting engine's central difference of that exact gradient, as for the base models.
 
-use ndarray::{ArrayView2, CowArray, Ix2};
+use ndarray::{Array2, ArrayView2, CowArray, Ix2};
 
 use super::check_finite;
 use super::rows::{standard_layout, RowMajor};
 use crate::dual::Dual;
 use crate::error::{ClvError, Result};
-use crate::fit::{fit, Domain, FitOptions, FitResult, Likelihood, ParamSpec};
-use crate::models::bdw::{ln_churn, ln_survival, Bdw, BdwParams, ChurnData, PARAMS};
+use crate::fit::{fit, Domain, FitOptions, FitResult, FusedPass, Likelihood, ParamSpec};
+use crate::models::bdw::{ln_survival, Bdw, BdwParams, ChurnData, PARAMS};
 use crate::parallel::Exec;
+use crate::special::{digamma, digamma_diff, trigamma};
 
-/// Churn records with covariates: the distinct (periods, churned, covariates) rows of the
-/// customers with weight > 0, with their summed weights, in a canonical order.
+/// Distinct covariate vectors beyond which records are not merged: with continuous
+/// covariates nearly every customer has their own vector, found out after reading this many
+/// rows (so trying costs little), and merging could save nothing.
+pub const MAX_MERGED_VECTORS: usize = 4096;
+
+/// Churn records with covariates, the rows the likelihood reads. With few distinct covariate
+/// vectors (categorical covariates, dummies) these are the distinct (periods, churned,
+/// covariates) records of the customers with weight > 0, with their summed weights, in a
+/// canonical order; otherwise (continuous covariates) one row per customer with weight > 0, in
+/// the caller's order.
 #[derive(Debug, Clone)]
 pub struct ChurnCovariateRows<'a> {
     pub periods: Vec<f64>,
@@ -39,15 +48,19 @@ pub struct ChurnCovariateRows<'a> {
     pub weights: Vec<f64>,
     /// `len() x columns`, standard layout.
     pub covariates: CowArray<'a, f64, Ix2>,
+    /// The same records without covariates, merged: the base model's data.
+    base: ChurnData,
 }
 
 impl<'a> ChurnCovariateRows<'a> {
     /// Validate the records (the rules of [`ChurnData::from_customers`]) and the covariate
-    /// matrix (`periods.len() x names.len()`, finite values), then merge identical records.
+    /// matrix (`periods.len() x names.len()`, finite values), then merge identical records
+    /// when there are at most [`MAX_MERGED_VECTORS`] distinct covariate vectors.
     ///
     /// Records repeat when the covariates are categorical (a few dozen distinct vectors times
     /// the few distinct (periods, churned) pairs); merging them makes such a fit as cheap as
-    /// the base model's, and costs a sort of the rows otherwise.
+    /// the base model's. The vectors are found by hashing their bit patterns (no sort of the
+    /// customers); continuous covariates stop the search after [`MAX_MERGED_VECTORS`] rows.
     pub fn new(
         periods: &[f64],
         churned: &[f64],
@@ -55,7 +68,27 @@ impl<'a> ChurnCovariateRows<'a> {
         covariates: ArrayView2<'a, f64>,
         covariate_names: &[String],
     ) -> Result<Self> {
-        ChurnData::from_customers(periods, churned, weights)?;
+        Self::with_max_vectors(
+            periods,
+            churned,
+            weights,
+            covariates,
+            covariate_names,
+            MAX_MERGED_VECTORS,
+        )
+    }
+
+    /// [`Self::new`] merging records only when there are at most `max_vectors` distinct
+    /// covariate vectors (0: never).
+    pub fn with_max_vectors(
+        periods: &[f64],
+        churned: &[f64],
+        weights: Option<&[f64]>,
+        covariates: ArrayView2<'a, f64>,
+        covariate_names: &[String],
+        max_vectors: usize,
+    ) -> Result<Self> {
+        let base = ChurnData::from_customers(periods, churned, weights)?;
         let n = periods.len();
         if covariates.dim() != (n, covariate_names.len()) {
             return Err(ClvError::invalid_data(
@@ -72,48 +105,58 @@ impl<'a> ChurnCovariateRows<'a> {
         }
         check_finite(covariates, covariate_names)?;
         let matrix = standard_layout(covariates);
-        let rows = RowMajor::new(&matrix);
         let weight = |i: usize| weights.map_or(1.0, |w| w[i]);
-        let key = |i: usize| (periods[i], churned[i], rows.row(i));
-        let mut order: Vec<usize> = (0..n).filter(|&i| weight(i) > 0.0).collect();
-        let compare = |&i: &usize, &j: &usize| {
-            let ((pi, ci, zi), (pj, cj, zj)) = (key(i), key(j));
-            pi.total_cmp(&pj).then(ci.total_cmp(&cj)).then_with(|| {
-                zi.iter()
-                    .zip(zj)
-                    .map(|(a, b)| a.total_cmp(b))
-                    .find(|o| o.is_ne())
-                    .unwrap_or(std::cmp::Ordering::Equal)
-            })
+        let kept: Vec<usize> = (0..n).filter(|&i| weight(i) > 0.0).collect();
+        let columns = matrix.ncols();
+        let merged = {
+            let rows = RowMajor::new(&matrix);
+            merge_records(periods, churned, &weight, rows, &kept, max_vectors)
         };
-        order.sort_unstable_by(compare);
         let mut out = ChurnCovariateRows {
             periods: Vec::new(),
             churned: Vec::new(),
             weights: Vec::new(),
-            covariates: CowArray::from(ndarray::Array2::zeros((0, covariates.ncols()))),
+            covariates: CowArray::from(ndarray::Array2::zeros((0, columns))),
+            base,
         };
-        let mut values: Vec<f64> = Vec::new();
-        let mut last: Option<usize> = None;
-        for &i in &order {
-            if last.is_some_and(|j| compare(&i, &j).is_eq()) {
-                *out.weights.last_mut().expect("a row was kept") += weight(i);
-                continue;
+        match merged {
+            Some(records) => {
+                let rows = RowMajor::new(&matrix);
+                let mut values = Vec::with_capacity(records.len() * columns);
+                for (i, w) in records {
+                    out.periods.push(periods[i]);
+                    out.churned.push(churned[i] == 1.0);
+                    out.weights.push(w);
+                    values.extend_from_slice(rows.row(i));
+                }
+                out.covariates = CowArray::from(
+                    ndarray::Array2::from_shape_vec((out.periods.len(), columns), values)
+                        .expect("whole rows"),
+                );
             }
-            out.periods.push(periods[i]);
-            out.churned.push(churned[i] == 1.0);
-            out.weights.push(weight(i));
-            values.extend_from_slice(rows.row(i));
-            last = Some(i);
+            None => {
+                out.periods = kept.iter().map(|&i| periods[i]).collect();
+                out.churned = kept.iter().map(|&i| churned[i] == 1.0).collect();
+                out.weights = kept.iter().map(|&i| weight(i)).collect();
+                out.covariates = if kept.len() == n {
+                    matrix
+                } else {
+                    let rows = RowMajor::new(&matrix);
+                    let mut values = Vec::with_capacity(kept.len() * columns);
+                    for &i in &kept {
+                        values.extend_from_slice(rows.row(i));
+                    }
+                    CowArray::from(
+                        ndarray::Array2::from_shape_vec((kept.len(), columns), values)
+                            .expect("whole rows"),
+                    )
+                };
+            }
         }
-        out.covariates = CowArray::from(
-            ndarray::Array2::from_shape_vec((out.periods.len(), covariates.ncols()), values)
-                .expect("whole rows"),
-        );
         Ok(out)
     }
 
-    /// Number of distinct records.
+    /// Number of rows (distinct records when merged, else customers with weight > 0).
     pub fn len(&self) -> usize {
         self.periods.len()
     }
@@ -129,14 +172,84 @@ impl<'a> ChurnCovariateRows<'a> {
     }
 
     /// The records without covariates (the base model's data).
-    fn base_data(&self) -> Result<ChurnData> {
-        let churned: Vec<f64> = self
-            .churned
-            .iter()
-            .map(|&c| f64::from(u8::from(c)))
-            .collect();
-        ChurnData::from_customers(&self.periods, &churned, Some(&self.weights))
+    fn base_data(&self) -> &ChurnData {
+        &self.base
     }
+}
+
+/// The distinct (periods, churned, covariates) records among the rows `kept` (each as its first
+/// row and its summed weight), in the canonical order (periods, churned, then the covariate
+/// values), or `None` when the rows hold more than `max_vectors` distinct covariate vectors
+/// (or a period count too large to key, never met in practice).
+fn merge_records(
+    periods: &[f64],
+    churned: &[f64],
+    weight: &impl Fn(usize) -> f64,
+    rows: RowMajor<'_>,
+    kept: &[usize],
+    max_vectors: usize,
+) -> Option<Vec<(usize, f64)>> {
+    use super::groups::{KeyHash, KeyHasher};
+    use std::collections::HashMap;
+    use std::hash::Hasher;
+    // The record key below has 22 bits for the vector id.
+    let max_vectors = max_vectors.min(1 << 22);
+    let bits = |i: usize| rows.row(i).iter().map(|v| (v + 0.0).to_bits());
+    // Covariate vectors by the hash of their bit patterns (-0.0 as 0.0); rows whose hashes
+    // match are compared value by value with each candidate vector's first row.
+    let mut vectors: HashMap<u64, Vec<u32>, KeyHash> = HashMap::default();
+    let mut first_rows: Vec<usize> = Vec::new();
+    // Records keyed by (period count, churned, vector id) packed in one word.
+    let mut records: HashMap<u64, usize, KeyHash> = HashMap::default();
+    let mut merged: Vec<(usize, f64)> = Vec::new();
+    const MAX_PERIODS: f64 = (1u64 << 40) as f64;
+    for &i in kept {
+        let mut hasher = KeyHasher::default();
+        for word in bits(i) {
+            hasher.add(word);
+        }
+        let candidates = vectors.entry(hasher.finish()).or_default();
+        let id = match candidates
+            .iter()
+            .copied()
+            .find(|&v| bits(first_rows[v as usize]).eq(bits(i)))
+        {
+            Some(v) => v,
+            None => {
+                if first_rows.len() >= max_vectors {
+                    return None;
+                }
+                candidates.push(first_rows.len() as u32);
+                first_rows.push(i);
+                (first_rows.len() - 1) as u32
+            }
+        };
+        let t = periods[i];
+        if t >= MAX_PERIODS {
+            return None;
+        }
+        let key = ((t as u64) << 23) | (u64::from(churned[i] == 1.0) << 22) | u64::from(id);
+        let slot = records.entry(key).or_insert_with(|| {
+            merged.push((i, 0.0));
+            merged.len() - 1
+        });
+        merged[*slot].1 += weight(i);
+    }
+    let order = |&(i, _): &(usize, f64), &(j, _): &(usize, f64)| {
+        periods[i]
+            .total_cmp(&periods[j])
+            .then(churned[i].total_cmp(&churned[j]))
+            .then_with(|| {
+                rows.row(i)
+                    .iter()
+                    .zip(rows.row(j))
+                    .map(|(a, b)| a.total_cmp(b))
+                    .find(|o| o.is_ne())
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
+    };
+    merged.sort_unstable_by(order);
+    Some(merged)
 }
 
 /// `alpha0 exp(z . g)`.
@@ -233,6 +346,321 @@ impl<'r, 'a> ChurnCovariates<'r, 'a> {
     }
 }
 
+/// Longest history (in periods) the sBG rows take in closed form (a product of at most this
+/// many factors `alpha_i + beta + j`, kept far from overflow by [`FAST_SBG_MAX_SUM`]).
+const FAST_SBG_MAX_PERIODS: usize = 64;
+/// Largest `alpha_i + beta` of the closed-form sBG rows: `(1e4 + 64)^64 < 1e257`.
+const FAST_SBG_MAX_SUM: f64 = 1e4;
+/// Smallest `alpha_i + beta` of the closed-form sBG rows (the product starts with it).
+const FAST_SBG_MIN_SUM: f64 = 1e-250;
+
+/// A record's log-likelihood with its derivatives in the row parameters
+/// `(ln alpha_i, beta, c)`: value, gradient, and (in the fused pass) the upper triangle of the
+/// Hessian `[ll, lb, lc, bb, bc, cc]`. The `c` entries are 0 for sBG.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct RowTerms {
+    v: f64,
+    g: [f64; 3],
+    h: [f64; 6],
+}
+
+/// Per pass: the sums over `j < m` of `ln(beta + j)`, `1/(beta + j)` and `1/(beta + j)^2`, for
+/// `m = 0..=FAST_SBG_MAX_PERIODS` (the part of a closed-form sBG row shared by all customers).
+struct BetaSums {
+    ln: [f64; FAST_SBG_MAX_PERIODS + 1],
+    inv: [f64; FAST_SBG_MAX_PERIODS + 1],
+    inv2: [f64; FAST_SBG_MAX_PERIODS + 1],
+}
+
+impl BetaSums {
+    fn new(beta: f64) -> Self {
+        let mut sums = BetaSums {
+            ln: [0.0; FAST_SBG_MAX_PERIODS + 1],
+            inv: [0.0; FAST_SBG_MAX_PERIODS + 1],
+            inv2: [0.0; FAST_SBG_MAX_PERIODS + 1],
+        };
+        for m in 0..FAST_SBG_MAX_PERIODS {
+            let x = beta + m as f64;
+            let inv = 1.0 / x;
+            sums.ln[m + 1] = sums.ln[m] + x.ln();
+            sums.inv[m + 1] = sums.inv[m] + inv;
+            sums.inv2[m + 1] = sums.inv2[m] + inv * inv;
+        }
+        sums
+    }
+}
+
+/// An sBG record in closed form (`t` whole, at most [`FAST_SBG_MAX_PERIODS`]): with
+/// `s = alpha + beta`, `ln P(T = t) = ln alpha + sum_{j<t-1} ln(beta + j) - sum_{j<t} ln(s + j)`
+/// and `ln S(t) = sum_{j<t} ln(beta + j) - sum_{j<t} ln(s + j)` (ratios of rising factorials);
+/// the second sum is the log of one product. Derivatives: `d/d alpha` of the last sum is
+/// `sum 1/(s + j)`, the second `-sum 1/(s + j)^2`.
+#[inline(always)]
+fn sbg_row<const HESSIAN: bool>(
+    ln_alpha: f64,
+    alpha: f64,
+    t: usize,
+    churned: bool,
+    beta: f64,
+    sums: &BetaSums,
+) -> RowTerms {
+    let s = alpha + beta;
+    let (mut product, mut d1, mut d2) = (1.0, 0.0, 0.0);
+    for j in 0..t {
+        let x = s + j as f64;
+        product *= x;
+        let inv = 1.0 / x;
+        d1 += inv;
+        if HESSIAN {
+            d2 += inv * inv;
+        }
+    }
+    let m = t - usize::from(churned);
+    let ch = f64::from(u8::from(churned));
+    let mut row = RowTerms {
+        v: ch * ln_alpha + sums.ln[m] - product.ln(),
+        g: [ch - alpha * d1, sums.inv[m] - d1, 0.0],
+        h: [0.0; 6],
+    };
+    if HESSIAN {
+        row.h = [
+            alpha * (alpha * d2 - d1),
+            alpha * d2,
+            0.0,
+            d2 - sums.inv2[m],
+            0.0,
+            0.0,
+        ];
+    }
+    row
+}
+
+/// Gradient and Hessian of `ln S(t)` in `(alpha, beta, c)` (upper triangle as in
+/// [`RowTerms`]), from `ln S = [ln G(beta + u) - ln G(beta)] - [ln G(s + u) - ln G(s)]`,
+/// `s = alpha + beta`, `u = t^c` (`free_c` false: `c` held, its entries 0).
+fn ln_survival_second(alpha: f64, beta: f64, c: f64, t: f64, free_c: bool) -> ([f64; 3], [f64; 6]) {
+    if t <= 0.0 {
+        return ([0.0; 3], [0.0; 6]);
+    }
+    let lt = t.ln();
+    let u = (c * lt).exp();
+    let s = alpha + beta;
+    let (b_s, b_u) = (digamma_diff(s, u), digamma(s + u));
+    let b_uu = trigamma(s + u);
+    let b_ss = b_uu - trigamma(s);
+    let (a_b, a_u) = (digamma_diff(beta, u), digamma(beta + u));
+    let a_uu = trigamma(beta + u);
+    let a_bb = a_uu - trigamma(beta);
+    let (u1, u2) = if free_c {
+        (u * lt, u * lt * lt)
+    } else {
+        (0.0, 0.0)
+    };
+    let g = [-b_s, a_b - b_s, (a_u - b_u) * u1];
+    let h = [
+        -b_ss,
+        -b_ss,
+        -b_uu * u1,
+        a_bb - b_ss,
+        (a_uu - b_uu) * u1,
+        (a_uu - b_uu) * u1 * u1 + (a_u - b_u) * u2,
+    ];
+    (g, h)
+}
+
+/// A record by the base model's dual-number route (any `c`, any `t`), with its Hessian by
+/// [`ln_survival_second`] in the fused pass: `ln P(T = t) = a + ln(1 - e^(b - a))` with
+/// `a = ln S(t - 1)`, `b = ln S(t)`, whose Hessian is
+/// `H_a - q H_d - q (1 + q) grad_d grad_d'`, `d = b - a`, `q = 1 / (e^-d - 1)`.
+fn dual_row<const HESSIAN: bool>(
+    alpha: f64,
+    b: Dual<3>,
+    c: Dual<3>,
+    t: f64,
+    churned: bool,
+    free_c: bool,
+) -> RowTerms {
+    let a = Dual::<3>::variable(alpha, 0);
+    let (ll, second) = if churned {
+        let before = ln_survival(a, b, c, t - 1.0);
+        let now = ln_survival(a, b, c, t);
+        let ll = before + (-(now - before).exp_m1()).ln();
+        let second = HESSIAN.then(|| {
+            let (_, h_before) = ln_survival_second(alpha, b.v, c.v, t - 1.0, free_c);
+            let (_, h_now) = ln_survival_second(alpha, b.v, c.v, t, free_c);
+            let d = now - before;
+            let q = 1.0 / (-d.v).exp_m1();
+            let pairs = [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)];
+            let mut h = [0.0; 6];
+            for (e, &(x, y)) in pairs.iter().enumerate() {
+                h[e] = h_before[e] - q * (h_now[e] - h_before[e]) - q * (1.0 + q) * d.d[x] * d.d[y];
+            }
+            h
+        });
+        (ll, second)
+    } else {
+        let ll = ln_survival(a, b, c, t);
+        let second = HESSIAN.then(|| ln_survival_second(alpha, b.v, c.v, t, free_c).1);
+        (ll, second)
+    };
+    // To ln alpha_i: d/d ln alpha = alpha d/d alpha, d2/d ln alpha2 = alpha^2 d2 + alpha d.
+    let mut row = RowTerms {
+        v: ll.v,
+        g: [ll.d[0] * alpha, ll.d[1], ll.d[2]],
+        h: [0.0; 6],
+    };
+    if let Some(h) = second {
+        row.h = [
+            alpha * (alpha * h[0] + ll.d[0]),
+            alpha * h[1],
+            alpha * h[2],
+            h[3],
+            h[4],
+            h[5],
+        ];
+    }
+    row
+}
+
+impl ChurnCovariates<'_, '_> {
+    /// One pass over the rows: the log-likelihood, its gradient and (`HESSIAN`) its Hessian in
+    /// the natural parameters.
+    ///
+    /// Each row's terms in `(ln alpha_i, beta, c)` ([`RowTerms`]) map to the parameters through
+    /// `ln alpha_i = ln alpha0 + z . g`: with `x = (ln alpha0, g)` and `z~ = (1, z)` the
+    /// gradient in `x` is `sum w g_l z~`, the Hessian block `sum w h_ll z~ z~'`, the cross
+    /// terms with `beta` and `c` `sum w h_lb z~` and `sum w h_lc z~`; `alpha0` itself takes
+    /// `d/d alpha0 = (d/d ln alpha0) / alpha0` and
+    /// `d2/d alpha0^2 = (d2/d ln alpha0^2 - d/d ln alpha0) / alpha0^2`.
+    ///
+    /// sBG rows with at most [`FAST_SBG_MAX_PERIODS`] periods take the closed form
+    /// ([`sbg_row`]); BdW rows and the rest the base model's dual numbers ([`dual_row`]). The
+    /// rows are summed in fixed chunks, so the result is the same for any number of threads.
+    fn pass<const HESSIAN: bool>(
+        &self,
+        params: &[f64],
+        exec: &Exec,
+    ) -> (f64, Vec<f64>, Option<Array2<f64>>) {
+        let rows = self.rows;
+        let k = self.model_parameters();
+        let p = rows.n_covariates();
+        let coefficients = &params[k..];
+        let (alpha0, beta) = (params[0], params[1]);
+        let ln_alpha0 = alpha0.ln();
+        let free_c = self.free_c;
+        let c = if free_c {
+            Dual::<3>::variable(params[2], 2)
+        } else {
+            Dual::constant(1.0)
+        };
+        let b = Dual::<3>::variable(beta, 1);
+        let sums = BetaSums::new(beta);
+        let fast_sum = |alpha: f64| {
+            let s = alpha + beta;
+            !free_c && (FAST_SBG_MIN_SUM..=FAST_SBG_MAX_SUM).contains(&s)
+        };
+        let matrix = RowMajor::new(&rows.covariates);
+        let q = p + 1;
+        // Layout: value; gradient in x (q), beta, c; then the Hessian: x block (q x q, upper
+        // triangle used), x-beta (q), x-c (q), beta-beta, beta-c, c-c.
+        let (g_at, h_at) = (1, 3 + q);
+        let width = if HESSIAN {
+            h_at + q * q + 2 * q + 3
+        } else {
+            h_at
+        };
+        let acc = exec.chunked_sum(rows.len(), width, |range, acc| {
+            let mut zt = vec![1.0; q];
+            for i in range {
+                let w = rows.weights[i];
+                if w == 0.0 {
+                    continue;
+                }
+                let z = matrix.row(i);
+                let dot: f64 = z.iter().zip(coefficients).map(|(v, g)| v * g).sum();
+                let alpha = alpha0 * dot.exp();
+                let t = rows.periods[i];
+                let whole = t as usize;
+                let row = if whole <= FAST_SBG_MAX_PERIODS && fast_sum(alpha) {
+                    sbg_row::<HESSIAN>(ln_alpha0 + dot, alpha, whole, rows.churned[i], beta, &sums)
+                } else {
+                    dual_row::<HESSIAN>(alpha, b, c, t, rows.churned[i], free_c)
+                };
+                acc[0] += w * row.v;
+                let d_ln_alpha = w * row.g[0];
+                acc[g_at] += d_ln_alpha;
+                for (a, v) in acc[g_at + 1..g_at + q].iter_mut().zip(z) {
+                    *a += d_ln_alpha * v;
+                }
+                acc[g_at + q] += w * row.g[1];
+                acc[g_at + q + 1] += w * row.g[2];
+                if HESSIAN {
+                    zt[1..].copy_from_slice(z);
+                    let h = &mut acc[h_at..];
+                    let (ll, lb, lc) = (w * row.h[0], w * row.h[1], w * row.h[2]);
+                    for x in 0..q {
+                        let (l_x, b_x, c_x) = (ll * zt[x], lb * zt[x], lc * zt[x]);
+                        for y in x..q {
+                            h[x * q + y] += l_x * zt[y];
+                        }
+                        h[q * q + x] += b_x;
+                        h[q * q + q + x] += c_x;
+                    }
+                    let tail = q * q + 2 * q;
+                    h[tail] += w * row.h[3];
+                    h[tail + 1] += w * row.h[4];
+                    h[tail + 2] += w * row.h[5];
+                }
+            }
+        });
+        // Natural parameters: alpha0, beta, (c), coefficients. `x` index 0 is ln alpha0.
+        let n_params = k + p;
+        let index_x = |x: usize| if x == 0 { 0 } else { k + x - 1 };
+        let mut gradient = vec![0.0; n_params];
+        gradient[0] = acc[g_at] / alpha0;
+        for x in 1..q {
+            gradient[index_x(x)] = acc[g_at + x];
+        }
+        gradient[1] = acc[g_at + q];
+        if k == 3 {
+            gradient[2] = acc[g_at + q + 1];
+        }
+        let hessian = HESSIAN.then(|| {
+            let h = &acc[h_at..];
+            let mut out = Array2::zeros((n_params, n_params));
+            // d/d alpha0 = (1/alpha0) d/d ln alpha0.
+            let scale = |x: usize| if x == 0 { 1.0 / alpha0 } else { 1.0 };
+            for x in 0..q {
+                for y in x..q {
+                    let mut v = h[x * q + y] * scale(x) * scale(y);
+                    if x == 0 && y == 0 {
+                        v -= acc[g_at] / (alpha0 * alpha0);
+                    }
+                    out[[index_x(x), index_x(y)]] = v;
+                    out[[index_x(y), index_x(x)]] = v;
+                }
+                let b_x = h[q * q + x] * scale(x);
+                out[[1, index_x(x)]] = b_x;
+                out[[index_x(x), 1]] = b_x;
+                if k == 3 {
+                    let c_x = h[q * q + q + x] * scale(x);
+                    out[[2, index_x(x)]] = c_x;
+                    out[[index_x(x), 2]] = c_x;
+                }
+            }
+            let tail = q * q + 2 * q;
+            out[[1, 1]] = h[tail];
+            if k == 3 {
+                out[[1, 2]] = h[tail + 1];
+                out[[2, 1]] = h[tail + 1];
+                out[[2, 2]] = h[tail + 2];
+            }
+            out
+        });
+        (acc[0], gradient, hessian)
+    }
+}
+
 impl Likelihood for ChurnCovariates<'_, '_> {
     fn params(&self) -> &[ParamSpec] {
         &self.specs
@@ -249,52 +677,18 @@ impl Likelihood for ChurnCovariates<'_, '_> {
         self.rows.weights.iter().sum()
     }
 
-    /// Each record at its `alpha_i`: the row's derivatives in `(alpha_i, beta, c)` by duals,
-    /// `d/d alpha0 = alpha_i/alpha0 d/d alpha_i` and `d/dg = alpha_i z d/d alpha_i`.
     fn loglik_and_gradient(&self, params: &[f64], exec: &Exec) -> (f64, Vec<f64>) {
-        let rows = self.rows;
-        let k = self.model_parameters();
-        let coefficients = &params[k..];
-        let (alpha0, beta) = (params[0], params[1]);
-        let c = if self.free_c {
-            Dual::<3>::variable(params[2], 2)
-        } else {
-            Dual::constant(1.0)
-        };
-        let b = Dual::<3>::variable(beta, 1);
-        let matrix = RowMajor::new(&rows.covariates);
-        let width = 1 + params.len();
-        let acc = exec.chunked_sum(rows.len(), width, |range, acc| {
-            for i in range {
-                let w = rows.weights[i];
-                if w == 0.0 {
-                    continue;
-                }
-                let z = matrix.row(i);
-                let alpha = customer_alpha(alpha0, z, coefficients);
-                let a = Dual::<3>::variable(alpha, 0);
-                let t = rows.periods[i];
-                let ll = if rows.churned[i] {
-                    ln_churn(a, b, c, t)
-                } else {
-                    ln_survival(a, b, c, t)
-                };
-                acc[0] += w * ll.v;
-                // d/d ln alpha_i, shared by alpha0 (divided by alpha0 below) and the coefficients.
-                let d_ln_alpha = w * ll.d[0] * alpha;
-                acc[1] += d_ln_alpha;
-                acc[2] += w * ll.d[1];
-                if k == 3 {
-                    acc[3] += w * ll.d[2];
-                }
-                for (a, v) in acc[1 + k..].iter_mut().zip(z) {
-                    *a += d_ln_alpha * v;
-                }
-            }
-        });
-        let mut gradient = acc[1..].to_vec();
-        gradient[0] /= alpha0;
-        (acc[0], gradient)
+        let (ll, gradient, _) = self.pass::<false>(params, exec);
+        (ll, gradient)
+    }
+
+    fn hessian(&self, params: &[f64], exec: &Exec) -> Option<Array2<f64>> {
+        self.pass::<true>(params, exec).2
+    }
+
+    fn loglik_gradient_hessian(&self, params: &[f64], exec: &Exec) -> Option<FusedPass> {
+        let (ll, gradient, hessian) = self.pass::<true>(params, exec);
+        Some((ll, gradient, hessian?))
     }
 }
 
@@ -310,11 +704,11 @@ pub fn fit_churn_covariates(
     let start = match &opts.start {
         Some(start) => start.clone(),
         None => {
-            let data = rows.base_data()?;
+            let data = rows.base_data();
             let base = if free_c {
-                Bdw::new(&data)
+                Bdw::new(data)
             } else {
-                Bdw::shifted_beta_geometric(&data)
+                Bdw::shifted_beta_geometric(data)
             };
             let mut start = fit(&base, opts)?.params;
             start.extend(std::iter::repeat_n(0.0, rows.n_covariates()));
@@ -326,6 +720,9 @@ pub fn fit_churn_covariates(
         &ChurnCovariates::new(rows, free_c),
         &FitOptions {
             start: Some(start),
+            // From the base model's optimum Newton steps with the analytic Hessian converge in
+            // a few passes, and the last one's Hessian gives the covariance.
+            newton: true,
             ..opts.clone()
         },
     )?;
@@ -428,6 +825,137 @@ mod tests {
                     "{free_c} {k}: {} vs {numeric}",
                     gradient[k]
                 );
+            }
+        }
+    }
+
+    /// A hand-made record set mixing the closed-form sBG rows and the dual-number rows: periods
+    /// past [`FAST_SBG_MAX_PERIODS`], period 0, weights, churned and active customers.
+    fn mixed_rows() -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+        let (mut periods, mut churned, mut z) = simulated(300, &[1.0, 3.0, 0.8, 0.5, -0.3], 7);
+        periods.extend([0.0, 70.0, 90.0, 1.0, 65.0]);
+        churned.extend([0.0, 1.0, 0.0, 1.0, 1.0]);
+        z.extend([1.0, 0.3, 0.0, -1.2, 1.0, 2.0, 0.0, 0.1, 1.0, -0.4]);
+        let weights = (0..periods.len()).map(|i| 1.0 + (i % 3) as f64).collect();
+        (periods, churned, z, weights)
+    }
+
+    #[test]
+    fn closed_form_sbg_rows_match_the_dual_route() {
+        let sums = BetaSums::new(2.7);
+        for &(alpha, t, churned) in &[
+            (0.9_f64, 1usize, true),
+            (0.9, 1, false),
+            (0.05, 7, true),
+            (3.5, 12, false),
+            (40.0, 64, true),
+            (1e-3, 30, false),
+            (1.2, 0, false),
+        ] {
+            let fast = sbg_row::<true>(alpha.ln(), alpha, t, churned, 2.7, &sums);
+            let b = Dual::<3>::variable(2.7, 1);
+            let slow = dual_row::<true>(alpha, b, Dual::constant(1.0), t as f64, churned, false);
+            assert!(
+                (fast.v - slow.v).abs() <= 1e-13 * slow.v.abs().max(1.0),
+                "{fast:?} {slow:?}"
+            );
+            for (x, y) in fast.g.iter().zip(&slow.g).chain(fast.h.iter().zip(&slow.h)) {
+                assert!(
+                    (x - y).abs() <= 1e-10 * y.abs().max(1.0),
+                    "{t} {churned}: {fast:?} {slow:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn fused_pass_hessian_matches_differences_of_the_gradient() {
+        let (periods, churned, z, weights) = mixed_rows();
+        let rows =
+            ChurnCovariateRows::new(&periods, &churned, Some(&weights), matrix(&z, 2), &names())
+                .unwrap();
+        for (free_c, point) in [
+            (false, vec![0.9, 2.8, 0.4, -0.2]),
+            (true, vec![0.9, 2.8, 0.85, 0.4, -0.2]),
+        ] {
+            let lik = ChurnCovariates::new(&rows, free_c);
+            let (ll, gradient) = lik.loglik_and_gradient(&point, &Exec::Serial);
+            let (ll_f, g_f, hessian) = lik.loglik_gradient_hessian(&point, &Exec::Serial).unwrap();
+            // The fused pass returns exactly the gradient pass's value and gradient.
+            assert_eq!((ll, &gradient), (ll_f, &g_f));
+            for k in 0..point.len() {
+                let h = 1e-5 * point[k].abs().max(0.1);
+                let (mut up, mut down) = (point.clone(), point.clone());
+                up[k] += h;
+                down[k] -= h;
+                let (g_up, g_down) = (
+                    lik.loglik_and_gradient(&up, &Exec::Serial).1,
+                    lik.loglik_and_gradient(&down, &Exec::Serial).1,
+                );
+                for j in 0..point.len() {
+                    let numeric = (g_up[j] - g_down[j]) / (2.0 * h);
+                    let scale = numeric.abs().max(hessian[[j, k]].abs()).max(1.0);
+                    assert!(
+                        (hessian[[j, k]] - numeric).abs() <= 1e-6 * scale,
+                        "{free_c} ({j}, {k}): {} vs {numeric}",
+                        hessian[[j, k]]
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn merged_and_per_customer_rows_agree_and_threads_do_not_change_bits() {
+        // Categorical covariates: 6 distinct vectors, so the records merge.
+        let (periods, churned, z) = simulated(9_000, &[1.0, 3.0, 1.0, 0.5, -0.3], 11);
+        let z: Vec<f64> = z
+            .chunks(2)
+            .flat_map(|r| [r[0], (r[1].clamp(-1.0, 1.0)).round()])
+            .collect();
+        let weights: Vec<f64> = (0..periods.len()).map(|i| (i % 4) as f64).collect();
+        let merged =
+            ChurnCovariateRows::new(&periods, &churned, Some(&weights), matrix(&z, 2), &names())
+                .unwrap();
+        let single = ChurnCovariateRows::with_max_vectors(
+            &periods,
+            &churned,
+            Some(&weights),
+            matrix(&z, 2),
+            &names(),
+            0,
+        )
+        .unwrap();
+        assert!(merged.len() < 200, "{}", merged.len());
+        assert_eq!(single.len(), weights.iter().filter(|&&w| w > 0.0).count());
+        let pools = [
+            Exec::with_jobs(Some(2)).unwrap(),
+            Exec::with_jobs(Some(3)).unwrap(),
+        ];
+        for (free_c, point) in [
+            (false, vec![0.9, 2.8, 0.4, -0.2]),
+            (true, vec![0.9, 2.8, 0.85, 0.4, -0.2]),
+        ] {
+            let (a, b) = (
+                ChurnCovariates::new(&merged, free_c),
+                ChurnCovariates::new(&single, free_c),
+            );
+            let (ll_a, g_a, h_a) = a.loglik_gradient_hessian(&point, &Exec::Serial).unwrap();
+            let (ll_b, g_b, h_b) = b.loglik_gradient_hessian(&point, &Exec::Serial).unwrap();
+            assert!(rel(ll_a, ll_b) < 1e-12, "{ll_a} vs {ll_b}");
+            for j in 0..point.len() {
+                assert!(
+                    (g_a[j] - g_b[j]).abs() <= 1e-12 * ll_b.abs(),
+                    "{j}: {g_a:?} vs {g_b:?}"
+                );
+                for k in 0..point.len() {
+                    assert!((h_a[[j, k]] - h_b[[j, k]]).abs() <= 1e-12 * ll_b.abs());
+                }
+            }
+            // The same bits for any number of threads (the per-customer rows span 2+ chunks).
+            for pool in &pools {
+                let (ll, g, h) = b.loglik_gradient_hessian(&point, pool).unwrap();
+                assert_eq!((ll.to_bits(), &g, &h), (ll_b.to_bits(), &g_b, &h_b));
             }
         }
     }

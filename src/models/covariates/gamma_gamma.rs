@@ -37,9 +37,9 @@ use super::rows::{standard_layout, RowMajor};
 use crate::data::{SpendColumns, SpendNames};
 use crate::error::{ClvError, Result};
 use crate::fit::{fit, Domain, FitOptions, FitResult, FusedPass, Likelihood, ParamSpec};
-use crate::models::gamma_gamma::{fit_in_units, GammaGammaParams, PARAMS};
+use crate::models::gamma_gamma::{fit_in_units, FrequencyTerms, GammaGammaParams, Pass, PARAMS};
 use crate::parallel::Exec;
-use crate::special::{digamma_diff, trigamma};
+use crate::special::{binomial_deviance, stirling_error, trigamma, HALF_LN_2PI};
 
 /// The repeat buyers' spend summaries with their covariates (one row per customer, rows of
 /// customers without a repeat transaction or with weight 0 left out).
@@ -188,7 +188,16 @@ pub fn customer_params(
 pub struct GammaGammaCovariates<'r, 'a> {
     rows: &'r SpendCovariateRows<'a>,
     specs: Vec<ParamSpec>,
+    /// `ln m` of each row (the same in every evaluation).
+    ln_monetary: Vec<f64>,
+    /// The largest frequency when every frequency is a whole number up to
+    /// [`MAX_TABULATED_FREQUENCY`]: each pass then tabulates the terms that depend on the
+    /// frequency alone ([`FrequencyTerms`]) instead of computing them per row.
+    max_frequency: Option<usize>,
 }
+
+/// Largest frequency whose row terms a pass tabulates.
+const MAX_TABULATED_FREQUENCY: usize = 4096;
 
 impl<'r, 'a> GammaGammaCovariates<'r, 'a> {
     pub fn new(rows: &'r SpendCovariateRows<'a>) -> Self {
@@ -197,12 +206,25 @@ impl<'r, 'a> GammaGammaCovariates<'r, 'a> {
             name: "coefficient",
             domain: Domain::Real,
         }));
-        GammaGammaCovariates { rows, specs }
+        let whole = |x: f64| x.fract() == 0.0 && x >= 0.0 && x <= MAX_TABULATED_FREQUENCY as f64;
+        let max_frequency = rows
+            .frequency
+            .iter()
+            .all(|&x| whole(x))
+            .then(|| rows.frequency.iter().fold(0.0f64, |a, &x| a.max(x)) as usize);
+        GammaGammaCovariates {
+            rows,
+            specs,
+            ln_monetary: rows.monetary.iter().map(|m| m.ln()).collect(),
+            max_frequency,
+        }
     }
 
     /// Sums over the rows. Layout with `k = 1 + covariates` (the derivative `u = (1, z)` of
     /// `v = ln gamma_i` in `(ln gamma0, coefficients)`): `[value, d/dp, d/dq, G u (k)]`, then
-    /// with `second`, `[pp, pq, qq, Hpv u (k), Hqv u (k), Hvv u u' (k x k)]`.
+    /// with `second`, `[pp, pq, qq, Hpv u (k), Hqv u (k), Hvv u u' (k x k)]`. The first-order
+    /// sums are the same expressions in the same order with or without `second`, so a fused
+    /// pass gives exactly the gradient pass's value and gradient.
     fn sums(&self, params: &[f64], exec: &Exec, second: bool) -> Vec<f64> {
         let rows = self.rows;
         let (p, q, gamma0) = (params[0], params[1], params[2]);
@@ -215,30 +237,60 @@ impl<'r, 'a> GammaGammaCovariates<'r, 'a> {
             first_width
         };
         let tg_q = if second { trigamma(q) } else { 0.0 };
+        let stirling_q = stirling_error(q);
+        let pass = Pass {
+            first: true,
+            second,
+        };
+        // The terms of each whole frequency, once per pass (the special functions are most of
+        // a row's cost, and they depend on the frequency alone).
+        let table: Vec<FrequencyTerms> = self.max_frequency.map_or_else(Vec::new, |max| {
+            (0..=max)
+                // (Rows with frequency 0 are left out of the rows; slot 0 is never read.)
+                .map(|x| FrequencyTerms::new(x.max(1) as f64, p, q, pass))
+                .collect()
+        });
         let matrix = rows.matrix();
         exec.chunked_sum(rows.len(), width, |range, acc| {
             let mut u = vec![0.0; k];
             u[0] = 1.0;
+            let mut own: FrequencyTerms;
             for i in range {
                 let (x, m, w) = (rows.frequency[i], rows.monetary[i], rows.weights[i]);
+                let t = if table.is_empty() {
+                    own = FrequencyTerms::new(x, p, q, pass);
+                    &own
+                } else {
+                    &table[x as usize]
+                };
                 let z = matrix.row(i);
                 u[1..].copy_from_slice(z);
                 let g = customer_gamma(gamma0, z, coefficients);
-                let px = p * x;
+                let px = t.px;
                 let xm = x * m;
                 let gxm = g + xm;
                 let gv = q - (px + q) * (g / gxm);
-                if !second {
-                    acc[0] += w * GammaGammaParams::new(p, q, g).log_likelihood(x, m);
-                    acc[1] += w * x * (digamma_diff(px, q) - (g / xm).ln_1p());
-                    acc[2] += w * (digamma_diff(q, px) - (xm / g).ln_1p());
-                    for (a, uj) in acc[3..first_width].iter_mut().zip(&u) {
-                        *a += w * gv * uj;
-                    }
-                } else {
-                    let tg_pxq = trigamma(px + q);
+                // GammaGammaParams::log_likelihood(x, m) at gamma_i, its `ln_beta_kernel`
+                // written out over the tabulated terms (the same operations in the same order,
+                // as the base model's own pass does).
+                let (share_xm, share_g) = (xm / gxm, g / gxm);
+                let kernel = -binomial_deviance(px, t.n * share_xm)
+                    - binomial_deviance(q, t.n * share_g)
+                    + t.half_ln_abn
+                    - HALF_LN_2PI
+                    - t.stirling_px
+                    - stirling_q
+                    + t.stirling_n;
+                acc[0] += w * (kernel - self.ln_monetary[i]);
+                acc[1] += w * x * (t.digamma_px_q - (g / xm).ln_1p());
+                acc[2] += w * (t.digamma_q_px - (xm / g).ln_1p());
+                for (a, uj) in acc[3..first_width].iter_mut().zip(&u) {
+                    *a += w * gv * uj;
+                }
+                if second {
+                    let tg_pxq = t.trigamma_n;
                     let s = &mut acc[first_width..];
-                    s[0] += w * x * x * (tg_pxq - trigamma(px));
+                    s[0] += w * x * x * (tg_pxq - t.trigamma_px);
                     s[1] += w * x * tg_pxq;
                     s[2] += w * (tg_pxq - tg_q);
                     let share = g / gxm;
@@ -341,25 +393,23 @@ impl Likelihood for GammaGammaCovariates<'_, '_> {
     }
 
     fn loglik_gradient_hessian(&self, params: &[f64], exec: &Exec) -> Option<FusedPass> {
-        // Two passes: the first-order one gives L-BFGS the same bits as `loglik_and_gradient`.
-        let first = self.sums(params, exec, false);
+        // One pass; its first-order sums are the bits of `loglik_and_gradient`'s.
+        let acc = self.sums(params, exec, true);
+        let width = 3 + (params.len() - 2);
+        let (first, second) = acc.split_at(width);
         let value = first[0];
         let mut gradient = first[1..].to_vec();
         gradient[2] /= params[2];
-        let second = self.sums(params, exec, true);
-        let width = 3 + (params.len() - 2);
-        Some((
-            value,
-            gradient,
-            self.hessian_from(params, &first, &second[width..]),
-        ))
+        Some((value, gradient, self.hessian_from(params, first, second)))
     }
 }
 
 /// Fit the Gamma-Gamma model with covariates on `gamma`: the base model first (its estimate,
-/// with every coefficient 0, is the start; the caller's `opts.start` wins), then all rows by
-/// Newton steps from there. Mean values are fitted in a power-of-two unit near their typical
-/// size (exact), as the base fit is, and mapped back. The result names the coefficients
+/// with every coefficient 0, is the start; the caller's `opts.start` wins; above
+/// [`crate::fit::WARM_START_ROWS`] rows the base model is fitted to a systematic subsample of
+/// about [`crate::fit::WARM_START_SAMPLE`] of them), then all rows by Newton steps from
+/// there. Mean values are fitted in a power-of-two unit near their typical size (exact), as the
+/// base fit is, and mapped back. The result names the coefficients
 /// `coefficient_names`.
 pub fn fit_spend_covariates(
     rows: &SpendCovariateRows<'_>,
@@ -389,12 +439,34 @@ pub fn fit_spend_covariates(
     let start = match &opts.start {
         Some(start) => start.clone(),
         None => {
-            let columns = SpendColumns {
-                frequency: &rows.frequency,
-                monetary: &rows.monetary,
-                weights: Some(&rows.weights),
+            // The base model fitted to every `stride`-th customer when there are many: only a
+            // start for Newton steps on all rows (a fit of the base model to a million rows of
+            // continuous mean spend, which do not compress, cost as much as the Newton steps).
+            let stride = if rows.len() > crate::fit::WARM_START_ROWS {
+                rows.len() / crate::fit::WARM_START_SAMPLE
+            } else {
+                1
             };
-            let base = fit_in_units(&columns.compress(), opts)?;
+            let every = |v: &[f64]| -> Vec<f64> { v.iter().step_by(stride).copied().collect() };
+            let (frequency, monetary, weights) = (
+                every(&rows.frequency),
+                every(&rows.monetary),
+                every(&rows.weights),
+            );
+            let on = |frequency: &[f64], monetary: &[f64], weights: &[f64]| {
+                let columns = SpendColumns {
+                    frequency,
+                    monetary,
+                    weights: Some(weights),
+                };
+                fit_in_units(&columns.compress(), opts)
+            };
+            let base = match on(&frequency, &monetary, &weights) {
+                Err(ClvError::Interrupted) => return Err(ClvError::Interrupted),
+                Ok(base) if base.converged || stride == 1 => base,
+                // A subsample that does not settle leaves the start to all rows.
+                _ => on(&rows.frequency, &rows.monetary, &rows.weights)?,
+            };
             let mut start = base.params;
             start.extend(std::iter::repeat_n(0.0, rows.n_covariates()));
             start
@@ -472,6 +544,28 @@ mod tests {
         };
         let names = ["flag".to_string(), "size".to_string()];
         SpendCovariateRows::new(&columns, &SpendNames::default(), matrix(z, 2), &names).unwrap()
+    }
+
+    #[test]
+    fn tabulated_frequency_terms_give_the_bits_of_rows() {
+        let (x, m, z) = simulated(300, &[6.0, 4.0, 15.0, 0.4, -0.3], 8);
+        let rows = rows(&x, &m, &z);
+        let tabulated = GammaGammaCovariates::new(&rows);
+        assert!(tabulated.max_frequency.is_some());
+        let per_row = GammaGammaCovariates {
+            max_frequency: None,
+            ..GammaGammaCovariates::new(&rows)
+        };
+        let point = [5.0, 3.5, 14.0, 0.3, -0.2];
+        let (a, b) = (
+            tabulated
+                .loglik_gradient_hessian(&point, &Exec::Serial)
+                .unwrap(),
+            per_row
+                .loglik_gradient_hessian(&point, &Exec::Serial)
+                .unwrap(),
+        );
+        assert_eq!((a.0.to_bits(), &a.1, &a.2), (b.0.to_bits(), &b.1, &b.2));
     }
 
     #[test]

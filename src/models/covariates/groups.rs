@@ -45,13 +45,13 @@ fn same_values(a: [&[f64]; 2], b: [&[f64]; 2]) -> bool {
 /// numbers and flags differ only in their high bits. The keys are the caller's own data, so no
 /// protection against adversarial collisions is needed.
 #[derive(Default)]
-struct KeyHasher(u64);
+pub(super) struct KeyHasher(u64);
 
-type KeyHash = std::hash::BuildHasherDefault<KeyHasher>;
+pub(super) type KeyHash = std::hash::BuildHasherDefault<KeyHasher>;
 
 impl KeyHasher {
     #[inline]
-    fn add(&mut self, word: u64) {
+    pub(super) fn add(&mut self, word: u64) {
         self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
     }
 }
