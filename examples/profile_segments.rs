@@ -71,6 +71,7 @@ fn run<M: RfmModel>(dir: &str) {
         start: Some(whole.params.clone()),
         initial_inverse_hessian: whole.inverse_hessian.clone(),
         newton: true,
+        newton_given_curvature: true,
         ..FitOptions::default()
     };
     let (mut gather, mut fitting) = (0.0, Vec::new());
@@ -80,7 +81,17 @@ fn run<M: RfmModel>(dir: &str) {
         gather += t.elapsed().as_secs_f64();
         let t = Instant::now();
         let res = M::fit(&data, &warm).unwrap();
-        fitting.push((t.elapsed().as_secs_f64(), s, res.n_evaluations, res.params));
+        let mut summary = res.params.clone();
+        summary.push(res.log_likelihood);
+        fitting.push((t.elapsed().as_secs_f64(), s, res.n_evaluations, summary));
+    }
+    // Each segment's log-likelihood and evaluations, for comparing two builds.
+    if let Some(path) = std::env::args().nth(3) {
+        let text: String = fitting
+            .iter()
+            .map(|f| format!("{} {} {:?}\n", f.1, f.2, f.3))
+            .collect();
+        std::fs::write(path, text).unwrap();
     }
     let total: f64 = fitting.iter().map(|f| f.0).sum();
     println!("serial: gather + compress {gather:.3} s, fits {total:.3} s");
@@ -133,10 +144,54 @@ fn run<M: RfmModel>(dir: &str) {
     );
 }
 
+/// Time of a gradient pass against a fused (value, gradient, Hessian) pass of the Pareto/NBD
+/// rows of the first segments, at the 1M fit's estimate and at each segment's own estimate.
+fn pass_costs(dir: &str) {
+    use clvrs::fit::Likelihood;
+    use clvrs::models::pnbd::ParetoNbd;
+    let f = |name: &str| -> Vec<f64> {
+        read(&format!("{dir}/{name}.bin"))
+            .into_iter()
+            .map(f64::from_le_bytes)
+            .collect()
+    };
+    let (x, t_x, age) = (f("x"), f("t_x"), f("T"));
+    let codes: Vec<i64> = read(&format!("{dir}/code.bin"))
+        .into_iter()
+        .map(i64::from_le_bytes)
+        .collect();
+    let n_segments = (*codes.iter().max().unwrap() + 1) as usize;
+    let columns = RfmColumns::new(&x, &t_x, &age);
+    let (order, starts) = split_rows(&codes, n_segments).unwrap();
+    let exec = Exec::Serial;
+    let (mut grad_t, mut fused_t) = (0.0, 0.0);
+    for s in 0..200 {
+        let data = rows_data(&columns, &order[starts[s]..starts[s + 1]]);
+        let fit = ParetoNbdParams::fit(&data, &FitOptions::default()).unwrap();
+        let lik = ParetoNbd::new(&data);
+        let t = Instant::now();
+        for _ in 0..5 {
+            std::hint::black_box(lik.loglik_and_gradient(&fit.params, &exec));
+        }
+        grad_t += t.elapsed().as_secs_f64() / 5.0;
+        let t = Instant::now();
+        for _ in 0..5 {
+            std::hint::black_box(lik.loglik_gradient_hessian(&fit.params, &exec));
+        }
+        fused_t += t.elapsed().as_secs_f64() / 5.0;
+    }
+    println!(
+        "200 segments at their estimates: gradient pass {:.3} ms, fused pass {:.3} ms (mean)",
+        grad_t / 200.0 * 1e3,
+        fused_t / 200.0 * 1e3
+    );
+}
+
 fn main() {
     let dir = std::env::args().nth(1).unwrap_or("/tmp/segments".into());
     match std::env::args().nth(2).as_deref() {
         Some("bgnbd") => run::<BgNbdParams>(&dir),
+        Some("passes") => pass_costs(&dir),
         _ => run::<ParetoNbdParams>(&dir),
     }
 }

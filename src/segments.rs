@@ -94,6 +94,9 @@ pub fn fit_segments<M: RfmModel>(
             // Close to each segment's optimum, where Newton steps on models with a fused
             // value/gradient/Hessian pass take half the passes of L-BFGS.
             newton: true,
+            // The first step on the pooled curvature: a gradient pass at the pooled estimate
+            // instead of a fused one (the segments are parts of the pool).
+            newton_given_curvature: true,
             ..cold.clone()
         }),
         Err(ClvError::Interrupted) => return Err(ClvError::Interrupted),

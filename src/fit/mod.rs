@@ -213,6 +213,14 @@ pub struct FitOptions<'a> {
     /// the last one's Hessian gives the covariance. L-BFGS takes over from where Newton stops
     /// (a Hessian that is not finite, or no step that decreases the objective).
     pub newton: bool,
+    /// With [`FitOptions::newton`] and an [`FitOptions::initial_inverse_hessian`]: the first
+    /// Newton step takes that curvature (scaled to the data's customers) as its model, so the
+    /// start costs a gradient pass instead of a fused pass. For warm starts from a pooled fit
+    /// whose data resemble this fit's (segments of it): when the step does not decrease the
+    /// objective as that model predicts, the start's own Hessian is evaluated and Newton goes
+    /// on as without it. The estimate and its covariance are the same optimum's: the end of
+    /// the fit is always a fused pass at the estimate.
+    pub newton_given_curvature: bool,
     /// Stop at the first start that converges even for models that try every start (set for
     /// the subsample of [`fit_with_warm_start`], whose optimum only seeds the full fit).
     pub first_start_only: bool,
@@ -753,6 +761,78 @@ mod tests {
             for i in 0..2 {
                 for j in 0..2 {
                     assert!((cov[[i, j]] - want[[i, j]]).abs() <= 1e-6 * want[[i, i]].abs());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn newton_from_a_given_curvature_reaches_the_same_optimum() {
+        let values: Vec<f64> = (0..1000)
+            .map(|i| ((i * 7919) % 1000) as f64 / 100.0 - 3.0)
+            .collect();
+        let plain = fit(
+            &Normal {
+                values: values.clone(),
+            },
+            &FitOptions::default(),
+        )
+        .unwrap();
+        let model = NormalFused(Normal { values }, AtomicU64::new(0));
+        let pooled = plain.inverse_hessian.clone().unwrap();
+        let start = vec![plain.params[0] * 1.02, plain.params[1] * 0.9];
+        let warm = |inverse: Array2<f64>, start: Vec<f64>| FitOptions {
+            newton: true,
+            newton_given_curvature: true,
+            initial_inverse_hessian: Some(inverse),
+            start: Some(start),
+            ..FitOptions::default()
+        };
+        // A curvature that predicts well (the optimum's own), a misleading one (a hundred
+        // times too flat: the first step overshoots, and the start's own Hessian takes over),
+        // and a start at the optimum (converged at once: the fused pass there still gives the
+        // covariance).
+        let cases = [
+            warm(pooled.clone(), start.clone()),
+            warm(&pooled * 100.0, start.clone()),
+            warm(pooled.clone(), plain.params.clone()),
+        ];
+        for (case, opts) in cases.iter().enumerate() {
+            model.1.store(0, Ordering::Relaxed);
+            let res = fit(&model, opts).unwrap();
+            assert!(
+                res.converged && res.termination.contains("Newton"),
+                "{case}: {}",
+                res.termination
+            );
+            let fused = model.1.load(Ordering::Relaxed);
+            // The start took a gradient pass; every later point a fused pass.
+            assert_eq!(fused + 1, res.n_evaluations, "{case}: {res:?}");
+            if case == 0 {
+                assert!(res.n_evaluations <= 6, "{res:?}");
+            }
+            for (a, b) in res.params.iter().zip(&plain.params) {
+                assert!(
+                    (a - b).abs() < 1e-7,
+                    "{case}: {:?} vs {:?}",
+                    res.params,
+                    plain.params
+                );
+            }
+            assert!(
+                (res.log_likelihood - plain.log_likelihood).abs()
+                    < 1e-9 * plain.log_likelihood.abs()
+            );
+            let (cov, want) = (
+                res.covariance.as_ref().unwrap(),
+                plain.covariance.as_ref().unwrap(),
+            );
+            for i in 0..2 {
+                for j in 0..2 {
+                    assert!(
+                        (cov[[i, j]] - want[[i, j]]).abs() <= 1e-6 * want[[i, i]].abs(),
+                        "{case}: {cov:?} vs {want:?}"
+                    );
                 }
             }
         }

@@ -7,6 +7,7 @@ use super::linalg::{inf_norm, norm, symmetric_eigen};
 use super::objective::{EvalError, Objective};
 use super::{Likelihood, StartOutcome};
 use crate::error::{ClvError, Result};
+use ndarray::Array2;
 
 /// Trust radius of the first Newton step (Euclidean, unconstrained coordinates): a factor e on
 /// the positive parameters. A warm start's steps are shorter; the radius grows while the
@@ -89,7 +90,10 @@ fn trust_region_step(grad: &[f64], curvature: &[f64], radius: f64) -> Vec<f64> {
 /// need quadrature). Where the Hessian is not positive definite (a start on a flat ridge) the
 /// step is the trust region's along the negative curvature too. `None` when the model has no
 /// fused pass. Stops unconverged (with the last Hessian, for L-BFGS to go on from there) at a
-/// Hessian that is not finite or when no step decreases the objective.
+/// Hessian that is not finite or when no step decreases the objective. With
+/// [`FitOptions::newton_given_curvature`](super::FitOptions::newton_given_curvature) the start
+/// is a gradient pass and the first step is taken on the given curvature, once; a model
+/// without a fused pass then costs that one gradient pass more.
 pub(super) fn newton<L: Likelihood>(
     objective: &Objective<'_, '_, L>,
     u0: &[f64],
@@ -100,13 +104,33 @@ pub(super) fn newton<L: Likelihood>(
         EvalError::Interrupted => Some(ClvError::Interrupted),
         EvalError::NotFinite => None,
     };
-    let (mut cost, mut grad, mut hessian) = match objective.evaluate_with_hessian(u0) {
-        Ok(Some(v)) => v,
-        Ok(None) => return Ok(None),
-        Err(e) => match interrupted(e) {
-            Some(e) => return Err(e),
-            // Not finite at the start: L-BFGS reports it.
-            None => return Ok(None),
+    let given = if objective.opts.newton_given_curvature {
+        objective
+            .opts
+            .initial_inverse_hessian
+            .as_ref()
+            .and_then(|inverse| hessian_of_inverse(inverse, objective.weight))
+    } else {
+        None
+    };
+    // With a given curvature (the pooled fit's), the first step needs only the gradient here.
+    let mut model_only = given.is_some();
+    let (mut cost, mut grad, mut hessian) = match given {
+        Some(h) => match objective.evaluate(u0) {
+            Ok((c, g)) => (c, g, Some(h)),
+            Err(e) => match interrupted(e) {
+                Some(e) => return Err(e),
+                None => return Ok(None),
+            },
+        },
+        None => match objective.evaluate_with_hessian(u0) {
+            Ok(Some(v)) => v,
+            Ok(None) => return Ok(None),
+            Err(e) => match interrupted(e) {
+                Some(e) => return Err(e),
+                // Not finite at the start: L-BFGS reports it.
+                None => return Ok(None),
+            },
         },
     };
     let mut u = u0.to_vec();
@@ -125,6 +149,19 @@ pub(super) fn newton<L: Likelihood>(
     };
     loop {
         let gnorm = inf_norm(&grad);
+        if model_only && gnorm <= tol {
+            // The exact curvature at the point (for the covariance and the saddle test).
+            match objective.evaluate_with_hessian(&u) {
+                Ok(Some(v)) => (cost, grad, hessian) = v,
+                Ok(None) => return Ok(None),
+                Err(e) => match interrupted(e) {
+                    Some(e) => return Err(e),
+                    None => return Ok(None),
+                },
+            }
+            model_only = false;
+            continue;
+        }
         // A small gradient where the Hessian has clearly negative curvature is a saddle point,
         // not an optimum: step away from it along that curvature. (Curvature within rounding
         // of zero, as along a direction the data barely identify, is an optimum's.)
@@ -209,7 +246,27 @@ pub(super) fn newton<L: Likelihood>(
                     break;
                 }
             }
+            // A given curvature gets one trial: if it does not predict the objective, the
+            // point's own Hessian does better than a shorter step on the wrong model.
+            if model_only {
+                break;
+            }
         }
+        if accepted.is_none() && model_only {
+            // The given curvature did not predict the objective: the exact one from here on.
+            match objective.evaluate_with_hessian(&u) {
+                Ok(Some(v)) => (cost, grad, hessian) = v,
+                Ok(None) => return Ok(None),
+                Err(e) => match interrupted(e) {
+                    Some(e) => return Err(e),
+                    None => return Ok(None),
+                },
+            }
+            model_only = false;
+            radius = NEWTON_START_RADIUS;
+            continue;
+        }
+        model_only = false;
         iterations += 1;
         let Some((next_u, next_cost, next_grad, next_hessian)) = accepted else {
             return stop(u, cost, gnorm, iterations, hessian, "no decrease".into());
@@ -219,6 +276,21 @@ pub(super) fn newton<L: Likelihood>(
         grad = next_grad;
         hessian = next_hessian;
     }
+}
+
+/// The Hessian of the total objective (`weight` customers) from an inverse Hessian of the mean
+/// objective, when that is positive definite and finite.
+fn hessian_of_inverse(inverse: &Array2<f64>, weight: f64) -> Option<Array2<f64>> {
+    let (values, vectors) = symmetric_eigen(inverse.view());
+    if !values.iter().all(|v| v.is_finite() && *v > 0.0) {
+        return None;
+    }
+    let k = values.len();
+    Some(Array2::from_shape_fn((k, k), |(i, j)| {
+        (0..k)
+            .map(|m| vectors[[i, m]] * vectors[[j, m]] * weight / values[m])
+            .sum()
+    }))
 }
 
 #[cfg(test)]
