@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use ndarray::Array2;
 use nuts_rs::rand::rngs::ChaCha8Rng;
 use nuts_rs::rand::SeedableRng;
-use nuts_rs::{Chain, CpuMath, DiagNutsSettings, Settings};
+use nuts_rs::{Chain, CpuMath, DiagNutsSettings, KineticEnergyKind, Settings};
 
 use crate::error::{ClvError, Result};
 use crate::fit::{FitOptions, FusedPass, Likelihood, ParamSpec};
@@ -272,6 +272,7 @@ pub(crate) fn sample_in<L: Likelihood>(
         .cloned()
         .ok_or_else(|| ClvError::Internal("the model offered no starting point".into()))?;
     let priors = complete_priors(specs, priors, &first_start)?;
+    let exact_normal = frame.is_some();
 
     // The posterior mode as the chains' centre; the model's start when there is none (an
     // improper flat prior on a parameter the data do not pin down).
@@ -335,9 +336,21 @@ pub(crate) fn sample_in<L: Likelihood>(
             ),
         });
     }
-    let whitening = covariance
-        .and_then(|cov_u| Whitening::laplace(u0.clone(), cov_u.view()))
-        .unwrap_or_else(|| Whitening::unit(u0.clone()));
+    // A hierarchy's frame (hundreds of coordinates) leaves a posterior close to a standard
+    // normal in whitened coordinates: there nuts-rs's exact-normal trajectories (the standard
+    // normal part of the Hamiltonian integrated exactly, a rotation in each (position,
+    // velocity) plane; the leapfrog kicks carry only the rest) take about half the steps of
+    // plain leapfrog, whose step must shrink with the dimension. A single model's Laplace
+    // frame keeps plain leapfrog: with 4 parameters the gain is smaller, and where the
+    // posterior is skewed (CDNOW's BG/NBD under PyMC-Marketing's priors) the kicks of the
+    // exact-normal trajectories diverge in the tails (docs/design.md).
+    let trajectory_kind = if exact_normal {
+        KineticEnergyKind::ExactNormal
+    } else {
+        KineticEnergyKind::Euclidean
+    };
+    let laplace = covariance.and_then(|cov_u| Whitening::laplace(u0.clone(), cov_u.view()));
+    let whitening = laplace.unwrap_or_else(|| Whitening::unit(u0.clone()));
 
     let mut settings = DiagNutsSettings {
         num_tune: opts.tune,
@@ -345,9 +358,20 @@ pub(crate) fn sample_in<L: Likelihood>(
         maxdepth: opts.max_depth,
         num_chains: opts.chains,
         seed: opts.seed,
+        trajectory_kind,
         ..DiagNutsSettings::default()
     };
     settings.adapt_options.step_size_settings.target_accept = opts.target_accept;
+    if trajectory_kind == KineticEnergyKind::ExactNormal {
+        // A step of pi under the exact-normal rotation maps a standard normal's x to -x; half
+        // of that is the longest useful step (nuts-rs's own setting for these trajectories).
+        settings
+            .adapt_options
+            .step_size_settings
+            .adapt_options
+            .dual_average
+            .max_step_size = std::f64::consts::FRAC_PI_2;
+    }
 
     let run_chain = |&c: &usize| -> Result<ChainDraws> {
         // The start: the centre jittered by a uniform draw in (-1, 1) on every whitened
