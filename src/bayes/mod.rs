@@ -247,6 +247,41 @@ pub(crate) struct Frame {
     pub(crate) covariance: Array2<f64>,
 }
 
+/// How far along each whitened axis [`follows_laplace`] looks, in Laplace standard deviations.
+const PROBE: f64 = 2.0;
+
+/// How much the log density's fall there may differ from a standard normal's (`PROBE^2 / 2`),
+/// relatively.
+const PROBE_TOLERANCE: f64 = 0.1;
+
+/// Whether the posterior in the whitened coordinates of `whitening` falls off as a standard
+/// normal does along every axis: at `PROBE` standard deviations either side of the centre the
+/// log density is within `PROBE_TOLERANCE` of `PROBE^2 / 2` below its value at the centre
+/// (`2 k` passes). True of a large sample's posterior, where the Laplace approximation is
+/// accurate; false of a skewed one, or where the frame's scale was shrunk (a Laplace standard
+/// deviation above 1).
+fn follows_laplace<L: Likelihood>(posterior: &LogPosterior<'_, L>, whitening: &Whitening) -> bool {
+    let k = whitening.centre.len();
+    let (mut u, mut g) = (vec![0.0; k], vec![0.0; k]);
+    let Some(at_centre) = posterior.log_density(&whitening.centre, &mut g) else {
+        return false;
+    };
+    let mut z = vec![0.0; k];
+    for i in 0..k {
+        for side in [-PROBE, PROBE] {
+            z[i] = side;
+            whitening.to_unconstrained(&z, &mut u);
+            let fall = posterior.log_density(&u, &mut g).map(|v| at_centre - v);
+            let expected = 0.5 * PROBE * PROBE;
+            if !fall.is_some_and(|f| (f / expected - 1.0).abs() <= PROBE_TOLERANCE) {
+                return false;
+            }
+        }
+        z[i] = 0.0;
+    }
+    true
+}
+
 /// [`sample`] whitened by `frame` when given (no mode search), else by the Laplace
 /// approximation at the posterior mode.
 pub(crate) fn sample_in<L: Likelihood>(
@@ -272,7 +307,7 @@ pub(crate) fn sample_in<L: Likelihood>(
         .cloned()
         .ok_or_else(|| ClvError::Internal("the model offered no starting point".into()))?;
     let priors = complete_priors(specs, priors, &first_start)?;
-    let exact_normal = frame.is_some();
+    let from_frame = frame.is_some();
 
     // The posterior mode as the chains' centre; the model's start when there is none (an
     // improper flat prior on a parameter the data do not pin down).
@@ -336,20 +371,21 @@ pub(crate) fn sample_in<L: Likelihood>(
             ),
         });
     }
-    // A hierarchy's frame (hundreds of coordinates) leaves a posterior close to a standard
-    // normal in whitened coordinates: there nuts-rs's exact-normal trajectories (the standard
-    // normal part of the Hamiltonian integrated exactly, a rotation in each (position,
-    // velocity) plane; the leapfrog kicks carry only the rest) take about half the steps of
-    // plain leapfrog, whose step must shrink with the dimension. A single model's Laplace
-    // frame keeps plain leapfrog: with 4 parameters the gain is smaller, and where the
-    // posterior is skewed (CDNOW's BG/NBD under PyMC-Marketing's priors) the kicks of the
-    // exact-normal trajectories diverge in the tails (docs/design.md).
-    let trajectory_kind = if exact_normal {
-        KineticEnergyKind::ExactNormal
-    } else {
-        KineticEnergyKind::Euclidean
-    };
     let laplace = covariance.and_then(|cov_u| Whitening::laplace(u0.clone(), cov_u.view()));
+    // Where the whitened posterior is close to a standard normal, nuts-rs's exact-normal
+    // trajectories (the standard normal part of the Hamiltonian integrated exactly, a rotation
+    // in each (position, velocity) plane; the leapfrog kicks carry only the rest) take fewer
+    // steps than plain leapfrog, whose step must shrink with the dimension: about half on a
+    // hierarchy's hundreds of coordinates. Where it is not (a skewed posterior: CDNOW's
+    // BG/NBD under PyMC-Marketing's priors) the kicks diverge in the tails, so a single
+    // model's Laplace frame must first pass `follows_laplace`; a hierarchy's frame is used as
+    // it is (docs/design.md).
+    let trajectory_kind = match &laplace {
+        Some(w) if from_frame || (is_mode && follows_laplace(&posterior, w)) => {
+            KineticEnergyKind::ExactNormal
+        }
+        _ => KineticEnergyKind::Euclidean,
+    };
     let whitening = laplace.unwrap_or_else(|| Whitening::unit(u0.clone()));
 
     let mut settings = DiagNutsSettings {
