@@ -146,6 +146,8 @@ def fit(args: argparse.Namespace) -> None:
                 "threads": args.threads,
                 "wall_s": round(wall, 2),
                 "leapfrog_steps_kept_draws": steps,
+                "divergences": int(model.fit_info_["divergences"]),
+                "r_hat_max": round(float(model.fit_info_["r_hat_max"]), 4),
                 "means": {k: round(float(v), 4) for k, v in model.params_.items()},
             }
         ),

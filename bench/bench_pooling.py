@@ -38,7 +38,7 @@ def main() -> None:
     data = pd.concat(frames, ignore_index=True)
     runs = ["partial"] + (["none"] if args.separate else [])
     for pooling in runs:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", clvrs.ConvergenceWarning)
             fits = clvrs.fit_segments(
@@ -46,16 +46,25 @@ def main() -> None:
                 chains=4, draws=args.draws, tune=args.tune, seed=1, min_customers=0,
             )  # fmt: skip
         wall = time.perf_counter() - start
+        cpu = time.process_time() - cpu
         model = next(iter(fits.models_.values()))
         stats = model._draws["sample_stats"]
         info = model.fit_info_
         print(
             f"{pooling}: {args.segments} x {args.size} customers, 4 x ({args.tune} + "
-            f"{args.draws}): {wall:.1f} s; mean leapfrog steps per draw "
-            f"{stats['n_steps'].mean():.1f}, divergences {info['divergences']}, "
+            f"{args.draws}): {wall:.1f} s ({cpu:.1f} s processor time); mean leapfrog steps "
+            f"per draw {stats['n_steps'].mean():.1f}, divergences {info['divergences']}, "
             f"max R-hat {info['r_hat_max']:.3f}, max tree depth {stats['tree_depth'].max()}, "
             f"started at the posterior mode: {info.get('initial_point_is_mode')}"
         )
+        if fits._population is not None:
+            print(
+                "population posterior mean (sd): "
+                + ", ".join(
+                    f"{name} {np.mean(v):.4f} ({np.std(v):.4f})"
+                    for name, v in fits._population.items()
+                )
+            )
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use ndarray::Array2;
 use nuts_rs::rand::rngs::ChaCha8Rng;
 use nuts_rs::rand::SeedableRng;
-use nuts_rs::{Chain, CpuMath, DiagNutsSettings, Settings};
+use nuts_rs::{Chain, CpuMath, DiagNutsSettings, KineticEnergyKind, Settings};
 
 use crate::error::{ClvError, Result};
 use crate::fit::{FitOptions, FusedPass, Likelihood, ParamSpec};
@@ -247,6 +247,41 @@ pub(crate) struct Frame {
     pub(crate) covariance: Array2<f64>,
 }
 
+/// How far along each whitened axis [`follows_laplace`] looks, in Laplace standard deviations.
+const PROBE: f64 = 2.0;
+
+/// How much the log density's fall there may differ from a standard normal's (`PROBE^2 / 2`),
+/// relatively.
+const PROBE_TOLERANCE: f64 = 0.1;
+
+/// Whether the posterior in the whitened coordinates of `whitening` falls off as a standard
+/// normal does along every axis: at `PROBE` standard deviations either side of the centre the
+/// log density is within `PROBE_TOLERANCE` of `PROBE^2 / 2` below its value at the centre
+/// (`2 k` passes). True of a large sample's posterior, where the Laplace approximation is
+/// accurate; false of a skewed one, or where the frame's scale was shrunk (a Laplace standard
+/// deviation above 1).
+fn follows_laplace<L: Likelihood>(posterior: &LogPosterior<'_, L>, whitening: &Whitening) -> bool {
+    let k = whitening.centre.len();
+    let (mut u, mut g) = (vec![0.0; k], vec![0.0; k]);
+    let Some(at_centre) = posterior.log_density(&whitening.centre, &mut g) else {
+        return false;
+    };
+    let mut z = vec![0.0; k];
+    for i in 0..k {
+        for side in [-PROBE, PROBE] {
+            z[i] = side;
+            whitening.to_unconstrained(&z, &mut u);
+            let fall = posterior.log_density(&u, &mut g).map(|v| at_centre - v);
+            let expected = 0.5 * PROBE * PROBE;
+            if !fall.is_some_and(|f| (f / expected - 1.0).abs() <= PROBE_TOLERANCE) {
+                return false;
+            }
+        }
+        z[i] = 0.0;
+    }
+    true
+}
+
 /// [`sample`] whitened by `frame` when given (no mode search), else by the Laplace
 /// approximation at the posterior mode.
 pub(crate) fn sample_in<L: Likelihood>(
@@ -272,6 +307,7 @@ pub(crate) fn sample_in<L: Likelihood>(
         .cloned()
         .ok_or_else(|| ClvError::Internal("the model offered no starting point".into()))?;
     let priors = complete_priors(specs, priors, &first_start)?;
+    let from_frame = frame.is_some();
 
     // The posterior mode as the chains' centre; the model's start when there is none (an
     // improper flat prior on a parameter the data do not pin down).
@@ -335,9 +371,22 @@ pub(crate) fn sample_in<L: Likelihood>(
             ),
         });
     }
-    let whitening = covariance
-        .and_then(|cov_u| Whitening::laplace(u0.clone(), cov_u.view()))
-        .unwrap_or_else(|| Whitening::unit(u0.clone()));
+    let laplace = covariance.and_then(|cov_u| Whitening::laplace(u0.clone(), cov_u.view()));
+    // Where the whitened posterior is close to a standard normal, nuts-rs's exact-normal
+    // trajectories (the standard normal part of the Hamiltonian integrated exactly, a rotation
+    // in each (position, velocity) plane; the leapfrog kicks carry only the rest) take fewer
+    // steps than plain leapfrog, whose step must shrink with the dimension: about half on a
+    // hierarchy's hundreds of coordinates. Where it is not (a skewed posterior: CDNOW's
+    // BG/NBD under PyMC-Marketing's priors) the kicks diverge in the tails, so a single
+    // model's Laplace frame must first pass `follows_laplace`; a hierarchy's frame is used as
+    // it is (docs/design.md).
+    let trajectory_kind = match &laplace {
+        Some(w) if from_frame || (is_mode && follows_laplace(&posterior, w)) => {
+            KineticEnergyKind::ExactNormal
+        }
+        _ => KineticEnergyKind::Euclidean,
+    };
+    let whitening = laplace.unwrap_or_else(|| Whitening::unit(u0.clone()));
 
     let mut settings = DiagNutsSettings {
         num_tune: opts.tune,
@@ -345,9 +394,20 @@ pub(crate) fn sample_in<L: Likelihood>(
         maxdepth: opts.max_depth,
         num_chains: opts.chains,
         seed: opts.seed,
+        trajectory_kind,
         ..DiagNutsSettings::default()
     };
     settings.adapt_options.step_size_settings.target_accept = opts.target_accept;
+    if trajectory_kind == KineticEnergyKind::ExactNormal {
+        // A step of pi under the exact-normal rotation maps a standard normal's x to -x; half
+        // of that is the longest useful step (nuts-rs's own setting for these trajectories).
+        settings
+            .adapt_options
+            .step_size_settings
+            .adapt_options
+            .dual_average
+            .max_step_size = std::f64::consts::FRAC_PI_2;
+    }
 
     let run_chain = |&c: &usize| -> Result<ChainDraws> {
         // The start: the centre jittered by a uniform draw in (-1, 1) on every whitened
