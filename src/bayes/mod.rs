@@ -251,8 +251,10 @@ pub(crate) struct Frame {
 const PROBE: f64 = 2.0;
 
 /// How much the log density's fall there may differ from a standard normal's (`PROBE^2 / 2`),
-/// relatively.
-const PROBE_TOLERANCE: f64 = 0.1;
+/// relatively. Measured: CDNOW's BG/NBD posterior (PyMC-Marketing's priors), where the
+/// exact-normal trajectories diverge, is 11% off on its first axis; 1M customers are within
+/// 2.5% on every axis. 5% leaves both a margin.
+const PROBE_TOLERANCE: f64 = 0.05;
 
 /// Whether the posterior in the whitened coordinates of `whitening` falls off as a standard
 /// normal does along every axis: at `PROBE` standard deviations either side of the centre the
