@@ -104,6 +104,15 @@ pub(super) fn newton<L: Likelihood>(
         EvalError::Interrupted => Some(ClvError::Interrupted),
         EvalError::NotFinite => None,
     };
+    // The value, gradient and exact Hessian at `u`; `Ok(None)` (no fused pass, or not finite
+    // there) ends the Newton phase, an interruption passes through.
+    let exact = |u: &[f64]| match objective.evaluate_with_hessian(u) {
+        Ok(v) => Ok(v),
+        Err(e) => match interrupted(e) {
+            Some(e) => Err(e),
+            None => Ok(None),
+        },
+    };
     let given = if objective.opts.newton_given_curvature {
         objective
             .opts
@@ -123,14 +132,10 @@ pub(super) fn newton<L: Likelihood>(
                 None => return Ok(None),
             },
         },
-        None => match objective.evaluate_with_hessian(u0) {
-            Ok(Some(v)) => v,
-            Ok(None) => return Ok(None),
-            Err(e) => match interrupted(e) {
-                Some(e) => return Err(e),
-                // Not finite at the start: L-BFGS reports it.
-                None => return Ok(None),
-            },
+        // (Not finite at the start: L-BFGS reports it.)
+        None => match exact(u0)? {
+            Some(v) => v,
+            None => return Ok(None),
         },
     };
     let mut u = u0.to_vec();
@@ -151,13 +156,9 @@ pub(super) fn newton<L: Likelihood>(
         let gnorm = inf_norm(&grad);
         if model_only && gnorm <= tol {
             // The exact curvature at the point (for the covariance and the saddle test).
-            match objective.evaluate_with_hessian(&u) {
-                Ok(Some(v)) => (cost, grad, hessian) = v,
-                Ok(None) => return Ok(None),
-                Err(e) => match interrupted(e) {
-                    Some(e) => return Err(e),
-                    None => return Ok(None),
-                },
+            match exact(&u)? {
+                Some(v) => (cost, grad, hessian) = v,
+                None => return Ok(None),
             }
             model_only = false;
             continue;
@@ -254,13 +255,9 @@ pub(super) fn newton<L: Likelihood>(
         }
         if accepted.is_none() && model_only {
             // The given curvature did not predict the objective: the exact one from here on.
-            match objective.evaluate_with_hessian(&u) {
-                Ok(Some(v)) => (cost, grad, hessian) = v,
-                Ok(None) => return Ok(None),
-                Err(e) => match interrupted(e) {
-                    Some(e) => return Err(e),
-                    None => return Ok(None),
-                },
+            match exact(&u)? {
+                Some(v) => (cost, grad, hessian) = v,
+                None => return Ok(None),
             }
             model_only = false;
             radius = NEWTON_START_RADIUS;
