@@ -564,6 +564,94 @@ mod tests {
         }
     }
 
+    /// [`follows_laplace`]'s cases: two real parameters with a normal likelihood (means 1.5
+    /// and 0.5, sds 0.2 and 0.3), or the first with the poisson rate of two events in unit
+    /// exposure as the second (ln lambda's posterior is skewed).
+    struct ProbeModel {
+        skewed: bool,
+    }
+
+    static REAL_PAIR: [ParamSpec; 2] = [
+        ParamSpec {
+            name: "m",
+            domain: Domain::Real,
+        },
+        ParamSpec {
+            name: "v",
+            domain: Domain::Real,
+        },
+    ];
+
+    static REAL_AND_RATE: [ParamSpec; 2] = [
+        ParamSpec {
+            name: "m",
+            domain: Domain::Real,
+        },
+        ParamSpec {
+            name: "lambda",
+            domain: Domain::Positive,
+        },
+    ];
+
+    impl Likelihood for ProbeModel {
+        fn params(&self) -> &[ParamSpec] {
+            if self.skewed {
+                &REAL_AND_RATE
+            } else {
+                &REAL_PAIR
+            }
+        }
+        fn starts(&self) -> Vec<Vec<f64>> {
+            vec![vec![1.0, 1.0]]
+        }
+        fn total_weight(&self) -> f64 {
+            1.0
+        }
+        fn loglik_and_gradient(&self, p: &[f64], _exec: &Exec) -> (f64, Vec<f64>) {
+            let z = (p[0] - 1.5) / 0.2;
+            let (second, slope) = if self.skewed {
+                (2.0 * p[1].ln() - p[1], 2.0 / p[1] - 1.0)
+            } else {
+                let w = (p[1] - 0.5) / 0.3;
+                (-0.5 * w * w, -w / 0.3)
+            };
+            (-0.5 * z * z + second, vec![-z / 0.2, slope])
+        }
+    }
+
+    #[test]
+    fn the_probe_accepts_a_normal_posterior_and_refuses_a_skewed_one_or_a_misscaled_frame() {
+        let posterior = |model: &'static ProbeModel| LogPosterior {
+            lik: model,
+            specs: model.params(),
+            priors: &[],
+            exec: Exec::Serial,
+        };
+        static NORMAL: ProbeModel = ProbeModel { skewed: false };
+        static SKEWED: ProbeModel = ProbeModel { skewed: true };
+        let frame = |centre: [f64; 2], sd: [f64; 2]| Whitening {
+            centre: centre.to_vec(),
+            factor: vec![sd[0], 0.0, 0.0, sd[1]],
+        };
+        // The exact frame of a normal posterior: accepted.
+        assert!(follows_laplace(
+            &posterior(&NORMAL),
+            &frame([1.5, 0.5], [0.2, 0.3])
+        ));
+        // A frame twice as wide on one axis: the fall at 2 frame sds is 8, not 2: refused.
+        assert!(!follows_laplace(
+            &posterior(&NORMAL),
+            &frame([1.5, 0.5], [0.4, 0.3])
+        ));
+        // ln lambda with lambda^2 e^-lambda and the log Jacobian: density e^(3u - e^u), mode
+        // ln 3, Laplace sd 1/sqrt(3); at +-2 sds it falls by 3.06 and 1.41, not 2: refused.
+        let laplace = [0.2, 1.0 / 3f64.sqrt()];
+        assert!(!follows_laplace(
+            &posterior(&SKEWED),
+            &frame([1.5, 3f64.ln()], laplace)
+        ));
+    }
+
     fn conjugate() -> Conjugate {
         // 5,000 rows: more than one chunk of the parallel sums.
         Conjugate {
