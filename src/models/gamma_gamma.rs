@@ -185,6 +185,58 @@ impl FrequencyTerms {
             trigamma_px,
         }
     }
+
+    /// One row's log-likelihood (less `ln m`) and its derivatives in `p` and `q`, at the row's
+    /// scale `g`, amount `m`; `stirling_q` is `stirling_error(q)`. The base model's pass and the
+    /// covariate model's (with a customer's own `g`) both read a row through this, so the two
+    /// stay the same operations in the same order.
+    #[inline(always)]
+    pub(crate) fn row_first(&self, q: f64, g: f64, m: f64, stirling_q: f64) -> RowFirst {
+        let x = self.x;
+        let xm = x * m;
+        let gxm = g + xm;
+        // GammaGammaParams::log_likelihood(x, m) with `ln_beta_kernel` written out over the
+        // cached terms (the same operations in the same order).
+        let (share_xm, share_g) = (xm / gxm, g / gxm);
+        let kernel = -binomial_deviance(self.px, self.n * share_xm)
+            - binomial_deviance(q, self.n * share_g)
+            + self.half_ln_abn
+            - HALF_LN_2PI
+            - self.stirling_px
+            - stirling_q
+            + self.stirling_n;
+        RowFirst {
+            kernel,
+            // ln(x m) - ln(g + x m) and ln g - ln(g + x m), without cancellation.
+            d_p: x * (self.digamma_px_q - (g / xm).ln_1p()),
+            d_q: self.digamma_q_px - (xm / g).ln_1p(),
+            xm,
+            gxm,
+        }
+    }
+
+    /// One row's second derivatives in `(p, p)`, `(p, q)` and `(q, q)`; `trigamma_q` is
+    /// `trigamma(q)` (the scale's own derivatives depend on how a model parameterises it).
+    #[inline(always)]
+    pub(crate) fn row_second_pq(&self, trigamma_q: f64) -> [f64; 3] {
+        let x = self.x;
+        [
+            x * x * (self.trigamma_n - self.trigamma_px),
+            x * self.trigamma_n,
+            self.trigamma_n - trigamma_q,
+        ]
+    }
+}
+
+/// What [`FrequencyTerms::row_first`] gives for one row.
+pub(crate) struct RowFirst {
+    /// The log-likelihood less `ln m`.
+    pub(crate) kernel: f64,
+    pub(crate) d_p: f64,
+    pub(crate) d_q: f64,
+    /// `x m` and `g + x m`, for the derivatives in the scale.
+    pub(crate) xm: f64,
+    pub(crate) gxm: f64,
 }
 
 /// Which sums a pass over the rows forms.
@@ -231,35 +283,23 @@ impl<'a> GammaGamma<'a> {
                     Some(t) if t.x.to_bits() == x.to_bits() => t,
                     _ => terms.insert(FrequencyTerms::new(x, p, q, pass)),
                 };
-                let px = t.px;
-                let xm = x * m;
-                let gxm = g + xm;
                 if pass.first {
-                    // row_log_likelihood(px, q, g, xm, m) with ln_beta_kernel written out over
-                    // the cached terms (the same operations in the same order).
-                    let total = g + xm;
-                    let (u, v) = (xm / total, g / total);
-                    let kernel = -binomial_deviance(px, t.n * u) - binomial_deviance(q, t.n * v)
-                        + t.half_ln_abn
-                        - HALF_LN_2PI
-                        - t.stirling_px
-                        - stirling_q
-                        + t.stirling_n;
-                    acc[0] += w * (kernel - self.ln_monetary[i]);
-                    // ln(x m) - ln(g + x m) and ln g - ln(g + x m), without cancellation.
-                    acc[1] += w * x * (t.digamma_px_q - (g / xm).ln_1p());
-                    acc[2] += w * (t.digamma_q_px - (xm / g).ln_1p());
-                    acc[3] += w * (q / g - (px + q) / gxm);
+                    let row = t.row_first(q, g, m, stirling_q);
+                    acc[0] += w * (row.kernel - self.ln_monetary[i]);
+                    acc[1] += w * row.d_p;
+                    acc[2] += w * row.d_q;
+                    acc[3] += w * (q / g - (t.px + q) / row.gxm);
                 }
                 if pass.second {
-                    let tg_pxq = t.trigamma_n;
+                    let gxm = g + x * m;
+                    let [pp, pq, qq] = t.row_second_pq(tg_q);
                     // Upper triangle: pp, pq, pg, qq, qg, gg (after the 4 first-order slots).
-                    acc[4] += w * x * x * (tg_pxq - t.trigamma_px);
-                    acc[5] += w * x * tg_pxq;
+                    acc[4] += w * pp;
+                    acc[5] += w * pq;
                     acc[6] += w * -x / gxm;
-                    acc[7] += w * (tg_pxq - tg_q);
+                    acc[7] += w * qq;
                     acc[8] += w * (1.0 / g - 1.0 / gxm);
-                    acc[9] += w * (-q / (g * g) + (px + q) / (gxm * gxm));
+                    acc[9] += w * (-q / (g * g) + (t.px + q) / (gxm * gxm));
                 }
             }
         })

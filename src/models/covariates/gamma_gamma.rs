@@ -39,7 +39,7 @@ use crate::error::{ClvError, Result};
 use crate::fit::{fit, Domain, FitOptions, FitResult, FusedPass, Likelihood, ParamSpec};
 use crate::models::gamma_gamma::{fit_in_units, FrequencyTerms, GammaGammaParams, Pass, PARAMS};
 use crate::parallel::Exec;
-use crate::special::{binomial_deviance, stirling_error, trigamma, HALF_LN_2PI};
+use crate::special::{stirling_error, trigamma};
 
 /// The repeat buyers' spend summaries with their covariates (one row per customer, rows of
 /// customers without a repeat transaction or with weight 0 left out).
@@ -266,37 +266,25 @@ impl<'r, 'a> GammaGammaCovariates<'r, 'a> {
                 let z = matrix.row(i);
                 u[1..].copy_from_slice(z);
                 let g = customer_gamma(gamma0, z, coefficients);
-                let px = t.px;
-                let xm = x * m;
-                let gxm = g + xm;
-                let gv = q - (px + q) * (g / gxm);
-                // GammaGammaParams::log_likelihood(x, m) at gamma_i, its `ln_beta_kernel`
-                // written out over the tabulated terms (the same operations in the same order,
-                // as the base model's own pass does).
-                let (share_xm, share_g) = (xm / gxm, g / gxm);
-                let kernel = -binomial_deviance(px, t.n * share_xm)
-                    - binomial_deviance(q, t.n * share_g)
-                    + t.half_ln_abn
-                    - HALF_LN_2PI
-                    - t.stirling_px
-                    - stirling_q
-                    + t.stirling_n;
-                acc[0] += w * (kernel - self.ln_monetary[i]);
-                acc[1] += w * x * (t.digamma_px_q - (g / xm).ln_1p());
-                acc[2] += w * (t.digamma_q_px - (xm / g).ln_1p());
+                let row = t.row_first(q, g, m, stirling_q);
+                let (xm, gxm) = (row.xm, row.gxm);
+                let gv = q - (t.px + q) * (g / gxm);
+                acc[0] += w * (row.kernel - self.ln_monetary[i]);
+                acc[1] += w * row.d_p;
+                acc[2] += w * row.d_q;
                 for (a, uj) in acc[3..first_width].iter_mut().zip(&u) {
                     *a += w * gv * uj;
                 }
                 if second {
-                    let tg_pxq = t.trigamma_n;
                     let s = &mut acc[first_width..];
-                    s[0] += w * x * x * (tg_pxq - t.trigamma_px);
-                    s[1] += w * x * tg_pxq;
-                    s[2] += w * (tg_pxq - tg_q);
+                    let [pp, pq, qq] = t.row_second_pq(tg_q);
+                    s[0] += w * pp;
+                    s[1] += w * pq;
+                    s[2] += w * qq;
                     let share = g / gxm;
                     let h_pv = -x * share;
                     let h_qv = xm / gxm;
-                    let h_vv = -(px + q) * share * (xm / gxm);
+                    let h_vv = -(t.px + q) * share * (xm / gxm);
                     let (hp, rest) = s[3..].split_at_mut(k);
                     let (hq, hvv) = rest.split_at_mut(k);
                     for j in 0..k {
