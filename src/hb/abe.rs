@@ -179,76 +179,6 @@ pub fn expected_purchases(lambda: f64, mu: f64, t_x: f64, t: f64, horizon: f64) 
 /// Elliptical slice steps per customer and iteration (see [`update_customer`]).
 const ELLIPTICAL_STEPS: usize = 1;
 
-/// Proposals from the population before a customer without repeat purchases falls back to the
-/// elliptical step.
-const REJECTION_TRIES: usize = 16;
-
-/// Experiment switches (moment-matched approximations, rejection for x = 0).
-fn mix3_flags() -> (bool, bool) {
-    static FLAGS: std::sync::OnceLock<(bool, bool)> = std::sync::OnceLock::new();
-    *FLAGS.get_or_init(|| {
-        let on = |k: &str| std::env::var(k).map(|v| v == "1").unwrap_or(false);
-        (on("CLVRS_MIX3_MM"), on("CLVRS_MIX3_REJ"))
-    })
-}
-
-fn mix3_slices() -> (usize, f64) {
-    static FLAG: std::sync::OnceLock<(usize, f64)> = std::sync::OnceLock::new();
-    *FLAG.get_or_init(|| {
-        let get = |k: &str, d: f64| {
-            std::env::var(k)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(d)
-        };
-        (
-            get("CLVRS_MIX3_SLICE", 0.0) as usize,
-            get("CLVRS_MIX3_WIDTH", 0.1),
-        )
-    })
-}
-
-fn mix3_trunc() -> bool {
-    mix3_trunc_mode() > 0
-}
-
-fn mix3_trunc_mode() -> u8 {
-    static FLAG: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
-    *FLAG.get_or_init(|| {
-        std::env::var("CLVRS_MIX3_TRUNC")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    })
-}
-
-fn mix3_cliff_drop() -> f64 {
-    static FLAG: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *FLAG.get_or_init(|| {
-        std::env::var("CLVRS_MIX3_DROP")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(CLIFF_DROP)
-    })
-}
-
-fn mix3_scales() -> (f64, f64, usize) {
-    static FLAGS: std::sync::OnceLock<(f64, f64, usize)> = std::sync::OnceLock::new();
-    *FLAGS.get_or_init(|| {
-        let get = |k: &str, d: f64| {
-            std::env::var(k)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(d)
-        };
-        (
-            get("CLVRS_MIX3_C0", 1.0),
-            get("CLVRS_MIX3_C1", 1.0),
-            get("CLVRS_MIX3_STEPS", 3.0) as usize,
-        )
-    })
-}
-
 /// One customer's update given the population: [`ELLIPTICAL_STEPS`] elliptical slice steps
 /// (Murray, Adams & MacKay 2010, "Elliptical slice sampling", AISTATS) on the pair
 /// `(ln lambda, ln mu)` jointly, whose prior is the population's bivariate normal
@@ -275,7 +205,6 @@ fn mix3_scales() -> (f64, f64, usize) {
 #[inline]
 fn update_customer(
     state: &mut [f64; 2],
-    current: &mut f64,
     x: f64,
     t_x: f64,
     t: f64,
@@ -286,26 +215,13 @@ fn update_customer(
     let (l11, l21, l22) = (chol[(0, 0)], chol[(1, 0)], chol[(1, 1)]);
     let log_likelihood =
         |f: [f64; 2]| customer_log_likelihood(mean[0] + f[0], mean[1] + f[1], x, t_x, t);
-    if x == 0.0 && mix3_flags().1 {
-        // Without repeat purchases the likelihood is P(no purchase in (0, T]) <= 1: rejection
-        // from the population's normal draws the conditional exactly.
-        for _ in 0..REJECTION_TRIES {
-            let (z0, z1) = (rng.normal(), rng.normal());
-            let f = [l11 * z0, l21 * z0 + l22 * z1];
-            let value = log_likelihood(f);
-            if -rng.exponential(1.0) < value {
-                *state = [mean[0] + f[0], mean[1] + f[1]];
-                *current = value;
-                return;
-            }
-        }
-    }
     // The deviation from the population mean, whose prior is N(0, L L').
     let mut f = [state[0] - mean[0], state[1] - mean[1]];
+    let mut current = log_likelihood(f);
     for _ in 0..ELLIPTICAL_STEPS {
         let (z0, z1) = (rng.normal(), rng.normal());
         let nu = [l11 * z0, l21 * z0 + l22 * z1];
-        let level = *current - rng.exponential(1.0);
+        let level = current - rng.exponential(1.0);
         let mut angle = rng.uniform() * std::f64::consts::TAU;
         let (mut low, mut high) = (angle - std::f64::consts::TAU, angle);
         loop {
@@ -314,7 +230,7 @@ fn update_customer(
             let value = log_likelihood(proposal);
             if value > level {
                 f = proposal;
-                *current = value;
+                current = value;
                 break;
             }
             if angle < 0.0 {
@@ -430,31 +346,16 @@ fn ln_population_prior(b: &DMatrix<f64>, l: &Matrix2<f64>, prior: &RegressionPri
 /// coordinates ([`partially_non_centred_steps`]).
 const BLOCK_STEPS: usize = 3;
 
-const HERMITE_NODES: usize = 16;
-
 /// A customer's Gaussian approximation of its own log-likelihood in `theta = (ln lambda,
 /// ln mu)`: `ln L(theta) ~ shift' theta - theta' P theta / 2` up to a constant, from the
 /// likelihood's gradient and curvature at the customer's mean draw over an adaptation window
 /// (the curvature's negative eigenvalues set to zero, so `P` is positive semi-definite).
 /// All zero, "no information", until the first window ends.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 struct LikelihoodApprox {
     /// `P` as `(P11, P12, P22)`.
     precision: [f64; 3],
     shift: [f64; 2],
-    /// The log dropout rate above which the likelihood falls off a cliff (a customer with
-    /// repeat purchases cannot have dropped out before its last one), `+inf` if none.
-    cliff: f64,
-}
-
-impl Default for LikelihoodApprox {
-    fn default() -> Self {
-        LikelihoodApprox {
-            precision: [0.0; 3],
-            shift: [0.0; 2],
-            cliff: f64::INFINITY,
-        }
-    }
 }
 
 impl LikelihoodApprox {
@@ -481,213 +382,7 @@ impl LikelihoodApprox {
         LikelihoodApprox {
             precision,
             shift: [g[0] + p11 * u + p12 * v, g[1] + p12 * u + p22 * v],
-            cliff: f64::INFINITY,
         }
-    }
-}
-
-impl LikelihoodApprox {
-    /// The Gaussian likelihood whose conditional under the population `(m, Sigma)` has the
-    /// exact conditional's mean and covariance: `P = C^-1 - Sigma^-1` (its positive part) and
-    /// `shift = (Sigma^-1 + P) mean - Sigma^-1 m`, where `mean` and `C` are the moments of
-    /// `N(theta; m, Sigma) L(theta)` by adaptive Gauss-Hermite quadrature (the product rule
-    /// `rule` in the coordinates of `start`'s conditional, weighted by the exact density over
-    /// that Gaussian's). `start` (the curvature at the customer's mean draw) is returned
-    /// unchanged where the quadrature fails.
-    fn moment_matched(
-        start: LikelihoodApprox,
-        sigma_inv: [f64; 3],
-        m: [f64; 2],
-        rule: &HermiteRule,
-        x: f64,
-        t_x: f64,
-        t: f64,
-    ) -> Self {
-        let map = CustomerMap::new(&start, sigma_inv, m);
-        let [s11, s12, s22] = sigma_inv;
-        let k = rule.nodes.len();
-        let mut ln_w = Vec::with_capacity(k * k);
-        let mut thetas = Vec::with_capacity(k * k);
-        for (&za, &wa) in rule.nodes.iter().zip(&rule.weights) {
-            for (&zb, &wb) in rule.nodes.iter().zip(&rule.weights) {
-                let theta = map.theta([za, zb]);
-                let (d0, d1) = (theta[0] - m[0], theta[1] - m[1]);
-                let ln_target = customer_log_likelihood(theta[0], theta[1], x, t_x, t)
-                    - 0.5 * (s11 * d0 * d0 + 2.0 * s12 * d0 * d1 + s22 * d1 * d1);
-                ln_w.push((wa * wb).ln() + ln_target + 0.5 * (za * za + zb * zb));
-                thetas.push(theta);
-            }
-        }
-        let top = ln_w.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        if !top.is_finite() {
-            return start;
-        }
-        let mut sums = [0.0; 6];
-        for (lw, th) in ln_w.iter().zip(&thetas) {
-            let w = (lw - top).exp();
-            for (s, f) in sums.iter_mut().zip([
-                1.0,
-                th[0],
-                th[1],
-                th[0] * th[0],
-                th[0] * th[1],
-                th[1] * th[1],
-            ]) {
-                *s += w * f;
-            }
-        }
-        let mean = [sums[1] / sums[0], sums[2] / sums[0]];
-        let c11 = sums[3] / sums[0] - mean[0] * mean[0];
-        let c12 = sums[4] / sums[0] - mean[0] * mean[1];
-        let c22 = sums[5] / sums[0] - mean[1] * mean[1];
-        let det = c11 * c22 - c12 * c12;
-        if !(det > 0.0 && c11 > 0.0 && det.is_finite()) {
-            return start;
-        }
-        let (i11, i12, i22) = (c22 / det, -c12 / det, c11 / det);
-        let precision = positive_part(i11 - s11, i12 - s12, i22 - s22);
-        let [p11, p12, p22] = precision;
-        let shift = [
-            (s11 + p11) * mean[0] + (s12 + p12) * mean[1] - (s11 * m[0] + s12 * m[1]),
-            (s12 + p12) * mean[0] + (s22 + p22) * mean[1] - (s12 * m[0] + s22 * m[1]),
-        ];
-        if precision.iter().chain(&shift).all(|v| v.is_finite()) {
-            LikelihoodApprox {
-                precision,
-                shift,
-                cliff: f64::INFINITY,
-            }
-        } else {
-            start
-        }
-    }
-}
-
-impl LikelihoodApprox {
-    /// The cliff of customer `(x, t_x, t)`'s likelihood in `ln mu` at `ln lambda = theta[0]`:
-    /// where it has fallen by [`CLIFF_DROP`] below its value at `theta` (`+inf` if it does
-    /// not within 10 units); the Gaussian approximation is then taken 3 units below the
-    /// cliff, on the plateau, so that the cliff is the truncation's and the curvature the
-    /// plateau's.
-    fn with_cliff(theta: [f64; 2], x: f64, t_x: f64, t: f64) -> Self {
-        let [u, v] = theta;
-        let ell = |w: f64| customer_log_likelihood(u, w, x, t_x, t);
-        let target = ell(v) - mix3_cliff_drop();
-        let (mut low, mut high) = (v, v);
-        let mut found = false;
-        for _ in 0..40 {
-            high += 0.25;
-            if ell(high) < target {
-                found = true;
-                break;
-            }
-            low = high;
-        }
-        if x == 0.0 || !found || !target.is_finite() {
-            return LikelihoodApprox::at(theta, x, t_x, t);
-        }
-        for _ in 0..40 {
-            let mid = 0.5 * (low + high);
-            if ell(mid) < target {
-                high = mid;
-            } else {
-                low = mid;
-            }
-        }
-        let cliff = 0.5 * (low + high);
-        let at = if mix3_trunc_mode() == 2 {
-            v
-        } else {
-            v.min(cliff - 3.0)
-        };
-        let mut approx = LikelihoodApprox::at([u, at], x, t_x, t);
-        approx.cliff = cliff;
-        approx
-    }
-}
-
-/// How far (in log-likelihood) below the plateau a customer's cliff is put.
-const CLIFF_DROP: f64 = 1.0;
-
-/// Scale of the logistic stand-in for the normal distribution function in the truncation map.
-const LOGISTIC_SCALE: f64 = 1.702;
-
-/// Mass left above the cliff by the truncation map (so that it maps the line onto the line).
-const ABOVE_CLIFF: f64 = 1e-3;
-
-/// `ln G(x)`, `G` the logistic distribution function of scale [`LOGISTIC_SCALE`].
-#[inline]
-fn ln_logistic_cdf(x: f64) -> f64 {
-    -crate::special::log1p_exp(-LOGISTIC_SCALE * x)
-}
-
-/// `x` from `ln G(x)` and `ln (1 - G(x))`.
-#[inline]
-fn logistic_quantile(ln_p: f64, ln_q: f64) -> f64 {
-    (ln_p - ln_q) / LOGISTIC_SCALE
-}
-
-/// The truncation map `zeta = T(rho)` of a standardised coordinate with the cliff at `kappa`:
-/// `T = F^-1 o G`, `F` the distribution function of `G` truncated above `kappa` but for mass
-/// [`ABOVE_CLIFF`] (spread as `G`'s own tail) above it. Returns `zeta` and `ln dzeta/drho`.
-#[inline]
-fn truncation_forward(rho: f64, kappa: f64) -> (f64, f64) {
-    let eps = ABOVE_CLIFF;
-    let (ln_gk, ln_gmk) = (ln_logistic_cdf(kappa), ln_logistic_cdf(-kappa));
-    let ln_z = ln_add_exp(ln_gk, eps.ln() + ln_gmk);
-    let (ln_p, ln_q) = (ln_logistic_cdf(rho), ln_logistic_cdf(-rho));
-    let (zeta, ln_upper) = if ln_z + ln_p <= ln_gk {
-        // G(zeta) = Z G(rho); 1 - G(zeta) = (1 - G(kappa)) (1 - eps) + Z (1 - G(rho)).
-        let ln_1m = ln_add_exp(ln_gmk + (-eps).ln_1p(), ln_z + ln_q);
-        (logistic_quantile(ln_z + ln_p, ln_1m), 0.0)
-    } else {
-        // 1 - G(zeta) = Z (1 - G(rho)) / eps.
-        let ln_1m = ln_z + ln_q - eps.ln();
-        let ln_g = (-ln_1m.exp_m1()).ln();
-        (logistic_quantile(ln_g, ln_1m), eps.ln())
-    };
-    let ln_density = |x: f64| ln_logistic_cdf(x) + ln_logistic_cdf(-x);
-    (zeta, ln_density(rho) - ln_density(zeta) + ln_z - ln_upper)
-}
-
-/// The inverse of [`truncation_forward`].
-#[inline]
-fn truncation_inverse(zeta: f64, kappa: f64) -> f64 {
-    let eps = ABOVE_CLIFF;
-    let (ln_gk, ln_gmk) = (ln_logistic_cdf(kappa), ln_logistic_cdf(-kappa));
-    let ln_z = ln_add_exp(ln_gk, eps.ln() + ln_gmk);
-    if zeta <= kappa {
-        // p = G(zeta) / Z; 1 - p = (1 - G(zeta) - (1 - G(kappa)) (1 - eps)) / Z.
-        let ln_p = ln_logistic_cdf(zeta) - ln_z;
-        let gap = ln_logistic_cdf(-zeta).exp() - ln_gmk.exp() * (1.0 - eps);
-        logistic_quantile(ln_p, gap.max(f64::MIN_POSITIVE).ln() - ln_z)
-    } else {
-        // 1 - p = eps (1 - G(zeta)) / Z.
-        let ln_q = eps.ln() + ln_logistic_cdf(-zeta) - ln_z;
-        -logistic_quantile(ln_q, (-ln_q.exp_m1()).ln())
-    }
-}
-
-/// Gauss-Hermite nodes and weights for the standard normal (probabilists' Hermite
-/// polynomials; weights sum to 1), by the Golub-Welsch eigenvalue method.
-struct HermiteRule {
-    nodes: Vec<f64>,
-    weights: Vec<f64>,
-}
-
-impl HermiteRule {
-    fn new(k: usize) -> Self {
-        let jacobi = DMatrix::from_fn(k, k, |i, j| {
-            if i + 1 == j || j + 1 == i {
-                (i.max(j) as f64).sqrt()
-            } else {
-                0.0
-            }
-        });
-        let eigen = jacobi.symmetric_eigen();
-        let nodes: Vec<f64> = eigen.eigenvalues.iter().copied().collect();
-        let weights: Vec<f64> = (0..k).map(|j| eigen.eigenvectors[(0, j)].powi(2)).collect();
-        HermiteRule { nodes, weights }
     }
 }
 
@@ -723,8 +418,6 @@ fn positive_part(a: f64, b: f64, c: f64) -> [f64; 3] {
 struct CustomerMap {
     mean: [f64; 2],
     r: [f64; 3],
-    /// The cliff in the standardised dropout coordinate (`+inf`: none).
-    kappa: f64,
 }
 
 impl CustomerMap {
@@ -743,11 +436,9 @@ impl CustomerMap {
         let y1 = (b1 - r21 * y0) / r22;
         let mean1 = y1 / r22;
         let mean0 = (y0 - r21 * mean1) / r11;
-        let kappa = (approx.cliff - mean1) * r22;
         CustomerMap {
             mean: [mean0, mean1],
             r: [r11, r21, r22],
-            kappa: if kappa < 8.0 { kappa } else { f64::INFINITY },
         }
     }
 
@@ -755,35 +446,21 @@ impl CustomerMap {
     fn coordinate(&self, theta: [f64; 2]) -> [f64; 2] {
         let [r11, r21, r22] = self.r;
         let d = [theta[0] - self.mean[0], theta[1] - self.mean[1]];
-        let zeta = r22 * d[1];
-        let rho1 = if self.kappa.is_finite() {
-            truncation_inverse(zeta, self.kappa)
-        } else {
-            zeta
-        };
-        [r11 * d[0] + r21 * d[1], rho1]
-    }
-
-    /// The customer's log-rates at coordinates `rho`, and `ln |d theta / d rho|`.
-    #[inline]
-    fn theta_and_jacobian(&self, rho: [f64; 2]) -> ([f64; 2], f64) {
-        let [r11, r21, r22] = self.r;
-        let (zeta, ln_j) = if self.kappa.is_finite() {
-            truncation_forward(rho[1], self.kappa)
-        } else {
-            (rho[1], 0.0)
-        };
-        let d1 = zeta / r22;
-        let d0 = (rho[0] - r21 * d1) / r11;
-        (
-            [self.mean[0] + d0, self.mean[1] + d1],
-            ln_j - (r11 * r22).ln(),
-        )
+        [r11 * d[0] + r21 * d[1], r22 * d[1]]
     }
 
     #[inline]
     fn theta(&self, rho: [f64; 2]) -> [f64; 2] {
-        self.theta_and_jacobian(rho).0
+        let [r11, r21, r22] = self.r;
+        let d1 = rho[1] / r22;
+        let d0 = (rho[0] - r21 * d1) / r11;
+        [self.mean[0] + d0, self.mean[1] + d1]
+    }
+
+    /// `ln |d theta / d rho|`.
+    #[inline]
+    fn ln_jacobian(&self) -> f64 {
+        -(self.r[0] * self.r[2]).ln()
     }
 }
 
@@ -905,7 +582,6 @@ fn partially_non_centred_steps(
     prior: &RegressionPrior,
     approx: &[LikelihoodApprox],
     state: &mut [[f64; 2]],
-    log_likelihood: &mut Vec<f64>,
     b: &mut DMatrix<f64>,
     sigma: &Matrix2<f64>,
     adaptive: &mut AdaptiveProposal,
@@ -926,85 +602,49 @@ fn partially_non_centred_steps(
             CustomerMap::new(&approx[i], sigma_inv, m).coordinate(state[i])
         })
         .collect();
-    // The joint log-density in (B, ln L11, L21, ln L22, rho), up to a constant; each
-    // customer's log-likelihood is written to `values` (or, with `cached`, read from it: the
-    // current point's are known from the customer step).
-    let total = |b: &DMatrix<f64>, l: &Matrix2<f64>, values: &mut Vec<f64>, cached: bool| {
+    // The joint log-density in (B, ln L11, L21, ln L22, rho), up to a constant.
+    let total = |b: &DMatrix<f64>, l: &Matrix2<f64>| -> f64 {
         let sigma_inv = precision_from_factor(l);
         let [s11, s12, s22] = sigma_inv;
-        if !cached {
-            exec.fill_blocks(values, |start, block| {
-                for (offset, value) in block.iter_mut().enumerate() {
-                    let i = start + offset;
-                    let m = population_mean(b, data.row(i));
-                    let theta = CustomerMap::new(&approx[i], sigma_inv, m).theta(rho[i]);
-                    *value = customer_log_likelihood(
-                        theta[0],
-                        theta[1],
-                        data.frequency[i],
-                        data.recency[i],
-                        data.age[i],
-                    );
-                }
-            });
-        }
-        let values = &*values;
         let customers = exec.chunked_sum(n, 1, |range, acc| {
             for i in range {
                 let m = population_mean(b, data.row(i));
                 let map = CustomerMap::new(&approx[i], sigma_inv, m);
-                let (theta, ln_jacobian) = map.theta_and_jacobian(rho[i]);
+                let theta = map.theta(rho[i]);
                 let (d0, d1) = (theta[0] - m[0], theta[1] - m[1]);
-                acc[0] += values[i] - 0.5 * (s11 * d0 * d0 + 2.0 * s12 * d0 * d1 + s22 * d1 * d1)
-                    + ln_jacobian;
+                acc[0] += customer_log_likelihood(
+                    theta[0],
+                    theta[1],
+                    data.frequency[i],
+                    data.recency[i],
+                    data.age[i],
+                ) - 0.5 * (s11 * d0 * d0 + 2.0 * s12 * d0 * d1 + s22 * d1 * d1)
+                    + map.ln_jacobian();
             }
         })[0];
         // Each customer's normal density's -ln det(Sigma) / 2.
         customers - n as f64 * (l[(0, 0)] * l[(1, 1)]).ln() + ln_population_prior(b, l, prior)
     };
-    let mut current = total(b, &l, log_likelihood, true);
-    let mut values = vec![0.0; n];
+    let mut current = total(b, &l);
     let d = 2 * p + 3;
     let factor = adaptive.factor(d);
-    for _ in 0..mix3_scales().2 {
+    for _ in 0..BLOCK_STEPS {
         let phi = non_centred_coordinates(b, &l);
         let z: Vec<f64> = (0..d).map(|_| rng.normal()).collect();
         let proposal: Vec<f64> = (0..d)
             .map(|i| phi[i] + (0..=i).map(|j| factor[(i, j)] * z[j]).sum::<f64>())
             .collect();
         let (b_new, l_new) = non_centred_from(&proposal, p);
-        let proposed = total(&b_new, &l_new, &mut values, false);
+        let proposed = total(&b_new, &l_new);
         let accept = proposed.is_finite() && rng.uniform().ln() < proposed - current;
         if accept {
             *b = b_new;
             l = l_new;
             current = proposed;
-            std::mem::swap(log_likelihood, &mut values);
         }
         if let Some(it) = adapt {
             adaptive.tune_scale(it, accept);
         }
-    }
-    let (slices, width) = mix3_slices();
-    if slices > 0 {
-        let buffer = std::cell::RefCell::new(vec![0.0; n]);
-        for _ in 0..slices {
-            let b_now = b.clone();
-            let l_now = l;
-            let x0 = l_now[(1, 1)].ln();
-            let x = super::slice_step(x0, width, rng, |x| {
-                let mut l_try = l_now;
-                l_try[(1, 1)] = x.exp();
-                let value = total(&b_now, &l_try, &mut buffer.borrow_mut(), false);
-                if value.is_finite() {
-                    value
-                } else {
-                    f64::NEG_INFINITY
-                }
-            });
-            l[(1, 1)] = x.exp();
-        }
-        let _ = total(b, &l, log_likelihood, false);
     }
     let sigma_inv = precision_from_factor(&l);
     for (i, s) in state.iter_mut().enumerate() {
@@ -1057,13 +697,6 @@ fn run_chain(
             ]
         })
         .collect();
-    // Each customer's log-likelihood at its current rates, kept by both moves.
-    let mut log_likelihood: Vec<f64> = (0..n)
-        .map(|i| {
-            let [u, v] = state[i];
-            customer_log_likelihood(u, v, data.frequency[i], data.recency[i], data.age[i])
-        })
-        .collect();
     let mut out = ChainOut {
         population: Vec::with_capacity(opts.draws * (2 * p + 3)),
         customer: Vec::with_capacity(stored * n * 2),
@@ -1076,7 +709,6 @@ fn run_chain(
     // The customers' likelihood approximations (none until the first adaptation window ends),
     // and the sums of their draws over the current window.
     let mut approx = vec![LikelihoodApprox::default(); n];
-    let rule = HermiteRule::new(HERMITE_NODES);
     let mut window_sum = vec![[0.0; 2]; n];
     let mut window_count = 0.0;
     let iterations = opts.tune + opts.draws * opts.thin;
@@ -1087,19 +719,13 @@ fn run_chain(
             .ok_or_else(|| ClvError::Internal("a covariance draw is not positive definite".into()))?
             .l();
         let (b_ref, chol_ref) = (&b, &chol);
-        let mut both: Vec<([f64; 2], f64)> = state
-            .iter()
-            .copied()
-            .zip(log_likelihood.iter().copied())
-            .collect();
-        exec.fill_blocks(&mut both, |start, block| {
-            for (offset, (s, value)) in block.iter_mut().enumerate() {
+        exec.fill_blocks(&mut state, |start, block| {
+            for (offset, s) in block.iter_mut().enumerate() {
                 let i = start + offset;
                 let mut rng = Rng::for_stream(key, i as u64);
                 let mean = population_mean(b_ref, data.row(i));
                 update_customer(
                     s,
-                    value,
                     data.frequency[i],
                     data.recency[i],
                     data.age[i],
@@ -1109,10 +735,6 @@ fn run_chain(
                 );
             }
         });
-        for (i, (s, value)) in both.into_iter().enumerate() {
-            state[i] = s;
-            log_likelihood[i] = value;
-        }
         // X'Y and Y'Y, summed in fixed chunks.
         let sums = exec.chunked_sum(n, 2 * p + 3, |range, acc| {
             for i in range {
@@ -1148,7 +770,6 @@ fn run_chain(
             prior,
             &approx,
             &mut state,
-            &mut log_likelihood,
             &mut b,
             &sigma,
             &mut adaptive,
@@ -1170,32 +791,9 @@ fn run_chain(
                 .l();
             if adaptive.observe(it, &non_centred_coordinates(&b, &l)) {
                 let (sums, count) = (&window_sum, window_count);
-                let sigma_inv = precision_from_factor(&l);
-                let b_ref = &b;
                 exec.fill(&mut approx, |i| {
                     let mean = [sums[i][0] / count, sums[i][1] / count];
-                    let (x, t_x, t) = (data.frequency[i], data.recency[i], data.age[i]);
-                    let start = if mix3_trunc() {
-                        LikelihoodApprox::with_cliff(mean, x, t_x, t)
-                    } else {
-                        LikelihoodApprox::at(mean, x, t_x, t)
-                    };
-                    let a = if mix3_flags().0 {
-                        let m = population_mean(b_ref, data.row(i));
-                        LikelihoodApprox::moment_matched(start, sigma_inv, m, &rule, x, t_x, t)
-                    } else {
-                        start
-                    };
-                    let c = if x == 0.0 {
-                        mix3_scales().0
-                    } else {
-                        mix3_scales().1
-                    };
-                    LikelihoodApprox {
-                        precision: a.precision.map(|p| p * c),
-                        shift: a.shift.map(|p| p * c),
-                        cliff: a.cliff,
-                    }
+                    LikelihoodApprox::at(mean, data.frequency[i], data.recency[i], data.age[i])
                 });
                 window_sum.iter_mut().for_each(|s| *s = [0.0; 2]);
                 window_count = 0.0;
@@ -1503,7 +1101,7 @@ mod tests {
         let sigma = Matrix2::new(1.0, 0.3, 0.3, 1.5);
         let chol = sigma.cholesky().unwrap().l();
         let inv = sigma.try_inverse().unwrap();
-        for &(x, t_x, t) in &[(0.0, 0.0, 30.0), (0.0, 0.0, 300.0), (4.0, 20.0, 30.0)] {
+        for &(x, t_x, t) in &[(0.0, 0.0, 30.0), (4.0, 20.0, 30.0)] {
             let log_post = |u: f64, v: f64| {
                 let (a, b) = (u - mean[0], v - mean[1]);
                 customer_log_likelihood(u, v, x, t_x, t)
@@ -1524,11 +1122,10 @@ mod tests {
             let want: Vec<f64> = w.iter().map(|s| s / w[0]).collect();
             let mut rng = Rng::new(17);
             let mut state = mean;
-            let mut current = customer_log_likelihood(mean[0], mean[1], x, t_x, t);
             let n = 60_000;
             let mut got = [0.0; 6];
             for _ in 0..n {
-                update_customer(&mut state, &mut current, x, t_x, t, mean, &chol, &mut rng);
+                update_customer(&mut state, x, t_x, t, mean, &chol, &mut rng);
                 let [u, v] = state;
                 for (k, f) in [1.0, u, v, u * u, u * v, v * v].iter().enumerate() {
                     got[k] += f / n as f64;
@@ -1597,8 +1194,11 @@ mod tests {
             };
             let (c0, c1) = (column(0), column(1));
             let det = (c0[0] * c1[1] - c0[1] * c1[0]).abs().ln();
-            let ln_jacobian = map.theta_and_jacobian(rho).1;
-            assert!((det - ln_jacobian).abs() < 1e-6, "{det} vs {ln_jacobian}");
+            assert!(
+                (det - map.ln_jacobian()).abs() < 1e-6,
+                "{det} vs {}",
+                map.ln_jacobian()
+            );
             // With the approximation's mean: the conditional mean solves (S + P) mean = S m + h.
             let [s11, s12, s22] = sigma_inv;
             let [m0, m1] = map.mean;
@@ -1612,115 +1212,6 @@ mod tests {
         let [a, b, c] = positive_part(1.0, 2.0, 1.0);
         assert!((a - 1.5).abs() < 1e-12 && (b - 1.5).abs() < 1e-12 && (c - 1.5).abs() < 1e-12);
         assert_eq!(positive_part(-1.0, 0.0, -2.0), [0.0; 3]);
-        // With a cliff in the dropout direction (both branches of the truncation map, and a
-        // cliff far above the mean, where the map is affine): inverse and Jacobian.
-        let approx = LikelihoodApprox::with_cliff([-2.5, -4.0], 4.0, 20.0, 30.0);
-        assert!(approx.cliff.is_finite(), "{}", approx.cliff);
-        for cliff in [approx.cliff, -3.0, -4.5, 20.0] {
-            let approx = LikelihoodApprox { cliff, ..approx };
-            let map = CustomerMap::new(&approx, sigma_inv, [-3.0, -3.2]);
-            for theta in [
-                [-2.2, -4.1],
-                [-2.0, -2.5],
-                [-3.0, -6.0],
-                [-2.5, cliff + 0.3],
-            ] {
-                let rho = map.coordinate(theta);
-                let back = map.theta(rho);
-                assert!(
-                    (back[0] - theta[0]).abs() < 1e-9 && (back[1] - theta[1]).abs() < 1e-9,
-                    "{cliff}: {theta:?} -> {rho:?} -> {back:?}"
-                );
-                let h = 1e-6;
-                let column = |k: usize| {
-                    let (mut up, mut down) = (rho, rho);
-                    up[k] += h;
-                    down[k] -= h;
-                    let (a, b) = (map.theta(up), map.theta(down));
-                    [(a[0] - b[0]) / (2.0 * h), (a[1] - b[1]) / (2.0 * h)]
-                };
-                let (c0, c1) = (column(0), column(1));
-                let det = (c0[0] * c1[1] - c0[1] * c1[0]).abs().ln();
-                let ln_jacobian = map.theta_and_jacobian(rho).1;
-                assert!(
-                    (det - ln_jacobian).abs() < 1e-5,
-                    "{cliff}: {theta:?}: {det} vs {ln_jacobian}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn moment_matched_approximation_reproduces_the_conditional_moments() {
-        // The Gaussian likelihood's conditional under the population it was matched at has the
-        // exact conditional's mean and covariance (a grid quadrature of prior x likelihood),
-        // for a customer without repeat purchases and one with several.
-        let m = [-2.5, -3.2];
-        let sigma = Matrix2::new(1.3, 0.2, 0.2, 2.6);
-        let inv = sigma.try_inverse().unwrap();
-        let sigma_inv = [inv[(0, 0)], inv[(0, 1)], inv[(1, 1)]];
-        let rule = HermiteRule::new(HERMITE_NODES);
-        assert!((rule.weights.iter().sum::<f64>() - 1.0).abs() < 1e-12);
-        let fourth: f64 = rule
-            .nodes
-            .iter()
-            .zip(&rule.weights)
-            .map(|(z, w)| w * z.powi(4))
-            .sum();
-        assert!((fourth - 3.0).abs() < 1e-10, "{fourth}");
-        for &(x, t_x, t) in &[(0.0, 0.0, 30.0), (4.0, 20.0, 30.0)] {
-            let start = LikelihoodApprox::at([-2.5, -3.5], x, t_x, t);
-            let approx = LikelihoodApprox::moment_matched(start, sigma_inv, m, &rule, x, t_x, t);
-            let map = CustomerMap::new(&approx, sigma_inv, m);
-            let [r11, r21, r22] = map.r;
-            // A^-1 with A = R R'.
-            let a = Matrix2::new(r11 * r11, r11 * r21, r11 * r21, r21 * r21 + r22 * r22);
-            let cov = a.try_inverse().unwrap();
-            let (h, k) = (0.02, 700);
-            let mut w = [0.0; 6];
-            for i in 0..k {
-                for j in 0..k {
-                    let u = m[0] - 7.0 + h * i as f64;
-                    let v = m[1] - 7.0 + h * j as f64;
-                    let (d0, d1) = (u - m[0], v - m[1]);
-                    let p = (customer_log_likelihood(u, v, x, t_x, t)
-                        - 0.5
-                            * (inv[(0, 0)] * d0 * d0
-                                + 2.0 * inv[(0, 1)] * d0 * d1
-                                + inv[(1, 1)] * d1 * d1))
-                        .exp();
-                    for (s, f) in w.iter_mut().zip([1.0, u, v, u * u, u * v, v * v]) {
-                        *s += p * f;
-                    }
-                }
-            }
-            let mean = [w[1] / w[0], w[2] / w[0]];
-            let c = [
-                w[3] / w[0] - mean[0] * mean[0],
-                w[4] / w[0] - mean[0] * mean[1],
-                w[5] / w[0] - mean[1] * mean[1],
-            ];
-            assert!(
-                (map.mean[0] - mean[0]).abs() < 0.01,
-                "{x}: {:?} vs {mean:?}",
-                map.mean
-            );
-            assert!(
-                (map.mean[1] - mean[1]).abs() < 0.01,
-                "{x}: {:?} vs {mean:?}",
-                map.mean
-            );
-            for (got, want) in [
-                (cov[(0, 0)], c[0]),
-                (cov[(0, 1)], c[1]),
-                (cov[(1, 1)], c[2]),
-            ] {
-                assert!(
-                    (got - want).abs() < 0.02 * (1.0 + want.abs()),
-                    "{x}: {cov} vs {c:?}"
-                );
-            }
-        }
     }
 
     #[test]
