@@ -35,8 +35,7 @@ class ParetoNBDHierarchicalModel(IndividualLevelModel):
     pair :math:`(\ln\lambda_i, \ln\mu_i)` takes a joint elliptical slice step (Murray, Adams &
     MacKay 2010) on the customer's Pareto/NBD likelihood given the rates (the dropout time
     summed out, rather than drawn as in Abe's appendix) under the population's bivariate
-    normal, or, for a customer without repeat purchases (likelihood at most 1), an exact draw
-    by rejection from that normal; the population :math:`(B, \Sigma)` then has its conjugate
+    normal; the population :math:`(B, \Sigma)` then has its conjugate
     multivariate-regression update, followed by random-walk Metropolis steps in partially
     non-centred coordinates (Papaspiliopoulos, Roberts & Skold 2007: each customer centred by
     how much its own data say, from a Gaussian approximation of its likelihood learnt during
