@@ -9,11 +9,15 @@ use pyo3::types::PyDict;
 
 use super::rfm::{rfm_names, CovariateArgs, Design, Names};
 use super::{fit_options, fit_result_to_dict, run, slice, to_numpy};
-use crate::fit::FitOptions;
+use crate::data::RfmNames;
+use crate::error::Result as CoreResult;
+use crate::fit::{FitOptions, FitResult};
 use crate::models::bgnbd_dynamic;
 use crate::models::churn_dynamic::{self, ChurnPanel};
 use crate::models::covariates::churn::model_parameters;
+use crate::models::covariates::Links;
 use crate::models::pnbd_dynamic::{self, DynamicRows, Quantity};
+use crate::parallel::Exec;
 
 /// The customers as the Python layer hands them over: frequency, recency, T, piece offsets,
 /// piece starts, purchase offsets and the piece of each repeat purchase.
@@ -75,6 +79,80 @@ impl<'a> Borrowed<'a> {
     }
 }
 
+/// What a purchase model with time-varying covariates does with the customers' rows: its fit,
+/// or one prediction into `out`.
+type FitWith<'f> = &'f (dyn Fn(&DynamicRows<'_>, &Links, &RfmNames, &FitOptions<'_>) -> CoreResult<FitResult>
+         + Sync);
+type PredictWith<'f> =
+    &'f (dyn Fn(&DynamicRows<'_>, &Links, &Exec, &mut [f64]) -> CoreResult<()> + Sync);
+
+/// The bindings' shared part of the two purchase models' fits: borrow the arrays, validate the
+/// rows, fit with the covariate penalty; `extra_check` is a model's own rule on the rows.
+#[allow(clippy::too_many_arguments)]
+fn dynamic_fit<'py>(
+    py: Python<'py>,
+    customers: Customers<'py>,
+    names: Names,
+    covariates: CovariateArgs<'py>,
+    penalizer: f64,
+    covariate_penalizer: f64,
+    max_iter: u64,
+    tol: f64,
+    n_jobs: Option<i64>,
+    extra_check: &(dyn Fn(&DynamicRows<'_>, &Design<'_>) -> CoreResult<()> + Sync),
+    fit_model: FitWith<'_>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let borrowed = Borrowed::new(&customers)?;
+    let design = Design::new(&covariates)?;
+    let names = rfm_names(names);
+    let rows = borrowed.rows(&design);
+    let res = run(py, n_jobs, |exec, interrupt| {
+        rows.validate(&design.links, [&design.names[0], &design.names[1]], &names)?;
+        extra_check(&rows, &design)?;
+        let opts = FitOptions {
+            coefficient_penalizer: covariate_penalizer,
+            ..fit_options(exec, interrupt, penalizer, max_iter, tol)
+        };
+        fit_model(&rows, &design.links, &names, &opts)
+    })?;
+    fit_result_to_dict(py, &res, rows.len())
+}
+
+/// The bindings' shared part of the two purchase models' per-customer predictions (as
+/// [`dynamic_fit`] for the fits).
+fn dynamic_predict<'py>(
+    py: Python<'py>,
+    customers: Customers<'py>,
+    names: Names,
+    covariates: CovariateArgs<'py>,
+    n_jobs: Option<i64>,
+    extra_check: &(dyn Fn(&DynamicRows<'_>, &Design<'_>) -> CoreResult<()> + Sync),
+    predict: PredictWith<'_>,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let borrowed = Borrowed::new(&customers)?;
+    let design = Design::new(&covariates)?;
+    let names = rfm_names(names);
+    let rows = borrowed.rows(&design);
+    let out = run(py, n_jobs, |exec, _| {
+        rows.validate(&design.links, [&design.names[0], &design.names[1]], &names)?;
+        extra_check(&rows, &design)?;
+        let mut out = vec![0.0; rows.len()];
+        predict(&rows, &design.links, exec, &mut out)?;
+        Ok(out)
+    })?;
+    Ok(to_numpy(py, out))
+}
+
+/// No rule beyond the shared validation (the Pareto/NBD takes any covariate path).
+fn no_extra_check(_: &DynamicRows<'_>, _: &Design<'_>) -> CoreResult<()> {
+    Ok(())
+}
+
+/// The BG/NBD's dropout happens at purchases: its dropout covariates must not change.
+fn static_dropout(rows: &DynamicRows<'_>, design: &Design<'_>) -> CoreResult<()> {
+    bgnbd_dynamic::check_static_dropout(rows, &design.names[1])
+}
+
 /// Fit the Pareto/NBD with time-varying covariates; returns the fit as a dict.
 #[pyfunction]
 #[pyo3(signature = (customers, names, covariates, penalizer=0.0, covariate_penalizer=0.0, max_iter=0, tol=0.0, n_jobs=None))]
@@ -90,19 +168,19 @@ fn pnbd_dynamic_fit<'py>(
     tol: f64,
     n_jobs: Option<i64>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let borrowed = Borrowed::new(&customers)?;
-    let design = Design::new(&covariates)?;
-    let names = rfm_names(names);
-    let rows = borrowed.rows(&design);
-    let res = run(py, n_jobs, |exec, interrupt| {
-        rows.validate(&design.links, [&design.names[0], &design.names[1]], &names)?;
-        let opts = FitOptions {
-            coefficient_penalizer: covariate_penalizer,
-            ..fit_options(exec, interrupt, penalizer, max_iter, tol)
-        };
-        pnbd_dynamic::fit_dynamic(&rows, &design.links, &names, &opts)
-    })?;
-    fit_result_to_dict(py, &res, rows.len())
+    dynamic_fit(
+        py,
+        customers,
+        names,
+        covariates,
+        penalizer,
+        covariate_penalizer,
+        max_iter,
+        tol,
+        n_jobs,
+        &no_extra_check,
+        &pnbd_dynamic::fit_dynamic,
+    )
 }
 
 /// A per-customer prediction (`log_likelihood`, `probability_alive`, `expected_purchases`,
@@ -127,26 +205,18 @@ fn pnbd_dynamic_predict<'py>(
         "expected_residual_transactions" => Quantity::ResidualTransactions,
         other => return Err(PyValueError::new_err(format!("unknown quantity `{other}`"))),
     };
-    let borrowed = Borrowed::new(&customers)?;
-    let design = Design::new(&covariates)?;
-    let names = rfm_names(names);
-    let rows = borrowed.rows(&design);
     let horizons = slice(&t, "t")?;
-    let out = run(py, n_jobs, |exec, _| {
-        rows.validate(&design.links, [&design.names[0], &design.names[1]], &names)?;
-        let mut out = vec![0.0; rows.len()];
-        pnbd_dynamic::predict(
-            &rows,
-            &design.links,
-            &params,
-            quantity,
-            horizons,
-            exec,
-            &mut out,
-        )?;
-        Ok(out)
-    })?;
-    Ok(to_numpy(py, out))
+    dynamic_predict(
+        py,
+        customers,
+        names,
+        covariates,
+        n_jobs,
+        &no_extra_check,
+        &|rows, links, exec, out| {
+            pnbd_dynamic::predict(rows, links, &params, quantity, horizons, exec, out)
+        },
+    )
 }
 
 /// Fit the BG/NBD with time-varying purchase covariates; returns the fit as a dict.
@@ -164,20 +234,19 @@ fn bgnbd_dynamic_fit<'py>(
     tol: f64,
     n_jobs: Option<i64>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let borrowed = Borrowed::new(&customers)?;
-    let design = Design::new(&covariates)?;
-    let names = rfm_names(names);
-    let rows = borrowed.rows(&design);
-    let res = run(py, n_jobs, |exec, interrupt| {
-        rows.validate(&design.links, [&design.names[0], &design.names[1]], &names)?;
-        bgnbd_dynamic::check_static_dropout(&rows, &design.names[1])?;
-        let opts = FitOptions {
-            coefficient_penalizer: covariate_penalizer,
-            ..fit_options(exec, interrupt, penalizer, max_iter, tol)
-        };
-        bgnbd_dynamic::fit_dynamic(&rows, &design.links, &names, &opts)
-    })?;
-    fit_result_to_dict(py, &res, rows.len())
+    dynamic_fit(
+        py,
+        customers,
+        names,
+        covariates,
+        penalizer,
+        covariate_penalizer,
+        max_iter,
+        tol,
+        n_jobs,
+        &static_dropout,
+        &bgnbd_dynamic::fit_dynamic,
+    )
 }
 
 /// A per-customer prediction of the BG/NBD with time-varying purchase covariates
@@ -202,27 +271,18 @@ fn bgnbd_dynamic_predict<'py>(
         "expected_purchases" => bgnbd_dynamic::Quantity::ExpectedPurchases,
         other => return Err(PyValueError::new_err(format!("unknown quantity `{other}`"))),
     };
-    let borrowed = Borrowed::new(&customers)?;
-    let design = Design::new(&covariates)?;
-    let names = rfm_names(names);
-    let rows = borrowed.rows(&design);
     let horizons = slice(&t, "t")?;
-    let out = run(py, n_jobs, |exec, _| {
-        rows.validate(&design.links, [&design.names[0], &design.names[1]], &names)?;
-        bgnbd_dynamic::check_static_dropout(&rows, &design.names[1])?;
-        let mut out = vec![0.0; rows.len()];
-        bgnbd_dynamic::predict(
-            &rows,
-            &design.links,
-            &params,
-            quantity,
-            horizons,
-            exec,
-            &mut out,
-        )?;
-        Ok(out)
-    })?;
-    Ok(to_numpy(py, out))
+    dynamic_predict(
+        py,
+        customers,
+        names,
+        covariates,
+        n_jobs,
+        &static_dropout,
+        &|rows, links, exec, out| {
+            bgnbd_dynamic::predict(rows, links, &params, quantity, horizons, exec, out)
+        },
+    )
 }
 
 /// A subscription panel as the Python layer hands it over: periods, churned (0/1), piece
@@ -233,6 +293,21 @@ type ChurnCustomers<'py> = (
     PyReadonlyArray1<'py, i64>,
     PyReadonlyArray1<'py, f64>,
 );
+
+/// The panel of [`ChurnCustomers`] with its piece offsets as `usize` (`offsets`).
+fn churn_panel<'a>(
+    customers: &'a ChurnCustomers<'_>,
+    offsets: &'a [usize],
+    covariates: &'a PyReadonlyArray2<'_, f64>,
+) -> PyResult<ChurnPanel<'a>> {
+    Ok(ChurnPanel {
+        periods: slice(&customers.0, "periods")?,
+        churned: slice(&customers.1, "churned")?,
+        piece_offsets: offsets,
+        piece_starts: slice(&customers.3, "piece_starts")?,
+        covariates: covariates.as_array(),
+    })
+}
 
 /// Fit sBG (`model="sbg"`) or BdW (`"bdw"`) with time-varying covariates per period
 /// ([`churn_dynamic`]); `covariates` holds one row per piece, `covariate_names` its columns and
@@ -254,13 +329,7 @@ fn churn_dynamic_fit<'py>(
     n_jobs: Option<i64>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let offsets = indices(&customers.2, "piece_offsets")?;
-    let panel = ChurnPanel {
-        periods: slice(&customers.0, "periods")?,
-        churned: slice(&customers.1, "churned")?,
-        piece_offsets: &offsets,
-        piece_starts: slice(&customers.3, "piece_starts")?,
-        covariates: covariates.as_array(),
-    };
+    let panel = churn_panel(&customers, &offsets, &covariates)?;
     let res = run(py, n_jobs, |exec, interrupt| {
         let free_c = model_parameters(model)? == 3;
         panel.validate(&covariate_names)?;
@@ -299,13 +368,7 @@ fn churn_dynamic_predict<'py>(
         other => return Err(PyValueError::new_err(format!("unknown quantity `{other}`"))),
     };
     let offsets = indices(&customers.2, "piece_offsets")?;
-    let panel = ChurnPanel {
-        periods: slice(&customers.0, "periods")?,
-        churned: slice(&customers.1, "churned")?,
-        piece_offsets: &offsets,
-        piece_starts: slice(&customers.3, "piece_starts")?,
-        covariates: covariates.as_array(),
-    };
+    let panel = churn_panel(&customers, &offsets, &covariates)?;
     let horizons = slice(&t, "t")?;
     let covered = slice(&covered, "covered")?;
     let out = run(py, n_jobs, |exec, _| {
