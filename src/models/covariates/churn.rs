@@ -16,9 +16,11 @@
 //! Covariates belong to customers, so these fits need one record per customer (periods
 //! observed, churned or not, optional weight, and that customer's covariates): a cohort's
 //! survivor counts carry no covariates. The likelihood is the base model's per record at the
-//! customer's `alpha_i` (over [`Dual`] numbers in `alpha_i, beta, c`), with the gradient in the
-//! coefficients by the chain rule through `ln alpha_i`; the Hessian (for standard errors) is
-//! the fitting engine's central difference of that exact gradient, as for the base models.
+//! customer's `alpha_i` (sBG rows in closed form, BdW rows from a per-pass table of the `beta`
+//! terms and the customer's own ln-gamma, digamma and trigamma values, the rest over [`Dual`]
+//! numbers in `alpha_i, beta, c`), with the gradient in the coefficients by the chain rule
+//! through `ln alpha_i` and an analytic Hessian, whose value at the estimate gives the standard
+//! errors.
 
 use ndarray::{Array2, ArrayView2, CowArray, Ix2};
 
@@ -29,7 +31,7 @@ use crate::error::{ClvError, Result};
 use crate::fit::{fit, Domain, FitOptions, FitResult, FusedPass, Likelihood, ParamSpec};
 use crate::models::bdw::{ln_survival, Bdw, BdwParams, ChurnData, PARAMS};
 use crate::parallel::Exec;
-use crate::special::{digamma, digamma_diff, trigamma};
+use crate::special::{digamma, digamma_diff, ln_gamma_diff, ln_gamma_digamma_trigamma, trigamma};
 
 /// Distinct covariate vectors beyond which records are not merged: with continuous
 /// covariates nearly every customer has their own vector, found out after reading this many
@@ -50,6 +52,8 @@ pub struct ChurnCovariateRows<'a> {
     pub covariates: CowArray<'a, f64, Ix2>,
     /// The same records without covariates, merged: the base model's data.
     base: ChurnData,
+    /// Whether the rows are merged records (else one row per customer).
+    merged: bool,
 }
 
 impl<'a> ChurnCovariateRows<'a> {
@@ -118,6 +122,7 @@ impl<'a> ChurnCovariateRows<'a> {
             weights: Vec::new(),
             covariates: CowArray::from(ndarray::Array2::zeros((0, columns))),
             base,
+            merged: merged.is_some(),
         };
         match merged {
             Some(records) => {
@@ -174,6 +179,21 @@ impl<'a> ChurnCovariateRows<'a> {
     /// The records without covariates (the base model's data).
     fn base_data(&self) -> &ChurnData {
         &self.base
+    }
+
+    /// Every `stride`-th row (the warm-start subsample; the base model's data stay all
+    /// records').
+    fn subsample(&self, stride: usize) -> ChurnCovariateRows<'static> {
+        let pick = |v: &[f64]| v.iter().step_by(stride).copied().collect();
+        let rows = self.covariates.slice(ndarray::s![..;stride as isize, ..]);
+        ChurnCovariateRows {
+            periods: pick(&self.periods),
+            churned: self.churned.iter().step_by(stride).copied().collect(),
+            weights: pick(&self.weights),
+            covariates: CowArray::from(rows.as_standard_layout().into_owned()),
+            base: self.base.clone(),
+            merged: self.merged,
+        }
     }
 }
 
@@ -435,6 +455,151 @@ fn sbg_row<const HESSIAN: bool>(
     row
 }
 
+/// Per pass (BdW): the parts of a record's `ln S(t)` that involve `beta` and `c` only, for whole
+/// `t` in `1..=FAST_SBG_MAX_PERIODS` at `u = t^c`, as [`ln_survival_second`] forms them:
+/// `[u, ln t, ln G(beta + u) - ln G(beta), psi(beta + u) - psi(beta), psi(beta + u),
+/// psi'(beta + u) - psi'(beta), psi'(beta + u)]`.
+struct BdwBetaTerms {
+    terms: [[f64; 7]; FAST_SBG_MAX_PERIODS + 1],
+}
+
+impl BdwBetaTerms {
+    /// `None` when some `t^c` overflows (rows then take the dual-number route).
+    fn new(beta: f64, c: f64) -> Option<Self> {
+        let mut terms = [[0.0; 7]; FAST_SBG_MAX_PERIODS + 1];
+        let tri_beta = trigamma(beta);
+        for (t, row) in terms.iter_mut().enumerate().skip(1) {
+            let lt = (t as f64).ln();
+            let u = (c * lt).exp();
+            if !u.is_finite() {
+                return None;
+            }
+            let tri_end = trigamma(beta + u);
+            *row = [
+                u,
+                lt,
+                ln_gamma_diff(beta, u),
+                digamma_diff(beta, u),
+                digamma(beta + u),
+                tri_end - tri_beta,
+                tri_end,
+            ];
+        }
+        Some(BdwBetaTerms { terms })
+    }
+}
+
+/// `alpha + beta` below which a BdW row takes `ln G`, `psi` and `psi'` at `alpha + beta` and
+/// `alpha + beta + t^c` by their shared recurrence; above it, the differences are formed
+/// without cancellation ([`ln_gamma_diff`], [`digamma_diff`]).
+const SHARED_RECURRENCE_MAX: f64 = 10.0;
+
+/// `ln S(t)` (whole `t <= FAST_SBG_MAX_PERIODS`) with its gradient and (`HESSIAN`) Hessian in
+/// `(alpha, beta, c)`, the terms of [`ln_survival_second`]: the `beta` ones from the pass's
+/// table, the customer's at `s = alpha + beta` (`at_s`: `ln G`, `psi`, `psi'` there, when `s`
+/// is below [`SHARED_RECURRENCE_MAX`]) and at `s + u`.
+#[inline(always)]
+fn bdw_survival<const HESSIAN: bool>(
+    s: f64,
+    at_s: (f64, f64, f64),
+    t: usize,
+    table: &BdwBetaTerms,
+) -> (f64, [f64; 3], [f64; 6]) {
+    if t == 0 {
+        return (0.0, [0.0; 3], [0.0; 6]);
+    }
+    let [u, lt, a_rise, a_b, a_u, a_bb, a_uu] = table.terms[t];
+    let (b_rise, b_s, b_u, b_uu, b_ss) = if s < SHARED_RECURRENCE_MAX {
+        let (lg_end, psi_end, tri_end) = ln_gamma_digamma_trigamma::<HESSIAN>(s + u);
+        let (lg_s, psi_s, tri_s) = at_s;
+        (
+            lg_end - lg_s,
+            psi_end - psi_s,
+            psi_end,
+            tri_end,
+            tri_end - tri_s,
+        )
+    } else {
+        let b_uu = if HESSIAN { trigamma(s + u) } else { 0.0 };
+        let b_ss = if HESSIAN { b_uu - trigamma(s) } else { 0.0 };
+        (
+            ln_gamma_diff(s, u),
+            digamma_diff(s, u),
+            digamma(s + u),
+            b_uu,
+            b_ss,
+        )
+    };
+    let (u1, u2) = (u * lt, u * lt * lt);
+    let g = [-b_s, a_b - b_s, (a_u - b_u) * u1];
+    let h = if HESSIAN {
+        [
+            -b_ss,
+            -b_ss,
+            -b_uu * u1,
+            a_bb - b_ss,
+            (a_uu - b_uu) * u1,
+            (a_uu - b_uu) * u1 * u1 + (a_u - b_u) * u2,
+        ]
+    } else {
+        [0.0; 6]
+    };
+    (a_rise - b_rise, g, h)
+}
+
+/// A BdW record (whole `t <= FAST_SBG_MAX_PERIODS`) from [`bdw_survival`]: the terms at
+/// `alpha + beta` are shared by `S(t - 1)` and `S(t)`, and the special functions at the
+/// customer's own arguments come from one recurrence, so a churned row costs three of them
+/// (about 8 apart over the dual numbers). `ln P(T = t)` combines the two survival terms as in
+/// [`dual_row`].
+#[inline(always)]
+fn bdw_row<const HESSIAN: bool>(
+    alpha: f64,
+    beta: f64,
+    t: usize,
+    churned: bool,
+    table: &BdwBetaTerms,
+) -> RowTerms {
+    let s = alpha + beta;
+    let at_s = if s < SHARED_RECURRENCE_MAX {
+        ln_gamma_digamma_trigamma::<HESSIAN>(s)
+    } else {
+        (0.0, 0.0, 0.0)
+    };
+    let (mut v, mut g, mut h) = bdw_survival::<HESSIAN>(s, at_s, t, table);
+    if churned {
+        let (v_before, g_before, h_before) = bdw_survival::<HESSIAN>(s, at_s, t - 1, table);
+        let d = v - v_before;
+        let q = 1.0 / (-d).exp_m1();
+        let dd: [f64; 3] = std::array::from_fn(|x| g[x] - g_before[x]);
+        if HESSIAN {
+            let pairs = [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)];
+            for (e, &(x, y)) in pairs.iter().enumerate() {
+                h[e] = h_before[e] - q * (h[e] - h_before[e]) - q * (1.0 + q) * dd[x] * dd[y];
+            }
+        }
+        v = v_before + (-d.exp_m1()).ln();
+        g = std::array::from_fn(|x| g_before[x] - q * dd[x]);
+    }
+    // To ln alpha_i, as in [`dual_row`].
+    let mut row = RowTerms {
+        v,
+        g: [g[0] * alpha, g[1], g[2]],
+        h: [0.0; 6],
+    };
+    if HESSIAN {
+        row.h = [
+            alpha * (alpha * h[0] + g[0]),
+            alpha * h[1],
+            alpha * h[2],
+            h[3],
+            h[4],
+            h[5],
+        ];
+    }
+    row
+}
+
 /// Gradient and Hessian of `ln S(t)` in `(alpha, beta, c)` (upper triangle as in
 /// [`RowTerms`]), from `ln S = [ln G(beta + u) - ln G(beta)] - [ln G(s + u) - ln G(s)]`,
 /// `s = alpha + beta`, `u = t^c` (`free_c` false: `c` held, its entries 0).
@@ -534,7 +699,8 @@ impl ChurnCovariates<'_, '_> {
     /// `d2/d alpha0^2 = (d2/d ln alpha0^2 - d/d ln alpha0) / alpha0^2`.
     ///
     /// sBG rows with at most [`FAST_SBG_MAX_PERIODS`] periods take the closed form
-    /// ([`sbg_row`]); BdW rows and the rest the base model's dual numbers ([`dual_row`]). The
+    /// ([`sbg_row`]), BdW rows with as many the terms of [`bdw_row`], the rest the base model's
+    /// dual numbers ([`dual_row`]). The
     /// rows are summed in fixed chunks, so the result is the same for any number of threads.
     fn pass<const HESSIAN: bool>(
         &self,
@@ -555,6 +721,11 @@ impl ChurnCovariates<'_, '_> {
         };
         let b = Dual::<3>::variable(beta, 1);
         let sums = BetaSums::new(beta);
+        let bdw_table = if free_c {
+            BdwBetaTerms::new(beta, params[2])
+        } else {
+            None
+        };
         let fast_sum = |alpha: f64| {
             let s = alpha + beta;
             !free_c && (FAST_SBG_MIN_SUM..=FAST_SBG_MAX_SUM).contains(&s)
@@ -583,6 +754,13 @@ impl ChurnCovariates<'_, '_> {
                 let whole = t as usize;
                 let row = if whole <= FAST_SBG_MAX_PERIODS && fast_sum(alpha) {
                     sbg_row::<HESSIAN>(ln_alpha0 + dot, alpha, whole, rows.churned[i], beta, &sums)
+                } else if let Some(table) = bdw_table.as_ref().filter(|_| {
+                    whole <= FAST_SBG_MAX_PERIODS
+                        && (whole > 0 || !rows.churned[i])
+                        && alpha > 0.0
+                        && alpha.is_finite()
+                }) {
+                    bdw_row::<HESSIAN>(alpha, beta, whole, rows.churned[i], table)
                 } else {
                     dual_row::<HESSIAN>(alpha, b, c, t, rows.churned[i], free_c)
                 };
@@ -701,6 +879,21 @@ pub fn fit_churn_covariates(
     coefficient_names: &[String],
     opts: &FitOptions<'_>,
 ) -> Result<FitResult> {
+    // One row per customer (continuous covariates) and many of them: a subsample first.
+    let stride = (!rows.merged && opts.start.is_none() && rows.len() > crate::fit::WARM_START_ROWS)
+        .then(|| rows.len() / crate::fit::WARM_START_SAMPLE);
+    Ok(fit_churn_covariates_staged(rows, free_c, coefficient_names, opts, stride)?.0)
+}
+
+/// [`fit_churn_covariates`], first on every `stride`-th row when given; also says whether the
+/// fit of all rows started from the subsample's optimum.
+fn fit_churn_covariates_staged(
+    rows: &ChurnCovariateRows<'_>,
+    free_c: bool,
+    coefficient_names: &[String],
+    opts: &FitOptions<'_>,
+    stride: Option<usize>,
+) -> Result<(FitResult, bool)> {
     let start = match &opts.start {
         Some(start) => start.clone(),
         None => {
@@ -716,19 +909,45 @@ pub fn fit_churn_covariates(
         }
     };
     let k = if free_c { 3 } else { 2 };
-    let mut res = fit(
-        &ChurnCovariates::new(rows, free_c),
-        &FitOptions {
-            start: Some(start),
-            // From the base model's optimum Newton steps with the analytic Hessian converge in
-            // a few passes, and the last one's Hessian gives the covariance.
-            newton: true,
-            ..opts.clone()
-        },
-    )?;
+    // From the base model's optimum Newton steps with the analytic Hessian converge in a few
+    // passes, and the last one's Hessian gives the covariance.
+    let from_base = FitOptions {
+        start: Some(start),
+        newton: true,
+        ..opts.clone()
+    };
+    // With a stride, those steps first on a systematic subsample, then on all rows from its
+    // optimum, the first step on the subsample's curvature (a gradient pass instead of a fused
+    // one). Its optimum is within a few of its standard errors of all rows', so a few fused
+    // passes of all rows follow (3-4 at 1M): the last, at the estimate, gives the covariance.
+    let mut warm = None;
+    if let Some(stride) = stride.filter(|&s| s > 0) {
+        let sample = rows.subsample(stride);
+        let first = match fit(&ChurnCovariates::new(&sample, free_c), &from_base) {
+            Err(ClvError::Interrupted) => return Err(ClvError::Interrupted),
+            // (A failed subsample fit leaves the fit to all rows from the base estimate.)
+            first => first.ok().filter(|f| f.converged),
+        };
+        if let Some(first) = first {
+            let from_sample = FitOptions {
+                start: Some(first.params),
+                initial_inverse_hessian: first.inverse_hessian,
+                newton: true,
+                newton_given_curvature: true,
+                ..opts.clone()
+            };
+            warm = Some(fit(&ChurnCovariates::new(rows, free_c), &from_sample)?)
+                .filter(|r| r.converged);
+        }
+    }
+    let through_subsample = warm.is_some();
+    let mut res = match warm {
+        Some(res) => res,
+        None => fit(&ChurnCovariates::new(rows, free_c), &from_base)?,
+    };
     res.names.truncate(k);
     res.names.extend(coefficient_names.iter().cloned());
-    Ok(res)
+    Ok((res, through_subsample))
 }
 
 #[cfg(test)]
@@ -864,6 +1083,91 @@ mod tests {
                     (x - y).abs() <= 1e-10 * y.abs().max(1.0),
                     "{t} {churned}: {fast:?} {slow:?}"
                 );
+            }
+        }
+    }
+
+    /// The fit through a subsample (as for a million customers with continuous covariates)
+    /// reaches the optimum of the fit from the base model's estimate, with its covariance.
+    #[test]
+    fn subsample_first_reaches_the_same_optimum() {
+        let (periods, churned, z) = simulated(3_000, &[1.0, 3.0, 0.8, 0.5, -0.3], 13);
+        // (Too few customers to give up merging on their own: one row per customer, as with
+        // continuous covariates at scale.)
+        let rows = ChurnCovariateRows::with_max_vectors(
+            &periods,
+            &churned,
+            None,
+            matrix(&z, 2),
+            &names(),
+            0,
+        )
+        .unwrap();
+        assert!(!rows.merged);
+        let opts = FitOptions {
+            gradient_tolerance: 1e-10,
+            ..FitOptions::default()
+        };
+        for free_c in [false, true] {
+            let (direct, _) =
+                fit_churn_covariates_staged(&rows, free_c, &names(), &opts, None).unwrap();
+            let (staged, through_subsample) =
+                fit_churn_covariates_staged(&rows, free_c, &names(), &opts, Some(7)).unwrap();
+            assert!(
+                through_subsample,
+                "{free_c}: the subsample's fit was not used"
+            );
+            assert!(direct.converged && staged.converged);
+            assert_eq!(staged.names, direct.names);
+            let (cov_d, cov_s) = (direct.covariance.unwrap(), staged.covariance.unwrap());
+            for j in 0..direct.params.len() {
+                let se = cov_d[[j, j]].sqrt();
+                assert!(
+                    (staged.params[j] - direct.params[j]).abs() <= 1e-6 * se,
+                    "{free_c} {j}: {:?} vs {:?}",
+                    staged.params,
+                    direct.params
+                );
+                assert!(rel(cov_s[[j, j]], cov_d[[j, j]]) < 1e-6);
+            }
+        }
+    }
+
+    #[test]
+    fn bdw_rows_match_the_dual_route() {
+        for &c in &[0.7, 1.0, 1.6] {
+            let table = BdwBetaTerms::new(2.7, c).unwrap();
+            let b = Dual::<3>::variable(2.7, 1);
+            let c_dual = Dual::<3>::variable(c, 2);
+            for &(alpha, t, churned) in &[
+                (0.9_f64, 1usize, true),
+                (0.9, 1, false),
+                (0.05, 7, true),
+                (3.5, 12, false),
+                (40.0, 64, true),
+                (1e-3, 30, false),
+                (8.0, 5, true),
+                (1.2, 0, false),
+            ] {
+                for hessian in [false, true] {
+                    let fast = if hessian {
+                        bdw_row::<true>(alpha, 2.7, t, churned, &table)
+                    } else {
+                        bdw_row::<false>(alpha, 2.7, t, churned, &table)
+                    };
+                    let slow = dual_row::<true>(alpha, b, c_dual, t as f64, churned, true);
+                    assert!(
+                        (fast.v - slow.v).abs() <= 1e-13 * slow.v.abs().max(1.0),
+                        "{fast:?} {slow:?}"
+                    );
+                    let h = if hessian { &fast.h[..] } else { &[][..] };
+                    for (x, y) in fast.g.iter().chain(h).zip(slow.g.iter().chain(&slow.h)) {
+                        assert!(
+                            (x - y).abs() <= 1e-10 * y.abs().max(1.0),
+                            "{c} {t} {churned}: {fast:?} {slow:?}"
+                        );
+                    }
+                }
             }
         }
     }
