@@ -20,20 +20,47 @@ fn read(path: &str) -> Vec<[u8; 8]> {
         .collect()
 }
 
-fn run<M: RfmModel>(dir: &str) {
-    let f = |name: &str| -> Vec<f64> {
-        read(&format!("{dir}/{name}.bin"))
+/// The benchmark's columns in `dir`: frequency, recency, age, the segment codes and the number
+/// of segments.
+struct Columns {
+    x: Vec<f64>,
+    t_x: Vec<f64>,
+    age: Vec<f64>,
+    codes: Vec<i64>,
+    n_segments: usize,
+}
+
+impl Columns {
+    fn load(dir: &str) -> Self {
+        let f = |name: &str| -> Vec<f64> {
+            read(&format!("{dir}/{name}.bin"))
+                .into_iter()
+                .map(f64::from_le_bytes)
+                .collect()
+        };
+        let codes: Vec<i64> = read(&format!("{dir}/code.bin"))
             .into_iter()
-            .map(f64::from_le_bytes)
-            .collect()
-    };
-    let (x, t_x, age) = (f("x"), f("t_x"), f("T"));
-    let codes: Vec<i64> = read(&format!("{dir}/code.bin"))
-        .into_iter()
-        .map(i64::from_le_bytes)
-        .collect();
-    let n_segments = (*codes.iter().max().unwrap() + 1) as usize;
-    let columns = RfmColumns::new(&x, &t_x, &age);
+            .map(i64::from_le_bytes)
+            .collect();
+        let n_segments = (*codes.iter().max().unwrap() + 1) as usize;
+        Columns {
+            x: f("x"),
+            t_x: f("t_x"),
+            age: f("T"),
+            codes,
+            n_segments,
+        }
+    }
+
+    fn rfm(&self) -> RfmColumns<'_> {
+        RfmColumns::new(&self.x, &self.t_x, &self.age)
+    }
+}
+
+fn run<M: RfmModel>(dir: &str) {
+    let loaded = Columns::load(dir);
+    let (codes, n_segments) = (&loaded.codes, loaded.n_segments);
+    let columns = loaded.rfm();
     let names = RfmNames::default();
     for jobs in [2, 1] {
         let exec = Exec::with_jobs(Some(jobs)).unwrap();
@@ -41,7 +68,7 @@ fn run<M: RfmModel>(dir: &str) {
         let fits = fit_segments::<M>(
             &columns,
             &names,
-            &codes,
+            codes,
             n_segments,
             50.0,
             &FitOptions::default(),
@@ -66,7 +93,7 @@ fn run<M: RfmModel>(dir: &str) {
         t.elapsed().as_secs_f64(),
         whole.n_evaluations
     );
-    let (order, starts) = split_rows(&codes, n_segments).unwrap();
+    let (order, starts) = split_rows(codes, n_segments).unwrap();
     let warm = FitOptions {
         start: Some(whole.params.clone()),
         initial_inverse_hessian: whole.inverse_hessian.clone(),
@@ -149,20 +176,9 @@ fn run<M: RfmModel>(dir: &str) {
 fn pass_costs(dir: &str) {
     use clvrs::fit::Likelihood;
     use clvrs::models::pnbd::ParetoNbd;
-    let f = |name: &str| -> Vec<f64> {
-        read(&format!("{dir}/{name}.bin"))
-            .into_iter()
-            .map(f64::from_le_bytes)
-            .collect()
-    };
-    let (x, t_x, age) = (f("x"), f("t_x"), f("T"));
-    let codes: Vec<i64> = read(&format!("{dir}/code.bin"))
-        .into_iter()
-        .map(i64::from_le_bytes)
-        .collect();
-    let n_segments = (*codes.iter().max().unwrap() + 1) as usize;
-    let columns = RfmColumns::new(&x, &t_x, &age);
-    let (order, starts) = split_rows(&codes, n_segments).unwrap();
+    let loaded = Columns::load(dir);
+    let columns = loaded.rfm();
+    let (order, starts) = split_rows(&loaded.codes, loaded.n_segments).unwrap();
     let exec = Exec::Serial;
     let (mut grad_t, mut fused_t) = (0.0, 0.0);
     for s in 0..200 {

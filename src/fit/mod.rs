@@ -838,6 +838,100 @@ mod tests {
         }
     }
 
+    /// [`Normal`] with its fused pass, recording where each fused pass was taken.
+    struct NormalRecorded(NormalFused, Mutex<Vec<Vec<f64>>>);
+
+    impl Likelihood for NormalRecorded {
+        fn params(&self) -> &[ParamSpec] {
+            &NORMAL_PARAMS
+        }
+        fn starts(&self) -> Vec<Vec<f64>> {
+            self.0.starts()
+        }
+        fn total_weight(&self) -> f64 {
+            self.0.total_weight()
+        }
+        fn loglik_and_gradient(&self, p: &[f64], exec: &Exec) -> (f64, Vec<f64>) {
+            self.0.loglik_and_gradient(p, exec)
+        }
+        fn loglik_gradient_hessian(&self, p: &[f64], exec: &Exec) -> Option<FusedPass> {
+            self.1.lock().unwrap().push(p.to_vec());
+            self.0.loglik_gradient_hessian(p, exec)
+        }
+    }
+
+    /// The fallback of a given curvature: a curvature a hundred times too flat, from a start
+    /// off the optimum in `mu` alone (2.5%), so the first step goes to the trust radius, 1,
+    /// along `mu`: a factor e down in `mu + 10`, far past the optimum, where the objective is
+    /// higher, so the step must be refused. The start's own Hessian is then evaluated (a fused pass at
+    /// the start, which the recording shows), and Newton reaches the optimum and covariance.
+    #[test]
+    fn newton_falls_back_to_the_exact_curvature_when_the_given_one_fails() {
+        let values: Vec<f64> = (0..1000)
+            .map(|i| ((i * 7919) % 1000) as f64 / 100.0 - 3.0)
+            .collect();
+        let plain = fit(
+            &Normal {
+                values: values.clone(),
+            },
+            &FitOptions::default(),
+        )
+        .unwrap();
+        let model = NormalRecorded(
+            NormalFused(Normal { values }, AtomicU64::new(0)),
+            Mutex::new(Vec::new()),
+        );
+        let start = vec![plain.params[0] + 0.3, plain.params[1]];
+        let opts = FitOptions {
+            newton: true,
+            newton_given_curvature: true,
+            initial_inverse_hessian: Some(plain.inverse_hessian.clone().unwrap() * 100.0),
+            start: Some(start.clone()),
+            ..FitOptions::default()
+        };
+        let res = fit(&model, &opts).unwrap();
+        assert!(
+            res.converged && res.termination.contains("Newton"),
+            "{}",
+            res.termination
+        );
+        let points = model.1.lock().unwrap().clone();
+        // The refused trial on the given curvature, then the start's own
+        // Hessian, then Newton's steps; the start itself took a gradient pass.
+        assert!(points.len() >= 3, "{points:?}");
+        assert!(
+            (points[0][0] / (start[0] / std::f64::consts::E) - 1.0).abs() < 0.05,
+            "{points:?}"
+        );
+        let at_start =
+            |p: &[f64]| (0..2).all(|i| (p[i] - start[i]).abs() <= 1e-12 * start[i].abs());
+        assert!(!at_start(&points[0]) && at_start(&points[1]), "{points:?}");
+        assert_eq!(points.len() as u64 + 1, res.n_evaluations, "{res:?}");
+        for (a, b) in res.params.iter().zip(&plain.params) {
+            assert!(
+                (a - b).abs() < 1e-7,
+                "{:?} vs {:?}",
+                res.params,
+                plain.params
+            );
+        }
+        assert!(
+            (res.log_likelihood - plain.log_likelihood).abs() < 1e-9 * plain.log_likelihood.abs()
+        );
+        let (cov, want) = (
+            res.covariance.as_ref().unwrap(),
+            plain.covariance.as_ref().unwrap(),
+        );
+        for i in 0..2 {
+            for j in 0..2 {
+                assert!(
+                    (cov[[i, j]] - want[[i, j]]).abs() <= 1e-6 * want[[i, i]].abs(),
+                    "{cov:?} vs {want:?}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn interrupt_stops_the_fit() {
         let model = Normal {

@@ -136,8 +136,8 @@ fn row_fast<const SECOND: bool>(
     let base = big + t_x;
     let gap = big - small;
     let z = gap / base;
-    let z_max = FAST_SERIES_MAX_Z.min(SERIES_MAX_PEAK / (SERIES_MAX_PEAK + e));
-    if z > z_max {
+    let peak_max_z = SERIES_MAX_PEAK / (SERIES_MAX_PEAK + e);
+    if z > SHARED_MAX_Z.min(peak_max_z) {
         return None;
     }
     let m = rx + s;
@@ -146,6 +146,17 @@ fn row_fast<const SECOND: bool>(
     let lambda = -rel_gap.ln_1p();
     // rho = base / (big + T) and 1 - rho, exactly, without exp.
     let rho = 1.0 / (1.0 + rel_gap);
+    // Whether the row takes the shared part of the series (see below), which serves it out to
+    // `SHARED_MAX_Z` (its own part's terms shrink by `z rho`); else the whole series, out to
+    // `FAST_SERIES_MAX_Z`.
+    let shares = p.shared.is_some()
+        && x == 0.0
+        && t_x == 0.0
+        && (m * lambda).exp() <= SPLIT_MAX_DECAY
+        && z * rho <= FAST_SERIES_MAX_Z;
+    if !shares && z > FAST_SERIES_MAX_Z.min(peak_max_z) {
+        return None;
+    }
     let series = SeriesArgs {
         m,
         e,
@@ -161,7 +172,7 @@ fn row_fast<const SECOND: bool>(
         // z rho = gap / (big + T) instead of z = gap / big: far fewer terms where z is close to
         // 1 (the estimates of small segments, far from the pooled one). Where R_0 = rho^m is
         // close to 1 the difference would cancel; those rows sum S directly.
-        Some(shared) if x == 0.0 && t_x == 0.0 && (m * lambda).exp() <= SPLIT_MAX_DECAY => {
+        Some(shared) if shares => {
             // Always with the second-order sums (the first-order ones are the same bits), and
             // from (m, e, z) alone, which every such row shares: whichever row of whichever
             // thread computes it, it has the same bits.
@@ -293,6 +304,13 @@ fn row_fast<const SECOND: bool>(
     }
     Some((constant + bracket, gradient, hessian))
 }
+
+/// The shared part of the series serves rows without repeat purchases out to this `z` (their
+/// own part's terms shrink by `z rho <= FAST_SERIES_MAX_Z`): the shared part is summed once per
+/// pass (about 8,000 terms at this `z`), and beyond [`FAST_SERIES_MAX_Z`] those rows would
+/// otherwise take the dual path (quadrature and differenced Hessians, about 20 times the
+/// cost: a small segment's estimate with `beta` about 40 times `alpha`).
+const SHARED_MAX_Z: f64 = 0.995;
 
 /// Above this `R_0 = rho^m`, the difference of the two parts of the series (see [`row_fast`])
 /// would lose more than about 3 bits to cancellation, so the row sums the whole series.
@@ -780,6 +798,62 @@ mod tests {
             }
         }
         assert!(split > 200 && whole_only > 20, "{split} {whole_only}");
+    }
+
+    /// Rows without repeat purchases beyond `FAST_SERIES_MAX_Z`, where only the shared route
+    /// serves them (a small segment's estimate with beta about 40 times alpha, and beyond):
+    /// against the dual path (quadrature there) to 1e-11, the Hessian against central
+    /// differences of that path's gradient; and a row alone still goes to the dual path.
+    #[test]
+    fn shared_route_serves_rows_without_repeat_purchases_beyond_the_whole_series() {
+        let mut served = 0;
+        for (r, s) in [(0.44, 7.42), (0.05, 0.606), (1.0, 1.0), (2.0, 0.3)] {
+            for (alpha, beta) in [(8.98, 369.9), (1.0, 60.0), (0.5, 150.0), (60.0, 1.0)] {
+                let at = [r, alpha, s, beta];
+                let gamma = gamma_terms::<true>(r, 0.0);
+                let shared = FastParams::new(&at);
+                for age in [26.0, 52.0, 78.0, 400.0] {
+                    let z = (alpha - beta).abs() / alpha.max(beta);
+                    assert!(z > FAST_SERIES_MAX_Z, "{at:?}");
+                    assert!(
+                        row_fast::<true>(&FastParams::single(&at), gamma, 0.0, 0.0, age).is_none()
+                    );
+                    let Some((value, gradient, hessian)) =
+                        row_fast::<true>(&shared, gamma, 0.0, 0.0, age)
+                    else {
+                        continue;
+                    };
+                    served += 1;
+                    let duals: [Dual<4>; 4] = std::array::from_fn(|i| Dual::variable(at[i], i));
+                    let reference = row_log_likelihood(duals, 0.0, 0.0, age);
+                    let close =
+                        |a: f64, b: f64| (a - b).abs() <= 1e-11 * a.abs().max(b.abs()).max(1.0);
+                    assert!(
+                        close(value, reference.v),
+                        "{at:?} {age}: {value} vs {reference:?}"
+                    );
+                    for j in 0..4 {
+                        assert!(
+                            close(gradient[j], reference.d[j]),
+                            "{at:?} {age} {j}: {gradient:?} vs {reference:?}"
+                        );
+                    }
+                    let numeric = differenced_row_hessian(&at, 0.0, 0.0, age);
+                    for i in 0..4 {
+                        for j in i..4 {
+                            let scale = (hessian[i][i] * hessian[j][j]).abs().sqrt().max(1e-6);
+                            assert!(
+                                (hessian[i][j] - numeric[i][j]).abs() <= 2e-5 * scale + 1e-9,
+                                "{at:?} {age} ({i},{j}): {} vs {}",
+                                hessian[i][j],
+                                numeric[i][j]
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        assert!(served >= 30, "{served}");
     }
 
     #[test]
