@@ -825,7 +825,12 @@ def _unit_name(unit_ns: int) -> str:
 def _frame(
     log: _Log, customer_id_col: str, columns: dict[str, np.ndarray], codes: np.ndarray
 ) -> Any:
-    ids = log.ids[codes] if len(codes) else log.ids[:0]
+    if len(codes) == len(log.ids) and (not len(codes) or codes[-1] == len(codes) - 1):
+        # Every customer, in code order (codes are increasing): the ids as they are, without a
+        # take (0.07 s for a million text ids).
+        ids = log.ids
+    else:
+        ids = log.ids[codes] if len(codes) else log.ids[:0]
     if log.kind == "polars":
         import polars as pl
 
@@ -833,7 +838,9 @@ def _frame(
         data.update({k: pl.Series(k, v) for k, v in columns.items()})
         return pl.DataFrame(data)
     index = pd.Index(ids, name=customer_id_col)
-    return pd.DataFrame(columns, index=index)
+    # The core's arrays are fresh and owned by nobody else: one block each instead of a stacked
+    # copy (0.09 s at 10M rows).
+    return pd.DataFrame(columns, index=index, copy=False)
 
 
 def summarize_transactions(
