@@ -135,12 +135,19 @@ def _rows_of(values: pd.Series, rows: np.ndarray) -> pd.Series:
     )
     if not arrow:
         return values.iloc[rows]
-    return pd.Series(
-        [values.iloc[int(i)] for i in rows],
-        index=values.index[rows],
-        dtype=values.dtype,
-        name=values.name,
-    )
+    # Each chunk's rows taken from that chunk alone (pandas' row-by-row ``iloc`` cost 15 us a
+    # row: 0.05 s for a summary's two samples of a text column).
+    chunked = values.array.__arrow_array__()
+    lengths = np.array([len(chunk) for chunk in chunked.chunks], dtype=np.int64)
+    ends = np.cumsum(lengths)
+    which = np.searchsorted(ends, rows, side="right")
+    picked: list[Any] = [None] * len(rows)
+    for c in np.unique(which):
+        at = np.flatnonzero(which == c)
+        local = rows[at] - (ends[c] - lengths[c])
+        for k, value in zip(at, chunked.chunk(int(c)).take(local).to_pylist()):
+            picked[int(k)] = value
+    return pd.Series(picked, index=values.index[rows], dtype=values.dtype, name=values.name)
 
 
 def _numeric_times(values: pd.Series, name: str, datetime_format: str | None) -> pd.Series:
