@@ -310,3 +310,19 @@ def test_prediction_errors_on_integer_frequency_are_the_float_errors(cdnow):
             errors.append((str(err.value), err.value.row, err.value.column))
         assert errors[0] == errors[1]
         assert errors[0][1] == 1500
+
+
+def test_sample_rows_of_a_chunked_text_column_are_ilocs():
+    from clvrs.data import _rows_of
+
+    values = [f"2001-01-0{k % 9 + 1}" if k % 5 else None for k in range(40)]
+    chunked = pa.chunked_array(
+        [pa.array(values[a:b], pa.string()) for a, b in ((0, 7), (7, 7), (7, 40))]
+    )
+    column = pd.Series(pd.arrays.ArrowExtensionArray(chunked), name="date")
+    rows = np.array([39, 0, 5, 6, 7, 8, 20, 6])
+    got = _rows_of(column, rows)
+    want = pd.Series([column.iloc[int(r)] for r in rows], index=rows, dtype=column.dtype)
+    assert got.name == "date" and got.index.tolist() == rows.tolist()
+    assert got.astype(object).where(got.notna(), None).tolist() == [values[r] for r in rows]
+    assert got.dtype == want.dtype and got.isna().tolist() == want.isna().tolist()

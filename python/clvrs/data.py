@@ -135,12 +135,19 @@ def _rows_of(values: pd.Series, rows: np.ndarray) -> pd.Series:
     )
     if not arrow:
         return values.iloc[rows]
-    return pd.Series(
-        [values.iloc[int(i)] for i in rows],
-        index=values.index[rows],
-        dtype=values.dtype,
-        name=values.name,
-    )
+    # Each chunk's rows taken from that chunk alone (pandas' row-by-row ``iloc`` cost 15 us a
+    # row: 0.05 s for a summary's two samples of a text column).
+    chunked = values.array.__arrow_array__()
+    lengths = np.array([len(chunk) for chunk in chunked.chunks], dtype=np.int64)
+    ends = np.cumsum(lengths)
+    which = np.searchsorted(ends, rows, side="right")
+    picked: list[Any] = [None] * len(rows)
+    for c in np.unique(which):
+        at = np.flatnonzero(which == c)
+        local = rows[at] - (ends[c] - lengths[c])
+        for k, value in zip(at, chunked.chunk(int(c)).take(local).to_pylist()):
+            picked[int(k)] = value
+    return pd.Series(picked, index=values.index[rows], dtype=values.dtype, name=values.name)
 
 
 def _numeric_times(values: pd.Series, name: str, datetime_format: str | None) -> pd.Series:
@@ -825,7 +832,12 @@ def _unit_name(unit_ns: int) -> str:
 def _frame(
     log: _Log, customer_id_col: str, columns: dict[str, np.ndarray], codes: np.ndarray
 ) -> Any:
-    ids = log.ids[codes] if len(codes) else log.ids[:0]
+    if len(codes) == len(log.ids) and (not len(codes) or codes[-1] == len(codes) - 1):
+        # Every customer, in code order (codes are increasing): the ids as they are, without a
+        # take (0.07 s for a million text ids).
+        ids = log.ids
+    else:
+        ids = log.ids[codes] if len(codes) else log.ids[:0]
     if log.kind == "polars":
         import polars as pl
 
@@ -833,7 +845,9 @@ def _frame(
         data.update({k: pl.Series(k, v) for k, v in columns.items()})
         return pl.DataFrame(data)
     index = pd.Index(ids, name=customer_id_col)
-    return pd.DataFrame(columns, index=index)
+    # The core's arrays are fresh and owned by nobody else: one block each instead of a stacked
+    # copy (0.09 s at 10M rows).
+    return pd.DataFrame(columns, index=index, copy=False)
 
 
 def summarize_transactions(

@@ -2,15 +2,21 @@
 //! ISO dates parsed, both over the buffers of an Arrow string column (what pandas' `str` dtype,
 //! polars and pyarrow hold), without a Python object per row.
 //!
-//! Factorising: rows are hashed in parallel and bucketed by hash into partitions small enough
-//! for a partition's hash table and distinct values to stay in the cache; the partitions are
-//! numbered independently (in parallel), then the distinct ids are sorted by their bytes (UTF-8
-//! byte order is code-point order, the order of numpy's string sort) and the codes renumbered
-//! in that order, so the result does not depend on the thread count.
+//! Factorising: rows are hashed and bucketed by hash into partitions small enough for a
+//! partition's hash table and distinct values to stay in the cache (a radix partition: blocks
+//! of rows count, then write, their rows' 16-byte records into their own stretches of each
+//! partition, both in parallel); the partitions are numbered independently (in parallel), the
+//! distinct ids are sorted by their bytes (UTF-8 byte order is code-point order, the order of
+//! numpy's string sort), and the rows' codes are read back block by block (in parallel) from
+//! their partitions' records. The blocks are fixed by the number of rows, so the result does
+//! not depend on the thread count. Ids of up to 8 bytes (most ids) are keyed by their first 8
+//! bytes read in one load and hashed from that key, so a row's bytes are read twice in all.
 //!
 //! Dates: only fixed-width ISO forms (`%Y-%m-%d`, and with `%H:%M:%S` after a space or a `T`)
 //! are read here, strictly: a value in any other shape is not read at all ([`parse_times`]
 //! returns None) and the caller falls back to its general parser, which decides and reports.
+
+use std::ops::Range;
 
 use hashbrown::HashTable;
 
@@ -71,6 +77,39 @@ impl<'a> TextChunk<'a> {
         Some(&self.data[start..end])
     }
 
+    /// Call `f(i, value)` for the rows `i` of `rows` in order (value None for a null): the
+    /// offsets' type matched once, not per row.
+    #[inline]
+    fn each(&self, rows: Range<usize>, mut f: impl FnMut(usize, Option<Text<'a>>)) {
+        #[inline(always)]
+        fn run<'a, O: Copy>(
+            chunk: &TextChunk<'a>,
+            offsets: &[O],
+            at: impl Fn(O) -> usize,
+            rows: Range<usize>,
+            f: &mut impl FnMut(usize, Option<Text<'a>>),
+        ) {
+            for (k, pair) in offsets[rows.start..=rows.end].windows(2).enumerate() {
+                let i = rows.start + k;
+                let value = match chunk.valid {
+                    Some(valid) if !valid[i] => None,
+                    _ => {
+                        let (start, end) = (at(pair[0]), at(pair[1]));
+                        Some(Text {
+                            bytes: &chunk.data[start..end],
+                            tail: &chunk.data[start..],
+                        })
+                    }
+                };
+                f(i, value);
+            }
+        }
+        match self.offsets {
+            Offsets::Small(o) => run(self, o, |x| x as usize, rows, &mut f),
+            Offsets::Large(o) => run(self, o, |x| x as usize, rows, &mut f),
+        }
+    }
+
     /// Refuse offsets that do not index `data` in order (so that no row can read out of bounds).
     fn check(&self, column: &str) -> Result<()> {
         let n = self.len();
@@ -87,6 +126,28 @@ impl<'a> TextChunk<'a> {
             ));
         }
         Ok(())
+    }
+}
+
+/// One value of a text column as [`TextColumn::each_in`] gives it: its bytes, and the chunk's
+/// bytes from its start on (so that its first 8 bytes can be read in one load).
+#[derive(Clone, Copy)]
+struct Text<'a> {
+    bytes: &'a [u8],
+    tail: &'a [u8],
+}
+
+impl Text<'_> {
+    /// [`prefix`] of the value, read as one 8-byte load (masked to the value's length) unless
+    /// the value ends within the chunk's last 8 bytes.
+    #[inline]
+    fn prefix(&self) -> u64 {
+        let len = self.bytes.len();
+        match self.tail.first_chunk::<8>() {
+            Some(head) if len >= 8 => u64::from_be_bytes(*head),
+            Some(head) => u64::from_be_bytes(*head) & !(u64::MAX >> (8 * len)),
+            None => prefix(self.bytes),
+        }
     }
 }
 
@@ -146,11 +207,28 @@ impl<'a> TextColumn<'a> {
         }
     }
 
-    /// Every row's value in order (None for nulls).
-    fn values(&self) -> impl Iterator<Item = Option<&'a [u8]>> + '_ {
-        self.chunks
-            .iter()
-            .flat_map(|chunk| (0..chunk.len()).map(move |i| chunk.get(i)))
+    /// Call `f(row, chunk, i, value)` for the rows of `rows` in order: `row` of the column, `i`
+    /// of chunk `chunk` (value None for a null).
+    fn each_in(
+        &self,
+        rows: Range<usize>,
+        mut f: impl FnMut(usize, usize, usize, Option<Text<'a>>),
+    ) {
+        if rows.is_empty() {
+            return;
+        }
+        // The chunk holding the first row (the last of those starting at or before it).
+        let mut c = self.starts.partition_point(|&s| s <= rows.start) - 1;
+        let mut row = rows.start;
+        while row < rows.end {
+            let start = self.starts[c];
+            let end = rows.end.min(self.starts[c + 1]);
+            self.chunks[c].each(row - start..end - start, |i, value| {
+                f(start + i, c, i, value)
+            });
+            row = end;
+            c += 1;
+        }
     }
 }
 
@@ -168,6 +246,19 @@ pub struct Factorized {
 /// values stay in the cache while its rows are numbered.
 const ROWS_PER_PARTITION: usize = 32_768;
 
+/// Most hash partitions: a row's partition is kept in 16 bits, with [`NULL_ROW`] for nulls.
+const MAX_PARTITIONS: usize = 1 << 15;
+
+/// The partition recorded for a null row.
+const NULL_ROW: u16 = u16::MAX;
+
+/// The passes over rows run in at most this many blocks of consecutive rows (fixed by the
+/// number of rows, not of threads) ...
+const MAX_BLOCKS: usize = 256;
+
+/// ... of at least this many rows each.
+const MIN_BLOCK_ROWS: usize = 1 << 16;
+
 /// The first 8 bytes of a value as a big-endian number (zero-padded): values compare like
 /// their prefixes when those differ, and two values of at most 8 bytes are equal when their
 /// lengths and prefixes are.
@@ -184,22 +275,69 @@ fn prefix(bytes: &[u8]) -> u64 {
     value
 }
 
-/// A row of a hash partition: its hash (overwritten by its local id once numbered), its
-/// prefix, and where it is: chunk (20 bits), row in the chunk (40 bits) and length up to 9
-/// (4 bits; 9 stands for any length above 8).
+/// The high and low halves of the full product, folded (foldhash's mixing step).
+#[inline]
+fn fold(a: u64, b: u64) -> u64 {
+    let full = u128::from(a) * u128::from(b);
+    (full as u64) ^ ((full >> 64) as u64)
+}
+
+/// A value's record key and its hash. A value of up to 8 bytes is keyed by its prefix (which,
+/// with its length, is the value) and hashed from that key by two folded multiplies, without
+/// reading its bytes again; a longer one is keyed by a hash of its bytes (foldhash), and its
+/// bytes are compared only when two keys are equal.
+#[derive(Clone)]
+struct Keys(foldhash::fast::FixedState);
+
+impl Keys {
+    fn new() -> Keys {
+        Keys(foldhash::fast::FixedState::with_seed(0x5eed_c1f5))
+    }
+
+    #[inline]
+    fn key(&self, value: Text<'_>) -> u64 {
+        use std::hash::BuildHasher;
+        if value.bytes.len() <= 8 {
+            value.prefix()
+        } else {
+            self.0.hash_one(value.bytes)
+        }
+    }
+
+    /// The hash of the value of length class `short` (its length up to 8, 9 above) keyed `key`.
+    #[inline]
+    fn hash(key: u64, short: u64) -> u64 {
+        if short <= 8 {
+            fold(
+                fold(key ^ 0x243f_6a88_85a3_08d3, 0x9e37_79b9_7f4a_7c15) ^ short,
+                0xa409_3822_299f_31d1,
+            )
+        } else {
+            key
+        }
+    }
+
+    #[inline]
+    fn hash_of(&self, value: Text<'_>) -> u64 {
+        Keys::hash(self.key(value), value.bytes.len().min(9) as u64)
+    }
+}
+
+/// A row of a hash partition: its key (see [`Keys`]; overwritten by the value's local id once
+/// numbered, then by its code) and where it is: chunk (20 bits), row in the chunk (40 bits)
+/// and length up to 9 (4 bits; 9 stands for any length above 8).
 #[derive(Clone, Copy, Default)]
 struct Place {
-    hash: u64,
-    prefix: u64,
+    key: u64,
     at: u64,
 }
 
 impl Place {
-    fn new(hash: u64, bytes: &[u8], chunk: usize, row: usize) -> Place {
+    #[inline]
+    fn new(key: u64, bytes: &[u8], chunk: usize, row: usize) -> Place {
         let short = bytes.len().min(9) as u64;
         Place {
-            hash,
-            prefix: prefix(bytes),
+            key,
             at: (chunk as u64) << 44 | (row as u64) << 4 | short,
         }
     }
@@ -224,71 +362,123 @@ impl Place {
 #[derive(Clone, Copy)]
 struct Seen<'a> {
     hash: u64,
-    prefix: u64,
+    key: u64,
     bytes: &'a [u8],
     /// Its first row.
     row: usize,
+}
+
+/// A distinct value to sort: its prefix, bytes, first row and id before sorting.
+#[derive(Clone, Copy)]
+struct Distinct<'a> {
+    prefix: u64,
+    bytes: &'a [u8],
+    row: usize,
+    id: usize,
+}
+
+/// `items` cut into the stretches between consecutive `starts` (from 0 to its length).
+fn split_at_starts<'a, T>(items: &'a mut [T], starts: &[usize]) -> Vec<&'a mut [T]> {
+    let mut pieces = Vec::with_capacity(starts.len().saturating_sub(1));
+    let mut rest = items;
+    for bounds in starts.windows(2) {
+        let (head, tail) = rest.split_at_mut(bounds[1] - bounds[0]);
+        pieces.push(head);
+        rest = tail;
+    }
+    pieces
+}
+
+/// Run `f` on every item, in parallel on a pool.
+fn each_item<T: Send>(exec: &Exec, items: Vec<T>, f: impl Fn(T) + Sync + Send) {
+    use rayon::prelude::*;
+    match exec {
+        Exec::Pool(p) if items.len() > 1 => p.install(|| items.into_par_iter().for_each(f)),
+        _ => items.into_iter().for_each(f),
+    }
 }
 
 /// Number the distinct values of `column` in sorted (byte) order; see the module documentation.
 pub fn factorize(column: &TextColumn<'_>, exec: &Exec) -> Factorized {
     use rayon::prelude::*;
     let n = column.len();
-    let hasher = foldhash::fast::FixedState::with_seed(0x5eed_c1f5);
-    let hash = |bytes: &[u8]| {
-        use std::hash::BuildHasher;
-        hasher.hash_one(bytes)
-    };
-    // Rows bucketed by bits 32 and up of their hash (a counting sort, in row order within each
-    // partition; nulls are left out), with what numbering them needs, so that a partition is
-    // numbered from its own records (no lookup elsewhere for values of up to 8 bytes). The
-    // tables use the low bits for the slot and the top 7 as tags, which must still tell the
-    // values of one partition apart. The hashes are computed twice (counting, then placing)
-    // rather than kept: that costs less than a column of them.
+    let keys = Keys::new();
+    // Hash partitions by bits 32 and up of the hash. The tables use the low bits for the slot
+    // and the top 7 as tags, which must still tell the values of one partition apart.
     let partitions = (n / ROWS_PER_PARTITION)
-        .clamp(1, 1 << 20)
+        .clamp(1, MAX_PARTITIONS)
         .next_power_of_two();
     let partition = |h: u64| (h >> 32) as usize & (partitions - 1);
-    let mut part_of = vec![0u32; n];
-    column.fill(exec, &mut part_of, |v| {
-        v.map_or(0, |b| partition(hash(b)) as u32)
-    });
-    let mut starts = vec![0usize; partitions + 1];
-    for (&k, value) in part_of.iter().zip(column.values()) {
-        if value.is_some() {
-            starts[k as usize + 1] += 1;
-        }
-    }
-    for k in 0..partitions {
-        starts[k + 1] += starts[k];
-    }
-    let mut places = vec![Place::default(); starts[partitions]];
+    let block_rows = n.div_ceil(MAX_BLOCKS).max(MIN_BLOCK_ROWS);
+    let blocks = n.div_ceil(block_rows);
+    // Pass 1, blocks in parallel: each row's partition, and each block's rows per partition.
+    let mut part_of = vec![0u16; n];
+    let mut counts = vec![0usize; blocks * partitions];
     {
-        let mut next = starts.clone();
-        let mut row = 0;
-        for (c, chunk) in column.chunks.iter().enumerate() {
-            for i in 0..chunk.len() {
-                if let Some(bytes) = chunk.get(i) {
-                    let slot = &mut next[part_of[row] as usize];
-                    places[*slot] = Place::new(hash(bytes), bytes, c, i);
-                    *slot += 1;
-                }
-                row += 1;
+        let work = |(b, (parts, counts)): (usize, (&mut [u16], &mut [usize]))| {
+            let start = b * block_rows;
+            column.each_in(start..start + parts.len(), |row, _, _, value| {
+                parts[row - start] = match value {
+                    None => NULL_ROW,
+                    Some(value) => {
+                        let p = partition(keys.hash_of(value));
+                        counts[p] += 1;
+                        p as u16
+                    }
+                };
+            });
+        };
+        let items: Vec<_> = part_of
+            .chunks_mut(block_rows)
+            .zip(counts.chunks_mut(partitions))
+            .enumerate()
+            .collect();
+        each_item(exec, items, work);
+    }
+    // The records go partition after partition, each in block order (so in row order): where
+    // each block's rows of each partition start.
+    let mut part_starts = vec![0usize; partitions + 1];
+    let mut positions = vec![0usize; blocks * partitions];
+    for p in 0..partitions {
+        let mut next = part_starts[p];
+        for b in 0..blocks {
+            positions[b * partitions + p] = next;
+            next += counts[b * partitions + p];
+        }
+        part_starts[p + 1] = next;
+    }
+    // Pass 2, blocks in parallel: each block writes its rows' records into its own regions.
+    let mut places = vec![Place::default(); part_starts[partitions]];
+    {
+        let mut regions: Vec<Vec<&mut [Place]>> = (0..blocks)
+            .map(|_| Vec::with_capacity(partitions))
+            .collect();
+        let mut rest: &mut [Place] = &mut places;
+        for p in 0..partitions {
+            for (b, region) in regions.iter_mut().enumerate() {
+                let (head, tail) = rest.split_at_mut(counts[b * partitions + p]);
+                region.push(head);
+                rest = tail;
             }
         }
+        let part_of = &part_of;
+        let work = |(b, mut region): (usize, Vec<&mut [Place]>)| {
+            let mut filled = vec![0usize; partitions];
+            let start = b * block_rows;
+            let end = (start + block_rows).min(n);
+            column.each_in(start..end, |row, chunk, i, value| {
+                if let Some(value) = value {
+                    let p = part_of[row] as usize;
+                    region[p][filled[p]] = Place::new(keys.key(value), value.bytes, chunk, i);
+                    filled[p] += 1;
+                }
+            });
+        };
+        each_item(exec, regions.into_iter().enumerate().collect(), work);
     }
-    drop(part_of);
-    // Each partition numbered on its own (in parallel): each record's hash becomes the local id
+    drop(counts);
+    // Each partition numbered on its own (in parallel): each record's key becomes the local id
     // of its value; the partition's distinct values are returned in order of first appearance.
-    let mut pieces: Vec<&mut [Place]> = Vec::with_capacity(partitions);
-    {
-        let mut rest: &mut [Place] = &mut places;
-        for k in 0..partitions {
-            let (head, tail) = rest.split_at_mut(starts[k + 1] - starts[k]);
-            pieces.push(head);
-            rest = tail;
-        }
-    }
     let bytes_of = |place: &Place| {
         column.chunks[place.chunk()]
             .get(place.row())
@@ -298,12 +488,13 @@ pub fn factorize(column: &TextColumn<'_>, exec: &Exec) -> Factorized {
         let mut table: HashTable<u32> = HashTable::new();
         let mut seen: Vec<Seen<'_>> = Vec::new();
         for place in part.iter_mut() {
-            let (h, head, short) = (place.hash, place.prefix, place.short());
+            let here = *place;
+            let (key, short) = (here.key, here.short());
+            let h = Keys::hash(key, short);
             let same = |other: &Seen<'_>| {
-                other.hash == h
-                    && other.prefix == head
+                other.key == key
                     && other.bytes.len().min(9) as u64 == short
-                    && (short <= 8 || other.bytes == bytes_of(place))
+                    && (short <= 8 || other.bytes == bytes_of(&here))
             };
             let id = match table.find(h, |&j| same(&seen[j as usize])) {
                 Some(&j) => j,
@@ -311,18 +502,19 @@ pub fn factorize(column: &TextColumn<'_>, exec: &Exec) -> Factorized {
                     let j = seen.len() as u32;
                     seen.push(Seen {
                         hash: h,
-                        prefix: head,
-                        bytes: bytes_of(place),
-                        row: column.starts[place.chunk()] + place.row(),
+                        key,
+                        bytes: bytes_of(&here),
+                        row: column.starts[here.chunk()] + here.row(),
                     });
                     table.insert_unique(h, j, |&j| seen[j as usize].hash);
                     j
                 }
             };
-            place.hash = u64::from(id);
+            place.key = u64::from(id);
         }
         seen
     };
+    let mut pieces = split_at_starts(&mut places, &part_starts);
     let seen: Vec<Vec<Seen<'_>>> = exec.install(|| match exec {
         Exec::Pool(_) => pieces.par_iter_mut().map(number).collect(),
         Exec::Serial => pieces.iter_mut().map(number).collect(),
@@ -334,25 +526,71 @@ pub fn factorize(column: &TextColumn<'_>, exec: &Exec) -> Factorized {
         base[k + 1] = base[k] + seen[k].len();
     }
     let distinct = base[partitions];
-    let mut keys: Vec<(Seen<'_>, usize)> = Vec::with_capacity(distinct);
-    for (k, values) in seen.iter().enumerate() {
-        keys.extend(values.iter().copied().zip(base[k]..base[k + 1]));
+    let mut sorted: Vec<Distinct<'_>> = Vec::with_capacity(distinct);
+    for (id, v) in seen.iter().flatten().enumerate() {
+        sorted.push(Distinct {
+            prefix: if v.bytes.len() <= 8 {
+                v.key
+            } else {
+                prefix(v.bytes)
+            },
+            bytes: v.bytes,
+            row: v.row,
+            id,
+        });
     }
     drop(seen);
-    exec.sort_unstable_by(&mut keys, |(a, _), (b, _)| {
+    exec.sort_unstable_by(&mut sorted, |a, b| {
         a.prefix.cmp(&b.prefix).then_with(|| a.bytes.cmp(b.bytes))
     });
-    let mut rank = vec![0i64; distinct];
-    for (position, &(_, id)) in keys.iter().enumerate() {
-        rank[id] = position as i64;
+    let mut rank = vec![0u64; distinct];
+    for (position, value) in sorted.iter().enumerate() {
+        rank[value.id] = position as u64;
     }
-    let mut codes = vec![-1i64; n];
-    for k in 0..partitions {
-        for place in &places[starts[k]..starts[k + 1]] {
-            codes[column.starts[place.chunk()] + place.row()] = rank[base[k] + place.hash as usize];
-        }
+    // Each record's local id becomes its code (partitions in parallel: each reads its own
+    // stretch of the ranks).
+    {
+        let work = |(p, part): (usize, &mut [Place])| {
+            let ranks = &rank[base[p]..base[p + 1]];
+            for place in part {
+                place.key = ranks[place.key as usize];
+            }
+        };
+        each_item(
+            exec,
+            split_at_starts(&mut places, &part_starts)
+                .into_iter()
+                .enumerate()
+                .collect(),
+            work,
+        );
     }
-    let first_rows = keys.iter().map(|(seen, _)| seen.row as i64).collect();
+    drop(rank);
+    // Pass 3, blocks in parallel: each row's code, read from its partition's records in order.
+    let mut codes = vec![0i64; n];
+    {
+        let (places, part_of, positions) = (&places, &part_of, &positions);
+        let work = |(b, out): (usize, &mut [i64])| {
+            let mut next = positions[b * partitions..(b + 1) * partitions].to_vec();
+            let parts = &part_of[b * block_rows..b * block_rows + out.len()];
+            for (slot, &p) in out.iter_mut().zip(parts) {
+                *slot = if p == NULL_ROW {
+                    -1
+                } else {
+                    let at = &mut next[p as usize];
+                    let code = places[*at].key as i64;
+                    *at += 1;
+                    code
+                };
+            }
+        };
+        each_item(
+            exec,
+            codes.chunks_mut(block_rows).enumerate().collect(),
+            work,
+        );
+    }
+    let first_rows = sorted.iter().map(|value| value.row as i64).collect();
     Factorized { codes, first_rows }
 }
 
@@ -532,6 +770,85 @@ mod tests {
             let firsts: Vec<i64> = sorted.values().map(|&row| row as i64).collect();
             assert_eq!(f.first_rows, firsts);
         }
+    }
+
+    #[test]
+    fn long_values_nulls_and_chunks_across_blocks_agree_with_a_sorted_map() {
+        // 150,000 rows (three blocks of the row passes) in chunks of uneven sizes that the
+        // blocks cut across, ids both short and longer than 8 bytes, every 7th row null.
+        let mut values: Vec<Option<String>> = Vec::new();
+        let mut state = 99u64;
+        for row in 0..150_000 {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            let k = (state >> 33) % 20_000;
+            values.push(match (row % 7, k % 3) {
+                (0, _) => None,
+                (_, 0) => Some(format!("{k}")),
+                (_, 1) => Some(format!("customer-{k}")),
+                _ => Some(format!("customer-{k}-with-a-longer-name")),
+            });
+        }
+        let sizes = [1usize, 70_000, 0, 3, 50_000, 29_996];
+        let mut buffers = Vec::new();
+        let mut row = 0;
+        for size in sizes {
+            let (mut offsets, mut data, mut valid) = (vec![0i32], Vec::new(), Vec::new());
+            for value in &values[row..row + size] {
+                data.extend_from_slice(value.as_deref().unwrap_or("").as_bytes());
+                offsets.push(data.len() as i32);
+                valid.push(value.is_some());
+            }
+            buffers.push((offsets, data, valid));
+            row += size;
+        }
+        assert_eq!(row, values.len());
+        let chunks = buffers
+            .iter()
+            .map(|(offsets, data, valid)| TextChunk {
+                offsets: Offsets::Small(offsets),
+                data,
+                valid: Some(valid),
+            })
+            .collect();
+        let col = TextColumn::new(chunks, "id").unwrap();
+        let mut first: std::collections::BTreeMap<&str, usize> = Default::default();
+        for (row, value) in values.iter().enumerate() {
+            if let Some(v) = value {
+                first.entry(v.as_str()).or_insert(row);
+            }
+        }
+        let rank: std::collections::HashMap<&str, i64> = first
+            .keys()
+            .enumerate()
+            .map(|(k, v)| (*v, k as i64))
+            .collect();
+        let want: Vec<i64> = values
+            .iter()
+            .map(|v| v.as_deref().map_or(-1, |v| rank[v]))
+            .collect();
+        let firsts: Vec<i64> = first.values().map(|&row| row as i64).collect();
+        for threads in [1, 2] {
+            let f = factorize(&col, &Exec::with_jobs(Some(threads)).unwrap());
+            assert_eq!(f.codes, want);
+            assert_eq!(f.first_rows, firsts);
+        }
+    }
+
+    #[test]
+    fn prefixes_read_in_one_load_are_the_bytewise_ones() {
+        let data = b"0123456789abcdefXYZ";
+        for start in 0..data.len() {
+            for end in start..=data.len() {
+                let value = Text {
+                    bytes: &data[start..end],
+                    tail: &data[start..],
+                };
+                assert_eq!(value.prefix(), prefix(value.bytes), "{start}..{end}");
+            }
+        }
+        assert_eq!(prefix(b"ab"), 0x6162 << 48);
     }
 
     #[test]
