@@ -384,6 +384,29 @@ struct RowTerms {
     h: [f64; 6],
 }
 
+impl RowTerms {
+    /// A row's terms in `(ln alpha_i, beta, c)` from its value, gradient and (with `hessian`)
+    /// Hessian in `(alpha_i, beta, c)`: d/d ln alpha = alpha d/d alpha, d2/d ln alpha2 =
+    /// alpha^2 d2 + alpha d.
+    #[inline(always)]
+    fn to_ln_alpha(alpha: f64, v: f64, g: [f64; 3], hessian: Option<[f64; 6]>) -> RowTerms {
+        RowTerms {
+            v,
+            g: [g[0] * alpha, g[1], g[2]],
+            h: hessian.map_or([0.0; 6], |h| {
+                [
+                    alpha * (alpha * h[0] + g[0]),
+                    alpha * h[1],
+                    alpha * h[2],
+                    h[3],
+                    h[4],
+                    h[5],
+                ]
+            }),
+        }
+    }
+}
+
 /// Per pass: the sums over `j < m` of `ln(beta + j)`, `1/(beta + j)` and `1/(beta + j)^2`, for
 /// `m = 0..=FAST_SBG_MAX_PERIODS` (the part of a closed-form sBG row shared by all customers).
 struct BetaSums {
@@ -581,23 +604,7 @@ fn bdw_row<const HESSIAN: bool>(
         v = v_before + (-d.exp_m1()).ln();
         g = std::array::from_fn(|x| g_before[x] - q * dd[x]);
     }
-    // To ln alpha_i, as in [`dual_row`].
-    let mut row = RowTerms {
-        v,
-        g: [g[0] * alpha, g[1], g[2]],
-        h: [0.0; 6],
-    };
-    if HESSIAN {
-        row.h = [
-            alpha * (alpha * h[0] + g[0]),
-            alpha * h[1],
-            alpha * h[2],
-            h[3],
-            h[4],
-            h[5],
-        ];
-    }
-    row
+    RowTerms::to_ln_alpha(alpha, v, g, HESSIAN.then_some(h))
 }
 
 /// Gradient and Hessian of `ln S(t)` in `(alpha, beta, c)` (upper triangle as in
@@ -668,23 +675,7 @@ fn dual_row<const HESSIAN: bool>(
         let second = HESSIAN.then(|| ln_survival_second(alpha, b.v, c.v, t, free_c).1);
         (ll, second)
     };
-    // To ln alpha_i: d/d ln alpha = alpha d/d alpha, d2/d ln alpha2 = alpha^2 d2 + alpha d.
-    let mut row = RowTerms {
-        v: ll.v,
-        g: [ll.d[0] * alpha, ll.d[1], ll.d[2]],
-        h: [0.0; 6],
-    };
-    if let Some(h) = second {
-        row.h = [
-            alpha * (alpha * h[0] + ll.d[0]),
-            alpha * h[1],
-            alpha * h[2],
-            h[3],
-            h[4],
-            h[5],
-        ];
-    }
-    row
+    RowTerms::to_ln_alpha(alpha, ll.v, ll.d, second)
 }
 
 impl ChurnCovariates<'_, '_> {
