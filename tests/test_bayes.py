@@ -263,6 +263,20 @@ def test_flat_posterior_of_bgnbd_on_cdnow_agrees_with_the_mle_on_r_and_alpha(cdn
     assert (post.params_[["a", "b"]] > cdnow_model.params_[["a", "b"]]).all()
 
 
+def test_nbd_flat_posterior_and_mode_agree_with_the_mle_on_cdnow(cdnow):
+    """NBD (two well-identified parameters): the flat-prior mode is the MLE, and the flat
+    posterior's means and sds are its estimates and standard errors."""
+    mle = clvrs.NBDModel().fit(cdnow)
+    flat = {"r": P.Flat(), "alpha": P.Flat()}
+    mode = clvrs.NBDModel().fit(cdnow, method="map", priors=flat)
+    np.testing.assert_allclose(mode.params_, mle.params_, rtol=1e-6)
+    np.testing.assert_allclose(mode.standard_errors_, mle.standard_errors_, rtol=1e-4)
+    post = clvrs.NBDModel(on_failure="ignore").fit(
+        cdnow, method="nuts", chains=2, draws=500, tune=300, seed=1, priors=flat
+    )
+    _flat_agrees_with_the_mle(mle, post, ["r", "alpha"], 0.2, 0.1)
+
+
 @pytest.mark.parametrize(
     ("model", "n"),
     [("bgnbd", 10_000)] + ([("bgnbd", 100_000), ("pnbd", 20_000)] if _HEAVY else []),

@@ -147,5 +147,51 @@ def test_refuses_what_it_cannot_do():
     data = clvrs.datasets.load_cdnow_summary().assign(group=lambda d: d.index % 2)
     with pytest.raises(InvalidParameterError, match="covariates"):
         clvrs.CorrelatedParetoNBDModel().fit(data, purchase_covariates=["group"])
-    with pytest.raises(InvalidParameterError, match="method"):
-        clvrs.CorrelatedParetoNBDModel().fit(data, method="nuts")
+    with pytest.raises(InvalidParameterError, match="correlation"):
+        # The correlation's prior is on its position in the admissible range: Beta only.
+        clvrs.CorrelatedParetoNBDModel().fit(
+            data, method="map", priors={"correlation": clvrs.priors.Normal(0, 1)}
+        )
+
+
+def _simulated(fraction: float, n: int, seed: int) -> pd.DataFrame:
+    return _model(fraction).simulate(np.tile(np.arange(20.0, 40.0), n // 20), seed=seed)
+
+
+def test_flat_prior_mode_is_the_maximum_likelihood_fit():
+    """The mode moves the correlation by its position in the range: a reparameterisation, so
+    with flat priors the mode and (by the delta method) its standard errors are the MLE's."""
+    data = _simulated(0.5, 6000, 5)
+    mle = clvrs.CorrelatedParetoNBDModel(tol=1e-11).fit(data)
+    flat = {name: clvrs.priors.Flat() for name in mle.params_.index}
+    mode = clvrs.CorrelatedParetoNBDModel(tol=1e-11).fit(data, method="map", priors=flat)
+    se = mle.standard_errors_
+    assert np.all(np.abs(mode.params_ - mle.params_) < 1e-4 * se), (mode.params_, mle.params_)
+    np.testing.assert_allclose(mode.standard_errors_, se, rtol=1e-3)
+
+
+def test_posterior_draws_stay_in_the_range_and_cover_the_truth(tmp_path):
+    truth = _model(0.6)
+    rho = float(truth.params_["correlation"])
+    data = _simulated(0.6, 1500, 9)
+    model = clvrs.CorrelatedParetoNBDModel(on_failure="ignore").fit(
+        data, method="nuts", chains=2, draws=200, tune=200, seed=4
+    )
+    assert model.fit_info_["r_hat_max"] < 1.05, model.fit_info_
+    post = model._draws["posterior"]
+    draws = np.column_stack([np.ravel(post[k]) for k in (*MARGINS, "correlation")])
+    for r, alpha, s, beta, c in draws:
+        lo, hi = correlation_bounds(r, alpha, s, beta)
+        assert lo <= c <= hi
+    mean, sd = float(model.params_["correlation"]), float(model.standard_errors_["correlation"])
+    assert abs(mean - rho) < 4 * sd, (mean, sd, rho)
+    assert str(model.priors_["correlation"]) == "Beta(a=1.0, b=1.0)"
+    # Predictions are posterior means over the draws; the draws survive a save and load.
+    alive = np.asarray(model.probability_alive(data.head(50)))
+    assert np.all((alive > 0) & (alive <= 1))
+    path = tmp_path / "cor_nuts.json"
+    model.save(path)
+    back = clvrs.load(path)
+    np.testing.assert_array_equal(
+        np.asarray(back._draws["posterior"]["correlation"]), np.asarray(post["correlation"])
+    )

@@ -40,7 +40,10 @@
 //! `e^-lambda` is tied to the time unit: the attainable correlations shrink as `alpha` and
 //! `beta` grow (about +-0.07 at CDNOW's weekly estimates), as in CLVTools.
 
+use ndarray::{Array2, ArrayViewMut2};
+
 use crate::data::{Rfm, RfmColumns};
+use crate::dual::Dual;
 use crate::error::Result;
 use crate::fit::{
     check_params, fit, Domain, FitOptions, FitResult, Likelihood, ParamSpec, WARM_START_ROWS,
@@ -264,6 +267,149 @@ impl Likelihood for CorrelatedParetoNbd<'_> {
     }
 }
 
+/// Parameters of [`CorrelatedParetoNbdByPosition`], the coordinates of Bayesian fits: the
+/// margins, and under the name `correlation` its position `u` in (0, 1) within the admissible
+/// range, `correlation = lowest + u (highest - lowest)`. A sampler needs coordinates whose
+/// support does not move with the other parameters (the correlation's range does, and the
+/// identity coordinate the maximum-likelihood fit uses leaves NUTS trajectories running into
+/// the moving edge); a prior on `correlation` is a prior on `u` (default `Beta(1, 1)`: uniform
+/// over the range the margins admit). Draws and modes are converted to the correlation itself
+/// ([`correlations_from_positions`], [`fit_from_positions`]).
+pub static POSITION_PARAMS: [ParamSpec; 5] = [
+    ParamSpec {
+        name: "r",
+        domain: Domain::Positive,
+    },
+    ParamSpec {
+        name: "alpha",
+        domain: Domain::Positive,
+    },
+    ParamSpec {
+        name: "s",
+        domain: Domain::Positive,
+    },
+    ParamSpec {
+        name: "beta",
+        domain: Domain::Positive,
+    },
+    ParamSpec {
+        name: "correlation",
+        domain: Domain::UnitInterval,
+    },
+];
+
+/// [`CorrelatedParetoNbdParams::correlation_bounds`] with its gradient in (r, alpha, s, beta).
+fn correlation_bounds_dual(margins: [f64; 4]) -> (Dual<4>, Dual<4>) {
+    let [r, alpha, s, beta] = std::array::from_fn(|i| Dual::<4>::variable(margins[i], i));
+    let laplace = |shape: Dual<4>, rate: Dual<4>| {
+        let ln = -(shape * rate.recip().ln_1p());
+        (ln.exp(), -ln.exp_m1())
+    };
+    let (la, la_c) = laplace(r, alpha);
+    let (lb, lb_c) = laplace(s, beta);
+    let kappa = (alpha + 1.0) * (beta + 1.0) / ((r * s).ln() * 0.5).exp();
+    let scale = la * lb / kappa;
+    let larger = |a: Dual<4>, b: Dual<4>| if a.v >= b.v { a } else { b };
+    let lowest = -(scale / larger(la * lb, la_c * lb_c));
+    let highest = scale / larger(la * lb_c, la_c * lb);
+    (lowest, highest)
+}
+
+/// The correlation at position `params[4]` of its admissible range given the margins
+/// `params[..4]`, and its gradient in `(r, alpha, s, beta, position)`. Kept inside the range
+/// against rounding.
+pub fn correlation_at_position(params: &[f64]) -> (f64, [f64; 5]) {
+    let (lowest, highest) = correlation_bounds_dual(std::array::from_fn(|i| params[i]));
+    let u = params[4];
+    let rho = lowest + (highest - lowest) * u;
+    let mut gradient = [0.0; 5];
+    gradient[..4].copy_from_slice(&rho.d);
+    gradient[4] = highest.v - lowest.v;
+    (rho.v.clamp(lowest.v, highest.v), gradient)
+}
+
+/// The correlated Pareto/NBD likelihood in the coordinates of [`POSITION_PARAMS`] (the
+/// Bayesian fits'): [`CorrelatedParetoNbd`] at [`correlation_at_position`], the gradient by the
+/// chain rule.
+pub struct CorrelatedParetoNbdByPosition<'a> {
+    inner: CorrelatedParetoNbd<'a>,
+}
+
+impl<'a> CorrelatedParetoNbdByPosition<'a> {
+    pub fn new(data: &'a Rfm) -> Self {
+        CorrelatedParetoNbdByPosition {
+            inner: CorrelatedParetoNbd::new(data),
+        }
+    }
+}
+
+impl Likelihood for CorrelatedParetoNbdByPosition<'_> {
+    fn params(&self) -> &[ParamSpec] {
+        &POSITION_PARAMS
+    }
+
+    /// The plain Pareto/NBD's starting points at the position of no correlation.
+    fn starts(&self) -> Vec<Vec<f64>> {
+        self.inner
+            .starts()
+            .into_iter()
+            .map(|mut start| {
+                let (lowest, highest) = correlation_bounds_dual(std::array::from_fn(|i| start[i]));
+                start[4] = -lowest.v / (highest.v - lowest.v);
+                start
+            })
+            .collect()
+    }
+
+    fn total_weight(&self) -> f64 {
+        self.inner.total_weight()
+    }
+
+    fn loglik_and_gradient(&self, params: &[f64], exec: &Exec) -> (f64, Vec<f64>) {
+        let (rho, d_rho) = correlation_at_position(params);
+        let natural = [params[0], params[1], params[2], params[3], rho];
+        let (value, g) = self.inner.loglik_and_gradient(&natural, exec);
+        let gradient = (0..5)
+            .map(|j| if j < 4 { g[j] } else { 0.0 } + g[4] * d_rho[j])
+            .collect();
+        (value, gradient)
+    }
+}
+
+/// Posterior draws in the coordinates of [`POSITION_PARAMS`] (rows of `(r, alpha, s, beta,
+/// position)`) turned into the model's own parameters, in place.
+pub fn correlations_from_positions(mut draws: ArrayViewMut2<'_, f64>) {
+    for mut row in draws.rows_mut() {
+        let values = row.to_vec();
+        row[4] = correlation_at_position(&values).0;
+    }
+}
+
+/// A fit in the coordinates of [`POSITION_PARAMS`] (a posterior mode) turned into the model's
+/// own parameters: the correlation, and the covariance by the delta method (the map's Jacobian
+/// `J`, `J C J'`). The inverse Hessian of the optimiser's coordinates does not carry over and is
+/// dropped. A mode at an end of the range (the position's logit running off, which the
+/// optimiser reports as converged on a flat gradient) keeps no covariance: the Laplace
+/// approximation does not hold there, as for the maximum-likelihood fit's boundary optimum.
+pub fn fit_from_positions(res: &mut FitResult) {
+    let (rho, d_rho) = correlation_at_position(&res.params);
+    res.params[4] = rho;
+    if note_boundary(res) {
+        res.covariance = None;
+        res.covariance_note = Some(
+            "the correlation is at an end of the range the margins admit: no standard errors"
+                .into(),
+        );
+    } else if let Some(c) = &res.covariance {
+        let mut jacobian = Array2::<f64>::eye(5);
+        for j in 0..5 {
+            jacobian[[4, j]] = d_rho[j];
+        }
+        res.covariance = Some(jacobian.dot(c).dot(&jacobian.t()));
+    }
+    res.inverse_hessian = None;
+}
+
 /// Draw customer histories: `(lambda, mu)` from the Sarmanov density by rejection from the
 /// independent gamma pair (acceptance `(1 + omega phi1 phi2) / bound`), then the Pareto/NBD
 /// process. Customer `i` uses random stream `i` of `seed`.
@@ -303,11 +449,11 @@ pub fn simulate(p: &CorrelatedParetoNbdParams, ages: &[f64], seed: u64) -> (Vec<
 
 /// Where the likelihood still rises at the edge of the admissible correlations, the optimiser
 /// stops on the edge (the likelihood is not finite beyond it, so there is no Hessian either):
-/// say so in the termination, in words a user can act on.
-fn note_boundary(res: &mut FitResult) {
+/// say so in the termination, in words a user can act on. Returns whether it is on an edge.
+fn note_boundary(res: &mut FitResult) -> bool {
     let p = &res.params;
     if p.len() != 5 {
-        return;
+        return false;
     }
     let model = CorrelatedParetoNbdParams::new(p[0], p[1], p[2], p[3], p[4]);
     let (lowest, highest) = model.correlation_bounds();
@@ -322,12 +468,13 @@ fn note_boundary(res: &mut FitResult) {
     if let Some((which, bound)) = edge {
         res.termination = format!(
             "the correlation is at the {which} value the Sarmanov family reaches with these gamma \
-             margins ({bound:.6}) and the likelihood still rises towards it: a boundary optimum, \
+             margins ({bound:.6}) and the likelihood (or posterior) still rises towards it: a boundary optimum, \
              without standard errors (the range narrows as alpha and beta grow; a longer time \
              unit widens it); {}",
             res.termination
         );
     }
+    edge.is_some()
 }
 
 impl RfmModel for CorrelatedParetoNbdParams {
@@ -583,5 +730,115 @@ mod tests {
         for k in 0..4 {
             assert!(rel(res.params[k], p[k]) < 0.15, "{:?}", res.params);
         }
+    }
+
+    #[test]
+    fn positions_span_the_admissible_range_with_exact_gradients() {
+        for p in grid() {
+            let (lowest, highest) = bounds(&p);
+            for u in [1e-9, 0.2, 0.5, 0.93, 1.0 - 1e-9] {
+                let at = [p[0], p[1], p[2], p[3], u];
+                let (rho, gradient) = correlation_at_position(&at);
+                let want = lowest + u * (highest - lowest);
+                assert!(
+                    (rho - want).abs() <= 1e-15 * (highest - lowest),
+                    "{rho} vs {want}"
+                );
+                assert!(CorrelatedParetoNbdParams::new(p[0], p[1], p[2], p[3], rho).is_admissible());
+                // Finite differences of the bounds themselves (computed without dual numbers).
+                let value = |q: &[f64]| {
+                    let (lo, hi) = bounds(&[q[0], q[1], q[2], q[3]]);
+                    lo + q[4] * (hi - lo)
+                };
+                assert_gradient_matches(value, &gradient, &at, 1e-6);
+            }
+        }
+    }
+
+    #[test]
+    fn position_likelihood_is_the_correlated_likelihood_with_its_chain_rule() {
+        let ages: Vec<f64> = (0..300).map(|i| 20.0 + (i % 20) as f64).collect();
+        let truth = CorrelatedParetoNbdParams::new(0.8, 3.0, 0.7, 4.0, 0.0);
+        let (x, t_x) = simulate(&truth, &ages, 3);
+        let data = RfmColumns::new(&x, &t_x, &ages).compress();
+        let by_position = CorrelatedParetoNbdByPosition::new(&data);
+        let natural = CorrelatedParetoNbd::new(&data);
+        for p in grid() {
+            for u in [0.1, 0.6] {
+                let at = [p[0], p[1], p[2], p[3], u];
+                let (value, gradient) = by_position.loglik_and_gradient(&at, &Exec::Serial);
+                let rho = correlation_at_position(&at).0;
+                let want = natural
+                    .loglik_and_gradient(&[p[0], p[1], p[2], p[3], rho], &Exec::Serial)
+                    .0;
+                assert_eq!(value.to_bits(), want.to_bits());
+                let f = |q: &[f64]| by_position.loglik_and_gradient(q, &Exec::Serial).0;
+                assert_gradient_matches(f, &gradient, &at, 1e-5);
+            }
+        }
+        // The starting points sit at no correlation.
+        for start in by_position.starts() {
+            assert!(correlation_at_position(&start).0.abs() < 1e-15, "{start:?}");
+        }
+    }
+
+    #[test]
+    fn draws_and_modes_convert_to_the_correlation() {
+        let p = [0.55, 10.5, 0.6, 11.7];
+        let (lowest, highest) = bounds(&p);
+        let mut draws = ndarray::array![
+            [p[0], p[1], p[2], p[3], 0.25],
+            [p[0], p[1], p[2], p[3], 1.0]
+        ];
+        correlations_from_positions(draws.view_mut());
+        assert!((draws[[0, 4]] - (lowest + 0.25 * (highest - lowest))).abs() < 1e-16);
+        assert_eq!(draws[[1, 4]], highest);
+        assert_eq!(draws[[0, 1]], p[1]);
+    }
+
+    #[test]
+    fn flat_prior_mode_by_position_is_the_maximum_likelihood_fit() {
+        // A reparameterisation moves neither the optimum nor, by the delta method, the
+        // covariance: the mode with flat priors (no Jacobian in a mode) is the MLE.
+        let p = [1.0, 2.0, 0.8, 3.0];
+        let rho = 0.5 * highest(&p);
+        let truth = CorrelatedParetoNbdParams::new(p[0], p[1], p[2], p[3], rho);
+        let ages: Vec<f64> = (0..3_000).map(|i| 20.0 + (i % 20) as f64).collect();
+        let (x, t_x) = simulate(&truth, &ages, 11);
+        let data = RfmColumns::new(&x, &t_x, &ages).compress();
+        let tight = FitOptions {
+            gradient_tolerance: 1e-11,
+            ..FitOptions::default()
+        };
+        let mle = CorrelatedParetoNbdParams::fit(&data, &tight).unwrap();
+        assert!(mle.converged, "{}", mle.termination);
+        let flat: Vec<crate::bayes::PriorTerm> = (0..5)
+            .map(|index| crate::bayes::PriorTerm::Single {
+                index,
+                prior: crate::bayes::Prior::Flat,
+            })
+            .collect();
+        let (mut mode, _, _) =
+            crate::bayes::posterior_mode(&CorrelatedParetoNbdByPosition::new(&data), &flat, &tight)
+                .unwrap();
+        assert!(mode.converged, "{}", mode.termination);
+        fit_from_positions(&mut mode);
+        let (want, got) = (mle.covariance.unwrap(), mode.covariance.unwrap());
+        for j in 0..5 {
+            let se = want[[j, j]].sqrt();
+            assert!(
+                (mode.params[j] - mle.params[j]).abs() < 1e-4 * se,
+                "{j}: {:?} vs {:?}",
+                mode.params,
+                mle.params
+            );
+            for k in 0..5 {
+                assert!(
+                    (got[[j, k]] - want[[j, k]]).abs() < 1e-4 * se * want[[k, k]].sqrt(),
+                    "{j},{k}: {got:?} vs {want:?}"
+                );
+            }
+        }
+        assert!(mode.inverse_hessian.is_none());
     }
 }

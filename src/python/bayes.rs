@@ -20,9 +20,12 @@ use crate::models::covariates::{
 };
 use crate::models::gamma_gamma::GammaGamma;
 use crate::models::ggnbd::GgNbd;
+use crate::models::nbd::Nbd;
 use crate::models::pnbd::ParetoNbd;
+use crate::models::pnbd_correlated::{correlations_from_positions, CorrelatedParetoNbdByPosition};
 use crate::models::{
-    BgBbParams, BgNbdParams, GgNbdParams, MbgNbdParams, ParetoNbdParams, RfmModel,
+    BgBbParams, BgNbdParams, CorrelatedParetoNbdParams, GgNbdParams, MbgNbdParams, NbdParams,
+    ParetoNbdParams, RfmModel,
 };
 use crate::parallel::Exec;
 
@@ -205,6 +208,20 @@ fn rfm_sample<'py>(
             "pnbd" => sample_on(&ParetoNbd::new(&data), &priors, settings, exec, interrupt),
             "ggnbd" => sample_on(&GgNbd::new(&data), &priors, settings, exec, interrupt),
             "bgbb" => sample_on(&BgBb::new(&data), &priors, settings, exec, interrupt),
+            "nbd" => sample_on(&Nbd { data: &data }, &priors, settings, exec, interrupt),
+            "pnbdcor" => {
+                // Sampled in the correlation's position within its range (see
+                // `POSITION_PARAMS`), stored as the correlation itself.
+                let lik = CorrelatedParetoNbdByPosition::new(&data);
+                sample_on(&lik, &priors, settings, exec, interrupt).map(|mut d| {
+                    correlations_from_positions(d.values.view_mut());
+                    let mut start = ndarray::Array2::from_shape_vec((1, 5), d.initial_point)
+                        .expect("five parameters");
+                    correlations_from_positions(start.view_mut());
+                    d.initial_point = start.into_raw_vec_and_offset().0;
+                    d
+                })
+            }
             other => Err(ClvError::invalid_parameter(
                 "model",
                 format!("unknown model `{other}`"),
@@ -218,6 +235,8 @@ fn rfm_sample<'py>(
         "bgnbd" | "mbgnbd" => BgNbdParams::specs(),
         "pnbd" => ParetoNbdParams::specs(),
         "ggnbd" => GgNbdParams::specs(),
+        "pnbdcor" => CorrelatedParetoNbdParams::specs(),
+        "nbd" => NbdParams::specs(),
         _ => BgBbParams::specs(),
     };
     debug_assert!(expected

@@ -22,7 +22,9 @@ use crate::models::covariates::{
 };
 use crate::models::gamma_gamma::GammaGamma;
 use crate::models::ggnbd::GgNbd;
+use crate::models::nbd::Nbd;
 use crate::models::pnbd::ParetoNbd;
+use crate::models::pnbd_correlated::{fit_from_positions, CorrelatedParetoNbdByPosition};
 use crate::models::{BgBbParams, BgNbdParams, MbgNbdParams, ParetoNbdParams, RfmModel};
 use crate::parallel::Exec;
 
@@ -191,6 +193,28 @@ fn rfm_map<'py>(
                 max_iter,
                 tol,
             ),
+            "nbd" => mode_on(
+                &Nbd { data: &data },
+                &priors,
+                rows,
+                exec,
+                interrupt,
+                max_iter,
+                tol,
+            ),
+            "pnbdcor" => mode_on(
+                &CorrelatedParetoNbdByPosition::new(&data),
+                &priors,
+                rows,
+                exec,
+                interrupt,
+                max_iter,
+                tol,
+            )
+            .map(|mut mode| {
+                fit_from_positions(&mut mode.0);
+                mode
+            }),
             other => Err(ClvError::invalid_parameter(
                 "model",
                 format!("unknown model `{other}`"),

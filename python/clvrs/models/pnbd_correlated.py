@@ -153,11 +153,20 @@ class CorrelatedParetoNBDModel(LifetimePredictions):
     def fit(self, data: Any = None, **kwargs: Any) -> CorrelatedParetoNBDModel:
         """Estimate the parameters from customer summaries, and test independence.
 
-        Takes the arguments of :meth:`ParetoNBDModel.fit` (``method="mle"`` only; no
-        covariates). The plain Pareto/NBD is fitted first; the correlated model starts from
-        its optimum, and ``fit_info_["independence_test"]`` holds the likelihood-ratio test
-        against it (``statistic``, ``df`` = 1, ``p``, and the plain fit's
-        ``log_likelihood``).
+        Takes the arguments of :meth:`ParetoNBDModel.fit` (no covariates). With
+        ``method="mle"`` (the default) the plain Pareto/NBD is fitted first; the correlated
+        model starts from its optimum, and ``fit_info_["independence_test"]`` holds the
+        likelihood-ratio test against it (``statistic``, ``df`` = 1, ``p``, and the plain
+        fit's ``log_likelihood``).
+
+        With ``method="nuts"`` or ``"map"`` the sampler (or the mode's optimiser) moves the
+        correlation by its position in the range the margins admit (that range moves with
+        ``r``, ``alpha``, ``s``, ``beta``; see :func:`correlation_bounds`), so a prior on
+        ``correlation`` is a prior on that position: ``clvrs.priors.Beta`` only, default
+        ``Beta(1, 1)`` (uniform over the admissible range). The margins take the Pareto/NBD's
+        default priors. Draws, means and intervals are of the correlation itself; a posterior
+        piled against an end of the range says the data want more correlation than the family
+        reaches (as the maximum-likelihood fit's boundary note does).
 
         Returns
         -------
@@ -167,17 +176,14 @@ class CorrelatedParetoNBDModel(LifetimePredictions):
         Raises
         ------
         InvalidParameterError
-            For covariates, ``method`` other than ``"mle"``, or a ``penalizer`` (the test
-            compares likelihoods).
+            For covariates, or a ``penalizer`` (the test compares likelihoods; a Bayesian fit
+            takes priors instead).
         """
         for name in ("purchase_covariates", "dropout_covariates", "tied_covariates"):
             if kwargs.get(name) is not None:
                 raise _bad_parameter(name, "CorrelatedParetoNBDModel does not take covariates")
-        method = kwargs.get("method", "mle")
-        if method != "mle":
-            raise _bad_parameter(
-                "method", f'CorrelatedParetoNBDModel is fitted by "mle" only, got {method!r}'
-            )
+        if kwargs.get("method", "mle") in ("nuts", "map"):
+            return super().fit(data, **kwargs)  # type: ignore[no-any-return]
         self._check_hyperparameters()
         if self.penalizer:
             raise _bad_parameter(
@@ -217,9 +223,13 @@ class CorrelatedParetoNBDModel(LifetimePredictions):
 
         As for :class:`ParetoNBDModel`; ``correlation`` gets a plain Wald interval (it may be
         negative) with ``z`` and ``p`` for the hypothesis that it is 0, and the
-        likelihood-ratio test of independence is in ``attrs["independence_test"]``.
+        likelihood-ratio test of independence is in ``attrs["independence_test"]``. After
+        ``fit(..., method="nuts")``, the posterior summary of every model (credible intervals
+        of the draws).
         """
         frame = super().summary_frame(level)
+        if (self.__dict__.get("fit_info_") or {}).get("method") == "nuts":
+            return frame  # posterior summaries: credible intervals of the draws
         from statistics import NormalDist
 
         z = NormalDist().inv_cdf(0.5 + level / 2)
