@@ -14,9 +14,12 @@
 //! - per customer and draw: P(alive) (one `ln`, `ln_1p` and `exp`, vectorised), ln(alpha + T),
 //!   one short polynomial and the spend (two divisions).
 //!
-//! Customers run in blocks of [`super::predict::exact_block`] (a fixed budget of values over the
-//! draws), draws inner, so a block's columns stay in cache across the draws and its values give
-//! exact credible intervals ([`super::predict::posterior_predict_exact`]).
+//! Customers run in order of frequency, in blocks of [`super::predict::exact_block`] (a fixed
+//! budget of values over the draws), draws inner, so a block's columns stay in cache across the
+//! draws and its values give exact credible intervals
+//! ([`super::predict::posterior_predict_exact`]). Within a block, each run of one frequency
+//! shares the draw's interpolant (one piece: evaluated vectorised over the run) and, without
+//! repeat flips, skips P(alive).
 
 use std::ops::Range;
 
