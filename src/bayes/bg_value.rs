@@ -262,12 +262,17 @@ pub fn bg_posterior_predict(
                 let sp = spend.expect("spend columns come from it");
                 let g = &sp.draws[s % sp.draws.len()];
                 let weight_denominator = g.q - 1.0;
+                // A customer without repeat purchases spends the population mean: once per
+                // draw (its error only if some customer needs it).
+                let population_mean = g.population_mean();
                 for ((o, &fx), &mbar) in out.iter_mut().zip(frequency).zip(monetary) {
                     // Gamma-Gamma's conditional expected spend (its own function where it is
-                    // undefined or the customer has no repeat purchases, for its errors).
+                    // undefined, for its errors).
                     let spent = if fx > 0.0 && g.p * fx + weight_denominator > 0.0 {
                         let weight = 1.0 / (1.0 + weight_denominator / (g.p * fx));
                         weight / fx * g.gamma + weight * mbar
+                    } else if fx == 0.0 {
+                        population_mean.clone()?
                     } else {
                         g.conditional_expected_spend(fx, mbar)?
                     };
