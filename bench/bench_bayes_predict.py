@@ -10,8 +10,10 @@
 ``python /work/shared/bench/gen_synth.py summary -n 1000000 --seed 1 -o /tmp/s1m.parquet``):
 ``customer_lifetime_value(bg, gg, data, time=12, discount_rate=0.01, level=...)`` (the
 posterior mean with its credible interval, both models' draws paired) and, in the same run,
-the mean only. Peak RSS of the process (``ru_maxrss``) is read before and after each call: the
-growth is the prediction's memory, which must not depend on the number of draws.
+the mean only, with wall and processor seconds (all threads; on a loaded machine the
+processor time per customer and draw is the steadier figure). Peak RSS of the process
+(``ru_maxrss``) is read before and after each call: the growth is the prediction's memory,
+which must not depend on the number of draws.
 
 ``fit``: ``BetaGeoModel().fit(data, method="nuts", chains=4, ...)`` on the customers of
 ``--data``; prints wall time, leapfrog steps and seconds per gradient evaluation (to
@@ -38,6 +40,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def cpu_seconds() -> float:
+    """Processor time of this process (all threads), user and system."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def predict(args: argparse.Namespace) -> None:
     data = pd.read_parquet(args.data, columns=["frequency", "recency", "T", "monetary_value"])
     data["frequency"] = data["frequency"].astype(float)
@@ -56,9 +64,9 @@ def predict(args: argparse.Namespace) -> None:
     options = {"time": 12, "discount_rate": 0.01}
     for level in (args.level, None):
         before = peak_rss_mb()
-        t0 = time.perf_counter()
+        cpu0, t0 = cpu_seconds(), time.perf_counter()
         out = clvrs.customer_lifetime_value(bg, gg, data, level=level, **options)
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
         after = peak_rss_mb()
         total = float(np.sum(out["estimate"] if level is not None else out))
         print(
@@ -71,6 +79,8 @@ def predict(args: argparse.Namespace) -> None:
                     "threads": args.threads,
                     "wall_s": round(wall, 3),
                     "s_per_draw": round(wall / (4 * per_chain), 5),
+                    "cpu_s": round(cpu, 3),
+                    "cpu_ns_per_customer_draw": round(cpu / (len(data) * 4 * per_chain) * 1e9, 2),
                     "peak_rss_mb_before": round(before, 1),
                     "peak_rss_mb_after": round(after, 1),
                     "sum_of_means": round(total, 2),

@@ -68,15 +68,76 @@ pub fn eval_many<const N: usize>(c: [&[f64; TERMS]; N], u: [f64; N]) -> [f64; N]
     std::array::from_fn(|l| u[l] * b1[l] - b2[l] + c[l][0])
 }
 
+/// A one-piece series (from [`Interpolant::single_piece`]) at every point of `xs`, written to
+/// `out`: the same operations as [`Interpolant::eval`] (so the same bits), with the points in
+/// the innermost loop so that the recurrence vectorises.
+#[inline(always)]
+pub fn eval_at_points(c: &[f64; TERMS], lo: f64, per_unit: f64, xs: &[f64], out: &mut [f64]) {
+    const CHUNK: usize = 64;
+    let (mut u, mut b1, mut b2) = ([0.0; CHUNK], [0.0; CHUNK], [0.0; CHUNK]);
+    for (xs, out) in xs.chunks(CHUNK).zip(out.chunks_mut(CHUNK)) {
+        let n = xs.len();
+        for (u, &x) in u.iter_mut().zip(xs) {
+            // As `locate`: position (x - lo) * per_unit in piece 0, u = 2 position - 1.
+            *u = 2.0 * ((x - lo) * per_unit) - 1.0;
+        }
+        b1[..n].fill(0.0);
+        b2[..n].fill(0.0);
+        for &ck in c[1..].iter().rev() {
+            for j in 0..n {
+                let b0 = 2.0 * u[j] * b1[j] - b2[j] + ck;
+                b2[j] = b1[j];
+                b1[j] = b0;
+            }
+        }
+        for (j, o) in out.iter_mut().enumerate() {
+            *o = u[j] * b1[j] - b2[j] + c[0];
+        }
+    }
+}
+
 impl Interpolant {
     /// Interpolate `f` on `[lo, hi]` with 1, 2, 4, ..., 64 equal pieces in turn, returning the
     /// first whose relative error at the midpoints between the nodes of every piece, and at the
     /// ends, is at most `tolerance`; `None` when 64 pieces do not suffice or `f` is not finite.
     pub fn fit(f: impl Fn(f64) -> f64, lo: f64, hi: f64, tolerance: f64) -> Option<Interpolant> {
+        Self::fit_with(f, lo, hi, tolerance, 1, false)
+    }
+
+    /// [`Interpolant::fit`] for the many members of a family of similar functions, at about
+    /// half the evaluations of `f`:
+    ///
+    /// - it starts at `first` pieces (rounded up to a power of two, at most 64) instead of one:
+    ///   the count a pilot member needed skips the smaller counts that would fail (each costs
+    ///   as many evaluations as the one that succeeds);
+    /// - a piece whose last three coefficients sum (in magnitude) to at most `tolerance / 100`
+    ///   of a lower bound of `|f|` on the piece (`|c_0|` less the other coefficients'
+    ///   magnitudes) is accepted after checking only its two ends: the coefficients of a
+    ///   smooth function fall geometrically, so the series' error, about the size of the
+    ///   first coefficients left out, is then a hundred times inside the tolerance. Other
+    ///   pieces get `fit`'s full check between the nodes.
+    pub fn fit_from(
+        f: impl Fn(f64) -> f64,
+        lo: f64,
+        hi: f64,
+        tolerance: f64,
+        first: usize,
+    ) -> Option<Interpolant> {
+        Self::fit_with(f, lo, hi, tolerance, first, true)
+    }
+
+    fn fit_with(
+        f: impl Fn(f64) -> f64,
+        lo: f64,
+        hi: f64,
+        tolerance: f64,
+        first: usize,
+        by_coefficients: bool,
+    ) -> Option<Interpolant> {
         if !(lo.is_finite() && hi.is_finite() && hi > lo) {
             return None;
         }
-        let mut count = 1usize;
+        let mut count = first.clamp(1, 64).next_power_of_two();
         while count <= 64 {
             let width = (hi - lo) / count as f64;
             let bounds = |p: usize| {
@@ -101,8 +162,20 @@ impl Interpolant {
                 pieces_per_unit: count as f64 / (hi - lo),
                 pieces: pieces?,
             };
+            let settled = |c: &[f64; TERMS]| {
+                let tail: f64 = c[TERMS - 3..].iter().map(|v| v.abs()).sum();
+                let least = c[0].abs() - c[1..].iter().map(|v| v.abs()).sum::<f64>();
+                by_coefficients && tail <= 0.01 * tolerance * least
+            };
             let accurate = (0..count).all(|p| {
                 let (a, b) = bounds(p);
+                let close = |x: f64| {
+                    let exact = f(x);
+                    (candidate.eval(x) - exact).abs() <= tolerance * exact.abs()
+                };
+                if settled(&candidate.pieces[p]) {
+                    return close(a) && close(b);
+                }
                 let node = |k: usize| {
                     let theta = std::f64::consts::PI * (k as f64 + 0.5) / TERMS as f64;
                     0.5 * (a + b) + 0.5 * (b - a) * theta.cos()
@@ -110,10 +183,7 @@ impl Interpolant {
                 (0..TERMS - 1)
                     .map(|k| 0.5 * (node(k) + node(k + 1)))
                     .chain([a, b])
-                    .all(|x| {
-                        let exact = f(x);
-                        (candidate.eval(x) - exact).abs() <= tolerance * exact.abs()
-                    })
+                    .all(close)
             });
             if accurate {
                 return Some(candidate);
@@ -135,6 +205,15 @@ impl Interpolant {
     pub fn eval(&self, x: f64) -> f64 {
         let (c, u) = self.locate(x);
         clenshaw(c, u)
+    }
+
+    /// The coefficients, left end and scale of a one-piece interpolant (`None` with more
+    /// pieces): its value at `x` is [`eval_at_points`] of them, vectorised over many points.
+    pub fn single_piece(&self) -> Option<(&[f64; TERMS], f64, f64)> {
+        match self.pieces.as_slice() {
+            [c] => Some((c, self.lo, self.pieces_per_unit)),
+            _ => None,
+        }
     }
 
     /// Number of pieces.
@@ -185,5 +264,59 @@ mod tests {
         // A pole just outside the interval defeats 64 pieces at this tolerance.
         assert!(Interpolant::fit(|x| 1.0 / (x + 1e-12), 0.0, 1.0, 1e-13).is_none());
         assert!(Interpolant::fit(|x| x, 1.0, 1.0, 1e-13).is_none());
+    }
+
+    #[test]
+    fn a_pilot_count_skips_the_smaller_ones_and_keeps_the_check() {
+        let g = |x: f64| (2.0 + x).ln() / (3.0 + x);
+        let minimal = Interpolant::fit(g, 0.0, 78.0, 1e-13).expect("smooth function");
+        assert!(minimal.pieces() > 1);
+        // From the count the plain fit ends with: the same interpolant.
+        let same = Interpolant::fit_from(g, 0.0, 78.0, 1e-13, minimal.pieces()).unwrap();
+        assert_eq!(same.pieces(), minimal.pieces());
+        // From fewer (rounded up to a power of two): the check still decides.
+        let from_one = Interpolant::fit_from(g, 0.0, 78.0, 1e-13, 1).unwrap();
+        assert_eq!(from_one.pieces(), minimal.pieces());
+        // From more: at least that many, as accurate.
+        let more = Interpolant::fit_from(g, 0.0, 78.0, 1e-13, 3 * minimal.pieces()).unwrap();
+        assert_eq!(
+            more.pieces(),
+            (3 * minimal.pieces()).min(64).next_power_of_two()
+        );
+        for i in 0..=500 {
+            let x = 78.0 * i as f64 / 500.0;
+            assert_eq!(same.eval(x), minimal.eval(x));
+            assert!((more.eval(x) / g(x) - 1.0).abs() < 2e-13);
+        }
+        // Accepted by its coefficients or by the full check: within the tolerance everywhere.
+        let h = |v: f64| 1.0 / (52.0 + v.exp()) + v.exp().sqrt();
+        for (f, lo, hi) in [
+            (&g as &dyn Fn(f64) -> f64, 0.0, 78.0),
+            (&g, 26.0, 30.0),
+            (&h, 1e-3f64.ln(), 5e3f64.ln()),
+        ] {
+            for tolerance in [1e-9, 1e-13] {
+                let p = Interpolant::fit_from(f, lo, hi, tolerance, 1).unwrap();
+                for i in 0..=3000 {
+                    let x = lo + (hi - lo) * i as f64 / 3000.0;
+                    assert!(
+                        (p.eval(x) / f(x) - 1.0).abs() <= tolerance,
+                        "{x} {tolerance}"
+                    );
+                }
+            }
+        }
+        // A one-piece interpolant at many points: the bits of `eval`.
+        let one = Interpolant::fit(g, 26.0, 30.0, 1e-13).unwrap();
+        let (c, lo, per_unit) = one.single_piece().expect("one piece");
+        let xs: Vec<f64> = (0..=150).map(|i| 26.0 + 4.0 * i as f64 / 150.0).collect();
+        let mut out = vec![0.0; xs.len()];
+        eval_at_points(c, lo, per_unit, &xs, &mut out);
+        for (x, v) in xs.iter().zip(&out) {
+            assert_eq!(*v, one.eval(*x));
+        }
+        assert!(minimal.single_piece().is_none());
+        // Past 64 pieces there is nothing left to try.
+        assert!(Interpolant::fit_from(|x| 1.0 / (x + 1e-12), 0.0, 1.0, 1e-13, 64).is_none());
     }
 }

@@ -453,8 +453,9 @@ where
         .enumerate()
         .collect();
     let tail = opts.level.map(|level| (1.0 - level) / 2.0);
-    // One buffer per block in flight (allocated per block: a few per thread at a time).
-    let body = |(b, out): (usize, BlockOut<'_>)| -> Result<()> {
+    // One value buffer per worker, reused by its blocks (zeroed for each: a fresh allocation
+    // of this size is mapped and faulted in page by page every time).
+    let body = |values: &mut Vec<f64>, (b, out): (usize, BlockOut<'_>)| -> Result<()> {
         if let Some(check) = opts.interrupt {
             if check() {
                 return Err(ClvError::Interrupted);
@@ -462,8 +463,9 @@ where
         }
         let start = b * block;
         let m = out.mean.len();
-        let mut values = vec![0.0; m * n_draws];
-        fill(start..start + m, &mut values)?;
+        values.clear();
+        values.resize(m * n_draws, 0.0);
+        fill(start..start + m, values)?;
         // Customers' values gathered TILE at a time into rows (each cache line of the block
         // read once), then summarised row by row.
         let mut rows = vec![0.0; TILE * n_draws];
@@ -491,9 +493,15 @@ where
     };
     let outcomes: Vec<Result<()>> = match &opts.exec {
         Exec::Pool(pool) if blocks.len() > 1 => {
-            pool.install(|| blocks.into_par_iter().map(body).collect())
+            pool.install(|| blocks.into_par_iter().map_init(Vec::new, body).collect())
         }
-        _ => blocks.into_iter().map(body).collect(),
+        _ => {
+            let mut values = Vec::new();
+            blocks
+                .into_iter()
+                .map(|item| body(&mut values, item))
+                .collect()
+        }
     };
     outcomes.into_iter().collect::<Result<Vec<()>>>()?;
     Ok(PosteriorPrediction {
