@@ -21,7 +21,7 @@ const NEWTON_MIN_RATIO: f64 = 1e-4;
 /// steps there decrease the objective by far more than the coarse pass's error
 /// ([`super::COARSE_PRECISION`] a customer), and its shorter series make the first passes of a
 /// warm start cheaper. Below it every pass is exact, and a fit ends only on an exact pass.
-const COARSE_ABOVE: f64 = 1e-3;
+const COARSE_ABOVE: f64 = 1e-4;
 
 /// The trust-region step `p = -(H + sigma I)^-1 g` in the eigenbasis of a symmetric `H`
 /// (eigenvalues `curvature`, gradient components `grad`): the Newton step (`sigma = 0`) when
