@@ -148,7 +148,7 @@ pub fn fit_segments<M: RfmModel>(
                 // Converged where a mixing distribution collapses (the nested model's plateau,
                 // which every start reaches too): a refit would only run off along it again
                 // (segment 315 of the benchmark: 77 evaluations for the same log-likelihood to
-                // 2e-10, flagged the same way).
+                // 1.4e-11, flagged the same way).
                 Some(Ok(res)) if res.converged && on_nested_plateau::<M>(&res.params) => Ok(res),
                 Some(Err(ClvError::Interrupted)) => Err(ClvError::Interrupted),
                 // Not converged, failed, or converged where other parameters run off (which
