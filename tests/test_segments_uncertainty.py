@@ -143,6 +143,34 @@ def test_a_pooled_estimate_on_a_plateau_does_not_hold_segments_there():
             ), key
 
 
+def test_a_segment_on_a_nested_plateau_is_the_models_own_optimum():
+    """Pareto/NBD segments, one drawn with a single dropout rate for everyone (s and beta
+    huge): its fit runs off along the exponential-dropout plateau (s and beta to infinity
+    together), where ``fit_segments`` keeps the warm fit without refitting from the model's own
+    starts. Its log-likelihood is that of the model's own fit from all its starts."""
+    rng = np.random.default_rng(0)
+    processes = [
+        (dict(r=0.55, alpha=10.6, s=0.61, beta=11.7), 2000),
+        (dict(r=0.55, alpha=10.6, s=1e6, beta=5e7), 1000),
+    ]
+    parts = []
+    for i, (params, n) in enumerate(processes):
+        part = clvrs.ParetoNBDModel.from_params(**params).simulate(26 + 52 * rng.random(n), seed=i)
+        parts.append(part.assign(segment=i))
+    data = pd.concat(parts, ignore_index=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fits = clvrs.fit_segments(clvrs.ParetoNBDModel(), data, "segment")
+        for key, model in fits.models_.items():
+            alone = clvrs.ParetoNBDModel().fit(data[data["segment"] == key])
+            assert model.converged_
+            assert model.log_likelihood_ == pytest.approx(alone.log_likelihood_, rel=1e-9), key
+    plateau = fits.models_[1].params_
+    # The premise: the second segment's fit is on the plateau (s / beta the dropout rate).
+    assert plateau["s"] > 1e4 and plateau["beta"] > 1e4
+    assert plateau["s"] / plateau["beta"] == pytest.approx(0.02, rel=0.2)
+
+
 def test_simulation_follows_the_model():
     model = clvrs.BetaGeoModel.from_params(**TRUTH)
     ages = np.full(100_000, 39.0)

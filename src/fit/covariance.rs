@@ -35,7 +35,7 @@ pub(super) fn covariance<L: Likelihood>(
     let hessian = match known {
         Some(h) => h,
         None => match objective.lik.hessian(theta, &objective.opts.exec) {
-            Some(h_theta) => unconstrained_hessian(objective, u, theta, h_theta.view())?,
+            Some(h_theta) => unconstrained_hessian(objective, u, theta, h_theta.view(), None)?,
             None => differenced_hessian(objective, u)?,
         },
     };
@@ -45,14 +45,20 @@ pub(super) fn covariance<L: Likelihood>(
 /// The Hessian of the total objective `-ll + W pen sum(theta^2)` in unconstrained coordinates
 /// from the log-likelihood Hessian in natural coordinates: `J (-H + 2 W pen I) J` plus the
 /// gradient term `diag(dF/dtheta * d2theta/du2)`, which vanishes at an exact optimum.
+/// `gradient` is the objective's gradient at `u` when the caller has it from the same pass
+/// (else the latest evaluation's, or a new pass).
 pub(super) fn unconstrained_hessian<L: Likelihood>(
     objective: &Objective<'_, '_, L>,
     u: &[f64],
     theta: &[f64],
     h_theta: ArrayView2<'_, f64>,
+    gradient: Option<&[f64]>,
 ) -> Result<Array2<f64>> {
     let k = u.len();
-    let (_, grad_u) = objective.at(u).map_err(hessian_error)?;
+    let grad_u = match gradient {
+        Some(g) => g.to_vec(),
+        None => objective.at(u).map_err(hessian_error)?.1,
+    };
     let jac = objective.jacobian(theta);
     let mut hessian = Array2::zeros((k, k));
     for i in 0..k {
@@ -84,7 +90,7 @@ pub(super) fn start_inverse_hessian<L: Likelihood>(
 ) -> Result<StartCurvature> {
     // With a fused pass, one pass gives the Hessian and the objective with its gradient (which
     // L-BFGS then need not evaluate again).
-    match objective.evaluate_with_hessian(u) {
+    match objective.evaluate_with_hessian(u, false) {
         Ok(Some((cost, grad, hessian))) => {
             let inverse = match hessian {
                 Some(h) => inverse_of(objective, u, h)?,
@@ -100,7 +106,7 @@ pub(super) fn start_inverse_hessian<L: Likelihood>(
     let Some(h_theta) = objective.lik.hessian(&theta, &objective.opts.exec) else {
         return Ok((None, None));
     };
-    let hessian = match unconstrained_hessian(objective, u, &theta, h_theta.view()) {
+    let hessian = match unconstrained_hessian(objective, u, &theta, h_theta.view(), None) {
         Ok(h) => h,
         Err(ClvError::Interrupted) => return Err(ClvError::Interrupted),
         Err(_) => return Ok((None, None)),

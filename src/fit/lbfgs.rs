@@ -144,7 +144,7 @@ pub(super) fn lbfgs<L: Likelihood>(
         for _ in 0..50 {
             let trial = along(&u, &direction, step);
             let evaluation = if final_step {
-                match objective.evaluate_with_hessian(&trial) {
+                match objective.evaluate_with_hessian(&trial, false) {
                     Ok(Some(fused)) => Ok(fused),
                     Ok(None) => objective.evaluate(&trial).map(|(c, g)| (c, g, None)),
                     Err(e) => Err(e),

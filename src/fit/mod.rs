@@ -169,6 +169,26 @@ pub trait Likelihood: Sync {
         None
     }
 
+    /// Whether the model has coarse passes of its own
+    /// ([`Likelihood::loglik_and_gradient_coarse`]); Newton takes them only then.
+    fn has_coarse_passes(&self) -> bool {
+        false
+    }
+
+    /// [`Likelihood::loglik_and_gradient`] to a coarser precision (series summed to about
+    /// [`COARSE_PRECISION`] of each row's value instead of to rounding), for Newton's steps far
+    /// from the optimum, where only the step's direction and a clear decrease matter; the exact
+    /// pass by default. A fit never ends on a coarse pass.
+    fn loglik_and_gradient_coarse(&self, params: &[f64], exec: &Exec) -> (f64, Vec<f64>) {
+        self.loglik_and_gradient(params, exec)
+    }
+
+    /// [`Likelihood::loglik_gradient_hessian`] to the precision of
+    /// [`Likelihood::loglik_and_gradient_coarse`]; the exact pass by default.
+    fn loglik_gradient_hessian_coarse(&self, params: &[f64], exec: &Exec) -> Option<FusedPass> {
+        self.loglik_gradient_hessian(params, exec)
+    }
+
     /// Whether every starting point is tried and the best optimum kept (for surfaces known to
     /// be flat or to have several local optima), rather than stopping at the first that
     /// converges.
@@ -176,6 +196,11 @@ pub trait Likelihood: Sync {
         false
     }
 }
+
+/// Relative precision of a row's value in a coarse pass
+/// ([`Likelihood::loglik_and_gradient_coarse`]): far below the objective's decrease in any step
+/// Newton takes on coarse passes (see [`newton`]'s `COARSE_ABOVE`).
+pub const COARSE_PRECISION: f64 = 1e-10;
 
 /// The log-likelihood, its gradient and its Hessian (`k x k`) in the natural parameters.
 pub type FusedPass = (f64, Vec<f64>, Array2<f64>);
@@ -833,6 +858,106 @@ mod tests {
                         (cov[[i, j]] - want[[i, j]]).abs() <= 1e-6 * want[[i, i]].abs(),
                         "{case}: {cov:?} vs {want:?}"
                     );
+                }
+            }
+        }
+    }
+
+    /// [`NormalFused`] whose coarse passes are off by the most a coarse pass may be
+    /// ([`COARSE_PRECISION`] a customer in the value, making every coarse point look better;
+    /// the gradient by 1e-8 relative, the Hessian by 1e-6), counting them.
+    struct NormalCoarse(NormalFused, AtomicU64);
+
+    impl Likelihood for NormalCoarse {
+        fn params(&self) -> &[ParamSpec] {
+            &NORMAL_PARAMS
+        }
+        fn starts(&self) -> Vec<Vec<f64>> {
+            self.0.starts()
+        }
+        fn total_weight(&self) -> f64 {
+            self.0.total_weight()
+        }
+        fn loglik_and_gradient(&self, p: &[f64], exec: &Exec) -> (f64, Vec<f64>) {
+            self.0.loglik_and_gradient(p, exec)
+        }
+        fn loglik_gradient_hessian(&self, p: &[f64], exec: &Exec) -> Option<FusedPass> {
+            self.0.loglik_gradient_hessian(p, exec)
+        }
+        fn has_coarse_passes(&self) -> bool {
+            true
+        }
+        fn loglik_and_gradient_coarse(&self, p: &[f64], exec: &Exec) -> (f64, Vec<f64>) {
+            let (ll, gradient, _) = self.loglik_gradient_hessian_coarse(p, exec).unwrap();
+            (ll, gradient)
+        }
+        fn loglik_gradient_hessian_coarse(&self, p: &[f64], exec: &Exec) -> Option<FusedPass> {
+            self.1.fetch_add(1, Ordering::Relaxed);
+            let (ll, gradient, hessian) = self.0.loglik_gradient_hessian(p, exec)?;
+            Some((
+                ll + COARSE_PRECISION * self.total_weight(),
+                gradient.iter().map(|g| g * (1.0 + 1e-8)).collect(),
+                hessian * (1.0 + 1e-6),
+            ))
+        }
+    }
+
+    /// Newton's first passes from a warm start are coarse where the gradient is large, and
+    /// the fit still ends on the exact optimum: its log-likelihood is the exact pass's there
+    /// (not a coarse one's), its estimate and covariance those of L-BFGS on exact passes.
+    #[test]
+    fn newton_on_coarse_passes_far_away_ends_on_the_exact_optimum() {
+        let values: Vec<f64> = (0..1000)
+            .map(|i| ((i * 7919) % 1000) as f64 / 100.0 - 3.0)
+            .collect();
+        let plain = fit(
+            &Normal {
+                values: values.clone(),
+            },
+            &FitOptions::default(),
+        )
+        .unwrap();
+        let model = NormalCoarse(
+            NormalFused(Normal { values }, AtomicU64::new(0)),
+            AtomicU64::new(0),
+        );
+        for given_curvature in [false, true] {
+            model.1.store(0, Ordering::Relaxed);
+            let opts = FitOptions {
+                newton: true,
+                newton_given_curvature: given_curvature,
+                initial_inverse_hessian: plain.inverse_hessian.clone(),
+                start: Some(vec![plain.params[0] * 1.05, plain.params[1] * 0.7]),
+                ..FitOptions::default()
+            };
+            let res = fit(&model, &opts).unwrap();
+            assert!(
+                res.converged && res.termination.contains("Newton"),
+                "{}",
+                res.termination
+            );
+            let coarse = model.1.load(Ordering::Relaxed);
+            assert!(
+                coarse >= 1 && coarse < res.n_evaluations,
+                "{coarse} {res:?}"
+            );
+            let exact = model.0.loglik_and_gradient(&res.params, &opts.exec).0;
+            assert_eq!(res.log_likelihood.to_bits(), exact.to_bits());
+            for (a, b) in res.params.iter().zip(&plain.params) {
+                assert!(
+                    (a - b).abs() < 1e-7,
+                    "{:?} vs {:?}",
+                    res.params,
+                    plain.params
+                );
+            }
+            let (cov, want) = (
+                res.covariance.as_ref().unwrap(),
+                plain.covariance.as_ref().unwrap(),
+            );
+            for i in 0..2 {
+                for j in 0..2 {
+                    assert!((cov[[i, j]] - want[[i, j]]).abs() <= 1e-6 * want[[i, i]].abs());
                 }
             }
         }

@@ -16,6 +16,12 @@ const NEWTON_START_RADIUS: f64 = 1.0;
 /// A Newton step is taken when the objective falls by at least this share of the predicted
 /// decrease.
 const NEWTON_MIN_RATIO: f64 = 1e-4;
+/// Trial points of steps from a point whose gradient (infinity norm) is above this are
+/// evaluated by the model's coarse pass ([`Likelihood::loglik_gradient_hessian_coarse`]): the
+/// steps there decrease the objective by far more than the coarse pass's error
+/// ([`super::COARSE_PRECISION`] a customer), and its shorter series make the first passes of a
+/// warm start cheaper. Below it every pass is exact, and a fit ends only on an exact pass.
+const COARSE_ABOVE: f64 = 1e-4;
 
 /// The trust-region step `p = -(H + sigma I)^-1 g` in the eigenbasis of a symmetric `H`
 /// (eigenvalues `curvature`, gradient components `grad`): the Newton step (`sigma = 0`) when
@@ -93,7 +99,9 @@ fn trust_region_step(grad: &[f64], curvature: &[f64], radius: f64) -> Vec<f64> {
 /// Hessian that is not finite or when no step decreases the objective. With
 /// [`FitOptions::newton_given_curvature`](super::FitOptions::newton_given_curvature) the start
 /// is a gradient pass and the first step is taken on the given curvature, once; a model
-/// without a fused pass then costs that one gradient pass more.
+/// without a fused pass then costs that one gradient pass more. Far from the optimum (the
+/// gradient above [`COARSE_ABOVE`]) the passes are the model's coarse ones; the fit converges
+/// only on an exact pass, which gives its estimate, log-likelihood and covariance.
 pub(super) fn newton<L: Likelihood>(
     objective: &Objective<'_, '_, L>,
     u0: &[f64],
@@ -106,7 +114,7 @@ pub(super) fn newton<L: Likelihood>(
     };
     // The value, gradient and exact Hessian at `u`; `Ok(None)` (no fused pass, or not finite
     // there) ends the Newton phase, an interruption passes through.
-    let exact = |u: &[f64]| match objective.evaluate_with_hessian(u) {
+    let exact = |u: &[f64]| match objective.evaluate_with_hessian(u, false) {
         Ok(v) => Ok(v),
         Err(e) => match interrupted(e) {
             Some(e) => Err(e),
@@ -122,10 +130,18 @@ pub(super) fn newton<L: Likelihood>(
     } else {
         None
     };
-    // With a given curvature (the pooled fit's), the first step needs only the gradient here.
+    // With a given curvature (the pooled fit's), the first step needs only the gradient here,
+    // and only coarsely (the start of a warm fit is far from the optimum; where it is not, the
+    // exact pass follows).
+    let coarse_passes = objective.lik.has_coarse_passes();
     let mut model_only = given.is_some();
+    let mut coarse_here = model_only && coarse_passes;
     let (mut cost, mut grad, mut hessian) = match given {
-        Some(h) => match objective.evaluate(u0) {
+        Some(h) => match if coarse_here {
+            objective.evaluate_coarse(u0)
+        } else {
+            objective.evaluate(u0)
+        } {
             Ok((c, g)) => (c, g, Some(h)),
             Err(e) => match interrupted(e) {
                 Some(e) => return Err(e),
@@ -154,13 +170,15 @@ pub(super) fn newton<L: Likelihood>(
     };
     loop {
         let gnorm = inf_norm(&grad);
-        if model_only && gnorm <= tol {
-            // The exact curvature at the point (for the covariance and the saddle test).
+        if (model_only || coarse_here) && gnorm <= tol {
+            // The exact pass at the point (for the convergence test, the result and the
+            // covariance and the saddle test).
             match exact(&u)? {
                 Some(v) => (cost, grad, hessian) = v,
                 None => return Ok(None),
             }
             model_only = false;
+            coarse_here = false;
             continue;
         }
         // A small gradient where the Hessian has clearly negative curvature is a saddle point,
@@ -202,7 +220,15 @@ pub(super) fn newton<L: Likelihood>(
             .map(|m| (0..k).map(|j| vectors[[j, m]] * grad[j]).sum())
             .collect();
         let curvature: Vec<f64> = values.iter().map(|v| v / objective.weight).collect();
-        let noise = 64.0 * f64::EPSILON * cost.abs().max(1.0);
+        // Rounding of the objective, and the coarse pass's error when the point's cost is from
+        // one (a trial's exact cost is then compared with it).
+        let noise = 64.0 * f64::EPSILON * cost.abs().max(1.0)
+            + if coarse_here {
+                16.0 * super::COARSE_PRECISION
+            } else {
+                0.0
+            };
+        let coarse = coarse_passes && gnorm > COARSE_ABOVE;
         let mut accepted = None;
         for _ in 0..30 {
             let step_eigen = trust_region_step(&grad_eigen, &curvature, radius);
@@ -214,7 +240,7 @@ pub(super) fn newton<L: Likelihood>(
             let predicted: f64 = -(0..k)
                 .map(|m| step_eigen[m] * (grad_eigen[m] + 0.5 * curvature[m] * step_eigen[m]))
                 .sum::<f64>();
-            let outcome = match objective.evaluate_with_hessian(&trial) {
+            let outcome = match objective.evaluate_with_hessian(&trial, coarse) {
                 Ok(Some(v)) => Some(v),
                 Ok(None) => return Ok(None),
                 Err(e) => match interrupted(e) {
@@ -254,12 +280,14 @@ pub(super) fn newton<L: Likelihood>(
             }
         }
         if accepted.is_none() && model_only {
-            // The given curvature did not predict the objective: the exact one from here on.
+            // The given curvature did not predict the objective: the point's own from here on
+            // (exact: a coarse pass would do as well only where the gradient is large).
             match exact(&u)? {
                 Some(v) => (cost, grad, hessian) = v,
                 None => return Ok(None),
             }
             model_only = false;
+            coarse_here = false;
             radius = NEWTON_START_RADIUS;
             continue;
         }
@@ -269,6 +297,7 @@ pub(super) fn newton<L: Likelihood>(
             return stop(u, cost, gnorm, iterations, hessian, "no decrease".into());
         };
         u = next_u;
+        coarse_here = coarse;
         cost = next_cost;
         grad = next_grad;
         hessian = next_hessian;

@@ -93,22 +93,47 @@ impl<L: Likelihood> Objective<'_, '_, L> {
         self.record(u, &theta, ll, &grad_theta)
     }
 
+    /// [`Objective::evaluate`] from the model's coarse pass
+    /// ([`Likelihood::loglik_and_gradient_coarse`]); not kept as the latest evaluation (a fit's
+    /// result never comes from a coarse pass).
+    pub(super) fn evaluate_coarse(
+        &self,
+        u: &[f64],
+    ) -> std::result::Result<(f64, Vec<f64>), EvalError> {
+        let theta = self.natural_checked(u)?;
+        self.evaluations.fetch_add(1, Ordering::Relaxed);
+        let (ll, grad_theta) = self.lik.loglik_and_gradient_coarse(&theta, &self.opts.exec);
+        self.objective(&theta, ll, &grad_theta)
+    }
+
     /// The objective, its gradient and the Hessian of the total objective (unconstrained
     /// coordinates) from the model's fused pass; `Ok(None)` when the model has none. The
     /// Hessian is `None` when it is not finite (the objective and gradient still count).
+    /// With `coarse`, from the model's coarse pass
+    /// ([`Likelihood::loglik_gradient_hessian_coarse`]), not kept as the latest evaluation.
     pub(super) fn evaluate_with_hessian(
         &self,
         u: &[f64],
+        coarse: bool,
     ) -> std::result::Result<Option<Fused>, EvalError> {
         let theta = self.natural_checked(u)?;
-        let Some((ll, grad_theta, h_theta)) =
+        let pass = if coarse {
+            self.lik
+                .loglik_gradient_hessian_coarse(&theta, &self.opts.exec)
+        } else {
             self.lik.loglik_gradient_hessian(&theta, &self.opts.exec)
-        else {
+        };
+        let Some((ll, grad_theta, h_theta)) = pass else {
             return Ok(None);
         };
         self.evaluations.fetch_add(1, Ordering::Relaxed);
-        let (cost, grad) = self.record(u, &theta, ll, &grad_theta)?;
-        let hessian = match unconstrained_hessian(self, u, &theta, h_theta.view()) {
+        let (cost, grad) = if coarse {
+            self.objective(&theta, ll, &grad_theta)?
+        } else {
+            self.record(u, &theta, ll, &grad_theta)?
+        };
+        // The gradient of this pass (a coarse one is not the latest evaluation).
+        let hessian = match unconstrained_hessian(self, u, &theta, h_theta.view(), Some(&grad)) {
             Ok(h) => Some(h),
             Err(ClvError::Interrupted) => return Err(EvalError::Interrupted),
             Err(_) => None,
@@ -121,6 +146,20 @@ impl<L: Likelihood> Objective<'_, '_, L> {
     pub(super) fn record(
         &self,
         u: &[f64],
+        theta: &[f64],
+        ll: f64,
+        grad_theta: &[f64],
+    ) -> std::result::Result<(f64, Vec<f64>), EvalError> {
+        let (cost, grad) = self.objective(theta, ll, grad_theta)?;
+        *self.latest.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((u.to_vec(), ll, grad.clone()));
+        Ok((cost, grad))
+    }
+
+    /// The objective and its gradient in unconstrained coordinates from the log-likelihood and
+    /// its gradient at `theta`.
+    fn objective(
+        &self,
         theta: &[f64],
         ll: f64,
         grad_theta: &[f64],
@@ -143,8 +182,6 @@ impl<L: Likelihood> Objective<'_, '_, L> {
         if !cost.is_finite() || grad.iter().any(|g| !g.is_finite()) {
             return Err(EvalError::NotFinite);
         }
-        *self.latest.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some((u.to_vec(), ll, grad.clone()));
         Ok((cost, grad))
     }
 

@@ -77,6 +77,16 @@ pub trait RfmModel: Sized + Sync {
     /// ([`fill_memoized`]) instead of once per row.
     const FEW_DISTINCT_HISTORIES: bool = false;
 
+    /// Pairs `(shape, scale)` (indices into [`RfmModel::specs`]) of a gamma mixing
+    /// distribution that collapses to a point mass where both run off to infinity (their ratio,
+    /// the mean rate, settled): the likelihood there tends to that of the nested model without
+    /// that heterogeneity, a plateau rather than a ridge towards a better optimum. Fits that
+    /// converge on such a plateau are taken as they are by `fit_segments` (no refit from the
+    /// model's own starts). Empty: no such limit is declared.
+    fn nested_limits() -> &'static [(usize, usize)] {
+        &[]
+    }
+
     /// Log-likelihood of one customer.
     fn log_likelihood(&self, x: f64, t_x: f64, age: f64) -> f64;
 

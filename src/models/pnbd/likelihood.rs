@@ -22,8 +22,13 @@ impl<'a> ParetoNbd<'a> {
 impl ParetoNbd<'_> {
     /// Weighted sums over the rows of [`row`]: the log-likelihood, the gradient and, when
     /// `SECOND`, the Hessian's upper triangle (in [`UPPER`] order).
-    fn sum_rows<const SECOND: bool>(&self, params: &[f64], exec: &Exec) -> Vec<f64> {
-        let fast = FastParams::new(params);
+    /// With `coarse`, the series to the coarse pass's tolerance ([`FastParams::coarse`]).
+    fn sum_rows<const SECOND: bool>(&self, params: &[f64], coarse: bool, exec: &Exec) -> Vec<f64> {
+        let fast = if coarse {
+            FastParams::coarse(params)
+        } else {
+            FastParams::new(params)
+        };
         let d = self.data;
         let width = if SECOND { 5 + UPPER.len() } else { 5 };
         exec.chunked_sum(d.len(), width, |range, acc| {
@@ -51,6 +56,19 @@ impl ParetoNbd<'_> {
     }
 }
 
+impl ParetoNbd<'_> {
+    /// The fused pass (coarse or exact) as the engine takes it.
+    fn fused(&self, params: &[f64], coarse: bool, exec: &Exec) -> FusedPass {
+        let acc = self.sum_rows::<true>(params, coarse, exec);
+        let mut hessian = Array2::zeros((4, 4));
+        for (value, &(a, b)) in acc[5..].iter().zip(&UPPER) {
+            hessian[[a, b]] = *value;
+            hessian[[b, a]] = *value;
+        }
+        (acc[0], acc[1..5].to_vec(), hessian)
+    }
+}
+
 impl Likelihood for ParetoNbd<'_> {
     fn params(&self) -> &[ParamSpec] {
         &PARAMS
@@ -73,8 +91,23 @@ impl Likelihood for ParetoNbd<'_> {
     }
 
     fn loglik_and_gradient(&self, params: &[f64], exec: &Exec) -> (f64, Vec<f64>) {
-        let acc = self.sum_rows::<false>(params, exec);
+        let acc = self.sum_rows::<false>(params, false, exec);
         (acc[0], acc[1..].to_vec())
+    }
+
+    fn has_coarse_passes(&self) -> bool {
+        true
+    }
+
+    /// The series summed to [`crate::fit::COARSE_PRECISION`] (rows on the dual path are
+    /// exact).
+    fn loglik_and_gradient_coarse(&self, params: &[f64], exec: &Exec) -> (f64, Vec<f64>) {
+        let acc = self.sum_rows::<false>(params, true, exec);
+        (acc[0], acc[1..].to_vec())
+    }
+
+    fn loglik_gradient_hessian_coarse(&self, params: &[f64], exec: &Exec) -> Option<FusedPass> {
+        Some(self.fused(params, true, exec))
     }
 
     /// The analytic Hessian from the fused pass.
@@ -87,13 +120,7 @@ impl Likelihood for ParetoNbd<'_> {
     /// the bits of [`Likelihood::loglik_and_gradient`]'s (the same rows, chunks and order of
     /// additions: [`ParetoNbd::sum_rows`]).
     fn loglik_gradient_hessian(&self, params: &[f64], exec: &Exec) -> Option<FusedPass> {
-        let acc = self.sum_rows::<true>(params, exec);
-        let mut hessian = Array2::zeros((4, 4));
-        for (value, &(a, b)) in acc[5..].iter().zip(&UPPER) {
-            hessian[[a, b]] = *value;
-            hessian[[b, a]] = *value;
-        }
-        Some((acc[0], acc[1..5].to_vec(), hessian))
+        Some(self.fused(params, false, exec))
     }
 
     /// The surface is flat in beta on typical data (CDNOW), so every start is tried.

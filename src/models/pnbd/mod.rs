@@ -138,6 +138,13 @@ impl RfmModel for ParetoNbdParams {
         &PARAMS
     }
 
+    /// `(r, alpha)` (the purchase rates' gamma collapsing: Poisson purchases at rate
+    /// `r / alpha` for everyone) and `(s, beta)` (exponential dropout at rate `s / beta` for
+    /// everyone).
+    fn nested_limits() -> &'static [(usize, usize)] {
+        &[(0, 1), (2, 3)]
+    }
+
     fn from_slice(values: &[f64]) -> Result<Self> {
         check_params(&PARAMS, values)?;
         Ok(ParetoNbdParams::new(

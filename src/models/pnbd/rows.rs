@@ -26,7 +26,17 @@ pub(super) struct FastParams {
     /// The part of the series shared by every row without repeat purchases (`x = t_x = 0`),
     /// computed by the first such row of a pass (None: not shared, every row sums its own).
     shared: Option<OnceLock<Option<SeriesSums>>>,
+    /// The series' tolerances for the value and gradient and for the Hessian (relative to
+    /// each sum): [`SERIES_TOLERANCE`] and [`HESSIAN_SERIES_TOLERANCE`], or the coarse pass's.
+    tolerance: f64,
+    hessian_tolerance: f64,
 }
+
+/// The series' tolerances of a coarse pass (`Likelihood::loglik_and_gradient_coarse`): a
+/// row's value to about [`crate::fit::COARSE_PRECISION`], its Hessian to about 1e-7 (it only
+/// shapes Newton's next step); about 40% fewer terms where the series converges slowly.
+const COARSE_SERIES_TOLERANCE: f64 = crate::fit::COARSE_PRECISION;
+const COARSE_HESSIAN_SERIES_TOLERANCE: f64 = 1e-7;
 
 /// Above this `r |ln alpha| + s |ln beta|` (rounding of about `1e-11` in a row's
 /// log-likelihood) rows go to the dual path, whose [`ln_terms`] fold `alpha^r beta^s` in without
@@ -45,6 +55,16 @@ impl FastParams {
         }
     }
 
+    /// [`FastParams::new`] for a coarse pass (shorter series; see
+    /// [`COARSE_SERIES_TOLERANCE`]).
+    pub(super) fn coarse(params: &[f64]) -> Self {
+        FastParams {
+            tolerance: COARSE_SERIES_TOLERANCE,
+            hessian_tolerance: COARSE_HESSIAN_SERIES_TOLERANCE,
+            ..Self::new(params)
+        }
+    }
+
     /// Constants for one row (parameters that change from row to row: nothing to share).
     fn single(params: &[f64]) -> Self {
         FastParams {
@@ -58,6 +78,8 @@ impl FastParams {
             ln_s: params[2].ln(),
             extreme: !(params[0] * params[1].ln().abs() + params[2] * params[3].ln().abs()
                 <= EXTREME_ANCHOR),
+            tolerance: SERIES_TOLERANCE,
+            hessian_tolerance: HESSIAN_SERIES_TOLERANCE,
         }
     }
 }
@@ -164,6 +186,8 @@ fn row_fast<const SECOND: bool>(
         lambda,
         rho,
         one_minus_rho: rel_gap * rho,
+        tolerance: p.tolerance,
+        hessian_tolerance: p.hessian_tolerance,
     };
     let sums = match &p.shared {
         // S = sum_k W_k / (m+k) - sum_k W_k R_k / (m+k): the first sum depends on the
@@ -331,6 +355,8 @@ struct SeriesArgs {
     lambda: f64,
     rho: f64,
     one_minus_rho: f64,
+    tolerance: f64,
+    hessian_tolerance: f64,
 }
 
 /// A series' sum with its partials in `(m, e, z, lambda)`: the sum and first partials where
@@ -368,6 +394,8 @@ impl SeriesArgs {
             lambda,
             rho,
             one_minus_rho,
+            tolerance,
+            hessian_tolerance,
         } = *self;
         // Terms shrink by z, those of the decaying part by z rho.
         let z_ratio = if PART == DECAY { z * rho } else { z };
@@ -461,7 +489,7 @@ impl SeriesArgs {
                         && w * f_l.abs() * tail <= tolerance * d1[3].abs() * slack
                         && wz * f * tail <= tolerance * d1[2] * slack
                 };
-                if first_order.is_none() && done(tail, SERIES_TOLERANCE) {
+                if first_order.is_none() && done(tail, tolerance) {
                     if !SECOND {
                         break;
                     }
@@ -471,10 +499,10 @@ impl SeriesArgs {
                 // tolerance.
                 let tail_second = tail * b * (1.0 + n * lambda.abs());
                 let second_done = || {
-                    let tolerance = HESSIAN_SERIES_TOLERANCE * slack;
-                    done(tail_second, HESSIAN_SERIES_TOLERANCE)
-                        && wzz * f * tail_second <= tolerance * d2[2][2]
-                        && wz * f_l.abs() * tail_second <= tolerance * d2[2][3].abs()
+                    let scaled = hessian_tolerance * slack;
+                    done(tail_second, hessian_tolerance)
+                        && wzz * f * tail_second <= scaled * d2[2][2]
+                        && wz * f_l.abs() * tail_second <= scaled * d2[2][3].abs()
                 };
                 if SECOND && k >= 3.0 && first_order.is_some() && second_done() {
                     break;
@@ -682,6 +710,64 @@ mod tests {
         }
         assert!(checked > 1000, "{checked}");
         assert!(beyond_dual_series > 100, "{beyond_dual_series}");
+    }
+
+    /// The coarse pass's rows (shorter series) against the dual-number path (its own series or
+    /// quadrature, to rounding): the value within about [`crate::fit::COARSE_PRECISION`], the
+    /// gradient to 1e-8 and the Hessian to 1e-5 of the curvature's scale, over rows and
+    /// parameters like small segments' estimates (scales far apart: long series), on both
+    /// routes (rows without repeat purchases share a part of the series).
+    #[test]
+    fn coarse_rows_are_within_the_coarse_precision() {
+        let mut rng = crate::random::Rng::new(5);
+        let mut checked = 0;
+        for _ in 0..1500 {
+            let u = |rng: &mut crate::random::Rng, lo: f64, hi: f64| {
+                (lo.ln() + (hi.ln() - lo.ln()) * rng.uniform()).exp()
+            };
+            let at = [
+                u(&mut rng, 0.05, 20.0),
+                u(&mut rng, 0.5, 200.0),
+                u(&mut rng, 0.05, 20.0),
+                u(&mut rng, 0.5, 200.0),
+            ];
+            let x = (u(&mut rng, 1.0, 100.0) - 1.0).floor() * (rng.uniform() < 0.6) as u8 as f64;
+            let age = u(&mut rng, 1.0, 200.0);
+            let t_x = if x == 0.0 { 0.0 } else { age * rng.uniform() };
+            let gamma = gamma_terms::<true>(at[0], x);
+            let Some((value, gradient, hessian)) =
+                row_fast::<true>(&FastParams::coarse(&at), gamma, x, t_x, age)
+            else {
+                continue;
+            };
+            checked += 1;
+            let duals: [Dual<4>; 4] = std::array::from_fn(|i| Dual::variable(at[i], i));
+            let reference = row_log_likelihood(duals, x, t_x, age);
+            let precision = 10.0 * crate::fit::COARSE_PRECISION;
+            assert!(
+                (value - reference.v).abs() <= precision * reference.v.abs().max(1.0),
+                "{at:?} {x} {t_x} {age}: {value} vs {reference:?}"
+            );
+            for j in 0..4 {
+                assert!(
+                    (gradient[j] - reference.d[j]).abs() <= 1e-8 * reference.d[j].abs().max(1.0),
+                    "{at:?} {x} {t_x} {age} component {j}: {gradient:?} vs {reference:?}"
+                );
+            }
+            let exact = row_fast::<true>(&FastParams::new(&at), gamma, x, t_x, age).unwrap();
+            for i in 0..4 {
+                for j in i..4 {
+                    let scale = (exact.2[i][i] * exact.2[j][j]).abs().sqrt().max(1e-6);
+                    assert!(
+                        (hessian[i][j] - exact.2[i][j]).abs() <= 1e-5 * scale,
+                        "{at:?} {x} {t_x} {age} ({i},{j}): {} vs {}",
+                        hessian[i][j],
+                        exact.2[i][j]
+                    );
+                }
+            }
+        }
+        assert!(checked > 800, "{checked}");
     }
 
     #[test]
