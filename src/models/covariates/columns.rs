@@ -3,6 +3,7 @@
 //! (log shared parameters, one coordinate per covariate column) and mapped to the shared
 //! parameters and the coefficients.
 
+use super::rows::RowMajor;
 use super::{lane, CovariateModel, Links};
 use crate::fit::FusedPass;
 use crate::models::bgnbd::LaneDerivatives;
@@ -27,10 +28,17 @@ pub(super) struct Columns {
     /// Sums of the customers added 4 at a time ([`Columns::add_hessian_x4`]), one lane each:
     /// `[entry][lane]` for the entries of the Hessian accumulator.
     lane_sums: Vec<[f64; 4]>,
-    /// Scratch of [`Columns::add_hessian_x4`]: each column's scale (1, or the covariate value)
-    /// in each lane.
-    lane_scales: Vec<[f64; 4]>,
+    /// The covariate values of a block of customers staged by [`Columns::stage_block`]
+    /// column by column, 4 customers (lanes) a vector: `[(column - 4) * groups + group]`, with
+    /// `groups` = [`STAGED_GROUPS`].
+    staged: Vec<[f64; 4]>,
+    /// Number of purchase columns.
+    purchase_len: usize,
 }
+
+/// Groups of 4 customers in a block staged by [`Columns::stage_block`]: small enough for the
+/// staged values to stay in the first-level cache.
+pub(super) const STAGED_GROUPS: usize = 16;
 
 /// The gradient (6) and Hessian (6 x 6) in the reduced coordinates.
 type Reduced = ([f64; 6], [[f64; 6]; 6]);
@@ -45,7 +53,8 @@ impl Columns {
         coefficient.extend(links.purchase.iter().chain(&links.dropout).map(|c| 4 + c));
         Columns {
             lane_sums: Vec::new(),
-            lane_scales: vec![[1.0; 4]; reduced.len()],
+            staged: Vec::new(),
+            purchase_len: p,
             reduced,
             coefficient,
         }
@@ -164,7 +173,8 @@ impl Columns {
     }
 
     /// [`Columns::add_hessian`] for 4 customers at once (lane `l`: covariate rows `z[l]`, weight
-    /// `w[l]`; parameters and derivatives as structures of arrays). The log-likelihood and
+    /// `w[l]`; parameters and derivatives as structures of arrays; their covariates are group
+    /// `group` of the block last staged by [`Columns::stage_block`]). The log-likelihood and
     /// gradient of `first` (those of a gradient pass) are added lane by lane by
     /// [`Columns::add_gradient`]; the Hessian terms of `second`, every step over the lanes so
     /// that it compiles to SIMD, into each lane's own [`Columns::lane_sums`], which
@@ -178,6 +188,7 @@ impl Columns {
         w: [f64; 4],
         theta: &[[f64; 4]; 4],
         (value, g, h): &LaneDerivatives,
+        group: usize,
     ) {
         for l in 0..4 {
             let (value, gradient) = (value[l], lane(g, l));
@@ -237,23 +248,52 @@ impl Columns {
                 }
             }
         }
-        // Column scales without and with the weight.
-        let p = z[0][0].len();
-        let scale = &mut self.lane_scales;
-        for (i, s) in scale.iter_mut().enumerate().skip(4) {
-            *s = if i < 4 + p {
-                [0, 1, 2, 3].map(|l| z[l][0][i - 4])
-            } else {
-                [0, 1, 2, 3].map(|l| z[l][1][i - 4 - p])
-            };
-        }
-        let (scale, sums) = (&self.lane_scales, &mut self.lane_sums);
+        // Row i of the column Hessian: (w s_i) (s_j Hr[r_i][r_j]) for j >= i, the scales s
+        // of the covariate columns read from the staged block (1 for the shared columns,
+        // where the products are then exact: the same bits as multiplying by 1).
+        let (c, p) = (self.len(), self.purchase_len);
+        let staged = &self.staged;
+        let scale = |i: usize| staged[(i - 4) * STAGED_GROUPS + group];
+        let sums = &mut self.lane_sums[..c * c];
         for i in 0..c {
-            let u = self.reduced[i];
-            let weighted = mul(&w, &scale[i]);
-            for j in i..c {
-                let term = mul(&weighted, &mul(&scale[j], &h_r[u][self.reduced[j]]));
-                add_to(&mut sums[i * c + j], &term);
+            let (u, weighted) = if i < 4 {
+                (i, w)
+            } else {
+                (self.reduced[i], mul(&w, &scale(i)))
+            };
+            let row = &mut sums[i * c..(i + 1) * c];
+            for (j, sum) in row.iter_mut().enumerate().take(4).skip(i) {
+                add_to(sum, &mul(&weighted, &h_r[u][j]));
+            }
+            // The purchase columns (reduced coordinate 4), then the dropout columns (5).
+            for (v, columns) in [(4, 4..4 + p), (5, 4 + p..c)] {
+                let h = &h_r[u][v];
+                for j in columns.start.max(i)..columns.end {
+                    add_to(&mut row[j], &mul(&weighted, &mul(&scale(j), h)));
+                }
+            }
+        }
+    }
+
+    /// Stage the covariate values of customers `start..start + 4 * groups` (`groups` at most
+    /// [`STAGED_GROUPS`]) for [`Columns::add_hessian_x4`], column by column: read there as
+    /// one vector per column and 4 customers, instead of 4 scalars a column each time.
+    pub(super) fn stage_block(&mut self, matrices: [RowMajor<'_>; 2], start: usize, groups: usize) {
+        let c = self.len();
+        let p = self.purchase_len;
+        if self.staged.len() != (c - 4) * STAGED_GROUPS {
+            self.staged = vec![[0.0; 4]; (c - 4) * STAGED_GROUPS];
+        }
+        for g in 0..groups {
+            for l in 0..4 {
+                let i = start + 4 * g + l;
+                let (purchase, dropout) = (matrices[0].row(i), matrices[1].row(i));
+                for (k, v) in purchase.iter().enumerate() {
+                    self.staged[k * STAGED_GROUPS + g][l] = *v;
+                }
+                for (k, v) in dropout.iter().enumerate() {
+                    self.staged[(p + k) * STAGED_GROUPS + g][l] = *v;
+                }
             }
         }
     }

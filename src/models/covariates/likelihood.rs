@@ -4,7 +4,7 @@
 
 use std::marker::PhantomData;
 
-use super::columns::Columns;
+use super::columns::{Columns, STAGED_GROUPS};
 use super::point::Point;
 use super::rows::RowMajor;
 use super::{lane, CovariateModel, CovariateRows, Links};
@@ -72,7 +72,15 @@ impl Pass<'_, '_> {
         let [purchase, dropout] = self.matrices;
         let covariates = |i: usize| [purchase.row(i), dropout.row(i)];
         let mut i = range.start;
+        // (With `SECOND`, the covariates of each block of `STAGED_GROUPS` groups of 4 are staged
+        // for the Hessian sums.)
+        let mut group = STAGED_GROUPS;
         while i + 4 <= range.end {
+            if SECOND && group == STAGED_GROUPS {
+                let groups = ((range.end - i) / 4).min(STAGED_GROUPS);
+                columns.stage_block(self.matrices, i, groups);
+                group = 0;
+            }
             let z = [0, 1, 2, 3].map(|l| covariates(i + l));
             let mut x = [0.0; 4];
             x.copy_from_slice(&rows.frequency[i..i + 4]);
@@ -88,7 +96,8 @@ impl Pass<'_, '_> {
             let rows_x4 = M::row_derivatives_x4::<SECOND>(&theta, &ln_theta, &shape, x, t_x, age);
             if SECOND {
                 let w = [0, 1, 2, 3].map(|l| rows.weight(i + l));
-                columns.add_hessian_x4::<M>(acc, &z, w, &theta, &rows_x4);
+                columns.add_hessian_x4::<M>(acc, &z, w, &theta, &rows_x4, group);
+                group += 1;
             } else {
                 let (value, gradient, _) = rows_x4;
                 for l in 0..4 {
