@@ -28,7 +28,9 @@ use super::check_finite;
 use super::rows::{standard_layout, RowMajor};
 use crate::dual::Dual;
 use crate::error::{ClvError, Result};
-use crate::fit::{fit, Domain, FitOptions, FitResult, FusedPass, Likelihood, ParamSpec};
+use crate::fit::{
+    fit, fit_in_stages, Domain, FitOptions, FitResult, FusedPass, Likelihood, ParamSpec, Staging,
+};
 use crate::models::bdw::{ln_survival, Bdw, BdwParams, ChurnData, PARAMS};
 use crate::parallel::Exec;
 use crate::special::{digamma, digamma_diff, ln_gamma_diff, ln_gamma_digamma_trigamma, trigamma};
@@ -183,7 +185,7 @@ impl<'a> ChurnCovariateRows<'a> {
 
     /// Every `stride`-th row (the warm-start subsample; the base model's data stay all
     /// records').
-    fn subsample(&self, stride: usize) -> ChurnCovariateRows<'static> {
+    fn subsample(&self, stride: usize) -> ChurnCovariateRows<'a> {
         let pick = |v: &[f64]| v.iter().step_by(stride).copied().collect();
         let rows = self.covariates.slice(ndarray::s![..;stride as isize, ..]);
         ChurnCovariateRows {
@@ -871,13 +873,13 @@ pub fn fit_churn_covariates(
     opts: &FitOptions<'_>,
 ) -> Result<FitResult> {
     // One row per customer (continuous covariates) and many of them: a subsample first.
-    let stride = (!rows.merged && opts.start.is_none() && rows.len() > crate::fit::WARM_START_ROWS)
+    let stride = (!rows.merged && rows.len() > crate::fit::WARM_START_ROWS)
         .then(|| rows.len() / crate::fit::WARM_START_SAMPLE);
     Ok(fit_churn_covariates_staged(rows, free_c, coefficient_names, opts, stride)?.0)
 }
 
-/// [`fit_churn_covariates`], first on every `stride`-th row when given; also says whether the
-/// fit of all rows started from the subsample's optimum.
+/// [`fit_churn_covariates`], first on every `stride`-th row when given (and no start is);
+/// also says whether the fit of all rows started from the subsample's optimum.
 fn fit_churn_covariates_staged(
     rows: &ChurnCovariateRows<'_>,
     free_c: bool,
@@ -885,8 +887,8 @@ fn fit_churn_covariates_staged(
     opts: &FitOptions<'_>,
     stride: Option<usize>,
 ) -> Result<(FitResult, bool)> {
-    let start = match &opts.start {
-        Some(start) => start.clone(),
+    let base_start = match &opts.start {
+        Some(_) => None,
         None => {
             let data = rows.base_data();
             let base = if free_c {
@@ -896,49 +898,38 @@ fn fit_churn_covariates_staged(
             };
             let mut start = fit(&base, opts)?.params;
             start.extend(std::iter::repeat_n(0.0, rows.n_covariates()));
-            start
+            Some(start)
         }
     };
-    let k = if free_c { 3 } else { 2 };
     // From the base model's optimum Newton steps with the analytic Hessian converge in a few
-    // passes, and the last one's Hessian gives the covariance.
-    let from_base = FitOptions {
-        start: Some(start),
+    // passes, and the last one's Hessian gives the covariance. With a stride, those steps
+    // first on a systematic subsample, then on all rows from its optimum, the first step on
+    // the subsample's curvature (a gradient pass instead of a fused one). Its optimum is
+    // within a few of its standard errors of all rows', so a few fused passes of all rows
+    // follow (3-4 at 1M): the last, at the estimate, gives the covariance.
+    let staging = Staging {
+        start: base_start,
+        stride: Some(stride.unwrap_or(0)),
+        seed_stage: false,
+        full_step_on_sample_curvature: true,
+    };
+    let newton = FitOptions {
         newton: true,
         ..opts.clone()
     };
-    // With a stride, those steps first on a systematic subsample, then on all rows from its
-    // optimum, the first step on the subsample's curvature (a gradient pass instead of a fused
-    // one). Its optimum is within a few of its standard errors of all rows', so a few fused
-    // passes of all rows follow (3-4 at 1M): the last, at the estimate, gives the covariance.
-    let mut warm = None;
-    if let Some(stride) = stride.filter(|&s| s > 0) {
-        let sample = rows.subsample(stride);
-        let first = match fit(&ChurnCovariates::new(&sample, free_c), &from_base) {
-            Err(ClvError::Interrupted) => return Err(ClvError::Interrupted),
-            // (A failed subsample fit leaves the fit to all rows from the base estimate.)
-            first => first.ok().filter(|f| f.converged),
-        };
-        if let Some(first) = first {
-            let from_sample = FitOptions {
-                start: Some(first.params),
-                initial_inverse_hessian: first.inverse_hessian,
-                newton: true,
-                newton_given_curvature: true,
-                ..opts.clone()
-            };
-            warm = Some(fit(&ChurnCovariates::new(rows, free_c), &from_sample)?)
-                .filter(|r| r.converged);
-        }
-    }
-    let through_subsample = warm.is_some();
-    let mut res = match warm {
-        Some(res) => res,
-        None => fit(&ChurnCovariates::new(rows, free_c), &from_base)?,
-    };
+    let staged = fit_in_stages(
+        rows,
+        rows.len(),
+        |r, s| r.subsample(s),
+        |r, o| fit(&ChurnCovariates::new(r, free_c), o),
+        &newton,
+        &staging,
+    )?;
+    let mut res = staged.result;
+    let k = if free_c { 3 } else { 2 };
     res.names.truncate(k);
     res.names.extend(coefficient_names.iter().cloned());
-    Ok((res, through_subsample))
+    Ok((res, staged.through_subsample))
 }
 
 #[cfg(test)]
