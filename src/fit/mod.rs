@@ -526,11 +526,144 @@ pub const WARM_START_ROWS: usize = 200_000;
 /// Rows in that subsample (about).
 pub const WARM_START_SAMPLE: usize = 50_000;
 
+/// How [`fit_in_stages`] reaches a large data set's optimum.
+#[derive(Debug, Clone, Default)]
+pub struct Staging {
+    /// A start the model supplies (e.g. the optimum of a simpler nested model), used by every
+    /// stage and by the fallback; unlike a caller's [`FitOptions::start`] it does not disable
+    /// the subsample stage. `None`: the model's own starting points.
+    pub start: Option<Vec<f64>>,
+    /// The subsample: every `stride`-th row. `None`: every `rows / WARM_START_SAMPLE`-th row
+    /// above [`WARM_START_ROWS`] rows, no subsample below; `Some(s)` with `s < 2`: none.
+    pub stride: Option<usize>,
+    /// Whether the subsample's own fit starts from a fit to a tenth as many rows (every
+    /// `10 stride`-th row), which takes the dozen or more iterations of a cold start at a
+    /// tenth of their cost; not worth it from a start already near the optimum.
+    pub seed_stage: bool,
+    /// Whether the fit of all rows takes its first Newton step on the subsample's curvature
+    /// ([`FitOptions::newton_given_curvature`]; with [`FitOptions::newton`]).
+    pub full_step_on_sample_curvature: bool,
+}
+
+impl Staging {
+    /// The staging of [`fit_with_warm_start`]: the model's own starts, the default subsample,
+    /// its seed stage, L-BFGS (or Newton) from the subsample's curvature.
+    pub fn cold() -> Self {
+        Staging {
+            seed_stage: true,
+            ..Staging::default()
+        }
+    }
+}
+
+/// The result of [`fit_in_stages`].
+#[derive(Debug, Clone)]
+pub struct StagedFit {
+    pub result: FitResult,
+    /// Whether the result is the fit of all rows from the subsample's optimum (not the direct
+    /// fit or the fallback).
+    pub through_subsample: bool,
+}
+
+/// Fit large data in stages ([`fit_with_warm_start`] with the model's own starts, and any
+/// staging): first a systematic subsample (every k-th row of the canonical order; with
+/// [`Staging::seed_stage`], its own fit starts from a fit to a tenth as many rows), then all
+/// rows from the subsample's estimate and curvature, which typically needs only a few
+/// full-data iterations. The answer is the full-data optimum either way; only the path to it is
+/// shorter: when the fit from the subsample does not converge, all rows are fitted from the
+/// start of the direct fit (never worse than a cold start). Data too small for
+/// [`Staging::stride`], or a caller-given [`FitOptions::start`], are fitted directly.
+///
+/// `fit_on(data, options)` fits the model to some rows (usually `fit(&Model::new(data), options)`).
+pub fn fit_in_stages<D>(
+    data: &D,
+    rows: usize,
+    subsample: impl Fn(&D, usize) -> D,
+    fit_on: impl Fn(&D, &FitOptions<'_>) -> Result<FitResult>,
+    opts: &FitOptions<'_>,
+    staging: &Staging,
+) -> Result<StagedFit> {
+    let direct_opts = match (&opts.start, &staging.start) {
+        (None, Some(start)) => FitOptions {
+            start: Some(start.clone()),
+            ..opts.clone()
+        },
+        _ => opts.clone(),
+    };
+    let stride = match staging.stride {
+        _ if opts.start.is_some() => 0,
+        Some(stride) => stride,
+        None if rows > WARM_START_ROWS => rows / WARM_START_SAMPLE,
+        None => 0,
+    };
+    let direct = |result| StagedFit {
+        result,
+        through_subsample: false,
+    };
+    if stride < 2 {
+        return fit_on(data, &direct_opts).map(direct);
+    }
+    let sample = subsample(data, stride);
+    let sample_opts = FitOptions {
+        first_start_only: true,
+        ..direct_opts.clone()
+    };
+    let seeded = if staging.seed_stage {
+        let seed_stride = match staging.stride {
+            None => rows / (WARM_START_SAMPLE / 10),
+            Some(stride) => 10 * stride,
+        };
+        match fit_on(&subsample(data, seed_stride), &sample_opts) {
+            Ok(s) if s.converged => Some(FitOptions {
+                start: Some(s.params),
+                initial_inverse_hessian: s.inverse_hessian,
+                ..sample_opts.clone()
+            }),
+            Err(ClvError::Interrupted) => return Err(ClvError::Interrupted),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    let first = match &seeded {
+        Some(seeded_opts) => match fit_on(&sample, seeded_opts) {
+            Ok(f) if !f.converged => fit_on(&sample, &sample_opts),
+            first => first,
+        },
+        None => fit_on(&sample, &sample_opts),
+    };
+    let first = match first {
+        Err(ClvError::Interrupted) => return Err(ClvError::Interrupted),
+        // (A failed subsample fit leaves the direct fit.)
+        first => first.ok().filter(|f| f.converged),
+    };
+    let Some(first) = first else {
+        return fit_on(data, &direct_opts).map(direct);
+    };
+    let full_opts = FitOptions {
+        start: Some(first.params),
+        initial_inverse_hessian: first.inverse_hessian,
+        newton_given_curvature: opts.newton_given_curvature
+            || staging.full_step_on_sample_curvature,
+        ..opts.clone()
+    };
+    let res = fit_on(data, &full_opts)?;
+    if res.converged {
+        return Ok(StagedFit {
+            result: res,
+            through_subsample: true,
+        });
+    }
+    // Never worse than a cold start: fall back to the direct fit.
+    fit_on(data, &direct_opts).map(direct)
+}
+
 /// Fit large data in stages: first a stratified subsample of about [`WARM_START_SAMPLE`]
 /// rows (every k-th row of the canonical order; its own fit starts from a fit to a tenth as
-/// many rows), then the full data from the subsample's estimate, which typically needs only a few full-data iterations. The answer is the full-data
-/// optimum either way; only the path to it is shorter. Smaller data (or a caller-given start) are
-/// fitted directly.
+/// many rows), then the full data from the subsample's estimate, which typically needs only a
+/// few full-data iterations. The answer is the full-data optimum either way; only the path to
+/// it is shorter. Smaller data (or a caller-given start) are fitted directly
+/// ([`fit_in_stages`] with [`Staging::cold`]).
 ///
 /// `fit_on(data, options)` fits the model to some rows (usually `fit(&Model::new(data), options)`).
 pub fn fit_with_warm_start<D>(
@@ -540,41 +673,7 @@ pub fn fit_with_warm_start<D>(
     fit_on: impl Fn(&D, &FitOptions<'_>) -> Result<FitResult>,
     opts: &FitOptions<'_>,
 ) -> Result<FitResult> {
-    if rows <= WARM_START_ROWS || opts.start.is_some() {
-        return fit_on(data, opts);
-    }
-    let sample = subsample(data, rows / WARM_START_SAMPLE);
-    let sample_opts = FitOptions {
-        first_start_only: true,
-        ..opts.clone()
-    };
-    // The subsample's own fit starts from a fit to a tenth as many rows (every k-th row again),
-    // which takes the dozen or more iterations of a cold start at a tenth of their cost.
-    let seed = subsample(data, rows / (WARM_START_SAMPLE / 10));
-    let seeded_opts = match fit_on(&seed, &sample_opts) {
-        Ok(s) if s.converged => FitOptions {
-            start: Some(s.params),
-            initial_inverse_hessian: s.inverse_hessian,
-            ..sample_opts.clone()
-        },
-        Err(ClvError::Interrupted) => return Err(ClvError::Interrupted),
-        _ => sample_opts.clone(),
-    };
-    let mut first = fit_on(&sample, &seeded_opts)?;
-    if !first.converged && seeded_opts.start.is_some() {
-        first = fit_on(&sample, &sample_opts)?;
-    }
-    let mut full_opts = opts.clone();
-    if first.converged {
-        full_opts.start = Some(first.params);
-        full_opts.initial_inverse_hessian = first.inverse_hessian;
-    }
-    let mut res = fit_on(data, &full_opts)?;
-    if !res.converged && first.converged {
-        // Never worse than a cold start: fall back to the model's own starting points.
-        res = fit_on(data, opts)?;
-    }
-    Ok(res)
+    fit_in_stages(data, rows, subsample, fit_on, opts, &Staging::cold()).map(|s| s.result)
 }
 
 #[cfg(test)]
@@ -1055,6 +1154,95 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Both stagings of [`fit_in_stages`] take the subsample route and reach the direct fit's
+    /// optimum and covariance; a caller's start (or too small a stride) fits directly.
+    #[test]
+    fn staged_fits_reach_the_direct_optimum() {
+        let values: Vec<f64> = (0..3000)
+            .map(|i| ((i * 7919) % 1000) as f64 / 100.0 - 3.0)
+            .collect();
+        let data = Normal { values };
+        let every = |d: &Normal, stride: usize| Normal {
+            values: d.values.iter().step_by(stride).copied().collect(),
+        };
+        let on = |d: &Normal, o: &FitOptions<'_>| {
+            fit(
+                &NormalFused(
+                    Normal {
+                        values: d.values.clone(),
+                    },
+                    AtomicU64::new(0),
+                ),
+                o,
+            )
+        };
+        let opts = FitOptions {
+            gradient_tolerance: 1e-10,
+            ..FitOptions::default()
+        };
+        let direct = fit(&data, &opts).unwrap();
+        let newton = FitOptions {
+            newton: true,
+            ..opts.clone()
+        };
+        let cases = [
+            (
+                Staging {
+                    stride: Some(7),
+                    ..Staging::cold()
+                },
+                &opts,
+                true,
+            ),
+            (
+                Staging {
+                    start: Some(vec![11.0, 2.0]),
+                    stride: Some(7),
+                    seed_stage: false,
+                    full_step_on_sample_curvature: true,
+                },
+                &newton,
+                true,
+            ),
+            (
+                Staging {
+                    stride: Some(1),
+                    ..Staging::cold()
+                },
+                &opts,
+                false,
+            ),
+        ];
+        for (case, (staging, o, staged)) in cases.iter().enumerate() {
+            let res = fit_in_stages(&data, 3000, every, on, o, staging).unwrap();
+            assert_eq!(res.through_subsample, *staged, "{case}");
+            let r = res.result;
+            assert!(r.converged, "{case}: {}", r.termination);
+            for (a, b) in r.params.iter().zip(&direct.params) {
+                assert!(
+                    (a - b).abs() < 1e-7,
+                    "{case}: {:?} vs {:?}",
+                    r.params,
+                    direct.params
+                );
+            }
+            let (cov, want) = (r.covariance.unwrap(), direct.covariance.clone().unwrap());
+            for i in 0..2 {
+                assert!((cov[[i, i]] / want[[i, i]] - 1.0).abs() < 1e-6, "{case}");
+            }
+        }
+        let given = FitOptions {
+            start: Some(vec![12.0, 3.0]),
+            ..opts.clone()
+        };
+        let staging = Staging {
+            stride: Some(7),
+            ..Staging::cold()
+        };
+        let res = fit_in_stages(&data, 3000, every, on, &given, &staging).unwrap();
+        assert!(!res.through_subsample && res.result.converged);
     }
 
     #[test]

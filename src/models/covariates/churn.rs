@@ -28,7 +28,9 @@ use super::check_finite;
 use super::rows::{standard_layout, RowMajor};
 use crate::dual::Dual;
 use crate::error::{ClvError, Result};
-use crate::fit::{fit, Domain, FitOptions, FitResult, FusedPass, Likelihood, ParamSpec};
+use crate::fit::{
+    fit, fit_in_stages, Domain, FitOptions, FitResult, FusedPass, Likelihood, ParamSpec, Staging,
+};
 use crate::models::bdw::{ln_survival, Bdw, BdwParams, ChurnData, PARAMS};
 use crate::parallel::Exec;
 use crate::special::{digamma, digamma_diff, ln_gamma_diff, ln_gamma_digamma_trigamma, trigamma};
@@ -183,7 +185,7 @@ impl<'a> ChurnCovariateRows<'a> {
 
     /// Every `stride`-th row (the warm-start subsample; the base model's data stay all
     /// records').
-    fn subsample(&self, stride: usize) -> ChurnCovariateRows<'static> {
+    fn subsample(&self, stride: usize) -> ChurnCovariateRows<'a> {
         let pick = |v: &[f64]| v.iter().step_by(stride).copied().collect();
         let rows = self.covariates.slice(ndarray::s![..;stride as isize, ..]);
         ChurnCovariateRows {
@@ -687,7 +689,10 @@ impl ChurnCovariates<'_, '_> {
     /// gradient in `x` is `sum w g_l z~`, the Hessian block `sum w h_ll z~ z~'`, the cross
     /// terms with `beta` and `c` `sum w h_lb z~` and `sum w h_lc z~`; `alpha0` itself takes
     /// `d/d alpha0 = (d/d ln alpha0) / alpha0` and
-    /// `d2/d alpha0^2 = (d2/d ln alpha0^2 - d/d ln alpha0) / alpha0^2`.
+    /// `d2/d alpha0^2 = (d2/d ln alpha0^2 - d/d ln alpha0) / alpha0^2`. The `x` rows of the
+    /// Hessian are one matrix product a chunk, `Z~' [w h_ll z~ | w h_lb | w h_lc]` (ndarray's
+    /// `dot`): an outer product accumulated row by row made the fused pass cost twice the
+    /// gradient pass at 5 covariates.
     ///
     /// sBG rows with at most [`FAST_SBG_MAX_PERIODS`] periods take the closed form
     /// ([`sbg_row`]), BdW rows with as many the terms of [`bdw_row`], the rest the base model's
@@ -732,7 +737,17 @@ impl ChurnCovariates<'_, '_> {
             h_at
         };
         let acc = exec.chunked_sum(rows.len(), width, |range, acc| {
-            let mut zt = vec![1.0; q];
+            // The Hessian's `x` rows for this chunk as one matrix product,
+            // `Z~' [h_ll z~ | h_lb | h_lc]` (weighted), instead of an outer product a row.
+            let (mut left, mut right) = if HESSIAN {
+                (
+                    Array2::<f64>::zeros((range.len(), q)),
+                    Array2::<f64>::zeros((range.len(), q + 2)),
+                )
+            } else {
+                (Array2::zeros((0, 0)), Array2::zeros((0, 0)))
+            };
+            let first = range.start;
             for i in range {
                 let w = rows.weights[i];
                 if w == 0.0 {
@@ -764,21 +779,32 @@ impl ChurnCovariates<'_, '_> {
                 acc[g_at + q] += w * row.g[1];
                 acc[g_at + q + 1] += w * row.g[2];
                 if HESSIAN {
-                    zt[1..].copy_from_slice(z);
-                    let h = &mut acc[h_at..];
-                    let (ll, lb, lc) = (w * row.h[0], w * row.h[1], w * row.h[2]);
-                    for x in 0..q {
-                        let (l_x, b_x, c_x) = (ll * zt[x], lb * zt[x], lc * zt[x]);
-                        for y in x..q {
-                            h[x * q + y] += l_x * zt[y];
-                        }
-                        h[q * q + x] += b_x;
-                        h[q * q + q + x] += c_x;
+                    let r = i - first;
+                    let ll = w * row.h[0];
+                    let (mut l, mut m) = (left.row_mut(r), right.row_mut(r));
+                    l[0] = 1.0;
+                    m[0] = ll;
+                    for (x, &v) in z.iter().enumerate() {
+                        l[x + 1] = v;
+                        m[x + 1] = ll * v;
                     }
-                    let tail = q * q + 2 * q;
-                    h[tail] += w * row.h[3];
-                    h[tail + 1] += w * row.h[4];
-                    h[tail + 2] += w * row.h[5];
+                    m[q] = w * row.h[1];
+                    m[q + 1] = w * row.h[2];
+                    let tail = h_at + q * q + 2 * q;
+                    acc[tail] += w * row.h[3];
+                    acc[tail + 1] += w * row.h[4];
+                    acc[tail + 2] += w * row.h[5];
+                }
+            }
+            if HESSIAN {
+                let block = left.t().dot(&right);
+                let h = &mut acc[h_at..];
+                for x in 0..q {
+                    for y in x..q {
+                        h[x * q + y] += block[[x, y]];
+                    }
+                    h[q * q + x] += block[[x, q]];
+                    h[q * q + q + x] += block[[x, q + 1]];
                 }
             }
         });
@@ -871,13 +897,13 @@ pub fn fit_churn_covariates(
     opts: &FitOptions<'_>,
 ) -> Result<FitResult> {
     // One row per customer (continuous covariates) and many of them: a subsample first.
-    let stride = (!rows.merged && opts.start.is_none() && rows.len() > crate::fit::WARM_START_ROWS)
+    let stride = (!rows.merged && rows.len() > crate::fit::WARM_START_ROWS)
         .then(|| rows.len() / crate::fit::WARM_START_SAMPLE);
     Ok(fit_churn_covariates_staged(rows, free_c, coefficient_names, opts, stride)?.0)
 }
 
-/// [`fit_churn_covariates`], first on every `stride`-th row when given; also says whether the
-/// fit of all rows started from the subsample's optimum.
+/// [`fit_churn_covariates`], first on every `stride`-th row when given (and no start is);
+/// also says whether the fit of all rows started from the subsample's optimum.
 fn fit_churn_covariates_staged(
     rows: &ChurnCovariateRows<'_>,
     free_c: bool,
@@ -885,8 +911,8 @@ fn fit_churn_covariates_staged(
     opts: &FitOptions<'_>,
     stride: Option<usize>,
 ) -> Result<(FitResult, bool)> {
-    let start = match &opts.start {
-        Some(start) => start.clone(),
+    let base_start = match &opts.start {
+        Some(_) => None,
         None => {
             let data = rows.base_data();
             let base = if free_c {
@@ -896,49 +922,38 @@ fn fit_churn_covariates_staged(
             };
             let mut start = fit(&base, opts)?.params;
             start.extend(std::iter::repeat_n(0.0, rows.n_covariates()));
-            start
+            Some(start)
         }
     };
-    let k = if free_c { 3 } else { 2 };
     // From the base model's optimum Newton steps with the analytic Hessian converge in a few
-    // passes, and the last one's Hessian gives the covariance.
-    let from_base = FitOptions {
-        start: Some(start),
+    // passes, and the last one's Hessian gives the covariance. With a stride, those steps
+    // first on a systematic subsample, then on all rows from its optimum, the first step on
+    // the subsample's curvature (a gradient pass instead of a fused one). Its optimum is
+    // within a few of its standard errors of all rows', so a few fused passes of all rows
+    // follow (3-4 at 1M): the last, at the estimate, gives the covariance.
+    let staging = Staging {
+        start: base_start,
+        stride: Some(stride.unwrap_or(0)),
+        seed_stage: false,
+        full_step_on_sample_curvature: true,
+    };
+    let newton = FitOptions {
         newton: true,
         ..opts.clone()
     };
-    // With a stride, those steps first on a systematic subsample, then on all rows from its
-    // optimum, the first step on the subsample's curvature (a gradient pass instead of a fused
-    // one). Its optimum is within a few of its standard errors of all rows', so a few fused
-    // passes of all rows follow (3-4 at 1M): the last, at the estimate, gives the covariance.
-    let mut warm = None;
-    if let Some(stride) = stride.filter(|&s| s > 0) {
-        let sample = rows.subsample(stride);
-        let first = match fit(&ChurnCovariates::new(&sample, free_c), &from_base) {
-            Err(ClvError::Interrupted) => return Err(ClvError::Interrupted),
-            // (A failed subsample fit leaves the fit to all rows from the base estimate.)
-            first => first.ok().filter(|f| f.converged),
-        };
-        if let Some(first) = first {
-            let from_sample = FitOptions {
-                start: Some(first.params),
-                initial_inverse_hessian: first.inverse_hessian,
-                newton: true,
-                newton_given_curvature: true,
-                ..opts.clone()
-            };
-            warm = Some(fit(&ChurnCovariates::new(rows, free_c), &from_sample)?)
-                .filter(|r| r.converged);
-        }
-    }
-    let through_subsample = warm.is_some();
-    let mut res = match warm {
-        Some(res) => res,
-        None => fit(&ChurnCovariates::new(rows, free_c), &from_base)?,
-    };
+    let staged = fit_in_stages(
+        rows,
+        rows.len(),
+        |r, s| r.subsample(s),
+        |r, o| fit(&ChurnCovariates::new(r, free_c), o),
+        &newton,
+        &staging,
+    )?;
+    let mut res = staged.result;
+    let k = if free_c { 3 } else { 2 };
     res.names.truncate(k);
     res.names.extend(coefficient_names.iter().cloned());
-    Ok((res, through_subsample))
+    Ok((res, staged.through_subsample))
 }
 
 #[cfg(test)]
