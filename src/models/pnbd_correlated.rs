@@ -46,8 +46,7 @@ use crate::data::{Rfm, RfmColumns};
 use crate::dual::Dual;
 use crate::error::Result;
 use crate::fit::{
-    check_params, fit, Domain, FitOptions, FitResult, Likelihood, ParamSpec, WARM_START_ROWS,
-    WARM_START_SAMPLE,
+    check_params, fit, fit_in_stages, Domain, FitOptions, FitResult, Likelihood, ParamSpec, Staging,
 };
 use crate::models::pnbd::{self, ParetoNbdParams};
 use crate::models::RfmModel;
@@ -513,32 +512,27 @@ impl RfmModel for CorrelatedParetoNbdParams {
                 start
             }
         };
-        let opts = FitOptions {
+        // Large data: the correlated fit to a subsample first (from the same start), whose
+        // optimum and curvature start the full fit (a few full passes instead of about 20).
+        // The start is the model's (the plain optimum), not a caller's: it keeps the stages.
+        let staging = Staging {
             start: Some(start),
+            ..Staging::default()
+        };
+        let direct = FitOptions {
+            start: None,
             ..opts.clone()
         };
         let fit_on = |d: &Rfm, o: &FitOptions<'_>| fit(&CorrelatedParetoNbd::new(d), o);
-        // Large data: the correlated fit to a subsample first (from the same start), whose
-        // optimum and curvature start the full fit (a few full passes instead of about 20).
-        let mut full_opts = opts.clone();
-        if data.len() > WARM_START_ROWS {
-            let sample = data.subsample(data.len() / WARM_START_SAMPLE);
-            match fit_on(&sample, &opts) {
-                Ok(first) if first.converged => {
-                    full_opts.start = Some(first.params);
-                    full_opts.initial_inverse_hessian = first.inverse_hessian;
-                }
-                Err(crate::error::ClvError::Interrupted) => {
-                    return Err(crate::error::ClvError::Interrupted)
-                }
-                _ => {}
-            }
-        }
-        let mut res = fit_on(data, &full_opts)?;
-        if !res.converged && full_opts.start != opts.start {
-            // Never worse than starting from the plain optimum.
-            res = fit_on(data, &opts)?;
-        }
+        let mut res = fit_in_stages(
+            data,
+            data.len(),
+            |d, stride| d.subsample(stride),
+            fit_on,
+            &direct,
+            &staging,
+        )?
+        .result;
         note_boundary(&mut res);
         Ok(res)
     }
