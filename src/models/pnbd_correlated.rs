@@ -55,28 +55,27 @@ use crate::special::rising_terms;
 
 /// Parameter names and domains: r, alpha, s, beta as in the Pareto/NBD, and the correlation of
 /// the purchase and dropout rates.
-pub static PARAMS: [ParamSpec; 5] = [
-    ParamSpec {
-        name: "r",
-        domain: Domain::Positive,
-    },
-    ParamSpec {
-        name: "alpha",
-        domain: Domain::Positive,
-    },
-    ParamSpec {
-        name: "s",
-        domain: Domain::Positive,
-    },
-    ParamSpec {
-        name: "beta",
-        domain: Domain::Positive,
-    },
-    ParamSpec {
-        name: "correlation",
-        domain: Domain::Real,
-    },
-];
+pub static PARAMS: [ParamSpec; 5] = with_correlation(Domain::Real);
+
+/// The margins' specs (the Pareto/NBD's) and the correlation's, in `domain`.
+const fn with_correlation(domain: Domain) -> [ParamSpec; 5] {
+    const fn margin(name: &'static str) -> ParamSpec {
+        ParamSpec {
+            name,
+            domain: Domain::Positive,
+        }
+    }
+    [
+        margin("r"),
+        margin("alpha"),
+        margin("s"),
+        margin("beta"),
+        ParamSpec {
+            name: "correlation",
+            domain,
+        },
+    ]
+}
 
 /// Correlated Pareto/NBD parameters: the margins and `corr(lambda, mu)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -274,28 +273,7 @@ impl Likelihood for CorrelatedParetoNbd<'_> {
 /// the moving edge); a prior on `correlation` is a prior on `u` (default `Beta(1, 1)`: uniform
 /// over the range the margins admit). Draws and modes are converted to the correlation itself
 /// ([`correlations_from_positions`], [`fit_from_positions`]).
-pub static POSITION_PARAMS: [ParamSpec; 5] = [
-    ParamSpec {
-        name: "r",
-        domain: Domain::Positive,
-    },
-    ParamSpec {
-        name: "alpha",
-        domain: Domain::Positive,
-    },
-    ParamSpec {
-        name: "s",
-        domain: Domain::Positive,
-    },
-    ParamSpec {
-        name: "beta",
-        domain: Domain::Positive,
-    },
-    ParamSpec {
-        name: "correlation",
-        domain: Domain::UnitInterval,
-    },
-];
+pub static POSITION_PARAMS: [ParamSpec; 5] = with_correlation(Domain::UnitInterval);
 
 /// [`CorrelatedParetoNbdParams::correlation_bounds`] with its gradient in (r, alpha, s, beta).
 fn correlation_bounds_dual(margins: [f64; 4]) -> (Dual<4>, Dual<4>) {
