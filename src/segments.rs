@@ -125,7 +125,7 @@ pub fn fit_segments<M: RfmModel>(
         Err(ClvError::Interrupted) => return Err(ClvError::Interrupted),
         _ => None,
     };
-    Ok(exec.map(&segments, |&s| {
+    Ok(exec.map_each(&segments, |&s| {
         let data = rows_data(columns, &order[starts[s]..starts[s + 1]]);
         let customers = data.total_weight();
         let result = if customers < min_customers {
