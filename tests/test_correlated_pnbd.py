@@ -147,7 +147,7 @@ def test_refuses_what_it_cannot_do():
     data = clvrs.datasets.load_cdnow_summary().assign(group=lambda d: d.index % 2)
     with pytest.raises(InvalidParameterError, match="covariates"):
         clvrs.CorrelatedParetoNBDModel().fit(data, purchase_covariates=["group"])
-    with pytest.raises(InvalidParameterError, match="correlation"):
+    with pytest.raises(InvalidParameterError, match="correlation's position"):
         # The correlation's prior is on its position in the admissible range: Beta only.
         clvrs.CorrelatedParetoNBDModel().fit(
             data, method="map", priors={"correlation": clvrs.priors.Normal(0, 1)}

@@ -183,6 +183,16 @@ class CorrelatedParetoNBDModel(LifetimePredictions):
             if kwargs.get(name) is not None:
                 raise _bad_parameter(name, "CorrelatedParetoNBDModel does not take covariates")
         if kwargs.get("method", "mle") in ("nuts", "map"):
+            from ..priors import Beta, Flat, Uniform
+
+            prior = (kwargs.get("priors") or {}).get("correlation")
+            if prior is not None and not isinstance(prior, (Beta, Flat, Uniform)):
+                raise _bad_parameter(
+                    "priors",
+                    "correlation: its prior is on the correlation's position in the range the "
+                    "margins admit (0 the lowest, 1 the highest correlation): clvrs.priors.Beta "
+                    f"(or Uniform within (0, 1), or Flat), got {prior!r}",
+                )
             return super().fit(data, **kwargs)  # type: ignore[no-any-return]
         self._check_hyperparameters()
         if self.penalizer:
