@@ -22,7 +22,9 @@ use crate::models::gamma_gamma::GammaGamma;
 use crate::models::ggnbd::GgNbd;
 use crate::models::nbd::Nbd;
 use crate::models::pnbd::ParetoNbd;
-use crate::models::pnbd_correlated::{correlations_from_positions, CorrelatedParetoNbdByPosition};
+use crate::models::pnbd_correlated::{
+    correlation_at_position, correlations_from_positions, CorrelatedParetoNbdByPosition,
+};
 use crate::models::{
     BgBbParams, BgNbdParams, CorrelatedParetoNbdParams, GgNbdParams, MbgNbdParams, NbdParams,
     ParetoNbdParams, RfmModel,
@@ -215,10 +217,7 @@ fn rfm_sample<'py>(
                 let lik = CorrelatedParetoNbdByPosition::new(&data);
                 sample_on(&lik, &priors, settings, exec, interrupt).map(|mut d| {
                     correlations_from_positions(d.values.view_mut());
-                    let mut start = ndarray::Array2::from_shape_vec((1, 5), d.initial_point)
-                        .expect("five parameters");
-                    correlations_from_positions(start.view_mut());
-                    d.initial_point = start.into_raw_vec_and_offset().0;
+                    d.initial_point[4] = correlation_at_position(&d.initial_point).0;
                     d
                 })
             }

@@ -147,71 +147,20 @@ fn rfm_map<'py>(
         let data = columns.compress_on(exec);
         crate::models::check_fittable(&data.frequency, &names)?;
         let rows = data.len();
+        // Every model's mode with the same arguments.
+        macro_rules! mode {
+            ($lik:expr) => {
+                mode_on(&$lik, &priors, rows, exec, interrupt, max_iter, tol)
+            };
+        }
         match model {
-            "bgnbd" => mode_on(
-                &BgNbd::with_variant(&data, false),
-                &priors,
-                rows,
-                exec,
-                interrupt,
-                max_iter,
-                tol,
-            ),
-            "mbgnbd" => mode_on(
-                &BgNbd::with_variant(&data, true),
-                &priors,
-                rows,
-                exec,
-                interrupt,
-                max_iter,
-                tol,
-            ),
-            "pnbd" => mode_on(
-                &ParetoNbd::new(&data),
-                &priors,
-                rows,
-                exec,
-                interrupt,
-                max_iter,
-                tol,
-            ),
-            "ggnbd" => mode_on(
-                &GgNbd::new(&data),
-                &priors,
-                rows,
-                exec,
-                interrupt,
-                max_iter,
-                tol,
-            ),
-            "bgbb" => mode_on(
-                &BgBb::new(&data),
-                &priors,
-                rows,
-                exec,
-                interrupt,
-                max_iter,
-                tol,
-            ),
-            "nbd" => mode_on(
-                &Nbd { data: &data },
-                &priors,
-                rows,
-                exec,
-                interrupt,
-                max_iter,
-                tol,
-            ),
-            "pnbdcor" => mode_on(
-                &CorrelatedParetoNbdByPosition::new(&data),
-                &priors,
-                rows,
-                exec,
-                interrupt,
-                max_iter,
-                tol,
-            )
-            .map(|mut mode| {
+            "bgnbd" => mode!(BgNbd::with_variant(&data, false)),
+            "mbgnbd" => mode!(BgNbd::with_variant(&data, true)),
+            "pnbd" => mode!(ParetoNbd::new(&data)),
+            "ggnbd" => mode!(GgNbd::new(&data)),
+            "bgbb" => mode!(BgBb::new(&data)),
+            "nbd" => mode!(Nbd { data: &data }),
+            "pnbdcor" => mode!(CorrelatedParetoNbdByPosition::new(&data)).map(|mut mode| {
                 fit_from_positions(&mut mode.0);
                 mode
             }),
