@@ -543,6 +543,12 @@ pub struct Staging {
     /// Whether the fit of all rows takes its first Newton step on the subsample's curvature
     /// ([`FitOptions::newton_given_curvature`]; with [`FitOptions::newton`]).
     pub full_step_on_sample_curvature: bool,
+    /// Whether the subsample's fit (and its seed stage) takes Newton steps
+    /// ([`FitOptions::newton`]): for a model with an analytic fused pass whose start is far from
+    /// the subsample's optimum in a direction the start's curvature does not know (a nested
+    /// model's optimum: L-BFGS there spends a dozen or more iterations learning the curvature
+    /// that a fused pass gives at once). The fit of all rows keeps the caller's method.
+    pub newton_on_sample: bool,
 }
 
 impl Staging {
@@ -606,6 +612,7 @@ pub fn fit_in_stages<D>(
     let sample = subsample(data, stride);
     let sample_opts = FitOptions {
         first_start_only: true,
+        newton: direct_opts.newton || staging.newton_on_sample,
         ..direct_opts.clone()
     };
     let seeded = if staging.seed_stage {
@@ -1202,8 +1209,19 @@ mod tests {
                     stride: Some(7),
                     seed_stage: false,
                     full_step_on_sample_curvature: true,
+                    newton_on_sample: false,
                 },
                 &newton,
+                true,
+            ),
+            (
+                Staging {
+                    start: Some(vec![11.0, 2.0]),
+                    stride: Some(7),
+                    newton_on_sample: true,
+                    ..Staging::default()
+                },
+                &opts,
                 true,
             ),
             (

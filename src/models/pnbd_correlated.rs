@@ -46,7 +46,8 @@ use crate::data::{Rfm, RfmColumns};
 use crate::dual::Dual;
 use crate::error::Result;
 use crate::fit::{
-    check_params, fit, fit_in_stages, Domain, FitOptions, FitResult, Likelihood, ParamSpec, Staging,
+    check_params, fit, fit_in_stages, Domain, FitOptions, FitResult, FusedPass, Likelihood,
+    ParamSpec, Staging,
 };
 use crate::models::pnbd::{self, ParetoNbdParams};
 use crate::models::RfmModel;
@@ -175,39 +176,121 @@ impl CorrelatedParetoNbdParams {
     }
 }
 
-/// Log-likelihood of one customer with its gradient in (r, alpha, s, beta, correlation); NaN
-/// outside the admissible correlations. At correlation 0 both are the plain Pareto/NBD row's,
-/// to the bit (the correction is `ln(1 + 0)` and `0 * finite`).
-pub fn row_log_likelihood(params: &[f64; 5], x: f64, t_x: f64, age: f64) -> (f64, [f64; 5]) {
+/// The four components' shifts of (alpha, beta), in the order of
+/// [`CorrelatedParetoNbdParams::components`].
+const SHIFTS: [(f64, f64); 4] = [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0)];
+
+/// A row's log-likelihood, gradient and, when `SECOND`, Hessian (upper triangle) in
+/// (r, alpha, s, beta, correlation).
+pub type CorrelatedRow = (f64, [f64; 5], [[f64; 5]; 5]);
+
+/// `kappa = (1+alpha)(1+beta)/sqrt(r s)` with its gradient and Hessian in (r, alpha, s, beta):
+/// `kappa = exp(sum_i phi_i(theta_i))`, so `d_i kappa = kappa phi_i'` and
+/// `d_ij kappa = kappa (phi_i' phi_j' + [i = j] phi_i'')`.
+fn kappa_derivatives(margins: [f64; 4]) -> (f64, [f64; 4], [[f64; 4]; 4]) {
+    let [r, alpha, s, beta] = margins;
+    let kappa = (1.0 + alpha) * (1.0 + beta) / (r * s).sqrt();
+    let first = [-0.5 / r, 1.0 / (1.0 + alpha), -0.5 / s, 1.0 / (1.0 + beta)];
+    let second = [
+        0.5 / (r * r),
+        -first[1] * first[1],
+        0.5 / (s * s),
+        -first[3] * first[3],
+    ];
+    let gradient = first.map(|f| kappa * f);
+    let hessian = std::array::from_fn(|i| {
+        std::array::from_fn(|j| {
+            kappa * (first[i] * first[j] + if i == j { second[i] } else { 0.0 })
+        })
+    });
+    (kappa, gradient, hessian)
+}
+
+/// One customer's correlated row from its four plain Pareto/NBD component rows (at
+/// [`SHIFTS`]; upper-triangle Hessians when `SECOND`). With `L = L00 B`,
+/// `B = 1 + rho kappa c`, `c = 1 + r11 - r10 - r01` (`rij = Lij / L00`), the log-likelihood is
+/// `l00 + ln B`, and its derivatives follow from those of `c`:
+/// `c_i = sum_k s_k r_k (g_k - g00)_i` and
+/// `c_ij = sum_k s_k r_k [(g_k - g00)_i (g_k - g00)_j + (H_k - H00)_ij]` (signs `s_k` of the
+/// components in `c`). At correlation 0 the value and the margins' gradient and Hessian are
+/// the first component's, to the bit (each correction is `ln(1 + 0)`, `0 / 1` or `0 * finite`).
+fn combine<const SECOND: bool>(
+    params: &[f64; 5],
+    components: [crate::models::RowDerivatives; 4],
+) -> CorrelatedRow {
     let [r, alpha, s, beta, rho] = *params;
-    let shape = rising_terms::<false>(r, x);
-    let at = |da: f64, db: f64| {
-        let (value, gradient, _) =
-            pnbd::row_derivatives::<false>(&[r, alpha + da, s, beta + db], shape, x, t_x, age);
-        (value, gradient)
-    };
-    let (l00, g00) = at(0.0, 0.0);
-    let (l10, g10) = at(1.0, 0.0);
-    let (l01, g01) = at(0.0, 1.0);
-    let (l11, g11) = at(1.0, 1.0);
+    let [(l00, g00, h00), (l10, g10, h10), (l01, g01, h01), (l11, g11, h11)] = components;
     let (r10, r01, r11) = ((l10 - l00).exp(), (l01 - l00).exp(), (l11 - l00).exp());
     let c = 1.0 + r11 - r10 - r01;
-    let kappa = (1.0 + alpha) * (1.0 + beta) / (r * s).sqrt();
+    let (kappa, d_kappa, dd_kappa) = kappa_derivatives([r, alpha, s, beta]);
     let bracket = 1.0 + rho * kappa * c;
     let value = l00 + bracket.ln();
-    // d kappa / d(r, alpha, s, beta).
-    let d_kappa = [
-        -0.5 * kappa / r,
-        kappa / (1.0 + alpha),
-        -0.5 * kappa / s,
-        kappa / (1.0 + beta),
-    ];
+    let d_c: [f64; 4] = std::array::from_fn(|j| {
+        r11 * (g11[j] - g00[j]) - r10 * (g10[j] - g00[j]) - r01 * (g01[j] - g00[j])
+    });
     let mut gradient = [0.0; 5];
     for j in 0..4 {
-        let d_c = r11 * (g11[j] - g00[j]) - r10 * (g10[j] - g00[j]) - r01 * (g01[j] - g00[j]);
-        gradient[j] = g00[j] + rho * (d_kappa[j] * c + kappa * d_c) / bracket;
+        gradient[j] = g00[j] + rho * (d_kappa[j] * c + kappa * d_c[j]) / bracket;
     }
     gradient[4] = kappa * c / bracket;
+    let mut hessian = [[0.0; 5]; 5];
+    if SECOND {
+        // B's derivatives: B_i = rho (kappa_i c + kappa c_i) for the margins, B_rho = kappa c.
+        let d_b: [f64; 5] = std::array::from_fn(|i| {
+            if i < 4 {
+                rho * (d_kappa[i] * c + kappa * d_c[i])
+            } else {
+                kappa * c
+            }
+        });
+        let shifted = [
+            (r10, &g10, &h10, -1.0),
+            (r01, &g01, &h01, -1.0),
+            (r11, &g11, &h11, 1.0),
+        ];
+        for i in 0..4 {
+            for j in i..4 {
+                let dd_c: f64 = shifted
+                    .iter()
+                    .map(|&(ratio, g, h, sign)| {
+                        sign * ratio * ((g[i] - g00[i]) * (g[j] - g00[j]) + (h[i][j] - h00[i][j]))
+                    })
+                    .sum();
+                let dd_b = rho
+                    * (dd_kappa[i][j] * c
+                        + d_kappa[i] * d_c[j]
+                        + d_kappa[j] * d_c[i]
+                        + kappa * dd_c);
+                hessian[i][j] = h00[i][j] + dd_b / bracket - d_b[i] * d_b[j] / (bracket * bracket);
+            }
+            let dd_b = d_kappa[i] * c + kappa * d_c[i];
+            hessian[i][4] = dd_b / bracket - d_b[i] * d_b[4] / (bracket * bracket);
+        }
+        hessian[4][4] = -(d_b[4] / bracket) * (d_b[4] / bracket);
+    }
+    (value, gradient, hessian)
+}
+
+/// Log-likelihood of one customer with its gradient in (r, alpha, s, beta, correlation), and
+/// its Hessian (upper triangle) when `SECOND`; NaN outside the admissible correlations. At
+/// correlation 0 the value and the margins' gradient are the plain Pareto/NBD row's, to the bit.
+pub fn row_derivatives<const SECOND: bool>(
+    params: &[f64; 5],
+    x: f64,
+    t_x: f64,
+    age: f64,
+) -> CorrelatedRow {
+    let [r, alpha, s, beta, _] = *params;
+    let shape = rising_terms::<SECOND>(r, x);
+    let components = SHIFTS.map(|(da, db)| {
+        pnbd::row_derivatives::<SECOND>(&[r, alpha + da, s, beta + db], shape, x, t_x, age)
+    });
+    combine::<SECOND>(params, components)
+}
+
+/// [`row_derivatives`] without the Hessian.
+pub fn row_log_likelihood(params: &[f64; 5], x: f64, t_x: f64, age: f64) -> (f64, [f64; 5]) {
+    let (value, gradient, _) = row_derivatives::<false>(params, x, t_x, age);
     (value, gradient)
 }
 
@@ -220,7 +303,78 @@ impl<'a> CorrelatedParetoNbd<'a> {
     pub fn new(data: &'a Rfm) -> Self {
         CorrelatedParetoNbd { data }
     }
+
+    /// Weighted sums over the rows: the log-likelihood, the gradient and, when `SECOND`, the
+    /// Hessian's upper triangle (in [`UPPER`] order); NaN outside the admissible correlations.
+    /// Each component is a pass of the plain model's rows ([`pnbd::RowPass`]: the rows without
+    /// repeat purchases share part of their series, the shape's gamma-function terms are
+    /// computed once per frequency for all four), so at correlation 0 the sums are the plain
+    /// likelihood's to the bit. With `coarse`, the series to the coarse pass's tolerance.
+    fn sum_rows<const SECOND: bool>(&self, params: &[f64], coarse: bool, exec: &Exec) -> Vec<f64> {
+        let p: [f64; 5] = std::array::from_fn(|i| params[i]);
+        let width = if SECOND { 6 + UPPER.len() } else { 6 };
+        if !CorrelatedParetoNbdParams::new(p[0], p[1], p[2], p[3], p[4]).is_admissible() {
+            return vec![f64::NAN; width];
+        }
+        let passes =
+            SHIFTS.map(|(da, db)| pnbd::RowPass::new([p[0], p[1] + da, p[2], p[3] + db], coarse));
+        let d = self.data;
+        exec.chunked_sum(d.len(), width, |range, acc| {
+            // Rows are sorted by frequency: the gamma-function terms change rarely.
+            let mut cached = (f64::NAN, (0.0, 0.0, 0.0));
+            for i in range {
+                let (x, t_x, age) = (d.frequency[i], d.recency[i], d.age[i]);
+                if x != cached.0 {
+                    cached = (x, pnbd::gamma_terms::<SECOND>(p[0], x));
+                }
+                let components = passes
+                    .each_ref()
+                    .map(|pass| pass.row::<SECOND>(cached.1, x, t_x, age));
+                let (value, gradient, hessian) = combine::<SECOND>(&p, components);
+                let w = d.weight(i);
+                acc[0] += w * value;
+                for j in 0..5 {
+                    acc[1 + j] += w * gradient[j];
+                }
+                if SECOND {
+                    for (slot, &(a, b)) in acc[6..].iter_mut().zip(&UPPER) {
+                        *slot += w * hessian[a][b];
+                    }
+                }
+            }
+        })
+    }
+
+    /// The fused pass (coarse or exact) as the engine takes it.
+    fn fused(&self, params: &[f64], coarse: bool, exec: &Exec) -> FusedPass {
+        let acc = self.sum_rows::<true>(params, coarse, exec);
+        let mut hessian = Array2::zeros((5, 5));
+        for (value, &(a, b)) in acc[6..].iter().zip(&UPPER) {
+            hessian[[a, b]] = *value;
+            hessian[[b, a]] = *value;
+        }
+        (acc[0], acc[1..6].to_vec(), hessian)
+    }
 }
+
+/// The upper triangle of a 5 x 5 Hessian, row by row.
+const UPPER: [(usize, usize); 15] = [
+    (0, 0),
+    (0, 1),
+    (0, 2),
+    (0, 3),
+    (0, 4),
+    (1, 1),
+    (1, 2),
+    (1, 3),
+    (1, 4),
+    (2, 2),
+    (2, 3),
+    (2, 4),
+    (3, 3),
+    (3, 4),
+    (4, 4),
+];
 
 impl Likelihood for CorrelatedParetoNbd<'_> {
     fn params(&self) -> &[ParamSpec] {
@@ -245,23 +399,34 @@ impl Likelihood for CorrelatedParetoNbd<'_> {
     }
 
     fn loglik_and_gradient(&self, params: &[f64], exec: &Exec) -> (f64, Vec<f64>) {
-        let p: [f64; 5] = std::array::from_fn(|i| params[i]);
-        if !CorrelatedParetoNbdParams::new(p[0], p[1], p[2], p[3], p[4]).is_admissible() {
-            return (f64::NAN, vec![f64::NAN; 5]);
-        }
-        let d = self.data;
-        let acc = exec.chunked_sum(d.len(), 6, |range, acc| {
-            for i in range {
-                let (value, gradient) =
-                    row_log_likelihood(&p, d.frequency[i], d.recency[i], d.age[i]);
-                let w = d.weight(i);
-                acc[0] += w * value;
-                for j in 0..5 {
-                    acc[1 + j] += w * gradient[j];
-                }
-            }
-        });
+        let acc = self.sum_rows::<false>(params, false, exec);
         (acc[0], acc[1..].to_vec())
+    }
+
+    fn has_coarse_passes(&self) -> bool {
+        true
+    }
+
+    fn loglik_and_gradient_coarse(&self, params: &[f64], exec: &Exec) -> (f64, Vec<f64>) {
+        let acc = self.sum_rows::<false>(params, true, exec);
+        (acc[0], acc[1..].to_vec())
+    }
+
+    fn loglik_gradient_hessian_coarse(&self, params: &[f64], exec: &Exec) -> Option<FusedPass> {
+        Some(self.fused(params, true, exec))
+    }
+
+    /// The analytic Hessian from the fused pass.
+    fn hessian(&self, params: &[f64], exec: &Exec) -> Option<Array2<f64>> {
+        self.loglik_gradient_hessian(params, exec)
+            .map(|(_, _, hessian)| hessian)
+    }
+
+    /// The log-likelihood, gradient and Hessian from one pass; the value and gradient have
+    /// the bits of [`Likelihood::loglik_and_gradient`]'s (the same rows, chunks and order of
+    /// additions).
+    fn loglik_gradient_hessian(&self, params: &[f64], exec: &Exec) -> Option<FusedPass> {
+        Some(self.fused(params, false, exec))
     }
 }
 
@@ -493,8 +658,12 @@ impl RfmModel for CorrelatedParetoNbdParams {
         // Large data: the correlated fit to a subsample first (from the same start), whose
         // optimum and curvature start the full fit (a few full passes instead of about 20).
         // The start is the model's (the plain optimum), not a caller's: it keeps the stages.
+        // The subsample's fit takes Newton steps (3 iterations instead of about 22 for L-BFGS,
+        // which must learn the correlation's curvature from the plain optimum); the full fit
+        // from there L-BFGS (4 gradient passes, cheaper than 3 fused ones).
         let staging = Staging {
             start: Some(start),
+            newton_on_sample: true,
             ..Staging::default()
         };
         let direct = FitOptions {
@@ -648,6 +817,136 @@ mod tests {
                     };
                     // Central differences carry ~1e-6 relative noise (as for the plain rows).
                     assert_gradient_matches(value, &gradient, &at, 1e-5);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn row_hessian_matches_differences_of_the_gradient() {
+        for p in grid() {
+            for fraction in [-0.5, 0.0, 0.7] {
+                let (lowest, highest) = bounds(&p);
+                let rho = if fraction > 0.0 {
+                    fraction * highest
+                } else {
+                    -fraction * lowest
+                };
+                let at = [p[0], p[1], p[2], p[3], rho];
+                for &(x, t_x, age) in &ROWS {
+                    let (value, gradient, hessian) = row_derivatives::<true>(&at, x, t_x, age);
+                    let (first_value, first_gradient) = row_log_likelihood(&at, x, t_x, age);
+                    assert_eq!(value.to_bits(), first_value.to_bits());
+                    assert_eq!(gradient, first_gradient);
+                    for i in 0..5 {
+                        let h = 1e-6 * at[i].abs().max(1e-3);
+                        let (mut up, mut down) = (at, at);
+                        up[i] += h;
+                        down[i] -= h;
+                        let g_up = row_log_likelihood(&up, x, t_x, age).1;
+                        let g_down = row_log_likelihood(&down, x, t_x, age).1;
+                        for j in i..5 {
+                            let numeric = (g_up[j] - g_down[j]) / (2.0 * h);
+                            let scale = (g_up[j].abs() + g_down[j].abs()).max(1.0);
+                            assert!(
+                                (hessian[i][j] - numeric).abs() <= 1e-5 * scale,
+                                "{at:?} ({x}, {t_x}, {age}) ({i},{j}): {} vs {numeric}",
+                                hessian[i][j]
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// CDNOW's rows with the awkward ones added.
+    fn rows_with_awkward_ones() -> Rfm {
+        let cdnow = crate::models::testing::cdnow();
+        let (mut x, mut t_x, mut age) = (
+            cdnow.frequency.clone(),
+            cdnow.recency.clone(),
+            cdnow.age.clone(),
+        );
+        for &(xi, ti, ai) in &ROWS {
+            x.push(xi);
+            t_x.push(ti);
+            age.push(ai);
+        }
+        RfmColumns::new(&x, &t_x, &age).compress()
+    }
+
+    #[test]
+    fn pass_at_zero_correlation_is_the_plain_pass_to_the_bit() {
+        let data = rows_with_awkward_ones();
+        let plain = pnbd::ParetoNbd::new(&data);
+        let correlated = CorrelatedParetoNbd::new(&data);
+        for exec in [Exec::Serial, Exec::with_jobs(Some(2)).unwrap()] {
+            for p in grid() {
+                let at = [p[0], p[1], p[2], p[3], 0.0];
+                let (value, gradient) = correlated.loglik_and_gradient(&at, &exec);
+                let (want, want_gradient) = plain.loglik_and_gradient(&p, &exec);
+                assert_eq!(value.to_bits(), want.to_bits(), "{p:?}");
+                assert_eq!(&gradient[..4], &want_gradient[..], "{p:?}");
+                let (_, _, hessian) = correlated.loglik_gradient_hessian(&at, &exec).unwrap();
+                let (_, _, want_hessian) = plain.loglik_gradient_hessian(&p, &exec).unwrap();
+                for i in 0..4 {
+                    for j in 0..4 {
+                        assert_eq!(hessian[[i, j]], want_hessian[[i, j]], "{p:?} ({i},{j})");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pass_sums_the_rows_and_its_hessian_is_the_gradients_derivative() {
+        let data = rows_with_awkward_ones();
+        let lik = CorrelatedParetoNbd::new(&data);
+        let exec = Exec::with_jobs(Some(2)).unwrap();
+        for p in grid() {
+            let at = [p[0], p[1], p[2], p[3], 0.6 * highest(&p)];
+            let (value, gradient) = lik.loglik_and_gradient(&at, &exec);
+            let (fused_value, fused_gradient, hessian) =
+                lik.loglik_gradient_hessian(&at, &exec).unwrap();
+            assert_eq!(fused_value.to_bits(), value.to_bits());
+            assert_eq!(fused_gradient, gradient);
+            // The pass's rows (shared series for rows without repeat purchases) against each
+            // row on its own.
+            let mut want = [0.0; 6];
+            for i in 0..data.len() {
+                let (v, g) =
+                    row_log_likelihood(&at, data.frequency[i], data.recency[i], data.age[i]);
+                want[0] += data.weight(i) * v;
+                for j in 0..5 {
+                    want[1 + j] += data.weight(i) * g[j];
+                }
+            }
+            assert!(rel(value, want[0]) < 1e-12, "{value} vs {}", want[0]);
+            for j in 0..5 {
+                assert!(
+                    (gradient[j] - want[1 + j]).abs() < 1e-9 * want[1 + j].abs().max(1.0),
+                    "{j}: {} vs {}",
+                    gradient[j],
+                    want[1 + j]
+                );
+            }
+            for i in 0..5 {
+                let h = 1e-6 * at[i].abs();
+                let (mut up, mut down) = (at, at);
+                up[i] += h;
+                down[i] -= h;
+                let g_up = lik.loglik_and_gradient(&up, &exec).1;
+                let g_down = lik.loglik_and_gradient(&down, &exec).1;
+                for j in 0..5 {
+                    assert_eq!(hessian[[i, j]], hessian[[j, i]]);
+                    let numeric = (g_up[j] - g_down[j]) / (2.0 * h);
+                    let scale = (hessian[[i, i]] * hessian[[j, j]]).abs().sqrt();
+                    assert!(
+                        (hessian[[i, j]] - numeric).abs() <= 1e-4 * scale,
+                        "{at:?} ({i},{j}): {} vs {numeric}",
+                        hessian[[i, j]]
+                    );
                 }
             }
         }

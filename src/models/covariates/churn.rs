@@ -936,6 +936,7 @@ fn fit_churn_covariates_staged(
         stride: Some(stride.unwrap_or(0)),
         seed_stage: false,
         full_step_on_sample_curvature: true,
+        newton_on_sample: false,
     };
     let newton = FitOptions {
         newton: true,

@@ -1,7 +1,7 @@
 //! The Pareto/NBD likelihood over compressed customer rows for the fitting engine
 //! ([`ParetoNbd`]): weighted sums of each row's log-likelihood, gradient and Hessian.
 
-use super::rows::{gamma_terms, row, FastParams};
+use super::rows::{gamma_terms, RowPass};
 use super::PARAMS;
 use crate::data::Rfm;
 use crate::fit::{FusedPass, Likelihood, ParamSpec};
@@ -20,15 +20,11 @@ impl<'a> ParetoNbd<'a> {
 }
 
 impl ParetoNbd<'_> {
-    /// Weighted sums over the rows of [`row`]: the log-likelihood, the gradient and, when
+    /// Weighted sums over the rows of [`RowPass::row`]: the log-likelihood, the gradient and, when
     /// `SECOND`, the Hessian's upper triangle (in [`UPPER`] order).
-    /// With `coarse`, the series to the coarse pass's tolerance ([`FastParams::coarse`]).
+    /// With `coarse`, the series to the coarse pass's tolerance ([`RowPass::new`]).
     fn sum_rows<const SECOND: bool>(&self, params: &[f64], coarse: bool, exec: &Exec) -> Vec<f64> {
-        let fast = if coarse {
-            FastParams::coarse(params)
-        } else {
-            FastParams::new(params)
-        };
+        let pass = RowPass::new(std::array::from_fn(|i| params[i]), coarse);
         let d = self.data;
         let width = if SECOND { 5 + UPPER.len() } else { 5 };
         exec.chunked_sum(d.len(), width, |range, acc| {
@@ -37,10 +33,9 @@ impl ParetoNbd<'_> {
             for i in range {
                 let (x, t_x, age) = (d.frequency[i], d.recency[i], d.age[i]);
                 if x != cached.0 {
-                    cached = (x, gamma_terms::<SECOND>(fast.r, x));
+                    cached = (x, gamma_terms::<SECOND>(pass.r(), x));
                 }
-                let (value, gradient, hessian) =
-                    row::<SECOND>(&fast, params, cached.1, x, t_x, age);
+                let (value, gradient, hessian) = pass.row::<SECOND>(cached.1, x, t_x, age);
                 let w = d.weight(i);
                 acc[0] += w * value;
                 for j in 0..4 {

@@ -54,7 +54,7 @@ pub use likelihood::ParetoNbd;
 pub use predict::{
     conditional_expected_purchases, expected_purchases_new_customer, probability_alive,
 };
-pub use rows::row_derivatives;
+pub use rows::{gamma_terms, row_derivatives, RowPass};
 
 use super::RfmModel;
 use crate::data::Rfm;

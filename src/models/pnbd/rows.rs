@@ -533,6 +533,46 @@ impl SeriesArgs {
     }
 }
 
+/// The rows of one pass over many customers at fixed parameters: [`FastParams::new`] (or
+/// [`FastParams::coarse`]) with the parameters, for the likelihoods outside this module that
+/// sum Pareto/NBD rows (the correlated model's four components, each at its own parameters).
+pub struct RowPass {
+    fast: FastParams,
+    params: [f64; 4],
+}
+
+impl RowPass {
+    /// A pass at `params` (r, alpha, s, beta); `coarse`: the series to the coarse pass's
+    /// tolerance.
+    pub fn new(params: [f64; 4], coarse: bool) -> Self {
+        let fast = if coarse {
+            FastParams::coarse(&params)
+        } else {
+            FastParams::new(&params)
+        };
+        RowPass { fast, params }
+    }
+
+    /// The shape `r` of the purchase rate, whose [`gamma_terms`] at the row's frequency
+    /// [`RowPass::row`] takes.
+    pub fn r(&self) -> f64 {
+        self.params[0]
+    }
+
+    /// One row's log-likelihood, gradient and, when `SECOND`, Hessian (upper triangle; zeros
+    /// otherwise); `gamma_terms` is [`gamma_terms`] at `(r, x)`.
+    #[inline]
+    pub fn row<const SECOND: bool>(
+        &self,
+        gamma_terms: (f64, f64, f64),
+        x: f64,
+        t_x: f64,
+        age: f64,
+    ) -> RowDerivatives {
+        row::<SECOND>(&self.fast, &self.params, gamma_terms, x, t_x, age)
+    }
+}
+
 /// One customer's log-likelihood with its gradient and, when `SECOND`, its (full) Hessian in
 /// (r, alpha, s, beta): the dual-free series where it serves the row, else the exact dual
 /// gradient and central differences of it. For data whose customers each have their own
@@ -622,7 +662,7 @@ pub(super) fn row<const SECOND: bool>(
 
 /// `(ln Gamma(r+x) - ln Gamma(r), psi(r+x) - psi(r), psi'(r+x) - psi'(r))`, the last only when
 /// `SECOND` (0 otherwise).
-pub(super) fn gamma_terms<const SECOND: bool>(r: f64, x: f64) -> (f64, f64, f64) {
+pub fn gamma_terms<const SECOND: bool>(r: f64, x: f64) -> (f64, f64, f64) {
     let g = Dual::<1>::variable(r, 0).ln_gamma_ratio(x);
     let trigamma_difference = if SECOND {
         trigamma(r + x) - trigamma(r)
