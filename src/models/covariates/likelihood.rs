@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use super::columns::{Columns, STAGED_GROUPS};
 use super::point::Point;
 use super::rows::RowMajor;
-use super::{lane, CovariateModel, CovariateRows, Links};
+use super::{CovariateModel, CovariateRows, Links};
 use crate::fit::{Domain, FusedPass, Likelihood, ParamSpec};
 use crate::parallel::Exec;
 use crate::special::RisingTable;
@@ -72,40 +72,35 @@ impl Pass<'_, '_> {
         let [purchase, dropout] = self.matrices;
         let covariates = |i: usize| [purchase.row(i), dropout.row(i)];
         let mut i = range.start;
-        // (With `SECOND`, the covariates of each block of `STAGED_GROUPS` groups of 4 are staged
-        // for the Hessian sums.)
+        // The covariates of each block of `STAGED_GROUPS` groups of 4 are staged column by
+        // column for the linear predictors and the gradient (and Hessian) sums.
         let mut group = STAGED_GROUPS;
         while i + 4 <= range.end {
-            if SECOND && group == STAGED_GROUPS {
+            if group == STAGED_GROUPS {
                 let groups = ((range.end - i) / 4).min(STAGED_GROUPS);
                 columns.stage_block(self.matrices, i, groups);
                 group = 0;
             }
-            let z = [0, 1, 2, 3].map(|l| covariates(i + l));
             let mut x = [0.0; 4];
             x.copy_from_slice(&rows.frequency[i..i + 4]);
             let mut t_x = [0.0; 4];
             t_x.copy_from_slice(&rows.recency[i..i + 4]);
             let mut age = [0.0; 4];
             age.copy_from_slice(&rows.age[i..i + 4]);
-            let [theta, ln_theta] = self.point.customers_x4::<M>(&z);
+            let [theta, ln_theta] = self.point.customers_x4::<M>(columns.staged(), group);
             let mut shape = [(0.0, 0.0, 0.0); 4];
             for (terms, &x) in shape.iter_mut().zip(&x) {
                 *terms = self.shape.get::<SECOND>(x);
             }
             let rows_x4 = M::row_derivatives_x4::<SECOND>(&theta, &ln_theta, &shape, x, t_x, age);
+            let w = [0, 1, 2, 3].map(|l| rows.weight(i + l));
             if SECOND {
-                let w = [0, 1, 2, 3].map(|l| rows.weight(i + l));
-                columns.add_hessian_x4::<M>(acc, &z, w, &theta, &rows_x4, group);
-                group += 1;
+                columns.add_hessian_x4::<M>(w, &theta, &rows_x4, group);
             } else {
-                let (value, gradient, _) = rows_x4;
-                for l in 0..4 {
-                    let w = rows.weight(i + l);
-                    let g = lane(&gradient, l);
-                    Columns::add_gradient::<M>(acc, z[l], w, &lane(&theta, l), value[l], &g);
-                }
+                let (value, gradient, _) = &rows_x4;
+                columns.add_gradient_x4::<M>(w, &theta, value, gradient, group);
             }
+            group += 1;
             i += 4;
         }
         for i in i..range.end {
@@ -126,9 +121,7 @@ impl Pass<'_, '_> {
                 Columns::add_gradient::<M>(acc, z, rows.weight(i), &theta, row.0, &row.1);
             }
         }
-        if SECOND {
-            columns.flush(acc);
-        }
+        columns.flush(acc);
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -312,10 +305,13 @@ mod tests {
         }
     }
 
-    /// The gradient pass runs customers 4 at a time through `row_gradients_x4`: the same bits
-    /// as summing `row_derivatives` customer by customer, including frequencies past the
-    /// products' limit (x > 16), customers without a repeat purchase in the same lanes, and a
-    /// tail of fewer than 4 customers.
+    /// The gradient pass runs customers 4 at a time through `row_derivatives_x4`, each lane
+    /// summing its own customers: the same bits as summing `row_derivatives` customer by
+    /// customer into 4 lane sums (customer `i` of a chunk into lane `i mod 4`; the tail of
+    /// fewer than 4 customers straight into the chunk's total, then the lanes added as
+    /// `(0 + 1) + (2 + 3)`), including frequencies past the products' limit (x > 16) and
+    /// customers without a repeat purchase in the same lanes; and within rounding of the plain
+    /// customer-by-customer sum (the lanes only reorder it).
     fn check_lanes_match_rows<M: CovariateModel>(truth: &[f64]) {
         let (mut x, t_x, age, purchase, dropout, links) = simulated::<M>(403, truth, 11);
         for i in (0..x.len()).step_by(37) {
@@ -334,7 +330,15 @@ mod tests {
         let columns = Columns::new(&links);
         let model_point = Point::new(&links, &point);
         let shape = RisingTable::new(point[0], shape_table_len(&x));
-        let mut acc = vec![0.0; 1 + columns.len()];
+        let width = 1 + columns.len();
+        // (One chunk: 403 rows.)
+        assert!(rows.len() < crate::parallel::CHUNK_ROWS);
+        let (mut acc, mut lanes, mut plain) = (
+            vec![0.0; width],
+            vec![vec![0.0; width]; 4],
+            vec![0.0; width],
+        );
+        let whole = rows.len() / 4 * 4;
         for i in 0..rows.len() {
             let z = rows.covariates(i);
             let (theta, ln_theta) = model_point.customer::<M>(z);
@@ -346,7 +350,16 @@ mod tests {
                 t_x[i],
                 age[i],
             );
-            Columns::add_gradient::<M>(&mut acc, z, 1.0, &theta, ll, &g);
+            let sum = if i < whole {
+                &mut lanes[i % 4]
+            } else {
+                &mut acc
+            };
+            Columns::add_gradient::<M>(sum, z, 1.0, &theta, ll, &g);
+            Columns::add_gradient::<M>(&mut plain, z, 1.0, &theta, ll, &g);
+        }
+        for (e, total) in acc.iter_mut().enumerate() {
+            *total += (lanes[0][e] + lanes[1][e]) + (lanes[2][e] + lanes[3][e]);
         }
         let (want_value, want_gradient) = columns.gradient(&point, &acc);
         assert_eq!(value.to_bits(), want_value.to_bits(), "{}", M::NAME);
@@ -355,6 +368,16 @@ mod tests {
                 g.to_bits(),
                 w.to_bits(),
                 "{}: {gradient:?} vs {want_gradient:?}",
+                M::NAME
+            );
+        }
+        let (plain_value, plain_gradient) = columns.gradient(&point, &plain);
+        assert!(rel(value, plain_value) < 1e-13, "{}", M::NAME);
+        let scale = plain_gradient.iter().fold(1.0_f64, |m, v| m.max(v.abs()));
+        for (g, w) in gradient.iter().zip(&plain_gradient) {
+            assert!(
+                (g - w).abs() <= 1e-12 * scale,
+                "{}: {gradient:?} vs {plain_gradient:?}",
                 M::NAME
             );
         }
