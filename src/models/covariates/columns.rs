@@ -231,9 +231,8 @@ impl Columns {
 
     /// [`Columns::add_hessian`] for 4 customers at once (lane `l`: weight `w[l]`; parameters
     /// and derivatives as structures of arrays; their covariates are group `group` of the block
-    /// last staged by [`Columns::stage_block`]). The log-likelihood and gradient of `first`
-    /// (those of a gradient pass) are added by [`Columns::add_gradient_x4`]; the Hessian terms
-    /// of `second`, every step over the lanes so that it compiles to SIMD, into each lane's own
+    /// last staged by [`Columns::stage_block`]). The log-likelihood and gradient (those of a
+    /// gradient pass) are added by [`Columns::add_gradient_x4`]; the Hessian terms, every step over the lanes so that it compiles to SIMD, into each lane's own
     /// [`Columns::lane_sums`], which [`Columns::flush`] adds to the accumulator.
     #[inline(always)]
     pub(super) fn add_hessian_x4<M: CovariateModel>(
@@ -330,27 +329,32 @@ impl Columns {
         &self.staged
     }
 
-    /// Stage the covariate values of customers `start..start + 4 * groups` (`groups` at most
-    /// [`STAGED_GROUPS`]) for [`super::point::Point::customers_x4`],
+    /// Stage the covariate values of the customers `rows` (`4 * groups` of them, `groups` at
+    /// most [`STAGED_GROUPS`]) for [`super::point::Point::customers_x4`],
     /// [`Columns::add_gradient_x4`] and [`Columns::add_hessian_x4`], column by column: read
     /// there as one vector per column and 4 customers, instead of 4 scalars a column each time.
-    pub(super) fn stage_block(&mut self, matrices: [RowMajor<'_>; 2], start: usize, groups: usize) {
+    pub(super) fn stage_block(&mut self, matrices: [RowMajor<'_>; 2], rows: &[usize]) {
         let c = self.len();
         let p = self.purchase_len;
         if self.staged.len() != (c - 4) * STAGED_GROUPS {
             self.staged = vec![[0.0; 4]; (c - 4) * STAGED_GROUPS];
         }
-        for g in 0..groups {
-            for l in 0..4 {
-                let i = start + 4 * g + l;
-                let (purchase, dropout) = (matrices[0].row(i), matrices[1].row(i));
-                for (k, v) in purchase.iter().enumerate() {
-                    self.staged[k * STAGED_GROUPS + g][l] = *v;
-                }
-                for (k, v) in dropout.iter().enumerate() {
-                    self.staged[(p + k) * STAGED_GROUPS + g][l] = *v;
+        let (purchase, dropout) = self.staged.split_at_mut(p * STAGED_GROUPS);
+        let stage = |staged: &mut [[f64; 4]], matrix: RowMajor<'_>| {
+            for (k, column) in staged.chunks_exact_mut(STAGED_GROUPS).enumerate() {
+                for (slot, lanes) in column.iter_mut().zip(rows.chunks_exact(4)) {
+                    for (value, &i) in slot.iter_mut().zip(lanes) {
+                        *value = matrix.get(i, k);
+                    }
                 }
             }
+        };
+        stage(purchase, matrices[0]);
+        if matrices[0].same(&matrices[1]) {
+            // Both processes read one matrix (the same columns): staged once.
+            dropout.copy_from_slice(purchase);
+        } else {
+            stage(dropout, matrices[1]);
         }
     }
 

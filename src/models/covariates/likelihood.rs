@@ -9,7 +9,7 @@ use super::point::Point;
 use super::rows::RowMajor;
 use super::{CovariateModel, CovariateRows, Links};
 use crate::fit::{Domain, FusedPass, Likelihood, ParamSpec};
-use crate::parallel::Exec;
+use crate::parallel::{Exec, CHUNK_ROWS};
 use crate::special::RisingTable;
 use ndarray::Array2;
 
@@ -20,6 +20,8 @@ pub struct CovariateLikelihood<'r, 'a, M: CovariateModel> {
     specs: Vec<ParamSpec>,
     /// Length of the per-frequency table of the terms of `r` ([`RisingTable`]).
     shape_len: usize,
+    /// The order in which passes take the rows ([`frequency_order`]).
+    order: Vec<usize>,
     _model: PhantomData<M>,
 }
 
@@ -30,6 +32,7 @@ impl<'r, 'a, M: CovariateModel> CovariateLikelihood<'r, 'a, M> {
             links,
             specs: coefficient_specs::<M>(links),
             shape_len: shape_table_len(&rows.frequency),
+            order: frequency_order(&rows.frequency),
             _model: PhantomData,
         }
     }
@@ -47,9 +50,57 @@ fn shape_table_len(frequency: &[f64]) -> usize {
         .fold(0.0_f64, |m, &x| m.max(x));
     (largest.min(MAX_SHAPE_TABLE as f64) as usize) + 1
 }
+
+/// Whole frequencies up to this many get a class of their own in [`frequency_order`] (larger
+/// or fractional ones share one): past it the rows' rising products are no longer formed in
+/// the 4-lane loop.
+const ORDERED_FREQUENCIES: usize = 17;
+
+/// The rows in the order in which the passes take them, 4 at a time: within each chunk of
+/// [`CHUNK_ROWS`] rows (the unit of [`Exec::chunked_sum`], so that the order, and the sums,
+/// do not depend on the number of threads) by frequency, stably. Lanes of one frequency do the
+/// same work (the rising products run to one length; a BG/NBD customer without repeat purchases
+/// has no dropout terms, and 4 of them skip those altogether), where customers in file order
+/// mix frequencies and each group of 4 waits for its slowest lane. The chunk's rows stay in the
+/// processor's caches, so taking them out of order costs little.
+fn frequency_order(frequency: &[f64]) -> Vec<usize> {
+    let class = |x: f64| {
+        // (`as` saturates: negative, fractional and non-finite values fail the comparison.)
+        let whole = x as usize;
+        if whole as f64 == x && whole <= ORDERED_FREQUENCIES {
+            whole
+        } else {
+            ORDERED_FREQUENCIES + 1
+        }
+    };
+    let mut order = Vec::with_capacity(frequency.len());
+    for start in (0..frequency.len()).step_by(CHUNK_ROWS) {
+        let chunk = start..(start + CHUNK_ROWS).min(frequency.len());
+        let mut counts = [0usize; ORDERED_FREQUENCIES + 2];
+        for &x in &frequency[chunk.clone()] {
+            counts[class(x)] += 1;
+        }
+        let mut next = [0usize; ORDERED_FREQUENCIES + 2];
+        let mut offset = start;
+        for (first, count) in next.iter_mut().zip(counts) {
+            *first = offset;
+            offset += count;
+        }
+        order.resize(chunk.end, 0);
+        for i in chunk {
+            let slot = &mut next[class(frequency[i])];
+            order[*slot] = i;
+            *slot += 1;
+        }
+    }
+    order
+}
+
 /// What a pass over customer rows reads.
 struct Pass<'p, 'a> {
     rows: &'p CovariateRows<'a>,
+    /// The rows in the order the pass takes them ([`frequency_order`]).
+    order: &'p [usize],
     /// `rows`' purchase and dropout matrices.
     matrices: [RowMajor<'p>; 2],
     point: &'p Point,
@@ -60,7 +111,7 @@ impl Pass<'_, '_> {
     /// Add the log-likelihood and column gradient (`!SECOND`, to `acc` as in
     /// [`Columns::add_gradient`]) or the fused log-likelihood, gradient and Hessian (`SECOND`,
     /// as in [`Columns::add_hessian`], through `columns`) of the customers in `range`, 4 at a
-    /// time ([`CovariateModel::row_derivatives_x4`]), in customer order.
+    /// time ([`CovariateModel::row_derivatives_x4`]), in the order of [`Pass::order`].
     #[inline(always)]
     fn run<M: CovariateModel, const SECOND: bool>(
         &self,
@@ -71,29 +122,28 @@ impl Pass<'_, '_> {
         let rows = self.rows;
         let [purchase, dropout] = self.matrices;
         let covariates = |i: usize| [purchase.row(i), dropout.row(i)];
-        let mut i = range.start;
+        let order = &self.order[range.clone()];
+        let mut at = 0;
         // The covariates of each block of `STAGED_GROUPS` groups of 4 are staged column by
         // column for the linear predictors and the gradient (and Hessian) sums.
         let mut group = STAGED_GROUPS;
-        while i + 4 <= range.end {
+        while at + 4 <= order.len() {
             if group == STAGED_GROUPS {
-                let groups = ((range.end - i) / 4).min(STAGED_GROUPS);
-                columns.stage_block(self.matrices, i, groups);
+                let groups = ((order.len() - at) / 4).min(STAGED_GROUPS);
+                columns.stage_block(self.matrices, &order[at..at + 4 * groups]);
                 group = 0;
             }
-            let mut x = [0.0; 4];
-            x.copy_from_slice(&rows.frequency[i..i + 4]);
-            let mut t_x = [0.0; 4];
-            t_x.copy_from_slice(&rows.recency[i..i + 4]);
-            let mut age = [0.0; 4];
-            age.copy_from_slice(&rows.age[i..i + 4]);
+            let lanes = [order[at], order[at + 1], order[at + 2], order[at + 3]];
+            let x = lanes.map(|i| rows.frequency[i]);
+            let t_x = lanes.map(|i| rows.recency[i]);
+            let age = lanes.map(|i| rows.age[i]);
             let [theta, ln_theta] = self.point.customers_x4::<M>(columns.staged(), group);
             let mut shape = [(0.0, 0.0, 0.0); 4];
             for (terms, &x) in shape.iter_mut().zip(&x) {
                 *terms = self.shape.get::<SECOND>(x);
             }
             let rows_x4 = M::row_derivatives_x4::<SECOND>(&theta, &ln_theta, &shape, x, t_x, age);
-            let w = [0, 1, 2, 3].map(|l| rows.weight(i + l));
+            let w = lanes.map(|i| rows.weight(i));
             if SECOND {
                 columns.add_hessian_x4::<M>(w, &theta, &rows_x4, group);
             } else {
@@ -101,9 +151,9 @@ impl Pass<'_, '_> {
                 columns.add_gradient_x4::<M>(w, &theta, value, gradient, group);
             }
             group += 1;
-            i += 4;
+            at += 4;
         }
-        for i in i..range.end {
+        for &i in &order[at..] {
             let z = covariates(i);
             let x = rows.frequency[i];
             let (theta, ln_theta) = self.point.customer::<M>(z);
@@ -172,6 +222,7 @@ impl<M: CovariateModel> Likelihood for CovariateLikelihood<'_, '_, M> {
         let shape = RisingTable::new(params[0], self.shape_len);
         let pass = Pass {
             rows,
+            order: &self.order,
             matrices: rows.matrices(),
             point: &point,
             shape: &shape,
@@ -198,6 +249,7 @@ impl<M: CovariateModel> Likelihood for CovariateLikelihood<'_, '_, M> {
         let shape = RisingTable::new(params[0], self.shape_len);
         let pass = Pass {
             rows,
+            order: &self.order,
             matrices: rows.matrices(),
             point: &point,
             shape: &shape,
@@ -305,11 +357,11 @@ mod tests {
         }
     }
 
-    /// The gradient pass runs customers 4 at a time through `row_derivatives_x4`, each lane
-    /// summing its own customers: the same bits as summing `row_derivatives` customer by
-    /// customer into 4 lane sums (customer `i` of a chunk into lane `i mod 4`; the tail of
-    /// fewer than 4 customers straight into the chunk's total, then the lanes added as
-    /// `(0 + 1) + (2 + 3)`), including frequencies past the products' limit (x > 16) and
+    /// The gradient pass runs customers 4 at a time through `row_derivatives_x4`, in the
+    /// frequency order, each lane summing its own customers: the same bits as summing
+    /// `row_derivatives` customer by customer into 4 lane sums (the customer at position `i` of
+    /// a chunk's order into lane `i mod 4`; the tail of fewer than 4 customers straight into the
+    /// chunk's total, then the lanes added as `(0 + 1) + (2 + 3)`), including frequencies past the products' limit (x > 16) and
     /// customers without a repeat purchase in the same lanes; and within rounding of the plain
     /// customer-by-customer sum (the lanes only reorder it).
     fn check_lanes_match_rows<M: CovariateModel>(truth: &[f64]) {
@@ -339,7 +391,12 @@ mod tests {
             vec![0.0; width],
         );
         let whole = rows.len() / 4 * 4;
-        for i in 0..rows.len() {
+        let mut taken = vec![false; rows.len()];
+        for (position, &i) in lik.order.iter().enumerate() {
+            assert!(
+                !std::mem::replace(&mut taken[i], true),
+                "row {i} taken twice"
+            );
             let z = rows.covariates(i);
             let (theta, ln_theta) = model_point.customer::<M>(z);
             let (ll, g, _) = M::row_derivatives::<false>(
@@ -350,14 +407,19 @@ mod tests {
                 t_x[i],
                 age[i],
             );
-            let sum = if i < whole {
-                &mut lanes[i % 4]
+            let sum = if position < whole {
+                &mut lanes[position % 4]
             } else {
                 &mut acc
             };
             Columns::add_gradient::<M>(sum, z, 1.0, &theta, ll, &g);
             Columns::add_gradient::<M>(&mut plain, z, 1.0, &theta, ll, &g);
         }
+        assert!(taken.iter().all(|&t| t), "every row taken");
+        // The order within the chunk: by frequency class (the whole frequencies up to
+        // `ORDERED_FREQUENCIES`, then the rest).
+        let class = |i: usize| x[i].min((ORDERED_FREQUENCIES + 1) as f64);
+        assert!(lik.order.windows(2).all(|w| class(w[0]) <= class(w[1])));
         for (e, total) in acc.iter_mut().enumerate() {
             *total += (lanes[0][e] + lanes[1][e]) + (lanes[2][e] + lanes[3][e]);
         }
