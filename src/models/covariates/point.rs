@@ -59,11 +59,11 @@ impl Point {
     }
 
     /// [`Point::customer`] of 4 customers (lanes) at once as structures of arrays
-    /// (`[theta, ln_theta]`, each `[parameter][lane]`), their covariates group `group` of a
-    /// block staged by [`super::columns::Columns::stage_block`] (`staged[column * STAGED_GROUPS
-    /// + group]`, the purchase columns then the dropout columns): each linear predictor a sum
-    /// over vectors of 4 lanes, in the order of [`Point::customer`]'s dot product (the same
-    /// bits), and the exponentials over arrays so that they compile to SIMD.
+    /// (`[theta, ln_theta]`, each `[parameter][lane]`). Their covariates are group `group` of a
+    /// block staged by [`super::columns::Columns::stage_block`] (the purchase columns, then the
+    /// dropout columns, each `STAGED_GROUPS` vectors of 4 lanes): each linear predictor is a
+    /// sum over those vectors in the order of [`Point::customer`]'s dot product (the same bits),
+    /// and the exponentials go over arrays so that they compile to SIMD.
     #[inline(always)]
     pub(super) fn customers_x4<M: CovariateModel>(
         &self,
