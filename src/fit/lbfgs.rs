@@ -178,8 +178,6 @@ pub(super) fn lbfgs<L: Likelihood>(
                     "the line search found no decrease (gradient norm {gnorm:.2e}); the likelihood may be flat or ill-conditioned here: try another start or a small penalizer"
                 )
             };
-            // A point evaluated by the fused pass keeps its Hessian (the covariance's), as at
-            // convergence by the tolerance: else the covariance takes another fused pass there.
             return Ok(StartOutcome {
                 u,
                 cost,
@@ -187,7 +185,7 @@ pub(super) fn lbfgs<L: Likelihood>(
                 iterations,
                 termination,
                 converged,
-                hessian: hessian.filter(|_| converged),
+                hessian: None,
             });
         };
         let s: Vec<f64> = next_u.iter().zip(&u).map(|(a, b)| a - b).collect();
