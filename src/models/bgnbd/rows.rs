@@ -129,6 +129,28 @@ pub fn row_derivatives_x4<const SECOND: bool>(
     let inv_alpha = lanes!(|l| 1.0 / alpha[l]);
     let inv_at = lanes!(|l| 1.0 / (alpha[l] + age[l]));
     let l1 = lanes!(|l| ln_1p(age[l] * inv_alpha[l]));
+    // The terms without the dropout coin, those of every lane; lanes with a coin add theirs.
+    let base = lanes!(|l| shape[l].0 - x[l] * ln_alpha[l] - rx[l] * l1[l]);
+    let g_r_base = lanes!(|l| shape[l].1 - l1[l]);
+    let g_alpha_base = lanes!(|l| r * inv_alpha[l] - rx[l] * inv_at[l]);
+    let h_base = |i: usize, j: usize| match (i, j) {
+        (0, 0) => lanes!(|l| shape[l].2),
+        (0, 1) => lanes!(|l| inv_alpha[l] - inv_at[l]),
+        (1, 1) => lanes!(|l| -r * inv_alpha[l] * inv_alpha[l] + rx[l] * inv_at[l] * inv_at[l]),
+        _ => [0.0; 4],
+    };
+    if k.iter().all(|&k| k == 0.0) {
+        // No lane has a coin (4 BG/NBD customers without repeat purchases, taken together by
+        // the passes' frequency order): the dropout terms are not computed at all.
+        let mut hessian = [[[0.0; 4]; 4]; 4];
+        if SECOND {
+            for (i, j) in [(0, 0), (0, 1), (1, 1)] {
+                hessian[i][j] = h_base(i, j);
+                hessian[j][i] = hessian[i][j];
+            }
+        }
+        return (base, [g_r_base, g_alpha_base, [0.0; 4], [0.0; 4]], hessian);
+    }
     // The rising products of b and a + b over the lanes' coins, lanes past their own k
     // keeping their values (all lanes small whole numbers, as in `beta_shift`).
     let small = (0..4).all(|l| k[l] <= 16.0 && k[l].fract() == 0.0 && a[l] + b[l] < 1e15);
@@ -187,14 +209,31 @@ pub fn row_derivatives_x4<const SECOND: bool>(
         let [ln_beta, psi_b, psi_ab, second_b, second_ab] = terms;
         (ln_beta, psi_b, psi_ab, second_b, second_ab)
     };
-    let inv_atx = lanes!(|l| 1.0 / (alpha[l] + t_x[l]));
+    // A last purchase at time 0 (an MBG/NBD customer without repeat purchases) makes
+    // 1 / (alpha + t_x) and L = ln(1 + (T - t_x) / (alpha + t_x)) those of `inv_alpha` and `l1`
+    // to the bit: taken from there when all 4 lanes have it (the frequency order groups them).
+    let at_zero = t_x.iter().all(|&t| t == 0.0);
+    let inv_atx = if at_zero {
+        inv_alpha
+    } else {
+        lanes!(|l| 1.0 / (alpha[l] + t_x[l]))
+    };
     let b_k1 = lanes!(|l| b[l] + (k[l] - 1.0));
     let ib = lanes!(|l| 1.0 / b_k1[l]);
-    let big_l = lanes!(|l| ln_1p((age[l] - t_x[l]) * inv_atx[l]));
+    let big_l = if at_zero {
+        l1
+    } else {
+        lanes!(|l| ln_1p((age[l] - t_x[l]) * inv_atx[l]))
+    };
     let d = lanes!(|l| inv_at[l] - inv_atx[l]);
-    // (Lanes without a coin have b - 1 here, possibly not positive: discarded below.)
-    let ln_b_k1 = lanes!(|l| ln(b_k1[l]));
-    let ln_bk = lanes!(|l| if k[l] == 1.0 { ln_b[l] } else { ln_b_k1[l] });
+    // ln(b + k - 1), ln(b) itself for k = 1 (so not computed when every lane has k = 1).
+    let ln_bk = if k.iter().all(|&k| k == 1.0) {
+        ln_b
+    } else {
+        // (Lanes without a coin have b - 1 here, possibly not positive: discarded below.)
+        let ln_b_k1 = lanes!(|l| ln(b_k1[l]));
+        lanes!(|l| if k[l] == 1.0 { ln_b[l] } else { ln_b_k1[l] })
+    };
     let odds = lanes!(|l| ln_a[l] - ln_bk[l] + rx[l] * big_l[l]);
     let e = lanes!(|l| exp(-odds[l].abs()));
     let log1p = lanes!(|l| odds[l].max(0.0) + ln_1p(e[l]));
@@ -202,14 +241,13 @@ pub fn row_derivatives_x4<const SECOND: bool>(
     let inv_a = lanes!(|l| 1.0 / a[l]);
     // The sums in the order of `row_derivatives`; `on(l, v)` keeps v for lanes with a coin.
     let active = lanes!(|l| if k[l] > 0.0 { 1.0 } else { 0.0 });
-    let base = lanes!(|l| shape[l].0 - x[l] * ln_alpha[l] - rx[l] * l1[l]);
     let value = lanes!(|l| if active[l] > 0.0 {
         (base[l] + ln_beta[l]) + log1p[l]
     } else {
         base[l]
     });
     let g_r = lanes!(|l| {
-        let g = shape[l].1 - l1[l];
+        let g = g_r_base[l];
         if active[l] > 0.0 {
             g + s[l] * big_l[l]
         } else {
@@ -217,7 +255,7 @@ pub fn row_derivatives_x4<const SECOND: bool>(
         }
     });
     let g_alpha = lanes!(|l| {
-        let g = r * inv_alpha[l] - rx[l] * inv_at[l];
+        let g = g_alpha_base[l];
         if active[l] > 0.0 {
             g + rx[l] * s[l] * d[l]
         } else {
@@ -239,45 +277,33 @@ pub fn row_derivatives_x4<const SECOND: bool>(
         let q = lanes!(|l| e[l] / ((1.0 + e[l]) * (1.0 + e[l])));
         let on = |l: usize, v: f64| if active[l] > 0.0 { v } else { 0.0 };
         let upper = [
-            (
-                0,
-                0,
-                lanes!(|l| {
-                    let h = shape[l].2;
-                    if active[l] > 0.0 {
-                        h + q[l] * big_l[l] * big_l[l]
-                    } else {
-                        h
-                    }
-                }),
-            ),
-            (
-                0,
-                1,
-                lanes!(|l| {
-                    let h = inv_alpha[l] - inv_at[l];
-                    if active[l] > 0.0 {
-                        h + (s[l] * d[l] + rx[l] * q[l] * big_l[l] * d[l])
-                    } else {
-                        h
-                    }
-                }),
-            ),
+            (0, 0, {
+                let h = h_base(0, 0);
+                lanes!(|l| if active[l] > 0.0 {
+                    h[l] + q[l] * big_l[l] * big_l[l]
+                } else {
+                    h[l]
+                })
+            }),
+            (0, 1, {
+                let h = h_base(0, 1);
+                lanes!(|l| if active[l] > 0.0 {
+                    h[l] + (s[l] * d[l] + rx[l] * q[l] * big_l[l] * d[l])
+                } else {
+                    h[l]
+                })
+            }),
             (0, 2, lanes!(|l| on(l, q[l] * big_l[l] * inv_a[l]))),
             (0, 3, lanes!(|l| on(l, -q[l] * big_l[l] * ib[l]))),
-            (
-                1,
-                1,
-                lanes!(|l| {
-                    let h = -r * inv_alpha[l] * inv_alpha[l] + rx[l] * inv_at[l] * inv_at[l];
-                    if active[l] > 0.0 {
-                        h + (rx[l] * s[l] * (inv_atx[l] * inv_atx[l] - inv_at[l] * inv_at[l])
-                            + rx[l] * rx[l] * q[l] * d[l] * d[l])
-                    } else {
-                        h
-                    }
-                }),
-            ),
+            (1, 1, {
+                let h = h_base(1, 1);
+                lanes!(|l| if active[l] > 0.0 {
+                    h[l] + (rx[l] * s[l] * (inv_atx[l] * inv_atx[l] - inv_at[l] * inv_at[l])
+                        + rx[l] * rx[l] * q[l] * d[l] * d[l])
+                } else {
+                    h[l]
+                })
+            }),
             (1, 2, lanes!(|l| on(l, rx[l] * q[l] * d[l] * inv_a[l]))),
             (1, 3, lanes!(|l| on(l, -rx[l] * q[l] * d[l] * ib[l]))),
             (

@@ -4,7 +4,7 @@
 //! parameters and the coefficients.
 
 use super::rows::RowMajor;
-use super::{lane, CovariateModel, Links};
+use super::{CovariateModel, Links};
 use crate::fit::FusedPass;
 use crate::models::bgnbd::LaneDerivatives;
 use crate::models::RowDerivatives;
@@ -25,8 +25,10 @@ pub(super) struct Columns {
     reduced: Vec<usize>,
     /// Coefficient (0..4 shared, then 4 + coefficient index) of each column coordinate.
     coefficient: Vec<usize>,
-    /// Sums of the customers added 4 at a time ([`Columns::add_hessian_x4`]), one lane each:
-    /// `[entry][lane]` for the entries of the Hessian accumulator.
+    /// Sums of the customers added 4 at a time ([`Columns::add_gradient_x4`]), one lane each:
+    /// `[entry][lane]` for the log-likelihood and the gradient (`1 + C` entries).
+    gradient_lanes: Vec<[f64; 4]>,
+    /// Likewise for the entries of the Hessian accumulator ([`Columns::add_hessian_x4`]).
     lane_sums: Vec<[f64; 4]>,
     /// The covariate values of a block of customers staged by [`Columns::stage_block`]
     /// column by column, 4 customers (lanes) a vector: `[(column - 4) * groups + group]`, with
@@ -52,6 +54,7 @@ impl Columns {
         let mut coefficient: Vec<usize> = (0..4).collect();
         coefficient.extend(links.purchase.iter().chain(&links.dropout).map(|c| 4 + c));
         Columns {
+            gradient_lanes: Vec::new(),
             lane_sums: Vec::new(),
             staged: Vec::new(),
             purchase_len: p,
@@ -172,28 +175,74 @@ impl Columns {
         }
     }
 
-    /// [`Columns::add_hessian`] for 4 customers at once (lane `l`: covariate rows `z[l]`, weight
-    /// `w[l]`; parameters and derivatives as structures of arrays; their covariates are group
-    /// `group` of the block last staged by [`Columns::stage_block`]). The log-likelihood and
-    /// gradient of `first` (those of a gradient pass) are added lane by lane by
-    /// [`Columns::add_gradient`]; the Hessian terms of `second`, every step over the lanes so
-    /// that it compiles to SIMD, into each lane's own [`Columns::lane_sums`], which
-    /// [`Columns::flush`] adds to the accumulator.
+    /// [`Columns::add_gradient`] for 4 customers at once (lane `l`: weight `w[l]`; parameters,
+    /// log-likelihoods and gradients as structures of arrays; their covariates group `group` of
+    /// the block last staged by [`Columns::stage_block`]), every step over the lanes so that it
+    /// compiles to SIMD, into each lane's own [`Columns::gradient_lanes`], which
+    /// [`Columns::flush`] adds to the accumulator. The same products as
+    /// [`Columns::add_gradient`]; only the order of the sums differs (by lane, then the lanes),
+    /// which depends on the chunk and never on the number of threads.
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
+    pub(super) fn add_gradient_x4<M: CovariateModel>(
+        &mut self,
+        w: [f64; 4],
+        theta: &[[f64; 4]; 4],
+        value: &[f64; 4],
+        g: &[[f64; 4]; 4],
+        group: usize,
+    ) {
+        let c = self.len();
+        if self.gradient_lanes.is_empty() {
+            self.gradient_lanes = vec![[0.0; 4]; 1 + c];
+        }
+        let p = self.purchase_len;
+        let sums = &mut self.gradient_lanes[..1 + c];
+        for l in 0..4 {
+            sums[0][l] += w[l] * value[l];
+        }
+        let mut g_log = [[0.0; 4]; 4];
+        for (k, row) in g_log.iter_mut().enumerate() {
+            for l in 0..4 {
+                row[l] = w[l] * g[k][l] * theta[k][l];
+            }
+        }
+        let mut g_process = [[0.0; 4]; 2];
+        for &(k, process, sign) in M::LINKS {
+            for l in 0..4 {
+                g_process[process as usize][l] += sign * g_log[k][l];
+            }
+        }
+        for (sum, v) in sums[1..5].iter_mut().zip(&g_log) {
+            for l in 0..4 {
+                sum[l] += v[l];
+            }
+        }
+        let staged = &self.staged;
+        for (j, sum) in sums[5..].iter_mut().enumerate() {
+            let (z, factor) = (
+                &staged[j * STAGED_GROUPS + group],
+                &g_process[usize::from(j >= p)],
+            );
+            for l in 0..4 {
+                sum[l] += factor[l] * z[l];
+            }
+        }
+    }
+
+    /// [`Columns::add_hessian`] for 4 customers at once (lane `l`: weight `w[l]`; parameters
+    /// and derivatives as structures of arrays; their covariates are group `group` of the block
+    /// last staged by [`Columns::stage_block`]). The log-likelihood and gradient (those of a
+    /// gradient pass) are added by [`Columns::add_gradient_x4`]; the Hessian terms, every step over the lanes so that it compiles to SIMD, into each lane's own
+    /// [`Columns::lane_sums`], which [`Columns::flush`] adds to the accumulator.
+    #[inline(always)]
     pub(super) fn add_hessian_x4<M: CovariateModel>(
         &mut self,
-        acc: &mut [f64],
-        z: &[[&[f64]; 2]; 4],
         w: [f64; 4],
         theta: &[[f64; 4]; 4],
         (value, g, h): &LaneDerivatives,
         group: usize,
     ) {
-        for l in 0..4 {
-            let (value, gradient) = (value[l], lane(g, l));
-            Self::add_gradient::<M>(acc, z[l], w[l], &lane(theta, l), value, &gradient);
-        }
+        self.add_gradient_x4::<M>(w, theta, value, g, group);
         let c = self.len();
         if self.lane_sums.is_empty() {
             self.lane_sums = vec![[0.0; 4]; c * c];
@@ -275,37 +324,54 @@ impl Columns {
         }
     }
 
-    /// Stage the covariate values of customers `start..start + 4 * groups` (`groups` at most
-    /// [`STAGED_GROUPS`]) for [`Columns::add_hessian_x4`], column by column: read there as
-    /// one vector per column and 4 customers, instead of 4 scalars a column each time.
-    pub(super) fn stage_block(&mut self, matrices: [RowMajor<'_>; 2], start: usize, groups: usize) {
+    /// The block last staged by [`Columns::stage_block`].
+    pub(super) fn staged(&self) -> &[[f64; 4]] {
+        &self.staged
+    }
+
+    /// Stage the covariate values of the customers `rows` (`4 * groups` of them, `groups` at
+    /// most [`STAGED_GROUPS`]) for [`super::point::Point::customers_x4`],
+    /// [`Columns::add_gradient_x4`] and [`Columns::add_hessian_x4`], column by column: read
+    /// there as one vector per column and 4 customers, instead of 4 scalars a column each time.
+    pub(super) fn stage_block(&mut self, matrices: [RowMajor<'_>; 2], rows: &[usize]) {
         let c = self.len();
         let p = self.purchase_len;
         if self.staged.len() != (c - 4) * STAGED_GROUPS {
             self.staged = vec![[0.0; 4]; (c - 4) * STAGED_GROUPS];
         }
-        for g in 0..groups {
-            for l in 0..4 {
-                let i = start + 4 * g + l;
-                let (purchase, dropout) = (matrices[0].row(i), matrices[1].row(i));
-                for (k, v) in purchase.iter().enumerate() {
-                    self.staged[k * STAGED_GROUPS + g][l] = *v;
-                }
-                for (k, v) in dropout.iter().enumerate() {
-                    self.staged[(p + k) * STAGED_GROUPS + g][l] = *v;
+        let (purchase, dropout) = self.staged.split_at_mut(p * STAGED_GROUPS);
+        let stage = |staged: &mut [[f64; 4]], matrix: RowMajor<'_>| {
+            for (k, column) in staged.chunks_exact_mut(STAGED_GROUPS).enumerate() {
+                for (slot, lanes) in column.iter_mut().zip(rows.chunks_exact(4)) {
+                    for (value, &i) in slot.iter_mut().zip(lanes) {
+                        *value = matrix.get(i, k);
+                    }
                 }
             }
+        };
+        stage(purchase, matrices[0]);
+        if matrices[0].same(&matrices[1]) {
+            // Both processes read one matrix (the same columns): staged once.
+            dropout.copy_from_slice(purchase);
+        } else {
+            stage(dropout, matrices[1]);
         }
     }
 
-    /// Add the lanes of [`Columns::add_hessian_x4`] to `acc`, in lane order (after the last
-    /// customer of a chunk).
+    /// Add the lanes of [`Columns::add_gradient_x4`] and [`Columns::add_hessian_x4`] to `acc`
+    /// (a gradient or a Hessian accumulator), in lane order (after the last customer of a
+    /// chunk).
     pub(super) fn flush(&mut self, acc: &mut [f64]) {
+        let add = |totals: &mut [f64], lanes: &mut [[f64; 4]]| {
+            for (total, lanes) in totals.iter_mut().zip(lanes) {
+                *total += (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+                *lanes = [0.0; 4];
+            }
+        };
         let c = self.len();
-        let hessian = &mut acc[1 + c..1 + c + c * c];
-        for (total, lanes) in hessian.iter_mut().zip(&mut self.lane_sums) {
-            *total += (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
-            *lanes = [0.0; 4];
+        add(&mut acc[..1 + c], &mut self.gradient_lanes);
+        if acc.len() > 1 + c {
+            add(&mut acc[1 + c..1 + c + c * c], &mut self.lane_sums);
         }
     }
 

@@ -7,9 +7,9 @@ use std::marker::PhantomData;
 use super::columns::{Columns, STAGED_GROUPS};
 use super::point::Point;
 use super::rows::RowMajor;
-use super::{lane, CovariateModel, CovariateRows, Links};
+use super::{CovariateModel, CovariateRows, Links};
 use crate::fit::{Domain, FusedPass, Likelihood, ParamSpec};
-use crate::parallel::Exec;
+use crate::parallel::{Exec, CHUNK_ROWS};
 use crate::special::RisingTable;
 use ndarray::Array2;
 
@@ -20,6 +20,8 @@ pub struct CovariateLikelihood<'r, 'a, M: CovariateModel> {
     specs: Vec<ParamSpec>,
     /// Length of the per-frequency table of the terms of `r` ([`RisingTable`]).
     shape_len: usize,
+    /// The order in which passes take the rows ([`frequency_order`]).
+    order: Vec<usize>,
     _model: PhantomData<M>,
 }
 
@@ -30,6 +32,7 @@ impl<'r, 'a, M: CovariateModel> CovariateLikelihood<'r, 'a, M> {
             links,
             specs: coefficient_specs::<M>(links),
             shape_len: shape_table_len(&rows.frequency),
+            order: frequency_order(&rows.frequency),
             _model: PhantomData,
         }
     }
@@ -47,9 +50,57 @@ fn shape_table_len(frequency: &[f64]) -> usize {
         .fold(0.0_f64, |m, &x| m.max(x));
     (largest.min(MAX_SHAPE_TABLE as f64) as usize) + 1
 }
+
+/// Whole frequencies up to this many get a class of their own in [`frequency_order`] (larger
+/// or fractional ones share one): past it the rows' rising products are no longer formed in
+/// the 4-lane loop.
+const ORDERED_FREQUENCIES: usize = 17;
+
+/// The rows in the order in which the passes take them, 4 at a time: within each chunk of
+/// [`CHUNK_ROWS`] rows (the unit of [`Exec::chunked_sum`], so that the order, and the sums,
+/// do not depend on the number of threads) by frequency, stably. Lanes of one frequency do the
+/// same work (the rising products run to one length; a BG/NBD customer without repeat purchases
+/// has no dropout terms, and 4 of them skip those altogether), where customers in file order
+/// mix frequencies and each group of 4 waits for its slowest lane. The chunk's rows stay in the
+/// processor's caches, so taking them out of order costs little.
+fn frequency_order(frequency: &[f64]) -> Vec<usize> {
+    let class = |x: f64| {
+        // (`as` saturates: negative, fractional and non-finite values fail the comparison.)
+        let whole = x as usize;
+        if whole as f64 == x && whole <= ORDERED_FREQUENCIES {
+            whole
+        } else {
+            ORDERED_FREQUENCIES + 1
+        }
+    };
+    let mut order = Vec::with_capacity(frequency.len());
+    for start in (0..frequency.len()).step_by(CHUNK_ROWS) {
+        let chunk = start..(start + CHUNK_ROWS).min(frequency.len());
+        let mut counts = [0usize; ORDERED_FREQUENCIES + 2];
+        for &x in &frequency[chunk.clone()] {
+            counts[class(x)] += 1;
+        }
+        let mut next = [0usize; ORDERED_FREQUENCIES + 2];
+        let mut offset = start;
+        for (first, count) in next.iter_mut().zip(counts) {
+            *first = offset;
+            offset += count;
+        }
+        order.resize(chunk.end, 0);
+        for i in chunk {
+            let slot = &mut next[class(frequency[i])];
+            order[*slot] = i;
+            *slot += 1;
+        }
+    }
+    order
+}
+
 /// What a pass over customer rows reads.
 struct Pass<'p, 'a> {
     rows: &'p CovariateRows<'a>,
+    /// The rows in the order the pass takes them ([`frequency_order`]).
+    order: &'p [usize],
     /// `rows`' purchase and dropout matrices.
     matrices: [RowMajor<'p>; 2],
     point: &'p Point,
@@ -60,7 +111,7 @@ impl Pass<'_, '_> {
     /// Add the log-likelihood and column gradient (`!SECOND`, to `acc` as in
     /// [`Columns::add_gradient`]) or the fused log-likelihood, gradient and Hessian (`SECOND`,
     /// as in [`Columns::add_hessian`], through `columns`) of the customers in `range`, 4 at a
-    /// time ([`CovariateModel::row_derivatives_x4`]), in customer order.
+    /// time ([`CovariateModel::row_derivatives_x4`]), in the order of [`Pass::order`].
     #[inline(always)]
     fn run<M: CovariateModel, const SECOND: bool>(
         &self,
@@ -71,44 +122,38 @@ impl Pass<'_, '_> {
         let rows = self.rows;
         let [purchase, dropout] = self.matrices;
         let covariates = |i: usize| [purchase.row(i), dropout.row(i)];
-        let mut i = range.start;
-        // (With `SECOND`, the covariates of each block of `STAGED_GROUPS` groups of 4 are staged
-        // for the Hessian sums.)
+        let order = &self.order[range.clone()];
+        let mut at = 0;
+        // The covariates of each block of `STAGED_GROUPS` groups of 4 are staged column by
+        // column for the linear predictors and the gradient (and Hessian) sums.
         let mut group = STAGED_GROUPS;
-        while i + 4 <= range.end {
-            if SECOND && group == STAGED_GROUPS {
-                let groups = ((range.end - i) / 4).min(STAGED_GROUPS);
-                columns.stage_block(self.matrices, i, groups);
+        while at + 4 <= order.len() {
+            if group == STAGED_GROUPS {
+                let groups = ((order.len() - at) / 4).min(STAGED_GROUPS);
+                columns.stage_block(self.matrices, &order[at..at + 4 * groups]);
                 group = 0;
             }
-            let z = [0, 1, 2, 3].map(|l| covariates(i + l));
-            let mut x = [0.0; 4];
-            x.copy_from_slice(&rows.frequency[i..i + 4]);
-            let mut t_x = [0.0; 4];
-            t_x.copy_from_slice(&rows.recency[i..i + 4]);
-            let mut age = [0.0; 4];
-            age.copy_from_slice(&rows.age[i..i + 4]);
-            let [theta, ln_theta] = self.point.customers_x4::<M>(&z);
+            let lanes = [order[at], order[at + 1], order[at + 2], order[at + 3]];
+            let x = lanes.map(|i| rows.frequency[i]);
+            let t_x = lanes.map(|i| rows.recency[i]);
+            let age = lanes.map(|i| rows.age[i]);
+            let [theta, ln_theta] = self.point.customers_x4::<M>(columns.staged(), group);
             let mut shape = [(0.0, 0.0, 0.0); 4];
             for (terms, &x) in shape.iter_mut().zip(&x) {
                 *terms = self.shape.get::<SECOND>(x);
             }
             let rows_x4 = M::row_derivatives_x4::<SECOND>(&theta, &ln_theta, &shape, x, t_x, age);
+            let w = lanes.map(|i| rows.weight(i));
             if SECOND {
-                let w = [0, 1, 2, 3].map(|l| rows.weight(i + l));
-                columns.add_hessian_x4::<M>(acc, &z, w, &theta, &rows_x4, group);
-                group += 1;
+                columns.add_hessian_x4::<M>(w, &theta, &rows_x4, group);
             } else {
-                let (value, gradient, _) = rows_x4;
-                for l in 0..4 {
-                    let w = rows.weight(i + l);
-                    let g = lane(&gradient, l);
-                    Columns::add_gradient::<M>(acc, z[l], w, &lane(&theta, l), value[l], &g);
-                }
+                let (value, gradient, _) = &rows_x4;
+                columns.add_gradient_x4::<M>(w, &theta, value, gradient, group);
             }
-            i += 4;
+            group += 1;
+            at += 4;
         }
-        for i in i..range.end {
+        for &i in &order[at..] {
             let z = covariates(i);
             let x = rows.frequency[i];
             let (theta, ln_theta) = self.point.customer::<M>(z);
@@ -126,9 +171,7 @@ impl Pass<'_, '_> {
                 Columns::add_gradient::<M>(acc, z, rows.weight(i), &theta, row.0, &row.1);
             }
         }
-        if SECOND {
-            columns.flush(acc);
-        }
+        columns.flush(acc);
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -179,6 +222,7 @@ impl<M: CovariateModel> Likelihood for CovariateLikelihood<'_, '_, M> {
         let shape = RisingTable::new(params[0], self.shape_len);
         let pass = Pass {
             rows,
+            order: &self.order,
             matrices: rows.matrices(),
             point: &point,
             shape: &shape,
@@ -205,6 +249,7 @@ impl<M: CovariateModel> Likelihood for CovariateLikelihood<'_, '_, M> {
         let shape = RisingTable::new(params[0], self.shape_len);
         let pass = Pass {
             rows,
+            order: &self.order,
             matrices: rows.matrices(),
             point: &point,
             shape: &shape,
@@ -312,10 +357,13 @@ mod tests {
         }
     }
 
-    /// The gradient pass runs customers 4 at a time through `row_gradients_x4`: the same bits
-    /// as summing `row_derivatives` customer by customer, including frequencies past the
-    /// products' limit (x > 16), customers without a repeat purchase in the same lanes, and a
-    /// tail of fewer than 4 customers.
+    /// The gradient pass runs customers 4 at a time through `row_derivatives_x4`, in the
+    /// frequency order, each lane summing its own customers: the same bits as summing
+    /// `row_derivatives` customer by customer into 4 lane sums (the customer at position `i` of
+    /// a chunk's order into lane `i mod 4`; the tail of fewer than 4 customers straight into the
+    /// chunk's total, then the lanes added as `(0 + 1) + (2 + 3)`), including frequencies past the products' limit (x > 16) and
+    /// customers without a repeat purchase in the same lanes; and within rounding of the plain
+    /// customer-by-customer sum (the lanes only reorder it).
     fn check_lanes_match_rows<M: CovariateModel>(truth: &[f64]) {
         let (mut x, t_x, age, purchase, dropout, links) = simulated::<M>(403, truth, 11);
         for i in (0..x.len()).step_by(37) {
@@ -334,8 +382,21 @@ mod tests {
         let columns = Columns::new(&links);
         let model_point = Point::new(&links, &point);
         let shape = RisingTable::new(point[0], shape_table_len(&x));
-        let mut acc = vec![0.0; 1 + columns.len()];
-        for i in 0..rows.len() {
+        let width = 1 + columns.len();
+        // (One chunk: 403 rows.)
+        assert!(rows.len() < crate::parallel::CHUNK_ROWS);
+        let (mut acc, mut lanes, mut plain) = (
+            vec![0.0; width],
+            vec![vec![0.0; width]; 4],
+            vec![0.0; width],
+        );
+        let whole = rows.len() / 4 * 4;
+        let mut taken = vec![false; rows.len()];
+        for (position, &i) in lik.order.iter().enumerate() {
+            assert!(
+                !std::mem::replace(&mut taken[i], true),
+                "row {i} taken twice"
+            );
             let z = rows.covariates(i);
             let (theta, ln_theta) = model_point.customer::<M>(z);
             let (ll, g, _) = M::row_derivatives::<false>(
@@ -346,7 +407,21 @@ mod tests {
                 t_x[i],
                 age[i],
             );
-            Columns::add_gradient::<M>(&mut acc, z, 1.0, &theta, ll, &g);
+            let sum = if position < whole {
+                &mut lanes[position % 4]
+            } else {
+                &mut acc
+            };
+            Columns::add_gradient::<M>(sum, z, 1.0, &theta, ll, &g);
+            Columns::add_gradient::<M>(&mut plain, z, 1.0, &theta, ll, &g);
+        }
+        assert!(taken.iter().all(|&t| t), "every row taken");
+        // The order within the chunk: by frequency class (the whole frequencies up to
+        // `ORDERED_FREQUENCIES`, then the rest).
+        let class = |i: usize| x[i].min((ORDERED_FREQUENCIES + 1) as f64);
+        assert!(lik.order.windows(2).all(|w| class(w[0]) <= class(w[1])));
+        for (e, total) in acc.iter_mut().enumerate() {
+            *total += (lanes[0][e] + lanes[1][e]) + (lanes[2][e] + lanes[3][e]);
         }
         let (want_value, want_gradient) = columns.gradient(&point, &acc);
         assert_eq!(value.to_bits(), want_value.to_bits(), "{}", M::NAME);
@@ -355,6 +430,16 @@ mod tests {
                 g.to_bits(),
                 w.to_bits(),
                 "{}: {gradient:?} vs {want_gradient:?}",
+                M::NAME
+            );
+        }
+        let (plain_value, plain_gradient) = columns.gradient(&point, &plain);
+        assert!(rel(value, plain_value) < 1e-13, "{}", M::NAME);
+        let scale = plain_gradient.iter().fold(1.0_f64, |m, v| m.max(v.abs()));
+        for (g, w) in gradient.iter().zip(&plain_gradient) {
+            assert!(
+                (g - w).abs() <= 1e-12 * scale,
+                "{}: {gradient:?} vs {plain_gradient:?}",
                 M::NAME
             );
         }

@@ -1,6 +1,7 @@
 //! One point of the parameter space prepared for a pass over the customers ([`Point`]), and
 //! each customer's parameters there: the shared ones shifted by the customer's covariates.
 
+use super::columns::STAGED_GROUPS;
 use super::{CovariateModel, Links};
 
 /// The sign with which each process's linear predictor enters the logs of the parameters it
@@ -58,23 +59,31 @@ impl Point {
     }
 
     /// [`Point::customer`] of 4 customers (lanes) at once as structures of arrays
-    /// (`[theta, ln_theta]`, each `[parameter][lane]`), the exponentials over arrays so that
-    /// they compile to SIMD.
+    /// (`[theta, ln_theta]`, each `[parameter][lane]`). Their covariates are group `group` of a
+    /// block staged by [`super::columns::Columns::stage_block`] (the purchase columns, then the
+    /// dropout columns, each `STAGED_GROUPS` vectors of 4 lanes): each linear predictor is a
+    /// sum over those vectors in the order of [`Point::customer`]'s dot product (the same bits),
+    /// and the exponentials go over arrays so that they compile to SIMD.
     #[inline(always)]
     pub(super) fn customers_x4<M: CovariateModel>(
         &self,
-        z: &[[&[f64]; 2]; 4],
+        staged: &[[f64; 4]],
+        group: usize,
     ) -> [[[f64; 4]; 4]; 2] {
         let signs = process_signs::<M>();
         let mut shift = [[0.0; 4]; 2];
+        let mut column = 0;
         for (process, lanes) in shift.iter_mut().enumerate() {
-            for (l, value) in lanes.iter_mut().enumerate() {
-                let dot: f64 = z[l][process]
-                    .iter()
-                    .zip(&self.coefficients[process])
-                    .map(|(v, g)| v * g)
-                    .sum();
-                *value = signs[process] * dot;
+            let mut dot = [0.0; 4];
+            for g in &self.coefficients[process] {
+                let z = &staged[column * STAGED_GROUPS + group];
+                for l in 0..4 {
+                    dot[l] += z[l] * g;
+                }
+                column += 1;
+            }
+            for l in 0..4 {
+                lanes[l] = signs[process] * dot[l];
             }
         }
         let mut factor = [[0.0; 4]; 2];

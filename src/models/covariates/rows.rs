@@ -175,6 +175,17 @@ impl<'m> RowMajor<'m> {
     pub fn row(&self, i: usize) -> &'m [f64] {
         &self.values[i * self.columns..(i + 1) * self.columns]
     }
+
+    /// The value in row `i`, column `k` (`k` below the row length).
+    #[inline(always)]
+    pub fn get(&self, i: usize, k: usize) -> f64 {
+        self.values[i * self.columns + k]
+    }
+
+    /// Whether `other` is this very matrix (the same values in memory, not a copy).
+    pub fn same(&self, other: &RowMajor<'_>) -> bool {
+        std::ptr::eq(self.values, other.values) && self.columns == other.columns
+    }
 }
 
 /// A row-major `values.len() / columns x columns` view of `values` (tests' matrices).
