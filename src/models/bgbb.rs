@@ -20,7 +20,7 @@
 //! divide by `gamma - 1` and need hypergeometric functions), so long histories and horizons (n
 //! and m in the hundreds) stay exact; `lifetimes` floors its likelihood terms there.
 
-use super::RfmModel;
+use super::{RfmModel, RowDerivatives};
 use crate::data::{Rfm, RfmColumns};
 use crate::dual::Dual;
 use crate::error::{ClvError, Result};
@@ -120,6 +120,267 @@ pub(crate) fn row_log_likelihood<const N: usize>(
         i += 1.0;
     }
     alive.log_add_exp(first + sum.ln())
+}
+
+/// Most opportunities of a row that [`whole_row_derivatives`] takes in closed form: its cost and
+/// its rounding (a product of up to `2 n` factors) grow with `n`; longer rows take
+/// [`row_log_likelihood`].
+pub(crate) const CLOSED_FORM_MAX_OPPORTUNITIES: f64 = 128.0;
+
+/// The arguments `a` of the factors `(a + k)^(+-1)` of a row's terms for whole counts (indices
+/// into [`Factors`]): `alpha`, `beta`, `alpha + beta`, `gamma`, `delta`, `gamma + delta`.
+const ALPHA: usize = 0;
+const BETA: usize = 1;
+const ALPHA_BETA: usize = 2;
+const GAMMA: usize = 3;
+const DELTA: usize = 4;
+const GAMMA_DELTA: usize = 5;
+
+/// A product of factors `(a + k)^(+-1)` over the arguments above (`ln_scale` plus the log of
+/// `value`), with the first derivatives of its log in each argument (`d1`: the sum of
+/// `+-1/(a + k)`) and, when `SECOND`, the second (`d2`: the sum of `-+1/(a + k)^2`; a factor
+/// depends on one argument, so there are no cross terms).
+#[derive(Debug, Clone, Copy)]
+struct Factors<const SECOND: bool> {
+    value: f64,
+    ln_scale: f64,
+    d1: [f64; 6],
+    d2: [f64; 6],
+}
+
+/// [`Factors::rescale`] moves the value into the log scale below this (so that a long product
+/// of small ratios does not underflow).
+const RESCALE_BELOW: f64 = 1e-200;
+
+impl<const SECOND: bool> Factors<SECOND> {
+    fn one() -> Self {
+        Factors {
+            value: 1.0,
+            ln_scale: 0.0,
+            d1: [0.0; 6],
+            d2: [0.0; 6],
+        }
+    }
+
+    /// Multiply by `numerator / denominator`, each `(argument index, a + k)`.
+    #[inline(always)]
+    fn ratio(&mut self, (top, numerator): (usize, f64), (bottom, denominator): (usize, f64)) {
+        let (inv_top, inv_bottom) = (1.0 / numerator, 1.0 / denominator);
+        self.value *= numerator * inv_bottom;
+        self.d1[top] += inv_top;
+        self.d1[bottom] -= inv_bottom;
+        if SECOND {
+            self.d2[top] -= inv_top * inv_top;
+            self.d2[bottom] += inv_bottom * inv_bottom;
+        }
+    }
+
+    #[inline(always)]
+    fn rescale(&mut self) {
+        if self.value < RESCALE_BELOW {
+            self.ln_scale += self.value.ln();
+            self.value = 1.0;
+        }
+    }
+
+    fn ln(&self) -> f64 {
+        self.ln_scale + self.value.ln()
+    }
+
+    /// The gradient and (when `SECOND`) Hessian of the log in `(alpha, beta, gamma, delta)`:
+    /// `alpha + beta` moves with both purchase parameters, `gamma + delta` with both dropout
+    /// ones.
+    #[inline(always)]
+    fn derivatives(&self) -> ([f64; 4], [[f64; 4]; 4]) {
+        let d1 = &self.d1;
+        let g = [
+            d1[ALPHA] + d1[ALPHA_BETA],
+            d1[BETA] + d1[ALPHA_BETA],
+            d1[GAMMA] + d1[GAMMA_DELTA],
+            d1[DELTA] + d1[GAMMA_DELTA],
+        ];
+        let mut h = [[0.0; 4]; 4];
+        if SECOND {
+            let d2 = &self.d2;
+            h[0][0] = d2[ALPHA] + d2[ALPHA_BETA];
+            h[0][1] = d2[ALPHA_BETA];
+            h[1][0] = d2[ALPHA_BETA];
+            h[1][1] = d2[BETA] + d2[ALPHA_BETA];
+            h[2][2] = d2[GAMMA] + d2[GAMMA_DELTA];
+            h[2][3] = d2[GAMMA_DELTA];
+            h[3][2] = d2[GAMMA_DELTA];
+            h[3][3] = d2[DELTA] + d2[GAMMA_DELTA];
+        }
+        (g, h)
+    }
+}
+
+/// A sum of terms `q_j` given as [`Factors`] (relative to a common first factor, so without a
+/// log scale), with `sum q_j grad ln q_j` and, when `SECOND`,
+/// `sum q_j (hess ln q_j + grad ln q_j grad ln q_j')`: what the derivatives of `ln sum q_j` need.
+struct TermSum<const SECOND: bool> {
+    sum: f64,
+    g: [f64; 4],
+    m: [[f64; 4]; 4],
+}
+
+impl<const SECOND: bool> TermSum<SECOND> {
+    fn new() -> Self {
+        TermSum {
+            sum: 0.0,
+            g: [0.0; 4],
+            m: [[0.0; 4]; 4],
+        }
+    }
+
+    #[inline(always)]
+    fn add(&mut self, term: &Factors<SECOND>) {
+        let q = term.value;
+        let (g, h) = term.derivatives();
+        self.sum += q;
+        for a in 0..4 {
+            self.g[a] += q * g[a];
+            if SECOND {
+                for b in 0..4 {
+                    self.m[a][b] += q * (h[a][b] + g[a] * g[b]);
+                }
+            }
+        }
+    }
+
+    /// The gradient and Hessian of `ln sum q_j`: the terms' weighted mean gradient, and their
+    /// weighted mean of `hess + g g'` less the mean gradient's outer product.
+    #[inline(always)]
+    fn ln_derivatives(&self) -> ([f64; 4], [[f64; 4]; 4]) {
+        let g: [f64; 4] = std::array::from_fn(|a| self.g[a] / self.sum);
+        let mut h = [[0.0; 4]; 4];
+        if SECOND {
+            for a in 0..4 {
+                for b in 0..4 {
+                    h[a][b] = self.m[a][b] / self.sum - g[a] * g[b];
+                }
+            }
+        }
+        (g, h)
+    }
+}
+
+/// A row's log-likelihood with its gradient and, when `SECOND`, its Hessian in
+/// `(alpha, beta, gamma, delta)`, in closed form for whole counts `0 <= x <= t_x <= n` with `n`
+/// at most [`CLOSED_FORM_MAX_OPPORTUNITIES`]; `None` for other rows (or parameters so extreme
+/// that a term leaves the floating-point range), which take [`row_log_likelihood`].
+///
+/// With whole counts every beta function ratio of eq. 5 is a ratio of rising factorials,
+/// `B(a + x, b + y) / B(a, b) = (a)_x (b)_y / (a + b)_(x+y)`, so `L` is a sum of products of
+/// factors `(a + k)^(+-1)` whose logs have the derivatives `+-1/(a + k)` and `-+1/(a + k)^2`:
+/// no ln-gamma or digamma. `L` is the first death term
+/// `(alpha)_x (beta)_(t_x-x) / (alpha+beta)_(t_x) * gamma (delta)_(t_x) / (gamma+delta)_(t_x+1)`
+/// times the sum of the terms relative to it (the same recurrence as [`row_log_likelihood`],
+/// then the alive term, `(gamma + delta + n) / gamma` times the death term at `n`). As there, a
+/// row without purchases whose likelihood is near 1 is `ln(1 - C)` with `C` the probability of
+/// a first purchase, a sum of the same kind.
+pub(crate) fn whole_row_derivatives<const SECOND: bool>(
+    params: &[f64; 4],
+    x: f64,
+    t_x: f64,
+    n: f64,
+) -> Option<RowDerivatives> {
+    let whole = |v: f64| v.fract() == 0.0;
+    if !(0.0 <= x
+        && x <= t_x
+        && t_x <= n
+        && n <= CLOSED_FORM_MAX_OPPORTUNITIES
+        && whole(x)
+        && whole(t_x)
+        && whole(n))
+    {
+        return None;
+    }
+    let [alpha, beta, gamma, delta] = *params;
+    let (ab, gd) = (alpha + beta, gamma + delta);
+    let plus = |a: &[f64; 4], b: &[f64; 4]| -> [f64; 4] { std::array::from_fn(|k| a[k] + b[k]) };
+    let plus_h = |a: &[[f64; 4]; 4], b: &[[f64; 4]; 4]| -> [[f64; 4]; 4] {
+        std::array::from_fn(|k| plus(&a[k], &b[k]))
+    };
+    let finite = |(v, g, h): RowDerivatives| -> Option<RowDerivatives> {
+        let ok = v.is_finite() && g.iter().chain(h.iter().flatten()).all(|d| d.is_finite());
+        ok.then_some((v, g, h))
+    };
+    if x == 0.0 && n >= 1.0 {
+        // C = sum_j E[(1 - theta)^j] E[(1 - p)^(j - 1) p], j = 1..n, as in row_log_likelihood.
+        let mut first = Factors::<SECOND>::one();
+        first.ratio((DELTA, delta), (GAMMA_DELTA, gd));
+        first.ratio((ALPHA, alpha), (ALPHA_BETA, ab));
+        if first.value < 0.5 {
+            let mut term = Factors::<SECOND>::one();
+            let mut sum = TermSum::<SECOND>::new();
+            sum.add(&term);
+            let mut j = 1.0;
+            while j < n {
+                term.ratio((DELTA, delta + j), (GAMMA_DELTA, gd + j));
+                term.ratio((BETA, beta + (j - 1.0)), (ALPHA_BETA, ab + j));
+                sum.add(&term);
+                j += 1.0;
+            }
+            let complement = first.value * sum.sum;
+            if complement < 0.5 {
+                // ln(1 - C): gradient -r grad ln C, Hessian -r hess ln C - r/(1 - C) g g',
+                // r = C / (1 - C).
+                let (g_first, h_first) = first.derivatives();
+                let (g_sum, h_sum) = sum.ln_derivatives();
+                let g_c = plus(&g_first, &g_sum);
+                let h_c = plus_h(&h_first, &h_sum);
+                let r = complement / (1.0 - complement);
+                let outer = r / (1.0 - complement);
+                let gradient = g_c.map(|v| -r * v);
+                let mut hessian = [[0.0; 4]; 4];
+                if SECOND {
+                    for a in 0..4 {
+                        for b in 0..4 {
+                            hessian[a][b] = -r * h_c[a][b] - outer * g_c[a] * g_c[b];
+                        }
+                    }
+                }
+                return finite(((-complement).ln_1p(), gradient, hessian));
+            }
+        }
+    }
+    // The first death term (at t_x), its factor for opportunity k a purchase ratio (a purchase
+    // at k < x, else none) and a survival ratio.
+    let mut first = Factors::<SECOND>::one();
+    let mut k = 0.0;
+    while k < t_x {
+        let top = if k < x {
+            (ALPHA, alpha + k)
+        } else {
+            (BETA, beta + (k - x))
+        };
+        first.ratio(top, (ALPHA_BETA, ab + k));
+        first.rescale();
+        first.ratio((DELTA, delta + k), (GAMMA_DELTA, gd + k));
+        first.rescale();
+        k += 1.0;
+    }
+    first.ratio((GAMMA, gamma), (GAMMA_DELTA, gd + t_x));
+    // The death terms at m = t_x .. n - 1 relative to it, then the alive term.
+    let mut term = Factors::<SECOND>::one();
+    let mut sum = TermSum::<SECOND>::new();
+    let mut m = t_x;
+    while m < n {
+        sum.add(&term);
+        term.ratio((BETA, beta + (m - x)), (ALPHA_BETA, ab + m));
+        term.ratio((DELTA, delta + m), (GAMMA_DELTA, gd + (m + 1.0)));
+        m += 1.0;
+    }
+    term.ratio((GAMMA_DELTA, gd + n), (GAMMA, gamma));
+    sum.add(&term);
+    let (g_first, h_first) = first.derivatives();
+    let (g_sum, h_sum) = sum.ln_derivatives();
+    finite((
+        first.ln() + sum.sum.ln(),
+        plus(&g_first, &g_sum),
+        plus_h(&h_first, &h_sum),
+    ))
 }
 
 impl BgBbParams {
@@ -468,6 +729,86 @@ mod tests {
         ] {
             let got = p.expected_purchases_new_customer(n);
             assert!((got - want).abs() < 1e-4, "E[X({n})] = {got}");
+        }
+    }
+
+    /// The closed-form rows against the dual numbers (value and gradient) and against central
+    /// differences of their own gradient (Hessian), over both branches of a row without
+    /// purchases, rows alive to the end, long rows and lopsided parameters.
+    #[test]
+    fn closed_form_rows_match_the_dual_numbers() {
+        let points = [
+            [1.2, 0.75, 0.66, 2.8],
+            [0.02, 30.0, 5.0, 0.1],
+            [40.0, 0.05, 0.01, 50.0],
+            [1e-3, 1e-3, 1e3, 1e3],
+            [0.3, 1e4, 0.5, 1e5],
+        ];
+        let rows = [
+            (0.0, 0.0, 0.0),
+            (0.0, 0.0, 1.0),
+            (0.0, 0.0, 6.0),
+            (0.0, 0.0, 40.0),
+            (1.0, 1.0, 1.0),
+            (3.0, 5.0, 6.0),
+            (6.0, 6.0, 6.0),
+            (2.0, 3.0, 40.0),
+            (1.0, 5.0, 128.0),
+            (60.0, 128.0, 128.0),
+            (10.0, 90.0, 128.0),
+        ];
+        for p in &points {
+            for &(x, t_x, n) in &rows {
+                let (v, g, h) = whole_row_derivatives::<true>(p, x, t_x, n).unwrap();
+                let duals: [Dual<4>; 4] = std::array::from_fn(|k| Dual::variable(p[k], k));
+                let want = row_log_likelihood(duals, x, t_x, n);
+                let at = format!("{p:?} ({x}, {t_x}, {n})");
+                assert!(
+                    (v - want.v).abs() <= 1e-12 * want.v.abs().max(1e-3),
+                    "{at}: {v} vs {}",
+                    want.v
+                );
+                for k in 0..4 {
+                    let scale = want.d[k].abs().max(1.0 / p[k]);
+                    assert!(
+                        (g[k] - want.d[k]).abs() <= 1e-10 * scale,
+                        "{at}: {g:?} vs {:?}",
+                        want.d
+                    );
+                }
+                // The gradient pass gives the same value and gradient.
+                let (v1, g1, _) = whole_row_derivatives::<false>(p, x, t_x, n).unwrap();
+                assert_eq!((v1, g1), (v, g), "{at}");
+                for j in 0..4 {
+                    let step = 1e-6 * p[j];
+                    let (mut up, mut down) = (*p, *p);
+                    up[j] += step;
+                    down[j] -= step;
+                    let g_up = whole_row_derivatives::<false>(&up, x, t_x, n).unwrap().1;
+                    let g_down = whole_row_derivatives::<false>(&down, x, t_x, n).unwrap().1;
+                    for i in 0..4 {
+                        let numeric = (g_up[i] - g_down[i]) / (2.0 * step);
+                        let scale = (h[i][i].abs() * h[j][j].abs())
+                            .sqrt()
+                            .max(1.0 / (p[i] * p[j]));
+                        assert!(
+                            (h[i][j] - numeric).abs() <= 1e-6 * scale,
+                            "{at}: H[{i}][{j}] {} vs {numeric}",
+                            h[i][j]
+                        );
+                    }
+                }
+            }
+        }
+        // Rows outside the closed form take the dual numbers.
+        let p = points[0];
+        for (x, t_x, n) in [
+            (0.5, 1.0, 2.0),
+            (1.0, 2.5, 3.0),
+            (2.0, 1.0, 3.0),
+            (1.0, 2.0, 129.0),
+        ] {
+            assert!(whole_row_derivatives::<true>(&p, x, t_x, n).is_none());
         }
     }
 

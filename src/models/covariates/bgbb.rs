@@ -13,14 +13,18 @@
 //! `r`, so a link on parameter 0 is safe here: [`CovariateModel::row_derivatives`] ignores
 //! `shape`.)
 //!
-//! Each row's value and gradient are BG/BB's own, over [`Dual`] numbers (exact). BG/BB has no
-//! analytic Hessian, so a row's Hessian (for Newton steps and standard errors) is the central
-//! difference of that exact gradient, as the fitting engine does for the base model.
+//! Rows with whole counts over at most
+//! [`CLOSED_FORM_MAX_OPPORTUNITIES`](crate::models::bgbb::CLOSED_FORM_MAX_OPPORTUNITIES)
+//! opportunities (all of BG/BB's usual data) take their value, gradient and Hessian in closed
+//! form ([`whole_row_derivatives`]: sums of `1/(a + k)` and `1/(a + k)^2`, no ln-gamma or
+//! digamma). Other rows take BG/BB's own value and gradient over [`Dual`] numbers (exact), and
+//! their Hessian (for Newton steps and standard errors) is the central difference of that
+//! gradient, as the fitting engine does for the base model.
 
 use super::{CovariateModel, Process};
 use crate::data::Rfm;
 use crate::dual::Dual;
-use crate::models::bgbb::row_log_likelihood;
+use crate::models::bgbb::{row_log_likelihood, whole_row_derivatives};
 use crate::models::{BgBbParams, RowDerivatives};
 use crate::parallel::Exec;
 use crate::special::RisingTerms;
@@ -47,6 +51,9 @@ impl CovariateModel for BgBbParams {
         t_x: f64,
         n: f64,
     ) -> RowDerivatives {
+        if let Some(row) = whole_row_derivatives::<SECOND>(params, x, t_x, n) {
+            return row;
+        }
         let (value, gradient) = row_gradient(params, x, t_x, n);
         let mut hessian = [[f64::NAN; 4]; 4];
         if SECOND {

@@ -105,9 +105,12 @@ impl Groups {
             .step_by(KEY_BLOCK_ROWS)
             .map(|start| start..(start + KEY_BLOCK_ROWS).min(rows.len()))
             .collect();
+        // (When both processes read one matrix, the purchase values alone are the key: half
+        // the words to hash and compare.)
+        let alias = rows.dropout_is_purchase();
         let key_of = |i: usize, key: &mut Vec<u64>| {
             key.clear();
-            key.extend(row_bits(rows.covariates(i)));
+            key.extend(row_bits(rows.key_values(i, alias)));
         };
         let keyed: Vec<Option<(Vec<usize>, Vec<u32>)>> = exec.map(&blocks, |range| {
             // Each row's vector hashed without building a key; rows whose hashes match are
@@ -116,12 +119,12 @@ impl Groups {
             let mut first_rows: Vec<usize> = Vec::new();
             let mut local = Vec::with_capacity(range.len());
             for i in range.clone() {
-                let row = rows.covariates(i);
+                let row = rows.key_values(i, alias);
                 let candidates = index.entry(row_hash(row)).or_default();
                 let found = candidates
                     .iter()
                     .copied()
-                    .find(|&g| same_values(rows.covariates(first_rows[g as usize]), row));
+                    .find(|&g| same_values(rows.key_values(first_rows[g as usize], alias), row));
                 let g = match found {
                     Some(g) => g,
                     None => {
@@ -335,6 +338,34 @@ mod tests {
         // Too many groups, only visible once the blocks are merged.
         assert!(Groups::new(&rows, first.len() - 1, &exec).is_none());
         assert!(Groups::new(&rows, first.len(), &Exec::Serial).is_some());
+    }
+
+    /// One matrix passed for both processes is keyed by its purchase values alone: the same
+    /// groups as from two separate copies.
+    #[test]
+    fn one_matrix_for_both_processes_gives_the_same_groups() {
+        let n = 3 * KEY_BLOCK_ROWS / 2;
+        let values: Vec<f64> = (0..n)
+            .flat_map(|i| [(i % 3) as f64, ((i * 7) % 5) as f64])
+            .collect();
+        let (x, t_x, age) = (vec![1.0; n], vec![2.0; n], vec![5.0; n]);
+        let columns = RfmColumns::new(&x, &t_x, &age);
+        let shared = matrix(&values, 2);
+        let copy = values.clone();
+        let aliased = CovariateRows::new(&columns, shared, shared);
+        let separate = CovariateRows::new(&columns, shared, matrix(&copy, 2));
+        assert!(aliased.dropout_is_purchase() && !separate.dropout_is_purchase());
+        let exec = Exec::with_jobs(Some(2)).unwrap();
+        let (a, b) = (
+            Groups::new(&aliased, 100, &exec).unwrap(),
+            Groups::new(&separate, 100, &exec).unwrap(),
+        );
+        assert_eq!(a.data.len(), 15);
+        assert_eq!((&a.purchase, &a.dropout), (&b.purchase, &b.dropout));
+        for (ga, gb) in a.data.iter().zip(&b.data) {
+            assert_eq!(ga.total_weight(), gb.total_weight());
+        }
+        assert!(Groups::new(&aliased, 14, &exec).is_none());
     }
 
     /// Customers with few distinct covariate values go through the base models' likelihood

@@ -95,9 +95,32 @@ impl<'a> CovariateRows<'a> {
                     ),
                 ));
             }
+            if process == Process::Dropout && self.dropout_is_purchase() {
+                // (The same values, checked above.)
+                continue;
+            }
             check_finite(values.view(), column_names)?;
         }
         Ok(())
+    }
+
+    /// Whether the dropout matrix is the purchase matrix itself (the Python layer passes one
+    /// array when both processes take the same columns): each customer's dropout values then
+    /// follow from their purchase values.
+    pub(super) fn dropout_is_purchase(&self) -> bool {
+        self.purchase.as_ptr() == self.dropout.as_ptr() && self.purchase.dim() == self.dropout.dim()
+    }
+
+    /// The covariate values that tell customer `i` from the others: the purchase row alone
+    /// when `dropout_is_purchase` (the answer of [`Self::dropout_is_purchase`]), else both
+    /// rows.
+    #[inline]
+    pub(super) fn key_values(&self, i: usize, dropout_is_purchase: bool) -> [&[f64]; 2] {
+        if dropout_is_purchase {
+            [row_slice(&self.purchase, i), &[]]
+        } else {
+            self.covariates(i)
+        }
     }
 
     /// Row `i` of the purchase and dropout matrices.
