@@ -439,33 +439,27 @@ impl SeriesArgs {
             d1[2] += wz * f;
             d1[3] += w * f_l;
             if SECOND {
-                let (f_mm, f_ml, f_ll) = match PART {
-                    WHOLE => (
-                        -big_r * lambda * lambda * inv
-                            + 2.0 * big_r * lambda * inv * inv
-                            + 2.0 * one_minus_r * inv * inv * inv,
-                        -big_r * lambda,
-                        -n * big_r,
-                    ),
-                    ONES => (2.0 * inv * inv * inv, 0.0, 0.0),
-                    _ => (
-                        big_r * lambda * lambda * inv - 2.0 * big_r * lambda * inv * inv
-                            + 2.0 * big_r * inv * inv * inv,
-                        big_r * lambda,
-                        n * big_r,
-                    ),
+                // The second partials of F through the first ones, which the term has already:
+                // F_mm = (+-R lambda^2 - 2 F_m) / n, F_m,lambda = lambda F_lambda (so its sum is
+                // lambda times F_lambda's, taken once after the loop) and F_lambda,lambda =
+                // n F_lambda. Fewer operations a term than the expanded forms, the same terms to
+                // rounding; the value and gradient sums are untouched (their bits stay).
+                let f_mm = match PART {
+                    WHOLE => -inv * (big_r * lambda * lambda + 2.0 * f_m),
+                    ONES => -2.0 * inv * f_m,
+                    _ => inv * (big_r * lambda * lambda - 2.0 * f_m),
                 };
                 let w_e = w * h1;
+                let w_l = w * f_l;
                 d2[0][0] += w * f_mm;
                 d2[0][1] += w_e * f_m;
                 d2[0][2] += wz * f_m;
-                d2[0][3] += w * f_ml;
-                d2[1][1] += w * (h1 * h1 - h2) * f;
-                d2[1][2] += wz * h1 * f;
+                d2[1][1] += (h1 * h1 - h2) * c;
+                d2[1][2] += wz * f * h1;
                 d2[1][3] += w_e * f_l;
                 d2[2][2] += wzz * f;
                 d2[2][3] += wz * f_l;
-                d2[3][3] += w * f_ll;
+                d2[3][3] += n * w_l;
             }
             // Later term ratios are at most q (see ln_integral_by_series, with z rho for the
             // decaying part); derivative sums carry extra factors of about k (k^2 for the
@@ -525,6 +519,11 @@ impl SeriesArgs {
             }
             big_r *= rho;
             k += 1.0;
+        }
+        // sum_k W_k F_m,lambda = lambda sum_k W_k F_lambda (F_m,lambda = lambda F_lambda for
+        // every part), over the same terms as the other second-order sums.
+        if SECOND {
+            d2[0][3] = lambda * d1[3];
         }
         Some(SeriesSums {
             first: first_order.unwrap_or((sum, d1)),
