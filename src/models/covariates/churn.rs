@@ -31,7 +31,7 @@ use crate::error::{ClvError, Result};
 use crate::fit::{
     fit, fit_in_stages, Domain, FitOptions, FitResult, FusedPass, Likelihood, ParamSpec, Staging,
 };
-use crate::models::bdw::{ln_survival, Bdw, BdwParams, ChurnData, PARAMS};
+use crate::models::bdw::{check_customers, ln_survival, Bdw, BdwParams, ChurnData, PARAMS};
 use crate::parallel::Exec;
 use crate::special::{digamma, digamma_diff, ln_gamma_diff, ln_gamma_digamma_trigamma, trigamma};
 
@@ -52,14 +52,14 @@ pub struct ChurnCovariateRows<'a> {
     pub weights: Vec<f64>,
     /// `len() x columns`, standard layout.
     pub covariates: CowArray<'a, f64, Ix2>,
-    /// The same records without covariates, merged: the base model's data.
-    base: ChurnData,
     /// Whether the rows are merged records (else one row per customer).
     merged: bool,
 }
 
 impl<'a> ChurnCovariateRows<'a> {
-    /// Validate the records (the rules of [`ChurnData::from_customers`]) and the covariate
+    /// Validate the records (the rules of [`check_customers`], one pass that builds nothing:
+    /// the base model's start comes from the rows the fit's first stage reads, see
+    /// [`fit_churn_covariates`]) and the covariate
     /// matrix (`periods.len() x names.len()`, finite values), then merge identical records
     /// when there are at most [`MAX_MERGED_VECTORS`] distinct covariate vectors.
     ///
@@ -94,7 +94,7 @@ impl<'a> ChurnCovariateRows<'a> {
         covariate_names: &[String],
         max_vectors: usize,
     ) -> Result<Self> {
-        let base = ChurnData::from_customers(periods, churned, weights)?;
+        check_customers(periods, churned, weights)?;
         let n = periods.len();
         if covariates.dim() != (n, covariate_names.len()) {
             return Err(ClvError::invalid_data(
@@ -123,7 +123,6 @@ impl<'a> ChurnCovariateRows<'a> {
             churned: Vec::new(),
             weights: Vec::new(),
             covariates: CowArray::from(ndarray::Array2::zeros((0, columns))),
-            base,
             merged: merged.is_some(),
         };
         match merged {
@@ -178,13 +177,16 @@ impl<'a> ChurnCovariateRows<'a> {
         self.covariates.ncols()
     }
 
-    /// The records without covariates (the base model's data).
-    fn base_data(&self) -> &ChurnData {
-        &self.base
+    /// Every `stride`-th row's record without covariates, merged: the base model's data.
+    fn base_data(&self, stride: usize) -> ChurnData {
+        ChurnData::from_checked_records(
+            self.periods.iter().step_by(stride).copied().collect(),
+            self.churned.iter().step_by(stride).copied().collect(),
+            self.weights.iter().step_by(stride).copied().collect(),
+        )
     }
 
-    /// Every `stride`-th row (the warm-start subsample; the base model's data stay all
-    /// records').
+    /// Every `stride`-th row (the warm-start subsample).
     fn subsample(&self, stride: usize) -> ChurnCovariateRows<'a> {
         let pick = |v: &[f64]| v.iter().step_by(stride).copied().collect();
         let rows = self.covariates.slice(ndarray::s![..;stride as isize, ..]);
@@ -193,7 +195,6 @@ impl<'a> ChurnCovariateRows<'a> {
             churned: self.churned.iter().step_by(stride).copied().collect(),
             weights: pick(&self.weights),
             covariates: CowArray::from(rows.as_standard_layout().into_owned()),
-            base: self.base.clone(),
             merged: self.merged,
         }
     }
@@ -888,8 +889,8 @@ impl Likelihood for ChurnCovariates<'_, '_> {
 }
 
 /// Fit sBG (`free_c` false) or BdW with covariates on `alpha`: the base model first (its
-/// estimate, every coefficient 0, is the start; the caller's `opts.start` wins), then all
-/// records. The result names the coefficients `coefficient_names`.
+/// estimate on the records of the first stage, every coefficient 0, is the start; the
+/// caller's `opts.start` wins), then all records. The result names the coefficients `coefficient_names`.
 pub fn fit_churn_covariates(
     rows: &ChurnCovariateRows<'_>,
     free_c: bool,
@@ -914,11 +915,15 @@ fn fit_churn_covariates_staged(
     let base_start = match &opts.start {
         Some(_) => None,
         None => {
-            let data = rows.base_data();
+            // The base model fitted to the rows the first stage reads (every `stride`-th):
+            // a start for that stage, which moves from there anyway. (Its fit to all records
+            // cost a pass over them and a sort of their records, about a base model's whole
+            // fit, for a start the subsample's optimum replaces.)
+            let data = rows.base_data(stride.filter(|&s| s >= 2).unwrap_or(1));
             let base = if free_c {
-                Bdw::new(data)
+                Bdw::new(&data)
             } else {
-                Bdw::shifted_beta_geometric(data)
+                Bdw::shifted_beta_geometric(&data)
             };
             let mut start = fit(&base, opts)?.params;
             start.extend(std::iter::repeat_n(0.0, rows.n_covariates()));
