@@ -33,7 +33,9 @@ use crate::fit::{
 };
 use crate::models::bdw::{check_customers, ln_survival, Bdw, BdwParams, ChurnData, PARAMS};
 use crate::parallel::Exec;
-use crate::special::{digamma, digamma_diff, ln_gamma_diff, ln_gamma_digamma_trigamma, trigamma};
+use crate::special::{
+    digamma, digamma_diff, ln_gamma_diff, ln_gamma_digamma_trigamma_lanes, trigamma,
+};
 
 /// Distinct covariate vectors beyond which records are not merged: with continuous
 /// covariates nearly every customer has their own vector, found out after reading this many
@@ -522,12 +524,13 @@ const SHARED_RECURRENCE_MAX: f64 = 10.0;
 
 /// `ln S(t)` (whole `t <= FAST_SBG_MAX_PERIODS`) with its gradient and (`HESSIAN`) Hessian in
 /// `(alpha, beta, c)`, the terms of [`ln_survival_second`]: the `beta` ones from the pass's
-/// table, the customer's at `s = alpha + beta` (`at_s`: `ln G`, `psi`, `psi'` there, when `s`
-/// is below [`SHARED_RECURRENCE_MAX`]) and at `s + u`.
+/// table, the customer's at `s = alpha + beta` and `s + u` (`at_s`, `at_end`: `ln G`, `psi`,
+/// `psi'` there, read when `s` is below [`SHARED_RECURRENCE_MAX`]).
 #[inline(always)]
 fn bdw_survival<const HESSIAN: bool>(
     s: f64,
     at_s: (f64, f64, f64),
+    at_end: (f64, f64, f64),
     t: usize,
     table: &BdwBetaTerms,
 ) -> (f64, [f64; 3], [f64; 6]) {
@@ -536,7 +539,7 @@ fn bdw_survival<const HESSIAN: bool>(
     }
     let [u, lt, a_rise, a_b, a_u, a_bb, a_uu] = table.terms[t];
     let (b_rise, b_s, b_u, b_uu, b_ss) = if s < SHARED_RECURRENCE_MAX {
-        let (lg_end, psi_end, tri_end) = ln_gamma_digamma_trigamma::<HESSIAN>(s + u);
+        let (lg_end, psi_end, tri_end) = at_end;
         let (lg_s, psi_s, tri_s) = at_s;
         (
             lg_end - lg_s,
@@ -573,12 +576,21 @@ fn bdw_survival<const HESSIAN: bool>(
     (a_rise - b_rise, g, h)
 }
 
-/// A BdW record (whole `t <= FAST_SBG_MAX_PERIODS`) from [`bdw_survival`]: the terms at
-/// `alpha + beta` are shared by `S(t - 1)` and `S(t)`, and the special functions at the
-/// customer's own arguments come from one recurrence, so a churned row costs three of them
-/// (about 8 apart over the dual numbers). `ln P(T = t)` combines the two survival terms as in
-/// [`dual_row`].
+/// The arguments of a BdW record's special functions at the customer's own `s = alpha + beta`
+/// (whole `t <= FAST_SBG_MAX_PERIODS`): `s`, `s + t^c` and `s + (t - 1)^c` (the last read only
+/// for a churned customer).
 #[inline(always)]
+fn bdw_arguments(s: f64, t: usize, table: &BdwBetaTerms) -> [f64; 3] {
+    [
+        s,
+        s + table.terms[t][0],
+        s + table.terms[t.saturating_sub(1)][0],
+    ]
+}
+
+/// A BdW record (whole `t <= FAST_SBG_MAX_PERIODS`), its special functions at the customer's
+/// own arguments ([`bdw_arguments`]) one at a time: [`bdw_row_from`].
+#[cfg(test)]
 fn bdw_row<const HESSIAN: bool>(
     alpha: f64,
     beta: f64,
@@ -586,15 +598,31 @@ fn bdw_row<const HESSIAN: bool>(
     churned: bool,
     table: &BdwBetaTerms,
 ) -> RowTerms {
+    let at = bdw_arguments(alpha + beta, t, table)
+        .map(crate::special::ln_gamma_digamma_trigamma::<HESSIAN>);
+    bdw_row_from::<HESSIAN>(alpha, beta, t, churned, table, &at)
+}
+
+/// A BdW record (whole `t <= FAST_SBG_MAX_PERIODS`) from [`bdw_survival`], given `ln G`, `psi`
+/// and `psi'` at its [`bdw_arguments`] (`at`; read when `alpha + beta` is below
+/// [`SHARED_RECURRENCE_MAX`]): the terms at `alpha + beta` are shared by `S(t - 1)` and `S(t)`,
+/// and each argument's three special functions come from one recurrence, so a churned row
+/// needs three of them (about 8 apart over the dual numbers), which the pass forms for a
+/// whole chunk of rows at once in SIMD lanes ([`ln_gamma_digamma_trigamma_lanes`]).
+/// `ln P(T = t)` combines the two survival terms as in [`dual_row`].
+#[inline(always)]
+fn bdw_row_from<const HESSIAN: bool>(
+    alpha: f64,
+    beta: f64,
+    t: usize,
+    churned: bool,
+    table: &BdwBetaTerms,
+    at: &[(f64, f64, f64); 3],
+) -> RowTerms {
     let s = alpha + beta;
-    let at_s = if s < SHARED_RECURRENCE_MAX {
-        ln_gamma_digamma_trigamma::<HESSIAN>(s)
-    } else {
-        (0.0, 0.0, 0.0)
-    };
-    let (mut v, mut g, mut h) = bdw_survival::<HESSIAN>(s, at_s, t, table);
+    let (mut v, mut g, mut h) = bdw_survival::<HESSIAN>(s, at[0], at[1], t, table);
     if churned {
-        let (v_before, g_before, h_before) = bdw_survival::<HESSIAN>(s, at_s, t - 1, table);
+        let (v_before, g_before, h_before) = bdw_survival::<HESSIAN>(s, at[0], at[2], t - 1, table);
         let d = v - v_before;
         let q = 1.0 / (-d).exp_m1();
         let dd: [f64; 3] = std::array::from_fn(|x| g[x] - g_before[x]);
@@ -738,6 +766,37 @@ impl ChurnCovariates<'_, '_> {
             h_at
         };
         let acc = exec.chunked_sum(rows.len(), width, |range, acc| {
+            let first = range.start;
+            // Each row's `ln alpha_i - ln alpha0 = z . g` and `alpha_i` first, and (BdW) the
+            // special functions at the rows' own arguments for the whole chunk at once, in SIMD
+            // lanes (rows that do not read them give a stand-in argument).
+            let n = range.len();
+            let (mut dots, mut alphas) = (vec![0.0; n], vec![0.0; n]);
+            for i in range.clone() {
+                let dot: f64 = matrix
+                    .row(i)
+                    .iter()
+                    .zip(coefficients)
+                    .map(|(v, g)| v * g)
+                    .sum();
+                dots[i - first] = dot;
+                alphas[i - first] = alpha0 * dot.exp();
+            }
+            let special = bdw_table.as_ref().map(|table| {
+                let mut arguments = vec![1.0; 3 * n];
+                for (r, &alpha) in alphas.iter().enumerate() {
+                    let s = alpha + beta;
+                    let whole = rows.periods[first + r] as usize;
+                    if s > 0.0 && s < SHARED_RECURRENCE_MAX && whole <= FAST_SBG_MAX_PERIODS {
+                        arguments[3 * r..3 * r + 3]
+                            .copy_from_slice(&bdw_arguments(s, whole, table));
+                    }
+                }
+                let mut out = [vec![0.0; 3 * n], vec![0.0; 3 * n], vec![0.0; 3 * n]];
+                let [lg, psi, tri] = &mut out;
+                ln_gamma_digamma_trigamma_lanes::<HESSIAN>(&arguments, lg, psi, tri);
+                out
+            });
             // The Hessian's `x` rows for this chunk as one matrix product,
             // `Z~' [h_ll z~ | h_lb | h_lc]` (weighted), instead of an outer product a row.
             let (mut left, mut right) = if HESSIAN {
@@ -748,15 +807,13 @@ impl ChurnCovariates<'_, '_> {
             } else {
                 (Array2::zeros((0, 0)), Array2::zeros((0, 0)))
             };
-            let first = range.start;
             for i in range {
                 let w = rows.weights[i];
                 if w == 0.0 {
                     continue;
                 }
                 let z = matrix.row(i);
-                let dot: f64 = z.iter().zip(coefficients).map(|(v, g)| v * g).sum();
-                let alpha = alpha0 * dot.exp();
+                let (dot, alpha) = (dots[i - first], alphas[i - first]);
                 let t = rows.periods[i];
                 let whole = t as usize;
                 let row = if whole <= FAST_SBG_MAX_PERIODS && fast_sum(alpha) {
@@ -767,7 +824,10 @@ impl ChurnCovariates<'_, '_> {
                         && alpha > 0.0
                         && alpha.is_finite()
                 }) {
-                    bdw_row::<HESSIAN>(alpha, beta, whole, rows.churned[i], table)
+                    let [lg, psi, tri] = special.as_ref().expect("BdW rows' special functions");
+                    let r = 3 * (i - first);
+                    let at = [r, r + 1, r + 2].map(|j| (lg[j], psi[j], tri[j]));
+                    bdw_row_from::<HESSIAN>(alpha, beta, whole, rows.churned[i], table, &at)
                 } else {
                     dual_row::<HESSIAN>(alpha, b, c, t, rows.churned[i], free_c)
                 };
