@@ -193,8 +193,9 @@ fn trigamma_series_of_inverse(inv: f64) -> f64 {
 /// `(ln Gamma(x), psi(x), psi'(x))` for `x > 0` (`psi'` only when `SECOND`, else 0), the
 /// three by one shared recurrence up to the asymptotic series: the row terms of the BdW
 /// likelihood at a customer's own `alpha + beta`. Agrees with [`ln_gamma`], [`digamma`] and
-/// [`trigamma`] to rounding; [`ln_gamma_digamma_trigamma_lanes`] gives the same bits for many
-/// arguments at once.
+/// [`trigamma`] to about 1e-14 relative to the larger of 1 and the value (`ln Gamma`'s terms
+/// cancel, and the crate's own `ln` is within an ulp but not correctly rounded);
+/// [`ln_gamma_digamma_trigamma_lanes`] gives the same bits for many arguments at once.
 #[inline]
 pub fn ln_gamma_digamma_trigamma<const SECOND: bool>(x: f64) -> (f64, f64, f64) {
     if !(x > 0.0 && x.is_finite()) {
@@ -632,9 +633,12 @@ mod tests {
                 (lg.to_bits(), psi.to_bits(), tri1),
                 (lg1.to_bits(), psi1.to_bits(), 0.0)
             );
-            // ln Gamma and psi to rounding; psi' within the digit its subtraction may lose.
+            // psi to rounding; ln Gamma within its terms' cancellation (the crate's `ln` is
+            // within an ulp, not correctly rounded: 3.999 is 8 ulps off here, where
+            // `(z - 1/2) ln z` is 25 and the value 1.8); psi' within the digit its subtraction
+            // may lose.
             for (got, want, ulps) in [
-                (lg, ln_gamma(x), 4.0),
+                (lg, ln_gamma(x), 32.0),
                 (psi, digamma(x), 4.0),
                 (tri, trigamma(x), 32.0),
             ] {
