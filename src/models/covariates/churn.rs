@@ -724,9 +724,10 @@ impl ChurnCovariates<'_, '_> {
     /// gradient pass at 5 covariates.
     ///
     /// sBG rows with at most [`FAST_SBG_MAX_PERIODS`] periods take the closed form
-    /// ([`sbg_row`]), BdW rows with as many the terms of [`bdw_row`], the rest the base model's
-    /// dual numbers ([`dual_row`]). The
-    /// rows are summed in fixed chunks, so the result is the same for any number of threads.
+    /// ([`sbg_row`]), BdW rows with as many the terms of [`bdw_row_from`] (their special
+    /// functions for the chunk at once, in SIMD lanes), the rest the base model's dual numbers
+    /// ([`dual_row`]). The rows are summed in fixed chunks, so the result is the same for any
+    /// number of threads.
     fn pass<const HESSIAN: bool>(
         &self,
         params: &[f64],
@@ -950,7 +951,8 @@ impl Likelihood for ChurnCovariates<'_, '_> {
 
 /// Fit sBG (`free_c` false) or BdW with covariates on `alpha`: the base model first (its
 /// estimate on the records of the first stage, every coefficient 0, is the start; the
-/// caller's `opts.start` wins), then all records. The result names the coefficients `coefficient_names`.
+/// caller's `opts.start` wins), then all records. The result names the coefficients
+/// `coefficient_names`.
 pub fn fit_churn_covariates(
     rows: &ChurnCovariateRows<'_>,
     free_c: bool,
