@@ -334,76 +334,101 @@ impl ChurnData {
     }
 
     /// From per-customer records: periods observed (churn period for churned customers,
-    /// completed periods for active ones) and whether they churned.
+    /// completed periods for active ones) and whether they churned (the rules of
+    /// [`check_customers`]).
     pub fn from_customers(
         periods: &[f64],
         churned: &[f64],
         weights: Option<&[f64]>,
     ) -> Result<Self> {
-        crate::data::check_lengths(&[("churned", churned.len())], periods.len())?;
-        if periods.is_empty() {
-            return Err(ClvError::invalid_data(
-                "periods",
-                None,
-                None,
-                "at least one customer is required (the input is empty)",
-            ));
-        }
-        let mut data = ChurnData::default();
-        for i in 0..periods.len() {
-            let (t, gone) = (periods[i], churned[i]);
-            if !(t.is_finite() && t >= 0.0 && t.fract() == 0.0) {
-                return Err(ClvError::invalid_data(
-                    "periods",
-                    Some(i),
-                    Some(t),
-                    "must be a whole number of periods >= 0",
-                ));
-            }
-            if !(gone == 0.0 || gone == 1.0) {
-                return Err(ClvError::invalid_data(
-                    "churned",
-                    Some(i),
-                    Some(gone),
-                    "must be 0/1 (False/True)",
-                ));
-            }
-            if gone == 1.0 && t < 1.0 {
-                return Err(ClvError::invalid_data(
-                    "periods",
-                    Some(i),
-                    Some(t),
-                    "must be >= 1 for a churned customer (the period they left in)",
-                ));
-            }
-            let w = weights.map_or(1.0, |w| w[i]);
-            if !(w.is_finite() && w >= 0.0) {
-                return Err(ClvError::invalid_data(
-                    "weights",
-                    Some(i),
-                    Some(w),
-                    "must be a finite number >= 0",
-                ));
-            }
-            data.periods.push(t);
-            data.churned.push(gone == 1.0);
-            data.weights.push(w);
-        }
-        let data = data.canonical();
-        let counted = |i: &usize| data.weights[*i] > 0.0;
-        let n = data.periods.len();
-        if (0..n).any(|i| counted(&i)) && (0..n).filter(counted).all(|i| data.periods[i] == 0.0) {
-            return Err(ClvError::invalid_data(
-                "periods",
-                None,
-                None,
-                "is 0 for every customer: no renewal or churn has been observed yet, so the \
-                 data say nothing about churn (fit on customers observed for at least one \
-                 period)",
-            ));
-        }
-        Ok(data)
+        check_customers(periods, churned, weights)?;
+        let data = ChurnData {
+            periods: periods.to_vec(),
+            churned: churned.iter().map(|&gone| gone == 1.0).collect(),
+            weights: weights.map_or_else(|| vec![1.0; periods.len()], <[f64]>::to_vec),
+        };
+        Ok(data.canonical())
     }
+
+    /// Records already checked (by [`check_customers`]), merged into the canonical rows.
+    pub fn from_checked_records(periods: Vec<f64>, churned: Vec<bool>, weights: Vec<f64>) -> Self {
+        ChurnData {
+            periods,
+            churned,
+            weights,
+        }
+        .canonical()
+    }
+}
+
+/// Check per-customer records in one pass, without building anything: each period a whole
+/// number >= 0 (>= 1 for a churned customer), each `churned` 0/1, each weight finite and >= 0,
+/// and some customer with weight > 0 observed for at least one period when any has weight.
+pub fn check_customers(periods: &[f64], churned: &[f64], weights: Option<&[f64]>) -> Result<()> {
+    crate::data::check_lengths(&[("churned", churned.len())], periods.len())?;
+    if let Some(w) = weights {
+        crate::data::check_lengths(&[("weights", w.len())], periods.len())?;
+    }
+    if periods.is_empty() {
+        return Err(ClvError::invalid_data(
+            "periods",
+            None,
+            None,
+            "at least one customer is required (the input is empty)",
+        ));
+    }
+    let (mut counted, mut observed) = (false, false);
+    for i in 0..periods.len() {
+        let (t, gone) = (periods[i], churned[i]);
+        if !(t.is_finite() && t >= 0.0 && t.fract() == 0.0) {
+            return Err(ClvError::invalid_data(
+                "periods",
+                Some(i),
+                Some(t),
+                "must be a whole number of periods >= 0",
+            ));
+        }
+        if !(gone == 0.0 || gone == 1.0) {
+            return Err(ClvError::invalid_data(
+                "churned",
+                Some(i),
+                Some(gone),
+                "must be 0/1 (False/True)",
+            ));
+        }
+        if gone == 1.0 && t < 1.0 {
+            return Err(ClvError::invalid_data(
+                "periods",
+                Some(i),
+                Some(t),
+                "must be >= 1 for a churned customer (the period they left in)",
+            ));
+        }
+        let w = weights.map_or(1.0, |w| w[i]);
+        if !(w.is_finite() && w >= 0.0) {
+            return Err(ClvError::invalid_data(
+                "weights",
+                Some(i),
+                Some(w),
+                "must be a finite number >= 0",
+            ));
+        }
+        if w > 0.0 {
+            counted = true;
+            observed |= t > 0.0;
+        }
+    }
+    if counted && !observed {
+        return Err(ClvError::invalid_data(
+            "periods",
+            None,
+            None,
+            "is 0 for every customer: no renewal or churn has been observed yet, so the \
+             data say nothing about churn (fit on customers observed for at least one \
+             period)",
+        ));
+    }
+    Ok(())
 }
 
 /// The BdW (or sBG, with `c` fixed at 1) likelihood of churn data.

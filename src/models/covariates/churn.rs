@@ -31,9 +31,11 @@ use crate::error::{ClvError, Result};
 use crate::fit::{
     fit, fit_in_stages, Domain, FitOptions, FitResult, FusedPass, Likelihood, ParamSpec, Staging,
 };
-use crate::models::bdw::{ln_survival, Bdw, BdwParams, ChurnData, PARAMS};
+use crate::models::bdw::{check_customers, ln_survival, Bdw, BdwParams, ChurnData, PARAMS};
 use crate::parallel::Exec;
-use crate::special::{digamma, digamma_diff, ln_gamma_diff, ln_gamma_digamma_trigamma, trigamma};
+use crate::special::{
+    digamma, digamma_diff, ln_gamma_diff, ln_gamma_digamma_trigamma_lanes, trigamma,
+};
 
 /// Distinct covariate vectors beyond which records are not merged: with continuous
 /// covariates nearly every customer has their own vector, found out after reading this many
@@ -52,14 +54,14 @@ pub struct ChurnCovariateRows<'a> {
     pub weights: Vec<f64>,
     /// `len() x columns`, standard layout.
     pub covariates: CowArray<'a, f64, Ix2>,
-    /// The same records without covariates, merged: the base model's data.
-    base: ChurnData,
     /// Whether the rows are merged records (else one row per customer).
     merged: bool,
 }
 
 impl<'a> ChurnCovariateRows<'a> {
-    /// Validate the records (the rules of [`ChurnData::from_customers`]) and the covariate
+    /// Validate the records (the rules of [`check_customers`], one pass that builds nothing:
+    /// the base model's start comes from the rows the fit's first stage reads, see
+    /// [`fit_churn_covariates`]) and the covariate
     /// matrix (`periods.len() x names.len()`, finite values), then merge identical records
     /// when there are at most [`MAX_MERGED_VECTORS`] distinct covariate vectors.
     ///
@@ -94,7 +96,7 @@ impl<'a> ChurnCovariateRows<'a> {
         covariate_names: &[String],
         max_vectors: usize,
     ) -> Result<Self> {
-        let base = ChurnData::from_customers(periods, churned, weights)?;
+        check_customers(periods, churned, weights)?;
         let n = periods.len();
         if covariates.dim() != (n, covariate_names.len()) {
             return Err(ClvError::invalid_data(
@@ -123,7 +125,6 @@ impl<'a> ChurnCovariateRows<'a> {
             churned: Vec::new(),
             weights: Vec::new(),
             covariates: CowArray::from(ndarray::Array2::zeros((0, columns))),
-            base,
             merged: merged.is_some(),
         };
         match merged {
@@ -178,13 +179,16 @@ impl<'a> ChurnCovariateRows<'a> {
         self.covariates.ncols()
     }
 
-    /// The records without covariates (the base model's data).
-    fn base_data(&self) -> &ChurnData {
-        &self.base
+    /// Every `stride`-th row's record without covariates, merged: the base model's data.
+    fn base_data(&self, stride: usize) -> ChurnData {
+        ChurnData::from_checked_records(
+            self.periods.iter().step_by(stride).copied().collect(),
+            self.churned.iter().step_by(stride).copied().collect(),
+            self.weights.iter().step_by(stride).copied().collect(),
+        )
     }
 
-    /// Every `stride`-th row (the warm-start subsample; the base model's data stay all
-    /// records').
+    /// Every `stride`-th row (the warm-start subsample).
     fn subsample(&self, stride: usize) -> ChurnCovariateRows<'a> {
         let pick = |v: &[f64]| v.iter().step_by(stride).copied().collect();
         let rows = self.covariates.slice(ndarray::s![..;stride as isize, ..]);
@@ -193,7 +197,6 @@ impl<'a> ChurnCovariateRows<'a> {
             churned: self.churned.iter().step_by(stride).copied().collect(),
             weights: pick(&self.weights),
             covariates: CowArray::from(rows.as_standard_layout().into_owned()),
-            base: self.base.clone(),
             merged: self.merged,
         }
     }
@@ -521,12 +524,13 @@ const SHARED_RECURRENCE_MAX: f64 = 10.0;
 
 /// `ln S(t)` (whole `t <= FAST_SBG_MAX_PERIODS`) with its gradient and (`HESSIAN`) Hessian in
 /// `(alpha, beta, c)`, the terms of [`ln_survival_second`]: the `beta` ones from the pass's
-/// table, the customer's at `s = alpha + beta` (`at_s`: `ln G`, `psi`, `psi'` there, when `s`
-/// is below [`SHARED_RECURRENCE_MAX`]) and at `s + u`.
+/// table, the customer's at `s = alpha + beta` and `s + u` (`at_s`, `at_end`: `ln G`, `psi`,
+/// `psi'` there, read when `s` is below [`SHARED_RECURRENCE_MAX`]).
 #[inline(always)]
 fn bdw_survival<const HESSIAN: bool>(
     s: f64,
     at_s: (f64, f64, f64),
+    at_end: (f64, f64, f64),
     t: usize,
     table: &BdwBetaTerms,
 ) -> (f64, [f64; 3], [f64; 6]) {
@@ -535,7 +539,7 @@ fn bdw_survival<const HESSIAN: bool>(
     }
     let [u, lt, a_rise, a_b, a_u, a_bb, a_uu] = table.terms[t];
     let (b_rise, b_s, b_u, b_uu, b_ss) = if s < SHARED_RECURRENCE_MAX {
-        let (lg_end, psi_end, tri_end) = ln_gamma_digamma_trigamma::<HESSIAN>(s + u);
+        let (lg_end, psi_end, tri_end) = at_end;
         let (lg_s, psi_s, tri_s) = at_s;
         (
             lg_end - lg_s,
@@ -572,12 +576,21 @@ fn bdw_survival<const HESSIAN: bool>(
     (a_rise - b_rise, g, h)
 }
 
-/// A BdW record (whole `t <= FAST_SBG_MAX_PERIODS`) from [`bdw_survival`]: the terms at
-/// `alpha + beta` are shared by `S(t - 1)` and `S(t)`, and the special functions at the
-/// customer's own arguments come from one recurrence, so a churned row costs three of them
-/// (about 8 apart over the dual numbers). `ln P(T = t)` combines the two survival terms as in
-/// [`dual_row`].
+/// The arguments of a BdW record's special functions at the customer's own `s = alpha + beta`
+/// (whole `t <= FAST_SBG_MAX_PERIODS`): `s`, `s + t^c` and `s + (t - 1)^c` (the last read only
+/// for a churned customer).
 #[inline(always)]
+fn bdw_arguments(s: f64, t: usize, table: &BdwBetaTerms) -> [f64; 3] {
+    [
+        s,
+        s + table.terms[t][0],
+        s + table.terms[t.saturating_sub(1)][0],
+    ]
+}
+
+/// A BdW record (whole `t <= FAST_SBG_MAX_PERIODS`), its special functions at the customer's
+/// own arguments ([`bdw_arguments`]) one at a time: [`bdw_row_from`].
+#[cfg(test)]
 fn bdw_row<const HESSIAN: bool>(
     alpha: f64,
     beta: f64,
@@ -585,15 +598,31 @@ fn bdw_row<const HESSIAN: bool>(
     churned: bool,
     table: &BdwBetaTerms,
 ) -> RowTerms {
+    let at = bdw_arguments(alpha + beta, t, table)
+        .map(crate::special::ln_gamma_digamma_trigamma::<HESSIAN>);
+    bdw_row_from::<HESSIAN>(alpha, beta, t, churned, table, &at)
+}
+
+/// A BdW record (whole `t <= FAST_SBG_MAX_PERIODS`) from [`bdw_survival`], given `ln G`, `psi`
+/// and `psi'` at its [`bdw_arguments`] (`at`; read when `alpha + beta` is below
+/// [`SHARED_RECURRENCE_MAX`]): the terms at `alpha + beta` are shared by `S(t - 1)` and `S(t)`,
+/// and each argument's three special functions come from one recurrence, so a churned row
+/// needs three of them (about 8 apart over the dual numbers), which the pass forms for a
+/// whole chunk of rows at once in SIMD lanes ([`ln_gamma_digamma_trigamma_lanes`]).
+/// `ln P(T = t)` combines the two survival terms as in [`dual_row`].
+#[inline(always)]
+fn bdw_row_from<const HESSIAN: bool>(
+    alpha: f64,
+    beta: f64,
+    t: usize,
+    churned: bool,
+    table: &BdwBetaTerms,
+    at: &[(f64, f64, f64); 3],
+) -> RowTerms {
     let s = alpha + beta;
-    let at_s = if s < SHARED_RECURRENCE_MAX {
-        ln_gamma_digamma_trigamma::<HESSIAN>(s)
-    } else {
-        (0.0, 0.0, 0.0)
-    };
-    let (mut v, mut g, mut h) = bdw_survival::<HESSIAN>(s, at_s, t, table);
+    let (mut v, mut g, mut h) = bdw_survival::<HESSIAN>(s, at[0], at[1], t, table);
     if churned {
-        let (v_before, g_before, h_before) = bdw_survival::<HESSIAN>(s, at_s, t - 1, table);
+        let (v_before, g_before, h_before) = bdw_survival::<HESSIAN>(s, at[0], at[2], t - 1, table);
         let d = v - v_before;
         let q = 1.0 / (-d).exp_m1();
         let dd: [f64; 3] = std::array::from_fn(|x| g[x] - g_before[x]);
@@ -695,9 +724,10 @@ impl ChurnCovariates<'_, '_> {
     /// gradient pass at 5 covariates.
     ///
     /// sBG rows with at most [`FAST_SBG_MAX_PERIODS`] periods take the closed form
-    /// ([`sbg_row`]), BdW rows with as many the terms of [`bdw_row`], the rest the base model's
-    /// dual numbers ([`dual_row`]). The
-    /// rows are summed in fixed chunks, so the result is the same for any number of threads.
+    /// ([`sbg_row`]), BdW rows with as many the terms of [`bdw_row_from`] (their special
+    /// functions for the chunk at once, in SIMD lanes), the rest the base model's dual numbers
+    /// ([`dual_row`]). The rows are summed in fixed chunks, so the result is the same for any
+    /// number of threads.
     fn pass<const HESSIAN: bool>(
         &self,
         params: &[f64],
@@ -737,6 +767,37 @@ impl ChurnCovariates<'_, '_> {
             h_at
         };
         let acc = exec.chunked_sum(rows.len(), width, |range, acc| {
+            let first = range.start;
+            // Each row's `ln alpha_i - ln alpha0 = z . g` and `alpha_i` first, and (BdW) the
+            // special functions at the rows' own arguments for the whole chunk at once, in SIMD
+            // lanes (rows that do not read them give a stand-in argument).
+            let n = range.len();
+            let (mut dots, mut alphas) = (vec![0.0; n], vec![0.0; n]);
+            for i in range.clone() {
+                let dot: f64 = matrix
+                    .row(i)
+                    .iter()
+                    .zip(coefficients)
+                    .map(|(v, g)| v * g)
+                    .sum();
+                dots[i - first] = dot;
+                alphas[i - first] = alpha0 * dot.exp();
+            }
+            let special = bdw_table.as_ref().map(|table| {
+                let mut arguments = vec![1.0; 3 * n];
+                for (r, &alpha) in alphas.iter().enumerate() {
+                    let s = alpha + beta;
+                    let whole = rows.periods[first + r] as usize;
+                    if s > 0.0 && s < SHARED_RECURRENCE_MAX && whole <= FAST_SBG_MAX_PERIODS {
+                        arguments[3 * r..3 * r + 3]
+                            .copy_from_slice(&bdw_arguments(s, whole, table));
+                    }
+                }
+                let mut out = [vec![0.0; 3 * n], vec![0.0; 3 * n], vec![0.0; 3 * n]];
+                let [lg, psi, tri] = &mut out;
+                ln_gamma_digamma_trigamma_lanes::<HESSIAN>(&arguments, lg, psi, tri);
+                out
+            });
             // The Hessian's `x` rows for this chunk as one matrix product,
             // `Z~' [h_ll z~ | h_lb | h_lc]` (weighted), instead of an outer product a row.
             let (mut left, mut right) = if HESSIAN {
@@ -747,15 +808,13 @@ impl ChurnCovariates<'_, '_> {
             } else {
                 (Array2::zeros((0, 0)), Array2::zeros((0, 0)))
             };
-            let first = range.start;
             for i in range {
                 let w = rows.weights[i];
                 if w == 0.0 {
                     continue;
                 }
                 let z = matrix.row(i);
-                let dot: f64 = z.iter().zip(coefficients).map(|(v, g)| v * g).sum();
-                let alpha = alpha0 * dot.exp();
+                let (dot, alpha) = (dots[i - first], alphas[i - first]);
                 let t = rows.periods[i];
                 let whole = t as usize;
                 let row = if whole <= FAST_SBG_MAX_PERIODS && fast_sum(alpha) {
@@ -766,7 +825,10 @@ impl ChurnCovariates<'_, '_> {
                         && alpha > 0.0
                         && alpha.is_finite()
                 }) {
-                    bdw_row::<HESSIAN>(alpha, beta, whole, rows.churned[i], table)
+                    let [lg, psi, tri] = special.as_ref().expect("BdW rows' special functions");
+                    let r = 3 * (i - first);
+                    let at = [r, r + 1, r + 2].map(|j| (lg[j], psi[j], tri[j]));
+                    bdw_row_from::<HESSIAN>(alpha, beta, whole, rows.churned[i], table, &at)
                 } else {
                     dual_row::<HESSIAN>(alpha, b, c, t, rows.churned[i], free_c)
                 };
@@ -888,8 +950,9 @@ impl Likelihood for ChurnCovariates<'_, '_> {
 }
 
 /// Fit sBG (`free_c` false) or BdW with covariates on `alpha`: the base model first (its
-/// estimate, every coefficient 0, is the start; the caller's `opts.start` wins), then all
-/// records. The result names the coefficients `coefficient_names`.
+/// estimate on the records of the first stage, every coefficient 0, is the start; the
+/// caller's `opts.start` wins), then all records. The result names the coefficients
+/// `coefficient_names`.
 pub fn fit_churn_covariates(
     rows: &ChurnCovariateRows<'_>,
     free_c: bool,
@@ -914,11 +977,15 @@ fn fit_churn_covariates_staged(
     let base_start = match &opts.start {
         Some(_) => None,
         None => {
-            let data = rows.base_data();
+            // The base model fitted to the rows the first stage reads (every `stride`-th):
+            // a start for that stage, which moves from there anyway. (Its fit to all records
+            // cost a pass over them and a sort of their records, about a base model's whole
+            // fit, for a start the subsample's optimum replaces.)
+            let data = rows.base_data(stride.filter(|&s| s >= 2).unwrap_or(1));
             let base = if free_c {
-                Bdw::new(data)
+                Bdw::new(&data)
             } else {
-                Bdw::shifted_beta_geometric(data)
+                Bdw::shifted_beta_geometric(&data)
             };
             let mut start = fit(&base, opts)?.params;
             start.extend(std::iter::repeat_n(0.0, rows.n_covariates()));
