@@ -654,92 +654,6 @@ fn partially_non_centred_steps(
     Ok(l * l.transpose())
 }
 
-/// One slice step (Neal 2003, stepping out) on `ln L22`, the log dropout spread given the
-/// purchase side, with each customer's standardised deviation `eta_i = L^-1 (theta_i - B' x_i)`
-/// held fixed (the non-centred coordinates, the ancillary half of Yu & Meng's 2011
-/// interweaving): `ln mu_i` moves as `c_i + L22 eta_i2`, `c_i = (B' x_i)_2 + L21 eta_i1`. The
-/// customers' normal densities of `eta_i` do not depend on `L22`, so the target is the
-/// population prior in `ln L22` (with its coordinates' Jacobian) plus the customers'
-/// Pareto/NBD log-likelihoods. Returns the new `Sigma`; `state` is updated in place.
-fn dropout_scale_slice_step(
-    data: &AbeData<'_>,
-    prior: &RegressionPrior,
-    state: &mut [[f64; 2]],
-    b: &DMatrix<f64>,
-    sigma: &Matrix2<f64>,
-    exec: &Exec,
-    rng: &mut Rng,
-) -> Result<Matrix2<f64>> {
-    let n = data.len();
-    let l = sigma
-        .cholesky()
-        .ok_or_else(|| ClvError::Internal("a covariance draw is not positive definite".into()))?
-        .l();
-    let (l11, l21, l22) = (l[(0, 0)], l[(1, 0)], l[(1, 1)]);
-    // Each customer's dropout-side centre c_i and standardised deviation eta_i2.
-    let centre_eta: Vec<[f64; 3]> = (0..n)
-        .map(|i| {
-            let m = population_mean(b, data.row(i));
-            let eta0 = (state[i][0] - m[0]) / l11;
-            let c = m[1] + l21 * eta0;
-            [state[i][0], c, (state[i][1] - c) / l22]
-        })
-        .collect();
-    let target = |ln_l22: f64| -> f64 {
-        let scale = ln_l22.exp();
-        let likelihood = exec.chunked_sum(n, 1, |range, acc| {
-            for i in range {
-                let [u, c, eta] = centre_eta[i];
-                acc[0] += customer_log_likelihood(
-                    u,
-                    c + scale * eta,
-                    data.frequency[i],
-                    data.recency[i],
-                    data.age[i],
-                );
-            }
-        })[0];
-        let l_new = Matrix2::new(l11, 0.0, l21, scale);
-        likelihood + ln_population_prior(b, &l_new, prior)
-    };
-    let x0 = l22.ln();
-    let level = target(x0) - rng.exponential(1.0);
-    let width = SLICE_WIDTH;
-    let mut low = x0 - width * rng.uniform();
-    let mut high = low + width;
-    let mut budget = 20;
-    while budget > 0 && target(low) > level {
-        low -= width;
-        budget -= 1;
-    }
-    while budget > 0 && target(high) > level {
-        high += width;
-        budget -= 1;
-    }
-    let mut x = x0;
-    for _ in 0..60 {
-        let proposal = low + rng.uniform() * (high - low);
-        if target(proposal) > level {
-            x = proposal;
-            break;
-        }
-        if proposal < x0 {
-            low = proposal;
-        } else {
-            high = proposal;
-        }
-    }
-    let scale = x.exp();
-    for (s, [_, c, eta]) in state.iter_mut().zip(&centre_eta) {
-        s[1] = c + scale * eta;
-    }
-    let l_new = Matrix2::new(l11, 0.0, l21, scale);
-    Ok(l_new * l_new.transpose())
-}
-
-/// The initial bracket of [`dropout_scale_slice_step`] in `ln L22`.
-const SLICE_WIDTH: f64 = 0.1;
-
 /// `(B, L)` from the coordinates `(B column-major, ln L11, L21, ln L22)`.
 fn non_centred_from(phi: &[f64], p: usize) -> (DMatrix<f64>, Matrix2<f64>) {
     let b = DMatrix::from_column_slice(p, 2, &phi[..2 * p]);
@@ -795,8 +709,6 @@ fn run_chain(
     // The customers' likelihood approximations (none until the first adaptation window ends),
     // and the sums of their draws over the current window.
     let mut approx = vec![LikelihoodApprox::default(); n];
-    let no_information = vec![LikelihoodApprox::default(); n];
-    let mut nc_adaptive = AdaptiveProposal::new(2 * p + 3, opts.tune);
     let mut window_sum = vec![[0.0; 2]; n];
     let mut window_count = 0.0;
     let iterations = opts.tune + opts.draws * opts.thin;
@@ -865,26 +777,6 @@ fn run_chain(
             exec,
             &mut rng,
         )?;
-        // EXPERIMENT (i21-asis): interweaving in the non-centred coordinates.
-        let variant = std::env::var("CLVRS_ASIS").unwrap_or_default();
-        if variant == "nc" {
-            let mut rng = Rng::for_stream(key, u64::MAX - 2);
-            sigma = partially_non_centred_steps(
-                data,
-                prior,
-                &no_information,
-                &mut state,
-                &mut b,
-                &sigma,
-                &mut nc_adaptive,
-                adapt,
-                exec,
-                &mut rng,
-            )?;
-        } else if variant == "slice" {
-            let mut rng = Rng::for_stream(key, u64::MAX - 2);
-            sigma = dropout_scale_slice_step(data, prior, &mut state, &b, &sigma, exec, &mut rng)?;
-        }
         if it < opts.tune {
             for (sum, s) in window_sum.iter_mut().zip(&state) {
                 sum[0] += s[0];
