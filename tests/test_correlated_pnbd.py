@@ -116,7 +116,7 @@ def test_recovers_a_known_correlation():
 
 def test_cdnow_fit_ends_on_the_edge_of_the_family():
     """On CDNOW (weeks) the likelihood rises up to the highest correlation the family reaches
-    with the fitted margins (about 0.076): a boundary optimum, said so, with the LR test."""
+    with the fitted margins (about 0.088): a boundary optimum, said so, with the LR test."""
     data = clvrs.datasets.load_cdnow_summary()
     with pytest.warns(clvrs.ConvergenceWarning, match="Sarmanov family"):
         fit = clvrs.CorrelatedParetoNBDModel().fit(data)
